@@ -1,0 +1,216 @@
+//! Component ids and the per-section tables that map a component type to its config struct.
+
+use crate::exporters::debug::DebugExporterConfig;
+use crate::exporters::otlp::OtlpExporterConfig;
+use crate::pdata::Signal;
+use crate::receivers::otlp::OtlpReceiverConfig;
+use crate::receivers::zipkin::ZipkinReceiverConfig;
+use crate::telemetry::health::HealthCheckConfig;
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
+
+/// `type` or `type/name`, e.g. `otlp/alloy`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ComponentId {
+    pub kind: String,
+    pub name: Option<String>,
+}
+
+impl ComponentId {
+    pub fn parse(text: &str) -> Result<ComponentId, String> {
+        let (kind, name) = match text.split_once('/') {
+            Some((kind, name)) => (kind, Some(name)),
+            None => (text, None),
+        };
+        let valid = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
+        if !valid(kind) || !name.is_none_or(valid) {
+            return Err(format!("invalid component id `{text}`: expected `type` or `type/name` of letters, digits, `_`, `-` or `.`"));
+        }
+        Ok(ComponentId { kind: kind.to_string(), name: name.map(str::to_string) })
+    }
+}
+
+impl fmt::Display for ComponentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.name {
+            Some(name) => write!(f, "{}/{name}", self.kind),
+            None => f.write_str(&self.kind),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ComponentId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ComponentId::parse(&String::deserialize(d)?).map_err(de::Error::custom)
+    }
+}
+
+/// A config section whose body type depends on the component type.
+pub trait Typed: Sized {
+    /// The section's name, for messages: `receiver`, `exporter`, …
+    const SECTION: &'static str;
+    /// Types this build knows, with their aliases.
+    const KINDS: &'static [&'static str];
+    fn deserialize_kind<'de, D: Deserializer<'de>>(kind: &str, d: D) -> Result<Self, D::Error>;
+}
+
+/// Reads a section body that may be empty (`otlp:` alone means all defaults).
+fn body<'de, D: Deserializer<'de>, T: Deserialize<'de> + Default>(d: D) -> Result<T, D::Error> {
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// The components of one section by id, in id order.
+#[derive(Debug)]
+pub struct Components<T>(BTreeMap<ComponentId, T>);
+
+impl<T> Default for Components<T> {
+    fn default() -> Self {
+        Components(BTreeMap::new())
+    }
+}
+
+impl<T> Components<T> {
+    pub fn get(&self, id: &ComponentId) -> Option<&T> {
+        self.0.get(id)
+    }
+    pub fn contains(&self, id: &ComponentId) -> bool {
+        self.0.contains_key(id)
+    }
+    pub fn iter(&self) -> impl Iterator<Item = (&ComponentId, &T)> {
+        self.0.iter()
+    }
+}
+
+impl<'de, T: Typed> Deserialize<'de> for Components<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct SectionVisitor<T>(PhantomData<T>);
+        struct KindSeed<'k, T>(&'k str, PhantomData<T>);
+
+        impl<'de, T: Typed> DeserializeSeed<'de> for KindSeed<'_, T> {
+            type Value = T;
+            fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<T, D::Error> {
+                T::deserialize_kind(self.0, d)
+            }
+        }
+
+        impl<'de, T: Typed> Visitor<'de> for SectionVisitor<T> {
+            type Value = Components<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "a map of {} ids to their settings", T::SECTION)
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(Components::default())
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut out = BTreeMap::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    let id = ComponentId::parse(&key).map_err(de::Error::custom)?;
+                    if !T::KINDS.contains(&id.kind.as_str()) {
+                        return Err(de::Error::custom(format!(
+                            "unknown {} type `{}` in `{key}` (this build knows: {})",
+                            T::SECTION,
+                            id.kind,
+                            T::KINDS.join(", ")
+                        )));
+                    }
+                    let config = map.next_value_seed(KindSeed::<T>(&id.kind, PhantomData))?;
+                    if out.insert(id, config).is_some() {
+                        return Err(de::Error::custom(format!("{} `{key}` is defined twice", T::SECTION)));
+                    }
+                }
+                Ok(Components(out))
+            }
+        }
+        d.deserialize_any(SectionVisitor(PhantomData))
+    }
+}
+
+/// A receiver's settings, by type.
+#[derive(Debug)]
+pub enum ReceiverConfig {
+    Otlp(OtlpReceiverConfig),
+    Zipkin(ZipkinReceiverConfig),
+}
+
+impl ReceiverConfig {
+    /// The signals this receiver can feed.
+    pub fn signals(&self) -> &'static [Signal] {
+        match self {
+            ReceiverConfig::Otlp(_) => &Signal::ALL,
+            ReceiverConfig::Zipkin(_) => &[Signal::Traces],
+        }
+    }
+}
+
+impl Typed for ReceiverConfig {
+    const SECTION: &'static str = "receiver";
+    const KINDS: &'static [&'static str] = &["otlp", "zipkin"];
+    fn deserialize_kind<'de, D: Deserializer<'de>>(kind: &str, d: D) -> Result<Self, D::Error> {
+        Ok(match kind {
+            "otlp" => ReceiverConfig::Otlp(body(d)?),
+            _ => ReceiverConfig::Zipkin(body(d)?),
+        })
+    }
+}
+
+/// A processor's settings. Processors are Wasm plugins: the body is handed to the plugin as is.
+#[derive(Debug)]
+pub struct ProcessorConfig {
+    pub kind: String,
+    pub settings: serde_yaml::Value,
+}
+
+impl ProcessorConfig {
+    /// Whether this build can run the processor. The built-in plugins arrive with the Wasm
+    /// runtime; until then a pipeline that names one fails validation rather than running
+    /// without it.
+    pub fn availability(&self) -> Result<(), String> {
+        Err(format!(
+            "the `{}` processor is a Wasm plugin, and this build has no Wasm processor runtime yet",
+            self.kind
+        ))
+    }
+}
+
+impl Typed for ProcessorConfig {
+    const SECTION: &'static str = "processor";
+    const KINDS: &'static [&'static str] = &["k8sattributes", "filter"];
+    fn deserialize_kind<'de, D: Deserializer<'de>>(kind: &str, d: D) -> Result<Self, D::Error> {
+        Ok(ProcessorConfig { kind: kind.to_string(), settings: serde_yaml::Value::deserialize(d)? })
+    }
+}
+
+/// An exporter's settings, by type.
+#[derive(Debug)]
+pub enum ExporterConfig {
+    Otlp(OtlpExporterConfig),
+    Debug(DebugExporterConfig),
+}
+
+impl Typed for ExporterConfig {
+    const SECTION: &'static str = "exporter";
+    const KINDS: &'static [&'static str] = &["otlp", "otlp_grpc", "debug"];
+    fn deserialize_kind<'de, D: Deserializer<'de>>(kind: &str, d: D) -> Result<Self, D::Error> {
+        Ok(match kind {
+            "debug" => ExporterConfig::Debug(body(d)?),
+            _ => ExporterConfig::Otlp(OtlpExporterConfig::deserialize(d)?),
+        })
+    }
+}
+
+/// An extension's settings, by type.
+#[derive(Debug)]
+pub enum ExtensionConfig {
+    HealthCheck(HealthCheckConfig),
+}
+
+impl Typed for ExtensionConfig {
+    const SECTION: &'static str = "extension";
+    const KINDS: &'static [&'static str] = &["health_check"];
+    fn deserialize_kind<'de, D: Deserializer<'de>>(_kind: &str, d: D) -> Result<Self, D::Error> {
+        Ok(ExtensionConfig::HealthCheck(body(d)?))
+    }
+}

@@ -1,0 +1,73 @@
+//! Finds where a key path (and optionally a value under it) sits in YAML text, so errors found
+//! after parsing — a pipeline naming an undefined component — still point at a line and column.
+//!
+//! It follows block-style YAML by indentation, which is how configs are written; when it cannot
+//! follow the text it returns the deepest key it found.
+
+/// 1-based (line, column) of `needle` under the key `path`, or of the key itself.
+pub fn locate(text: &str, path: &[&str], needle: Option<&str>) -> Option<(usize, usize)> {
+    let mut depth = 0; // keys of `path` matched so far
+    let mut indents: Vec<usize> = Vec::new(); // indentation of each matched key
+    let mut found = None;
+    for (number, line) in text.lines().enumerate() {
+        let content = line.trim_start();
+        if content.is_empty() || content.starts_with('#') {
+            continue;
+        }
+        let indent = line.len() - content.len();
+        while indents.last().is_some_and(|&i| indent <= i) {
+            if depth == path.len() && found.is_some() {
+                return found; // left the target block without finding the needle
+            }
+            indents.pop();
+            depth -= 1;
+        }
+        if depth < path.len() {
+            let key = content.trim_start_matches("- ").split(':').next().unwrap_or("").trim();
+            if key.trim_matches(|c| c == '"' || c == '\'') == path[depth] {
+                depth += 1;
+                indents.push(indent);
+                found = Some((number + 1, indent + 1));
+                if depth == path.len() {
+                    if let Some(hit) = needle.and_then(|n| find_word(content, n)) {
+                        return Some((number + 1, indent + 1 + hit));
+                    }
+                }
+            }
+        } else if let Some(hit) = needle.and_then(|n| find_word(content, n)) {
+            return Some((number + 1, indent + 1 + hit));
+        }
+    }
+    found
+}
+
+/// The byte offset of `word` in `line` where it is not part of a longer id.
+fn find_word(line: &str, word: &str) -> Option<usize> {
+    let is_id = |c: char| c.is_ascii_alphanumeric() || "_-./".contains(c);
+    line.match_indices(word).map(|(at, _)| at).find(|&at| {
+        let before = line[..at].chars().next_back();
+        let after = line[at + word.len()..].chars().next();
+        !before.is_some_and(is_id) && !after.is_some_and(is_id)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEXT: &str = "service:\n  pipelines:\n    traces:\n      receivers: [otlp, zipkin]\n      exporters:\n        - otlp/alloy\n    logs:\n      receivers: [otlp]\n";
+
+    // A value inside a flow or block list is found at its own column, not a longer id's.
+    #[test]
+    fn finds_values_under_a_key() {
+        assert_eq!(locate(TEXT, &["service", "pipelines", "traces"], Some("zipkin")), Some((4, 25)));
+        assert_eq!(locate(TEXT, &["service", "pipelines", "traces"], Some("otlp/alloy")), Some((6, 11)));
+        assert_eq!(locate(TEXT, &["service", "pipelines", "logs"], Some("otlp")), Some((8, 19)));
+    }
+
+    // A missing needle falls back to the key.
+    #[test]
+    fn falls_back_to_the_key() {
+        assert_eq!(locate(TEXT, &["service", "pipelines", "logs"], Some("nope")), Some((7, 5)));
+    }
+}

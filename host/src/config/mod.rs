@@ -1,0 +1,277 @@
+//! Configuration in the OpenTelemetry Collector's shape: `receivers`, `processors`, `exporters`,
+//! `extensions` keyed by `type[/name]` component ids, and `service` wiring them into pipelines.
+//!
+//! A component's type (the part of its id before `/`) decides which config struct its body is
+//! read into, in the same serde pass, so every error keeps serde_yaml's line and column. Unknown
+//! keys and unknown types are errors. `validate` then checks the wiring and locates each problem
+//! in the file text.
+
+mod components;
+mod expand;
+mod locate;
+pub mod values;
+
+pub use components::{ComponentId, Components, ExporterConfig, ExtensionConfig, ProcessorConfig, ReceiverConfig};
+
+use crate::pdata::Signal;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The default configuration, embedded so `trailhead run` works with no file.
+pub const DEFAULT_CONFIG: &str = include_str!("../../../config/trailhead.yaml");
+
+/// A whole trailhead configuration.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where data enters: `otlp`, `zipkin`.
+    #[serde(default)]
+    pub receivers: Components<ReceiverConfig>,
+    /// What runs on data in a pipeline, in order: `k8sattributes`, `filter` (Wasm plugins).
+    #[serde(default)]
+    pub processors: Components<ProcessorConfig>,
+    /// Where data leaves: `otlp` (alias `otlp_grpc`), `debug`.
+    #[serde(default)]
+    pub exporters: Components<ExporterConfig>,
+    /// Helpers outside the data path: `health_check`.
+    #[serde(default)]
+    pub extensions: Components<ExtensionConfig>,
+    pub service: ServiceConfig,
+    /// Where the config was read from (set by the loader, not by the file).
+    #[serde(skip)]
+    pub source: PathBuf,
+    /// The text after `${env:…}` expansion, to locate wiring errors.
+    #[serde(skip)]
+    text: String,
+}
+
+/// The `service` section.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServiceConfig {
+    /// Extensions to start, by id.
+    pub extensions: Vec<ComponentId>,
+    /// Pipelines by id: `traces`, `metrics`, `logs`, or `traces/name` for more than one.
+    pub pipelines: BTreeMap<ComponentId, PipelineConfig>,
+    pub telemetry: TelemetryConfig,
+    /// How long SIGTERM waits for pipelines and exporter queues to drain before exiting.
+    #[serde(deserialize_with = "values::duration")]
+    pub shutdown_timeout: Duration,
+}
+
+/// One pipeline: receivers fan in, processors run in order, exporters fan out.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PipelineConfig {
+    pub receivers: Vec<ComponentId>,
+    pub processors: Vec<ComponentId>,
+    pub exporters: Vec<ComponentId>,
+}
+
+/// `service.telemetry`: trailhead's own logs and metrics.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    pub logs: LogsConfig,
+    pub metrics: MetricsConfig,
+}
+
+/// `service.telemetry.logs`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogsConfig {
+    /// `debug`, `info`, `warn` or `error`; `RUST_LOG` overrides it.
+    pub level: String,
+    /// `console` (human-readable) or `json`.
+    pub encoding: LogEncoding,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogEncoding {
+    Console,
+    Json,
+}
+
+/// `service.telemetry.metrics`: the Prometheus endpoint for trailhead's own metrics.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Address serving `/metrics`; `none` level turns it off.
+    pub address: SocketAddr,
+    /// `none` disables the endpoint; `basic`, `normal` and `detailed` all serve every metric.
+    pub level: String,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            extensions: Vec::new(),
+            pipelines: BTreeMap::new(),
+            telemetry: TelemetryConfig::default(),
+            shutdown_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Default for LogsConfig {
+    fn default() -> Self {
+        LogsConfig { level: "info".into(), encoding: LogEncoding::Console }
+    }
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig { address: ([0, 0, 0, 0], 8888).into(), level: "normal".into() }
+    }
+}
+
+/// One problem in a config file, located as precisely as the problem allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub file: String,
+    /// 1-based line and column, when known.
+    pub position: Option<(usize, usize)>,
+    /// The component the problem belongs to, if any.
+    pub component: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some((line, column)) = self.position {
+            write!(f, ":{line}:{column}")?;
+        }
+        if let Some(component) = &self.component {
+            write!(f, ": {component}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// Every problem found in a config; loading fails if there is at least one.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigError(pub Vec<Diagnostic>);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let lines: Vec<String> = self.0.iter().map(ToString::to_string).collect();
+        f.write_str(&lines.join("\n"))
+    }
+}
+
+impl Config {
+    /// Reads, expands, parses and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError(vec![Diagnostic {
+                file: path.display().to_string(),
+                position: None,
+                component: None,
+                message: format!("cannot read config: {e}"),
+            }])
+        })?;
+        Config::from_text(&text, path)
+    }
+
+    /// Parses and validates config text; `path` names it in errors and anchors relative paths.
+    pub fn from_text(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let (text, unset) = expand::expand_env(text, |name| std::env::var(name).ok());
+        for name in unset {
+            tracing::warn!(variable = %name, file = %file, "config refers to an unset environment variable; using an empty value");
+        }
+        let mut config: Config = serde_yaml::from_str(&text).map_err(|e| {
+            let position = e.location().map(|l| (l.line(), l.column()));
+            ConfigError(vec![Diagnostic { file: file.clone(), position, component: None, message: e.to_string() }])
+        })?;
+        config.source = path.to_path_buf();
+        config.text = text;
+        let problems = config.validate();
+        if problems.is_empty() { Ok(config) } else { Err(ConfigError(problems)) }
+    }
+
+    /// Parses the embedded default config.
+    pub fn default_config() -> Result<Config, ConfigError> {
+        Config::from_text(DEFAULT_CONFIG, Path::new("<embedded config/trailhead.yaml>"))
+    }
+
+    /// Checks the wiring: pipelines name defined components that handle their signal.
+    fn validate(&self) -> Vec<Diagnostic> {
+        let mut problems = Vec::new();
+        let mut report = |path: &[&str], needle: Option<&str>, component: String, message: String| {
+            problems.push(Diagnostic {
+                file: self.source.display().to_string(),
+                position: locate::locate(&self.text, path, needle),
+                component: Some(component),
+                message,
+            });
+        };
+        if self.service.pipelines.is_empty() {
+            report(&["service"], None, "service".into(), "no pipelines are defined under service.pipelines".into());
+        }
+        for (pipeline_id, pipeline) in &self.service.pipelines {
+            let pid = pipeline_id.to_string();
+            let at = ["service", "pipelines", pid.as_str()];
+            let component = format!("pipeline `{pid}`");
+            let Some(signal) = Signal::parse(&pipeline_id.kind) else {
+                report(&at, None, component, format!("unknown pipeline type `{}`: use traces, metrics or logs", pipeline_id.kind));
+                continue;
+            };
+            if pipeline.receivers.is_empty() {
+                report(&at, None, component.clone(), "has no receivers".into());
+            }
+            if pipeline.exporters.is_empty() {
+                report(&at, None, component.clone(), "has no exporters".into());
+            }
+            for id in &pipeline.receivers {
+                let id_text = id.to_string();
+                match self.receivers.get(id) {
+                    None => report(&at, Some(&id_text), component.clone(), format!("references receiver `{id}`, which is not defined under receivers")),
+                    Some(receiver) if !receiver.signals().contains(&signal) => report(&at, Some(&id_text), component.clone(), format!("receiver `{id}` does not accept {signal}")),
+                    Some(_) => {}
+                }
+            }
+            for id in &pipeline.processors {
+                let id_text = id.to_string();
+                match self.processors.get(id) {
+                    None => report(&at, Some(&id_text), component.clone(), format!("references processor `{id}`, which is not defined under processors")),
+                    Some(processor) => {
+                        if let Err(why) = processor.availability() {
+                            report(&at, Some(&id_text), component.clone(), format!("processor `{id}` cannot run: {why}"));
+                        }
+                    }
+                }
+            }
+            for id in &pipeline.exporters {
+                if !self.exporters.contains(id) {
+                    let id_text = id.to_string();
+                    report(&at, Some(&id_text), component.clone(), format!("references exporter `{id}`, which is not defined under exporters"));
+                }
+            }
+        }
+        for id in &self.service.extensions {
+            if !self.extensions.contains(id) {
+                let id_text = id.to_string();
+                report(&["service", "extensions"], Some(&id_text), "service.extensions".into(), format!("references extension `{id}`, which is not defined under extensions"));
+            }
+        }
+        problems
+    }
+
+    /// Resolves a path written in the config relative to the config file's folder.
+    pub fn resolve_path(&self, path: &Path) -> PathBuf {
+        match self.source.parent() {
+            Some(dir) if path.is_relative() => dir.join(path),
+            _ => path.to_path_buf(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,73 @@
+//! Value types shared by component configs: durations ("5s", "250ms") and "present means
+//! enabled" sections (`grpc:` with no value turns gRPC on with defaults, as in the collector).
+
+use serde::{Deserialize, Deserializer};
+use std::time::Duration;
+
+/// Parses the collector's duration syntax: a number followed by ns, us, ms, s, m or h;
+/// several may be joined ("1m30s").
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return Err("empty duration".into());
+    }
+    if rest == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let mut total = Duration::ZERO;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let number: f64 = rest[..digits]
+            .parse()
+            .map_err(|_| format!("invalid duration `{text}`: expected a number like 5s or 250ms"))?;
+        rest = &rest[digits..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let seconds_per_unit = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            unit => {
+                return Err(format!(
+                    "invalid duration `{text}`: unknown unit `{unit}` (use ns, us, ms, s, m or h)"
+                ));
+            }
+        };
+        total += Duration::from_secs_f64(number * seconds_per_unit);
+        rest = &rest[unit_len..];
+    }
+    Ok(total)
+}
+
+/// `#[serde(deserialize_with)]` for a duration field.
+pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    parse_duration(&text).map_err(serde::de::Error::custom)
+}
+
+/// `#[serde(deserialize_with)]` for an optional section: present (even empty) means enabled.
+pub fn enabled_section<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Some(Option::<T>::deserialize(d)?.unwrap_or_default()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // The collector's spellings parse; a unit typo is named in the error.
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert!(parse_duration("5 seconds").unwrap_err().contains("unknown unit"));
+        assert!(parse_duration("fast").is_err());
+    }
+}

@@ -1,0 +1,118 @@
+//! The `debug` exporter: prints what arrives on stdout, so a newcomer sees telemetry flow.
+
+use super::queue::{BatchSettings, ExporterSpec, QueueSettings, RetrySettings};
+use super::{ExportError, SendOutcome, Sink};
+use crate::pdata::{json, Signal};
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use serde::Deserialize;
+use serde_json::Value;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// `exporters: debug:`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DebugExporterConfig {
+    /// `basic`: a count per batch; `normal`: a line per item; `detailed`: the whole batch as
+    /// OTLP/JSON.
+    pub verbosity: Verbosity,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verbosity {
+    #[default]
+    Basic,
+    Normal,
+    Detailed,
+}
+
+impl DebugExporterConfig {
+    pub fn build(&self, id: &str, signal: Signal) -> ExporterSpec {
+        ExporterSpec {
+            id: id.to_string(),
+            signal,
+            sink: Arc::new(DebugSink { id: id.to_string(), signal, verbosity: self.verbosity }),
+            queue: QueueSettings { enabled: true, num_consumers: 1, queue_size: 1000 },
+            batch: BatchSettings { send_batch_size: 1, timeout: Duration::ZERO },
+            retry: RetrySettings { enabled: false, ..RetrySettings::default() },
+        }
+    }
+}
+
+struct DebugSink {
+    id: String,
+    signal: Signal,
+    verbosity: Verbosity,
+}
+
+impl Sink for DebugSink {
+    fn send(&self, payload: Bytes, items: usize) -> BoxFuture<'_, Result<SendOutcome, ExportError>> {
+        let text = render(&self.id, self.signal, self.verbosity, &payload, items);
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+        Box::pin(async { Ok(SendOutcome::default()) })
+    }
+}
+
+/// The text printed for one batch.
+pub fn render(id: &str, signal: Signal, verbosity: Verbosity, payload: &[u8], items: usize) -> String {
+    let mut text = format!("{id} {signal}: {items} {}\n", signal.item_name());
+    if verbosity == Verbosity::Basic {
+        return text;
+    }
+    let request = match json::to_json(signal, payload) {
+        Ok(request) => request,
+        Err(e) => return text + &format!("  (cannot decode: {e})\n"),
+    };
+    if verbosity == Verbosity::Detailed {
+        return text + &serde_json::to_string_pretty(&request).unwrap_or_default() + "\n";
+    }
+    let (resources, scopes, records) = match signal {
+        Signal::Traces => ("resourceSpans", "scopeSpans", "spans"),
+        Signal::Metrics => ("resourceMetrics", "scopeMetrics", "metrics"),
+        Signal::Logs => ("resourceLogs", "scopeLogs", "logRecords"),
+    };
+    for resource in array(&request, resources) {
+        let service = array(&resource["resource"], "attributes")
+            .iter()
+            .find(|kv| kv["key"] == "service.name")
+            .and_then(|kv| kv["value"]["stringValue"].as_str())
+            .unwrap_or("unknown_service")
+            .to_string();
+        for scope in array(resource, scopes) {
+            for record in array(scope, records) {
+                let what = match signal {
+                    Signal::Traces => format!("span {} trace_id={} span_id={}", record["name"], record["traceId"], record["spanId"]),
+                    Signal::Metrics => format!("metric {}", record["name"]),
+                    Signal::Logs => format!("log {} {}", record["severityText"], record["body"]),
+                };
+                text += &format!("  service={service} {what}\n");
+            }
+        }
+    }
+    text
+}
+
+fn array<'a>(value: &'a Value, key: &str) -> &'a [Value] {
+    value[key].as_array().map_or(&[], Vec::as_slice)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Each verbosity shows more: a count, then a line per span naming its service.
+    #[test]
+    fn verbosity_levels() {
+        let payload = crate::pdata::wire::tests_support::traces_request(2);
+        let basic = render("debug", Signal::Traces, Verbosity::Basic, &payload, 2);
+        assert_eq!(basic, "debug traces: 2 spans\n");
+        let normal = render("debug", Signal::Traces, Verbosity::Normal, &payload, 2);
+        assert_eq!(normal.lines().filter(|l| l.contains("span \"op\"")).count(), 2, "{normal}");
+        let detailed = render("debug", Signal::Traces, Verbosity::Detailed, &payload, 2);
+        assert!(detailed.contains("\"resourceSpans\""), "{detailed}");
+    }
+}

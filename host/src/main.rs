@@ -1,0 +1,103 @@
+//! The `trailhead` command: `run` a gateway, or `validate` a config without starting one.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use trailhead::config::{Config, LogEncoding};
+use trailhead::service::Service;
+
+// prost allocates ~27 times per decoded span; mimalloc was 1.5× faster than glibc here.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser)]
+#[command(name = "trailhead", version, about = "A telemetry gateway with hot-swappable WebAssembly processors")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway (the embedded default config when no --config is given).
+    Run {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Check a config and report every problem with file:line:column; starts nothing.
+    Validate {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
+fn load(path: Option<&PathBuf>) -> Result<Config, trailhead::config::ConfigError> {
+    match path {
+        Some(path) => Config::load(path),
+        None => Config::default_config(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Run { config: None }) {
+        Command::Validate { config } => match load(Some(&config)) {
+            Ok(_) => {
+                println!("{}: valid", config.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Run { config } => {
+            let config = match load(config.as_ref()) {
+                Ok(config) => config,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            init_logs(&config);
+            match run(config) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::from(3),
+                Err(e) => {
+                    tracing::error!(error = format!("{e:#}"), "trailhead failed");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn init_logs(config: &Config) {
+    use tracing_subscriber::EnvFilter;
+    let logs = &config.service.telemetry.logs;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&logs.level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match logs.encoding {
+        LogEncoding::Json => builder.json().flatten_event(true).init(),
+        LogEncoding::Console => builder.init(),
+    }
+}
+
+#[tokio::main]
+async fn run(config: Config) -> anyhow::Result<bool> {
+    let service = Service::start(&config).await.context("starting")?;
+    tracing::info!(config = %config.source.display(), "trailhead is running");
+    wait_for_signal().await?;
+    Ok(service.shutdown().await)
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+    }
+    Ok(())
+}

@@ -1,0 +1,97 @@
+//! Pipeline data: a batch is one encoded OTLP export request plus where it came from.
+//!
+//! Keeping the request encoded is what makes passthrough cheap: `wire` validates the framing
+//! and counts items in one pass over the bytes, and two encoded requests of the same signal
+//! concatenate into one valid request.
+
+pub mod grpc;
+pub mod json;
+pub mod wire;
+
+use bytes::Bytes;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// The three OTLP signals.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Signal {
+    Traces,
+    Metrics,
+    Logs,
+}
+
+impl Signal {
+    pub const ALL: [Signal; 3] = [Signal::Traces, Signal::Metrics, Signal::Logs];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Signal::Traces => "traces",
+            Signal::Metrics => "metrics",
+            Signal::Logs => "logs",
+        }
+    }
+
+    /// What one item of this signal is called in metrics and messages.
+    pub fn item_name(self) -> &'static str {
+        match self {
+            Signal::Traces => "spans",
+            Signal::Metrics => "metric points",
+            Signal::Logs => "log records",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Signal> {
+        Signal::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+}
+
+impl fmt::Display for Signal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a batch came from. Kubernetes enrichment associates pods by `peer`.
+#[derive(Clone, Debug)]
+pub struct RequestContext {
+    /// The sender's address as seen on the connection.
+    pub peer: Option<SocketAddr>,
+    /// The id of the receiver that accepted the request, e.g. `otlp` or `zipkin/dapr`.
+    pub receiver: Arc<str>,
+}
+
+/// One encoded `Export{Trace,Metrics,Logs}ServiceRequest` on its way through a pipeline.
+#[derive(Clone, Debug)]
+pub struct Batch {
+    pub signal: Signal,
+    /// The protobuf encoding of the export request.
+    pub payload: Bytes,
+    /// Spans, metric data points or log records in `payload` (the collector's item unit).
+    pub items: usize,
+    pub context: RequestContext,
+}
+
+impl Batch {
+    /// Validates the framing of `payload` and counts its items.
+    pub fn from_protobuf(
+        signal: Signal,
+        payload: Bytes,
+        context: RequestContext,
+    ) -> Result<Batch, wire::WireError> {
+        let items = wire::count_items(signal, &payload)?;
+        Ok(Batch { signal, payload, items, context })
+    }
+
+    /// Encodes a decoded request message.
+    pub fn from_message(
+        signal: Signal,
+        message: &impl prost::Message,
+        context: RequestContext,
+    ) -> Batch {
+        let payload = Bytes::from(message.encode_to_vec());
+        // Our own encoding is well formed; counting cannot fail.
+        let items = wire::count_items(signal, &payload).unwrap_or(0);
+        Batch { signal, payload, items, context }
+    }
+}

@@ -1,0 +1,321 @@
+//! One pass over an encoded OTLP export request: checks its protobuf framing down to the items
+//! and counts them, without allocating.
+//!
+//! This is what lets trailhead accept and forward a request without decoding it. It checks every
+//! tag, varint and length on the path `request → resource → scope → item` and the framing inside
+//! each item; it does not check UTF-8 or field types inside items (a full decode does, later,
+//! when a processor asks for it).
+
+use super::Signal;
+
+/// A request whose bytes are not a well-formed export request of the expected signal.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid protobuf at {path}: {reason}")]
+pub struct WireError {
+    /// Where in the request, e.g. `resource_spans[0].scope_spans[1].spans[3]`.
+    pub path: String,
+    pub reason: &'static str,
+}
+
+type Reason = &'static str;
+
+/// A field's value as its wire type frames it.
+enum Value<'a> {
+    Scalar,
+    Bytes(&'a [u8]),
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn varint(&mut self) -> Result<u64, Reason> {
+        let mut value = 0u64;
+        for (i, &byte) in self.buf.iter().enumerate().take(10) {
+            value |= u64::from(byte & 0x7f) << (7 * i);
+            if byte < 0x80 {
+                self.buf = &self.buf[i + 1..];
+                return Ok(value);
+            }
+        }
+        Err(if self.buf.len() < 10 { "truncated varint" } else { "varint longer than 10 bytes" })
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], Reason> {
+        if n > self.buf.len() {
+            return Err("length runs past the end of the message");
+        }
+        let (head, tail) = self.buf.split_at(n);
+        self.buf = tail;
+        Ok(head)
+    }
+
+    /// The next field number and value, or `None` at the end.
+    fn field(&mut self) -> Result<Option<(u64, Value<'a>)>, Reason> {
+        if self.buf.is_empty() {
+            return Ok(None);
+        }
+        let key = self.varint()?;
+        let number = key >> 3;
+        if number == 0 {
+            return Err("field number 0");
+        }
+        let value = match key & 7 {
+            0 => self.varint().map(|_| Value::Scalar)?,
+            1 => self.take(8).map(|_| Value::Scalar)?,
+            2 => {
+                let len = usize::try_from(self.varint()?).map_err(|_| "length too large")?;
+                Value::Bytes(self.take(len)?)
+            }
+            5 => self.take(4).map(|_| Value::Scalar)?,
+            3 | 4 => return Err("group wire type is not used by OTLP"),
+            _ => return Err("invalid wire type"),
+        };
+        Ok(Some((number, value)))
+    }
+}
+
+/// Field names along the path, per signal, for error messages.
+struct Names {
+    resource: &'static str,
+    scope: &'static str,
+    item: &'static str,
+}
+
+fn names(signal: Signal) -> Names {
+    match signal {
+        Signal::Traces => Names { resource: "resource_spans", scope: "scope_spans", item: "spans" },
+        Signal::Metrics => {
+            Names { resource: "resource_metrics", scope: "scope_metrics", item: "metrics" }
+        }
+        Signal::Logs => Names { resource: "resource_logs", scope: "scope_logs", item: "log_records" },
+    }
+}
+
+/// Checks `payload` as an export request of `signal` and returns its item count: spans, log
+/// records, or metric data points (the unit the collector counts).
+pub fn count_items(signal: Signal, payload: &[u8]) -> Result<usize, WireError> {
+    let names = names(signal);
+    let fail = |path: String, reason| WireError { path, reason };
+    let mut total = 0;
+    let mut request = Reader { buf: payload };
+    let mut r = 0;
+    while let Some((number, value)) = request.field().map_err(|e| fail("request".into(), e))? {
+        let Value::Bytes(resource) = value else {
+            if number == 1 {
+                return Err(fail(format!("{}[{r}]", names.resource), "not a message"));
+            }
+            continue;
+        };
+        if number != 1 {
+            continue;
+        }
+        total += count_in_resource(signal, resource)
+            .map_err(|(path, reason)| fail(format!("{}[{r}]{path}", names.resource), reason))?;
+        r += 1;
+    }
+    Ok(total)
+}
+
+/// The path below a resource (built only on error) and the reason.
+type Located = (String, Reason);
+
+fn count_in_resource(signal: Signal, bytes: &[u8]) -> Result<usize, Located> {
+    let names = names(signal);
+    let mut total = 0;
+    let mut s = 0;
+    for_each_message_field(bytes, |number, body| {
+        match number {
+            1 => check_framing(body).map_err(|e| (".resource".to_string(), e))?,
+            2 => {
+                total += count_in_scope(signal, body).map_err(|(path, e)| {
+                    (format!(".{}[{s}]{path}", names.scope), e)
+                })?;
+                s += 1;
+            }
+            _ => {}
+        }
+        Ok(())
+    })?;
+    Ok(total)
+}
+
+fn count_in_scope(signal: Signal, bytes: &[u8]) -> Result<usize, Located> {
+    let names = names(signal);
+    let mut total = 0;
+    let mut i = 0;
+    for_each_message_field(bytes, |number, body| {
+        match number {
+            1 => check_framing(body).map_err(|e| (".scope".to_string(), e))?,
+            2 => {
+                let located = |(path, e): Located| (format!(".{}[{i}]{path}", names.item), e);
+                total += match signal {
+                    Signal::Metrics => count_data_points(body).map_err(located)?,
+                    _ => check_framing(body).map(|()| 1).map_err(|e| located((String::new(), e)))?,
+                };
+                i += 1;
+            }
+            _ => {}
+        }
+        Ok(())
+    })?;
+    Ok(total)
+}
+
+/// Data points of one `Metric`: field 1 of whichever of gauge (5), sum (7), histogram (9),
+/// exponential_histogram (10) or summary (11) it carries.
+fn count_data_points(bytes: &[u8]) -> Result<usize, Located> {
+    let mut total = 0;
+    for_each_message_field(bytes, |number, body| {
+        let kind = match number {
+            5 => "gauge",
+            7 => "sum",
+            9 => "histogram",
+            10 => "exponential_histogram",
+            11 => "summary",
+            _ => return Ok(()),
+        };
+        let mut p = 0;
+        for_each_message_field(body, |number, point| {
+            if number == 1 {
+                check_framing(point)
+                    .map_err(|e| (format!(".{kind}.data_points[{p}]"), e))?;
+                total += 1;
+                p += 1;
+            }
+            Ok(())
+        })
+        .map_err(|(path, e)| (format!(".{kind}{path}"), e))
+    })?;
+    Ok(total)
+}
+
+/// Calls `visit` for every length-delimited field of a message; other fields are only framed.
+fn for_each_message_field<'a>(
+    bytes: &'a [u8],
+    mut visit: impl FnMut(u64, &'a [u8]) -> Result<(), Located>,
+) -> Result<(), Located> {
+    let mut reader = Reader { buf: bytes };
+    while let Some((number, value)) = reader.field().map_err(|e| (String::new(), e))? {
+        if let Value::Bytes(body) = value {
+            visit(number, body)?;
+        }
+    }
+    Ok(())
+}
+
+/// Checks that a message's fields are framed correctly, without descending into them.
+fn check_framing(bytes: &[u8]) -> Result<(), Reason> {
+    let mut reader = Reader { buf: bytes };
+    while reader.field()?.is_some() {}
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::metrics::v1::{
+        Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric,
+    };
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+    use prost::Message;
+
+    fn traces(spans_per_scope: &[usize]) -> Vec<u8> {
+        let scope_spans = spans_per_scope
+            .iter()
+            .map(|&n| ScopeSpans {
+                spans: (0..n).map(|i| Span { name: format!("s{i}"), ..Default::default() }).collect(),
+                ..Default::default()
+            })
+            .collect();
+        ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans { scope_spans, ..Default::default() }],
+        }
+        .encode_to_vec()
+    }
+
+    // Counting walks every scope of every resource.
+    #[test]
+    fn counts_spans_across_scopes() {
+        assert_eq!(count_items(Signal::Traces, &traces(&[3, 0, 5])), Ok(8));
+        assert_eq!(count_items(Signal::Traces, &[]), Ok(0));
+    }
+
+    // Metric items are data points, whatever the metric's kind.
+    #[test]
+    fn counts_metric_data_points() {
+        let gauge = |n| Metric {
+            data: Some(metric::Data::Gauge(Gauge {
+                data_points: vec![NumberDataPoint::default(); n],
+            })),
+            ..Default::default()
+        };
+        let request = ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                scope_metrics: vec![ScopeMetrics {
+                    metrics: vec![gauge(2), gauge(3)],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        assert_eq!(count_items(Signal::Metrics, &request.encode_to_vec()), Ok(5));
+    }
+
+    // A truncated request is refused, and the error says where it broke.
+    #[test]
+    fn truncation_is_located() {
+        let bytes = traces(&[2]);
+        let err = count_items(Signal::Traces, &bytes[..bytes.len() - 1]).unwrap_err();
+        assert_eq!(err.path, "request");
+        assert!(err.reason.contains("past the end"), "{err}");
+    }
+
+    // Garbage inside a span is found at the span's path.
+    #[test]
+    fn bad_item_framing_names_the_item() {
+        let mut span = vec![0x0a, 0x01, b'x']; // a well-framed field 1
+        span.extend([0x17]); // field 2 with wire type 7: invalid
+        let scope = [vec![0x12, span.len() as u8], span].concat();
+        let resource = [vec![0x12, scope.len() as u8], scope].concat();
+        let request = [vec![0x0a, resource.len() as u8], resource].concat();
+        let err = count_items(Signal::Traces, &request).unwrap_err();
+        assert_eq!(err.path, "resource_spans[0].scope_spans[0].spans[0]");
+        assert_eq!(err.reason, "invalid wire type");
+    }
+
+    // Two encoded requests concatenated are one request holding both (what batching relies on).
+    #[test]
+    fn concatenated_requests_merge() {
+        let both = [traces(&[2]), traces(&[3])].concat();
+        assert_eq!(count_items(Signal::Traces, &both), Ok(5));
+        let decoded = ExportTraceServiceRequest::decode(both.as_slice()).unwrap();
+        assert_eq!(decoded.resource_spans.len(), 2);
+    }
+}
+
+/// Builders for other modules' tests.
+#[cfg(test)]
+pub mod tests_support {
+    use bytes::Bytes;
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+    use prost::Message;
+
+    /// An encoded trace request with `spans` spans.
+    pub fn traces_request(spans: usize) -> Bytes {
+        let request = ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans {
+                    spans: vec![Span { name: "op".into(), ..Default::default() }; spans],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        Bytes::from(request.encode_to_vec())
+    }
+}

@@ -1,0 +1,103 @@
+//! Pipelines: the ordered processor slot and the all-or-nothing hand-off to exporter queues.
+//!
+//! A receiver feeds one [`Fanout`] per signal, covering every pipeline that lists it. A batch is
+//! accepted only if every exporter queue of every such pipeline has room: otherwise none of them
+//! gets it and the sender is told to retry, so a retry never duplicates data into the exporters
+//! that had room.
+
+use crate::exporters::ExporterHandle;
+use crate::pdata::{Batch, Signal};
+use crate::telemetry::ReceiverMetrics;
+use futures::future::BoxFuture;
+use std::sync::Arc;
+
+/// A processor in a pipeline's ordered slot. The Wasm runtime implements this.
+pub trait Processor: Send + Sync {
+    /// The component id, e.g. `k8sattributes`.
+    fn id(&self) -> &str;
+    /// Transforms a batch; `Ok(None)` when every item was dropped.
+    fn process(&self, batch: Batch) -> BoxFuture<'_, Result<Option<Batch>, ProcessError>>;
+}
+
+/// A processor failed in a way its failure policy turns into a refusal.
+#[derive(Debug, thiserror::Error)]
+#[error("processor `{processor}` failed: {message}")]
+pub struct ProcessError {
+    pub processor: String,
+    pub message: String,
+}
+
+/// One configured pipeline.
+pub struct Pipeline {
+    pub id: String,
+    pub processors: Vec<Arc<dyn Processor>>,
+    pub exporters: Vec<ExporterHandle>,
+}
+
+/// Why a batch was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsumeError {
+    /// An exporter queue is full: the sender should back off and retry.
+    #[error("exporter `{0}` queue is full; retry later")]
+    Full(String),
+    /// trailhead is shutting down: the sender should retry (another replica will take it).
+    #[error("trailhead is shutting down; retry later")]
+    ShuttingDown,
+    #[error(transparent)]
+    Processor(#[from] ProcessError),
+}
+
+/// Every pipeline one receiver feeds for one signal.
+pub struct Fanout {
+    pub signal: Signal,
+    pipelines: Vec<Arc<Pipeline>>,
+    metrics: ReceiverMetrics,
+}
+
+impl Fanout {
+    pub fn new(signal: Signal, pipelines: Vec<Arc<Pipeline>>, metrics: ReceiverMetrics) -> Self {
+        Fanout { signal, pipelines, metrics }
+    }
+
+    pub fn metrics(&self) -> &ReceiverMetrics {
+        &self.metrics
+    }
+
+    /// Runs each pipeline's processors, then queues the results for every exporter, or for none.
+    pub async fn consume(&self, batch: Batch) -> Result<(), ConsumeError> {
+        let items = batch.items as u64;
+        let result = self.consume_inner(batch).await;
+        match &result {
+            Ok(()) => self.metrics.accepted.add(items),
+            Err(_) => self.metrics.refused.add(items),
+        }
+        result
+    }
+
+    async fn consume_inner(&self, batch: Batch) -> Result<(), ConsumeError> {
+        if batch.items == 0 {
+            return Ok(());
+        }
+        let mut deliveries = Vec::new();
+        for pipeline in &self.pipelines {
+            let mut current = Some(batch.clone());
+            for processor in &pipeline.processors {
+                let Some(input) = current.take() else { break };
+                current = processor.process(input).await?;
+            }
+            if let Some(output) = current.filter(|b| b.items > 0) {
+                for exporter in &pipeline.exporters {
+                    deliveries.push((exporter, output.clone()));
+                }
+            }
+        }
+        let mut permits = Vec::with_capacity(deliveries.len());
+        for (exporter, _) in &deliveries {
+            permits.push(exporter.try_reserve()?);
+        }
+        for (permit, (_, batch)) in permits.into_iter().zip(deliveries) {
+            permit.send(batch);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,154 @@
+//! OTLP/gRPC: the three `Export` methods, received as raw bytes (no decode) and validated by the
+//! wire walk.
+
+use crate::pdata::grpc::{RawCodec, export_path};
+use crate::pdata::{Batch, RequestContext, Signal};
+use crate::pipeline::{ConsumeError, Fanout};
+use crate::receivers::{Consumers, Listening, RETRY_AFTER_SECONDS, bind};
+use axum::body::Body;
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use serde::Deserialize;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tonic::codec::CompressionEncoding;
+use tonic::server::UnaryService;
+use tonic::transport::server::TcpIncoming;
+use tonic::{Code, Status};
+
+/// `protocols: grpc:`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GrpcConfig {
+    /// `host:port` to listen on.
+    pub endpoint: String,
+    /// Largest request accepted, in MiB (after gRPC decompression); larger requests get
+    /// RESOURCE_EXHAUSTED.
+    pub max_recv_msg_size_mib: usize,
+    /// Concurrent HTTP/2 streams per connection.
+    pub max_concurrent_streams: Option<u32>,
+}
+
+impl Default for GrpcConfig {
+    fn default() -> Self {
+        GrpcConfig { endpoint: "0.0.0.0:4317".into(), max_recv_msg_size_mib: 4, max_concurrent_streams: None }
+    }
+}
+
+/// Starts the gRPC server for every signal `consumers` has.
+pub async fn serve(
+    id: &str,
+    config: &GrpcConfig,
+    consumers: &Consumers,
+    shutdown: CancellationToken,
+) -> std::io::Result<Listening> {
+    let listener = bind(&config.endpoint).await?;
+    let address = listener.local_addr()?;
+    let mut router = axum::Router::new();
+    for signal in Signal::ALL {
+        if let Some(fanout) = consumers.get(signal) {
+            let service = ExportService {
+                handler: ExportHandler { fanout: fanout.clone(), receiver: Arc::from(id) },
+                max_message_bytes: config.max_recv_msg_size_mib << 20,
+            };
+            router = router.route_service(export_path(signal), service);
+        }
+    }
+    let server = tonic::transport::Server::builder()
+        .max_concurrent_streams(config.max_concurrent_streams)
+        .add_routes(tonic::service::Routes::from(router))
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown.cancelled_owned());
+    let name = format!("{id} (grpc)");
+    let task_name = name.clone();
+    let task = tokio::spawn(async move {
+        if let Err(e) = server.await {
+            tracing::error!(server = %task_name, error = %e, "server failed");
+        }
+    });
+    Ok(Listening { name, address, task })
+}
+
+/// One signal's `Export` method as a tower service.
+#[derive(Clone)]
+struct ExportService {
+    handler: ExportHandler,
+    max_message_bytes: usize,
+}
+
+impl tower::Service<http::Request<Body>> for ExportService {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move {
+            let mut grpc = tonic::server::Grpc::new(RawCodec)
+                .accept_compressed(CompressionEncoding::Gzip)
+                .accept_compressed(CompressionEncoding::Zstd)
+                .max_decoding_message_size(this.max_message_bytes);
+            let response = grpc.unary(this.handler, request).await;
+            Ok(oversize_is_resource_exhausted(response))
+        })
+    }
+}
+
+/// tonic refuses an oversize message with OUT_OF_RANGE; gRPC (and the collector) say
+/// RESOURCE_EXHAUSTED, which clients know not to retry unchanged.
+fn oversize_is_resource_exhausted(mut response: http::Response<tonic::body::Body>) -> http::Response<tonic::body::Body> {
+    let out_of_range = response.headers().get("grpc-status").is_some_and(|v| v == "11");
+    let oversize = response
+        .headers()
+        .get("grpc-message")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|m| m.contains("message%20length%20too%20large") || m.contains("message length too large"));
+    if out_of_range && oversize {
+        response.headers_mut().insert("grpc-status", http::HeaderValue::from(Code::ResourceExhausted as i32));
+    }
+    response
+}
+
+#[derive(Clone)]
+struct ExportHandler {
+    fanout: Arc<Fanout>,
+    receiver: Arc<str>,
+}
+
+impl UnaryService<Bytes> for ExportHandler {
+    type Response = Bytes;
+    type Future = BoxFuture<'static, Result<tonic::Response<Bytes>, Status>>;
+
+    fn call(&mut self, request: tonic::Request<Bytes>) -> Self::Future {
+        let fanout = self.fanout.clone();
+        let context = RequestContext { peer: request.remote_addr(), receiver: self.receiver.clone() };
+        Box::pin(async move {
+            let batch = Batch::from_protobuf(fanout.signal, request.into_inner(), context).map_err(|e| {
+                fanout.metrics().malformed_requests.add(1);
+                Status::invalid_argument(format!("{} request: {e}", fanout.signal))
+            })?;
+            fanout.consume(batch).await.map_err(status_of)?;
+            // An empty message is a full success: no partial_success.
+            Ok(tonic::Response::new(Bytes::new()))
+        })
+    }
+}
+
+/// The gRPC status for a refused batch: retryable refusals carry RetryInfo.
+fn status_of(error: ConsumeError) -> Status {
+    use tonic_types::{ErrorDetails, StatusExt};
+    match error {
+        ConsumeError::Full(_) | ConsumeError::ShuttingDown => Status::with_error_details(
+            Code::Unavailable,
+            error.to_string(),
+            ErrorDetails::with_retry_info(Some(Duration::from_secs(RETRY_AFTER_SECONDS))),
+        ),
+        ConsumeError::Processor(e) => Status::internal(e.to_string()),
+    }
+}

@@ -1,0 +1,167 @@
+//! OTLP/HTTP: `POST /v1/{traces,metrics,logs}` with protobuf or JSON bodies, compressed or not.
+//! Status codes follow the collector: 405 wrong method, 415 wrong content type, 400 bad body
+//! (with a `google.rpc.Status` in the request's encoding), 413 too large, 503 + `Retry-After`
+//! when full, 200 with an empty response on success.
+
+use crate::pdata::json::batch_from_json;
+use crate::pdata::{Batch, RequestContext, Signal};
+use crate::pipeline::{ConsumeError, Fanout};
+use crate::receivers::body::{media_type, read_body};
+use crate::receivers::{Consumers, RETRY_AFTER_SECONDS};
+use axum::extract::ConnectInfo;
+use axum::extract::Request;
+use axum::response::{IntoResponse, Response};
+use http::{Method, StatusCode, header};
+use prost::Message;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// `protocols: http:`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// `host:port` to listen on.
+    pub endpoint: String,
+    /// Largest body accepted, in bytes, both as sent and after decompression.
+    pub max_request_body_size: usize,
+    pub traces_url_path: String,
+    pub metrics_url_path: String,
+    pub logs_url_path: String,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            endpoint: "0.0.0.0:4318".into(),
+            max_request_body_size: 20 << 20,
+            traces_url_path: "/v1/traces".into(),
+            metrics_url_path: "/v1/metrics".into(),
+            logs_url_path: "/v1/logs".into(),
+        }
+    }
+}
+
+/// The encodings OTLP/HTTP speaks; a response uses the request's.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    Protobuf,
+    Json,
+}
+
+/// `google.rpc.Status`, the error body of OTLP/HTTP.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+}
+
+/// The OTLP/HTTP routes for every signal `consumers` has. A function, so tests drive it
+/// without sockets.
+pub fn router(id: &str, config: &HttpConfig, consumers: &Consumers) -> axum::Router {
+    let mut router = axum::Router::new();
+    let receiver: Arc<str> = Arc::from(id);
+    for signal in Signal::ALL {
+        let Some(fanout) = consumers.get(signal).cloned() else { continue };
+        let path = match signal {
+            Signal::Traces => &config.traces_url_path,
+            Signal::Metrics => &config.metrics_url_path,
+            Signal::Logs => &config.logs_url_path,
+        };
+        let (receiver, limit) = (receiver.clone(), config.max_request_body_size);
+        router = router.route(
+            path,
+            axum::routing::any(move |request: Request| {
+                handle(fanout.clone(), receiver.clone(), limit, request)
+            }),
+        );
+    }
+    router
+}
+
+async fn handle(fanout: Arc<Fanout>, receiver: Arc<str>, limit: usize, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let encoding = match media_type(&parts.headers).as_str() {
+        "application/x-protobuf" => Encoding::Protobuf,
+        "application/json" => Encoding::Json,
+        other if parts.method == Method::POST => {
+            let shown = if other.is_empty() { "none".to_string() } else { format!("`{other}`") };
+            return plain(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("unsupported Content-Type {shown}: use application/x-protobuf or application/json"));
+        }
+        _ => Encoding::Json,
+    };
+    if parts.method != Method::POST {
+        let mut response = error(encoding, StatusCode::METHOD_NOT_ALLOWED, format!("method {} is not allowed on {}; use POST", parts.method, parts.uri.path()));
+        response.headers_mut().insert(header::ALLOW, http::HeaderValue::from_static("POST"));
+        return response;
+    }
+    let signal = fanout.signal;
+    let bad = |status, message: String| {
+        fanout.metrics().malformed_requests.add(1);
+        error(encoding, status, message)
+    };
+    let body = match read_body(&parts.headers, body, limit).await {
+        Ok(body) => body,
+        Err(e) => return bad(e.status(), e.to_string()),
+    };
+    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+    let context = RequestContext { peer, receiver };
+    let batch = match encoding {
+        Encoding::Protobuf => Batch::from_protobuf(signal, body, context).map_err(|e| e.to_string()),
+        Encoding::Json => batch_from_json(signal, &body, context).map_err(|e| format!("invalid OTLP/JSON {signal} request: {e}")),
+    };
+    let batch = match batch {
+        Ok(batch) => batch,
+        Err(message) => return bad(StatusCode::BAD_REQUEST, message),
+    };
+    match fanout.consume(batch).await {
+        Ok(()) => success(encoding),
+        Err(e @ (ConsumeError::Full(_) | ConsumeError::ShuttingDown)) => {
+            let mut response = error(encoding, StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+            response.headers_mut().insert(header::RETRY_AFTER, http::HeaderValue::from(RETRY_AFTER_SECONDS));
+            response
+        }
+        Err(e) => error(encoding, StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// 200 with an empty `Export*ServiceResponse` (no partial success).
+fn success(encoding: Encoding) -> Response {
+    match encoding {
+        Encoding::Protobuf => ([(header::CONTENT_TYPE, "application/x-protobuf")], Vec::new()).into_response(),
+        Encoding::Json => ([(header::CONTENT_TYPE, "application/json")], "{}").into_response(),
+    }
+}
+
+/// An error with a `google.rpc.Status` body in `encoding`.
+fn error(encoding: Encoding, status: StatusCode, message: String) -> Response {
+    let code = grpc_code(status) as i32;
+    match encoding {
+        Encoding::Protobuf => {
+            let body = RpcStatus { code, message }.encode_to_vec();
+            (status, [(header::CONTENT_TYPE, "application/x-protobuf")], body).into_response()
+        }
+        Encoding::Json => {
+            let body = serde_json::json!({ "code": code, "message": message }).to_string();
+            (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+        }
+    }
+}
+
+/// A plain-text error, for requests whose encoding is unknown.
+fn plain(status: StatusCode, message: String) -> Response {
+    (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], message).into_response()
+}
+
+/// The gRPC code that corresponds to an HTTP status, for the `google.rpc.Status` body.
+fn grpc_code(status: StatusCode) -> tonic::Code {
+    match status {
+        StatusCode::BAD_REQUEST => tonic::Code::InvalidArgument,
+        StatusCode::PAYLOAD_TOO_LARGE => tonic::Code::ResourceExhausted,
+        StatusCode::SERVICE_UNAVAILABLE => tonic::Code::Unavailable,
+        StatusCode::METHOD_NOT_ALLOWED | StatusCode::UNSUPPORTED_MEDIA_TYPE => tonic::Code::Unimplemented,
+        _ => tonic::Code::Internal,
+    }
+}

@@ -1,0 +1,90 @@
+//! The `zipkin` receiver: what Dapr sidecars send. v2 JSON or protobuf on every path that does
+//! not contain `api/v1/spans` (Dapr posts to whatever URL it is given), v1 JSON on
+//! `/api/v1/spans`. **202** on success — Dapr treats anything else as a failure.
+
+pub mod model;
+pub mod to_otlp;
+
+use crate::pdata::{Batch, RequestContext, Signal};
+use crate::pipeline::{ConsumeError, Fanout};
+use crate::receivers::body::{media_type, read_body};
+use crate::receivers::{Consumers, RETRY_AFTER_SECONDS};
+use axum::extract::{ConnectInfo, Request};
+use axum::response::{IntoResponse, Response};
+use http::{Method, StatusCode, header};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// `receivers: zipkin:`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ZipkinReceiverConfig {
+    /// `host:port` to listen on.
+    pub endpoint: String,
+    /// Turn tag strings that look like bools or numbers into typed attributes.
+    pub parse_string_tags: bool,
+    /// Largest body accepted, in bytes, both as sent and after decompression.
+    pub max_request_body_size: usize,
+}
+
+impl Default for ZipkinReceiverConfig {
+    fn default() -> Self {
+        ZipkinReceiverConfig { endpoint: "0.0.0.0:9411".into(), parse_string_tags: false, max_request_body_size: 20 << 20 }
+    }
+}
+
+/// The Zipkin routes: every path. `None` when no traces pipeline lists this receiver.
+pub fn router(id: &str, config: &ZipkinReceiverConfig, consumers: &Consumers) -> Option<axum::Router> {
+    let fanout = consumers.get(Signal::Traces)?.clone();
+    let receiver: Arc<str> = Arc::from(id);
+    let config = config.clone();
+    Some(axum::Router::new().fallback(move |request: Request| handle(fanout.clone(), receiver.clone(), config.clone(), request)))
+}
+
+async fn handle(fanout: Arc<Fanout>, receiver: Arc<str>, config: ZipkinReceiverConfig, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    if parts.method != Method::POST {
+        return reply(StatusCode::METHOD_NOT_ALLOWED, format!("method {} is not allowed; POST spans", parts.method));
+    }
+    let bad = |status: StatusCode, message: String| {
+        fanout.metrics().malformed_requests.add(1);
+        reply(status, message)
+    };
+    let v1 = parts.uri.path().contains("api/v1/spans");
+    let media = media_type(&parts.headers);
+    let protobuf = media == "application/x-protobuf";
+    if media == "application/x-thrift" || (v1 && protobuf) {
+        return bad(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("unsupported Content-Type `{media}` on {}: send JSON{}", parts.uri.path(), if v1 { "" } else { " or application/x-protobuf" }));
+    }
+    let body = match read_body(&parts.headers, body, config.max_request_body_size).await {
+        Ok(body) => body,
+        Err(e) => return bad(e.status(), e.to_string()),
+    };
+    let spans = if v1 {
+        model::parse_v1_json(&body)
+    } else if protobuf {
+        model::parse_v2_proto(&body)
+    } else {
+        model::parse_v2_json(&body)
+    };
+    let request = match spans.and_then(|spans| to_otlp::to_otlp(spans, config.parse_string_tags)) {
+        Ok(request) => request,
+        Err(e) => return bad(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+    let batch = Batch::from_message(Signal::Traces, &request, RequestContext { peer, receiver });
+    match fanout.consume(batch).await {
+        Ok(()) => StatusCode::ACCEPTED.into_response(),
+        Err(e @ (ConsumeError::Full(_) | ConsumeError::ShuttingDown)) => {
+            let mut response = reply(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+            response.headers_mut().insert(header::RETRY_AFTER, http::HeaderValue::from(RETRY_AFTER_SECONDS));
+            response
+        }
+        Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+fn reply(status: StatusCode, message: String) -> Response {
+    (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], message).into_response()
+}

@@ -1,0 +1,185 @@
+//! Builds a running trailhead from a [`Config`] and stops it in stages.
+//!
+//! Start: exporters first (one per exporter id and signal), then pipelines, then receivers, so
+//! nothing is accepted before it has somewhere to go; health turns 200 last. Stop (SIGTERM):
+//! health 503, receivers stop accepting and finish in-flight requests, exporter queues close
+//! and drain, and whatever is still unsent at the deadline is counted as failed.
+
+use crate::config::{Config, ExporterConfig, ExtensionConfig, ReceiverConfig};
+use crate::exporters::otlp::BuildError;
+use crate::exporters::{ExporterHandle, spawn_exporter};
+use crate::pdata::Signal;
+use crate::pipeline::{Fanout, Pipeline};
+use crate::receivers::{self, Consumers, Listening};
+use crate::telemetry::{ReceiverMetrics, Telemetry, health};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Why trailhead could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("receiver `{id}`: {source}")]
+    Receiver { id: String, source: std::io::Error },
+    #[error("exporter `{id}`: {source}")]
+    Exporter { id: String, source: BuildError },
+    #[error("{what}: {source}")]
+    Admin { what: &'static str, source: std::io::Error },
+}
+
+/// A running trailhead.
+pub struct Service {
+    pub telemetry: Telemetry,
+    listening: Vec<Listening>,
+    admin: Vec<Listening>,
+    exporters: Vec<JoinHandle<()>>,
+    stop_receivers: CancellationToken,
+    stop_exporters: CancellationToken,
+    abort_exporters: CancellationToken,
+    stop_admin: CancellationToken,
+    shutdown_timeout: Duration,
+}
+
+impl Service {
+    pub async fn start(config: &Config) -> Result<Service, StartError> {
+        let telemetry = Telemetry::default();
+        let stop_exporters = CancellationToken::new();
+        let abort_exporters = CancellationToken::new();
+        let mut exporters: BTreeMap<(String, Signal), ExporterHandle> = BTreeMap::new();
+        let mut exporter_tasks = Vec::new();
+        let mut pipelines: Vec<(Signal, Arc<Pipeline>, &crate::config::PipelineConfig)> = Vec::new();
+
+        for (pipeline_id, pipeline) in &config.service.pipelines {
+            let Some(signal) = Signal::parse(&pipeline_id.kind) else { continue };
+            let mut handles = Vec::new();
+            for exporter_id in &pipeline.exporters {
+                let key = (exporter_id.to_string(), signal);
+                if !exporters.contains_key(&key) {
+                    let Some(exporter) = config.exporters.get(exporter_id) else { continue };
+                    let id = key.0.clone();
+                    let spec = match exporter {
+                        ExporterConfig::Otlp(otlp) => otlp
+                            .build(&id, signal, |p| config.resolve_path(p))
+                            .map_err(|source| StartError::Exporter { id: id.clone(), source })?,
+                        ExporterConfig::Debug(debug) => debug.build(&id, signal),
+                    };
+                    let (handle, task) = spawn_exporter(spec, &telemetry, stop_exporters.clone(), abort_exporters.clone());
+                    exporter_tasks.push(task);
+                    exporters.insert(key.clone(), handle);
+                }
+                handles.push(exporters[&key].clone());
+            }
+            let built = Pipeline { id: pipeline_id.to_string(), processors: Vec::new(), exporters: handles };
+            pipelines.push((signal, Arc::new(built), pipeline));
+        }
+
+        let stop_receivers = CancellationToken::new();
+        let mut listening = Vec::new();
+        for (id, receiver) in config.receivers.iter() {
+            let mut consumers = Consumers::default();
+            for signal in Signal::ALL {
+                let feeding: Vec<Arc<Pipeline>> = pipelines
+                    .iter()
+                    .filter(|(s, _, p)| *s == signal && p.receivers.contains(id))
+                    .map(|(_, built, _)| built.clone())
+                    .collect();
+                if !feeding.is_empty() {
+                    let metrics = ReceiverMetrics::new(&telemetry.registry, &id.to_string(), signal);
+                    consumers.set(signal, Arc::new(Fanout::new(signal, feeding, metrics)));
+                }
+            }
+            let id_text = id.to_string();
+            let failed = |source| StartError::Receiver { id: id_text.clone(), source };
+            if Signal::ALL.iter().all(|s| consumers.get(*s).is_none()) {
+                tracing::warn!(receiver = %id, "receiver is not used by any pipeline; not starting it");
+                continue;
+            }
+            match receiver {
+                ReceiverConfig::Otlp(otlp) => {
+                    if let Some(grpc) = &otlp.protocols.grpc {
+                        listening.push(receivers::otlp::grpc::serve(&id_text, grpc, &consumers, stop_receivers.clone()).await.map_err(failed)?);
+                    }
+                    if let Some(http) = &otlp.protocols.http {
+                        let router = receivers::otlp::http::router(&id_text, http, &consumers);
+                        let name = format!("{id_text} (http)");
+                        listening.push(receivers::serve_http(name, &http.endpoint, router, stop_receivers.clone()).await.map_err(failed)?);
+                    }
+                }
+                ReceiverConfig::Zipkin(zipkin) => {
+                    if let Some(router) = receivers::zipkin::router(&id_text, zipkin, &consumers) {
+                        listening.push(receivers::serve_http(id_text.clone(), &zipkin.endpoint, router, stop_receivers.clone()).await.map_err(failed)?);
+                    }
+                }
+            }
+        }
+
+        let stop_admin = CancellationToken::new();
+        let mut admin = Vec::new();
+        let metrics = &config.service.telemetry.metrics;
+        if metrics.level != "none" {
+            let registry = telemetry.registry.clone();
+            let router = axum::Router::new().route(
+                "/metrics",
+                axum::routing::get(move || {
+                    let registry = registry.clone();
+                    async move { ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], registry.render()) }
+                }),
+            );
+            let server = receivers::serve_http("metrics".into(), &metrics.address.to_string(), router, stop_admin.clone()).await;
+            admin.push(server.map_err(|source| StartError::Admin { what: "service.telemetry.metrics", source })?);
+        }
+        for id in &config.service.extensions {
+            if let Some(ExtensionConfig::HealthCheck(check)) = config.extensions.get(id) {
+                let router = health::router(check, telemetry.health.clone());
+                let server = receivers::serve_http(id.to_string(), &check.endpoint.to_string(), router, stop_admin.clone()).await;
+                admin.push(server.map_err(|source| StartError::Admin { what: "health_check", source })?);
+            }
+        }
+        for server in listening.iter().chain(&admin) {
+            tracing::info!(server = %server.name, address = %server.address, "listening");
+        }
+        telemetry.health.set_serving(true);
+        Ok(Service {
+            telemetry,
+            listening,
+            admin,
+            exporters: exporter_tasks,
+            stop_receivers,
+            stop_exporters,
+            abort_exporters,
+            stop_admin,
+            shutdown_timeout: config.service.shutdown_timeout,
+        })
+    }
+
+    /// Where each server listens, by name (`otlp (grpc)`, `zipkin`, `metrics`, …).
+    pub fn addresses(&self) -> Vec<(String, SocketAddr)> {
+        self.listening.iter().chain(&self.admin).map(|l| (l.name.clone(), l.address)).collect()
+    }
+
+    /// Stops in stages within the configured deadline; returns whether everything drained.
+    pub async fn shutdown(self) -> bool {
+        let deadline = tokio::time::Instant::now() + self.shutdown_timeout;
+        self.telemetry.health.set_serving(false);
+        tracing::info!(timeout_s = self.shutdown_timeout.as_secs_f64(), "shutting down: receivers stop accepting");
+        self.stop_receivers.cancel();
+        let receivers = futures::future::join_all(self.listening.into_iter().map(|l| l.task));
+        let receivers_done = tokio::time::timeout_at(deadline, receivers).await.is_ok();
+        tracing::info!("draining exporter queues");
+        self.stop_exporters.cancel();
+        let mut exporters = futures::future::join_all(self.exporters);
+        let drained = tokio::time::timeout_at(deadline, &mut exporters).await.is_ok();
+        if !drained {
+            tracing::error!("shutdown deadline passed with data still queued or retrying; dropping it");
+            self.abort_exporters.cancel();
+            exporters.await;
+        }
+        self.stop_admin.cancel();
+        futures::future::join_all(self.admin.into_iter().map(|l| l.task)).await;
+        tracing::info!(drained, "stopped");
+        receivers_done && drained
+    }
+}

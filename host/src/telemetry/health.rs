@@ -1,0 +1,54 @@
+//! The `health_check` extension: 200 while trailhead serves, 503 while it starts or drains.
+//! The opentelemetry-collector chart's probes hit it on :13133.
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// `extensions: health_check:`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthCheckConfig {
+    /// Address to serve on.
+    pub endpoint: SocketAddr,
+    /// Path answering the check.
+    pub path: String,
+}
+
+impl Default for HealthCheckConfig {
+    fn default() -> Self {
+        HealthCheckConfig { endpoint: ([0, 0, 0, 0], 13133).into(), path: "/".into() }
+    }
+}
+
+/// Shared serving state.
+#[derive(Clone, Debug, Default)]
+pub struct Health(Arc<AtomicBool>);
+
+impl Health {
+    pub fn set_serving(&self, serving: bool) {
+        self.0.store(serving, Ordering::SeqCst);
+    }
+    pub fn is_serving(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// The health check's routes.
+pub fn router(config: &HealthCheckConfig, health: Health) -> axum::Router {
+    use axum::http::StatusCode;
+    axum::Router::new().route(
+        &config.path,
+        axum::routing::get(move || {
+            let health = health.clone();
+            async move {
+                if health.is_serving() {
+                    (StatusCode::OK, "{\"status\":\"Server available\"}")
+                } else {
+                    (StatusCode::SERVICE_UNAVAILABLE, "{\"status\":\"Server not available\"}")
+                }
+            }
+        }),
+    )
+}

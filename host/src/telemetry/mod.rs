@@ -1,0 +1,94 @@
+//! trailhead observing itself: metrics (named here, in one place), the health check, logs.
+
+pub mod health;
+pub mod metrics;
+
+use crate::pdata::Signal;
+use metrics::{Counter, Histogram, Registry};
+use std::sync::Arc;
+
+/// Counters one receiver keeps for one signal.
+#[derive(Clone, Debug)]
+pub struct ReceiverMetrics {
+    /// Items handed to every pipeline's exporters.
+    pub accepted: Counter,
+    /// Items refused because the pipeline was full or shutting down (the sender may retry).
+    pub refused: Counter,
+    /// Requests rejected as malformed (the sender must not retry).
+    pub malformed_requests: Counter,
+}
+
+impl ReceiverMetrics {
+    pub fn new(registry: &Registry, receiver: &str, signal: Signal) -> Self {
+        let labels = [("receiver", receiver), ("signal", signal.as_str())];
+        ReceiverMetrics {
+            accepted: registry.counter(
+                "trailhead_receiver_accepted_items_total",
+                "Items accepted and queued for export.",
+                &labels,
+            ),
+            refused: registry.counter(
+                "trailhead_receiver_refused_items_total",
+                "Items refused with a retryable error (pipeline full or shutting down).",
+                &labels,
+            ),
+            malformed_requests: registry.counter(
+                "trailhead_receiver_malformed_requests_total",
+                "Requests rejected as malformed.",
+                &labels,
+            ),
+        }
+    }
+}
+
+/// Counters one exporter keeps for one signal.
+#[derive(Clone, Debug)]
+pub struct ExporterMetrics {
+    pub sent: Counter,
+    /// Items given up on: permanent rejection, retries exhausted, or shutdown deadline.
+    pub failed: Counter,
+    /// Items the peer reported as rejected in a partial success.
+    pub rejected_by_peer: Counter,
+    /// Send attempts that will be retried.
+    pub retries: Counter,
+    pub batch_items: Histogram,
+}
+
+const BATCH_BOUNDS: &[f64] = &[10.0, 100.0, 512.0, 1024.0, 4096.0, 8192.0, 16384.0, 65536.0];
+
+impl ExporterMetrics {
+    pub fn new(registry: &Registry, exporter: &str, signal: Signal) -> Self {
+        let labels = [("exporter", exporter), ("signal", signal.as_str())];
+        ExporterMetrics {
+            sent: registry.counter("trailhead_exporter_sent_items_total", "Items delivered.", &labels),
+            failed: registry.counter(
+                "trailhead_exporter_send_failed_items_total",
+                "Items that could not be delivered and were dropped.",
+                &labels,
+            ),
+            rejected_by_peer: registry.counter(
+                "trailhead_exporter_peer_rejected_items_total",
+                "Items the peer rejected in a partial success response.",
+                &labels,
+            ),
+            retries: registry.counter(
+                "trailhead_exporter_retries_total",
+                "Send attempts that failed with a retryable error.",
+                &labels,
+            ),
+            batch_items: registry.histogram(
+                "trailhead_exporter_batch_items",
+                "Items per batch sent.",
+                &labels,
+                BATCH_BOUNDS,
+            ),
+        }
+    }
+}
+
+/// What every component gets to report on itself.
+#[derive(Clone, Debug, Default)]
+pub struct Telemetry {
+    pub registry: Arc<Registry>,
+    pub health: health::Health,
+}
