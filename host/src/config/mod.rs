@@ -188,11 +188,17 @@ impl Config {
         }
         let mut config: Config = serde_yaml::from_str(&text).map_err(|e| {
             let position = e.location().map(|l| (l.line(), l.column()));
-            ConfigError(vec![Diagnostic { file: file.clone(), position, component: None, message: e.to_string() }])
+            // The position is shown in front already.
+            let mut message = e.to_string();
+            if let Some((line, column)) = position {
+                message = message.trim_end_matches(&format!(" at line {line} column {column}")).to_string();
+            }
+            ConfigError(vec![Diagnostic { file: file.clone(), position, component: None, message }])
         })?;
         config.source = path.to_path_buf();
         config.text = text;
-        let problems = config.validate();
+        let mut problems = config.validate();
+        problems.sort_by_key(|p| p.position);
         if problems.is_empty() { Ok(config) } else { Err(ConfigError(problems)) }
     }
 

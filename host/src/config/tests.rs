@@ -1,1 +1,97 @@
+//! Config loading: every file under `config/` loads, and every bad config under
+//! `tests/config/invalid/` fails with exactly the message in its `.err` golden file.
 
+use super::*;
+use std::path::Path;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Loads a repo file, naming it by its repo-relative path in errors.
+fn load(file: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(file).unwrap();
+    Config::from_text(&text, file.strip_prefix(repo()).unwrap())
+}
+
+fn yaml_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|entry| entry.unwrap().path())
+        .flat_map(|path| if path.is_dir() { yaml_files(&path) } else { vec![path] })
+        .filter(|path| path.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    files
+}
+
+// Every config we ship loads. The original plan's config parses unchanged and fails only
+// because its k8sattributes processor needs the Wasm runtime, at each place it is used.
+#[test]
+fn every_shipped_config_loads() {
+    let files = yaml_files(&repo().join("config"));
+    assert!(files.len() >= 3, "{files:?}");
+    for file in files {
+        match load(&file) {
+            Ok(config) => assert!(!config.service.pipelines.is_empty()),
+            Err(ConfigError(problems)) if file.ends_with("mathtrail-plan.yaml") => {
+                assert_eq!(problems.len(), 3, "{problems:?}");
+                for problem in problems {
+                    assert!(problem.message.contains("no Wasm processor runtime yet"), "{problem}");
+                    assert!(problem.position.is_some(), "{problem}");
+                }
+            }
+            Err(e) => panic!("{}: {e}", file.display()),
+        }
+    }
+}
+
+// The embedded default is the file in config/ and starts receivers on localhost only.
+#[test]
+fn embedded_default_is_localhost() {
+    let config = Config::default_config().unwrap();
+    let text = std::fs::read_to_string(repo().join("config/trailhead.yaml")).unwrap();
+    assert_eq!(DEFAULT_CONFIG, text);
+    assert!(!DEFAULT_CONFIG.contains("0.0.0.0"));
+    assert_eq!(config.service.pipelines.len(), 3);
+}
+
+// Bad configs report file:line:column, the component, and what is wrong; set
+// TRAILHEAD_BLESS=1 to rewrite the goldens after an intended message change.
+#[test]
+fn invalid_configs_match_their_goldens() {
+    let dir = repo().join("tests/config/invalid");
+    let files = yaml_files(&dir);
+    assert!(files.len() >= 5);
+    for file in files {
+        let got = match load(&file) {
+            Ok(_) => panic!("{} loaded, but it is invalid", file.display()),
+            Err(e) => format!("{e}\n"),
+        };
+        let golden = file.with_extension("err");
+        if std::env::var_os("TRAILHEAD_BLESS").is_some() {
+            std::fs::write(&golden, &got).unwrap();
+        }
+        let want = std::fs::read_to_string(&golden).unwrap_or_else(|e| panic!("{}: {e}", golden.display()));
+        assert_eq!(got, want, "{}", file.display());
+    }
+}
+
+// `${env:VAR}` expands before parsing, with defaults.
+#[test]
+fn env_expansion_feeds_values() {
+    let text = "receivers:\n  otlp:\nexporters:\n  otlp:\n    endpoint: ${env:TRAILHEAD_TEST_UNSET_VAR:-alloy:4317}\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [otlp]\n";
+    let config = Config::from_text(text, Path::new("t.yaml")).unwrap();
+    let Some(ExporterConfig::Otlp(otlp)) = config.exporters.get(&ComponentId::parse("otlp").unwrap()) else { panic!() };
+    assert_eq!(otlp.endpoint, "alloy:4317");
+}
+
+// A protocol key with no value turns the protocol on with defaults, as in the collector.
+#[test]
+fn empty_sections_mean_defaults() {
+    let text = "receivers:\n  otlp:\n    protocols:\n      grpc:\nexporters:\n  debug:\nservice:\n  pipelines:\n    logs:\n      receivers: [otlp]\n      exporters: [debug]\n";
+    let config = Config::from_text(text, Path::new("t.yaml")).unwrap();
+    let Some(ReceiverConfig::Otlp(otlp)) = config.receivers.get(&ComponentId::parse("otlp").unwrap()) else { panic!() };
+    assert_eq!(otlp.protocols.grpc.as_ref().unwrap().endpoint, "0.0.0.0:4317");
+    assert!(otlp.protocols.http.is_none());
+}

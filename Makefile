@@ -1,0 +1,56 @@
+# trailhead — the two commands: `make run` and `make test`. Everything the tests need is
+# installed by the targets below; nothing is assumed to be on the machine beyond its toolchains.
+
+CARGO       ?= cargo
+JOBS        ?= 2
+VENV        := .venv
+PYTHON      := $(VENV)/bin/python
+PEERS       := tests/peers/bin
+COLLECTOR   := $(PEERS)/otelcol-peer
+BINARY      := target/release/trailhead
+CONFIG      ?= config/trailhead.yaml
+
+.PHONY: build run test unit e2e setup peers venv bench lint clean
+
+## build: the release binary at target/release/trailhead (and plugins, once they exist)
+build:
+	$(CARGO) build --release -j$(JOBS) -p trailhead -p trailhead-bench
+
+## run: trailhead on the default config (receivers on localhost, the debug exporter)
+run: build
+	$(BINARY) run --config $(CONFIG)
+
+## test: install what the tests need, then run every test
+test: setup unit e2e
+
+unit:
+	$(CARGO) test -j$(JOBS) --workspace
+
+e2e: build venv peers
+	TRAILHEAD_BIN=$(BINARY) OTELCOL_BIN=$(COLLECTOR) $(VENV)/bin/pytest -q -p no:warnings tests/e2e
+
+setup: venv peers
+	rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
+## venv: the OpenTelemetry SDKs and test tools from PyPI
+venv: $(VENV)/.installed
+$(VENV)/.installed: tests/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r tests/requirements.txt
+	touch $@
+
+## peers: the OpenTelemetry Collector built from its Go modules
+peers: $(COLLECTOR)
+$(COLLECTOR): tests/peers/collector/go.mod tests/peers/collector/main.go
+	cd tests/peers/collector && go build -o ../bin/otelcol-peer .
+
+## bench: load trailhead and write BENCHMARKS.md
+bench: build
+	$(PYTHON) bench/run.py --binary $(BINARY) --loadgen target/release/trailhead-bench --out BENCHMARKS.md
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy -j$(JOBS) --workspace --all-targets -- -D warnings
+
+clean:
+	rm -rf target $(VENV) $(PEERS)

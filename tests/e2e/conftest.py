@@ -1,0 +1,230 @@
+"""Fixtures for trailhead's end-to-end tests: the trailhead binary on a generated config, and a
+real OTLP/gRPC sink (grpcio with the opentelemetry-proto services) standing in for Alloy.
+
+Everything listens on 127.0.0.1 with ports the kernel picks: trailhead reports the addresses it
+bound in its JSON logs, and the sink reports its own.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+from concurrent import futures
+from pathlib import Path
+
+import grpc
+import pytest
+import requests
+import yaml
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+REPO = Path(__file__).resolve().parents[2]
+BINARY = Path(os.environ.get("TRAILHEAD_BIN", REPO / "target" / "release" / "trailhead"))
+
+
+class Sink:
+    """An OTLP/gRPC server that records every export request it gets.
+
+    `behaviour` decides each reply: None accepts; a callable gets (signal, request, context) and
+    may abort the call or return a response (for partial success)."""
+
+    def __init__(self):
+        self.requests = {"traces": [], "metrics": [], "logs": []}
+        self.metadata = []
+        self.behaviour = None
+        self.lock = threading.Lock()
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=16), options=[("grpc.max_receive_message_length", 64 << 20)])
+        sink = self
+
+        def handler(signal_name, response_type):
+            def export(self, request, context):
+                with sink.lock:
+                    sink.metadata.append(dict(context.invocation_metadata()))
+                behaviour = sink.behaviour
+                if behaviour is not None:
+                    response = behaviour(signal_name, request, context)
+                    if response is not None:
+                        with sink.lock:
+                            sink.requests[signal_name].append(request)
+                        return response
+                with sink.lock:
+                    sink.requests[signal_name].append(request)
+                return response_type()
+            return export
+
+        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(
+            type("T", (trace_service_pb2_grpc.TraceServiceServicer,), {"Export": handler("traces", trace_service_pb2.ExportTraceServiceResponse)})(), self.server)
+        metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(
+            type("M", (metrics_service_pb2_grpc.MetricsServiceServicer,), {"Export": handler("metrics", metrics_service_pb2.ExportMetricsServiceResponse)})(), self.server)
+        logs_service_pb2_grpc.add_LogsServiceServicer_to_server(
+            type("L", (logs_service_pb2_grpc.LogsServiceServicer,), {"Export": handler("logs", logs_service_pb2.ExportLogsServiceResponse)})(), self.server)
+        self.port = self.server.add_insecure_port("127.0.0.1:0")
+        self.server.start()
+
+    @property
+    def endpoint(self):
+        return f"127.0.0.1:{self.port}"
+
+    def items(self, signal_name):
+        """Spans, data points or log records received so far."""
+        with self.lock:
+            return sum(count_items(signal_name, r) for r in self.requests[signal_name])
+
+    def spans(self):
+        with self.lock:
+            return [s for r in self.requests["traces"] for rs in r.resource_spans for ss in rs.scope_spans for s in ss.spans]
+
+    def wait_for(self, signal_name, count, timeout=20):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.items(signal_name) >= count:
+                return self.items(signal_name)
+            time.sleep(0.05)
+        return self.items(signal_name)
+
+    def stop(self):
+        self.server.stop(0)
+
+
+def count_items(signal_name, request):
+    if signal_name == "traces":
+        return sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
+    if signal_name == "logs":
+        return sum(len(sl.log_records) for rl in request.resource_logs for sl in rl.scope_logs)
+    total = 0
+    for rm in request.resource_metrics:
+        for sm in rm.scope_metrics:
+            for m in sm.metrics:
+                kind = m.WhichOneof("data")
+                total += len(getattr(m, kind).data_points) if kind else 0
+    return total
+
+
+class Trailhead:
+    """trailhead running on a config; `address(name)` is where a server of it listens."""
+
+    def __init__(self, tmp_path, config, extra_env=None):
+        self.config_path = tmp_path / "trailhead.yaml"
+        config.setdefault("service", {}).setdefault("telemetry", {})
+        config["service"]["telemetry"].setdefault("logs", {"level": "info", "encoding": "json"})
+        config["service"]["telemetry"].setdefault("metrics", {"address": "127.0.0.1:0"})
+        self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+        env = dict(os.environ, **(extra_env or {}))
+        env.pop("RUST_LOG", None)
+        self.process = subprocess.Popen([str(BINARY), "run", "--config", str(self.config_path)],
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        self.logs = []
+        self.stdout = []
+        self.addresses = {}
+        self._ready = threading.Event()
+        threading.Thread(target=self._read_logs, daemon=True).start()
+        threading.Thread(target=self._read_stdout, daemon=True).start()
+        if not self._ready.wait(20):
+            self.process.kill()
+            raise RuntimeError("trailhead did not start:\n" + "\n".join(map(str, self.logs)))
+
+    def _read_logs(self):
+        for raw in self.process.stderr:
+            line = raw.decode(errors="replace").rstrip()
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                entry = {"message": line}
+            self.logs.append(entry)
+            if entry.get("message") == "listening":
+                self.addresses[entry["server"]] = entry["address"]
+            if entry.get("message") == "trailhead is running":
+                self._ready.set()
+        self._ready.set()
+
+    def _read_stdout(self):
+        for raw in self.process.stdout:
+            self.stdout.append(raw.decode(errors="replace"))
+
+    def address(self, name):
+        return self.addresses[name]
+
+    def url(self, name, path=""):
+        return f"http://{self.addresses[name]}{path}"
+
+    def metrics(self):
+        """trailhead's own metrics as {'name{labels}': value}."""
+        text = requests.get(self.url("metrics", "/metrics"), timeout=5).text
+        values = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                key, value = line.rsplit(" ", 1)
+                values[key] = float(value)
+        return values
+
+    def metric(self, name, **labels):
+        want = ",".join(f'{k}="{v}"' for k, v in labels.items())
+        return sum(v for k, v in self.metrics().items() if k.split("{")[0] == name and want in k)
+
+    def rss_kib(self):
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        return 0
+
+    def stop(self, timeout=60):
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+def gateway_config(sink_endpoint, **exporter):
+    """OTLP (gRPC + HTTP) and Zipkin in, the sink out, all on ports picked at run time."""
+    return {
+        "receivers": {
+            "otlp": {"protocols": {"grpc": {"endpoint": "127.0.0.1:0"}, "http": {"endpoint": "127.0.0.1:0"}}},
+            "zipkin": {"endpoint": "127.0.0.1:0"},
+        },
+        "exporters": {"otlp/sink": {"endpoint": sink_endpoint, "tls": {"insecure": True},
+                                    "batch": {"timeout": "20ms"}, **exporter}},
+        "extensions": {"health_check": {"endpoint": "127.0.0.1:0"}},
+        "service": {
+            "extensions": ["health_check"],
+            "pipelines": {
+                "traces": {"receivers": ["otlp", "zipkin"], "exporters": ["otlp/sink"]},
+                "metrics": {"receivers": ["otlp"], "exporters": ["otlp/sink"]},
+                "logs": {"receivers": ["otlp"], "exporters": ["otlp/sink"]},
+            },
+        },
+    }
+
+
+@pytest.fixture
+def sink():
+    s = Sink()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def start_trailhead(tmp_path):
+    started = []
+
+    def start(config, **kwargs):
+        t = Trailhead(tmp_path, config, **kwargs)
+        started.append(t)
+        return t
+
+    yield start
+    for t in started:
+        t.stop()
+
+
+@pytest.fixture
+def gateway(sink, start_trailhead):
+    """trailhead forwarding everything to the sink."""
+    return start_trailhead(gateway_config(sink.endpoint))
