@@ -6,29 +6,33 @@ use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 
-/// Decodes an OTLP/JSON export request of `signal` into a batch. The error carries serde's line
-/// and column.
-pub fn batch_from_json(
-    signal: Signal,
-    body: &[u8],
-    context: RequestContext,
-) -> Result<Batch, serde_json::Error> {
+/// A JSON body that is not an OTLP export request; says where, by field path and position.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {source}")]
+pub struct JsonError {
+    /// The field path, e.g. `resourceSpans[0].scopeSpans`.
+    pub path: String,
+    pub source: serde_json::Error,
+}
+
+impl JsonError {
+    pub fn line(&self) -> usize {
+        self.source.line()
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, JsonError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(&mut deserializer)
+        .map_err(|e| JsonError { path: e.path().to_string(), source: e.into_inner() })
+}
+
+/// Decodes an OTLP/JSON export request of `signal` into a batch.
+pub fn batch_from_json(signal: Signal, body: &[u8], context: RequestContext) -> Result<Batch, JsonError> {
     Ok(match signal {
-        Signal::Traces => Batch::from_message(
-            signal,
-            &serde_json::from_slice::<ExportTraceServiceRequest>(body)?,
-            context,
-        ),
-        Signal::Metrics => Batch::from_message(
-            signal,
-            &serde_json::from_slice::<ExportMetricsServiceRequest>(body)?,
-            context,
-        ),
-        Signal::Logs => Batch::from_message(
-            signal,
-            &serde_json::from_slice::<ExportLogsServiceRequest>(body)?,
-            context,
-        ),
+        Signal::Traces => Batch::from_message(signal, &decode::<ExportTraceServiceRequest>(body)?, context),
+        Signal::Metrics => Batch::from_message(signal, &decode::<ExportMetricsServiceRequest>(body)?, context),
+        Signal::Logs => Batch::from_message(signal, &decode::<ExportLogsServiceRequest>(body)?, context),
     })
 }
 

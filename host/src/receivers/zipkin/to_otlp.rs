@@ -107,11 +107,40 @@ fn convert(mut zipkin: ZipkinSpan, parse_string_tags: bool) -> Result<Span, Stri
         events: zipkin
             .annotations
             .into_iter()
-            .map(|a| span::Event { time_unix_nano: a.timestamp.saturating_mul(1000), name: a.value, ..Default::default() })
+            .map(|a| event(a.timestamp, a.value))
             .collect(),
         status,
         ..Default::default()
     })
+}
+
+/// An annotation as an event. OpenTelemetry's Zipkin exporters write an event with attributes
+/// as the JSON `{"name": {"key": value, …}}`; anything else is the event's name.
+fn event(timestamp_us: u64, value: String) -> span::Event {
+    let time_unix_nano = timestamp_us.saturating_mul(1000);
+    if value.starts_with('{') {
+        if let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(&value) {
+            if let Some((name, serde_json::Value::Object(fields))) = map.iter().next().filter(|_| map.len() == 1) {
+                let attributes = fields.iter().map(|(k, v)| attribute(k, json_value(v))).collect();
+                return span::Event { time_unix_nano, name: name.clone(), attributes, ..Default::default() };
+            }
+        }
+    }
+    span::Event { time_unix_nano, name: value, ..Default::default() }
+}
+
+fn json_value(value: &serde_json::Value) -> any_value::Value {
+    use any_value::Value as V;
+    use serde_json::Value as J;
+    match value {
+        J::Bool(b) => V::BoolValue(*b),
+        J::Number(n) => n.as_i64().map(V::IntValue).unwrap_or_else(|| V::DoubleValue(n.as_f64().unwrap_or(0.0))),
+        J::String(s) => V::StringValue(s.clone()),
+        J::Array(items) => V::ArrayValue(opentelemetry_proto::tonic::common::v1::ArrayValue {
+            values: items.iter().map(|v| AnyValue { value: Some(json_value(v)) }).collect(),
+        }),
+        other => V::StringValue(other.to_string()),
+    }
 }
 
 /// The span status from `otel.status_code` (`OK`, `ERROR`, `UNSET`, or `STATUS_CODE_*`), else
@@ -126,13 +155,15 @@ fn take_status(tags: &mut BTreeMap<String, String>) -> Option<Status> {
             _ => None,
         }
     });
+    // The OpenTelemetry exporters put an error's description in the `error` tag.
     let error = tags.remove(ERROR);
+    let message = match &error {
+        Some(error) if description.is_empty() && !error.eq_ignore_ascii_case("true") => error.clone(),
+        _ => description,
+    };
     match (code, error) {
-        (Some(code), _) => Some(Status { code: code as i32, message: description }),
-        (None, Some(error)) => {
-            let message = if description.is_empty() && !error.eq_ignore_ascii_case("true") { error } else { description };
-            Some(Status { code: status::StatusCode::Error as i32, message })
-        }
+        (Some(code), _) => Some(Status { code: code as i32, message }),
+        (None, Some(_)) => Some(Status { code: status::StatusCode::Error as i32, message }),
         (None, None) => None,
     }
 }
@@ -243,6 +274,17 @@ mod tests {
         assert_eq!(attribute(a, "retries"), Some(&any_value::Value::IntValue(3)));
         assert!(attribute(a, "otel.scope.name").is_none());
         assert_eq!(a.kind, span::SpanKind::Internal as i32);
+    }
+
+    // An OpenTelemetry event written as {"name": {attributes}} comes back as that event.
+    #[test]
+    fn json_annotations_become_events_with_attributes() {
+        let plain = event(5, "retry".into());
+        assert_eq!((plain.name.as_str(), plain.time_unix_nano), ("retry", 5000));
+        let rich = event(1, r#"{"cache miss": {"key": "u-1", "attempt": 2}}"#.into());
+        assert_eq!(rich.name, "cache miss");
+        assert_eq!(rich.attributes.len(), 2);
+        assert_eq!(event(1, "{not json".into()).name, "{not json");
     }
 
     // A bad id names the span and the field.
