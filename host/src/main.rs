@@ -12,7 +12,11 @@ use trailhead::service::Service;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
-#[command(name = "trailhead", version, about = "A telemetry gateway with hot-swappable WebAssembly processors")]
+#[command(
+    name = "trailhead",
+    version,
+    about = "A telemetry gateway with hot-swappable WebAssembly processors"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -77,7 +81,9 @@ fn init_logs(config: &Config) {
     use tracing_subscriber::EnvFilter;
     let logs = &config.service.telemetry.logs;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&logs.level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match logs.encoding {
         LogEncoding::Json => builder.json().flatten_event(true).init(),
         LogEncoding::Console => builder.init(),

@@ -27,7 +27,10 @@ pub enum StartError {
     #[error("exporter `{id}`: {source}")]
     Exporter { id: String, source: BuildError },
     #[error("{what}: {source}")]
-    Admin { what: &'static str, source: std::io::Error },
+    Admin {
+        what: &'static str,
+        source: std::io::Error,
+    },
 }
 
 /// A running trailhead.
@@ -50,29 +53,46 @@ impl Service {
         let abort_exporters = CancellationToken::new();
         let mut exporters: BTreeMap<(String, Signal), ExporterHandle> = BTreeMap::new();
         let mut exporter_tasks = Vec::new();
-        let mut pipelines: Vec<(Signal, Arc<Pipeline>, &crate::config::PipelineConfig)> = Vec::new();
+        let mut pipelines: Vec<(Signal, Arc<Pipeline>, &crate::config::PipelineConfig)> =
+            Vec::new();
 
         for (pipeline_id, pipeline) in &config.service.pipelines {
-            let Some(signal) = Signal::parse(&pipeline_id.kind) else { continue };
+            let Some(signal) = Signal::parse(&pipeline_id.kind) else {
+                continue;
+            };
             let mut handles = Vec::new();
             for exporter_id in &pipeline.exporters {
                 let key = (exporter_id.to_string(), signal);
                 if !exporters.contains_key(&key) {
-                    let Some(exporter) = config.exporters.get(exporter_id) else { continue };
+                    let Some(exporter) = config.exporters.get(exporter_id) else {
+                        continue;
+                    };
                     let id = key.0.clone();
                     let spec = match exporter {
                         ExporterConfig::Otlp(otlp) => otlp
                             .build(&id, signal, |p| config.resolve_path(p))
-                            .map_err(|source| StartError::Exporter { id: id.clone(), source })?,
+                            .map_err(|source| StartError::Exporter {
+                                id: id.clone(),
+                                source,
+                            })?,
                         ExporterConfig::Debug(debug) => debug.build(&id, signal),
                     };
-                    let (handle, task) = spawn_exporter(spec, &telemetry, stop_exporters.clone(), abort_exporters.clone());
+                    let (handle, task) = spawn_exporter(
+                        spec,
+                        &telemetry,
+                        stop_exporters.clone(),
+                        abort_exporters.clone(),
+                    );
                     exporter_tasks.push(task);
                     exporters.insert(key.clone(), handle);
                 }
                 handles.push(exporters[&key].clone());
             }
-            let built = Pipeline { id: pipeline_id.to_string(), processors: Vec::new(), exporters: handles };
+            let built = Pipeline {
+                id: pipeline_id.to_string(),
+                processors: Vec::new(),
+                exporters: handles,
+            };
             pipelines.push((signal, Arc::new(built), pipeline));
         }
 
@@ -87,12 +107,16 @@ impl Service {
                     .map(|(_, built, _)| built.clone())
                     .collect();
                 if !feeding.is_empty() {
-                    let metrics = ReceiverMetrics::new(&telemetry.registry, &id.to_string(), signal);
+                    let metrics =
+                        ReceiverMetrics::new(&telemetry.registry, &id.to_string(), signal);
                     consumers.set(signal, Arc::new(Fanout::new(signal, feeding, metrics)));
                 }
             }
             let id_text = id.to_string();
-            let failed = |source| StartError::Receiver { id: id_text.clone(), source };
+            let failed = |source| StartError::Receiver {
+                id: id_text.clone(),
+                source,
+            };
             if Signal::ALL.iter().all(|s| consumers.get(*s).is_none()) {
                 tracing::warn!(receiver = %id, "receiver is not used by any pipeline; not starting it");
                 continue;
@@ -100,17 +124,44 @@ impl Service {
             match receiver {
                 ReceiverConfig::Otlp(otlp) => {
                     if let Some(grpc) = &otlp.protocols.grpc {
-                        listening.push(receivers::otlp::grpc::serve(&id_text, grpc, &consumers, stop_receivers.clone()).await.map_err(failed)?);
+                        listening.push(
+                            receivers::otlp::grpc::serve(
+                                &id_text,
+                                grpc,
+                                &consumers,
+                                stop_receivers.clone(),
+                            )
+                            .await
+                            .map_err(failed)?,
+                        );
                     }
                     if let Some(http) = &otlp.protocols.http {
                         let router = receivers::otlp::http::router(&id_text, http, &consumers);
                         let name = format!("{id_text} (http)");
-                        listening.push(receivers::serve_http(name, &http.endpoint, router, stop_receivers.clone()).await.map_err(failed)?);
+                        listening.push(
+                            receivers::serve_http(
+                                name,
+                                &http.endpoint,
+                                router,
+                                stop_receivers.clone(),
+                            )
+                            .await
+                            .map_err(failed)?,
+                        );
                     }
                 }
                 ReceiverConfig::Zipkin(zipkin) => {
                     if let Some(router) = receivers::zipkin::router(&id_text, zipkin, &consumers) {
-                        listening.push(receivers::serve_http(id_text.clone(), &zipkin.endpoint, router, stop_receivers.clone()).await.map_err(failed)?);
+                        listening.push(
+                            receivers::serve_http(
+                                id_text.clone(),
+                                &zipkin.endpoint,
+                                router,
+                                stop_receivers.clone(),
+                            )
+                            .await
+                            .map_err(failed)?,
+                        );
                     }
                 }
             }
@@ -125,17 +176,40 @@ impl Service {
                 "/metrics",
                 axum::routing::get(move || {
                     let registry = registry.clone();
-                    async move { ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], registry.render()) }
+                    async move {
+                        (
+                            [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                            registry.render(),
+                        )
+                    }
                 }),
             );
-            let server = receivers::serve_http("metrics".into(), &metrics.address.to_string(), router, stop_admin.clone()).await;
-            admin.push(server.map_err(|source| StartError::Admin { what: "service.telemetry.metrics", source })?);
+            let server = receivers::serve_http(
+                "metrics".into(),
+                &metrics.address.to_string(),
+                router,
+                stop_admin.clone(),
+            )
+            .await;
+            admin.push(server.map_err(|source| StartError::Admin {
+                what: "service.telemetry.metrics",
+                source,
+            })?);
         }
         for id in &config.service.extensions {
             if let Some(ExtensionConfig::HealthCheck(check)) = config.extensions.get(id) {
                 let router = health::router(check, telemetry.health.clone());
-                let server = receivers::serve_http(id.to_string(), &check.endpoint.to_string(), router, stop_admin.clone()).await;
-                admin.push(server.map_err(|source| StartError::Admin { what: "health_check", source })?);
+                let server = receivers::serve_http(
+                    id.to_string(),
+                    &check.endpoint.to_string(),
+                    router,
+                    stop_admin.clone(),
+                )
+                .await;
+                admin.push(server.map_err(|source| StartError::Admin {
+                    what: "health_check",
+                    source,
+                })?);
             }
         }
         for server in listening.iter().chain(&admin) {
@@ -157,23 +231,34 @@ impl Service {
 
     /// Where each server listens, by name (`otlp (grpc)`, `zipkin`, `metrics`, …).
     pub fn addresses(&self) -> Vec<(String, SocketAddr)> {
-        self.listening.iter().chain(&self.admin).map(|l| (l.name.clone(), l.address)).collect()
+        self.listening
+            .iter()
+            .chain(&self.admin)
+            .map(|l| (l.name.clone(), l.address))
+            .collect()
     }
 
     /// Stops in stages within the configured deadline; returns whether everything drained.
     pub async fn shutdown(self) -> bool {
         let deadline = tokio::time::Instant::now() + self.shutdown_timeout;
         self.telemetry.health.set_serving(false);
-        tracing::info!(timeout_s = self.shutdown_timeout.as_secs_f64(), "shutting down: receivers stop accepting");
+        tracing::info!(
+            timeout_s = self.shutdown_timeout.as_secs_f64(),
+            "shutting down: receivers stop accepting"
+        );
         self.stop_receivers.cancel();
         let receivers = futures::future::join_all(self.listening.into_iter().map(|l| l.task));
         let receivers_done = tokio::time::timeout_at(deadline, receivers).await.is_ok();
         tracing::info!("draining exporter queues");
         self.stop_exporters.cancel();
         let mut exporters = futures::future::join_all(self.exporters);
-        let drained = tokio::time::timeout_at(deadline, &mut exporters).await.is_ok();
+        let drained = tokio::time::timeout_at(deadline, &mut exporters)
+            .await
+            .is_ok();
         if !drained {
-            tracing::error!("shutdown deadline passed with data still queued or retrying; dropping it");
+            tracing::error!(
+                "shutdown deadline passed with data still queued or retrying; dropping it"
+            );
             self.abort_exporters.cancel();
             exporters.await;
         }

@@ -6,8 +6,8 @@ use crate::pdata::Signal;
 use crate::receivers::otlp::OtlpReceiverConfig;
 use crate::receivers::zipkin::ZipkinReceiverConfig;
 use crate::telemetry::health::HealthCheckConfig;
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::marker::PhantomData;
@@ -25,11 +25,20 @@ impl ComponentId {
             Some((kind, name)) => (kind, Some(name)),
             None => (text, None),
         };
-        let valid = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
+        let valid = |s: &str| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+        };
         if !valid(kind) || !name.is_none_or(valid) {
-            return Err(format!("invalid component id `{text}`: expected `type` or `type/name` of letters, digits, `_`, `-` or `.`"));
+            return Err(format!(
+                "invalid component id `{text}`: expected `type` or `type/name` of letters, digits, `_`, `-` or `.`"
+            ));
         }
-        Ok(ComponentId { kind: kind.to_string(), name: name.map(str::to_string) })
+        Ok(ComponentId {
+            kind: kind.to_string(),
+            name: name.map(str::to_string),
+        })
     }
 }
 
@@ -118,7 +127,10 @@ impl<'de, T: Typed> Deserialize<'de> for Components<T> {
                     }
                     let config = map.next_value_seed(KindSeed::<T>(&id.kind, PhantomData))?;
                     if out.insert(id, config).is_some() {
-                        return Err(de::Error::custom(format!("{} `{key}` is defined twice", T::SECTION)));
+                        return Err(de::Error::custom(format!(
+                            "{} `{key}` is defined twice",
+                            T::SECTION
+                        )));
                     }
                 }
                 Ok(Components(out))
@@ -179,14 +191,17 @@ impl Typed for ProcessorConfig {
     const SECTION: &'static str = "processor";
     const KINDS: &'static [&'static str] = &["k8sattributes", "filter"];
     fn deserialize_kind<'de, D: Deserializer<'de>>(kind: &str, d: D) -> Result<Self, D::Error> {
-        Ok(ProcessorConfig { kind: kind.to_string(), settings: serde_yaml::Value::deserialize(d)? })
+        Ok(ProcessorConfig {
+            kind: kind.to_string(),
+            settings: serde_yaml::Value::deserialize(d)?,
+        })
     }
 }
 
 /// An exporter's settings, by type.
 #[derive(Debug)]
 pub enum ExporterConfig {
-    Otlp(OtlpExporterConfig),
+    Otlp(Box<OtlpExporterConfig>),
     Debug(DebugExporterConfig),
 }
 
@@ -196,7 +211,7 @@ impl Typed for ExporterConfig {
     fn deserialize_kind<'de, D: Deserializer<'de>>(kind: &str, d: D) -> Result<Self, D::Error> {
         Ok(match kind {
             "debug" => ExporterConfig::Debug(body(d)?),
-            _ => ExporterConfig::Otlp(OtlpExporterConfig::deserialize(d)?),
+            _ => ExporterConfig::Otlp(Box::new(OtlpExporterConfig::deserialize(d)?)),
         })
     }
 }

@@ -50,7 +50,10 @@ mod tests {
             "a: ${env:ALLOY}\nb: ${ALLOY}\nc: ${env:NOPE:-dflt}\nd: $$HOME\ne: ${MISSING}x",
             env,
         );
-        assert_eq!(text, "a: alloy:4317\nb: alloy:4317\nc: dflt\nd: $HOME\ne: x");
+        assert_eq!(
+            text,
+            "a: alloy:4317\nb: alloy:4317\nc: dflt\nd: $HOME\ne: x"
+        );
         assert_eq!(unset, vec!["MISSING"]);
     }
 }

@@ -23,15 +23,20 @@ pub fn locate(text: &str, path: &[&str], needle: Option<&str>) -> Option<(usize,
             depth -= 1;
         }
         if depth < path.len() {
-            let key = content.trim_start_matches("- ").split(':').next().unwrap_or("").trim();
+            let key = content
+                .trim_start_matches("- ")
+                .split(':')
+                .next()
+                .unwrap_or("")
+                .trim();
             if key.trim_matches(|c| c == '"' || c == '\'') == path[depth] {
                 depth += 1;
                 indents.push(indent);
                 found = Some((number + 1, indent + 1));
-                if depth == path.len() {
-                    if let Some(hit) = needle.and_then(|n| find_word(content, n)) {
-                        return Some((number + 1, indent + 1 + hit));
-                    }
+                if depth == path.len()
+                    && let Some(hit) = needle.and_then(|n| find_word(content, n))
+                {
+                    return Some((number + 1, indent + 1 + hit));
                 }
             }
         } else if let Some(hit) = needle.and_then(|n| find_word(content, n)) {
@@ -60,14 +65,30 @@ mod tests {
     // A value inside a flow or block list is found at its own column, not a longer id's.
     #[test]
     fn finds_values_under_a_key() {
-        assert_eq!(locate(TEXT, &["service", "pipelines", "traces"], Some("zipkin")), Some((4, 25)));
-        assert_eq!(locate(TEXT, &["service", "pipelines", "traces"], Some("otlp/alloy")), Some((6, 11)));
-        assert_eq!(locate(TEXT, &["service", "pipelines", "logs"], Some("otlp")), Some((8, 19)));
+        assert_eq!(
+            locate(TEXT, &["service", "pipelines", "traces"], Some("zipkin")),
+            Some((4, 25))
+        );
+        assert_eq!(
+            locate(
+                TEXT,
+                &["service", "pipelines", "traces"],
+                Some("otlp/alloy")
+            ),
+            Some((6, 11))
+        );
+        assert_eq!(
+            locate(TEXT, &["service", "pipelines", "logs"], Some("otlp")),
+            Some((8, 19))
+        );
     }
 
     // A missing needle falls back to the key.
     #[test]
     fn falls_back_to_the_key() {
-        assert_eq!(locate(TEXT, &["service", "pipelines", "logs"], Some("nope")), Some((7, 5)));
+        assert_eq!(
+            locate(TEXT, &["service", "pipelines", "logs"], Some("nope")),
+            Some((7, 5))
+        );
     }
 }

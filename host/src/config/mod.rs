@@ -11,7 +11,9 @@ mod expand;
 mod locate;
 pub mod values;
 
-pub use components::{ComponentId, Components, ExporterConfig, ExtensionConfig, ProcessorConfig, ReceiverConfig};
+pub use components::{
+    ComponentId, Components, ExporterConfig, ExtensionConfig, ProcessorConfig, ReceiverConfig,
+};
 
 use crate::pdata::Signal;
 use serde::Deserialize;
@@ -120,13 +122,19 @@ impl Default for ServiceConfig {
 
 impl Default for LogsConfig {
     fn default() -> Self {
-        LogsConfig { level: "info".into(), encoding: LogEncoding::Console }
+        LogsConfig {
+            level: "info".into(),
+            encoding: LogEncoding::Console,
+        }
     }
 }
 
 impl Default for MetricsConfig {
     fn default() -> Self {
-        MetricsConfig { address: ([0, 0, 0, 0], 8888).into(), level: "normal".into() }
+        MetricsConfig {
+            address: ([0, 0, 0, 0], 8888).into(),
+            level: "normal".into(),
+        }
     }
 }
 
@@ -191,42 +199,70 @@ impl Config {
             // The position is shown in front already.
             let mut message = e.to_string();
             if let Some((line, column)) = position {
-                message = message.trim_end_matches(&format!(" at line {line} column {column}")).to_string();
+                message = message
+                    .trim_end_matches(&format!(" at line {line} column {column}"))
+                    .to_string();
             }
-            ConfigError(vec![Diagnostic { file: file.clone(), position, component: None, message }])
+            ConfigError(vec![Diagnostic {
+                file: file.clone(),
+                position,
+                component: None,
+                message,
+            }])
         })?;
         config.source = path.to_path_buf();
         config.text = text;
         let mut problems = config.validate();
         problems.sort_by_key(|p| p.position);
-        if problems.is_empty() { Ok(config) } else { Err(ConfigError(problems)) }
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError(problems))
+        }
     }
 
     /// Parses the embedded default config.
     pub fn default_config() -> Result<Config, ConfigError> {
-        Config::from_text(DEFAULT_CONFIG, Path::new("<embedded config/trailhead.yaml>"))
+        Config::from_text(
+            DEFAULT_CONFIG,
+            Path::new("<embedded config/trailhead.yaml>"),
+        )
     }
 
     /// Checks the wiring: pipelines name defined components that handle their signal.
     fn validate(&self) -> Vec<Diagnostic> {
         let mut problems = Vec::new();
-        let mut report = |path: &[&str], needle: Option<&str>, component: String, message: String| {
-            problems.push(Diagnostic {
-                file: self.source.display().to_string(),
-                position: locate::locate(&self.text, path, needle),
-                component: Some(component),
-                message,
-            });
-        };
+        let mut report =
+            |path: &[&str], needle: Option<&str>, component: String, message: String| {
+                problems.push(Diagnostic {
+                    file: self.source.display().to_string(),
+                    position: locate::locate(&self.text, path, needle),
+                    component: Some(component),
+                    message,
+                });
+            };
         if self.service.pipelines.is_empty() {
-            report(&["service"], None, "service".into(), "no pipelines are defined under service.pipelines".into());
+            report(
+                &["service"],
+                None,
+                "service".into(),
+                "no pipelines are defined under service.pipelines".into(),
+            );
         }
         for (pipeline_id, pipeline) in &self.service.pipelines {
             let pid = pipeline_id.to_string();
             let at = ["service", "pipelines", pid.as_str()];
             let component = format!("pipeline `{pid}`");
             let Some(signal) = Signal::parse(&pipeline_id.kind) else {
-                report(&at, None, component, format!("unknown pipeline type `{}`: use traces, metrics or logs", pipeline_id.kind));
+                report(
+                    &at,
+                    None,
+                    component,
+                    format!(
+                        "unknown pipeline type `{}`: use traces, metrics or logs",
+                        pipeline_id.kind
+                    ),
+                );
                 continue;
             };
             if pipeline.receivers.is_empty() {
@@ -238,18 +274,40 @@ impl Config {
             for id in &pipeline.receivers {
                 let id_text = id.to_string();
                 match self.receivers.get(id) {
-                    None => report(&at, Some(&id_text), component.clone(), format!("references receiver `{id}`, which is not defined under receivers")),
-                    Some(receiver) if !receiver.signals().contains(&signal) => report(&at, Some(&id_text), component.clone(), format!("receiver `{id}` does not accept {signal}")),
+                    None => report(
+                        &at,
+                        Some(&id_text),
+                        component.clone(),
+                        format!("references receiver `{id}`, which is not defined under receivers"),
+                    ),
+                    Some(receiver) if !receiver.signals().contains(&signal) => report(
+                        &at,
+                        Some(&id_text),
+                        component.clone(),
+                        format!("receiver `{id}` does not accept {signal}"),
+                    ),
                     Some(_) => {}
                 }
             }
             for id in &pipeline.processors {
                 let id_text = id.to_string();
                 match self.processors.get(id) {
-                    None => report(&at, Some(&id_text), component.clone(), format!("references processor `{id}`, which is not defined under processors")),
+                    None => report(
+                        &at,
+                        Some(&id_text),
+                        component.clone(),
+                        format!(
+                            "references processor `{id}`, which is not defined under processors"
+                        ),
+                    ),
                     Some(processor) => {
                         if let Err(why) = processor.availability() {
-                            report(&at, Some(&id_text), component.clone(), format!("processor `{id}` cannot run: {why}"));
+                            report(
+                                &at,
+                                Some(&id_text),
+                                component.clone(),
+                                format!("processor `{id}` cannot run: {why}"),
+                            );
                         }
                     }
                 }
@@ -257,14 +315,24 @@ impl Config {
             for id in &pipeline.exporters {
                 if !self.exporters.contains(id) {
                     let id_text = id.to_string();
-                    report(&at, Some(&id_text), component.clone(), format!("references exporter `{id}`, which is not defined under exporters"));
+                    report(
+                        &at,
+                        Some(&id_text),
+                        component.clone(),
+                        format!("references exporter `{id}`, which is not defined under exporters"),
+                    );
                 }
             }
         }
         for id in &self.service.extensions {
             if !self.extensions.contains(id) {
                 let id_text = id.to_string();
-                report(&["service", "extensions"], Some(&id_text), "service.extensions".into(), format!("references extension `{id}`, which is not defined under extensions"));
+                report(
+                    &["service", "extensions"],
+                    Some(&id_text),
+                    "service.extensions".into(),
+                    format!("references extension `{id}`, which is not defined under extensions"),
+                );
             }
         }
         problems

@@ -18,7 +18,13 @@ fn yaml_files(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|entry| entry.unwrap().path())
-        .flat_map(|path| if path.is_dir() { yaml_files(&path) } else { vec![path] })
+        .flat_map(|path| {
+            if path.is_dir() {
+                yaml_files(&path)
+            } else {
+                vec![path]
+            }
+        })
         .filter(|path| path.extension().is_some_and(|e| e == "yaml"))
         .collect();
     files.sort();
@@ -37,7 +43,10 @@ fn every_shipped_config_loads() {
             Err(ConfigError(problems)) if file.ends_with("mathtrail-plan.yaml") => {
                 assert_eq!(problems.len(), 3, "{problems:?}");
                 for problem in problems {
-                    assert!(problem.message.contains("no Wasm processor runtime yet"), "{problem}");
+                    assert!(
+                        problem.message.contains("no Wasm processor runtime yet"),
+                        "{problem}"
+                    );
                     assert!(problem.position.is_some(), "{problem}");
                 }
             }
@@ -72,7 +81,8 @@ fn invalid_configs_match_their_goldens() {
         if std::env::var_os("TRAILHEAD_BLESS").is_some() {
             std::fs::write(&golden, &got).unwrap();
         }
-        let want = std::fs::read_to_string(&golden).unwrap_or_else(|e| panic!("{}: {e}", golden.display()));
+        let want = std::fs::read_to_string(&golden)
+            .unwrap_or_else(|e| panic!("{}: {e}", golden.display()));
         assert_eq!(got, want, "{}", file.display());
     }
 }
@@ -82,7 +92,11 @@ fn invalid_configs_match_their_goldens() {
 fn env_expansion_feeds_values() {
     let text = "receivers:\n  otlp:\nexporters:\n  otlp:\n    endpoint: ${env:TRAILHEAD_TEST_UNSET_VAR:-alloy:4317}\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [otlp]\n";
     let config = Config::from_text(text, Path::new("t.yaml")).unwrap();
-    let Some(ExporterConfig::Otlp(otlp)) = config.exporters.get(&ComponentId::parse("otlp").unwrap()) else { panic!() };
+    let Some(ExporterConfig::Otlp(otlp)) =
+        config.exporters.get(&ComponentId::parse("otlp").unwrap())
+    else {
+        panic!()
+    };
     assert_eq!(otlp.endpoint, "alloy:4317");
 }
 
@@ -91,7 +105,14 @@ fn env_expansion_feeds_values() {
 fn empty_sections_mean_defaults() {
     let text = "receivers:\n  otlp:\n    protocols:\n      grpc:\nexporters:\n  debug:\nservice:\n  pipelines:\n    logs:\n      receivers: [otlp]\n      exporters: [debug]\n";
     let config = Config::from_text(text, Path::new("t.yaml")).unwrap();
-    let Some(ReceiverConfig::Otlp(otlp)) = config.receivers.get(&ComponentId::parse("otlp").unwrap()) else { panic!() };
-    assert_eq!(otlp.protocols.grpc.as_ref().unwrap().endpoint, "0.0.0.0:4317");
+    let Some(ReceiverConfig::Otlp(otlp)) =
+        config.receivers.get(&ComponentId::parse("otlp").unwrap())
+    else {
+        panic!()
+    };
+    assert_eq!(
+        otlp.protocols.grpc.as_ref().unwrap().endpoint,
+        "0.0.0.0:4317"
+    );
     assert!(otlp.protocols.http.is_none());
 }

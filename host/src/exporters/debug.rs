@@ -2,7 +2,7 @@
 
 use super::queue::{BatchSettings, ExporterSpec, QueueSettings, RetrySettings};
 use super::{ExportError, SendOutcome, Sink};
-use crate::pdata::{json, Signal};
+use crate::pdata::{Signal, json};
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use serde::Deserialize;
@@ -34,10 +34,24 @@ impl DebugExporterConfig {
         ExporterSpec {
             id: id.to_string(),
             signal,
-            sink: Arc::new(DebugSink { id: id.to_string(), signal, verbosity: self.verbosity }),
-            queue: QueueSettings { enabled: true, num_consumers: 1, queue_size: 1000 },
-            batch: BatchSettings { send_batch_size: 1, timeout: Duration::ZERO },
-            retry: RetrySettings { enabled: false, ..RetrySettings::default() },
+            sink: Arc::new(DebugSink {
+                id: id.to_string(),
+                signal,
+                verbosity: self.verbosity,
+            }),
+            queue: QueueSettings {
+                enabled: true,
+                num_consumers: 1,
+                queue_size: 1000,
+            },
+            batch: BatchSettings {
+                send_batch_size: 1,
+                timeout: Duration::ZERO,
+            },
+            retry: RetrySettings {
+                enabled: false,
+                ..RetrySettings::default()
+            },
         }
     }
 }
@@ -49,7 +63,11 @@ struct DebugSink {
 }
 
 impl Sink for DebugSink {
-    fn send(&self, payload: Bytes, items: usize) -> BoxFuture<'_, Result<SendOutcome, ExportError>> {
+    fn send(
+        &self,
+        payload: Bytes,
+        items: usize,
+    ) -> BoxFuture<'_, Result<SendOutcome, ExportError>> {
         let text = render(&self.id, self.signal, self.verbosity, &payload, items);
         let mut out = std::io::stdout().lock();
         let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
@@ -58,7 +76,13 @@ impl Sink for DebugSink {
 }
 
 /// The text printed for one batch.
-pub fn render(id: &str, signal: Signal, verbosity: Verbosity, payload: &[u8], items: usize) -> String {
+pub fn render(
+    id: &str,
+    signal: Signal,
+    verbosity: Verbosity,
+    payload: &[u8],
+    items: usize,
+) -> String {
     let mut text = format!("{id} {signal}: {items} {}\n", signal.item_name());
     if verbosity == Verbosity::Basic {
         return text;
@@ -85,7 +109,10 @@ pub fn render(id: &str, signal: Signal, verbosity: Verbosity, payload: &[u8], it
         for scope in array(resource, scopes) {
             for record in array(scope, records) {
                 let what = match signal {
-                    Signal::Traces => format!("span {} trace_id={} span_id={}", record["name"], record["traceId"], record["spanId"]),
+                    Signal::Traces => format!(
+                        "span {} trace_id={} span_id={}",
+                        record["name"], record["traceId"], record["spanId"]
+                    ),
                     Signal::Metrics => format!("metric {}", record["name"]),
                     Signal::Logs => format!("log {} {}", record["severityText"], record["body"]),
                 };
@@ -111,7 +138,11 @@ mod tests {
         let basic = render("debug", Signal::Traces, Verbosity::Basic, &payload, 2);
         assert_eq!(basic, "debug traces: 2 spans\n");
         let normal = render("debug", Signal::Traces, Verbosity::Normal, &payload, 2);
-        assert_eq!(normal.lines().filter(|l| l.contains("span \"op\"")).count(), 2, "{normal}");
+        assert_eq!(
+            normal.lines().filter(|l| l.contains("span \"op\"")).count(),
+            2,
+            "{normal}"
+        );
         let detailed = render("debug", Signal::Traces, Verbosity::Detailed, &payload, 2);
         assert!(detailed.contains("\"resourceSpans\""), "{detailed}");
     }

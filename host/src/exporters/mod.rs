@@ -9,7 +9,7 @@ pub mod debug;
 pub mod otlp;
 mod queue;
 
-pub use queue::{BatchSettings, QueueSettings, RetrySettings, spawn_exporter};
+pub use queue::{BatchSettings, ExporterSpec, QueueSettings, RetrySettings, spawn_exporter};
 
 use crate::pdata::Batch;
 use crate::pipeline::ConsumeError;
@@ -21,7 +21,8 @@ use tokio::sync::mpsc;
 
 /// One protocol's way of delivering an encoded export request.
 pub trait Sink: Send + Sync + 'static {
-    fn send(&self, payload: Bytes, items: usize) -> BoxFuture<'_, Result<SendOutcome, ExportError>>;
+    fn send(&self, payload: Bytes, items: usize)
+    -> BoxFuture<'_, Result<SendOutcome, ExportError>>;
 }
 
 /// A delivered request; the peer may have rejected some of it.
@@ -36,7 +37,10 @@ pub struct SendOutcome {
 pub enum ExportError {
     /// Worth retrying, after `retry_after` when the peer said so.
     #[error("{message}")]
-    Retryable { message: String, retry_after: Option<Duration> },
+    Retryable {
+        message: String,
+        retry_after: Option<Duration>,
+    },
     /// Retrying would fail the same way.
     #[error("{message}")]
     Permanent { message: String },

@@ -4,8 +4,8 @@
 use super::queue::{BatchSettings, ExporterSpec, QueueSettings, RetrySettings};
 use super::{ExportError, SendOutcome, Sink};
 use crate::config::values;
-use crate::pdata::grpc::{ExportResponse, RawCodec, export_path};
 use crate::pdata::Signal;
+use crate::pdata::grpc::{ExportResponse, RawCodec, export_path};
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use serde::Deserialize;
@@ -81,7 +81,11 @@ pub enum BuildError {
     #[error("invalid endpoint `{endpoint}`: {reason}")]
     Endpoint { endpoint: String, reason: String },
     #[error("cannot read {what} `{path}`: {source}")]
-    File { what: &'static str, path: PathBuf, source: std::io::Error },
+    File {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("invalid header `{0}`: names must be lowercase ASCII and values visible ASCII")]
     Header(String),
     #[error("tls.insecure_skip_verify is not supported; give the server's CA in tls.ca_file")]
@@ -104,10 +108,19 @@ impl OtlpExporterConfig {
 
     /// Builds the queue-driver spec of this exporter for one signal. Connects lazily, so a peer
     /// that is down at start is retried like any other outage.
-    pub fn build(&self, id: &str, signal: Signal, resolve: impl Fn(&PathBuf) -> PathBuf) -> Result<ExporterSpec, BuildError> {
+    pub fn build(
+        &self,
+        id: &str,
+        signal: Signal,
+        resolve: impl Fn(&PathBuf) -> PathBuf,
+    ) -> Result<ExporterSpec, BuildError> {
         let uri = self.uri();
-        let endpoint_error = |reason: String| BuildError::Endpoint { endpoint: self.endpoint.clone(), reason };
-        let mut endpoint = Endpoint::from_shared(uri.clone()).map_err(|e| endpoint_error(e.to_string()))?;
+        let endpoint_error = |reason: String| BuildError::Endpoint {
+            endpoint: self.endpoint.clone(),
+            reason,
+        };
+        let mut endpoint =
+            Endpoint::from_shared(uri.clone()).map_err(|e| endpoint_error(e.to_string()))?;
         if uri.starts_with("https://") {
             if self.tls.insecure_skip_verify {
                 return Err(BuildError::SkipVerify);
@@ -122,7 +135,10 @@ impl OtlpExporterConfig {
             }
             match (&self.tls.cert_file, &self.tls.key_file) {
                 (Some(cert), Some(key)) => {
-                    tls = tls.identity(Identity::from_pem(read("tls.cert_file", cert)?, read("tls.key_file", key)?));
+                    tls = tls.identity(Identity::from_pem(
+                        read("tls.cert_file", cert)?,
+                        read("tls.key_file", key)?,
+                    ));
                 }
                 (None, None) => {}
                 _ => return Err(BuildError::HalfIdentity),
@@ -130,16 +146,29 @@ impl OtlpExporterConfig {
             if let Some(name) = &self.tls.server_name_override {
                 tls = tls.domain_name(name.clone());
             }
-            endpoint = endpoint.tls_config(tls).map_err(|e| endpoint_error(e.to_string()))?;
+            endpoint = endpoint
+                .tls_config(tls)
+                .map_err(|e| endpoint_error(e.to_string()))?;
         }
         let mut headers = MetadataMap::new();
         for (name, value) in &self.headers {
-            let key = AsciiMetadataKey::from_bytes(name.as_bytes()).map_err(|_| BuildError::Header(name.clone()))?;
-            let value = AsciiMetadataValue::try_from(value.as_str()).map_err(|_| BuildError::Header(name.clone()))?;
+            let key = AsciiMetadataKey::from_bytes(name.as_bytes())
+                .map_err(|_| BuildError::Header(name.clone()))?;
+            let value = AsciiMetadataValue::try_from(value.as_str())
+                .map_err(|_| BuildError::Header(name.clone()))?;
             headers.insert(key, value);
         }
-        let channel = endpoint.timeout(self.timeout).connect_timeout(self.timeout).connect_lazy();
-        let sink = OtlpSink { channel, signal, headers, compression: self.compression, timeout: self.timeout };
+        let channel = endpoint
+            .timeout(self.timeout)
+            .connect_timeout(self.timeout)
+            .connect_lazy();
+        let sink = OtlpSink {
+            channel,
+            signal,
+            headers,
+            compression: self.compression,
+            timeout: self.timeout,
+        };
         Ok(ExporterSpec {
             id: id.to_string(),
             signal,
@@ -160,7 +189,11 @@ struct OtlpSink {
 }
 
 impl Sink for OtlpSink {
-    fn send(&self, payload: Bytes, _items: usize) -> BoxFuture<'_, Result<SendOutcome, ExportError>> {
+    fn send(
+        &self,
+        payload: Bytes,
+        _items: usize,
+    ) -> BoxFuture<'_, Result<SendOutcome, ExportError>> {
         Box::pin(async move {
             let mut grpc = tonic::client::Grpc::new(self.channel.clone())
                 .accept_compressed(CompressionEncoding::Gzip)
@@ -184,7 +217,10 @@ impl Sink for OtlpSink {
                         .ok()
                         .and_then(|r| r.partial_success)
                         .unwrap_or_default();
-                    Ok(SendOutcome { rejected: partial.rejected.max(0) as u64, message: partial.error_message })
+                    Ok(SendOutcome {
+                        rejected: partial.rejected.max(0) as u64,
+                        message: partial.error_message,
+                    })
                 }
                 Err(status) => Err(classify(&status)),
             }
@@ -196,13 +232,24 @@ impl Sink for OtlpSink {
 /// server says when to come back (RetryInfo), since otherwise it is a permanent quota.
 pub fn classify(status: &Status) -> ExportError {
     use tonic_types::StatusExt;
-    let retry_after = status.get_details_retry_info().and_then(|info| info.retry_delay);
+    let retry_after = status
+        .get_details_retry_info()
+        .and_then(|info| info.retry_delay);
     let message = format!("{:?}: {}", status.code(), status.message());
     match status.code() {
-        Code::Cancelled | Code::DeadlineExceeded | Code::Aborted | Code::OutOfRange | Code::Unavailable | Code::DataLoss => {
-            ExportError::Retryable { message, retry_after }
-        }
-        Code::ResourceExhausted if retry_after.is_some() => ExportError::Retryable { message, retry_after },
+        Code::Cancelled
+        | Code::DeadlineExceeded
+        | Code::Aborted
+        | Code::OutOfRange
+        | Code::Unavailable
+        | Code::DataLoss => ExportError::Retryable {
+            message,
+            retry_after,
+        },
+        Code::ResourceExhausted if retry_after.is_some() => ExportError::Retryable {
+            message,
+            retry_after,
+        },
         _ => ExportError::Permanent { message },
     }
 }
@@ -224,7 +271,9 @@ mod tests {
         let details = ErrorDetails::with_retry_info(Some(Duration::from_secs(3)));
         let status = Status::with_error_details(Code::ResourceExhausted, "slow down", details);
         match classify(&status) {
-            ExportError::Retryable { retry_after, .. } => assert_eq!(retry_after, Some(Duration::from_secs(3))),
+            ExportError::Retryable { retry_after, .. } => {
+                assert_eq!(retry_after, Some(Duration::from_secs(3)))
+            }
             other => panic!("{other:?}"),
         }
     }
@@ -232,11 +281,13 @@ mod tests {
     // An endpoint without a scheme gets one from tls.insecure.
     #[test]
     fn endpoint_scheme() {
-        let config: OtlpExporterConfig = serde_yaml::from_str("endpoint: alloy:4317\ntls: {insecure: true}").unwrap();
+        let config: OtlpExporterConfig =
+            serde_yaml::from_str("endpoint: alloy:4317\ntls: {insecure: true}").unwrap();
         assert_eq!(config.uri(), "http://alloy:4317");
         let config: OtlpExporterConfig = serde_yaml::from_str("endpoint: alloy:4317").unwrap();
         assert_eq!(config.uri(), "https://alloy:4317");
-        let config: OtlpExporterConfig = serde_yaml::from_str("endpoint: http://alloy:4317").unwrap();
+        let config: OtlpExporterConfig =
+            serde_yaml::from_str("endpoint: http://alloy:4317").unwrap();
         assert_eq!(config.uri(), "http://alloy:4317");
     }
 }

@@ -33,7 +33,11 @@ pub struct QueueSettings {
 
 impl Default for QueueSettings {
     fn default() -> Self {
-        QueueSettings { enabled: true, num_consumers: 10, queue_size: 1000 }
+        QueueSettings {
+            enabled: true,
+            num_consumers: 10,
+            queue_size: 1000,
+        }
     }
 }
 
@@ -50,7 +54,10 @@ pub struct BatchSettings {
 
 impl Default for BatchSettings {
     fn default() -> Self {
-        BatchSettings { send_batch_size: 8192, timeout: Duration::from_millis(200) }
+        BatchSettings {
+            send_batch_size: 8192,
+            timeout: Duration::from_millis(200),
+        }
     }
 }
 
@@ -101,15 +108,25 @@ pub fn spawn_exporter(
     stop: CancellationToken,
     abort: CancellationToken,
 ) -> (ExporterHandle, tokio::task::JoinHandle<()>) {
-    let capacity = if spec.queue.enabled { spec.queue.queue_size } else { spec.queue.num_consumers };
+    let capacity = if spec.queue.enabled {
+        spec.queue.queue_size
+    } else {
+        spec.queue.num_consumers
+    };
     let (tx, rx) = mpsc::channel(capacity.max(1));
-    let labels = [("exporter", spec.id.as_str()), ("signal", spec.signal.as_str())];
+    let labels = [
+        ("exporter", spec.id.as_str()),
+        ("signal", spec.signal.as_str()),
+    ];
     let weak = tx.downgrade();
     telemetry.registry.gauge_fn(
         "trailhead_exporter_queue_size",
         "Requests waiting in the exporter queue.",
         &labels,
-        move || weak.upgrade().map_or(0.0, |tx| (tx.max_capacity() - tx.capacity()) as f64),
+        move || {
+            weak.upgrade()
+                .map_or(0.0, |tx| (tx.max_capacity() - tx.capacity()) as f64)
+        },
     );
     telemetry.registry.gauge_fn(
         "trailhead_exporter_queue_capacity",
@@ -118,7 +135,10 @@ pub fn spawn_exporter(
         move || capacity as f64,
     );
     let metrics = ExporterMetrics::new(&telemetry.registry, &spec.id, spec.signal);
-    let handle = ExporterHandle { id: Arc::from(spec.id.as_str()), tx };
+    let handle = ExporterHandle {
+        id: Arc::from(spec.id.as_str()),
+        tx,
+    };
     let task = tokio::spawn(run(spec, rx, metrics, stop, abort));
     (handle, task)
 }
@@ -144,8 +164,12 @@ impl Pending {
             0 => return None,
             1 => pending.parts.into_iter().next()?,
             _ => {
-                let mut merged = BytesMut::with_capacity(pending.parts.iter().map(Bytes::len).sum());
-                pending.parts.iter().for_each(|p| merged.extend_from_slice(p));
+                let mut merged =
+                    BytesMut::with_capacity(pending.parts.iter().map(Bytes::len).sum());
+                pending
+                    .parts
+                    .iter()
+                    .for_each(|p| merged.extend_from_slice(p));
                 merged.freeze()
             }
         };
@@ -202,7 +226,9 @@ async fn dispatch(
     metrics: &ExporterMetrics,
     abort: &CancellationToken,
 ) {
-    let Some((payload, items)) = pending.take() else { return };
+    let Some((payload, items)) = pending.take() else {
+        return;
+    };
     let permit = tokio::select! {
         permit = senders.clone().acquire_owned() => permit,
         () = abort.cancelled() => {
@@ -241,7 +267,9 @@ async fn send_with_retry(
         };
         let (message, retry_after) = match attempt {
             Ok(outcome) => {
-                metrics.sent.add(items as u64 - outcome.rejected.min(items as u64));
+                metrics
+                    .sent
+                    .add(items as u64 - outcome.rejected.min(items as u64));
                 if outcome.rejected > 0 || !outcome.message.is_empty() {
                     metrics.rejected_by_peer.add(outcome.rejected);
                     tracing::warn!(exporter = %spec.id, signal = %spec.signal, rejected = outcome.rejected, message = %outcome.message, "peer accepted the request partially");
@@ -251,7 +279,10 @@ async fn send_with_retry(
             Err(ExportError::Permanent { message }) => {
                 return give_up("the peer rejected it permanently", &message);
             }
-            Err(ExportError::Retryable { message, retry_after }) => (message, retry_after),
+            Err(ExportError::Retryable {
+                message,
+                retry_after,
+            }) => (message, retry_after),
         };
         let wait = retry_after.unwrap_or_else(|| jitter(interval, retry.randomization_factor));
         if !retry.enabled || started.elapsed() + wait > retry.max_elapsed_time {
@@ -290,12 +321,19 @@ mod tests {
     }
 
     impl Sink for Recorder {
-        fn send(&self, _payload: Bytes, items: usize) -> BoxFuture<'_, Result<SendOutcome, ExportError>> {
+        fn send(
+            &self,
+            _payload: Bytes,
+            items: usize,
+        ) -> BoxFuture<'_, Result<SendOutcome, ExportError>> {
             Box::pin(async move {
                 let mut failures = self.failures.lock().unwrap();
                 if *failures > 0 {
                     *failures -= 1;
-                    return Err(ExportError::Retryable { message: "down".into(), retry_after: Some(Duration::from_millis(1)) });
+                    return Err(ExportError::Retryable {
+                        message: "down".into(),
+                        retry_after: Some(Duration::from_millis(1)),
+                    });
                 }
                 self.sent.lock().unwrap().push(items);
                 Ok(SendOutcome::default())
@@ -305,7 +343,15 @@ mod tests {
 
     fn batch(items: usize) -> Batch {
         let payload = crate::pdata::wire::tests_support::traces_request(items);
-        Batch { signal: Signal::Traces, payload, items, context: RequestContext { peer: None, receiver: Arc::from("t") } }
+        Batch {
+            signal: Signal::Traces,
+            payload,
+            items,
+            context: RequestContext {
+                peer: None,
+                receiver: Arc::from("t"),
+            },
+        }
     }
 
     fn spec(sink: Arc<Recorder>, send_batch_size: usize, queue_size: usize) -> ExporterSpec {
@@ -313,8 +359,15 @@ mod tests {
             id: "test".into(),
             signal: Signal::Traces,
             sink,
-            queue: QueueSettings { enabled: true, num_consumers: 1, queue_size },
-            batch: BatchSettings { send_batch_size, timeout: Duration::from_millis(20) },
+            queue: QueueSettings {
+                enabled: true,
+                num_consumers: 1,
+                queue_size,
+            },
+            batch: BatchSettings {
+                send_batch_size,
+                timeout: Duration::from_millis(20),
+            },
             retry: RetrySettings::default(),
         }
     }
@@ -327,7 +380,8 @@ mod tests {
         *sink.failures.lock().unwrap() = 2;
         let telemetry = Telemetry::default();
         let (stop, abort) = (CancellationToken::new(), CancellationToken::new());
-        let (handle, task) = spawn_exporter(spec(sink.clone(), 10, 100), &telemetry, stop.clone(), abort);
+        let (handle, task) =
+            spawn_exporter(spec(sink.clone(), 10, 100), &telemetry, stop.clone(), abort);
         for _ in 0..5 {
             handle.try_reserve().unwrap().send(batch(4));
         }
@@ -338,7 +392,12 @@ mod tests {
         assert_eq!(sent.iter().sum::<usize>(), 20, "{sent:?}");
         assert!(sent.iter().all(|&n| n <= 12), "{sent:?}");
         let text = telemetry.registry.render();
-        assert!(text.contains("trailhead_exporter_retries_total{exporter=\"test\",signal=\"traces\"} 2"), "{text}");
+        assert!(
+            text.contains(
+                "trailhead_exporter_retries_total{exporter=\"test\",signal=\"traces\"} 2"
+            ),
+            "{text}"
+        );
     }
 
     // A full queue refuses instead of growing.
@@ -347,7 +406,12 @@ mod tests {
         let sink = Arc::new(Recorder::default());
         *sink.failures.lock().unwrap() = usize::MAX; // never drains
         let telemetry = Telemetry::default();
-        let (handle, _task) = spawn_exporter(spec(sink, 1, 2), &telemetry, CancellationToken::new(), CancellationToken::new());
+        let (handle, _task) = spawn_exporter(
+            spec(sink, 1, 2),
+            &telemetry,
+            CancellationToken::new(),
+            CancellationToken::new(),
+        );
         let mut refused = 0;
         for _ in 0..10 {
             match handle.try_reserve() {

@@ -23,16 +23,30 @@ impl JsonError {
 
 fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, JsonError> {
     let mut deserializer = serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(&mut deserializer)
-        .map_err(|e| JsonError { path: e.path().to_string(), source: e.into_inner() })
+    serde_path_to_error::deserialize(&mut deserializer).map_err(|e| JsonError {
+        path: e.path().to_string(),
+        source: e.into_inner(),
+    })
 }
 
 /// Decodes an OTLP/JSON export request of `signal` into a batch.
-pub fn batch_from_json(signal: Signal, body: &[u8], context: RequestContext) -> Result<Batch, JsonError> {
+pub fn batch_from_json(
+    signal: Signal,
+    body: &[u8],
+    context: RequestContext,
+) -> Result<Batch, JsonError> {
     Ok(match signal {
-        Signal::Traces => Batch::from_message(signal, &decode::<ExportTraceServiceRequest>(body)?, context),
-        Signal::Metrics => Batch::from_message(signal, &decode::<ExportMetricsServiceRequest>(body)?, context),
-        Signal::Logs => Batch::from_message(signal, &decode::<ExportLogsServiceRequest>(body)?, context),
+        Signal::Traces => {
+            Batch::from_message(signal, &decode::<ExportTraceServiceRequest>(body)?, context)
+        }
+        Signal::Metrics => Batch::from_message(
+            signal,
+            &decode::<ExportMetricsServiceRequest>(body)?,
+            context,
+        ),
+        Signal::Logs => {
+            Batch::from_message(signal, &decode::<ExportLogsServiceRequest>(body)?, context)
+        }
     })
 }
 
@@ -40,11 +54,9 @@ pub fn batch_from_json(signal: Signal, body: &[u8], context: RequestContext) -> 
 pub fn to_json(signal: Signal, payload: &[u8]) -> Result<serde_json::Value, String> {
     use prost::Message;
     let value = match signal {
-        Signal::Traces => ExportTraceServiceRequest::decode(payload).map(|m| serde_json::to_value(m)),
-        Signal::Metrics => {
-            ExportMetricsServiceRequest::decode(payload).map(|m| serde_json::to_value(m))
-        }
-        Signal::Logs => ExportLogsServiceRequest::decode(payload).map(|m| serde_json::to_value(m)),
+        Signal::Traces => ExportTraceServiceRequest::decode(payload).map(serde_json::to_value),
+        Signal::Metrics => ExportMetricsServiceRequest::decode(payload).map(serde_json::to_value),
+        Signal::Logs => ExportLogsServiceRequest::decode(payload).map(serde_json::to_value),
     };
     value.map_err(|e| e.to_string())?.map_err(|e| e.to_string())
 }
@@ -55,11 +67,17 @@ mod tests {
     use std::sync::Arc;
 
     fn context() -> RequestContext {
-        RequestContext { peer: None, receiver: Arc::from("test") }
+        RequestContext {
+            peer: None,
+            receiver: Arc::from("test"),
+        }
     }
 
     fn fixture(name: &str) -> Vec<u8> {
-        let path = format!("{}/../../shared/conformance/otlp/{name}", env!("CARGO_MANIFEST_DIR"));
+        let path = format!(
+            "{}/../../shared/conformance/otlp/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
         std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
     }
 
@@ -72,7 +90,8 @@ mod tests {
         assert!(events.items >= 1);
         let logs = batch_from_json(Signal::Logs, &fixture("logs.json"), context()).unwrap();
         assert_eq!(logs.items, 1);
-        let metrics = batch_from_json(Signal::Metrics, &fixture("metrics.json"), context()).unwrap();
+        let metrics =
+            batch_from_json(Signal::Metrics, &fixture("metrics.json"), context()).unwrap();
         assert!(metrics.items >= 4, "{}", metrics.items);
     }
 
@@ -89,8 +108,8 @@ mod tests {
     // A JSON error names the line and column.
     #[test]
     fn broken_json_is_located() {
-        let err = batch_from_json(Signal::Traces, b"{\n  \"resourceSpans\": [}", context())
-            .unwrap_err();
+        let err =
+            batch_from_json(Signal::Traces, b"{\n  \"resourceSpans\": [}", context()).unwrap_err();
         assert_eq!(err.line(), 2);
     }
 }

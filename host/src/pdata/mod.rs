@@ -80,7 +80,12 @@ impl Batch {
         context: RequestContext,
     ) -> Result<Batch, wire::WireError> {
         let items = wire::count_items(signal, &payload)?;
-        Ok(Batch { signal, payload, items, context })
+        Ok(Batch {
+            signal,
+            payload,
+            items,
+            context,
+        })
     }
 
     /// Encodes a decoded request message.
@@ -92,6 +97,11 @@ impl Batch {
         let payload = Bytes::from(message.encode_to_vec());
         // Our own encoding is well formed; counting cannot fail.
         let items = wire::count_items(signal, &payload).unwrap_or(0);
-        Batch { signal, payload, items, context }
+        Batch {
+            signal,
+            payload,
+            items,
+            context,
+        }
     }
 }

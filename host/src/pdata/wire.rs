@@ -39,7 +39,11 @@ impl<'a> Reader<'a> {
                 return Ok(value);
             }
         }
-        Err(if self.buf.len() < 10 { "truncated varint" } else { "varint longer than 10 bytes" })
+        Err(if self.buf.len() < 10 {
+            "truncated varint"
+        } else {
+            "varint longer than 10 bytes"
+        })
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], Reason> {
@@ -85,11 +89,21 @@ struct Names {
 
 fn names(signal: Signal) -> Names {
     match signal {
-        Signal::Traces => Names { resource: "resource_spans", scope: "scope_spans", item: "spans" },
-        Signal::Metrics => {
-            Names { resource: "resource_metrics", scope: "scope_metrics", item: "metrics" }
-        }
-        Signal::Logs => Names { resource: "resource_logs", scope: "scope_logs", item: "log_records" },
+        Signal::Traces => Names {
+            resource: "resource_spans",
+            scope: "scope_spans",
+            item: "spans",
+        },
+        Signal::Metrics => Names {
+            resource: "resource_metrics",
+            scope: "scope_metrics",
+            item: "metrics",
+        },
+        Signal::Logs => Names {
+            resource: "resource_logs",
+            scope: "scope_logs",
+            item: "log_records",
+        },
     }
 }
 
@@ -129,9 +143,8 @@ fn count_in_resource(signal: Signal, bytes: &[u8]) -> Result<usize, Located> {
         match number {
             1 => check_framing(body).map_err(|e| (".resource".to_string(), e))?,
             2 => {
-                total += count_in_scope(signal, body).map_err(|(path, e)| {
-                    (format!(".{}[{s}]{path}", names.scope), e)
-                })?;
+                total += count_in_scope(signal, body)
+                    .map_err(|(path, e)| (format!(".{}[{s}]{path}", names.scope), e))?;
                 s += 1;
             }
             _ => {}
@@ -152,7 +165,9 @@ fn count_in_scope(signal: Signal, bytes: &[u8]) -> Result<usize, Located> {
                 let located = |(path, e): Located| (format!(".{}[{i}]{path}", names.item), e);
                 total += match signal {
                     Signal::Metrics => count_data_points(body).map_err(located)?,
-                    _ => check_framing(body).map(|()| 1).map_err(|e| located((String::new(), e)))?,
+                    _ => check_framing(body)
+                        .map(|()| 1)
+                        .map_err(|e| located((String::new(), e)))?,
                 };
                 i += 1;
             }
@@ -179,8 +194,7 @@ fn count_data_points(bytes: &[u8]) -> Result<usize, Located> {
         let mut p = 0;
         for_each_message_field(body, |number, point| {
             if number == 1 {
-                check_framing(point)
-                    .map_err(|e| (format!(".{kind}.data_points[{p}]"), e))?;
+                check_framing(point).map_err(|e| (format!(".{kind}.data_points[{p}]"), e))?;
                 total += 1;
                 p += 1;
             }
@@ -227,12 +241,20 @@ mod tests {
         let scope_spans = spans_per_scope
             .iter()
             .map(|&n| ScopeSpans {
-                spans: (0..n).map(|i| Span { name: format!("s{i}"), ..Default::default() }).collect(),
+                spans: (0..n)
+                    .map(|i| Span {
+                        name: format!("s{i}"),
+                        ..Default::default()
+                    })
+                    .collect(),
                 ..Default::default()
             })
             .collect();
         ExportTraceServiceRequest {
-            resource_spans: vec![ResourceSpans { scope_spans, ..Default::default() }],
+            resource_spans: vec![ResourceSpans {
+                scope_spans,
+                ..Default::default()
+            }],
         }
         .encode_to_vec()
     }
@@ -262,7 +284,10 @@ mod tests {
                 ..Default::default()
             }],
         };
-        assert_eq!(count_items(Signal::Metrics, &request.encode_to_vec()), Ok(5));
+        assert_eq!(
+            count_items(Signal::Metrics, &request.encode_to_vec()),
+            Ok(5)
+        );
     }
 
     // A truncated request is refused, and the error says where it broke.
@@ -310,7 +335,13 @@ pub mod tests_support {
         let request = ExportTraceServiceRequest {
             resource_spans: vec![ResourceSpans {
                 scope_spans: vec![ScopeSpans {
-                    spans: vec![Span { name: "op".into(), ..Default::default() }; spans],
+                    spans: vec![
+                        Span {
+                            name: "op".into(),
+                            ..Default::default()
+                        };
+                        spans
+                    ],
                     ..Default::default()
                 }],
                 ..Default::default()

@@ -56,7 +56,11 @@ pub struct Fanout {
 
 impl Fanout {
     pub fn new(signal: Signal, pipelines: Vec<Arc<Pipeline>>, metrics: ReceiverMetrics) -> Self {
-        Fanout { signal, pipelines, metrics }
+        Fanout {
+            signal,
+            pipelines,
+            metrics,
+        }
     }
 
     pub fn metrics(&self) -> &ReceiverMetrics {

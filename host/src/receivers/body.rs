@@ -15,7 +15,10 @@ pub enum BodyError {
     #[error("request body expands to more than the limit of {limit} bytes when decompressed")]
     DecompressedTooLarge { limit: usize },
     #[error("request body is not valid {encoding}: {reason}")]
-    Corrupt { encoding: &'static str, reason: String },
+    Corrupt {
+        encoding: &'static str,
+        reason: String,
+    },
     #[error("unsupported Content-Encoding `{0}`: use gzip, zstd, deflate or none")]
     UnsupportedEncoding(String),
     #[error("reading the request body failed: {0}")]
@@ -25,7 +28,9 @@ pub enum BodyError {
 impl BodyError {
     pub fn status(&self) -> StatusCode {
         match self {
-            BodyError::TooLarge { .. } | BodyError::DecompressedTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            BodyError::TooLarge { .. } | BodyError::DecompressedTooLarge { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             _ => StatusCode::BAD_REQUEST,
         }
     }
@@ -52,8 +57,11 @@ pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<
         "gzip" | "x-gzip" => inflate("gzip", flate2::read::MultiGzDecoder::new(&raw[..]), limit),
         "deflate" => inflate("deflate", flate2::read::ZlibDecoder::new(&raw[..]), limit),
         "zstd" => {
-            let decoder = zstd::stream::read::Decoder::new(&raw[..])
-                .map_err(|e| BodyError::Corrupt { encoding: "zstd", reason: e.to_string() })?;
+            let decoder =
+                zstd::stream::read::Decoder::new(&raw[..]).map_err(|e| BodyError::Corrupt {
+                    encoding: "zstd",
+                    reason: e.to_string(),
+                })?;
             inflate("zstd", decoder, limit)
         }
         other => Err(BodyError::UnsupportedEncoding(other.to_string())),
@@ -66,7 +74,10 @@ fn inflate(encoding: &'static str, decoder: impl Read, limit: usize) -> Result<B
     decoder
         .take(limit as u64 + 1)
         .read_to_end(&mut out)
-        .map_err(|e| BodyError::Corrupt { encoding, reason: e.to_string() })?;
+        .map_err(|e| BodyError::Corrupt {
+            encoding,
+            reason: e.to_string(),
+        })?;
     if out.len() > limit {
         return Err(BodyError::DecompressedTooLarge { limit });
     }
@@ -108,8 +119,13 @@ mod tests {
     async fn gzip_bomb_stops_at_the_limit() {
         let bomb = gzip(&vec![0u8; 10 << 20]);
         assert!(bomb.len() < 64 << 10);
-        let err = read_body(&headers("gzip"), Body::from(bomb), 1 << 20).await.unwrap_err();
-        assert!(matches!(err, BodyError::DecompressedTooLarge { .. }), "{err}");
+        let err = read_body(&headers("gzip"), Body::from(bomb), 1 << 20)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, BodyError::DecompressedTooLarge { .. }),
+            "{err}"
+        );
         assert_eq!(err.status(), StatusCode::PAYLOAD_TOO_LARGE);
     }
 
@@ -117,25 +133,41 @@ mod tests {
     #[tokio::test]
     async fn encodings() {
         let data = b"hello".repeat(100);
-        let got = read_body(&headers("gzip"), Body::from(gzip(&data)), 1 << 20).await.unwrap();
+        let got = read_body(&headers("gzip"), Body::from(gzip(&data)), 1 << 20)
+            .await
+            .unwrap();
         assert_eq!(&got[..], &data[..]);
         let zstd = zstd::encode_all(&data[..], 3).unwrap();
-        let got = read_body(&headers("zstd"), Body::from(zstd), 1 << 20).await.unwrap();
+        let got = read_body(&headers("zstd"), Body::from(zstd), 1 << 20)
+            .await
+            .unwrap();
         assert_eq!(&got[..], &data[..]);
         let mut deflate = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
         deflate.write_all(&data).unwrap();
-        let got = read_body(&headers("deflate"), Body::from(deflate.finish().unwrap()), 1 << 20).await.unwrap();
+        let got = read_body(
+            &headers("deflate"),
+            Body::from(deflate.finish().unwrap()),
+            1 << 20,
+        )
+        .await
+        .unwrap();
         assert_eq!(&got[..], &data[..]);
-        let err = read_body(&headers("br"), Body::from("x"), 10).await.unwrap_err();
+        let err = read_body(&headers("br"), Body::from("x"), 10)
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("`br`"), "{err}");
-        let err = read_body(&headers("gzip"), Body::from("not gzip"), 100).await.unwrap_err();
+        let err = read_body(&headers("gzip"), Body::from("not gzip"), 100)
+            .await
+            .unwrap_err();
         assert_eq!(err.status(), StatusCode::BAD_REQUEST);
     }
 
     // A raw body over the limit is refused before decompression.
     #[tokio::test]
     async fn raw_limit() {
-        let err = read_body(&HeaderMap::new(), Body::from(vec![1u8; 101]), 100).await.unwrap_err();
+        let err = read_body(&HeaderMap::new(), Body::from(vec![1u8; 101]), 100)
+            .await
+            .unwrap_err();
         assert!(matches!(err, BodyError::TooLarge { limit: 100 }));
     }
 }

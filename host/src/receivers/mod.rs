@@ -63,12 +63,17 @@ pub async fn serve_http(
     let service = router.into_make_service_with_connect_info::<SocketAddr>();
     let task_name = name.clone();
     let task = tokio::spawn(async move {
-        let server = axum::serve(listener, service).with_graceful_shutdown(shutdown.cancelled_owned());
+        let server =
+            axum::serve(listener, service).with_graceful_shutdown(shutdown.cancelled_owned());
         if let Err(e) = server.await {
             tracing::error!(server = %task_name, error = %e, "server failed");
         }
     });
-    Ok(Listening { name, address, task })
+    Ok(Listening {
+        name,
+        address,
+        task,
+    })
 }
 
 /// Binds a TCP listener, naming the endpoint in the error.

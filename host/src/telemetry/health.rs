@@ -18,7 +18,10 @@ pub struct HealthCheckConfig {
 
 impl Default for HealthCheckConfig {
     fn default() -> Self {
-        HealthCheckConfig { endpoint: ([0, 0, 0, 0], 13133).into(), path: "/".into() }
+        HealthCheckConfig {
+            endpoint: ([0, 0, 0, 0], 13133).into(),
+            path: "/".into(),
+        }
     }
 }
 
@@ -46,7 +49,10 @@ pub fn router(config: &HealthCheckConfig, health: Health) -> axum::Router {
                 if health.is_serving() {
                     (StatusCode::OK, "{\"status\":\"Server available\"}")
                 } else {
-                    (StatusCode::SERVICE_UNAVAILABLE, "{\"status\":\"Server not available\"}")
+                    (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "{\"status\":\"Server not available\"}",
+                    )
                 }
             }
         }),

@@ -89,8 +89,11 @@ impl Registry {
         existing: impl FnOnce(&Series) -> Option<T>,
     ) -> T {
         let mut families = self.families.lock().unwrap_or_else(|e| e.into_inner());
-        let family =
-            families.entry(name).or_insert_with(|| Family { help, kind, series: BTreeMap::new() });
+        let family = families.entry(name).or_insert_with(|| Family {
+            help,
+            kind,
+            series: BTreeMap::new(),
+        });
         let key = label_text(labels);
         if let Some(found) = family.series.get(&key).and_then(existing) {
             return found;
@@ -101,7 +104,12 @@ impl Registry {
     }
 
     /// The counter `name{labels}`; asking twice returns the same counter.
-    pub fn counter(&self, name: &'static str, help: &'static str, labels: &[(&str, &str)]) -> Counter {
+    pub fn counter(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        labels: &[(&str, &str)],
+    ) -> Counter {
         self.insert(
             name,
             help,
@@ -126,7 +134,14 @@ impl Registry {
         labels: &[(&str, &str)],
         read: impl Fn() -> f64 + Send + Sync + 'static,
     ) {
-        self.insert(name, help, "gauge", labels, || ((), Series::Gauge(Box::new(read))), |_| None);
+        self.insert(
+            name,
+            help,
+            "gauge",
+            labels,
+            || ((), Series::Gauge(Box::new(read))),
+            |_| None,
+        );
     }
 
     /// A histogram with the given upper bucket bounds.
@@ -163,25 +178,51 @@ impl Registry {
         let families = self.families.lock().unwrap_or_else(|e| e.into_inner());
         let mut out = String::new();
         for (name, family) in families.iter() {
-            let _ = writeln!(out, "# HELP {name} {}\n# TYPE {name} {}", family.help, family.kind);
+            let _ = writeln!(
+                out,
+                "# HELP {name} {}\n# TYPE {name} {}",
+                family.help, family.kind
+            );
             for (labels, series) in &family.series {
                 let braces = |extra: &str| {
-                    let all = [labels.as_str(), extra].iter().filter(|s| !s.is_empty()).copied().collect::<Vec<_>>().join(",");
-                    if all.is_empty() { String::new() } else { format!("{{{all}}}") }
+                    let all = [labels.as_str(), extra]
+                        .iter()
+                        .filter(|s| !s.is_empty())
+                        .copied()
+                        .collect::<Vec<_>>()
+                        .join(",");
+                    if all.is_empty() {
+                        String::new()
+                    } else {
+                        format!("{{{all}}}")
+                    }
                 };
                 match series {
-                    Series::Counter(c) => { let _ = writeln!(out, "{name}{} {}", braces(""), c.get()); }
-                    Series::Gauge(read) => { let _ = writeln!(out, "{name}{} {}", braces(""), read()); }
+                    Series::Counter(c) => {
+                        let _ = writeln!(out, "{name}{} {}", braces(""), c.get());
+                    }
+                    Series::Gauge(read) => {
+                        let _ = writeln!(out, "{name}{} {}", braces(""), read());
+                    }
                     Series::Histogram(h) => {
                         let mut cumulative = 0;
                         for (bound, bucket) in h.0.bounds.iter().zip(&h.0.buckets) {
                             cumulative += bucket.load(Ordering::Relaxed);
-                            let _ = writeln!(out, "{name}_bucket{} {cumulative}", braces(&format!("le=\"{bound}\"")));
+                            let _ = writeln!(
+                                out,
+                                "{name}_bucket{} {cumulative}",
+                                braces(&format!("le=\"{bound}\""))
+                            );
                         }
                         let count = h.0.count.load(Ordering::Relaxed);
                         let sum = *h.0.sum_bits.lock().unwrap_or_else(|e| e.into_inner());
                         let _ = writeln!(out, "{name}_bucket{} {count}", braces("le=\"+Inf\""));
-                        let _ = writeln!(out, "{name}_sum{} {sum}\n{name}_count{} {count}", braces(""), braces(""));
+                        let _ = writeln!(
+                            out,
+                            "{name}_sum{} {sum}\n{name}_count{} {count}",
+                            braces(""),
+                            braces("")
+                        );
                     }
                 }
             }
@@ -199,17 +240,28 @@ mod tests {
     fn renders_prometheus_text() {
         let registry = Registry::default();
         let a = registry.counter("t_items_total", "Items.", &[("receiver", "otlp")]);
-        registry.counter("t_items_total", "Items.", &[("receiver", "otlp")]).add(2);
+        registry
+            .counter("t_items_total", "Items.", &[("receiver", "otlp")])
+            .add(2);
         a.add(1);
         registry.gauge_fn("t_queue", "Queue.", &[], || 7.0);
         let h = registry.histogram("t_batch", "Batch.", &[("e", "x")], &[10.0, 100.0]);
         h.observe(5.0);
         h.observe(50.0);
         let text = registry.render();
-        assert!(text.contains("t_items_total{receiver=\"otlp\"} 3\n"), "{text}");
+        assert!(
+            text.contains("t_items_total{receiver=\"otlp\"} 3\n"),
+            "{text}"
+        );
         assert!(text.contains("t_queue 7\n"), "{text}");
-        assert!(text.contains("t_batch_bucket{e=\"x\",le=\"10\"} 1\n"), "{text}");
-        assert!(text.contains("t_batch_bucket{e=\"x\",le=\"+Inf\"} 2\n"), "{text}");
+        assert!(
+            text.contains("t_batch_bucket{e=\"x\",le=\"10\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("t_batch_bucket{e=\"x\",le=\"+Inf\"} 2\n"),
+            "{text}"
+        );
         assert!(text.contains("t_batch_count{e=\"x\"} 2\n"), "{text}");
     }
 }

@@ -60,7 +60,11 @@ impl ExporterMetrics {
     pub fn new(registry: &Registry, exporter: &str, signal: Signal) -> Self {
         let labels = [("exporter", exporter), ("signal", signal.as_str())];
         ExporterMetrics {
-            sent: registry.counter("trailhead_exporter_sent_items_total", "Items delivered.", &labels),
+            sent: registry.counter(
+                "trailhead_exporter_sent_items_total",
+                "Items delivered.",
+                &labels,
+            ),
             failed: registry.counter(
                 "trailhead_exporter_send_failed_items_total",
                 "Items that could not be delivered and were dropped.",

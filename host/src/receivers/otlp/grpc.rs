@@ -34,7 +34,11 @@ pub struct GrpcConfig {
 
 impl Default for GrpcConfig {
     fn default() -> Self {
-        GrpcConfig { endpoint: "0.0.0.0:4317".into(), max_recv_msg_size_mib: 4, max_concurrent_streams: None }
+        GrpcConfig {
+            endpoint: "0.0.0.0:4317".into(),
+            max_recv_msg_size_mib: 4,
+            max_concurrent_streams: None,
+        }
     }
 }
 
@@ -51,7 +55,10 @@ pub async fn serve(
     for signal in Signal::ALL {
         if let Some(fanout) = consumers.get(signal) {
             let service = ExportService {
-                handler: ExportHandler { fanout: fanout.clone(), receiver: Arc::from(id) },
+                handler: ExportHandler {
+                    fanout: fanout.clone(),
+                    receiver: Arc::from(id),
+                },
                 max_message_bytes: config.max_recv_msg_size_mib << 20,
             };
             router = router.route_service(export_path(signal), service);
@@ -68,7 +75,11 @@ pub async fn serve(
             tracing::error!(server = %task_name, error = %e, "server failed");
         }
     });
-    Ok(Listening { name, address, task })
+    Ok(Listening {
+        name,
+        address,
+        task,
+    })
 }
 
 /// One signal's `Export` method as a tower service.
@@ -102,15 +113,25 @@ impl tower::Service<http::Request<Body>> for ExportService {
 
 /// tonic refuses an oversize message with OUT_OF_RANGE; gRPC (and the collector) say
 /// RESOURCE_EXHAUSTED, which clients know not to retry unchanged.
-fn oversize_is_resource_exhausted(mut response: http::Response<tonic::body::Body>) -> http::Response<tonic::body::Body> {
-    let out_of_range = response.headers().get("grpc-status").is_some_and(|v| v == "11");
+fn oversize_is_resource_exhausted(
+    mut response: http::Response<tonic::body::Body>,
+) -> http::Response<tonic::body::Body> {
+    let out_of_range = response
+        .headers()
+        .get("grpc-status")
+        .is_some_and(|v| v == "11");
     let oversize = response
         .headers()
         .get("grpc-message")
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|m| m.contains("message%20length%20too%20large") || m.contains("message length too large"));
+        .is_some_and(|m| {
+            m.contains("message%20length%20too%20large") || m.contains("message length too large")
+        });
     if out_of_range && oversize {
-        response.headers_mut().insert("grpc-status", http::HeaderValue::from(Code::ResourceExhausted as i32));
+        response.headers_mut().insert(
+            "grpc-status",
+            http::HeaderValue::from(Code::ResourceExhausted as i32),
+        );
     }
     response
 }
@@ -127,12 +148,16 @@ impl UnaryService<Bytes> for ExportHandler {
 
     fn call(&mut self, request: tonic::Request<Bytes>) -> Self::Future {
         let fanout = self.fanout.clone();
-        let context = RequestContext { peer: request.remote_addr(), receiver: self.receiver.clone() };
+        let context = RequestContext {
+            peer: request.remote_addr(),
+            receiver: self.receiver.clone(),
+        };
         Box::pin(async move {
-            let batch = Batch::from_protobuf(fanout.signal, request.into_inner(), context).map_err(|e| {
-                fanout.metrics().malformed_requests.add(1);
-                Status::invalid_argument(format!("{} request: {e}", fanout.signal))
-            })?;
+            let batch = Batch::from_protobuf(fanout.signal, request.into_inner(), context)
+                .map_err(|e| {
+                    fanout.metrics().malformed_requests.add(1);
+                    Status::invalid_argument(format!("{} request: {e}", fanout.signal))
+                })?;
             fanout.consume(batch).await.map_err(status_of)?;
             // An empty message is a full success: no partial_success.
             Ok(tonic::Response::new(Bytes::new()))

@@ -64,7 +64,9 @@ pub fn router(id: &str, config: &HttpConfig, consumers: &Consumers) -> axum::Rou
     let mut router = axum::Router::new();
     let receiver: Arc<str> = Arc::from(id);
     for signal in Signal::ALL {
-        let Some(fanout) = consumers.get(signal).cloned() else { continue };
+        let Some(fanout) = consumers.get(signal).cloned() else {
+            continue;
+        };
         let path = match signal {
             Signal::Traces => &config.traces_url_path,
             Signal::Metrics => &config.metrics_url_path,
@@ -81,20 +83,44 @@ pub fn router(id: &str, config: &HttpConfig, consumers: &Consumers) -> axum::Rou
     router
 }
 
-async fn handle(fanout: Arc<Fanout>, receiver: Arc<str>, limit: usize, request: Request) -> Response {
+async fn handle(
+    fanout: Arc<Fanout>,
+    receiver: Arc<str>,
+    limit: usize,
+    request: Request,
+) -> Response {
     let (parts, body) = request.into_parts();
     let encoding = match media_type(&parts.headers).as_str() {
         "application/x-protobuf" => Encoding::Protobuf,
         "application/json" => Encoding::Json,
         other if parts.method == Method::POST => {
-            let shown = if other.is_empty() { "none".to_string() } else { format!("`{other}`") };
-            return plain(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("unsupported Content-Type {shown}: use application/x-protobuf or application/json"));
+            let shown = if other.is_empty() {
+                "none".to_string()
+            } else {
+                format!("`{other}`")
+            };
+            return plain(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!(
+                    "unsupported Content-Type {shown}: use application/x-protobuf or application/json"
+                ),
+            );
         }
         _ => Encoding::Json,
     };
     if parts.method != Method::POST {
-        let mut response = error(encoding, StatusCode::METHOD_NOT_ALLOWED, format!("method {} is not allowed on {}; use POST", parts.method, parts.uri.path()));
-        response.headers_mut().insert(header::ALLOW, http::HeaderValue::from_static("POST"));
+        let mut response = error(
+            encoding,
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!(
+                "method {} is not allowed on {}; use POST",
+                parts.method,
+                parts.uri.path()
+            ),
+        );
+        response
+            .headers_mut()
+            .insert(header::ALLOW, http::HeaderValue::from_static("POST"));
         return response;
     }
     let signal = fanout.signal;
@@ -106,11 +132,17 @@ async fn handle(fanout: Arc<Fanout>, receiver: Arc<str>, limit: usize, request: 
         Ok(body) => body,
         Err(e) => return bad(e.status(), e.to_string()),
     };
-    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
     let context = RequestContext { peer, receiver };
     let batch = match encoding {
-        Encoding::Protobuf => Batch::from_protobuf(signal, body, context).map_err(|e| e.to_string()),
-        Encoding::Json => batch_from_json(signal, &body, context).map_err(|e| format!("invalid OTLP/JSON {signal} request: {e}")),
+        Encoding::Protobuf => {
+            Batch::from_protobuf(signal, body, context).map_err(|e| e.to_string())
+        }
+        Encoding::Json => batch_from_json(signal, &body, context)
+            .map_err(|e| format!("invalid OTLP/JSON {signal} request: {e}")),
     };
     let batch = match batch {
         Ok(batch) => batch,
@@ -120,7 +152,10 @@ async fn handle(fanout: Arc<Fanout>, receiver: Arc<str>, limit: usize, request: 
         Ok(()) => success(encoding),
         Err(e @ (ConsumeError::Full(_) | ConsumeError::ShuttingDown)) => {
             let mut response = error(encoding, StatusCode::SERVICE_UNAVAILABLE, e.to_string());
-            response.headers_mut().insert(header::RETRY_AFTER, http::HeaderValue::from(RETRY_AFTER_SECONDS));
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                http::HeaderValue::from(RETRY_AFTER_SECONDS),
+            );
             response
         }
         Err(e) => error(encoding, StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
@@ -130,7 +165,11 @@ async fn handle(fanout: Arc<Fanout>, receiver: Arc<str>, limit: usize, request: 
 /// 200 with an empty `Export*ServiceResponse` (no partial success).
 fn success(encoding: Encoding) -> Response {
     match encoding {
-        Encoding::Protobuf => ([(header::CONTENT_TYPE, "application/x-protobuf")], Vec::new()).into_response(),
+        Encoding::Protobuf => (
+            [(header::CONTENT_TYPE, "application/x-protobuf")],
+            Vec::new(),
+        )
+            .into_response(),
         Encoding::Json => ([(header::CONTENT_TYPE, "application/json")], "{}").into_response(),
     }
 }
@@ -141,7 +180,12 @@ fn error(encoding: Encoding, status: StatusCode, message: String) -> Response {
     match encoding {
         Encoding::Protobuf => {
             let body = RpcStatus { code, message }.encode_to_vec();
-            (status, [(header::CONTENT_TYPE, "application/x-protobuf")], body).into_response()
+            (
+                status,
+                [(header::CONTENT_TYPE, "application/x-protobuf")],
+                body,
+            )
+                .into_response()
         }
         Encoding::Json => {
             let body = serde_json::json!({ "code": code, "message": message }).to_string();
@@ -152,7 +196,12 @@ fn error(encoding: Encoding, status: StatusCode, message: String) -> Response {
 
 /// A plain-text error, for requests whose encoding is unknown.
 fn plain(status: StatusCode, message: String) -> Response {
-    (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], message).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        message,
+    )
+        .into_response()
 }
 
 /// The gRPC code that corresponds to an HTTP status, for the `google.rpc.Status` body.
@@ -161,7 +210,9 @@ fn grpc_code(status: StatusCode) -> tonic::Code {
         StatusCode::BAD_REQUEST => tonic::Code::InvalidArgument,
         StatusCode::PAYLOAD_TOO_LARGE => tonic::Code::ResourceExhausted,
         StatusCode::SERVICE_UNAVAILABLE => tonic::Code::Unavailable,
-        StatusCode::METHOD_NOT_ALLOWED | StatusCode::UNSUPPORTED_MEDIA_TYPE => tonic::Code::Unimplemented,
+        StatusCode::METHOD_NOT_ALLOWED | StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            tonic::Code::Unimplemented
+        }
         _ => tonic::Code::Internal,
     }
 }

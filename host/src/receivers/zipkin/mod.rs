@@ -30,22 +30,40 @@ pub struct ZipkinReceiverConfig {
 
 impl Default for ZipkinReceiverConfig {
     fn default() -> Self {
-        ZipkinReceiverConfig { endpoint: "0.0.0.0:9411".into(), parse_string_tags: false, max_request_body_size: 20 << 20 }
+        ZipkinReceiverConfig {
+            endpoint: "0.0.0.0:9411".into(),
+            parse_string_tags: false,
+            max_request_body_size: 20 << 20,
+        }
     }
 }
 
 /// The Zipkin routes: every path. `None` when no traces pipeline lists this receiver.
-pub fn router(id: &str, config: &ZipkinReceiverConfig, consumers: &Consumers) -> Option<axum::Router> {
+pub fn router(
+    id: &str,
+    config: &ZipkinReceiverConfig,
+    consumers: &Consumers,
+) -> Option<axum::Router> {
     let fanout = consumers.get(Signal::Traces)?.clone();
     let receiver: Arc<str> = Arc::from(id);
     let config = config.clone();
-    Some(axum::Router::new().fallback(move |request: Request| handle(fanout.clone(), receiver.clone(), config.clone(), request)))
+    Some(axum::Router::new().fallback(move |request: Request| {
+        handle(fanout.clone(), receiver.clone(), config.clone(), request)
+    }))
 }
 
-async fn handle(fanout: Arc<Fanout>, receiver: Arc<str>, config: ZipkinReceiverConfig, request: Request) -> Response {
+async fn handle(
+    fanout: Arc<Fanout>,
+    receiver: Arc<str>,
+    config: ZipkinReceiverConfig,
+    request: Request,
+) -> Response {
     let (parts, body) = request.into_parts();
     if parts.method != Method::POST {
-        return reply(StatusCode::METHOD_NOT_ALLOWED, format!("method {} is not allowed; POST spans", parts.method));
+        return reply(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("method {} is not allowed; POST spans", parts.method),
+        );
     }
     let bad = |status: StatusCode, message: String| {
         fanout.metrics().malformed_requests.add(1);
@@ -55,7 +73,14 @@ async fn handle(fanout: Arc<Fanout>, receiver: Arc<str>, config: ZipkinReceiverC
     let media = media_type(&parts.headers);
     let protobuf = media == "application/x-protobuf";
     if media == "application/x-thrift" || (v1 && protobuf) {
-        return bad(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("unsupported Content-Type `{media}` on {}: send JSON{}", parts.uri.path(), if v1 { "" } else { " or application/x-protobuf" }));
+        return bad(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!(
+                "unsupported Content-Type `{media}` on {}: send JSON{}",
+                parts.uri.path(),
+                if v1 { "" } else { " or application/x-protobuf" }
+            ),
+        );
     }
     let body = match read_body(&parts.headers, body, config.max_request_body_size).await {
         Ok(body) => body,
@@ -72,13 +97,19 @@ async fn handle(fanout: Arc<Fanout>, receiver: Arc<str>, config: ZipkinReceiverC
         Ok(request) => request,
         Err(e) => return bad(StatusCode::BAD_REQUEST, e.to_string()),
     };
-    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
     let batch = Batch::from_message(Signal::Traces, &request, RequestContext { peer, receiver });
     match fanout.consume(batch).await {
         Ok(()) => StatusCode::ACCEPTED.into_response(),
         Err(e @ (ConsumeError::Full(_) | ConsumeError::ShuttingDown)) => {
             let mut response = reply(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
-            response.headers_mut().insert(header::RETRY_AFTER, http::HeaderValue::from(RETRY_AFTER_SECONDS));
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                http::HeaderValue::from(RETRY_AFTER_SECONDS),
+            );
             response
         }
         Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
@@ -86,5 +117,10 @@ async fn handle(fanout: Arc<Fanout>, receiver: Arc<str>, config: ZipkinReceiverC
 }
 
 fn reply(status: StatusCode, message: String) -> Response {
-    (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], message).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        message,
+    )
+        .into_response()
 }

@@ -133,8 +133,12 @@ pub fn parse_v2_proto(body: &[u8]) -> Result<Vec<ZipkinSpan>, ZipkinError> {
     let list = <ListOfSpans as prost::Message>::decode(body).map_err(ZipkinError::Proto)?;
     let endpoint = |e: proto::Endpoint| Endpoint {
         service_name: Some(e.service_name).filter(|s| !s.is_empty()),
-        ipv4: <[u8; 4]>::try_from(e.ipv4.as_slice()).ok().map(|ip| std::net::Ipv4Addr::from(ip).to_string()),
-        ipv6: <[u8; 16]>::try_from(e.ipv6.as_slice()).ok().map(|ip| std::net::Ipv6Addr::from(ip).to_string()),
+        ipv4: <[u8; 4]>::try_from(e.ipv4.as_slice())
+            .ok()
+            .map(|ip| std::net::Ipv4Addr::from(ip).to_string()),
+        ipv6: <[u8; 16]>::try_from(e.ipv6.as_slice())
+            .ok()
+            .map(|ip| std::net::Ipv6Addr::from(ip).to_string()),
         port: u16::try_from(e.port).ok().filter(|&p| p != 0),
     };
     Ok(list
@@ -156,7 +160,14 @@ pub fn parse_v2_proto(body: &[u8]) -> Result<Vec<ZipkinSpan>, ZipkinError> {
             duration: Some(s.duration).filter(|&d| d != 0),
             local_endpoint: s.local_endpoint.map(endpoint),
             remote_endpoint: s.remote_endpoint.map(endpoint),
-            annotations: s.annotations.into_iter().map(|a| Annotation { timestamp: a.timestamp, value: a.value }).collect(),
+            annotations: s
+                .annotations
+                .into_iter()
+                .map(|a| Annotation {
+                    timestamp: a.timestamp,
+                    value: a.value,
+                })
+                .collect(),
             tags: s.tags,
             debug: Some(s.debug),
             shared: Some(s.shared),
@@ -215,8 +226,16 @@ fn v1_to_v2(v1: V1Span) -> ZipkinSpan {
     };
     let find = |value: &str| v1.annotations.iter().find(|a| a.value == value);
     // The first pair found decides the kind; its start and end give timing if none was set.
-    let pairs = [("cs", "cr", Kind::Client), ("sr", "ss", Kind::Server), ("ms", "ws", Kind::Producer), ("mr", "wr", Kind::Consumer)];
-    if let Some((start, end, kind)) = pairs.iter().find_map(|(s, e, k)| find(s).map(|s| (s, find(e), *k))) {
+    let pairs = [
+        ("cs", "cr", Kind::Client),
+        ("sr", "ss", Kind::Server),
+        ("ms", "ws", Kind::Producer),
+        ("mr", "wr", Kind::Consumer),
+    ];
+    if let Some((start, end, kind)) = pairs
+        .iter()
+        .find_map(|(s, e, k)| find(s).map(|s| (s, find(e), *k)))
+    {
         span.kind = Some(kind);
         span.local_endpoint = start.endpoint.clone();
         span.timestamp = span.timestamp.or(Some(start.timestamp));
@@ -227,7 +246,10 @@ fn v1_to_v2(v1: V1Span) -> ZipkinSpan {
     const CORE: [&str; 8] = ["cs", "cr", "sr", "ss", "ms", "ws", "mr", "wr"];
     for annotation in &v1.annotations {
         if !CORE.contains(&annotation.value.as_str()) {
-            span.annotations.push(Annotation { timestamp: annotation.timestamp, value: annotation.value.clone() });
+            span.annotations.push(Annotation {
+                timestamp: annotation.timestamp,
+                value: annotation.value.clone(),
+            });
         }
         if span.local_endpoint.is_none() {
             span.local_endpoint = annotation.endpoint.clone();
@@ -267,9 +289,22 @@ mod tests {
         let span = &parse_v1_json(body).unwrap()[0];
         assert_eq!(span.kind, Some(Kind::Client));
         assert_eq!((span.timestamp, span.duration), (Some(10), Some(20)));
-        assert_eq!(span.local_endpoint.as_ref().unwrap().service_name.as_deref(), Some("web"));
+        assert_eq!(
+            span.local_endpoint
+                .as_ref()
+                .unwrap()
+                .service_name
+                .as_deref(),
+            Some("web")
+        );
         assert_eq!(span.remote_endpoint.as_ref().unwrap().port, Some(5432));
-        assert_eq!(span.annotations, vec![Annotation { timestamp: 20, value: "retry".into() }]);
+        assert_eq!(
+            span.annotations,
+            vec![Annotation {
+                timestamp: 20,
+                value: "retry".into()
+            }]
+        );
         assert_eq!(span.tags["http.status_code"], "500");
     }
 
@@ -281,13 +316,21 @@ mod tests {
                 trace_id: vec![1; 16],
                 id: vec![2; 8],
                 kind: 2,
-                local_endpoint: Some(ProtoEndpoint { service_name: "api".into(), ipv4: vec![10, 1, 2, 3], port: 80, ..Default::default() }),
+                local_endpoint: Some(ProtoEndpoint {
+                    service_name: "api".into(),
+                    ipv4: vec![10, 1, 2, 3],
+                    port: 80,
+                    ..Default::default()
+                }),
                 ..Default::default()
             }],
         };
         let spans = parse_v2_proto(&prost::Message::encode_to_vec(&list)).unwrap();
         assert_eq!(spans[0].kind, Some(Kind::Server));
-        assert_eq!(spans[0].local_endpoint.as_ref().unwrap().ipv4.as_deref(), Some("10.1.2.3"));
+        assert_eq!(
+            spans[0].local_endpoint.as_ref().unwrap().ipv4.as_deref(),
+            Some("10.1.2.3")
+        );
         assert_eq!(spans[0].trace_id, "01".repeat(16));
     }
 }

@@ -1,0 +1,177 @@
+//! The sender's address travels with every batch into the processor slot (Kubernetes
+//! enrichment associates pods by it), for OTLP/gRPC, OTLP/HTTP and Zipkin. Clients bind
+//! distinct loopback source addresses so the test can tell them apart.
+
+#![allow(clippy::unwrap_used)] // a test: a failed step should fail it loudly
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpSocket;
+use tokio_util::sync::CancellationToken;
+use trailhead::exporters::{
+    BatchSettings, ExportError, ExporterSpec, QueueSettings, RetrySettings, SendOutcome, Sink,
+    spawn_exporter,
+};
+use trailhead::pdata::{Batch, RequestContext, Signal};
+use trailhead::pipeline::{Fanout, Pipeline, ProcessError, Processor};
+use trailhead::receivers::{self, Consumers};
+use trailhead::telemetry::{ReceiverMetrics, Telemetry};
+
+/// Remembers who sent each batch it sees.
+#[derive(Default)]
+struct PeerRecorder(Mutex<Vec<(String, Option<SocketAddr>)>>);
+
+impl Processor for PeerRecorder {
+    fn id(&self) -> &str {
+        "peer-recorder"
+    }
+    fn process(&self, batch: Batch) -> BoxFuture<'_, Result<Option<Batch>, ProcessError>> {
+        self.0
+            .lock()
+            .unwrap()
+            .push((batch.context.receiver.to_string(), batch.context.peer));
+        Box::pin(async { Ok(Some(batch)) })
+    }
+}
+
+struct Discard;
+impl Sink for Discard {
+    fn send(&self, _: Bytes, _: usize) -> BoxFuture<'_, Result<SendOutcome, ExportError>> {
+        Box::pin(async { Ok(SendOutcome::default()) })
+    }
+}
+
+async fn connect_from(source: &str, to: SocketAddr) -> std::io::Result<tokio::net::TcpStream> {
+    let socket = TcpSocket::new_v4()?;
+    socket.bind(format!("{source}:0").parse().expect("address"))?;
+    socket.connect(to).await
+}
+
+/// One HTTP/1.1 POST from `source`; returns the status line.
+async fn post_from(source: &str, to: SocketAddr, path: &str, body: &[u8]) -> String {
+    let mut stream = connect_from(source, to).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(body).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    response.lines().next().unwrap_or("").to_string()
+}
+
+const OTLP_JSON: &[u8] = br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174","name":"a"}]}]}]}"#;
+const ZIPKIN_JSON: &[u8] =
+    br#"[{"traceId":"5b8efff798038103d269b633813fc60c","id":"eee19b7ec3c1b174","name":"b"}]"#;
+
+#[tokio::test]
+async fn peer_address_reaches_processors() {
+    let telemetry = Telemetry::default();
+    let spec = ExporterSpec {
+        id: "discard".into(),
+        signal: Signal::Traces,
+        sink: Arc::new(Discard),
+        queue: QueueSettings::default(),
+        batch: BatchSettings::default(),
+        retry: RetrySettings::default(),
+    };
+    let (exporter, _task) = spawn_exporter(
+        spec,
+        &telemetry,
+        CancellationToken::new(),
+        CancellationToken::new(),
+    );
+    let recorder = Arc::new(PeerRecorder::default());
+    let pipeline = Arc::new(Pipeline {
+        id: "traces".into(),
+        processors: vec![recorder.clone()],
+        exporters: vec![exporter],
+    });
+    let consumers = |id: &str| {
+        let mut consumers = Consumers::default();
+        let metrics = ReceiverMetrics::new(&telemetry.registry, id, Signal::Traces);
+        consumers.set(
+            Signal::Traces,
+            Arc::new(Fanout::new(Signal::Traces, vec![pipeline.clone()], metrics)),
+        );
+        consumers
+    };
+    let stop = CancellationToken::new();
+    let http_router =
+        receivers::otlp::http::router("otlp", &Default::default(), &consumers("otlp"));
+    let http = receivers::serve_http("http".into(), "127.0.0.1:0", http_router, stop.clone())
+        .await
+        .unwrap();
+    let zipkin_router =
+        receivers::zipkin::router("zipkin", &Default::default(), &consumers("zipkin")).unwrap();
+    let zipkin = receivers::serve_http("zipkin".into(), "127.0.0.1:0", zipkin_router, stop.clone())
+        .await
+        .unwrap();
+    let grpc_config = receivers::otlp::grpc::GrpcConfig {
+        endpoint: "127.0.0.1:0".into(),
+        ..Default::default()
+    };
+    let grpc = receivers::otlp::grpc::serve(
+        "otlp/grpc",
+        &grpc_config,
+        &consumers("otlp/grpc"),
+        stop.clone(),
+    )
+    .await
+    .unwrap();
+
+    assert!(
+        post_from("127.0.0.2", http.address, "/v1/traces", OTLP_JSON)
+            .await
+            .contains("200")
+    );
+    assert!(
+        post_from("127.0.0.3", zipkin.address, "/api/v2/spans", ZIPKIN_JSON)
+            .await
+            .contains("202")
+    );
+
+    // gRPC over a connection whose source is 127.0.0.4.
+    let target = grpc.address;
+    let channel = tonic::transport::Endpoint::from_static("http://trailhead.test")
+        .connect_with_connector(tower::service_fn(move |_| async move {
+            connect_from("127.0.0.4", target)
+                .await
+                .map(hyper_util::rt::TokioIo::new)
+        }))
+        .await
+        .unwrap();
+    let context = RequestContext {
+        peer: None,
+        receiver: Arc::from("client"),
+    };
+    let payload = trailhead::pdata::json::batch_from_json(Signal::Traces, OTLP_JSON, context)
+        .unwrap()
+        .payload;
+    let mut client = tonic::client::Grpc::new(channel);
+    client.ready().await.unwrap();
+    let path =
+        http::uri::PathAndQuery::from_static(trailhead::pdata::grpc::export_path(Signal::Traces));
+    client
+        .unary(
+            tonic::Request::new(payload),
+            path,
+            trailhead::pdata::grpc::RawCodec,
+        )
+        .await
+        .unwrap();
+
+    let seen = recorder.0.lock().unwrap().clone();
+    let ip = |receiver: &str| {
+        seen.iter()
+            .find(|(r, _)| r == receiver)
+            .and_then(|(_, peer)| peer.map(|p| p.ip().to_string()))
+    };
+    assert_eq!(ip("otlp").as_deref(), Some("127.0.0.2"), "{seen:?}");
+    assert_eq!(ip("zipkin").as_deref(), Some("127.0.0.3"), "{seen:?}");
+    assert_eq!(ip("otlp/grpc").as_deref(), Some("127.0.0.4"), "{seen:?}");
+    stop.cancel();
+}
