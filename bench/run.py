@@ -1,0 +1,177 @@
+#!/usr/bin/env python3
+"""`make bench`: trailhead and the OpenTelemetry Collector side by side, in one run, under the
+same load from trailhead-bench. The system under test is pinned to core 0, the load generator
+and its sink to core 1. CPU comes from /proc/PID/stat (utime + stime) over the load window,
+RSS from /proc/PID/status. Writes target/bench/summary.json and BENCHMARKS.md."""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+TICKS = os.sysconf("SC_CLK_TCK")
+
+# name, protocol, spans per request, spans per second, seconds
+SCENARIOS = [
+    ("otlp-grpc 512/req 10k/s", "grpc", 512, 10_000, 12),
+    ("otlp-grpc 512/req 50k/s", "grpc", 512, 50_000, 12),
+    ("otlp-http 512/req 10k/s", "http", 512, 10_000, 12),
+    ("zipkin-json 100/req 10k/s", "zipkin", 100, 10_000, 12),
+]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, process, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"exited with {process.returncode}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"port {port} never opened")
+
+
+def cpu_seconds(pid):
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def rss_mib(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def config(system, ports, sink):
+    receivers = {
+        "otlp": {"protocols": {"grpc": {"endpoint": f"127.0.0.1:{ports['grpc']}"}, "http": {"endpoint": f"127.0.0.1:{ports['http']}"}}},
+        "zipkin": {"endpoint": f"127.0.0.1:{ports['zipkin']}"},
+    }
+    exporter = {"endpoint": sink, "tls": {"insecure": True}, "compression": "none"}
+    pipeline = {"receivers": ["otlp", "zipkin"], "exporters": ["otlp/sink"]}
+    if system == "collector":
+        return {"receivers": receivers, "processors": {"batch": {}}, "exporters": {"otlp/sink": exporter},
+                "service": {"pipelines": {"traces": dict(pipeline, processors=["batch"])},
+                            "telemetry": {"metrics": {"level": "none"}, "logs": {"level": "warn"}}}}
+    return {"receivers": receivers, "exporters": {"otlp/sink": exporter},
+            "service": {"pipelines": {"traces": pipeline},
+                        "telemetry": {"metrics": {"level": "none"}, "logs": {"level": "warn"}}}}
+
+
+def run_one(system, command, scenario, loadgen, workdir):
+    name, protocol, per_request, rate, seconds = scenario
+    ports = {k: free_port() for k in ["grpc", "http", "zipkin", "sink"]}
+    sink = f"127.0.0.1:{ports['sink']}"
+    path = workdir / f"{system}.json"
+    path.write_text(json.dumps(config(system, ports, sink)))
+    process = subprocess.Popen(["taskset", "-c", "0", *command, "--config", str(path)],
+                               stdout=subprocess.DEVNULL, stderr=open(workdir / f"{system}.log", "w"))
+    try:
+        wait_port(ports["grpc"], process)
+        time.sleep(0.5)
+        idle_rss = rss_mib(process.pid)
+        target = {"grpc": ports["grpc"], "http": ports["http"], "zipkin": ports["zipkin"]}[protocol]
+        load = subprocess.Popen(["taskset", "-c", "1", str(loadgen), "--protocol", protocol, "--target", f"127.0.0.1:{target}",
+                                 "--sink", sink, "--rate", str(rate), "--spans-per-request", str(per_request),
+                                 "--duration", str(seconds), "--concurrency", "64"], stdout=subprocess.PIPE, text=True)
+        time.sleep(0.2)
+        cpu_start, rss = cpu_seconds(process.pid), []
+        started = time.time()
+        while load.poll() is None and time.time() - started < seconds + 0.3:
+            rss.append(rss_mib(process.pid))
+            time.sleep(0.25)
+        cpu = cpu_seconds(process.pid) - cpu_start
+        report = json.loads(load.communicate(timeout=60)[0].strip().splitlines()[-1])
+    finally:
+        process.terminate()
+        process.wait(30)
+    return {
+        "system": system, "scenario": name, "spans_per_s": round(report["spans_per_s"]),
+        "cpu_us_per_span": round(cpu * 1e6 / max(report["sent"], 1), 2),
+        "rss_mib": round(max(rss or [0]), 1), "idle_rss_mib": round(idle_rss, 1),
+        "p50_ms": round(report["p50_ms"], 2), "p99_ms": round(report["p99_ms"], 2),
+        "client_p99_ms": round(report["client_p99_ms"], 2),
+        "sent": report["sent"], "received": report["received"],
+    }
+
+
+def machine():
+    model = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("model name")), platform.processor())
+    mem = next((int(l.split()[1]) // 1024 // 1024 for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal")), 0)
+    return f"{os.cpu_count()} cores ({model}), {mem} GiB, {platform.system()} {platform.release()}"
+
+
+def markdown(results, when):
+    lines = [
+        "# Benchmarks", "",
+        f"Run by `make bench` on {when} — {machine()}.", "",
+        "Each system under test is pinned to core 0; trailhead-bench (open-loop load at a fixed rate, latency",
+        "from the intended send time, and the counting OTLP/gRPC sink) to core 1. CPU is utime+stime of the",
+        "system under test over the load window divided by spans sent; RSS is the peak during the load. p50/p99",
+        "are end to end (load generator → system → sink), including batching. Exports are uncompressed",
+        "OTLP/gRPC. The collector runs `otlp`+`zipkin` receivers → `batch` → `otlp` exporter, built from its Go",
+        "modules (tests/peers/collector); trailhead runs the same shape with its exporter batching.", "",
+        "Absolute numbers on these shared 2-core machines move by ±15%; compare the ratios within one run.", "",
+        "| scenario | system | spans/s | CPU µs/span | peak RSS MiB | idle RSS MiB | p50 ms | p99 ms | sent | received |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in results:
+        lines.append(f"| {r['scenario']} | {r['system']} | {r['spans_per_s']} | {r['cpu_us_per_span']} | {r['rss_mib']} | "
+                     f"{r['idle_rss_mib']} | {r['p50_ms']} | {r['p99_ms']} | {r['sent']} | {r['received']} |")
+    lines += ["", "## trailhead against the collector, same run", "",
+              "| scenario | CPU per span (trailhead / collector) | peak RSS (trailhead / collector) |", "| --- | ---: | ---: |"]
+    by = {(r["system"], r["scenario"]): r for r in results}
+    for scenario in dict.fromkeys(r["scenario"] for r in results):
+        t, c = by.get(("trailhead", scenario)), by.get(("collector", scenario))
+        if t and c and c["cpu_us_per_span"] and c["rss_mib"]:
+            lines.append(f"| {scenario} | {t['cpu_us_per_span'] / c['cpu_us_per_span']:.2f}× | {t['rss_mib'] / c['rss_mib']:.2f}× |")
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--binary", default=str(REPO / "target/release/trailhead"))
+    parser.add_argument("--loadgen", default=str(REPO / "target/release/trailhead-bench"))
+    parser.add_argument("--collector", default=str(REPO / "tests/peers/bin/otelcol-peer"))
+    parser.add_argument("--out", default=str(REPO / "BENCHMARKS.md"))
+    parser.add_argument("--only", default="", help="run only scenarios whose name contains this")
+    parser.add_argument("--systems", default="trailhead,collector")
+    args = parser.parse_args()
+    systems = [("trailhead", [args.binary, "run"])]
+    if Path(args.collector).exists():
+        systems.append(("collector", [args.collector]))
+    systems = [s for s in systems if s[0] in args.systems.split(",")]
+    else:
+        print(f"note: {args.collector} missing (make peers); benchmarking trailhead alone", file=sys.stderr)
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for scenario in [s for s in SCENARIOS if args.only in s[0]]:
+            for system, command in systems:
+                result = run_one(system, command, scenario, args.loadgen, Path(tmp))
+                print(json.dumps(result), flush=True)
+                results.append(result)
+    out_dir = REPO / "target" / "bench"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "summary.json").write_text(json.dumps(results, indent=2))
+    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    Path(args.out).write_text(markdown(results, when))
+
+
+if __name__ == "__main__":
+    main()
