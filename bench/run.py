@@ -117,6 +117,18 @@ def machine():
     return f"{os.cpu_count()} cores ({model}), {mem} GiB, {platform.system()} {platform.release()}"
 
 
+# scenario, check on trailhead's record, what the target says
+TARGETS = [
+    ("otlp-grpc 512/req 50k/s", lambda r: r["cpu_us_per_span"] <= 3.0, "≤ 3 CPU-µs per span, uncompressed OTLP passthrough at 512 spans per request"),
+    ("otlp-grpc 512/req 10k/s", lambda r: r["cpu_us_per_span"] <= 3.0, "≤ 3 CPU-µs per span at 10k spans/s"),
+    ("otlp-grpc 512/req 10k/s", lambda r: r["rss_mib"] <= 20.0, "≤ 20 MiB RSS at 10k spans/s"),
+]
+
+
+def by_system_scenario(results):
+    return {(r["system"], r["scenario"]): r for r in results}
+
+
 def markdown(results, when):
     lines = [
         "# Benchmarks", "",
@@ -134,9 +146,14 @@ def markdown(results, when):
     for r in results:
         lines.append(f"| {r['scenario']} | {r['system']} | {r['spans_per_s']} | {r['cpu_us_per_span']} | {r['rss_mib']} | "
                      f"{r['idle_rss_mib']} | {r['p50_ms']} | {r['p99_ms']} | {r['sent']} | {r['received']} |")
+    lines += ["", "## Targets", ""]
+    for scenario, check, what in TARGETS:
+        r = by_system_scenario(results).get(("trailhead", scenario))
+        if r:
+            lines.append(f"- {what}: {'met' if check(r) else 'NOT met'} ({scenario}: {r['cpu_us_per_span']} µs/span, {r['rss_mib']} MiB)")
     lines += ["", "## trailhead against the collector, same run", "",
               "| scenario | CPU per span (trailhead / collector) | peak RSS (trailhead / collector) |", "| --- | ---: | ---: |"]
-    by = {(r["system"], r["scenario"]): r for r in results}
+    by = by_system_scenario(results)
     for scenario in dict.fromkeys(r["scenario"] for r in results):
         t, c = by.get(("trailhead", scenario)), by.get(("collector", scenario))
         if t and c and c["cpu_us_per_span"] and c["rss_mib"]:
@@ -156,9 +173,9 @@ def main():
     systems = [("trailhead", [args.binary, "run"])]
     if Path(args.collector).exists():
         systems.append(("collector", [args.collector]))
-    systems = [s for s in systems if s[0] in args.systems.split(",")]
     else:
         print(f"note: {args.collector} missing (make peers); benchmarking trailhead alone", file=sys.stderr)
+    systems = [s for s in systems if s[0] in args.systems.split(",")]
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for scenario in [s for s in SCENARIOS if args.only in s[0]]:
