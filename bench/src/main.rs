@@ -60,11 +60,20 @@ struct Args {
 }
 
 fn now_ns() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
 }
 
 fn string_kv(key: String, value: String) -> KeyValue {
-    KeyValue { key, value: Some(AnyValue { value: Some(any_value::Value::StringValue(value)) }), ..Default::default() }
+    KeyValue {
+        key,
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value)),
+        }),
+        ..Default::default()
+    }
 }
 
 /// One request's body for `protocol`, its spans stamped with `sent_ns`.
@@ -98,7 +107,10 @@ fn body(args: &Args, sequence: u64, sent_ns: u64) -> Bytes {
             let request = ExportTraceServiceRequest {
                 resource_spans: vec![ResourceSpans {
                     resource: Some(resource),
-                    scope_spans: vec![ScopeSpans { spans, ..Default::default() }],
+                    scope_spans: vec![ScopeSpans {
+                        spans,
+                        ..Default::default()
+                    }],
                     ..Default::default()
                 }],
             };
@@ -148,7 +160,8 @@ async fn run_sink(listen: &str, state: Arc<SinkState>) -> anyhow::Result<()> {
     struct Handler(Arc<SinkState>);
     impl UnaryService<Bytes> for Handler {
         type Response = Bytes;
-        type Future = futures::future::BoxFuture<'static, Result<tonic::Response<Bytes>, tonic::Status>>;
+        type Future =
+            futures::future::BoxFuture<'static, Result<tonic::Response<Bytes>, tonic::Status>>;
         fn call(&mut self, request: tonic::Request<Bytes>) -> Self::Future {
             let state = self.0.clone();
             Box::pin(async move {
@@ -159,8 +172,10 @@ async fn run_sink(listen: &str, state: Arc<SinkState>) -> anyhow::Result<()> {
                 for resource in &request.resource_spans {
                     let spans: usize = resource.scope_spans.iter().map(|s| s.spans.len()).sum();
                     state.spans.fetch_add(spans as u64, Ordering::Relaxed);
-                    if let Some(first) = resource.scope_spans.first().and_then(|s| s.spans.first()) {
-                        latencies.push(received.saturating_sub(first.start_time_unix_nano) as f64 / 1e6);
+                    if let Some(first) = resource.scope_spans.first().and_then(|s| s.spans.first())
+                    {
+                        latencies
+                            .push(received.saturating_sub(first.start_time_unix_nano) as f64 / 1e6);
                     }
                 }
                 state.latencies_ms.lock().await.extend(latencies);
@@ -174,13 +189,17 @@ async fn run_sink(listen: &str, state: Arc<SinkState>) -> anyhow::Result<()> {
         type Response = http::Response<tonic::body::Body>;
         type Error = std::convert::Infallible;
         type Future = futures::future::BoxFuture<'static, Result<Self::Response, Self::Error>>;
-        fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        fn poll_ready(
+            &mut self,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), Self::Error>> {
             std::task::Poll::Ready(Ok(()))
         }
         fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
             let handler = self.0.clone();
             Box::pin(async move {
-                let mut grpc = tonic::server::Grpc::new(RawCodec).max_decoding_message_size(64 << 20);
+                let mut grpc =
+                    tonic::server::Grpc::new(RawCodec).max_decoding_message_size(64 << 20);
                 Ok(grpc.unary(handler, request).await)
             })
         }
@@ -188,7 +207,9 @@ async fn run_sink(listen: &str, state: Arc<SinkState>) -> anyhow::Result<()> {
     impl tonic::server::NamedService for Service {
         const NAME: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
     }
-    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("sink on {listen}"))?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("sink on {listen}"))?;
     tonic::transport::Server::builder()
         .add_service(Service(Handler(state)))
         .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
@@ -199,7 +220,14 @@ async fn run_sink(listen: &str, state: Arc<SinkState>) -> anyhow::Result<()> {
 /// Sends one request; Ok(true) when accepted.
 enum Client {
     Grpc(tonic::client::Grpc<tonic::transport::Channel>),
-    Http(hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, http_body_util::Full<Bytes>>, String, &'static str),
+    Http(
+        hyper_util::client::legacy::Client<
+            hyper_util::client::legacy::connect::HttpConnector,
+            http_body_util::Full<Bytes>,
+        >,
+        String,
+        &'static str,
+    ),
 }
 
 impl Client {
@@ -211,14 +239,19 @@ impl Client {
                     return false;
                 }
                 let path = http::uri::PathAndQuery::from_static(export_path(Signal::Traces));
-                grpc.unary(tonic::Request::new(body), path, RawCodec).await.is_ok()
+                grpc.unary(tonic::Request::new(body), path, RawCodec)
+                    .await
+                    .is_ok()
             }
             Client::Http(client, url, content_type) => {
                 let request = http::Request::post(url.as_str())
                     .header("content-type", *content_type)
                     .body(http_body_util::Full::new(body));
                 match request {
-                    Ok(request) => client.request(request).await.is_ok_and(|r| r.status().is_success()),
+                    Ok(request) => client
+                        .request(request)
+                        .await
+                        .is_ok_and(|r| r.status().is_success()),
                     Err(_) => false,
                 }
             }
@@ -243,16 +276,24 @@ async fn main() -> anyhow::Result<()> {
     });
     let client = Arc::new(match args.protocol {
         Protocol::Grpc => {
-            let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", args.target))?.connect_lazy();
+            let channel =
+                tonic::transport::Endpoint::from_shared(format!("http://{}", args.target))?
+                    .connect_lazy();
             Client::Grpc(tonic::client::Grpc::new(channel))
         }
         Protocol::Http | Protocol::Zipkin => {
-            let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+            let client =
+                hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                    .build_http();
             let (path, content_type) = match args.protocol {
                 Protocol::Zipkin => ("/api/v2/spans", "application/json"),
                 _ => ("/v1/traces", "application/x-protobuf"),
             };
-            Client::Http(client, format!("http://{}{path}", args.target), content_type)
+            Client::Http(
+                client,
+                format!("http://{}{path}", args.target),
+                content_type,
+            )
         }
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -263,7 +304,8 @@ async fn main() -> anyhow::Result<()> {
     let in_flight = Arc::new(tokio::sync::Semaphore::new(args.concurrency.max(1)));
     let started = Instant::now();
     let end = started + Duration::from_secs(args.duration);
-    let interval = (args.rate > 0).then(|| Duration::from_secs_f64(args.spans_per_request as f64 / args.rate as f64));
+    let interval = (args.rate > 0)
+        .then(|| Duration::from_secs_f64(args.spans_per_request as f64 / args.rate as f64));
     let mut sequence = 0u64;
     let mut tasks = tokio::task::JoinSet::new();
     loop {
@@ -289,7 +331,12 @@ async fn main() -> anyhow::Result<()> {
         };
         let intended_ns = now_ns() - intended.elapsed().as_nanos() as u64;
         let payload = body(&args, sequence, intended_ns);
-        let (client, sent, failed, latencies) = (client.clone(), sent_requests.clone(), failed_requests.clone(), latencies.clone());
+        let (client, sent, failed, latencies) = (
+            client.clone(),
+            sent_requests.clone(),
+            failed_requests.clone(),
+            latencies.clone(),
+        );
         tasks.spawn(async move {
             let ok = client.send(payload).await;
             let latency_ms = intended.elapsed().as_secs_f64() * 1000.0;
