@@ -32,7 +32,7 @@ class Sink:
     `behaviour` decides each reply: None accepts; a callable gets (signal, request, context) and
     may abort the call or return a response (for partial success)."""
 
-    def __init__(self):
+    def __init__(self, credentials=None):
         self.requests = {"traces": [], "metrics": [], "logs": []}
         self.metadata = []
         self.behaviour = None
@@ -62,7 +62,10 @@ class Sink:
             type("M", (metrics_service_pb2_grpc.MetricsServiceServicer,), {"Export": handler("metrics", metrics_service_pb2.ExportMetricsServiceResponse)})(), self.server)
         logs_service_pb2_grpc.add_LogsServiceServicer_to_server(
             type("L", (logs_service_pb2_grpc.LogsServiceServicer,), {"Export": handler("logs", logs_service_pb2.ExportLogsServiceResponse)})(), self.server)
-        self.port = self.server.add_insecure_port("127.0.0.1:0")
+        if credentials is None:
+            self.port = self.server.add_insecure_port("127.0.0.1:0")
+        else:
+            self.port = self.server.add_secure_port("127.0.0.1:0", credentials)
         self.server.start()
 
     @property

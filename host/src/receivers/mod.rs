@@ -8,6 +8,7 @@ pub mod zipkin;
 
 use crate::pdata::Signal;
 use crate::pipeline::Fanout;
+use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -61,19 +62,38 @@ pub async fn serve_http(
     let listener = bind(endpoint).await?;
     let address = listener.local_addr()?;
     let service = router.into_make_service_with_connect_info::<SocketAddr>();
-    let task_name = name.clone();
-    let task = tokio::spawn(async move {
-        let server =
-            axum::serve(listener, service).with_graceful_shutdown(shutdown.cancelled_owned());
-        if let Err(e) = server.await {
-            tracing::error!(server = %task_name, error = %e, "server failed");
+    let server = axum::serve(listener, service).with_graceful_shutdown(shutdown.cancelled_owned());
+    Ok(Listening::spawn(name, address, server.into_future()))
+}
+
+impl Listening {
+    /// Runs a server to completion in its own task, logging how it failed if it does.
+    pub fn spawn<E: std::fmt::Display>(
+        name: String,
+        address: SocketAddr,
+        server: impl std::future::Future<Output = Result<(), E>> + Send + 'static,
+    ) -> Listening {
+        let task_name = name.clone();
+        let task = tokio::spawn(async move {
+            if let Err(e) = server.await {
+                tracing::error!(server = %task_name, error = %e, "server failed");
+            }
+        });
+        Listening {
+            name,
+            address,
+            task,
         }
-    });
-    Ok(Listening {
-        name,
-        address,
-        task,
-    })
+    }
+}
+
+/// Marks a refusal as retryable for HTTP senders: come back in `RETRY_AFTER_SECONDS`.
+pub fn retry_later(mut response: axum::response::Response) -> axum::response::Response {
+    response.headers_mut().insert(
+        http::header::RETRY_AFTER,
+        http::HeaderValue::from(RETRY_AFTER_SECONDS),
+    );
+    response
 }
 
 /// Binds a TCP listener, naming the endpoint in the error.

@@ -68,18 +68,7 @@ pub async fn serve(
         .max_concurrent_streams(config.max_concurrent_streams)
         .add_routes(tonic::service::Routes::from(router))
         .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown.cancelled_owned());
-    let name = format!("{id} (grpc)");
-    let task_name = name.clone();
-    let task = tokio::spawn(async move {
-        if let Err(e) = server.await {
-            tracing::error!(server = %task_name, error = %e, "server failed");
-        }
-    });
-    Ok(Listening {
-        name,
-        address,
-        task,
-    })
+    Ok(Listening::spawn(format!("{id} (grpc)"), address, server))
 }
 
 /// One signal's `Export` method as a tower service.

@@ -7,7 +7,7 @@ use crate::pdata::json::batch_from_json;
 use crate::pdata::{Batch, RequestContext, Signal};
 use crate::pipeline::{ConsumeError, Fanout};
 use crate::receivers::body::{media_type, read_body};
-use crate::receivers::{Consumers, RETRY_AFTER_SECONDS};
+use crate::receivers::{Consumers, retry_later};
 use axum::extract::ConnectInfo;
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
@@ -150,14 +150,11 @@ async fn handle(
     };
     match fanout.consume(batch).await {
         Ok(()) => success(encoding),
-        Err(e @ (ConsumeError::Full(_) | ConsumeError::ShuttingDown)) => {
-            let mut response = error(encoding, StatusCode::SERVICE_UNAVAILABLE, e.to_string());
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                http::HeaderValue::from(RETRY_AFTER_SECONDS),
-            );
-            response
-        }
+        Err(e @ (ConsumeError::Full(_) | ConsumeError::ShuttingDown)) => retry_later(error(
+            encoding,
+            StatusCode::SERVICE_UNAVAILABLE,
+            e.to_string(),
+        )),
         Err(e) => error(encoding, StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }

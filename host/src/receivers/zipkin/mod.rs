@@ -8,7 +8,7 @@ pub mod to_otlp;
 use crate::pdata::{Batch, RequestContext, Signal};
 use crate::pipeline::{ConsumeError, Fanout};
 use crate::receivers::body::{media_type, read_body};
-use crate::receivers::{Consumers, RETRY_AFTER_SECONDS};
+use crate::receivers::{Consumers, retry_later};
 use axum::extract::{ConnectInfo, Request};
 use axum::response::{IntoResponse, Response};
 use http::{Method, StatusCode, header};
@@ -105,12 +105,7 @@ async fn handle(
     match fanout.consume(batch).await {
         Ok(()) => StatusCode::ACCEPTED.into_response(),
         Err(e @ (ConsumeError::Full(_) | ConsumeError::ShuttingDown)) => {
-            let mut response = reply(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                http::HeaderValue::from(RETRY_AFTER_SECONDS),
-            );
-            response
+            retry_later(reply(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))
         }
         Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
