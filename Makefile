@@ -10,11 +10,18 @@ COLLECTOR   := $(PEERS)/otelcol-peer
 BINARY      := target/release/trailhead
 CONFIG      ?= config/trailhead.yaml
 
-.PHONY: build run test unit e2e setup peers venv bench lint clean
+.PHONY: build plugins run test unit e2e setup peers venv bench lint clean
 
-## build: the release binary at target/release/trailhead (and plugins, once they exist)
-build:
+## build: the release binary at target/release/trailhead and every plugin at target/plugins/
+build: plugins
 	$(CARGO) build --release -j$(JOBS) -p trailhead -p trailhead-bench
+
+## plugins: the Rust plugins (wasm32-wasip2) → target/plugins/NAME.wasm
+plugins:
+	rustup target add wasm32-wasip2 >/dev/null 2>&1 || true
+	cd plugins && $(CARGO) build --release -j$(JOBS)
+	mkdir -p target/plugins
+	for f in target/wasm/wasm32-wasip2/release/*.wasm; do cp $$f target/plugins/$$(basename $$f .wasm | tr _ -).wasm; done
 
 ## run: trailhead on the default config (receivers on localhost, the debug exporter)
 run: build
@@ -23,14 +30,16 @@ run: build
 ## test: install what the tests need, then run every test
 test: setup unit e2e
 
-unit:
-	$(CARGO) test -j$(JOBS) --workspace
+# In the release profile, so the tests reuse what `build` compiled (wasmtime is large).
+unit: plugins
+	$(CARGO) test --release -j$(JOBS) --workspace
 
 e2e: build venv peers
 	TRAILHEAD_BIN=$(BINARY) OTELCOL_BIN=$(COLLECTOR) $(VENV)/bin/pytest -q -p no:warnings tests/e2e
 
 setup: venv peers
 	rustup component add rustfmt clippy >/dev/null 2>&1 || true
+	rustup target add wasm32-wasip2
 
 ## venv: the OpenTelemetry SDKs and test tools from PyPI
 venv: $(VENV)/.installed

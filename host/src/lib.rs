@@ -15,6 +15,7 @@ pub mod config;
 pub mod exporters;
 pub mod pdata;
 pub mod pipeline;
+pub mod processors;
 pub mod receivers;
 pub mod service;
 pub mod telemetry;

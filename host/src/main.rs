@@ -47,7 +47,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Run { config: None }) {
         Command::Validate { config } => match load(Some(&config)) {
-            Ok(_) => {
+            Ok(loaded) => {
+                let registry = std::sync::Arc::default();
+                if let Err(e) = trailhead::service::load_processors(&loaded, &registry) {
+                    eprintln!("{}: {e}", config.display());
+                    return ExitCode::FAILURE;
+                }
                 println!("{}: valid", config.display());
                 ExitCode::SUCCESS
             }

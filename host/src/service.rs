@@ -5,11 +5,13 @@
 //! health 503, receivers stop accepting and finish in-flight requests, exporter queues close
 //! and drain, and whatever is still unsent at the deadline is counted as failed.
 
-use crate::config::{Config, ExporterConfig, ExtensionConfig, ReceiverConfig};
+use crate::config::{ComponentId, Config, ExporterConfig, ExtensionConfig, ReceiverConfig};
 use crate::exporters::otlp::BuildError;
 use crate::exporters::{ExporterHandle, spawn_exporter};
 use crate::pdata::Signal;
 use crate::pipeline::{Fanout, Pipeline};
+use crate::processors::WasmProcessor;
+use crate::processors::wasm::Runtime;
 use crate::receivers::{self, Consumers, Listening};
 use crate::telemetry::{ReceiverMetrics, Telemetry, health};
 use std::collections::BTreeMap;
@@ -31,6 +33,61 @@ pub enum StartError {
         what: &'static str,
         source: std::io::Error,
     },
+    #[error("processor `{id}`: {message}")]
+    Processor { id: String, message: String },
+}
+
+/// Loads every processor the pipelines use: reads, pins, compiles and initialises each plugin
+/// with its config. `trailhead validate` calls this too, so plugin config errors show there.
+pub fn load_processors(
+    config: &Config,
+    registry: &Arc<crate::telemetry::metrics::Registry>,
+) -> Result<BTreeMap<ComponentId, Arc<WasmProcessor>>, StartError> {
+    let mut loaded = BTreeMap::new();
+    let mut runtime = None;
+    for pipeline in config.service.pipelines.values() {
+        for id in &pipeline.processors {
+            if loaded.contains_key(id) {
+                continue;
+            }
+            let failed = |message: String| StartError::Processor {
+                id: id.to_string(),
+                message,
+            };
+            let processor = config
+                .processors
+                .get(id)
+                .ok_or_else(|| failed("not defined".into()))?;
+            let (host, plugin_config) = processor.host_settings().map_err(failed)?;
+            let path = host
+                .plugin
+                .as_ref()
+                .map(|p| config.resolve_path(p))
+                .ok_or_else(|| failed("no plugin path".into()))?;
+            let runtime = match &runtime {
+                Some(runtime) => runtime,
+                None => runtime.insert(
+                    Runtime::new()
+                        .map_err(|e| failed(format!("cannot start the Wasm runtime: {e:#}")))?,
+                ),
+            };
+            let plugin = runtime
+                .load(
+                    &id.to_string(),
+                    &path,
+                    host.sha256.as_deref(),
+                    &plugin_config,
+                    host.limits.to_limits(),
+                )
+                .map_err(|e| failed(e.to_string()))?;
+            tracing::info!(processor = %id, plugin = %plugin.info.name, version = %plugin.info.version, sha256 = %plugin.sha256, "plugin loaded");
+            loaded.insert(
+                id.clone(),
+                Arc::new(WasmProcessor::new(plugin, host.on_failure, registry)),
+            );
+        }
+    }
+    Ok(loaded)
 }
 
 /// A running trailhead.
@@ -55,6 +112,7 @@ impl Service {
         let mut exporter_tasks = Vec::new();
         let mut pipelines: Vec<(Signal, Arc<Pipeline>, &crate::config::PipelineConfig)> =
             Vec::new();
+        let processors = load_processors(config, &telemetry.registry)?;
 
         for (pipeline_id, pipeline) in &config.service.pipelines {
             let Some(signal) = Signal::parse(&pipeline_id.kind) else {
@@ -90,7 +148,12 @@ impl Service {
             }
             let built = Pipeline {
                 id: pipeline_id.to_string(),
-                processors: Vec::new(),
+                processors: pipeline
+                    .processors
+                    .iter()
+                    .filter_map(|id| processors.get(id))
+                    .map(|p| p.clone() as Arc<dyn crate::pipeline::Processor>)
+                    .collect(),
                 exporters: handles,
             };
             pipelines.push((signal, Arc::new(built), pipeline));

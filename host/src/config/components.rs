@@ -3,6 +3,7 @@
 use crate::exporters::debug::DebugExporterConfig;
 use crate::exporters::otlp::OtlpExporterConfig;
 use crate::pdata::Signal;
+use crate::processors::{BUILT_IN, HostSettings, split_settings};
 use crate::receivers::otlp::OtlpReceiverConfig;
 use crate::receivers::zipkin::ZipkinReceiverConfig;
 use crate::telemetry::health::HealthCheckConfig;
@@ -63,6 +64,10 @@ pub trait Typed: Sized {
     const SECTION: &'static str;
     /// Types this build knows, with their aliases.
     const KINDS: &'static [&'static str];
+    /// Whether a component type may appear in this section.
+    fn accepts(kind: &str) -> bool {
+        Self::KINDS.contains(&kind)
+    }
     fn deserialize_kind<'de, D: Deserializer<'de>>(kind: &str, d: D) -> Result<Self, D::Error>;
 }
 
@@ -117,7 +122,7 @@ impl<'de, T: Typed> Deserialize<'de> for Components<T> {
                 let mut out = BTreeMap::new();
                 while let Some(key) = map.next_key::<String>()? {
                     let id = ComponentId::parse(&key).map_err(de::Error::custom)?;
-                    if !T::KINDS.contains(&id.kind.as_str()) {
+                    if !T::accepts(&id.kind) {
                         return Err(de::Error::custom(format!(
                             "unknown {} type `{}` in `{key}` (this build knows: {})",
                             T::SECTION,
@@ -168,7 +173,8 @@ impl Typed for ReceiverConfig {
     }
 }
 
-/// A processor's settings. Processors are Wasm plugins: the body is handed to the plugin as is.
+/// A processor's settings. Processors are Wasm plugins: the host keeps `plugin`, `sha256`,
+/// `on_failure` and `limits`, and hands the rest to the plugin.
 #[derive(Debug)]
 pub struct ProcessorConfig {
     pub kind: String,
@@ -176,20 +182,38 @@ pub struct ProcessorConfig {
 }
 
 impl ProcessorConfig {
-    /// Whether this build can run the processor. The built-in plugins arrive with the Wasm
-    /// runtime; until then a pipeline that names one fails validation rather than running
-    /// without it.
+    /// The host's settings and the plugin's own config as JSON.
+    pub fn host_settings(&self) -> Result<(HostSettings, String), String> {
+        split_settings(&self.settings)
+    }
+
+    /// Whether this build can run the processor: it needs a plugin file, and the built-in
+    /// plugins are not part of this build yet.
     pub fn availability(&self) -> Result<(), String> {
-        Err(format!(
-            "the `{}` processor is a Wasm plugin, and this build has no Wasm processor runtime yet",
-            self.kind
-        ))
+        let (host, _) = self.host_settings()?;
+        if host.plugin.is_some() {
+            Ok(())
+        } else if BUILT_IN.contains(&self.kind.as_str()) {
+            Err(format!(
+                "the built-in `{}` plugin is not part of this build yet; give a `plugin:` path to a component",
+                self.kind
+            ))
+        } else {
+            Err(format!(
+                "`{}` is not a built-in processor; give its `plugin:` path",
+                self.kind
+            ))
+        }
     }
 }
 
 impl Typed for ProcessorConfig {
     const SECTION: &'static str = "processor";
-    const KINDS: &'static [&'static str] = &["k8sattributes", "filter"];
+    const KINDS: &'static [&'static str] = BUILT_IN;
+    /// Any type may name a plugin; `availability` reports a missing `plugin:` with its line.
+    fn accepts(_kind: &str) -> bool {
+        true
+    }
     fn deserialize_kind<'de, D: Deserializer<'de>>(kind: &str, d: D) -> Result<Self, D::Error> {
         Ok(ProcessorConfig {
             kind: kind.to_string(),

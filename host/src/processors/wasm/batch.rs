@@ -1,0 +1,307 @@
+//! The host side of a batch lent to a plugin: decoded only as far as the plugin asks, and
+//! changed on a working copy, so a failed call leaves the original untouched (the journal is
+//! the copy; `finish` applies it).
+//!
+//! All three OTLP requests share their field numbers down to the scope level (resource = 1,
+//! scopes = 2, schema_url = 3; in a scope: scope = 1, items = 2). One skeleton therefore holds
+//! any signal with its resources decoded and its scopes still encoded. Resource-attribute work
+//! never touches an item.
+
+use crate::pdata::{Signal, wire};
+use bytes::Bytes;
+use opentelemetry_proto::tonic::common::v1::KeyValue;
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ScopeLogs};
+use opentelemetry_proto::tonic::metrics::v1::{Metric, ScopeMetrics};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ScopeSpans, Span};
+use prost::Message;
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct Skeleton {
+    #[prost(message, repeated, tag = "1")]
+    resources: Vec<RawResource>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct RawResource {
+    #[prost(message, optional, tag = "1")]
+    resource: Option<Resource>,
+    /// `ScopeSpans` / `ScopeLogs` / `ScopeMetrics`, still encoded.
+    #[prost(bytes = "bytes", repeated, tag = "2")]
+    scopes: Vec<Bytes>,
+    #[prost(string, tag = "3")]
+    schema_url: String,
+}
+
+/// A scope message of one signal and how to reach its items.
+pub trait Scope: Message + Default + Clone {
+    type Item;
+    const SIGNAL: Signal;
+    fn items(&self) -> &Vec<Self::Item>;
+    fn items_mut(&mut self) -> &mut Vec<Self::Item>;
+    fn scope_name(&self) -> &str;
+}
+
+macro_rules! scope {
+    ($scope:ty, $item:ty, $field:ident, $signal:expr) => {
+        impl Scope for $scope {
+            type Item = $item;
+            const SIGNAL: Signal = $signal;
+            fn items(&self) -> &Vec<$item> {
+                &self.$field
+            }
+            fn items_mut(&mut self) -> &mut Vec<$item> {
+                &mut self.$field
+            }
+            fn scope_name(&self) -> &str {
+                self.scope.as_ref().map_or("", |s| s.name.as_str())
+            }
+        }
+    };
+}
+scope!(ScopeSpans, Span, spans, Signal::Traces);
+scope!(ScopeLogs, LogRecord, log_records, Signal::Logs);
+scope!(ScopeMetrics, Metric, metrics, Signal::Metrics);
+
+/// Items that carry attributes.
+pub trait Attributed {
+    fn attributes(&self) -> &Vec<KeyValue>;
+    fn attributes_mut(&mut self) -> &mut Vec<KeyValue>;
+}
+
+impl Attributed for Span {
+    fn attributes(&self) -> &Vec<KeyValue> {
+        &self.attributes
+    }
+    fn attributes_mut(&mut self) -> &mut Vec<KeyValue> {
+        &mut self.attributes
+    }
+}
+
+impl Attributed for LogRecord {
+    fn attributes(&self) -> &Vec<KeyValue> {
+        &self.attributes
+    }
+    fn attributes_mut(&mut self) -> &mut Vec<KeyValue> {
+        &mut self.attributes
+    }
+}
+
+/// Where a flat item index points.
+#[derive(Clone, Copy)]
+pub struct Position {
+    pub resource: u32,
+    pub scope: u32,
+    pub item: u32,
+}
+
+/// Decoded items, and which are dropped (applied at the end so indexes stay valid).
+struct Items<S> {
+    scopes: Vec<Vec<S>>,
+    index: Vec<Position>,
+    dropped: Vec<bool>,
+}
+
+/// A batch lent to a plugin for one call.
+pub struct Working<S: Scope> {
+    original: Bytes,
+    skeleton: Skeleton,
+    items: Option<Items<S>>,
+    changed: bool,
+}
+
+pub type SpanWork = Working<ScopeSpans>;
+pub type LogWork = Working<ScopeLogs>;
+pub type MetricWork = Working<ScopeMetrics>;
+
+/// A batch the host cannot lend: its resources do not decode.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot decode the batch's resources: {0}")]
+pub struct LendError(#[from] prost::DecodeError);
+
+impl<S: Scope> Working<S> {
+    /// Decodes the resources of an encoded request; items stay encoded.
+    pub fn lend(payload: Bytes) -> Result<Self, LendError> {
+        let skeleton = Skeleton::decode(payload.clone())?;
+        Ok(Working {
+            original: payload,
+            skeleton,
+            items: None,
+            changed: false,
+        })
+    }
+
+    pub fn resource_count(&self) -> u32 {
+        self.skeleton.resources.len() as u32
+    }
+
+    /// The attributes of resource `res`, if it exists.
+    pub fn resource_attributes(&self, res: u32) -> &[KeyValue] {
+        self.skeleton
+            .resources
+            .get(res as usize)
+            .and_then(|r| r.resource.as_ref())
+            .map_or(&[], |r| r.attributes.as_slice())
+    }
+
+    pub fn resource_attributes_mut(&mut self, res: u32) -> Option<&mut Vec<KeyValue>> {
+        self.changed = true;
+        let resource = self.skeleton.resources.get_mut(res as usize)?;
+        Some(
+            &mut resource
+                .resource
+                .get_or_insert_with(Resource::default)
+                .attributes,
+        )
+    }
+
+    fn items(&mut self) -> &mut Items<S> {
+        if self.items.is_none() {
+            let mut scopes = Vec::with_capacity(self.skeleton.resources.len());
+            let mut index = Vec::new();
+            for (r, resource) in self.skeleton.resources.iter().enumerate() {
+                // The receiver checked the framing; a scope that still fails to decode is
+                // treated as empty rather than failing the plugin call.
+                let decoded: Vec<S> = resource
+                    .scopes
+                    .iter()
+                    .map(|b| S::decode(b.clone()).unwrap_or_default())
+                    .collect();
+                for (s, scope) in decoded.iter().enumerate() {
+                    for i in 0..scope.items().len() {
+                        index.push(Position {
+                            resource: r as u32,
+                            scope: s as u32,
+                            item: i as u32,
+                        });
+                    }
+                }
+                scopes.push(decoded);
+            }
+            let dropped = vec![false; index.len()];
+            self.items = Some(Items {
+                scopes,
+                index,
+                dropped,
+            });
+        }
+        self.items.as_mut().expect("decoded above")
+    }
+
+    pub fn item_count(&mut self) -> u32 {
+        self.items().index.len() as u32
+    }
+
+    pub fn positions(&mut self) -> &[Position] {
+        &self.items().index
+    }
+
+    /// Every item with its scope, in flat-index order.
+    pub fn each_item(&mut self) -> Vec<(&S, &S::Item)> {
+        let items = self.items();
+        items
+            .index
+            .iter()
+            .map(|p| {
+                let scope = &items.scopes[p.resource as usize][p.scope as usize];
+                (scope, &scope.items()[p.item as usize])
+            })
+            .collect()
+    }
+
+    /// Item `flat`, for changing; `None` when out of range.
+    pub fn item_mut(&mut self, flat: u32) -> Option<&mut S::Item> {
+        self.changed = true;
+        let items = self.items();
+        let p = *items.index.get(flat as usize)?;
+        items.scopes[p.resource as usize][p.scope as usize]
+            .items_mut()
+            .get_mut(p.item as usize)
+    }
+
+    pub fn drop_items(&mut self, flats: &[u32]) {
+        self.changed = true;
+        let items = self.items();
+        for &flat in flats {
+            if let Some(d) = items.dropped.get_mut(flat as usize) {
+                *d = true;
+            }
+        }
+    }
+
+    /// Replaces the whole batch with another encoded request of the same signal.
+    pub fn replace(&mut self, payload: Bytes) -> Result<(), String> {
+        wire::count_items(S::SIGNAL, &payload).map_err(|e| e.to_string())?;
+        let skeleton = Skeleton::decode(payload.clone()).map_err(|e| e.to_string())?;
+        *self = Working {
+            original: payload,
+            skeleton,
+            items: None,
+            changed: true,
+        };
+        Ok(())
+    }
+
+    /// The batch as it stands: the original bytes when nothing changed.
+    pub fn encode(&self) -> Bytes {
+        if !self.changed {
+            return self.original.clone();
+        }
+        let Some(items) = &self.items else {
+            return Bytes::from(self.skeleton.encode_to_vec());
+        };
+        let mut skeleton = self.skeleton.clone();
+        let mut flat = 0;
+        for (resource, scopes) in skeleton.resources.iter_mut().zip(&items.scopes) {
+            resource.scopes = scopes
+                .iter()
+                .filter_map(|scope| {
+                    let mut scope = scope.clone();
+                    let count = scope.items().len();
+                    let keep = &items.dropped[flat..flat + count];
+                    flat += count;
+                    let mut keep = keep.iter().map(|d| !d);
+                    scope.items_mut().retain(|_| keep.next().unwrap_or(true));
+                    (!scope.items().is_empty()).then(|| Bytes::from(scope.encode_to_vec()))
+                })
+                .collect();
+        }
+        skeleton.resources.retain(|r| !r.scopes.is_empty());
+        Bytes::from(skeleton.encode_to_vec())
+    }
+
+    /// Whether the plugin decoded items (for the lazy-decoding benchmark and tests).
+    pub fn decoded_items(&self) -> bool {
+        self.items.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pdata::wire::tests_support::traces_request;
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+
+    // Untouched, the batch is the original bytes; resource edits re-encode without decoding
+    // a span; drops remove exactly the dropped spans.
+    #[test]
+    fn lazy_and_journalled() {
+        let payload = traces_request(5);
+        let mut work = SpanWork::lend(payload.clone()).unwrap();
+        assert_eq!(work.encode(), payload);
+        work.resource_attributes_mut(0).unwrap().push(KeyValue {
+            key: "k8s.pod.name".into(),
+            ..Default::default()
+        });
+        assert!(!work.decoded_items());
+        let out = ExportTraceServiceRequest::decode(work.encode()).unwrap();
+        assert_eq!(
+            out.resource_spans[0].resource.as_ref().unwrap().attributes[0].key,
+            "k8s.pod.name"
+        );
+        assert_eq!(out.resource_spans[0].scope_spans[0].spans.len(), 5);
+        assert_eq!(work.item_count(), 5);
+        work.drop_items(&[1, 3]);
+        assert_eq!(wire::count_items(Signal::Traces, &work.encode()), Ok(3));
+    }
+}

@@ -1,0 +1,523 @@
+//! What a plugin's store holds, and the host side of the WIT imports: logging, the request
+//! context, pod lookups (empty until the Kubernetes cache exists), and the batch resources.
+//! The generated bindings live in the private `bindings` module.
+
+use super::batch::{Attributed, LogWork, MetricWork, Scope, SpanWork, Working};
+use crate::pdata::RequestContext;
+use opentelemetry_proto::tonic::common::v1 as otlp;
+use opentelemetry_proto::tonic::metrics::v1::metric;
+use prost::Message;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use wasmtime::component::{Resource, ResourceTable};
+use wasmtime::{StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+pub mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "processor",
+        with: {
+            "mathtrail:trailhead/batch.span-batch": crate::processors::wasm::batch::SpanWork,
+            "mathtrail:trailhead/batch.log-batch": crate::processors::wasm::batch::LogWork,
+            "mathtrail:trailhead/batch.metric-batch": crate::processors::wasm::batch::MetricWork,
+        },
+    });
+}
+
+use bindings::mathtrail::trailhead::{batch, host, types};
+use types::{AnyValue, KeyValue};
+
+/// The last bytes a plugin wrote to stdout or stderr, for failure logs; never fails a write.
+#[derive(Clone, Default)]
+pub struct Tail(Arc<Mutex<VecDeque<u8>>>);
+
+const TAIL_BYTES: usize = 4096;
+
+impl Tail {
+    pub fn take(&self) -> String {
+        let mut buffer = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let bytes: Vec<u8> = buffer.drain(..).collect();
+        String::from_utf8_lossy(&bytes).trim().to_string()
+    }
+}
+
+impl tokio::io::AsyncWrite for Tail {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        data: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let mut buffer = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        buffer.extend(data);
+        let excess = buffer.len().saturating_sub(TAIL_BYTES);
+        buffer.drain(..excess);
+        std::task::Poll::Ready(Ok(data.len()))
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+impl wasmtime_wasi::cli::IsTerminal for Tail {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl wasmtime_wasi::cli::StdoutStream for Tail {
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+/// Everything one plugin instance's store holds.
+pub struct PluginState {
+    pub plugin_id: Arc<str>,
+    /// WASI with nothing granted: no preopened directories, environment, arguments or network.
+    wasi: WasiCtx,
+    pub table: ResourceTable,
+    pub limits: StoreLimits,
+    pub output: Tail,
+    /// The context of the batch being processed.
+    pub context: Option<RequestContext>,
+}
+
+impl PluginState {
+    pub fn new(plugin_id: Arc<str>, memory_bytes: usize) -> Self {
+        let output = Tail::default();
+        let wasi = WasiCtx::builder()
+            .stdout(output.clone())
+            .stderr(output.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .build();
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(memory_bytes)
+            .trap_on_grow_failure(true)
+            .build();
+        PluginState {
+            plugin_id,
+            wasi,
+            table: ResourceTable::new(),
+            limits,
+            output,
+            context: None,
+        }
+    }
+}
+
+impl WasiView for PluginState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl types::Host for PluginState {}
+impl batch::Host for PluginState {}
+
+const LOG_LINE_BYTES: usize = 2048;
+
+impl host::Host for PluginState {
+    fn log(&mut self, level: host::Level, message: String) {
+        let message = &message[..message.floor_char_boundary(LOG_LINE_BYTES)];
+        let plugin = &*self.plugin_id;
+        match level {
+            host::Level::Trace => tracing::trace!(plugin, "{message}"),
+            host::Level::Debug => tracing::debug!(plugin, "{message}"),
+            host::Level::Info => tracing::info!(plugin, "{message}"),
+            host::Level::Warn => tracing::warn!(plugin, "{message}"),
+            host::Level::Error => tracing::error!(plugin, "{message}"),
+        }
+    }
+
+    fn current_context(&mut self) -> host::RequestContext {
+        match &self.context {
+            Some(c) => host::RequestContext {
+                peer_address: c.peer.map(|p| p.to_string()),
+                receiver: c.receiver.to_string(),
+            },
+            None => host::RequestContext {
+                peer_address: None,
+                receiver: String::new(),
+            },
+        }
+    }
+
+    fn pod_by_ip(&mut self, _ip: String) -> Option<host::Pod> {
+        None
+    }
+    fn pod_by_uid(&mut self, _uid: String) -> Option<host::Pod> {
+        None
+    }
+    fn pod_by_name(&mut self, _namespace: String, _name: String) -> Option<host::Pod> {
+        None
+    }
+}
+
+/// OTLP `AnyValue` → WIT `any-value` (arrays and maps as their encodings).
+pub fn to_wit(value: &otlp::AnyValue) -> AnyValue {
+    use otlp::any_value::Value as V;
+    match &value.value {
+        Some(V::StringValue(s)) => AnyValue::Str(s.clone()),
+        Some(V::BoolValue(b)) => AnyValue::Boolean(*b),
+        Some(V::IntValue(i)) => AnyValue::Int(*i),
+        Some(V::DoubleValue(d)) => AnyValue::Double(*d),
+        Some(V::BytesValue(b)) => AnyValue::Bytes(b.clone()),
+        Some(V::ArrayValue(a)) => AnyValue::ArrayPb(a.encode_to_vec()),
+        Some(V::KvlistValue(k)) => AnyValue::KvlistPb(k.encode_to_vec()),
+        _ => AnyValue::Str(String::new()),
+    }
+}
+
+/// WIT `any-value` → OTLP `AnyValue`; undecodable arrays or maps become empty ones.
+pub fn from_wit(value: AnyValue) -> otlp::AnyValue {
+    use otlp::any_value::Value as V;
+    let value = match value {
+        AnyValue::Str(s) => V::StringValue(s),
+        AnyValue::Boolean(b) => V::BoolValue(b),
+        AnyValue::Int(i) => V::IntValue(i),
+        AnyValue::Double(d) => V::DoubleValue(d),
+        AnyValue::Bytes(b) => V::BytesValue(b),
+        AnyValue::ArrayPb(b) => {
+            V::ArrayValue(otlp::ArrayValue::decode(b.as_slice()).unwrap_or_default())
+        }
+        AnyValue::KvlistPb(b) => {
+            V::KvlistValue(otlp::KeyValueList::decode(b.as_slice()).unwrap_or_default())
+        }
+    };
+    otlp::AnyValue { value: Some(value) }
+}
+
+fn to_wit_kv(kv: &otlp::KeyValue) -> KeyValue {
+    KeyValue {
+        key: kv.key.clone(),
+        value: kv
+            .value
+            .as_ref()
+            .map(to_wit)
+            .unwrap_or(AnyValue::Str(String::new())),
+    }
+}
+
+fn find<'a>(attributes: &'a [otlp::KeyValue], key: &str) -> Option<&'a otlp::KeyValue> {
+    attributes.iter().find(|kv| kv.key == key)
+}
+
+/// Inserts or overwrites `key`.
+fn upsert(attributes: &mut Vec<otlp::KeyValue>, key: String, value: otlp::AnyValue) {
+    match attributes.iter_mut().find(|kv| kv.key == key) {
+        Some(kv) => kv.value = Some(value),
+        None => attributes.push(otlp::KeyValue {
+            key,
+            value: Some(value),
+            ..Default::default()
+        }),
+    }
+}
+
+fn work<'a, S: Scope + Send + 'static>(
+    table: &'a mut ResourceTable,
+    batch: &Resource<Working<S>>,
+) -> &'a mut Working<S> {
+    // The host created the resource for this call and removes it after, so it is always there.
+    table
+        .get_mut(batch)
+        .expect("batch resource outlives the call")
+}
+
+/// The resource-level methods, the same for every batch type.
+macro_rules! resource_methods {
+    ($work:ty) => {
+        fn resource_count(&mut self, batch: Resource<$work>) -> u32 {
+            work(&mut self.table, &batch).resource_count()
+        }
+        fn resource_attrs(&mut self, batch: Resource<$work>, res: u32) -> Vec<KeyValue> {
+            work(&mut self.table, &batch)
+                .resource_attributes(res)
+                .iter()
+                .map(to_wit_kv)
+                .collect()
+        }
+        fn resource_attr(
+            &mut self,
+            batch: Resource<$work>,
+            res: u32,
+            key: String,
+        ) -> Option<AnyValue> {
+            let work = work(&mut self.table, &batch);
+            find(work.resource_attributes(res), &key)
+                .and_then(|kv| kv.value.as_ref())
+                .map(to_wit)
+        }
+        fn set_resource_attrs(&mut self, batch: Resource<$work>, res: u32, attrs: Vec<KeyValue>) {
+            if let Some(attributes) = work(&mut self.table, &batch).resource_attributes_mut(res) {
+                for kv in attrs {
+                    upsert(attributes, kv.key, from_wit(kv.value));
+                }
+            }
+        }
+        fn remove_resource_attrs(&mut self, batch: Resource<$work>, res: u32, keys: Vec<String>) {
+            if let Some(attributes) = work(&mut self.table, &batch).resource_attributes_mut(res) {
+                attributes.retain(|kv| !keys.contains(&kv.key));
+            }
+        }
+        fn to_otlp(&mut self, batch: Resource<$work>) -> Vec<u8> {
+            work(&mut self.table, &batch).encode().to_vec()
+        }
+        fn replace_from_otlp(
+            &mut self,
+            batch: Resource<$work>,
+            otlp: Vec<u8>,
+        ) -> Result<(), String> {
+            work(&mut self.table, &batch).replace(otlp.into())
+        }
+        fn drop(&mut self, _batch: Resource<$work>) -> wasmtime::Result<()> {
+            // The host owns the batch and takes it back after the call.
+            Ok(())
+        }
+    };
+}
+
+/// Item attribute methods for batches whose items carry attributes.
+fn attr_column<S: Scope + Send + 'static>(
+    table: &mut ResourceTable,
+    batch: &Resource<Working<S>>,
+    key: &str,
+) -> Vec<Option<AnyValue>>
+where
+    S::Item: Attributed,
+{
+    work(table, batch)
+        .each_item()
+        .into_iter()
+        .map(|(_, item)| {
+            find(item.attributes(), key)
+                .and_then(|kv| kv.value.as_ref())
+                .map(to_wit)
+        })
+        .collect()
+}
+
+fn item_attrs<S: Scope + Send + 'static>(
+    table: &mut ResourceTable,
+    batch: &Resource<Working<S>>,
+    flat: u32,
+) -> Vec<KeyValue>
+where
+    S::Item: Attributed,
+{
+    work(table, batch)
+        .item_mut(flat)
+        .map(|item| item.attributes().iter().map(to_wit_kv).collect())
+        .unwrap_or_default()
+}
+
+fn set_item_attr<S: Scope + Send + 'static>(
+    table: &mut ResourceTable,
+    batch: &Resource<Working<S>>,
+    flats: Vec<u32>,
+    key: String,
+    value: AnyValue,
+) where
+    S::Item: Attributed,
+{
+    let work = work(table, batch);
+    let value = from_wit(value);
+    for flat in flats {
+        if let Some(item) = work.item_mut(flat) {
+            upsert(item.attributes_mut(), key.clone(), value.clone());
+        }
+    }
+}
+
+fn remove_item_attr<S: Scope + Send + 'static>(
+    table: &mut ResourceTable,
+    batch: &Resource<Working<S>>,
+    flats: Vec<u32>,
+    key: String,
+) where
+    S::Item: Attributed,
+{
+    let work = work(table, batch);
+    for flat in flats {
+        if let Some(item) = work.item_mut(flat) {
+            item.attributes_mut().retain(|kv| kv.key != key);
+        }
+    }
+}
+
+fn resources<S: Scope + Send + 'static>(
+    table: &mut ResourceTable,
+    batch: &Resource<Working<S>>,
+) -> Vec<u32> {
+    work(table, batch)
+        .positions()
+        .iter()
+        .map(|p| p.resource)
+        .collect()
+}
+
+impl batch::HostSpanBatch for PluginState {
+    resource_methods!(SpanWork);
+
+    fn span_count(&mut self, batch: Resource<SpanWork>) -> u32 {
+        work(&mut self.table, &batch).item_count()
+    }
+    fn span_resources(&mut self, batch: Resource<SpanWork>) -> Vec<u32> {
+        resources(&mut self.table, &batch)
+    }
+    fn span_names(&mut self, batch: Resource<SpanWork>) -> Vec<String> {
+        work(&mut self.table, &batch)
+            .each_item()
+            .into_iter()
+            .map(|(_, s)| s.name.clone())
+            .collect()
+    }
+    fn span_kinds(&mut self, batch: Resource<SpanWork>) -> Vec<i32> {
+        work(&mut self.table, &batch)
+            .each_item()
+            .into_iter()
+            .map(|(_, s)| s.kind)
+            .collect()
+    }
+    fn span_status_codes(&mut self, batch: Resource<SpanWork>) -> Vec<i32> {
+        work(&mut self.table, &batch)
+            .each_item()
+            .into_iter()
+            .map(|(_, s)| s.status.as_ref().map_or(0, |st| st.code))
+            .collect()
+    }
+    fn span_scope_names(&mut self, batch: Resource<SpanWork>) -> Vec<String> {
+        work(&mut self.table, &batch)
+            .each_item()
+            .into_iter()
+            .map(|(scope, _)| scope.scope_name().to_string())
+            .collect()
+    }
+    fn span_attr_column(
+        &mut self,
+        batch: Resource<SpanWork>,
+        key: String,
+    ) -> Vec<Option<AnyValue>> {
+        attr_column(&mut self.table, &batch, &key)
+    }
+    fn span_attrs(&mut self, batch: Resource<SpanWork>, span: u32) -> Vec<KeyValue> {
+        item_attrs(&mut self.table, &batch, span)
+    }
+    fn set_span_attr(
+        &mut self,
+        batch: Resource<SpanWork>,
+        spans: Vec<u32>,
+        key: String,
+        value: AnyValue,
+    ) {
+        set_item_attr(&mut self.table, &batch, spans, key, value)
+    }
+    fn remove_span_attr(&mut self, batch: Resource<SpanWork>, spans: Vec<u32>, key: String) {
+        remove_item_attr(&mut self.table, &batch, spans, key)
+    }
+    fn drop_spans(&mut self, batch: Resource<SpanWork>, spans: Vec<u32>) {
+        work(&mut self.table, &batch).drop_items(&spans)
+    }
+}
+
+impl batch::HostLogBatch for PluginState {
+    resource_methods!(LogWork);
+
+    fn record_count(&mut self, batch: Resource<LogWork>) -> u32 {
+        work(&mut self.table, &batch).item_count()
+    }
+    fn record_resources(&mut self, batch: Resource<LogWork>) -> Vec<u32> {
+        resources(&mut self.table, &batch)
+    }
+    fn record_severity_numbers(&mut self, batch: Resource<LogWork>) -> Vec<i32> {
+        work(&mut self.table, &batch)
+            .each_item()
+            .into_iter()
+            .map(|(_, r)| r.severity_number)
+            .collect()
+    }
+    fn record_bodies(&mut self, batch: Resource<LogWork>) -> Vec<Option<AnyValue>> {
+        work(&mut self.table, &batch)
+            .each_item()
+            .into_iter()
+            .map(|(_, r)| r.body.as_ref().map(to_wit))
+            .collect()
+    }
+    fn record_attr_column(
+        &mut self,
+        batch: Resource<LogWork>,
+        key: String,
+    ) -> Vec<Option<AnyValue>> {
+        attr_column(&mut self.table, &batch, &key)
+    }
+    fn record_attrs(&mut self, batch: Resource<LogWork>, index: u32) -> Vec<KeyValue> {
+        item_attrs(&mut self.table, &batch, index)
+    }
+    fn set_record_attr(
+        &mut self,
+        batch: Resource<LogWork>,
+        records: Vec<u32>,
+        key: String,
+        value: AnyValue,
+    ) {
+        set_item_attr(&mut self.table, &batch, records, key, value)
+    }
+    fn remove_record_attr(&mut self, batch: Resource<LogWork>, records: Vec<u32>, key: String) {
+        remove_item_attr(&mut self.table, &batch, records, key)
+    }
+    fn drop_records(&mut self, batch: Resource<LogWork>, records: Vec<u32>) {
+        work(&mut self.table, &batch).drop_items(&records)
+    }
+}
+
+impl batch::HostMetricBatch for PluginState {
+    resource_methods!(MetricWork);
+
+    fn metric_count(&mut self, batch: Resource<MetricWork>) -> u32 {
+        work(&mut self.table, &batch).item_count()
+    }
+    fn metric_resources(&mut self, batch: Resource<MetricWork>) -> Vec<u32> {
+        resources(&mut self.table, &batch)
+    }
+    fn metric_names(&mut self, batch: Resource<MetricWork>) -> Vec<String> {
+        work(&mut self.table, &batch)
+            .each_item()
+            .into_iter()
+            .map(|(_, m)| m.name.clone())
+            .collect()
+    }
+    fn metric_types(&mut self, batch: Resource<MetricWork>) -> Vec<String> {
+        work(&mut self.table, &batch)
+            .each_item()
+            .into_iter()
+            .map(|(_, m)| {
+                match &m.data {
+                    Some(metric::Data::Gauge(_)) => "gauge",
+                    Some(metric::Data::Sum(_)) => "sum",
+                    Some(metric::Data::Histogram(_)) => "histogram",
+                    Some(metric::Data::ExponentialHistogram(_)) => "exponential-histogram",
+                    Some(metric::Data::Summary(_)) => "summary",
+                    None => "",
+                }
+                .to_string()
+            })
+            .collect()
+    }
+    fn drop_metrics(&mut self, batch: Resource<MetricWork>, metrics: Vec<u32>) {
+        work(&mut self.table, &batch).drop_items(&metrics)
+    }
+}

@@ -1,0 +1,342 @@
+//! The Wasm processor runtime: one engine and linker for the process, plugins compiled once and
+//! pinned by sha256, and calls run on blocking threads with a reusable store per instance.
+//!
+//! Sandbox per plugin: a memory cap (growing past it traps), a CPU deadline per batch (epoch
+//! interruption, 10 ms ticks), a stack cap, and WASI with nothing granted. A component that
+//! imports a forbidden interface (sockets, HTTP, filesystem) is refused at load. A trap drops
+//! the store; the next call instantiates afresh. The batch is lent on a working copy, so a
+//! failed call changes nothing.
+
+pub mod batch;
+pub mod host;
+
+use crate::pdata::{Batch, Signal};
+use host::PluginState;
+use host::bindings::mathtrail::trailhead::types::{PluginInfo, Signal as WitSignal};
+use host::bindings::{Processor as Bindings, ProcessorPre};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use wasmtime::component::{Component, Linker, Resource};
+use wasmtime::{Config, Engine, Store, Trap};
+
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Interfaces no plugin may import: they would reach outside the sandbox.
+const FORBIDDEN_IMPORTS: &[&str] = &["wasi:sockets/", "wasi:http/", "wasi:filesystem/"];
+
+/// The process-wide engine and linker.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<PluginState>,
+}
+
+/// Why a plugin could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read plugin `{path}`: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("plugin `{path}` has sha256 {actual}, but the config pins {pinned}")]
+    Pin {
+        path: PathBuf,
+        actual: String,
+        pinned: String,
+    },
+    #[error("plugin `{path}` is not a valid component: {reason}")]
+    Compile { path: PathBuf, reason: String },
+    #[error(
+        "plugin `{path}` imports `{import}`, which plugins may not use (no sockets, HTTP or filesystem)"
+    )]
+    Forbidden { path: PathBuf, import: String },
+    #[error(
+        "plugin `{path}` does not implement trailhead's processor world (mathtrail:trailhead@0.1.0): {reason}"
+    )]
+    Contract { path: PathBuf, reason: String },
+    #[error("plugin `{path}` rejected its config: {reason}")]
+    Init { path: PathBuf, reason: String },
+}
+
+/// Per-plugin resource limits (`limits:` in the processor's config).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub memory_bytes: usize,
+    pub timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory_bytes: 64 << 20,
+            timeout: Duration::from_millis(100),
+        }
+    }
+}
+
+impl Runtime {
+    pub fn new() -> wasmtime::Result<Arc<Runtime>> {
+        let mut pooling = wasmtime::PoolingAllocationConfig::default();
+        pooling
+            .total_component_instances(256)
+            .total_core_instances(1024)
+            .total_memories(512)
+            .total_tables(512);
+        pooling.max_memory_size(1 << 30);
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        config.epoch_interruption(true);
+        config.max_wasm_stack(512 << 10);
+        config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pooling));
+        let engine = Engine::new(&config)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        Bindings::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |state| state)?;
+        let ticker = engine.weak();
+        std::thread::Builder::new()
+            .name("wasm-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = ticker.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(EPOCH_TICK);
+                }
+            })?;
+        Ok(Arc::new(Runtime { engine, linker }))
+    }
+
+    /// Reads, pins, compiles, type-checks and initialises a plugin (one instance, kept).
+    pub fn load(
+        self: &Arc<Self>,
+        id: &str,
+        path: &Path,
+        pin: Option<&str>,
+        config_json: &str,
+        limits: Limits,
+    ) -> Result<Plugin, LoadError> {
+        let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+            path: path.into(),
+            source,
+        })?;
+        let sha256 = hex::encode(Sha256::digest(&bytes));
+        if let Some(pinned) = pin.filter(|p| !p.eq_ignore_ascii_case(&sha256)) {
+            return Err(LoadError::Pin {
+                path: path.into(),
+                actual: sha256,
+                pinned: pinned.into(),
+            });
+        }
+        let component = Component::new(&self.engine, &bytes).map_err(|e| LoadError::Compile {
+            path: path.into(),
+            reason: format!("{e:#}"),
+        })?;
+        for (name, _) in component.component_type().imports(&self.engine) {
+            if FORBIDDEN_IMPORTS.iter().any(|f| name.starts_with(f)) {
+                return Err(LoadError::Forbidden {
+                    path: path.into(),
+                    import: name.to_string(),
+                });
+            }
+        }
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .and_then(ProcessorPre::new)
+            .map_err(|e| LoadError::Contract {
+                path: path.into(),
+                reason: format!("{e:#}"),
+            })?;
+        let plugin = Plugin {
+            id: Arc::from(id),
+            pre,
+            sha256,
+            config_json: config_json.to_string(),
+            limits,
+            info: PluginInfo {
+                name: String::new(),
+                version: String::new(),
+                signals: Vec::new(),
+            },
+            idle: Mutex::new(Vec::new()),
+            runtime: self.clone(),
+        };
+        let instance = plugin.instantiate().map_err(|reason| LoadError::Init {
+            path: path.into(),
+            reason,
+        })?;
+        let info = instance.2.clone();
+        plugin
+            .idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(instance);
+        Ok(Plugin { info, ..plugin })
+    }
+}
+
+/// One initialised instance: its store, bindings, and what `init` said.
+type Instance = (Store<PluginState>, Bindings, PluginInfo);
+
+/// A loaded plugin version.
+pub struct Plugin {
+    pub id: Arc<str>,
+    pre: ProcessorPre<PluginState>,
+    pub sha256: String,
+    config_json: String,
+    pub limits: Limits,
+    pub info: PluginInfo,
+    /// Instances between calls; one per concurrent caller at most.
+    idle: Mutex<Vec<Instance>>,
+    runtime: Arc<Runtime>,
+}
+
+/// How a call failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    Timeout,
+    OutOfMemory,
+    Panic,
+    Trap,
+    PluginError,
+}
+
+impl FailureKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Timeout => "timeout",
+            FailureKind::OutOfMemory => "out_of_memory",
+            FailureKind::Panic => "panic",
+            FailureKind::Trap => "trap",
+            FailureKind::PluginError => "plugin_error",
+        }
+    }
+}
+
+/// A failed call: its kind, the message, and the tail of what the plugin printed.
+#[derive(Debug)]
+pub struct Failure {
+    pub kind: FailureKind,
+    pub message: String,
+    pub output: String,
+}
+
+fn wit_signal(signal: Signal) -> WitSignal {
+    match signal {
+        Signal::Traces => WitSignal::Traces,
+        Signal::Metrics => WitSignal::Metrics,
+        Signal::Logs => WitSignal::Logs,
+    }
+}
+
+impl Plugin {
+    fn instantiate(&self) -> Result<Instance, String> {
+        let state = PluginState::new(self.id.clone(), self.limits.memory_bytes);
+        let mut store = Store::new(&self.runtime.engine, state);
+        store.limiter(|state| &mut state.limits);
+        store.set_epoch_deadline(self.deadline_ticks());
+        store.epoch_deadline_trap();
+        let bindings = self
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| format!("{e:#}"))?;
+        let info = bindings
+            .call_init(&mut store, &self.config_json)
+            .map_err(|e| format!("{e:#}"))??;
+        Ok((store, bindings, info))
+    }
+
+    fn deadline_ticks(&self) -> u64 {
+        (self.limits.timeout.as_millis() as u64)
+            .div_ceil(EPOCH_TICK.as_millis() as u64)
+            .max(1)
+    }
+
+    /// Whether the plugin asked to see `signal`.
+    pub fn handles(&self, signal: Signal) -> bool {
+        self.info.signals.contains(&wit_signal(signal))
+    }
+
+    /// Runs the plugin on a batch. Blocking: call it off the async executor.
+    pub fn call(&self, batch: &Batch) -> Result<bytes::Bytes, Failure> {
+        let taken = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let (mut store, bindings, info) = match taken {
+            Some(instance) => instance,
+            None => self.instantiate().map_err(|message| Failure {
+                kind: FailureKind::Trap,
+                message,
+                output: String::new(),
+            })?,
+        };
+        store.data_mut().context = Some(batch.context.clone());
+        store.set_epoch_deadline(self.deadline_ticks());
+        let result = run(&mut store, &bindings, batch);
+        store.data_mut().context = None;
+        match result {
+            Ok(Ok(payload)) => {
+                self.idle
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((store, bindings, info));
+                Ok(payload)
+            }
+            Ok(Err(message)) => {
+                let output = store.data().output.take();
+                self.idle
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((store, bindings, info));
+                Err(Failure {
+                    kind: FailureKind::PluginError,
+                    message,
+                    output,
+                })
+            }
+            Err(error) => {
+                // A trapped store is poisoned: drop it; the next call instantiates afresh.
+                let output = store.data().output.take();
+                Err(Failure {
+                    kind: classify(&error, &output),
+                    message: format!("{error:#}"),
+                    output,
+                })
+            }
+        }
+    }
+}
+
+/// Lends the batch to the plugin and returns the journal applied on `ok`.
+fn run(
+    store: &mut Store<PluginState>,
+    bindings: &Bindings,
+    batch: &Batch,
+) -> wasmtime::Result<Result<bytes::Bytes, String>> {
+    macro_rules! lend {
+        ($work:ty, $call:ident) => {{
+            let work = <$work>::lend(batch.payload.clone())?;
+            let own = store.data_mut().table.push(work)?;
+            let outcome = bindings.$call(&mut *store, Resource::new_borrow(own.rep()));
+            let work = store.data_mut().table.delete(own)?;
+            outcome.map(|result| result.map(|()| work.encode()).map_err(|e| e.message))
+        }};
+    }
+    match batch.signal {
+        Signal::Traces => lend!(batch::SpanWork, call_process_spans),
+        Signal::Logs => lend!(batch::LogWork, call_process_logs),
+        Signal::Metrics => lend!(batch::MetricWork, call_process_metrics),
+    }
+}
+
+fn classify(error: &wasmtime::Error, output: &str) -> FailureKind {
+    let text = format!("{error:#}");
+    if text.contains("forcing trap when growing memory") || output.contains("memory allocation of")
+    {
+        return FailureKind::OutOfMemory;
+    }
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => FailureKind::Timeout,
+        Some(Trap::UnreachableCodeReached) if output.contains("panicked") => FailureKind::Panic,
+        _ => FailureKind::Trap,
+    }
+}

@@ -1,0 +1,79 @@
+//! Write a trailhead processor in Rust.
+//!
+//! Implement [`Plugin`] (only `init` is required; every signal passes through untouched by
+//! default) and call [`export!`] once:
+//!
+//! ```ignore
+//! struct Stamp;
+//! impl trailhead_plugin::Plugin for Stamp {
+//!     fn init(_config: &str) -> Result<PluginInfo, String> {
+//!         Ok(PluginInfo { name: "stamp".into(), version: "1.0.0".into(), signals: vec![Signal::Traces] })
+//!     }
+//!     fn process_spans(batch: &SpanBatch) -> Result<(), PluginError> { … }
+//! }
+//! trailhead_plugin::export!(Stamp);
+//! ```
+//!
+//! The batch is owned by the host: reading a column costs one call, and nothing is decoded
+//! until you ask for it. Changes count only if you return `Ok`.
+
+#[doc(hidden)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "processor",
+        pub_export_macro: true,
+        export_macro_name: "export_processor",
+        default_bindings_module: "trailhead_plugin::bindings",
+    });
+}
+
+pub use bindings::mathtrail::trailhead::batch::{LogBatch, MetricBatch, SpanBatch};
+pub use bindings::mathtrail::trailhead::host;
+pub use bindings::mathtrail::trailhead::types::{
+    AnyValue, KeyValue, PluginError, PluginInfo, Signal,
+};
+
+/// A processor. Signals the plugin does not override pass through unchanged.
+pub trait Plugin {
+    /// Reads the processor's config (JSON) and says who the plugin is.
+    fn init(config: &str) -> Result<PluginInfo, String>;
+
+    fn process_spans(_batch: &SpanBatch) -> Result<(), PluginError> {
+        Ok(())
+    }
+    fn process_logs(_batch: &LogBatch) -> Result<(), PluginError> {
+        Ok(())
+    }
+    fn process_metrics(_batch: &MetricBatch) -> Result<(), PluginError> {
+        Ok(())
+    }
+}
+
+/// Exports a [`Plugin`] as the component's `processor` world.
+#[macro_export]
+macro_rules! export {
+    ($plugin:ty) => {
+        struct __TrailheadExport;
+        impl $crate::bindings::Guest for __TrailheadExport {
+            fn init(config: String) -> Result<$crate::PluginInfo, String> {
+                <$plugin as $crate::Plugin>::init(&config)
+            }
+            fn process_spans(batch: &$crate::SpanBatch) -> Result<(), $crate::PluginError> {
+                <$plugin as $crate::Plugin>::process_spans(batch)
+            }
+            fn process_logs(batch: &$crate::LogBatch) -> Result<(), $crate::PluginError> {
+                <$plugin as $crate::Plugin>::process_logs(batch)
+            }
+            fn process_metrics(batch: &$crate::MetricBatch) -> Result<(), $crate::PluginError> {
+                <$plugin as $crate::Plugin>::process_metrics(batch)
+            }
+        }
+        $crate::bindings::export_processor!(__TrailheadExport with_types_in $crate::bindings);
+    };
+}
+
+/// A string attribute value.
+pub fn string(value: impl Into<String>) -> AnyValue {
+    AnyValue::Str(value.into())
+}
