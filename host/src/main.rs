@@ -99,16 +99,24 @@ fn init_logs(config: &Config) {
 async fn run(config: Config) -> anyhow::Result<bool> {
     let service = Service::start(&config).await.context("starting")?;
     tracing::info!(config = %config.source.display(), "trailhead is running");
-    wait_for_signal().await?;
-    Ok(service.shutdown().await)
-}
-
-async fn wait_for_signal() -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+    let mut hangup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => {
+                tracing::info!("SIGTERM received");
+                break;
+            }
+            _ = tokio::signal::ctrl_c() => {
+                tracing::info!("SIGINT received");
+                break;
+            }
+            _ = hangup.recv() => {
+                tracing::info!("SIGHUP received: reloading plugins");
+                service.reload_plugins().await;
+            }
+        }
     }
-    Ok(())
+    Ok(service.shutdown().await)
 }

@@ -9,6 +9,7 @@ use crate::config::{ComponentId, Config, ExporterConfig, ExtensionConfig, Receiv
 use crate::exporters::otlp::BuildError;
 use crate::exporters::{ExporterHandle, spawn_exporter};
 use crate::pdata::Signal;
+use crate::pipeline::Processor as _;
 use crate::pipeline::{Fanout, Pipeline};
 use crate::processors::WasmProcessor;
 use crate::processors::wasm::Runtime;
@@ -93,6 +94,7 @@ pub fn load_processors(
 /// A running trailhead.
 pub struct Service {
     pub telemetry: Telemetry,
+    plugins: Arc<Vec<Arc<WasmProcessor>>>,
     listening: Vec<Listening>,
     admin: Vec<Listening>,
     exporters: Vec<JoinHandle<()>>,
@@ -230,23 +232,30 @@ impl Service {
             }
         }
 
+        let plugins: Arc<Vec<Arc<WasmProcessor>>> =
+            Arc::new(processors.values().cloned().collect());
         let stop_admin = CancellationToken::new();
+        if !plugins.is_empty() {
+            tokio::spawn(watch_plugins(plugins.clone(), stop_admin.clone()));
+        }
         let mut admin = Vec::new();
         let metrics = &config.service.telemetry.metrics;
         if metrics.level != "none" {
             let registry = telemetry.registry.clone();
-            let router = axum::Router::new().route(
-                "/metrics",
-                axum::routing::get(move || {
-                    let registry = registry.clone();
-                    async move {
-                        (
-                            [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-                            registry.render(),
-                        )
-                    }
-                }),
-            );
+            let router = axum::Router::new()
+                .route(
+                    "/metrics",
+                    axum::routing::get(move || {
+                        let registry = registry.clone();
+                        async move {
+                            (
+                                [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                                registry.render(),
+                            )
+                        }
+                    }),
+                )
+                .merge(plugin_routes(plugins.clone()));
             let server = receivers::serve_http(
                 "metrics".into(),
                 &metrics.address.to_string(),
@@ -281,6 +290,7 @@ impl Service {
         telemetry.health.set_serving(true);
         Ok(Service {
             telemetry,
+            plugins,
             listening,
             admin,
             exporters: exporter_tasks,
@@ -290,6 +300,11 @@ impl Service {
             stop_admin,
             shutdown_timeout: config.service.shutdown_timeout,
         })
+    }
+
+    /// Re-reads every plugin file and swaps in those that changed (SIGHUP does this).
+    pub async fn reload_plugins(&self) {
+        reload_all(self.plugins.clone()).await;
     }
 
     /// Where each server listens, by name (`otlp (grpc)`, `zipkin`, `metrics`, …).
@@ -330,4 +345,69 @@ impl Service {
         tracing::info!(drained, "stopped");
         receivers_done && drained
     }
+}
+
+/// How often plugin files are checked for changes. The check follows symlinks, so kubelet's
+/// atomic `..data` swap of a ConfigMap volume counts as a change.
+const WATCH_INTERVAL: Duration = Duration::from_millis(500);
+
+/// What identifies a file's content cheaply: modification time, length and inode.
+fn fingerprint(path: &std::path::Path) -> Option<(std::time::SystemTime, u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len(), meta.ino()))
+}
+
+/// Reloads a plugin whenever its file changes.
+async fn watch_plugins(plugins: Arc<Vec<Arc<WasmProcessor>>>, stop: CancellationToken) {
+    let mut seen: Vec<_> = plugins.iter().map(|p| fingerprint(&p.path())).collect();
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(WATCH_INTERVAL) => {}
+        }
+        for (plugin, last) in plugins.iter().zip(seen.iter_mut()) {
+            let now = fingerprint(&plugin.path());
+            if now != *last && now.is_some() {
+                *last = now;
+                let plugin = plugin.clone();
+                let _ = tokio::task::spawn_blocking(move || plugin.reload()).await;
+            }
+        }
+    }
+}
+
+async fn reload_all(plugins: Arc<Vec<Arc<WasmProcessor>>>) -> Vec<serde_json::Value> {
+    let mut results = Vec::new();
+    for plugin in plugins.iter() {
+        let plugin = plugin.clone();
+        let id = plugin.id().to_string();
+        let outcome = tokio::task::spawn_blocking(move || plugin.reload()).await;
+        results.push(match outcome {
+            Ok(Ok(swapped)) => serde_json::json!({"processor": id, "swapped": swapped}),
+            Ok(Err(error)) => serde_json::json!({"processor": id, "error": error.to_string()}),
+            Err(error) => serde_json::json!({"processor": id, "error": error.to_string()}),
+        });
+    }
+    results
+}
+
+/// `GET /plugins` lists every loaded plugin; `POST /reload` re-reads every plugin file.
+fn plugin_routes(plugins: Arc<Vec<Arc<WasmProcessor>>>) -> axum::Router {
+    let listed = plugins.clone();
+    axum::Router::new()
+        .route(
+            "/plugins",
+            axum::routing::get(move || {
+                let listed = listed.clone();
+                async move { axum::Json(listed.iter().map(|p| p.status()).collect::<Vec<_>>()) }
+            }),
+        )
+        .route(
+            "/reload",
+            axum::routing::post(move || {
+                let plugins = plugins.clone();
+                async move { axum::Json(reload_all(plugins).await) }
+            }),
+        )
 }

@@ -158,3 +158,16 @@ fn bad_plugins_are_refused_at_load() {
         "{err}"
     );
 }
+
+// A version that traps on the host's canary batch is refused at load, before it serves.
+#[test]
+fn canary_rejects_a_trapping_version() {
+    let runtime = Runtime::new().unwrap();
+    let err = load(&runtime, "faults", r#"{"fault":"panic","canary":true}"#)
+        .err()
+        .unwrap();
+    assert!(
+        matches!(err, LoadError::Canary { .. }) && err.to_string().contains("panic"),
+        "{err}"
+    );
+}

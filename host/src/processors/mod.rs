@@ -10,12 +10,12 @@ pub mod wasm;
 use crate::pdata::Batch;
 use crate::pipeline::{ProcessError, Processor};
 use crate::telemetry::metrics::{Counter, Registry};
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use futures::future::BoxFuture;
 use serde::Deserialize;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use wasm::{Failure, FailureKind, Plugin};
 
 /// Processor types whose plugins ship with trailhead (found without a `plugin:` path).
@@ -110,11 +110,19 @@ impl ProcessorMetrics {
     }
 }
 
+/// How many traps a new version may have during probation before it is rolled back.
+const PROBATION_TRAPS: u64 = 3;
+/// How long a new version is on probation after a swap.
+const PROBATION: Duration = Duration::from_secs(30);
+
 /// A pipeline slot running a Wasm plugin. The plugin version is swapped atomically; a batch
-/// in flight finishes on the version it started with.
+/// in flight finishes on the version it started with. The last good version is kept, and a new
+/// version that keeps trapping right after the swap is rolled back to it.
 pub struct WasmProcessor {
     id: String,
     plugin: ArcSwap<Plugin>,
+    previous: ArcSwapOption<Plugin>,
+    probation: Mutex<Option<(Instant, u64)>>,
     on_failure: OnFailure,
     metrics: ProcessorMetrics,
 }
@@ -140,13 +148,105 @@ impl WasmProcessor {
         WasmProcessor {
             id,
             plugin: ArcSwap::from_pointee(plugin),
+            previous: ArcSwapOption::empty(),
+            probation: Mutex::new(None),
             on_failure,
             metrics,
         }
     }
 
-    fn failed(&self, batch: Batch, failure: Failure) -> Option<Batch> {
+    /// The plugin file, for watching.
+    pub fn path(&self) -> PathBuf {
+        self.plugin.load().path.clone()
+    }
+
+    fn swap_counter(&self, result: &str) -> Counter {
+        self.metrics.registry.counter(
+            "trailhead_processor_swaps_total",
+            "Plugin version changes: applied, rejected (the old version kept serving) or rolled_back.",
+            &[("processor", &self.id), ("result", result)],
+        )
+    }
+
+    /// Re-reads the plugin file; swaps in a new version that loads, initialises and passes its
+    /// canary. Blocking. A version that fails any step is rejected and the current one keeps
+    /// serving. Returns whether a new version was applied.
+    pub fn reload(&self) -> Result<bool, wasm::LoadError> {
+        let current = self.plugin.load_full();
+        match current.reload() {
+            Ok(None) => Ok(false),
+            Ok(Some(next)) => {
+                tracing::info!(processor = %self.id, from = %current.sha256, to = %next.sha256, version = %next.info.version, "plugin swapped");
+                self.previous.store(Some(current));
+                self.plugin.store(Arc::new(next));
+                *self.probation.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some((Instant::now(), 0));
+                self.swap_counter("applied").add(1);
+                Ok(true)
+            }
+            Err(error) => {
+                tracing::error!(processor = %self.id, error = %error, "new plugin version rejected; the current one keeps serving");
+                self.swap_counter("rejected").add(1);
+                Err(error)
+            }
+        }
+    }
+
+    /// During probation, a version that traps repeatedly is replaced by the previous one.
+    fn note_trap(&self, failed: &Arc<Plugin>) {
+        let mut probation = self.probation.lock().unwrap_or_else(|e| e.into_inner());
+        let Some((since, traps)) = probation.as_mut() else {
+            return;
+        };
+        if since.elapsed() > PROBATION || !Arc::ptr_eq(failed, &self.plugin.load()) {
+            return;
+        }
+        *traps += 1;
+        if *traps >= PROBATION_TRAPS {
+            if let Some(previous) = self.previous.swap(None) {
+                tracing::error!(processor = %self.id, bad = %failed.sha256, restored = %previous.sha256, "new plugin version keeps failing; rolled back");
+                self.plugin.store(previous);
+                self.swap_counter("rolled_back").add(1);
+            }
+            *probation = None;
+        }
+    }
+
+    /// What `GET /plugins` shows for this processor.
+    pub fn status(&self) -> serde_json::Value {
+        let plugin = self.plugin.load();
+        let failures: serde_json::Map<String, serde_json::Value> = FailureKind::ALL
+            .iter()
+            .map(|kind| {
+                (
+                    kind.as_str().to_string(),
+                    self.metrics.failure(*kind).get().into(),
+                )
+            })
+            .collect();
+        let loaded_at = plugin
+            .loaded_at
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        serde_json::json!({
+            "id": self.id,
+            "name": plugin.info.name,
+            "version": plugin.info.version,
+            "sha256": plugin.sha256,
+            "path": plugin.path,
+            "loaded_at_unix": loaded_at,
+            "calls": self.metrics.calls.get(),
+            "failures": failures,
+            "state": if self.probation.lock().map(|p| p.is_some()).unwrap_or(false) { "probation" } else { "serving" },
+            "previous_sha256": self.previous.load().as_ref().map(|p| p.sha256.clone()),
+        })
+    }
+
+    fn failed(&self, plugin: &Arc<Plugin>, batch: Batch, failure: Failure) -> Option<Batch> {
         self.metrics.failure(failure.kind).add(1);
+        if failure.kind != FailureKind::PluginError {
+            self.note_trap(plugin);
+        }
         tracing::warn!(
             processor = %self.id,
             kind = failure.kind.as_str(),
@@ -178,8 +278,8 @@ impl Processor for WasmProcessor {
                 return Ok(Some(batch));
             }
             self.metrics.calls.add(1);
-            let input = batch.clone();
-            let outcome = tokio::task::spawn_blocking(move || plugin.call(&input))
+            let (input, running) = (batch.clone(), plugin.clone());
+            let outcome = tokio::task::spawn_blocking(move || running.call(&input))
                 .await
                 .map_err(|e| ProcessError {
                     processor: self.id.clone(),
@@ -198,7 +298,7 @@ impl Processor for WasmProcessor {
                         ..batch
                     }))
                 }
-                Err(failure) => Ok(self.failed(batch, failure)),
+                Err(failure) => Ok(self.failed(&plugin, batch, failure)),
             }
         })
     }

@@ -1,14 +1,19 @@
 //! A test plugin that misbehaves on purpose. Config `{"fault": "…"}` picks how, on every span
 //! batch: `loop` (never returns), `alloc` (allocates until memory runs out), `panic`, `recurse`
 //! (overflows the stack), `error` (returns a plugin error), `half` (renames half the spans,
-//! then panics: the host must discard the half-done change), or `none` (renames every span to
+//! then panics: the host must discard the half-done change), or `none` (tags every span with
 //! `touched`, proving it ran).
+//!
+//! Faults spare the host's canary batch (one span named `canary`) unless the config also says
+//! `"canary": true`, so a test can choose between a version the canary rejects and one that
+//! only fails on real traffic.
 
 use std::cell::Cell;
 use trailhead_plugin::{Plugin, PluginError, PluginInfo, Signal, SpanBatch};
 
 thread_local! {
     static FAULT: Cell<&'static str> = const { Cell::new("none") };
+    static FAIL_CANARY: Cell<bool> = const { Cell::new(false) };
 }
 
 struct Faults;
@@ -31,6 +36,7 @@ impl Plugin for Faults {
             .find(|f| config.contains(&format!("\"{f}\"")))
             .ok_or_else(|| format!("unknown fault in {config}"))?;
         FAULT.with(|f| f.set(fault));
+        FAIL_CANARY.with(|c| c.set(config.contains("\"canary\":true")));
         Ok(PluginInfo {
             name: "faults".into(),
             version: "0.1.0".into(),
@@ -40,6 +46,10 @@ impl Plugin for Faults {
 
     fn process_spans(batch: &SpanBatch) -> Result<(), PluginError> {
         let all: Vec<u32> = (0..batch.span_count()).collect();
+        let canary = batch.span_names() == ["canary"];
+        if canary && !FAIL_CANARY.with(Cell::get) {
+            return Ok(());
+        }
         match FAULT.with(Cell::get) {
             "loop" => loop {
                 std::hint::black_box(&all);

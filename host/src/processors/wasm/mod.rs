@@ -58,6 +58,8 @@ pub enum LoadError {
     Contract { path: PathBuf, reason: String },
     #[error("plugin `{path}` rejected its config: {reason}")]
     Init { path: PathBuf, reason: String },
+    #[error("plugin `{path}` failed its canary batch: {reason}")]
+    Canary { path: PathBuf, reason: String },
 }
 
 /// Per-plugin resource limits (`limits:` in the processor's config).
@@ -150,6 +152,9 @@ impl Runtime {
             })?;
         let plugin = Plugin {
             id: Arc::from(id),
+            path: path.to_path_buf(),
+            pin: pin.map(str::to_string),
+            loaded_at: std::time::SystemTime::now(),
             pre,
             sha256,
             config_json: config_json.to_string(),
@@ -172,7 +177,12 @@ impl Runtime {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(instance);
-        Ok(Plugin { info, ..plugin })
+        let plugin = Plugin { info, ..plugin };
+        plugin.canary().map_err(|reason| LoadError::Canary {
+            path: path.into(),
+            reason,
+        })?;
+        Ok(plugin)
     }
 }
 
@@ -182,6 +192,10 @@ type Instance = (Store<PluginState>, Bindings, PluginInfo);
 /// A loaded plugin version.
 pub struct Plugin {
     pub id: Arc<str>,
+    /// Where it was read from and the pin it was checked against, to reload it.
+    pub path: PathBuf,
+    pin: Option<String>,
+    pub loaded_at: std::time::SystemTime,
     pre: ProcessorPre<PluginState>,
     pub sha256: String,
     config_json: String,
@@ -203,6 +217,14 @@ pub enum FailureKind {
 }
 
 impl FailureKind {
+    pub const ALL: [FailureKind; 5] = [
+        FailureKind::Timeout,
+        FailureKind::OutOfMemory,
+        FailureKind::Panic,
+        FailureKind::Trap,
+        FailureKind::PluginError,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             FailureKind::Timeout => "timeout",
@@ -251,6 +273,41 @@ impl Plugin {
         (self.limits.timeout.as_millis() as u64)
             .div_ceil(EPOCH_TICK.as_millis() as u64)
             .max(1)
+    }
+
+    /// Runs one small batch of every signal the plugin handles under production limits. A trap
+    /// rejects the version; a plugin error does not (it may be the plugin's answer to the data).
+    fn canary(&self) -> Result<(), String> {
+        for signal in Signal::ALL.into_iter().filter(|s| self.handles(*s)) {
+            let batch = canary_batch(signal);
+            if let Err(failure) = self.call(&batch) {
+                if failure.kind != FailureKind::PluginError {
+                    return Err(format!("{}: {}", failure.kind.as_str(), failure.message));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Loads the file again if its content changed: `Ok(None)` when it did not.
+    pub fn reload(&self) -> Result<Option<Plugin>, LoadError> {
+        let bytes = std::fs::read(&self.path).map_err(|source| LoadError::Read {
+            path: self.path.clone(),
+            source,
+        })?;
+        if hex::encode(Sha256::digest(&bytes)) == self.sha256 {
+            return Ok(None);
+        }
+        let id = self.id.clone();
+        self.runtime
+            .load(
+                &id,
+                &self.path,
+                self.pin.as_deref(),
+                &self.config_json,
+                self.limits,
+            )
+            .map(Some)
     }
 
     /// Whether the plugin asked to see `signal`.
@@ -325,6 +382,74 @@ fn run(
         Signal::Traces => lend!(batch::SpanWork, call_process_spans),
         Signal::Logs => lend!(batch::LogWork, call_process_logs),
         Signal::Metrics => lend!(batch::MetricWork, call_process_metrics),
+    }
+}
+
+/// One span, log record or metric point, for canary calls.
+fn canary_batch(signal: Signal) -> Batch {
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+    use opentelemetry_proto::tonic::metrics::v1::{
+        Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric,
+    };
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+    let context = crate::pdata::RequestContext {
+        peer: None,
+        receiver: Arc::from("canary"),
+    };
+    match signal {
+        Signal::Traces => Batch::from_message(
+            signal,
+            &ExportTraceServiceRequest {
+                resource_spans: vec![ResourceSpans {
+                    scope_spans: vec![ScopeSpans {
+                        spans: vec![Span {
+                            name: "canary".into(),
+                            trace_id: vec![1; 16],
+                            span_id: vec![1; 8],
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+            },
+            context,
+        ),
+        Signal::Logs => Batch::from_message(
+            signal,
+            &ExportLogsServiceRequest {
+                resource_logs: vec![ResourceLogs {
+                    scope_logs: vec![ScopeLogs {
+                        log_records: vec![LogRecord::default()],
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+            },
+            context,
+        ),
+        Signal::Metrics => Batch::from_message(
+            signal,
+            &ExportMetricsServiceRequest {
+                resource_metrics: vec![ResourceMetrics {
+                    scope_metrics: vec![ScopeMetrics {
+                        metrics: vec![Metric {
+                            name: "canary".into(),
+                            data: Some(metric::Data::Gauge(Gauge {
+                                data_points: vec![NumberDataPoint::default()],
+                            })),
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+            },
+            context,
+        ),
     }
 }
 

@@ -1,0 +1,142 @@
+"""Wasm processors in running pipelines: enrichment, the failure policy, and hot swap under
+load with no restart and no lost span. Needs `make plugins` (target/plugins/)."""
+
+import hashlib
+import os
+import shutil
+import threading
+import time
+
+import requests
+
+from conftest import REPO, gateway_config
+
+PLUGINS = REPO / "target" / "plugins"
+
+
+def spans_body(n, tag):
+    return {"resourceSpans": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "lessons"}}]},
+                               "scopeSpans": [{"spans": [
+                                   {"traceId": "5b8efff798038103d269b633813fc60c", "spanId": f"{tag:08x}{i:08x}", "name": f"s{i}"}
+                                   for i in range(n)]}]}]}
+
+
+def with_processor(sink, processor):
+    config = gateway_config(sink.endpoint)
+    config["processors"] = {"plugin/under-test": processor}
+    for pipeline in config["service"]["pipelines"].values():
+        pipeline["processors"] = ["plugin/under-test"]
+    return config
+
+
+def resource_attributes(request):
+    return {a.key: a.value.string_value for rs in request.resource_spans for a in rs.resource.attributes}
+
+
+# A resource-only plugin enriches every span's resource; nothing set upstream is overwritten.
+def test_resource_stamp_in_a_pipeline(sink, start_trailhead):
+    trailhead = start_trailhead(with_processor(sink, {
+        "plugin": str(PLUGINS / "resource-stamp.wasm"),
+        "attributes": {"deployment.environment": "prod", "service.name": "not-this"}}))
+    assert requests.post(trailhead.url("otlp (http)", "/v1/traces"), json=spans_body(3, 1), timeout=5).status_code == 200
+    assert sink.wait_for("traces", 3) == 3
+    attributes = resource_attributes(sink.requests["traces"][0])
+    assert attributes == {"service.name": "lessons", "deployment.environment": "prod"}
+    assert trailhead.metric("trailhead_processor_calls_total", processor="plugin/under-test") >= 1
+
+
+# on_failure: pass forwards the batch untouched when the plugin fails; drop discards it and
+# counts it. Either way trailhead keeps serving and classifies the failure.
+def test_failure_policy(sink, start_trailhead):
+    passing = start_trailhead(with_processor(sink, {"plugin": str(PLUGINS / "faults.wasm"), "fault": "panic", "on_failure": "pass"}))
+    assert requests.post(passing.url("otlp (http)", "/v1/traces"), json=spans_body(4, 2), timeout=5).status_code == 200
+    assert sink.wait_for("traces", 4) == 4
+    assert all(not s.attributes for s in sink.spans())
+    assert passing.metric("trailhead_processor_failures_total", processor="plugin/under-test", kind="panic") == 1
+    assert any("panics as asked" in str(e.get("plugin_output")) for e in passing.logs)
+
+    dropping = start_trailhead(with_processor(sink, {"plugin": str(PLUGINS / "faults.wasm"), "fault": "loop", "on_failure": "drop",
+                                                     "limits": {"timeout_ms": 50}}))
+    assert requests.post(dropping.url("otlp (http)", "/v1/traces"), json=spans_body(5, 3), timeout=5).status_code == 200
+    time.sleep(0.5)
+    assert sink.items("traces") == 4
+    assert dropping.metric("trailhead_processor_failures_total", processor="plugin/under-test", kind="timeout") == 1
+    assert dropping.metric("trailhead_processor_dropped_items_total", processor="plugin/under-test") == 5
+    assert requests.get(dropping.url("health_check", "/"), timeout=5).status_code == 200
+
+
+def atomic_copy(source, target):
+    staging = target.with_suffix(".staging")
+    shutil.copyfile(source, staging)
+    os.replace(staging, target)
+
+
+# Hot swap under load: a steady stream while the plugin file alternates between two versions
+# with visibly different behaviour every second, with one corrupt file among them. Every span
+# arrives, each changed by exactly one version; the process never restarts; the corrupt file is
+# rejected while the previous version keeps serving.
+def test_hot_swap_under_load(sink, start_trailhead, tmp_path):
+    current = tmp_path / "current.wasm"
+    shutil.copyfile(PLUGINS / "resource-stamp.wasm", current)
+    # Both versions accept this config: resource-stamp stamps `stamp`, faults tags spans.
+    trailhead = start_trailhead(with_processor(sink, {"plugin": str(current), "fault": "none", "attributes": {"stamp": "v1"}}))
+    pid = trailhead.process.pid
+    sent, stop = [], threading.Event()
+
+    def stream():
+        tag = 100
+        while not stop.is_set():
+            response = requests.post(trailhead.url("otlp (http)", "/v1/traces"), json=spans_body(10, tag), timeout=5)
+            assert response.status_code == 200, response.text
+            sent.append(10)
+            tag += 1
+            time.sleep(0.02)
+
+    sender = threading.Thread(target=stream)
+    sender.start()
+    versions = [PLUGINS / "faults.wasm", PLUGINS / "resource-stamp.wasm"] * 3
+    try:
+        for i, version in enumerate(versions):
+            time.sleep(1.0)
+            if i == 2:
+                (tmp_path / "corrupt.wasm").write_bytes(b"\0asm this is not a component")
+                atomic_copy(tmp_path / "corrupt.wasm", current)
+                time.sleep(1.0)
+            atomic_copy(version, current)
+        time.sleep(1.5)
+    finally:
+        stop.set()
+        sender.join()
+    total = sum(sent)
+    assert sink.wait_for("traces", total) == total
+    stamped = tagged = 0
+    for request in sink.requests["traces"]:
+        for rs in request.resource_spans:
+            is_stamped = any(a.key == "stamp" for a in rs.resource.attributes)
+            for ss in rs.scope_spans:
+                for span in ss.spans:
+                    is_tagged = any(a.key == "touched" for a in span.attributes)
+                    assert is_stamped != is_tagged, "exactly one version ran on each span"
+                    stamped += is_stamped
+                    tagged += is_tagged
+    assert stamped > 0 and tagged > 0
+    assert trailhead.process.pid == pid and trailhead.process.poll() is None
+    assert trailhead.metric("trailhead_processor_swaps_total", result="rejected") >= 1
+    assert trailhead.metric("trailhead_processor_swaps_total", result="applied") >= 5
+    listed = requests.get(trailhead.url("metrics", "/plugins"), timeout=5).json()
+    assert listed[0]["sha256"] == hashlib.sha256(current.read_bytes()).hexdigest()
+    assert listed[0]["name"] == "resource-stamp"
+
+
+# `trailhead validate` loads each plugin with its config, so a config the plugin rejects is
+# reported before anything runs.
+def test_validate_loads_plugins(tmp_path, sink):
+    import subprocess
+    import yaml
+    from conftest import BINARY
+    config = with_processor(sink, {"plugin": str(PLUGINS / "faults.wasm"), "fault": "explode"})
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = subprocess.run([str(BINARY), "validate", "--config", str(path)], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert "processor `plugin/under-test`" in result.stderr and "unknown fault" in result.stderr, result.stderr
