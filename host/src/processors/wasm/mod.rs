@@ -280,10 +280,10 @@ impl Plugin {
     fn canary(&self) -> Result<(), String> {
         for signal in Signal::ALL.into_iter().filter(|s| self.handles(*s)) {
             let batch = canary_batch(signal);
-            if let Err(failure) = self.call(&batch) {
-                if failure.kind != FailureKind::PluginError {
-                    return Err(format!("{}: {}", failure.kind.as_str(), failure.message));
-                }
+            if let Err(failure) = self.call(&batch)
+                && failure.kind != FailureKind::PluginError
+            {
+                return Err(format!("{}: {}", failure.kind.as_str(), failure.message));
             }
         }
         Ok(())
