@@ -19,12 +19,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 TICKS = os.sysconf("SC_CLK_TCK")
 
-# name, protocol, spans per request, spans per second, seconds
+# name, protocol, spans per request, spans per second, seconds, Wasm plugin (trailhead only)
 SCENARIOS = [
-    ("otlp-grpc 512/req 10k/s", "grpc", 512, 10_000, 12),
-    ("otlp-grpc 512/req 50k/s", "grpc", 512, 50_000, 12),
-    ("otlp-http 512/req 10k/s", "http", 512, 10_000, 12),
-    ("zipkin-json 100/req 10k/s", "zipkin", 100, 10_000, 12),
+    ("otlp-grpc 512/req 10k/s", "grpc", 512, 10_000, 12, None),
+    ("otlp-grpc 512/req 50k/s", "grpc", 512, 50_000, 12, None),
+    ("otlp-grpc 512/req 50k/s + resource-stamp plugin", "grpc", 512, 50_000, 12, "resource-stamp"),
+    ("otlp-http 512/req 10k/s", "http", 512, 10_000, 12, None),
+    ("zipkin-json 100/req 10k/s", "zipkin", 100, 10_000, 12, None),
 ]
 
 
@@ -58,7 +59,7 @@ def rss_mib(pid):
     return 0.0
 
 
-def config(system, ports, sink):
+def config(system, ports, sink, plugin=None):
     receivers = {
         "otlp": {"protocols": {"grpc": {"endpoint": f"127.0.0.1:{ports['grpc']}"}, "http": {"endpoint": f"127.0.0.1:{ports['http']}"}}},
         "zipkin": {"endpoint": f"127.0.0.1:{ports['zipkin']}"},
@@ -69,17 +70,23 @@ def config(system, ports, sink):
         return {"receivers": receivers, "processors": {"batch": {}}, "exporters": {"otlp/sink": exporter},
                 "service": {"pipelines": {"traces": dict(pipeline, processors=["batch"])},
                             "telemetry": {"metrics": {"level": "none"}, "logs": {"level": "warn"}}}}
-    return {"receivers": receivers, "exporters": {"otlp/sink": exporter},
+    processors = {}
+    if plugin:
+        # Resource attributes only: the lazy path that must not decode a span.
+        processors = {plugin: {"plugin": str(REPO / "target" / "plugins" / f"{plugin}.wasm"),
+                               "attributes": {"k8s.namespace.name": "mathtrail", "k8s.pod.name": "lessons-7d9c", "k8s.node.name": "node-1"}}}
+        pipeline = dict(pipeline, processors=[plugin])
+    return {"receivers": receivers, "processors": processors, "exporters": {"otlp/sink": exporter},
             "service": {"pipelines": {"traces": pipeline},
                         "telemetry": {"metrics": {"level": "none"}, "logs": {"level": "warn"}}}}
 
 
 def run_one(system, command, scenario, loadgen, workdir):
-    name, protocol, per_request, rate, seconds = scenario
+    name, protocol, per_request, rate, seconds, plugin = scenario
     ports = {k: free_port() for k in ["grpc", "http", "zipkin", "sink"]}
     sink = f"127.0.0.1:{ports['sink']}"
     path = workdir / f"{system}.json"
-    path.write_text(json.dumps(config(system, ports, sink)))
+    path.write_text(json.dumps(config(system, ports, sink, plugin)))
     process = subprocess.Popen(["taskset", "-c", "0", *command, "--config", str(path)],
                                stdout=subprocess.DEVNULL, stderr=open(workdir / f"{system}.log", "w"))
     try:
@@ -122,6 +129,8 @@ TARGETS = [
     ("otlp-grpc 512/req 50k/s", lambda r: r["cpu_us_per_span"] <= 3.0, "≤ 3 CPU-µs per span, uncompressed OTLP passthrough at 512 spans per request"),
     ("otlp-grpc 512/req 10k/s", lambda r: r["cpu_us_per_span"] <= 3.0, "≤ 3 CPU-µs per span at 10k spans/s"),
     ("otlp-grpc 512/req 10k/s", lambda r: r["rss_mib"] <= 20.0, "≤ 20 MiB RSS at 10k spans/s"),
+    ("otlp-grpc 512/req 50k/s + resource-stamp plugin", lambda r: r["cpu_us_per_span"] <= 3.0,
+     "resource-only Wasm plugin without span decoding: passthrough + plugin stays ≤ 3 CPU-µs per span"),
 ]
 
 
@@ -180,6 +189,8 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         for scenario in [s for s in SCENARIOS if args.only in s[0]]:
             for system, command in systems:
+                if scenario[5] and system != "trailhead":
+                    continue
                 result = run_one(system, command, scenario, args.loadgen, Path(tmp))
                 print(json.dumps(result), flush=True)
                 results.append(result)

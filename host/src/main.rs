@@ -34,6 +34,53 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Work with a plugin component outside any pipeline.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Load a component as trailhead would (sandbox, WIT, init, canary) and print what it is.
+    Check {
+        file: PathBuf,
+        /// The processor entry's settings (YAML or JSON).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Run a component on an OTLP/JSON request and print the result as OTLP/JSON.
+    Test {
+        file: PathBuf,
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// An OTLP/JSON export request (traces, metrics or logs).
+        #[arg(long, short)]
+        input: PathBuf,
+    },
+}
+
+fn plugin_command(command: PluginCommand) -> Result<String, String> {
+    use trailhead::processors::offline;
+    let read = |path: &PathBuf| {
+        std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
+    };
+    let settings = |config: &Option<PathBuf>| {
+        config
+            .as_ref()
+            .map(read)
+            .transpose()
+            .map(Option::unwrap_or_default)
+    };
+    match command {
+        PluginCommand::Check { file, config } => offline::check(&file, &settings(&config)?),
+        PluginCommand::Test {
+            file,
+            config,
+            input,
+        } => offline::test(&file, &settings(&config)?, &read(&input)?),
+    }
 }
 
 fn load(path: Option<&PathBuf>) -> Result<Config, trailhead::config::ConfigError> {
@@ -46,6 +93,16 @@ fn load(path: Option<&PathBuf>) -> Result<Config, trailhead::config::ConfigError
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Run { config: None }) {
+        Command::Plugin { command } => match plugin_command(command) {
+            Ok(text) => {
+                println!("{}", text.trim_end());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Validate { config } => match load(Some(&config)) {
             Ok(loaded) => {
                 let registry = std::sync::Arc::default();

@@ -171,3 +171,23 @@ fn canary_rejects_a_trapping_version() {
         "{err}"
     );
 }
+
+// `trailhead plugin check` and `plugin test`: a plugin run offline on an OTLP/JSON file
+// prints the batch it would forward.
+#[test]
+fn offline_check_and_test() {
+    use trailhead::processors::offline;
+    let report = offline::check(&plugin_path("resource-stamp"), "").unwrap();
+    assert!(
+        report.contains("name: resource-stamp")
+            && report.contains("signals: traces, metrics, logs"),
+        "{report}"
+    );
+    let settings = "attributes:\n  deployment.environment: staging\non_failure: pass\n";
+    let output = offline::test(&plugin_path("resource-stamp"), settings, SPANS).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&output).unwrap();
+    let attributes = &json["resourceSpans"][0]["resource"]["attributes"];
+    assert!(attributes.to_string().contains("staging"), "{output}");
+    let err = offline::test(&plugin_path("faults"), r#"{"fault":"panic"}"#, SPANS).unwrap_err();
+    assert!(err.contains("panic"), "{err}");
+}

@@ -5,6 +5,7 @@
 //! belong to the host. Every other key is handed to the plugin as JSON, so the collector's
 //! `k8sattributes:` and `filter:` blocks keep their shape.
 
+pub mod offline;
 pub mod wasm;
 
 use crate::pdata::Batch;
@@ -98,6 +99,8 @@ struct ProcessorMetrics {
     id: String,
     calls: Counter,
     dropped_items: Counter,
+    /// Batches not handed to the plugin because its circuit was open.
+    skipped: Counter,
 }
 
 impl ProcessorMetrics {
@@ -115,6 +118,46 @@ const PROBATION_TRAPS: u64 = 3;
 /// How long a new version is on probation after a swap.
 const PROBATION: Duration = Duration::from_secs(30);
 
+/// Consecutive failures that open the circuit: the plugin is not called while it is open.
+const BREAKER_FAILURES: u32 = 5;
+const BREAKER_FIRST_WAIT: Duration = Duration::from_secs(1);
+const BREAKER_LONGEST_WAIT: Duration = Duration::from_secs(60);
+
+/// Stops calling a plugin that keeps failing, and tries it again after a backoff that doubles
+/// while the retries keep failing.
+#[derive(Default)]
+struct Breaker {
+    consecutive: u32,
+    open_until: Option<Instant>,
+    wait: Duration,
+}
+
+impl Breaker {
+    /// Whether the plugin may be called now (a closed circuit, or an open one whose wait is over).
+    fn allows(&self) -> bool {
+        self.open_until.is_none_or(|until| Instant::now() >= until)
+    }
+
+    fn succeeded(&mut self) {
+        *self = Breaker::default();
+    }
+
+    /// Returns true when this failure opens (or re-opens) the circuit.
+    fn failed(&mut self) -> bool {
+        self.consecutive += 1;
+        if self.consecutive < BREAKER_FAILURES {
+            return false;
+        }
+        self.wait = if self.open_until.is_some() {
+            (self.wait * 2).min(BREAKER_LONGEST_WAIT)
+        } else {
+            BREAKER_FIRST_WAIT
+        };
+        self.open_until = Some(Instant::now() + self.wait);
+        true
+    }
+}
+
 /// A pipeline slot running a Wasm plugin. The plugin version is swapped atomically; a batch
 /// in flight finishes on the version it started with. The last good version is kept, and a new
 /// version that keeps trapping right after the swap is rolled back to it.
@@ -123,6 +166,7 @@ pub struct WasmProcessor {
     plugin: ArcSwap<Plugin>,
     previous: ArcSwapOption<Plugin>,
     probation: Mutex<Option<(Instant, u64)>>,
+    breaker: Mutex<Breaker>,
     on_failure: OnFailure,
     metrics: ProcessorMetrics,
 }
@@ -142,6 +186,11 @@ impl WasmProcessor {
                 "Items a processor removed, by its own decision or by on_failure: drop.",
                 &labels,
             ),
+            skipped: registry.counter(
+                "trailhead_processor_skipped_batches_total",
+                "Batches not handed to a plugin because it kept failing (its circuit was open); on_failure applied.",
+                &labels,
+            ),
             registry: registry.clone(),
             id: id.clone(),
         };
@@ -150,6 +199,7 @@ impl WasmProcessor {
             plugin: ArcSwap::from_pointee(plugin),
             previous: ArcSwapOption::empty(),
             probation: Mutex::new(None),
+            breaker: Mutex::new(Breaker::default()),
             on_failure,
             metrics,
         }
@@ -237,13 +287,38 @@ impl WasmProcessor {
             "loaded_at_unix": loaded_at,
             "calls": self.metrics.calls.get(),
             "failures": failures,
-            "state": if self.probation.lock().map(|p| p.is_some()).unwrap_or(false) { "probation" } else { "serving" },
+            "state": if !self.breaker.lock().map(|b| b.allows()).unwrap_or(true) {
+                "circuit-open"
+            } else if self.probation.lock().map(|p| p.is_some()).unwrap_or(false) {
+                "probation"
+            } else {
+                "serving"
+            },
             "previous_sha256": self.previous.load().as_ref().map(|p| p.sha256.clone()),
         })
     }
 
+    /// What the failure policy does with a batch the plugin did not process.
+    fn apply_policy(&self, batch: Batch) -> Option<Batch> {
+        match self.on_failure {
+            OnFailure::Pass => Some(batch),
+            OnFailure::Drop => {
+                self.metrics.dropped_items.add(batch.items as u64);
+                None
+            }
+        }
+    }
+
     fn failed(&self, plugin: &Arc<Plugin>, batch: Batch, failure: Failure) -> Option<Batch> {
         self.metrics.failure(failure.kind).add(1);
+        if self
+            .breaker
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .failed()
+        {
+            tracing::error!(processor = %self.id, "plugin keeps failing; not calling it until its backoff ends");
+        }
         if failure.kind != FailureKind::PluginError {
             self.note_trap(plugin);
         }
@@ -256,13 +331,7 @@ impl WasmProcessor {
             items = batch.items,
             "plugin failed on a batch"
         );
-        match self.on_failure {
-            OnFailure::Pass => Some(batch),
-            OnFailure::Drop => {
-                self.metrics.dropped_items.add(batch.items as u64);
-                None
-            }
-        }
+        self.apply_policy(batch)
     }
 }
 
@@ -277,6 +346,15 @@ impl Processor for WasmProcessor {
             if !plugin.handles(batch.signal) {
                 return Ok(Some(batch));
             }
+            if !self
+                .breaker
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .allows()
+            {
+                self.metrics.skipped.add(1);
+                return Ok(self.apply_policy(batch));
+            }
             self.metrics.calls.add(1);
             let (input, running) = (batch.clone(), plugin.clone());
             let outcome = tokio::task::spawn_blocking(move || running.call(&input))
@@ -287,6 +365,10 @@ impl Processor for WasmProcessor {
                 })?;
             match outcome {
                 Ok(payload) => {
+                    self.breaker
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .succeeded();
                     let items =
                         crate::pdata::wire::count_items(batch.signal, &payload).unwrap_or(0);
                     self.metrics
@@ -301,5 +383,29 @@ impl Processor for WasmProcessor {
                 Err(failure) => Ok(self.failed(&plugin, batch, failure)),
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Five failures in a row open the circuit; a success closes it; repeated opening doubles
+    // the wait up to a minute.
+    #[test]
+    fn breaker_opens_backs_off_and_closes() {
+        let mut breaker = Breaker::default();
+        for _ in 0..BREAKER_FAILURES - 1 {
+            assert!(!breaker.failed());
+        }
+        assert!(breaker.allows());
+        assert!(breaker.failed());
+        assert!(!breaker.allows());
+        assert_eq!(breaker.wait, BREAKER_FIRST_WAIT);
+        assert!(breaker.failed());
+        assert_eq!(breaker.wait, BREAKER_FIRST_WAIT * 2);
+        breaker.succeeded();
+        assert!(breaker.allows());
+        assert_eq!(breaker.consecutive, 0);
     }
 }
