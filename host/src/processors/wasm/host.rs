@@ -291,6 +291,52 @@ macro_rules! resource_methods {
     };
 }
 
+/// Count, resource index and drop: the item methods every batch type has, under its own names.
+macro_rules! item_methods {
+    ($work:ty, $count:ident, $resources:ident, $drop:ident) => {
+        fn $count(&mut self, batch: Resource<$work>) -> u32 {
+            work(&mut self.table, &batch).item_count()
+        }
+        fn $resources(&mut self, batch: Resource<$work>) -> Vec<u32> {
+            resources(&mut self.table, &batch)
+        }
+        fn $drop(&mut self, batch: Resource<$work>, items: Vec<u32>) {
+            work(&mut self.table, &batch).drop_items(&items)
+        }
+    };
+}
+
+/// Attribute access for batch types whose items carry attributes (spans, log records).
+macro_rules! item_attribute_methods {
+    ($work:ty, $column:ident, $attrs:ident, $set:ident, $remove:ident) => {
+        fn $column(&mut self, batch: Resource<$work>, key: String) -> Vec<Option<AnyValue>> {
+            attr_column(&mut self.table, &batch, &key)
+        }
+        fn $attrs(&mut self, batch: Resource<$work>, index: u32) -> Vec<KeyValue> {
+            item_attrs(&mut self.table, &batch, index)
+        }
+        fn $set(&mut self, batch: Resource<$work>, items: Vec<u32>, key: String, value: AnyValue) {
+            set_item_attr(&mut self.table, &batch, items, key, value)
+        }
+        fn $remove(&mut self, batch: Resource<$work>, items: Vec<u32>, key: String) {
+            remove_item_attr(&mut self.table, &batch, items, key)
+        }
+    };
+}
+
+/// One value per item, in flat-index order.
+fn column<S: Scope + Send + 'static, T>(
+    table: &mut ResourceTable,
+    batch: &Resource<Working<S>>,
+    value: impl Fn(&S, &S::Item) -> T,
+) -> Vec<T> {
+    work(table, batch)
+        .each_item()
+        .into_iter()
+        .map(|(scope, item)| value(scope, item))
+        .collect()
+}
+
 /// Item attribute methods for batches whose items carry attributes.
 fn attr_column<S: Scope + Send + 'static>(
     table: &mut ResourceTable,
@@ -300,15 +346,11 @@ fn attr_column<S: Scope + Send + 'static>(
 where
     S::Item: Attributed,
 {
-    work(table, batch)
-        .each_item()
-        .into_iter()
-        .map(|(_, item)| {
-            find(item.attributes(), key)
-                .and_then(|kv| kv.value.as_ref())
-                .map(to_wit)
-        })
-        .collect()
+    column(table, batch, |_, item| {
+        find(item.attributes(), key)
+            .and_then(|kv| kv.value.as_ref())
+            .map(to_wit)
+    })
 }
 
 fn item_attrs<S: Scope + Send + 'static>(
@@ -372,152 +414,70 @@ fn resources<S: Scope + Send + 'static>(
 
 impl batch::HostSpanBatch for PluginState {
     resource_methods!(SpanWork);
+    item_methods!(SpanWork, span_count, span_resources, drop_spans);
+    item_attribute_methods!(
+        SpanWork,
+        span_attr_column,
+        span_attrs,
+        set_span_attr,
+        remove_span_attr
+    );
 
-    fn span_count(&mut self, batch: Resource<SpanWork>) -> u32 {
-        work(&mut self.table, &batch).item_count()
-    }
-    fn span_resources(&mut self, batch: Resource<SpanWork>) -> Vec<u32> {
-        resources(&mut self.table, &batch)
-    }
     fn span_names(&mut self, batch: Resource<SpanWork>) -> Vec<String> {
-        work(&mut self.table, &batch)
-            .each_item()
-            .into_iter()
-            .map(|(_, s)| s.name.clone())
-            .collect()
+        column(&mut self.table, &batch, |_, s| s.name.clone())
     }
     fn span_kinds(&mut self, batch: Resource<SpanWork>) -> Vec<i32> {
-        work(&mut self.table, &batch)
-            .each_item()
-            .into_iter()
-            .map(|(_, s)| s.kind)
-            .collect()
+        column(&mut self.table, &batch, |_, s| s.kind)
     }
     fn span_status_codes(&mut self, batch: Resource<SpanWork>) -> Vec<i32> {
-        work(&mut self.table, &batch)
-            .each_item()
-            .into_iter()
-            .map(|(_, s)| s.status.as_ref().map_or(0, |st| st.code))
-            .collect()
+        column(&mut self.table, &batch, |_, s| {
+            s.status.as_ref().map_or(0, |st| st.code)
+        })
     }
     fn span_scope_names(&mut self, batch: Resource<SpanWork>) -> Vec<String> {
-        work(&mut self.table, &batch)
-            .each_item()
-            .into_iter()
-            .map(|(scope, _)| scope.scope_name().to_string())
-            .collect()
-    }
-    fn span_attr_column(
-        &mut self,
-        batch: Resource<SpanWork>,
-        key: String,
-    ) -> Vec<Option<AnyValue>> {
-        attr_column(&mut self.table, &batch, &key)
-    }
-    fn span_attrs(&mut self, batch: Resource<SpanWork>, span: u32) -> Vec<KeyValue> {
-        item_attrs(&mut self.table, &batch, span)
-    }
-    fn set_span_attr(
-        &mut self,
-        batch: Resource<SpanWork>,
-        spans: Vec<u32>,
-        key: String,
-        value: AnyValue,
-    ) {
-        set_item_attr(&mut self.table, &batch, spans, key, value)
-    }
-    fn remove_span_attr(&mut self, batch: Resource<SpanWork>, spans: Vec<u32>, key: String) {
-        remove_item_attr(&mut self.table, &batch, spans, key)
-    }
-    fn drop_spans(&mut self, batch: Resource<SpanWork>, spans: Vec<u32>) {
-        work(&mut self.table, &batch).drop_items(&spans)
+        column(&mut self.table, &batch, |scope, _| {
+            scope.scope_name().to_string()
+        })
     }
 }
 
 impl batch::HostLogBatch for PluginState {
     resource_methods!(LogWork);
+    item_methods!(LogWork, record_count, record_resources, drop_records);
+    item_attribute_methods!(
+        LogWork,
+        record_attr_column,
+        record_attrs,
+        set_record_attr,
+        remove_record_attr
+    );
 
-    fn record_count(&mut self, batch: Resource<LogWork>) -> u32 {
-        work(&mut self.table, &batch).item_count()
-    }
-    fn record_resources(&mut self, batch: Resource<LogWork>) -> Vec<u32> {
-        resources(&mut self.table, &batch)
-    }
     fn record_severity_numbers(&mut self, batch: Resource<LogWork>) -> Vec<i32> {
-        work(&mut self.table, &batch)
-            .each_item()
-            .into_iter()
-            .map(|(_, r)| r.severity_number)
-            .collect()
+        column(&mut self.table, &batch, |_, r| r.severity_number)
     }
     fn record_bodies(&mut self, batch: Resource<LogWork>) -> Vec<Option<AnyValue>> {
-        work(&mut self.table, &batch)
-            .each_item()
-            .into_iter()
-            .map(|(_, r)| r.body.as_ref().map(to_wit))
-            .collect()
-    }
-    fn record_attr_column(
-        &mut self,
-        batch: Resource<LogWork>,
-        key: String,
-    ) -> Vec<Option<AnyValue>> {
-        attr_column(&mut self.table, &batch, &key)
-    }
-    fn record_attrs(&mut self, batch: Resource<LogWork>, index: u32) -> Vec<KeyValue> {
-        item_attrs(&mut self.table, &batch, index)
-    }
-    fn set_record_attr(
-        &mut self,
-        batch: Resource<LogWork>,
-        records: Vec<u32>,
-        key: String,
-        value: AnyValue,
-    ) {
-        set_item_attr(&mut self.table, &batch, records, key, value)
-    }
-    fn remove_record_attr(&mut self, batch: Resource<LogWork>, records: Vec<u32>, key: String) {
-        remove_item_attr(&mut self.table, &batch, records, key)
-    }
-    fn drop_records(&mut self, batch: Resource<LogWork>, records: Vec<u32>) {
-        work(&mut self.table, &batch).drop_items(&records)
+        column(&mut self.table, &batch, |_, r| r.body.as_ref().map(to_wit))
     }
 }
 
 impl batch::HostMetricBatch for PluginState {
     resource_methods!(MetricWork);
+    item_methods!(MetricWork, metric_count, metric_resources, drop_metrics);
 
-    fn metric_count(&mut self, batch: Resource<MetricWork>) -> u32 {
-        work(&mut self.table, &batch).item_count()
-    }
-    fn metric_resources(&mut self, batch: Resource<MetricWork>) -> Vec<u32> {
-        resources(&mut self.table, &batch)
-    }
     fn metric_names(&mut self, batch: Resource<MetricWork>) -> Vec<String> {
-        work(&mut self.table, &batch)
-            .each_item()
-            .into_iter()
-            .map(|(_, m)| m.name.clone())
-            .collect()
+        column(&mut self.table, &batch, |_, m| m.name.clone())
     }
     fn metric_types(&mut self, batch: Resource<MetricWork>) -> Vec<String> {
-        work(&mut self.table, &batch)
-            .each_item()
-            .into_iter()
-            .map(|(_, m)| {
-                match &m.data {
-                    Some(metric::Data::Gauge(_)) => "gauge",
-                    Some(metric::Data::Sum(_)) => "sum",
-                    Some(metric::Data::Histogram(_)) => "histogram",
-                    Some(metric::Data::ExponentialHistogram(_)) => "exponential-histogram",
-                    Some(metric::Data::Summary(_)) => "summary",
-                    None => "",
-                }
-                .to_string()
-            })
-            .collect()
-    }
-    fn drop_metrics(&mut self, batch: Resource<MetricWork>, metrics: Vec<u32>) {
-        work(&mut self.table, &batch).drop_items(&metrics)
+        column(&mut self.table, &batch, |_, m| {
+            match &m.data {
+                Some(metric::Data::Gauge(_)) => "gauge",
+                Some(metric::Data::Sum(_)) => "sum",
+                Some(metric::Data::Histogram(_)) => "histogram",
+                Some(metric::Data::ExponentialHistogram(_)) => "exponential-histogram",
+                Some(metric::Data::Summary(_)) => "summary",
+                None => "",
+            }
+            .to_string()
+        })
     }
 }
