@@ -191,3 +191,19 @@ fn offline_check_and_test() {
     let err = offline::test(&plugin_path("faults"), r#"{"fault":"panic"}"#, SPANS).unwrap_err();
     assert!(err.contains("panic"), "{err}");
 }
+
+// A component that imports sockets is refused at load with the import named; one built against
+// another WIT is refused as not implementing the contract. Neither ever runs.
+#[test]
+fn misfits_are_refused_at_load() {
+    let runtime = Runtime::new().unwrap();
+    let err = load(&runtime, "misfit-sockets", "{}").err().unwrap();
+    assert!(matches!(err, LoadError::Forbidden { .. }), "{err}");
+    assert!(err.to_string().contains("wasi:sockets/"), "{err}");
+    let err = load(&runtime, "misfit-wrong-wit", "{}").err().unwrap();
+    assert!(matches!(err, LoadError::Contract { .. }), "{err}");
+    assert!(
+        err.to_string().contains("mathtrail:trailhead@0.1.0"),
+        "{err}"
+    );
+}
