@@ -242,32 +242,46 @@ impl<S: Scope> Working<S> {
         Ok(())
     }
 
-    /// The batch as it stands: the original bytes when nothing changed.
+    /// The batch as it stands, leaving this working copy intact (the `to-otlp` escape hatch).
     pub fn encode(&self) -> Bytes {
         if !self.changed {
             return self.original.clone();
         }
-        let Some(items) = &self.items else {
+        let copy = Working {
+            original: self.original.clone(),
+            skeleton: self.skeleton.clone(),
+            items: self.items.as_ref().map(|i| Items {
+                scopes: i.scopes.clone(),
+                index: Vec::new(),
+                dropped: i.dropped.clone(),
+            }),
+            changed: true,
+        };
+        copy.into_encoded()
+    }
+
+    /// The batch as it stands, applying drops in place: the original bytes when nothing changed.
+    pub fn into_encoded(mut self) -> Bytes {
+        if !self.changed {
+            return self.original;
+        }
+        let Some(items) = self.items.take() else {
             return Bytes::from(self.skeleton.encode_to_vec());
         };
-        let mut skeleton = self.skeleton.clone();
-        let mut flat = 0;
-        for (resource, scopes) in skeleton.resources.iter_mut().zip(&items.scopes) {
+        let mut dropped = items.dropped.into_iter();
+        for (resource, scopes) in self.skeleton.resources.iter_mut().zip(items.scopes) {
             resource.scopes = scopes
-                .iter()
-                .filter_map(|scope| {
-                    let mut scope = scope.clone();
-                    let count = scope.items().len();
-                    let keep = &items.dropped[flat..flat + count];
-                    flat += count;
-                    let mut keep = keep.iter().map(|d| !d);
-                    scope.items_mut().retain(|_| keep.next().unwrap_or(true));
+                .into_iter()
+                .filter_map(|mut scope| {
+                    scope
+                        .items_mut()
+                        .retain(|_| !dropped.next().unwrap_or(false));
                     (!scope.items().is_empty()).then(|| Bytes::from(scope.encode_to_vec()))
                 })
                 .collect();
         }
-        skeleton.resources.retain(|r| !r.scopes.is_empty());
-        Bytes::from(skeleton.encode_to_vec())
+        self.skeleton.resources.retain(|r| !r.scopes.is_empty());
+        Bytes::from(self.skeleton.encode_to_vec())
     }
 
     /// Whether the plugin decoded items (for the lazy-decoding benchmark and tests).

@@ -375,7 +375,7 @@ fn run(
             let own = store.data_mut().table.push(work)?;
             let outcome = bindings.$call(&mut *store, Resource::new_borrow(own.rep()));
             let work = store.data_mut().table.delete(own)?;
-            outcome.map(|result| result.map(|()| work.encode()).map_err(|e| e.message))
+            outcome.map(|result| result.map(|()| work.into_encoded()).map_err(|e| e.message))
         }};
     }
     match batch.signal {
