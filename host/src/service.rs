@@ -256,32 +256,30 @@ impl Service {
                     }),
                 )
                 .merge(plugin_routes(plugins.clone()));
-            let server = receivers::serve_http(
-                "metrics".into(),
-                &metrics.address.to_string(),
-                router,
-                stop_admin.clone(),
-            )
-            .await;
-            admin.push(server.map_err(|source| StartError::Admin {
-                what: "service.telemetry.metrics",
-                source,
-            })?);
+            admin.push(
+                serve_admin(
+                    "metrics",
+                    metrics.address,
+                    router,
+                    &stop_admin,
+                    "service.telemetry.metrics",
+                )
+                .await?,
+            );
         }
         for id in &config.service.extensions {
             if let Some(ExtensionConfig::HealthCheck(check)) = config.extensions.get(id) {
                 let router = health::router(check, telemetry.health.clone());
-                let server = receivers::serve_http(
-                    id.to_string(),
-                    &check.endpoint.to_string(),
-                    router,
-                    stop_admin.clone(),
-                )
-                .await;
-                admin.push(server.map_err(|source| StartError::Admin {
-                    what: "health_check",
-                    source,
-                })?);
+                admin.push(
+                    serve_admin(
+                        &id.to_string(),
+                        check.endpoint,
+                        router,
+                        &stop_admin,
+                        "health_check",
+                    )
+                    .await?,
+                );
             }
         }
         for server in listening.iter().chain(&admin) {
@@ -410,4 +408,17 @@ fn plugin_routes(plugins: Arc<Vec<Arc<WasmProcessor>>>) -> axum::Router {
                 async move { axum::Json(reload_all(plugins).await) }
             }),
         )
+}
+
+/// Serves an admin router (metrics, health), naming the config section if it cannot bind.
+async fn serve_admin(
+    name: &str,
+    address: SocketAddr,
+    router: axum::Router,
+    stop: &CancellationToken,
+    what: &'static str,
+) -> Result<Listening, StartError> {
+    receivers::serve_http(name.to_string(), &address.to_string(), router, stop.clone())
+        .await
+        .map_err(|source| StartError::Admin { what, source })
 }
