@@ -107,7 +107,7 @@ fn main() -> ExitCode {
             Ok(loaded) => {
                 let registry = std::sync::Arc::default();
                 if let Err(e) = trailhead::service::load_processors(&loaded, &registry) {
-                    eprintln!("{}: {e}", config.display());
+                    eprintln!("{e}");
                     return ExitCode::FAILURE;
                 }
                 println!("{}: valid", config.display());

@@ -12,7 +12,7 @@ use crate::pdata::Signal;
 use crate::pipeline::Processor as _;
 use crate::pipeline::{Fanout, Pipeline};
 use crate::processors::WasmProcessor;
-use crate::processors::wasm::Runtime;
+use crate::processors::wasm::{LoadError, Runtime};
 use crate::receivers::{self, Consumers, Listening};
 use crate::telemetry::{ReceiverMetrics, Telemetry, health};
 use std::collections::BTreeMap;
@@ -34,8 +34,8 @@ pub enum StartError {
         what: &'static str,
         source: std::io::Error,
     },
-    #[error("processor `{id}`: {message}")]
-    Processor { id: String, message: String },
+    #[error("{0}")]
+    Processor(crate::config::Diagnostic),
 }
 
 /// Loads every processor the pipelines use: reads, pins, compiles and initialises each plugin
@@ -51,20 +51,17 @@ pub fn load_processors(
             if loaded.contains_key(id) {
                 continue;
             }
-            let failed = |message: String| StartError::Processor {
-                id: id.to_string(),
-                message,
-            };
+            let failed =
+                |message: String| StartError::Processor(config.processor_diagnostic(id, "", message));
             let processor = config
                 .processors
                 .get(id)
                 .ok_or_else(|| failed("not defined".into()))?;
             let (host, plugin_config) = processor.host_settings().map_err(failed)?;
-            let path = host
-                .plugin
-                .as_ref()
-                .map(|p| config.resolve_path(p))
-                .ok_or_else(|| failed("no plugin path".into()))?;
+            let path = match &host.plugin {
+                Some(p) => config.resolve_path(p),
+                None => crate::processors::find_built_in(&processor.kind).map_err(failed)?,
+            };
             let runtime = match &runtime {
                 Some(runtime) => runtime,
                 None => runtime.insert(
@@ -80,7 +77,12 @@ pub fn load_processors(
                     &plugin_config,
                     host.limits.to_limits(),
                 )
-                .map_err(|e| failed(e.to_string()))?;
+                .map_err(|e| match &e {
+                    LoadError::Init { reason, .. } => {
+                        StartError::Processor(config.processor_diagnostic(id, reason, e.to_string()))
+                    }
+                    _ => failed(e.to_string()),
+                })?;
             tracing::info!(processor = %id, plugin = %plugin.info.name, version = %plugin.info.version, sha256 = %plugin.sha256, "plugin loaded");
             loaded.insert(
                 id.clone(),

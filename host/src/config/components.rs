@@ -187,17 +187,12 @@ impl ProcessorConfig {
         split_settings(&self.settings)
     }
 
-    /// Whether this build can run the processor: it needs a plugin file, and the built-in
-    /// plugins are not part of this build yet.
+    /// Whether the processor names a plugin: a `plugin:` path, or a built-in type (found at
+    /// load time, see [`crate::processors::built_in_dirs`]).
     pub fn availability(&self) -> Result<(), String> {
         let (host, _) = self.host_settings()?;
-        if host.plugin.is_some() {
+        if host.plugin.is_some() || BUILT_IN.contains(&self.kind.as_str()) {
             Ok(())
-        } else if BUILT_IN.contains(&self.kind.as_str()) {
-            Err(format!(
-                "the built-in `{}` plugin is not part of this build yet; give a `plugin:` path to a component",
-                self.kind
-            ))
         } else {
             Err(format!(
                 "`{}` is not a built-in processor; give its `plugin:` path",

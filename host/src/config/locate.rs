@@ -46,6 +46,36 @@ pub fn locate(text: &str, path: &[&str], needle: Option<&str>) -> Option<(usize,
     found
 }
 
+/// 1-based (line, column) of a plugin's own config error, given as a dotted path with list
+/// indexes (`traces.span[1]`) under the key path `base` (`processors`, `filter`).
+pub fn locate_dotted(text: &str, base: &[&str], dotted: &str) -> Option<(usize, usize)> {
+    let mut keys: Vec<&str> = base.to_vec();
+    let mut index = None;
+    for part in dotted.split('.') {
+        let (key, rest) = part.split_once('[').unwrap_or((part, ""));
+        keys.push(key);
+        index = rest.trim_end_matches(']').parse::<usize>().ok();
+    }
+    let (line, column) = locate(text, &keys, None)?;
+    let Some(index) = index else {
+        return Some((line, column));
+    };
+    // The index-th `- ` entry of the block under the key; a flow list stays at the key.
+    let mut entries = text
+        .lines()
+        .enumerate()
+        .skip(line)
+        .take_while(|(_, l)| {
+            let content = l.trim_start();
+            content.is_empty() || content.starts_with('#') || l.len() - content.len() >= column
+        })
+        .filter(|(_, l)| l.trim_start().starts_with("- "));
+    match entries.nth(index) {
+        Some((n, l)) => Some((n + 1, l.len() - l.trim_start().len() + 1)),
+        None => Some((line, column)),
+    }
+}
+
 /// The byte offset of `word` in `line` where it is not part of a longer id.
 fn find_word(line: &str, word: &str) -> Option<usize> {
     let is_id = |c: char| c.is_ascii_alphanumeric() || "_-./".contains(c);
@@ -80,6 +110,24 @@ mod tests {
         assert_eq!(
             locate(TEXT, &["service", "pipelines", "logs"], Some("otlp")),
             Some((8, 19))
+        );
+    }
+
+    // A plugin's error path leads to the list entry it names.
+    #[test]
+    fn finds_list_entries_by_index() {
+        let text = "processors:\n  filter:\n    traces:\n      span:\n        - 'name == 1'\n        # a comment\n        - 'kind =='\n    logs: {}\n";
+        assert_eq!(
+            locate_dotted(text, &["processors", "filter"], "traces.span[1]"),
+            Some((7, 9))
+        );
+        assert_eq!(
+            locate_dotted(text, &["processors", "filter"], "traces.span[0]"),
+            Some((5, 9))
+        );
+        assert_eq!(
+            locate_dotted(text, &["processors", "filter"], "traces"),
+            Some((3, 5))
         );
     }
 

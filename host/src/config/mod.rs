@@ -338,6 +338,26 @@ impl Config {
         problems
     }
 
+    /// A processor's load error as a diagnostic. A plugin that rejects its config starts its
+    /// message with where (`traces.span[1]: …`), which becomes a line of this file.
+    pub fn processor_diagnostic(&self, id: &ComponentId, plugin_says: &str, message: String) -> Diagnostic {
+        let id_text = id.to_string();
+        let base = ["processors", id_text.as_str()];
+        let at_path = plugin_says.split_once(": ").and_then(|(head, _)| {
+            let is_path = !head.is_empty()
+                && head
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_.[]".contains(c));
+            is_path.then(|| locate::locate_dotted(&self.text, &base, head)).flatten()
+        });
+        Diagnostic {
+            file: self.source.display().to_string(),
+            position: at_path.or_else(|| locate::locate(&self.text, &base, None)),
+            component: Some(format!("processor `{id}`")),
+            message,
+        }
+    }
+
     /// Resolves a path written in the config relative to the config file's folder.
     pub fn resolve_path(&self, path: &Path) -> PathBuf {
         match self.source.parent() {

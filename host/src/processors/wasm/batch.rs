@@ -11,7 +11,10 @@ use crate::pdata::{Signal, wire};
 use bytes::Bytes;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ScopeLogs};
-use opentelemetry_proto::tonic::metrics::v1::{Metric, ScopeMetrics};
+use opentelemetry_proto::tonic::metrics::v1::{
+    ExponentialHistogramDataPoint, HistogramDataPoint, Metric, NumberDataPoint, ScopeMetrics,
+    SummaryDataPoint, metric,
+};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ScopeSpans, Span};
 use prost::Message;
@@ -35,7 +38,7 @@ struct RawResource {
 
 /// A scope message of one signal and how to reach its items.
 pub trait Scope: Message + Default + Clone {
-    type Item;
+    type Item: Parts;
     const SIGNAL: Signal;
     fn items(&self) -> &Vec<Self::Item>;
     fn items_mut(&mut self) -> &mut Vec<Self::Item>;
@@ -87,6 +90,95 @@ impl Attributed for LogRecord {
     }
 }
 
+/// Parts nested in an item that a plugin may drop on their own: a span's events, a metric's
+/// data points. Log records have none.
+pub trait Parts {
+    /// How many parts the item has.
+    fn part_count(&self) -> usize {
+        0
+    }
+    /// Keeps the parts for which `keep(index)` holds. True when the item had parts and has
+    /// none left, so the item goes too (the collector drops a metric whose points all went).
+    fn retain_parts(&mut self, _keep: &mut dyn FnMut(usize) -> bool) -> bool {
+        false
+    }
+}
+
+impl Parts for LogRecord {}
+
+fn retain_indexed<T>(items: &mut Vec<T>, keep: &mut dyn FnMut(usize) -> bool) {
+    let mut index = 0;
+    items.retain(|_| {
+        index += 1;
+        keep(index - 1)
+    });
+}
+
+impl Parts for Span {
+    fn part_count(&self) -> usize {
+        self.events.len()
+    }
+    fn retain_parts(&mut self, keep: &mut dyn FnMut(usize) -> bool) -> bool {
+        retain_indexed(&mut self.events, keep);
+        false // a span without events is still a span
+    }
+}
+
+/// The attributes of every data point of a metric, in order.
+pub fn point_attributes(metric: &Metric) -> Vec<&[KeyValue]> {
+    fn attrs<P: PointAttributes>(points: &[P]) -> Vec<&[KeyValue]> {
+        points.iter().map(|p| p.attributes()).collect()
+    }
+    match &metric.data {
+        Some(metric::Data::Gauge(d)) => attrs(&d.data_points),
+        Some(metric::Data::Sum(d)) => attrs(&d.data_points),
+        Some(metric::Data::Histogram(d)) => attrs(&d.data_points),
+        Some(metric::Data::ExponentialHistogram(d)) => attrs(&d.data_points),
+        Some(metric::Data::Summary(d)) => attrs(&d.data_points),
+        None => Vec::new(),
+    }
+}
+
+trait PointAttributes {
+    fn attributes(&self) -> &[KeyValue];
+}
+
+macro_rules! point_attributes {
+    ($($point:ty),*) => {$(
+        impl PointAttributes for $point {
+            fn attributes(&self) -> &[KeyValue] {
+                &self.attributes
+            }
+        }
+    )*};
+}
+point_attributes!(
+    NumberDataPoint,
+    HistogramDataPoint,
+    ExponentialHistogramDataPoint,
+    SummaryDataPoint
+);
+
+impl Parts for Metric {
+    fn part_count(&self) -> usize {
+        point_attributes(self).len()
+    }
+    fn retain_parts(&mut self, keep: &mut dyn FnMut(usize) -> bool) -> bool {
+        let had = self.part_count();
+        match &mut self.data {
+            Some(metric::Data::Gauge(d)) => retain_indexed(&mut d.data_points, keep),
+            Some(metric::Data::Sum(d)) => retain_indexed(&mut d.data_points, keep),
+            Some(metric::Data::Histogram(d)) => retain_indexed(&mut d.data_points, keep),
+            Some(metric::Data::ExponentialHistogram(d)) => {
+                retain_indexed(&mut d.data_points, keep)
+            }
+            Some(metric::Data::Summary(d)) => retain_indexed(&mut d.data_points, keep),
+            None => {}
+        }
+        had > 0 && self.part_count() == 0
+    }
+}
+
 /// Where a flat item index points.
 #[derive(Clone, Copy)]
 pub struct Position {
@@ -96,10 +188,32 @@ pub struct Position {
 }
 
 /// Decoded items, and which are dropped (applied at the end so indexes stay valid).
+#[derive(Clone)]
 struct Items<S> {
     scopes: Vec<Vec<S>>,
     index: Vec<Position>,
     dropped: Vec<bool>,
+    /// (flat item, part) pairs to drop.
+    dropped_parts: Vec<(u32, u32)>,
+}
+
+impl<S: Scope> Items<S> {
+    /// Applies part drops; an item left without its parts is dropped with them.
+    fn apply_part_drops(&mut self) {
+        let mut parts = std::mem::take(&mut self.dropped_parts);
+        parts.sort_unstable();
+        parts.dedup();
+        for group in parts.chunk_by(|a, b| a.0 == b.0) {
+            let flat = group[0].0 as usize;
+            let p = self.index[flat];
+            let item = &mut self.scopes[p.resource as usize][p.scope as usize].items_mut()
+                [p.item as usize];
+            let emptied = item.retain_parts(&mut |i| group.binary_search_by_key(&(i as u32), |g| g.1).is_err());
+            if emptied {
+                self.dropped[flat] = true;
+            }
+        }
+    }
 }
 
 /// A batch lent to a plugin for one call.
@@ -183,6 +297,7 @@ impl<S: Scope> Working<S> {
                 scopes,
                 index,
                 dropped,
+                dropped_parts: Vec::new(),
             });
         }
         self.items.as_mut().expect("decoded above")
@@ -220,6 +335,9 @@ impl<S: Scope> Working<S> {
     }
 
     pub fn drop_items(&mut self, flats: &[u32]) {
+        if flats.is_empty() {
+            return;
+        }
         self.changed = true;
         let items = self.items();
         for &flat in flats {
@@ -227,6 +345,28 @@ impl<S: Scope> Working<S> {
                 *d = true;
             }
         }
+    }
+
+    /// Every part (span event, data point) as (flat item, part index within the item).
+    pub fn part_positions(&mut self) -> Vec<(u32, u32)> {
+        self.each_item()
+            .into_iter()
+            .enumerate()
+            .flat_map(|(flat, (_, item))| (0..item.part_count() as u32).map(move |p| (flat as u32, p)))
+            .collect()
+    }
+
+    /// Drops parts given by their flat part index (the order of [`Self::part_positions`]).
+    pub fn drop_parts(&mut self, flats: &[u32]) {
+        if flats.is_empty() {
+            return;
+        }
+        let positions = self.part_positions();
+        self.changed = true;
+        let items = self.items();
+        items
+            .dropped_parts
+            .extend(flats.iter().filter_map(|&f| positions.get(f as usize)));
     }
 
     /// Replaces the whole batch with another encoded request of the same signal.
@@ -250,11 +390,7 @@ impl<S: Scope> Working<S> {
         let copy = Working {
             original: self.original.clone(),
             skeleton: self.skeleton.clone(),
-            items: self.items.as_ref().map(|i| Items {
-                scopes: i.scopes.clone(),
-                index: Vec::new(),
-                dropped: i.dropped.clone(),
-            }),
+            items: self.items.clone(),
             changed: true,
         };
         copy.into_encoded()
@@ -265,9 +401,10 @@ impl<S: Scope> Working<S> {
         if !self.changed {
             return self.original;
         }
-        let Some(items) = self.items.take() else {
+        let Some(mut items) = self.items.take() else {
             return Bytes::from(self.skeleton.encode_to_vec());
         };
+        items.apply_part_drops();
         let mut dropped = items.dropped.into_iter();
         for (resource, scopes) in self.skeleton.resources.iter_mut().zip(items.scopes) {
             resource.scopes = scopes

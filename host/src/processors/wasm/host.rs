@@ -2,7 +2,10 @@
 //! context, pod lookups (empty until the Kubernetes cache exists), and the batch resources.
 //! The generated bindings live in the private `bindings` module.
 
-use super::batch::{Attributed, LogWork, MetricWork, Scope, SpanWork, Working};
+use super::batch::{
+    Attributed, LogWork, MetricWork, Scope, SpanWork, Working, point_attributes,
+};
+use opentelemetry_proto::tonic::trace::v1::Span;
 use crate::pdata::RequestContext;
 use opentelemetry_proto::tonic::common::v1 as otlp;
 use opentelemetry_proto::tonic::metrics::v1::metric;
@@ -346,11 +349,7 @@ fn attr_column<S: Scope + Send + 'static>(
 where
     S::Item: Attributed,
 {
-    column(table, batch, |_, item| {
-        find(item.attributes(), key)
-            .and_then(|kv| kv.value.as_ref())
-            .map(to_wit)
-    })
+    column(table, batch, |_, item| attr_value(item.attributes(), key))
 }
 
 fn item_attrs<S: Scope + Send + 'static>(
@@ -401,6 +400,61 @@ fn remove_item_attr<S: Scope + Send + 'static>(
     }
 }
 
+/// One value list per item, flattened: the columns of nested parts (events, data points).
+fn part_column<S: Scope + Send + 'static, T>(
+    table: &mut ResourceTable,
+    batch: &Resource<Working<S>>,
+    values: impl Fn(&S::Item) -> Vec<T>,
+) -> Vec<T> {
+    work(table, batch)
+        .each_item()
+        .into_iter()
+        .flat_map(|(_, item)| values(item))
+        .collect()
+}
+
+fn attr_value(attributes: &[otlp::KeyValue], key: &str) -> Option<AnyValue> {
+    find(attributes, key)
+        .and_then(|kv| kv.value.as_ref())
+        .map(to_wit)
+}
+
+/// The owner index, attribute column and drop of nested parts, under each batch type's names.
+macro_rules! part_methods {
+    ($work:ty, $owners:ident, $column:ident, $drop:ident, $attributes:expr) => {
+        fn $owners(&mut self, batch: Resource<$work>) -> Vec<u32> {
+            work(&mut self.table, &batch)
+                .part_positions()
+                .into_iter()
+                .map(|(item, _)| item)
+                .collect()
+        }
+        fn $column(&mut self, batch: Resource<$work>, key: String) -> Vec<Option<AnyValue>> {
+            part_column(&mut self.table, &batch, |item| {
+                $attributes(item)
+                    .into_iter()
+                    .map(|attributes| attr_value(attributes, &key))
+                    .collect()
+            })
+        }
+        fn $drop(&mut self, batch: Resource<$work>, parts: Vec<u32>) {
+            work(&mut self.table, &batch).drop_parts(&parts)
+        }
+    };
+}
+
+fn event_attributes(span: &Span) -> Vec<&[otlp::KeyValue]> {
+    span.events.iter().map(|e| e.attributes.as_slice()).collect()
+}
+
+/// The scope name of every item.
+fn scope_names<S: Scope + Send + 'static>(
+    table: &mut ResourceTable,
+    batch: &Resource<Working<S>>,
+) -> Vec<String> {
+    column(table, batch, |scope, _| scope.scope_name().to_string())
+}
+
 fn resources<S: Scope + Send + 'static>(
     table: &mut ResourceTable,
     batch: &Resource<Working<S>>,
@@ -435,8 +489,19 @@ impl batch::HostSpanBatch for PluginState {
         })
     }
     fn span_scope_names(&mut self, batch: Resource<SpanWork>) -> Vec<String> {
-        column(&mut self.table, &batch, |scope, _| {
-            scope.scope_name().to_string()
+        scope_names(&mut self.table, &batch)
+    }
+
+    part_methods!(
+        SpanWork,
+        event_spans,
+        event_attr_column,
+        drop_events,
+        event_attributes
+    );
+    fn event_names(&mut self, batch: Resource<SpanWork>) -> Vec<String> {
+        part_column(&mut self.table, &batch, |span| {
+            span.events.iter().map(|e| e.name.clone()).collect()
         })
     }
 }
@@ -452,6 +517,9 @@ impl batch::HostLogBatch for PluginState {
         remove_record_attr
     );
 
+    fn record_scope_names(&mut self, batch: Resource<LogWork>) -> Vec<String> {
+        scope_names(&mut self.table, &batch)
+    }
     fn record_severity_numbers(&mut self, batch: Resource<LogWork>) -> Vec<i32> {
         column(&mut self.table, &batch, |_, r| r.severity_number)
     }
@@ -464,6 +532,16 @@ impl batch::HostMetricBatch for PluginState {
     resource_methods!(MetricWork);
     item_methods!(MetricWork, metric_count, metric_resources, drop_metrics);
 
+    part_methods!(
+        MetricWork,
+        point_metrics,
+        point_attr_column,
+        drop_points,
+        point_attributes
+    );
+    fn metric_scope_names(&mut self, batch: Resource<MetricWork>) -> Vec<String> {
+        scope_names(&mut self.table, &batch)
+    }
     fn metric_names(&mut self, batch: Resource<MetricWork>) -> Vec<String> {
         column(&mut self.table, &batch, |_, m| m.name.clone())
     }

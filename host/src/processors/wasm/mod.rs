@@ -24,13 +24,21 @@ use wasmtime::{Config, Engine, Store, Trap};
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// Interfaces no plugin may import: they would reach outside the sandbox.
-const FORBIDDEN_IMPORTS: &[&str] = &["wasi:sockets/", "wasi:http/", "wasi:filesystem/"];
+/// Network interfaces are refused outright. `wasi:filesystem` is linked but grants nothing:
+/// no directory is preopened, so there is no path to open. Language runtimes (CPython,
+/// StarlingMonkey) import it whether or not the plugin touches a file.
+const FORBIDDEN_IMPORTS: &[&str] = &["wasi:sockets/", "wasi:http/"];
 
 /// The process-wide engine and linker.
 pub struct Runtime {
     engine: Engine,
     linker: Linker<PluginState>,
+    /// Compiled components by the sha256 of their bytes.
+    compiled: Mutex<std::collections::HashMap<String, Component>>,
 }
+
+/// Compiled components kept; beyond this the cache starts over (versions pile up on swaps).
+const COMPILED_CACHE: usize = 16;
 
 /// Why a plugin could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -49,7 +57,7 @@ pub enum LoadError {
     #[error("plugin `{path}` is not a valid component: {reason}")]
     Compile { path: PathBuf, reason: String },
     #[error(
-        "plugin `{path}` imports `{import}`, which plugins may not use (no sockets, HTTP or filesystem)"
+        "plugin `{path}` imports `{import}`, which plugins may not use (no sockets or HTTP)"
     )]
     Forbidden { path: PathBuf, import: String },
     #[error(
@@ -106,7 +114,26 @@ impl Runtime {
                     std::thread::sleep(EPOCH_TICK);
                 }
             })?;
-        Ok(Arc::new(Runtime { engine, linker }))
+        Ok(Arc::new(Runtime {
+            engine,
+            linker,
+            compiled: Mutex::default(),
+        }))
+    }
+
+    /// Compiles a component, or returns the one compiled before from the same bytes: swapping
+    /// back to a previous version, or loading one file for two processors, compiles once.
+    fn compile(&self, sha256: &str, bytes: &[u8]) -> wasmtime::Result<Component> {
+        let mut cache = self.compiled.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(component) = cache.get(sha256) {
+            return Ok(component.clone());
+        }
+        let component = Component::new(&self.engine, bytes)?;
+        if cache.len() >= COMPILED_CACHE {
+            cache.clear();
+        }
+        cache.insert(sha256.to_string(), component.clone());
+        Ok(component)
     }
 
     /// Reads, pins, compiles, type-checks and initialises a plugin (one instance, kept).
@@ -130,7 +157,7 @@ impl Runtime {
                 pinned: pinned.into(),
             });
         }
-        let component = Component::new(&self.engine, &bytes).map_err(|e| LoadError::Compile {
+        let component = self.compile(&sha256, &bytes).map_err(|e| LoadError::Compile {
             path: path.into(),
             reason: format!("{e:#}"),
         })?;
