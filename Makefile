@@ -33,6 +33,7 @@ test: setup unit e2e
 # In the release profile, so the tests reuse what `build` compiled (wasmtime is large).
 unit: plugins
 	$(CARGO) test --release -j$(JOBS) --workspace
+	cd plugins && $(CARGO) test -j$(JOBS) -p trailhead-ottl --target $$(rustc -vV | sed -n 's/^host: //p')
 
 e2e: build venv peers
 	TRAILHEAD_BIN=$(BINARY) OTELCOL_BIN=$(COLLECTOR) $(VENV)/bin/pytest -q -p no:warnings tests/e2e

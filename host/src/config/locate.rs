@@ -66,8 +66,13 @@ pub fn locate_dotted(text: &str, base: &[&str], dotted: &str) -> Option<(usize, 
         .enumerate()
         .skip(line)
         .take_while(|(_, l)| {
+            // Entries may sit at the key's own indentation (`span:` then `- …`).
             let content = l.trim_start();
-            content.is_empty() || content.starts_with('#') || l.len() - content.len() >= column
+            let indent = l.len() - content.len() + 1;
+            content.is_empty()
+                || content.starts_with('#')
+                || indent > column
+                || (indent == column && content.starts_with("- "))
         })
         .filter(|(_, l)| l.trim_start().starts_with("- "));
     match entries.nth(index) {
@@ -129,6 +134,8 @@ mod tests {
             locate_dotted(text, &["processors", "filter"], "traces"),
             Some((3, 5))
         );
+        let flush = "filter:\n  span:\n  - a\n  - b\n  logs: {}\n";
+        assert_eq!(locate_dotted(flush, &["filter"], "span[1]"), Some((4, 3)));
     }
 
     // A missing needle falls back to the key.

@@ -3,7 +3,7 @@
 //! Comparison follows OTTL: ints and doubles compare as numbers, strings compare with
 //! strings, bools and bytes only for equality, `nil` equals only `nil`, and values of
 //! different kinds are never equal and never ordered. An item whose evaluation fails (for
-//! now only `IsMatch` on bytes, an array or a map) gets `false` and an [`EvalError`]; the
+//! now only `IsMatch` on an array or a map) gets `false` and an [`EvalError`]; the
 //! caller's `error_mode` decides what that means.
 
 use crate::{Expr, Op, Operand, Path, Value};
@@ -66,7 +66,8 @@ impl Run<'_> {
                             Value::Double(d) => d.to_string(),
                             Value::Bool(b) => b.to_string(),
                             Value::Nil => return Value::Bool(false),
-                            Value::Bytes(_) => return self.fail(i, "IsMatch: the target is bytes, not a string"),
+                            // As the collector's StringLikeGetter: bytes match as hex.
+                            Value::Bytes(b) => b.iter().map(|x| format!("{x:02x}")).collect(),
                             Value::Composite(kind) => {
                                 return self.fail(i, &format!("IsMatch: the target is {kind}, not a string"));
                             }

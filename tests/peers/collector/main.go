@@ -1,12 +1,13 @@
 // Command otelcol-peer is the OpenTelemetry Collector built from its Go modules with the
-// components trailhead's interop tests and benchmarks use: OTLP and Zipkin receivers, OTLP,
-// debug and file exporters. It is built by `make peers` and never committed.
+// components trailhead's interop tests and benchmarks use: OTLP and Zipkin receivers, the batch and
+// filter processors, OTLP, debug and file exporters. It is built by `make peers` and never committed.
 package main
 
 import (
 	"log"
 
 	"github.com/open-telemetry/opentelemetry-collector-contrib/exporter/fileexporter"
+	"github.com/open-telemetry/opentelemetry-collector-contrib/processor/filterprocessor"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/receiver/zipkinreceiver"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/confmap"
@@ -31,7 +32,8 @@ func components() (otelcol.Factories, error) {
 	if err != nil {
 		return factories, err
 	}
-	factories.Processors, err = otelcol.MakeFactoryMap[processor.Factory](batchprocessor.NewFactory())
+	factories.Processors, err = otelcol.MakeFactoryMap[processor.Factory](
+		batchprocessor.NewFactory(), filterprocessor.NewFactory())
 	if err != nil {
 		return factories, err
 	}

@@ -455,4 +455,44 @@ mod tests {
         work.drop_items(&[1, 3]);
         assert_eq!(wire::count_items(Signal::Traces, &work.encode()), Ok(3));
     }
+
+    // Events and data points drop on their own; a metric whose points all go goes too, and
+    // a span keeps living without its events.
+    #[test]
+    fn parts_drop_with_their_rules() {
+        use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+        use opentelemetry_proto::tonic::metrics::v1::{Gauge, ResourceMetrics};
+        use opentelemetry_proto::tonic::trace::v1::span::Event;
+
+        let mut request = ExportTraceServiceRequest::decode(traces_request(2)).unwrap();
+        let spans = &mut request.resource_spans[0].scope_spans[0].spans;
+        spans[0].events = vec![Event::default(), Event::default()];
+        spans[1].events = vec![Event::default()];
+        let mut work = SpanWork::lend(Bytes::from(request.encode_to_vec())).unwrap();
+        assert_eq!(work.part_positions(), [(0, 0), (0, 1), (1, 0)]);
+        work.drop_parts(&[1, 2]);
+        let out = ExportTraceServiceRequest::decode(work.into_encoded()).unwrap();
+        let spans = &out.resource_spans[0].scope_spans[0].spans;
+        assert_eq!((spans.len(), spans[0].events.len(), spans[1].events.len()), (2, 1, 0));
+
+        let gauge = |points: usize| Metric {
+            data: Some(metric::Data::Gauge(Gauge {
+                data_points: vec![NumberDataPoint::default(); points],
+            })),
+            ..Default::default()
+        };
+        let request = ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                scope_metrics: vec![ScopeMetrics {
+                    metrics: vec![gauge(2), gauge(1)],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let mut work = MetricWork::lend(Bytes::from(request.encode_to_vec())).unwrap();
+        work.drop_parts(&[0, 1]);
+        let out = ExportMetricsServiceRequest::decode(work.into_encoded()).unwrap();
+        assert_eq!(out.resource_metrics[0].scope_metrics[0].metrics.len(), 1);
+    }
 }
