@@ -10,18 +10,33 @@ COLLECTOR   := $(PEERS)/otelcol-peer
 BINARY      := target/release/trailhead
 CONFIG      ?= config/trailhead.yaml
 
-.PHONY: build plugins run test unit e2e setup peers venv bench lint clean
+.PHONY: build plugins rust-plugins run test unit e2e setup peers venv bench lint clean
 
 ## build: the release binary at target/release/trailhead and every plugin at target/plugins/
 build: plugins
 	$(CARGO) build --release -j$(JOBS) -p trailhead -p trailhead-bench
 
-## plugins: the Rust plugins (wasm32-wasip2) → target/plugins/NAME.wasm
-plugins:
+## plugins: every plugin as a component → target/plugins/NAME.wasm: the Rust ones
+## (wasm32-wasip2), and the Python (componentize-py) and JavaScript (componentize-js) examples
+plugins: rust-plugins target/plugins/health-drop-py.wasm target/plugins/redact-js.wasm
+
+rust-plugins:
 	rustup target add wasm32-wasip2 >/dev/null 2>&1 || true
 	cd plugins && $(CARGO) build --release -j$(JOBS)
 	mkdir -p target/plugins
 	for f in target/wasm/wasm32-wasip2/release/*.wasm; do cp $$f target/plugins/$$(basename $$f .wasm | tr _ -).wasm; done
+
+target/plugins/health-drop-py.wasm: plugins/examples/health-drop-py/app.py wit/trailhead.wit $(VENV)/.installed
+	mkdir -p target/plugins
+	$(VENV)/bin/componentize-py -d wit -w processor componentize --stub-wasi app -p plugins/examples/health-drop-py -o $@
+
+target/plugins/redact-js.wasm: plugins/examples/redact-js/plugin.js wit/trailhead.wit plugins/node_modules/.installed
+	mkdir -p target/plugins
+	plugins/node_modules/.bin/componentize-js plugins/examples/redact-js/plugin.js -w wit -n processor -d http -d fetch-event -o $@
+
+plugins/node_modules/.installed: plugins/package.json plugins/package-lock.json
+	cd plugins && npm ci --no-audit --no-fund
+	touch $@
 
 ## run: trailhead on the default config (receivers on localhost, the debug exporter)
 run: build

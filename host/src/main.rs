@@ -43,18 +43,29 @@ enum Command {
 
 #[derive(Subcommand)]
 enum PluginCommand {
+    /// Start a new Rust plugin crate from the template.
+    New {
+        name: String,
+        /// Where to create it (a folder named NAME inside).
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// The trailhead-plugin SDK crate (default: the one beside this build's source).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
     /// Load a component as trailhead would (sandbox, WIT, init, canary) and print what it is.
     Check {
         file: PathBuf,
-        /// The processor entry's settings (YAML or JSON).
+        /// The processor entry's settings: a YAML or JSON file, or inline JSON.
         #[arg(long, short)]
-        config: Option<PathBuf>,
+        config: Option<String>,
     },
     /// Run a component on an OTLP/JSON request and print the result as OTLP/JSON.
     Test {
         file: PathBuf,
+        /// The processor entry's settings: a YAML or JSON file, or inline JSON.
         #[arg(long, short)]
-        config: Option<PathBuf>,
+        config: Option<String>,
         /// An OTLP/JSON export request (traces, metrics or logs).
         #[arg(long, short)]
         input: PathBuf,
@@ -66,14 +77,18 @@ fn plugin_command(command: PluginCommand) -> Result<String, String> {
     let read = |path: &PathBuf| {
         std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
     };
-    let settings = |config: &Option<PathBuf>| {
-        config
-            .as_ref()
-            .map(read)
-            .transpose()
-            .map(Option::unwrap_or_default)
+    let settings = |config: &Option<String>| match config {
+        None => Ok(String::new()),
+        Some(inline) if inline.trim_start().starts_with('{') => Ok(inline.clone()),
+        Some(file) => read(&PathBuf::from(file)),
     };
     match command {
+        PluginCommand::New { name, dir, sdk } => {
+            let sdk = sdk.or_else(offline::default_sdk).ok_or(
+                "the trailhead-plugin SDK is not beside this build; give --sdk PATH (plugins/sdk in the trailhead repo)",
+            )?;
+            offline::new_plugin(&dir, &name, &sdk)
+        }
         PluginCommand::Check { file, config } => offline::check(&file, &settings(&config)?),
         PluginCommand::Test {
             file,

@@ -207,3 +207,17 @@ fn misfits_are_refused_at_load() {
         "{err}"
     );
 }
+
+// A component that imports the filesystem loads, but finds nothing to open: no directory is
+// preopened, so reading a host file fails inside the plugin, and the batch is untouched.
+#[test]
+fn the_filesystem_grants_nothing() {
+    let runtime = Runtime::new().unwrap();
+    let plugin = load(&runtime, "misfit-filesystem", "{}").unwrap();
+    let failure = plugin.call(&batch()).unwrap_err();
+    assert_eq!(failure.kind, FailureKind::PluginError, "{failure:?}");
+    assert!(
+        failure.message.contains("cannot read /etc/hostname"),
+        "{failure:?}"
+    );
+}

@@ -110,7 +110,7 @@ def count_items(signal_name, request):
 class Trailhead:
     """trailhead running on a config; `address(name)` is where a server of it listens."""
 
-    def __init__(self, tmp_path, config, extra_env=None):
+    def __init__(self, tmp_path, config, extra_env=None, ready_timeout=20):
         self.config_path = tmp_path / "trailhead.yaml"
         config.setdefault("service", {}).setdefault("telemetry", {})
         config["service"]["telemetry"].setdefault("logs", {"level": "info", "encoding": "json"})
@@ -126,7 +126,7 @@ class Trailhead:
         self._ready = threading.Event()
         threading.Thread(target=self._read_logs, daemon=True).start()
         threading.Thread(target=self._read_stdout, daemon=True).start()
-        if not self._ready.wait(20):
+        if not self._ready.wait(ready_timeout):
             self.process.kill()
             raise RuntimeError("trailhead did not start:\n" + "\n".join(map(str, self.logs)))
 

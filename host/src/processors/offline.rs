@@ -85,3 +85,64 @@ pub fn test(file: &Path, settings: &str, input: &str) -> Result<String, String> 
     let rendered = json::to_json(signal, &output)?;
     serde_json::to_string_pretty(&rendered).map_err(|e| e.to_string())
 }
+
+/// The template crate `trailhead plugin new` writes out (plugins/template in the repo).
+const TEMPLATE: [(&str, &str); 3] = [
+    (
+        "Cargo.toml",
+        include_str!("../../../plugins/template/Cargo.toml"),
+    ),
+    (
+        ".cargo/config.toml",
+        include_str!("../../../plugins/template/.cargo/config.toml"),
+    ),
+    (
+        "src/lib.rs",
+        include_str!("../../../plugins/template/src/lib.rs"),
+    ),
+];
+
+/// The SDK beside this build's source tree, if it is still there.
+pub fn default_sdk() -> Option<std::path::PathBuf> {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../plugins/sdk")
+        .canonicalize()
+        .ok()
+}
+
+/// Writes a new plugin crate named `name` into `dir`, depending on the SDK at `sdk`.
+pub fn new_plugin(dir: &Path, name: &str, sdk: &Path) -> Result<String, String> {
+    let valid = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && name.starts_with(|c: char| c.is_ascii_lowercase());
+    if !valid {
+        return Err(format!(
+            "`{name}`: a plugin name is lowercase letters, digits and dashes, starting with a letter"
+        ));
+    }
+    let root = dir.join(name);
+    if root.exists() {
+        return Err(format!("{} already exists", root.display()));
+    }
+    let sdk = sdk
+        .canonicalize()
+        .map_err(|e| format!("the SDK at {}: {e}", sdk.display()))?;
+    for (file, text) in TEMPLATE {
+        let text = text
+            .replace("plugin-template", name)
+            .replace("plugin_template", &name.replace('-', "_"))
+            .replace("path = \"../sdk\"", &format!("path = {:?}", sdk.display().to_string()));
+        let path = root.join(file);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+        }
+        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    let wasm = name.replace('-', "_");
+    Ok(format!(
+        "created {root}\n\nnext:\n  cd {root} && cargo build --release\n  trailhead plugin check target/wasm32-wasip2/release/{wasm}.wasm",
+        root = root.display()
+    ))
+}

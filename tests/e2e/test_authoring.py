@@ -1,0 +1,84 @@
+"""The authoring kit end to end: a plugin started with `trailhead plugin new` builds and runs,
+and plugins written in Python (componentize-py) and JavaScript (componentize-js) work in a
+live pipeline against the same WIT as the Rust ones."""
+
+import os
+import subprocess
+
+import requests
+
+from conftest import BINARY, REPO, gateway_config
+
+PLUGINS = REPO / "target" / "plugins"
+
+SPANS = {"resourceSpans": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "auth"}}]},
+                            "scopeSpans": [{"spans": [
+    {"traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b171", "name": "GET",
+     "attributes": [{"key": "http.route", "value": {"stringValue": "/healthz"}}]},
+    {"traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b172", "name": "POST /login",
+     "attributes": [{"key": "http.route", "value": {"stringValue": "/login"}},
+                    {"key": "http.request.header.authorization", "value": {"stringValue": "Bearer s3cret"}}]},
+    {"traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b173", "name": "GET",
+     "attributes": [{"key": "url.path", "value": {"stringValue": "/readyz"}}]},
+]}]}]}
+
+LOGS = {"resourceLogs": [{"scopeLogs": [{"logRecords": [
+    {"body": {"stringValue": "login"}, "attributes": [{"key": "http.request.header.authorization", "value": {"stringValue": "Bearer s3cret"}}]},
+    {"body": {"stringValue": "plain"}}]}]}]}
+
+
+# `plugin new` writes a crate that builds as it is, passes `plugin check`, and does what its
+# template says under `plugin test`.
+def test_plugin_new_builds_and_runs(tmp_path):
+    created = subprocess.run([str(BINARY), "plugin", "new", "team-stamp", "--dir", str(tmp_path)],
+                             capture_output=True, text=True)
+    assert created.returncode == 0, created.stderr
+    crate = tmp_path / "team-stamp"
+    env = dict(os.environ, CARGO_TARGET_DIR=str(REPO / "target" / "wasm"))
+    built = subprocess.run(["cargo", "build", "--release", "-j2"], cwd=crate, env=env, capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr
+    wasm = REPO / "target" / "wasm" / "wasm32-wasip2" / "release" / "team_stamp.wasm"
+    checked = subprocess.run([str(BINARY), "plugin", "check", str(wasm), "--config", '{"key":"team","value":"x"}'],
+                             capture_output=True, text=True)
+    assert checked.returncode == 0 and "name: team-stamp" in checked.stdout, checked.stdout + checked.stderr
+    request = tmp_path / "request.json"
+    import json
+    request.write_text(json.dumps(SPANS))
+    tested = subprocess.run([str(BINARY), "plugin", "test", str(wasm), "--config", '{"key":"team","value":"lessons"}',
+                             "--input", str(request)], capture_output=True, text=True)
+    assert tested.returncode == 0, tested.stderr
+    out = json.loads(tested.stdout)
+    spans = out["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    assert all({"key": "team", "value": {"stringValue": "lessons"}} in s["attributes"] for s in spans)
+    # The same name again is refused rather than overwritten.
+    again = subprocess.run([str(BINARY), "plugin", "new", "team-stamp", "--dir", str(tmp_path)], capture_output=True, text=True)
+    assert again.returncode == 1 and "already exists" in again.stderr
+
+
+# A Python plugin drops probe spans, then a JavaScript plugin redacts what is left, in one
+# running pipeline: the contract is language-neutral.
+def test_python_and_javascript_plugins_in_a_pipeline(sink, start_trailhead):
+    config = gateway_config(sink.endpoint)
+    config["processors"] = {
+        "health-drop": {"plugin": str(PLUGINS / "health-drop-py.wasm")},
+        "redact": {"plugin": str(PLUGINS / "redact-js.wasm"), "on_failure": "drop",
+                   "keys": ["http.request.header.authorization"]},
+    }
+    config["service"]["pipelines"]["traces"]["processors"] = ["health-drop", "redact"]
+    config["service"]["pipelines"]["logs"]["processors"] = ["redact"]
+    trailhead = start_trailhead(config, ready_timeout=120)
+    assert requests.post(trailhead.url("otlp (http)", "/v1/traces"), json=SPANS, timeout=10).status_code == 200
+    assert requests.post(trailhead.url("otlp (http)", "/v1/logs"), json=LOGS, timeout=10).status_code == 200
+    assert sink.wait_for("traces", 1) == 1
+    assert sink.wait_for("logs", 2) == 2
+    (span,) = sink.spans()
+    attributes = {a.key: a.value.string_value for a in span.attributes}
+    assert span.name == "POST /login"
+    assert attributes["http.request.header.authorization"] == "[REDACTED]"
+    records = [r for req in sink.requests["logs"] for rl in req.resource_logs for sl in rl.scope_logs for r in sl.log_records]
+    redacted = {r.body.string_value: {a.key: a.value.string_value for a in r.attributes} for r in records}
+    assert redacted == {"login": {"http.request.header.authorization": "[REDACTED]"}, "plain": {}}
+    assert trailhead.metric("trailhead_processor_dropped_items_total", processor="health-drop") == 2
+    plugins = requests.get(trailhead.url("metrics", "/plugins"), timeout=5).json()
+    names = sorted(p["name"] for p in plugins)
+    assert names == ["health-drop-py", "redact-js"], plugins
