@@ -185,8 +185,8 @@ async fn run(config: Config) -> anyhow::Result<bool> {
                 break;
             }
             _ = hangup.recv() => {
-                tracing::info!("SIGHUP received: reloading plugins");
-                service.reload_plugins().await;
+                tracing::info!("SIGHUP received: reloading the config and plugins");
+                service.reload().await;
             }
         }
     }

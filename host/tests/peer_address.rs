@@ -87,7 +87,7 @@ async fn peer_address_reaches_processors() {
     let recorder = Arc::new(PeerRecorder::default());
     let pipeline = Arc::new(Pipeline {
         id: "traces".into(),
-        processors: vec![recorder.clone()],
+        processors: arc_swap::ArcSwap::from_pointee(vec![recorder.clone()]),
         exporters: vec![exporter],
     });
     let consumers = |id: &str| {

@@ -140,3 +140,68 @@ def test_validate_loads_plugins(tmp_path, sink):
     result = subprocess.run([str(BINARY), "validate", "--config", str(path)], capture_output=True, text=True)
     assert result.returncode == 1
     assert "processor `plugin/under-test`" in result.stderr and "unknown fault" in result.stderr, result.stderr
+
+
+def resource_stamps(sink):
+    return [a.value.string_value for r in sink.requests["traces"] for rs in r.resource_spans
+            for a in rs.resource.attributes if a.key == "env"]
+
+
+# A config reload (POST /reload or SIGHUP) rebuilds the processors whose settings changed and
+# the pipelines whose processor lists changed, without a restart. A config that does not
+# load, or that changes what needs a restart, is refused and the running one keeps serving.
+def test_config_reload(sink, start_trailhead):
+    import signal
+    import yaml
+    config = with_processor(sink, {"plugin": str(PLUGINS / "resource-stamp.wasm"), "attributes": {"env": "a"}})
+    trailhead = start_trailhead(config)
+    pid = trailhead.process.pid
+    send = lambda names: requests.post(trailhead.url("otlp (http)", "/v1/traces"), timeout=5, json={"resourceSpans": [{"scopeSpans": [{"spans": [
+        {"traceId": "5b8efff798038103d269b633813fc60c", "spanId": f"{i:016x}", "name": n} for i, n in enumerate(names)]}]}]})
+
+    def rewrite(change):
+        written = yaml.safe_load(trailhead.config_path.read_text())
+        change(written)
+        trailhead.config_path.write_text(yaml.safe_dump(written, sort_keys=False))
+
+    def reload():
+        return requests.post(trailhead.url("metrics", "/reload"), timeout=30)
+
+    assert send(["one"]).status_code == 200 and sink.wait_for("traces", 1) == 1
+    assert resource_stamps(sink) == ["a"]
+
+    # A processor's settings change: it is rebuilt.
+    rewrite(lambda c: c["processors"]["plugin/under-test"]["attributes"].update(env="b"))
+    response = reload()
+    assert response.status_code == 200 and response.json()["config"] == "applied", response.text
+    assert send(["two"]).status_code == 200 and sink.wait_for("traces", 2) == 2
+    assert resource_stamps(sink) == ["a", "b"]
+
+    # A pipeline gains a processor (the built-in filter), on SIGHUP.
+    def add_filter(c):
+        c["processors"]["filter"] = {"traces": {"span": ['name == "drop-me"']}}
+        c["service"]["pipelines"]["traces"]["processors"].append("filter")
+    rewrite(add_filter)
+    trailhead.process.send_signal(signal.SIGHUP)
+    deadline = time.time() + 10
+    while trailhead.metric("trailhead_config_reloads_total", result="applied") < 2 and time.time() < deadline:
+        time.sleep(0.1)
+    assert send(["drop-me", "three"]).status_code == 200 and sink.wait_for("traces", 3) == 3
+    time.sleep(0.3)
+    assert sorted(s.name for s in sink.spans()) == ["one", "three", "two"]
+
+    # A condition that does not parse: refused, with where; the filter keeps running.
+    rewrite(lambda c: c["processors"]["filter"]["traces"].update(span=["name =="]))
+    response = reload()
+    assert response.status_code == 422 and "traces.span[0]: column 8" in response.json()["error"], response.text
+    # Receivers cannot change without a restart: refused, with why.
+    rewrite(lambda c: c["processors"]["filter"]["traces"].update(span=['name == "drop-me"']) or c["receivers"]["zipkin"].update(endpoint="127.0.0.1:1"))
+    response = reload()
+    assert response.status_code == 422 and "need a restart" in response.json()["error"], response.text
+    assert send(["drop-me", "four"]).status_code == 200 and sink.wait_for("traces", 4) == 4
+    time.sleep(0.3)
+    assert sink.items("traces") == 4 and resource_stamps(sink)[-1] == "b"
+    assert trailhead.metric("trailhead_config_reloads_total", result="rejected") == 2
+    assert trailhead.process.pid == pid and trailhead.process.poll() is None
+    listed = sorted(p["id"] for p in requests.get(trailhead.url("metrics", "/plugins"), timeout=5).json())
+    assert listed == ["filter", "plugin/under-test"], listed

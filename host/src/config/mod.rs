@@ -338,6 +338,28 @@ impl Config {
         problems
     }
 
+    /// The config with every processor setting and pipeline processor list taken out: what a
+    /// reload may not change without a restart.
+    pub fn skeleton(&self) -> serde_yaml::Value {
+        let mut value: serde_yaml::Value =
+            serde_yaml::from_str(&self.text).unwrap_or(serde_yaml::Value::Null);
+        if let Some(map) = value.as_mapping_mut() {
+            map.remove("processors");
+        }
+        if let Some(pipelines) = value
+            .get_mut("service")
+            .and_then(|s| s.get_mut("pipelines"))
+            .and_then(|p| p.as_mapping_mut())
+        {
+            for (_, pipeline) in pipelines.iter_mut() {
+                if let Some(p) = pipeline.as_mapping_mut() {
+                    p.remove("processors");
+                }
+            }
+        }
+        value
+    }
+
     /// A processor's load error as a diagnostic. A plugin that rejects its config starts its
     /// message with where (`traces.span[1]: …`), which becomes a line of this file.
     pub fn processor_diagnostic(&self, id: &ComponentId, plugin_says: &str, message: String) -> Diagnostic {

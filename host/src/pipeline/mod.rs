@@ -8,6 +8,7 @@
 use crate::exporters::ExporterHandle;
 use crate::pdata::{Batch, Signal};
 use crate::telemetry::ReceiverMetrics;
+use arc_swap::ArcSwap;
 use futures::future::BoxFuture;
 use std::sync::Arc;
 
@@ -27,10 +28,14 @@ pub struct ProcessError {
     pub message: String,
 }
 
-/// One configured pipeline.
+/// The processors of a pipeline, in order.
+pub type Processors = Vec<Arc<dyn Processor>>;
+
+/// One configured pipeline. Its processor list is swapped whole when a config reload changes
+/// it; a batch runs through the list it started with.
 pub struct Pipeline {
     pub id: String,
-    pub processors: Vec<Arc<dyn Processor>>,
+    pub processors: ArcSwap<Processors>,
     pub exporters: Vec<ExporterHandle>,
 }
 
@@ -85,7 +90,8 @@ impl Fanout {
         let mut deliveries = Vec::new();
         for pipeline in &self.pipelines {
             let mut current = Some(batch.clone());
-            for processor in &pipeline.processors {
+            let processors = pipeline.processors.load_full();
+            for processor in processors.iter() {
                 let Some(input) = current.take() else { break };
                 current = processor.process(input).await?;
             }

@@ -5,14 +5,13 @@
 //! health 503, receivers stop accepting and finish in-flight requests, exporter queues close
 //! and drain, and whatever is still unsent at the deadline is counted as failed.
 
-use crate::config::{ComponentId, Config, ExporterConfig, ExtensionConfig, ReceiverConfig};
+use crate::config::{Config, ExporterConfig, ExtensionConfig, ReceiverConfig};
 use crate::exporters::otlp::BuildError;
 use crate::exporters::{ExporterHandle, spawn_exporter};
 use crate::pdata::Signal;
-use crate::pipeline::Processor as _;
 use crate::pipeline::{Fanout, Pipeline};
-use crate::processors::WasmProcessor;
-use crate::processors::wasm::{LoadError, Runtime};
+pub use plugins::load_processors;
+use plugins::Plugins;
 use crate::receivers::{self, Consumers, Listening};
 use crate::telemetry::{ReceiverMetrics, Telemetry, health};
 use std::collections::BTreeMap;
@@ -23,6 +22,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// Why trailhead could not start.
+mod plugins;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("receiver `{id}`: {source}")]
@@ -38,65 +39,10 @@ pub enum StartError {
     Processor(crate::config::Diagnostic),
 }
 
-/// Loads every processor the pipelines use: reads, pins, compiles and initialises each plugin
-/// with its config. `trailhead validate` calls this too, so plugin config errors show there.
-pub fn load_processors(
-    config: &Config,
-    registry: &Arc<crate::telemetry::metrics::Registry>,
-) -> Result<BTreeMap<ComponentId, Arc<WasmProcessor>>, StartError> {
-    let mut loaded = BTreeMap::new();
-    let mut runtime = None;
-    for pipeline in config.service.pipelines.values() {
-        for id in &pipeline.processors {
-            if loaded.contains_key(id) {
-                continue;
-            }
-            let failed =
-                |message: String| StartError::Processor(config.processor_diagnostic(id, "", message));
-            let processor = config
-                .processors
-                .get(id)
-                .ok_or_else(|| failed("not defined".into()))?;
-            let (host, plugin_config) = processor.host_settings().map_err(failed)?;
-            let path = match &host.plugin {
-                Some(p) => config.resolve_path(p),
-                None => crate::processors::find_built_in(&processor.kind).map_err(failed)?,
-            };
-            let runtime = match &runtime {
-                Some(runtime) => runtime,
-                None => runtime.insert(
-                    Runtime::new()
-                        .map_err(|e| failed(format!("cannot start the Wasm runtime: {e:#}")))?,
-                ),
-            };
-            let plugin = runtime
-                .load(
-                    &id.to_string(),
-                    &path,
-                    host.sha256.as_deref(),
-                    &plugin_config,
-                    host.limits.to_limits(),
-                )
-                .map_err(|e| match &e {
-                    LoadError::Init { reason, .. } => {
-                        StartError::Processor(config.processor_diagnostic(id, reason, e.to_string()))
-                    }
-                    _ => failed(e.to_string()),
-                })?;
-            tracing::info!(processor = %id, plugin = %plugin.info.name, version = %plugin.info.version, sha256 = %plugin.sha256, "plugin loaded");
-            loaded.insert(
-                id.clone(),
-                Arc::new(WasmProcessor::new(plugin, host.on_failure, registry)),
-            );
-        }
-    }
-    Ok(loaded)
-}
-
 /// A running trailhead.
 pub struct Service {
     pub telemetry: Telemetry,
-    plugins: Arc<Vec<Arc<WasmProcessor>>>,
+    plugins: Arc<Plugins>,
     listening: Vec<Listening>,
     admin: Vec<Listening>,
     exporters: Vec<JoinHandle<()>>,
@@ -116,7 +62,7 @@ impl Service {
         let mut exporter_tasks = Vec::new();
         let mut pipelines: Vec<(Signal, Arc<Pipeline>, &crate::config::PipelineConfig)> =
             Vec::new();
-        let processors = load_processors(config, &telemetry.registry)?;
+        let processors = plugins::load_processors(config, &telemetry.registry)?;
 
         for (pipeline_id, pipeline) in &config.service.pipelines {
             let Some(signal) = Signal::parse(&pipeline_id.kind) else {
@@ -152,12 +98,10 @@ impl Service {
             }
             let built = Pipeline {
                 id: pipeline_id.to_string(),
-                processors: pipeline
-                    .processors
-                    .iter()
-                    .filter_map(|id| processors.get(id))
-                    .map(|p| p.clone() as Arc<dyn crate::pipeline::Processor>)
-                    .collect(),
+                processors: arc_swap::ArcSwap::from_pointee(plugins::chain(
+                    &pipeline.processors,
+                    &processors,
+                )),
                 exporters: handles,
             };
             pipelines.push((signal, Arc::new(built), pipeline));
@@ -234,12 +178,17 @@ impl Service {
             }
         }
 
-        let plugins: Arc<Vec<Arc<WasmProcessor>>> =
-            Arc::new(processors.values().cloned().collect());
+        let plugins = Arc::new(Plugins::new(
+            config,
+            processors,
+            pipelines
+                .iter()
+                .map(|(_, built, _)| (built.id.clone(), built.clone()))
+                .collect(),
+            &telemetry.registry,
+        ));
         let stop_admin = CancellationToken::new();
-        if !plugins.is_empty() {
-            tokio::spawn(watch_plugins(plugins.clone(), stop_admin.clone()));
-        }
+        tokio::spawn(plugins.clone().watch(stop_admin.clone()));
         let mut admin = Vec::new();
         let metrics = &config.service.telemetry.metrics;
         if metrics.level != "none" {
@@ -257,7 +206,7 @@ impl Service {
                         }
                     }),
                 )
-                .merge(plugin_routes(plugins.clone()));
+                .merge(plugins::routes(plugins.clone()));
             admin.push(
                 serve_admin(
                     "metrics",
@@ -302,9 +251,10 @@ impl Service {
         })
     }
 
-    /// Re-reads every plugin file and swaps in those that changed (SIGHUP does this).
-    pub async fn reload_plugins(&self) {
-        reload_all(self.plugins.clone()).await;
+    /// Re-reads the config and every plugin file, and swaps in what changed (SIGHUP and
+    /// `POST /reload` do this).
+    pub async fn reload(&self) -> serde_json::Value {
+        self.plugins.clone().reload().await
     }
 
     /// Where each server listens, by name (`otlp (grpc)`, `zipkin`, `metrics`, …).
@@ -345,71 +295,6 @@ impl Service {
         tracing::info!(drained, "stopped");
         receivers_done && drained
     }
-}
-
-/// How often plugin files are checked for changes. The check follows symlinks, so kubelet's
-/// atomic `..data` swap of a ConfigMap volume counts as a change.
-const WATCH_INTERVAL: Duration = Duration::from_millis(500);
-
-/// What identifies a file's content cheaply: modification time, length and inode.
-fn fingerprint(path: &std::path::Path) -> Option<(std::time::SystemTime, u64, u64)> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(path).ok()?;
-    Some((meta.modified().ok()?, meta.len(), meta.ino()))
-}
-
-/// Reloads a plugin whenever its file changes.
-async fn watch_plugins(plugins: Arc<Vec<Arc<WasmProcessor>>>, stop: CancellationToken) {
-    let mut seen: Vec<_> = plugins.iter().map(|p| fingerprint(&p.path())).collect();
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => return,
-            () = tokio::time::sleep(WATCH_INTERVAL) => {}
-        }
-        for (plugin, last) in plugins.iter().zip(seen.iter_mut()) {
-            let now = fingerprint(&plugin.path());
-            if now != *last && now.is_some() {
-                *last = now;
-                let plugin = plugin.clone();
-                let _ = tokio::task::spawn_blocking(move || plugin.reload()).await;
-            }
-        }
-    }
-}
-
-async fn reload_all(plugins: Arc<Vec<Arc<WasmProcessor>>>) -> Vec<serde_json::Value> {
-    let mut results = Vec::new();
-    for plugin in plugins.iter() {
-        let plugin = plugin.clone();
-        let id = plugin.id().to_string();
-        let outcome = tokio::task::spawn_blocking(move || plugin.reload()).await;
-        results.push(match outcome {
-            Ok(Ok(swapped)) => serde_json::json!({"processor": id, "swapped": swapped}),
-            Ok(Err(error)) => serde_json::json!({"processor": id, "error": error.to_string()}),
-            Err(error) => serde_json::json!({"processor": id, "error": error.to_string()}),
-        });
-    }
-    results
-}
-
-/// `GET /plugins` lists every loaded plugin; `POST /reload` re-reads every plugin file.
-fn plugin_routes(plugins: Arc<Vec<Arc<WasmProcessor>>>) -> axum::Router {
-    let listed = plugins.clone();
-    axum::Router::new()
-        .route(
-            "/plugins",
-            axum::routing::get(move || {
-                let listed = listed.clone();
-                async move { axum::Json(listed.iter().map(|p| p.status()).collect::<Vec<_>>()) }
-            }),
-        )
-        .route(
-            "/reload",
-            axum::routing::post(move || {
-                let plugins = plugins.clone();
-                async move { axum::Json(reload_all(plugins).await) }
-            }),
-        )
 }
 
 /// Serves an admin router (metrics, health), naming the config section if it cannot bind.

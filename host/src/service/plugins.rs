@@ -1,0 +1,301 @@
+//! The processors in use, and how they change while trailhead runs: a plugin file that
+//! changes on disk is swapped in by its processor (checked, canaried, rolled back if it keeps
+//! failing); SIGHUP and `POST /reload` also re-read the config, rebuild the processors whose
+//! settings changed, and swap the processor lists of the pipelines that changed.
+//!
+//! A reload is all or nothing: a config that does not load, or a changed processor that
+//! does not load, leaves everything as it was. Receivers, exporters and the pipelines' wiring
+//! are fixed at start; a reload that changes them is refused with the reason.
+
+use super::StartError;
+use crate::config::{ComponentId, Config};
+use crate::pipeline::{Pipeline, Processors};
+use crate::processors::wasm::{LoadError, Runtime};
+use crate::processors::{WasmProcessor, find_built_in};
+use crate::telemetry::metrics::Registry;
+use arc_swap::ArcSwap;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+type Loaded = BTreeMap<ComponentId, Arc<WasmProcessor>>;
+
+/// Loads every processor the pipelines use: reads, pins, compiles and initialises each plugin
+/// with its config. `trailhead validate` calls this too, so plugin config errors show there.
+pub fn load_processors(config: &Config, registry: &Arc<Registry>) -> Result<Loaded, StartError> {
+    load(config, registry, &mut None, &BTreeMap::new())
+}
+
+/// Loads the processors `config` uses, reusing those in `keep` whose settings are unchanged.
+fn load(
+    config: &Config,
+    registry: &Arc<Registry>,
+    runtime: &mut Option<Arc<Runtime>>,
+    keep: &BTreeMap<ComponentId, (serde_yaml::Value, Arc<WasmProcessor>)>,
+) -> Result<Loaded, StartError> {
+    let mut loaded = BTreeMap::new();
+    for pipeline in config.service.pipelines.values() {
+        for id in &pipeline.processors {
+            if loaded.contains_key(id) {
+                continue;
+            }
+            let failed = |message: String| {
+                StartError::Processor(config.processor_diagnostic(id, "", message))
+            };
+            let processor = config
+                .processors
+                .get(id)
+                .ok_or_else(|| failed("not defined".into()))?;
+            if let Some((settings, running)) = keep.get(id)
+                && *settings == processor.settings
+            {
+                loaded.insert(id.clone(), running.clone());
+                continue;
+            }
+            let (host, plugin_config) = processor.host_settings().map_err(failed)?;
+            let path = match &host.plugin {
+                Some(p) => config.resolve_path(p),
+                None => find_built_in(&processor.kind).map_err(failed)?,
+            };
+            let runtime = match runtime {
+                Some(runtime) => runtime,
+                None => runtime.insert(
+                    Runtime::new()
+                        .map_err(|e| failed(format!("cannot start the Wasm runtime: {e:#}")))?,
+                ),
+            };
+            let plugin = runtime
+                .load(
+                    &id.to_string(),
+                    &path,
+                    host.sha256.as_deref(),
+                    &plugin_config,
+                    host.limits.to_limits(),
+                )
+                .map_err(|e| match &e {
+                    LoadError::Init { reason, .. } => StartError::Processor(
+                        config.processor_diagnostic(id, reason, e.to_string()),
+                    ),
+                    _ => failed(e.to_string()),
+                })?;
+            tracing::info!(processor = %id, plugin = %plugin.info.name, version = %plugin.info.version, sha256 = %plugin.sha256, "plugin loaded");
+            loaded.insert(
+                id.clone(),
+                Arc::new(WasmProcessor::new(plugin, host.on_failure, registry)),
+            );
+        }
+    }
+    Ok(loaded)
+}
+
+/// A pipeline's processor list from the loaded processors.
+pub fn chain(ids: &[ComponentId], loaded: &Loaded) -> Processors {
+    ids.iter()
+        .filter_map(|id| loaded.get(id))
+        .map(|p| p.clone() as Arc<dyn crate::pipeline::Processor>)
+        .collect()
+}
+
+/// Each loaded processor with the settings it was loaded from.
+fn with_settings(
+    config: &Config,
+    loaded: Loaded,
+) -> BTreeMap<ComponentId, (serde_yaml::Value, Arc<WasmProcessor>)> {
+    loaded
+        .into_iter()
+        .map(|(id, p)| {
+            let settings = config.processors.get(&id).map(|c| c.settings.clone());
+            (id, (settings.unwrap_or_default(), p))
+        })
+        .collect()
+}
+
+/// What the last successful (re)load set up.
+struct Current {
+    skeleton: serde_yaml::Value,
+    processors: BTreeMap<ComponentId, (serde_yaml::Value, Arc<WasmProcessor>)>,
+    runtime: Option<Arc<Runtime>>,
+}
+
+/// The live processors and the pipelines that run them.
+pub struct Plugins {
+    /// The config file to re-read; `None` for the embedded default.
+    source: Option<PathBuf>,
+    registry: Arc<Registry>,
+    pipelines: BTreeMap<String, Arc<Pipeline>>,
+    /// Held for the whole of a reload, so two never interleave.
+    current: Mutex<Current>,
+    /// Every loaded processor, for the file watcher and `GET /plugins`.
+    live: ArcSwap<Vec<Arc<WasmProcessor>>>,
+}
+
+impl Plugins {
+    pub fn new(
+        config: &Config,
+        loaded: Loaded,
+        pipelines: BTreeMap<String, Arc<Pipeline>>,
+        registry: &Arc<Registry>,
+    ) -> Self {
+        let live = loaded.values().cloned().collect();
+        let processors = with_settings(config, loaded);
+        let embedded = config.source.to_string_lossy().starts_with('<');
+        Plugins {
+            source: (!embedded).then(|| config.source.clone()),
+            registry: registry.clone(),
+            pipelines,
+            current: Mutex::new(Current {
+                skeleton: config.skeleton(),
+                processors,
+                runtime: None,
+            }),
+            live: ArcSwap::from_pointee(live),
+        }
+    }
+
+    fn counter(&self, result: &str) -> crate::telemetry::metrics::Counter {
+        self.registry.counter(
+            "trailhead_config_reloads_total",
+            "Config reloads (SIGHUP, POST /reload): applied, unchanged, or rejected (the running config kept).",
+            &[("result", result)],
+        )
+    }
+
+    /// Re-reads the config and every plugin file. Blocking.
+    fn reload_blocking(&self) -> serde_json::Value {
+        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        let config = match self.source.as_ref().map(|s| Config::load(s)) {
+            None => None,
+            Some(Ok(config)) => Some(config),
+            Some(Err(e)) => return self.rejected(e.to_string()),
+        };
+        let mut config_result = "unchanged";
+        if let Some(config) = config {
+            if config.skeleton() != current.skeleton {
+                return self.rejected(
+                    "only processors and the pipelines' processor lists change on a reload; receivers, exporters, extensions, telemetry and pipeline wiring need a restart".into(),
+                );
+            }
+            let mut runtime = current.runtime.take();
+            let loaded = load(&config, &self.registry, &mut runtime, &current.processors);
+            current.runtime = runtime;
+            let loaded = match loaded {
+                Ok(loaded) => loaded,
+                Err(e) => return self.rejected(e.to_string()),
+            };
+            let changed = loaded.iter().any(|(id, p)| {
+                current
+                    .processors
+                    .get(id)
+                    .is_none_or(|(_, old)| !Arc::ptr_eq(old, p))
+            }) || loaded.len() != current.processors.len();
+            for (id, pipeline) in &config.service.pipelines {
+                if let Some(running) = self.pipelines.get(&id.to_string()) {
+                    running.processors.store(Arc::new(chain(&pipeline.processors, &loaded)));
+                }
+            }
+            self.live.store(Arc::new(loaded.values().cloned().collect()));
+            current.processors = with_settings(&config, loaded);
+            if changed {
+                config_result = "applied";
+                tracing::info!(config = %config.source.display(), "config reloaded: changed processors swapped in");
+            }
+        }
+        self.counter(config_result).add(1);
+        let plugins: Vec<serde_json::Value> = self
+            .live
+            .load()
+            .iter()
+            .map(|plugin| match plugin.reload() {
+                Ok(swapped) => serde_json::json!({"processor": plugin_id(plugin), "swapped": swapped}),
+                Err(error) => {
+                    serde_json::json!({"processor": plugin_id(plugin), "error": error.to_string()})
+                }
+            })
+            .collect();
+        serde_json::json!({"config": config_result, "plugins": plugins})
+    }
+
+    fn rejected(&self, error: String) -> serde_json::Value {
+        tracing::error!(error = %error, "config reload rejected; the running config is kept");
+        self.counter("rejected").add(1);
+        serde_json::json!({"config": "rejected", "error": error})
+    }
+
+    /// Re-reads the config and every plugin file, off the async executor.
+    pub async fn reload(self: Arc<Self>) -> serde_json::Value {
+        tokio::task::spawn_blocking(move || self.reload_blocking())
+            .await
+            .unwrap_or_else(|e| serde_json::json!({"config": "rejected", "error": e.to_string()}))
+    }
+
+    /// Reloads a plugin whenever its file changes, until `stop`.
+    pub async fn watch(self: Arc<Self>, stop: CancellationToken) {
+        let mut seen: BTreeMap<String, Option<Fingerprint>> = BTreeMap::new();
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(WATCH_INTERVAL) => {}
+            }
+            for plugin in self.live.load_full().iter() {
+                let now = fingerprint(&plugin.path());
+                let key = format!("{}\0{}", plugin_id(plugin), plugin.path().display());
+                let last = seen.insert(key, now);
+                if last.is_some_and(|last| last != now) && now.is_some() {
+                    let plugin = plugin.clone();
+                    let _ = tokio::task::spawn_blocking(move || plugin.reload()).await;
+                }
+            }
+        }
+    }
+
+    fn status(&self) -> Vec<serde_json::Value> {
+        self.live.load().iter().map(|p| p.status()).collect()
+    }
+}
+
+fn plugin_id(plugin: &WasmProcessor) -> &str {
+    crate::pipeline::Processor::id(plugin)
+}
+
+/// How often plugin files are checked for changes. The check follows symlinks, so kubelet's
+/// atomic `..data` swap of a ConfigMap volume counts as a change.
+const WATCH_INTERVAL: Duration = Duration::from_millis(500);
+
+/// What identifies a file's content cheaply: modification time, length and inode.
+type Fingerprint = (std::time::SystemTime, u64, u64);
+
+fn fingerprint(path: &std::path::Path) -> Option<Fingerprint> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len(), meta.ino()))
+}
+
+/// `GET /plugins` lists every loaded plugin; `POST /reload` re-reads the config and plugins.
+pub fn routes(plugins: Arc<Plugins>) -> axum::Router {
+    let listed = plugins.clone();
+    axum::Router::new()
+        .route(
+            "/plugins",
+            axum::routing::get(move || {
+                let listed = listed.clone();
+                async move { axum::Json(listed.status()) }
+            }),
+        )
+        .route(
+            "/reload",
+            axum::routing::post(move || {
+                let plugins = plugins.clone();
+                async move {
+                    let outcome = plugins.reload().await;
+                    let status = if outcome["config"] == "rejected" {
+                        http::StatusCode::UNPROCESSABLE_ENTITY
+                    } else {
+                        http::StatusCode::OK
+                    };
+                    (status, axum::Json(outcome))
+                }
+            }),
+        )
+}
