@@ -1,0 +1,216 @@
+//! What running a processor as Wasm costs, measured in one process over 10,000-span batches:
+//!
+//! - the built-in `filter` plugin against the same logic compiled natively (the same OTTL
+//!   crate, the same lazily decoded batch, the same drop and re-encode), so the difference is
+//!   the component boundary alone;
+//! - the floor both share: decoding the spans and encoding the result;
+//! - a resource-attribute-only plugin (`resource-stamp`), which never decodes a span.
+//!
+//! Variants run interleaved, round after round, and each reports its median round, so drift
+//! on a shared machine hits them alike. Prints one JSON object.
+
+use bytes::Bytes;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use prost::Message;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use trailhead::pdata::{Batch, RequestContext, Signal};
+use trailhead::processors::wasm::batch::SpanWork;
+use trailhead::processors::wasm::{Limits, Runtime};
+use trailhead_ottl::{Columns, Path, Value};
+
+// The allocator trailhead itself runs with, so the decode/encode floor is the production one.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const SPANS: usize = 10_000;
+const CONDITIONS: [&str; 2] = [
+    r#"attributes["http.route"] == "/healthz""#,
+    r#"IsMatch(name, "^GET /static/")"#,
+];
+
+fn kv(key: &str, value: String) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value)),
+        }),
+        ..Default::default()
+    }
+}
+
+/// One resource with 8 attributes; spans with 10 attributes each. One span in ten is a health
+/// probe and one in twenty a static file: the filter drops ~15%.
+fn payload() -> Bytes {
+    let spans = (0..SPANS)
+        .map(|i| {
+            let route = if i % 10 == 0 { "/healthz".to_string() } else { format!("/lessons/{}", i % 50) };
+            let name = if i % 20 == 1 { format!("GET /static/{i}.js") } else { format!("GET {route}") };
+            let mut attributes = vec![kv("http.route", route)];
+            attributes.extend((1..10).map(|a| kv(&format!("attr.{a}"), format!("value-{a}-{i}"))));
+            Span {
+                trace_id: vec![1; 16],
+                span_id: (i as u64).to_be_bytes().to_vec(),
+                name,
+                attributes,
+                ..Default::default()
+            }
+        })
+        .collect();
+    let resource = Resource {
+        attributes: (0..8).map(|a| kv(&format!("resource.{a}"), format!("r{a}"))).collect(),
+        ..Default::default()
+    };
+    let request = ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(resource),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    Bytes::from(request.encode_to_vec())
+}
+
+/// The filter's columns read straight from the decoded spans, as a native processor would.
+struct NativeSpans<'a>(&'a mut SpanWork, usize);
+
+fn otlp_value(v: Option<&AnyValue>) -> Value {
+    match v.and_then(|v| v.value.as_ref()) {
+        Some(any_value::Value::StringValue(s)) => Value::Str(s.clone()),
+        Some(any_value::Value::IntValue(i)) => Value::Int(*i),
+        Some(any_value::Value::DoubleValue(d)) => Value::Double(*d),
+        Some(any_value::Value::BoolValue(b)) => Value::Bool(*b),
+        Some(any_value::Value::BytesValue(b)) => Value::Bytes(b.clone()),
+        Some(_) => Value::Composite("a map"),
+        None => Value::Nil,
+    }
+}
+
+impl Columns for NativeSpans<'_> {
+    fn len(&self) -> usize {
+        self.1
+    }
+    fn column(&mut self, path: &Path) -> Rc<[Value]> {
+        let items = self.0.each_item();
+        match (path.dotted().as_str(), path.key.as_deref()) {
+            ("name", None) => items.iter().map(|(_, s)| Value::Str(s.name.clone())).collect(),
+            ("attributes", Some(key)) => items
+                .iter()
+                .map(|(_, s)| otlp_value(s.attributes.iter().find(|kv| kv.key == key).and_then(|kv| kv.value.as_ref())))
+                .collect(),
+            _ => vec![Value::Nil; items.len()].into(),
+        }
+    }
+}
+
+fn native_filter(payload: &Bytes, conditions: &[trailhead_ottl::Expr]) -> Bytes {
+    let mut work = SpanWork::lend(payload.clone()).expect("lends");
+    let n = work.item_count() as usize;
+    let mut dropped = vec![false; n];
+    for condition in conditions {
+        let outcome = condition.eval(&mut NativeSpans(&mut work, n));
+        for (d, m) in dropped.iter_mut().zip(outcome.matched) {
+            *d |= m;
+        }
+    }
+    let drops: Vec<u32> = (0..n as u32).filter(|&i| dropped[i as usize]).collect();
+    work.drop_items(&drops);
+    work.into_encoded()
+}
+
+/// The floor: decode every span, drop one, encode the rest.
+fn decode_encode(payload: &Bytes) -> Bytes {
+    let mut work = SpanWork::lend(payload.clone()).expect("lends");
+    work.item_count();
+    work.drop_items(&[0]);
+    work.into_encoded()
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn main() -> anyhow::Result<()> {
+    let plugins = std::env::args()
+        .nth(1)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("target/plugins"));
+    let rounds: usize = std::env::var("ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(15);
+    let payload = payload();
+    let batch = Batch {
+        signal: Signal::Traces,
+        payload: payload.clone(),
+        items: SPANS,
+        context: RequestContext {
+            peer: None,
+            receiver: Arc::from("bench"),
+        },
+    };
+    let runtime = Runtime::new().map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    let limits = Limits {
+        memory_bytes: 256 << 20,
+        timeout: Duration::from_secs(5),
+    };
+    let config = serde_json::json!({"error_mode": "ignore", "traces": {"span": CONDITIONS}}).to_string();
+    let filter = runtime.load("filter", &plugins.join("filter.wasm"), None, &config, limits)?;
+    let stamp = runtime.load(
+        "resource-stamp",
+        &plugins.join("resource-stamp.wasm"),
+        None,
+        r#"{"attributes":{"k8s.namespace.name":"lessons"}}"#,
+        limits,
+    )?;
+    let conditions: Vec<_> = CONDITIONS.iter().map(|c| trailhead_ottl::parse(c).expect("parses")).collect();
+
+    // Same answer both ways, or the comparison means nothing.
+    let wasm_out = filter.call(&batch).map_err(|f| anyhow::anyhow!("{f:?}"))?;
+    let native_out = native_filter(&payload, &conditions);
+    anyhow::ensure!(wasm_out == native_out, "the Wasm and native filters disagree");
+    let kept = trailhead::pdata::wire::count_items(Signal::Traces, &native_out)?;
+
+    let per_round = 5;
+    let (mut wasm, mut native, mut floor, mut resource) = (vec![], vec![], vec![], vec![]);
+    for _ in 0..rounds {
+        let time = |f: &mut dyn FnMut()| {
+            let start = Instant::now();
+            for _ in 0..per_round {
+                f();
+            }
+            start.elapsed() / per_round
+        };
+        wasm.push(time(&mut || {
+            filter.call(&batch).expect("filters");
+        }));
+        native.push(time(&mut || {
+            native_filter(&payload, &conditions);
+        }));
+        floor.push(time(&mut || {
+            decode_encode(&payload);
+        }));
+        resource.push(time(&mut || {
+            stamp.call(&batch).expect("stamps");
+        }));
+    }
+    let us_per_span = |d: Duration| (d.as_secs_f64() * 1e6 / SPANS as f64 * 1000.0).round() / 1000.0;
+    let (wasm, native, floor, resource) = (median(wasm), median(native), median(floor), median(resource));
+    let report = serde_json::json!({
+        "spans_per_batch": SPANS,
+        "kept": kept,
+        "filter_wasm_us_per_span": us_per_span(wasm),
+        "filter_native_us_per_span": us_per_span(native),
+        "wasm_overhead_pct": ((wasm.as_secs_f64() / native.as_secs_f64() - 1.0) * 1000.0).round() / 10.0,
+        "decode_encode_us_per_span": us_per_span(floor),
+        "resource_only_wasm_us_per_span": us_per_span(resource),
+    });
+    println!("{report}");
+    Ok(())
+}
