@@ -60,14 +60,14 @@ impl Run<'_> {
                 let target = self.operand(target);
                 let values: Vec<Value> = (0..self.len)
                     .map(|i| {
-                        let text = match target.get(i) {
-                            Value::Str(s) => s.clone(),
-                            Value::Int(n) => n.to_string(),
-                            Value::Double(d) => d.to_string(),
-                            Value::Bool(b) => b.to_string(),
+                        let text: std::borrow::Cow<str> = match target.get(i) {
+                            Value::Str(s) => s.as_str().into(),
+                            Value::Int(n) => n.to_string().into(),
+                            Value::Double(d) => d.to_string().into(),
+                            Value::Bool(b) => b.to_string().into(),
                             Value::Nil => return Value::Bool(false),
                             // As the collector's StringLikeGetter: bytes match as hex.
-                            Value::Bytes(b) => b.iter().map(|x| format!("{x:02x}")).collect(),
+                            Value::Bytes(b) => b.iter().map(|x| format!("{x:02x}")).collect::<String>().into(),
                             Value::Composite(kind) => {
                                 return self.fail(i, &format!("IsMatch: the target is {kind}, not a string"));
                             }

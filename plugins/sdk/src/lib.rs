@@ -31,7 +31,7 @@ pub mod bindings {
 pub use bindings::mathtrail::trailhead::batch::{LogBatch, MetricBatch, SpanBatch};
 pub use bindings::mathtrail::trailhead::host;
 pub use bindings::mathtrail::trailhead::types::{
-    AnyValue, KeyValue, PluginError, PluginInfo, Signal,
+    AnyValue, KeyValue, PluginError, PluginInfo, Signal, StringColumn, ValueColumn,
 };
 
 /// A processor. Signals the plugin does not override pass through unchanged.

@@ -204,6 +204,40 @@ pub fn from_wit(value: AnyValue) -> otlp::AnyValue {
     otlp::AnyValue { value: Some(value) }
 }
 
+/// Packs attribute values into a `value-column`.
+fn pack_values<'a>(values: impl Iterator<Item = Option<&'a otlp::AnyValue>>) -> types::ValueColumn {
+    use otlp::any_value::Value as V;
+    let mut c = types::ValueColumn { kinds: Vec::new(), scalars: Vec::new(), bytes: Vec::new(), ends: Vec::new() };
+    for value in values {
+        let (kind, scalar) = match value.and_then(|v| v.value.as_ref()) {
+            None | Some(V::StringValueStrindex(_)) => (0, 0),
+            Some(V::StringValue(s)) => {
+                c.bytes.extend_from_slice(s.as_bytes());
+                (1, 0)
+            }
+            Some(V::BoolValue(b)) => (2, *b as i64),
+            Some(V::IntValue(i)) => (3, *i),
+            Some(V::DoubleValue(d)) => (4, d.to_bits() as i64),
+            Some(V::BytesValue(b)) => {
+                c.bytes.extend_from_slice(b);
+                (5, 0)
+            }
+            Some(V::ArrayValue(a)) => {
+                c.bytes.extend_from_slice(&a.encode_to_vec());
+                (6, 0)
+            }
+            Some(V::KvlistValue(k)) => {
+                c.bytes.extend_from_slice(&k.encode_to_vec());
+                (7, 0)
+            }
+        };
+        c.kinds.push(kind);
+        c.scalars.push(scalar);
+        c.ends.push(c.bytes.len() as u32);
+    }
+    c
+}
+
 fn to_wit_kv(kv: &otlp::KeyValue) -> KeyValue {
     KeyValue {
         key: kv.key.clone(),
@@ -479,6 +513,18 @@ impl batch::HostSpanBatch for PluginState {
 
     fn span_names(&mut self, batch: Resource<SpanWork>) -> Vec<String> {
         column(&mut self.table, &batch, |_, s| s.name.clone())
+    }
+    fn span_names_packed(&mut self, batch: Resource<SpanWork>) -> types::StringColumn {
+        let mut packed = types::StringColumn { bytes: Vec::new(), ends: Vec::new() };
+        for (_, span) in work(&mut self.table, &batch).each_item() {
+            packed.bytes.extend_from_slice(span.name.as_bytes());
+            packed.ends.push(packed.bytes.len() as u32);
+        }
+        packed
+    }
+    fn span_attr_column_packed(&mut self, batch: Resource<SpanWork>, key: String) -> types::ValueColumn {
+        let items = work(&mut self.table, &batch).each_item();
+        pack_values(items.iter().map(|(_, s)| find(&s.attributes, &key).and_then(|kv| kv.value.as_ref())))
     }
     fn span_kinds(&mut self, batch: Resource<SpanWork>) -> Vec<i32> {
         column(&mut self.table, &batch, |_, s| s.kind)

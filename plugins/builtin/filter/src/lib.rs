@@ -109,6 +109,41 @@ fn value(v: Option<AnyValue>) -> Value {
     }
 }
 
+fn strings(column: trailhead_plugin::StringColumn) -> Vec<Value> {
+    let mut start = 0;
+    column
+        .ends
+        .iter()
+        .map(|&end| {
+            let s = String::from_utf8_lossy(&column.bytes[start..end as usize]).into_owned();
+            start = end as usize;
+            Value::Str(s)
+        })
+        .collect()
+}
+
+fn unpack(column: trailhead_plugin::ValueColumn) -> Vec<Value> {
+    let mut start = 0;
+    (0..column.kinds.len())
+        .map(|i| {
+            let end = column.ends[i] as usize;
+            let bytes = &column.bytes[start..end];
+            start = end;
+            let scalar = column.scalars[i];
+            match column.kinds[i] {
+                1 => Value::Str(String::from_utf8_lossy(bytes).into_owned()),
+                2 => Value::Bool(scalar != 0),
+                3 => Value::Int(scalar),
+                4 => Value::Double(f64::from_bits(scalar as u64)),
+                5 => Value::Bytes(bytes.to_vec()),
+                6 => Value::Composite("an array"),
+                7 => Value::Composite("a map"),
+                _ => Value::Nil,
+            }
+        })
+        .collect()
+}
+
 fn values<T>(items: Vec<T>, f: impl Fn(T) -> Value) -> Vec<Value> {
     items.into_iter().map(f).collect()
 }
@@ -191,10 +226,10 @@ impl Plugin for Filter {
             let c = &config.conditions;
             let resources = std::cell::OnceCell::new();
             let mut spans = Level::new(b.span_count(), |field| match field {
-                Field::Name => values(b.span_names(), Value::Str),
+                Field::Name => strings(b.span_names_packed()),
                 Field::Kind => values(b.span_kinds(), |k| Value::Int(k.into())),
                 Field::StatusCode => values(b.span_status_codes(), |k| Value::Int(k.into())),
-                Field::Attribute(k) => values(b.span_attr_column(k), |v| value(v)),
+                Field::Attribute(k) => unpack(b.span_attr_column_packed(k)),
                 Field::ResourceAttribute(k) => {
                     per_resource(resources.get_or_init(|| b.span_resources()), |r| {
                         b.resource_attr(r, k)
