@@ -7,6 +7,7 @@ VENV        := .venv
 PYTHON      := $(VENV)/bin/python
 PEERS       := tests/peers/bin
 COLLECTOR   := $(PEERS)/otelcol-peer
+HELM        := $(PEERS)/helm
 BINARY      := target/release/trailhead
 CONFIG      ?= config/trailhead.yaml
 
@@ -64,10 +65,12 @@ $(VENV)/.installed: tests/requirements.txt
 	$(VENV)/bin/pip install -q --disable-pip-version-check -r tests/requirements.txt
 	touch $@
 
-## peers: the OpenTelemetry Collector built from its Go modules
-peers: $(COLLECTOR)
+## peers: the OpenTelemetry Collector and helm, built from their Go modules
+peers: $(COLLECTOR) $(HELM)
 $(COLLECTOR): tests/peers/collector/go.mod tests/peers/collector/main.go
 	cd tests/peers/collector && go build -o ../bin/otelcol-peer .
+$(HELM): tests/peers/helm/go.mod
+	cd tests/peers/helm && go build -o ../bin/helm helm.sh/helm/v3/cmd/helm
 
 ## bench: load trailhead and write BENCHMARKS.md
 bench: build

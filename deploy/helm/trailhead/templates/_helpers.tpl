@@ -55,6 +55,8 @@ and Prometheus.
 {{- $processors := list -}}
 {{- $k8s := .Values.presets.kubernetesAttributes.enabled -}}
 {{- if $k8s }}{{ $processors = append $processors "k8sattributes" }}{{ end -}}
+{{- $traceProcessors := $processors -}}
+{{- if .Values.presets.dropHealthChecks.enabled }}{{ $traceProcessors = append $traceProcessors "filter/health" }}{{ end -}}
 receivers:
   otlp:
     protocols:
@@ -108,7 +110,7 @@ service:
   pipelines:
     traces:
       receivers: [otlp, zipkin]
-      processors: {{ concat $processors (ternary (list "filter/health") list .Values.presets.dropHealthChecks.enabled) | toJson }}
+      processors: {{ $traceProcessors | toJson }}
       exporters: [otlp/alloy]
     metrics:
       receivers: [otlp]

@@ -1,0 +1,97 @@
+"""The Helm chart, checked offline: helm (built from its Go module) lints and renders it under
+every example values file; every manifest passes kubernetes-validate --strict; the config it
+renders passes `trailhead validate`; its schema refuses a misspelt key; RBAC follows the
+config; and a plugin change never rolls the pods."""
+
+import subprocess
+
+import pytest
+import yaml
+
+from conftest import BINARY, REPO
+
+HELM = REPO / "tests" / "peers" / "bin" / "helm"
+CHART = REPO / "deploy" / "helm" / "trailhead"
+VALUES = sorted((CHART / "ci").glob("*.yaml"))
+KUBERNETES = "1.33"
+
+
+def helm(*args):
+    if not HELM.exists():
+        pytest.fail(f"{HELM} is missing: run `make peers`")
+    return subprocess.run([str(HELM), *map(str, args)], capture_output=True, text=True)
+
+
+def render(*args):
+    result = helm("template", "trailhead", CHART, "--namespace", "monitoring", *args)
+    assert result.returncode == 0, result.stderr
+    return [d for d in yaml.safe_load_all(result.stdout) if d]
+
+
+def find(manifests, kind, name=None):
+    return [m for m in manifests if m["kind"] == kind and (name is None or m["metadata"]["name"] == name)]
+
+
+@pytest.mark.parametrize("values", VALUES, ids=lambda p: p.stem)
+def test_renders_valid_manifests(values, tmp_path):
+    lint = helm("lint", CHART, "--strict", "-f", values)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    manifests = render("-f", values)
+    path = tmp_path / "rendered.yaml"
+    path.write_text(yaml.safe_dump_all(manifests))
+    checked = subprocess.run([str(REPO / ".venv" / "bin" / "kubernetes-validate"), "-k", KUBERNETES, "--strict", str(path)],
+                             capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    # The config trailhead gets is one trailhead accepts, plugins included.
+    (config_map,) = find(manifests, "ConfigMap", "trailhead")
+    config = tmp_path / "config.yaml"
+    config.write_text(config_map["data"]["config.yaml"])
+    validated = subprocess.run([str(BINARY), "validate", "--config", str(config)], capture_output=True, text=True)
+    assert validated.returncode == 0, validated.stderr
+    # Hardened by default, whatever the values.
+    (workload,) = [m for m in manifests if m["kind"] in ("Deployment", "DaemonSet")]
+    pod = workload["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"] == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                                            "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]}}
+    assert container["livenessProbe"]["httpGet"]["port"] == 13133 and container["readinessProbe"]["httpGet"]["port"] == 13133
+
+
+def test_schema_refuses_a_misspelt_key():
+    result = helm("template", "trailhead", CHART, "--set", "replicaCont=2")
+    assert result.returncode != 0
+    assert "replicaCont" in result.stderr, result.stderr
+    result = helm("template", "trailhead", CHART, "--set", "mode=statefulset")
+    assert result.returncode != 0 and "mode" in result.stderr, result.stderr
+
+
+def rules(*args):
+    roles = find(render(*args), "ClusterRole")
+    return {(tuple(r["apiGroups"]), tuple(r["resources"])) for role in roles for r in role["rules"]}
+
+
+# RBAC is what the config reads, no more: nothing without k8sattributes, pods for the
+# defaults, namespaces or nodes for their labels, replicasets for deployment uids.
+def test_rbac_follows_the_config():
+    assert rules() == set()
+    assert rules("--set", "presets.kubernetesAttributes.enabled=true") == {(("",), ("pods",))}
+    assert rules("--set", "presets.kubernetesAttributes.enabled=true",
+                 "--set", "config.processors.k8sattributes.extract.labels[0].from=namespace",
+                 "--set", "config.processors.k8sattributes.extract.labels[0].key=team") == {(("",), ("pods", "namespaces"))}
+    assert rules("--set", "config.processors.k8sattributes/x.extract.metadata={k8s.deployment.uid,k8s.node.uid}") == {
+        (("",), ("pods", "nodes")), (("apps",), ("replicasets",))}
+
+
+def checksum(*args):
+    (workload,) = find(render(*args), "Deployment")
+    return workload["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+
+
+# Changing a plugin swaps it in the running pods; only a config change rolls them.
+def test_plugin_changes_do_not_roll_pods():
+    base = ["--set", "plugins.configMap.create=true"]
+    one = checksum(*base, "--set", "plugins.configMap.binaryData.a\\.wasm=AGFzbQ==")
+    two = checksum(*base, "--set", "plugins.configMap.binaryData.a\\.wasm=AGFzbQE=")
+    assert one == two
+    assert checksum(*base, "--set", "alloy.endpoint=alloy.other:4317") != one
