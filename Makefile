@@ -11,7 +11,7 @@ HELM        := $(PEERS)/helm
 BINARY      := target/release/trailhead
 CONFIG      ?= config/trailhead.yaml
 
-.PHONY: build plugins rust-plugins run test unit e2e setup peers venv bench lint clean
+.PHONY: build plugins rust-plugins deploy run test unit e2e setup peers venv bench lint clean
 
 ## build: the release binary at target/release/trailhead and every plugin at target/plugins/
 build: plugins
@@ -71,6 +71,10 @@ $(COLLECTOR): tests/peers/collector/go.mod tests/peers/collector/main.go
 	cd tests/peers/collector && go build -o ../bin/otelcol-peer .
 $(HELM): tests/peers/helm/go.mod
 	cd tests/peers/helm && go build -o ../bin/helm helm.sh/helm/v3/cmd/helm
+
+## deploy: install the stack into the current cluster (DRY_RUN=1: render to deploy/rendered/)
+deploy: peers
+	DRY_RUN=$(DRY_RUN) HELM=$(HELM) deploy/deploy.sh
 
 ## bench: load trailhead and write BENCHMARKS.md
 bench: build

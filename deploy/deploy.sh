@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Installs the MathTrail observability stack into namespace "monitoring", in order: the
+# backends (Tempo, Loki, Mimir, Pyroscope, Grafana), Alloy (grafana/k8s-monitoring, release
+# "lgtm"), then trailhead, then the Dapr Configurations. Every step is `helm upgrade --install
+# --wait`, so running it again is safe.
+#
+# DRY_RUN=1 renders everything to deploy/rendered/ without a cluster. trailhead's chart and
+# the raw manifests always render; the third-party charts need their repositories
+# (grafana, grafana-community) to be reachable, and are skipped with a note when they are not.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+HELM=${HELM:-tests/peers/bin/helm}
+NS=monitoring
+STACK=deploy/stack
+OUT=deploy/rendered
+DRY_RUN=${DRY_RUN:-}
+
+# release  chart  values
+RELEASES=(
+  "tempo grafana-community/tempo $STACK/tempo.values.yaml"
+  "loki grafana-community/loki $STACK/loki.values.yaml"
+  "mimir grafana/mimir-distributed $STACK/mimir.values.yaml"
+  "pyroscope grafana/pyroscope $STACK/pyroscope.values.yaml"
+  "grafana grafana-community/grafana $STACK/grafana.values.yaml"
+  "lgtm grafana/k8s-monitoring $STACK/k8s-monitoring.values.yaml"
+  "trailhead deploy/helm/trailhead $STACK/trailhead.values.yaml"
+)
+
+repos() {
+  "$HELM" repo add grafana https://grafana.github.io/helm-charts --force-update >/dev/null &&
+    "$HELM" repo add grafana-community https://grafana-community.github.io/helm-charts --force-update >/dev/null &&
+    "$HELM" repo update >/dev/null
+}
+
+if [[ -n "$DRY_RUN" ]]; then
+  rm -rf "$OUT" && mkdir -p "$OUT"
+  online=1
+  repos 2>/dev/null || { online=0; echo "note: chart repositories unreachable; rendering trailhead and the raw manifests only"; }
+  for release in "${RELEASES[@]}"; do
+    read -r name chart values <<<"$release"
+    if [[ $chart == deploy/* || $online == 1 ]]; then
+      "$HELM" template "$name" "$chart" --namespace "$NS" -f "$values" >"$OUT/$name.yaml"
+      echo "rendered $OUT/$name.yaml"
+    else
+      echo "skipped $name ($chart): repository unreachable"
+    fi
+  done
+  cp "$STACK"/dapr/*.yaml "$OUT/"
+  cp "$STACK"/dashboards/*.yaml "$OUT/" 2>/dev/null || true
+  exit 0
+fi
+
+repos
+kubectl get namespace "$NS" >/dev/null 2>&1 || kubectl create namespace "$NS"
+for release in "${RELEASES[@]}"; do
+  read -r name chart values <<<"$release"
+  echo "installing $name ($chart)"
+  "$HELM" upgrade --install "$name" "$chart" --namespace "$NS" -f "$values" --wait --timeout 10m
+done
+kubectl apply -f "$STACK"/dashboards/ 2>/dev/null || true
+for namespace in $(yq '.metadata.namespace' "$STACK"/dapr/*.yaml 2>/dev/null | sort -u); do
+  kubectl get namespace "$namespace" >/dev/null 2>&1 || kubectl create namespace "$namespace"
+done
+kubectl apply -f "$STACK"/dapr/
