@@ -10,15 +10,16 @@ use anyhow::Context;
 use bytes::Bytes;
 use clap::{Parser, ValueEnum};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::common::v1::any_value;
 use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::Mutex;
 use trailhead::pdata::Signal;
+use trailhead_bench::{string_kv, traces_request};
 use trailhead::pdata::grpc::{RawCodec, export_path};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -66,16 +67,6 @@ fn now_ns() -> u64 {
         .unwrap_or(0)
 }
 
-fn string_kv(key: String, value: String) -> KeyValue {
-    KeyValue {
-        key,
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(value)),
-        }),
-        ..Default::default()
-    }
-}
-
 /// One request's body for `protocol`, its spans stamped with `sent_ns`.
 fn body(args: &Args, sequence: u64, sent_ns: u64) -> Bytes {
     let spans: Vec<Span> = (0..args.spans_per_request)
@@ -100,21 +91,11 @@ fn body(args: &Args, sequence: u64, sent_ns: u64) -> Bytes {
             let resource = Resource {
                 attributes: (0..args.resource_attributes)
                     .map(|a| string_kv(format!("resource.{a}"), format!("lessons-{a}")))
-                    .chain([string_kv("service.name".into(), "lessons".into())])
+                    .chain([string_kv("service.name", "lessons")])
                     .collect(),
                 ..Default::default()
             };
-            let request = ExportTraceServiceRequest {
-                resource_spans: vec![ResourceSpans {
-                    resource: Some(resource),
-                    scope_spans: vec![ScopeSpans {
-                        spans,
-                        ..Default::default()
-                    }],
-                    ..Default::default()
-                }],
-            };
-            Bytes::from(request.encode_to_vec())
+            traces_request(resource, spans)
         }
         Protocol::Zipkin => {
             let zipkin: Vec<serde_json::Value> = spans

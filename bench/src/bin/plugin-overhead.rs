@@ -10,11 +10,9 @@
 //! on a shared machine hits them alike. Prints one JSON object.
 
 use bytes::Bytes;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
-use prost::Message;
+use opentelemetry_proto::tonic::trace::v1::Span;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -22,6 +20,7 @@ use std::time::{Duration, Instant};
 use trailhead::pdata::{Batch, RequestContext, Signal};
 use trailhead::processors::wasm::batch::SpanWork;
 use trailhead::processors::wasm::{Limits, Runtime};
+use trailhead_bench::{string_kv, traces_request};
 use trailhead_ottl::{Columns, Path, Value};
 
 // The allocator trailhead itself runs with, so the decode/encode floor is the production one.
@@ -34,15 +33,6 @@ const CONDITIONS: [&str; 2] = [
     r#"IsMatch(name, "^GET /static/")"#,
 ];
 
-fn kv(key: &str, value: String) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(value)),
-        }),
-        ..Default::default()
-    }
-}
 
 /// One resource with 8 attributes; spans with 10 attributes each. One span in ten is a health
 /// probe and one in twenty a static file: the filter drops ~15%.
@@ -51,8 +41,8 @@ fn payload() -> Bytes {
         .map(|i| {
             let route = if i % 10 == 0 { "/healthz".to_string() } else { format!("/lessons/{}", i % 50) };
             let name = if i % 20 == 1 { format!("GET /static/{i}.js") } else { format!("GET {route}") };
-            let mut attributes = vec![kv("http.route", route)];
-            attributes.extend((1..10).map(|a| kv(&format!("attr.{a}"), format!("value-{a}-{i}"))));
+            let mut attributes = vec![string_kv("http.route", route)];
+            attributes.extend((1..10).map(|a| string_kv(format!("attr.{a}"), format!("value-{a}-{i}"))));
             Span {
                 trace_id: vec![1; 16],
                 span_id: (i as u64).to_be_bytes().to_vec(),
@@ -63,20 +53,10 @@ fn payload() -> Bytes {
         })
         .collect();
     let resource = Resource {
-        attributes: (0..8).map(|a| kv(&format!("resource.{a}"), format!("r{a}"))).collect(),
+        attributes: (0..8).map(|a| string_kv(format!("resource.{a}"), format!("r{a}"))).collect(),
         ..Default::default()
     };
-    let request = ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(resource),
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    };
-    Bytes::from(request.encode_to_vec())
+    traces_request(resource, spans)
 }
 
 /// The filter's columns read straight from the decoded spans, as a native processor would.
