@@ -83,6 +83,7 @@ bench: build
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy -j$(JOBS) --workspace --all-targets -- -D warnings
+	cd plugins && $(CARGO) fmt --all -- --check && $(CARGO) clippy --release -j$(JOBS) -- -D warnings
 
 clean:
 	rm -rf target $(VENV) $(PEERS)

@@ -19,8 +19,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::Mutex;
 use trailhead::pdata::Signal;
-use trailhead_bench::{string_kv, traces_request};
 use trailhead::pdata::grpc::{RawCodec, export_path};
+use trailhead_bench::{string_kv, traces_request};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Protocol {

@@ -33,16 +33,24 @@ const CONDITIONS: [&str; 2] = [
     r#"IsMatch(name, "^GET /static/")"#,
 ];
 
-
 /// One resource with 8 attributes; spans with 10 attributes each. One span in ten is a health
 /// probe and one in twenty a static file: the filter drops ~15%.
 fn payload() -> Bytes {
     let spans = (0..SPANS)
         .map(|i| {
-            let route = if i % 10 == 0 { "/healthz".to_string() } else { format!("/lessons/{}", i % 50) };
-            let name = if i % 20 == 1 { format!("GET /static/{i}.js") } else { format!("GET {route}") };
+            let route = if i % 10 == 0 {
+                "/healthz".to_string()
+            } else {
+                format!("/lessons/{}", i % 50)
+            };
+            let name = if i % 20 == 1 {
+                format!("GET /static/{i}.js")
+            } else {
+                format!("GET {route}")
+            };
             let mut attributes = vec![string_kv("http.route", route)];
-            attributes.extend((1..10).map(|a| string_kv(format!("attr.{a}"), format!("value-{a}-{i}"))));
+            attributes
+                .extend((1..10).map(|a| string_kv(format!("attr.{a}"), format!("value-{a}-{i}"))));
             Span {
                 trace_id: vec![1; 16],
                 span_id: (i as u64).to_be_bytes().to_vec(),
@@ -53,7 +61,9 @@ fn payload() -> Bytes {
         })
         .collect();
     let resource = Resource {
-        attributes: (0..8).map(|a| string_kv(format!("resource.{a}"), format!("r{a}"))).collect(),
+        attributes: (0..8)
+            .map(|a| string_kv(format!("resource.{a}"), format!("r{a}")))
+            .collect(),
         ..Default::default()
     };
     traces_request(resource, spans)
@@ -75,16 +85,26 @@ fn otlp_value(v: Option<&AnyValue>) -> Value {
 }
 
 impl Columns for NativeSpans<'_> {
-    fn len(&self) -> usize {
+    fn item_count(&self) -> usize {
         self.1
     }
     fn column(&mut self, path: &Path) -> Rc<[Value]> {
         let items = self.0.each_item();
         match (path.dotted().as_str(), path.key.as_deref()) {
-            ("name", None) => items.iter().map(|(_, s)| Value::Str(s.name.clone())).collect(),
+            ("name", None) => items
+                .iter()
+                .map(|(_, s)| Value::Str(s.name.clone()))
+                .collect(),
             ("attributes", Some(key)) => items
                 .iter()
-                .map(|(_, s)| otlp_value(s.attributes.iter().find(|kv| kv.key == key).and_then(|kv| kv.value.as_ref())))
+                .map(|(_, s)| {
+                    otlp_value(
+                        s.attributes
+                            .iter()
+                            .find(|kv| kv.key == key)
+                            .and_then(|kv| kv.value.as_ref()),
+                    )
+                })
                 .collect(),
             _ => vec![Value::Nil; items.len()].into(),
         }
@@ -124,7 +144,10 @@ fn main() -> anyhow::Result<()> {
         .nth(1)
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("target/plugins"));
-    let rounds: usize = std::env::var("ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(15);
+    let rounds: usize = std::env::var("ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(15);
     let payload = payload();
     let batch = Batch {
         signal: Signal::Traces,
@@ -140,8 +163,15 @@ fn main() -> anyhow::Result<()> {
         memory_bytes: 256 << 20,
         timeout: Duration::from_secs(5),
     };
-    let config = serde_json::json!({"error_mode": "ignore", "traces": {"span": CONDITIONS}}).to_string();
-    let filter = runtime.load("filter", &plugins.join("filter.wasm"), None, &config, limits)?;
+    let config =
+        serde_json::json!({"error_mode": "ignore", "traces": {"span": CONDITIONS}}).to_string();
+    let filter = runtime.load(
+        "filter",
+        &plugins.join("filter.wasm"),
+        None,
+        &config,
+        limits,
+    )?;
     let stamp = runtime.load(
         "resource-stamp",
         &plugins.join("resource-stamp.wasm"),
@@ -149,12 +179,18 @@ fn main() -> anyhow::Result<()> {
         r#"{"attributes":{"k8s.namespace.name":"lessons"}}"#,
         limits,
     )?;
-    let conditions: Vec<_> = CONDITIONS.iter().map(|c| trailhead_ottl::parse(c).expect("parses")).collect();
+    let conditions: Vec<_> = CONDITIONS
+        .iter()
+        .map(|c| trailhead_ottl::parse(c).expect("parses"))
+        .collect();
 
     // Same answer both ways, or the comparison means nothing.
     let wasm_out = filter.call(&batch).map_err(|f| anyhow::anyhow!("{f:?}"))?;
     let native_out = native_filter(&payload, &conditions);
-    anyhow::ensure!(wasm_out == native_out, "the Wasm and native filters disagree");
+    anyhow::ensure!(
+        wasm_out == native_out,
+        "the Wasm and native filters disagree"
+    );
     let kept = trailhead::pdata::wire::count_items(Signal::Traces, &native_out)?;
 
     let per_round = 5;
@@ -180,8 +216,14 @@ fn main() -> anyhow::Result<()> {
             stamp.call(&batch).expect("stamps");
         }));
     }
-    let us_per_span = |d: Duration| (d.as_secs_f64() * 1e6 / SPANS as f64 * 1000.0).round() / 1000.0;
-    let (wasm, native, floor, resource) = (median(wasm), median(native), median(floor), median(resource));
+    let us_per_span =
+        |d: Duration| (d.as_secs_f64() * 1e6 / SPANS as f64 * 1000.0).round() / 1000.0;
+    let (wasm, native, floor, resource) = (
+        median(wasm),
+        median(native),
+        median(floor),
+        median(resource),
+    );
     let report = serde_json::json!({
         "spans_per_batch": SPANS,
         "kept": kept,

@@ -362,7 +362,12 @@ impl Config {
 
     /// A processor's load error as a diagnostic. A plugin that rejects its config starts its
     /// message with where (`traces.span[1]: …`), which becomes a line of this file.
-    pub fn processor_diagnostic(&self, id: &ComponentId, plugin_says: &str, message: String) -> Diagnostic {
+    pub fn processor_diagnostic(
+        &self,
+        id: &ComponentId,
+        plugin_says: &str,
+        message: String,
+    ) -> Diagnostic {
         let id_text = id.to_string();
         let base = ["processors", id_text.as_str()];
         let at_path = plugin_says.split_once(": ").and_then(|(head, _)| {
@@ -370,7 +375,9 @@ impl Config {
                 && head
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || "_.[]".contains(c));
-            is_path.then(|| locate::locate_dotted(&self.text, &base, head)).flatten()
+            is_path
+                .then(|| locate::locate_dotted(&self.text, &base, head))
+                .flatten()
         });
         Diagnostic {
             file: self.source.display().to_string(),

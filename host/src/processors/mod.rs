@@ -30,7 +30,10 @@ pub fn built_in_dirs() -> Vec<PathBuf> {
         .map(PathBuf::from)
         .into_iter()
         .collect();
-    if let Some(bin) = std::env::current_exe().ok().and_then(|e| e.parent().map(PathBuf::from)) {
+    if let Some(bin) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(PathBuf::from))
+    {
         dirs.push(bin.join("plugins"));
         if let Some(up) = bin.parent() {
             dirs.push(up.join("plugins"));

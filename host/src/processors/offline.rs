@@ -133,7 +133,10 @@ pub fn new_plugin(dir: &Path, name: &str, sdk: &Path) -> Result<String, String> 
         let text = text
             .replace("plugin-template", name)
             .replace("plugin_template", &name.replace('-', "_"))
-            .replace("path = \"../sdk\"", &format!("path = {:?}", sdk.display().to_string()));
+            .replace(
+                "path = \"../sdk\"",
+                &format!("path = {:?}", sdk.display().to_string()),
+            );
         let path = root.join(file);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;

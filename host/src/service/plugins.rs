@@ -192,10 +192,13 @@ impl Plugins {
             }) || loaded.len() != current.processors.len();
             for (id, pipeline) in &config.service.pipelines {
                 if let Some(running) = self.pipelines.get(&id.to_string()) {
-                    running.processors.store(Arc::new(chain(&pipeline.processors, &loaded)));
+                    running
+                        .processors
+                        .store(Arc::new(chain(&pipeline.processors, &loaded)));
                 }
             }
-            self.live.store(Arc::new(loaded.values().cloned().collect()));
+            self.live
+                .store(Arc::new(loaded.values().cloned().collect()));
             current.processors = with_settings(&config, loaded);
             if changed {
                 config_result = "applied";
@@ -208,7 +211,9 @@ impl Plugins {
             .load()
             .iter()
             .map(|plugin| match plugin.reload() {
-                Ok(swapped) => serde_json::json!({"processor": plugin_id(plugin), "swapped": swapped}),
+                Ok(swapped) => {
+                    serde_json::json!({"processor": plugin_id(plugin), "swapped": swapped})
+                }
                 Err(error) => {
                     serde_json::json!({"processor": plugin_id(plugin), "error": error.to_string()})
                 }

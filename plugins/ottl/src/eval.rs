@@ -12,7 +12,7 @@ use std::rc::Rc;
 /// The batch a condition runs over.
 pub trait Columns {
     /// How many items (spans, events, records, metrics or data points).
-    fn len(&self) -> usize;
+    fn item_count(&self) -> usize;
     /// The value of `path` for every item. Called once per path and evaluation.
     fn column(&mut self, path: &Path) -> Rc<[Value]>;
 }
@@ -67,9 +67,16 @@ impl Run<'_> {
                             Value::Bool(b) => b.to_string().into(),
                             Value::Nil => return Value::Bool(false),
                             // As the collector's StringLikeGetter: bytes match as hex.
-                            Value::Bytes(b) => b.iter().map(|x| format!("{x:02x}")).collect::<String>().into(),
+                            Value::Bytes(b) => b
+                                .iter()
+                                .map(|x| format!("{x:02x}"))
+                                .collect::<String>()
+                                .into(),
                             Value::Composite(kind) => {
-                                return self.fail(i, &format!("IsMatch: the target is {kind}, not a string"));
+                                return self.fail(
+                                    i,
+                                    &format!("IsMatch: the target is {kind}, not a string"),
+                                );
                             }
                         };
                         Value::Bool(regex.is_match(&text))
@@ -94,11 +101,15 @@ impl Run<'_> {
             Expr::Not(a) => self.expr(a).into_iter().map(|x| !x).collect(),
             Expr::Compare(a, op, b) => {
                 let (a, b) = (self.operand(a), self.operand(b));
-                (0..self.len).map(|i| compare(a.get(i), *op, b.get(i))).collect()
+                (0..self.len)
+                    .map(|i| compare(a.get(i), *op, b.get(i)))
+                    .collect()
             }
             Expr::Truth(a) => {
                 let a = self.operand(a);
-                (0..self.len).map(|i| matches!(a.get(i), Value::Bool(true))).collect()
+                (0..self.len)
+                    .map(|i| matches!(a.get(i), Value::Bool(true)))
+                    .collect()
             }
         }
     }
@@ -119,12 +130,16 @@ pub fn compare(a: &Value, op: Op, b: &Value) -> bool {
         (Value::Double(x), Value::Double(y)) => x.partial_cmp(y),
         (Value::Str(x), Value::Str(y)) => Some(x.cmp(y)),
         // Bools and bytes are equal or not; they have no order.
-        (Value::Bool(x), Value::Bool(y)) if matches!(op, Op::Eq | Op::Ne) => {
-            Some(if x == y { Ordering::Equal } else { Ordering::Less })
-        }
-        (Value::Bytes(x), Value::Bytes(y)) if matches!(op, Op::Eq | Op::Ne) => {
-            Some(if x == y { Ordering::Equal } else { Ordering::Less })
-        }
+        (Value::Bool(x), Value::Bool(y)) if matches!(op, Op::Eq | Op::Ne) => Some(if x == y {
+            Ordering::Equal
+        } else {
+            Ordering::Less
+        }),
+        (Value::Bytes(x), Value::Bytes(y)) if matches!(op, Op::Eq | Op::Ne) => Some(if x == y {
+            Ordering::Equal
+        } else {
+            Ordering::Less
+        }),
         _ => None,
     };
     match (op, ordering) {
@@ -142,7 +157,7 @@ pub fn compare(a: &Value, op: Op, b: &Value) -> bool {
 impl Expr {
     /// Evaluates the condition for every item of `columns`.
     pub fn eval(&self, columns: &mut dyn Columns) -> Outcome {
-        let len = columns.len();
+        let len = columns.item_count();
         let mut run = Run {
             columns,
             len,

@@ -67,7 +67,12 @@ fn tokenize(text: &str) -> Result<Vec<(Token, usize)>, ParseError> {
                 ('>', true) => Op::Ge,
                 ('<', false) => Op::Lt,
                 ('>', false) => Op::Gt,
-                _ => return fail(column, format!("unexpected `{c}`; comparisons are == != < <= > >=")),
+                _ => {
+                    return fail(
+                        column,
+                        format!("unexpected `{c}`; comparisons are == != < <= > >="),
+                    );
+                }
             };
             tokens.push((Token::Op(op), column));
             i += if two { 2 } else { 1 };
@@ -102,7 +107,9 @@ fn tokenize(text: &str) -> Result<Vec<(Token, usize)>, ParseError> {
             }
             tokens.push((Token::Str(value), column));
             i += 1;
-        } else if c.is_ascii_digit() || (c == '-' && chars.get(i + 1).is_some_and(|d| d.is_ascii_digit())) {
+        } else if c.is_ascii_digit()
+            || (c == '-' && chars.get(i + 1).is_some_and(|d| d.is_ascii_digit()))
+        {
             let start = i;
             i += 1;
             while i < chars.len() && (chars[i].is_ascii_digit() || chars[i] == '.') {
@@ -204,7 +211,10 @@ impl Parser {
             Operand::Literal(Value::Bool(_)) | Operand::IsMatch(..) | Operand::Path(_) => {
                 Ok(Expr::Truth(left))
             }
-            _ => fail(column, "expected a condition: a comparison, IsMatch(…), true or false"),
+            _ => fail(
+                column,
+                "expected a condition: a comparison, IsMatch(…), true or false",
+            ),
         }
     }
 
@@ -233,7 +243,10 @@ impl Parser {
 
     fn call(&mut self, name: String, column: usize) -> Result<Operand, ParseError> {
         if name != "IsMatch" {
-            return fail(column, format!("unsupported function `{name}`; the filter supports IsMatch"));
+            return fail(
+                column,
+                format!("unsupported function `{name}`; the filter supports IsMatch"),
+            );
         }
         self.expect(Token::Open, "`(`")?;
         let target = self.operand()?;
@@ -243,7 +256,13 @@ impl Parser {
             return fail(pattern_column, "IsMatch's pattern must be a string literal");
         };
         let regex = regex::Regex::new(&pattern).or_else(|e| {
-            fail(pattern_column, format!("invalid regex: {}", e.to_string().lines().last().unwrap_or("")))
+            fail(
+                pattern_column,
+                format!(
+                    "invalid regex: {}",
+                    e.to_string().lines().last().unwrap_or("")
+                ),
+            )
         })?;
         self.expect(Token::Close, "`)`")?;
         Ok(Operand::IsMatch(Box::new(target), regex))
@@ -265,7 +284,12 @@ impl Parser {
             let key_column = self.column();
             match self.next() {
                 Some(Token::Str(k)) => key = Some(k),
-                _ => return fail(key_column, "expected a string key, as in attributes[\"key\"]"),
+                _ => {
+                    return fail(
+                        key_column,
+                        "expected a string key, as in attributes[\"key\"]",
+                    );
+                }
             }
             self.expect(Token::CloseBracket, "`]`")?;
             if self.peek() == Some(&Token::OpenBracket) {
@@ -281,7 +305,10 @@ impl Parser {
 }
 
 fn is_enum_name(word: &str) -> bool {
-    word.len() > 1 && word.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+    word.len() > 1
+        && word
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
 }
 
 /// The OTLP enum constants OTTL names.
@@ -333,7 +360,10 @@ pub fn parse(text: &str) -> Result<Expr, ParseError> {
     };
     let expr = parser.or()?;
     if parser.at < parser.tokens.len() {
-        return fail(parser.column(), "expected `and`, `or` or the end of the condition");
+        return fail(
+            parser.column(),
+            "expected `and`, `or` or the end of the condition",
+        );
     }
     Ok(expr)
 }

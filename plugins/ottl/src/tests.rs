@@ -9,7 +9,7 @@ struct Table {
 }
 
 impl Columns for Table {
-    fn len(&self) -> usize {
+    fn item_count(&self) -> usize {
         self.len
     }
     fn column(&mut self, path: &Path) -> Rc<[Value]> {
@@ -35,8 +35,14 @@ fn matches(condition: &str, table: &mut Table) -> Vec<bool> {
 
 fn spans() -> Table {
     let mut columns = HashMap::new();
-    columns.insert("name".into(), vec![s("app_3"), s("GET /health"), s("grpc.call")]);
-    columns.insert("kind".into(), vec![Value::Int(2), Value::Int(3), Value::Int(1)]);
+    columns.insert(
+        "name".into(),
+        vec![s("app_3"), s("GET /health"), s("grpc.call")],
+    );
+    columns.insert(
+        "kind".into(),
+        vec![Value::Int(2), Value::Int(3), Value::Int(1)],
+    );
     columns.insert(
         r#"attributes["container.name"]"#.into(),
         vec![s("app_container_1"), s("other"), Value::Nil],
@@ -61,7 +67,10 @@ fn spans() -> Table {
 fn collector_readme_trace_conditions() {
     let mut t = spans();
     assert_eq!(
-        matches(r#"attributes["container.name"] == "app_container_1""#, &mut t),
+        matches(
+            r#"attributes["container.name"] == "app_container_1""#,
+            &mut t
+        ),
         [true, false, false]
     );
     assert_eq!(
@@ -69,8 +78,14 @@ fn collector_readme_trace_conditions() {
         [true, false, false]
     );
     assert_eq!(matches(r#"name == "app_3""#, &mut t), [true, false, false]);
-    assert_eq!(matches(r#"attributes["grpc"] == true"#, &mut t), [false, false, true]);
-    assert_eq!(matches(r#"IsMatch(name, ".*grpc.*")"#, &mut t), [false, false, true]);
+    assert_eq!(
+        matches(r#"attributes["grpc"] == true"#, &mut t),
+        [false, false, true]
+    );
+    assert_eq!(
+        matches(r#"IsMatch(name, ".*grpc.*")"#, &mut t),
+        [false, false, true]
+    );
     assert_eq!(
         matches(r#"attributes["http.request.method"] == nil"#, &mut t),
         [true, false, true]
@@ -80,11 +95,17 @@ fn collector_readme_trace_conditions() {
         [false, true, false]
     );
     assert_eq!(
-        matches("kind == SPAN_KIND_CLIENT or kind == SPAN_KIND_INTERNAL", &mut t),
+        matches(
+            "kind == SPAN_KIND_CLIENT or kind == SPAN_KIND_INTERNAL",
+            &mut t
+        ),
         [false, true, true]
     );
     assert_eq!(
-        matches(r#"not (name == "app_3" or IsMatch(resource.attributes["host.name"], "^web-"))"#, &mut t),
+        matches(
+            r#"not (name == "app_3" or IsMatch(resource.attributes["host.name"], "^web-"))"#,
+            &mut t
+        ),
         [false, false, false]
     );
 }
@@ -101,7 +122,12 @@ fn collector_readme_log_and_metric_conditions() {
             ),
             (
                 "body".into(),
-                vec![s("user password=hunter2"), s("ok"), Value::Int(42), Value::Nil],
+                vec![
+                    s("user password=hunter2"),
+                    s("ok"),
+                    Value::Int(42),
+                    Value::Nil,
+                ],
             ),
         ]),
     };
@@ -120,13 +146,22 @@ fn collector_readme_log_and_metric_conditions() {
         matches(r#"IsMatch(body, ".*password.*")"#, &mut logs),
         [true, false, false, false]
     );
-    assert_eq!(matches(r#"IsMatch(body, "^4\d$")"#, &mut logs), [false, false, true, false]);
+    assert_eq!(
+        matches(r#"IsMatch(body, "^4\d$")"#, &mut logs),
+        [false, false, true, false]
+    );
 
     let mut metrics = Table {
         len: 3,
         columns: HashMap::from([
-            ("name".into(), vec![s("my.metric"), s("my.metric"), s("other")]),
-            ("type".into(), vec![Value::Int(3), Value::Int(2), Value::Int(5)]),
+            (
+                "name".into(),
+                vec![s("my.metric"), s("my.metric"), s("other")],
+            ),
+            (
+                "type".into(),
+                vec![Value::Int(3), Value::Int(2), Value::Int(5)],
+            ),
             (
                 r#"resource.attributes["my_label"]"#.into(),
                 vec![s("abc123"), s("zzz"), s("abc123")],
@@ -173,7 +208,11 @@ fn evaluation_errors_never_match() {
     assert_eq!(outcome.matched, [false, true]);
     assert_eq!(outcome.errors.len(), 1);
     assert_eq!(outcome.errors[0].item, 0);
-    assert!(outcome.errors[0].message.contains("a map"), "{:?}", outcome.errors);
+    assert!(
+        outcome.errors[0].message.contains("a map"),
+        "{:?}",
+        outcome.errors
+    );
 }
 
 #[test]
@@ -182,9 +221,18 @@ fn severity_enums() {
         len: 1,
         columns: HashMap::from([("severity_number".into(), vec![Value::Int(10)])]),
     };
-    assert_eq!(matches("severity_number == SEVERITY_NUMBER_INFO2", &mut t), [true]);
-    assert_eq!(matches("severity_number > SEVERITY_NUMBER_DEBUG4", &mut t), [true]);
-    assert_eq!(matches("severity_number < SEVERITY_NUMBER_FATAL", &mut t), [true]);
+    assert_eq!(
+        matches("severity_number == SEVERITY_NUMBER_INFO2", &mut t),
+        [true]
+    );
+    assert_eq!(
+        matches("severity_number > SEVERITY_NUMBER_DEBUG4", &mut t),
+        [true]
+    );
+    assert_eq!(
+        matches("severity_number < SEVERITY_NUMBER_FATAL", &mut t),
+        [true]
+    );
 }
 
 // A condition that does not parse says what and where.
@@ -196,7 +244,11 @@ fn parse_errors_name_the_column() {
         (r#"name == "x" and"#, 16, "expected a value"),
         (r#"IsMatch(name, "(")"#, 15, "invalid regex"),
         (r#"Len(name) > 3"#, 1, "unsupported function `Len`"),
-        (r#"kind == SPAN_KIND_SERVR"#, 9, "unknown enum `SPAN_KIND_SERVR`"),
+        (
+            r#"kind == SPAN_KIND_SERVR"#,
+            9,
+            "unknown enum `SPAN_KIND_SERVR`",
+        ),
         (r#"(name == "x""#, 13, "expected `)`"),
         (r#"name == "x" name"#, 13, "expected `and`, `or`"),
         (r#"attributes["a"]["b"] == 1"#, 16, "nested keys"),

@@ -169,9 +169,7 @@ impl Parts for Metric {
             Some(metric::Data::Gauge(d)) => retain_indexed(&mut d.data_points, keep),
             Some(metric::Data::Sum(d)) => retain_indexed(&mut d.data_points, keep),
             Some(metric::Data::Histogram(d)) => retain_indexed(&mut d.data_points, keep),
-            Some(metric::Data::ExponentialHistogram(d)) => {
-                retain_indexed(&mut d.data_points, keep)
-            }
+            Some(metric::Data::ExponentialHistogram(d)) => retain_indexed(&mut d.data_points, keep),
             Some(metric::Data::Summary(d)) => retain_indexed(&mut d.data_points, keep),
             None => {}
         }
@@ -208,7 +206,8 @@ impl<S: Scope> Items<S> {
             let p = self.index[flat];
             let item = &mut self.scopes[p.resource as usize][p.scope as usize].items_mut()
                 [p.item as usize];
-            let emptied = item.retain_parts(&mut |i| group.binary_search_by_key(&(i as u32), |g| g.1).is_err());
+            let emptied = item
+                .retain_parts(&mut |i| group.binary_search_by_key(&(i as u32), |g| g.1).is_err());
             if emptied {
                 self.dropped[flat] = true;
             }
@@ -352,7 +351,9 @@ impl<S: Scope> Working<S> {
         self.each_item()
             .into_iter()
             .enumerate()
-            .flat_map(|(flat, (_, item))| (0..item.part_count() as u32).map(move |p| (flat as u32, p)))
+            .flat_map(|(flat, (_, item))| {
+                (0..item.part_count() as u32).map(move |p| (flat as u32, p))
+            })
             .collect()
     }
 
@@ -473,7 +474,10 @@ mod tests {
         work.drop_parts(&[1, 2]);
         let out = ExportTraceServiceRequest::decode(work.into_encoded()).unwrap();
         let spans = &out.resource_spans[0].scope_spans[0].spans;
-        assert_eq!((spans.len(), spans[0].events.len(), spans[1].events.len()), (2, 1, 0));
+        assert_eq!(
+            (spans.len(), spans[0].events.len(), spans[1].events.len()),
+            (2, 1, 0)
+        );
 
         let gauge = |points: usize| Metric {
             data: Some(metric::Data::Gauge(Gauge {

@@ -2,13 +2,11 @@
 //! context, pod lookups (empty until the Kubernetes cache exists), and the batch resources.
 //! The generated bindings live in the private `bindings` module.
 
-use super::batch::{
-    Attributed, LogWork, MetricWork, Scope, SpanWork, Working, point_attributes,
-};
-use opentelemetry_proto::tonic::trace::v1::Span;
+use super::batch::{Attributed, LogWork, MetricWork, Scope, SpanWork, Working, point_attributes};
 use crate::pdata::RequestContext;
 use opentelemetry_proto::tonic::common::v1 as otlp;
 use opentelemetry_proto::tonic::metrics::v1::metric;
+use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -207,7 +205,12 @@ pub fn from_wit(value: AnyValue) -> otlp::AnyValue {
 /// Packs attribute values into a `value-column`.
 fn pack_values<'a>(values: impl Iterator<Item = Option<&'a otlp::AnyValue>>) -> types::ValueColumn {
     use otlp::any_value::Value as V;
-    let mut c = types::ValueColumn { kinds: Vec::new(), scalars: Vec::new(), bytes: Vec::new(), ends: Vec::new() };
+    let mut c = types::ValueColumn {
+        kinds: Vec::new(),
+        scalars: Vec::new(),
+        bytes: Vec::new(),
+        ends: Vec::new(),
+    };
     for value in values {
         let (kind, scalar) = match value.and_then(|v| v.value.as_ref()) {
             None | Some(V::StringValueStrindex(_)) => (0, 0),
@@ -478,7 +481,10 @@ macro_rules! part_methods {
 }
 
 fn event_attributes(span: &Span) -> Vec<&[otlp::KeyValue]> {
-    span.events.iter().map(|e| e.attributes.as_slice()).collect()
+    span.events
+        .iter()
+        .map(|e| e.attributes.as_slice())
+        .collect()
 }
 
 /// The scope name of every item.
@@ -515,16 +521,27 @@ impl batch::HostSpanBatch for PluginState {
         column(&mut self.table, &batch, |_, s| s.name.clone())
     }
     fn span_names_packed(&mut self, batch: Resource<SpanWork>) -> types::StringColumn {
-        let mut packed = types::StringColumn { bytes: Vec::new(), ends: Vec::new() };
+        let mut packed = types::StringColumn {
+            bytes: Vec::new(),
+            ends: Vec::new(),
+        };
         for (_, span) in work(&mut self.table, &batch).each_item() {
             packed.bytes.extend_from_slice(span.name.as_bytes());
             packed.ends.push(packed.bytes.len() as u32);
         }
         packed
     }
-    fn span_attr_column_packed(&mut self, batch: Resource<SpanWork>, key: String) -> types::ValueColumn {
+    fn span_attr_column_packed(
+        &mut self,
+        batch: Resource<SpanWork>,
+        key: String,
+    ) -> types::ValueColumn {
         let items = work(&mut self.table, &batch).each_item();
-        pack_values(items.iter().map(|(_, s)| find(&s.attributes, &key).and_then(|kv| kv.value.as_ref())))
+        pack_values(
+            items
+                .iter()
+                .map(|(_, s)| find(&s.attributes, &key).and_then(|kv| kv.value.as_ref())),
+        )
     }
     fn span_kinds(&mut self, batch: Resource<SpanWork>) -> Vec<i32> {
         column(&mut self.table, &batch, |_, s| s.kind)

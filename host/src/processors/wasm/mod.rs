@@ -56,9 +56,7 @@ pub enum LoadError {
     },
     #[error("plugin `{path}` is not a valid component: {reason}")]
     Compile { path: PathBuf, reason: String },
-    #[error(
-        "plugin `{path}` imports `{import}`, which plugins may not use (no sockets or HTTP)"
-    )]
+    #[error("plugin `{path}` imports `{import}`, which plugins may not use (no sockets or HTTP)")]
     Forbidden { path: PathBuf, import: String },
     #[error(
         "plugin `{path}` does not implement trailhead's processor world (mathtrail:trailhead@0.1.0): {reason}"
@@ -157,10 +155,12 @@ impl Runtime {
                 pinned: pinned.into(),
             });
         }
-        let component = self.compile(&sha256, &bytes).map_err(|e| LoadError::Compile {
-            path: path.into(),
-            reason: format!("{e:#}"),
-        })?;
+        let component = self
+            .compile(&sha256, &bytes)
+            .map_err(|e| LoadError::Compile {
+                path: path.into(),
+                reason: format!("{e:#}"),
+            })?;
         for (name, _) in component.component_type().imports(&self.engine) {
             if FORBIDDEN_IMPORTS.iter().any(|f| name.starts_with(f)) {
                 return Err(LoadError::Forbidden {

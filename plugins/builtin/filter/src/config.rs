@@ -113,11 +113,19 @@ impl Context {
 
     fn supported(self) -> &'static str {
         match self {
-            Context::Span => "name, kind, status.code, attributes[…], resource.attributes[…], instrumentation_scope.name",
-            Context::SpanEvent => "name, attributes[…], span.name, span.kind, span.status.code, span.attributes[…], resource.attributes[…], instrumentation_scope.name",
+            Context::Span => {
+                "name, kind, status.code, attributes[…], resource.attributes[…], instrumentation_scope.name"
+            }
+            Context::SpanEvent => {
+                "name, attributes[…], span.name, span.kind, span.status.code, span.attributes[…], resource.attributes[…], instrumentation_scope.name"
+            }
             Context::Metric => "name, type, resource.attributes[…], instrumentation_scope.name",
-            Context::DataPoint => "attributes[…], metric.name, metric.type, resource.attributes[…], instrumentation_scope.name",
-            Context::LogRecord => "severity_number, body, attributes[…], resource.attributes[…], instrumentation_scope.name",
+            Context::DataPoint => {
+                "attributes[…], metric.name, metric.type, resource.attributes[…], instrumentation_scope.name"
+            }
+            Context::LogRecord => {
+                "severity_number, body, attributes[…], resource.attributes[…], instrumentation_scope.name"
+            }
         }
     }
 }

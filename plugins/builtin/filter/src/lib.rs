@@ -32,9 +32,12 @@ thread_local! {
 
 /// One level of a batch (spans, span events, metrics, data points or log records): its item
 /// count, and its columns fetched from the host once each.
+/// Fetches one field's column from the host.
+type Fetch<'a> = Box<dyn FnMut(&Field) -> Vec<Value> + 'a>;
+
 struct Level<'a> {
     len: usize,
-    fetch: Box<dyn FnMut(&Field) -> Vec<Value> + 'a>,
+    fetch: Fetch<'a>,
     cache: HashMap<Field, Rc<[Value]>>,
 }
 
@@ -85,7 +88,7 @@ struct Lookup<'l, 'a> {
 }
 
 impl Columns for Lookup<'_, '_> {
-    fn len(&self) -> usize {
+    fn item_count(&self) -> usize {
         self.level.len
     }
     fn column(&mut self, path: &Path) -> Rc<[Value]> {
@@ -245,7 +248,7 @@ impl Plugin for Filter {
             if !c.spanevent.is_empty() {
                 let mut events = spans.nested(b.event_spans(), |field| match field {
                     Field::Name => values(b.event_names(), Value::Str),
-                    Field::Attribute(k) => values(b.event_attr_column(k), |v| value(v)),
+                    Field::Attribute(k) => values(b.event_attr_column(k), value),
                     _ => Vec::new(),
                 });
                 let dropped = matching(&c.spanevent, &mut events, config.error_mode, "span event")?;
@@ -276,7 +279,7 @@ impl Plugin for Filter {
             }
             if !c.datapoint.is_empty() {
                 let mut points = metrics.nested(b.point_metrics(), |field| match field {
-                    Field::Attribute(k) => values(b.point_attr_column(k), |v| value(v)),
+                    Field::Attribute(k) => values(b.point_attr_column(k), value),
                     _ => Vec::new(),
                 });
                 let dropped = matching(&c.datapoint, &mut points, config.error_mode, "data point")?;
@@ -290,9 +293,11 @@ impl Plugin for Filter {
         with_config(|config| {
             let resources = std::cell::OnceCell::new();
             let mut records = Level::new(b.record_count(), |field| match field {
-                Field::SeverityNumber => values(b.record_severity_numbers(), |n| Value::Int(n.into())),
+                Field::SeverityNumber => {
+                    values(b.record_severity_numbers(), |n| Value::Int(n.into()))
+                }
                 Field::Body => values(b.record_bodies(), value),
-                Field::Attribute(k) => values(b.record_attr_column(k), |v| value(v)),
+                Field::Attribute(k) => values(b.record_attr_column(k), value),
                 Field::ResourceAttribute(k) => {
                     per_resource(resources.get_or_init(|| b.record_resources()), |r| {
                         b.resource_attr(r, k)

@@ -29,7 +29,7 @@ fn parse(config: &str) -> Result<Vec<(String, String)>, String> {
         .skip(1)
         .step_by(2)
         .collect();
-    if strings.len() % 2 != 0 {
+    if !strings.len().is_multiple_of(2) {
         return Err("attributes must map strings to strings".into());
     }
     Ok(strings
