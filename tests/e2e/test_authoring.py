@@ -34,7 +34,9 @@ def test_plugin_new_builds_and_runs(tmp_path):
                              capture_output=True, text=True)
     assert created.returncode == 0, created.stderr
     crate = tmp_path / "team-stamp"
-    env = dict(os.environ, CARGO_TARGET_DIR=str(REPO / "target" / "wasm"))
+    # The repo's pinned toolchain (it has wasm32-wasip2), and its build cache for the SDK.
+    toolchain = next(l.split('"')[1] for l in (REPO / "rust-toolchain.toml").read_text().splitlines() if l.startswith("channel"))
+    env = dict(os.environ, CARGO_TARGET_DIR=str(REPO / "target" / "wasm"), RUSTUP_TOOLCHAIN=toolchain)
     built = subprocess.run(["cargo", "build", "--release", "-j2"], cwd=crate, env=env, capture_output=True, text=True)
     assert built.returncode == 0, built.stderr
     wasm = REPO / "target" / "wasm" / "wasm32-wasip2" / "release" / "team_stamp.wasm"
