@@ -8,6 +8,8 @@ PYTHON      := $(VENV)/bin/python
 PEERS       := tests/peers/bin
 COLLECTOR   := $(PEERS)/otelcol-peer
 HELM        := $(PEERS)/helm
+APISERVER   := $(PEERS)/kube-apiserver
+ETCD        := $(PEERS)/etcd
 BINARY      := target/release/trailhead
 CONFIG      ?= config/trailhead.yaml
 
@@ -49,10 +51,11 @@ test: setup unit e2e
 # In the release profile, so the tests reuse what `build` compiled (wasmtime is large).
 unit: plugins
 	$(CARGO) test --release -j$(JOBS) --workspace
-	cd plugins && $(CARGO) test -j$(JOBS) -p trailhead-ottl --target $$(rustc -vV | sed -n 's/^host: //p')
+	cd plugins && $(CARGO) test -j$(JOBS) -p trailhead-ottl -p k8sattributes --target $$(rustc -vV | sed -n 's/^host: //p')
+	cd examples/profile-service && go vet ./... && go test ./...
 
 e2e: build venv peers
-	TRAILHEAD_BIN=$(BINARY) OTELCOL_BIN=$(COLLECTOR) $(VENV)/bin/pytest -q -p no:warnings tests/e2e
+	TRAILHEAD_BIN=$(BINARY) OTELCOL_BIN=$(COLLECTOR) KUBE_APISERVER_BIN=$(APISERVER) ETCD_BIN=$(ETCD) $(VENV)/bin/pytest -q -p no:warnings tests/e2e
 
 setup: venv peers
 	rustup component add rustfmt clippy >/dev/null 2>&1 || true
@@ -65,12 +68,16 @@ $(VENV)/.installed: tests/requirements.txt
 	$(VENV)/bin/pip install -q --disable-pip-version-check -r tests/requirements.txt
 	touch $@
 
-## peers: the OpenTelemetry Collector and helm, built from their Go modules
-peers: $(COLLECTOR) $(HELM)
+## peers: the OpenTelemetry Collector, helm, kube-apiserver and etcd, built from their Go modules
+peers: $(COLLECTOR) $(HELM) $(APISERVER) $(ETCD)
 $(COLLECTOR): tests/peers/collector/go.mod tests/peers/collector/main.go
 	cd tests/peers/collector && go build -o ../bin/otelcol-peer .
 $(HELM): tests/peers/helm/go.mod
 	cd tests/peers/helm && go build -o ../bin/helm helm.sh/helm/v3/cmd/helm
+$(APISERVER): tests/peers/kube/go.mod
+	cd tests/peers/kube && go build -o ../bin/kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver
+$(ETCD): tests/peers/etcd/go.mod
+	cd tests/peers/etcd && go build -o ../bin/etcd go.etcd.io/etcd/server/v3
 
 ## deploy: install the stack into the current cluster (DRY_RUN=1: render to deploy/rendered/)
 deploy: peers

@@ -46,7 +46,7 @@ if [[ -n "$DRY_RUN" ]]; then
     fi
   done
   cp "$STACK"/dapr/*.yaml "$OUT/"
-  cp "$STACK"/dashboards/*.yaml "$OUT/" 2>/dev/null || true
+  cp "$STACK"/dashboards/*.yaml "$OUT/"
   exit 0
 fi
 
@@ -57,8 +57,8 @@ for release in "${RELEASES[@]}"; do
   echo "installing $name ($chart)"
   "$HELM" upgrade --install "$name" "$chart" --namespace "$NS" -f "$values" --wait --timeout 10m
 done
-kubectl apply -f "$STACK"/dashboards/ 2>/dev/null || true
-for namespace in $(yq '.metadata.namespace' "$STACK"/dapr/*.yaml 2>/dev/null | sort -u); do
+kubectl apply -f "$STACK"/dashboards/
+for namespace in $(sed -n 's/^  namespace: *//p' "$STACK"/dapr/*.yaml | sort -u); do
   kubectl get namespace "$namespace" >/dev/null 2>&1 || kubectl create namespace "$namespace"
 done
 kubectl apply -f "$STACK"/dapr/

@@ -13,6 +13,7 @@
 
 pub mod config;
 pub mod exporters;
+pub mod kubernetes;
 pub mod pdata;
 pub mod pipeline;
 pub mod processors;

@@ -121,8 +121,13 @@ fn main() -> ExitCode {
         Command::Validate { config } => match load(Some(&config)) {
             Ok(loaded) => {
                 let registry = std::sync::Arc::default();
-                if let Err(e) = trailhead::service::load_processors(&loaded, &registry) {
+                let metadata = std::sync::Arc::default();
+                if let Err(e) = trailhead::service::load_processors(&loaded, &registry, &metadata) {
                     eprintln!("{e}");
+                    return ExitCode::FAILURE;
+                }
+                if let Err(e) = trailhead::kubernetes::Settings::from_config(&loaded) {
+                    eprintln!("{}: {e}", config.display());
                     return ExitCode::FAILURE;
                 }
                 println!("{}: valid", config.display());

@@ -185,6 +185,16 @@ class Trailhead:
         return self.process.returncode
 
 
+KUBERNETES = "1.33"
+
+
+def kubernetes_validate(path):
+    """Validates manifests offline against Kubernetes' schemas, refusing unknown fields."""
+    checked = subprocess.run([str(REPO / ".venv" / "bin" / "kubernetes-validate"), "-k", KUBERNETES, "--strict", str(path)],
+                             capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
 def gateway_config(sink_endpoint, **exporter):
     """OTLP (gRPC + HTTP) and Zipkin in, the sink out, all on ports picked at run time."""
     return {

@@ -8,12 +8,11 @@ import subprocess
 import pytest
 import yaml
 
-from conftest import BINARY, REPO
+from conftest import BINARY, REPO, kubernetes_validate
 
 HELM = REPO / "tests" / "peers" / "bin" / "helm"
 CHART = REPO / "deploy" / "helm" / "trailhead"
 VALUES = sorted((CHART / "ci").glob("*.yaml"))
-KUBERNETES = "1.33"
 
 
 def helm(*args):
@@ -39,9 +38,7 @@ def test_renders_valid_manifests(values, tmp_path):
     manifests = render("-f", values)
     path = tmp_path / "rendered.yaml"
     path.write_text(yaml.safe_dump_all(manifests))
-    checked = subprocess.run([str(REPO / ".venv" / "bin" / "kubernetes-validate"), "-k", KUBERNETES, "--strict", str(path)],
-                             capture_output=True, text=True)
-    assert checked.returncode == 0, checked.stdout + checked.stderr
+    kubernetes_validate(path)
     # The config trailhead gets is one trailhead accepts, plugins included.
     (config_map,) = find(manifests, "ConfigMap", "trailhead")
     config = tmp_path / "config.yaml"
@@ -74,12 +71,12 @@ def rules(*args):
 # RBAC is what the config reads, no more: nothing without k8sattributes, pods for the
 # defaults, namespaces or nodes for their labels, replicasets for deployment uids.
 def test_rbac_follows_the_config():
-    assert rules() == set()
-    assert rules("--set", "presets.kubernetesAttributes.enabled=true") == {(("",), ("pods",))}
-    assert rules("--set", "presets.kubernetesAttributes.enabled=true",
-                 "--set", "config.processors.k8sattributes.extract.labels[0].from=namespace",
+    assert rules("--set", "presets.kubernetesAttributes.enabled=false") == set()
+    assert rules() == {(("",), ("pods",))}
+    assert rules("--set", "config.processors.k8sattributes.extract.labels[0].from=namespace",
                  "--set", "config.processors.k8sattributes.extract.labels[0].key=team") == {(("",), ("pods", "namespaces"))}
-    assert rules("--set", "config.processors.k8sattributes/x.extract.metadata={k8s.deployment.uid,k8s.node.uid}") == {
+    assert rules("--set", "presets.kubernetesAttributes.enabled=false",
+                 "--set", "config.processors.k8sattributes/x.extract.metadata={k8s.deployment.uid,k8s.node.uid}") == {
         (("",), ("pods", "nodes")), (("apps",), ("replicasets",))}
 
 

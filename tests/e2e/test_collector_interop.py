@@ -22,7 +22,7 @@ import yaml
 from conftest import REPO
 
 COLLECTOR = Path(os.environ.get("OTELCOL_BIN", REPO / "tests" / "peers" / "bin" / "otelcol-peer"))
-CONFORMANCE = REPO.parent / "shared" / "conformance"
+CONFORMANCE = REPO / "tests" / "fixtures" / "conformance"
 SIGNALS = {"traces": "trace.json", "metrics": "metrics.json", "logs": "logs.json"}
 
 

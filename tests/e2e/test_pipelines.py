@@ -11,7 +11,7 @@ import trustme
 
 from conftest import REPO, Sink, gateway_config
 
-CONFORMANCE = REPO.parent / "shared" / "conformance" / "otlp"
+CONFORMANCE = REPO / "tests" / "fixtures" / "conformance" / "otlp"
 
 
 # One receiver feeding two traces pipelines, one of which fans out to two exporters (one

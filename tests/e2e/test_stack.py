@@ -12,7 +12,7 @@ from conftest import REPO
 from test_chart import find, render
 
 STACK = REPO / "deploy" / "stack"
-SCHEMAS = REPO.parent / "shared" / "schemas"
+SCHEMAS = REPO / "tests" / "fixtures" / "schemas"
 
 
 def load(path):

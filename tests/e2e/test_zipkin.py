@@ -10,7 +10,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import Status, StatusCode
 
-CONFORMANCE = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "zipkin"
+CONFORMANCE = Path(__file__).resolve().parents[1] / "fixtures" / "conformance" / "zipkin"
 
 # A Dapr sidecar's span as its Zipkin exporter (OpenTelemetry Go) writes it.
 DAPR_SPANS = [{

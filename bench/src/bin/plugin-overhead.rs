@@ -153,10 +153,7 @@ fn main() -> anyhow::Result<()> {
         signal: Signal::Traces,
         payload: payload.clone(),
         items: SPANS,
-        context: RequestContext {
-            peer: None,
-            receiver: Arc::from("bench"),
-        },
+        context: RequestContext::internal("bench"),
     };
     let runtime = Runtime::new().map_err(|e| anyhow::anyhow!("{e:#}"))?;
     let limits = Limits {

@@ -345,6 +345,11 @@ impl Config {
             serde_yaml::from_str(&self.text).unwrap_or(serde_yaml::Value::Null);
         if let Some(map) = value.as_mapping_mut() {
             map.remove("processors");
+            // The one Kubernetes cache is built at start from the k8sattributes settings.
+            map.insert(
+                "kubernetes cache".into(),
+                crate::kubernetes::Settings::fingerprint(self),
+            );
         }
         if let Some(pipelines) = value
             .get_mut("service")

@@ -347,10 +347,7 @@ mod tests {
             signal: Signal::Traces,
             payload,
             items,
-            context: RequestContext {
-                peer: None,
-                receiver: Arc::from("t"),
-            },
+            context: RequestContext::internal("t"),
         }
     }
 

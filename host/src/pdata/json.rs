@@ -67,15 +67,12 @@ mod tests {
     use std::sync::Arc;
 
     fn context() -> RequestContext {
-        RequestContext {
-            peer: None,
-            receiver: Arc::from("test"),
-        }
+        RequestContext::internal("test")
     }
 
     fn fixture(name: &str) -> Vec<u8> {
         let path = format!(
-            "{}/../../shared/conformance/otlp/{name}",
+            "{}/../tests/fixtures/conformance/otlp/{name}",
             env!("CARGO_MANIFEST_DIR")
         );
         std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))

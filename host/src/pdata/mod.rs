@@ -57,8 +57,40 @@ impl fmt::Display for Signal {
 pub struct RequestContext {
     /// The sender's address as seen on the connection.
     pub peer: Option<SocketAddr>,
+    /// The first `X-Forwarded-For` address, as the sender claims it.
+    pub forwarded_for: Option<Arc<str>>,
     /// The id of the receiver that accepted the request, e.g. `otlp` or `zipkin/dapr`.
     pub receiver: Arc<str>,
+}
+
+impl RequestContext {
+    /// The context of a request: the connection's peer and the first address of its
+    /// `X-Forwarded-For` (kept as sent; a plugin decides whether to trust it).
+    pub fn of_request(
+        peer: Option<SocketAddr>,
+        forwarded_for: Option<&str>,
+        receiver: Arc<str>,
+    ) -> Self {
+        let forwarded_for = forwarded_for
+            .and_then(|list| list.split(',').next())
+            .map(str::trim)
+            .filter(|first| !first.is_empty())
+            .map(Arc::from);
+        RequestContext {
+            peer,
+            forwarded_for,
+            receiver,
+        }
+    }
+
+    /// The context of data trailhead makes itself (canaries, `plugin test`, benchmarks).
+    pub fn internal(receiver: &str) -> Self {
+        RequestContext {
+            peer: None,
+            forwarded_for: None,
+            receiver: Arc::from(receiver),
+        }
+    }
 }
 
 /// One encoded `Export{Trace,Metrics,Logs}ServiceRequest` on its way through a pipeline.

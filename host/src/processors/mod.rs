@@ -10,7 +10,7 @@ pub mod wasm;
 
 use crate::pdata::Batch;
 use crate::pipeline::{ProcessError, Processor};
-use crate::telemetry::metrics::{Counter, Registry};
+use crate::telemetry::metrics::{Counter, Histogram, Registry};
 use arc_swap::{ArcSwap, ArcSwapOption};
 use futures::future::BoxFuture;
 use serde::Deserialize;
@@ -136,7 +136,18 @@ struct ProcessorMetrics {
     dropped_items: Counter,
     /// Batches not handed to the plugin because its circuit was open.
     skipped: Counter,
+    /// Time inside the plugin per batch, failed calls included.
+    duration: Histogram,
 }
+
+/// Seconds: a resource-only plugin takes microseconds, a filter over a large batch
+/// milliseconds, and the default timeout is a few seconds.
+const DURATION_BOUNDS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+/// What a swap can come to, each a `result` label of `trailhead_processor_swaps_total`.
+const SWAP_RESULTS: [&str; 3] = ["applied", "rejected", "rolled_back"];
 
 impl ProcessorMetrics {
     fn failure(&self, kind: FailureKind) -> Counter {
@@ -226,10 +237,20 @@ impl WasmProcessor {
                 "Batches not handed to a plugin because it kept failing (its circuit was open); on_failure applied.",
                 &labels,
             ),
+            duration: registry.histogram(
+                "trailhead_processor_duration_seconds",
+                "Time a plugin spent on a batch, failed calls included.",
+                &labels,
+                DURATION_BOUNDS,
+            ),
             registry: registry.clone(),
             id: id.clone(),
         };
-        WasmProcessor {
+        // Every series exists from the start at zero, so rate() and alerts see the first event.
+        for kind in FailureKind::ALL {
+            metrics.failure(kind);
+        }
+        let processor = WasmProcessor {
             id,
             plugin: ArcSwap::from_pointee(plugin),
             previous: ArcSwapOption::empty(),
@@ -237,7 +258,11 @@ impl WasmProcessor {
             breaker: Mutex::new(Breaker::default()),
             on_failure,
             metrics,
+        };
+        for result in SWAP_RESULTS {
+            processor.swap_counter(result);
         }
+        processor
     }
 
     /// The plugin file, for watching.
@@ -391,13 +416,19 @@ impl Processor for WasmProcessor {
                 return Ok(self.apply_policy(batch));
             }
             self.metrics.calls.add(1);
-            let (input, running) = (batch.clone(), plugin.clone());
-            let outcome = tokio::task::spawn_blocking(move || running.call(&input))
-                .await
-                .map_err(|e| ProcessError {
-                    processor: self.id.clone(),
-                    message: format!("plugin worker failed: {e}"),
-                })?;
+            let (input, running, duration) =
+                (batch.clone(), plugin.clone(), self.metrics.duration.clone());
+            let outcome = tokio::task::spawn_blocking(move || {
+                let started = Instant::now();
+                let outcome = running.call(&input);
+                duration.observe(started.elapsed().as_secs_f64());
+                outcome
+            })
+            .await
+            .map_err(|e| ProcessError {
+                processor: self.id.clone(),
+                message: format!("plugin worker failed: {e}"),
+            })?;
             match outcome {
                 Ok(payload) => {
                     self.breaker

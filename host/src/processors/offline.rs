@@ -4,7 +4,6 @@
 use super::{split_settings, wasm};
 use crate::pdata::{RequestContext, Signal, json};
 use std::path::Path;
-use std::sync::Arc;
 
 /// Loads a plugin with a processor entry's settings (YAML or JSON text; empty for none).
 fn load(file: &Path, settings: &str) -> Result<wasm::Plugin, String> {
@@ -62,10 +61,7 @@ pub fn test(file: &Path, settings: &str, input: &str) -> Result<String, String> 
     .find(|(key, _)| value.get(key).is_some())
     .map(|(_, signal)| signal)
     .ok_or("input: not an OTLP/JSON request (no resourceSpans, resourceMetrics or resourceLogs)")?;
-    let context = RequestContext {
-        peer: None,
-        receiver: Arc::from("plugin-test"),
-    };
+    let context = RequestContext::internal("plugin-test");
     let batch = json::batch_from_json(signal, input.as_bytes(), context)
         .map_err(|e| format!("input: {e}"))?;
     let plugin = load(file, settings)?;

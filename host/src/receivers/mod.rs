@@ -102,3 +102,8 @@ pub async fn bind(endpoint: &str) -> std::io::Result<TcpListener> {
         .await
         .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {endpoint}: {e}")))
 }
+
+/// The `X-Forwarded-For` header of an HTTP request, if it is text.
+pub fn forwarded_for(headers: &http::HeaderMap) -> Option<&str> {
+    headers.get("x-forwarded-for").and_then(|v| v.to_str().ok())
+}

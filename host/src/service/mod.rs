@@ -1,13 +1,16 @@
 //! Builds a running trailhead from a [`Config`] and stops it in stages.
 //!
-//! Start: exporters first (one per exporter id and signal), then pipelines, then receivers, so
-//! nothing is accepted before it has somewhere to go; health turns 200 last. Stop (SIGTERM):
+//! Start: the Kubernetes cache and the processors, exporters (one per exporter id and signal),
+//! pipelines, the admin servers (metrics, health answering 503), the wait for Kubernetes
+//! metadata when configured, then receivers, so nothing is accepted before it has somewhere to
+//! go; health turns 200 last. Stop (SIGTERM):
 //! health 503, receivers stop accepting and finish in-flight requests, exporter queues close
 //! and drain, and whatever is still unsent at the deadline is counted as failed.
 
 use crate::config::{Config, ExporterConfig, ExtensionConfig, ReceiverConfig};
 use crate::exporters::otlp::BuildError;
 use crate::exporters::{ExporterHandle, spawn_exporter};
+use crate::kubernetes;
 use crate::pdata::Signal;
 use crate::pipeline::{Fanout, Pipeline};
 use crate::receivers::{self, Consumers, Listening};
@@ -37,6 +40,8 @@ pub enum StartError {
     },
     #[error("{0}")]
     Processor(crate::config::Diagnostic),
+    #[error("{0}")]
+    Kubernetes(String),
 }
 
 /// A running trailhead.
@@ -62,7 +67,12 @@ impl Service {
         let mut exporter_tasks = Vec::new();
         let mut pipelines: Vec<(Signal, Arc<Pipeline>, &crate::config::PipelineConfig)> =
             Vec::new();
-        let processors = plugins::load_processors(config, &telemetry.registry)?;
+        let kubernetes =
+            kubernetes::Settings::from_config(config).map_err(StartError::Kubernetes)?;
+        let mut cache = kubernetes::Cache::start(kubernetes)
+            .await
+            .map_err(StartError::Kubernetes)?;
+        let processors = plugins::load_processors(config, &telemetry.registry, &cache.store)?;
 
         for (pipeline_id, pipeline) in &config.service.pipelines {
             let Some(signal) = Signal::parse(&pipeline_id.kind) else {
@@ -107,77 +117,6 @@ impl Service {
             pipelines.push((signal, Arc::new(built), pipeline));
         }
 
-        let stop_receivers = CancellationToken::new();
-        let mut listening = Vec::new();
-        for (id, receiver) in config.receivers.iter() {
-            let mut consumers = Consumers::default();
-            for signal in Signal::ALL {
-                let feeding: Vec<Arc<Pipeline>> = pipelines
-                    .iter()
-                    .filter(|(s, _, p)| *s == signal && p.receivers.contains(id))
-                    .map(|(_, built, _)| built.clone())
-                    .collect();
-                if !feeding.is_empty() {
-                    let metrics =
-                        ReceiverMetrics::new(&telemetry.registry, &id.to_string(), signal);
-                    consumers.set(signal, Arc::new(Fanout::new(signal, feeding, metrics)));
-                }
-            }
-            let id_text = id.to_string();
-            let failed = |source| StartError::Receiver {
-                id: id_text.clone(),
-                source,
-            };
-            if Signal::ALL.iter().all(|s| consumers.get(*s).is_none()) {
-                tracing::warn!(receiver = %id, "receiver is not used by any pipeline; not starting it");
-                continue;
-            }
-            match receiver {
-                ReceiverConfig::Otlp(otlp) => {
-                    if let Some(grpc) = &otlp.protocols.grpc {
-                        listening.push(
-                            receivers::otlp::grpc::serve(
-                                &id_text,
-                                grpc,
-                                &consumers,
-                                stop_receivers.clone(),
-                            )
-                            .await
-                            .map_err(failed)?,
-                        );
-                    }
-                    if let Some(http) = &otlp.protocols.http {
-                        let router = receivers::otlp::http::router(&id_text, http, &consumers);
-                        let name = format!("{id_text} (http)");
-                        listening.push(
-                            receivers::serve_http(
-                                name,
-                                &http.endpoint,
-                                router,
-                                stop_receivers.clone(),
-                            )
-                            .await
-                            .map_err(failed)?,
-                        );
-                    }
-                }
-                ReceiverConfig::Zipkin(zipkin) => {
-                    if let Some(router) = receivers::zipkin::router(&id_text, zipkin, &consumers) {
-                        listening.push(
-                            receivers::serve_http(
-                                id_text.clone(),
-                                &zipkin.endpoint,
-                                router,
-                                stop_receivers.clone(),
-                            )
-                            .await
-                            .map_err(failed)?,
-                        );
-                    }
-                }
-            }
-        }
-
         let plugins = Arc::new(Plugins::new(
             config,
             processors,
@@ -186,6 +125,7 @@ impl Service {
                 .map(|(_, built, _)| (built.id.clone(), built.clone()))
                 .collect(),
             &telemetry.registry,
+            &cache.store,
         ));
         let stop_admin = CancellationToken::new();
         tokio::spawn(plugins.clone().watch(stop_admin.clone()));
@@ -233,6 +173,13 @@ impl Service {
                 );
             }
         }
+        // Health answers 503 meanwhile; nothing is accepted before it can be enriched.
+        cache
+            .wait_for_metadata()
+            .await
+            .map_err(StartError::Kubernetes)?;
+        let stop_receivers = CancellationToken::new();
+        let listening = start_receivers(config, &pipelines, &telemetry, &stop_receivers).await?;
         for server in listening.iter().chain(&admin) {
             tracing::info!(server = %server.name, address = %server.address, "listening");
         }
@@ -295,6 +242,79 @@ impl Service {
         tracing::info!(drained, "stopped");
         receivers_done && drained
     }
+}
+
+/// Starts each receiver that feeds a pipeline, with one fan-out per signal it carries.
+async fn start_receivers(
+    config: &Config,
+    pipelines: &[(Signal, Arc<Pipeline>, &crate::config::PipelineConfig)],
+    telemetry: &Telemetry,
+    stop_receivers: &CancellationToken,
+) -> Result<Vec<Listening>, StartError> {
+    let mut listening = Vec::new();
+    for (id, receiver) in config.receivers.iter() {
+        let mut consumers = Consumers::default();
+        for signal in Signal::ALL {
+            let feeding: Vec<Arc<Pipeline>> = pipelines
+                .iter()
+                .filter(|(s, _, p)| *s == signal && p.receivers.contains(id))
+                .map(|(_, built, _)| built.clone())
+                .collect();
+            if !feeding.is_empty() {
+                let metrics = ReceiverMetrics::new(&telemetry.registry, &id.to_string(), signal);
+                consumers.set(signal, Arc::new(Fanout::new(signal, feeding, metrics)));
+            }
+        }
+        let id_text = id.to_string();
+        let failed = |source| StartError::Receiver {
+            id: id_text.clone(),
+            source,
+        };
+        if Signal::ALL.iter().all(|s| consumers.get(*s).is_none()) {
+            tracing::warn!(receiver = %id, "receiver is not used by any pipeline; not starting it");
+            continue;
+        }
+        match receiver {
+            ReceiverConfig::Otlp(otlp) => {
+                if let Some(grpc) = &otlp.protocols.grpc {
+                    listening.push(
+                        receivers::otlp::grpc::serve(
+                            &id_text,
+                            grpc,
+                            &consumers,
+                            stop_receivers.clone(),
+                        )
+                        .await
+                        .map_err(failed)?,
+                    );
+                }
+                if let Some(http) = &otlp.protocols.http {
+                    let router = receivers::otlp::http::router(&id_text, http, &consumers);
+                    let name = format!("{id_text} (http)");
+                    listening.push(
+                        receivers::serve_http(name, &http.endpoint, router, stop_receivers.clone())
+                            .await
+                            .map_err(failed)?,
+                    );
+                }
+            }
+            ReceiverConfig::Zipkin(zipkin) => {
+                if let Some(router) = receivers::zipkin::router(&id_text, zipkin, &consumers) {
+                    listening.push(
+                        receivers::serve_http(
+                            id_text.clone(),
+                            &zipkin.endpoint,
+                            router,
+                            stop_receivers.clone(),
+                        )
+                        .await
+                        .map_err(failed)?,
+                    );
+                }
+            }
+        }
+    }
+    Ok(listening)
 }
 
 /// Serves an admin router (metrics, health), naming the config section if it cannot bind.

@@ -9,6 +9,7 @@
 
 use super::StartError;
 use crate::config::{ComponentId, Config};
+use crate::kubernetes;
 use crate::pipeline::{Pipeline, Processors};
 use crate::processors::wasm::{LoadError, Runtime};
 use crate::processors::{WasmProcessor, find_built_in};
@@ -24,14 +25,19 @@ type Loaded = BTreeMap<ComponentId, Arc<WasmProcessor>>;
 
 /// Loads every processor the pipelines use: reads, pins, compiles and initialises each plugin
 /// with its config. `trailhead validate` calls this too, so plugin config errors show there.
-pub fn load_processors(config: &Config, registry: &Arc<Registry>) -> Result<Loaded, StartError> {
-    load(config, registry, &mut None, &BTreeMap::new())
+pub fn load_processors(
+    config: &Config,
+    registry: &Arc<Registry>,
+    metadata: &Arc<kubernetes::Store>,
+) -> Result<Loaded, StartError> {
+    load(config, registry, metadata, &mut None, &BTreeMap::new())
 }
 
 /// Loads the processors `config` uses, reusing those in `keep` whose settings are unchanged.
 fn load(
     config: &Config,
     registry: &Arc<Registry>,
+    metadata: &Arc<kubernetes::Store>,
     runtime: &mut Option<Arc<Runtime>>,
     keep: &BTreeMap<ComponentId, (serde_yaml::Value, Arc<WasmProcessor>)>,
 ) -> Result<Loaded, StartError> {
@@ -62,7 +68,7 @@ fn load(
             let runtime = match runtime {
                 Some(runtime) => runtime,
                 None => runtime.insert(
-                    Runtime::new()
+                    Runtime::with_metadata(metadata.clone())
                         .map_err(|e| failed(format!("cannot start the Wasm runtime: {e:#}")))?,
                 ),
             };
@@ -124,6 +130,7 @@ pub struct Plugins {
     /// The config file to re-read; `None` for the embedded default.
     source: Option<PathBuf>,
     registry: Arc<Registry>,
+    metadata: Arc<kubernetes::Store>,
     pipelines: BTreeMap<String, Arc<Pipeline>>,
     /// Held for the whole of a reload, so two never interleave.
     current: Mutex<Current>,
@@ -137,13 +144,15 @@ impl Plugins {
         loaded: Loaded,
         pipelines: BTreeMap<String, Arc<Pipeline>>,
         registry: &Arc<Registry>,
+        metadata: &Arc<kubernetes::Store>,
     ) -> Self {
         let live = loaded.values().cloned().collect();
         let processors = with_settings(config, loaded);
         let embedded = config.source.to_string_lossy().starts_with('<');
-        Plugins {
+        let plugins = Plugins {
             source: (!embedded).then(|| config.source.clone()),
             registry: registry.clone(),
+            metadata: metadata.clone(),
             pipelines,
             current: Mutex::new(Current {
                 skeleton: config.skeleton(),
@@ -151,7 +160,11 @@ impl Plugins {
                 runtime: None,
             }),
             live: ArcSwap::from_pointee(live),
+        };
+        for result in ["applied", "unchanged", "rejected"] {
+            plugins.counter(result);
         }
+        plugins
     }
 
     fn counter(&self, result: &str) -> crate::telemetry::metrics::Counter {
@@ -174,11 +187,17 @@ impl Plugins {
         if let Some(config) = config {
             if config.skeleton() != current.skeleton {
                 return self.rejected(
-                    "only processors and the pipelines' processor lists change on a reload; receivers, exporters, extensions, telemetry and pipeline wiring need a restart".into(),
+                    "only processors and the pipelines' processor lists change on a reload; receivers, exporters, extensions, telemetry, pipeline wiring and the Kubernetes cache (k8sattributes auth_type, filter, wait_for_metadata and what extract reads) need a restart".into(),
                 );
             }
             let mut runtime = current.runtime.take();
-            let loaded = load(&config, &self.registry, &mut runtime, &current.processors);
+            let loaded = load(
+                &config,
+                &self.registry,
+                &self.metadata,
+                &mut runtime,
+                &current.processors,
+            );
             current.runtime = runtime;
             let loaded = match loaded {
                 Ok(loaded) => loaded,

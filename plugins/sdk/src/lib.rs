@@ -77,3 +77,31 @@ macro_rules! export {
 pub fn string(value: impl Into<String>) -> AnyValue {
     AnyValue::Str(value.into())
 }
+
+/// The resource methods every batch type has, so one function can enrich all three signals.
+pub trait Resources {
+    fn resource_count(&self) -> u32;
+    fn resource_attr(&self, res: u32, key: &str) -> Option<AnyValue>;
+    fn resource_attrs(&self, res: u32) -> Vec<KeyValue>;
+    fn set_resource_attrs(&self, res: u32, attrs: &[KeyValue]);
+}
+
+macro_rules! resources {
+    ($($batch:ty),*) => {$(
+        impl Resources for $batch {
+            fn resource_count(&self) -> u32 {
+                <$batch>::resource_count(self)
+            }
+            fn resource_attr(&self, res: u32, key: &str) -> Option<AnyValue> {
+                <$batch>::resource_attr(self, res, key)
+            }
+            fn resource_attrs(&self, res: u32) -> Vec<KeyValue> {
+                <$batch>::resource_attrs(self, res)
+            }
+            fn set_resource_attrs(&self, res: u32, attrs: &[KeyValue]) {
+                <$batch>::set_resource_attrs(self, res, attrs)
+            }
+        }
+    )*};
+}
+resources!(SpanBatch, LogBatch, MetricBatch);

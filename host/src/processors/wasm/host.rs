@@ -3,6 +3,7 @@
 //! The generated bindings live in the private `bindings` module.
 
 use super::batch::{Attributed, LogWork, MetricWork, Scope, SpanWork, Working, point_attributes};
+use crate::kubernetes;
 use crate::pdata::RequestContext;
 use opentelemetry_proto::tonic::common::v1 as otlp;
 use opentelemetry_proto::tonic::metrics::v1::metric;
@@ -91,10 +92,12 @@ pub struct PluginState {
     pub output: Tail,
     /// The context of the batch being processed.
     pub context: Option<RequestContext>,
+    /// The host's Kubernetes cache, for the `pod-by-*` imports.
+    metadata: Arc<kubernetes::Store>,
 }
 
 impl PluginState {
-    pub fn new(plugin_id: Arc<str>, memory_bytes: usize) -> Self {
+    pub fn new(plugin_id: Arc<str>, memory_bytes: usize, metadata: Arc<kubernetes::Store>) -> Self {
         let output = Tail::default();
         let wasi = WasiCtx::builder()
             .stdout(output.clone())
@@ -113,6 +116,7 @@ impl PluginState {
             limits,
             output,
             context: None,
+            metadata,
         }
     }
 }
@@ -148,23 +152,86 @@ impl host::Host for PluginState {
         match &self.context {
             Some(c) => host::RequestContext {
                 peer_address: c.peer.map(|p| p.to_string()),
+                forwarded_for: c.forwarded_for.as_deref().map(str::to_string),
                 receiver: c.receiver.to_string(),
             },
             None => host::RequestContext {
                 peer_address: None,
+                forwarded_for: None,
                 receiver: String::new(),
             },
         }
     }
 
-    fn pod_by_ip(&mut self, _ip: String) -> Option<host::Pod> {
-        None
+    fn pod_by_ip(&mut self, ip: String) -> Option<host::Pod> {
+        self.metadata.pod_by_ip(&ip).map(|p| self.to_wit_pod(&p))
     }
-    fn pod_by_uid(&mut self, _uid: String) -> Option<host::Pod> {
-        None
+    fn pod_by_uid(&mut self, uid: String) -> Option<host::Pod> {
+        self.metadata.pod_by_uid(&uid).map(|p| self.to_wit_pod(&p))
     }
-    fn pod_by_name(&mut self, _namespace: String, _name: String) -> Option<host::Pod> {
-        None
+    fn pod_by_name(&mut self, namespace: String, name: String) -> Option<host::Pod> {
+        self.metadata
+            .pod_by_name(&namespace, &name)
+            .map(|p| self.to_wit_pod(&p))
+    }
+    fn namespace_by_name(&mut self, name: String) -> Option<host::ObjectMeta> {
+        self.metadata.namespace(&name).map(|m| to_wit_meta(&m))
+    }
+    fn node_by_name(&mut self, name: String) -> Option<host::ObjectMeta> {
+        self.metadata.node(&name).map(|m| to_wit_meta(&m))
+    }
+}
+
+fn pairs(list: &[(Box<str>, Box<str>)]) -> Vec<(String, String)> {
+    list.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn to_wit_meta(meta: &kubernetes::Meta) -> host::ObjectMeta {
+    host::ObjectMeta {
+        uid: meta.uid.to_string(),
+        labels: pairs(&meta.labels),
+        annotations: pairs(&meta.annotations),
+    }
+}
+
+impl PluginState {
+    /// The cached pod as the WIT record; a Deployment's UID comes from its ReplicaSet's.
+    fn to_wit_pod(&self, pod: &kubernetes::Pod) -> host::Pod {
+        let replicaset_uid = pod
+            .owners
+            .iter()
+            .find(|o| o.kind == "ReplicaSet")
+            .map(|o| &*o.uid);
+        let owners = pod
+            .owners
+            .iter()
+            .map(|o| host::Owner {
+                kind: o.kind.to_string(),
+                name: o.name.to_string(),
+                uid: match (o.kind, replicaset_uid) {
+                    ("Deployment", Some(rs)) => self
+                        .metadata
+                        .deployment_uid(rs)
+                        .map(String::from)
+                        .unwrap_or_default(),
+                    _ => o.uid.to_string(),
+                },
+            })
+            .collect();
+        host::Pod {
+            name: pod.name.to_string(),
+            namespace: pod.namespace.to_string(),
+            uid: pod.uid.to_string(),
+            start_time: pod.start_time.to_string(),
+            node_name: pod.node_name.to_string(),
+            ip: pod.ip.to_string(),
+            owners,
+            labels: pairs(&pod.labels),
+            annotations: pairs(&pod.annotations),
+            containers: pairs(&pod.containers),
+        }
     }
 }
 

@@ -35,6 +35,8 @@ pub struct Runtime {
     linker: Linker<PluginState>,
     /// Compiled components by the sha256 of their bytes.
     compiled: Mutex<std::collections::HashMap<String, Component>>,
+    /// The Kubernetes cache every plugin instance reads.
+    metadata: Arc<crate::kubernetes::Store>,
 }
 
 /// Compiled components kept; beyond this the cache starts over (versions pile up on swaps).
@@ -85,7 +87,14 @@ impl Default for Limits {
 }
 
 impl Runtime {
+    /// A runtime whose plugins see an empty Kubernetes cache.
     pub fn new() -> wasmtime::Result<Arc<Runtime>> {
+        Self::with_metadata(Arc::default())
+    }
+
+    pub fn with_metadata(
+        metadata: Arc<crate::kubernetes::Store>,
+    ) -> wasmtime::Result<Arc<Runtime>> {
         let mut pooling = wasmtime::PoolingAllocationConfig::default();
         pooling
             .total_component_instances(256)
@@ -116,6 +125,7 @@ impl Runtime {
             engine,
             linker,
             compiled: Mutex::default(),
+            metadata,
         }))
     }
 
@@ -281,7 +291,11 @@ fn wit_signal(signal: Signal) -> WitSignal {
 
 impl Plugin {
     fn instantiate(&self) -> Result<Instance, String> {
-        let state = PluginState::new(self.id.clone(), self.limits.memory_bytes);
+        let state = PluginState::new(
+            self.id.clone(),
+            self.limits.memory_bytes,
+            self.runtime.metadata.clone(),
+        );
         let mut store = Store::new(&self.runtime.engine, state);
         store.limiter(|state| &mut state.limits);
         store.set_epoch_deadline(self.deadline_ticks());
@@ -422,10 +436,7 @@ fn canary_batch(signal: Signal) -> Batch {
         Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric,
     };
     use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
-    let context = crate::pdata::RequestContext {
-        peer: None,
-        receiver: Arc::from("canary"),
-    };
+    let context = crate::pdata::RequestContext::internal("canary");
     match signal {
         Signal::Traces => Batch::from_message(
             signal,

@@ -137,10 +137,12 @@ impl UnaryService<Bytes> for ExportHandler {
 
     fn call(&mut self, request: tonic::Request<Bytes>) -> Self::Future {
         let fanout = self.fanout.clone();
-        let context = RequestContext {
-            peer: request.remote_addr(),
-            receiver: self.receiver.clone(),
-        };
+        let forwarded_for = request
+            .metadata()
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok());
+        let context =
+            RequestContext::of_request(request.remote_addr(), forwarded_for, self.receiver.clone());
         Box::pin(async move {
             let batch = Batch::from_protobuf(fanout.signal, request.into_inner(), context)
                 .map_err(|e| {

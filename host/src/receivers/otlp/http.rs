@@ -7,7 +7,7 @@ use crate::pdata::json::batch_from_json;
 use crate::pdata::{Batch, RequestContext, Signal};
 use crate::pipeline::{ConsumeError, Fanout};
 use crate::receivers::body::{media_type, read_body};
-use crate::receivers::{Consumers, retry_later};
+use crate::receivers::{Consumers, forwarded_for, retry_later};
 use axum::extract::ConnectInfo;
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
@@ -136,7 +136,7 @@ async fn handle(
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0);
-    let context = RequestContext { peer, receiver };
+    let context = RequestContext::of_request(peer, forwarded_for(&parts.headers), receiver);
     let batch = match encoding {
         Encoding::Protobuf => {
             Batch::from_protobuf(signal, body, context).map_err(|e| e.to_string())

@@ -8,7 +8,7 @@ pub mod to_otlp;
 use crate::pdata::{Batch, RequestContext, Signal};
 use crate::pipeline::{ConsumeError, Fanout};
 use crate::receivers::body::{media_type, read_body};
-use crate::receivers::{Consumers, retry_later};
+use crate::receivers::{Consumers, forwarded_for, retry_later};
 use axum::extract::{ConnectInfo, Request};
 use axum::response::{IntoResponse, Response};
 use http::{Method, StatusCode, header};
@@ -101,7 +101,8 @@ async fn handle(
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0);
-    let batch = Batch::from_message(Signal::Traces, &request, RequestContext { peer, receiver });
+    let context = RequestContext::of_request(peer, forwarded_for(&parts.headers), receiver);
+    let batch = Batch::from_message(Signal::Traces, &request, context);
     match fanout.consume(batch).await {
         Ok(()) => StatusCode::ACCEPTED.into_response(),
         Err(e @ (ConsumeError::Full(_) | ConsumeError::ShuttingDown)) => {

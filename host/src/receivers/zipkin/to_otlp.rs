@@ -302,7 +302,7 @@ mod tests {
 
     fn fixture(name: &str) -> Vec<u8> {
         std::fs::read(format!(
-            "{}/../../shared/conformance/zipkin/{name}",
+            "{}/../tests/fixtures/conformance/zipkin/{name}",
             env!("CARGO_MANIFEST_DIR")
         ))
         .unwrap()

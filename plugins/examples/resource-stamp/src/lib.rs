@@ -7,7 +7,7 @@
 
 use std::cell::RefCell;
 use trailhead_plugin::{
-    KeyValue, LogBatch, MetricBatch, Plugin, PluginError, PluginInfo, Signal, SpanBatch,
+    KeyValue, LogBatch, MetricBatch, Plugin, PluginError, PluginInfo, Resources, Signal, SpanBatch,
 };
 
 thread_local! {
@@ -38,27 +38,25 @@ fn parse(config: &str) -> Result<Vec<(String, String)>, String> {
         .collect())
 }
 
-macro_rules! stamp {
-    ($batch:expr) => {{
-        let batch = $batch;
-        ATTRIBUTES.with(|attributes| {
-            for res in 0..batch.resource_count() {
-                let missing: Vec<KeyValue> = attributes
-                    .borrow()
-                    .iter()
-                    .filter(|(key, _)| batch.resource_attr(res, key).is_none())
-                    .map(|(key, value)| KeyValue {
-                        key: key.clone(),
-                        value: trailhead_plugin::string(value.clone()),
-                    })
-                    .collect();
-                if !missing.is_empty() {
-                    batch.set_resource_attrs(res, &missing);
-                }
+/// Sets each configured attribute on every resource that lacks it.
+fn stamp(batch: &impl Resources) -> Result<(), PluginError> {
+    ATTRIBUTES.with(|attributes| {
+        for res in 0..batch.resource_count() {
+            let missing: Vec<KeyValue> = attributes
+                .borrow()
+                .iter()
+                .filter(|(key, _)| batch.resource_attr(res, key).is_none())
+                .map(|(key, value)| KeyValue {
+                    key: key.clone(),
+                    value: trailhead_plugin::string(value.clone()),
+                })
+                .collect();
+            if !missing.is_empty() {
+                batch.set_resource_attrs(res, &missing);
             }
-        });
-        Ok(())
-    }};
+        }
+    });
+    Ok(())
 }
 
 impl Plugin for ResourceStamp {
@@ -72,13 +70,13 @@ impl Plugin for ResourceStamp {
         })
     }
     fn process_spans(batch: &SpanBatch) -> Result<(), PluginError> {
-        stamp!(batch)
+        stamp(batch)
     }
     fn process_logs(batch: &LogBatch) -> Result<(), PluginError> {
-        stamp!(batch)
+        stamp(batch)
     }
     fn process_metrics(batch: &MetricBatch) -> Result<(), PluginError> {
-        stamp!(batch)
+        stamp(batch)
     }
 }
 

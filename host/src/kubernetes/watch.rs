@@ -1,0 +1,407 @@
+//! The watch tasks that fill the [`Store`]: kube-rs watchers (list, then watch with
+//! bookmarks, relisting after a 410 Gone) with kube's default backoff, so an API-server outage
+//! only pauses updates; the cache keeps answering from what it has.
+
+use super::store::{self, Kind, Store};
+use super::{AuthType, IGNORE_ANNOTATIONS, Settings};
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use kube::api::{Api, ObjectMeta};
+use kube::core::PartialObjectMeta;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
+use kube::{Client, Resource};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::watch as signal;
+
+/// How often deleted pods past their grace period are dropped when no event does it.
+const EXPIRY_TICK: Duration = Duration::from_secs(5);
+
+/// Spawns a watch task per kind the settings need. The returned flag turns true once every
+/// one of them has finished its first list.
+pub async fn spawn(settings: Settings, store: Arc<Store>) -> signal::Receiver<bool> {
+    let (synced_tx, synced) = signal::channel(false);
+    let client = match client(settings.auth_type).await {
+        Ok(client) => client,
+        Err(error) => {
+            tracing::error!(%error, "no Kubernetes API server to watch: k8sattributes passes data through unenriched");
+            return synced;
+        }
+    };
+    let settings = Arc::new(settings);
+    let kinds = [
+        (Kind::Pods, true),
+        (Kind::Namespaces, settings.watch_namespaces),
+        (Kind::Nodes, settings.watch_nodes),
+        (Kind::ReplicaSets, settings.watch_replicasets),
+    ];
+    let waiting = Arc::new(AtomicUsize::new(kinds.iter().filter(|(_, on)| *on).count()));
+    let synced_tx = Arc::new(synced_tx);
+    for (kind, on) in kinds {
+        if !on {
+            continue;
+        }
+        let sync = Sync {
+            waiting: waiting.clone(),
+            tx: synced_tx.clone(),
+            done: false,
+        };
+        let (client, settings, store) = (client.clone(), settings.clone(), store.clone());
+        tokio::spawn(async move {
+            match kind {
+                Kind::Pods => watch_pods(client, settings, store, sync).await,
+                Kind::Namespaces => {
+                    let api = Api::<PartialObjectMeta<Namespace>>::all(client);
+                    let stream = watcher::watcher(api, watcher::Config::default());
+                    follow("namespaces", stream, sync, |event| {
+                        apply_meta(&store, kind, event, |store, name, meta| match meta {
+                            Some(meta) => store.apply_namespace(
+                                name,
+                                to_meta(
+                                    meta,
+                                    &settings.namespace_labels,
+                                    &settings.namespace_annotations,
+                                ),
+                            ),
+                            None => store.delete_namespace(name),
+                        })
+                    })
+                    .await
+                }
+                Kind::Nodes => {
+                    let api = Api::<PartialObjectMeta<Node>>::all(client);
+                    let stream = watcher::watcher(api, watcher::Config::default());
+                    follow("nodes", stream, sync, |event| {
+                        apply_meta(&store, kind, event, |store, name, meta| match meta {
+                            Some(meta) => store.apply_node(
+                                name,
+                                to_meta(meta, &settings.node_labels, &settings.node_annotations),
+                            ),
+                            None => store.delete_node(name),
+                        })
+                    })
+                    .await
+                }
+                Kind::ReplicaSets => {
+                    let api = match &settings.namespace {
+                        Some(ns) => Api::<PartialObjectMeta<ReplicaSet>>::namespaced(client, ns),
+                        None => Api::<PartialObjectMeta<ReplicaSet>>::all(client),
+                    };
+                    let stream = watcher::watcher(api, watcher::Config::default());
+                    follow("replicasets", stream, sync, |event| {
+                        apply_meta(&store, kind, event, |store, _, meta| {
+                            let Some(meta) = meta else { return };
+                            let uid = meta.uid.as_deref().unwrap_or_default();
+                            let deployment = meta
+                                .owner_references
+                                .iter()
+                                .flatten()
+                                .find(|o| o.kind == "Deployment")
+                                .map(|o| o.uid.as_str());
+                            store.apply_replicaset(uid, deployment);
+                        })
+                    })
+                    .await
+                }
+            }
+        });
+    }
+    let expiring = store.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(EXPIRY_TICK);
+        loop {
+            tick.tick().await;
+            expiring.expire(Instant::now());
+        }
+    });
+    synced
+}
+
+async fn client(auth: AuthType) -> Result<Client, String> {
+    let config = match auth {
+        AuthType::ServiceAccount => {
+            kube::Config::incluster().map_err(|e| format!("in-cluster config: {e}"))?
+        }
+        AuthType::Kubeconfig => {
+            kube::Config::from_kubeconfig(&kube::config::KubeConfigOptions::default())
+                .await
+                .map_err(|e| format!("kubeconfig: {e}"))?
+        }
+        AuthType::None => {
+            let host = std::env::var("KUBERNETES_SERVICE_HOST")
+                .map_err(|_| "auth_type none: KUBERNETES_SERVICE_HOST is not set".to_string())?;
+            let port = std::env::var("KUBERNETES_SERVICE_PORT").unwrap_or_else(|_| "443".into());
+            let host = if host.contains(':') {
+                format!("[{host}]")
+            } else {
+                host
+            };
+            let url = format!("https://{host}:{port}")
+                .parse()
+                .map_err(|e| format!("auth_type none: {e}"))?;
+            kube::Config::new(url)
+        }
+    };
+    Client::try_from(config).map_err(|e| e.to_string())
+}
+
+/// Counts this watcher's first full list towards the cache being synced.
+struct Sync {
+    waiting: Arc<AtomicUsize>,
+    tx: Arc<signal::Sender<bool>>,
+    done: bool,
+}
+
+impl Sync {
+    fn listed(&mut self) {
+        if !std::mem::replace(&mut self.done, true)
+            && self.waiting.fetch_sub(1, Ordering::SeqCst) == 1
+        {
+            self.tx.send_replace(true);
+            tracing::info!("Kubernetes metadata synced");
+        }
+    }
+}
+
+/// Drives a watch stream for good, logging the first error of an outage and its end.
+async fn follow<K>(
+    what: &'static str,
+    stream: impl Stream<Item = Result<Event<K>, watcher::Error>> + Send,
+    mut sync: Sync,
+    mut apply: impl FnMut(Event<K>) + Send,
+) {
+    let mut stream = std::pin::pin!(stream.default_backoff());
+    let mut failing = false;
+    while let Some(event) = stream.next().await {
+        match event {
+            Ok(event) => {
+                if std::mem::take(&mut failing) {
+                    tracing::info!(what, "Kubernetes watch resumed");
+                }
+                let listed = matches!(event, Event::InitDone);
+                apply(event);
+                if listed {
+                    sync.listed();
+                }
+            }
+            Err(error) if !failing => {
+                failing = true;
+                tracing::warn!(what, %error, "Kubernetes watch failed; retrying with backoff, the cache keeps what it has");
+            }
+            Err(error) => tracing::debug!(what, %error, "Kubernetes watch still failing"),
+        }
+    }
+}
+
+async fn watch_pods(client: Client, settings: Arc<Settings>, store: Arc<Store>, sync: Sync) {
+    let api = match &settings.namespace {
+        Some(ns) => Api::<Pod>::namespaced(client, ns),
+        None => Api::<Pod>::all(client),
+    };
+    let mut config = watcher::Config::default();
+    if let Some(node) = &settings.node {
+        config = config.fields(&format!("spec.nodeName={node}"));
+    }
+    follow("pods", watcher::watcher(api, config), sync, |event| {
+        let now = Instant::now();
+        match event {
+            Event::Init => store.relist_started(Kind::Pods),
+            Event::InitDone => store.relist_done(Kind::Pods, now),
+            Event::Apply(pod) | Event::InitApply(pod) => match slim(&pod, &settings, &store) {
+                Some(slim) => store.apply_pod(slim, now),
+                None => {
+                    if let Some(uid) = &pod.metadata.uid {
+                        store.delete_pod(uid, now);
+                    }
+                }
+            },
+            Event::Delete(pod) => {
+                if let Some(uid) = &pod.metadata.uid {
+                    store.delete_pod(uid, now);
+                }
+            }
+        }
+    })
+    .await;
+}
+
+/// Applies an event about a metadata-only object; `update` gets `None` for a deletion.
+fn apply_meta<K: Resource>(
+    store: &Store,
+    kind: Kind,
+    event: Event<PartialObjectMeta<K>>,
+    update: impl Fn(&Store, &str, Option<&ObjectMeta>),
+) {
+    match event {
+        Event::Init => store.relist_started(kind),
+        Event::InitDone => store.relist_done(kind, Instant::now()),
+        Event::Apply(object) | Event::InitApply(object) => {
+            let key = relist_key(kind, &object.metadata);
+            update(store, &key, Some(&object.metadata));
+        }
+        Event::Delete(object) => {
+            let key = relist_key(kind, &object.metadata);
+            update(store, &key, None);
+            if kind == Kind::ReplicaSets {
+                store.delete_replicaset(&key);
+            }
+        }
+    }
+}
+
+/// Namespaces and nodes are keyed by name, ReplicaSets by UID.
+fn relist_key(kind: Kind, meta: &ObjectMeta) -> String {
+    let key = if kind == Kind::ReplicaSets {
+        &meta.uid
+    } else {
+        &meta.name
+    };
+    key.clone().unwrap_or_default()
+}
+
+fn to_meta(
+    meta: &ObjectMeta,
+    labels: &store::KeyFilter,
+    annotations: &store::KeyFilter,
+) -> store::Meta {
+    store::Meta {
+        uid: meta.uid.as_deref().unwrap_or_default().into(),
+        labels: labels.keep(meta.labels.iter().flatten()),
+        annotations: annotations.keep(meta.annotations.iter().flatten()),
+    }
+}
+
+/// The pod reduced to what enrichment reads; `None` for a pod that opted out.
+pub fn slim(pod: &Pod, settings: &Settings, store: &Store) -> Option<store::Pod> {
+    let meta = &pod.metadata;
+    let annotations = meta.annotations.as_ref();
+    let ignored = IGNORE_ANNOTATIONS
+        .iter()
+        .filter_map(|key| annotations?.get(*key))
+        .any(|v| v.trim().eq_ignore_ascii_case("true"));
+    if ignored {
+        return None;
+    }
+    let spec = pod.spec.as_ref();
+    let status = pod.status.as_ref();
+    let template_hash = meta
+        .labels
+        .as_ref()
+        .and_then(|l| l.get("pod-template-hash"));
+    let mut owners = Vec::new();
+    for owner in meta.owner_references.iter().flatten() {
+        let kind = match owner.kind.as_str() {
+            "ReplicaSet" => "ReplicaSet",
+            "StatefulSet" => "StatefulSet",
+            "DaemonSet" => "DaemonSet",
+            "Job" => "Job",
+            _ => continue,
+        };
+        owners.push(store::Owner {
+            kind,
+            name: owner.name.as_str().into(),
+            uid: owner.uid.as_str().into(),
+        });
+        let parent = match kind {
+            "ReplicaSet" => deployment_name(&owner.name, template_hash.map(String::as_str))
+                .map(|n| ("Deployment", n)),
+            "Job" => cronjob_name(&owner.name).map(|n| ("CronJob", n)),
+            _ => None,
+        };
+        if let Some((kind, name)) = parent {
+            owners.push(store::Owner {
+                kind,
+                name: name.into(),
+                uid: Box::default(),
+            });
+        }
+    }
+    let containers = match (settings.containers, spec) {
+        (true, Some(spec)) => spec
+            .containers
+            .iter()
+            .map(|c| {
+                (
+                    c.name.as_str().into(),
+                    c.image.as_deref().unwrap_or_default().into(),
+                )
+            })
+            .collect(),
+        _ => Box::default(),
+    };
+    Some(store::Pod {
+        name: meta.name.as_deref().unwrap_or_default().into(),
+        namespace: store.intern(meta.namespace.as_deref().unwrap_or_default()),
+        uid: meta.uid.as_deref().unwrap_or_default().into(),
+        start_time: status
+            .and_then(|s| s.start_time.as_ref())
+            .map(|t| t.0.to_string())
+            .unwrap_or_default()
+            .into(),
+        node_name: store.intern(
+            spec.and_then(|s| s.node_name.as_deref())
+                .unwrap_or_default(),
+        ),
+        ip: status
+            .and_then(|s| s.pod_ip.as_deref())
+            .unwrap_or_default()
+            .into(),
+        host_network: spec.and_then(|s| s.host_network).unwrap_or(false),
+        owners: owners.into(),
+        labels: settings.pod_labels.keep(meta.labels.iter().flatten()),
+        annotations: settings
+            .pod_annotations
+            .keep(annotations.into_iter().flatten()),
+        containers,
+    })
+}
+
+/// A Deployment's ReplicaSet is named `<deployment>-<pod-template-hash>`.
+pub fn deployment_name(replicaset: &str, template_hash: Option<&str>) -> Option<String> {
+    match template_hash {
+        Some(hash) => replicaset
+            .strip_suffix(hash)?
+            .strip_suffix('-')
+            .map(str::to_string),
+        None => {
+            let (name, suffix) = replicaset.rsplit_once('-')?;
+            (!suffix.is_empty()
+                && suffix.len() <= 10
+                && suffix.chars().all(|c| c.is_ascii_alphanumeric()))
+            .then(|| name.to_string())
+        }
+    }
+}
+
+/// A CronJob's Job is named `<cronjob>-<scheduled time in minutes>`.
+pub fn cronjob_name(job: &str) -> Option<String> {
+    let (name, suffix) = job.rsplit_once('-')?;
+    (!suffix.is_empty() && suffix.chars().all(|c| c.is_ascii_digit())).then(|| name.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owner_names_follow_the_controllers_naming() {
+        assert_eq!(
+            deployment_name("lessons-7c9f8b6d4", Some("7c9f8b6d4")).as_deref(),
+            Some("lessons")
+        );
+        assert_eq!(
+            deployment_name("my-app-5d4f", None).as_deref(),
+            Some("my-app")
+        );
+        // A ReplicaSet made by hand, not by a Deployment: its name does not end in the hash.
+        assert_eq!(deployment_name("standalone", Some("abc")), None);
+        assert_eq!(
+            cronjob_name("nightly-report-29170560").as_deref(),
+            Some("nightly-report")
+        );
+        assert_eq!(cronjob_name("migrate"), None);
+    }
+}

@@ -1,0 +1,221 @@
+"""The k8sattributes built-in against a real kube-apiserver (and etcd), both built from their
+Go modules; see cluster.py. Clients bind loopback source addresses: a client on 127.0.0.23 is
+"the pod whose IP is 127.0.0.23", so association by connection is tested as in a cluster."""
+
+import http.client
+import json
+import time
+
+import pytest
+
+from cluster import Cluster, free_port
+from conftest import gateway_config
+
+NS = "mathtrail"
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    c = Cluster(tmp_path_factory.mktemp("cluster"))
+    try:
+        c.apply(
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS, "labels": {"team": "learning"}}},
+            {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-1", "labels": {"zone": "a"}}},
+        )
+        yield c
+    finally:
+        c.stop()
+
+
+def k8s_config(sink, cluster, **processor):
+    config = gateway_config(sink.endpoint)
+    config["processors"] = {"k8sattributes": {"auth_type": "kubeconfig", **processor}}
+    for pipeline in config["service"]["pipelines"].values():
+        pipeline["processors"] = ["k8sattributes"]
+    return config
+
+
+def start(start_trailhead, sink, cluster, kubeconfig=None, **processor):
+    env = {"KUBECONFIG": str(kubeconfig or cluster.kubeconfig)}
+    return start_trailhead(k8s_config(sink, cluster, **processor), extra_env=env)
+
+
+def send(trailhead, source_ip, resource=None, name="work", headers=None):
+    """One span over OTLP/HTTP JSON from `source_ip`; returns the HTTP status."""
+    host, port = trailhead.address("otlp (http)").rsplit(":", 1)
+    attributes = [{"key": k, "value": {"stringValue": v}} for k, v in {"service.name": "lessons", **(resource or {})}.items()]
+    body = {"resourceSpans": [{"resource": {"attributes": attributes}, "scopeSpans": [{"spans": [
+        {"traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174", "name": name}]}]}]}
+    connection = http.client.HTTPConnection(host, int(port), source_address=(source_ip, 0), timeout=10)
+    connection.request("POST", "/v1/traces", json.dumps(body), {"Content-Type": "application/json", **(headers or {})})
+    status = connection.getresponse().status
+    connection.close()
+    return status
+
+
+def resource_of(sink, name):
+    """The resource attributes of the last span called `name` the sink got."""
+    deadline = time.time() + 15
+    while time.time() < deadline:
+        with sink.lock:
+            found = [rs for r in sink.requests["traces"] for rs in r.resource_spans
+                     if any(s.name == name for ss in rs.scope_spans for s in ss.spans)]
+        if found:
+            return {a.key: a.value.string_value for a in found[-1].resource.attributes}
+        time.sleep(0.05)
+    raise AssertionError(f"no span {name!r} arrived")
+
+
+def eventually(check, timeout=20):
+    """Retries `check` (which sends and inspects) until it returns truthy: watches are async."""
+    deadline = time.time() + timeout
+    while True:
+        result = check()
+        if result or time.time() > deadline:
+            return result
+        time.sleep(0.3)
+
+
+def test_enriches_by_connection_and_by_attribute(cluster, sink, start_trailhead):
+    rs_uid = "0b7d4f1e-1111-4c1e-9a55-000000000001"
+    uid = cluster.pod("lessons-7c9f8b6d4-x2x7q", NS, "127.0.0.23", labels={"pod-template-hash": "7c9f8b6d4"},
+                      owners=[("ReplicaSet", "lessons-7c9f8b6d4", rs_uid)])
+    other = cluster.pod("quiz-0", NS, "127.0.0.24", owners=[("StatefulSet", "quiz", "0b7d4f1e-2222-4c1e-9a55-000000000002")])
+    trailhead = start(start_trailhead, sink, cluster, wait_for_metadata=True)
+    assert any(entry.get("message") == "Kubernetes metadata synced" for entry in trailhead.logs)
+
+    assert send(trailhead, "127.0.0.23", name="by-connection") == 200
+    assert resource_of(sink, "by-connection") == {
+        "service.name": "lessons",
+        "k8s.namespace.name": NS,
+        "k8s.pod.name": "lessons-7c9f8b6d4-x2x7q",
+        "k8s.pod.uid": uid,
+        "k8s.pod.start_time": "2026-11-25T10:00:00Z",
+        "k8s.deployment.name": "lessons",
+        "k8s.node.name": "node-1",
+        "k8s.pod.ip": "127.0.0.23",
+    }
+    # A resource attribute outranks the connection (the collector's order), and what is set
+    # upstream is never overwritten.
+    send(trailhead, "127.0.0.23", {"k8s.pod.ip": "127.0.0.24", "k8s.namespace.name": "set-upstream"}, name="by-attribute")
+    attrs = resource_of(sink, "by-attribute")
+    assert attrs["k8s.pod.name"] == "quiz-0" and attrs["k8s.pod.uid"] == other
+    assert attrs["k8s.namespace.name"] == "set-upstream" and attrs["k8s.pod.ip"] == "127.0.0.24"
+    assert "k8s.deployment.name" not in attrs
+    # A sender that is no pod is still stamped with its IP, so Alloy credits the sender.
+    send(trailhead, "127.0.0.99", name="unknown-sender")
+    assert resource_of(sink, "unknown-sender") == {"service.name": "lessons", "k8s.pod.ip": "127.0.0.99"}
+
+
+def test_rules_labels_annotations_and_extra_metadata(cluster, sink, start_trailhead):
+    cluster.pod("grader-5f6d", NS, "127.0.0.31",
+                labels={"app.kubernetes.io/component": "grader", "team/owner": "core", "noise": "x"},
+                annotations={"mathtrail.io/tier": "gold"},
+                owners=[("Job", "grader-29170560", "0b7d4f1e-3333-4c1e-9a55-000000000003")],
+                containers=(("grader", "ghcr.io/mathtrail/grader:2.1"),))
+    trailhead = start(
+        start_trailhead, sink, cluster,
+        pod_association=[{"sources": [{"from": "resource_attribute", "name": "k8s.pod.name"},
+                                      {"from": "resource_attribute", "name": "k8s.namespace.name"}]}],
+        extract={
+            "metadata": ["k8s.pod.name", "k8s.job.name", "k8s.cronjob.name", "k8s.namespace.uid", "k8s.node.uid",
+                         "container.image.name", "container.image.tag"],
+            "labels": [{"tag_name": "app.component", "key": "app.kubernetes.io/component", "from": "pod"},
+                       {"tag_name": "team.$1", "key_regex": "team/(.*)", "from": "pod"},
+                       {"key": "team", "from": "namespace"},
+                       {"key": "zone", "from": "node"}],
+            "annotations": [{"key": "mathtrail.io/tier"}],
+        })
+    send(trailhead, "127.0.0.1", {"k8s.pod.name": "grader-5f6d", "k8s.namespace.name": NS}, name="rules")
+    attrs = resource_of(sink, "rules")
+    assert attrs["app.component"] == "grader" and attrs["team.owner"] == "core"
+    assert attrs["k8s.namespace.labels.team"] == "learning" and attrs["k8s.node.labels.zone"] == "a"
+    assert attrs["k8s.pod.annotations.mathtrail.io/tier"] == "gold"
+    assert attrs["k8s.job.name"] == "grader-29170560" and attrs["k8s.cronjob.name"] == "grader"
+    assert attrs["k8s.namespace.uid"] == cluster.uid("namespace", NS)
+    assert attrs["k8s.node.uid"] == cluster.uid("node", "node-1")
+    assert (attrs["container.image.name"], attrs["container.image.tag"]) == ("ghcr.io/mathtrail/grader", "2.1")
+    assert "k8s.pod.labels.noise" not in attrs and "k8s.deployment.name" not in attrs
+    assert attrs["k8s.pod.ip"] == "127.0.0.31"
+
+
+def test_passthrough_only_stamps_the_ip(cluster, sink, start_trailhead):
+    cluster.pod("passthrough-1", NS, "127.0.0.41")
+    trailhead = start(start_trailhead, sink, cluster, passthrough=True)
+    send(trailhead, "127.0.0.41", name="passthrough")
+    assert resource_of(sink, "passthrough") == {"service.name": "lessons", "k8s.pod.ip": "127.0.0.41"}
+
+
+def test_forwarded_for_only_when_trusted(cluster, sink, start_trailhead):
+    cluster.pod("behind-proxy", NS, "127.0.0.42")
+    headers = {"X-Forwarded-For": "127.0.0.42, 10.0.0.1"}
+    untrusting = start(start_trailhead, sink, cluster)
+    send(untrusting, "127.0.0.43", name="untrusted", headers=headers)
+    assert resource_of(sink, "untrusted").get("k8s.pod.name") is None
+    trusting = start(start_trailhead, sink, cluster, trust_forwarded_for=True)
+    send(trusting, "127.0.0.43", name="trusted", headers=headers)
+    assert resource_of(sink, "trusted")["k8s.pod.name"] == "behind-proxy"
+
+
+def test_host_network_and_ignored_pods_are_not_matched(cluster, sink, start_trailhead):
+    cluster.pod("node-exporter", NS, "127.0.0.51", host_network=True)
+    cluster.pod("opted-out", NS, "127.0.0.52", annotations={"opentelemetry.io/k8s-processor-ignore": "True"})
+    trailhead = start(start_trailhead, sink, cluster, wait_for_metadata=True)
+    send(trailhead, "127.0.0.51", name="host-network")
+    send(trailhead, "127.0.0.52", name="ignored")
+    assert resource_of(sink, "host-network") == {"service.name": "lessons", "k8s.pod.ip": "127.0.0.51"}
+    assert resource_of(sink, "ignored") == {"service.name": "lessons", "k8s.pod.ip": "127.0.0.52"}
+
+
+def test_deleted_pod_lingers_then_its_ip_goes_to_the_new_pod(cluster, sink, start_trailhead):
+    cluster.pod("worker-old", NS, "127.0.0.61")
+    trailhead = start(start_trailhead, sink, cluster, wait_for_metadata=True)
+    cluster.delete_pod("worker-old", NS)
+    time.sleep(1)  # the deletion has reached the cache; the pod stays for its grace period
+    send(trailhead, "127.0.0.61", name="after-delete")
+    assert resource_of(sink, "after-delete")["k8s.pod.name"] == "worker-old"
+    cluster.pod("worker-new", NS, "127.0.0.61")
+    counter = iter(range(1000))
+
+    def new_pod_seen():
+        name = f"reused-{next(counter)}"
+        send(trailhead, "127.0.0.61", name=name)
+        return resource_of(sink, name).get("k8s.pod.name") == "worker-new"
+
+    assert eventually(new_pod_seen), "the reused IP still points at the deleted pod"
+
+
+def test_survives_an_api_server_restart(cluster, sink, start_trailhead):
+    cluster.pod("steady", NS, "127.0.0.71")
+    trailhead = start(start_trailhead, sink, cluster, wait_for_metadata=True)
+    cluster.stop_apiserver()
+    try:
+        send(trailhead, "127.0.0.71", name="during-outage")
+        assert resource_of(sink, "during-outage")["k8s.pod.name"] == "steady"
+    finally:
+        cluster.start_apiserver()
+    cluster.pod("arrived-later", NS, "127.0.0.72")
+    counter = iter(range(1000))
+
+    def resumed():
+        name = f"after-restart-{next(counter)}"
+        send(trailhead, "127.0.0.72", name=name)
+        return resource_of(sink, name).get("k8s.pod.name") == "arrived-later"
+
+    assert eventually(resumed, timeout=60), "the watch did not resume after the API server came back"
+    assert any(entry.get("message", "").startswith("Kubernetes watch failed") for entry in trailhead.logs)
+
+
+def test_no_cluster(cluster, sink, start_trailhead, tmp_path):
+    nowhere = tmp_path / "nowhere.kubeconfig"
+    nowhere.write_text(cluster.kubeconfig_text(free_port()))
+    # Without wait_for_metadata it starts, says so once, and passes data through.
+    trailhead = start(start_trailhead, sink, cluster, kubeconfig=nowhere)
+    assert send(trailhead, "127.0.0.81", name="no-cluster") == 200
+    assert resource_of(sink, "no-cluster") == {"service.name": "lessons", "k8s.pod.ip": "127.0.0.81"}
+    warnings = [e for e in trailhead.logs if e.get("message", "").startswith("Kubernetes watch failed")]
+    assert len(warnings) == 1, warnings
+    # With it, trailhead refuses to run unenriched past the timeout, and says why.
+    waiting = start(start_trailhead, sink, cluster, kubeconfig=nowhere, wait_for_metadata=True, wait_for_metadata_timeout="1s")
+    assert waiting.process.wait(20) != 0
+    assert any("did not sync within wait_for_metadata_timeout" in str(e) for e in waiting.logs), waiting.logs
