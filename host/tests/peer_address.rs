@@ -21,17 +21,18 @@ use trailhead::telemetry::{ReceiverMetrics, Telemetry};
 
 /// Remembers who sent each batch it sees.
 #[derive(Default)]
-struct PeerRecorder(Mutex<Vec<(String, Option<SocketAddr>)>>);
+struct PeerRecorder(Mutex<Vec<(String, Option<SocketAddr>, Option<Arc<str>>)>>);
 
 impl Processor for PeerRecorder {
     fn id(&self) -> &str {
         "peer-recorder"
     }
     fn process(&self, batch: Batch) -> BoxFuture<'_, Result<Option<Batch>, ProcessError>> {
-        self.0
-            .lock()
-            .unwrap()
-            .push((batch.context.receiver.to_string(), batch.context.peer));
+        self.0.lock().unwrap().push((
+            batch.context.receiver.to_string(),
+            batch.context.peer,
+            batch.context.forwarded_for.clone(),
+        ));
         Box::pin(async { Ok(Some(batch)) })
     }
 }
@@ -144,10 +145,7 @@ async fn peer_address_reaches_processors() {
         }))
         .await
         .unwrap();
-    let context = RequestContext {
-        peer: None,
-        receiver: Arc::from("client"),
-    };
+    let context = RequestContext::internal("client");
     let payload = trailhead::pdata::json::batch_from_json(Signal::Traces, OTLP_JSON, context)
         .unwrap()
         .payload;
@@ -155,23 +153,29 @@ async fn peer_address_reaches_processors() {
     client.ready().await.unwrap();
     let path =
         http::uri::PathAndQuery::from_static(trailhead::pdata::grpc::export_path(Signal::Traces));
+    // A proxy in front would say who the original client was.
+    let mut request = tonic::Request::new(payload);
+    request
+        .metadata_mut()
+        .insert("x-forwarded-for", "10.244.1.7, 10.0.0.1".parse().unwrap());
     client
-        .unary(
-            tonic::Request::new(payload),
-            path,
-            trailhead::pdata::grpc::RawCodec,
-        )
+        .unary(request, path, trailhead::pdata::grpc::RawCodec)
         .await
         .unwrap();
 
     let seen = recorder.0.lock().unwrap().clone();
     let ip = |receiver: &str| {
         seen.iter()
-            .find(|(r, _)| r == receiver)
-            .and_then(|(_, peer)| peer.map(|p| p.ip().to_string()))
+            .find(|(r, _, _)| r == receiver)
+            .and_then(|(_, peer, _)| peer.map(|p| p.ip().to_string()))
     };
     assert_eq!(ip("otlp").as_deref(), Some("127.0.0.2"), "{seen:?}");
     assert_eq!(ip("zipkin").as_deref(), Some("127.0.0.3"), "{seen:?}");
     assert_eq!(ip("otlp/grpc").as_deref(), Some("127.0.0.4"), "{seen:?}");
+    let forwarded = seen
+        .iter()
+        .find(|(r, _, _)| r == "otlp/grpc")
+        .and_then(|(_, _, f)| f.clone());
+    assert_eq!(forwarded.as_deref(), Some("10.244.1.7"), "{seen:?}");
     stop.cancel();
 }

@@ -219,3 +219,29 @@ def test_no_cluster(cluster, sink, start_trailhead, tmp_path):
     waiting = start(start_trailhead, sink, cluster, kubeconfig=nowhere, wait_for_metadata=True, wait_for_metadata_timeout="1s")
     assert waiting.process.wait(20) != 0
     assert any("did not sync within wait_for_metadata_timeout" in str(e) for e in waiting.logs), waiting.logs
+
+
+def test_the_charts_rbac_is_enough(cluster, sink, start_trailhead, tmp_path):
+    from test_chart import find, render
+    (role,) = find(render(), "ClusterRole")
+    cluster.apply(
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "monitoring"}},
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "trailhead", "namespace": "monitoring"}},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "trailhead-test"},
+         "rules": role["rules"]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "trailhead-test"},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "trailhead-test"},
+         "subjects": [{"kind": "ServiceAccount", "name": "trailhead", "namespace": "monitoring"}]},
+    )
+    token = cluster.kubectl("create", "token", "trailhead", "-n", "monitoring").strip()
+    kubeconfig = tmp_path / "sa.kubeconfig"
+    kubeconfig.write_text(cluster.kubeconfig_text(cluster.port).replace("trailhead-test-token", token))
+    cluster.pod("rbac-check", NS, "127.0.0.91")
+    # The chart's default config with only its RBAC: enrichment works.
+    trailhead = start(start_trailhead, sink, cluster, kubeconfig=kubeconfig, wait_for_metadata=True)
+    send(trailhead, "127.0.0.91", name="rbac")
+    assert resource_of(sink, "rbac")["k8s.pod.name"] == "rbac-check"
+    # Namespace labels need namespaces, which that role does not grant: the API server says so.
+    denied = start(start_trailhead, sink, cluster, kubeconfig=kubeconfig,
+                   extract={"labels": [{"key": "team", "from": "namespace"}]})
+    assert eventually(lambda: any("forbidden" in str(e).lower() for e in denied.logs), timeout=15), denied.logs

@@ -14,9 +14,10 @@ SPANS = {"resourceSpans": [{"scopeSpans": [{"spans": [
 
 # `validate` checks without starting: 0 for a good config, 1 with file:line:column for a bad one.
 def test_validate_command(tmp_path):
-    good = subprocess.run([str(BINARY), "validate", "--config", str(REPO / "config" / "examples" / "alloy-gateway.yaml")],
-                          capture_output=True, text=True)
-    assert good.returncode == 0, good.stderr
+    # The examples, the original plan's config among them (its k8sattributes is built in).
+    for example in sorted((REPO / "config" / "examples").glob("*.yaml")):
+        good = subprocess.run([str(BINARY), "validate", "--config", str(example)], capture_output=True, text=True)
+        assert good.returncode == 0, good.stderr
     bad = tmp_path / "bad.yaml"
     bad.write_text("receivers:\n  otlp:\nexporters:\n  debug:\n    verbosity: loud\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [debug]\n")
     result = subprocess.run([str(BINARY), "validate", "--config", str(bad)], capture_output=True, text=True)

@@ -4,7 +4,9 @@
 //!   crate, the same lazily decoded batch, the same drop and re-encode), so the difference is
 //!   the component boundary alone;
 //! - the floor both share: decoding the spans and encoding the result;
-//! - a resource-attribute-only plugin (`resource-stamp`), which never decodes a span.
+//! - a resource-attribute-only plugin (`resource-stamp`), which never decodes a span;
+//! - `k8sattributes` enriching by the connection's IP from a cache of 10,000 pods: the pod
+//!   lookup through the host import plus the resource attributes it writes.
 //!
 //! Variants run interleaved, round after round, and each reports its median round, so drift
 //! on a shared machine hits them alike. Prints one JSON object.
@@ -17,6 +19,7 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use trailhead::kubernetes::{self, Store};
 use trailhead::pdata::{Batch, RequestContext, Signal};
 use trailhead::processors::wasm::batch::SpanWork;
 use trailhead::processors::wasm::{Limits, Runtime};
@@ -134,6 +137,40 @@ fn decode_encode(payload: &Bytes) -> Bytes {
     work.into_encoded()
 }
 
+/// Pods `lessons-00000000`… with IPs 10.0.x.y, in a cache as the watcher would fill it.
+fn pod_cache(n: u32) -> Arc<Store> {
+    let store = Arc::new(Store::default());
+    let now = Instant::now();
+    for i in 0..n {
+        store.apply_pod(
+            kubernetes::Pod {
+                name: format!("lessons-{i:08}").into(),
+                namespace: store.intern("mathtrail"),
+                uid: format!("3f1c2a9e-8d4b-4c1e-9a55-{i:012x}").into(),
+                start_time: "2026-11-25T09:58:12Z".into(),
+                node_name: store.intern("node-7"),
+                ip: format!("10.0.{}.{}", i / 256, i % 256).into(),
+                owners: vec![
+                    kubernetes::Owner {
+                        kind: "ReplicaSet",
+                        name: "lessons-7c9f8b6d4".into(),
+                        uid: "rs-uid".into(),
+                    },
+                    kubernetes::Owner {
+                        kind: "Deployment",
+                        name: "lessons".into(),
+                        uid: "".into(),
+                    },
+                ]
+                .into(),
+                ..kubernetes::Pod::default()
+            },
+            now,
+        );
+    }
+    store
+}
+
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -155,7 +192,8 @@ fn main() -> anyhow::Result<()> {
         items: SPANS,
         context: RequestContext::internal("bench"),
     };
-    let runtime = Runtime::new().map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    let pods = pod_cache(10_000);
+    let runtime = Runtime::with_metadata(pods).map_err(|e| anyhow::anyhow!("{e:#}"))?;
     let limits = Limits {
         memory_bytes: 256 << 20,
         timeout: Duration::from_secs(5),
@@ -176,6 +214,27 @@ fn main() -> anyhow::Result<()> {
         r#"{"attributes":{"k8s.namespace.name":"lessons"}}"#,
         limits,
     )?;
+    let k8s = runtime.load(
+        "k8sattributes",
+        &plugins.join("k8sattributes.wasm"),
+        None,
+        "{}",
+        limits,
+    )?;
+    // From pod 4242's IP, as a pod's SDK would send it.
+    let from_pod = Batch {
+        context: RequestContext::of_request(
+            Some(([10, 0, 16, 146], 53122).into()),
+            None,
+            "bench".into(),
+        ),
+        ..batch.clone()
+    };
+    let enriched = k8s.call(&from_pod).map_err(|f| anyhow::anyhow!("{f:?}"))?;
+    anyhow::ensure!(
+        String::from_utf8_lossy(&enriched).contains("lessons-00004242"),
+        "k8sattributes did not find the sending pod"
+    );
     let conditions: Vec<_> = CONDITIONS
         .iter()
         .map(|c| trailhead_ottl::parse(c).expect("parses"))
@@ -191,7 +250,8 @@ fn main() -> anyhow::Result<()> {
     let kept = trailhead::pdata::wire::count_items(Signal::Traces, &native_out)?;
 
     let per_round = 5;
-    let (mut wasm, mut native, mut floor, mut resource) = (vec![], vec![], vec![], vec![]);
+    let (mut wasm, mut native, mut floor, mut resource, mut enrich) =
+        (vec![], vec![], vec![], vec![], vec![]);
     for _ in 0..rounds {
         let time = |f: &mut dyn FnMut()| {
             let start = Instant::now();
@@ -212,14 +272,18 @@ fn main() -> anyhow::Result<()> {
         resource.push(time(&mut || {
             stamp.call(&batch).expect("stamps");
         }));
+        enrich.push(time(&mut || {
+            k8s.call(&from_pod).expect("enriches");
+        }));
     }
     let us_per_span =
         |d: Duration| (d.as_secs_f64() * 1e6 / SPANS as f64 * 1000.0).round() / 1000.0;
-    let (wasm, native, floor, resource) = (
+    let (wasm, native, floor, resource, enrich) = (
         median(wasm),
         median(native),
         median(floor),
         median(resource),
+        median(enrich),
     );
     let report = serde_json::json!({
         "spans_per_batch": SPANS,
@@ -229,6 +293,7 @@ fn main() -> anyhow::Result<()> {
         "wasm_overhead_pct": ((wasm.as_secs_f64() / native.as_secs_f64() - 1.0) * 1000.0).round() / 10.0,
         "decode_encode_us_per_span": us_per_span(floor),
         "resource_only_wasm_us_per_span": us_per_span(resource),
+        "k8sattributes_wasm_us_per_span": us_per_span(enrich),
     });
     println!("{report}");
     Ok(())

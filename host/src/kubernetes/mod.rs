@@ -10,6 +10,7 @@ mod store;
 mod watch;
 
 pub use store::{DELETE_GRACE, IGNORE_ANNOTATIONS, KeyFilter, Meta, Owner, Pod, Store};
+pub use watch::slim;
 
 use crate::config::Config;
 use regex::Regex;

@@ -64,7 +64,6 @@ pub fn to_json(signal: Signal, payload: &[u8]) -> Result<serde_json::Value, Stri
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
     fn context() -> RequestContext {
         RequestContext::internal("test")
