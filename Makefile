@@ -13,7 +13,7 @@ ETCD        := $(PEERS)/etcd
 BINARY      := target/release/trailhead
 CONFIG      ?= config/trailhead.yaml
 
-.PHONY: build plugins rust-plugins deploy run test unit e2e setup peers venv bench lint clean
+.PHONY: build plugins rust-plugins deploy run test unit e2e setup peers venv bench bench-compare lint clean
 
 ## build: the release binary at target/release/trailhead and every plugin at target/plugins/
 build: plugins
@@ -83,9 +83,14 @@ $(ETCD): tests/peers/etcd/go.mod
 deploy: peers
 	DRY_RUN=$(DRY_RUN) HELM=$(HELM) deploy/deploy.sh
 
-## bench: load trailhead and write BENCHMARKS.md
-bench: build
-	$(PYTHON) bench/run.py --binary $(BINARY) --loadgen target/release/trailhead-bench --out BENCHMARKS.md
+## bench, bench-compare: trailhead, the collector and Rotel under the same load → BENCHMARKS.md
+## (QUICK=1: 4 s per scenario and no swap run, a few minutes in all)
+bench bench-compare: build venv peers $(VENV)/.bench-peers
+	QUICK=$(QUICK) $(PYTHON) bench/run.py --binary $(BINARY) --loadgen target/release/trailhead-bench --out BENCHMARKS.md
+
+$(VENV)/.bench-peers: bench/requirements.txt $(VENV)/.installed
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r bench/requirements.txt
+	touch $@
 
 lint:
 	$(CARGO) fmt --all -- --check

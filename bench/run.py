@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""`make bench`: trailhead and the OpenTelemetry Collector side by side, in one run, under the
-same load from trailhead-bench. The system under test is pinned to core 0, the load generator
+"""`make bench`: trailhead, the OpenTelemetry Collector and Rotel side by side, in one run, under
+the same load from trailhead-bench. The system under test is pinned to core 0, the load generator
 and its sink to core 1. CPU comes from /proc/PID/stat (utime + stime) over the load window,
 RSS from /proc/PID/status. Writes target/bench/summary.json and BENCHMARKS.md."""
 
@@ -17,10 +17,13 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+QUICK = bool(os.environ.get("QUICK"))
 TICKS = os.sysconf("SC_CLK_TCK")
 
 # name, protocol, spans per request, spans per second, seconds, Wasm plugin (trailhead only)
 SCENARIOS = [
+    ("S1 otlp-grpc 100/req 10k/s", "grpc", 100, 10_000, 12, None),
+    ("S1 otlp-http 100/req 10k/s", "http", 100, 10_000, 12, None),
     ("otlp-grpc 512/req 10k/s", "grpc", 512, 10_000, 12, None),
     ("otlp-grpc 512/req 50k/s", "grpc", 512, 50_000, 12, None),
     ("otlp-grpc 512/req 50k/s + resource-stamp plugin", "grpc", 512, 50_000, 12, "resource-stamp"),
@@ -81,13 +84,34 @@ def config(system, ports, sink, plugin=None):
                         "telemetry": {"metrics": {"level": "none"}, "logs": {"level": "warn"}}}}
 
 
+def rotel_agent():
+    """Rotel's binary from its PyPI wheel (`make bench` installs it into the venv), or None."""
+    import importlib.util
+    spec = importlib.util.find_spec("rotel")
+    path = Path(spec.submodule_search_locations[0]) / "rotel-agent" if spec and spec.submodule_search_locations else None
+    return path if path and path.exists() else None
+
+
+def rotel_command(binary, ports, sink):
+    """Rotel with the same shape: OTLP receivers, its batching, OTLP/gRPC export uncompressed.
+    It has no Zipkin receiver and no Wasm plugins."""
+    return [str(binary), "start", "--otlp-grpc-endpoint", f"127.0.0.1:{ports['grpc']}",
+            "--otlp-http-endpoint", f"127.0.0.1:{ports['http']}", "--exporter", "otlp",
+            "--otlp-exporter-endpoint", f"http://{sink}", "--otlp-exporter-compression", "none"]
+
+
 def run_one(system, command, scenario, loadgen, workdir):
     name, protocol, per_request, rate, seconds, plugin = scenario
+    seconds = 4 if QUICK else seconds
     ports = {k: free_port() for k in ["grpc", "http", "zipkin", "sink"]}
     sink = f"127.0.0.1:{ports['sink']}"
-    path = workdir / f"{system}.json"
-    path.write_text(json.dumps(config(system, ports, sink, plugin)))
-    process = subprocess.Popen(["taskset", "-c", "0", *command, "--config", str(path)],
+    if system == "rotel":
+        argv = rotel_command(command[0], ports, sink)
+    else:
+        path = workdir / f"{system}.json"
+        path.write_text(json.dumps(config(system, ports, sink, plugin)))
+        argv = [*command, "--config", str(path)]
+    process = subprocess.Popen(["taskset", "-c", "0", *argv],
                                stdout=subprocess.DEVNULL, stderr=open(workdir / f"{system}.log", "w"))
     try:
         wait_port(ports["grpc"], process)
@@ -274,7 +298,8 @@ def markdown(results, when, plugins):
         "system under test over the load window divided by spans sent; RSS is the peak during the load. p50/p99",
         "are end to end (load generator → system → sink), including batching. Exports are uncompressed",
         "OTLP/gRPC. The collector runs `otlp`+`zipkin` receivers → `batch` → `otlp` exporter, built from its Go",
-        "modules (tests/peers/collector); trailhead runs the same shape with its exporter batching.", "",
+        "modules (tests/peers/collector); Rotel (its PyPI wheel) runs OTLP receivers → its batching → OTLP",
+        "exporter and has no Zipkin receiver; trailhead runs the same shape with its exporter batching.", "",
         "Absolute numbers on these shared 2-core machines move by ±15%; compare the ratios within one run.", "",
         "| scenario | system | spans/s | CPU µs/span | peak RSS MiB | idle RSS MiB | p50 ms | p99 ms | sent | received |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
@@ -287,13 +312,20 @@ def markdown(results, when, plugins):
         r = by_system_scenario(results).get(("trailhead", scenario))
         if r:
             lines.append(f"- {what}: {'met' if check(r) else 'NOT met'} ({scenario}: {r['cpu_us_per_span']} µs/span, {r['rss_mib']} MiB)")
-    lines += ["", "## trailhead against the collector, same run", "",
-              "| scenario | CPU per span (trailhead / collector) | peak RSS (trailhead / collector) |", "| --- | ---: | ---: |"]
+    lines += ["", "## trailhead against the collector and Rotel, same run", "",
+              "| scenario | CPU per span: trailhead / collector | trailhead / Rotel | peak RSS: trailhead / collector | trailhead / Rotel |",
+              "| --- | ---: | ---: | ---: | ---: |"]
     by = by_system_scenario(results)
+
+    def ratio(t, other, key):
+        return f"{t[key] / other[key]:.2f}×" if other and other[key] else "—"
+
     for scenario in dict.fromkeys(r["scenario"] for r in results):
-        t, c = by.get(("trailhead", scenario)), by.get(("collector", scenario))
-        if t and c and c["cpu_us_per_span"] and c["rss_mib"]:
-            lines.append(f"| {scenario} | {t['cpu_us_per_span'] / c['cpu_us_per_span']:.2f}× | {t['rss_mib'] / c['rss_mib']:.2f}× |")
+        t = by.get(("trailhead", scenario))
+        c, o = by.get(("collector", scenario)), by.get(("rotel", scenario))
+        if t and (c or o):
+            lines.append(f"| {scenario} | {ratio(t, c, 'cpu_us_per_span')} | {ratio(t, o, 'cpu_us_per_span')} | "
+                         f"{ratio(t, c, 'rss_mib')} | {ratio(t, o, 'rss_mib')} |")
     lines += plugin_section(plugins.get("overhead"), plugins.get("swap"))
     lines += kubernetes_section(plugins.get("overhead"), plugins.get("pod_cache"))
     return "\n".join(lines) + "\n"
@@ -306,7 +338,7 @@ def main():
     parser.add_argument("--collector", default=str(REPO / "tests/peers/bin/otelcol-peer"))
     parser.add_argument("--out", default=str(REPO / "BENCHMARKS.md"))
     parser.add_argument("--only", default="", help="run only scenarios whose name contains this")
-    parser.add_argument("--systems", default="trailhead,collector")
+    parser.add_argument("--systems", default="trailhead,collector,rotel")
     parser.add_argument("--overhead", default=str(REPO / "target/release/plugin-overhead"))
     parser.add_argument("--pod-cache", default=str(REPO / "target/release/pod-cache-memory"))
     args = parser.parse_args()
@@ -315,12 +347,19 @@ def main():
         systems.append(("collector", [args.collector]))
     else:
         print(f"note: {args.collector} missing (make peers); benchmarking trailhead alone", file=sys.stderr)
+    rotel = rotel_agent()
+    if rotel:
+        systems.append(("rotel", [str(rotel)]))
+    else:
+        print("note: rotel is not installed (pip install rotel); benchmarking without it", file=sys.stderr)
     systems = [s for s in systems if s[0] in args.systems.split(",")]
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for scenario in [s for s in SCENARIOS if args.only in s[0]]:
             for system, command in systems:
                 if scenario[5] and system != "trailhead":
+                    continue
+                if system == "rotel" and scenario[1] == "zipkin":
                     continue
                 result = run_one(system, command, scenario, args.loadgen, Path(tmp))
                 print(json.dumps(result), flush=True)
@@ -329,7 +368,7 @@ def main():
         if not args.only or args.only == "plugins":
             plugins = {"overhead": plugin_overhead(args.overhead),
                        "pod_cache": pod_cache_memory(args.pod_cache),
-                       "swap": swap_latency(args.binary, args.loadgen, Path(tmp))}
+                       "swap": None if QUICK else swap_latency(args.binary, args.loadgen, Path(tmp))}
             print(json.dumps(plugins), flush=True)
     out_dir = REPO / "target" / "bench"
     out_dir.mkdir(parents=True, exist_ok=True)

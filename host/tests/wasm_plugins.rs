@@ -38,8 +38,11 @@ const SPANS: &str = r#"{"resourceSpans":[{"resource":{"attributes":[{"key":"serv
     {"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b172","name":"b"}]}]}]}"#;
 
 fn batch() -> Batch {
-    let context =
-        RequestContext::of_request(Some("10.1.2.3:4000".parse().unwrap()), None, Arc::from("otlp"));
+    let context = RequestContext::of_request(
+        Some("10.1.2.3:4000".parse().unwrap()),
+        None,
+        Arc::from("otlp"),
+    );
     trailhead::pdata::json::batch_from_json(Signal::Traces, SPANS.as_bytes(), context).unwrap()
 }
 

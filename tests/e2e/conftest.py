@@ -186,6 +186,30 @@ class Trailhead:
 
 
 KUBERNETES = "1.33"
+COLLECTOR = Path(os.environ.get("OTELCOL_BIN", REPO / "tests" / "peers" / "bin" / "otelcol-peer"))
+
+
+def run_collector(config, workdir, http_port, env=None):
+    """Starts the collector peer on `config` and waits until its OTLP/HTTP receiver on
+    `http_port` answers. The caller terminates the process."""
+    if not COLLECTOR.exists():
+        pytest.fail(f"{COLLECTOR} is missing: run `make peers`")
+    config.setdefault("service", {}).setdefault("telemetry", {"metrics": {"level": "none"}, "logs": {"level": "warn"}})
+    path = workdir / "collector.yaml"
+    path.write_text(yaml.safe_dump(config))
+    log = workdir / "collector.log"
+    process = subprocess.Popen([str(COLLECTOR), "--config", str(path)], stdout=subprocess.DEVNULL,
+                               stderr=open(log, "w"), env=dict(os.environ, **(env or {})))
+    deadline = time.time() + 60
+    while True:
+        try:
+            requests.post(f"http://127.0.0.1:{http_port}/v1/traces", json={}, timeout=1)
+            return process
+        except requests.ConnectionError:
+            if process.poll() is not None or time.time() > deadline:
+                process.kill()
+                raise RuntimeError("the collector did not start:\n" + log.read_text()[-3000:])
+            time.sleep(0.1)
 
 
 def kubernetes_validate(path):

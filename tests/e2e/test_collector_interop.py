@@ -9,19 +9,16 @@ The collector cannot report the ports it bound for `:0`, so its ports are picked
 """
 
 import json
-import os
 import socket
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 import requests
 import yaml
 
-from conftest import REPO
+from conftest import COLLECTOR, REPO
 
-COLLECTOR = Path(os.environ.get("OTELCOL_BIN", REPO / "tests" / "peers" / "bin" / "otelcol-peer"))
 CONFORMANCE = REPO / "tests" / "fixtures" / "conformance"
 SIGNALS = {"traces": "trace.json", "metrics": "metrics.json", "logs": "logs.json"}
 

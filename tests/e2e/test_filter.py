@@ -14,8 +14,8 @@ import pytest
 import requests
 import yaml
 
-from conftest import BINARY, gateway_config
-from test_collector_interop import COLLECTOR, free_port, read_lines
+from conftest import BINARY, gateway_config, run_collector
+from test_collector_interop import free_port, read_lines
 
 FILTER = {
     "error_mode": "ignore",
@@ -164,20 +164,9 @@ def through_collector(tmp_path):
               "processors": {"filter": FILTER},
               "exporters": {"file": {"path": str(out), "flush_interval": "50ms"}},
               "service": {"pipelines": pipelines, "telemetry": {"metrics": {"level": "none"}, "logs": {"level": "warn"}}}}
-    path = tmp_path / "collector.yaml"
-    path.write_text(yaml.safe_dump(config))
-    process = subprocess.Popen([str(COLLECTOR), "--config", str(path)], stdout=subprocess.DEVNULL,
-                               stderr=open(tmp_path / "collector.log", "w"))
+    process = run_collector(config, tmp_path, port)
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.time() + 30
-        while True:
-            try:
-                requests.post(f"{url}/v1/traces", json={}, timeout=1)
-                break
-            except requests.ConnectionError:
-                assert process.poll() is None and time.time() < deadline, (tmp_path / "collector.log").read_text()
-                time.sleep(0.1)
         for signal, payload in PAYLOADS.items():
             assert requests.post(f"{url}/v1/{signal}", json=payload, timeout=5).status_code == 200
         time.sleep(1.0)
@@ -205,8 +194,6 @@ def through_trailhead(sink, start_trailhead):
 
 # Same input, same conditions: trailhead's filter keeps exactly what the collector keeps.
 def test_filter_matches_the_collector(sink, start_trailhead, tmp_path):
-    if not COLLECTOR.exists():
-        pytest.fail(f"{COLLECTOR} is missing: run `make peers`")
     expected = through_collector(tmp_path)
     got, trailhead = through_trailhead(sink, start_trailhead)
     # Not vacuous: each signal kept some items and lost some.

@@ -29,7 +29,7 @@ pub enum AuthType {
     #[serde(rename = "serviceAccount")]
     ServiceAccount,
     /// `$KUBECONFIG` or `~/.kube/config`.
-    #[serde(rename = "kubeconfig")]
+    #[serde(rename = "kubeconfig", alias = "kubeConfig")]
     Kubeconfig,
     /// The in-cluster address with no credentials.
     #[serde(rename = "none")]
@@ -161,7 +161,13 @@ impl Settings {
         self.watch_namespaces |= wants("k8s.namespace.uid");
         self.watch_nodes |= wants("k8s.node.uid");
         self.watch_replicasets |= wants("k8s.deployment.uid");
-        self.containers |= wants("container.image.name") || wants("container.image.tag");
+        self.containers |= [
+            "container.image.name",
+            "container.image.tag",
+            "container.image.tags",
+        ]
+        .iter()
+        .any(|name| wants(name));
         for (rules, what) in [
             (&keys.extract.labels, "labels"),
             (&keys.extract.annotations, "annotations"),

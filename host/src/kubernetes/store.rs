@@ -28,7 +28,7 @@ pub struct Pod {
     pub name: Box<str>,
     pub namespace: Arc<str>,
     pub uid: Box<str>,
-    /// RFC 3339; empty until the kubelet reports it.
+    /// When the pod was created, RFC 3339 (what the collector reports as its start time).
     pub start_time: Box<str>,
     pub node_name: Arc<str>,
     /// Empty until assigned.

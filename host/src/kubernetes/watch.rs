@@ -336,8 +336,10 @@ pub fn slim(pod: &Pod, settings: &Settings, store: &Store) -> Option<store::Pod>
         name: meta.name.as_deref().unwrap_or_default().into(),
         namespace: store.intern(meta.namespace.as_deref().unwrap_or_default()),
         uid: meta.uid.as_deref().unwrap_or_default().into(),
-        start_time: status
-            .and_then(|s| s.start_time.as_ref())
+        // The collector reports the creation time as k8s.pod.start_time; so does trailhead.
+        start_time: meta
+            .creation_timestamp
+            .as_ref()
             .map(|t| t.0.to_string())
             .unwrap_or_default()
             .into(),

@@ -1,6 +1,6 @@
 // Command otelcol-peer is the OpenTelemetry Collector built from its Go modules with the
-// components trailhead's interop tests and benchmarks use: OTLP and Zipkin receivers, the batch and
-// filter processors, OTLP, debug and file exporters. It is built by `make peers` and never committed.
+// components trailhead's interop tests and benchmarks use: OTLP and Zipkin receivers, the batch,
+// filter and k8sattributes processors, OTLP, debug and file exporters. It is built by `make peers` and never committed.
 package main
 
 import (
@@ -8,6 +8,7 @@ import (
 
 	"github.com/open-telemetry/opentelemetry-collector-contrib/exporter/fileexporter"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/processor/filterprocessor"
+	"github.com/open-telemetry/opentelemetry-collector-contrib/processor/k8sattributesprocessor"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/receiver/zipkinreceiver"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/confmap"
@@ -33,7 +34,7 @@ func components() (otelcol.Factories, error) {
 		return factories, err
 	}
 	factories.Processors, err = otelcol.MakeFactoryMap[processor.Factory](
-		batchprocessor.NewFactory(), filterprocessor.NewFactory())
+		batchprocessor.NewFactory(), filterprocessor.NewFactory(), k8sattributesprocessor.NewFactory())
 	if err != nil {
 		return factories, err
 	}

@@ -16,7 +16,7 @@ pub const DEFAULT_METADATA: [&str; 6] = [
 ];
 
 /// Every attribute `extract.metadata` may ask for.
-pub const METADATA: [&str; 20] = [
+pub const METADATA: [&str; 22] = [
     "k8s.namespace.name",
     "k8s.namespace.uid",
     "k8s.pod.name",
@@ -37,6 +37,8 @@ pub const METADATA: [&str; 20] = [
     "k8s.job.uid",
     "k8s.cronjob.name",
     "container.image.name",
+    "container.image.tag",
+    "container.image.tags",
 ];
 
 // The processor's keys. Those the host uses for its cache (auth_type, filter,
@@ -71,7 +73,7 @@ enum AuthType {
     #[default]
     #[serde(rename = "serviceAccount")]
     ServiceAccount,
-    #[serde(rename = "kubeconfig")]
+    #[serde(rename = "kubeconfig", alias = "kubeConfig")]
     Kubeconfig,
     #[serde(rename = "none")]
     None,
@@ -151,7 +153,7 @@ pub struct FieldRule {
     pub from: Source,
     pub key: Key,
     /// The attribute name; for a pattern it may use `$1`-style groups. None: the default
-    /// `k8s.<from>.<labels|annotations>.<key>`.
+    /// `k8s.<from>.<label|annotation>.<key>`.
     pub tag_name: Option<String>,
 }
 
@@ -186,9 +188,9 @@ impl Config {
             None => DEFAULT_METADATA.iter().map(|s| s.to_string()).collect(),
             Some(list) => {
                 for (i, name) in list.iter().enumerate() {
-                    if !METADATA.contains(&name.as_str()) && name != "container.image.tag" {
+                    if !METADATA.contains(&name.as_str()) {
                         return Err(format!(
-                            "extract.metadata[{i}]: `{name}` is not an attribute this processor extracts (one of {}, container.image.tag)",
+                            "extract.metadata[{i}]: `{name}` is not an attribute this processor extracts (one of {})",
                             METADATA.join(", ")
                         ));
                     }

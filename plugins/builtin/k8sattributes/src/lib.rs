@@ -158,14 +158,14 @@ fn attributes_for(config: &Config, existing: &[KeyValue], sender: Option<&str>) 
     if let Some(pod) = &pod {
         for name in &config.metadata {
             if let Some(value) = metadata(pod, name, existing) {
-                out.add(name, value);
+                out.add_value(name, value);
             }
         }
         extract_fields(
             &mut out,
             pod,
             &config.labels,
-            "labels",
+            "label",
             |meta| &meta.labels,
             |pod| &pod.labels,
         );
@@ -173,7 +173,7 @@ fn attributes_for(config: &Config, existing: &[KeyValue], sender: Option<&str>) 
             &mut out,
             pod,
             &config.annotations,
-            "annotations",
+            "annotation",
             |meta| &meta.annotations,
             |pod| &pod.annotations,
         );
@@ -196,15 +196,17 @@ struct Added<'a> {
 impl Added<'_> {
     /// Adds `key` unless the resource (or an earlier rule) already has it.
     fn add(&mut self, key: &str, value: String) {
-        if value.is_empty()
-            || self.existing.contains(key)
-            || self.attrs.iter().any(|kv| kv.key == key)
-        {
+        self.add_value(key, AnyValue::Str(value));
+    }
+
+    fn add_value(&mut self, key: &str, value: AnyValue) {
+        let empty = matches!(&value, AnyValue::Str(s) if s.is_empty());
+        if empty || self.existing.contains(key) || self.attrs.iter().any(|kv| kv.key == key) {
             return;
         }
         self.attrs.push(KeyValue {
             key: key.to_string(),
-            value: AnyValue::Str(value),
+            value,
         });
     }
 }
@@ -216,9 +218,13 @@ fn owner(pod: &Pod, kind: &str) -> Option<(String, String)> {
         .map(|o| (o.name.clone(), o.uid.clone()))
 }
 
-fn metadata(pod: &Pod, name: &str, existing: &[KeyValue]) -> Option<String> {
+fn metadata(pod: &Pod, name: &str, existing: &[KeyValue]) -> Option<AnyValue> {
     let owned = |kind: &str, uid: bool| owner(pod, kind).map(|(n, u)| if uid { u } else { n });
-    Some(match name {
+    if name == "container.image.tags" {
+        let tag = split_image(container_image(pod, existing)?).1;
+        return Some(AnyValue::ArrayPb(string_array(&[tag])));
+    }
+    Some(AnyValue::Str(match name {
         "k8s.namespace.name" => pod.namespace.clone(),
         "k8s.namespace.uid" => host::namespace_by_name(&pod.namespace)?.uid,
         "k8s.pod.name" => pod.name.clone(),
@@ -241,7 +247,29 @@ fn metadata(pod: &Pod, name: &str, existing: &[KeyValue]) -> Option<String> {
         "container.image.name" => split_image(container_image(pod, existing)?).0,
         "container.image.tag" => split_image(container_image(pod, existing)?).1,
         _ => return None,
-    })
+    }))
+}
+
+/// An OTLP `ArrayValue` of strings, encoded: `values` (field 1) holding `AnyValue`s whose
+/// `string_value` is field 1.
+fn string_array(items: &[String]) -> Vec<u8> {
+    fn field(out: &mut Vec<u8>, bytes: &[u8]) {
+        out.push(0x0a);
+        let mut len = bytes.len();
+        while len >= 0x80 {
+            out.push((len as u8) | 0x80);
+            len >>= 7;
+        }
+        out.push(len as u8);
+        out.extend_from_slice(bytes);
+    }
+    let mut out = Vec::new();
+    for item in items {
+        let mut value = Vec::new();
+        field(&mut value, item.as_bytes());
+        field(&mut out, &value);
+    }
+    out
 }
 
 /// The image of the container named by `k8s.container.name`, or of the only container.
@@ -300,6 +328,7 @@ fn extract_fields(
                 },
                 Key::Exact(_) => continue,
             };
+            // The semantic conventions' names, as the collector writes them: k8s.pod.label.<key>.
             let tag = tag.unwrap_or_else(|| format!("k8s.{from}.{what}.{key}"));
             out.add(&tag, value.clone());
         }
@@ -321,6 +350,15 @@ mod tests {
             ("registry:5000/app".into(), "latest".into())
         );
         assert_eq!(split_image("app:2@sha256:abcd"), ("app".into(), "2".into()));
+    }
+
+    #[test]
+    fn string_arrays_encode_as_otlp() {
+        // ArrayValue{values: [AnyValue{string_value: "3.1"}]}
+        assert_eq!(
+            string_array(&["3.1".into()]),
+            [0x0a, 0x05, 0x0a, 0x03, b'3', b'.', b'1']
+        );
     }
 
     #[test]
