@@ -21,7 +21,10 @@ use trailhead::telemetry::{ReceiverMetrics, Telemetry};
 
 /// Remembers who sent each batch it sees.
 #[derive(Default)]
-struct PeerRecorder(Mutex<Vec<(String, Option<SocketAddr>, Option<Arc<str>>)>>);
+struct PeerRecorder(Mutex<Vec<Seen>>);
+
+/// Receiver id, connection peer, first X-Forwarded-For address.
+type Seen = (String, Option<SocketAddr>, Option<Arc<str>>);
 
 impl Processor for PeerRecorder {
     fn id(&self) -> &str {
