@@ -20,7 +20,14 @@ REPO = Path(__file__).resolve().parents[1]
 QUICK = bool(os.environ.get("QUICK"))
 TICKS = os.sysconf("SC_CLK_TCK")
 
-# name, protocol, spans per request, spans per second, seconds, Wasm plugin (trailhead only)
+# The enrichment scenario: k8sattributes over a real kube-apiserver holding 1,000 pods (the
+# load generator's address, 127.0.0.1, is one of them) and a health-check filter, in every
+# system that has them (trailhead as Wasm plugins, the collector natively; Rotel has neither).
+S4 = "S4 otlp-grpc 512/req 10k/s + k8sattributes (1k pods) + filter"
+K8S_FILTER = {"error_mode": "ignore", "traces": {"span": ['attributes["http.route"] == "/healthz"']}}
+
+# name, protocol, spans per request, spans per second, seconds, plugin: a Wasm plugin for
+# trailhead alone, or "k8s" for the enrichment scenario
 SCENARIOS = [
     ("S1 otlp-grpc 100/req 10k/s", "grpc", 100, 10_000, 12, None),
     ("S1 otlp-http 100/req 10k/s", "http", 100, 10_000, 12, None),
@@ -29,6 +36,8 @@ SCENARIOS = [
     ("otlp-grpc 512/req 50k/s + resource-stamp plugin", "grpc", 512, 50_000, 12, "resource-stamp"),
     ("otlp-http 512/req 10k/s", "http", 512, 10_000, 12, None),
     ("zipkin-json 100/req 10k/s", "zipkin", 100, 10_000, 12, None),
+    # Last, so the API server it needs runs during no other scenario.
+    (S4, "grpc", 512, 10_000, 12, "k8s"),
 ]
 
 
@@ -70,11 +79,18 @@ def config(system, ports, sink, plugin=None):
     exporter = {"endpoint": sink, "tls": {"insecure": True}, "compression": "none"}
     pipeline = {"receivers": ["otlp", "zipkin"], "exporters": ["otlp/sink"]}
     if system == "collector":
-        return {"receivers": receivers, "processors": {"batch": {}}, "exporters": {"otlp/sink": exporter},
-                "service": {"pipelines": {"traces": dict(pipeline, processors=["batch"])},
+        processors, chain = {"batch": {}}, ["batch"]
+        if plugin == "k8s":
+            processors.update({"k8sattributes": {"auth_type": "kubeConfig", "wait_for_metadata": True}, "filter": K8S_FILTER})
+            chain = ["k8sattributes", "filter", "batch"]
+        return {"receivers": receivers, "processors": processors, "exporters": {"otlp/sink": exporter},
+                "service": {"pipelines": {"traces": dict(pipeline, processors=chain)},
                             "telemetry": {"metrics": {"level": "none"}, "logs": {"level": "warn"}}}}
     processors = {}
-    if plugin:
+    if plugin == "k8s":
+        processors = {"k8sattributes": {"auth_type": "kubeconfig", "wait_for_metadata": True}, "filter": K8S_FILTER}
+        pipeline = dict(pipeline, processors=["k8sattributes", "filter"])
+    elif plugin:
         # Resource attributes only: the lazy path that must not decode a span.
         processors = {plugin: {"plugin": str(REPO / "target" / "plugins" / f"{plugin}.wasm"),
                                "attributes": {"k8s.namespace.name": "mathtrail", "k8s.pod.name": "lessons-7d9c", "k8s.node.name": "node-1"}}}
@@ -100,7 +116,31 @@ def rotel_command(binary, ports, sink):
             "--otlp-exporter-endpoint", f"http://{sink}", "--otlp-exporter-compression", "none"]
 
 
-def run_one(system, command, scenario, loadgen, workdir):
+def start_cluster(workdir, pods=1000):
+    """kube-apiserver and etcd from tests/peers with `pods` pods in one namespace; the first
+    has the load generator's address. Returns the cluster (cluster.kubeconfig for the systems)."""
+    sys.path.insert(0, str(REPO / "tests" / "e2e"))
+    from cluster import Cluster
+    cluster = Cluster(workdir / "cluster")
+    cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bench"}})
+    template = json.loads((REPO / "bench" / "fixtures" / "pod.json").read_text())
+    items = []
+    for i in range(pods):
+        pod = json.loads(json.dumps(template))
+        meta = pod["metadata"]
+        meta.update(name=f"lessons-7c9f8b6d4-{i:05x}", namespace="bench")
+        for key in ("uid", "resourceVersion", "creationTimestamp", "managedFields", "generateName", "ownerReferences"):
+            meta.pop(key, None)
+        pod.pop("status")
+        items.append(pod)
+    for start in range(0, pods, 250):
+        cluster.apply(*items[start:start + 250])
+    cluster.kubectl("patch", "pod", "lessons-7c9f8b6d4-00000", "-n", "bench", "--subresource=status", "--type=merge", "-p",
+                    json.dumps({"status": {"podIP": "127.0.0.1", "podIPs": [{"ip": "127.0.0.1"}]}}))
+    return cluster
+
+
+def run_one(system, command, scenario, loadgen, workdir, env=None):
     name, protocol, per_request, rate, seconds, plugin = scenario
     seconds = 4 if QUICK else seconds
     ports = {k: free_port() for k in ["grpc", "http", "zipkin", "sink"]}
@@ -111,7 +151,7 @@ def run_one(system, command, scenario, loadgen, workdir):
         path = workdir / f"{system}.json"
         path.write_text(json.dumps(config(system, ports, sink, plugin)))
         argv = [*command, "--config", str(path)]
-    process = subprocess.Popen(["taskset", "-c", "0", *argv],
+    process = subprocess.Popen(["taskset", "-c", "0", *argv], env=dict(os.environ, **(env or {})),
                                stdout=subprocess.DEVNULL, stderr=open(workdir / f"{system}.log", "w"))
     try:
         wait_port(ports["grpc"], process)
@@ -285,6 +325,30 @@ TARGETS = [
 ]
 
 
+def chart(results, path):
+    """CPU per span and peak RSS per scenario, a bar per system, as a PNG beside BENCHMARKS.md."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    scenarios = list(dict.fromkeys(r["scenario"] for r in results))
+    systems = list(dict.fromkeys(r["system"] for r in results))
+    by = by_system_scenario(results)
+    figure, axes = plt.subplots(2, 1, figsize=(11, 8), sharex=True)
+    width = 0.8 / len(systems)
+    for k, (key, label) in enumerate([("cpu_us_per_span", "CPU µs per span"), ("rss_mib", "peak RSS MiB")]):
+        for i, system in enumerate(systems):
+            values = [by.get((system, s), {}).get(key, 0) for s in scenarios]
+            axes[k].bar([x + i * width for x in range(len(scenarios))], values, width, label=system)
+        axes[k].set_ylabel(label)
+        axes[k].grid(axis="y", alpha=0.3)
+    axes[0].legend()
+    axes[1].set_xticks([x + width * (len(systems) - 1) / 2 for x in range(len(scenarios))])
+    axes[1].set_xticklabels([s.replace(" + ", "\n+ ") for s in scenarios], rotation=30, ha="right", fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+
+
 def by_system_scenario(results):
     return {(r["system"], r["scenario"]): r for r in results}
 
@@ -299,8 +363,11 @@ def markdown(results, when, plugins):
         "are end to end (load generator → system → sink), including batching. Exports are uncompressed",
         "OTLP/gRPC. The collector runs `otlp`+`zipkin` receivers → `batch` → `otlp` exporter, built from its Go",
         "modules (tests/peers/collector); Rotel (its PyPI wheel) runs OTLP receivers → its batching → OTLP",
-        "exporter and has no Zipkin receiver; trailhead runs the same shape with its exporter batching.", "",
+        "exporter and has no Zipkin receiver; 0.0.1a15, the newest on PyPI, gzips its export whatever",
+        "`--otlp-exporter-compression` says, so its figures include compressing (the sink accepts gzip).",
+        "trailhead runs the same shape with its exporter batching.", "",
         "Absolute numbers on these shared 2-core machines move by ±15%; compare the ratios within one run.", "",
+        "![CPU per span and peak RSS per scenario and system](BENCHMARKS.png)", "",
         "| scenario | system | spans/s | CPU µs/span | peak RSS MiB | idle RSS MiB | p50 ms | p99 ms | sent | received |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
@@ -340,6 +407,8 @@ def main():
     parser.add_argument("--only", default="", help="run only scenarios whose name contains this")
     parser.add_argument("--systems", default="trailhead,collector,rotel")
     parser.add_argument("--overhead", default=str(REPO / "target/release/plugin-overhead"))
+    parser.add_argument("--append", action="store_true",
+                        help="keep the other scenarios' records and plugin figures from the last run (target/bench/)")
     parser.add_argument("--pod-cache", default=str(REPO / "target/release/pod-cache-memory"))
     args = parser.parse_args()
     systems = [("trailhead", [args.binary, "run"])]
@@ -355,15 +424,21 @@ def main():
     systems = [s for s in systems if s[0] in args.systems.split(",")]
     results = []
     with tempfile.TemporaryDirectory() as tmp:
+        cluster, env = None, {}
         for scenario in [s for s in SCENARIOS if args.only in s[0]]:
+            if scenario[5] == "k8s" and cluster is None:
+                cluster = start_cluster(Path(tmp))
+                env = {"KUBECONFIG": str(cluster.kubeconfig)}
             for system, command in systems:
-                if scenario[5] and system != "trailhead":
+                if scenario[5] and scenario[5] != "k8s" and system != "trailhead":
                     continue
-                if system == "rotel" and scenario[1] == "zipkin":
+                if system == "rotel" and (scenario[1] == "zipkin" or scenario[5] == "k8s"):
                     continue
-                result = run_one(system, command, scenario, args.loadgen, Path(tmp))
+                result = run_one(system, command, scenario, args.loadgen, Path(tmp), env)
                 print(json.dumps(result), flush=True)
                 results.append(result)
+        if cluster:
+            cluster.stop()
         plugins = {}
         if not args.only or args.only == "plugins":
             plugins = {"overhead": plugin_overhead(args.overhead),
@@ -372,10 +447,16 @@ def main():
             print(json.dumps(plugins), flush=True)
     out_dir = REPO / "target" / "bench"
     out_dir.mkdir(parents=True, exist_ok=True)
+    if args.append and (out_dir / "summary.json").exists():
+        ran = {(r["system"], r["scenario"]) for r in results}
+        kept = [r for r in json.loads((out_dir / "summary.json").read_text()) if (r["system"], r["scenario"]) not in ran]
+        results = kept + results
+        plugins = plugins or json.loads((out_dir / "plugins.json").read_text())
     (out_dir / "summary.json").write_text(json.dumps(results, indent=2))
     (out_dir / "plugins.json").write_text(json.dumps(plugins, indent=2))
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     Path(args.out).write_text(markdown(results, when, plugins))
+    chart(results, Path(args.out).with_suffix(".png"))
 
 
 if __name__ == "__main__":

@@ -179,8 +179,10 @@ async fn run_sink(listen: &str, state: Arc<SinkState>) -> anyhow::Result<()> {
         fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
             let handler = self.0.clone();
             Box::pin(async move {
-                let mut grpc =
-                    tonic::server::Grpc::new(RawCodec).max_decoding_message_size(64 << 20);
+                // Rotel 0.0.1a15 gzips its export whatever its compression flag says.
+                let mut grpc = tonic::server::Grpc::new(RawCodec)
+                    .max_decoding_message_size(64 << 20)
+                    .accept_compressed(tonic::codec::CompressionEncoding::Gzip);
                 Ok(grpc.unary(handler, request).await)
             })
         }

@@ -176,6 +176,27 @@ def test_host_network_and_ignored_pods_are_not_matched(cluster, sink, start_trai
     assert resource_of(sink, "ignored") == {"service.name": "lessons", "k8s.pod.ip": "127.0.0.52"}
 
 
+def test_node_and_namespace_filters(cluster, sink, start_trailhead):
+    cluster.apply({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-2"}},
+                  {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "other"}})
+    cluster.pod("on-node-1", NS, "127.0.0.111", node="node-1")
+    cluster.pod("on-node-2", NS, "127.0.0.112", node="node-2")
+    cluster.pod("elsewhere", "other", "127.0.0.113", node="node-2")
+    # DaemonSet mode: the node comes from the downward API's environment variable.
+    config = k8s_config(sink, cluster, wait_for_metadata=True, filter={"node_from_env_var": "K8S_NODE_NAME"})
+    daemon = start_trailhead(config, extra_env={"KUBECONFIG": str(cluster.kubeconfig), "K8S_NODE_NAME": "node-2"})
+    for ip, name in [("127.0.0.111", "node-filter-1"), ("127.0.0.112", "node-filter-2"), ("127.0.0.113", "node-filter-3")]:
+        send(daemon, ip, name=name)
+    assert "k8s.pod.name" not in resource_of(sink, "node-filter-1")
+    assert resource_of(sink, "node-filter-2")["k8s.pod.name"] == "on-node-2"
+    assert resource_of(sink, "node-filter-3")["k8s.pod.name"] == "elsewhere"
+    scoped = start(start_trailhead, sink, cluster, wait_for_metadata=True, filter={"namespace": NS})
+    send(scoped, "127.0.0.113", name="namespace-filter-other")
+    send(scoped, "127.0.0.111", name="namespace-filter-mine")
+    assert "k8s.pod.name" not in resource_of(sink, "namespace-filter-other")
+    assert resource_of(sink, "namespace-filter-mine")["k8s.pod.name"] == "on-node-1"
+
+
 def test_deleted_pod_lingers_then_its_ip_goes_to_the_new_pod(cluster, sink, start_trailhead):
     cluster.pod("worker-old", NS, "127.0.0.61")
     trailhead = start(start_trailhead, sink, cluster, wait_for_metadata=True)
