@@ -243,6 +243,7 @@ def test_no_cluster(cluster, sink, start_trailhead, tmp_path):
     trailhead = start(start_trailhead, sink, cluster, kubeconfig=nowhere)
     assert send(trailhead, "127.0.0.81", name="no-cluster") == 200
     assert resource_of(sink, "no-cluster") == {"service.name": "lessons", "k8s.pod.ip": "127.0.0.81"}
+    time.sleep(3)  # several retries with kube's backoff, each of which must stay quiet
     warnings = [e for e in trailhead.logs if e.get("message", "").startswith("Kubernetes watch failed")]
     assert len(warnings) == 1, warnings
     # With it, trailhead refuses to run unenriched past the timeout, and says why.

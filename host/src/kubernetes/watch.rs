@@ -178,7 +178,9 @@ async fn follow<K>(
     while let Some(event) = stream.next().await {
         match event {
             Ok(event) => {
-                if std::mem::take(&mut failing) {
+                // Every retry starts with `Init` before its list fails again: only an object
+                // or a finished list shows the API server is back.
+                if !matches!(event, Event::Init) && std::mem::take(&mut failing) {
                     tracing::info!(what, "Kubernetes watch resumed");
                 }
                 let listed = matches!(event, Event::InitDone);
