@@ -73,6 +73,18 @@ def plain(value):
     return value.string_value
 
 
+def sees_pod(trailhead, sink, source, pod):
+    """A check for `eventually`: a new span from `source` is enriched as `pod`."""
+    counter = iter(range(10_000))
+
+    def check():
+        name = f"{pod}-probe-{next(counter)}"
+        send(trailhead, source, name=name)
+        return resource_of(sink, name).get("k8s.pod.name") == pod
+
+    return check
+
+
 def eventually(check, timeout=20):
     """Retries `check` (which sends and inspects) until it returns truthy: watches are async."""
     deadline = time.time() + timeout
@@ -205,14 +217,7 @@ def test_deleted_pod_lingers_then_its_ip_goes_to_the_new_pod(cluster, sink, star
     send(trailhead, "127.0.0.61", name="after-delete")
     assert resource_of(sink, "after-delete")["k8s.pod.name"] == "worker-old"
     cluster.pod("worker-new", NS, "127.0.0.61")
-    counter = iter(range(1000))
-
-    def new_pod_seen():
-        name = f"reused-{next(counter)}"
-        send(trailhead, "127.0.0.61", name=name)
-        return resource_of(sink, name).get("k8s.pod.name") == "worker-new"
-
-    assert eventually(new_pod_seen), "the reused IP still points at the deleted pod"
+    assert eventually(sees_pod(trailhead, sink, "127.0.0.61", "worker-new")), "the reused IP still points at the deleted pod"
 
 
 def test_survives_an_api_server_restart(cluster, sink, start_trailhead):
@@ -225,14 +230,8 @@ def test_survives_an_api_server_restart(cluster, sink, start_trailhead):
     finally:
         cluster.start_apiserver()
     cluster.pod("arrived-later", NS, "127.0.0.72")
-    counter = iter(range(1000))
-
-    def resumed():
-        name = f"after-restart-{next(counter)}"
-        send(trailhead, "127.0.0.72", name=name)
-        return resource_of(sink, name).get("k8s.pod.name") == "arrived-later"
-
-    assert eventually(resumed, timeout=60), "the watch did not resume after the API server came back"
+    assert eventually(sees_pod(trailhead, sink, "127.0.0.72", "arrived-later"), timeout=60), \
+        "the watch did not resume after the API server came back"
     assert any(entry.get("message", "").startswith("Kubernetes watch failed") for entry in trailhead.logs)
 
 
