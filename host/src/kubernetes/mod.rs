@@ -211,6 +211,14 @@ impl Settings {
         Ok(())
     }
 
+    /// The label and annotation filters for namespace or node metadata.
+    pub fn keep_for(&self, kind: store::Kind) -> (&KeyFilter, &KeyFilter) {
+        match kind {
+            store::Kind::Nodes => (&self.node_labels, &self.node_annotations),
+            _ => (&self.namespace_labels, &self.namespace_annotations),
+        }
+    }
+
     /// What a reload may not change without a restart: the cache is built once.
     pub fn fingerprint(config: &Config) -> serde_yaml::Value {
         let mut keys: Vec<serde_yaml::Value> = Vec::new();

@@ -257,37 +257,29 @@ impl Store {
         }
     }
 
-    pub fn apply_namespace(&self, name: &str, meta: Meta) {
+    /// A namespace or node appeared or changed (`Some`), or went away (`None`).
+    pub fn set_meta(&self, kind: Kind, name: &str, meta: Option<Meta>) {
         let mut ix = self.write();
-        ix.note_seen(Kind::Namespaces, name);
-        ix.namespaces.insert(name.into(), Arc::new(meta));
-    }
-
-    pub fn delete_namespace(&self, name: &str) {
-        self.write().namespaces.remove(name);
-    }
-
-    pub fn apply_node(&self, name: &str, meta: Meta) {
-        let mut ix = self.write();
-        ix.note_seen(Kind::Nodes, name);
-        ix.nodes.insert(name.into(), Arc::new(meta));
-    }
-
-    pub fn delete_node(&self, name: &str) {
-        self.write().nodes.remove(name);
-    }
-
-    pub fn apply_replicaset(&self, uid: &str, deployment_uid: Option<&str>) {
-        let mut ix = self.write();
-        ix.note_seen(Kind::ReplicaSets, uid);
-        match deployment_uid {
-            Some(d) => ix.deployment_uids.insert(uid.into(), d.into()),
-            None => ix.deployment_uids.remove(uid),
+        ix.note_seen(kind, name);
+        let map = match kind {
+            Kind::Namespaces => &mut ix.namespaces,
+            Kind::Nodes => &mut ix.nodes,
+            Kind::Pods | Kind::ReplicaSets => return,
+        };
+        match meta {
+            Some(meta) => map.insert(name.into(), Arc::new(meta)),
+            None => map.remove(name),
         };
     }
 
-    pub fn delete_replicaset(&self, uid: &str) {
-        self.write().deployment_uids.remove(uid);
+    /// Which Deployment a ReplicaSet belongs to; `None` when none (or it was deleted).
+    pub fn set_deployment_of(&self, replicaset_uid: &str, deployment_uid: Option<&str>) {
+        let mut ix = self.write();
+        ix.note_seen(Kind::ReplicaSets, replicaset_uid);
+        match deployment_uid {
+            Some(d) => ix.deployment_uids.insert(replicaset_uid.into(), d.into()),
+            None => ix.deployment_uids.remove(replicaset_uid),
+        };
     }
 }
 
@@ -414,10 +406,10 @@ mod tests {
         assert!(store.pod_by_ip("10.0.0.2").is_none());
         assert!(store.pod_by_ip("10.0.0.1").is_some());
 
-        store.apply_namespace("a", Meta::default());
-        store.apply_namespace("b", Meta::default());
+        store.set_meta(Kind::Namespaces, "a", Some(Meta::default()));
+        store.set_meta(Kind::Namespaces, "b", Some(Meta::default()));
         store.relist_started(Kind::Namespaces);
-        store.apply_namespace("a", Meta::default());
+        store.set_meta(Kind::Namespaces, "a", Some(Meta::default()));
         store.relist_done(Kind::Namespaces, now);
         assert!(store.namespace("a").is_some() && store.namespace("b").is_none());
     }

@@ -44,7 +44,7 @@ pub async fn spawn(settings: Settings, store: Arc<Store>) -> signal::Receiver<bo
         if !on {
             continue;
         }
-        let sync = Sync {
+        let sync = FirstList {
             waiting: waiting.clone(),
             tx: synced_tx.clone(),
             done: false,
@@ -53,57 +53,38 @@ pub async fn spawn(settings: Settings, store: Arc<Store>) -> signal::Receiver<bo
         tokio::spawn(async move {
             match kind {
                 Kind::Pods => watch_pods(client, settings, store, sync).await,
-                Kind::Namespaces => {
-                    let api = Api::<PartialObjectMeta<Namespace>>::all(client);
-                    let stream = watcher::watcher(api, watcher::Config::default());
-                    follow("namespaces", stream, sync, |event| {
-                        apply_meta(&store, kind, event, |store, name, meta| match meta {
-                            Some(meta) => store.apply_namespace(
-                                name,
-                                to_meta(
-                                    meta,
-                                    &settings.namespace_labels,
-                                    &settings.namespace_annotations,
-                                ),
-                            ),
-                            None => store.delete_namespace(name),
-                        })
-                    })
-                    .await
-                }
-                Kind::Nodes => {
-                    let api = Api::<PartialObjectMeta<Node>>::all(client);
-                    let stream = watcher::watcher(api, watcher::Config::default());
-                    follow("nodes", stream, sync, |event| {
-                        apply_meta(&store, kind, event, |store, name, meta| match meta {
-                            Some(meta) => store.apply_node(
-                                name,
-                                to_meta(meta, &settings.node_labels, &settings.node_annotations),
-                            ),
-                            None => store.delete_node(name),
-                        })
-                    })
-                    .await
+                Kind::Namespaces | Kind::Nodes => {
+                    let (labels, annotations) = settings.keep_for(kind);
+                    let update = |store: &Store, name: &str, meta: Option<&ObjectMeta>| {
+                        store.set_meta(kind, name, meta.map(|m| to_meta(m, labels, annotations)))
+                    };
+                    if kind == Kind::Namespaces {
+                        let api = Api::<PartialObjectMeta<Namespace>>::all(client);
+                        follow_metadata("namespaces", api, kind, &store, sync, update).await
+                    } else {
+                        let api = Api::<PartialObjectMeta<Node>>::all(client);
+                        follow_metadata("nodes", api, kind, &store, sync, update).await
+                    }
                 }
                 Kind::ReplicaSets => {
                     let api = match &settings.namespace {
                         Some(ns) => Api::<PartialObjectMeta<ReplicaSet>>::namespaced(client, ns),
                         None => Api::<PartialObjectMeta<ReplicaSet>>::all(client),
                     };
-                    let stream = watcher::watcher(api, watcher::Config::default());
-                    follow("replicasets", stream, sync, |event| {
-                        apply_meta(&store, kind, event, |store, _, meta| {
-                            let Some(meta) = meta else { return };
-                            let uid = meta.uid.as_deref().unwrap_or_default();
+                    follow_metadata(
+                        "replicasets",
+                        api,
+                        kind,
+                        &store,
+                        sync,
+                        |store, uid, meta| {
                             let deployment = meta
-                                .owner_references
-                                .iter()
-                                .flatten()
-                                .find(|o| o.kind == "Deployment")
+                                .and_then(|m| m.owner_references.as_ref())
+                                .and_then(|owners| owners.iter().find(|o| o.kind == "Deployment"))
                                 .map(|o| o.uid.as_str());
-                            store.apply_replicaset(uid, deployment);
-                        })
-                    })
+                            store.set_deployment_of(uid, deployment);
+                        },
+                    )
                     .await
                 }
             }
@@ -149,13 +130,13 @@ async fn client(auth: AuthType) -> Result<Client, String> {
 }
 
 /// Counts this watcher's first full list towards the cache being synced.
-struct Sync {
+struct FirstList {
     waiting: Arc<AtomicUsize>,
     tx: Arc<signal::Sender<bool>>,
     done: bool,
 }
 
-impl Sync {
+impl FirstList {
     fn listed(&mut self) {
         if !std::mem::replace(&mut self.done, true)
             && self.waiting.fetch_sub(1, Ordering::SeqCst) == 1
@@ -170,7 +151,7 @@ impl Sync {
 async fn follow<K>(
     what: &'static str,
     stream: impl Stream<Item = Result<Event<K>, watcher::Error>> + Send,
-    mut sync: Sync,
+    mut sync: FirstList,
     mut apply: impl FnMut(Event<K>) + Send,
 ) {
     let mut stream = std::pin::pin!(stream.default_backoff());
@@ -198,7 +179,7 @@ async fn follow<K>(
     }
 }
 
-async fn watch_pods(client: Client, settings: Arc<Settings>, store: Arc<Store>, sync: Sync) {
+async fn watch_pods(client: Client, settings: Arc<Settings>, store: Arc<Store>, sync: FirstList) {
     let api = match &settings.namespace {
         Some(ns) => Api::<Pod>::namespaced(client, ns),
         None => Api::<Pod>::all(client),
@@ -230,28 +211,28 @@ async fn watch_pods(client: Client, settings: Arc<Settings>, store: Arc<Store>, 
     .await;
 }
 
-/// Applies an event about a metadata-only object; `update` gets `None` for a deletion.
-fn apply_meta<K: Resource>(
-    store: &Store,
+/// Follows a metadata-only watch (namespaces, nodes, ReplicaSets): relists, and each object
+/// or deletion (`None`) handed to `update` under its key.
+async fn follow_metadata<M>(
+    what: &'static str,
+    api: Api<M>,
     kind: Kind,
-    event: Event<PartialObjectMeta<K>>,
-    update: impl Fn(&Store, &str, Option<&ObjectMeta>),
-) {
-    match event {
+    store: &Store,
+    sync: FirstList,
+    update: impl Fn(&Store, &str, Option<&ObjectMeta>) + Send + Sync,
+) where
+    M: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    let stream = watcher::watcher(api, watcher::Config::default());
+    follow(what, stream, sync, |event| match event {
         Event::Init => store.relist_started(kind),
         Event::InitDone => store.relist_done(kind, Instant::now()),
         Event::Apply(object) | Event::InitApply(object) => {
-            let key = relist_key(kind, &object.metadata);
-            update(store, &key, Some(&object.metadata));
+            update(store, &relist_key(kind, object.meta()), Some(object.meta()))
         }
-        Event::Delete(object) => {
-            let key = relist_key(kind, &object.metadata);
-            update(store, &key, None);
-            if kind == Kind::ReplicaSets {
-                store.delete_replicaset(&key);
-            }
-        }
-    }
+        Event::Delete(object) => update(store, &relist_key(kind, object.meta()), None),
+    })
+    .await
 }
 
 /// Namespaces and nodes are keyed by name, ReplicaSets by UID.
