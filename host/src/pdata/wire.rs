@@ -20,9 +20,46 @@ pub struct WireError {
 type Reason = &'static str;
 
 /// A field's value as its wire type frames it.
-enum Value<'a> {
-    Scalar,
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Value<'a> {
+    Varint(u64),
+    Fixed64(u64),
+    Fixed32(u32),
     Bytes(&'a [u8]),
+}
+
+/// The fields of an encoded message in order, as (number, value, the field's whole encoding).
+/// It stops at the first malformed field: receivers refuse those before anything reads them.
+pub fn fields(bytes: &[u8]) -> impl Iterator<Item = (u64, Value<'_>, &[u8])> {
+    let mut reader = Reader { buf: bytes };
+    std::iter::from_fn(move || {
+        let before = reader.buf;
+        let (number, value) = reader.field().ok()??;
+        Some((number, value, &before[..before.len() - reader.buf.len()]))
+    })
+}
+
+/// The last value of field `number` (protobuf's rule for a repeated singular field).
+pub fn last(bytes: &[u8], number: u64) -> Option<Value<'_>> {
+    fields(bytes)
+        .filter(|(n, _, _)| *n == number)
+        .last()
+        .map(|(_, v, _)| v)
+}
+
+/// Appends field `number` holding `body` (wire type 2) to `out`.
+pub fn put_bytes_field(out: &mut Vec<u8>, number: u64, body: &[u8]) {
+    put_varint(out, number << 3 | 2);
+    put_varint(out, body.len() as u64);
+    out.extend_from_slice(body);
+}
+
+fn put_varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push(value as u8 | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
 }
 
 struct Reader<'a> {
@@ -66,13 +103,17 @@ impl<'a> Reader<'a> {
             return Err("field number 0");
         }
         let value = match key & 7 {
-            0 => self.varint().map(|_| Value::Scalar)?,
-            1 => self.take(8).map(|_| Value::Scalar)?,
+            0 => Value::Varint(self.varint()?),
+            1 => Value::Fixed64(u64::from_le_bytes(
+                self.take(8)?.try_into().expect("8 bytes"),
+            )),
             2 => {
                 let len = usize::try_from(self.varint()?).map_err(|_| "length too large")?;
                 Value::Bytes(self.take(len)?)
             }
-            5 => self.take(4).map(|_| Value::Scalar)?,
+            5 => Value::Fixed32(u32::from_le_bytes(
+                self.take(4)?.try_into().expect("4 bytes"),
+            )),
             3 | 4 => return Err("group wire type is not used by OTLP"),
             _ => return Err("invalid wire type"),
         };

@@ -36,43 +36,35 @@ struct RawResource {
     schema_url: String,
 }
 
-/// A scope message of one signal and how to reach its items.
-pub trait Scope: Message + Default + Clone {
-    type Item: Parts;
+/// A scope message of one signal: its item type. Every signal's scope holds its items in
+/// field 2 and its `InstrumentationScope` in field 1.
+pub trait Scope {
+    type Item: Parts + Message + Default + Clone;
     const SIGNAL: Signal;
-    fn items(&self) -> &Vec<Self::Item>;
-    fn items_mut(&mut self) -> &mut Vec<Self::Item>;
-    fn scope_name(&self) -> &str;
 }
 
 macro_rules! scope {
-    ($scope:ty, $item:ty, $field:ident, $signal:expr) => {
+    ($scope:ty, $item:ty, $signal:expr) => {
         impl Scope for $scope {
             type Item = $item;
             const SIGNAL: Signal = $signal;
-            fn items(&self) -> &Vec<$item> {
-                &self.$field
-            }
-            fn items_mut(&mut self) -> &mut Vec<$item> {
-                &mut self.$field
-            }
-            fn scope_name(&self) -> &str {
-                self.scope.as_ref().map_or("", |s| s.name.as_str())
-            }
         }
     };
 }
-scope!(ScopeSpans, Span, spans, Signal::Traces);
-scope!(ScopeLogs, LogRecord, log_records, Signal::Logs);
-scope!(ScopeMetrics, Metric, metrics, Signal::Metrics);
+scope!(ScopeSpans, Span, Signal::Traces);
+scope!(ScopeLogs, LogRecord, Signal::Logs);
+scope!(ScopeMetrics, Metric, Signal::Metrics);
 
 /// Items that carry attributes.
 pub trait Attributed {
+    /// The field number of the item's attributes in its encoding.
+    const ATTRIBUTES: u64;
     fn attributes(&self) -> &Vec<KeyValue>;
     fn attributes_mut(&mut self) -> &mut Vec<KeyValue>;
 }
 
 impl Attributed for Span {
+    const ATTRIBUTES: u64 = 9;
     fn attributes(&self) -> &Vec<KeyValue> {
         &self.attributes
     }
@@ -82,6 +74,7 @@ impl Attributed for Span {
 }
 
 impl Attributed for LogRecord {
+    const ATTRIBUTES: u64 = 6;
     fn attributes(&self) -> &Vec<KeyValue> {
         &self.attributes
     }
@@ -185,17 +178,120 @@ pub struct Position {
     pub item: u32,
 }
 
-/// Decoded items, and which are dropped (applied at the end so indexes stay valid).
+/// One scope as it arrived: the fields other than its items, and which flat items it holds.
 #[derive(Clone)]
-struct Items<S> {
-    scopes: Vec<Vec<S>>,
+struct ScopeParts {
+    original: Bytes,
+    /// Every field but the items, still encoded, to rebuild the scope around kept items.
+    head: Vec<u8>,
+    name: String,
+    items: std::ops::Range<usize>,
+}
+
+/// An item decoded because a plugin changed it or read a nested part.
+#[derive(Clone)]
+enum Decoded<I> {
+    No,
+    Yes(Box<I>),
+    /// Not valid protobuf beyond its framing; it passes through as it came.
+    Fails,
+}
+
+/// The items of a batch. Each stays encoded (`raw`) until a plugin changes it; reads of
+/// names, kinds, attributes and the like scan the encoding. A changed item lives decoded
+/// until the next read or the end, when it is encoded back (`flush`).
+#[derive(Clone)]
+struct Items<I> {
+    scopes: Vec<Vec<ScopeParts>>,
     index: Vec<Position>,
+    raw: Vec<Bytes>,
+    decoded: Vec<Decoded<I>>,
+    /// Decoded and changed since its last encoding.
+    dirty: Vec<bool>,
+    /// Changed at some point: its scope is rebuilt.
+    changed: Vec<bool>,
     dropped: Vec<bool>,
     /// (flat item, part) pairs to drop.
     dropped_parts: Vec<(u32, u32)>,
 }
 
-impl<S: Scope> Items<S> {
+impl<I: Parts + Message + Default> Items<I> {
+    fn index(resources: &[RawResource]) -> Self {
+        let mut items = Items {
+            scopes: Vec::with_capacity(resources.len()),
+            index: Vec::new(),
+            raw: Vec::new(),
+            decoded: Vec::new(),
+            dirty: Vec::new(),
+            changed: Vec::new(),
+            dropped: Vec::new(),
+            dropped_parts: Vec::new(),
+        };
+        for (r, resource) in resources.iter().enumerate() {
+            let mut scopes = Vec::with_capacity(resource.scopes.len());
+            for (s, scope) in resource.scopes.iter().enumerate() {
+                let first = items.raw.len();
+                let (mut head, mut name) = (Vec::new(), String::new());
+                for (number, value, whole) in wire::fields(scope) {
+                    match (number, value) {
+                        (2, wire::Value::Bytes(item)) => {
+                            items.index.push(Position {
+                                resource: r as u32,
+                                scope: s as u32,
+                                item: (items.raw.len() - first) as u32,
+                            });
+                            items.raw.push(scope.slice_ref(item));
+                        }
+                        (1, wire::Value::Bytes(instrumentation)) => {
+                            head.extend_from_slice(whole);
+                            if let Some(wire::Value::Bytes(n)) = wire::last(instrumentation, 1) {
+                                name = String::from_utf8_lossy(n).into_owned();
+                            }
+                        }
+                        _ => head.extend_from_slice(whole),
+                    }
+                }
+                scopes.push(ScopeParts {
+                    original: scope.clone(),
+                    head,
+                    name,
+                    items: first..items.raw.len(),
+                });
+            }
+            items.scopes.push(scopes);
+        }
+        let n = items.raw.len();
+        items.decoded = (0..n).map(|_| Decoded::No).collect();
+        items.dirty = vec![false; n];
+        items.changed = vec![false; n];
+        items.dropped = vec![false; n];
+        items
+    }
+
+    /// Item `flat` decoded (cached), or `None` if it is out of range or does not decode.
+    fn decoded(&mut self, flat: usize) -> Option<&mut I> {
+        let slot = self.decoded.get_mut(flat)?;
+        if let Decoded::No = slot {
+            *slot = I::decode(self.raw[flat].clone())
+                .map_or(Decoded::Fails, |item| Decoded::Yes(Box::new(item)));
+        }
+        match slot {
+            Decoded::Yes(item) => Some(item),
+            _ => None,
+        }
+    }
+
+    /// Encodes changed items back, so `raw` is current.
+    fn flush(&mut self) {
+        for (flat, dirty) in self.dirty.iter_mut().enumerate() {
+            if std::mem::take(dirty) {
+                if let Decoded::Yes(item) = &self.decoded[flat] {
+                    self.raw[flat] = Bytes::from(item.encode_to_vec());
+                }
+            }
+        }
+    }
+
     /// Applies part drops; an item left without its parts is dropped with them.
     fn apply_part_drops(&mut self) {
         let mut parts = std::mem::take(&mut self.dropped_parts);
@@ -203,15 +299,41 @@ impl<S: Scope> Items<S> {
         parts.dedup();
         for group in parts.chunk_by(|a, b| a.0 == b.0) {
             let flat = group[0].0 as usize;
-            let p = self.index[flat];
-            let item = &mut self.scopes[p.resource as usize][p.scope as usize].items_mut()
-                [p.item as usize];
+            let Some(item) = self.decoded(flat) else {
+                continue;
+            };
             let emptied = item
                 .retain_parts(&mut |i| group.binary_search_by_key(&(i as u32), |g| g.1).is_err());
+            self.dirty[flat] = true;
+            self.changed[flat] = true;
             if emptied {
                 self.dropped[flat] = true;
             }
         }
+    }
+
+    /// The encoded scopes of resource `r` after drops and changes: untouched scopes keep
+    /// their original bytes, the others are rebuilt from their head and kept items.
+    fn encode_scopes(&self, r: usize) -> Vec<Bytes> {
+        self.scopes[r]
+            .iter()
+            .filter_map(|scope| {
+                let range = scope.items.clone();
+                let kept = range.clone().filter(|&i| !self.dropped[i]);
+                if kept.clone().next().is_none() {
+                    return None; // as the collector does, a scope left empty goes
+                }
+                if !range.clone().any(|i| self.dropped[i] || self.changed[i]) {
+                    return Some(scope.original.clone());
+                }
+                let mut out = Vec::with_capacity(scope.original.len());
+                out.extend_from_slice(&scope.head);
+                for i in kept {
+                    wire::put_bytes_field(&mut out, 2, &self.raw[i]);
+                }
+                Some(Bytes::from(out))
+            })
+            .collect()
     }
 }
 
@@ -219,7 +341,7 @@ impl<S: Scope> Items<S> {
 pub struct Working<S: Scope> {
     original: Bytes,
     skeleton: Skeleton,
-    items: Option<Items<S>>,
+    items: Option<Items<S::Item>>,
     changed: bool,
 }
 
@@ -268,38 +390,9 @@ impl<S: Scope> Working<S> {
         )
     }
 
-    fn items(&mut self) -> &mut Items<S> {
-        if self.items.is_none() {
-            let mut scopes = Vec::with_capacity(self.skeleton.resources.len());
-            let mut index = Vec::new();
-            for (r, resource) in self.skeleton.resources.iter().enumerate() {
-                // The receiver checked the framing; a scope that still fails to decode is
-                // treated as empty rather than failing the plugin call.
-                let decoded: Vec<S> = resource
-                    .scopes
-                    .iter()
-                    .map(|b| S::decode(b.clone()).unwrap_or_default())
-                    .collect();
-                for (s, scope) in decoded.iter().enumerate() {
-                    for i in 0..scope.items().len() {
-                        index.push(Position {
-                            resource: r as u32,
-                            scope: s as u32,
-                            item: i as u32,
-                        });
-                    }
-                }
-                scopes.push(decoded);
-            }
-            let dropped = vec![false; index.len()];
-            self.items = Some(Items {
-                scopes,
-                index,
-                dropped,
-                dropped_parts: Vec::new(),
-            });
-        }
-        self.items.as_mut().expect("decoded above")
+    fn items(&mut self) -> &mut Items<S::Item> {
+        let resources = &self.skeleton.resources;
+        self.items.get_or_insert_with(|| Items::index(resources))
     }
 
     pub fn item_count(&mut self) -> u32 {
@@ -310,27 +403,46 @@ impl<S: Scope> Working<S> {
         &self.items().index
     }
 
-    /// Every item with its scope, in flat-index order.
-    pub fn each_item(&mut self) -> Vec<(&S, &S::Item)> {
+    /// Every item still encoded, with its scope's name, in flat-index order: what column
+    /// reads scan without decoding.
+    pub fn encoded_items(&mut self) -> impl Iterator<Item = (&str, &[u8])> {
         let items = self.items();
-        items
-            .index
-            .iter()
-            .map(|p| {
-                let scope = &items.scopes[p.resource as usize][p.scope as usize];
-                (scope, &scope.items()[p.item as usize])
-            })
-            .collect()
+        items.flush();
+        let items = &*items;
+        items.index.iter().zip(&items.raw).map(|(p, raw)| {
+            let scope = &items.scopes[p.resource as usize][p.scope as usize];
+            (scope.name.as_str(), raw.as_ref())
+        })
     }
 
-    /// Item `flat`, for changing; `None` when out of range.
-    pub fn item_mut(&mut self, flat: u32) -> Option<&mut S::Item> {
-        self.changed = true;
+    /// Visits every item decoded, in flat-index order (one that does not decode reads as
+    /// empty; it still passes through as it came).
+    pub fn for_each_decoded(&mut self, mut visit: impl FnMut(u32, &S::Item)) {
         let items = self.items();
-        let p = *items.index.get(flat as usize)?;
-        items.scopes[p.resource as usize][p.scope as usize]
-            .items_mut()
-            .get_mut(p.item as usize)
+        let empty = S::Item::default();
+        for flat in 0..items.raw.len() {
+            visit(
+                flat as u32,
+                items.decoded(flat).map_or(&empty, |item| &*item),
+            );
+        }
+    }
+
+    /// Item `flat` decoded, for reading; `None` when out of range or not decodable.
+    pub fn item(&mut self, flat: u32) -> Option<&S::Item> {
+        self.items().decoded(flat as usize).map(|item| &*item)
+    }
+
+    /// Item `flat`, for changing; `None` when out of range or not decodable.
+    pub fn item_mut(&mut self, flat: u32) -> Option<&mut S::Item> {
+        let flat = flat as usize;
+        let items = self.items();
+        items.decoded(flat)?;
+        self.changed = true;
+        let items = self.items.as_mut().expect("indexed above");
+        items.dirty[flat] = true;
+        items.changed[flat] = true;
+        items.decoded(flat)
     }
 
     pub fn drop_items(&mut self, flats: &[u32]) {
@@ -348,13 +460,11 @@ impl<S: Scope> Working<S> {
 
     /// Every part (span event, data point) as (flat item, part index within the item).
     pub fn part_positions(&mut self) -> Vec<(u32, u32)> {
-        self.each_item()
-            .into_iter()
-            .enumerate()
-            .flat_map(|(flat, (_, item))| {
-                (0..item.part_count() as u32).map(move |p| (flat as u32, p))
-            })
-            .collect()
+        let mut positions = Vec::new();
+        self.for_each_decoded(|flat, item| {
+            positions.extend((0..item.part_count() as u32).map(|p| (flat, p)))
+        });
+        positions
     }
 
     /// Drops parts given by their flat part index (the order of [`Self::part_positions`]).
@@ -388,7 +498,7 @@ impl<S: Scope> Working<S> {
         if !self.changed {
             return self.original.clone();
         }
-        let copy = Working {
+        let copy = Working::<S> {
             original: self.original.clone(),
             skeleton: self.skeleton.clone(),
             items: self.items.clone(),
@@ -402,29 +512,31 @@ impl<S: Scope> Working<S> {
         if !self.changed {
             return self.original;
         }
-        let Some(mut items) = self.items.take() else {
-            return Bytes::from(self.skeleton.encode_to_vec());
-        };
-        items.apply_part_drops();
-        let mut dropped = items.dropped.into_iter();
-        for (resource, scopes) in self.skeleton.resources.iter_mut().zip(items.scopes) {
-            resource.scopes = scopes
-                .into_iter()
-                .filter_map(|mut scope| {
-                    scope
-                        .items_mut()
-                        .retain(|_| !dropped.next().unwrap_or(false));
-                    (!scope.items().is_empty()).then(|| Bytes::from(scope.encode_to_vec()))
-                })
-                .collect();
+        if let Some(mut items) = self.items.take() {
+            items.apply_part_drops();
+            items.flush();
+            for (r, resource) in self.skeleton.resources.iter_mut().enumerate() {
+                resource.scopes = items.encode_scopes(r);
+            }
+            self.skeleton.resources.retain(|r| !r.scopes.is_empty());
         }
-        self.skeleton.resources.retain(|r| !r.scopes.is_empty());
         Bytes::from(self.skeleton.encode_to_vec())
     }
 
-    /// Whether the plugin decoded items (for the lazy-decoding benchmark and tests).
-    pub fn decoded_items(&self) -> bool {
+    /// Whether the plugin decoded or indexed items (for the lazy-decoding benchmark and tests).
+    pub fn touched_items(&self) -> bool {
         self.items.is_some()
+    }
+
+    /// How many items the plugin made the host decode.
+    pub fn items_decoded(&self) -> usize {
+        self.items.as_ref().map_or(0, |items| {
+            items
+                .decoded
+                .iter()
+                .filter(|d| !matches!(d, Decoded::No))
+                .count()
+        })
     }
 }
 
@@ -445,7 +557,7 @@ mod tests {
             key: "k8s.pod.name".into(),
             ..Default::default()
         });
-        assert!(!work.decoded_items());
+        assert!(!work.touched_items());
         let out = ExportTraceServiceRequest::decode(work.encode()).unwrap();
         assert_eq!(
             out.resource_spans[0].resource.as_ref().unwrap().attributes[0].key,
@@ -455,6 +567,61 @@ mod tests {
         assert_eq!(work.item_count(), 5);
         work.drop_items(&[1, 3]);
         assert_eq!(wire::count_items(Signal::Traces, &work.encode()), Ok(3));
+    }
+
+    // Items stay encoded: a drop rebuilds its scope around the kept spans with the scope's own
+    // fields, a changed span is encoded back and read through its encoding, and a scope
+    // nothing touched keeps its original bytes.
+    #[test]
+    fn scopes_rebuild_around_kept_items() {
+        use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
+        use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
+        let spans = |prefix: &str, n: usize| -> Vec<Span> {
+            (0..n)
+                .map(|i| Span {
+                    name: format!("{prefix}{i}"),
+                    ..Default::default()
+                })
+                .collect()
+        };
+        let scope = |name: &str, spans| ScopeSpans {
+            scope: Some(InstrumentationScope {
+                name: name.into(),
+                version: "1.2".into(),
+                ..Default::default()
+            }),
+            spans,
+            schema_url: format!("https://schemas/{name}"),
+        };
+        let request = ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![scope("a", spans("a", 3)), scope("b", spans("b", 2))],
+                ..Default::default()
+            }],
+        };
+        let mut work = SpanWork::lend(Bytes::from(request.encode_to_vec())).unwrap();
+        let scopes: Vec<String> = work.encoded_items().map(|(s, _)| s.to_string()).collect();
+        assert_eq!(scopes, ["a", "a", "a", "b", "b"]);
+        work.item_mut(1).unwrap().name = "changed".into();
+        work.drop_items(&[0]);
+        let second = work
+            .encoded_items()
+            .nth(1)
+            .map(|(_, span)| span.to_vec())
+            .unwrap();
+        assert_eq!(Span::decode(second.as_slice()).unwrap().name, "changed");
+        assert_eq!(work.items_decoded(), 1);
+
+        let out = ExportTraceServiceRequest::decode(work.into_encoded()).unwrap();
+        let scopes = &out.resource_spans[0].scope_spans;
+        let names: Vec<&str> = scopes[0].spans.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["changed", "a2"]);
+        assert_eq!(
+            scopes[0].scope,
+            request.resource_spans[0].scope_spans[0].scope
+        );
+        assert_eq!(scopes[0].schema_url, "https://schemas/a");
+        assert_eq!(scopes[1], request.resource_spans[0].scope_spans[1]);
     }
 
     // Events and data points drop on their own; a metric whose points all go goes too, and

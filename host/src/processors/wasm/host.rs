@@ -3,10 +3,11 @@
 //! The generated bindings live in the private `bindings` module.
 
 use super::batch::{Attributed, LogWork, MetricWork, Scope, SpanWork, Working, point_attributes};
+use super::encoded;
 use crate::kubernetes;
 use crate::pdata::RequestContext;
+use crate::pdata::wire::{self, Value};
 use opentelemetry_proto::tonic::common::v1 as otlp;
-use opentelemetry_proto::tonic::metrics::v1::metric;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 use std::collections::VecDeque;
@@ -269,45 +270,6 @@ pub fn from_wit(value: AnyValue) -> otlp::AnyValue {
     otlp::AnyValue { value: Some(value) }
 }
 
-/// Packs attribute values into a `value-column`.
-fn pack_values<'a>(values: impl Iterator<Item = Option<&'a otlp::AnyValue>>) -> types::ValueColumn {
-    use otlp::any_value::Value as V;
-    let mut c = types::ValueColumn {
-        kinds: Vec::new(),
-        scalars: Vec::new(),
-        bytes: Vec::new(),
-        ends: Vec::new(),
-    };
-    for value in values {
-        let (kind, scalar) = match value.and_then(|v| v.value.as_ref()) {
-            None | Some(V::StringValueStrindex(_)) => (0, 0),
-            Some(V::StringValue(s)) => {
-                c.bytes.extend_from_slice(s.as_bytes());
-                (1, 0)
-            }
-            Some(V::BoolValue(b)) => (2, *b as i64),
-            Some(V::IntValue(i)) => (3, *i),
-            Some(V::DoubleValue(d)) => (4, d.to_bits() as i64),
-            Some(V::BytesValue(b)) => {
-                c.bytes.extend_from_slice(b);
-                (5, 0)
-            }
-            Some(V::ArrayValue(a)) => {
-                c.bytes.extend_from_slice(&a.encode_to_vec());
-                (6, 0)
-            }
-            Some(V::KvlistValue(k)) => {
-                c.bytes.extend_from_slice(&k.encode_to_vec());
-                (7, 0)
-            }
-        };
-        c.kinds.push(kind);
-        c.scalars.push(scalar);
-        c.ends.push(c.bytes.len() as u32);
-    }
-    c
-}
-
 fn to_wit_kv(kv: &otlp::KeyValue) -> KeyValue {
     KeyValue {
         key: kv.key.clone(),
@@ -431,15 +393,14 @@ macro_rules! item_attribute_methods {
     };
 }
 
-/// One value per item, in flat-index order.
+/// One value per item, read from the item's encoding, in flat-index order.
 fn column<S: Scope + Send + 'static, T>(
     table: &mut ResourceTable,
     batch: &Resource<Working<S>>,
-    value: impl Fn(&S, &S::Item) -> T,
+    value: impl Fn(&str, &[u8]) -> T,
 ) -> Vec<T> {
     work(table, batch)
-        .each_item()
-        .into_iter()
+        .encoded_items()
         .map(|(scope, item)| value(scope, item))
         .collect()
 }
@@ -453,7 +414,24 @@ fn attr_column<S: Scope + Send + 'static>(
 where
     S::Item: Attributed,
 {
-    column(table, batch, |_, item| attr_value(item.attributes(), key))
+    column(table, batch, |_, item| {
+        encoded::attribute(item, S::Item::ATTRIBUTES, key).map(encoded::to_wit)
+    })
+}
+
+fn attr_column_packed<S: Scope + Send + 'static>(
+    table: &mut ResourceTable,
+    batch: &Resource<Working<S>>,
+    key: &str,
+) -> types::ValueColumn
+where
+    S::Item: Attributed,
+{
+    encoded::pack(
+        work(table, batch)
+            .encoded_items()
+            .map(|(_, item)| encoded::attribute(item, S::Item::ATTRIBUTES, key)),
+    )
 }
 
 fn item_attrs<S: Scope + Send + 'static>(
@@ -465,7 +443,7 @@ where
     S::Item: Attributed,
 {
     work(table, batch)
-        .item_mut(flat)
+        .item(flat)
         .map(|item| item.attributes().iter().map(to_wit_kv).collect())
         .unwrap_or_default()
 }
@@ -504,17 +482,16 @@ fn remove_item_attr<S: Scope + Send + 'static>(
     }
 }
 
-/// One value list per item, flattened: the columns of nested parts (events, data points).
+/// One value list per item, flattened: the columns of nested parts (events, data points),
+/// which need the items decoded.
 fn part_column<S: Scope + Send + 'static, T>(
     table: &mut ResourceTable,
     batch: &Resource<Working<S>>,
     values: impl Fn(&S::Item) -> Vec<T>,
 ) -> Vec<T> {
-    work(table, batch)
-        .each_item()
-        .into_iter()
-        .flat_map(|(_, item)| values(item))
-        .collect()
+    let mut out = Vec::new();
+    work(table, batch).for_each_decoded(|_, item| out.extend(values(item)));
+    out
 }
 
 fn attr_value(attributes: &[otlp::KeyValue], key: &str) -> Option<AnyValue> {
@@ -559,7 +536,7 @@ fn scope_names<S: Scope + Send + 'static>(
     table: &mut ResourceTable,
     batch: &Resource<Working<S>>,
 ) -> Vec<String> {
-    column(table, batch, |scope, _| scope.scope_name().to_string())
+    column(table, batch, |scope, _| scope.to_string())
 }
 
 fn resources<S: Scope + Send + 'static>(
@@ -585,15 +562,19 @@ impl batch::HostSpanBatch for PluginState {
     );
 
     fn span_names(&mut self, batch: Resource<SpanWork>) -> Vec<String> {
-        column(&mut self.table, &batch, |_, s| s.name.clone())
+        column(&mut self.table, &batch, |_, s| {
+            encoded::string(s, encoded::SPAN_NAME)
+        })
     }
     fn span_names_packed(&mut self, batch: Resource<SpanWork>) -> types::StringColumn {
         let mut packed = types::StringColumn {
             bytes: Vec::new(),
             ends: Vec::new(),
         };
-        for (_, span) in work(&mut self.table, &batch).each_item() {
-            packed.bytes.extend_from_slice(span.name.as_bytes());
+        for (_, span) in work(&mut self.table, &batch).encoded_items() {
+            if let Some(Value::Bytes(name)) = wire::last(span, encoded::SPAN_NAME) {
+                packed.bytes.extend_from_slice(name);
+            }
             packed.ends.push(packed.bytes.len() as u32);
         }
         packed
@@ -603,20 +584,15 @@ impl batch::HostSpanBatch for PluginState {
         batch: Resource<SpanWork>,
         key: String,
     ) -> types::ValueColumn {
-        let items = work(&mut self.table, &batch).each_item();
-        pack_values(
-            items
-                .iter()
-                .map(|(_, s)| find(&s.attributes, &key).and_then(|kv| kv.value.as_ref())),
-        )
+        attr_column_packed(&mut self.table, &batch, &key)
     }
     fn span_kinds(&mut self, batch: Resource<SpanWork>) -> Vec<i32> {
-        column(&mut self.table, &batch, |_, s| s.kind)
+        column(&mut self.table, &batch, |_, s| {
+            encoded::int32(s, encoded::SPAN_KIND)
+        })
     }
     fn span_status_codes(&mut self, batch: Resource<SpanWork>) -> Vec<i32> {
-        column(&mut self.table, &batch, |_, s| {
-            s.status.as_ref().map_or(0, |st| st.code)
-        })
+        column(&mut self.table, &batch, |_, s| encoded::span_status_code(s))
     }
     fn span_scope_names(&mut self, batch: Resource<SpanWork>) -> Vec<String> {
         scope_names(&mut self.table, &batch)
@@ -651,10 +627,17 @@ impl batch::HostLogBatch for PluginState {
         scope_names(&mut self.table, &batch)
     }
     fn record_severity_numbers(&mut self, batch: Resource<LogWork>) -> Vec<i32> {
-        column(&mut self.table, &batch, |_, r| r.severity_number)
+        column(&mut self.table, &batch, |_, r| {
+            encoded::int32(r, encoded::LOG_SEVERITY_NUMBER)
+        })
     }
     fn record_bodies(&mut self, batch: Resource<LogWork>) -> Vec<Option<AnyValue>> {
-        column(&mut self.table, &batch, |_, r| r.body.as_ref().map(to_wit))
+        column(&mut self.table, &batch, |_, r| {
+            match wire::last(r, encoded::LOG_BODY) {
+                Some(Value::Bytes(body)) => Some(encoded::to_wit(body)),
+                _ => None,
+            }
+        })
     }
 }
 
@@ -673,19 +656,13 @@ impl batch::HostMetricBatch for PluginState {
         scope_names(&mut self.table, &batch)
     }
     fn metric_names(&mut self, batch: Resource<MetricWork>) -> Vec<String> {
-        column(&mut self.table, &batch, |_, m| m.name.clone())
+        column(&mut self.table, &batch, |_, m| {
+            encoded::string(m, encoded::METRIC_NAME)
+        })
     }
     fn metric_types(&mut self, batch: Resource<MetricWork>) -> Vec<String> {
         column(&mut self.table, &batch, |_, m| {
-            match &m.data {
-                Some(metric::Data::Gauge(_)) => "gauge",
-                Some(metric::Data::Sum(_)) => "sum",
-                Some(metric::Data::Histogram(_)) => "histogram",
-                Some(metric::Data::ExponentialHistogram(_)) => "exponential-histogram",
-                Some(metric::Data::Summary(_)) => "summary",
-                None => "",
-            }
-            .to_string()
+            encoded::metric_type(m).to_string()
         })
     }
 }

@@ -8,6 +8,7 @@
 //! failed call changes nothing.
 
 pub mod batch;
+pub mod encoded;
 pub mod host;
 
 use crate::pdata::{Batch, Signal};

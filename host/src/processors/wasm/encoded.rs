@@ -1,0 +1,207 @@
+//! Reading OTLP items straight from their protobuf encoding: the columns plugins ask for
+//! (names, kinds, one attribute of every item) without decoding whole items.
+//!
+//! Decoding a span allocates for every string and attribute it holds; reading one attribute
+//! from the encoding walks the span's fields and allocates only for the value returned. The
+//! field numbers below are those of `opentelemetry/proto/{trace,logs,metrics,common}/v1`.
+
+use super::host::bindings::mathtrail::trailhead::types::{AnyValue, ValueColumn};
+use crate::pdata::wire::{self, Value};
+
+pub const SPAN_NAME: u64 = 5;
+pub const SPAN_KIND: u64 = 6;
+pub const SPAN_STATUS: u64 = 15;
+const STATUS_CODE: u64 = 3;
+pub const LOG_SEVERITY_NUMBER: u64 = 2;
+pub const LOG_BODY: u64 = 5;
+pub const METRIC_NAME: u64 = 1;
+/// `Metric.data`'s arms by field number.
+const METRIC_TYPES: [(u64, &str); 5] = [
+    (5, "gauge"),
+    (7, "sum"),
+    (9, "histogram"),
+    (10, "exponential-histogram"),
+    (11, "summary"),
+];
+
+/// A string field, empty when absent (proto3's default); invalid UTF-8 is replaced.
+pub fn string(item: &[u8], number: u64) -> String {
+    match wire::last(item, number) {
+        Some(Value::Bytes(b)) => String::from_utf8_lossy(b).into_owned(),
+        _ => String::new(),
+    }
+}
+
+/// An enum or integer field, 0 when absent.
+pub fn int32(item: &[u8], number: u64) -> i32 {
+    match wire::last(item, number) {
+        Some(Value::Varint(v)) => v as i32,
+        _ => 0,
+    }
+}
+
+pub fn span_status_code(span: &[u8]) -> i32 {
+    match wire::last(span, SPAN_STATUS) {
+        Some(Value::Bytes(status)) => int32(status, STATUS_CODE),
+        _ => 0,
+    }
+}
+
+/// Which arm of `Metric.data` a metric carries, or empty.
+pub fn metric_type(metric: &[u8]) -> &'static str {
+    wire::fields(metric)
+        .filter_map(|(n, _, _)| METRIC_TYPES.iter().find(|(f, _)| *f == n))
+        .last()
+        .map_or("", |(_, name)| name)
+}
+
+/// The encoded `AnyValue` of the first attribute named `key` in field `attributes` of
+/// `item`; `None` when no attribute has that key or it has no value.
+pub fn attribute<'a>(item: &'a [u8], attributes: u64, key: &str) -> Option<&'a [u8]> {
+    wire::fields(item).find_map(|(number, value, _)| match value {
+        Value::Bytes(kv) if number == attributes => {
+            let (mut found, mut any) = (false, None);
+            for (n, v, _) in wire::fields(kv) {
+                match (n, v) {
+                    (1, Value::Bytes(k)) => found = k == key.as_bytes(),
+                    (2, Value::Bytes(v)) => any = Some(v),
+                    _ => {}
+                }
+            }
+            found.then_some(any).flatten()
+        }
+        _ => None,
+    })
+}
+
+/// The arm an encoded `AnyValue` has set (the last, by protobuf's oneof rule).
+fn arm(any: &[u8]) -> Option<(u64, Value<'_>)> {
+    wire::fields(any).last().map(|(n, v, _)| (n, v))
+}
+
+/// An encoded `AnyValue` as WIT's `any-value`; a value with no arm set is the empty string, as
+/// the decoded path gives.
+pub fn to_wit(any: &[u8]) -> AnyValue {
+    match arm(any) {
+        Some((1, Value::Bytes(s))) => AnyValue::Str(String::from_utf8_lossy(s).into_owned()),
+        Some((2, Value::Varint(b))) => AnyValue::Boolean(b != 0),
+        Some((3, Value::Varint(i))) => AnyValue::Int(i as i64),
+        Some((4, Value::Fixed64(d))) => AnyValue::Double(f64::from_bits(d)),
+        Some((5, Value::Bytes(a))) => AnyValue::ArrayPb(a.to_vec()),
+        Some((6, Value::Bytes(k))) => AnyValue::KvlistPb(k.to_vec()),
+        Some((7, Value::Bytes(b))) => AnyValue::Bytes(b.to_vec()),
+        _ => AnyValue::Str(String::new()),
+    }
+}
+
+/// Packs encoded attribute values into a `value-column` (kinds as the WIT documents them).
+pub fn pack<'a>(values: impl Iterator<Item = Option<&'a [u8]>>) -> ValueColumn {
+    let mut c = ValueColumn {
+        kinds: Vec::new(),
+        scalars: Vec::new(),
+        bytes: Vec::new(),
+        ends: Vec::new(),
+    };
+    for value in values {
+        let (kind, scalar, bytes): (u8, i64, &[u8]) = match value.and_then(arm) {
+            Some((1, Value::Bytes(s))) => (1, 0, s),
+            Some((2, Value::Varint(b))) => (2, (b != 0) as i64, &[]),
+            Some((3, Value::Varint(i))) => (3, i as i64, &[]),
+            Some((4, Value::Fixed64(bits))) => (4, bits as i64, &[]),
+            Some((7, Value::Bytes(b))) => (5, 0, b),
+            Some((5, Value::Bytes(a))) => (6, 0, a),
+            Some((6, Value::Bytes(k))) => (7, 0, k),
+            _ => (0, 0, &[]),
+        };
+        c.bytes.extend_from_slice(bytes);
+        c.kinds.push(kind);
+        c.scalars.push(scalar);
+        c.ends.push(c.bytes.len() as u32);
+    }
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::processors::wasm::host::to_wit as decoded_to_wit;
+    use opentelemetry_proto::tonic::common::v1::{self as otlp, any_value::Value as V};
+    use opentelemetry_proto::tonic::metrics::v1::{Histogram, Metric, metric};
+    use opentelemetry_proto::tonic::trace::v1::{Span, Status};
+    use prost::Message;
+
+    fn kv(key: &str, value: Option<V>) -> otlp::KeyValue {
+        otlp::KeyValue {
+            key: key.into(),
+            value: Some(otlp::AnyValue { value }),
+            ..Default::default()
+        }
+    }
+
+    // Every arm of `AnyValue` reads from the encoding as the decoded span gives it, the first
+    // of two equal keys wins, and a key with no value reads as absent.
+    #[test]
+    fn reads_match_the_decoded_span() {
+        let array = otlp::ArrayValue {
+            values: vec![otlp::AnyValue {
+                value: Some(V::IntValue(1)),
+            }],
+        };
+        let mut span = Span {
+            name: "GET /lessons".into(),
+            kind: 2,
+            status: Some(Status {
+                code: 2,
+                ..Default::default()
+            }),
+            attributes: vec![
+                kv("s", Some(V::StringValue("x".into()))),
+                kv("s", Some(V::StringValue("second".into()))),
+                kv("b", Some(V::BoolValue(true))),
+                kv("i", Some(V::IntValue(-7))),
+                kv("d", Some(V::DoubleValue(2.5))),
+                kv("y", Some(V::BytesValue(vec![0, 1]))),
+                kv("a", Some(V::ArrayValue(array))),
+                kv("e", None),
+            ],
+            ..Default::default()
+        };
+        span.attributes.push(otlp::KeyValue {
+            key: "novalue".into(),
+            value: None,
+            ..Default::default()
+        });
+        let bytes = span.encode_to_vec();
+        assert_eq!(string(&bytes, SPAN_NAME), "GET /lessons");
+        assert_eq!(int32(&bytes, SPAN_KIND), 2);
+        assert_eq!(span_status_code(&bytes), 2);
+        for key in ["s", "b", "i", "d", "y", "a", "e", "novalue", "missing"] {
+            let decoded = span
+                .attributes
+                .iter()
+                .find(|kv| kv.key == key)
+                .and_then(|kv| kv.value.as_ref())
+                .map(decoded_to_wit);
+            let read = attribute(&bytes, 9, key).map(to_wit);
+            assert_eq!(format!("{read:?}"), format!("{decoded:?}"), "{key}");
+        }
+        let keys = ["s", "b", "i", "d", "y", "a", "missing"];
+        let packed = pack(keys.iter().map(|k| attribute(&bytes, 9, k)));
+        assert_eq!(packed.kinds, [1, 2, 3, 4, 5, 6, 0]);
+        assert_eq!(packed.scalars, [0, 1, -7, 2.5f64.to_bits() as i64, 0, 0, 0]);
+        assert_eq!(&packed.bytes[..1], b"x");
+    }
+
+    #[test]
+    fn metric_names_and_types() {
+        let metric = Metric {
+            name: "http.server.duration".into(),
+            data: Some(metric::Data::Histogram(Histogram::default())),
+            ..Default::default()
+        };
+        let bytes = metric.encode_to_vec();
+        assert_eq!(string(&bytes, METRIC_NAME), "http.server.duration");
+        assert_eq!(metric_type(&bytes), "histogram");
+        assert_eq!(metric_type(&Metric::default().encode_to_vec()), "");
+    }
+}
