@@ -67,7 +67,15 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    #[inline]
     fn varint(&mut self) -> Result<u64, Reason> {
+        // Tags and short lengths are one byte: most varints end here.
+        if let Some(&byte) = self.buf.first()
+            && byte < 0x80
+        {
+            self.buf = &self.buf[1..];
+            return Ok(u64::from(byte));
+        }
         let mut value = 0u64;
         for (i, &byte) in self.buf.iter().enumerate().take(10) {
             value |= u64::from(byte & 0x7f) << (7 * i);
@@ -83,6 +91,7 @@ impl<'a> Reader<'a> {
         })
     }
 
+    #[inline]
     fn take(&mut self, n: usize) -> Result<&'a [u8], Reason> {
         if n > self.buf.len() {
             return Err("length runs past the end of the message");
@@ -93,6 +102,7 @@ impl<'a> Reader<'a> {
     }
 
     /// The next field number and value, or `None` at the end.
+    #[inline]
     fn field(&mut self) -> Result<Option<(u64, Value<'a>)>, Reason> {
         if self.buf.is_empty() {
             return Ok(None);

@@ -59,19 +59,22 @@ pub fn metric_type(metric: &[u8]) -> &'static str {
 /// `item`; `None` when no attribute has that key or it has no value.
 pub fn attribute<'a>(item: &'a [u8], attributes: u64, key: &str) -> Option<&'a [u8]> {
     wire::fields(item).find_map(|(number, value, _)| match value {
-        Value::Bytes(kv) if number == attributes => {
-            let (mut found, mut any) = (false, None);
-            for (n, v, _) in wire::fields(kv) {
-                match (n, v) {
-                    (1, Value::Bytes(k)) => found = k == key.as_bytes(),
-                    (2, Value::Bytes(v)) => any = Some(v),
-                    _ => {}
-                }
-            }
-            found.then_some(any).flatten()
-        }
+        Value::Bytes(kv) if number == attributes => value_if_key(kv, key.as_bytes()),
         _ => None,
     })
+}
+
+/// The encoded value of a `KeyValue` whose key is `key`.
+fn value_if_key<'a>(kv: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
+    let (mut found, mut any) = (false, None);
+    for (n, v, _) in wire::fields(kv) {
+        match (n, v) {
+            (1, Value::Bytes(k)) => found = k == key,
+            (2, Value::Bytes(v)) => any = Some(v),
+            _ => {}
+        }
+    }
+    found.then_some(any).flatten()
 }
 
 /// The arm an encoded `AnyValue` has set (the last, by protobuf's oneof rule).

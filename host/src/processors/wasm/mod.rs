@@ -9,6 +9,7 @@
 
 pub mod batch;
 pub mod encoded;
+mod epoch;
 pub mod host;
 
 use crate::pdata::{Batch, Signal};
@@ -22,8 +23,6 @@ use std::time::Duration;
 use wasmtime::component::{Component, Linker, Resource};
 use wasmtime::{Config, Engine, Store, Trap};
 
-const EPOCH_TICK: Duration = Duration::from_millis(10);
-
 /// Interfaces no plugin may import: they would reach outside the sandbox.
 /// Network interfaces are refused outright. `wasi:filesystem` is linked but grants nothing:
 /// no directory is preopened, so there is no path to open. Language runtimes (CPython,
@@ -33,6 +32,7 @@ const FORBIDDEN_IMPORTS: &[&str] = &["wasi:sockets/", "wasi:http/"];
 /// The process-wide engine and linker.
 pub struct Runtime {
     engine: Engine,
+    ticker: epoch::Ticker,
     linker: Linker<PluginState>,
     /// Compiled components by the sha256 of their bytes.
     compiled: Mutex<std::collections::HashMap<String, Component>>,
@@ -112,17 +112,9 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
         Bindings::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |state| state)?;
-        let ticker = engine.weak();
-        std::thread::Builder::new()
-            .name("wasm-epoch".into())
-            .spawn(move || {
-                while let Some(engine) = ticker.upgrade() {
-                    engine.increment_epoch();
-                    drop(engine);
-                    std::thread::sleep(EPOCH_TICK);
-                }
-            })?;
+        let ticker = epoch::Ticker::start(&engine)?;
         Ok(Arc::new(Runtime {
+            ticker,
             engine,
             linker,
             compiled: Mutex::default(),
@@ -292,6 +284,7 @@ fn wit_signal(signal: Signal) -> WitSignal {
 
 impl Plugin {
     fn instantiate(&self) -> Result<Instance, String> {
+        let _deadline_clock = self.runtime.ticker.running();
         let state = PluginState::new(
             self.id.clone(),
             self.limits.memory_bytes,
@@ -313,7 +306,7 @@ impl Plugin {
 
     fn deadline_ticks(&self) -> u64 {
         (self.limits.timeout.as_millis() as u64)
-            .div_ceil(EPOCH_TICK.as_millis() as u64)
+            .div_ceil(epoch::TICK.as_millis() as u64)
             .max(1)
     }
 
@@ -370,7 +363,10 @@ impl Plugin {
         };
         store.data_mut().context = Some(batch.context.clone());
         store.set_epoch_deadline(self.deadline_ticks());
-        let result = run(&mut store, &bindings, batch);
+        let result = {
+            let _deadline_clock = self.runtime.ticker.running();
+            run(&mut store, &bindings, batch)
+        };
         store.data_mut().context = None;
         match result {
             Ok(Ok(payload)) => {
