@@ -156,6 +156,9 @@ def run_one(system, command, scenario, loadgen, workdir, env=None):
     try:
         wait_port(ports["grpc"], process)
         time.sleep(0.5)
+        idle_cpu = cpu_seconds(process.pid)
+        time.sleep(2)
+        idle_cpu = (cpu_seconds(process.pid) - idle_cpu) / 2
         idle_rss = rss_mib(process.pid)
         target = {"grpc": ports["grpc"], "http": ports["http"], "zipkin": ports["zipkin"]}[protocol]
         load = subprocess.Popen(["taskset", "-c", "1", str(loadgen), "--protocol", protocol, "--target", f"127.0.0.1:{target}",
@@ -176,6 +179,7 @@ def run_one(system, command, scenario, loadgen, workdir, env=None):
         "system": system, "scenario": name, "spans_per_s": round(report["spans_per_s"]),
         "cpu_us_per_span": round(cpu * 1e6 / max(report["sent"], 1), 2),
         "rss_mib": round(max(rss or [0]), 1), "idle_rss_mib": round(idle_rss, 1),
+        "idle_cpu_ms_per_s": round(idle_cpu * 1000, 1),
         "p50_ms": round(report["p50_ms"], 2), "p99_ms": round(report["p99_ms"], 2),
         "client_p99_ms": round(report["client_p99_ms"], 2),
         "sent": report["sent"], "received": report["received"],

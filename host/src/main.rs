@@ -39,6 +39,9 @@ enum Command {
         #[command(subcommand)]
         command: PluginCommand,
     },
+    /// Internal: compile the component on stdin for this build's engine, artifact to stdout.
+    #[command(hide = true)]
+    CompileComponent,
 }
 
 #[derive(Subcommand)]
@@ -105,9 +108,31 @@ fn load(path: Option<&PathBuf>) -> Result<Config, trailhead::config::ConfigError
     }
 }
 
+/// `compile-component`: stdin's component compiled for this build's engine, to stdout.
+fn compile_component() -> Result<(), String> {
+    use std::io::{Read, Write};
+    let mut wasm = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut wasm)
+        .map_err(|e| format!("reading the component: {e}"))?;
+    let artifact = trailhead::processors::wasm::precompile(&wasm).map_err(|e| format!("{e:#}"))?;
+    std::io::stdout()
+        .write_all(&artifact)
+        .map_err(|e| format!("writing the compiled component: {e}"))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Run { config: None }) {
+        Command::CompileComponent => {
+            return match compile_component() {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         Command::Plugin { command } => match plugin_command(command) {
             Ok(text) => {
                 println!("{}", text.trim_end());
@@ -147,6 +172,9 @@ fn main() -> ExitCode {
                 }
             };
             init_logs(&config);
+            if let Ok(exe) = std::env::current_exe() {
+                trailhead::processors::wasm::compile_in_child_process(exe);
+            }
             match run(config) {
                 Ok(true) => ExitCode::SUCCESS,
                 Ok(false) => ExitCode::from(3),

@@ -32,7 +32,13 @@ use trailhead_ottl::{Columns, Path, Value};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const SPANS: usize = 10_000;
+/// Spans per batch: 10,000, or `SPANS` from the environment (512 is a typical request).
+fn spans() -> usize {
+    std::env::var("SPANS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(10_000)
+}
 const CONDITIONS: [&str; 2] = [
     r#"attributes["http.route"] == "/healthz""#,
     r#"IsMatch(name, "^GET /static/")"#,
@@ -41,7 +47,7 @@ const CONDITIONS: [&str; 2] = [
 /// One resource with 8 attributes; spans with 10 attributes each. One span in ten is a health
 /// probe and one in twenty a static file: the filter drops ~15%.
 fn payload() -> Bytes {
-    let spans = (0..SPANS)
+    let spans = (0..spans())
         .map(|i| {
             let route = if i % 10 == 0 {
                 "/healthz".to_string()
@@ -184,7 +190,7 @@ fn main() -> anyhow::Result<()> {
     let batch = Batch {
         signal: Signal::Traces,
         payload: payload.clone(),
-        items: SPANS,
+        items: spans(),
         context: RequestContext::internal("bench"),
     };
     let pods = pod_cache(10_000);
@@ -272,7 +278,7 @@ fn main() -> anyhow::Result<()> {
         }));
     }
     let us_per_span =
-        |d: Duration| (d.as_secs_f64() * 1e6 / SPANS as f64 * 1000.0).round() / 1000.0;
+        |d: Duration| (d.as_secs_f64() * 1e6 / spans() as f64 * 1000.0).round() / 1000.0;
     let (wasm, native, floor, resource, enrich) = (
         median(wasm),
         median(native),
@@ -281,7 +287,7 @@ fn main() -> anyhow::Result<()> {
         median(enrich),
     );
     let report = serde_json::json!({
-        "spans_per_batch": SPANS,
+        "spans_per_batch": spans(),
         "kept": kept,
         "filter_wasm_us_per_span": us_per_span(wasm),
         "filter_native_us_per_span": us_per_span(native),

@@ -18,7 +18,7 @@ use host::bindings::mathtrail::trailhead::types::{PluginInfo, Signal as WitSigna
 use host::bindings::{Processor as Bindings, ProcessorPre};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use wasmtime::component::{Component, Linker, Resource};
 use wasmtime::{Config, Engine, Store, Trap};
@@ -28,6 +28,63 @@ use wasmtime::{Config, Engine, Store, Trap};
 /// no directory is preopened, so there is no path to open. Language runtimes (CPython,
 /// StarlingMonkey) import it whether or not the plugin touches a file.
 const FORBIDDEN_IMPORTS: &[&str] = &["wasi:sockets/", "wasi:http/"];
+
+/// The engine's settings. A child process compiling for this engine must use the same ones,
+/// or wasmtime refuses its output.
+fn engine_config() -> Config {
+    let mut pooling = wasmtime::PoolingAllocationConfig::default();
+    pooling
+        .total_component_instances(256)
+        .total_core_instances(1024)
+        .total_memories(512)
+        .total_tables(512);
+    pooling.max_memory_size(1 << 30);
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    config.epoch_interruption(true);
+    config.max_wasm_stack(512 << 10);
+    config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pooling));
+    config
+}
+
+/// The `trailhead` executable that compiles components in a child process, when set.
+static CHILD_COMPILER: OnceLock<PathBuf> = OnceLock::new();
+
+/// From now on, compile components in a child process (`exe compile-component`). Cranelift's
+/// working memory for an ~880 KB component is ~70 MiB, and the allocator keeps most of it
+/// after compiling; in a child it goes back to the system when the child exits, and this
+/// process keeps only the compiled code.
+pub fn compile_in_child_process(exe: PathBuf) {
+    let _ = CHILD_COMPILER.set(exe);
+}
+
+/// The child's side: compiles a component for this build's engine settings and returns the
+/// serialized artifact.
+pub fn precompile(wasm: &[u8]) -> wasmtime::Result<Vec<u8>> {
+    Engine::new(&engine_config())?.precompile_component(wasm)
+}
+
+// The one unsafe call in trailhead: wasmtime cannot check that serialized code is its own.
+#[allow(unsafe_code)]
+fn compile_in_child(engine: &Engine, exe: &Path, wasm: &[u8]) -> wasmtime::Result<Component> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(exe)
+        .arg("compile-component")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    // The child reads all of its input before it writes, so writing first cannot deadlock.
+    child.stdin.take().expect("piped").write_all(wasm)?;
+    let output = child.wait_with_output()?;
+    if !output.status.success() {
+        wasmtime::bail!("{}", String::from_utf8_lossy(&output.stderr).trim());
+    }
+    // SAFETY: the artifact comes from this same executable, run by us on bytes we hold and
+    // have pinned, through pipes no one else can write to.
+    unsafe { Component::deserialize(engine, &output.stdout) }
+}
 
 /// The process-wide engine and linker.
 pub struct Runtime {
@@ -96,19 +153,7 @@ impl Runtime {
     pub fn with_metadata(
         metadata: Arc<crate::kubernetes::Store>,
     ) -> wasmtime::Result<Arc<Runtime>> {
-        let mut pooling = wasmtime::PoolingAllocationConfig::default();
-        pooling
-            .total_component_instances(256)
-            .total_core_instances(1024)
-            .total_memories(512)
-            .total_tables(512);
-        pooling.max_memory_size(1 << 30);
-        let mut config = Config::new();
-        config.wasm_component_model(true);
-        config.epoch_interruption(true);
-        config.max_wasm_stack(512 << 10);
-        config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pooling));
-        let engine = Engine::new(&config)?;
+        let engine = Engine::new(&engine_config())?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
         Bindings::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |state| state)?;
@@ -129,7 +174,10 @@ impl Runtime {
         if let Some(component) = cache.get(sha256) {
             return Ok(component.clone());
         }
-        let component = Component::new(&self.engine, bytes)?;
+        let component = match CHILD_COMPILER.get() {
+            Some(exe) => compile_in_child(&self.engine, exe, bytes)?,
+            None => Component::new(&self.engine, bytes)?,
+        };
         if cache.len() >= COMPILED_CACHE {
             cache.clear();
         }
