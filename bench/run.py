@@ -26,18 +26,41 @@ TICKS = os.sysconf("SC_CLK_TCK")
 S4 = "S4 otlp-grpc 512/req 10k/s + k8sattributes (1k pods) + filter"
 K8S_FILTER = {"error_mode": "ignore", "traces": {"span": ['attributes["http.route"] == "/healthz"']}}
 
-# name, protocol, spans per request, spans per second, seconds, plugin: a Wasm plugin for
-# trailhead alone, or "k8s" for the enrichment scenario
+LOG_FILTER = {"error_mode": "ignore", "logs": {"log_record": ["severity_number < SEVERITY_NUMBER_INFO"]}}
+S7 = "S7 saturation, closed loop, 512/req + k8sattributes"
+ALL = ("trailhead", "collector", "rotel")
+# Plugins (trailhead) or processors (collector) that Rotel has no counterpart for.
+NATIVE_ONLY = ("trailhead", "collector")
+
+
+def scenario(name, protocol="grpc", per_request=512, rate=10_000, seconds=12, plugin=None, load=(),
+             systems=ALL, kept=1.0, half_of=None):
+    """One load shape. plugin: a Wasm plugin for trailhead alone (resource-stamp), or "k8s"
+    (k8sattributes + span filter), "k8s-enrich" (k8sattributes alone) or "log-filter", which
+    the collector runs natively. kept: the share of sent items the sink should receive.
+    half_of: run at half the saturation each system reached in that scenario."""
+    return dict(name=name, protocol=protocol, per_request=per_request, rate=rate, seconds=seconds, plugin=plugin,
+                load=list(load), systems=systems, kept=kept, half_of=half_of)
+
+
 SCENARIOS = [
-    ("S1 otlp-grpc 100/req 10k/s", "grpc", 100, 10_000, 12, None),
-    ("S1 otlp-http 100/req 10k/s", "http", 100, 10_000, 12, None),
-    ("otlp-grpc 512/req 10k/s", "grpc", 512, 10_000, 12, None),
-    ("otlp-grpc 512/req 50k/s", "grpc", 512, 50_000, 12, None),
-    ("otlp-grpc 512/req 50k/s + resource-stamp plugin", "grpc", 512, 50_000, 12, "resource-stamp"),
-    ("otlp-http 512/req 10k/s", "http", 512, 10_000, 12, None),
-    ("zipkin-json 100/req 10k/s", "zipkin", 100, 10_000, 12, None),
-    # Last, so the API server it needs runs during no other scenario.
-    (S4, "grpc", 512, 10_000, 12, "k8s"),
+    scenario("S1 otlp-grpc 100/req 10k/s", per_request=100),
+    scenario("S1 otlp-http 100/req 10k/s", "http", per_request=100),
+    scenario("otlp-grpc 512/req 10k/s"),
+    scenario("otlp-grpc 512/req 50k/s", rate=50_000),
+    scenario("otlp-grpc 512/req 50k/s + resource-stamp plugin", rate=50_000, plugin="resource-stamp", systems=("trailhead",)),
+    scenario("otlp-http 512/req 10k/s", "http"),
+    scenario("zipkin-json 100/req 10k/s", "zipkin", per_request=100, systems=NATIVE_ONLY),
+    scenario("S5 logs 100/req 10k/s, filter drops 95%", per_request=100, plugin="log-filter", load=["--signal", "logs"],
+             systems=NATIVE_ONLY, kept=0.05),
+    scenario("S6 traces+metrics+logs 100/req 10k/s", per_request=100, load=["--signal", "mixed"]),
+    scenario("S8 20 attributes × 5000 B, 10/req 1k/s", per_request=10, rate=1_000, load=["--span-attributes", "20", "--attribute-bytes", "5000"]),
+    scenario("S9 sink 200 ms slow, every 5th export UNAVAILABLE, 10k/s", load=["--sink-delay-ms", "200", "--sink-unavailable-every", "5"]),
+    scenario("S7 saturation, closed loop, 512/req passthrough", rate=0, seconds=10),
+    # Last, so the API server they need runs during no other scenario.
+    scenario(S4, plugin="k8s", systems=NATIVE_ONLY),
+    scenario(S7, rate=0, seconds=10, plugin="k8s-enrich", systems=NATIVE_ONLY),
+    scenario("S7 at half saturation + k8sattributes", plugin="k8s-enrich", systems=NATIVE_ONLY, half_of=S7),
 ]
 
 
@@ -77,27 +100,33 @@ def config(system, ports, sink, plugin=None):
         "zipkin": {"endpoint": f"127.0.0.1:{ports['zipkin']}"},
     }
     exporter = {"endpoint": sink, "tls": {"insecure": True}, "compression": "none"}
-    pipeline = {"receivers": ["otlp", "zipkin"], "exporters": ["otlp/sink"]}
-    if system == "collector":
-        processors, chain = {"batch": {}}, ["batch"]
-        if plugin == "k8s":
-            processors.update({"k8sattributes": {"auth_type": "kubeConfig", "wait_for_metadata": True}, "filter": K8S_FILTER})
-            chain = ["k8sattributes", "filter", "batch"]
-        return {"receivers": receivers, "processors": processors, "exporters": {"otlp/sink": exporter},
-                "service": {"pipelines": {"traces": dict(pipeline, processors=chain)},
-                            "telemetry": {"metrics": {"level": "none"}, "logs": {"level": "warn"}}}}
+    chains = {"traces": [], "metrics": [], "logs": []}
     processors = {}
+    k8s = {"auth_type": "kubeConfig" if system == "collector" else "kubeconfig", "wait_for_metadata": True}
+    if plugin in ("k8s", "k8s-enrich"):
+        processors["k8sattributes"] = k8s
+        chains["traces"].append("k8sattributes")
     if plugin == "k8s":
-        processors = {"k8sattributes": {"auth_type": "kubeconfig", "wait_for_metadata": True}, "filter": K8S_FILTER}
-        pipeline = dict(pipeline, processors=["k8sattributes", "filter"])
-    elif plugin:
+        processors["filter"] = K8S_FILTER
+        chains["traces"].append("filter")
+    if plugin == "log-filter":
+        processors["filter"] = LOG_FILTER
+        chains["logs"].append("filter")
+    if plugin == "resource-stamp":
         # Resource attributes only: the lazy path that must not decode a span.
-        processors = {plugin: {"plugin": str(REPO / "target" / "plugins" / f"{plugin}.wasm"),
-                               "attributes": {"k8s.namespace.name": "mathtrail", "k8s.pod.name": "lessons-7d9c", "k8s.node.name": "node-1"}}}
-        pipeline = dict(pipeline, processors=[plugin])
+        processors[plugin] = {"plugin": str(REPO / "target" / "plugins" / f"{plugin}.wasm"),
+                              "attributes": {"k8s.namespace.name": "mathtrail", "k8s.pod.name": "lessons-7d9c", "k8s.node.name": "node-1"}}
+        chains["traces"].append(plugin)
+    if system == "collector":
+        processors["batch"] = {}
+        chains = {signal: chain + ["batch"] for signal, chain in chains.items()}
+        telemetry = {"metrics": {"level": "none"}, "logs": {"level": "warn"}}
+    else:
+        telemetry = {"metrics": {"level": "none"}, "logs": {"level": "warn"}}
+    pipelines = {signal: {"receivers": ["otlp", "zipkin"] if signal == "traces" else ["otlp"], "processors": chain,
+                          "exporters": ["otlp/sink"]} for signal, chain in chains.items()}
     return {"receivers": receivers, "processors": processors, "exporters": {"otlp/sink": exporter},
-            "service": {"pipelines": {"traces": pipeline},
-                        "telemetry": {"metrics": {"level": "none"}, "logs": {"level": "warn"}}}}
+            "service": {"pipelines": pipelines, "telemetry": telemetry}}
 
 
 def rotel_agent():
@@ -140,9 +169,10 @@ def start_cluster(workdir, pods=1000):
     return cluster
 
 
-def run_one(system, command, scenario, loadgen, workdir, env=None):
-    name, protocol, per_request, rate, seconds, plugin = scenario
-    seconds = 4 if QUICK else seconds
+def run_one(system, command, scenario, loadgen, workdir, env=None, rate=None):
+    name, protocol, per_request, plugin = scenario["name"], scenario["protocol"], scenario["per_request"], scenario["plugin"]
+    rate = scenario["rate"] if rate is None else rate
+    seconds = 4 if QUICK else scenario["seconds"]
     ports = {k: free_port() for k in ["grpc", "http", "zipkin", "sink"]}
     sink = f"127.0.0.1:{ports['sink']}"
     if system == "rotel":
@@ -163,7 +193,8 @@ def run_one(system, command, scenario, loadgen, workdir, env=None):
         target = {"grpc": ports["grpc"], "http": ports["http"], "zipkin": ports["zipkin"]}[protocol]
         load = subprocess.Popen(["taskset", "-c", "1", str(loadgen), "--protocol", protocol, "--target", f"127.0.0.1:{target}",
                                  "--sink", sink, "--rate", str(rate), "--spans-per-request", str(per_request),
-                                 "--duration", str(seconds), "--concurrency", "64"], stdout=subprocess.PIPE, text=True)
+                                 "--duration", str(seconds), "--concurrency", "64", *scenario["load"]],
+                                stdout=subprocess.PIPE, text=True)
         time.sleep(0.2)
         cpu_start, rss = cpu_seconds(process.pid), []
         started = time.time()
@@ -183,6 +214,7 @@ def run_one(system, command, scenario, loadgen, workdir, env=None):
         "p50_ms": round(report["p50_ms"], 2), "p99_ms": round(report["p99_ms"], 2),
         "client_p99_ms": round(report["client_p99_ms"], 2),
         "sent": report["sent"], "received": report["received"],
+        "expected": round(report["sent"] * scenario["kept"]), "failed_requests": report["failed_requests"],
     }
 
 
@@ -429,16 +461,20 @@ def main():
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         cluster, env = None, {}
-        for scenario in [s for s in SCENARIOS if args.only in s[0]]:
-            if scenario[5] == "k8s" and cluster is None:
+        for scenario in [s for s in SCENARIOS if args.only in s["name"]]:
+            if (scenario["plugin"] or "").startswith("k8s") and cluster is None:
                 cluster = start_cluster(Path(tmp))
                 env = {"KUBECONFIG": str(cluster.kubeconfig)}
             for system, command in systems:
-                if scenario[5] and scenario[5] != "k8s" and system != "trailhead":
+                if system not in scenario["systems"]:
                     continue
-                if system == "rotel" and (scenario[1] == "zipkin" or scenario[5] == "k8s"):
-                    continue
-                result = run_one(system, command, scenario, args.loadgen, Path(tmp), env)
+                rate = None
+                if scenario["half_of"]:
+                    saturated = by_system_scenario(results).get((system, scenario["half_of"]))
+                    if not saturated:
+                        continue
+                    rate = saturated["spans_per_s"] // 2
+                result = run_one(system, command, scenario, args.loadgen, Path(tmp), env, rate)
                 print(json.dumps(result), flush=True)
                 results.append(result)
         if cluster:

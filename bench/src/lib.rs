@@ -1,7 +1,11 @@
 //! What trailhead's benchmark binaries share: building OTLP requests.
 
 use bytes::Bytes;
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use opentelemetry_proto::tonic::metrics::v1::{Metric, ResourceMetrics, ScopeMetrics};
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
@@ -25,6 +29,36 @@ pub fn traces_request(resource: Resource, spans: Vec<Span>) -> Bytes {
             resource: Some(resource),
             scope_spans: vec![ScopeSpans {
                 spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    Bytes::from(request.encode_to_vec())
+}
+
+/// An encoded `ExportLogsServiceRequest` of one resource and one scope.
+pub fn logs_request(resource: Resource, log_records: Vec<LogRecord>) -> Bytes {
+    let request = ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            resource: Some(resource),
+            scope_logs: vec![ScopeLogs {
+                log_records,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    Bytes::from(request.encode_to_vec())
+}
+
+/// An encoded `ExportMetricsServiceRequest` of one resource and one scope.
+pub fn metrics_request(resource: Resource, metrics: Vec<Metric>) -> Bytes {
+    let request = ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: Some(resource),
+            scope_metrics: vec![ScopeMetrics {
+                metrics,
                 ..Default::default()
             }],
             ..Default::default()
