@@ -16,7 +16,9 @@ use bytes::Bytes;
 use clap::{Parser, ValueEnum};
 use opentelemetry_proto::tonic::common::v1::any_value;
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
-use opentelemetry_proto::tonic::metrics::v1::{Gauge, Metric, NumberDataPoint, metric, number_data_point};
+use opentelemetry_proto::tonic::metrics::v1::{
+    Gauge, Metric, NumberDataPoint, metric, number_data_point,
+};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use std::sync::Arc;
@@ -43,7 +45,9 @@ impl Signals {
             Signals::Traces => Signal::Traces,
             Signals::Logs => Signal::Logs,
             Signals::Metrics => Signal::Metrics,
-            Signals::Mixed => [Signal::Traces, Signal::Metrics, Signal::Logs][sequence as usize % 3],
+            Signals::Mixed => {
+                [Signal::Traces, Signal::Metrics, Signal::Logs][sequence as usize % 3]
+            }
         }
     }
 }
@@ -234,7 +238,9 @@ fn first_item_times(signal: Signal, request: &[u8]) -> Vec<u64> {
     };
     wire::fields(request)
         .filter_map(|(n, v, _)| match v {
-            Value::Bytes(resource) if n == 1 => first(resource, 2).and_then(|scope| first(scope, 2)),
+            Value::Bytes(resource) if n == 1 => {
+                first(resource, 2).and_then(|scope| first(scope, 2))
+            }
             _ => None,
         })
         .filter_map(|item| match wire::last(item, field) {
@@ -266,7 +272,9 @@ async fn run_sink(listen: &str, sink: Arc<Sink>) -> anyhow::Result<()> {
                 tokio::time::sleep(sink.delay).await;
                 let n = sink.state.exports.fetch_add(1, Ordering::Relaxed) + 1;
                 if sink.unavailable_every > 0 && n % sink.unavailable_every == 0 {
-                    return Err(tonic::Status::unavailable("the bench sink refuses this one"));
+                    return Err(tonic::Status::unavailable(
+                        "the bench sink refuses this one",
+                    ));
                 }
                 let items = wire::count_items(signal, &payload)
                     .map_err(|e| tonic::Status::invalid_argument(e.to_string()))?;
@@ -421,7 +429,9 @@ async fn main() -> anyhow::Result<()> {
     // Closed loop cycles through requests built now, stamped with a time that means nothing.
     let prebuilt: Vec<Bytes> = match interval {
         Some(_) => Vec::new(),
-        None => (0..12).map(|s| body(&args, args.signal.of_request(s), s, 0)).collect(),
+        None => (0..12)
+            .map(|s| body(&args, args.signal.of_request(s), s, 0))
+            .collect(),
     };
     let mut sequence = 0u64;
     let mut tasks = tokio::task::JoinSet::new();

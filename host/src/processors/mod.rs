@@ -420,7 +420,7 @@ impl Processor for WasmProcessor {
                 (batch.clone(), plugin.clone(), self.metrics.duration.clone());
             let outcome = tokio::task::spawn_blocking(move || {
                 let started = Instant::now();
-                let outcome = running.call(&input);
+                let outcome = running.process(&input);
                 duration.observe(started.elapsed().as_secs_f64());
                 outcome
             })
@@ -430,27 +430,15 @@ impl Processor for WasmProcessor {
                 message: format!("plugin worker failed: {e}"),
             })?;
             match outcome {
-                Ok(payload) => {
+                Ok(out) => {
                     self.breaker
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
                         .succeeded();
-                    // An untouched batch comes back as the same buffer: no need to count again.
-                    let unchanged = payload.as_ptr() == batch.payload.as_ptr()
-                        && payload.len() == batch.payload.len();
-                    let items = if unchanged {
-                        batch.items
-                    } else {
-                        crate::pdata::wire::count_items(batch.signal, &payload).unwrap_or(0)
-                    };
                     self.metrics
                         .dropped_items
-                        .add(batch.items.saturating_sub(items) as u64);
-                    Ok((items > 0).then(|| Batch {
-                        payload,
-                        items,
-                        ..batch
-                    }))
+                        .add(batch.items.saturating_sub(out.items) as u64);
+                    Ok((out.items > 0).then_some(out))
                 }
                 Err(failure) => Ok(self.failed(&plugin, batch, failure)),
             }

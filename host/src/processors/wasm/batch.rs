@@ -343,6 +343,8 @@ pub struct Working<S: Scope> {
     skeleton: Skeleton,
     items: Option<Items<S::Item>>,
     changed: bool,
+    /// The plugin replaced the whole request (`replace-from-otlp`).
+    replaced: bool,
 }
 
 pub type SpanWork = Working<ScopeSpans>;
@@ -363,6 +365,7 @@ impl<S: Scope> Working<S> {
             skeleton,
             items: None,
             changed: false,
+            replaced: false,
         })
     }
 
@@ -489,6 +492,7 @@ impl<S: Scope> Working<S> {
             skeleton,
             items: None,
             changed: true,
+            replaced: true,
         };
         Ok(())
     }
@@ -503,8 +507,21 @@ impl<S: Scope> Working<S> {
             skeleton: self.skeleton.clone(),
             items: self.items.clone(),
             changed: true,
+            replaced: self.replaced,
         };
         copy.into_encoded()
+    }
+
+    /// The item count of the batch as it will be encoded, where it is known without counting
+    /// again: `before` when no item was dropped, else the items left. `None` after a
+    /// replacement, and for metrics once items were touched (their unit is the data point).
+    pub fn item_count_after(&self, before: usize) -> Option<usize> {
+        match &self.items {
+            _ if self.replaced => None,
+            None => Some(before),
+            Some(_) if S::SIGNAL == Signal::Metrics => None,
+            Some(items) => Some(items.dropped.iter().filter(|d| !**d).count()),
+        }
     }
 
     /// The batch as it stands, applying drops in place: the original bytes when nothing changed.
@@ -558,6 +575,7 @@ mod tests {
             ..Default::default()
         });
         assert!(!work.touched_items());
+        assert_eq!(work.item_count_after(5), Some(5));
         let out = ExportTraceServiceRequest::decode(work.encode()).unwrap();
         assert_eq!(
             out.resource_spans[0].resource.as_ref().unwrap().attributes[0].key,
@@ -567,6 +585,13 @@ mod tests {
         assert_eq!(work.item_count(), 5);
         work.drop_items(&[1, 3]);
         assert_eq!(wire::count_items(Signal::Traces, &work.encode()), Ok(3));
+        assert_eq!(work.item_count_after(5), Some(3));
+        work.replace(traces_request(2)).unwrap();
+        assert_eq!(
+            work.item_count_after(5),
+            None,
+            "a replacement is counted again"
+        );
     }
 
     // Items stay encoded: a drop rebuilds its scope around the kept spans with the scope's own
@@ -663,6 +688,11 @@ mod tests {
         };
         let mut work = MetricWork::lend(Bytes::from(request.encode_to_vec())).unwrap();
         work.drop_parts(&[0, 1]);
+        assert_eq!(
+            work.item_count_after(3),
+            None,
+            "metric items are data points"
+        );
         let out = ExportMetricsServiceRequest::decode(work.into_encoded()).unwrap();
         assert_eq!(out.resource_metrics[0].scope_metrics[0].metrics.len(), 1);
     }

@@ -398,8 +398,14 @@ impl Plugin {
         self.info.signals.contains(&wit_signal(signal))
     }
 
-    /// Runs the plugin on a batch. Blocking: call it off the async executor.
+    /// Runs the plugin on a batch: the encoded result. Blocking: call it off the async executor.
     pub fn call(&self, batch: &Batch) -> Result<bytes::Bytes, Failure> {
+        self.process(batch).map(|out| out.payload)
+    }
+
+    /// Runs the plugin on a batch: the batch that comes out, with its items counted without a
+    /// second pass over the bytes where the plugin's changes tell the count.
+    pub fn process(&self, batch: &Batch) -> Result<Batch, Failure> {
         let taken = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let (mut store, bindings, info) = match taken {
             Some(instance) => instance,
@@ -417,12 +423,19 @@ impl Plugin {
         };
         store.data_mut().context = None;
         match result {
-            Ok(Ok(payload)) => {
+            Ok(Ok((payload, items))) => {
                 self.idle
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .push((store, bindings, info));
-                Ok(payload)
+                let items = items.unwrap_or_else(|| {
+                    crate::pdata::wire::count_items(batch.signal, &payload).unwrap_or(0)
+                });
+                Ok(Batch {
+                    payload,
+                    items,
+                    ..batch.clone()
+                })
             }
             Ok(Err(message)) => {
                 let output = store.data().output.take();
@@ -449,19 +462,27 @@ impl Plugin {
     }
 }
 
-/// Lends the batch to the plugin and returns the journal applied on `ok`.
+/// Lends the batch to the plugin and returns the journal applied on `ok`, with its item count
+/// when the changes tell it.
 fn run(
     store: &mut Store<PluginState>,
     bindings: &Bindings,
     batch: &Batch,
-) -> wasmtime::Result<Result<bytes::Bytes, String>> {
+) -> wasmtime::Result<Result<(bytes::Bytes, Option<usize>), String>> {
     macro_rules! lend {
         ($work:ty, $call:ident) => {{
             let work = <$work>::lend(batch.payload.clone())?;
             let own = store.data_mut().table.push(work)?;
             let outcome = bindings.$call(&mut *store, Resource::new_borrow(own.rep()));
             let work = store.data_mut().table.delete(own)?;
-            outcome.map(|result| result.map(|()| work.into_encoded()).map_err(|e| e.message))
+            outcome.map(|result| {
+                result
+                    .map(|()| {
+                        let items = work.item_count_after(batch.items);
+                        (work.into_encoded(), items)
+                    })
+                    .map_err(|e| e.message)
+            })
         }};
     }
     match batch.signal {
