@@ -55,7 +55,7 @@ SCENARIOS = [
              systems=NATIVE_ONLY, kept=0.05),
     scenario("S6 traces+metrics+logs 100/req 10k/s", per_request=100, load=["--signal", "mixed"]),
     scenario("S8 20 attributes × 5000 B, 10/req 1k/s", per_request=10, rate=1_000, load=["--span-attributes", "20", "--attribute-bytes", "5000"]),
-    scenario("S9 sink 200 ms slow, every 5th export UNAVAILABLE, 10k/s", load=["--sink-delay-ms", "200", "--sink-unavailable-every", "5"]),
+    scenario("S9 sink 200 ms slow, every 5th export UNAVAILABLE, 10k/s", load=["--sink-delay-ms", "200", "--sink-unavailable-every", "5", "--drain", "60"]),
     scenario("S7 saturation, closed loop, 512/req passthrough", rate=0, seconds=10),
     # Last, so the API server they need runs during no other scenario.
     scenario(S4, plugin="k8s", systems=NATIVE_ONLY),

@@ -8,8 +8,10 @@ use trailhead::config::{Config, LogEncoding};
 use trailhead::service::Service;
 
 // prost allocates ~27 times per decoded span; mimalloc was 1.5× faster than glibc here.
+// Counted, so the memory limiter sees the heap in use.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: trailhead::telemetry::heap::Counting<mimalloc::MiMalloc> =
+    trailhead::telemetry::heap::Counting(mimalloc::MiMalloc);
 
 #[derive(Parser)]
 #[command(
@@ -153,6 +155,10 @@ fn main() -> ExitCode {
                 }
                 if let Err(e) = trailhead::kubernetes::Settings::from_config(&loaded) {
                     eprintln!("{}: {e}", config.display());
+                    return ExitCode::FAILURE;
+                }
+                if let Err((id, e)) = trailhead::pipeline::memory_limiter::from_config(&loaded) {
+                    eprintln!("{}", loaded.processor_diagnostic(&id, "", e));
                     return ExitCode::FAILURE;
                 }
                 println!("{}: valid", config.display());

@@ -190,6 +190,9 @@ impl ProcessorConfig {
     /// Whether the processor names a plugin: a `plugin:` path, or a built-in type (found at
     /// load time, see [`crate::processors::built_in_dirs`]).
     pub fn availability(&self) -> Result<(), String> {
+        if self.kind == crate::pipeline::memory_limiter::KIND {
+            return Ok(()); // the host's own; its settings are checked with the pipelines
+        }
         let (host, _) = self.host_settings()?;
         if host.plugin.is_some() || BUILT_IN.contains(&self.kind.as_str()) {
             Ok(())

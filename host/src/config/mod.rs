@@ -338,8 +338,9 @@ impl Config {
         problems
     }
 
-    /// The config with every processor setting and pipeline processor list taken out: what a
-    /// reload may not change without a restart.
+    /// The config with every processor setting and pipeline processor list taken out (but the
+    /// memory limiter's and which pipelines list it): what a reload may not change without a
+    /// restart.
     pub fn skeleton(&self) -> serde_yaml::Value {
         let mut value: serde_yaml::Value =
             serde_yaml::from_str(&self.text).unwrap_or(serde_yaml::Value::Null);
@@ -350,6 +351,18 @@ impl Config {
                 "kubernetes cache".into(),
                 crate::kubernetes::Settings::fingerprint(self),
             );
+            // The receivers obey the memory limiter from the start.
+            let limit = crate::pipeline::memory_limiter::from_config(self)
+                .map(|s| format!("{s:?}"))
+                .unwrap_or_else(|(id, e)| format!("{id}: {e}"));
+            let limited: Vec<String> = self
+                .service
+                .pipelines
+                .iter()
+                .filter(|(_, p)| p.processors.iter().any(|id| id.kind == "memory_limiter"))
+                .map(|(id, _)| id.to_string())
+                .collect();
+            map.insert("memory limit".into(), format!("{limit} {limited:?}").into());
         }
         if let Some(pipelines) = value
             .get_mut("service")

@@ -5,11 +5,13 @@
 //! gets it and the sender is told to retry, so a retry never duplicates data into the exporters
 //! that had room.
 
+pub mod memory_limiter;
 use crate::exporters::ExporterHandle;
 use crate::pdata::{Batch, Signal};
 use crate::telemetry::ReceiverMetrics;
 use arc_swap::ArcSwap;
 use futures::future::BoxFuture;
+use memory_limiter::MemoryLimiter;
 use std::sync::Arc;
 
 /// A processor in a pipeline's ordered slot. The Wasm runtime implements this.
@@ -50,6 +52,16 @@ pub enum ConsumeError {
     ShuttingDown,
     #[error(transparent)]
     Processor(#[from] ProcessError),
+    /// Above the memory limiter's soft limit: the sender should back off and retry.
+    #[error(transparent)]
+    MemoryLimit(#[from] memory_limiter::Refused),
+}
+
+impl ConsumeError {
+    /// Whether the sender should retry later (503 / UNAVAILABLE) rather than give up.
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, ConsumeError::Processor(_))
+    }
 }
 
 /// Every pipeline one receiver feeds for one signal.
@@ -57,6 +69,7 @@ pub struct Fanout {
     pub signal: Signal,
     pipelines: Vec<Arc<Pipeline>>,
     metrics: ReceiverMetrics,
+    limiter: Option<Arc<MemoryLimiter>>,
 }
 
 impl Fanout {
@@ -65,6 +78,21 @@ impl Fanout {
             signal,
             pipelines,
             metrics,
+            limiter: None,
+        }
+    }
+
+    /// Refuses new requests while `limiter` says memory is short.
+    pub fn with_memory_limiter(mut self, limiter: Option<Arc<MemoryLimiter>>) -> Self {
+        self.limiter = limiter;
+        self
+    }
+
+    /// Whether a new request may be read at all. Receivers ask before reading the body.
+    pub fn admit(&self) -> Result<(), ConsumeError> {
+        match &self.limiter {
+            Some(limiter) => Ok(limiter.admit()?),
+            None => Ok(()),
         }
     }
 

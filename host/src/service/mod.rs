@@ -12,6 +12,7 @@ use crate::exporters::otlp::BuildError;
 use crate::exporters::{ExporterHandle, spawn_exporter};
 use crate::kubernetes;
 use crate::pdata::Signal;
+use crate::pipeline::memory_limiter::{self, MemoryLimiter};
 use crate::pipeline::{Fanout, Pipeline};
 use crate::receivers::{self, Consumers, Listening};
 use crate::telemetry::{ReceiverMetrics, Telemetry, health};
@@ -55,6 +56,8 @@ pub struct Service {
     stop_exporters: CancellationToken,
     abort_exporters: CancellationToken,
     stop_admin: CancellationToken,
+    /// Stops the memory limiter's checks when the service goes.
+    _stop_limiter: tokio_util::sync::DropGuard,
     shutdown_timeout: Duration,
 }
 
@@ -73,6 +76,15 @@ impl Service {
             .await
             .map_err(StartError::Kubernetes)?;
         let processors = plugins::load_processors(config, &telemetry.registry, &cache.store)?;
+        let stop_limiter = CancellationToken::new();
+        let limiter = memory_limiter::from_config(config)
+            .map_err(|(id, message)| {
+                StartError::Processor(config.processor_diagnostic(&id, "", message))
+            })?
+            .map(|settings| MemoryLimiter::new(settings, &telemetry.registry));
+        if let Some(limiter) = &limiter {
+            limiter.spawn(stop_limiter.clone());
+        }
 
         for (pipeline_id, pipeline) in &config.service.pipelines {
             let Some(signal) = Signal::parse(&pipeline_id.kind) else {
@@ -179,7 +191,14 @@ impl Service {
             .await
             .map_err(StartError::Kubernetes)?;
         let stop_receivers = CancellationToken::new();
-        let listening = start_receivers(config, &pipelines, &telemetry, &stop_receivers).await?;
+        let listening = start_receivers(
+            config,
+            &pipelines,
+            &telemetry,
+            limiter.as_ref(),
+            &stop_receivers,
+        )
+        .await?;
         for server in listening.iter().chain(&admin) {
             tracing::info!(server = %server.name, address = %server.address, "listening");
         }
@@ -194,6 +213,7 @@ impl Service {
             stop_exporters,
             abort_exporters,
             stop_admin,
+            _stop_limiter: stop_limiter.drop_guard(),
             shutdown_timeout: config.service.shutdown_timeout,
         })
     }
@@ -249,6 +269,7 @@ async fn start_receivers(
     config: &Config,
     pipelines: &[(Signal, Arc<Pipeline>, &crate::config::PipelineConfig)],
     telemetry: &Telemetry,
+    limiter: Option<&Arc<MemoryLimiter>>,
     stop_receivers: &CancellationToken,
 ) -> Result<Vec<Listening>, StartError> {
     let mut listening = Vec::new();
@@ -262,7 +283,15 @@ async fn start_receivers(
                 .collect();
             if !feeding.is_empty() {
                 let metrics = ReceiverMetrics::new(&telemetry.registry, &id.to_string(), signal);
-                consumers.set(signal, Arc::new(Fanout::new(signal, feeding, metrics)));
+                // A receiver obeys the limiter when a pipeline it feeds lists it.
+                let limited = pipelines.iter().any(|(s, _, p)| {
+                    *s == signal
+                        && p.receivers.contains(id)
+                        && p.processors.iter().any(|p| p.kind == memory_limiter::KIND)
+                });
+                let fanout = Fanout::new(signal, feeding, metrics)
+                    .with_memory_limiter(limiter.filter(|_| limited).cloned());
+                consumers.set(signal, Arc::new(fanout));
             }
         }
         let id_text = id.to_string();

@@ -44,7 +44,8 @@ fn load(
     let mut loaded = BTreeMap::new();
     for pipeline in config.service.pipelines.values() {
         for id in &pipeline.processors {
-            if loaded.contains_key(id) {
+            // The memory limiter is the host's, at the receivers (`pipeline::memory_limiter`).
+            if loaded.contains_key(id) || id.kind == crate::pipeline::memory_limiter::KIND {
                 continue;
             }
             let failed = |message: String| {
@@ -187,7 +188,7 @@ impl Plugins {
         if let Some(config) = config {
             if config.skeleton() != current.skeleton {
                 return self.rejected(
-                    "only processors and the pipelines' processor lists change on a reload; receivers, exporters, extensions, telemetry, pipeline wiring and the Kubernetes cache (k8sattributes auth_type, filter, wait_for_metadata and what extract reads) need a restart".into(),
+                    "only processors and the pipelines' processor lists change on a reload; receivers, exporters, extensions, telemetry, pipeline wiring, the memory limiter and the Kubernetes cache (k8sattributes auth_type, filter, wait_for_metadata and what extract reads) need a restart".into(),
                 );
             }
             let mut runtime = current.runtime.take();

@@ -1,6 +1,7 @@
 //! trailhead observing itself: metrics (named here, in one place), the health check, logs.
 
 pub mod health;
+pub mod heap;
 pub mod metrics;
 
 use crate::pdata::Signal;

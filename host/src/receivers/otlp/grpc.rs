@@ -90,6 +90,10 @@ impl tower::Service<http::Request<Body>> for ExportService {
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
         let this = self.clone();
         Box::pin(async move {
+            // Short of memory: refuse before reading a byte of the message.
+            if let Err(e) = this.handler.fanout.admit() {
+                return Ok(status_of(e).into_http());
+            }
             let mut grpc = tonic::server::Grpc::new(RawCodec)
                 .accept_compressed(CompressionEncoding::Gzip)
                 .accept_compressed(CompressionEncoding::Zstd)
@@ -160,11 +164,11 @@ impl UnaryService<Bytes> for ExportHandler {
 fn status_of(error: ConsumeError) -> Status {
     use tonic_types::{ErrorDetails, StatusExt};
     match error {
-        ConsumeError::Full(_) | ConsumeError::ShuttingDown => Status::with_error_details(
+        ConsumeError::Processor(e) => Status::internal(e.to_string()),
+        retryable => Status::with_error_details(
             Code::Unavailable,
-            error.to_string(),
+            retryable.to_string(),
             ErrorDetails::with_retry_info(Some(Duration::from_secs(RETRY_AFTER_SECONDS))),
         ),
-        ConsumeError::Processor(e) => Status::internal(e.to_string()),
     }
 }

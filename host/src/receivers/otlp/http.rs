@@ -128,6 +128,10 @@ async fn handle(
         fanout.metrics().malformed_requests.add(1);
         error(encoding, status, message)
     };
+    // Short of memory: refuse before reading a byte of the body.
+    if let Err(e) = fanout.admit() {
+        return refused(encoding, e);
+    }
     let body = match read_body(&parts.headers, body, limit).await {
         Ok(body) => body,
         Err(e) => return bad(e.status(), e.to_string()),
@@ -150,12 +154,19 @@ async fn handle(
     };
     match fanout.consume(batch).await {
         Ok(()) => success(encoding),
-        Err(e @ (ConsumeError::Full(_) | ConsumeError::ShuttingDown)) => retry_later(error(
+        Err(e) => refused(encoding, e),
+    }
+}
+
+/// A refusal: 503 + `Retry-After` when the sender should retry, else 500.
+fn refused(encoding: Encoding, e: ConsumeError) -> Response {
+    match e.is_retryable() {
+        true => retry_later(error(
             encoding,
             StatusCode::SERVICE_UNAVAILABLE,
             e.to_string(),
         )),
-        Err(e) => error(encoding, StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        false => error(encoding, StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 

@@ -82,6 +82,10 @@ async fn handle(
             ),
         );
     }
+    // Short of memory: refuse before reading a byte of the body.
+    if let Err(e) = fanout.admit() {
+        return refused(e);
+    }
     let body = match read_body(&parts.headers, body, config.max_request_body_size).await {
         Ok(body) => body,
         Err(e) => return bad(e.status(), e.to_string()),
@@ -105,10 +109,15 @@ async fn handle(
     let batch = Batch::from_message(Signal::Traces, &request, context);
     match fanout.consume(batch).await {
         Ok(()) => StatusCode::ACCEPTED.into_response(),
-        Err(e @ (ConsumeError::Full(_) | ConsumeError::ShuttingDown)) => {
-            retry_later(reply(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))
-        }
-        Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => refused(e),
+    }
+}
+
+/// A refusal: 503 + `Retry-After` when the sender should retry, else 500.
+fn refused(e: ConsumeError) -> Response {
+    match e.is_retryable() {
+        true => retry_later(reply(StatusCode::SERVICE_UNAVAILABLE, e.to_string())),
+        false => reply(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 
