@@ -45,6 +45,11 @@ def test_renders_valid_manifests(values, tmp_path):
     config.write_text(config_map["data"]["config.yaml"])
     validated = subprocess.run([str(BINARY), "validate", "--config", str(config)], capture_output=True, text=True)
     assert validated.returncode == 0, validated.stderr
+    # The memory limiter guards every pipeline, first, unless a values file turns it off.
+    rendered = yaml.safe_load(config_map["data"]["config.yaml"])
+    limiter_on = yaml.safe_load(values.read_text() or "{}").get("presets", {}).get("memoryLimiter", {}).get("enabled", True)
+    for pipeline in rendered["service"]["pipelines"].values():
+        assert (pipeline["processors"][:1] == ["memory_limiter"]) == limiter_on, pipeline
     # Hardened by default, whatever the values.
     (workload,) = [m for m in manifests if m["kind"] in ("Deployment", "DaemonSet")]
     pod = workload["spec"]["template"]["spec"]

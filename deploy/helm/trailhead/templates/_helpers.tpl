@@ -53,6 +53,8 @@ and Prometheus.
 */}}
 {{- define "trailhead.defaultConfig" -}}
 {{- $processors := list -}}
+{{- $limiter := .Values.presets.memoryLimiter -}}
+{{- if $limiter.enabled }}{{ $processors = append $processors "memory_limiter" }}{{ end -}}
 {{- $k8s := .Values.presets.kubernetesAttributes.enabled -}}
 {{- if $k8s }}{{ $processors = append $processors "k8sattributes" }}{{ end -}}
 {{- $traceProcessors := $processors -}}
@@ -67,6 +69,12 @@ receivers:
   zipkin:
     endpoint: 0.0.0.0:{{ .Values.ports.zipkin.containerPort }}
 processors:
+{{- if $limiter.enabled }}
+  memory_limiter:
+    check_interval: 1s
+    limit_percentage: {{ $limiter.limitPercentage }}
+    spike_limit_percentage: {{ $limiter.spikeLimitPercentage }}
+{{- end }}
 {{- if $k8s }}
   k8sattributes:
     auth_type: serviceAccount
