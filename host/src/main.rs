@@ -126,15 +126,13 @@ fn compile_component() -> Result<(), String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Run { config: None }) {
-        Command::CompileComponent => {
-            return match compile_component() {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("{e}");
-                    ExitCode::FAILURE
-                }
-            };
-        }
+        Command::CompileComponent => match compile_component() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Plugin { command } => match plugin_command(command) {
             Ok(text) => {
                 println!("{}", text.trim_end());

@@ -3,12 +3,13 @@
 //! Listing `memory_limiter` in a pipeline makes every receiver feeding that pipeline ask the
 //! limiter before it reads a request's body. A check every `check_interval` reads the heap in
 //! use, counted by trailhead's allocator (`telemetry::heap`), as the collector reads Go's heap
-//! (resident memory where the heap is not counted). At or above the soft limit (`limit - spike_limit`) new requests are refused
-//! as retryable (HTTP 503 + `Retry-After`, gRPC UNAVAILABLE with RetryInfo) before they are
-//! read or decoded, so a sender backs off instead of trailhead being OOM-killed; data already
-//! accepted stays queued and is exported. Below the soft limit again, requests are admitted.
-//! The collector refuses at its soft limit too and only adds a forced GC at the hard limit;
-//! trailhead has no GC to force, so the hard limit here is where it logs an error.
+//! (resident memory where the heap is not counted). At or above the soft limit
+//! (`limit - spike_limit`) new requests are refused as retryable (HTTP 503 + `Retry-After`,
+//! gRPC UNAVAILABLE with RetryInfo) before they are read or decoded, so a sender backs off
+//! instead of trailhead being OOM-killed; data already accepted stays queued and is exported.
+//! Below the soft limit again, requests are admitted. The collector refuses at its soft limit
+//! too and only adds a forced GC at the hard limit; trailhead has no GC to force, so the hard
+//! limit here is where it logs an error.
 
 use crate::config::values::parse_duration;
 use crate::telemetry::metrics::{Counter, Registry};

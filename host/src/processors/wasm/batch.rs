@@ -284,10 +284,10 @@ impl<I: Parts + Message + Default> Items<I> {
     /// Encodes changed items back, so `raw` is current.
     fn flush(&mut self) {
         for (flat, dirty) in self.dirty.iter_mut().enumerate() {
-            if std::mem::take(dirty) {
-                if let Decoded::Yes(item) = &self.decoded[flat] {
-                    self.raw[flat] = Bytes::from(item.encode_to_vec());
-                }
+            if std::mem::take(dirty)
+                && let Decoded::Yes(item) = &self.decoded[flat]
+            {
+                self.raw[flat] = Bytes::from(item.encode_to_vec());
             }
         }
     }
@@ -320,9 +320,8 @@ impl<I: Parts + Message + Default> Items<I> {
             .filter_map(|scope| {
                 let range = scope.items.clone();
                 let kept = range.clone().filter(|&i| !self.dropped[i]);
-                if kept.clone().next().is_none() {
-                    return None; // as the collector does, a scope left empty goes
-                }
+                // As the collector does, a scope left empty goes.
+                kept.clone().next()?;
                 if !range.clone().any(|i| self.dropped[i] || self.changed[i]) {
                     return Some(scope.original.clone());
                 }
