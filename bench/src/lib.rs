@@ -22,6 +22,17 @@ pub fn string_kv(key: impl Into<String>, value: impl Into<String>) -> KeyValue {
     }
 }
 
+/// A resource with `attributes` attributes `resource.{i}` = `lessons-{i}`, plus `extra`.
+pub fn resource(attributes: usize, extra: impl IntoIterator<Item = KeyValue>) -> Resource {
+    Resource {
+        attributes: (0..attributes)
+            .map(|a| string_kv(format!("resource.{a}"), format!("lessons-{a}")))
+            .chain(extra)
+            .collect(),
+        ..Default::default()
+    }
+}
+
 /// An encoded `ExportTraceServiceRequest` of one resource and one scope.
 pub fn traces_request(resource: Resource, spans: Vec<Span>) -> Bytes {
     let request = ExportTraceServiceRequest {

@@ -19,7 +19,6 @@ use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use opentelemetry_proto::tonic::metrics::v1::{
     Gauge, Metric, NumberDataPoint, metric, number_data_point,
 };
-use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,7 +27,7 @@ use tokio::sync::Mutex;
 use trailhead::pdata::Signal;
 use trailhead::pdata::grpc::{RawCodec, export_path};
 use trailhead::pdata::wire::{self, Value};
-use trailhead_bench::{logs_request, metrics_request, string_kv, traces_request};
+use trailhead_bench::{logs_request, metrics_request, resource, string_kv, traces_request};
 
 #[derive(Clone, Copy, Debug, PartialEq, ValueEnum)]
 enum Signals {
@@ -124,13 +123,10 @@ fn body(args: &Args, signal: Signal, sequence: u64, sent_ns: u64) -> Bytes {
             .collect::<Vec<_>>()
     };
     let ids = (0..args.spans_per_request).map(|i| (i, sequence * 100_000 + i as u64 + 1));
-    let resource = Resource {
-        attributes: (0..args.resource_attributes)
-            .map(|a| string_kv(format!("resource.{a}"), format!("lessons-{a}")))
-            .chain([string_kv("service.name", "lessons")])
-            .collect(),
-        ..Default::default()
-    };
+    let resource = resource(
+        args.resource_attributes,
+        [string_kv("service.name", "lessons")],
+    );
     match signal {
         Signal::Logs => logs_request(
             resource,

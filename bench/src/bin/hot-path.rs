@@ -8,12 +8,11 @@
 //! round counts and subtracting cancels the setup; the bench divides by spans.
 
 use bytes::Bytes;
-use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use trailhead::pdata::{Signal, wire};
 use trailhead::processors::wasm::batch::SpanWork;
 use trailhead::processors::wasm::encoded;
-use trailhead_bench::{string_kv, traces_request};
+use trailhead_bench::{resource, string_kv, traces_request};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -33,13 +32,7 @@ fn request() -> Bytes {
             ..Default::default()
         })
         .collect();
-    let resource = Resource {
-        attributes: (0..8)
-            .map(|a| string_kv(format!("resource.{a}"), format!("lessons-{a}")))
-            .collect(),
-        ..Default::default()
-    };
-    traces_request(resource, spans)
+    traces_request(resource(8, []), spans)
 }
 
 fn main() {

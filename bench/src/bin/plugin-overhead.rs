@@ -13,7 +13,6 @@
 
 use bytes::Bytes;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value};
-use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 use std::path::PathBuf;
@@ -25,7 +24,7 @@ use trailhead::pdata::{Batch, RequestContext, Signal};
 use trailhead::processors::wasm::batch::SpanWork;
 use trailhead::processors::wasm::encoded;
 use trailhead::processors::wasm::{Limits, Runtime};
-use trailhead_bench::{string_kv, traces_request};
+use trailhead_bench::{resource, string_kv, traces_request};
 use trailhead_ottl::{Columns, Path, Value};
 
 // The allocator trailhead itself runs with, so the decode/encode floor is the production one.
@@ -71,13 +70,7 @@ fn payload() -> Bytes {
             }
         })
         .collect();
-    let resource = Resource {
-        attributes: (0..8)
-            .map(|a| string_kv(format!("resource.{a}"), format!("r{a}")))
-            .collect(),
-        ..Default::default()
-    };
-    traces_request(resource, spans)
+    traces_request(resource(8, []), spans)
 }
 
 /// The filter's columns read from the spans' encodings, as the host reads them for a plugin.
