@@ -49,7 +49,8 @@ fn main() {
             .encoded_items()
             .enumerate()
             .filter(|(i, (_, span))| {
-                encoded::attribute(span, 9, "attribute.3").is_some() && i % 10 == 0
+                encoded::attribute(span, encoded::SPAN_ATTRIBUTES, "attribute.3").is_some()
+                    && i % 10 == 0
             })
             .map(|(i, _)| i as u32)
             .collect();

@@ -100,7 +100,7 @@ impl Columns for NativeSpans<'_> {
                 .map(|(_, s)| Value::Str(encoded::string(s, encoded::SPAN_NAME)))
                 .collect(),
             ("attributes", Some(key)) => items
-                .map(|(_, s)| otlp_value(encoded::attribute(s, 9, key)))
+                .map(|(_, s)| otlp_value(encoded::attribute(s, encoded::SPAN_ATTRIBUTES, key)))
                 .collect(),
             _ => vec![Value::Nil; self.1].into(),
         }

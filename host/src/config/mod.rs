@@ -359,7 +359,11 @@ impl Config {
                 .service
                 .pipelines
                 .iter()
-                .filter(|(_, p)| p.processors.iter().any(|id| id.kind == "memory_limiter"))
+                .filter(|(_, p)| {
+                    p.processors
+                        .iter()
+                        .any(|id| id.kind == crate::pipeline::memory_limiter::KIND)
+                })
                 .map(|(id, _)| id.to_string())
                 .collect();
             map.insert("memory limit".into(), format!("{limit} {limited:?}").into());

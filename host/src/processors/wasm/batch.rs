@@ -64,7 +64,7 @@ pub trait Attributed {
 }
 
 impl Attributed for Span {
-    const ATTRIBUTES: u64 = 9;
+    const ATTRIBUTES: u64 = super::encoded::SPAN_ATTRIBUTES;
     fn attributes(&self) -> &Vec<KeyValue> {
         &self.attributes
     }
@@ -74,7 +74,7 @@ impl Attributed for Span {
 }
 
 impl Attributed for LogRecord {
-    const ATTRIBUTES: u64 = 6;
+    const ATTRIBUTES: u64 = super::encoded::LOG_ATTRIBUTES;
     fn attributes(&self) -> &Vec<KeyValue> {
         &self.attributes
     }

@@ -10,10 +10,12 @@ use crate::pdata::wire::{self, Value};
 
 pub const SPAN_NAME: u64 = 5;
 pub const SPAN_KIND: u64 = 6;
+pub const SPAN_ATTRIBUTES: u64 = 9;
 pub const SPAN_STATUS: u64 = 15;
 const STATUS_CODE: u64 = 3;
 pub const LOG_SEVERITY_NUMBER: u64 = 2;
 pub const LOG_BODY: u64 = 5;
+pub const LOG_ATTRIBUTES: u64 = 6;
 pub const METRIC_NAME: u64 = 1;
 /// `Metric.data`'s arms by field number.
 const METRIC_TYPES: [(u64, &str); 5] = [
@@ -185,11 +187,11 @@ mod tests {
                 .find(|kv| kv.key == key)
                 .and_then(|kv| kv.value.as_ref())
                 .map(decoded_to_wit);
-            let read = attribute(&bytes, 9, key).map(to_wit);
+            let read = attribute(&bytes, SPAN_ATTRIBUTES, key).map(to_wit);
             assert_eq!(format!("{read:?}"), format!("{decoded:?}"), "{key}");
         }
         let keys = ["s", "b", "i", "d", "y", "a", "missing"];
-        let packed = pack(keys.iter().map(|k| attribute(&bytes, 9, k)));
+        let packed = pack(keys.iter().map(|k| attribute(&bytes, SPAN_ATTRIBUTES, k)));
         assert_eq!(packed.kinds, [1, 2, 3, 4, 5, 6, 0]);
         assert_eq!(packed.scalars, [0, 1, -7, 2.5f64.to_bits() as i64, 0, 0, 0]);
         assert_eq!(&packed.bytes[..1], b"x");

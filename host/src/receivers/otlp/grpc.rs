@@ -163,12 +163,12 @@ impl UnaryService<Bytes> for ExportHandler {
 /// The gRPC status for a refused batch: retryable refusals carry RetryInfo.
 fn status_of(error: ConsumeError) -> Status {
     use tonic_types::{ErrorDetails, StatusExt};
-    match error {
-        ConsumeError::Processor(e) => Status::internal(e.to_string()),
-        retryable => Status::with_error_details(
-            Code::Unavailable,
-            retryable.to_string(),
-            ErrorDetails::with_retry_info(Some(Duration::from_secs(RETRY_AFTER_SECONDS))),
-        ),
+    if !error.is_retryable() {
+        return Status::internal(error.to_string());
     }
+    Status::with_error_details(
+        Code::Unavailable,
+        error.to_string(),
+        ErrorDetails::with_retry_info(Some(Duration::from_secs(RETRY_AFTER_SECONDS))),
+    )
 }
