@@ -84,6 +84,7 @@ async fn peer_address_reaches_processors() {
     };
     let (exporter, _task) = spawn_exporter(
         spec,
+        None,
         &telemetry,
         CancellationToken::new(),
         CancellationToken::new(),
@@ -106,26 +107,27 @@ async fn peer_address_reaches_processors() {
     let stop = CancellationToken::new();
     let http_router =
         receivers::otlp::http::router("otlp", &Default::default(), &consumers("otlp"));
-    let http = receivers::serve_http("http".into(), "127.0.0.1:0", http_router, stop.clone())
-        .await
-        .unwrap();
+    let serve = |name: &str, router| {
+        receivers::serve(
+            name.into(),
+            "127.0.0.1:0",
+            router,
+            Default::default(),
+            &telemetry.registry,
+            stop.clone(),
+        )
+    };
+    let http = serve("http", http_router).await.unwrap();
     let zipkin_router =
         receivers::zipkin::router("zipkin", &Default::default(), &consumers("zipkin")).unwrap();
-    let zipkin = receivers::serve_http("zipkin".into(), "127.0.0.1:0", zipkin_router, stop.clone())
-        .await
-        .unwrap();
+    let zipkin = serve("zipkin", zipkin_router).await.unwrap();
     let grpc_config = receivers::otlp::grpc::GrpcConfig {
         endpoint: "127.0.0.1:0".into(),
         ..Default::default()
     };
-    let grpc = receivers::otlp::grpc::serve(
-        "otlp/grpc",
-        &grpc_config,
-        &consumers("otlp/grpc"),
-        stop.clone(),
-    )
-    .await
-    .unwrap();
+    let grpc_router =
+        receivers::otlp::grpc::router("otlp/grpc", &grpc_config, &consumers("otlp/grpc"));
+    let grpc = serve("grpc", grpc_router).await.unwrap();
 
     assert!(
         post_from("127.0.0.2", http.address, "/v1/traces", OTLP_JSON)

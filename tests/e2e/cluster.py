@@ -6,23 +6,18 @@ to a node and write their IPs into pod status themselves, which is what a kubele
 
 import json
 import os
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 import requests
 
+from conftest import free_port
+
 REPO = Path(__file__).resolve().parents[2]
 APISERVER = Path(os.environ.get("KUBE_APISERVER_BIN", REPO / "tests" / "peers" / "bin" / "kube-apiserver"))
 ETCD = Path(os.environ.get("ETCD_BIN", REPO / "tests" / "peers" / "bin" / "etcd"))
 TOKEN = "trailhead-test-token"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Cluster:

@@ -8,6 +8,7 @@ bound in its JSON logs, and the sink reports its own.
 import json
 import os
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -32,7 +33,7 @@ class Sink:
     `behaviour` decides each reply: None accepts; a callable gets (signal, request, context) and
     may abort the call or return a response (for partial success)."""
 
-    def __init__(self, credentials=None):
+    def __init__(self, credentials=None, port=0):
         self.requests = {"traces": [], "metrics": [], "logs": []}
         self.metadata = []
         self.behaviour = None
@@ -63,9 +64,9 @@ class Sink:
         logs_service_pb2_grpc.add_LogsServiceServicer_to_server(
             type("L", (logs_service_pb2_grpc.LogsServiceServicer,), {"Export": handler("logs", logs_service_pb2.ExportLogsServiceResponse)})(), self.server)
         if credentials is None:
-            self.port = self.server.add_insecure_port("127.0.0.1:0")
+            self.port = self.server.add_insecure_port(f"127.0.0.1:{port}")
         else:
-            self.port = self.server.add_secure_port("127.0.0.1:0", credentials)
+            self.port = self.server.add_secure_port(f"127.0.0.1:{port}", credentials)
         self.server.start()
 
     @property
@@ -91,6 +92,13 @@ class Sink:
 
     def stop(self):
         self.server.stop(0)
+
+
+def free_port():
+    """A port nothing listens on now: where a downstream that is down "is"."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def count_items(signal_name, request):

@@ -9,7 +9,6 @@ The collector cannot report the ports it bound for `:0`, so its ports are picked
 """
 
 import json
-import socket
 import subprocess
 import time
 
@@ -17,16 +16,10 @@ import pytest
 import requests
 import yaml
 
-from conftest import COLLECTOR, REPO
+from conftest import COLLECTOR, REPO, free_port
 
 CONFORMANCE = REPO / "tests" / "fixtures" / "conformance"
 SIGNALS = {"traces": "trace.json", "metrics": "metrics.json", "logs": "logs.json"}
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def read_lines(path):

@@ -15,7 +15,8 @@ import requests
 import yaml
 
 from conftest import BINARY, gateway_config, run_collector
-from test_collector_interop import free_port, read_lines
+from conftest import free_port
+from test_collector_interop import read_lines
 
 FILTER = {
     "error_mode": "ignore",

@@ -2,8 +2,10 @@
 
 use crate::exporters::debug::DebugExporterConfig;
 use crate::exporters::otlp::OtlpExporterConfig;
+use crate::exporters::{FileStorageConfig, QueueSettings};
 use crate::pdata::Signal;
 use crate::processors::{BUILT_IN, HostSettings, split_settings};
+use crate::receivers::auth::BearerTokenConfig;
 use crate::receivers::otlp::OtlpReceiverConfig;
 use crate::receivers::zipkin::ZipkinReceiverConfig;
 use crate::telemetry::health::HealthCheckConfig;
@@ -227,6 +229,16 @@ pub enum ExporterConfig {
     Debug(DebugExporterConfig),
 }
 
+impl ExporterConfig {
+    /// The `sending_queue` settings, for exporters that have them.
+    pub fn sending_queue(&self) -> Option<&QueueSettings> {
+        match self {
+            ExporterConfig::Otlp(otlp) => Some(&otlp.sending_queue),
+            ExporterConfig::Debug(_) => None,
+        }
+    }
+}
+
 impl Typed for ExporterConfig {
     const SECTION: &'static str = "exporter";
     const KINDS: &'static [&'static str] = &["otlp", "otlp_grpc", "debug"];
@@ -242,12 +254,18 @@ impl Typed for ExporterConfig {
 #[derive(Debug)]
 pub enum ExtensionConfig {
     HealthCheck(HealthCheckConfig),
+    FileStorage(FileStorageConfig),
+    BearerToken(BearerTokenConfig),
 }
 
 impl Typed for ExtensionConfig {
     const SECTION: &'static str = "extension";
-    const KINDS: &'static [&'static str] = &["health_check"];
-    fn deserialize_kind<'de, D: Deserializer<'de>>(_kind: &str, d: D) -> Result<Self, D::Error> {
-        Ok(ExtensionConfig::HealthCheck(body(d)?))
+    const KINDS: &'static [&'static str] = &["health_check", "file_storage", "bearertokenauth"];
+    fn deserialize_kind<'de, D: Deserializer<'de>>(kind: &str, d: D) -> Result<Self, D::Error> {
+        Ok(match kind {
+            "file_storage" => ExtensionConfig::FileStorage(body(d)?),
+            "bearertokenauth" => ExtensionConfig::BearerToken(BearerTokenConfig::deserialize(d)?),
+            _ => ExtensionConfig::HealthCheck(body(d)?),
+        })
     }
 }

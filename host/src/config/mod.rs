@@ -324,6 +324,50 @@ impl Config {
                 }
             }
         }
+        for (id, exporter) in self.exporters.iter() {
+            let Some(queue) = exporter.sending_queue() else {
+                continue;
+            };
+            let id_text = id.to_string();
+            let at = ["exporters", id_text.as_str(), "sending_queue"];
+            let component = format!("exporter `{id}`");
+            match &queue.storage {
+                None if queue.sizer == crate::exporters::QueueSizer::Bytes => report(
+                    &at,
+                    Some("sizer"),
+                    component,
+                    "sending_queue.sizer `bytes` needs a persistent queue (`storage:`)".into(),
+                ),
+                None => {}
+                Some(storage) => {
+                    let is_storage =
+                        |e: &ExtensionConfig| matches!(e, ExtensionConfig::FileStorage(_));
+                    if let Some(problem) =
+                        self.extension_problem(storage, is_storage, "file_storage")
+                    {
+                        report(
+                            &at,
+                            Some(&storage.to_string()),
+                            component,
+                            format!("sending_queue.storage `{storage}` {problem}"),
+                        );
+                    }
+                }
+            }
+        }
+        for (at, auth) in self.authenticators() {
+            let at: Vec<&str> = at.iter().map(String::as_str).collect();
+            let is_token = |e: &ExtensionConfig| matches!(e, ExtensionConfig::BearerToken(_));
+            let id = &auth.authenticator;
+            if let Some(problem) = self.extension_problem(id, is_token, "bearertokenauth") {
+                report(
+                    &at,
+                    Some(&id.to_string()),
+                    format!("{} `{}`", at[0].trim_end_matches('s'), at[1]),
+                    format!("auth.authenticator `{id}` {problem}"),
+                );
+            }
+        }
         for id in &self.service.extensions {
             if !self.extensions.contains(id) {
                 let id_text = id.to_string();
@@ -336,6 +380,62 @@ impl Config {
             }
         }
         problems
+    }
+
+    /// Why extension `id` cannot serve as a `kind` extension, if it cannot.
+    fn extension_problem(
+        &self,
+        id: &ComponentId,
+        is_kind: impl Fn(&ExtensionConfig) -> bool,
+        kind: &str,
+    ) -> Option<String> {
+        match self.extensions.get(id) {
+            None => Some("is not defined under extensions".into()),
+            Some(e) if !is_kind(e) => Some(format!("is not a {kind} extension")),
+            Some(_) if !self.service.extensions.contains(id) => {
+                Some("is not listed in service.extensions".into())
+            }
+            Some(_) => None,
+        }
+    }
+
+    /// Every `auth:` in receivers and exporters, with the key path to it.
+    fn authenticators(&self) -> Vec<(Vec<String>, &crate::receivers::auth::AuthConfig)> {
+        let mut found = Vec::new();
+        for (id, receiver) in self.receivers.iter() {
+            let base = |protocol: &[&str]| {
+                let mut path = vec!["receivers".to_string(), id.to_string()];
+                path.extend(protocol.iter().map(|p| p.to_string()));
+                path.push("auth".into());
+                path
+            };
+            match receiver {
+                ReceiverConfig::Otlp(otlp) => {
+                    if let Some(auth) = otlp.protocols.grpc.as_ref().and_then(|g| g.auth.as_ref()) {
+                        found.push((base(&["protocols", "grpc"]), auth));
+                    }
+                    if let Some(auth) = otlp.protocols.http.as_ref().and_then(|h| h.auth.as_ref()) {
+                        found.push((base(&["protocols", "http"]), auth));
+                    }
+                }
+                ReceiverConfig::Zipkin(zipkin) => {
+                    if let Some(auth) = &zipkin.auth {
+                        found.push((base(&[]), auth));
+                    }
+                }
+            }
+        }
+        for (id, exporter) in self.exporters.iter() {
+            if let ExporterConfig::Otlp(otlp) = exporter
+                && let Some(auth) = &otlp.auth
+            {
+                found.push((
+                    vec!["exporters".into(), id.to_string(), "auth".into()],
+                    auth,
+                ));
+            }
+        }
+        found
     }
 
     /// The config with every processor setting and pipeline processor list taken out (but the

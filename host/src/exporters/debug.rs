@@ -43,6 +43,7 @@ impl DebugExporterConfig {
                 enabled: true,
                 num_consumers: 1,
                 queue_size: 1000,
+                ..QueueSettings::default()
             },
             batch: BatchSettings {
                 send_batch_size: 1,

@@ -4,12 +4,18 @@
 //! Backpressure runs backwards through bounded steps: when every sender is busy the batcher
 //! stops reading, the queue fills, [`ExporterHandle::try_reserve`] fails, and receivers refuse
 //! with 503 / UNAVAILABLE. Memory is bounded by `queue_size` requests plus one batch per sender.
+//! With `sending_queue.storage`, the queue is a log on disk ([`persistent`]) instead, read back
+//! into a short channel in front of the same batcher.
 
 pub mod debug;
 pub mod otlp;
+mod persistent;
 mod queue;
 
-pub use queue::{BatchSettings, ExporterSpec, QueueSettings, RetrySettings, spawn_exporter};
+pub use persistent::{DiskQueue, FileStorageConfig};
+pub use queue::{
+    BatchSettings, ExporterSpec, QueueSettings, QueueSizer, RetrySettings, spawn_exporter,
+};
 
 use crate::pdata::Batch;
 use crate::pipeline::ConsumeError;
@@ -46,19 +52,75 @@ pub enum ExportError {
     Permanent { message: String },
 }
 
+/// A queued request, and the record to acknowledge once it is done when the queue is on disk.
+pub struct Queued {
+    pub batch: Batch,
+    pub stored: Option<persistent::RecordId>,
+}
+
 /// The pipelines' end of one exporter's queue.
 #[derive(Clone)]
 pub struct ExporterHandle {
     pub id: Arc<str>,
-    tx: mpsc::Sender<Batch>,
+    inlet: Inlet,
+}
+
+#[derive(Clone)]
+enum Inlet {
+    Memory(mpsc::Sender<Queued>),
+    Disk(Arc<persistent::DiskQueue>),
+}
+
+/// A claimed place in an exporter's queue.
+pub enum Slot<'a> {
+    Memory(mpsc::Permit<'a, Queued>),
+    Disk(persistent::Reservation),
 }
 
 impl ExporterHandle {
-    /// Claims a queue slot without waiting.
-    pub fn try_reserve(&self) -> Result<mpsc::Permit<'_, Batch>, ConsumeError> {
-        self.tx.try_reserve().map_err(|e| match e {
-            mpsc::error::TrySendError::Full(()) => ConsumeError::Full(self.id.to_string()),
-            mpsc::error::TrySendError::Closed(()) => ConsumeError::ShuttingDown,
-        })
+    /// Claims a queue slot for `batch` without waiting.
+    pub fn try_reserve(&self, batch: &Batch) -> Result<Slot<'_>, ConsumeError> {
+        match &self.inlet {
+            Inlet::Memory(tx) => tx.try_reserve().map(Slot::Memory).map_err(|e| match e {
+                mpsc::error::TrySendError::Full(()) => ConsumeError::Full(self.id.to_string()),
+                mpsc::error::TrySendError::Closed(()) => ConsumeError::ShuttingDown,
+            }),
+            Inlet::Disk(queue) => queue
+                .try_reserve(batch.payload.len())
+                .map(Slot::Disk)
+                .map_err(|e| ConsumeError::Storage {
+                    exporter: self.id.to_string(),
+                    message: e.to_string(),
+                }),
+        }
+    }
+}
+
+impl Slot<'_> {
+    /// Whether handing over can fail (it writes to disk); such slots are filled first.
+    pub fn is_durable(&self) -> bool {
+        matches!(self, Slot::Disk(_))
+    }
+
+    /// Hands the batch over; a durable slot returns once the batch is on disk.
+    pub async fn fill(self, exporter: &str, batch: Batch) -> Result<(), ConsumeError> {
+        match self {
+            Slot::Memory(permit) => {
+                permit.send(Queued {
+                    batch,
+                    stored: None,
+                });
+                Ok(())
+            }
+            Slot::Disk(reservation) => {
+                reservation
+                    .write(batch.payload, batch.items)
+                    .await
+                    .map_err(|e| ConsumeError::Storage {
+                        exporter: exporter.to_string(),
+                        message: e.to_string(),
+                    })
+            }
+        }
     }
 }

@@ -6,6 +6,7 @@ use super::{ExportError, SendOutcome, Sink};
 use crate::config::values;
 use crate::pdata::Signal;
 use crate::pdata::grpc::{ExportResponse, RawCodec, export_path};
+use crate::receivers::auth::{AuthConfig, Secret};
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use serde::Deserialize;
@@ -29,7 +30,10 @@ pub struct OtlpExporterConfig {
     pub tls: TlsClientConfig,
     /// gRPC metadata sent with every request, e.g. `authorization`.
     #[serde(default)]
-    pub headers: BTreeMap<String, String>,
+    pub headers: BTreeMap<String, Secret>,
+    /// Send a `bearertokenauth` extension's token as `authorization`.
+    #[serde(default)]
+    pub auth: Option<AuthConfig>,
     /// `none` (default), `gzip` or `zstd`. Unlike the collector, trailhead does not compress by
     /// default: in-cluster gzip costs more CPU (~3.5 µs/span) than all the rest of its work.
     #[serde(default)]
@@ -92,6 +96,8 @@ pub enum BuildError {
     SkipVerify,
     #[error("tls.cert_file and tls.key_file must be given together")]
     HalfIdentity,
+    #[error("auth: {0}")]
+    Auth(String),
 }
 
 impl OtlpExporterConfig {
@@ -154,7 +160,7 @@ impl OtlpExporterConfig {
         for (name, value) in &self.headers {
             let key = AsciiMetadataKey::from_bytes(name.as_bytes())
                 .map_err(|_| BuildError::Header(name.clone()))?;
-            let value = AsciiMetadataValue::try_from(value.as_str())
+            let value = AsciiMetadataValue::try_from(value.0.as_str())
                 .map_err(|_| BuildError::Header(name.clone()))?;
             headers.insert(key, value);
         }

@@ -4,10 +4,11 @@
 //! Batches of one signal are merged by concatenating their encodings (protobuf concatenates
 //! repeated fields), so batching never decodes. Shutdown has two stages: `stop` closes the
 //! queue and drains it; `abort` (the drain deadline) gives up on whatever is still retrying and
-//! counts it as failed.
+//! counts it as failed, unless the queue is on disk, where it stays for the next start.
 
-use super::{ExportError, ExporterHandle, Sink};
-use crate::config::values;
+use super::persistent::{DiskQueue, RecordId};
+use super::{ExportError, ExporterHandle, Inlet, Queued, Sink};
+use crate::config::{ComponentId, values};
 use crate::pdata::{Batch, Signal};
 use crate::telemetry::{ExporterMetrics, Telemetry};
 use bytes::{Bytes, BytesMut};
@@ -27,8 +28,20 @@ pub struct QueueSettings {
     pub enabled: bool,
     /// Concurrent sends.
     pub num_consumers: usize,
-    /// Requests the queue holds before receivers start refusing.
+    /// What the queue holds before receivers start refusing, counted by `sizer`.
     pub queue_size: usize,
+    /// `requests` (default), or `bytes` (with `storage` only: the bytes on disk).
+    pub sizer: QueueSizer,
+    /// A `file_storage` extension to keep the queue on disk, so it survives a crash.
+    pub storage: Option<ComponentId>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueSizer {
+    #[default]
+    Requests,
+    Bytes,
 }
 
 impl Default for QueueSettings {
@@ -37,6 +50,24 @@ impl Default for QueueSettings {
             enabled: true,
             num_consumers: 10,
             queue_size: 1000,
+            sizer: QueueSizer::Requests,
+            storage: None,
+        }
+    }
+}
+
+impl QueueSettings {
+    /// What a persistent queue may hold under these settings.
+    pub fn disk_limits(&self) -> super::persistent::Limits {
+        match self.sizer {
+            QueueSizer::Requests => super::persistent::Limits {
+                requests: self.queue_size,
+                bytes: u64::MAX,
+            },
+            QueueSizer::Bytes => super::persistent::Limits {
+                requests: usize::MAX,
+                bytes: self.queue_size as u64,
+            },
         }
     }
 }
@@ -102,45 +133,116 @@ pub struct ExporterSpec {
 }
 
 /// Starts an exporter; returns the pipelines' handle and the task that ends once drained.
+/// With `storage`, the queue is that log on disk, read back into a short channel.
 pub fn spawn_exporter(
     spec: ExporterSpec,
+    storage: Option<Arc<DiskQueue>>,
     telemetry: &Telemetry,
     stop: CancellationToken,
     abort: CancellationToken,
 ) -> (ExporterHandle, tokio::task::JoinHandle<()>) {
-    let capacity = if spec.queue.enabled {
-        spec.queue.queue_size
-    } else {
-        spec.queue.num_consumers
-    };
-    let (tx, rx) = mpsc::channel(capacity.max(1));
     let labels = [
         ("exporter", spec.id.as_str()),
         ("signal", spec.signal.as_str()),
     ];
-    let weak = tx.downgrade();
-    telemetry.registry.gauge_fn(
-        "trailhead_exporter_queue_size",
-        "Requests waiting in the exporter queue.",
-        &labels,
-        move || {
-            weak.upgrade()
-                .map_or(0.0, |tx| (tx.max_capacity() - tx.capacity()) as f64)
-        },
-    );
+    let metrics = ExporterMetrics::new(&telemetry.registry, &spec.id, spec.signal);
+    let id: Arc<str> = Arc::from(spec.id.as_str());
+    let disk = storage.clone();
+    let (inlet, rx, capacity, stop_batcher): (Inlet, _, usize, _) = match storage {
+        None => {
+            let capacity = if spec.queue.enabled {
+                spec.queue.queue_size
+            } else {
+                spec.queue.num_consumers
+            };
+            let (tx, rx) = mpsc::channel(capacity.max(1));
+            let weak = tx.downgrade();
+            telemetry.registry.gauge_fn(
+                "trailhead_exporter_queue_size",
+                "Requests waiting in the exporter queue.",
+                &labels,
+                move || {
+                    weak.upgrade()
+                        .map_or(0.0, |tx| (tx.max_capacity() - tx.capacity()) as f64)
+                },
+            );
+            (Inlet::Memory(tx), rx, capacity, stop)
+        }
+        Some(disk) => {
+            // Enough read ahead to keep every sender busy; the rest stays on disk.
+            let (tx, rx) = mpsc::channel(spec.queue.num_consumers.max(1) * 2);
+            let gauge = Arc::downgrade(&disk);
+            telemetry.registry.gauge_fn(
+                "trailhead_exporter_queue_size",
+                "Requests waiting in the exporter queue.",
+                &labels,
+                move || gauge.upgrade().map_or(0.0, |d| d.len() as f64),
+            );
+            let capacity = disk.capacity();
+            tokio::spawn(feed(disk.clone(), tx, id.clone(), stop, abort.clone()));
+            // The batcher runs until the feeder has handed over everything on disk.
+            (Inlet::Disk(disk), rx, capacity, CancellationToken::new())
+        }
+    };
     telemetry.registry.gauge_fn(
         "trailhead_exporter_queue_capacity",
         "Requests the exporter queue can hold.",
         &labels,
         move || capacity as f64,
     );
-    let metrics = ExporterMetrics::new(&telemetry.registry, &spec.id, spec.signal);
-    let handle = ExporterHandle {
-        id: Arc::from(spec.id.as_str()),
-        tx,
-    };
-    let task = tokio::spawn(run(spec, rx, metrics, stop, abort));
+    let handle = ExporterHandle { id, inlet };
+    let driver = Arc::new(Driver {
+        spec,
+        metrics,
+        disk,
+        abort,
+    });
+    let task = tokio::spawn(run(driver, rx, stop_batcher));
     (handle, task)
+}
+
+/// Hands stored requests to the batcher in order; after `stop`, until the disk is drained.
+async fn feed(
+    disk: Arc<DiskQueue>,
+    tx: mpsc::Sender<Queued>,
+    exporter: Arc<str>,
+    stop: CancellationToken,
+    abort: CancellationToken,
+) {
+    loop {
+        let next = tokio::select! {
+            next = disk.next(&stop) => next,
+            () = abort.cancelled() => None,
+        };
+        let stored = match next {
+            None => break,
+            Some(Ok(stored)) => stored,
+            Some(Err(e)) => {
+                tracing::error!(exporter = %exporter, error = %e, "cannot read the persistent queue");
+                continue;
+            }
+        };
+        let batch = Batch {
+            signal: Signal::Traces, // not read past the pipeline
+            payload: stored.payload,
+            items: stored.items,
+            context: crate::pdata::RequestContext::internal(&exporter),
+        };
+        let queued = Queued {
+            batch,
+            stored: Some(stored.id),
+        };
+        let sent = tokio::select! {
+            sent = tx.send(queued) => sent.is_ok(),
+            () = abort.cancelled() => false,
+        };
+        if !sent {
+            break;
+        }
+    }
+    if disk.len() > 0 {
+        tracing::warn!(exporter = %exporter, requests = disk.len(), "requests left in the persistent queue; they are sent after the next start");
+    }
 }
 
 /// Requests waiting to be merged into one send.
@@ -149,16 +251,26 @@ struct Pending {
     parts: Vec<Bytes>,
     items: usize,
     since: Option<Instant>,
+    stored: Vec<RecordId>,
+}
+
+/// One send's worth of requests.
+struct Outgoing {
+    payload: Bytes,
+    items: usize,
+    /// The disk records it holds, acknowledged once the send is done.
+    stored: Vec<RecordId>,
 }
 
 impl Pending {
-    fn push(&mut self, batch: Batch) {
+    fn push(&mut self, queued: Queued) {
         self.since.get_or_insert_with(Instant::now);
-        self.items += batch.items;
-        self.parts.push(batch.payload);
+        self.items += queued.batch.items;
+        self.parts.push(queued.batch.payload);
+        self.stored.extend(queued.stored);
     }
 
-    fn take(&mut self) -> Option<(Bytes, usize)> {
+    fn take(&mut self) -> Option<Outgoing> {
         let pending = std::mem::take(self);
         let payload = match pending.parts.len() {
             0 => return None,
@@ -173,25 +285,31 @@ impl Pending {
                 merged.freeze()
             }
         };
-        Some((payload, pending.items))
+        Some(Outgoing {
+            payload,
+            items: pending.items,
+            stored: pending.stored,
+        })
     }
 }
 
-async fn run(
+/// What every send of one exporter shares.
+struct Driver {
     spec: ExporterSpec,
-    mut rx: mpsc::Receiver<Batch>,
     metrics: ExporterMetrics,
-    stop: CancellationToken,
+    disk: Option<Arc<DiskQueue>>,
     abort: CancellationToken,
-) {
-    let senders = Arc::new(Semaphore::new(spec.queue.num_consumers.max(1)));
+}
+
+async fn run(driver: Arc<Driver>, mut rx: mpsc::Receiver<Queued>, stop: CancellationToken) {
+    let senders = Arc::new(Semaphore::new(driver.spec.queue.num_consumers.max(1)));
     let mut sends = JoinSet::new();
     let mut pending = Pending::default();
     let mut closing = false;
     let far_future = Instant::now() + Duration::from_secs(86400 * 365);
-    let spec = Arc::new(spec);
+    let batch = &driver.spec.batch;
     loop {
-        let deadline = pending.since.map_or(far_future, |t| t + spec.batch.timeout);
+        let deadline = pending.since.map_or(far_future, |t| t + batch.timeout);
         let flush = tokio::select! {
             biased;
             () = stop.cancelled(), if !closing => {
@@ -201,100 +319,124 @@ async fn run(
             }
             () = tokio::time::sleep_until(deadline) => true,
             received = rx.recv() => match received {
-                Some(batch) => {
-                    pending.push(batch);
-                    pending.items >= spec.batch.send_batch_size || spec.batch.timeout.is_zero()
+                Some(queued) => {
+                    pending.push(queued);
+                    pending.items >= batch.send_batch_size || batch.timeout.is_zero()
                 }
                 None => break,
             },
         };
         if flush {
-            dispatch(&spec, &mut pending, &senders, &mut sends, &metrics, &abort).await;
+            dispatch(&driver, &mut pending, &senders, &mut sends).await;
         }
         while sends.try_join_next().is_some() {}
     }
-    dispatch(&spec, &mut pending, &senders, &mut sends, &metrics, &abort).await;
+    dispatch(&driver, &mut pending, &senders, &mut sends).await;
     while sends.join_next().await.is_some() {}
 }
 
 /// Hands the pending batch to a free sender, waiting for one (which is the backpressure).
 async fn dispatch(
-    spec: &Arc<ExporterSpec>,
+    driver: &Arc<Driver>,
     pending: &mut Pending,
     senders: &Arc<Semaphore>,
     sends: &mut JoinSet<()>,
-    metrics: &ExporterMetrics,
-    abort: &CancellationToken,
 ) {
-    let Some((payload, items)) = pending.take() else {
+    let Some(outgoing) = pending.take() else {
         return;
     };
     let permit = tokio::select! {
         permit = senders.clone().acquire_owned() => permit,
-        () = abort.cancelled() => {
-            metrics.failed.add(items as u64);
-            tracing::error!(exporter = %spec.id, signal = %spec.signal, items, "shutdown deadline passed before a sender was free; dropping");
-            return;
+        () = driver.abort.cancelled() => {
+            let gave_up = GaveUp { why: "shutdown deadline passed before a sender was free", error: String::new(), at_shutdown: true };
+            return driver.finish(&outgoing, Err(gave_up));
         }
     };
     let Ok(permit) = permit else { return };
-    metrics.batch_items.observe(items as f64);
-    let (spec, metrics, abort) = (spec.clone(), metrics.clone(), abort.clone());
+    driver.metrics.batch_items.observe(outgoing.items as f64);
+    let driver = driver.clone();
     sends.spawn(async move {
-        send_with_retry(&spec, payload, items, &metrics, &abort).await;
+        let result = driver.send_with_retry(&outgoing).await;
+        driver.finish(&outgoing, result);
         drop(permit);
     });
 }
 
-async fn send_with_retry(
-    spec: &ExporterSpec,
-    payload: Bytes,
-    items: usize,
-    metrics: &ExporterMetrics,
-    abort: &CancellationToken,
-) {
-    let retry = &spec.retry;
-    let started = Instant::now();
-    let mut interval = retry.initial_interval;
-    let give_up = |why: &str, error: &dyn std::fmt::Display| {
-        metrics.failed.add(items as u64);
-        tracing::error!(exporter = %spec.id, signal = %spec.signal, items, error = %error, "dropping data: {why}");
-    };
-    loop {
-        let attempt = tokio::select! {
-            result = spec.sink.send(payload.clone(), items) => result,
-            () = abort.cancelled() => return give_up("shutdown deadline passed", &"send in progress"),
-        };
-        let (message, retry_after) = match attempt {
-            Ok(outcome) => {
-                metrics
-                    .sent
-                    .add(items as u64 - outcome.rejected.min(items as u64));
-                if outcome.rejected > 0 || !outcome.message.is_empty() {
-                    metrics.rejected_by_peer.add(outcome.rejected);
-                    tracing::warn!(exporter = %spec.id, signal = %spec.signal, rejected = outcome.rejected, message = %outcome.message, "peer accepted the request partially");
-                }
+/// Why a send was given up.
+struct GaveUp {
+    why: &'static str,
+    error: String,
+    /// Given up only because the shutdown deadline passed.
+    at_shutdown: bool,
+}
+
+impl Driver {
+    /// Counts and logs how a send ended, and acknowledges its disk records unless they should
+    /// be sent again after a restart.
+    fn finish(&self, outgoing: &Outgoing, result: Result<(), GaveUp>) {
+        let (spec, items) = (&self.spec, outgoing.items);
+        if let Err(gave_up) = &result {
+            if gave_up.at_shutdown && !outgoing.stored.is_empty() {
+                tracing::warn!(exporter = %spec.id, signal = %spec.signal, items, "{}; kept in the persistent queue for the next start", gave_up.why);
                 return;
             }
-            Err(ExportError::Permanent { message }) => {
-                return give_up("the peer rejected it permanently", &message);
-            }
-            Err(ExportError::Retryable {
-                message,
-                retry_after,
-            }) => (message, retry_after),
+            self.metrics.failed.add(items as u64);
+            tracing::error!(exporter = %spec.id, signal = %spec.signal, items, error = %gave_up.error, "dropping data: {}", gave_up.why);
+        }
+        if let Some(disk) = &self.disk {
+            outgoing.stored.iter().for_each(|id| disk.ack(*id));
+        }
+    }
+
+    async fn send_with_retry(&self, outgoing: &Outgoing) -> Result<(), GaveUp> {
+        let (spec, metrics, abort) = (&self.spec, &self.metrics, &self.abort);
+        let (payload, items) = (&outgoing.payload, outgoing.items);
+        let retry = &spec.retry;
+        let started = Instant::now();
+        let mut interval = retry.initial_interval;
+        let give_up = |why, error: String, at_shutdown| {
+            Err(GaveUp {
+                why,
+                error,
+                at_shutdown,
+            })
         };
-        let wait = retry_after.unwrap_or_else(|| jitter(interval, retry.randomization_factor));
-        if !retry.enabled || started.elapsed() + wait > retry.max_elapsed_time {
-            return give_up("retries exhausted", &message);
+        loop {
+            let attempt = tokio::select! {
+                result = spec.sink.send(payload.clone(), items) => result,
+                () = abort.cancelled() => return give_up("shutdown deadline passed", "send in progress".into(), true),
+            };
+            let (message, retry_after) = match attempt {
+                Ok(outcome) => {
+                    metrics
+                        .sent
+                        .add(items as u64 - outcome.rejected.min(items as u64));
+                    if outcome.rejected > 0 || !outcome.message.is_empty() {
+                        metrics.rejected_by_peer.add(outcome.rejected);
+                        tracing::warn!(exporter = %spec.id, signal = %spec.signal, rejected = outcome.rejected, message = %outcome.message, "peer accepted the request partially");
+                    }
+                    return Ok(());
+                }
+                Err(ExportError::Permanent { message }) => {
+                    return give_up("the peer rejected it permanently", message, false);
+                }
+                Err(ExportError::Retryable {
+                    message,
+                    retry_after,
+                }) => (message, retry_after),
+            };
+            let wait = retry_after.unwrap_or_else(|| jitter(interval, retry.randomization_factor));
+            if !retry.enabled || started.elapsed() + wait > retry.max_elapsed_time {
+                return give_up("retries exhausted", message, false);
+            }
+            metrics.retries.add(1);
+            tracing::warn!(exporter = %spec.id, signal = %spec.signal, items, error = %message, wait_ms = wait.as_millis() as u64, "send failed; retrying");
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = abort.cancelled() => return give_up("shutdown deadline passed while retrying", message, true),
+            }
+            interval = interval.mul_f64(retry.multiplier).min(retry.max_interval);
         }
-        metrics.retries.add(1);
-        tracing::warn!(exporter = %spec.id, signal = %spec.signal, items, error = %message, wait_ms = wait.as_millis() as u64, "send failed; retrying");
-        tokio::select! {
-            () = tokio::time::sleep(wait) => {}
-            () = abort.cancelled() => return give_up("shutdown deadline passed while retrying", &message),
-        }
-        interval = interval.mul_f64(retry.multiplier).min(retry.max_interval);
     }
 }
 
@@ -360,6 +502,7 @@ mod tests {
                 enabled: true,
                 num_consumers: 1,
                 queue_size,
+                ..QueueSettings::default()
             },
             batch: BatchSettings {
                 send_batch_size,
@@ -377,10 +520,21 @@ mod tests {
         *sink.failures.lock().unwrap() = 2;
         let telemetry = Telemetry::default();
         let (stop, abort) = (CancellationToken::new(), CancellationToken::new());
-        let (handle, task) =
-            spawn_exporter(spec(sink.clone(), 10, 100), &telemetry, stop.clone(), abort);
+        let (handle, task) = spawn_exporter(
+            spec(sink.clone(), 10, 100),
+            None,
+            &telemetry,
+            stop.clone(),
+            abort,
+        );
         for _ in 0..5 {
-            handle.try_reserve().unwrap().send(batch(4));
+            let b = batch(4);
+            handle
+                .try_reserve(&b)
+                .unwrap()
+                .fill("test", b)
+                .await
+                .unwrap();
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
         stop.cancel();
@@ -405,14 +559,16 @@ mod tests {
         let telemetry = Telemetry::default();
         let (handle, _task) = spawn_exporter(
             spec(sink, 1, 2),
+            None,
             &telemetry,
             CancellationToken::new(),
             CancellationToken::new(),
         );
         let mut refused = 0;
         for _ in 0..10 {
-            match handle.try_reserve() {
-                Ok(permit) => permit.send(batch(1)),
+            let b = batch(1);
+            match handle.try_reserve(&b) {
+                Ok(slot) => slot.fill("test", b).await.unwrap(),
                 Err(_) => refused += 1,
             }
             tokio::task::yield_now().await;

@@ -52,6 +52,9 @@ pub enum ConsumeError {
     ShuttingDown,
     #[error(transparent)]
     Processor(#[from] ProcessError),
+    /// A persistent queue is full or cannot be written (the disk is full).
+    #[error("exporter `{exporter}` cannot queue the request: {message}; retry later")]
+    Storage { exporter: String, message: String },
     /// Above the memory limiter's soft limit: the sender should back off and retry.
     #[error(transparent)]
     MemoryLimit(#[from] memory_limiter::Refused),
@@ -129,12 +132,17 @@ impl Fanout {
                 }
             }
         }
-        let mut permits = Vec::with_capacity(deliveries.len());
-        for (exporter, _) in &deliveries {
-            permits.push(exporter.try_reserve()?);
+        let mut slots = Vec::with_capacity(deliveries.len());
+        for (exporter, batch) in &deliveries {
+            slots.push(exporter.try_reserve(batch)?);
         }
-        for (permit, (_, batch)) in permits.into_iter().zip(deliveries) {
-            permit.send(batch);
+        // Disk writes can fail, so they go first: a failure then leaves the in-memory queues
+        // untouched. (Two persistent exporters where the second write fails get a duplicate
+        // in the first when the sender retries.)
+        let mut handovers: Vec<_> = slots.into_iter().zip(deliveries).collect();
+        handovers.sort_by_key(|(slot, _)| !slot.is_durable());
+        for (slot, (exporter, batch)) in handovers {
+            slot.fill(&exporter.id, batch).await?;
         }
         Ok(())
     }

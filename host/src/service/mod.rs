@@ -9,12 +9,15 @@
 
 use crate::config::{Config, ExporterConfig, ExtensionConfig, ReceiverConfig};
 use crate::exporters::otlp::BuildError;
-use crate::exporters::{ExporterHandle, spawn_exporter};
+use crate::exporters::{DiskQueue, ExporterHandle, spawn_exporter};
 use crate::kubernetes;
 use crate::pdata::Signal;
 use crate::pipeline::memory_limiter::{self, MemoryLimiter};
 use crate::pipeline::{Fanout, Pipeline};
-use crate::receivers::{self, Consumers, Listening};
+use crate::receivers::auth::{AuthConfig, BearerToken, Secret};
+use crate::receivers::limits::ConnectionLimits;
+use crate::receivers::server::TlsServerConfig;
+use crate::receivers::{self, Consumers, Listening, ServeOptions};
 use crate::telemetry::{ReceiverMetrics, Telemetry, health};
 use plugins::Plugins;
 pub use plugins::load_processors;
@@ -43,6 +46,10 @@ pub enum StartError {
     Processor(crate::config::Diagnostic),
     #[error("{0}")]
     Kubernetes(String),
+    #[error("receiver `{id}`: {message}")]
+    Listener { id: String, message: String },
+    #[error("exporter `{id}`: sending_queue.storage: {message}")]
+    Storage { id: String, message: String },
 }
 
 /// A running trailhead.
@@ -99,16 +106,27 @@ impl Service {
                     };
                     let id = key.0.clone();
                     let spec = match exporter {
-                        ExporterConfig::Otlp(otlp) => otlp
-                            .build(&id, signal, |p| config.resolve_path(p))
-                            .map_err(|source| StartError::Exporter {
+                        ExporterConfig::Otlp(otlp) => {
+                            let failed = |source| StartError::Exporter {
                                 id: id.clone(),
                                 source,
-                            })?,
+                            };
+                            let mut otlp = otlp.as_ref().clone();
+                            if let Some(auth) = &otlp.auth {
+                                let token = bearer_token(config, auth)
+                                    .map_err(|e| failed(BuildError::Auth(e)))?;
+                                otlp.headers
+                                    .insert("authorization".into(), Secret(token.header_value()));
+                            }
+                            otlp.build(&id, signal, |p| config.resolve_path(p))
+                                .map_err(failed)?
+                        }
                         ExporterConfig::Debug(debug) => debug.build(&id, signal),
                     };
+                    let storage = open_storage(config, exporter, &id, signal)?;
                     let (handle, task) = spawn_exporter(
                         spec,
+                        storage,
                         &telemetry,
                         stop_exporters.clone(),
                         abort_exporters.clone(),
@@ -161,6 +179,7 @@ impl Service {
                 .merge(plugins::routes(plugins.clone()));
             admin.push(
                 serve_admin(
+                    &telemetry.registry,
                     "metrics",
                     metrics.address,
                     router,
@@ -175,6 +194,7 @@ impl Service {
                 let router = health::router(check, telemetry.health.clone());
                 admin.push(
                     serve_admin(
+                        &telemetry.registry,
                         &id.to_string(),
                         check.endpoint,
                         router,
@@ -303,58 +323,159 @@ async fn start_receivers(
             tracing::warn!(receiver = %id, "receiver is not used by any pipeline; not starting it");
             continue;
         }
+        let mut servers = Vec::new();
         match receiver {
             ReceiverConfig::Otlp(otlp) => {
                 if let Some(grpc) = &otlp.protocols.grpc {
-                    listening.push(
-                        receivers::otlp::grpc::serve(
-                            &id_text,
-                            grpc,
-                            &consumers,
-                            stop_receivers.clone(),
-                        )
-                        .await
-                        .map_err(failed)?,
-                    );
+                    let router = receivers::otlp::grpc::router(&id_text, grpc, &consumers);
+                    let streams = grpc.max_concurrent_streams;
+                    let options = serve_options(
+                        config,
+                        &id_text,
+                        &grpc.tls,
+                        &grpc.auth,
+                        &grpc.limits,
+                        streams,
+                    )?;
+                    servers.push((format!("{id_text} (grpc)"), &grpc.endpoint, router, options));
                 }
                 if let Some(http) = &otlp.protocols.http {
                     let router = receivers::otlp::http::router(&id_text, http, &consumers);
-                    let name = format!("{id_text} (http)");
-                    listening.push(
-                        receivers::serve_http(name, &http.endpoint, router, stop_receivers.clone())
-                            .await
-                            .map_err(failed)?,
-                    );
+                    let options =
+                        serve_options(config, &id_text, &http.tls, &http.auth, &http.limits, None)?;
+                    servers.push((format!("{id_text} (http)"), &http.endpoint, router, options));
                 }
             }
             ReceiverConfig::Zipkin(zipkin) => {
                 if let Some(router) = receivers::zipkin::router(&id_text, zipkin, &consumers) {
-                    listening.push(
-                        receivers::serve_http(
-                            id_text.clone(),
-                            &zipkin.endpoint,
-                            router,
-                            stop_receivers.clone(),
-                        )
-                        .await
-                        .map_err(failed)?,
-                    );
+                    let options = serve_options(
+                        config,
+                        &id_text,
+                        &zipkin.tls,
+                        &zipkin.auth,
+                        &zipkin.limits,
+                        None,
+                    )?;
+                    servers.push((id_text.clone(), &zipkin.endpoint, router, options));
                 }
             }
+        }
+        for (name, endpoint, router, options) in servers {
+            let server = receivers::serve(
+                name,
+                endpoint,
+                router,
+                options,
+                &telemetry.registry,
+                stop_receivers.clone(),
+            );
+            listening.push(server.await.map_err(failed)?);
         }
     }
     Ok(listening)
 }
 
+/// The TLS, bearer token and limits of one receiver protocol, read and checked.
+fn serve_options(
+    config: &Config,
+    id: &str,
+    tls: &Option<TlsServerConfig>,
+    auth: &Option<AuthConfig>,
+    limits: &ConnectionLimits,
+    max_concurrent_streams: Option<u32>,
+) -> Result<ServeOptions, StartError> {
+    let failed = |message: String| StartError::Listener {
+        id: id.to_string(),
+        message,
+    };
+    limits.validate().map_err(failed)?;
+    let resolve = |path: &std::path::Path| config.resolve_path(path);
+    let tls = match tls {
+        Some(tls) => Some(tls.load(&resolve).map_err(failed)?),
+        None => None,
+    };
+    let auth = match auth {
+        Some(auth) => Some(Arc::new(bearer_token(config, auth).map_err(failed)?)),
+        None => None,
+    };
+    Ok(ServeOptions {
+        tls,
+        auth,
+        limits: limits.clone(),
+        max_concurrent_streams,
+    })
+}
+
+/// The token of the `bearertokenauth` extension `auth` names.
+fn bearer_token(config: &Config, auth: &AuthConfig) -> Result<BearerToken, String> {
+    match config.extensions.get(&auth.authenticator) {
+        Some(ExtensionConfig::BearerToken(token)) => token
+            .load(&|path| config.resolve_path(path))
+            .map_err(|e| format!("extension `{}`: {e}", auth.authenticator)),
+        _ => Err(format!(
+            "auth.authenticator `{}` is not a bearertokenauth extension",
+            auth.authenticator
+        )),
+    }
+}
+
+/// Opens the persistent queue of one exporter and signal, when its config asks for one.
+fn open_storage(
+    config: &Config,
+    exporter: &ExporterConfig,
+    id: &str,
+    signal: Signal,
+) -> Result<Option<Arc<DiskQueue>>, StartError> {
+    let Some(queue) = exporter.sending_queue() else {
+        return Ok(None);
+    };
+    let Some(ExtensionConfig::FileStorage(storage)) = queue
+        .storage
+        .as_ref()
+        .and_then(|s| config.extensions.get(s))
+    else {
+        return Ok(None); // validation saw to a storage id naming something else
+    };
+    let failed = |message: String| StartError::Storage {
+        id: id.to_string(),
+        message,
+    };
+    let directory = config.resolve_path(&storage.directory);
+    if !directory.is_dir() {
+        if !storage.create_directory {
+            return Err(failed(format!(
+                "directory {} does not exist (create it, or set create_directory: true)",
+                directory.display()
+            )));
+        }
+        std::fs::create_dir_all(&directory)
+            .map_err(|e| failed(format!("cannot create {}: {e}", directory.display())))?;
+    }
+    let folder = storage.queue_dir(&directory, id, signal.as_str());
+    DiskQueue::open(&folder, storage.fsync, queue.disk_limits())
+        .map(Some)
+        .map_err(|e| failed(e.to_string()))
+}
+
 /// Serves an admin router (metrics, health), naming the config section if it cannot bind.
 async fn serve_admin(
+    registry: &crate::telemetry::metrics::Registry,
     name: &str,
     address: SocketAddr,
     router: axum::Router,
     stop: &CancellationToken,
     what: &'static str,
 ) -> Result<Listening, StartError> {
-    receivers::serve_http(name.to_string(), &address.to_string(), router, stop.clone())
+    let endpoint = address.to_string();
+    let server = receivers::serve(
+        name.to_string(),
+        &endpoint,
+        router,
+        ServeOptions::default(),
+        registry,
+        stop.clone(),
+    );
+    server
         .await
         .map_err(|source| StartError::Admin { what, source })
 }

@@ -42,6 +42,37 @@ impl ReceiverMetrics {
     }
 }
 
+/// Counters of one listening server: what it refuses before a request reaches a receiver.
+#[derive(Clone, Debug)]
+pub struct ServerMetrics {
+    pub refused_connections: Counter,
+    pub unauthenticated_requests: Counter,
+    pub rate_limited_requests: Counter,
+}
+
+impl ServerMetrics {
+    pub fn new(registry: &Registry, server: &str) -> Self {
+        let labels = [("server", server)];
+        ServerMetrics {
+            refused_connections: registry.counter(
+                "trailhead_server_refused_connections_total",
+                "Connections closed at once because the server had max_connections open.",
+                &labels,
+            ),
+            unauthenticated_requests: registry.counter(
+                "trailhead_server_unauthenticated_requests_total",
+                "Requests refused for a missing or wrong bearer token.",
+                &labels,
+            ),
+            rate_limited_requests: registry.counter(
+                "trailhead_server_rate_limited_requests_total",
+                "Requests refused because the server's request rate limit was reached.",
+                &labels,
+            ),
+        }
+    }
+}
+
 /// Counters one exporter keeps for one signal.
 #[derive(Clone, Debug)]
 pub struct ExporterMetrics {

@@ -4,7 +4,10 @@
 use crate::pdata::grpc::{RawCodec, export_path};
 use crate::pdata::{Batch, RequestContext, Signal};
 use crate::pipeline::{ConsumeError, Fanout};
-use crate::receivers::{Consumers, Listening, RETRY_AFTER_SECONDS, bind};
+use crate::receivers::auth::AuthConfig;
+use crate::receivers::limits::ConnectionLimits;
+use crate::receivers::server::TlsServerConfig;
+use crate::receivers::{Consumers, RETRY_AFTER_SECONDS};
 use axum::body::Body;
 use bytes::Bytes;
 use futures::future::BoxFuture;
@@ -13,10 +16,8 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 use tonic::codec::CompressionEncoding;
 use tonic::server::UnaryService;
-use tonic::transport::server::TcpIncoming;
 use tonic::{Code, Status};
 
 /// `protocols: grpc:`
@@ -30,6 +31,11 @@ pub struct GrpcConfig {
     pub max_recv_msg_size_mib: usize,
     /// Concurrent HTTP/2 streams per connection.
     pub max_concurrent_streams: Option<u32>,
+    /// Serve TLS; with `client_ca_file`, mutual TLS.
+    pub tls: Option<TlsServerConfig>,
+    /// Require a bearer token (`authenticator: bearertokenauth/NAME`).
+    pub auth: Option<AuthConfig>,
+    pub limits: ConnectionLimits,
 }
 
 impl Default for GrpcConfig {
@@ -38,19 +44,15 @@ impl Default for GrpcConfig {
             endpoint: "0.0.0.0:4317".into(),
             max_recv_msg_size_mib: 4,
             max_concurrent_streams: None,
+            tls: None,
+            auth: None,
+            limits: ConnectionLimits::default(),
         }
     }
 }
 
-/// Starts the gRPC server for every signal `consumers` has.
-pub async fn serve(
-    id: &str,
-    config: &GrpcConfig,
-    consumers: &Consumers,
-    shutdown: CancellationToken,
-) -> std::io::Result<Listening> {
-    let listener = bind(&config.endpoint).await?;
-    let address = listener.local_addr()?;
+/// The gRPC routes for every signal `consumers` has, served by [`crate::receivers::serve`].
+pub fn router(id: &str, config: &GrpcConfig, consumers: &Consumers) -> axum::Router {
     let mut router = axum::Router::new();
     for signal in Signal::ALL {
         if let Some(fanout) = consumers.get(signal) {
@@ -64,11 +66,8 @@ pub async fn serve(
             router = router.route_service(export_path(signal), service);
         }
     }
-    let server = tonic::transport::Server::builder()
-        .max_concurrent_streams(config.max_concurrent_streams)
-        .add_routes(tonic::service::Routes::from(router))
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown.cancelled_owned());
-    Ok(Listening::spawn(format!("{id} (grpc)"), address, server))
+    // Any other path is an unknown method, as a gRPC server answers it.
+    router.fallback(|| async { Status::unimplemented("unknown method").into_http::<Body>() })
 }
 
 /// One signal's `Export` method as a tower service.

@@ -6,7 +6,10 @@
 use crate::pdata::json::batch_from_json;
 use crate::pdata::{Batch, RequestContext, Signal};
 use crate::pipeline::{ConsumeError, Fanout};
+use crate::receivers::auth::AuthConfig;
 use crate::receivers::body::{media_type, read_body};
+use crate::receivers::limits::ConnectionLimits;
+use crate::receivers::server::TlsServerConfig;
 use crate::receivers::{Consumers, forwarded_for, retry_later};
 use axum::extract::ConnectInfo;
 use axum::extract::Request;
@@ -28,6 +31,11 @@ pub struct HttpConfig {
     pub traces_url_path: String,
     pub metrics_url_path: String,
     pub logs_url_path: String,
+    /// Serve TLS; with `client_ca_file`, mutual TLS.
+    pub tls: Option<TlsServerConfig>,
+    /// Require a bearer token (`authenticator: bearertokenauth/NAME`).
+    pub auth: Option<AuthConfig>,
+    pub limits: ConnectionLimits,
 }
 
 impl Default for HttpConfig {
@@ -38,6 +46,9 @@ impl Default for HttpConfig {
             traces_url_path: "/v1/traces".into(),
             metrics_url_path: "/v1/metrics".into(),
             logs_url_path: "/v1/logs".into(),
+            tls: None,
+            auth: None,
+            limits: ConnectionLimits::default(),
         }
     }
 }

@@ -7,7 +7,10 @@ pub mod to_otlp;
 
 use crate::pdata::{Batch, RequestContext, Signal};
 use crate::pipeline::{ConsumeError, Fanout};
+use crate::receivers::auth::AuthConfig;
 use crate::receivers::body::{media_type, read_body};
+use crate::receivers::limits::ConnectionLimits;
+use crate::receivers::server::TlsServerConfig;
 use crate::receivers::{Consumers, forwarded_for, retry_later};
 use axum::extract::{ConnectInfo, Request};
 use axum::response::{IntoResponse, Response};
@@ -26,6 +29,11 @@ pub struct ZipkinReceiverConfig {
     pub parse_string_tags: bool,
     /// Largest body accepted, in bytes, both as sent and after decompression.
     pub max_request_body_size: usize,
+    /// Serve TLS; with `client_ca_file`, mutual TLS.
+    pub tls: Option<TlsServerConfig>,
+    /// Require a bearer token (`authenticator: bearertokenauth/NAME`).
+    pub auth: Option<AuthConfig>,
+    pub limits: ConnectionLimits,
 }
 
 impl Default for ZipkinReceiverConfig {
@@ -34,6 +42,9 @@ impl Default for ZipkinReceiverConfig {
             endpoint: "0.0.0.0:9411".into(),
             parse_string_tags: false,
             max_request_body_size: 20 << 20,
+            tls: None,
+            auth: None,
+            limits: ConnectionLimits::default(),
         }
     }
 }

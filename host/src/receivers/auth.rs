@@ -1,0 +1,143 @@
+//! Bearer-token authentication: the collector's `bearertokenauth` extension. A receiver whose
+//! `auth.authenticator` names one accepts only requests whose `Authorization` header is
+//! `<scheme> <token>`; an exporter that names one sends that header.
+
+use crate::config::ComponentId;
+use serde::Deserialize;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// `auth:` of a receiver or exporter.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// A `bearertokenauth` extension id.
+    pub authenticator: ComponentId,
+}
+
+/// `extensions: bearertokenauth/NAME:` with `token` or `filename`, not both.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BearerTokenConfig {
+    #[serde(default)]
+    pub token: Option<Secret>,
+    /// A file holding the token (a mounted Kubernetes Secret), read at start.
+    #[serde(default)]
+    pub filename: Option<PathBuf>,
+    #[serde(default = "default_scheme")]
+    pub scheme: String,
+}
+
+fn default_scheme() -> String {
+    "Bearer".into()
+}
+
+/// A string that never shows in logs or debug output.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// The `Authorization` value a request must carry (or an exporter sends).
+pub struct BearerToken {
+    expected: Vec<u8>,
+}
+
+impl BearerTokenConfig {
+    /// Reads the token; `resolve` anchors a relative `filename`.
+    pub fn load(&self, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<BearerToken, String> {
+        let token = match (&self.token, &self.filename) {
+            (Some(token), None) => token.0.clone(),
+            (None, Some(file)) => {
+                let path = resolve(file);
+                std::fs::read_to_string(&path)
+                    .map_err(|e| format!("cannot read filename {}: {e}", path.display()))?
+                    .trim()
+                    .to_string()
+            }
+            _ => return Err("give exactly one of `token` and `filename`".into()),
+        };
+        if token.is_empty() {
+            return Err("the token is empty".into());
+        }
+        Ok(BearerToken {
+            expected: format!("{} {token}", self.scheme).into_bytes(),
+        })
+    }
+}
+
+impl BearerToken {
+    /// Whether the request carries the token; the error says what was wrong, never the token.
+    pub fn check(&self, headers: &http::HeaderMap) -> Result<(), &'static str> {
+        let Some(given) = headers.get(http::header::AUTHORIZATION) else {
+            return Err("missing Authorization header: this receiver requires a bearer token");
+        };
+        if constant_time_eq(given.as_bytes(), &self.expected) {
+            Ok(())
+        } else {
+            Err("wrong bearer token in the Authorization header")
+        }
+    }
+
+    /// The header value an exporter sends.
+    pub fn header_value(&self) -> String {
+        String::from_utf8_lossy(&self.expected).into_owned()
+    }
+}
+
+/// Compares without returning early, so the time taken does not tell how much of a guess was
+/// right.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(config: &str) -> Result<BearerToken, String> {
+        let config: BearerTokenConfig = serde_yaml::from_str(config).unwrap();
+        config.load(&|p| p.to_path_buf())
+    }
+
+    fn headers(authorization: Option<&str>) -> http::HeaderMap {
+        let mut map = http::HeaderMap::new();
+        if let Some(value) = authorization {
+            map.insert(http::header::AUTHORIZATION, value.parse().unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn checks_scheme_and_token() {
+        let bearer = token("token: s3cret").unwrap();
+        assert!(bearer.check(&headers(Some("Bearer s3cret"))).is_ok());
+        assert!(bearer.check(&headers(Some("Bearer s3cre"))).is_err());
+        assert!(bearer.check(&headers(Some("Basic s3cret"))).is_err());
+        let missing = bearer.check(&headers(None)).unwrap_err();
+        assert!(missing.contains("missing"), "{missing}");
+        let custom = token("{token: t, scheme: Token}").unwrap();
+        assert_eq!(custom.header_value(), "Token t");
+    }
+
+    #[test]
+    fn token_from_a_file_and_mistakes() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "from-file\n").unwrap();
+        let bearer = token(&format!("filename: {}", file.display())).unwrap();
+        assert!(bearer.check(&headers(Some("Bearer from-file"))).is_ok());
+        assert!(token("{token: a, filename: b}").is_err());
+        assert!(token("{}").is_err());
+        let config: BearerTokenConfig = serde_yaml::from_str("token: hidden").unwrap();
+        assert!(!format!("{config:?}").contains("hidden"));
+    }
+}

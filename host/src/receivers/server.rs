@@ -1,0 +1,309 @@
+//! The one server loop every listener runs (OTLP gRPC and HTTP, Zipkin, and the admin
+//! servers): accept under a connection limit, TLS (mTLS with a client CA), HTTP/1.1 and HTTP/2
+//! on the same port, then per request the bearer token and the rate limit, before the router.
+//!
+//! Doing this in one place means every receiver refuses the same way: HTTP 401 / 429, gRPC
+//! UNAUTHENTICATED / RESOURCE_EXHAUSTED with RetryInfo, and a closed connection past the limit.
+
+use super::auth::BearerToken;
+use super::limits::{ConnectionLimits, RateLimiter};
+use crate::telemetry::ServerMetrics;
+use crate::telemetry::metrics::Registry;
+use axum::extract::ConnectInfo;
+use axum::response::{IntoResponse, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::server::TcpConnectInfo;
+use tower::ServiceExt;
+
+/// A client that does not finish its TLS handshake in this long is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `tls:` of a receiver. With `client_ca_file`, clients must present a certificate it signed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsServerConfig {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    #[serde(default)]
+    pub client_ca_file: Option<PathBuf>,
+}
+
+/// How one listener serves, resolved from its config.
+#[derive(Clone, Default)]
+pub struct ServeOptions {
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    pub auth: Option<Arc<BearerToken>>,
+    pub limits: ConnectionLimits,
+    pub max_concurrent_streams: Option<u32>,
+}
+
+impl TlsServerConfig {
+    /// Reads the certificate, key and client CA; `resolve` anchors relative paths.
+    pub fn load(
+        &self,
+        resolve: &dyn Fn(&Path) -> PathBuf,
+    ) -> Result<Arc<rustls::ServerConfig>, String> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let read = |what: &str, path: &Path| {
+            let path = resolve(path);
+            std::fs::read(&path)
+                .map_err(|e| format!("cannot read tls.{what} {}: {e}", path.display()))
+        };
+        let certificates = |what: &str, path: &Path| {
+            let pem = read(what, path)?;
+            let list: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
+                .collect::<Result<_, _>>()
+                .map_err(|e| format!("tls.{what} {}: {e}", path.display()))?;
+            if list.is_empty() {
+                return Err(format!(
+                    "tls.{what} {} holds no certificate",
+                    path.display()
+                ));
+            }
+            Ok(list)
+        };
+        let chain = certificates("cert_file", &self.cert_file)?;
+        let key = PrivateKeyDer::from_pem_slice(&read("key_file", &self.key_file)?)
+            .map_err(|e| format!("tls.key_file {}: {e}", self.key_file.display()))?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?;
+        let builder = match &self.client_ca_file {
+            None => builder.with_no_client_auth(),
+            Some(ca) => {
+                let mut roots = rustls::RootCertStore::empty();
+                for certificate in certificates("client_ca_file", ca)? {
+                    roots
+                        .add(certificate)
+                        .map_err(|e| format!("tls.client_ca_file {}: {e}", ca.display()))?;
+                }
+                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    provider,
+                )
+                .build()
+                .map_err(|e| format!("tls.client_ca_file {}: {e}", ca.display()))?;
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let mut config = builder
+            .with_single_cert(chain, key)
+            .map_err(|e| format!("tls.cert_file and tls.key_file do not make a pair: {e}"))?;
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(Arc::new(config))
+    }
+}
+
+/// A listening server: where it listens and the task that ends after graceful shutdown.
+pub struct Listening {
+    pub name: String,
+    pub address: SocketAddr,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+/// Binds `endpoint` (`host:port`; port 0 picks a free port) and serves `router` on it until
+/// `shutdown`, then lets requests in flight finish.
+pub async fn serve(
+    name: String,
+    endpoint: &str,
+    router: axum::Router,
+    options: ServeOptions,
+    registry: &Registry,
+    shutdown: CancellationToken,
+) -> std::io::Result<Listening> {
+    let listener = bind(endpoint).await?;
+    let address = listener.local_addr()?;
+    let refusals = ServerMetrics::new(registry, &name);
+    let task = tokio::spawn(accept_loop(
+        listener,
+        router,
+        options,
+        refusals,
+        name.clone(),
+        shutdown,
+    ));
+    Ok(Listening {
+        name,
+        address,
+        task,
+    })
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    router: axum::Router,
+    options: ServeOptions,
+    refusals: ServerMetrics,
+    name: String,
+    shutdown: CancellationToken,
+) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http2()
+        .max_concurrent_streams(options.max_concurrent_streams);
+    let builder = Arc::new(builder);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let open = options
+        .limits
+        .max_connections
+        .map(|n| Arc::new(Semaphore::new(n)));
+    let tls = options.tls.clone().map(TlsAcceptor::from);
+    let rate = options.limits.rate_limiter().map(Arc::new);
+    let local = listener.local_addr().ok();
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait instead of spinning.
+                    tracing::warn!(server = %name, error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = shutdown.cancelled() => break,
+        };
+        let permit = match &open {
+            None => None,
+            Some(open) => match open.clone().try_acquire_owned() {
+                Ok(permit) => Some(permit),
+                Err(_) => {
+                    refusals.refused_connections.add(1);
+                    continue; // dropping the stream closes it
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let connect_info = TcpConnectInfo {
+            local_addr: local,
+            remote_addr: Some(peer),
+        };
+        let guard = Guard {
+            auth: options.auth.clone(),
+            rate: rate.clone(),
+            refusals: refusals.clone(),
+        };
+        let router = router.clone();
+        let service =
+            hyper::service::service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                request.extensions_mut().insert(connect_info.clone());
+                let refused = guard.check(&request);
+                let router = router.clone();
+                async move {
+                    match refused {
+                        Some(response) => Ok::<_, std::convert::Infallible>(response),
+                        None => router.oneshot(request.map(axum::body::Body::new)).await,
+                    }
+                }
+            });
+        let (builder, tls, watcher, name) = (
+            builder.clone(),
+            tls.clone(),
+            graceful.watcher(),
+            name.clone(),
+        );
+        tokio::spawn(async move {
+            let _permit = permit;
+            let served = match tls {
+                None => {
+                    let connection = builder.serve_connection(TokioIo::new(stream), service);
+                    watcher.watch(connection.into_owned()).await
+                }
+                Some(tls) => {
+                    let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream))
+                        .await
+                    {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(e)) => {
+                            tracing::debug!(server = %name, peer = %peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => return,
+                    };
+                    let connection = builder.serve_connection(TokioIo::new(stream), service);
+                    watcher.watch(connection.into_owned()).await
+                }
+            };
+            if let Err(e) = served {
+                tracing::debug!(server = %name, peer = %peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
+/// The checks made on every request before it reaches the router.
+struct Guard {
+    auth: Option<Arc<BearerToken>>,
+    rate: Option<Arc<RateLimiter>>,
+    refusals: ServerMetrics,
+}
+
+impl Guard {
+    fn check<B>(&self, request: &http::Request<B>) -> Option<Response> {
+        let grpc = request
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+        if let Some(token) = &self.auth
+            && let Err(message) = token.check(request.headers())
+        {
+            self.refusals.unauthenticated_requests.add(1);
+            return Some(if grpc {
+                tonic::Status::unauthenticated(message).into_http()
+            } else {
+                let mut response = (http::StatusCode::UNAUTHORIZED, message).into_response();
+                response.headers_mut().insert(
+                    http::header::WWW_AUTHENTICATE,
+                    http::HeaderValue::from_static("Bearer"),
+                );
+                response
+            });
+        }
+        if let Some(rate) = &self.rate
+            && let Err(wait) = rate.try_acquire()
+        {
+            self.refusals.rate_limited_requests.add(1);
+            let message = "request rate limit reached; retry later";
+            return Some(if grpc {
+                use tonic_types::{ErrorDetails, StatusExt};
+                tonic::Status::with_error_details(
+                    tonic::Code::ResourceExhausted,
+                    message,
+                    ErrorDetails::with_retry_info(Some(wait)),
+                )
+                .into_http()
+            } else {
+                let mut response = (http::StatusCode::TOO_MANY_REQUESTS, message).into_response();
+                response.headers_mut().insert(
+                    http::header::RETRY_AFTER,
+                    http::HeaderValue::from(wait.as_secs().max(1)),
+                );
+                response
+            });
+        }
+        None
+    }
+}
+
+/// Binds a TCP listener, naming the endpoint in the error.
+pub async fn bind(endpoint: &str) -> std::io::Result<TcpListener> {
+    TcpListener::bind(endpoint)
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {endpoint}: {e}")))
+}

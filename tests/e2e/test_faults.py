@@ -1,0 +1,126 @@
+"""Alloy failing the ways it can, under steady load: down for a minute, then back; slow. Each
+test fails if an accepted span is lost or memory runs away. The other faults have their own
+files: RESOURCE_EXHAUSTED with RetryInfo and permanent rejection (test_exporter), a stalled
+sink (test_backpressure), SIGTERM under load (test_lifecycle), the API server gone
+(test_kubernetes), a full disk and kill -9 (test_persistent_queue)."""
+
+import threading
+import time
+
+import requests
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+from opentelemetry.proto.trace.v1 import trace_pb2
+
+from conftest import Sink, free_port, gateway_config
+
+SPANS = 100
+
+
+def request(number):
+    spans = [trace_pb2.Span(trace_id=number.to_bytes(16, "big"), span_id=(i + 1).to_bytes(8, "big"), name="op")
+             for i in range(SPANS)]
+    return trace_service_pb2.ExportTraceServiceRequest(resource_spans=[trace_pb2.ResourceSpans(
+        scope_spans=[trace_pb2.ScopeSpans(spans=spans)])]).SerializeToString()
+
+
+class SteadyLoad:
+    """Posts one request of 100 spans every `interval` seconds from a thread, as a service's SDK
+    would (it drops what is refused; the test counts both)."""
+
+    def __init__(self, trailhead, interval):
+        self.url = trailhead.url("otlp (http)", "/v1/traces")
+        self.interval = interval
+        self.accepted, self.refused, self.other = [], 0, []
+        self.peak_rss_kib = 0
+        self.trailhead = trailhead
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        number, next_send = 0, time.time()
+        session = requests.Session()
+        while not self.done.is_set():
+            number += 1
+            r = session.post(self.url, data=request(number), headers={"Content-Type": "application/x-protobuf"}, timeout=30)
+            if r.status_code == 200:
+                self.accepted.append(number)
+            elif r.status_code == 503 and r.headers.get("Retry-After"):
+                self.refused += 1
+            else:
+                self.other.append((r.status_code, r.text))
+            if number % 20 == 0:
+                self.peak_rss_kib = max(self.peak_rss_kib, self.trailhead.rss_kib())
+            next_send += self.interval
+            time.sleep(max(0.0, next_send - time.time()))
+
+    def stop(self):
+        self.done.set()
+        self.thread.join(60)
+
+
+def delivered_requests(sink):
+    """The request numbers (trace ids) that arrived, with how many spans of each."""
+    counts = {}
+    for span in sink.spans():
+        number = int.from_bytes(span.trace_id, "big")
+        counts[number] = counts.get(number, 0) + 1
+    return counts
+
+
+# 20 requests a second; Alloy goes away for 60 s and comes back. The in-memory queue (200
+# requests) fills, then trailhead refuses retryably; memory stays bounded. Once Alloy is back,
+# every accepted span arrives exactly once, within seconds.
+def test_alloy_down_for_a_minute(start_trailhead):
+    port = free_port()
+    sink = Sink(port=port)
+    config = gateway_config(f"127.0.0.1:{port}", sending_queue={"queue_size": 200},
+                            retry_on_failure={"initial_interval": "200ms", "max_interval": "2s", "max_elapsed_time": "600s"})
+    trailhead = start_trailhead(config)
+    load = SteadyLoad(trailhead, 0.05)
+    try:
+        time.sleep(3)
+        assert sink.items("traces") > 0
+        sink.stop()
+        down_at = time.time()
+        time.sleep(60)
+        sink = Sink(port=port)
+        back_at = time.time()
+        time.sleep(5)
+    finally:
+        load.stop()
+    want = len(load.accepted) * SPANS
+    got = sink.wait_for("traces", want, timeout=60)
+    recovered = time.time() - back_at
+    delivered = delivered_requests(sink)
+    sink.stop()
+    print(f"accepted={len(load.accepted)} refused={load.refused} received_spans={got} "
+          f"peak_rss_kib={load.peak_rss_kib} recovery_s={recovered:.1f} down_s={back_at - down_at:.0f}")
+    assert not load.other, load.other[:3]
+    assert load.refused > 0  # the queue filled during the outage
+    assert got == want
+    assert set(delivered) == set(load.accepted) and set(delivered.values()) == {SPANS}
+    assert load.peak_rss_kib < 100 * 1024, load.peak_rss_kib
+
+
+# Alloy takes 300 ms per export with two senders: trailhead takes what it can carry, refuses the
+# rest retryably, and delivers everything it accepted; memory stays bounded.
+def test_alloy_slow(sink, start_trailhead):
+    def slow(signal, request, context):
+        time.sleep(0.3)
+        return None
+    sink.behaviour = slow
+    config = gateway_config(sink.endpoint, timeout="10s", sending_queue={"num_consumers": 2, "queue_size": 50},
+                            batch={"send_batch_size": 500, "timeout": "50ms"})
+    trailhead = start_trailhead(config)
+    load = SteadyLoad(trailhead, 0.005)
+    time.sleep(20)
+    load.stop()
+    want = len(load.accepted) * SPANS
+    got = sink.wait_for("traces", want, timeout=60)
+    print(f"accepted={len(load.accepted)} refused={load.refused} received_spans={got} peak_rss_kib={load.peak_rss_kib}")
+    assert not load.other, load.other[:3]
+    assert load.refused > 0 and len(load.accepted) > 100
+    assert got == want
+    assert set(delivered_requests(sink).values()) == {SPANS}
+    assert load.peak_rss_kib < 100 * 1024, load.peak_rss_kib
