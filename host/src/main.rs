@@ -41,6 +41,23 @@ enum Command {
         #[command(subcommand)]
         command: PluginCommand,
     },
+    /// Stream live data at one point of a running trailhead's pipeline, a JSON line per batch:
+    /// what the exporters get, or what goes into (--before) or comes out of (--after) a processor.
+    Tap {
+        pipeline: String,
+        #[arg(long, conflicts_with = "after")]
+        before: Option<String>,
+        #[arg(long)]
+        after: Option<String>,
+        /// The admin (metrics) address; read from --config when given.
+        #[arg(long, default_value = "127.0.0.1:8888")]
+        address: String,
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Stop after this many batches.
+        #[arg(long)]
+        count: Option<usize>,
+    },
     /// Internal: compile the component on stdin for this build's engine, artifact to stdout.
     #[command(hide = true)]
     CompileComponent,
@@ -133,6 +150,43 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Tap {
+            pipeline,
+            before,
+            after,
+            address,
+            config,
+            count,
+        } => {
+            let address = match config.as_ref().map(|c| Config::load(c)) {
+                None => address,
+                Some(Ok(config)) => config.service.telemetry.metrics.address.to_string(),
+                Some(Err(e)) => {
+                    eprintln!("{e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let tapped = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(anyhow::Error::from)
+                .and_then(|runtime| {
+                    runtime.block_on(trailhead::service::tap::run_client(
+                        &address,
+                        &pipeline,
+                        before.as_deref(),
+                        after.as_deref(),
+                        count,
+                    ))
+                });
+            match tapped {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("{e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Plugin { command } => match plugin_command(command) {
             Ok(text) => {
                 println!("{}", text.trim_end());

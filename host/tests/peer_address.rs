@@ -94,6 +94,7 @@ async fn peer_address_reaches_processors() {
         id: "traces".into(),
         processors: arc_swap::ArcSwap::from_pointee(vec![recorder.clone()]),
         exporters: vec![exporter],
+        taps: Default::default(),
     });
     let consumers = |id: &str| {
         let mut consumers = Consumers::default();

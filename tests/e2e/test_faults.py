@@ -70,7 +70,7 @@ def delivered_requests(sink):
 
 # 20 requests a second; Alloy goes away for 60 s and comes back. The in-memory queue (200
 # requests) fills, then trailhead refuses retryably; memory stays bounded. Once Alloy is back,
-# every accepted span arrives exactly once, within seconds.
+# every accepted span arrives, within seconds.
 def test_alloy_down_for_a_minute(start_trailhead):
     port = free_port()
     sink = Sink(port=port)
@@ -82,24 +82,29 @@ def test_alloy_down_for_a_minute(start_trailhead):
         time.sleep(3)
         assert sink.items("traces") > 0
         sink.stop()
+        before = delivered_requests(sink)
         down_at = time.time()
         time.sleep(60)
         sink = Sink(port=port)
         back_at = time.time()
-        time.sleep(5)
+        backlog = len(load.accepted) * SPANS - sum(before.values())  # accepted while Alloy was away
+        sink.wait_for("traces", backlog, timeout=60)
+        recovered = time.time() - back_at
+        time.sleep(3)
     finally:
         load.stop()
     want = len(load.accepted) * SPANS
-    got = sink.wait_for("traces", want, timeout=60)
-    recovered = time.time() - back_at
-    delivered = delivered_requests(sink)
+    got = sink.wait_for("traces", want - sum(before.values()), timeout=60) + sum(before.values())
+    after = delivered_requests(sink)
     sink.stop()
     print(f"accepted={len(load.accepted)} refused={load.refused} received_spans={got} "
           f"peak_rss_kib={load.peak_rss_kib} recovery_s={recovered:.1f} down_s={back_at - down_at:.0f}")
     assert not load.other, load.other[:3]
     assert load.refused > 0  # the queue filled during the outage
-    assert got == want
-    assert set(delivered) == set(load.accepted) and set(delivered.values()) == {SPANS}
+    # At least once: a request in flight when Alloy went away may have reached it and be sent
+    # again; every accepted request arrives whole, and nothing else does.
+    assert got >= want
+    assert set(before) | set(after) == set(load.accepted) and set(after.values()) <= {SPANS}
     assert load.peak_rss_kib < 100 * 1024, load.peak_rss_kib
 
 

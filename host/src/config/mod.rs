@@ -132,7 +132,8 @@ impl Default for LogsConfig {
 impl Default for MetricsConfig {
     fn default() -> Self {
         MetricsConfig {
-            address: ([0, 0, 0, 0], 8888).into(),
+            // Local unless configured: it also serves `/reload`.
+            address: ([127, 0, 0, 1], 8888).into(),
             level: "normal".into(),
         }
     }

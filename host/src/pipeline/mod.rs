@@ -6,6 +6,7 @@
 //! that had room.
 
 pub mod memory_limiter;
+pub mod tap;
 use crate::exporters::ExporterHandle;
 use crate::pdata::{Batch, Signal};
 use crate::telemetry::ReceiverMetrics;
@@ -13,6 +14,7 @@ use arc_swap::ArcSwap;
 use futures::future::BoxFuture;
 use memory_limiter::MemoryLimiter;
 use std::sync::Arc;
+use tap::Point;
 
 /// A processor in a pipeline's ordered slot. The Wasm runtime implements this.
 pub trait Processor: Send + Sync {
@@ -39,6 +41,8 @@ pub struct Pipeline {
     pub id: String,
     pub processors: ArcSwap<Processors>,
     pub exporters: Vec<ExporterHandle>,
+    /// Where `trailhead tap` watches.
+    pub taps: tap::Taps,
 }
 
 /// Why a batch was not accepted.
@@ -124,9 +128,19 @@ impl Fanout {
             let processors = pipeline.processors.load_full();
             for processor in processors.iter() {
                 let Some(input) = current.take() else { break };
+                let id = processor.id();
+                pipeline
+                    .taps
+                    .observe(|p| matches!(p, Point::Before(p) if p == id), &input);
                 current = processor.process(input).await?;
+                if let Some(output) = &current {
+                    pipeline
+                        .taps
+                        .observe(|p| matches!(p, Point::After(p) if p == id), output);
+                }
             }
             if let Some(output) = current.filter(|b| b.items > 0) {
+                pipeline.taps.observe(|p| *p == Point::Exporters, &output);
                 for exporter in &pipeline.exporters {
                     deliveries.push((exporter, output.clone()));
                 }

@@ -30,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 
 /// Why trailhead could not start.
 mod plugins;
+pub mod tap;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -143,6 +144,7 @@ impl Service {
                     &processors,
                 )),
                 exporters: handles,
+                taps: Default::default(),
             };
             pipelines.push((signal, Arc::new(built), pipeline));
         }
@@ -176,7 +178,13 @@ impl Service {
                         }
                     }),
                 )
-                .merge(plugins::routes(plugins.clone()));
+                .merge(plugins::routes(plugins.clone()))
+                .merge(tap::routes(
+                    pipelines
+                        .iter()
+                        .map(|(_, built, _)| (built.id.clone(), built.clone()))
+                        .collect(),
+                ));
             admin.push(
                 serve_admin(
                     &telemetry.registry,

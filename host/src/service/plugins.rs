@@ -298,16 +298,11 @@ fn fingerprint(path: &std::path::Path) -> Option<Fingerprint> {
 }
 
 /// `GET /plugins` lists every loaded plugin; `POST /reload` re-reads the config and plugins.
+/// `/reload` changes what runs, so it answers only connections from this host (an operator's
+/// `kubectl port-forward` or `exec`), even when the metrics address is open to the cluster.
 pub fn routes(plugins: Arc<Plugins>) -> axum::Router {
     let listed = plugins.clone();
-    axum::Router::new()
-        .route(
-            "/plugins",
-            axum::routing::get(move || {
-                let listed = listed.clone();
-                async move { axum::Json(listed.status()) }
-            }),
-        )
+    let control = axum::Router::new()
         .route(
             "/reload",
             axum::routing::post(move || {
@@ -323,4 +318,53 @@ pub fn routes(plugins: Arc<Plugins>) -> axum::Router {
                 }
             }),
         )
+        .layer(axum::middleware::from_fn(local_only));
+    axum::Router::new()
+        .route(
+            "/plugins",
+            axum::routing::get(move || {
+                let listed = listed.clone();
+                async move { axum::Json(listed.status()) }
+            }),
+        )
+        .merge(control)
+}
+
+/// Refuses (403) a request that did not come from a loopback address.
+pub async fn local_only(
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if is_local(peer.ip()) {
+        next.run(request).await
+    } else {
+        let message = format!(
+            "{} answers only connections from this host",
+            request.uri().path()
+        );
+        (http::StatusCode::FORBIDDEN, message).into_response()
+    }
+}
+
+fn is_local(ip: std::net::IpAddr) -> bool {
+    ip.is_loopback() || ip.to_canonical().is_loopback()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_loopback_is_local() {
+        for (ip, local) in [
+            ("127.0.0.1", true),
+            ("127.3.2.1", true),
+            ("::1", true),
+            ("::ffff:127.0.0.1", true),
+            ("10.0.0.7", false),
+            ("::ffff:10.0.0.7", false),
+        ] {
+            assert_eq!(super::is_local(ip.parse().unwrap()), local, "{ip}");
+        }
+    }
 }

@@ -19,7 +19,8 @@ pub struct HealthCheckConfig {
 impl Default for HealthCheckConfig {
     fn default() -> Self {
         HealthCheckConfig {
-            endpoint: ([0, 0, 0, 0], 13133).into(),
+            // Local unless configured, as in the collector; the chart opens it for kubelet.
+            endpoint: ([127, 0, 0, 1], 13133).into(),
             path: "/".into(),
         }
     }
