@@ -13,7 +13,7 @@ ETCD        := $(PEERS)/etcd
 BINARY      := target/release/trailhead
 CONFIG      ?= config/trailhead.yaml
 
-.PHONY: build plugins rust-plugins deploy run test unit e2e setup peers venv bench bench-compare lint clean
+.PHONY: build plugins rust-plugins deploy run test unit e2e fuzz fuzz-smoke setup peers venv bench bench-compare lint clean
 
 ## build: the release binary at target/release/trailhead and every plugin at target/plugins/
 build: plugins
@@ -46,7 +46,7 @@ run: build
 	$(BINARY) run --config $(CONFIG)
 
 ## test: install what the tests need, then run every test
-test: setup unit e2e
+test: setup unit e2e fuzz-smoke
 
 # In the release profile, so the tests reuse what `build` compiled (wasmtime is large).
 unit: plugins
@@ -56,6 +56,25 @@ unit: plugins
 
 e2e: build venv peers
 	TRAILHEAD_BIN=$(BINARY) OTELCOL_BIN=$(COLLECTOR) KUBE_APISERVER_BIN=$(APISERVER) ETCD_BIN=$(ETCD) $(VENV)/bin/pytest -q -p no:warnings tests/e2e
+
+## fuzz: each cargo fuzz target for FUZZ_SECONDS (default 600) from the seeds in fuzz/corpus (what it
+## learns goes to fuzz/target/corpus); a crash lands in
+## fuzz/artifacts/TARGET/: copy it into fuzz/corpus/TARGET/, where host/tests/fuzz_corpus.rs replays it
+## (cargo fuzz needs nightly flags: RUSTC_BOOTSTRAP lets the pinned stable toolchain take them)
+FUZZ_SECONDS ?= 600
+FUZZ_TARGETS := otlp_protobuf otlp_json zipkin config
+CARGO_FUZZ   := $(HOME)/.cargo/bin/cargo-fuzz
+fuzz: $(CARGO_FUZZ)
+	cd fuzz && for t in $(FUZZ_TARGETS); do mkdir -p target/corpus/$$t; \
+	  RUSTC_BOOTSTRAP=1 CARGO_BUILD_JOBS=$(JOBS) $(CARGO) fuzz run --sanitizer none $$t target/corpus/$$t corpus/$$t -- \
+	    -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -print_final_stats=1 || exit 1; done
+
+## fuzz-smoke: the same, a bounded 15 s each (part of `make test`)
+fuzz-smoke:
+	$(MAKE) fuzz FUZZ_SECONDS=15
+
+$(CARGO_FUZZ):
+	$(CARGO) install cargo-fuzz --locked --version 0.13.2
 
 setup: venv peers
 	rustup component add rustfmt clippy >/dev/null 2>&1 || true

@@ -13,6 +13,8 @@
 
 pub mod config;
 pub mod exporters;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod kubernetes;
 pub mod pdata;
 pub mod pipeline;

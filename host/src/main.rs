@@ -260,6 +260,12 @@ fn init_logs(config: &Config) {
 
 #[tokio::main]
 async fn run(config: Config) -> anyhow::Result<bool> {
+    let _profiler = config
+        .service
+        .telemetry
+        .profiles
+        .start()
+        .map_err(anyhow::Error::msg)?;
     let service = Service::start(&config).await.context("starting")?;
     tracing::info!(config = %config.source.display(), "trailhead is running");
     use tokio::signal::unix::{SignalKind, signal};

@@ -233,6 +233,9 @@ def test_survives_an_api_server_restart(cluster, sink, start_trailhead):
     assert eventually(sees_pod(trailhead, sink, "127.0.0.72", "arrived-later"), timeout=60), \
         "the watch did not resume after the API server came back"
     assert any(entry.get("message", "").startswith("Kubernetes watch failed") for entry in trailhead.logs)
+    # The outage is counted per kind, and the cache's size is there to alert on.
+    assert trailhead.metric("trailhead_kubernetes_watch_failures_total", kind="pods") >= 1
+    assert trailhead.metric("trailhead_kubernetes_pods") >= 2
 
 
 def test_no_cluster(cluster, sink, start_trailhead, tmp_path):

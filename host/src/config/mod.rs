@@ -80,6 +80,8 @@ pub struct PipelineConfig {
 pub struct TelemetryConfig {
     pub logs: LogsConfig,
     pub metrics: MetricsConfig,
+    /// Continuous CPU profiling to Pyroscope.
+    pub profiles: crate::telemetry::profiles::ProfilesConfig,
 }
 
 /// `service.telemetry.logs`.

@@ -101,6 +101,17 @@ pub enum Kind {
     ReplicaSets,
 }
 
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Pods => "pods",
+            Kind::Namespaces => "namespaces",
+            Kind::Nodes => "nodes",
+            Kind::ReplicaSets => "replicasets",
+        }
+    }
+}
+
 #[derive(Default)]
 struct Indexes {
     by_uid: HashMap<Box<str>, Arc<Pod>>,

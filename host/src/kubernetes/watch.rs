@@ -4,6 +4,7 @@
 
 use super::store::{self, Kind, Store};
 use super::{AuthType, IGNORE_ANNOTATIONS, Settings};
+use crate::telemetry::metrics::{Counter, Registry};
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
@@ -22,7 +23,11 @@ const EXPIRY_TICK: Duration = Duration::from_secs(5);
 
 /// Spawns a watch task per kind the settings need. The returned flag turns true once every
 /// one of them has finished its first list.
-pub async fn spawn(settings: Settings, store: Arc<Store>) -> signal::Receiver<bool> {
+pub async fn spawn(
+    settings: Settings,
+    store: Arc<Store>,
+    registry: &Registry,
+) -> signal::Receiver<bool> {
     let (synced_tx, synced) = signal::channel(false);
     let client = match client(settings.auth_type).await {
         Ok(client) => client,
@@ -48,6 +53,11 @@ pub async fn spawn(settings: Settings, store: Arc<Store>) -> signal::Receiver<bo
             waiting: waiting.clone(),
             tx: synced_tx.clone(),
             done: false,
+            failures: registry.counter(
+                "trailhead_kubernetes_watch_failures_total",
+                "Failed list or watch calls to the Kubernetes API server (retried with backoff).",
+                &[("kind", kind.as_str())],
+            ),
         };
         let (client, settings, store) = (client.clone(), settings.clone(), store.clone());
         tokio::spawn(async move {
@@ -129,11 +139,12 @@ async fn client(auth: AuthType) -> Result<Client, String> {
     Client::try_from(config).map_err(|e| e.to_string())
 }
 
-/// Counts this watcher's first full list towards the cache being synced.
+/// Counts this watcher's first full list towards the cache being synced, and its failures.
 struct FirstList {
     waiting: Arc<AtomicUsize>,
     tx: Arc<signal::Sender<bool>>,
     done: bool,
+    failures: Counter,
 }
 
 impl FirstList {
@@ -157,6 +168,9 @@ async fn follow<K>(
     let mut stream = std::pin::pin!(stream.default_backoff());
     let mut failing = false;
     while let Some(event) = stream.next().await {
+        if event.is_err() {
+            sync.failures.add(1);
+        }
         match event {
             Ok(event) => {
                 // Every retry starts with `Init` before its list fails again: only an object

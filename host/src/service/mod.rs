@@ -80,7 +80,7 @@ impl Service {
             Vec::new();
         let kubernetes =
             kubernetes::Settings::from_config(config).map_err(StartError::Kubernetes)?;
-        let mut cache = kubernetes::Cache::start(kubernetes)
+        let mut cache = kubernetes::Cache::start(kubernetes, &telemetry.registry)
             .await
             .map_err(StartError::Kubernetes)?;
         let processors = plugins::load_processors(config, &telemetry.registry, &cache.store)?;

@@ -3,6 +3,7 @@
 pub mod health;
 pub mod heap;
 pub mod metrics;
+pub mod profiles;
 
 use crate::pdata::Signal;
 use metrics::{Counter, Histogram, Registry};

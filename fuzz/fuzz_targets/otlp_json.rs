@@ -1,0 +1,4 @@
+//! `cargo fuzz` target: see `trailhead::fuzzing::otlp_json` for what it exercises.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| trailhead::fuzzing::otlp_json(data));
