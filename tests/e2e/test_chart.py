@@ -60,6 +60,26 @@ def test_renders_valid_manifests(values, tmp_path):
     assert container["livenessProbe"]["httpGet"]["port"] == 13133 and container["readinessProbe"]["httpGet"]["port"] == 13133
 
 
+# The persistent-queue preset: the exporter queue on an emptyDir mounted where file_storage
+# writes, bounded in bytes below the volume's limit so kubelet never evicts the pod for it.
+def test_persistent_queue_preset():
+    manifests = render("--set", "presets.persistentQueue.enabled=true", "--set", "presets.persistentQueue.sizeMiB=100")
+    (config_map,) = find(manifests, "ConfigMap", "trailhead")
+    config = yaml.safe_load(config_map["data"]["config.yaml"])
+    queue = config["exporters"]["otlp/alloy"]["sending_queue"]
+    assert queue == {"storage": "file_storage/queue", "sizer": "bytes", "queue_size": 100 * 1048576 * 8 // 10}
+    assert config["extensions"]["file_storage/queue"]["directory"] == "/var/lib/trailhead/queue"
+    assert "file_storage/queue" in config["service"]["extensions"]
+    (workload,) = find(manifests, "Deployment")
+    pod = workload["spec"]["template"]["spec"]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "queue"]
+    assert volume == {"name": "queue", "emptyDir": {"sizeLimit": "100Mi"}}
+    assert {"name": "queue", "mountPath": "/var/lib/trailhead"} in pod["containers"][0]["volumeMounts"]
+    off = render()
+    (config_map,) = find(off, "ConfigMap", "trailhead")
+    assert "sending_queue" not in yaml.safe_load(config_map["data"]["config.yaml"])["exporters"]["otlp/alloy"]
+
+
 def test_schema_refuses_a_misspelt_key():
     result = helm("template", "trailhead", CHART, "--set", "replicaCont=2")
     assert result.returncode != 0

@@ -105,16 +105,28 @@ processors:
         - {{ printf "attributes[\"http.route\"] == %q or attributes[\"url.path\"] == %q" . . | quote }}
 {{- end }}
 {{- end }}
+{{- $queue := .Values.presets.persistentQueue }}
 exporters:
   otlp/alloy:
     endpoint: {{ .Values.alloy.endpoint }}
     tls:
       insecure: {{ .Values.alloy.insecure }}
+{{- if $queue.enabled }}
+    sending_queue:
+      storage: file_storage/queue
+      sizer: bytes
+      queue_size: {{ div (mul $queue.sizeMiB 1048576 8) 10 }}
+{{- end }}
 extensions:
   health_check:
     endpoint: 0.0.0.0:{{ .Values.health.port }}
+{{- if $queue.enabled }}
+  file_storage/queue:
+    directory: /var/lib/trailhead/queue
+    create_directory: true
+{{- end }}
 service:
-  extensions: [health_check]
+  extensions: {{ if $queue.enabled }}[health_check, file_storage/queue]{{ else }}[health_check]{{ end }}
   pipelines:
     traces:
       receivers: [otlp, zipkin]
