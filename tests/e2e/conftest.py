@@ -5,6 +5,7 @@ Everything listens on 127.0.0.1 with ports the kernel picks: trailhead reports t
 bound in its JSON logs, and the sink reports its own.
 """
 
+import gzip
 import json
 import os
 import signal
@@ -13,7 +14,9 @@ import subprocess
 import threading
 import time
 from concurrent import futures
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
 import grpc
 import pytest
@@ -113,6 +116,44 @@ def count_items(signal_name, request):
                 kind = m.WhichOneof("data")
                 total += len(getattr(m, kind).data_points) if kind else 0
     return total
+
+
+class FakePyroscope:
+    """Grafana Pyroscope's two upload calls, recorded and answered 200 as Pyroscope does:
+    `POST /ingest` (pyroscope-go: a multipart pprof, the name in the query) and
+    `POST /push.v1.PusherService/Push` (the Rust agent: a gzip'd push.v1.PushRequest). Pyroscope
+    itself is AGPL-licensed and not built here. Each upload: path, query, headers (case-insensitive) and body (with
+    a gzip Content-Encoding undone)."""
+
+    PATHS = {"/ingest", "/push.v1.PusherService/Push"}
+
+    def __init__(self):
+        self.uploads = []
+        uploads = self.uploads
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                url = urlparse(self.path)
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                if self.headers.get("Content-Encoding") == "gzip":
+                    body = gzip.decompress(body)
+                uploads.append({"path": url.path, "query": parse_qs(url.query), "headers": self.headers, "body": body})
+                self.send_response(200 if url.path in FakePyroscope.PATHS else 404)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.server.server_port}"
+
+    def stop(self):
+        self.server.shutdown()
 
 
 class Trailhead:

@@ -2,60 +2,34 @@
 against a local trailhead: its OpenTelemetry Go SDK traces and metrics come out of trailhead's
 exporter, and pyroscope-go uploads its profiles.
 
-Pyroscope's server is AGPL-licensed and not built here, so a small HTTP server stands in; it accepts what
-Pyroscope's /ingest accepts (POST, the profile as a multipart pprof, the name in the query)
-and answers 200, as Pyroscope does."""
+Pyroscope's server is AGPL-licensed and not built here; conftest.FakePyroscope stands in."""
 
 import gzip
 import json
 import re
 import signal
 import subprocess
-import threading
 import time
 from email.parser import BytesParser
 from email.policy import HTTP
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import urlparse
 
 import pytest
 import requests
 import yaml
 
-from conftest import REPO, kubernetes_validate
+from conftest import REPO, FakePyroscope, kubernetes_validate
 from test_dashboards import BY, dashboards, metric_names, queries
 
 SERVICE = REPO / "examples" / "profile-service"
 
 
-class FakePyroscope:
-    """Records every upload to /ingest."""
-
-    def __init__(self):
-        self.uploads = []
-        uploads = self.uploads
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                url = urlparse(self.path)
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                message = BytesParser(policy=HTTP).parsebytes(
-                    b"Content-Type: " + self.headers["Content-Type"].encode() + b"\r\n\r\n" + body)
-                parts = {part.get_param("name", header="content-disposition"): part.get_payload(decode=True)
-                         for part in message.iter_parts()}
-                uploads.append({"path": url.path, "query": parse_qs(url.query), "parts": parts})
-                self.send_response(200 if url.path == "/ingest" else 404)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def url(self):
-        return f"http://127.0.0.1:{self.server.server_port}"
+def multipart(upload):
+    """The named parts of a pyroscope-go /ingest upload."""
+    message = BytesParser(policy=HTTP).parsebytes(
+        b"Content-Type: " + upload["headers"]["Content-Type"].encode() + b"\r\n\r\n" + upload["body"])
+    return {part.get_param("name", header="content-disposition"): part.get_payload(decode=True)
+            for part in message.iter_parts()}
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +122,7 @@ def test_profile_service_reports_through_trailhead(binary, sink, gateway):
 
     # Profiles: CPU samples and memory (heap sample types), as gzipped pprof, named after the
     # service and tagged with its pod.
-    ingested = [u for u in pyroscope.uploads if u["path"] == "/ingest"]
+    ingested = [dict(u, parts=multipart(u)) for u in pyroscope.uploads if u["path"] == "/ingest"]
     assert ingested and all(u["query"]["name"][0].startswith("profile-service{") for u in ingested), ingested
     assert all("namespace=mathtrail" in u["query"]["name"][0] and "pod=profile-service-0" in u["query"]["name"][0] for u in ingested)
     assert any(u["query"].get("units") == ["samples"] and u["query"].get("spyName") == ["gospy"] for u in ingested), "no CPU profile"
