@@ -45,6 +45,7 @@ def test_every_component_reports_its_core_counters(tmp_path, sink, start_trailhe
     config["exporters"]["debug"] = {"verbosity": "basic"}
     config["processors"] = {"memory_limiter": {"limit_mib": 512}, "filter": {"traces": {"span": ['name == "noise"']}}}
     config["service"]["pipelines"]["traces"].update(processors=["memory_limiter", "filter"], exporters=["otlp/sink", "debug"])
+    config["service"]["telemetry"] = {"traces": {"endpoint": sink.endpoint, "tls": {"insecure": True}}}
     trailhead = start_trailhead(config)
     found = families(requests.get(trailhead.url("metrics", "/metrics"), timeout=5).text)
 
@@ -69,8 +70,9 @@ def test_every_component_reports_its_core_counters(tmp_path, sink, start_trailhe
     assert failures == {"timeout", "out_of_memory", "panic", "trap", "plugin_error"}
     assert series("trailhead_memory_limiter_used_bytes") and series("trailhead_memory_limiter_refused_requests_total")
     assert {s["result"] for s in series("trailhead_config_reloads_total")} == {"applied", "unchanged", "rejected"}
+    assert series("trailhead_self_traces_dropped_spans_total")
 
     # One scheme, and the README documents exactly what is served.
-    pattern = re.compile(r"^trailhead_(receiver|server|processor|exporter|memory_limiter|config|kubernetes)_[a-z_]+$")
+    pattern = re.compile(r"^trailhead_(receiver|server|processor|exporter|memory_limiter|config|kubernetes|self_traces)_[a-z_]+$")
     assert all(pattern.match(name) for name in found), sorted(n for n in found if not pattern.match(n))
     assert set(found) == documented() - KUBERNETES_ONLY, (set(found) ^ (documented() - KUBERNETES_ONLY))

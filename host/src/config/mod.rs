@@ -82,6 +82,9 @@ pub struct TelemetryConfig {
     pub metrics: MetricsConfig,
     /// Continuous CPU profiling to Pyroscope.
     pub profiles: crate::telemetry::profiles::ProfilesConfig,
+    /// Self-traces: an OTLP/gRPC endpoint (the `otlp` exporter's settings) for spans about
+    /// trailhead's own exports and reloads.
+    pub traces: Option<Box<crate::exporters::otlp::OtlpExporterConfig>>,
 }
 
 /// `service.telemetry.logs`.

@@ -10,6 +10,7 @@ use super::persistent::{DiskQueue, RecordId};
 use super::{ExportError, ExporterHandle, Inlet, Queued, Sink};
 use crate::config::{ComponentId, values};
 use crate::pdata::{Batch, Signal};
+use crate::telemetry::traces::SelfTracer;
 use crate::telemetry::{ExporterMetrics, Telemetry};
 use bytes::{Bytes, BytesMut};
 use serde::Deserialize;
@@ -196,6 +197,7 @@ pub fn spawn_exporter(
         metrics,
         disk,
         abort,
+        tracer: telemetry.tracer.clone(),
     });
     let task = tokio::spawn(run(driver, rx, stop_batcher));
     (handle, task)
@@ -299,6 +301,7 @@ struct Driver {
     metrics: ExporterMetrics,
     disk: Option<Arc<DiskQueue>>,
     abort: CancellationToken,
+    tracer: Option<Arc<SelfTracer>>,
 }
 
 async fn run(driver: Arc<Driver>, mut rx: mpsc::Receiver<Queued>, stop: CancellationToken) {
@@ -349,17 +352,33 @@ async fn dispatch(
         permit = senders.clone().acquire_owned() => permit,
         () = driver.abort.cancelled() => {
             let gave_up = GaveUp { why: "shutdown deadline passed before a sender was free", error: String::new(), at_shutdown: true };
-            return driver.finish(&outgoing, Err(gave_up));
+            return driver.finish(&outgoing, Err(gave_up), Sent::default());
         }
     };
     let Ok(permit) = permit else { return };
     driver.metrics.batch_items.observe(outgoing.items as f64);
     let driver = driver.clone();
     sends.spawn(async move {
-        let result = driver.send_with_retry(&outgoing).await;
-        driver.finish(&outgoing, result);
+        let mut sent = Sent::default();
+        let result = driver.send_with_retry(&outgoing, &mut sent).await;
+        driver.finish(&outgoing, result, sent);
         drop(permit);
     });
+}
+
+/// How a send went, for its self-trace span.
+struct Sent {
+    started: std::time::SystemTime,
+    attempts: u32,
+}
+
+impl Default for Sent {
+    fn default() -> Self {
+        Sent {
+            started: std::time::SystemTime::now(),
+            attempts: 0,
+        }
+    }
 }
 
 /// Why a send was given up.
@@ -373,8 +392,36 @@ struct GaveUp {
 impl Driver {
     /// Counts and logs how a send ended, and acknowledges its disk records unless they should
     /// be sent again after a restart.
-    fn finish(&self, outgoing: &Outgoing, result: Result<(), GaveUp>) {
+    fn finish(&self, outgoing: &Outgoing, result: Result<(), GaveUp>, sent: Sent) {
         let (spec, items) = (&self.spec, outgoing.items);
+        if let Some(tracer) = &self.tracer {
+            use opentelemetry_proto::tonic::common::v1::any_value::Value;
+            let outcome = match &result {
+                Ok(()) => "delivered",
+                Err(g) if g.at_shutdown && !outgoing.stored.is_empty() => "kept on disk",
+                Err(_) => "dropped",
+            };
+            let attributes = [
+                ("trailhead.exporter", Value::StringValue(spec.id.clone())),
+                (
+                    "trailhead.signal",
+                    Value::StringValue(spec.signal.to_string()),
+                ),
+                ("trailhead.items", Value::IntValue(items as i64)),
+                (
+                    "trailhead.attempts",
+                    Value::IntValue(i64::from(sent.attempts)),
+                ),
+                ("trailhead.outcome", Value::StringValue(outcome.into())),
+            ];
+            let error = result
+                .as_ref()
+                .err()
+                .map(|g| format!("{}: {}", g.why, g.error));
+            let name = format!("export {}", spec.signal);
+            let now = std::time::SystemTime::now();
+            tracer.record(&name, sent.started, now, &attributes, error.as_deref());
+        }
         if let Err(gave_up) = &result {
             if gave_up.at_shutdown && !outgoing.stored.is_empty() {
                 tracing::warn!(exporter = %spec.id, signal = %spec.signal, items, "{}; kept in the persistent queue for the next start", gave_up.why);
@@ -388,7 +435,7 @@ impl Driver {
         }
     }
 
-    async fn send_with_retry(&self, outgoing: &Outgoing) -> Result<(), GaveUp> {
+    async fn send_with_retry(&self, outgoing: &Outgoing, sent: &mut Sent) -> Result<(), GaveUp> {
         let (spec, metrics, abort) = (&self.spec, &self.metrics, &self.abort);
         let (payload, items) = (&outgoing.payload, outgoing.items);
         let retry = &spec.retry;
@@ -402,6 +449,7 @@ impl Driver {
             })
         };
         loop {
+            sent.attempts += 1;
             let attempt = tokio::select! {
                 result = spec.sink.send(payload.clone(), items) => result,
                 () = abort.cancelled() => return give_up("shutdown deadline passed", "send in progress".into(), true),

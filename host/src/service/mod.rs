@@ -18,6 +18,7 @@ use crate::receivers::auth::{AuthConfig, BearerToken, Secret};
 use crate::receivers::limits::ConnectionLimits;
 use crate::receivers::server::TlsServerConfig;
 use crate::receivers::{self, Consumers, Listening, ServeOptions};
+use crate::telemetry::traces::SelfTracer;
 use crate::telemetry::{ReceiverMetrics, Telemetry, health};
 use plugins::Plugins;
 pub use plugins::load_processors;
@@ -71,11 +72,32 @@ pub struct Service {
 
 impl Service {
     pub async fn start(config: &Config) -> Result<Service, StartError> {
-        let telemetry = Telemetry::default();
+        let mut telemetry = Telemetry::default();
         let stop_exporters = CancellationToken::new();
         let abort_exporters = CancellationToken::new();
-        let mut exporters: BTreeMap<(String, Signal), ExporterHandle> = BTreeMap::new();
         let mut exporter_tasks = Vec::new();
+        if let Some(traces) = &config.service.telemetry.traces {
+            // Its own exporter, spawned before the tracer exists, so its sends are not traced.
+            let id = "self-traces";
+            let spec = traces
+                .build(id, Signal::Traces, |p| config.resolve_path(p))
+                .map_err(|source| StartError::Exporter {
+                    id: id.into(),
+                    source,
+                })?;
+            let (handle, task) = spawn_exporter(
+                spec,
+                None,
+                &telemetry,
+                stop_exporters.clone(),
+                abort_exporters.clone(),
+            );
+            exporter_tasks.push(task);
+            let tracer = Arc::new(SelfTracer::new(handle, &telemetry.registry));
+            tokio::spawn(tracer.clone().run(stop_exporters.clone()));
+            telemetry.tracer = Some(tracer);
+        }
+        let mut exporters: BTreeMap<(String, Signal), ExporterHandle> = BTreeMap::new();
         let mut pipelines: Vec<(Signal, Arc<Pipeline>, &crate::config::PipelineConfig)> =
             Vec::new();
         let kubernetes =
@@ -156,7 +178,7 @@ impl Service {
                 .iter()
                 .map(|(_, built, _)| (built.id.clone(), built.clone()))
                 .collect(),
-            &telemetry.registry,
+            &telemetry,
             &cache.store,
         ));
         let stop_admin = CancellationToken::new();

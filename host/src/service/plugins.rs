@@ -137,6 +137,7 @@ pub struct Plugins {
     current: Mutex<Current>,
     /// Every loaded processor, for the file watcher and `GET /plugins`.
     live: ArcSwap<Vec<Arc<WasmProcessor>>>,
+    tracer: Option<Arc<crate::telemetry::traces::SelfTracer>>,
 }
 
 impl Plugins {
@@ -144,9 +145,10 @@ impl Plugins {
         config: &Config,
         loaded: Loaded,
         pipelines: BTreeMap<String, Arc<Pipeline>>,
-        registry: &Arc<Registry>,
+        telemetry: &crate::telemetry::Telemetry,
         metadata: &Arc<kubernetes::Store>,
     ) -> Self {
+        let registry = &telemetry.registry;
         let live = loaded.values().cloned().collect();
         let processors = with_settings(config, loaded);
         let embedded = config.source.to_string_lossy().starts_with('<');
@@ -161,6 +163,7 @@ impl Plugins {
                 runtime: None,
             }),
             live: ArcSwap::from_pointee(live),
+            tracer: telemetry.tracer.clone(),
         };
         for result in ["applied", "unchanged", "rejected"] {
             plugins.counter(result);
@@ -250,9 +253,22 @@ impl Plugins {
 
     /// Re-reads the config and every plugin file, off the async executor.
     pub async fn reload(self: Arc<Self>) -> serde_json::Value {
-        tokio::task::spawn_blocking(move || self.reload_blocking())
+        let (started, tracer) = (std::time::SystemTime::now(), self.tracer.clone());
+        let outcome = tokio::task::spawn_blocking(move || self.reload_blocking())
             .await
-            .unwrap_or_else(|e| serde_json::json!({"config": "rejected", "error": e.to_string()}))
+            .unwrap_or_else(|e| serde_json::json!({"config": "rejected", "error": e.to_string()}));
+        if let Some(tracer) = tracer {
+            use opentelemetry_proto::tonic::common::v1::any_value::Value;
+            let result = outcome["config"].as_str().unwrap_or("rejected").to_string();
+            let error = (result == "rejected").then(|| match &outcome["error"] {
+                serde_json::Value::String(text) => text.clone(),
+                other => other.to_string(),
+            });
+            let attributes = [("trailhead.result", Value::StringValue(result))];
+            let now = std::time::SystemTime::now();
+            tracer.record("config reload", started, now, &attributes, error.as_deref());
+        }
+        outcome
     }
 
     /// Reloads a plugin whenever its file changes, until `stop`.

@@ -4,6 +4,7 @@ pub mod health;
 pub mod heap;
 pub mod metrics;
 pub mod profiles;
+pub mod traces;
 
 use crate::pdata::Signal;
 use metrics::{Counter, Histogram, Registry};
@@ -124,8 +125,18 @@ impl ExporterMetrics {
 }
 
 /// What every component gets to report on itself.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct Telemetry {
     pub registry: Arc<Registry>,
     pub health: health::Health,
+    /// Where spans about trailhead's own work go, when `service.telemetry.traces` is set.
+    pub tracer: Option<Arc<traces::SelfTracer>>,
+}
+
+impl std::fmt::Debug for Telemetry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Telemetry")
+            .field("self_traces", &self.tracer.is_some())
+            .finish()
+    }
 }
