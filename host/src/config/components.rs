@@ -150,7 +150,7 @@ impl<'de, T: Typed> Deserialize<'de> for Components<T> {
 /// A receiver's settings, by type.
 #[derive(Debug)]
 pub enum ReceiverConfig {
-    Otlp(OtlpReceiverConfig),
+    Otlp(Box<OtlpReceiverConfig>),
     Zipkin(ZipkinReceiverConfig),
 }
 
@@ -169,7 +169,7 @@ impl Typed for ReceiverConfig {
     const KINDS: &'static [&'static str] = &["otlp", "zipkin"];
     fn deserialize_kind<'de, D: Deserializer<'de>>(kind: &str, d: D) -> Result<Self, D::Error> {
         Ok(match kind {
-            "otlp" => ReceiverConfig::Otlp(body(d)?),
+            "otlp" => ReceiverConfig::Otlp(Box::new(body(d)?)),
             _ => ReceiverConfig::Zipkin(body(d)?),
         })
     }

@@ -224,6 +224,10 @@ impl DiskQueue {
         self.state().requests
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     pub fn capacity(&self) -> usize {
         self.limits.requests
     }

@@ -242,7 +242,7 @@ async fn feed(
             break;
         }
     }
-    if disk.len() > 0 {
+    if !disk.is_empty() {
         tracing::warn!(exporter = %exporter, requests = disk.len(), "requests left in the persistent queue; they are sent after the next start");
     }
 }
