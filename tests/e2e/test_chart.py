@@ -77,7 +77,18 @@ def test_persistent_queue_preset():
     assert {"name": "queue", "mountPath": "/var/lib/trailhead"} in pod["containers"][0]["volumeMounts"]
     off = render()
     (config_map,) = find(off, "ConfigMap", "trailhead")
+    (workload,) = find(off, "Deployment")
+    assert not [v for v in workload["spec"]["template"]["spec"]["volumes"] if v["name"] == "queue"]
     assert "sending_queue" not in yaml.safe_load(config_map["data"]["config.yaml"])["exporters"]["otlp/alloy"]
+
+
+# Secrets with certificates or tokens reach the pod through extraVolumes / extraVolumeMounts.
+def test_extra_volumes():
+    manifests = render("-f", CHART / "ci" / "production-values.yaml")
+    (workload,) = find(manifests, "Deployment")
+    pod = workload["spec"]["template"]["spec"]
+    assert {"name": "tls", "secret": {"secretName": "trailhead-tls"}} in pod["volumes"]
+    assert {"name": "tls", "mountPath": "/etc/trailhead/tls", "readOnly": True} in pod["containers"][0]["volumeMounts"]
 
 
 def test_schema_refuses_a_misspelt_key():

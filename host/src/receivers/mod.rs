@@ -9,7 +9,7 @@ pub mod otlp;
 pub mod server;
 pub mod zipkin;
 
-pub use server::{Listening, ServeOptions, bind, serve};
+pub use server::{Listening, ServeOptions, serve};
 
 use crate::pdata::Signal;
 use crate::pipeline::Fanout;

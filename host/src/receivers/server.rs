@@ -302,7 +302,7 @@ impl Guard {
 }
 
 /// Binds a TCP listener, naming the endpoint in the error.
-pub async fn bind(endpoint: &str) -> std::io::Result<TcpListener> {
+async fn bind(endpoint: &str) -> std::io::Result<TcpListener> {
     TcpListener::bind(endpoint)
         .await
         .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {endpoint}: {e}")))
