@@ -105,3 +105,17 @@ fn empty_sections_mean_defaults() {
     );
     assert!(otlp.protocols.http.is_none());
 }
+
+// Admin servers (metrics with /reload and /tap, health) bind localhost unless configured.
+#[test]
+fn admin_servers_default_to_localhost() {
+    let text = "receivers: {otlp: }\nexporters: {debug: }\nextensions: {health_check: }\n\
+                service: {extensions: [health_check], pipelines: {traces: {receivers: [otlp], exporters: [debug]}}}\n";
+    let config = Config::from_text(text, Path::new("t.yaml")).unwrap();
+    assert!(config.service.telemetry.metrics.address.ip().is_loopback());
+    let id = ComponentId::parse("health_check").unwrap();
+    let Some(ExtensionConfig::HealthCheck(health)) = config.extensions.get(&id) else {
+        panic!("no health_check");
+    };
+    assert!(health.endpoint.ip().is_loopback());
+}
