@@ -7,6 +7,7 @@ pub mod body;
 pub mod limits;
 pub mod otlp;
 pub mod server;
+pub mod tls;
 pub mod zipkin;
 
 pub use server::{Listening, ServeOptions, serve};

@@ -5,6 +5,8 @@
 //! Doing this in one place means every receiver refuses the same way: HTTP 401 / 429, gRPC
 //! UNAUTHENTICATED / RESOURCE_EXHAUSTED with RetryInfo, and a closed connection past the limit.
 
+pub use super::tls::TlsServerConfig;
+
 use super::auth::BearerToken;
 use super::limits::{ConnectionLimits, RateLimiter};
 use crate::telemetry::ServerMetrics;
@@ -13,9 +15,7 @@ use axum::extract::ConnectInfo;
 use axum::response::{IntoResponse, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use serde::Deserialize;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -29,16 +29,6 @@ use tower::ServiceExt;
 /// A client that does not finish its TLS handshake in this long is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// `tls:` of a receiver. With `client_ca_file`, clients must present a certificate it signed.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TlsServerConfig {
-    pub cert_file: PathBuf,
-    pub key_file: PathBuf,
-    #[serde(default)]
-    pub client_ca_file: Option<PathBuf>,
-}
-
 /// How one listener serves, resolved from its config.
 #[derive(Clone, Default)]
 pub struct ServeOptions {
@@ -46,65 +36,6 @@ pub struct ServeOptions {
     pub auth: Option<Arc<BearerToken>>,
     pub limits: ConnectionLimits,
     pub max_concurrent_streams: Option<u32>,
-}
-
-impl TlsServerConfig {
-    /// Reads the certificate, key and client CA; `resolve` anchors relative paths.
-    pub fn load(
-        &self,
-        resolve: &dyn Fn(&Path) -> PathBuf,
-    ) -> Result<Arc<rustls::ServerConfig>, String> {
-        use rustls::pki_types::pem::PemObject;
-        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-        let read = |what: &str, path: &Path| {
-            let path = resolve(path);
-            std::fs::read(&path)
-                .map_err(|e| format!("cannot read tls.{what} {}: {e}", path.display()))
-        };
-        let certificates = |what: &str, path: &Path| {
-            let pem = read(what, path)?;
-            let list: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
-                .collect::<Result<_, _>>()
-                .map_err(|e| format!("tls.{what} {}: {e}", path.display()))?;
-            if list.is_empty() {
-                return Err(format!(
-                    "tls.{what} {} holds no certificate",
-                    path.display()
-                ));
-            }
-            Ok(list)
-        };
-        let chain = certificates("cert_file", &self.cert_file)?;
-        let key = PrivateKeyDer::from_pem_slice(&read("key_file", &self.key_file)?)
-            .map_err(|e| format!("tls.key_file {}: {e}", self.key_file.display()))?;
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?;
-        let builder = match &self.client_ca_file {
-            None => builder.with_no_client_auth(),
-            Some(ca) => {
-                let mut roots = rustls::RootCertStore::empty();
-                for certificate in certificates("client_ca_file", ca)? {
-                    roots
-                        .add(certificate)
-                        .map_err(|e| format!("tls.client_ca_file {}: {e}", ca.display()))?;
-                }
-                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-                    Arc::new(roots),
-                    provider,
-                )
-                .build()
-                .map_err(|e| format!("tls.client_ca_file {}: {e}", ca.display()))?;
-                builder.with_client_cert_verifier(verifier)
-            }
-        };
-        let mut config = builder
-            .with_single_cert(chain, key)
-            .map_err(|e| format!("tls.cert_file and tls.key_file do not make a pair: {e}"))?;
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        Ok(Arc::new(config))
-    }
 }
 
 /// A listening server: where it listens and the task that ends after graceful shutdown.
