@@ -5,8 +5,6 @@
 //! Doing this in one place means every receiver refuses the same way: HTTP 401 / 429, gRPC
 //! UNAUTHENTICATED / RESOURCE_EXHAUSTED with RetryInfo, and a closed connection past the limit.
 
-pub use super::tls::TlsServerConfig;
-
 use super::auth::BearerToken;
 use super::limits::{ConnectionLimits, RateLimiter};
 use crate::telemetry::ServerMetrics;

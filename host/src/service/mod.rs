@@ -16,7 +16,7 @@ use crate::pipeline::memory_limiter::{self, MemoryLimiter};
 use crate::pipeline::{Fanout, Pipeline};
 use crate::receivers::auth::{AuthConfig, BearerToken, Secret};
 use crate::receivers::limits::ConnectionLimits;
-use crate::receivers::server::TlsServerConfig;
+use crate::receivers::tls::TlsServerConfig;
 use crate::receivers::{self, Consumers, Listening, ServeOptions};
 use crate::telemetry::traces::SelfTracer;
 use crate::telemetry::{ReceiverMetrics, Telemetry, health};

@@ -6,7 +6,7 @@ use crate::pdata::{Batch, RequestContext, Signal};
 use crate::pipeline::{ConsumeError, Fanout};
 use crate::receivers::auth::AuthConfig;
 use crate::receivers::limits::ConnectionLimits;
-use crate::receivers::server::TlsServerConfig;
+use crate::receivers::tls::TlsServerConfig;
 use crate::receivers::{Consumers, RETRY_AFTER_SECONDS};
 use axum::body::Body;
 use bytes::Bytes;

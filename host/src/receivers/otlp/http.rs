@@ -9,7 +9,7 @@ use crate::pipeline::{ConsumeError, Fanout};
 use crate::receivers::auth::AuthConfig;
 use crate::receivers::body::{media_type, read_body};
 use crate::receivers::limits::ConnectionLimits;
-use crate::receivers::server::TlsServerConfig;
+use crate::receivers::tls::TlsServerConfig;
 use crate::receivers::{Consumers, forwarded_for, retry_later};
 use axum::extract::ConnectInfo;
 use axum::extract::Request;
