@@ -90,7 +90,9 @@ def small_disk(tmp_path):
     """A 3 MiB tmpfs: a disk that really fills up (the tests run as root, as CI does)."""
     mount = tmp_path / "disk"
     mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount)], check=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount)], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.fail(f"this test fills a real disk and needs to mount a tmpfs (root): {mounted.stderr.strip()}")
     yield mount
     subprocess.run(["umount", "-l", str(mount)], check=False)
 
