@@ -52,9 +52,11 @@ pub enum ExportError {
     Permanent { message: String },
 }
 
-/// A queued request, and the record to acknowledge once it is done when the queue is on disk.
+/// What the batcher takes from a queue: an encoded request, its item count, and the record to
+/// acknowledge once it is done when the queue is on disk.
 pub struct Queued {
-    pub batch: Batch,
+    pub payload: bytes::Bytes,
+    pub items: usize,
     pub stored: Option<persistent::RecordId>,
 }
 
@@ -74,7 +76,18 @@ enum Inlet {
 /// A claimed place in an exporter's queue.
 pub enum Slot<'a> {
     Memory(mpsc::Permit<'a, Queued>),
-    Disk(persistent::Reservation),
+    Disk {
+        exporter: &'a str,
+        reservation: persistent::Reservation,
+    },
+}
+
+/// A persistent queue's refusal, naming its exporter.
+fn storage_error(exporter: &str, error: persistent::StoreError) -> ConsumeError {
+    ConsumeError::Storage {
+        exporter: exporter.to_string(),
+        message: error.to_string(),
+    }
 }
 
 impl ExporterHandle {
@@ -85,13 +98,13 @@ impl ExporterHandle {
                 mpsc::error::TrySendError::Full(()) => ConsumeError::Full(self.id.to_string()),
                 mpsc::error::TrySendError::Closed(()) => ConsumeError::ShuttingDown,
             }),
-            Inlet::Disk(queue) => queue
-                .try_reserve(batch.payload.len())
-                .map(Slot::Disk)
-                .map_err(|e| ConsumeError::Storage {
-                    exporter: self.id.to_string(),
-                    message: e.to_string(),
+            Inlet::Disk(queue) => match queue.try_reserve(batch.payload.len()) {
+                Ok(reservation) => Ok(Slot::Disk {
+                    exporter: &self.id,
+                    reservation,
                 }),
+                Err(e) => Err(storage_error(&self.id, e)),
+            },
         }
     }
 }
@@ -99,28 +112,27 @@ impl ExporterHandle {
 impl Slot<'_> {
     /// Whether handing over can fail (it writes to disk); such slots are filled first.
     pub fn is_durable(&self) -> bool {
-        matches!(self, Slot::Disk(_))
+        matches!(self, Slot::Disk { .. })
     }
 
     /// Hands the batch over; a durable slot returns once the batch is on disk.
-    pub async fn fill(self, exporter: &str, batch: Batch) -> Result<(), ConsumeError> {
+    pub async fn fill(self, batch: Batch) -> Result<(), ConsumeError> {
         match self {
             Slot::Memory(permit) => {
                 permit.send(Queued {
-                    batch,
+                    payload: batch.payload,
+                    items: batch.items,
                     stored: None,
                 });
                 Ok(())
             }
-            Slot::Disk(reservation) => {
-                reservation
-                    .write(batch.payload, batch.items)
-                    .await
-                    .map_err(|e| ConsumeError::Storage {
-                        exporter: exporter.to_string(),
-                        message: e.to_string(),
-                    })
-            }
+            Slot::Disk {
+                exporter,
+                reservation,
+            } => reservation
+                .write(batch.payload, batch.items)
+                .await
+                .map_err(|e| storage_error(exporter, e)),
         }
     }
 }

@@ -47,7 +47,7 @@ impl Default for FileStorageConfig {
 
 impl FileStorageConfig {
     /// The folder of one exporter's queue for one signal, e.g. `exporter_otlp_alloy_traces`.
-    pub fn queue_dir(&self, directory: &Path, exporter: &str, signal: &str) -> PathBuf {
+    pub fn queue_dir(directory: &Path, exporter: &str, signal: &str) -> PathBuf {
         let name: String = format!("exporter_{exporter}_{signal}")
             .chars()
             .map(|c| {
@@ -341,14 +341,12 @@ impl DiskQueue {
             }
         };
         let mut reader = self.reader.lock().unwrap_or_else(|e| e.into_inner());
-        if reader
-            .as_ref()
-            .is_none_or(|(segment, _)| *segment != at.segment)
-        {
-            *reader = Some((at.segment, File::open(segment_path(&self.dir, at.segment))?));
-        }
-        let Some((_, file)) = reader.as_mut() else {
-            return Ok(None);
+        let file = match &mut *reader {
+            Some((segment, file)) if *segment == at.segment => file,
+            open => {
+                let file = File::open(segment_path(&self.dir, at.segment))?;
+                &mut open.insert((at.segment, file)).1
+            }
         };
         file.seek(SeekFrom::Start(at.offset))?;
         let mut header = [0u8; HEADER as usize];

@@ -9,7 +9,7 @@
 use super::persistent::{DiskQueue, RecordId};
 use super::{ExportError, ExporterHandle, Inlet, Queued, Sink};
 use crate::config::{ComponentId, values};
-use crate::pdata::{Batch, Signal};
+use crate::pdata::Signal;
 use crate::telemetry::traces::SelfTracer;
 use crate::telemetry::{ExporterMetrics, Telemetry};
 use bytes::{Bytes, BytesMut};
@@ -224,14 +224,9 @@ async fn feed(
                 continue;
             }
         };
-        let batch = Batch {
-            signal: Signal::Traces, // not read past the pipeline
+        let queued = Queued {
             payload: stored.payload,
             items: stored.items,
-            context: crate::pdata::RequestContext::internal(&exporter),
-        };
-        let queued = Queued {
-            batch,
             stored: Some(stored.id),
         };
         let sent = tokio::select! {
@@ -267,8 +262,8 @@ struct Outgoing {
 impl Pending {
     fn push(&mut self, queued: Queued) {
         self.since.get_or_insert_with(Instant::now);
-        self.items += queued.batch.items;
-        self.parts.push(queued.batch.payload);
+        self.items += queued.items;
+        self.parts.push(queued.payload);
         self.stored.extend(queued.stored);
     }
 
@@ -499,6 +494,7 @@ fn jitter(interval: Duration, factor: f64) -> Duration {
 mod tests {
     use super::*;
     use crate::exporters::SendOutcome;
+    use crate::pdata::Batch;
     use crate::pdata::RequestContext;
     use futures::future::BoxFuture;
     use std::sync::Mutex;
@@ -577,12 +573,7 @@ mod tests {
         );
         for _ in 0..5 {
             let b = batch(4);
-            handle
-                .try_reserve(&b)
-                .unwrap()
-                .fill("test", b)
-                .await
-                .unwrap();
+            handle.try_reserve(&b).unwrap().fill(b).await.unwrap();
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
         stop.cancel();
@@ -616,7 +607,7 @@ mod tests {
         for _ in 0..10 {
             let b = batch(1);
             match handle.try_reserve(&b) {
-                Ok(slot) => slot.fill("test", b).await.unwrap(),
+                Ok(slot) => slot.fill(b).await.unwrap(),
                 Err(_) => refused += 1,
             }
             tokio::task::yield_now().await;

@@ -146,17 +146,18 @@ impl Fanout {
                 }
             }
         }
-        let mut slots = Vec::with_capacity(deliveries.len());
-        for (exporter, batch) in &deliveries {
-            slots.push(exporter.try_reserve(batch)?);
+        let mut handovers = Vec::with_capacity(deliveries.len());
+        for (exporter, batch) in deliveries {
+            handovers.push((exporter.try_reserve(&batch)?, batch));
         }
         // Disk writes can fail, so they go first: a failure then leaves the in-memory queues
         // untouched. (Two persistent exporters where the second write fails get a duplicate
         // in the first when the sender retries.)
-        let mut handovers: Vec<_> = slots.into_iter().zip(deliveries).collect();
-        handovers.sort_by_key(|(slot, _)| !slot.is_durable());
-        for (slot, (exporter, batch)) in handovers {
-            slot.fill(&exporter.id, batch).await?;
+        if handovers.iter().any(|(slot, _)| slot.is_durable()) {
+            handovers.sort_by_key(|(slot, _)| !slot.is_durable());
+        }
+        for (slot, batch) in handovers {
+            slot.fill(batch).await?;
         }
         Ok(())
     }

@@ -149,8 +149,13 @@ async fn accept_loop(
             let _permit = permit;
             let served = match tls {
                 None => {
-                    let connection = builder.serve_connection(TokioIo::new(stream), service);
-                    watcher.watch(connection.into_owned()).await
+                    watcher
+                        .watch(
+                            builder
+                                .serve_connection(TokioIo::new(stream), service)
+                                .into_owned(),
+                        )
+                        .await
                 }
                 Some(tls) => {
                     let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream))
@@ -163,8 +168,13 @@ async fn accept_loop(
                         }
                         Err(_) => return,
                     };
-                    let connection = builder.serve_connection(TokioIo::new(stream), service);
-                    watcher.watch(connection.into_owned()).await
+                    watcher
+                        .watch(
+                            builder
+                                .serve_connection(TokioIo::new(stream), service)
+                                .into_owned(),
+                        )
+                        .await
                 }
             };
             if let Err(e) = served {
@@ -185,15 +195,18 @@ struct Guard {
 
 impl Guard {
     fn check<B>(&self, request: &http::Request<B>) -> Option<Response> {
-        let grpc = request
-            .headers()
-            .get(http::header::CONTENT_TYPE)
-            .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+        // Only a refusal needs to know how to answer.
+        let grpc = || {
+            request
+                .headers()
+                .get(http::header::CONTENT_TYPE)
+                .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+        };
         if let Some(token) = &self.auth
             && let Err(message) = token.check(request.headers())
         {
             self.refusals.unauthenticated_requests.add(1);
-            return Some(if grpc {
+            return Some(if grpc() {
                 tonic::Status::unauthenticated(message).into_http()
             } else {
                 let mut response = (http::StatusCode::UNAUTHORIZED, message).into_response();
@@ -209,7 +222,7 @@ impl Guard {
         {
             self.refusals.rate_limited_requests.add(1);
             let message = "request rate limit reached; retry later";
-            return Some(if grpc {
+            return Some(if grpc() {
                 use tonic_types::{ErrorDetails, StatusExt};
                 tonic::Status::with_error_details(
                     tonic::Code::ResourceExhausted,

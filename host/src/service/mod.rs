@@ -9,7 +9,7 @@
 
 use crate::config::{Config, ExporterConfig, ExtensionConfig, ReceiverConfig};
 use crate::exporters::otlp::BuildError;
-use crate::exporters::{DiskQueue, ExporterHandle, spawn_exporter};
+use crate::exporters::{DiskQueue, ExporterHandle, FileStorageConfig, spawn_exporter};
 use crate::kubernetes;
 use crate::pdata::Signal;
 use crate::pipeline::memory_limiter::{self, MemoryLimiter};
@@ -171,13 +171,14 @@ impl Service {
             pipelines.push((signal, Arc::new(built), pipeline));
         }
 
+        let by_id: BTreeMap<String, Arc<Pipeline>> = pipelines
+            .iter()
+            .map(|(_, built, _)| (built.id.clone(), built.clone()))
+            .collect();
         let plugins = Arc::new(Plugins::new(
             config,
             processors,
-            pipelines
-                .iter()
-                .map(|(_, built, _)| (built.id.clone(), built.clone()))
-                .collect(),
+            by_id.clone(),
             &telemetry,
             &cache.store,
         ));
@@ -201,12 +202,7 @@ impl Service {
                     }),
                 )
                 .merge(plugins::routes(plugins.clone()))
-                .merge(tap::routes(
-                    pipelines
-                        .iter()
-                        .map(|(_, built, _)| (built.id.clone(), built.clone()))
-                        .collect(),
-                ));
+                .merge(tap::routes(by_id));
             admin.push(
                 serve_admin(
                     &telemetry.registry,
@@ -481,7 +477,7 @@ fn open_storage(
         std::fs::create_dir_all(&directory)
             .map_err(|e| failed(format!("cannot create {}: {e}", directory.display())))?;
     }
-    let folder = storage.queue_dir(&directory, id, signal.as_str());
+    let folder = FileStorageConfig::queue_dir(&directory, id, signal.as_str());
     DiskQueue::open(&folder, storage.fsync, queue.disk_limits())
         .map(Some)
         .map_err(|e| failed(e.to_string()))

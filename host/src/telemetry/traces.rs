@@ -129,7 +129,7 @@ impl SelfTracer {
             RequestContext::internal("self-traces"),
         );
         let handed = match self.exporter.try_reserve(&batch) {
-            Ok(slot) => slot.fill(&self.exporter.id, batch).await.is_ok(),
+            Ok(slot) => slot.fill(batch).await.is_ok(),
             Err(_) => false,
         };
         if !handed {
