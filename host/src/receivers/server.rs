@@ -20,6 +20,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls;
+use tokio_util::either::Either;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::server::TcpConnectInfo;
 use tower::ServiceExt;
@@ -147,36 +148,22 @@ async fn accept_loop(
         );
         tokio::spawn(async move {
             let _permit = permit;
-            let served = match tls {
-                None => {
-                    watcher
-                        .watch(
-                            builder
-                                .serve_connection(TokioIo::new(stream), service)
-                                .into_owned(),
-                        )
-                        .await
-                }
+            // Plain or TLS, the connection is then served the same way.
+            let stream = match tls {
+                None => Either::Left(stream),
                 Some(tls) => {
-                    let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream))
-                        .await
-                    {
-                        Ok(Ok(stream)) => stream,
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
+                        Ok(Ok(stream)) => Either::Right(stream),
                         Ok(Err(e)) => {
                             tracing::debug!(server = %name, peer = %peer, error = %e, "TLS handshake failed");
                             return;
                         }
                         Err(_) => return,
-                    };
-                    watcher
-                        .watch(
-                            builder
-                                .serve_connection(TokioIo::new(stream), service)
-                                .into_owned(),
-                        )
-                        .await
+                    }
                 }
             };
+            let connection = builder.serve_connection(TokioIo::new(stream), service);
+            let served = watcher.watch(connection.into_owned()).await;
             if let Err(e) = served {
                 tracing::debug!(server = %name, peer = %peer, error = %e, "connection ended with an error");
             }
