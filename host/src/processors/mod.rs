@@ -15,6 +15,7 @@ use arc_swap::{ArcSwap, ArcSwapOption};
 use futures::future::BoxFuture;
 use serde::Deserialize;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use wasm::{Failure, FailureKind, Plugin};
@@ -416,19 +417,30 @@ impl Processor for WasmProcessor {
                 return Ok(self.apply_policy(batch));
             }
             self.metrics.calls.add(1);
-            let (input, running, duration) =
-                (batch.clone(), plugin.clone(), self.metrics.duration.clone());
-            let outcome = tokio::task::spawn_blocking(move || {
-                let started = Instant::now();
-                let outcome = running.process(&input);
-                duration.observe(started.elapsed().as_secs_f64());
-                outcome
-            })
-            .await
-            .map_err(|e| ProcessError {
-                processor: self.id.clone(),
-                message: format!("plugin worker failed: {e}"),
-            })?;
+            let started = Instant::now();
+            let in_place = if plugin.blocking_io.load(Ordering::Relaxed) {
+                None
+            } else {
+                in_place(|| plugin.process(&batch))
+            };
+            let outcome = match in_place {
+                Some(outcome) => outcome,
+                None => {
+                    if !plugin.blocking_io.swap(true, Ordering::Relaxed) {
+                        tracing::info!(processor = %self.id, "the plugin does blocking I/O (it writes output): its calls run on the blocking pool from now on");
+                    }
+                    let (running, input) = (plugin.clone(), batch.clone());
+                    tokio::task::spawn_blocking(move || running.process(&input))
+                        .await
+                        .map_err(|e| ProcessError {
+                            processor: self.id.clone(),
+                            message: format!("plugin worker failed: {e}"),
+                        })?
+                }
+            };
+            self.metrics
+                .duration
+                .observe(started.elapsed().as_secs_f64());
             match outcome {
                 Ok(out) => {
                     self.breaker
@@ -446,9 +458,44 @@ impl Processor for WasmProcessor {
     }
 }
 
+thread_local! {
+    static IN_PLACE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs a plugin call on the async worker itself: a hop to the blocking pool and back cost two
+/// thread switches a call, most of a small batch's cost on one core, and the epoch deadline
+/// bounds a call's time either way. WASI's blocking stream calls (a plugin writing to stdout
+/// or stderr) wait on a runtime, which panics on a worker: `None` then, without printing the
+/// panic, and the caller runs the batch again on the blocking pool (the failed attempt's
+/// store is dropped, so nothing of it survives).
+fn in_place<T>(call: impl FnOnce() -> T) -> Option<T> {
+    static QUIET_IN_PLACE: std::sync::Once = std::sync::Once::new();
+    QUIET_IN_PLACE.call_once(|| {
+        let print = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !IN_PLACE.get() {
+                print(info)
+            }
+        }));
+    });
+    IN_PLACE.set(true);
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(call));
+    IN_PLACE.set(false);
+    result.ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // A call in place returns its value; a panic in it (what WASI's blocking I/O does on a
+    // worker) becomes `None`, and the thread is no longer marked in place afterwards.
+    #[test]
+    fn in_place_turns_a_panic_into_none() {
+        assert_eq!(in_place(|| 7), Some(7));
+        assert_eq!(in_place(|| -> i32 { panic!("cannot block here") }), None);
+        assert!(!IN_PLACE.get());
+    }
 
     // Five failures in a row open the circuit; a success closes it; repeated opening doubles
     // the wait up to a minute.

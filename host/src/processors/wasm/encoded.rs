@@ -60,7 +60,7 @@ pub fn metric_type(metric: &[u8]) -> &'static str {
 /// The encoded `AnyValue` of the first attribute named `key` in field `attributes` of
 /// `item`; `None` when no attribute has that key or it has no value.
 pub fn attribute<'a>(item: &'a [u8], attributes: u64, key: &str) -> Option<&'a [u8]> {
-    wire::fields(item).find_map(|(number, value, _)| match value {
+    wire::values(item).find_map(|(number, value)| match value {
         Value::Bytes(kv) if number == attributes => value_if_key(kv, key.as_bytes()),
         _ => None,
     })
@@ -68,8 +68,11 @@ pub fn attribute<'a>(item: &'a [u8], attributes: u64, key: &str) -> Option<&'a [
 
 /// The encoded value of a `KeyValue` whose key is `key`.
 fn value_if_key<'a>(kv: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
+    if let Some((k, value)) = wire::plain_key_value(kv) {
+        return if k == key { value } else { None };
+    }
     let (mut found, mut any) = (false, None);
-    for (n, v, _) in wire::fields(kv) {
+    for (n, v) in wire::values(kv) {
         match (n, v) {
             (1, Value::Bytes(k)) => found = k == key,
             (2, Value::Bytes(v)) => any = Some(v),
@@ -195,6 +198,30 @@ mod tests {
         assert_eq!(packed.kinds, [1, 2, 3, 4, 5, 6, 0]);
         assert_eq!(packed.scalars, [0, 1, -7, 2.5f64.to_bits() as i64, 0, 0, 0]);
         assert_eq!(&packed.bytes[..1], b"x");
+    }
+
+    // A `KeyValue` in another shape than key-then-value (value first, a repeated key) reads by
+    // protobuf's rules, not the fast path's.
+    #[test]
+    fn unusual_key_value_shapes() {
+        let any = otlp::AnyValue {
+            value: Some(V::IntValue(5)),
+        }
+        .encode_to_vec();
+        let field = |number: u64, body: &[u8]| {
+            let mut out = Vec::new();
+            wire::put_bytes_field(&mut out, number, body);
+            out
+        };
+        let value_first = [field(2, &any), field(1, b"k")].concat();
+        let renamed = [field(1, b"k"), field(2, &any), field(1, b"other")].concat();
+        let span = [
+            field(SPAN_ATTRIBUTES, &value_first),
+            field(SPAN_ATTRIBUTES, &renamed),
+        ]
+        .concat();
+        assert_eq!(attribute(&span, SPAN_ATTRIBUTES, "k"), Some(&any[..]));
+        assert_eq!(attribute(&span, SPAN_ATTRIBUTES, "other"), Some(&any[..]));
     }
 
     #[test]

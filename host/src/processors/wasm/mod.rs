@@ -244,6 +244,7 @@ impl Runtime {
             },
             idle: Mutex::new(Vec::new()),
             runtime: self.clone(),
+            blocking_io: Default::default(),
         };
         let instance = plugin.instantiate().map_err(|reason| LoadError::Init {
             path: path.into(),
@@ -282,6 +283,9 @@ pub struct Plugin {
     /// Instances between calls; one per concurrent caller at most.
     idle: Mutex<Vec<Instance>>,
     runtime: Arc<Runtime>,
+    /// Set once a call did blocking WASI I/O (it wrote output), which cannot run on an async
+    /// worker: its calls go to the blocking pool from then on.
+    pub blocking_io: std::sync::atomic::AtomicBool,
 }
 
 /// How a call failed.
