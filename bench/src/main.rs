@@ -333,7 +333,7 @@ async fn run_sink(listen: &str, sink: Arc<Sink>) -> anyhow::Result<()> {
             let handler = self.0.clone();
             Box::pin(async move {
                 // Rotel 0.0.1a15 gzips its export whatever its compression flag says.
-                let mut grpc = tonic::server::Grpc::new(RawCodec)
+                let mut grpc = tonic::server::Grpc::new(RawCodec::<Bytes>::default())
                     .max_decoding_message_size(256 << 20)
                     .accept_compressed(tonic::codec::CompressionEncoding::Gzip);
                 Ok(grpc.unary(handler, request).await)
@@ -384,9 +384,13 @@ impl Client {
                     return false;
                 }
                 let path = http::uri::PathAndQuery::from_static(export_path(signal));
-                grpc.unary(tonic::Request::new(body), path, RawCodec)
-                    .await
-                    .is_ok()
+                grpc.unary(
+                    tonic::Request::new(body),
+                    path,
+                    RawCodec::<Bytes>::default(),
+                )
+                .await
+                .is_ok()
             }
             Client::Http(client, base, zipkin) => {
                 let (url, content_type) = match zipkin {

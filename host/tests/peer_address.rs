@@ -11,8 +11,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpSocket;
 use tokio_util::sync::CancellationToken;
 use trailhead::exporters::{
-    BatchSettings, ExportError, ExporterSpec, QueueSettings, RetrySettings, SendOutcome, Sink,
-    spawn_exporter,
+    BatchSettings, ExportError, ExporterSpec, Payload, QueueSettings, RetrySettings, SendOutcome,
+    Sink, spawn_exporter,
 };
 use trailhead::pdata::{Batch, RequestContext, Signal};
 use trailhead::pipeline::{Fanout, Pipeline, ProcessError, Processor};
@@ -42,7 +42,7 @@ impl Processor for PeerRecorder {
 
 struct Discard;
 impl Sink for Discard {
-    fn send(&self, _: Bytes, _: usize) -> BoxFuture<'_, Result<SendOutcome, ExportError>> {
+    fn send(&self, _: Payload, _: usize) -> BoxFuture<'_, Result<SendOutcome, ExportError>> {
         Box::pin(async { Ok(SendOutcome::default()) })
     }
 }
@@ -165,7 +165,11 @@ async fn peer_address_reaches_processors() {
         .metadata_mut()
         .insert("x-forwarded-for", "10.244.1.7, 10.0.0.1".parse().unwrap());
     client
-        .unary(request, path, trailhead::pdata::grpc::RawCodec)
+        .unary(
+            request,
+            path,
+            trailhead::pdata::grpc::RawCodec::<Bytes>::default(),
+        )
         .await
         .unwrap();
 

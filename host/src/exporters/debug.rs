@@ -1,9 +1,8 @@
 //! The `debug` exporter: prints what arrives on stdout, so a newcomer sees telemetry flow.
 
 use super::queue::{BatchSettings, ExporterSpec, QueueSettings, RetrySettings};
-use super::{ExportError, SendOutcome, Sink};
+use super::{ExportError, Payload, SendOutcome, Sink};
 use crate::pdata::{Signal, json};
-use bytes::Bytes;
 use futures::future::BoxFuture;
 use serde::Deserialize;
 use serde_json::Value;
@@ -66,10 +65,16 @@ struct DebugSink {
 impl Sink for DebugSink {
     fn send(
         &self,
-        payload: Bytes,
+        payload: Payload,
         items: usize,
     ) -> BoxFuture<'_, Result<SendOutcome, ExportError>> {
-        let text = render(&self.id, self.signal, self.verbosity, &payload, items);
+        let text = render(
+            &self.id,
+            self.signal,
+            self.verbosity,
+            &payload.to_bytes(),
+            items,
+        );
         let mut out = std::io::stdout().lock();
         let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
         Box::pin(async { Ok(SendOutcome::default()) })

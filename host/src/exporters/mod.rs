@@ -27,8 +27,48 @@ use tokio::sync::mpsc;
 
 /// One protocol's way of delivering an encoded export request.
 pub trait Sink: Send + Sync + 'static {
-    fn send(&self, payload: Bytes, items: usize)
-    -> BoxFuture<'_, Result<SendOutcome, ExportError>>;
+    fn send(
+        &self,
+        payload: Payload,
+        items: usize,
+    ) -> BoxFuture<'_, Result<SendOutcome, ExportError>>;
+}
+
+/// One export request as the queued requests it merges. Protobuf concatenates repeated
+/// fields, so the parts written one after another are a single `Export*ServiceRequest`:
+/// merging needs no copy, and the sink writes each part once, into its frame.
+#[derive(Clone, Debug, Default)]
+pub struct Payload(Arc<[Bytes]>);
+
+impl Payload {
+    pub fn new(parts: Vec<Bytes>) -> Payload {
+        Payload(parts.into())
+    }
+
+    pub fn parts(&self) -> &[Bytes] {
+        &self.0
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.iter().map(Bytes::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The request in one buffer; copies when there is more than one part.
+    pub fn to_bytes(&self) -> Bytes {
+        match &*self.0 {
+            [] => Bytes::new(),
+            [one] => one.clone(),
+            parts => {
+                let mut merged = bytes::BytesMut::with_capacity(self.len());
+                parts.iter().for_each(|p| merged.extend_from_slice(p));
+                merged.freeze()
+            }
+        }
+    }
 }
 
 /// A delivered request; the peer may have rejected some of it.
@@ -134,5 +174,20 @@ impl Slot<'_> {
                 .await
                 .map_err(|e| storage_error(exporter, e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Parts concatenate in order; one part is not copied.
+    #[test]
+    fn payload_parts_make_one_request() {
+        let one = Payload::new(vec![Bytes::from_static(b"abc")]);
+        assert_eq!(one.to_bytes().as_ptr(), one.parts()[0].as_ptr());
+        let merged = Payload::new(vec![Bytes::from_static(b"ab"), Bytes::from_static(b"cde")]);
+        assert_eq!((merged.len(), &merged.to_bytes()[..]), (5, &b"abcde"[..]));
+        assert!(Payload::default().is_empty());
     }
 }

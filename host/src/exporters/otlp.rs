@@ -2,12 +2,11 @@
 //! such as Grafana Alloy, classifying failures as the collector does.
 
 use super::queue::{BatchSettings, ExporterSpec, QueueSettings, RetrySettings};
-use super::{ExportError, SendOutcome, Sink};
+use super::{ExportError, Payload, SendOutcome, Sink};
 use crate::config::values;
 use crate::pdata::Signal;
 use crate::pdata::grpc::{ExportResponse, RawCodec, export_path};
 use crate::receivers::auth::{AuthConfig, Secret};
-use bytes::Bytes;
 use futures::future::BoxFuture;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -197,7 +196,7 @@ struct OtlpSink {
 impl Sink for OtlpSink {
     fn send(
         &self,
-        payload: Bytes,
+        payload: Payload,
         _items: usize,
     ) -> BoxFuture<'_, Result<SendOutcome, ExportError>> {
         Box::pin(async move {
@@ -217,7 +216,10 @@ impl Sink for OtlpSink {
             *request.metadata_mut() = self.headers.clone();
             request.set_timeout(self.timeout);
             let path = http::uri::PathAndQuery::from_static(export_path(self.signal));
-            match grpc.unary(request, path, RawCodec).await {
+            match grpc
+                .unary(request, path, RawCodec::<Payload>::default())
+                .await
+            {
                 Ok(response) => {
                     let partial = <ExportResponse as prost::Message>::decode(response.into_inner())
                         .ok()

@@ -7,12 +7,12 @@
 //! counts it as failed, unless the queue is on disk, where it stays for the next start.
 
 use super::persistent::{DiskQueue, RecordId};
-use super::{ExportError, ExporterHandle, Inlet, Queued, Sink};
+use super::{ExportError, ExporterHandle, Inlet, Payload, Queued, Sink};
 use crate::config::{ComponentId, values};
 use crate::pdata::Signal;
 use crate::telemetry::traces::SelfTracer;
 use crate::telemetry::{ExporterMetrics, Telemetry};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
@@ -253,7 +253,7 @@ struct Pending {
 
 /// One send's worth of requests.
 struct Outgoing {
-    payload: Bytes,
+    payload: Payload,
     items: usize,
     /// The disk records it holds, acknowledged once the send is done.
     stored: Vec<RecordId>,
@@ -269,21 +269,11 @@ impl Pending {
 
     fn take(&mut self) -> Option<Outgoing> {
         let pending = std::mem::take(self);
-        let payload = match pending.parts.len() {
-            0 => return None,
-            1 => pending.parts.into_iter().next()?,
-            _ => {
-                let mut merged =
-                    BytesMut::with_capacity(pending.parts.iter().map(Bytes::len).sum());
-                pending
-                    .parts
-                    .iter()
-                    .for_each(|p| merged.extend_from_slice(p));
-                merged.freeze()
-            }
-        };
+        if pending.parts.is_empty() {
+            return None;
+        }
         Some(Outgoing {
-            payload,
+            payload: Payload::new(pending.parts),
             items: pending.items,
             stored: pending.stored,
         })
@@ -509,7 +499,7 @@ mod tests {
     impl Sink for Recorder {
         fn send(
             &self,
-            _payload: Bytes,
+            _payload: Payload,
             items: usize,
         ) -> BoxFuture<'_, Result<SendOutcome, ExportError>> {
             Box::pin(async move {

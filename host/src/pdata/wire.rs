@@ -39,6 +39,27 @@ pub fn fields(bytes: &[u8]) -> impl Iterator<Item = (u64, Value<'_>, &[u8])> {
     })
 }
 
+/// The fields of an encoded message as (number, value): [`fields`] without each field's bytes,
+/// for the per-item column reads.
+pub fn values(bytes: &[u8]) -> impl Iterator<Item = (u64, Value<'_>)> {
+    let mut reader = Reader { buf: bytes };
+    std::iter::from_fn(move || reader.field().ok()?)
+}
+
+/// A `KeyValue`'s key and encoded value when it holds just those, key first (how SDKs write
+/// it); `None` for any other shape, which needs the general walk (the last key wins).
+pub fn plain_key_value(kv: &[u8]) -> Option<(&[u8], Option<&[u8]>)> {
+    let mut reader = Reader { buf: kv };
+    let Ok(Some((1, Value::Bytes(key)))) = reader.field() else {
+        return None;
+    };
+    match reader.field() {
+        Ok(None) => Some((key, None)),
+        Ok(Some((2, Value::Bytes(value)))) if reader.buf.is_empty() => Some((key, Some(value))),
+        _ => None,
+    }
+}
+
 /// The last value of field `number` (protobuf's rule for a repeated singular field).
 pub fn last(bytes: &[u8], number: u64) -> Option<Value<'_>> {
     fields(bytes)
