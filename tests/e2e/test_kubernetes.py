@@ -220,6 +220,19 @@ def test_deleted_pod_lingers_then_its_ip_goes_to_the_new_pod(cluster, sink, star
     assert eventually(sees_pod(trailhead, sink, "127.0.0.61", "worker-new")), "the reused IP still points at the deleted pod"
 
 
+def test_a_list_longer_than_one_page(cluster, sink, start_trailhead):
+    # The watcher lists 50 objects a page (its memory during a relist): 120 pods take three.
+    cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "paged"}})
+    cluster.apply(*[{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"paged-{i:03}", "namespace": "paged"},
+                     "spec": {"nodeName": "node-1", "containers": [{"name": "app", "image": "ghcr.io/mathtrail/app:1.0"}]}}
+                    for i in range(119)])
+    cluster.pod("paged-last", "paged", "127.0.0.81")
+    trailhead = start(start_trailhead, sink, cluster, wait_for_metadata=True, filter={"namespace": "paged"})
+    assert trailhead.metric("trailhead_kubernetes_pods") == 120
+    send(trailhead, "127.0.0.81", name="from-a-later-page")
+    assert resource_of(sink, "from-a-later-page")["k8s.pod.name"] == "paged-last"
+
+
 def test_survives_an_api_server_restart(cluster, sink, start_trailhead):
     cluster.pod("steady", NS, "127.0.0.71")
     trailhead = start(start_trailhead, sink, cluster, wait_for_metadata=True)
