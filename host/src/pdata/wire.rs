@@ -88,7 +88,7 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    #[inline]
+    #[inline(always)]
     fn varint(&mut self) -> Result<u64, Reason> {
         // Tags and short lengths are one byte: most varints end here.
         if let Some(&byte) = self.buf.first()
@@ -112,7 +112,7 @@ impl<'a> Reader<'a> {
         })
     }
 
-    #[inline]
+    #[inline(always)]
     fn take(&mut self, n: usize) -> Result<&'a [u8], Reason> {
         if n > self.buf.len() {
             return Err("length runs past the end of the message");
@@ -123,7 +123,7 @@ impl<'a> Reader<'a> {
     }
 
     /// The next field number and value, or `None` at the end.
-    #[inline]
+    #[inline(always)]
     fn field(&mut self) -> Result<Option<(u64, Value<'a>)>, Reason> {
         if self.buf.is_empty() {
             return Ok(None);
