@@ -543,6 +543,11 @@ LEVERS = [
     "- Packed relative relocations (`-z pack-relative-relocs`, DT_RELR): the 1.5 MB relocation table the loader "
     "read at every start, and which stayed resident, is 17 KB; idle RSS 13.0 → 11.4 MiB, peak at 10k spans/s "
     "16.6 → 15.4 MiB. The binary stays position-independent (ASLR).",
+    "- The protobuf reader's tag, varint and length reads always inlined into its walks (request checks, item "
+    "counts, column reads): the `filter` as Wasm 0.38 → 0.31 µs per span over 10,000-span batches, hot-path "
+    "instructions 2,837 → 2,030 per span.",
+    "- Kubernetes lists 50 objects a page instead of kube's 500: a page is parsed whole, and 500 realistic pods left "
+    "~40 MB that the allocator kept; S4's idle RSS 82–89 → 48 MiB.",
     "- Earlier: reading columns from the encoded spans (the filter 3.3 → 0.7 µs per span), mimalloc (1.5× "
     "faster than glibc under prost), compression off by default (gzip costs ~3.5 µs per span), an epoch ticker "
     "that sleeps when no plugin runs (5 ms of CPU a second idle before).",
