@@ -504,11 +504,13 @@ def shortfalls(by):
     if s4 and base and (s4["cpu_us_per_span"] > 1.5 or (s4c and s4["cpu_us_per_span"] > 0.25 * s4c["cpu_us_per_span"])):
         lines.append(
             f"- S4 at {s4['cpu_us_per_span']} µs per span"
-            + (f" is {s4['cpu_us_per_span'] / s4c['cpu_us_per_span']:.2f}× the collector" if s4c else "")
+            + (f" is {s4['cpu_us_per_span'] / s4c['cpu_us_per_span']:.2f}× the collector (0.25× would be "
+               f"{0.25 * s4c['cpu_us_per_span']:.2f} µs)" if s4c else "")
             + f". The same load with no processor costs {base['cpu_us_per_span']} µs per span in this run, so the two "
             f"plugins add {s4['cpu_us_per_span'] - base['cpu_us_per_span']:.2f} µs. At 10k spans/s a 512-span request "
-            "comes every 50 ms and starts with cold caches; at 50k spans/s the same pipeline costs less per span "
-            "(see S7 at half saturation).")
+            "comes every 50 ms and each starts with cold caches (the plugins' instances and code, the host's walks); "
+            + (f"at {half['spans_per_s']:,} spans/s the whole pipeline with enrichment costs {half['cpu_us_per_span']} "
+               "µs per span (S7 at half saturation)." if half else "at higher rates the same pipeline costs less per span."))
     for r in (base, t("S1 otlp-grpc 100/req 10k/s")):
         if r and r["rss_mib"] > 16.0:
             lines.append(
@@ -620,6 +622,15 @@ def markdown(results, when, plugins):
     return "\n".join(lines) + "\n"
 
 
+def render(out):
+    """BENCHMARKS.md again from the last run's records (target/bench), without running anything."""
+    out_dir = REPO / "target" / "bench"
+    results = json.loads((out_dir / "summary.json").read_text())
+    plugins = json.loads((out_dir / "plugins.json").read_text())
+    when = Path(out).read_text().split("Run by `make bench` on ", 1)[1].split(" — ", 1)[0]
+    Path(out).write_text(markdown(results, when, plugins))
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--binary", default=str(REPO / "target/release/trailhead"))
@@ -633,7 +644,10 @@ def main():
                         help="keep the other scenarios' records and plugin figures from the last run (target/bench/)")
     parser.add_argument("--pod-cache", default=str(REPO / "target/release/pod-cache-memory"))
     parser.add_argument("--hot-path", default=str(REPO / "target/release/hot-path"))
+    parser.add_argument("--render", action="store_true", help="rewrite --out from target/bench's records only")
     args = parser.parse_args()
+    if args.render:
+        return render(args.out)
     systems = [("trailhead", [args.binary, "run"])]
     if Path(args.collector).exists():
         systems.append(("collector", [args.collector]))
