@@ -418,12 +418,12 @@ impl Processor for WasmProcessor {
             }
             self.metrics.calls.add(1);
             let started = Instant::now();
-            let in_place = if plugin.blocking_io.load(Ordering::Relaxed) {
+            let done_in_place = if plugin.blocking_io.load(Ordering::Relaxed) {
                 None
             } else {
                 in_place(|| plugin.process(&batch))
             };
-            let outcome = match in_place {
+            let outcome = match done_in_place {
                 Some(outcome) => outcome,
                 None => {
                     if !plugin.blocking_io.swap(true, Ordering::Relaxed) {
