@@ -39,6 +39,8 @@ class Sink:
     def __init__(self, credentials=None, port=0):
         self.requests = {"traces": [], "metrics": [], "logs": []}
         self.metadata = []
+        # Seconds each call had left of its deadline (grpc-timeout) when it arrived.
+        self.deadlines = []
         self.behaviour = None
         self.lock = threading.Lock()
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=16), options=[("grpc.max_receive_message_length", 64 << 20)])
@@ -48,6 +50,7 @@ class Sink:
             def export(self, request, context):
                 with sink.lock:
                     sink.metadata.append(dict(context.invocation_metadata()))
+                    sink.deadlines.append(context.time_remaining())
                 behaviour = sink.behaviour
                 if behaviour is not None:
                     response = behaviour(signal_name, request, context)

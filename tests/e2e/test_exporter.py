@@ -98,17 +98,19 @@ def test_partial_success_is_counted(sink, start_trailhead):
     assert trailhead.metric("trailhead_exporter_sent_items_total", signal="traces") == 2
 
 
-# Configured headers reach the peer as gRPC metadata, gzip-compressed. (grpcio has no zstd; the
-# collector interop test covers zstd.)
+# Configured headers and the send deadline reach the peer as gRPC metadata, gzip-compressed and
+# not (each takes its own path through the exporter). (grpcio has no zstd; the collector interop
+# test covers zstd.)
 def test_headers_and_compression(sink, start_trailhead):
     for compression in ["gzip", "none"]:
         sink.requests["traces"].clear()
         trailhead = start_trailhead(gateway_config(sink.endpoint, headers={"authorization": "Bearer t0ken", "x-scope-orgid": "mathtrail"},
-                                                   compression=compression))
+                                                   compression=compression, timeout="2s"))
         post_spans(trailhead)
         assert sink.wait_for("traces", 3) == 3
         assert sink.metadata[-1]["authorization"] == "Bearer t0ken"
         assert sink.metadata[-1]["x-scope-orgid"] == "mathtrail"
+        assert 1.0 < sink.deadlines[-1] <= 2.0, (compression, sink.deadlines[-1])
         trailhead.stop()
 
 

@@ -1,5 +1,5 @@
 //! The Wasm processor runtime: one engine and linker for the process, plugins compiled once and
-//! pinned by sha256, and calls run on blocking threads with a reusable store per instance.
+//! pinned by sha256, and calls run in place on the async worker with a reusable store per instance.
 //!
 //! Sandbox per plugin: a memory cap (growing past it traps), a CPU deadline per batch (epoch
 //! interruption, 10 ms ticks), a stack cap, and WASI with nothing granted. A component that
