@@ -553,7 +553,21 @@ LEVERS = [
     "blocking streams cannot run on a worker) is moved to the blocking pool on its first write.",
     "- The exporter sends its merged requests as parts written straight into the gRPC frame, instead of first "
     "copying them into one buffer: passthrough at 512 per request, 10k spans/s, 1.10 → 0.95 CPU-µs per span, peak "
-    "RSS 18.2 → 16.6 MiB.",
+    "RSS 18.2 → 16.6 MiB. Then, uncompressed, it hands the parts to h2 itself behind the 5-byte gRPC header, so "
+    "tonic's codec no longer copies them into its frame (the response is still read by tonic's decoder): S4 "
+    "1.22 → 1.16 CPU-µs per span (medians of 5 alternating rounds; the collector 5.08 in the same rounds).",
+    "- Receivers advertise 256 KiB HTTP/2 frames. A client that honours it (tonic, grpc C-core, grpc-java; "
+    "grpc-go keeps 16 KiB) sends a 150 KB request in one frame, which is read in a few syscalls: S4's recvfrom "
+    "calls in 8 s 2,781 → 431, CPU 1.40 → 1.36 µs per span (medians of 5).",
+    "- The load generator's closed loop waited for tokio's timer (1 ms resolution) before every request even when "
+    "none was due, so S7 measured one request a millisecond: 485k spans/s with trailhead 25% busy. Without it, "
+    "and sending through trailhead's own zero-copy exporter, S7 drives trailhead to its core's limit (1.6–1.8M "
+    "spans/s).",
+    "- CPU is read from each process's CPU clock (nanoseconds) instead of /proc's 10 ms ticks, which are 0.08 µs "
+    "a span over S4's 120k spans: more than most differences measured here.",
+    "- Tried and not kept: an epoch clock ticking every 25 ms on its own instead of being woken by the first call "
+    "(S4 1.295 against 1.276 µs per span), and the exporter's connection without TCP_NODELAY so the kernel "
+    "coalesces its 16 KiB frames (1.595 against 1.561).",
     "- Packed relative relocations (`-z pack-relative-relocs`, DT_RELR): the 1.5 MB relocation table the loader "
     "read at every start, and which stayed resident, is 17 KB; idle RSS 13.0 → 11.4 MiB, peak at 10k spans/s "
     "16.6 → 15.4 MiB. The binary stays position-independent (ASLR).",
@@ -577,8 +591,9 @@ def markdown(results, when, plugins):
         "# Benchmarks", "",
         f"Run by `make bench` on {when} — {machine()}.", "",
         "Each system under test is pinned to core 0; trailhead-bench (open-loop load at a fixed rate, latency",
-        "from the intended send time, and the counting OTLP/gRPC sink) to core 1. CPU is utime+stime of the",
-        "system under test over the load window divided by spans sent; RSS is the peak during the load. p50/p99",
+        "from the intended send time, and the counting OTLP/gRPC sink) to core 1. CPU is the system under test's",
+        "process CPU clock (all threads, in nanoseconds) over the load window divided by spans sent; RSS is the",
+        "peak during the load. p50/p99",
         "are end to end (load generator → system → sink), including batching. Exports are uncompressed",
         "OTLP/gRPC. The collector runs `otlp`+`zipkin` receivers → `batch` → `otlp` exporter, built from its Go",
         "modules (tests/peers/collector); Rotel (its PyPI wheel) runs OTLP receivers → its batching → OTLP",

@@ -602,7 +602,15 @@ mod tests {
     use super::*;
 
     fn args(signal: &str) -> Args {
-        Args::parse_from(["trailhead-bench", "--target", "t", "--sink", "s", "--signal", signal])
+        Args::parse_from([
+            "trailhead-bench",
+            "--target",
+            "t",
+            "--sink",
+            "s",
+            "--signal",
+            signal,
+        ])
     }
 
     // A stamped send carries its time in the first item only, shares the built request, and
@@ -614,10 +622,22 @@ mod tests {
             let stamped = Stamped::new(body(&args, signal, 3, STAMP));
             let payload = stamped.at(42).to_bytes();
             assert_eq!(first_item_times(signal, &payload), vec![42]);
-            assert_eq!(payload.windows(8).filter(|w| *w == STAMP.to_le_bytes()).count(), 0);
-            assert_eq!(item_fields(&payload), wire::count_items(signal, &payload).unwrap());
+            assert_eq!(
+                payload
+                    .windows(8)
+                    .filter(|w| *w == STAMP.to_le_bytes())
+                    .count(),
+                0
+            );
+            assert_eq!(
+                item_fields(&payload),
+                wire::count_items(signal, &payload).unwrap()
+            );
             assert_eq!(item_fields(&payload), args.spans_per_request);
-            assert_eq!(stamped.at(43).parts()[0].as_ptr(), stamped.at(44).parts()[0].as_ptr());
+            assert_eq!(
+                stamped.at(43).parts()[0].as_ptr(),
+                stamped.at(44).parts()[0].as_ptr()
+            );
         }
     }
 }

@@ -257,9 +257,7 @@ impl OtlpSink {
             .map_err(|_| Status::resource_exhausted("export request over 4 GiB"))?;
         let mut prefix = [0u8; 5];
         prefix[1..].copy_from_slice(&length.to_be_bytes());
-        let frames: Vec<Bytes> = std::iter::once(Bytes::copy_from_slice(&prefix))
-            .chain(payload.parts().iter().cloned())
-            .collect();
+        let frames = body_chunks(&prefix, payload.parts());
         let frames = frames
             .into_iter()
             .map(|b| Ok::<_, Infallible>(Frame::data(b)));
@@ -316,6 +314,35 @@ impl OtlpSink {
     }
 }
 
+/// A part at least this long goes to h2 as it is; shorter ones are copied together, since each
+/// body chunk becomes at least one DATA frame (a batch of 1-span requests would otherwise be
+/// thousands of 300-byte frames).
+const ZERO_COPY_MIN: usize = 16 * 1024;
+
+/// The gRPC message `prefix` + `parts` as body chunks: long parts shared, runs of short ones
+/// (and the prefix) merged into one buffer each.
+fn body_chunks(prefix: &[u8], parts: &[Bytes]) -> Vec<Bytes> {
+    let mut chunks = Vec::with_capacity(parts.len() + 1);
+    let mut pending = bytes::BytesMut::from(prefix);
+    for part in parts {
+        if part.len() >= ZERO_COPY_MIN {
+            if !pending.is_empty() {
+                chunks.push(pending.split().freeze());
+            }
+            chunks.push(part.clone());
+        } else {
+            pending.extend_from_slice(part);
+            if pending.len() >= ZERO_COPY_MIN {
+                chunks.push(pending.split().freeze());
+            }
+        }
+    }
+    if !pending.is_empty() {
+        chunks.push(pending.freeze());
+    }
+    chunks
+}
+
 /// The collector's retry rules: these codes are transient; RESOURCE_EXHAUSTED only when the
 /// server says when to come back (RetryInfo), since otherwise it is a permanent quota.
 pub fn classify(status: &Status) -> ExportError {
@@ -364,6 +391,28 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    // Long parts are sent as they are, short runs merged; the chunks are the message.
+    #[test]
+    fn body_chunks_share_long_parts_and_merge_short_ones() {
+        let long = Bytes::from(vec![7u8; ZERO_COPY_MIN]);
+        let short = Bytes::from_static(b"abc");
+        let parts = [
+            short.clone(),
+            long.clone(),
+            short.clone(),
+            short.clone(),
+            long.clone(),
+        ];
+        let chunks = body_chunks(b"hdr", &parts);
+        let lengths: Vec<usize> = chunks.iter().map(Bytes::len).collect();
+        assert_eq!(lengths, [6, ZERO_COPY_MIN, 6, ZERO_COPY_MIN]);
+        assert_eq!(chunks[1].as_ptr(), long.as_ptr());
+        let joined: Vec<u8> = chunks.concat();
+        let expected: Vec<u8> = [&b"hdr"[..], &short, &long, &short, &short, &long].concat();
+        assert_eq!(joined, expected);
+        assert_eq!(body_chunks(b"hdr", &[]).concat(), b"hdr");
     }
 
     // An endpoint without a scheme gets one from tls.insecure.
