@@ -238,17 +238,14 @@ impl Stamped {
         }
     }
 
-    /// The request with its first item stamped `sent_ns` (little-endian fixed64), as parts
-    /// that share the built request, so a send copies nothing.
+    /// A copy with its first item stamped `sent_ns` (little-endian fixed64): one buffer, sent
+    /// in one chunk as an SDK's client sends it.
     fn at(&self, sent_ns: u64) -> Payload {
-        match self.offset {
-            None => Payload::new(vec![self.body.clone()]),
-            Some(i) => Payload::new(vec![
-                self.body.slice(..i),
-                Bytes::copy_from_slice(&sent_ns.to_le_bytes()),
-                self.body.slice(i + 8..),
-            ]),
+        let mut copy = self.body.to_vec();
+        if let Some(i) = self.offset {
+            copy[i..i + 8].copy_from_slice(&sent_ns.to_le_bytes());
         }
+        Payload::new(vec![copy.into()])
     }
 }
 
@@ -613,8 +610,8 @@ mod tests {
         ])
     }
 
-    // A stamped send carries its time in the first item only, shares the built request, and
-    // counts the same by item fields as by the full check.
+    // A stamped send carries its time in the first item only, in one buffer, and counts the
+    // same by item fields as by the full check.
     #[test]
     fn stamps_the_first_item_and_counts_by_fields() {
         for (name, signal) in [("traces", Signal::Traces), ("logs", Signal::Logs)] {
@@ -634,10 +631,7 @@ mod tests {
                 wire::count_items(signal, &payload).unwrap()
             );
             assert_eq!(item_fields(&payload), args.spans_per_request);
-            assert_eq!(
-                stamped.at(43).parts()[0].as_ptr(),
-                stamped.at(44).parts()[0].as_ptr()
-            );
+            assert_eq!(stamped.at(43).parts().len(), 1);
         }
     }
 }

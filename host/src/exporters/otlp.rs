@@ -320,22 +320,32 @@ impl OtlpSink {
 const ZERO_COPY_MIN: usize = 16 * 1024;
 
 /// The gRPC message `prefix` + `parts` as body chunks: long parts shared, runs of short ones
-/// (and the prefix) merged into one buffer each.
+/// (and the prefix) merged into one buffer each, topped up from the next long part's head.
 fn body_chunks(prefix: &[u8], parts: &[Bytes]) -> Vec<Bytes> {
     let mut chunks = Vec::with_capacity(parts.len() + 1);
     let mut pending = bytes::BytesMut::from(prefix);
     for part in parts {
-        if part.len() >= ZERO_COPY_MIN {
-            if !pending.is_empty() {
-                chunks.push(pending.split().freeze());
-            }
-            chunks.push(part.clone());
-        } else {
+        // `pending` is always shorter than ZERO_COPY_MIN here.
+        let long =
+            part.len() >= ZERO_COPY_MIN && (pending.is_empty() || part.len() >= 2 * ZERO_COPY_MIN);
+        if !long {
             pending.extend_from_slice(part);
             if pending.len() >= ZERO_COPY_MIN {
                 chunks.push(pending.split().freeze());
             }
+            continue;
         }
+        // Top the short bytes up from the part's head, so no chunk is a few bytes alone.
+        let head = if pending.is_empty() {
+            0
+        } else {
+            ZERO_COPY_MIN - pending.len()
+        };
+        if head > 0 {
+            pending.extend_from_slice(&part[..head]);
+            chunks.push(pending.split().freeze());
+        }
+        chunks.push(part.slice(head..));
     }
     if !pending.is_empty() {
         chunks.push(pending.freeze());
@@ -393,10 +403,11 @@ mod tests {
         }
     }
 
-    // Long parts are sent as they are, short runs merged; the chunks are the message.
+    // Long parts are sent as they are (but for the head that tops up the short bytes before
+    // them), short runs merged; the chunks are the message.
     #[test]
     fn body_chunks_share_long_parts_and_merge_short_ones() {
-        let long = Bytes::from(vec![7u8; ZERO_COPY_MIN]);
+        let long = Bytes::from(vec![7u8; 3 * ZERO_COPY_MIN]);
         let short = Bytes::from_static(b"abc");
         let parts = [
             short.clone(),
@@ -407,8 +418,16 @@ mod tests {
         ];
         let chunks = body_chunks(b"hdr", &parts);
         let lengths: Vec<usize> = chunks.iter().map(Bytes::len).collect();
-        assert_eq!(lengths, [6, ZERO_COPY_MIN, 6, ZERO_COPY_MIN]);
-        assert_eq!(chunks[1].as_ptr(), long.as_ptr());
+        let rest = 2 * ZERO_COPY_MIN + 6;
+        assert_eq!(lengths, [ZERO_COPY_MIN, rest, ZERO_COPY_MIN, rest]);
+        assert_eq!(chunks[1].as_ptr(), long[ZERO_COPY_MIN - 6..].as_ptr());
+        // A part too short to leave a long remainder is copied whole.
+        let medium = Bytes::from(vec![1u8; ZERO_COPY_MIN + 10]);
+        let lengths: Vec<usize> = body_chunks(b"hdr", &[medium])
+            .iter()
+            .map(Bytes::len)
+            .collect();
+        assert_eq!(lengths, [ZERO_COPY_MIN + 13]);
         let joined: Vec<u8> = chunks.concat();
         let expected: Vec<u8> = [&b"hdr"[..], &short, &long, &short, &short, &long].concat();
         assert_eq!(joined, expected);
