@@ -34,13 +34,14 @@ NATIVE_ONLY = ("trailhead", "collector")
 
 
 def scenario(name, protocol="grpc", per_request=512, rate=10_000, seconds=12, plugin=None, load=(),
-             systems=ALL, kept=1.0, half_of=None):
+             systems=ALL, kept=1.0, half_of=None, rounds=1):
     """One load shape. plugin: a Wasm plugin for trailhead alone (resource-stamp), or "k8s"
     (k8sattributes + span filter), "k8s-enrich" (k8sattributes alone) or "log-filter", which
     the collector runs natively. kept: the share of sent items the sink should receive.
-    half_of: run at half the saturation each system reached in that scenario."""
+    half_of: run at half the saturation each system reached in that scenario. rounds: run the
+    systems in turn this many times and keep each one's median record (by CPU per span)."""
     return dict(name=name, protocol=protocol, per_request=per_request, rate=rate, seconds=seconds, plugin=plugin,
-                load=list(load), systems=systems, kept=kept, half_of=half_of)
+                load=list(load), systems=systems, kept=kept, half_of=half_of, rounds=rounds)
 
 
 SCENARIOS = [
@@ -58,7 +59,8 @@ SCENARIOS = [
     scenario("S9 sink 200 ms slow, every 5th export UNAVAILABLE, 10k/s", load=["--sink-delay-ms", "200", "--sink-unavailable-every", "5", "--drain", "60"]),
     scenario("S7 saturation, closed loop, 512/req passthrough", rate=0, seconds=10),
     # Last, so the API server they need runs during no other scenario.
-    scenario(S4, plugin="k8s", systems=NATIVE_ONLY),
+    # Three alternating rounds: its goal is a ratio at 1.5 µs, where one run's noise (±15%) decides.
+    scenario(S4, plugin="k8s", systems=NATIVE_ONLY, rounds=1 if QUICK else 3),
     scenario(S7, rate=0, seconds=10, plugin="k8s-enrich", systems=NATIVE_ONLY),
     scenario("S7 at half saturation + k8sattributes", plugin="k8s-enrich", systems=NATIVE_ONLY, half_of=S7),
 ]
@@ -249,6 +251,15 @@ def run_one(system, command, scenario, loadgen, workdir, env=None, rate=None):
     }
 
 
+def median_run(records):
+    """The record of the median CPU per span, with every round's figure beside it."""
+    ordered = sorted(records, key=lambda r: r["cpu_us_per_span"])
+    median = dict(ordered[len(ordered) // 2])
+    if len(records) > 1:
+        median["rounds_cpu_us_per_span"] = [r["cpu_us_per_span"] for r in records]
+    return median
+
+
 def latency_floor(loadgen, rate, seconds):
     """The load generator at `rate` into its own sink: the latency it measures with no gateway."""
     port = free_ports(1)[0]
@@ -417,7 +428,9 @@ def machine():
 
 
 def cpu(r, by=None):
-    return f"{r['cpu_us_per_span']} µs/span"
+    rounds = r.get("rounds_cpu_us_per_span")
+    spread = f" (median of {len(rounds)} alternating rounds: {', '.join(map(str, rounds))})" if rounds else ""
+    return f"{r['cpu_us_per_span']} µs/span{spread}"
 
 
 PASSTHROUGH_10K = "otlp-grpc 512/req 10k/s"
@@ -614,7 +627,8 @@ def markdown(results, when, plugins):
         "logs that are 95% DEBUG through a filter keeping INFO and above; S6 alternates traces, metrics and logs; S8",
         "sends 20 attributes of 5,000 bytes per span; S9's sink answers after 200 ms and refuses every fifth export",
         "with UNAVAILABLE (the load generator waits up to 60 s for retries to land); S7 is closed loop with 64",
-        "requests in flight; the half-saturation run offers half of what each system reached in S7. Items are spans,",
+        "requests in flight; the half-saturation run offers half of what each system reached in S7. S4 runs its systems",
+        "in turn three times and shows each one's median run. Items are spans,",
         "log records or metric points. \"should receive\" is what a correct gateway delivers (5% in S5).", "",
         "Absolute numbers on these shared 2-core machines move by ±15%; compare the ratios within one run.", "",
         "![CPU per span and peak RSS per scenario and system](BENCHMARKS.png)", "",
@@ -707,18 +721,21 @@ def main():
             if (scenario["plugin"] or "").startswith("k8s") and cluster is None:
                 cluster = start_cluster(Path(tmp))
                 env = {"KUBECONFIG": str(cluster.kubeconfig)}
-            for system, command in systems:
-                if system not in scenario["systems"]:
-                    continue
-                rate = None
-                if scenario["half_of"]:
-                    saturated = by_system_scenario(results).get((system, scenario["half_of"]))
-                    if not saturated:
+            runs = {}
+            for _ in range(scenario["rounds"]):
+                for system, command in systems:
+                    if system not in scenario["systems"]:
                         continue
-                    rate = saturated["spans_per_s"] // 2
-                result = run_one(system, command, scenario, args.loadgen, Path(tmp), env, rate)
-                print(json.dumps(result), flush=True)
-                results.append(result)
+                    rate = None
+                    if scenario["half_of"]:
+                        saturated = by_system_scenario(results).get((system, scenario["half_of"]))
+                        if not saturated:
+                            continue
+                        rate = saturated["spans_per_s"] // 2
+                    result = run_one(system, command, scenario, args.loadgen, Path(tmp), env, rate)
+                    print(json.dumps(result), flush=True)
+                    runs.setdefault(system, []).append(result)
+            results += [median_run(records) for records in runs.values()]
         if cluster:
             cluster.stop()
         plugins = {}
