@@ -402,14 +402,16 @@ static FAILURE_SHOWN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicB
 
 /// Sends one request; Ok(true) when accepted.
 enum Client {
-    /// trailhead's own OTLP exporter sink per signal: it hands the request's parts to h2
-    /// without copying them, so the generator's cost per span stays well below the gateway's.
+    /// trailhead's own OTLP exporter sink per signal: it hands the request to h2 without
+    /// tonic's copy, so the generator's cost per span stays well below the gateway's.
     Grpc(Vec<(Signal, Arc<dyn trailhead::exporters::Sink>)>),
     /// The client, `http://host:port`, and whether it posts Zipkin JSON.
     Http(
-        hyper_util::client::legacy::Client<
-            hyper_util::client::legacy::connect::HttpConnector,
-            http_body_util::Full<Bytes>,
+        Box<
+            hyper_util::client::legacy::Client<
+                hyper_util::client::legacy::connect::HttpConnector,
+                http_body_util::Full<Bytes>,
+            >,
         >,
         String,
         bool,
@@ -490,7 +492,7 @@ async fn main() -> anyhow::Result<()> {
                 hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
                     .build_http();
             Client::Http(
-                client,
+                Box::new(client),
                 format!("http://{}", args.target),
                 matches!(args.protocol, Protocol::Zipkin),
             )
