@@ -13,10 +13,6 @@
 //! slow (`--sink-delay-ms`) or to refuse every Nth export with UNAVAILABLE.
 
 use anyhow::Context;
-
-// As in trailhead: glibc's malloc maps and unmaps every 150 KB request buffer.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use bytes::Bytes;
 use clap::{Parser, ValueEnum};
 use opentelemetry_proto::tonic::common::v1::any_value;
@@ -34,6 +30,10 @@ use trailhead::pdata::Signal;
 use trailhead::pdata::grpc::RawCodec;
 use trailhead::pdata::wire::{self, Value};
 use trailhead_bench::{logs_request, metrics_request, resource, string_kv, traces_request};
+
+// As in trailhead: glibc's malloc maps and unmaps every 150 KB request buffer.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Clone, Copy, Debug, PartialEq, ValueEnum)]
 enum Signals {
@@ -262,12 +262,17 @@ struct SinkState {
     latencies_ms: Mutex<Vec<f64>>,
 }
 
-/// The first length-delimited field `number` of a message.
-fn first(bytes: &[u8], number: u64) -> Option<&[u8]> {
-    wire::fields(bytes).find_map(|(n, v, _)| match v {
+/// The length-delimited fields `number` of a message (its sub-messages there).
+fn messages(bytes: &[u8], number: u64) -> impl Iterator<Item = &[u8]> {
+    wire::fields(bytes).filter_map(move |(n, v, _)| match v {
         Value::Bytes(b) if n == number => Some(b),
         _ => None,
     })
+}
+
+/// The first length-delimited field `number` of a message.
+fn first(bytes: &[u8], number: u64) -> Option<&[u8]> {
+    messages(bytes, number).next()
 }
 
 /// The sink checks the framing of every export's every field only this often: at 1M spans a
@@ -277,15 +282,9 @@ const FULL_CHECK_EVERY: u64 = 16;
 
 /// Spans or log records of an export, counted by field numbers alone.
 fn item_fields(request: &[u8]) -> usize {
-    let nested = |bytes, number| {
-        wire::fields(bytes).filter_map(move |(n, v, _)| match v {
-            Value::Bytes(b) if n == number => Some(b),
-            _ => None,
-        })
-    };
-    nested(request, 1)
-        .flat_map(|resource| nested(resource, 2))
-        .map(|scope| nested(scope, 2).count())
+    messages(request, 1)
+        .flat_map(|resource| messages(resource, 2))
+        .map(|scope| messages(scope, 2).count())
         .sum()
 }
 
@@ -369,7 +368,7 @@ async fn run_sink(listen: &str, sink: Arc<Sink>) -> anyhow::Result<()> {
             let handler = self.0.clone();
             Box::pin(async move {
                 // Rotel 0.0.1a15 gzips its export whatever its compression flag says.
-                let mut grpc = tonic::server::Grpc::new(RawCodec::<Bytes>::default())
+                let mut grpc = tonic::server::Grpc::new(RawCodec)
                     .max_decoding_message_size(256 << 20)
                     .accept_compressed(tonic::codec::CompressionEncoding::Gzip);
                 Ok(grpc.unary(handler, request).await)

@@ -3,7 +3,6 @@
 //! distinct loopback source addresses so the test can tell them apart.
 
 #![allow(clippy::unwrap_used)] // a test: a failed step should fail it loudly
-use bytes::Bytes;
 use futures::future::BoxFuture;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -165,11 +164,7 @@ async fn peer_address_reaches_processors() {
         .metadata_mut()
         .insert("x-forwarded-for", "10.244.1.7, 10.0.0.1".parse().unwrap());
     client
-        .unary(
-            request,
-            path,
-            trailhead::pdata::grpc::RawCodec::<Bytes>::default(),
-        )
+        .unary(request, path, trailhead::pdata::grpc::RawCodec)
         .await
         .unwrap();
 

@@ -36,7 +36,7 @@ pub trait Sink: Send + Sync + 'static {
 
 /// One export request as the queued requests it merges. Protobuf concatenates repeated
 /// fields, so the parts written one after another are a single `Export*ServiceRequest`:
-/// merging needs no copy, and the sink writes each part once, into its frame.
+/// merging needs no copy, and an uncompressed send hands the parts to h2 as they are.
 #[derive(Clone, Debug, Default)]
 pub struct Payload(Arc<[Bytes]>);
 

@@ -83,6 +83,16 @@ pub enum Compression {
     Zstd,
 }
 
+impl Compression {
+    fn encoding(self) -> Option<CompressionEncoding> {
+        match self {
+            Compression::None => None,
+            Compression::Gzip => Some(CompressionEncoding::Gzip),
+            Compression::Zstd => Some(CompressionEncoding::Zstd),
+        }
+    }
+}
+
 /// A problem building the exporter from its config.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -212,16 +222,9 @@ impl Sink for OtlpSink {
                     message: format!("connecting: {e}"),
                     retry_after: None,
                 })?;
-            let response = match self.compression {
-                Compression::None => self.send_uncompressed(channel, payload).await,
-                Compression::Gzip => {
-                    self.send_compressed(channel, payload, CompressionEncoding::Gzip)
-                        .await
-                }
-                Compression::Zstd => {
-                    self.send_compressed(channel, payload, CompressionEncoding::Zstd)
-                        .await
-                }
+            let response = match self.compression.encoding() {
+                None => self.send_uncompressed(channel, payload).await,
+                Some(encoding) => self.send_compressed(channel, payload, encoding).await,
             };
             let partial =
                 <ExportResponse as prost::Message>::decode(response.map_err(|s| classify(&s))?)
@@ -285,8 +288,7 @@ impl OtlpSink {
                 _ => Err(status),
             };
         }
-        let mut stream =
-            Streaming::new_response(RawCodec::<Bytes>::default(), body, parts.status, None, None);
+        let mut stream = Streaming::new_response(RawCodec, body, parts.status, None, None);
         let message = stream
             .message()
             .await?
@@ -305,10 +307,11 @@ impl OtlpSink {
             .accept_compressed(CompressionEncoding::Gzip)
             .accept_compressed(CompressionEncoding::Zstd)
             .send_compressed(encoding);
-        let mut request = tonic::Request::new(payload);
+        // Compressing copies the request anyway; one more copy to join its parts is noise.
+        let mut request = tonic::Request::new(payload.to_bytes());
         *request.metadata_mut() = self.metadata();
         let path = http::uri::PathAndQuery::from_static(export_path(self.signal));
-        grpc.unary(request, path, RawCodec::<Payload>::default())
+        grpc.unary(request, path, RawCodec)
             .await
             .map(tonic::Response::into_inner)
     }
@@ -336,16 +339,14 @@ fn body_chunks(prefix: &[u8], parts: &[Bytes]) -> Vec<Bytes> {
             continue;
         }
         // Top the short bytes up from the part's head, so no chunk is a few bytes alone.
-        let head = if pending.is_empty() {
-            0
-        } else {
-            ZERO_COPY_MIN - pending.len()
-        };
-        if head > 0 {
+        if !pending.is_empty() {
+            let head = ZERO_COPY_MIN - pending.len();
             pending.extend_from_slice(&part[..head]);
             chunks.push(pending.split().freeze());
+            chunks.push(part.slice(head..));
+        } else {
+            chunks.push(part.clone());
         }
-        chunks.push(part.slice(head..));
     }
     if !pending.is_empty() {
         chunks.push(pending.freeze());

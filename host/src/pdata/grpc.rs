@@ -2,7 +2,6 @@
 //! still encoded, and the gRPC method paths of the OTLP services.
 
 use super::Signal;
-use crate::exporters::Payload;
 use bytes::{Buf, BufMut, Bytes};
 use tonic::Status;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
@@ -16,62 +15,34 @@ pub fn export_path(signal: Signal) -> &'static str {
     }
 }
 
-/// Encodes and decodes nothing: a message is its bytes. `T` is what is sent: one buffer, or
-/// an exporter's [`Payload`] of parts, each written straight into the frame.
+/// Encodes and decodes nothing: a message is its bytes.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct RawCodec<T = Bytes>(std::marker::PhantomData<T>);
+pub struct RawCodec;
 
-/// What a [`RawCodec`] can send.
-pub trait RawMessage: Send + 'static {
-    /// Bytes it will write, to size the frame.
-    fn encoded_len(&self) -> usize;
-    fn write_to(self, dst: &mut EncodeBuf<'_>);
-}
-
-impl RawMessage for Bytes {
-    fn encoded_len(&self) -> usize {
-        Bytes::len(self)
-    }
-    fn write_to(self, dst: &mut EncodeBuf<'_>) {
-        dst.put(self);
-    }
-}
-
-impl RawMessage for Payload {
-    fn encoded_len(&self) -> usize {
-        Payload::len(self)
-    }
-    fn write_to(self, dst: &mut EncodeBuf<'_>) {
-        self.parts().iter().for_each(|part| dst.put_slice(part));
-    }
-}
-
-impl<T: RawMessage> Codec for RawCodec<T> {
-    type Encode = T;
+impl Codec for RawCodec {
+    type Encode = Bytes;
     type Decode = Bytes;
-    type Encoder = RawCodec<T>;
-    type Decoder = RawCodec<T>;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
 
     fn encoder(&mut self) -> Self::Encoder {
-        RawCodec(std::marker::PhantomData)
+        RawCodec
     }
     fn decoder(&mut self) -> Self::Decoder {
-        RawCodec(std::marker::PhantomData)
+        RawCodec
     }
 }
 
-impl<T: RawMessage> Encoder for RawCodec<T> {
-    type Item = T;
+impl Encoder for RawCodec {
+    type Item = Bytes;
     type Error = Status;
-    fn encode(&mut self, item: T, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        // One allocation of the frame's size, not a doubling per part.
-        dst.reserve(item.encoded_len());
-        item.write_to(dst);
+    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        dst.put(item);
         Ok(())
     }
 }
 
-impl<T: RawMessage> Decoder for RawCodec<T> {
+impl Decoder for RawCodec {
     type Item = Bytes;
     type Error = Status;
     fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {

@@ -93,7 +93,7 @@ impl tower::Service<http::Request<Body>> for ExportService {
             if let Err(e) = this.handler.fanout.admit() {
                 return Ok(status_of(e).into_http());
             }
-            let mut grpc = tonic::server::Grpc::new(RawCodec::<bytes::Bytes>::default())
+            let mut grpc = tonic::server::Grpc::new(RawCodec)
                 .accept_compressed(CompressionEncoding::Gzip)
                 .accept_compressed(CompressionEncoding::Zstd)
                 .max_decoding_message_size(this.max_message_bytes);
