@@ -1,15 +1,15 @@
 //! The Wasm processor runtime: one engine and linker for the process, plugins compiled once and
 //! pinned by sha256, and calls run in place on the async worker with a reusable store per instance.
 //!
-//! Sandbox per plugin: a memory cap (growing past it traps), a CPU deadline per batch (epoch
-//! interruption, 10 ms ticks), a stack cap, and WASI with nothing granted. A component that
+//! Sandbox per plugin: a memory cap (growing past it traps), a CPU deadline per batch (a timer
+//! on the calling thread's CPU clock that interrupts through the epoch), a stack cap, and WASI with nothing granted. A component that
 //! imports a forbidden interface (sockets, HTTP, filesystem) is refused at load. A trap drops
 //! the store; the next call instantiates afresh. The batch is lent on a working copy, so a
 //! failed call changes nothing.
 
 pub mod batch;
+mod deadline;
 pub mod encoded;
-mod epoch;
 pub mod host;
 
 use crate::pdata::{Batch, Signal};
@@ -89,7 +89,6 @@ fn compile_in_child(engine: &Engine, exe: &Path, wasm: &[u8]) -> wasmtime::Resul
 /// The process-wide engine and linker.
 pub struct Runtime {
     engine: Engine,
-    ticker: epoch::Ticker,
     linker: Linker<PluginState>,
     /// Compiled components by the sha256 of their bytes.
     compiled: Mutex<std::collections::HashMap<String, Component>>,
@@ -157,9 +156,7 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
         Bindings::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |state| state)?;
-        let ticker = epoch::Ticker::start(&engine)?;
         Ok(Arc::new(Runtime {
-            ticker,
             engine,
             linker,
             compiled: Mutex::default(),
@@ -336,7 +333,7 @@ fn wit_signal(signal: Signal) -> WitSignal {
 
 impl Plugin {
     fn instantiate(&self) -> Result<Instance, String> {
-        let _deadline_clock = self.runtime.ticker.running();
+        let _deadline = deadline::arm(&self.runtime.engine, self.limits.timeout)?;
         let state = PluginState::new(
             self.id.clone(),
             self.limits.memory_bytes,
@@ -344,8 +341,8 @@ impl Plugin {
         );
         let mut store = Store::new(&self.runtime.engine, state);
         store.limiter(|state| &mut state.limits);
-        store.set_epoch_deadline(self.deadline_ticks());
-        store.epoch_deadline_trap();
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|_| deadline::on_epoch());
         let bindings = self
             .pre
             .instantiate(&mut store)
@@ -354,12 +351,6 @@ impl Plugin {
             .call_init(&mut store, &self.config_json)
             .map_err(|e| format!("{e:#}"))??;
         Ok((store, bindings, info))
-    }
-
-    fn deadline_ticks(&self) -> u64 {
-        (self.limits.timeout.as_millis() as u64)
-            .div_ceil(epoch::TICK.as_millis() as u64)
-            .max(1)
     }
 
     /// Runs one small batch of every signal the plugin handles under production limits. A trap
@@ -420,10 +411,10 @@ impl Plugin {
             })?,
         };
         store.data_mut().context = Some(batch.context.clone());
-        store.set_epoch_deadline(self.deadline_ticks());
-        let result = {
-            let _deadline_clock = self.runtime.ticker.running();
-            run(&mut store, &bindings, batch)
+        store.set_epoch_deadline(1);
+        let result = match deadline::arm(&self.runtime.engine, self.limits.timeout) {
+            Ok(_deadline) => run(&mut store, &bindings, batch),
+            Err(message) => Err(wasmtime::Error::msg(message)),
         };
         store.data_mut().context = None;
         match result {
