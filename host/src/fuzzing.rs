@@ -17,7 +17,7 @@ pub fn otlp_protobuf(data: &[u8]) {
     let signal = Signal::ALL[usize::from(first) % 3];
     let payload = bytes::Bytes::copy_from_slice(body);
     if let Ok(batch) = Batch::from_protobuf(signal, payload, RequestContext::internal("fuzz")) {
-        let _ = crate::pdata::json::to_json(signal, &batch.payload);
+        let _ = crate::pdata::json::to_json(signal, &batch.payload.to_bytes());
     }
 }
 
@@ -31,7 +31,7 @@ pub fn otlp_json(data: &[u8]) {
     if let Ok(batch) =
         crate::pdata::json::batch_from_json(signal, body, RequestContext::internal("fuzz"))
     {
-        let counted = crate::pdata::wire::count_items(signal, &batch.payload).ok();
+        let counted = crate::pdata::wire::count_items(signal, &batch.payload.to_bytes()).ok();
         assert_eq!(
             counted,
             Some(batch.items),

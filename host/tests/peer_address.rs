@@ -153,7 +153,8 @@ async fn peer_address_reaches_processors() {
     let context = RequestContext::internal("client");
     let payload = trailhead::pdata::json::batch_from_json(Signal::Traces, OTLP_JSON, context)
         .unwrap()
-        .payload;
+        .payload
+        .to_bytes();
     let mut client = tonic::client::Grpc::new(channel);
     client.ready().await.unwrap();
     let path =

@@ -44,7 +44,7 @@ fn main() {
     let mut kept = 0;
     for _ in 0..rounds {
         kept += wire::count_items(Signal::Traces, &payload).expect("well formed");
-        let mut work = SpanWork::lend(payload.clone()).expect("lends");
+        let mut work = SpanWork::lend(payload.clone().into()).expect("lends");
         let drops: Vec<u32> = work
             .encoded_items()
             .enumerate()

@@ -20,7 +20,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use trailhead::kubernetes::{self, Store};
-use trailhead::pdata::{Batch, RequestContext, Signal};
+use trailhead::pdata::{Batch, Payload, RequestContext, Signal};
 use trailhead::processors::wasm::batch::SpanWork;
 use trailhead::processors::wasm::encoded;
 use trailhead::processors::wasm::{Limits, Runtime};
@@ -107,8 +107,8 @@ impl Columns for NativeSpans<'_> {
     }
 }
 
-fn native_filter(payload: &Bytes, conditions: &[trailhead_ottl::Expr]) -> Bytes {
-    let mut work = SpanWork::lend(payload.clone()).expect("lends");
+fn native_filter(payload: &Bytes, conditions: &[trailhead_ottl::Expr]) -> Payload {
+    let mut work = SpanWork::lend(payload.clone().into()).expect("lends");
     let n = work.item_count() as usize;
     let mut dropped = vec![false; n];
     for condition in conditions {
@@ -182,7 +182,7 @@ fn main() -> anyhow::Result<()> {
     let payload = payload();
     let batch = Batch {
         signal: Signal::Traces,
-        payload: payload.clone(),
+        payload: payload.clone().into(),
         items: spans(),
         context: RequestContext::internal("bench"),
     };
@@ -238,10 +238,10 @@ fn main() -> anyhow::Result<()> {
     let wasm_out = filter.call(&batch).map_err(|f| anyhow::anyhow!("{f:?}"))?;
     let native_out = native_filter(&payload, &conditions);
     anyhow::ensure!(
-        wasm_out == native_out,
+        wasm_out == native_out.to_bytes(),
         "the Wasm and native filters disagree"
     );
-    let kept = trailhead::pdata::wire::count_items(Signal::Traces, &native_out)?;
+    let kept = trailhead::pdata::wire::count_items(Signal::Traces, &native_out.to_bytes())?;
 
     let per_round = 5;
     let (mut wasm, mut native, mut floor, mut resource, mut enrich) =
@@ -255,7 +255,7 @@ fn main() -> anyhow::Result<()> {
             start.elapsed() / per_round
         };
         wasm.push(time(&mut || {
-            filter.call(&batch).expect("filters");
+            filter.process(&batch).expect("filters");
         }));
         native.push(time(&mut || {
             native_filter(&payload, &conditions);
@@ -264,10 +264,10 @@ fn main() -> anyhow::Result<()> {
             decode_encode(&payload);
         }));
         resource.push(time(&mut || {
-            stamp.call(&batch).expect("stamps");
+            stamp.process(&batch).expect("stamps");
         }));
         enrich.push(time(&mut || {
-            k8s.call(&from_pod).expect("enriches");
+            k8s.process(&from_pod).expect("enriches");
         }));
     }
     let us_per_span =

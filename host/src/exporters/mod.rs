@@ -18,8 +18,8 @@ pub use queue::{
 };
 
 use crate::pdata::Batch;
+pub use crate::pdata::Payload;
 use crate::pipeline::ConsumeError;
-use bytes::Bytes;
 use futures::future::BoxFuture;
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,43 +32,6 @@ pub trait Sink: Send + Sync + 'static {
         payload: Payload,
         items: usize,
     ) -> BoxFuture<'_, Result<SendOutcome, ExportError>>;
-}
-
-/// One export request as the queued requests it merges. Protobuf concatenates repeated
-/// fields, so the parts written one after another are a single `Export*ServiceRequest`:
-/// merging needs no copy, and an uncompressed send hands the parts to h2 as they are.
-#[derive(Clone, Debug, Default)]
-pub struct Payload(Arc<[Bytes]>);
-
-impl Payload {
-    pub fn new(parts: Vec<Bytes>) -> Payload {
-        Payload(parts.into())
-    }
-
-    pub fn parts(&self) -> &[Bytes] {
-        &self.0
-    }
-
-    pub fn len(&self) -> usize {
-        self.0.iter().map(Bytes::len).sum()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The request in one buffer; copies when there is more than one part.
-    pub fn to_bytes(&self) -> Bytes {
-        match &*self.0 {
-            [] => Bytes::new(),
-            [one] => one.clone(),
-            parts => {
-                let mut merged = bytes::BytesMut::with_capacity(self.len());
-                parts.iter().for_each(|p| merged.extend_from_slice(p));
-                merged.freeze()
-            }
-        }
-    }
 }
 
 /// A delivered request; the peer may have rejected some of it.
@@ -95,7 +58,7 @@ pub enum ExportError {
 /// What the batcher takes from a queue: an encoded request, its item count, and the record to
 /// acknowledge once it is done when the queue is on disk.
 pub struct Queued {
-    pub payload: bytes::Bytes,
+    pub payload: Payload,
     pub items: usize,
     pub stored: Option<persistent::RecordId>,
 }
@@ -170,24 +133,9 @@ impl Slot<'_> {
                 exporter,
                 reservation,
             } => reservation
-                .write(batch.payload, batch.items)
+                .write(batch.payload.to_bytes(), batch.items)
                 .await
                 .map_err(|e| storage_error(exporter, e)),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    // Parts concatenate in order; one part is not copied.
-    #[test]
-    fn payload_parts_make_one_request() {
-        let one = Payload::new(vec![Bytes::from_static(b"abc")]);
-        assert_eq!(one.to_bytes().as_ptr(), one.parts()[0].as_ptr());
-        let merged = Payload::new(vec![Bytes::from_static(b"ab"), Bytes::from_static(b"cde")]);
-        assert_eq!((merged.len(), &merged.to_bytes()[..]), (5, &b"abcde"[..]));
-        assert!(Payload::default().is_empty());
     }
 }

@@ -225,7 +225,7 @@ async fn feed(
             }
         };
         let queued = Queued {
-            payload: stored.payload,
+            payload: stored.payload.into(),
             items: stored.items,
             stored: Some(stored.id),
         };
@@ -263,7 +263,7 @@ impl Pending {
     fn push(&mut self, queued: Queued) {
         self.since.get_or_insert_with(Instant::now);
         self.items += queued.items;
-        self.parts.push(queued.payload);
+        self.parts.extend(queued.payload.parts().iter().cloned());
         self.stored.extend(queued.stored);
     }
 
@@ -521,7 +521,7 @@ mod tests {
         let payload = crate::pdata::wire::tests_support::traces_request(items);
         Batch {
             signal: Signal::Traces,
-            payload,
+            payload: payload.into(),
             items,
             context: RequestContext::internal("t"),
         }

@@ -95,7 +95,7 @@ mod tests {
     #[test]
     fn trace_ids_round_trip_as_hex() {
         let trace = batch_from_json(Signal::Traces, &fixture("trace.json"), context()).unwrap();
-        let json = to_json(Signal::Traces, &trace.payload).unwrap();
+        let json = to_json(Signal::Traces, &trace.payload.to_bytes()).unwrap();
         let span = &json["resourceSpans"][0]["scopeSpans"][0]["spans"][0];
         assert_eq!(span["traceId"], "5b8efff798038103d269b633813fc60c");
         assert_eq!(span["spanId"], "eee19b7ec3c1b174");

@@ -6,7 +6,10 @@
 
 pub mod grpc;
 pub mod json;
+mod payload;
 pub mod wire;
+
+pub use payload::{Payload, Reader};
 
 use bytes::Bytes;
 use std::fmt;
@@ -98,7 +101,7 @@ impl RequestContext {
 pub struct Batch {
     pub signal: Signal,
     /// The protobuf encoding of the export request.
-    pub payload: Bytes,
+    pub payload: Payload,
     /// Spans, metric data points or log records in `payload` (the collector's item unit).
     pub items: usize,
     pub context: RequestContext,
@@ -114,7 +117,7 @@ impl Batch {
         let items = wire::count_items(signal, &payload)?;
         Ok(Batch {
             signal,
-            payload,
+            payload: payload.into(),
             items,
             context,
         })
@@ -131,7 +134,7 @@ impl Batch {
         let items = wire::count_items(signal, &payload).unwrap_or(0);
         Batch {
             signal,
-            payload,
+            payload: payload.into(),
             items,
             context,
         }

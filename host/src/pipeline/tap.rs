@@ -92,7 +92,7 @@ mod tests {
     fn batch(items: usize) -> Batch {
         Batch {
             signal: Signal::Traces,
-            payload: crate::pdata::wire::tests_support::traces_request(items),
+            payload: crate::pdata::wire::tests_support::traces_request(items).into(),
             items,
             context: RequestContext::internal("t"),
         }

@@ -80,7 +80,7 @@ fn tap(pipelines: &BTreeMap<String, Arc<Pipeline>>, query: &str) -> Response {
         let (id, point) = (id.clone(), point.to_string());
         async move {
             let batch = subscription.batches.recv().await?;
-            let data = to_json(batch.signal, &batch.payload)
+            let data = to_json(batch.signal, &batch.payload.to_bytes())
                 .unwrap_or_else(|e| serde_json::json!({"undecodable": e}));
             let record = serde_json::json!({
                 "pipeline": id,

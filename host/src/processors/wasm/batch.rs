@@ -7,7 +7,7 @@
 //! any signal with its resources decoded and its scopes still encoded. Resource-attribute work
 //! never touches an item.
 
-use crate::pdata::{Signal, wire};
+use crate::pdata::{Payload, Signal, wire};
 use bytes::Bytes;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ScopeLogs};
@@ -34,6 +34,43 @@ struct RawResource {
     scopes: Vec<Bytes>,
     #[prost(string, tag = "3")]
     schema_url: String,
+}
+
+/// A scope shorter than this is copied into the encoding around it rather than shared as a
+/// part of its own: a part costs a slice and, at the exporter, a write of its own.
+const SHARE_MIN: usize = 4096;
+
+impl Skeleton {
+    /// Encodes the request as prost does, in parts: the resources and the framing are written
+    /// anew, and every scope of `SHARE_MIN` bytes or more is shared, not copied.
+    fn encode_shared(&self) -> Payload {
+        use prost::encoding::{WireType, encode_key, encode_varint, message, string};
+        let (mut parts, mut head) = (Vec::new(), Vec::new());
+        for resource in &self.resources {
+            encode_key(1, WireType::LengthDelimited, &mut head);
+            encode_varint(resource.encoded_len() as u64, &mut head);
+            if let Some(r) = &resource.resource {
+                message::encode(1, r, &mut head);
+            }
+            for scope in &resource.scopes {
+                encode_key(2, WireType::LengthDelimited, &mut head);
+                encode_varint(scope.len() as u64, &mut head);
+                if scope.len() < SHARE_MIN {
+                    head.extend_from_slice(scope);
+                } else {
+                    parts.push(Bytes::from(std::mem::take(&mut head)));
+                    parts.push(scope.clone());
+                }
+            }
+            if !resource.schema_url.is_empty() {
+                string::encode(3, &resource.schema_url, &mut head);
+            }
+        }
+        if !head.is_empty() {
+            parts.push(Bytes::from(head));
+        }
+        Payload::new(parts)
+    }
 }
 
 /// A scope message of one signal: its item type. Every signal's scope holds its items in
@@ -338,7 +375,7 @@ impl<I: Parts + Message + Default> Items<I> {
 
 /// A batch lent to a plugin for one call.
 pub struct Working<S: Scope> {
-    original: Bytes,
+    original: Payload,
     skeleton: Skeleton,
     items: Option<Items<S::Item>>,
     changed: bool,
@@ -356,9 +393,9 @@ pub type MetricWork = Working<ScopeMetrics>;
 pub struct LendError(#[from] prost::DecodeError);
 
 impl<S: Scope> Working<S> {
-    /// Decodes the resources of an encoded request; items stay encoded.
-    pub fn lend(payload: Bytes) -> Result<Self, LendError> {
-        let skeleton = Skeleton::decode(payload.clone())?;
+    /// Decodes the resources of an encoded request; items stay encoded, sharing its bytes.
+    pub fn lend(payload: Payload) -> Result<Self, LendError> {
+        let skeleton = Skeleton::decode(payload.reader())?;
         Ok(Working {
             original: payload,
             skeleton,
@@ -487,7 +524,7 @@ impl<S: Scope> Working<S> {
         wire::count_items(S::SIGNAL, &payload).map_err(|e| e.to_string())?;
         let skeleton = Skeleton::decode(payload.clone()).map_err(|e| e.to_string())?;
         *self = Working {
-            original: payload,
+            original: payload.into(),
             skeleton,
             items: None,
             changed: true,
@@ -497,7 +534,7 @@ impl<S: Scope> Working<S> {
     }
 
     /// The batch as it stands, leaving this working copy intact (the `to-otlp` escape hatch).
-    pub fn encode(&self) -> Bytes {
+    pub fn encode(&self) -> Payload {
         if !self.changed {
             return self.original.clone();
         }
@@ -524,7 +561,7 @@ impl<S: Scope> Working<S> {
     }
 
     /// The batch as it stands, applying drops in place: the original bytes when nothing changed.
-    pub fn into_encoded(mut self) -> Bytes {
+    pub fn into_encoded(mut self) -> Payload {
         if !self.changed {
             return self.original;
         }
@@ -536,7 +573,7 @@ impl<S: Scope> Working<S> {
             }
             self.skeleton.resources.retain(|r| !r.scopes.is_empty());
         }
-        Bytes::from(self.skeleton.encode_to_vec())
+        self.skeleton.encode_shared()
     }
 
     /// Whether the plugin decoded or indexed items (for the lazy-decoding benchmark and tests).
@@ -567,15 +604,15 @@ mod tests {
     #[test]
     fn lazy_and_journalled() {
         let payload = traces_request(5);
-        let mut work = SpanWork::lend(payload.clone()).unwrap();
-        assert_eq!(work.encode(), payload);
+        let mut work = SpanWork::lend(payload.clone().into()).unwrap();
+        assert_eq!(work.encode().to_bytes(), payload);
         work.resource_attributes_mut(0).unwrap().push(KeyValue {
             key: "k8s.pod.name".into(),
             ..Default::default()
         });
         assert!(!work.touched_items());
         assert_eq!(work.item_count_after(5), Some(5));
-        let out = ExportTraceServiceRequest::decode(work.encode()).unwrap();
+        let out = ExportTraceServiceRequest::decode(work.encode().to_bytes()).unwrap();
         assert_eq!(
             out.resource_spans[0].resource.as_ref().unwrap().attributes[0].key,
             "k8s.pod.name"
@@ -583,7 +620,10 @@ mod tests {
         assert_eq!(out.resource_spans[0].scope_spans[0].spans.len(), 5);
         assert_eq!(work.item_count(), 5);
         work.drop_items(&[1, 3]);
-        assert_eq!(wire::count_items(Signal::Traces, &work.encode()), Ok(3));
+        assert_eq!(
+            wire::count_items(Signal::Traces, &work.encode().to_bytes()),
+            Ok(3)
+        );
         assert_eq!(work.item_count_after(5), Some(3));
         work.replace(traces_request(2)).unwrap();
         assert_eq!(
@@ -591,6 +631,41 @@ mod tests {
             None,
             "a replacement is counted again"
         );
+    }
+
+    // A resource edit writes the resource anew and shares the scopes: the big scope goes out
+    // as a slice of the request it came in, the bytes are prost's own encoding, and the next
+    // plugin lends the parts without copying the spans.
+    #[test]
+    fn resource_edits_share_the_scopes() {
+        let payload = traces_request(1000);
+        let mut request = ExportTraceServiceRequest::decode(payload.clone()).unwrap();
+        let mut work = SpanWork::lend(payload.clone().into()).unwrap();
+        let pod = KeyValue {
+            key: "k8s.pod.name".into(),
+            ..Default::default()
+        };
+        work.resource_attributes_mut(0).unwrap().push(pod.clone());
+        let out = work.into_encoded();
+        let range = payload.as_ptr_range();
+        let shared = |part: &[u8]| range.contains(&part.as_ptr());
+        assert!(
+            out.parts().len() > 1
+                && out
+                    .parts()
+                    .iter()
+                    .any(|p| p.len() >= SHARE_MIN && shared(p))
+        );
+        let resource = request.resource_spans[0].resource.get_or_insert_default();
+        resource.attributes.push(pod);
+        assert_eq!(out.to_bytes(), request.encode_to_vec());
+
+        let mut next = SpanWork::lend(out).unwrap();
+        assert_eq!(
+            next.resource_attributes(0).last().unwrap().key,
+            "k8s.pod.name"
+        );
+        assert!(next.encoded_items().all(|(_, span)| shared(span)));
     }
 
     // Items stay encoded: a drop rebuilds its scope around the kept spans with the scope's own
@@ -623,7 +698,7 @@ mod tests {
                 ..Default::default()
             }],
         };
-        let mut work = SpanWork::lend(Bytes::from(request.encode_to_vec())).unwrap();
+        let mut work = SpanWork::lend(Bytes::from(request.encode_to_vec()).into()).unwrap();
         let scopes: Vec<String> = work.encoded_items().map(|(s, _)| s.to_string()).collect();
         assert_eq!(scopes, ["a", "a", "a", "b", "b"]);
         work.item_mut(1).unwrap().name = "changed".into();
@@ -636,7 +711,7 @@ mod tests {
         assert_eq!(Span::decode(second.as_slice()).unwrap().name, "changed");
         assert_eq!(work.items_decoded(), 1);
 
-        let out = ExportTraceServiceRequest::decode(work.into_encoded()).unwrap();
+        let out = ExportTraceServiceRequest::decode(work.into_encoded().to_bytes()).unwrap();
         let scopes = &out.resource_spans[0].scope_spans;
         let names: Vec<&str> = scopes[0].spans.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["changed", "a2"]);
@@ -660,10 +735,10 @@ mod tests {
         let spans = &mut request.resource_spans[0].scope_spans[0].spans;
         spans[0].events = vec![Event::default(), Event::default()];
         spans[1].events = vec![Event::default()];
-        let mut work = SpanWork::lend(Bytes::from(request.encode_to_vec())).unwrap();
+        let mut work = SpanWork::lend(Bytes::from(request.encode_to_vec()).into()).unwrap();
         assert_eq!(work.part_positions(), [(0, 0), (0, 1), (1, 0)]);
         work.drop_parts(&[1, 2]);
-        let out = ExportTraceServiceRequest::decode(work.into_encoded()).unwrap();
+        let out = ExportTraceServiceRequest::decode(work.into_encoded().to_bytes()).unwrap();
         let spans = &out.resource_spans[0].scope_spans[0].spans;
         assert_eq!(
             (spans.len(), spans[0].events.len(), spans[1].events.len()),
@@ -685,14 +760,14 @@ mod tests {
                 ..Default::default()
             }],
         };
-        let mut work = MetricWork::lend(Bytes::from(request.encode_to_vec())).unwrap();
+        let mut work = MetricWork::lend(Bytes::from(request.encode_to_vec()).into()).unwrap();
         work.drop_parts(&[0, 1]);
         assert_eq!(
             work.item_count_after(3),
             None,
             "metric items are data points"
         );
-        let out = ExportMetricsServiceRequest::decode(work.into_encoded()).unwrap();
+        let out = ExportMetricsServiceRequest::decode(work.into_encoded().to_bytes()).unwrap();
         assert_eq!(out.resource_metrics[0].scope_metrics[0].metrics.len(), 1);
     }
 }

@@ -12,7 +12,7 @@ mod deadline;
 pub mod encoded;
 pub mod host;
 
-use crate::pdata::{Batch, Signal};
+use crate::pdata::{Batch, Payload, Signal};
 use host::PluginState;
 use host::bindings::mathtrail::trailhead::types::{PluginInfo, Signal as WitSignal};
 use host::bindings::{Processor as Bindings, ProcessorPre};
@@ -395,7 +395,7 @@ impl Plugin {
 
     /// Runs the plugin on a batch: the encoded result. Blocking: call it off the async executor.
     pub fn call(&self, batch: &Batch) -> Result<bytes::Bytes, Failure> {
-        self.process(batch).map(|out| out.payload)
+        self.process(batch).map(|out| out.payload.to_bytes())
     }
 
     /// Runs the plugin on a batch: the batch that comes out, with its items counted without a
@@ -424,7 +424,7 @@ impl Plugin {
                     .unwrap_or_else(|e| e.into_inner())
                     .push((store, bindings, info));
                 let items = items.unwrap_or_else(|| {
-                    crate::pdata::wire::count_items(batch.signal, &payload).unwrap_or(0)
+                    crate::pdata::wire::count_items(batch.signal, &payload.to_bytes()).unwrap_or(0)
                 });
                 Ok(Batch {
                     payload,
@@ -463,7 +463,7 @@ fn run(
     store: &mut Store<PluginState>,
     bindings: &Bindings,
     batch: &Batch,
-) -> wasmtime::Result<Result<(bytes::Bytes, Option<usize>), String>> {
+) -> wasmtime::Result<Result<(Payload, Option<usize>), String>> {
     macro_rules! lend {
         ($work:ty, $call:ident) => {{
             let work = <$work>::lend(batch.payload.clone())?;
