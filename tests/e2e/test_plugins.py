@@ -1,11 +1,13 @@
 """Wasm processors in running pipelines: enrichment, the failure policy, and hot swap under
 load with no restart and no lost span. Needs `make plugins` (target/plugins/)."""
 
+import copy
 import hashlib
 import os
 import shutil
 import threading
 import time
+from pathlib import Path
 
 import requests
 
@@ -43,6 +45,23 @@ def test_resource_stamp_in_a_pipeline(sink, start_trailhead):
     attributes = resource_attributes(sink.requests["traces"][0])
     assert attributes == {"service.name": "lessons", "deployment.environment": "prod"}
     assert trailhead.metric("trailhead_processor_calls_total", processor="plugin/under-test") >= 1
+
+
+# TRAILHEAD_WASM_PERFMAP names plugin code for `perf`: the process's /tmp/perf-PID.map lists
+# the plugin's functions once it is loaded; without the variable there is no map.
+def test_perf_map_names_plugin_code(sink, start_trailhead):
+    config = with_processor(sink, {"plugin": str(PLUGINS / "resource-stamp.wasm"), "attributes": {"team": "lessons"}})
+    maps = []
+    try:
+        for env in ({"TRAILHEAD_WASM_PERFMAP": "1"}, {}):
+            trailhead = start_trailhead(copy.deepcopy(config), extra_env=env)
+            maps.append(Path(f"/tmp/perf-{trailhead.process.pid}.map"))
+        named, unnamed = maps
+        assert "wasm[0]::function[" in named.read_text()
+        assert not unnamed.exists()
+    finally:
+        for perf_map in maps:
+            perf_map.unlink(missing_ok=True)
 
 
 # on_failure: pass forwards the batch untouched when the plugin fails; drop discards it and

@@ -44,6 +44,11 @@ fn engine_config() -> Config {
     config.epoch_interruption(true);
     config.max_wasm_stack(512 << 10);
     config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pooling));
+    // Names plugin code for `perf` (in /tmp/perf-PID.map), so an author can see where a
+    // plugin's time goes in a profile of the running gateway.
+    if std::env::var_os("TRAILHEAD_WASM_PERFMAP").is_some() {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     config
 }
 
