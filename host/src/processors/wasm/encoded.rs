@@ -68,6 +68,18 @@ pub fn attribute<'a>(item: &'a [u8], attributes: u64, key: &str) -> Option<&'a [
 
 /// The encoded value of a `KeyValue` whose key is `key`.
 fn value_if_key<'a>(kv: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
+    // How SDKs write it, key then value, with a key shorter than 128 bytes: compared in place.
+    // This runs for every attribute of every item a column is read from.
+    if let [0x0a, len @ 0..0x80, rest @ ..] = kv
+        && let Some((k, rest)) = rest.split_at_checked(*len as usize)
+    {
+        if rest.is_empty() {
+            return None; // a key without a value
+        }
+        if let Some(value) = whole_value(rest) {
+            return (k == key).then_some(value);
+        }
+    }
     if let Some((k, value)) = wire::plain_key_value(kv) {
         return if k == key { value } else { None };
     }
@@ -80,6 +92,23 @@ fn value_if_key<'a>(kv: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
         }
     }
     found.then_some(any).flatten()
+}
+
+/// The body of a value field (2) that makes up all of `rest`: its tag, its length, its bytes.
+fn whole_value(rest: &[u8]) -> Option<&[u8]> {
+    let (&0x12, mut tail) = rest.split_first()? else {
+        return None;
+    };
+    let mut len = 0usize;
+    for shift in (0..35).step_by(7) {
+        let (&byte, after) = tail.split_first()?;
+        tail = after;
+        len |= usize::from(byte & 0x7f) << shift;
+        if byte < 0x80 {
+            return (tail.len() == len).then_some(tail);
+        }
+    }
+    None
 }
 
 /// The arm an encoded `AnyValue` has set (the last, by protobuf's oneof rule).
@@ -171,6 +200,9 @@ mod tests {
                 kv("y", Some(V::BytesValue(vec![0, 1]))),
                 kv("a", Some(V::ArrayValue(array))),
                 kv("e", None),
+                // A value longer than 127 bytes (two-byte length), and a key that long.
+                kv("long", Some(V::StringValue("v".repeat(300)))),
+                kv(&"k".repeat(130), Some(V::IntValue(9))),
             ],
             ..Default::default()
         };
@@ -183,7 +215,11 @@ mod tests {
         assert_eq!(string(&bytes, SPAN_NAME), "GET /lessons");
         assert_eq!(int32(&bytes, SPAN_KIND), 2);
         assert_eq!(span_status_code(&bytes), 2);
-        for key in ["s", "b", "i", "d", "y", "a", "e", "novalue", "missing"] {
+        let long_key = "k".repeat(130);
+        let keys = [
+            "s", "b", "i", "d", "y", "a", "e", "novalue", "missing", "long", &long_key,
+        ];
+        for key in keys {
             let decoded = span
                 .attributes
                 .iter()

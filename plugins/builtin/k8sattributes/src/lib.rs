@@ -11,7 +11,6 @@ mod config;
 
 use config::{Association, Config, FieldRule, Key, Source};
 use std::cell::RefCell;
-use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
 use trailhead_plugin::host::{self, ObjectMeta, Pod};
 use trailhead_plugin::{
@@ -152,7 +151,7 @@ impl Lookup<'_> {
 fn attributes_for(config: &Config, existing: &[KeyValue], sender: Option<&str>) -> Vec<KeyValue> {
     let (pod, ip) = identify(config, existing, sender);
     let mut out = Added {
-        existing: existing.iter().map(|kv| kv.key.as_str()).collect(),
+        existing,
         attrs: Vec::new(),
     };
     if let Some(pod) = &pod {
@@ -189,7 +188,8 @@ fn attributes_for(config: &Config, existing: &[KeyValue], sender: Option<&str>) 
 }
 
 struct Added<'a> {
-    existing: HashSet<&'a str>,
+    /// The resource's own attributes: a handful, so a scan beats hashing them every call.
+    existing: &'a [KeyValue],
     attrs: Vec<KeyValue>,
 }
 
@@ -201,7 +201,8 @@ impl Added<'_> {
 
     fn add_value(&mut self, key: &str, value: AnyValue) {
         let empty = matches!(&value, AnyValue::Str(s) if s.is_empty());
-        if empty || self.existing.contains(key) || self.attrs.iter().any(|kv| kv.key == key) {
+        let set = |attrs: &[KeyValue]| attrs.iter().any(|kv| kv.key == key);
+        if empty || set(self.existing) || set(&self.attrs) {
             return;
         }
         self.attrs.push(KeyValue {
