@@ -11,9 +11,10 @@ HELM        := $(PEERS)/helm
 APISERVER   := $(PEERS)/kube-apiserver
 ETCD        := $(PEERS)/etcd
 BINARY      := target/release/trailhead
+DIST        := target/dist/trailhead
 CONFIG      ?= config/trailhead.yaml
 
-.PHONY: build plugins rust-plugins deploy run test unit e2e fuzz fuzz-smoke setup peers venv bench bench-compare lint clean
+.PHONY: build dist plugins rust-plugins deploy run test unit e2e fuzz fuzz-smoke setup peers venv bench bench-compare lint clean
 
 ## build: the release binary at target/release/trailhead and every plugin at target/plugins/
 build: plugins
@@ -104,10 +105,14 @@ $(ETCD): tests/peers/etcd/go.mod
 deploy: peers
 	DRY_RUN=$(DRY_RUN) HELM=$(HELM) deploy/deploy.sh
 
+## dist: the binary as it ships, with fat LTO (Cargo.toml's `dist` profile) → target/dist/trailhead
+dist:
+	$(CARGO) build --profile dist -j$(JOBS) -p trailhead
+
 ## bench, bench-compare: trailhead, the collector and Rotel under the same load → BENCHMARKS.md
 ## (QUICK=1: 4 s per scenario and no swap run, a few minutes in all)
-bench bench-compare: build venv peers $(VENV)/.bench-peers
-	QUICK=$(QUICK) $(PYTHON) bench/run.py --binary $(BINARY) --loadgen target/release/trailhead-bench --out BENCHMARKS.md
+bench bench-compare: build dist venv peers $(VENV)/.bench-peers
+	QUICK=$(QUICK) $(PYTHON) bench/run.py --binary $(DIST) --loadgen target/release/trailhead-bench --out BENCHMARKS.md
 
 $(VENV)/.bench-peers: bench/requirements.txt $(VENV)/.installed
 	$(VENV)/bin/pip install -q --disable-pip-version-check -r bench/requirements.txt
