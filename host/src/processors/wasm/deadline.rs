@@ -92,7 +92,7 @@ impl Drop for ThreadTimer {
 
 thread_local! {
     static TIMER: std::cell::OnceCell<Result<ThreadTimer, String>> = const { std::cell::OnceCell::new() };
-    /// Whether a call armed on this thread is running (for the nested-call check).
+    /// Whether a call armed on this thread is running: outside one, nothing traps.
     static ARMED: Cell<bool> = const { Cell::new(false) };
 }
 
@@ -145,11 +145,11 @@ pub fn arm(engine: &Engine, budget: Duration) -> Result<Armed, String> {
             .slot
             .engine
             .store(engine as *const Engine as *mut Engine, Ordering::SeqCst);
-        ARMED.set(true);
         // A zero budget would disarm; the shortest real one is a nanosecond.
         timer
             .set(budget.max(Duration::from_nanos(1)))
             .map_err(|e| format!("cannot arm the plugin's CPU deadline: {e}"))?;
+        ARMED.set(true);
         Ok(Armed {
             _thread: std::marker::PhantomData,
         })
