@@ -48,16 +48,17 @@ pub fn values(bytes: &[u8]) -> impl Iterator<Item = (u64, Value<'_>)> {
 
 /// A `KeyValue`'s key and encoded value when it holds just those, key first (how SDKs write
 /// it); `None` for any other shape, which needs the general walk (the last key wins).
+/// It runs for every attribute of every item a column is read from, so it matches the two
+/// one-byte tags in place instead of decoding general fields.
+#[inline(always)]
 pub fn plain_key_value(kv: &[u8]) -> Option<(&[u8], Option<&[u8]>)> {
     let mut reader = Reader { buf: kv };
-    let Ok(Some((1, Value::Bytes(key)))) = reader.field() else {
-        return None;
-    };
-    match reader.field() {
-        Ok(None) => Some((key, None)),
-        Ok(Some((2, Value::Bytes(value)))) if reader.buf.is_empty() => Some((key, Some(value))),
-        _ => None,
+    let key = reader.tagged(0x0a)?;
+    if reader.buf.is_empty() {
+        return Some((key, None));
     }
+    let value = reader.tagged(0x12)?;
+    reader.buf.is_empty().then_some((key, Some(value)))
 }
 
 /// The last value of field `number` (protobuf's rule for a repeated singular field).
@@ -120,6 +121,18 @@ impl<'a> Reader<'a> {
         let (head, tail) = self.buf.split_at(n);
         self.buf = tail;
         Ok(head)
+    }
+
+    /// The body of the next field if its tag is the one byte `tag` (a length-delimited field).
+    #[inline(always)]
+    fn tagged(&mut self, tag: u8) -> Option<&'a [u8]> {
+        let (&first, rest) = self.buf.split_first()?;
+        if first != tag {
+            return None;
+        }
+        self.buf = rest;
+        let len = usize::try_from(self.varint().ok()?).ok()?;
+        self.take(len).ok()
     }
 
     /// The next field number and value, or `None` at the end.
@@ -202,6 +215,12 @@ pub fn count_items(signal: Signal, payload: &[u8]) -> Result<usize, WireError> {
         r += 1;
     }
     Ok(total)
+}
+
+/// The items of one encoded scope message (`Scope{Spans,Logs,Metrics}`) already checked, such
+/// as those a plugin's batch is rebuilt from: 0 if it does not read.
+pub fn count_scope_items(signal: Signal, scope: &[u8]) -> usize {
+    count_in_scope(signal, scope).unwrap_or(0)
 }
 
 /// The path below a resource (built only on error) and the reason.

@@ -565,6 +565,29 @@ impl<S: Scope> Working<S> {
         if !self.changed {
             return self.original;
         }
+        self.settle();
+        self.skeleton.encode_shared()
+    }
+
+    /// [`Self::into_encoded`] with the batch's item count: known from the changes where
+    /// [`Self::item_count_after`] tells it, else counted over the rebuilt scopes.
+    pub fn into_counted(mut self, before: usize) -> (Payload, usize) {
+        if let Some(count) = self.item_count_after(before) {
+            return (self.into_encoded(), count);
+        }
+        self.settle();
+        let count = self
+            .skeleton
+            .resources
+            .iter()
+            .flat_map(|r| &r.scopes)
+            .map(|scope| wire::count_scope_items(S::SIGNAL, scope))
+            .sum();
+        (self.skeleton.encode_shared(), count)
+    }
+
+    /// Applies drops and changes to the skeleton: its scopes are then the batch's.
+    fn settle(&mut self) {
         if let Some(mut items) = self.items.take() {
             items.apply_part_drops();
             items.flush();
@@ -573,7 +596,6 @@ impl<S: Scope> Working<S> {
             }
             self.skeleton.resources.retain(|r| !r.scopes.is_empty());
         }
-        self.skeleton.encode_shared()
     }
 
     /// Whether the plugin decoded or indexed items (for the lazy-decoding benchmark and tests).
@@ -769,5 +791,37 @@ mod tests {
         );
         let out = ExportMetricsServiceRequest::decode(work.into_encoded().to_bytes()).unwrap();
         assert_eq!(out.resource_metrics[0].scope_metrics[0].metrics.len(), 1);
+    }
+
+    // Where the changes do not tell the count (metrics' points, a replaced request), it is
+    // counted over the rebuilt scopes, and agrees with counting the whole request.
+    #[test]
+    fn counts_what_the_changes_do_not_tell() {
+        use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+        use opentelemetry_proto::tonic::metrics::v1::{Gauge, ResourceMetrics};
+        let gauge = |points: usize| Metric {
+            data: Some(metric::Data::Gauge(Gauge {
+                data_points: vec![NumberDataPoint::default(); points],
+            })),
+            ..Default::default()
+        };
+        let request = ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                scope_metrics: vec![ScopeMetrics {
+                    metrics: vec![gauge(2), gauge(3)],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let mut work = MetricWork::lend(Bytes::from(request.encode_to_vec()).into()).unwrap();
+        work.drop_parts(&[0]);
+        let (out, count) = work.into_counted(5);
+        assert_eq!(count, 4);
+        assert_eq!(wire::count_items(Signal::Metrics, &out.to_bytes()), Ok(4));
+
+        let mut work = SpanWork::lend(traces_request(5).into()).unwrap();
+        work.replace(traces_request(2)).unwrap();
+        assert_eq!(work.into_counted(5).1, 2);
     }
 }

@@ -68,18 +68,6 @@ pub fn attribute<'a>(item: &'a [u8], attributes: u64, key: &str) -> Option<&'a [
 
 /// The encoded value of a `KeyValue` whose key is `key`.
 fn value_if_key<'a>(kv: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
-    // How SDKs write it, key then value, with a key shorter than 128 bytes: compared in place.
-    // This runs for every attribute of every item a column is read from.
-    if let [0x0a, len @ 0..0x80, rest @ ..] = kv
-        && let Some((k, rest)) = rest.split_at_checked(*len as usize)
-    {
-        if rest.is_empty() {
-            return None; // a key without a value
-        }
-        if let Some(value) = whole_value(rest) {
-            return (k == key).then_some(value);
-        }
-    }
     if let Some((k, value)) = wire::plain_key_value(kv) {
         return if k == key { value } else { None };
     }
@@ -92,23 +80,6 @@ fn value_if_key<'a>(kv: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
         }
     }
     found.then_some(any).flatten()
-}
-
-/// The body of a value field (2) that makes up all of `rest`: its tag, its length, its bytes.
-fn whole_value(rest: &[u8]) -> Option<&[u8]> {
-    let (&0x12, mut tail) = rest.split_first()? else {
-        return None;
-    };
-    let mut len = 0usize;
-    for shift in (0..35).step_by(7) {
-        let (&byte, after) = tail.split_first()?;
-        tail = after;
-        len |= usize::from(byte & 0x7f) << shift;
-        if byte < 0x80 {
-            return (tail.len() == len).then_some(tail);
-        }
-    }
-    None
 }
 
 /// The arm an encoded `AnyValue` has set (the last, by protobuf's oneof rule).

@@ -403,8 +403,8 @@ impl Plugin {
         self.process(batch).map(|out| out.payload.to_bytes())
     }
 
-    /// Runs the plugin on a batch: the batch that comes out, with its items counted without a
-    /// second pass over the bytes where the plugin's changes tell the count.
+    /// Runs the plugin on a batch: the batch that comes out, with its items counted from the
+    /// plugin's changes where they tell, else over the rebuilt scopes alone.
     pub fn process(&self, batch: &Batch) -> Result<Batch, Failure> {
         let taken = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let (mut store, bindings, info) = match taken {
@@ -428,9 +428,6 @@ impl Plugin {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .push((store, bindings, info));
-                let items = items.unwrap_or_else(|| {
-                    crate::pdata::wire::count_items(batch.signal, &payload.to_bytes()).unwrap_or(0)
-                });
                 Ok(Batch {
                     payload,
                     items,
@@ -462,13 +459,12 @@ impl Plugin {
     }
 }
 
-/// Lends the batch to the plugin and returns the journal applied on `ok`, with its item count
-/// when the changes tell it.
+/// Lends the batch to the plugin and returns the journal applied on `ok`, with its item count.
 fn run(
     store: &mut Store<PluginState>,
     bindings: &Bindings,
     batch: &Batch,
-) -> wasmtime::Result<Result<(Payload, Option<usize>), String>> {
+) -> wasmtime::Result<Result<(Payload, usize), String>> {
     macro_rules! lend {
         ($work:ty, $call:ident) => {{
             let work = <$work>::lend(batch.payload.clone())?;
@@ -477,10 +473,7 @@ fn run(
             let work = store.data_mut().table.delete(own)?;
             outcome.map(|result| {
                 result
-                    .map(|()| {
-                        let items = work.item_count_after(batch.items);
-                        (work.into_encoded(), items)
-                    })
+                    .map(|()| work.into_counted(batch.items))
                     .map_err(|e| e.message)
             })
         }};
