@@ -440,4 +440,28 @@ pub mod tests_support {
         };
         Bytes::from(request.encode_to_vec())
     }
+
+    /// A metrics request with one gauge per entry of `points`, holding that many data points.
+    pub fn gauges_request(points: &[usize]) -> Bytes {
+        use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+        use opentelemetry_proto::tonic::metrics::v1::{
+            Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric,
+        };
+        let gauge = |n: usize| Metric {
+            data: Some(metric::Data::Gauge(Gauge {
+                data_points: vec![NumberDataPoint::default(); n],
+            })),
+            ..Default::default()
+        };
+        let request = ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                scope_metrics: vec![ScopeMetrics {
+                    metrics: points.iter().map(|&n| gauge(n)).collect(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        Bytes::from(request.encode_to_vec())
+    }
 }

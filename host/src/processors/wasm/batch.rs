@@ -618,7 +618,7 @@ impl<S: Scope> Working<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pdata::wire::tests_support::traces_request;
+    use crate::pdata::wire::tests_support::{gauges_request, traces_request};
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 
     // Untouched, the batch is the original bytes; resource edits re-encode without decoding
@@ -750,7 +750,6 @@ mod tests {
     #[test]
     fn parts_drop_with_their_rules() {
         use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-        use opentelemetry_proto::tonic::metrics::v1::{Gauge, ResourceMetrics};
         use opentelemetry_proto::tonic::trace::v1::span::Event;
 
         let mut request = ExportTraceServiceRequest::decode(traces_request(2)).unwrap();
@@ -767,22 +766,7 @@ mod tests {
             (2, 1, 0)
         );
 
-        let gauge = |points: usize| Metric {
-            data: Some(metric::Data::Gauge(Gauge {
-                data_points: vec![NumberDataPoint::default(); points],
-            })),
-            ..Default::default()
-        };
-        let request = ExportMetricsServiceRequest {
-            resource_metrics: vec![ResourceMetrics {
-                scope_metrics: vec![ScopeMetrics {
-                    metrics: vec![gauge(2), gauge(1)],
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-        };
-        let mut work = MetricWork::lend(Bytes::from(request.encode_to_vec()).into()).unwrap();
+        let mut work = MetricWork::lend(gauges_request(&[2, 1]).into()).unwrap();
         work.drop_parts(&[0, 1]);
         assert_eq!(
             work.item_count_after(3),
@@ -797,24 +781,7 @@ mod tests {
     // counted over the rebuilt scopes, and agrees with counting the whole request.
     #[test]
     fn counts_what_the_changes_do_not_tell() {
-        use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-        use opentelemetry_proto::tonic::metrics::v1::{Gauge, ResourceMetrics};
-        let gauge = |points: usize| Metric {
-            data: Some(metric::Data::Gauge(Gauge {
-                data_points: vec![NumberDataPoint::default(); points],
-            })),
-            ..Default::default()
-        };
-        let request = ExportMetricsServiceRequest {
-            resource_metrics: vec![ResourceMetrics {
-                scope_metrics: vec![ScopeMetrics {
-                    metrics: vec![gauge(2), gauge(3)],
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-        };
-        let mut work = MetricWork::lend(Bytes::from(request.encode_to_vec()).into()).unwrap();
+        let mut work = MetricWork::lend(gauges_request(&[2, 3]).into()).unwrap();
         work.drop_parts(&[0]);
         let (out, count) = work.into_counted(5);
         assert_eq!(count, 4);
