@@ -239,6 +239,16 @@ impl ExporterConfig {
     }
 }
 
+impl ExporterConfig {
+    /// Settings the collector would refuse, as (the key under the exporter, why).
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        match self {
+            ExporterConfig::Otlp(otlp) => otlp.problems(),
+            ExporterConfig::Debug(_) => Vec::new(),
+        }
+    }
+}
+
 impl Typed for ExporterConfig {
     const SECTION: &'static str = "exporter";
     const KINDS: &'static [&'static str] = &["otlp", "otlp_grpc", "debug"];

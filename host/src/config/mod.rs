@@ -331,6 +331,15 @@ impl Config {
             }
         }
         for (id, exporter) in self.exporters.iter() {
+            let id_text = id.to_string();
+            for (key, message) in exporter.problems() {
+                report(
+                    &["exporters", id_text.as_str(), key],
+                    None,
+                    format!("exporter `{id}`"),
+                    format!("{key}: {message}"),
+                );
+            }
             let Some(queue) = exporter.sending_queue() else {
                 continue;
             };

@@ -45,10 +45,34 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(total)
 }
 
-/// `#[serde(deserialize_with)]` for a duration field.
+/// A duration as YAML gives it: text ("5s"), or a bare integer, which the collector reads as
+/// nanoseconds (so `max_elapsed_time: 0` is zero, as users write it).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum DurationValue {
+    Nanoseconds(i64),
+    Text(String),
+}
+
+/// `#[serde(deserialize_with)]` for a duration field. A negative one is refused, as the
+/// collector refuses it for every duration key trailhead has.
 pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let text = String::deserialize(d)?;
+    let text = match DurationValue::deserialize(d)? {
+        DurationValue::Nanoseconds(n) if n < 0 => format!("{n}ns"),
+        DurationValue::Nanoseconds(n) => return Ok(Duration::from_nanos(n as u64)),
+        DurationValue::Text(text) => text,
+    };
+    if text.trim_start().starts_with('-') {
+        return Err(serde::de::Error::custom(format!(
+            "negative duration `{text}`: must be zero or more"
+        )));
+    }
     parse_duration(&text).map_err(serde::de::Error::custom)
+}
+
+/// `#[serde(deserialize_with)]` for a duration that may be left out (with `#[serde(default)]`).
+pub fn optional_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    duration(d).map(Some)
 }
 
 /// `#[serde(deserialize_with)]` for an optional section: present (even empty) means enabled.

@@ -1,7 +1,8 @@
 //! The `debug` exporter: prints what arrives on stdout, so a newcomer sees telemetry flow.
 
-use super::queue::{BatchSettings, ExporterSpec, QueueSettings, RetrySettings};
+use super::queue::{BatchPolicy, ExporterSpec, QueueSettings, RetrySettings};
 use super::{ExportError, Payload, SendOutcome, Sink};
+use crate::pdata::split::Bound;
 use crate::pdata::{Signal, json};
 use futures::future::BoxFuture;
 use serde::Deserialize;
@@ -44,9 +45,14 @@ impl DebugExporterConfig {
                 queue_size: 1000,
                 ..QueueSettings::default()
             },
-            batch: BatchSettings {
-                send_batch_size: 1,
-                timeout: Duration::ZERO,
+            batch: BatchPolicy {
+                flush_items: 1,
+                flush_bytes: usize::MAX,
+                flush_timeout: Duration::ZERO,
+                bound: Bound {
+                    bytes: usize::MAX,
+                    items: usize::MAX,
+                },
             },
             retry: RetrySettings {
                 enabled: false,

@@ -14,7 +14,8 @@ mod queue;
 
 pub use persistent::{DiskQueue, FileStorageConfig};
 pub use queue::{
-    BatchSettings, ExporterSpec, QueueSettings, QueueSizer, RetrySettings, spawn_exporter,
+    BatchPolicy, BatchSettings, BatchSizer, DEFAULT_MAX_REQUEST_BYTES, ExporterSpec, QueueSettings,
+    QueueSizer, RetrySettings, spawn_exporter,
 };
 
 use crate::pdata::Batch;
@@ -50,6 +51,10 @@ pub enum ExportError {
         message: String,
         retry_after: Option<Duration>,
     },
+    /// The peer refused the request as larger than it accepts (gRPC RESOURCE_EXHAUSTED for
+    /// message size, HTTP 413): the exporter splits it and sends the halves.
+    #[error("{message}")]
+    TooLarge { message: String },
     /// Retrying would fail the same way.
     #[error("{message}")]
     Permanent { message: String },

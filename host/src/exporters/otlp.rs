@@ -49,8 +49,9 @@ pub struct OtlpExporterConfig {
     pub sending_queue: QueueSettings,
     #[serde(default)]
     pub retry_on_failure: RetrySettings,
+    /// trailhead's place for the batch keys; the collector's is `sending_queue.batch`.
     #[serde(default)]
-    pub batch: BatchSettings,
+    pub batch: Option<BatchSettings>,
 }
 
 fn default_timeout() -> Duration {
@@ -110,6 +111,8 @@ pub enum BuildError {
     SkipVerify,
     #[error("tls.cert_file and tls.key_file must be given together")]
     HalfIdentity,
+    #[error("batch: {0}")]
+    Batch(String),
     #[error("auth: {0}")]
     Auth(String),
 }
@@ -124,6 +127,47 @@ impl OtlpExporterConfig {
         } else {
             format!("https://{}", self.endpoint)
         }
+    }
+
+    /// The batch settings, from `batch` or `sending_queue.batch` (the defaults with neither).
+    pub fn batch_settings(&self) -> BatchSettings {
+        self.batch
+            .clone()
+            .or_else(|| self.sending_queue.batch.clone())
+            .unwrap_or_default()
+    }
+
+    /// The settings the collector refuses, as (key, reason): the same checks as its
+    /// exporterhelper's, zero and negative values included.
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut problems = Vec::new();
+        if self.batch.is_some() && self.sending_queue.batch.is_some() {
+            problems.push((
+                "batch",
+                "give the batch keys under `batch` or `sending_queue.batch`, not both".into(),
+            ));
+        }
+        let section = if self.batch.is_some() {
+            "batch"
+        } else {
+            "sending_queue"
+        };
+        if let Err(why) = self.batch_settings().policy() {
+            problems.push((section, why));
+        }
+        problems.extend(
+            self.sending_queue
+                .problems()
+                .into_iter()
+                .map(|p| ("sending_queue", p)),
+        );
+        problems.extend(
+            self.retry_on_failure
+                .problems()
+                .into_iter()
+                .map(|p| ("retry_on_failure", p)),
+        );
+        problems
     }
 
     /// Builds the queue-driver spec of this exporter for one signal. Connects lazily, so a peer
@@ -178,10 +222,11 @@ impl OtlpExporterConfig {
                 .map_err(|_| BuildError::Header(name.clone()))?;
             headers.insert(key, value);
         }
-        let channel = endpoint
-            .timeout(self.timeout)
-            .connect_timeout(self.timeout)
-            .connect_lazy();
+        // The collector's `timeout: 0` is no deadline at all.
+        if !self.timeout.is_zero() {
+            endpoint = endpoint.timeout(self.timeout).connect_timeout(self.timeout);
+        }
+        let channel = endpoint.connect_lazy();
         let sink = OtlpSink {
             channel,
             signal,
@@ -194,7 +239,7 @@ impl OtlpExporterConfig {
             signal,
             sink: Arc::new(sink),
             queue: self.sending_queue.clone(),
-            batch: self.batch.clone(),
+            batch: self.batch_settings().policy().map_err(BuildError::Batch)?,
             retry: self.retry_on_failure.clone(),
         })
     }
@@ -244,7 +289,9 @@ impl OtlpSink {
     fn metadata(&self) -> MetadataMap {
         let mut request = tonic::Request::new(());
         *request.metadata_mut() = self.headers.clone();
-        request.set_timeout(self.timeout);
+        if !self.timeout.is_zero() {
+            request.set_timeout(self.timeout);
+        }
         request.into_parts().0
     }
 
@@ -281,6 +328,11 @@ impl OtlpSink {
             .await
             .map_err(|e| Status::from_error(e.into()))?;
         let (parts, body) = response.into_parts();
+        if parts.status == http::StatusCode::PAYLOAD_TOO_LARGE {
+            return Err(Status::resource_exhausted(
+                "HTTP 413: the request is too large for the peer",
+            ));
+        }
         // Trailers-only: the status came in the headers, with no message.
         if let Some(status) = Status::from_header_map(&parts.headers) {
             return match status.code() {
@@ -376,8 +428,19 @@ pub fn classify(status: &Status) -> ExportError {
             message,
             retry_after,
         },
+        Code::ResourceExhausted if is_size_refusal(status.message()) => {
+            ExportError::TooLarge { message }
+        }
         _ => ExportError::Permanent { message },
     }
+}
+
+/// Whether RESOURCE_EXHAUSTED is about the message's size, as grpc-go ("grpc: received message
+/// larger than max (N vs. M)"), gRPC C-core ("Received message larger than max"), tonic
+/// ("decoded message length too large") and a proxy's 413 (below) word it; a quota is not.
+fn is_size_refusal(message: &str) -> bool {
+    let message = message.to_ascii_lowercase();
+    message.contains("larger than max") || message.contains("too large")
 }
 
 #[cfg(test)]
@@ -393,6 +456,14 @@ mod tests {
         assert!(!retryable(Status::invalid_argument("x")));
         assert!(!retryable(Status::unauthenticated("x")));
         assert!(!retryable(Status::resource_exhausted("quota")));
+        let too_large = |s: Status| matches!(classify(&s), ExportError::TooLarge { .. });
+        assert!(too_large(Status::resource_exhausted(
+            "grpc: received message larger than max (8323708 vs. 4194304)"
+        )));
+        assert!(too_large(Status::resource_exhausted(
+            "Received message larger than max (8323708 vs. 4194304)"
+        )));
+        assert!(!too_large(Status::resource_exhausted("quota exceeded")));
         use tonic_types::{ErrorDetails, StatusExt};
         let details = ErrorDetails::with_retry_info(Some(Duration::from_secs(3)));
         let status = Status::with_error_details(Code::ResourceExhausted, "slow down", details);

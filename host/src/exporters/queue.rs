@@ -10,11 +10,13 @@ use super::persistent::{DiskQueue, RecordId};
 use super::{ExportError, ExporterHandle, Inlet, Payload, Queued, Sink};
 use crate::config::{ComponentId, values};
 use crate::pdata::Signal;
+use crate::pdata::split::{self, Bound};
 use crate::telemetry::traces::SelfTracer;
 use crate::telemetry::{ExporterMetrics, Telemetry};
 use bytes::Bytes;
 use serde::Deserialize;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
@@ -35,6 +37,8 @@ pub struct QueueSettings {
     pub sizer: QueueSizer,
     /// A `file_storage` extension to keep the queue on disk, so it survives a crash.
     pub storage: Option<ComponentId>,
+    /// The collector's place for the batch keys (see [`BatchSettings`]).
+    pub batch: Option<BatchSettings>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -53,11 +57,24 @@ impl Default for QueueSettings {
             queue_size: 1000,
             sizer: QueueSizer::Requests,
             storage: None,
+            batch: None,
         }
     }
 }
 
 impl QueueSettings {
+    /// What the collector refuses: a queue that is on must hold something and be read.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.enabled && self.num_consumers == 0 {
+            problems.push("`num_consumers` must be positive".into());
+        }
+        if self.enabled && self.queue_size == 0 {
+            problems.push("`queue_size` must be positive".into());
+        }
+        problems
+    }
+
     /// What a persistent queue may hold under these settings.
     pub fn disk_limits(&self) -> super::persistent::Limits {
         match self.sizer {
@@ -73,23 +90,123 @@ impl QueueSettings {
     }
 }
 
-/// `batch`: merge queued requests into larger sends.
+/// `batch` (or the collector's `sending_queue.batch`): merge queued requests into larger sends,
+/// and bound every send in items and bytes. The keys combine so:
+/// - a send leaves once `min_size` (in `sizer` units; `send_batch_size` is the older name, in
+///   items) is waiting, or `flush_timeout` (`timeout`) after its first request came; `0` for
+///   either sends each request as it comes;
+/// - no send holds more than `max_size` (in `sizer` units; `0`: no bound in that unit), nor
+///   more than `max_request_bytes` bytes, whatever the sizer: by default 3.5 MiB, under the
+///   4 MiB that Alloy's OTLP receiver and gRPC servers accept by default. A request larger
+///   than a bound is split between resources, scopes or items, never inside an item.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BatchSettings {
-    /// Send once this many items are waiting.
-    pub send_batch_size: usize,
-    /// Send whatever is waiting after this long; `0` sends every request as it comes.
-    #[serde(deserialize_with = "values::duration")]
-    pub timeout: Duration,
+    pub sizer: BatchSizer,
+    pub min_size: Option<usize>,
+    pub send_batch_size: Option<usize>,
+    pub max_size: usize,
+    #[serde(deserialize_with = "values::optional_duration")]
+    pub flush_timeout: Option<Duration>,
+    #[serde(deserialize_with = "values::optional_duration")]
+    pub timeout: Option<Duration>,
+    pub max_request_bytes: usize,
 }
+
+/// What `min_size` and `max_size` count.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BatchSizer {
+    #[default]
+    Items,
+    Bytes,
+}
+
+/// Alloy's and gRPC's default limit is 4 MiB; half a MiB is left for what a peer or a proxy
+/// on the way counts beyond the protobuf message.
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 3584 * 1024;
 
 impl Default for BatchSettings {
     fn default() -> Self {
         BatchSettings {
-            send_batch_size: 8192,
-            timeout: Duration::from_millis(200),
+            sizer: BatchSizer::Items,
+            min_size: None,
+            send_batch_size: None,
+            max_size: 0,
+            flush_timeout: None,
+            timeout: None,
+            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
         }
+    }
+}
+
+/// The batch settings resolved: when a send leaves and how large it may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchPolicy {
+    /// Flush once this many items, or bytes, are waiting.
+    pub flush_items: usize,
+    pub flush_bytes: usize,
+    pub flush_timeout: Duration,
+    pub bound: Bound,
+}
+
+impl BatchSettings {
+    /// Resolves the keys into a policy, or says which key is wrong (the collector's checks).
+    pub fn policy(&self) -> Result<BatchPolicy, String> {
+        if self.min_size.is_some() && self.send_batch_size.is_some() {
+            return Err("give `min_size` or its older name `send_batch_size`, not both".into());
+        }
+        if self.flush_timeout.is_some() && self.timeout.is_some() {
+            return Err("give `flush_timeout` or its older name `timeout`, not both".into());
+        }
+        if self.send_batch_size.is_some() && self.sizer == BatchSizer::Bytes {
+            return Err(
+                "`send_batch_size` counts items; with `sizer: bytes` use `min_size`".into(),
+            );
+        }
+        if self.flush_timeout == Some(Duration::ZERO) {
+            return Err(
+                "`flush_timeout` must be positive (`timeout: 0` sends each request as it comes)"
+                    .into(),
+            );
+        }
+        let min = self
+            .min_size
+            .or(self.send_batch_size)
+            .unwrap_or(match self.sizer {
+                BatchSizer::Items => 8192,
+                BatchSizer::Bytes => 1 << 20,
+            });
+        if self.max_size != 0 && self.max_size < min {
+            return Err(format!(
+                "`max_size` ({}) must be greater or equal to `min_size` ({min})",
+                self.max_size
+            ));
+        }
+        let unbounded = |n: usize| if n == 0 { usize::MAX } else { n };
+        let (flush_items, flush_bytes, max_items, max_bytes) = match self.sizer {
+            BatchSizer::Items => (min, usize::MAX, unbounded(self.max_size), usize::MAX),
+            BatchSizer::Bytes => (usize::MAX, min, usize::MAX, unbounded(self.max_size)),
+        };
+        // A zero threshold means "send each request as it comes".
+        let flush_timeout = self
+            .flush_timeout
+            .or(self.timeout)
+            .unwrap_or(Duration::from_millis(200));
+        let flush_timeout = if min == 0 {
+            Duration::ZERO
+        } else {
+            flush_timeout
+        };
+        Ok(BatchPolicy {
+            flush_items,
+            flush_bytes,
+            flush_timeout,
+            bound: Bound {
+                bytes: max_bytes.min(unbounded(self.max_request_bytes)),
+                items: max_items,
+            },
+        })
     }
 }
 
@@ -102,7 +219,8 @@ pub struct RetrySettings {
     pub initial_interval: Duration,
     #[serde(deserialize_with = "values::duration")]
     pub max_interval: Duration,
-    /// Give up on a request after retrying this long.
+    /// Give up on a request after retrying this long; `0` retries until the peer is back or
+    /// the shutdown deadline passes, as in the collector.
     #[serde(deserialize_with = "values::duration")]
     pub max_elapsed_time: Duration,
     pub multiplier: f64,
@@ -123,13 +241,45 @@ impl Default for RetrySettings {
     }
 }
 
+impl RetrySettings {
+    /// What the collector refuses (checked even with `enabled: false`, as it does). Negative
+    /// durations are refused when they are read.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if !(0.0..=1.0).contains(&self.randomization_factor) {
+            problems.push(format!(
+                "`randomization_factor` must be within [0, 1], found {}",
+                self.randomization_factor
+            ));
+        }
+        if self.multiplier < 0.0 || self.multiplier.is_nan() {
+            problems.push(format!(
+                "`multiplier` must be zero or more, found {}",
+                self.multiplier
+            ));
+        }
+        // 0 retries for ever, so it bounds nothing.
+        if !self.max_elapsed_time.is_zero() {
+            for (key, interval) in [
+                ("initial_interval", self.initial_interval),
+                ("max_interval", self.max_interval),
+            ] {
+                if self.max_elapsed_time < interval {
+                    problems.push(format!("`max_elapsed_time` must not be less than `{key}`"));
+                }
+            }
+        }
+        problems
+    }
+}
+
 /// What one exporter instance needs to run.
 pub struct ExporterSpec {
     pub id: String,
     pub signal: Signal,
     pub sink: Arc<dyn Sink>,
     pub queue: QueueSettings,
-    pub batch: BatchSettings,
+    pub batch: BatchPolicy,
     pub retry: RetrySettings,
 }
 
@@ -193,6 +343,7 @@ pub fn spawn_exporter(
     );
     let handle = ExporterHandle { id, inlet };
     let driver = Arc::new(Driver {
+        policy: spec.batch,
         spec,
         metrics,
         disk,
@@ -242,29 +393,60 @@ async fn feed(
     }
 }
 
+/// A disk record's acknowledgement, shared by every send its request was split into: the
+/// record is acknowledged once the last of them is done, unless one was kept for the next start.
+struct StoredRecord {
+    disk: Arc<DiskQueue>,
+    id: RecordId,
+    keep: AtomicBool,
+}
+
+impl Drop for StoredRecord {
+    fn drop(&mut self) {
+        if !self.keep.load(Ordering::Relaxed) {
+            self.disk.ack(self.id);
+        }
+    }
+}
+
 /// Requests waiting to be merged into one send.
 #[derive(Default)]
 struct Pending {
     parts: Vec<Bytes>,
     items: usize,
+    bytes: usize,
     since: Option<Instant>,
-    stored: Vec<RecordId>,
+    stored: Vec<Arc<StoredRecord>>,
 }
 
 /// One send's worth of requests.
 struct Outgoing {
     payload: Payload,
     items: usize,
-    /// The disk records it holds, acknowledged once the send is done.
-    stored: Vec<RecordId>,
+    /// The disk records it holds, acknowledged once every send holding them is done.
+    stored: Vec<Arc<StoredRecord>>,
 }
 
 impl Pending {
-    fn push(&mut self, queued: Queued) {
+    fn push(&mut self, piece: split::Piece, stored: Option<&Arc<StoredRecord>>) {
         self.since.get_or_insert_with(Instant::now);
-        self.items += queued.items;
-        self.parts.extend(queued.payload.parts().iter().cloned());
-        self.stored.extend(queued.stored);
+        self.items += piece.items;
+        self.bytes += piece.payload.len();
+        self.parts.extend(piece.payload.parts().iter().cloned());
+        self.stored.extend(stored.cloned());
+    }
+
+    /// Whether `piece` would take this batch past `bound`.
+    fn would_exceed(&self, piece: &split::Piece, bound: Bound) -> bool {
+        !self.parts.is_empty()
+            && (self.bytes + piece.payload.len() > bound.bytes
+                || self.items + piece.items > bound.items)
+    }
+
+    fn is_due(&self, policy: &BatchPolicy) -> bool {
+        self.items >= policy.flush_items
+            || self.bytes >= policy.flush_bytes
+            || policy.flush_timeout.is_zero()
     }
 
     fn take(&mut self) -> Option<Outgoing> {
@@ -283,6 +465,7 @@ impl Pending {
 /// What every send of one exporter shares.
 struct Driver {
     spec: ExporterSpec,
+    policy: BatchPolicy,
     metrics: ExporterMetrics,
     disk: Option<Arc<DiskQueue>>,
     abort: CancellationToken,
@@ -295,27 +478,45 @@ async fn run(driver: Arc<Driver>, mut rx: mpsc::Receiver<Queued>, stop: Cancella
     let mut pending = Pending::default();
     let mut closing = false;
     let far_future = Instant::now() + Duration::from_secs(86400 * 365);
-    let batch = &driver.spec.batch;
+    let policy = driver.policy;
     loop {
-        let deadline = pending.since.map_or(far_future, |t| t + batch.timeout);
-        let flush = tokio::select! {
+        let deadline = pending
+            .since
+            .map_or(far_future, |t| t + policy.flush_timeout);
+        let received = tokio::select! {
             biased;
             () = stop.cancelled(), if !closing => {
                 rx.close();
                 closing = true;
-                false
+                continue;
             }
-            () = tokio::time::sleep_until(deadline) => true,
+            () = tokio::time::sleep_until(deadline) => None,
             received = rx.recv() => match received {
-                Some(queued) => {
-                    pending.push(queued);
-                    pending.items >= batch.send_batch_size || batch.timeout.is_zero()
-                }
+                Some(queued) => Some(queued),
                 None => break,
             },
         };
-        if flush {
-            dispatch(&driver, &mut pending, &senders, &mut sends).await;
+        match received {
+            None => dispatch(&driver, &mut pending, &senders, &mut sends).await,
+            Some(queued) => {
+                let stored = queued.stored.map(|id| {
+                    Arc::new(StoredRecord {
+                        disk: driver.disk.clone().expect("a stored request has its disk"),
+                        id,
+                        keep: AtomicBool::new(false),
+                    })
+                });
+                let signal = driver.spec.signal;
+                for piece in split::split(signal, &queued.payload, queued.items, policy.bound) {
+                    if pending.would_exceed(&piece, policy.bound) {
+                        dispatch(&driver, &mut pending, &senders, &mut sends).await;
+                    }
+                    pending.push(piece, stored.as_ref());
+                    if pending.is_due(&policy) {
+                        dispatch(&driver, &mut pending, &senders, &mut sends).await;
+                    }
+                }
+            }
         }
         while sends.try_join_next().is_some() {}
     }
@@ -336,8 +537,9 @@ async fn dispatch(
     let permit = tokio::select! {
         permit = senders.clone().acquire_owned() => permit,
         () = driver.abort.cancelled() => {
-            let gave_up = GaveUp { why: "shutdown deadline passed before a sender was free", error: String::new(), at_shutdown: true };
-            return driver.finish(&outgoing, Err(gave_up), Sent::default());
+            let mut delivery = Delivery::default();
+            driver.give_up(&mut delivery, &outgoing, outgoing.items, "shutdown deadline passed before a sender was free", String::new(), true);
+            return driver.finish(&outgoing, delivery, Sent::default());
         }
     };
     let Ok(permit) = permit else { return };
@@ -345,8 +547,8 @@ async fn dispatch(
     let driver = driver.clone();
     sends.spawn(async move {
         let mut sent = Sent::default();
-        let result = driver.send_with_retry(&outgoing, &mut sent).await;
-        driver.finish(&outgoing, result, sent);
+        let delivery = driver.deliver(&outgoing, &mut sent).await;
+        driver.finish(&outgoing, delivery, sent);
         drop(permit);
     });
 }
@@ -366,68 +568,153 @@ impl Default for Sent {
     }
 }
 
-/// Why a send was given up.
-struct GaveUp {
-    why: &'static str,
-    error: String,
-    /// Given up only because the shutdown deadline passed.
-    at_shutdown: bool,
+/// What became of one outgoing batch, which a size refusal may have split.
+#[derive(Default)]
+struct Delivery {
+    /// Items given up and counted as failed.
+    dropped: usize,
+    /// Items left on disk for the next start, because the shutdown deadline passed.
+    kept: usize,
+    /// The last reason something was given up.
+    error: Option<String>,
+}
+
+/// Why one attempt chain of a piece ended without delivery.
+enum Undelivered {
+    /// Given up: `why`, the peer's last `error`, and whether only the shutdown deadline did it.
+    GaveUp {
+        why: &'static str,
+        error: String,
+        at_shutdown: bool,
+    },
+    /// The peer refused it as too large: split it, or drop it if it is one item.
+    TooLarge(String),
 }
 
 impl Driver {
-    /// Counts and logs how a send ended, and acknowledges its disk records unless they should
-    /// be sent again after a restart.
-    fn finish(&self, outgoing: &Outgoing, result: Result<(), GaveUp>, sent: Sent) {
-        let (spec, items) = (&self.spec, outgoing.items);
-        if let Some(tracer) = &self.tracer {
-            use opentelemetry_proto::tonic::common::v1::any_value::Value;
-            let outcome = match &result {
-                Ok(()) => "delivered",
-                Err(g) if g.at_shutdown && !outgoing.stored.is_empty() => "kept on disk",
-                Err(_) => "dropped",
-            };
-            let attributes = [
-                ("trailhead.exporter", Value::StringValue(spec.id.clone())),
-                (
-                    "trailhead.signal",
-                    Value::StringValue(spec.signal.to_string()),
-                ),
-                ("trailhead.items", Value::IntValue(items as i64)),
-                (
-                    "trailhead.attempts",
-                    Value::IntValue(i64::from(sent.attempts)),
-                ),
-                ("trailhead.outcome", Value::StringValue(outcome.into())),
-            ];
-            let error = result
-                .as_ref()
-                .err()
-                .map(|g| format!("{}: {}", g.why, g.error));
-            let name = format!("export {}", spec.signal);
-            let now = std::time::SystemTime::now();
-            tracer.record(&name, sent.started, now, &attributes, error.as_deref());
-        }
-        if let Err(gave_up) = &result {
-            if gave_up.at_shutdown && !outgoing.stored.is_empty() {
-                tracing::warn!(exporter = %spec.id, signal = %spec.signal, items, "{}; kept in the persistent queue for the next start", gave_up.why);
-                return;
+    /// Sends an outgoing batch; a piece the peer refuses as too large is split in halves and
+    /// sent again, down to single items, and only an item too large alone is dropped.
+    async fn deliver(&self, outgoing: &Outgoing, sent: &mut Sent) -> Delivery {
+        let mut delivery = Delivery::default();
+        let mut work = vec![split::Piece {
+            payload: outgoing.payload.clone(),
+            items: outgoing.items,
+        }];
+        while let Some(piece) = work.pop() {
+            match self.send_with_retry(&piece, sent).await {
+                Ok(()) => {}
+                Err(Undelivered::TooLarge(error)) => {
+                    let half = Bound {
+                        bytes: piece.payload.len().div_ceil(2),
+                        items: usize::MAX,
+                    };
+                    let halves = split::split(self.spec.signal, &piece.payload, piece.items, half);
+                    if halves.len() > 1 {
+                        self.metrics.size_splits.add(1);
+                        tracing::warn!(exporter = %self.spec.id, signal = %self.spec.signal, items = piece.items, bytes = piece.payload.len(), error = %error, "the peer refused a request as too large; sending it again in halves");
+                        work.extend(halves.into_iter().rev());
+                    } else {
+                        let why = "the peer refuses this item as too large on its own";
+                        let error = format!("{} bytes: {error}", piece.payload.len());
+                        self.give_up(&mut delivery, outgoing, piece.items, why, error, false);
+                    }
+                }
+                Err(Undelivered::GaveUp {
+                    why,
+                    error,
+                    at_shutdown,
+                }) => {
+                    let rest = piece.items + work.iter().map(|p| p.items).sum::<usize>();
+                    if at_shutdown {
+                        self.give_up(&mut delivery, outgoing, rest, why, error, true);
+                        return delivery;
+                    }
+                    self.give_up(&mut delivery, outgoing, piece.items, why, error, false);
+                }
             }
-            self.metrics.failed.add(items as u64);
-            tracing::error!(exporter = %spec.id, signal = %spec.signal, items, error = %gave_up.error, "dropping data: {}", gave_up.why);
         }
-        if let Some(disk) = &self.disk {
-            outgoing.stored.iter().for_each(|id| disk.ack(*id));
-        }
+        delivery
     }
 
-    async fn send_with_retry(&self, outgoing: &Outgoing, sent: &mut Sent) -> Result<(), GaveUp> {
+    /// Counts and logs `items` given up; at shutdown, items whose requests are on disk are
+    /// kept there for the next start instead.
+    fn give_up(
+        &self,
+        delivery: &mut Delivery,
+        outgoing: &Outgoing,
+        items: usize,
+        why: &str,
+        error: String,
+        at_shutdown: bool,
+    ) {
+        let spec = &self.spec;
+        if at_shutdown && !outgoing.stored.is_empty() {
+            delivery.kept += items;
+            tracing::warn!(exporter = %spec.id, signal = %spec.signal, items, "{why}; kept in the persistent queue for the next start");
+        } else {
+            delivery.dropped += items;
+            self.metrics.failed.add(items as u64);
+            tracing::error!(exporter = %spec.id, signal = %spec.signal, items, error = %error, "dropping data: {why}");
+        }
+        delivery.error = Some(format!("{why}: {error}"));
+    }
+
+    /// Records how a batch's delivery ended in the self-trace, and keeps its disk records
+    /// for the next start if any of it was kept (they are acknowledged when the last send
+    /// holding them is dropped).
+    fn finish(&self, outgoing: &Outgoing, delivery: Delivery, sent: Sent) {
+        if delivery.kept > 0 {
+            for record in &outgoing.stored {
+                record.keep.store(true, Ordering::Relaxed);
+            }
+        }
+        let Some(tracer) = &self.tracer else { return };
+        use opentelemetry_proto::tonic::common::v1::any_value::Value;
+        let (spec, items) = (&self.spec, outgoing.items);
+        let outcome = match (delivery.kept, delivery.dropped) {
+            (kept, _) if kept > 0 => "kept on disk",
+            (0, 0) => "delivered",
+            (0, dropped) if dropped == items => "dropped",
+            _ => "partly dropped",
+        };
+        let attributes = [
+            ("trailhead.exporter", Value::StringValue(spec.id.clone())),
+            (
+                "trailhead.signal",
+                Value::StringValue(spec.signal.to_string()),
+            ),
+            ("trailhead.items", Value::IntValue(items as i64)),
+            (
+                "trailhead.attempts",
+                Value::IntValue(i64::from(sent.attempts)),
+            ),
+            ("trailhead.outcome", Value::StringValue(outcome.into())),
+        ];
+        let name = format!("export {}", spec.signal);
+        let now = std::time::SystemTime::now();
+        tracer.record(
+            &name,
+            sent.started,
+            now,
+            &attributes,
+            delivery.error.as_deref(),
+        );
+    }
+
+    /// Sends one piece, retrying transient failures with backoff until `max_elapsed_time`
+    /// (`0`: until the peer is back or the shutdown deadline passes).
+    async fn send_with_retry(
+        &self,
+        piece: &split::Piece,
+        sent: &mut Sent,
+    ) -> Result<(), Undelivered> {
         let (spec, metrics, abort) = (&self.spec, &self.metrics, &self.abort);
-        let (payload, items) = (&outgoing.payload, outgoing.items);
+        let (payload, items) = (&piece.payload, piece.items);
         let retry = &spec.retry;
         let started = Instant::now();
         let mut interval = retry.initial_interval;
         let give_up = |why, error: String, at_shutdown| {
-            Err(GaveUp {
+            Err(Undelivered::GaveUp {
                 why,
                 error,
                 at_shutdown,
@@ -450,6 +737,9 @@ impl Driver {
                     }
                     return Ok(());
                 }
+                Err(ExportError::TooLarge { message }) => {
+                    return Err(Undelivered::TooLarge(message));
+                }
                 Err(ExportError::Permanent { message }) => {
                     return give_up("the peer rejected it permanently", message, false);
                 }
@@ -458,8 +748,11 @@ impl Driver {
                     retry_after,
                 }) => (message, retry_after),
             };
-            let wait = retry_after.unwrap_or_else(|| jitter(interval, retry.randomization_factor));
-            if !retry.enabled || started.elapsed() + wait > retry.max_elapsed_time {
+            // The collector waits the longer of its backoff and the peer's throttle delay.
+            let backoff = jitter(interval, retry.randomization_factor);
+            let wait = retry_after.map_or(backoff, |after| after.max(backoff));
+            let forever = retry.max_elapsed_time.is_zero();
+            if !retry.enabled || (!forever && started.elapsed() + wait > retry.max_elapsed_time) {
                 return give_up("retries exhausted", message, false);
             }
             metrics.retries.add(1);
@@ -468,9 +761,18 @@ impl Driver {
                 () = tokio::time::sleep(wait) => {}
                 () = abort.cancelled() => return give_up("shutdown deadline passed while retrying", message, true),
             }
-            interval = interval.mul_f64(retry.multiplier).min(retry.max_interval);
+            interval = next_interval(interval, retry);
         }
     }
+}
+
+/// The backoff's next interval: multiplied, and capped by `max_interval` unless that is 0
+/// (with `multiplier` 0 or `max_interval` 0 the collector's backoff stays near the first).
+fn next_interval(interval: Duration, retry: &RetrySettings) -> Duration {
+    if retry.multiplier <= 0.0 || retry.max_interval.is_zero() {
+        return interval;
+    }
+    interval.mul_f64(retry.multiplier).min(retry.max_interval)
 }
 
 /// `interval` randomised by ± `factor`.
@@ -493,16 +795,36 @@ mod tests {
     #[derive(Default)]
     struct Recorder {
         sent: Mutex<Vec<usize>>,
+        /// The size of every request delivered.
+        bytes: Mutex<Vec<usize>>,
         failures: Mutex<usize>,
+        /// Requests over this many bytes are refused as too large, as a gRPC server's
+        /// receive limit refuses them.
+        limit: Option<usize>,
     }
 
     impl Sink for Recorder {
         fn send(
             &self,
-            _payload: Payload,
+            payload: Payload,
             items: usize,
         ) -> BoxFuture<'_, Result<SendOutcome, ExportError>> {
             Box::pin(async move {
+                if self.limit.is_some_and(|limit| payload.len() > limit) {
+                    return Err(ExportError::TooLarge {
+                        message: format!(
+                            "received message larger than max ({} vs. {:?})",
+                            payload.len(),
+                            self.limit
+                        ),
+                    });
+                }
+                let joined = payload.to_bytes();
+                assert_eq!(
+                    crate::pdata::wire::count_items(Signal::Traces, &joined),
+                    Ok(items)
+                );
+                self.bytes.lock().unwrap().push(payload.len());
                 let mut failures = self.failures.lock().unwrap();
                 if *failures > 0 {
                     *failures -= 1;
@@ -539,9 +861,12 @@ mod tests {
                 ..QueueSettings::default()
             },
             batch: BatchSettings {
-                send_batch_size,
-                timeout: Duration::from_millis(20),
-            },
+                send_batch_size: Some(send_batch_size),
+                timeout: Some(Duration::from_millis(20)),
+                ..BatchSettings::default()
+            }
+            .policy()
+            .unwrap(),
             retry: RetrySettings::default(),
         }
     }
@@ -603,5 +928,201 @@ mod tests {
             tokio::task::yield_now().await;
         }
         assert!(refused >= 6, "refused {refused}");
+    }
+
+    /// Traces of `spans` spans, each with an attribute of `size` bytes.
+    fn big_spans(spans: usize, size: usize) -> Batch {
+        use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+        use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+        use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+        let span = Span {
+            name: "GET".into(),
+            attributes: vec![KeyValue {
+                key: "url.full".into(),
+                value: Some(AnyValue {
+                    value: Some(any_value::Value::StringValue("x".repeat(size))),
+                }),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let request = ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans {
+                    spans: vec![span; spans],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let context = RequestContext::internal("t");
+        Batch::from_message(Signal::Traces, &request, context)
+    }
+
+    /// Runs `batches` through an exporter of `spec` to the end; returns its metrics text.
+    async fn run_through(spec: ExporterSpec, batches: Vec<Batch>) -> String {
+        let telemetry = Telemetry::default();
+        let stop = CancellationToken::new();
+        let (handle, task) = spawn_exporter(
+            spec,
+            None,
+            &telemetry,
+            stop.clone(),
+            CancellationToken::new(),
+        );
+        for b in batches {
+            handle.try_reserve(&b).unwrap().fill(b).await.unwrap();
+        }
+        stop.cancel();
+        task.await.unwrap();
+        telemetry.registry.render()
+    }
+
+    fn counter(text: &str, name: &str) -> u64 {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .map_or(0, |v| v.parse().unwrap())
+    }
+
+    // Merged sends stay under `max_request_bytes`; a request larger than it alone is split.
+    #[tokio::test]
+    async fn sends_stay_under_the_byte_bound() {
+        let sink = Arc::new(Recorder::default());
+        let mut spec = spec(sink.clone(), 100_000, 100);
+        spec.batch.bound.bytes = 50_000;
+        let mut batches: Vec<Batch> = (0..20).map(|_| big_spans(10, 900)).collect();
+        batches.push(big_spans(200, 900)); // ~190 KB in one request
+        let text = run_through(spec, batches).await;
+        let bytes = sink.bytes.lock().unwrap().clone();
+        assert!(bytes.iter().all(|&b| b <= 50_000), "{bytes:?}");
+        assert_eq!(sink.sent.lock().unwrap().iter().sum::<usize>(), 400);
+        assert_eq!(
+            counter(&text, "trailhead_exporter_send_failed_items_total"),
+            0
+        );
+    }
+
+    // A peer's size refusal splits the request in halves down to single items: everything
+    // that fits arrives, only the item too large alone is dropped, and it is counted.
+    #[tokio::test]
+    async fn a_size_refusal_is_split_down_to_single_items() {
+        let sink = Arc::new(Recorder {
+            limit: Some(40_000),
+            ..Recorder::default()
+        });
+        let mut spec = spec(sink.clone(), 100_000, 100);
+        spec.batch.bound.bytes = usize::MAX; // only the peer bounds it
+        let batches = vec![big_spans(300, 900), big_spans(1, 60_000), big_spans(5, 900)];
+        let text = run_through(spec, batches).await;
+        assert_eq!(sink.sent.lock().unwrap().iter().sum::<usize>(), 305);
+        assert_eq!(
+            counter(&text, "trailhead_exporter_send_failed_items_total"),
+            1
+        );
+        assert!(
+            counter(&text, "trailhead_exporter_size_splits_total") >= 4,
+            "{text}"
+        );
+    }
+
+    // `max_elapsed_time: 0` retries until the peer is back, as in the collector.
+    #[tokio::test]
+    async fn zero_max_elapsed_time_retries_until_the_peer_is_back() {
+        let sink = Arc::new(Recorder::default());
+        *sink.failures.lock().unwrap() = 30;
+        let mut spec = spec(sink.clone(), 1, 10);
+        spec.retry = RetrySettings {
+            initial_interval: Duration::from_millis(1),
+            max_interval: Duration::from_millis(2),
+            max_elapsed_time: Duration::ZERO,
+            ..RetrySettings::default()
+        };
+        let text = run_through(spec, vec![batch(3)]).await;
+        assert_eq!(*sink.sent.lock().unwrap(), [3]);
+        assert_eq!(counter(&text, "trailhead_exporter_retries_total"), 30);
+        assert_eq!(
+            counter(&text, "trailhead_exporter_send_failed_items_total"),
+            0
+        );
+    }
+
+    // The batch keys resolve as the collector reads them, zero values included.
+    #[test]
+    fn batch_keys_resolve_like_the_collector() {
+        let policy = |yaml: &str| {
+            serde_yaml::from_str::<BatchSettings>(yaml)
+                .unwrap()
+                .policy()
+        };
+        let default = policy("{}").unwrap();
+        assert_eq!(
+            (default.flush_items, default.flush_timeout),
+            (8192, Duration::from_millis(200))
+        );
+        assert_eq!(default.bound.bytes, DEFAULT_MAX_REQUEST_BYTES);
+        assert!(
+            policy("min_size: 0").unwrap().flush_timeout.is_zero(),
+            "0 sends at once"
+        );
+        assert!(policy("timeout: 0").unwrap().flush_timeout.is_zero());
+        assert!(
+            policy("flush_timeout: 0")
+                .unwrap_err()
+                .contains("must be positive")
+        );
+        let bytes = policy("{sizer: bytes, min_size: 1000, max_size: 2000000}").unwrap();
+        assert_eq!((bytes.flush_bytes, bytes.bound.bytes), (1000, 2_000_000));
+        assert_eq!(
+            policy("max_size: 0").unwrap().bound.items,
+            usize::MAX,
+            "0: no bound"
+        );
+        assert_eq!(
+            policy("max_request_bytes: 0").unwrap().bound.bytes,
+            usize::MAX
+        );
+        assert!(
+            policy("{min_size: 10, max_size: 5}")
+                .unwrap_err()
+                .contains("greater or equal")
+        );
+        assert!(policy("{min_size: 1, send_batch_size: 1}").is_err());
+        assert!(serde_yaml::from_str::<BatchSettings>("min_size: -1").is_err());
+    }
+
+    // Retry and queue values the collector refuses are refused; 0 for max_elapsed_time is
+    // "for ever", so it bounds nothing; durations may be bare nanoseconds.
+    #[test]
+    fn retry_and_queue_checks_match_the_collector() {
+        let retry = |yaml: &str| serde_yaml::from_str::<RetrySettings>(yaml).map(|r| r.problems());
+        assert_eq!(retry("max_elapsed_time: 0").unwrap(), Vec::<String>::new());
+        assert_eq!(
+            serde_yaml::from_str::<RetrySettings>("max_elapsed_time: 0")
+                .unwrap()
+                .max_elapsed_time,
+            Duration::ZERO
+        );
+        assert_eq!(
+            retry("{max_elapsed_time: 1s, initial_interval: 5s}")
+                .unwrap()
+                .len(),
+            2
+        );
+        assert_eq!(retry("randomization_factor: 1.5").unwrap().len(), 1);
+        assert_eq!(retry("multiplier: -1").unwrap().len(), 1);
+        let negative = retry("initial_interval: -5s").unwrap_err().to_string();
+        assert!(negative.contains("negative duration"), "{negative}");
+        let queue = |yaml: &str| {
+            serde_yaml::from_str::<QueueSettings>(yaml)
+                .unwrap()
+                .problems()
+        };
+        assert_eq!(queue("queue_size: 0"), ["`queue_size` must be positive"]);
+        assert_eq!(
+            queue("num_consumers: 0"),
+            ["`num_consumers` must be positive"]
+        );
+        assert!(queue("{enabled: false, queue_size: 0}").is_empty());
     }
 }

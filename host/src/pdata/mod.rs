@@ -7,6 +7,7 @@
 pub mod grpc;
 pub mod json;
 mod payload;
+pub mod split;
 pub mod wire;
 
 pub use payload::{Payload, Reader};

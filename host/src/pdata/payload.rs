@@ -26,6 +26,26 @@ impl Payload {
         self.len() == 0
     }
 
+    /// The bytes in `range` of the joined parts, as slices of the parts (no copy).
+    pub fn slice(&self, range: std::ops::Range<usize>) -> Vec<Bytes> {
+        let mut slices = Vec::new();
+        let mut at = 0;
+        for part in self.0.iter() {
+            let (start, end) = (at, at + part.len());
+            at = end;
+            if end <= range.start || part.is_empty() {
+                continue;
+            }
+            if start >= range.end {
+                break;
+            }
+            let from = range.start.saturating_sub(start);
+            let to = (range.end - start).min(part.len());
+            slices.push(part.slice(from..to));
+        }
+        slices
+    }
+
     /// The request in one buffer; copies when there is more than one part.
     pub fn to_bytes(&self) -> Bytes {
         match &*self.0 {

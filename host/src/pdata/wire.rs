@@ -76,7 +76,7 @@ pub fn put_bytes_field(out: &mut Vec<u8>, number: u64, body: &[u8]) {
     out.extend_from_slice(body);
 }
 
-fn put_varint(out: &mut Vec<u8>, mut value: u64) {
+pub fn put_varint(out: &mut Vec<u8>, mut value: u64) {
     while value >= 0x80 {
         out.push(value as u8 | 0x80);
         value >>= 7;
@@ -221,6 +221,20 @@ pub fn count_items(signal: Signal, payload: &[u8]) -> Result<usize, WireError> {
 /// as those a plugin's batch is rebuilt from: 0 if it does not read.
 pub fn count_scope_items(signal: Signal, scope: &[u8]) -> usize {
     count_in_scope(signal, scope).unwrap_or(0)
+}
+
+/// The items of one encoded resource message (`Resource{Spans,Logs,Metrics}`) already checked:
+/// 0 if it does not read.
+pub fn count_resource_items(signal: Signal, resource: &[u8]) -> usize {
+    count_in_resource(signal, resource).unwrap_or(0)
+}
+
+/// The items one encoded item message counts for: a metric's data points, otherwise 1.
+pub fn count_item(signal: Signal, item: &[u8]) -> usize {
+    match signal {
+        Signal::Metrics => count_data_points(item).unwrap_or(0),
+        _ => 1,
+    }
 }
 
 /// The path below a resource (built only on error) and the reason.

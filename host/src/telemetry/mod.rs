@@ -85,6 +85,8 @@ pub struct ExporterMetrics {
     pub rejected_by_peer: Counter,
     /// Send attempts that will be retried.
     pub retries: Counter,
+    /// Requests the peer refused as too large, and sent again in halves.
+    pub size_splits: Counter,
     pub batch_items: Histogram,
 }
 
@@ -112,6 +114,11 @@ impl ExporterMetrics {
             retries: registry.counter(
                 "trailhead_exporter_retries_total",
                 "Send attempts that failed with a retryable error.",
+                &labels,
+            ),
+            size_splits: registry.counter(
+                "trailhead_exporter_size_splits_total",
+                "Requests the peer refused as too large and that were sent again in halves.",
                 &labels,
             ),
             batch_items: registry.histogram(
