@@ -36,14 +36,16 @@ class Sink:
     `behaviour` decides each reply: None accepts; a callable gets (signal, request, context) and
     may abort the call or return a response (for partial success)."""
 
-    def __init__(self, credentials=None, port=0):
+    def __init__(self, credentials=None, port=0, max_receive=64 << 20):
         self.requests = {"traces": [], "metrics": [], "logs": []}
         self.metadata = []
         # Seconds each call had left of its deadline (grpc-timeout) when it arrived.
         self.deadlines = []
         self.behaviour = None
         self.lock = threading.Lock()
-        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=16), options=[("grpc.max_receive_message_length", 64 << 20)])
+        # max_receive=None keeps gRPC's own 4 MiB default, which Alloy's OTLP receiver has too.
+        options = [] if max_receive is None else [("grpc.max_receive_message_length", max_receive)]
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=16), options=options)
         sink = self
 
         def handler(signal_name, response_type):
