@@ -4,7 +4,8 @@
 # "lgtm"), then trailhead, then the Dapr Configurations. Every step is `helm upgrade --install
 # --wait`, so running it again is safe.
 #
-# DRY_RUN=1 renders everything to deploy/rendered/ without a cluster. trailhead's chart and
+# DRY_RUN=1 renders everything to deploy/rendered/ (releases/, dapr/, dashboards/; OUT= moves
+# it, OFFLINE=1 skips the chart repositories) without a cluster. trailhead's chart and
 # the raw manifests always render; the third-party charts need their repositories
 # (grafana, grafana-community) to be reachable, and are skipped with a note when they are not.
 set -euo pipefail
@@ -12,7 +13,7 @@ cd "$(dirname "$0")/.."
 HELM=${HELM:-tests/peers/bin/helm}
 NS=monitoring
 STACK=deploy/stack
-OUT=deploy/rendered
+OUT=${OUT:-deploy/rendered}
 DRY_RUN=${DRY_RUN:-}
 
 # release  chart  values
@@ -33,20 +34,25 @@ repos() {
 }
 
 if [[ -n "$DRY_RUN" ]]; then
-  rm -rf "$OUT" && mkdir -p "$OUT"
-  online=1
-  repos 2>/dev/null || { online=0; echo "note: chart repositories unreachable; rendering trailhead and the raw manifests only"; }
+  # One folder per kind of file, so no manifest overwrites another of the same name (the
+  # dashboards' trailhead.yaml used to replace the rendered chart).
+  rm -rf "$OUT" && mkdir -p "$OUT/releases" "$OUT/dapr" "$OUT/dashboards"
+  online=0
+  if [[ -z "${OFFLINE:-}" ]]; then
+    online=1
+    repos 2>/dev/null || { online=0; echo "note: chart repositories unreachable; rendering trailhead and the raw manifests only"; }
+  fi
   for release in "${RELEASES[@]}"; do
     read -r name chart values <<<"$release"
     if [[ $chart == deploy/* || $online == 1 ]]; then
-      "$HELM" template "$name" "$chart" --namespace "$NS" -f "$values" >"$OUT/$name.yaml"
-      echo "rendered $OUT/$name.yaml"
+      "$HELM" template "$name" "$chart" --namespace "$NS" -f "$values" >"$OUT/releases/$name.yaml"
+      echo "rendered $OUT/releases/$name.yaml"
     else
       echo "skipped $name ($chart): repository unreachable"
     fi
   done
-  cp "$STACK"/dapr/*.yaml "$OUT/"
-  cp "$STACK"/dashboards/*.yaml "$OUT/"
+  cp "$STACK"/dapr/*.yaml "$OUT/dapr/"
+  cp "$STACK"/dashboards/*.yaml "$OUT/dashboards/"
   exit 0
 fi
 

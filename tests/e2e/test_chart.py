@@ -3,6 +3,7 @@ every example values file; every manifest passes kubernetes-validate --strict; t
 renders passes `trailhead validate`; its schema refuses a misspelt key; RBAC follows the
 config; and a plugin change never rolls the pods."""
 
+import os
 import subprocess
 
 import pytest
@@ -128,3 +129,16 @@ def test_plugin_changes_do_not_roll_pods():
     two = checksum(*base, "--set", "plugins.configMap.binaryData.a\\.wasm=AGFzbQE=")
     assert one == two
     assert checksum(*base, "--set", "alloy.endpoint=alloy.other:4317") != one
+
+
+# `make deploy DRY_RUN=1` keeps every rendered file: the dashboards' trailhead.yaml no longer
+# overwrites the rendered chart, so trailhead's Deployment, Service, RBAC and config are there.
+def test_dry_run_keeps_the_rendered_chart(tmp_path):
+    out = tmp_path / "rendered"
+    run = subprocess.run(["bash", str(REPO / "deploy" / "deploy.sh")], capture_output=True, text=True,
+                         env=dict(os.environ, DRY_RUN="1", OFFLINE="1", OUT=str(out), HELM=str(HELM)))
+    assert run.returncode == 0, run.stdout + run.stderr
+    manifests = [m for m in yaml.safe_load_all((out / "releases" / "trailhead.yaml").read_text()) if m]
+    kinds = {m["kind"] for m in manifests}
+    assert {"Deployment", "Service", "ConfigMap", "ClusterRole"} <= kinds, kinds
+    assert list((out / "dashboards").glob("*.yaml")) and list((out / "dapr").glob("*.yaml"))
