@@ -189,8 +189,16 @@ fn main() -> ExitCode {
         }
         Command::Plugin { command } => match plugin_command(command) {
             Ok(text) => {
-                println!("{}", text.trim_end());
-                ExitCode::SUCCESS
+                // `println!` panics on a closed pipe (`| head`); a CLI stops quietly there.
+                use std::io::Write;
+                let mut stdout = std::io::stdout().lock();
+                match writeln!(stdout, "{}", text.trim_end()).and_then(|()| stdout.flush()) {
+                    Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                        eprintln!("cannot write the output: {e}");
+                        ExitCode::FAILURE
+                    }
+                    _ => ExitCode::SUCCESS,
+                }
             }
             Err(e) => {
                 eprintln!("{e}");

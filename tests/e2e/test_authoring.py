@@ -52,6 +52,12 @@ def test_plugin_new_builds_and_runs(tmp_path):
     out = json.loads(tested.stdout)
     spans = out["resourceSpans"][0]["scopeSpans"][0]["spans"]
     assert all({"key": "team", "value": {"stringValue": "lessons"}} in s["attributes"] for s in spans)
+    # A reader that closes the pipe at once (`| head`) ends it quietly: no panic, exit 0.
+    piped = subprocess.Popen([str(BINARY), "plugin", "test", str(wasm), "--config", '{"key":"team","value":"lessons"}',
+                              "--input", str(request)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    piped.stdout.close()  # before the plugin has even loaded
+    stderr = piped.stderr.read().decode()
+    assert piped.wait(60) == 0 and "panicked" not in stderr, stderr
     # The same name again is refused rather than overwritten.
     again = subprocess.run([str(BINARY), "plugin", "new", "team-stamp", "--dir", str(tmp_path)], capture_output=True, text=True)
     assert again.returncode == 1 and "already exists" in again.stderr

@@ -144,8 +144,11 @@ pub async fn run_client(
         let Ok(data) = frame?.into_data() else {
             continue;
         };
-        stdout.write_all(&data)?;
-        stdout.flush()?;
+        // A reader that has seen enough (`| head`) closes the pipe: that ends the tap quietly.
+        match stdout.write_all(&data).and_then(|()| stdout.flush()) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+            written => written?,
+        }
         lines += data.iter().filter(|b| **b == b'\n').count();
         if count.is_some_and(|n| lines > n) {
             break; // the header line, then `count` batches
