@@ -343,7 +343,6 @@ pub fn spawn_exporter(
     );
     let handle = ExporterHandle { id, inlet };
     let driver = Arc::new(Driver {
-        policy: spec.batch,
         spec,
         metrics,
         disk,
@@ -465,7 +464,6 @@ impl Pending {
 /// What every send of one exporter shares.
 struct Driver {
     spec: ExporterSpec,
-    policy: BatchPolicy,
     metrics: ExporterMetrics,
     disk: Option<Arc<DiskQueue>>,
     abort: CancellationToken,
@@ -478,7 +476,7 @@ async fn run(driver: Arc<Driver>, mut rx: mpsc::Receiver<Queued>, stop: Cancella
     let mut pending = Pending::default();
     let mut closing = false;
     let far_future = Instant::now() + Duration::from_secs(86400 * 365);
-    let policy = driver.policy;
+    let policy = driver.spec.batch;
     loop {
         let deadline = pending
             .since
@@ -959,9 +957,11 @@ mod tests {
         Batch::from_message(Signal::Traces, &request, context)
     }
 
-    /// Runs `batches` through an exporter of `spec` to the end; returns its metrics text.
-    async fn run_through(spec: ExporterSpec, batches: Vec<Batch>) -> String {
+    /// Runs `batches` through an exporter of `spec` to the end; returns its counters.
+    async fn run_through(spec: ExporterSpec, batches: Vec<Batch>) -> ExporterMetrics {
         let telemetry = Telemetry::default();
+        // Asking the registry again returns the counters the exporter counts into.
+        let metrics = ExporterMetrics::new(&telemetry.registry, &spec.id, spec.signal);
         let stop = CancellationToken::new();
         let (handle, task) = spawn_exporter(
             spec,
@@ -975,14 +975,7 @@ mod tests {
         }
         stop.cancel();
         task.await.unwrap();
-        telemetry.registry.render()
-    }
-
-    fn counter(text: &str, name: &str) -> u64 {
-        text.lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.rsplit(' ').next())
-            .map_or(0, |v| v.parse().unwrap())
+        metrics
     }
 
     // Merged sends stay under `max_request_bytes`; a request larger than it alone is split.
@@ -993,14 +986,11 @@ mod tests {
         spec.batch.bound.bytes = 50_000;
         let mut batches: Vec<Batch> = (0..20).map(|_| big_spans(10, 900)).collect();
         batches.push(big_spans(200, 900)); // ~190 KB in one request
-        let text = run_through(spec, batches).await;
+        let metrics = run_through(spec, batches).await;
         let bytes = sink.bytes.lock().unwrap().clone();
         assert!(bytes.iter().all(|&b| b <= 50_000), "{bytes:?}");
         assert_eq!(sink.sent.lock().unwrap().iter().sum::<usize>(), 400);
-        assert_eq!(
-            counter(&text, "trailhead_exporter_send_failed_items_total"),
-            0
-        );
+        assert_eq!(metrics.failed.get(), 0);
     }
 
     // A peer's size refusal splits the request in halves down to single items: everything
@@ -1014,15 +1004,13 @@ mod tests {
         let mut spec = spec(sink.clone(), 100_000, 100);
         spec.batch.bound.bytes = usize::MAX; // only the peer bounds it
         let batches = vec![big_spans(300, 900), big_spans(1, 60_000), big_spans(5, 900)];
-        let text = run_through(spec, batches).await;
+        let metrics = run_through(spec, batches).await;
         assert_eq!(sink.sent.lock().unwrap().iter().sum::<usize>(), 305);
-        assert_eq!(
-            counter(&text, "trailhead_exporter_send_failed_items_total"),
-            1
-        );
+        assert_eq!(metrics.failed.get(), 1);
         assert!(
-            counter(&text, "trailhead_exporter_size_splits_total") >= 4,
-            "{text}"
+            metrics.size_splits.get() >= 4,
+            "{} splits",
+            metrics.size_splits.get()
         );
     }
 
@@ -1038,13 +1026,10 @@ mod tests {
             max_elapsed_time: Duration::ZERO,
             ..RetrySettings::default()
         };
-        let text = run_through(spec, vec![batch(3)]).await;
+        let metrics = run_through(spec, vec![batch(3)]).await;
         assert_eq!(*sink.sent.lock().unwrap(), [3]);
-        assert_eq!(counter(&text, "trailhead_exporter_retries_total"), 30);
-        assert_eq!(
-            counter(&text, "trailhead_exporter_send_failed_items_total"),
-            0
-        );
+        assert_eq!(metrics.retries.get(), 30);
+        assert_eq!(metrics.failed.get(), 0);
     }
 
     // The batch keys resolve as the collector reads them, zero values included.

@@ -8,7 +8,7 @@
 
 use super::payload::Payload;
 use super::{Signal, wire};
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, Bytes};
 use std::ops::Range;
 
 /// How large one export request may be. `usize::MAX` in either means no bound in that unit.
@@ -34,8 +34,9 @@ struct Unit {
 }
 
 impl Unit {
-    fn exceeds(&self, bound: Bound) -> bool {
-        self.bytes > bound.bytes || self.items > bound.items
+    /// Whether this unit, under a header of `overhead` bytes, is too large for `bound`.
+    fn exceeds(&self, bound: Bound, overhead: usize) -> bool {
+        self.bytes + overhead > bound.bytes || self.items > bound.items
     }
 }
 
@@ -56,17 +57,7 @@ pub fn split(signal: Signal, payload: &Payload, items: usize, bound: Bound) -> V
     let Some(fields) = fields_in(payload, 0..payload.len()) else {
         return whole();
     };
-    let mut units = Vec::new();
-    for field in fields {
-        let unit = field_unit(signal, payload, &field, Kind::Resource);
-        let smaller = (unit.exceeds(bound) && field.number == 1)
-            .then(|| split_message(signal, payload, &field, Kind::Resource, bound))
-            .flatten();
-        match smaller {
-            Some(smaller) => units.extend(smaller),
-            None => units.push(unit),
-        }
-    }
+    let units = child_units(signal, payload, &fields, Kind::Resource, 0, bound);
     pack(units, bound, 0)
         .into_iter()
         .map(|group| {
@@ -110,18 +101,7 @@ fn split_message(
         Kind::Resource => Kind::Scope,
         _ => Kind::Item,
     };
-    let mut units = Vec::new();
-    for child in &children {
-        let unit = field_unit(signal, payload, child, child_kind);
-        let too_big = unit.bytes + overhead > bound.bytes || unit.items > bound.items;
-        let smaller = (too_big && child_kind == Kind::Scope)
-            .then(|| split_message(signal, payload, child, Kind::Scope, bound))
-            .flatten();
-        match smaller {
-            Some(smaller) => units.extend(smaller),
-            None => units.push(unit),
-        }
-    }
+    let units = child_units(signal, payload, &children, child_kind, overhead, bound);
     if units.len() < 2 {
         return None;
     }
@@ -132,6 +112,36 @@ fn split_message(
             .map(|group| reframe(field, &own, own_len, group))
             .collect(),
     )
+}
+
+/// Each of `children` (fields of `kind`) as a unit; a resource or scope too large for `bound`
+/// under `overhead` is split into several. Of the request's fields only resources (field 1)
+/// are split; any other is passed on whole.
+fn child_units(
+    signal: Signal,
+    payload: &Payload,
+    children: &[Field],
+    kind: Kind,
+    overhead: usize,
+    bound: Bound,
+) -> Vec<Unit> {
+    let mut units = Vec::with_capacity(children.len());
+    for child in children {
+        let unit = field_unit(signal, payload, child, kind);
+        let splittable = match kind {
+            Kind::Resource => child.number == 1,
+            Kind::Scope => true,
+            Kind::Item => false,
+        };
+        let smaller = (splittable && unit.exceeds(bound, overhead))
+            .then(|| split_message(signal, payload, child, kind, bound))
+            .flatten();
+        match smaller {
+            Some(smaller) => units.extend(smaller),
+            None => units.push(unit),
+        }
+    }
+    units
 }
 
 /// One message of `field`'s number holding `own` fields and `children`.
@@ -180,8 +190,9 @@ fn pack(units: Vec<Unit>, bound: Bound, overhead: usize) -> Vec<Vec<Unit>> {
 /// A field's whole encoding as a unit, with the items it holds.
 fn field_unit(signal: Signal, payload: &Payload, field: &Field, kind: Kind) -> Unit {
     let items = {
-        let body = payload.slice(field.body.clone());
-        let body = joined(&body);
+        // Joined (copied) only when the field spans parts; only a request being split is
+        // counted this way.
+        let body = Payload::new(payload.slice(field.body.clone())).to_bytes();
         match kind {
             Kind::Resource => wire::count_resource_items(signal, &body),
             Kind::Scope => wire::count_scope_items(signal, &body),
@@ -192,19 +203,6 @@ fn field_unit(signal: Signal, payload: &Payload, field: &Field, kind: Kind) -> U
         parts: payload.slice(field.start..field.body.end),
         bytes: field.body.end - field.start,
         items,
-    }
-}
-
-/// Parts as one buffer: shared when there is one, copied when a field spans several (only a
-/// request being split is counted this way).
-fn joined(parts: &[Bytes]) -> Bytes {
-    match parts {
-        [one] => one.clone(),
-        many => {
-            let mut all = BytesMut::new();
-            many.iter().for_each(|p| all.extend_from_slice(p));
-            all.freeze()
-        }
     }
 }
 
@@ -357,7 +355,13 @@ mod tests {
         pieces
     }
 
-    const NO_ITEM_BOUND: usize = usize::MAX;
+    /// A bound in bytes alone.
+    fn at_most_bytes(bytes: usize) -> Bound {
+        Bound {
+            bytes,
+            items: usize::MAX,
+        }
+    }
 
     // A request within the bound is not touched.
     #[test]
@@ -381,13 +385,7 @@ mod tests {
     #[test]
     fn splits_between_resources() {
         let original = request(8, 1, 4, 1000);
-        let pieces = check(
-            &original,
-            Bound {
-                bytes: 10_000,
-                items: NO_ITEM_BOUND,
-            },
-        );
+        let pieces = check(&original, at_most_bytes(10_000));
         assert_eq!(pieces.len(), 4, "two resources of ~4 KB a piece");
     }
 
@@ -396,13 +394,7 @@ mod tests {
     #[test]
     fn splits_inside_a_resource_and_a_scope() {
         let original = request(1, 3, 50, 900);
-        let pieces = check(
-            &original,
-            Bound {
-                bytes: 8_000,
-                items: NO_ITEM_BOUND,
-            },
-        );
+        let pieces = check(&original, at_most_bytes(8_000));
         assert!(pieces.len() >= 20, "{} pieces", pieces.len());
         let pieces = check(
             &original,
@@ -425,13 +417,7 @@ mod tests {
         let mut original = request(1, 1, 5, 100);
         original.resource_spans[0].scope_spans[0].spans[2].attributes[0] =
             attribute("big", &"y".repeat(50_000));
-        let pieces = check(
-            &original,
-            Bound {
-                bytes: 2_000,
-                items: NO_ITEM_BOUND,
-            },
-        );
+        let pieces = check(&original, at_most_bytes(2_000));
         let big: Vec<_> = pieces.iter().filter(|p| p.payload.len() > 2_000).collect();
         assert_eq!(big.len(), 1);
         assert_eq!(big[0].items, 1);
