@@ -170,13 +170,8 @@ impl BatchSettings {
                     .into(),
             );
         }
-        let min = self
-            .min_size
-            .or(self.send_batch_size)
-            .unwrap_or(match self.sizer {
-                BatchSizer::Items => 8192,
-                BatchSizer::Bytes => 1 << 20,
-            });
+        // The collector's default, 8192, is in the sizer's unit: with `bytes`, 8 KiB.
+        let min = self.min_size.or(self.send_batch_size).unwrap_or(8192);
         if self.max_size != 0 && self.max_size < min {
             return Err(format!(
                 "`max_size` ({}) must be greater or equal to `min_size` ({min})",
@@ -1055,6 +1050,11 @@ mod tests {
             policy("flush_timeout: 0")
                 .unwrap_err()
                 .contains("must be positive")
+        );
+        assert_eq!(
+            policy("sizer: bytes").unwrap().flush_bytes,
+            8192,
+            "the collector's default, in bytes"
         );
         let bytes = policy("{sizer: bytes, min_size: 1000, max_size: 2000000}").unwrap();
         assert_eq!((bytes.flush_bytes, bytes.bound.bytes), (1000, 2_000_000));
