@@ -78,7 +78,7 @@ async fn peer_address_reaches_processors() {
         signal: Signal::Traces,
         sink: Arc::new(Discard),
         queue: QueueSettings::default(),
-        batch: BatchSettings::default(),
+        batch: BatchSettings::default().policy().unwrap(),
         retry: RetrySettings::default(),
     };
     let (exporter, _task) = spawn_exporter(
