@@ -10,6 +10,7 @@ COLLECTOR   := $(PEERS)/otelcol-peer
 HELM        := $(PEERS)/helm
 APISERVER   := $(PEERS)/kube-apiserver
 ETCD        := $(PEERS)/etcd
+DAPR_PEER   := $(PEERS)/dapr-peer
 BINARY      := target/release/trailhead
 DIST        := target/dist/trailhead
 CONFIG      ?= config/trailhead.yaml
@@ -56,7 +57,7 @@ unit: plugins
 	cd examples/profile-service && go vet ./... && go test ./...
 
 e2e: build venv peers
-	TRAILHEAD_BIN=$(BINARY) OTELCOL_BIN=$(COLLECTOR) KUBE_APISERVER_BIN=$(APISERVER) ETCD_BIN=$(ETCD) $(VENV)/bin/pytest -q -p no:warnings tests/e2e
+	TRAILHEAD_BIN=$(BINARY) OTELCOL_BIN=$(COLLECTOR) KUBE_APISERVER_BIN=$(APISERVER) ETCD_BIN=$(ETCD) DAPR_PEER_BIN=$(DAPR_PEER) $(VENV)/bin/pytest -q -p no:warnings tests/e2e
 
 ## fuzz: each cargo fuzz target for FUZZ_SECONDS (default 600) from the seeds in fuzz/corpus (what it
 ## learns goes to fuzz/target/corpus); a crash lands in
@@ -90,8 +91,9 @@ $(VENV)/.installed: tests/requirements.txt
 	$(VENV)/bin/pip install -q --disable-pip-version-check -r tests/requirements.txt
 	touch $@
 
-## peers: the OpenTelemetry Collector, helm, kube-apiserver and etcd, built from their Go modules
-peers: $(COLLECTOR) $(HELM) $(APISERVER) $(ETCD)
+## peers: the OpenTelemetry Collector, helm, kube-apiserver, etcd and Dapr's trace exporters (as
+## its sidecar builds them), built from their Go modules
+peers: $(COLLECTOR) $(HELM) $(APISERVER) $(ETCD) $(DAPR_PEER)
 $(COLLECTOR): tests/peers/collector/go.mod tests/peers/collector/main.go
 	cd tests/peers/collector && go build -o ../bin/otelcol-peer .
 $(HELM): tests/peers/helm/go.mod
@@ -100,6 +102,8 @@ $(APISERVER): tests/peers/kube/go.mod
 	cd tests/peers/kube && go build -o ../bin/kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver
 $(ETCD): tests/peers/etcd/go.mod
 	cd tests/peers/etcd && go build -o ../bin/etcd go.etcd.io/etcd/server/v3
+$(DAPR_PEER): tests/peers/dapr/go.mod tests/peers/dapr/main.go
+	cd tests/peers/dapr && go build -o ../bin/dapr-peer .
 
 ## deploy: install the stack into the current cluster (DRY_RUN=1: render to deploy/rendered/)
 deploy: peers

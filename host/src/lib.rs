@@ -20,5 +20,6 @@ pub mod pdata;
 pub mod pipeline;
 pub mod processors;
 pub mod receivers;
+pub mod secrets;
 pub mod service;
 pub mod telemetry;

@@ -279,21 +279,27 @@ async fn run(config: Config) -> anyhow::Result<bool> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut hangup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
-    loop {
+    let failure = loop {
         tokio::select! {
+            failure = service.failed() => break Some(failure),
             _ = term.recv() => {
                 tracing::info!("SIGTERM received");
-                break;
+                break None;
             }
             _ = tokio::signal::ctrl_c() => {
                 tracing::info!("SIGINT received");
-                break;
+                break None;
             }
             _ = hangup.recv() => {
                 tracing::info!("SIGHUP received: reloading the config and plugins");
                 service.reload().await;
             }
         }
+    };
+    let drained = service.shutdown().await;
+    match failure {
+        // Non-zero, so Kubernetes restarts a process that lost a part of itself.
+        Some(failure) => Err(anyhow::anyhow!("{failure}; drained: {drained}")),
+        None => Ok(drained),
     }
-    Ok(service.shutdown().await)
 }

@@ -14,7 +14,7 @@ use trailhead::exporters::{
     Sink, spawn_exporter,
 };
 use trailhead::pdata::{Batch, RequestContext, Signal};
-use trailhead::pipeline::{Fanout, Pipeline, ProcessError, Processor};
+use trailhead::pipeline::{Fanout, Pipeline, ProcessError, Processed, Processor};
 use trailhead::receivers::{self, Consumers};
 use trailhead::telemetry::{ReceiverMetrics, Telemetry};
 
@@ -29,13 +29,13 @@ impl Processor for PeerRecorder {
     fn id(&self) -> &str {
         "peer-recorder"
     }
-    fn process(&self, batch: Batch) -> BoxFuture<'_, Result<Option<Batch>, ProcessError>> {
+    fn process(&self, batch: Batch) -> BoxFuture<'_, Result<Processed, ProcessError>> {
         self.0.lock().unwrap().push((
             batch.context.receiver.to_string(),
             batch.context.peer,
             batch.context.forwarded_for.clone(),
         ));
-        Box::pin(async { Ok(Some(batch)) })
+        Box::pin(async { Ok(Processed::Kept(batch)) })
     }
 }
 
@@ -113,7 +113,7 @@ async fn peer_address_reaches_processors() {
             "127.0.0.1:0",
             router,
             Default::default(),
-            &telemetry.registry,
+            &telemetry,
             stop.clone(),
         )
     };

@@ -61,22 +61,25 @@ def test_renders_valid_manifests(values, tmp_path):
     assert container["livenessProbe"]["httpGet"]["port"] == 13133 and container["readinessProbe"]["httpGet"]["port"] == 13133
 
 
-# The persistent-queue preset: the exporter queue on an emptyDir mounted where file_storage
-# writes, bounded in bytes below the volume's limit so kubelet never evicts the pod for it.
+# The persistent-queue preset, on by default (Dapr's Zipkin exporter never retries, so an
+# Alloy restart must cost disk): the exporter queue on an emptyDir mounted where file_storage
+# writes, bounded in bytes below the volume's limit so kubelet never evicts the pod for it, and
+# retried until Alloy is back. It can be turned off.
 def test_persistent_queue_preset():
-    manifests = render("--set", "presets.persistentQueue.enabled=true", "--set", "presets.persistentQueue.sizeMiB=100")
-    (config_map,) = find(manifests, "ConfigMap", "trailhead")
-    config = yaml.safe_load(config_map["data"]["config.yaml"])
-    queue = config["exporters"]["otlp/alloy"]["sending_queue"]
-    assert queue == {"storage": "file_storage/queue", "sizer": "bytes", "queue_size": 100 * 1048576 * 8 // 10}
-    assert config["extensions"]["file_storage/queue"]["directory"] == "/var/lib/trailhead/queue"
-    assert "file_storage/queue" in config["service"]["extensions"]
-    (workload,) = find(manifests, "Deployment")
-    pod = workload["spec"]["template"]["spec"]
-    (volume,) = [v for v in pod["volumes"] if v["name"] == "queue"]
-    assert volume == {"name": "queue", "emptyDir": {"sizeLimit": "100Mi"}}
-    assert {"name": "queue", "mountPath": "/var/lib/trailhead"} in pod["containers"][0]["volumeMounts"]
-    off = render()
+    for manifests, mib in ((render(), 2048), (render("--set", "presets.persistentQueue.sizeMiB=100"), 100)):
+        (config_map,) = find(manifests, "ConfigMap", "trailhead")
+        config = yaml.safe_load(config_map["data"]["config.yaml"])
+        queue = config["exporters"]["otlp/alloy"]["sending_queue"]
+        assert queue == {"storage": "file_storage/queue", "sizer": "bytes", "queue_size": mib * 1048576 * 8 // 10}
+        assert config["exporters"]["otlp/alloy"]["retry_on_failure"] == {"max_elapsed_time": 0}
+        assert config["extensions"]["file_storage/queue"]["directory"] == "/var/lib/trailhead/queue"
+        assert "file_storage/queue" in config["service"]["extensions"]
+        (workload,) = find(manifests, "Deployment")
+        pod = workload["spec"]["template"]["spec"]
+        (volume,) = [v for v in pod["volumes"] if v["name"] == "queue"]
+        assert volume == {"name": "queue", "emptyDir": {"sizeLimit": f"{mib}Mi"}}
+        assert {"name": "queue", "mountPath": "/var/lib/trailhead"} in pod["containers"][0]["volumeMounts"]
+    off = render("--set", "presets.persistentQueue.enabled=false")
     (config_map,) = find(off, "ConfigMap", "trailhead")
     (workload,) = find(off, "Deployment")
     assert not [v for v in workload["spec"]["template"]["spec"]["volumes"] if v["name"] == "queue"]

@@ -7,6 +7,7 @@ sink (test_backpressure), SIGTERM under load (test_lifecycle), the API server go
 import threading
 import time
 
+import pytest
 import requests
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
@@ -159,3 +160,45 @@ def test_alloy_slow(sink, start_trailhead):
     assert got == want
     assert set(delivered_requests(sink).values()) == {SPANS}
     assert load.peak_rss_kib < 100 * 1024, load.peak_rss_kib
+
+
+def wait_exit(trailhead, timeout=20):
+    try:
+        return trailhead.process.wait(timeout)
+    except Exception:
+        raise AssertionError("trailhead kept running with a dead task:\n" + "\n".join(map(str, trailhead.logs[-20:])))
+
+
+# No half-alive process: when a long-lived task dies (injected through the test-only
+# TRAILHEAD_TEST_FAULT switch), trailhead logs which, turns health 503, drains what it
+# accepted, and exits non-zero so Kubernetes restarts it.
+@pytest.mark.parametrize("task", ["server otlp (http)", "server zipkin", "exporter otlp/sink/traces",
+                                  "exporter otlp/sink/logs", "reload poller", "memory limiter"])
+def test_a_dead_task_ends_the_process(task, sink, start_trailhead):
+    config = gateway_config(sink.endpoint)
+    config["processors"] = {"memory_limiter": {"check_interval": "100ms", "limit_mib": 512}}
+    config["service"]["pipelines"]["traces"]["processors"] = ["memory_limiter"]
+    trailhead = start_trailhead(config, extra_env={"TRAILHEAD_TEST_FAULT": f"{task}@1500"})
+    assert requests.post(trailhead.url("otlp (http)", "/v1/traces"), data=request(1),
+                         headers={"Content-Type": "application/x-protobuf"}, timeout=5).status_code == 200
+    assert wait_exit(trailhead) == 1
+    assert sink.items("traces") == SPANS  # accepted before the fault, drained after it
+    stopped = [e for e in trailhead.logs if e.get("message", "").startswith("a long-lived task stopped")]
+    assert stopped and stopped[0]["task"] == task and stopped[0]["how"] == "panicked", trailhead.logs[-10:]
+    failed = [e for e in trailhead.logs if e.get("message") == "trailhead failed"]
+    assert failed and f"task `{task}` panicked" in failed[0]["error"], trailhead.logs[-10:]
+
+
+# While it drains after such a failure, health answers 503 (here the next hop is down, so the
+# drain lasts the whole shutdown_timeout).
+def test_health_is_503_while_a_failed_process_drains(start_trailhead):
+    config = gateway_config(f"127.0.0.1:{free_port()}", retry_on_failure={"max_elapsed_time": 0})
+    config["service"]["shutdown_timeout"] = "4s"
+    trailhead = start_trailhead(config, extra_env={"TRAILHEAD_TEST_FAULT": "server zipkin@500"})
+    health = trailhead.url("health_check", "/")
+    assert requests.get(health, timeout=2).status_code == 200
+    assert requests.post(trailhead.url("otlp (http)", "/v1/traces"), data=request(2),
+                         headers={"Content-Type": "application/x-protobuf"}, timeout=5).status_code == 200
+    time.sleep(1.5)
+    assert requests.get(health, timeout=2).status_code == 503
+    assert wait_exit(trailhead) == 1

@@ -224,3 +224,63 @@ def test_config_reload(sink, start_trailhead):
     assert trailhead.process.pid == pid and trailhead.process.poll() is None
     listed = sorted(p["id"] for p in requests.get(trailhead.url("metrics", "/plugins"), timeout=5).json())
     assert listed == ["filter", "plugin/under-test"], listed
+
+
+
+def spans_request(n, tag):
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+    from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+    spans = [Span(trace_id=bytes.fromhex("5b8efff798038103d269b633813fc60c"), span_id=bytes.fromhex(f"{tag:08x}{i:08x}"),
+                  name=f"s{i}") for i in range(n)]
+    return ExportTraceServiceRequest(resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=spans)])])
+
+
+def post_protobuf(trailhead, request):
+    answer = requests.post(trailhead.url("otlp (http)", "/v1/traces"), data=request.SerializeToString(),
+                           headers={"Content-Type": "application/x-protobuf"}, timeout=5)
+    assert answer.status_code == 200, answer.text
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+    return ExportTraceServiceResponse.FromString(answer.content)
+
+
+# Items dropped after they were accepted (a panicking plugin under on_failure: drop) come back
+# to the sender as OTLP partial_success with the count and the reason, over HTTP (protobuf and
+# JSON) and gRPC. The Python SDK 1.45 reads that answer as a success and logs nothing (it does
+# not look at partial_success); the collector's OTLP exporter logs it (test_collector_interop).
+def test_partial_success_tells_the_sender(sink, start_trailhead, caplog):
+    import logging
+
+    import grpc
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    trailhead = start_trailhead(with_processor(sink, {"plugin": str(PLUGINS / "faults.wasm"), "fault": "panic", "on_failure": "drop"}))
+    partial = post_protobuf(trailhead, spans_request(10, 1)).partial_success
+    assert partial.rejected_spans == 10
+    assert "processor `plugin/under-test` failed: panic (on_failure: drop)" in partial.error_message
+    answer = requests.post(trailhead.url("otlp (http)", "/v1/traces"), json=spans_body(4, 2), timeout=5)
+    assert answer.json()["partialSuccess"]["rejectedSpans"] == "4"
+    with grpc.insecure_channel(trailhead.address("otlp (grpc)")) as channel:
+        reply = trace_service_pb2_grpc.TraceServiceStub(channel).Export(spans_request(3, 3), timeout=5)
+    assert reply.partial_success.rejected_spans == 3
+
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=trailhead.address("otlp (grpc)"), insecure=True)))
+    with caplog.at_level(logging.DEBUG, logger="opentelemetry"):
+        provider.get_tracer("t").start_span("dropped by the plugin").end()
+        provider.shutdown()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert sink.items("traces") == 0
+    assert trailhead.metric("trailhead_processor_dropped_items_total", processor="plugin/under-test") == 18
+
+
+# A filter's intended drops are not rejections: the answer stays empty.
+def test_filtered_items_are_not_rejections(sink, start_trailhead):
+    config = gateway_config(sink.endpoint)
+    config["processors"] = {"filter": {"traces": {"span": ['name == "s0"']}}}
+    for pipeline in config["service"]["pipelines"].values():
+        pipeline["processors"] = ["filter"]
+    trailhead = start_trailhead(config)
+    assert not post_protobuf(trailhead, spans_request(3, 4)).HasField("partial_success")
+    assert sink.wait_for("traces", 2) == 2

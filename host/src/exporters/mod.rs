@@ -60,12 +60,20 @@ pub enum ExportError {
     Permanent { message: String },
 }
 
-/// What the batcher takes from a queue: an encoded request, its item count, and the record to
-/// acknowledge once it is done when the queue is on disk.
+/// What the batcher takes from a queue: an encoded request, its item count, and, when the
+/// queue is on disk, where it came from.
 pub struct Queued {
     pub payload: Payload,
     pub items: usize,
-    pub stored: Option<persistent::RecordId>,
+    pub stored: Option<FromDisk>,
+}
+
+/// A request read back from disk: the record to acknowledge once it is done, and its share of
+/// the read-ahead budget (its size in bytes), given back at the same time. The budget is what
+/// keeps an outage from growing memory: what waits on disk is not also held in memory.
+pub struct FromDisk {
+    pub id: persistent::RecordId,
+    pub budget: tokio::sync::OwnedSemaphorePermit,
 }
 
 /// The pipelines' end of one exporter's queue.

@@ -6,7 +6,8 @@ use super::{ExportError, Payload, SendOutcome, Sink};
 use crate::config::values;
 use crate::pdata::Signal;
 use crate::pdata::grpc::{ExportResponse, RawCodec, export_path};
-use crate::receivers::auth::{AuthConfig, Secret};
+use crate::receivers::auth::{AuthConfig, BearerTokenConfig, Secret};
+use crate::secrets::{Rotating, Secrets};
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use http_body_util::StreamBody;
@@ -171,66 +172,28 @@ impl OtlpExporterConfig {
     }
 
     /// Builds the queue-driver spec of this exporter for one signal. Connects lazily, so a peer
-    /// that is down at start is retried like any other outage.
+    /// that is down at start is retried like any other outage. `token` is the bearertokenauth
+    /// extension `auth` names; its file and the TLS files are watched through `secrets`, and a
+    /// change rebuilds the connection for the sends that follow.
     pub fn build(
         &self,
         id: &str,
         signal: Signal,
         resolve: impl Fn(&PathBuf) -> PathBuf,
+        token: Option<BearerTokenConfig>,
+        secrets: &Secrets,
     ) -> Result<ExporterSpec, BuildError> {
-        let uri = self.uri();
-        let endpoint_error = |reason: String| BuildError::Endpoint {
-            endpoint: self.endpoint.clone(),
-            reason,
-        };
-        let mut endpoint =
-            Endpoint::from_shared(uri.clone()).map_err(|e| endpoint_error(e.to_string()))?;
-        if uri.starts_with("https://") {
-            if self.tls.insecure_skip_verify {
-                return Err(BuildError::SkipVerify);
-            }
-            let read = |what, path: &PathBuf| {
-                let path = resolve(path);
-                std::fs::read(&path).map_err(|source| BuildError::File { what, path, source })
-            };
-            let mut tls = ClientTlsConfig::new().with_native_roots();
-            if let Some(ca) = &self.tls.ca_file {
-                tls = tls.ca_certificate(Certificate::from_pem(read("tls.ca_file", ca)?));
-            }
-            match (&self.tls.cert_file, &self.tls.key_file) {
-                (Some(cert), Some(key)) => {
-                    tls = tls.identity(Identity::from_pem(
-                        read("tls.cert_file", cert)?,
-                        read("tls.key_file", key)?,
-                    ));
-                }
-                (None, None) => {}
-                _ => return Err(BuildError::HalfIdentity),
-            }
-            if let Some(name) = &self.tls.server_name_override {
-                tls = tls.domain_name(name.clone());
-            }
-            endpoint = endpoint
-                .tls_config(tls)
-                .map_err(|e| endpoint_error(e.to_string()))?;
-        }
-        let mut headers = MetadataMap::new();
-        for (name, value) in &self.headers {
-            let key = AsciiMetadataKey::from_bytes(name.as_bytes())
-                .map_err(|_| BuildError::Header(name.clone()))?;
-            let value = AsciiMetadataValue::try_from(value.0.as_str())
-                .map_err(|_| BuildError::Header(name.clone()))?;
-            headers.insert(key, value);
-        }
-        // The collector's `timeout: 0` is no deadline at all.
-        if !self.timeout.is_zero() {
-            endpoint = endpoint.timeout(self.timeout).connect_timeout(self.timeout);
-        }
-        let channel = endpoint.connect_lazy();
+        let settings = self.resolved(&resolve);
+        let token = token.map(|t| t.resolved(&|p| resolve(&p.to_path_buf())));
+        let mut files = settings.tls.files();
+        files.extend(token.iter().flat_map(BearerTokenConfig::files));
+        let what = format!("exporter {id}/{}", signal.as_str());
+        let connect = settings.clone();
+        let connection =
+            secrets.watch(what, files, move || connect.connect(token.as_ref()))?;
         let sink = OtlpSink {
-            channel,
+            connection,
             signal,
-            headers,
             compression: self.compression,
             timeout: self.timeout,
         };
@@ -243,12 +206,111 @@ impl OtlpExporterConfig {
             retry: self.retry_on_failure.clone(),
         })
     }
+
+    /// The same settings with the TLS paths resolved by `resolve`.
+    fn resolved(&self, resolve: &impl Fn(&PathBuf) -> PathBuf) -> Self {
+        let mut settings = self.clone();
+        for path in [
+            &mut settings.tls.ca_file,
+            &mut settings.tls.cert_file,
+            &mut settings.tls.key_file,
+        ] {
+            *path = path.as_ref().map(resolve);
+        }
+        settings
+    }
+
+    /// The channel (with the TLS files read now) and the metadata (with the token read now).
+    fn connect(&self, token: Option<&BearerTokenConfig>) -> Result<Connection, BuildError> {
+        let uri = self.uri();
+        let endpoint_error = |reason: String| BuildError::Endpoint {
+            endpoint: self.endpoint.clone(),
+            reason,
+        };
+        let mut endpoint =
+            Endpoint::from_shared(uri.clone()).map_err(|e| endpoint_error(e.to_string()))?;
+        if uri.starts_with("https://") {
+            endpoint = endpoint
+                .tls_config(self.tls.client_config()?)
+                .map_err(|e| endpoint_error(e.to_string()))?;
+        }
+        let mut headers = MetadataMap::new();
+        let authorization = match token {
+            Some(token) => Some(Secret(token.load(&|p| p.into()).map_err(BuildError::Auth)?.header_value())),
+            None => None,
+        };
+        let configured = self.headers.iter().map(|(name, value)| (name.as_str(), value));
+        for (name, value) in configured.chain(authorization.as_ref().map(|v| ("authorization", v))) {
+            let key = AsciiMetadataKey::from_bytes(name.as_bytes())
+                .map_err(|_| BuildError::Header(name.to_string()))?;
+            let value = AsciiMetadataValue::try_from(value.0.as_str())
+                .map_err(|_| BuildError::Header(name.to_string()))?;
+            headers.insert(key, value);
+        }
+        // The collector's `timeout: 0` is no deadline at all.
+        if !self.timeout.is_zero() {
+            endpoint = endpoint.timeout(self.timeout).connect_timeout(self.timeout);
+        }
+        Ok(Connection {
+            channel: endpoint.connect_lazy(),
+            headers,
+        })
+    }
+}
+
+impl TlsClientConfig {
+    /// The files it reads, to watch for rotation.
+    fn files(&self) -> Vec<PathBuf> {
+        [&self.ca_file, &self.cert_file, &self.key_file]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect()
+    }
+
+    /// tonic's TLS settings, with the CA and identity files (already resolved) read now.
+    fn client_config(&self) -> Result<ClientTlsConfig, BuildError> {
+        if self.insecure_skip_verify {
+            return Err(BuildError::SkipVerify);
+        }
+        let read = |what, path: &PathBuf| {
+            std::fs::read(path).map_err(|source| BuildError::File {
+                what,
+                path: path.clone(),
+                source,
+            })
+        };
+        let mut tls = ClientTlsConfig::new().with_native_roots();
+        if let Some(ca) = &self.ca_file {
+            tls = tls.ca_certificate(Certificate::from_pem(read("tls.ca_file", ca)?));
+        }
+        match (&self.cert_file, &self.key_file) {
+            (Some(cert), Some(key)) => {
+                tls = tls.identity(Identity::from_pem(
+                    read("tls.cert_file", cert)?,
+                    read("tls.key_file", key)?,
+                ));
+            }
+            (None, None) => {}
+            _ => return Err(BuildError::HalfIdentity),
+        }
+        if let Some(name) = &self.server_name_override {
+            tls = tls.domain_name(name.clone());
+        }
+        Ok(tls)
+    }
+}
+
+/// What sends go out on: the channel (its TLS) and the metadata (its token). Rebuilt when
+/// those files change; a send in flight keeps the one it started with.
+struct Connection {
+    channel: Channel,
+    headers: MetadataMap,
 }
 
 struct OtlpSink {
-    channel: Channel,
+    connection: Arc<Rotating<Connection>>,
     signal: Signal,
-    headers: MetadataMap,
     compression: Compression,
     timeout: Duration,
 }
@@ -260,7 +322,8 @@ impl Sink for OtlpSink {
         _items: usize,
     ) -> BoxFuture<'_, Result<SendOutcome, ExportError>> {
         Box::pin(async move {
-            let mut channel = self.channel.clone();
+            let connection = self.connection.load_full();
+            let mut channel = connection.channel.clone();
             std::future::poll_fn(|cx| channel.poll_ready(cx))
                 .await
                 .map_err(|e| ExportError::Retryable {
@@ -268,8 +331,11 @@ impl Sink for OtlpSink {
                     retry_after: None,
                 })?;
             let response = match self.compression.encoding() {
-                None => self.send_uncompressed(channel, payload).await,
-                Some(encoding) => self.send_compressed(channel, payload, encoding).await,
+                None => self.send_uncompressed(channel, &connection, payload).await,
+                Some(encoding) => {
+                    self.send_compressed(channel, &connection, payload, encoding)
+                        .await
+                }
             };
             let partial =
                 <ExportResponse as prost::Message>::decode(response.map_err(|s| classify(&s))?)
@@ -286,9 +352,9 @@ impl Sink for OtlpSink {
 
 impl OtlpSink {
     /// The metadata of a request: the configured headers and the deadline.
-    fn metadata(&self) -> MetadataMap {
+    fn metadata(&self, connection: &Connection) -> MetadataMap {
         let mut request = tonic::Request::new(());
-        *request.metadata_mut() = self.headers.clone();
+        *request.metadata_mut() = connection.headers.clone();
         if !self.timeout.is_zero() {
             request.set_timeout(self.timeout);
         }
@@ -298,9 +364,11 @@ impl OtlpSink {
     /// The payload's parts go to h2 as they are, behind the 5-byte gRPC message header: tonic's
     /// codec would first copy them all into one buffer (3% of S4's CPU). The response is read
     /// by tonic's own decoder, so statuses, trailers and HTTP errors map exactly as in `unary`.
+    /// `channel` is the connection's, made ready.
     async fn send_uncompressed(
         &self,
         mut channel: Channel,
+        connection: &Connection,
         payload: Payload,
     ) -> Result<Bytes, Status> {
         let length = u32::try_from(payload.len())
@@ -317,7 +385,7 @@ impl OtlpSink {
         *request.version_mut() = http::Version::HTTP_2;
         *request.uri_mut() = http::Uri::from_static(export_path(self.signal));
         let headers = request.headers_mut();
-        headers.extend(self.metadata().into_headers());
+        headers.extend(self.metadata(connection).into_headers());
         headers.insert(http::header::TE, http::HeaderValue::from_static("trailers"));
         headers.insert(
             http::header::CONTENT_TYPE,
@@ -352,6 +420,7 @@ impl OtlpSink {
     async fn send_compressed(
         &self,
         channel: Channel,
+        connection: &Connection,
         payload: Payload,
         encoding: CompressionEncoding,
     ) -> Result<Bytes, Status> {
@@ -361,7 +430,7 @@ impl OtlpSink {
             .send_compressed(encoding);
         // Compressing copies the request anyway; one more copy to join its parts is noise.
         let mut request = tonic::Request::new(payload.to_bytes());
-        *request.metadata_mut() = self.metadata();
+        *request.metadata_mut() = self.metadata(connection);
         let path = http::uri::PathAndQuery::from_static(export_path(self.signal));
         grpc.unary(request, path, RawCodec)
             .await

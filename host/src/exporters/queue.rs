@@ -7,7 +7,7 @@
 //! counts it as failed, unless the queue is on disk, where it stays for the next start.
 
 use super::persistent::{DiskQueue, RecordId};
-use super::{ExportError, ExporterHandle, Inlet, Payload, Queued, Sink};
+use super::{ExportError, ExporterHandle, FromDisk, Inlet, Payload, Queued, Sink};
 use crate::config::{ComponentId, values};
 use crate::pdata::Signal;
 use crate::pdata::split::{self, Bound};
@@ -18,7 +18,7 @@ use serde::Deserialize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -325,7 +325,17 @@ pub fn spawn_exporter(
                 move || gauge.upgrade().map_or(0.0, |d| d.len() as f64),
             );
             let capacity = disk.capacity();
-            tokio::spawn(feed(disk.clone(), tx, id.clone(), stop, abort.clone()));
+            let name = format!("disk feeder {id}/{}", spec.signal.as_str());
+            let budget = ReadAhead::new(read_ahead_bytes(&spec.batch));
+            let held = budget.clone();
+            telemetry.registry.gauge_fn(
+                "trailhead_exporter_read_ahead_bytes",
+                "Bytes read back from the persistent queue and held in memory (batching, sending, retrying); bounded so an outage fills the disk, not memory.",
+                &labels,
+                move || held.held() as f64,
+            );
+            let feeder = feed(disk.clone(), tx, budget, id.clone(), stop, abort.clone());
+            telemetry.supervisor.spawn(name, feeder);
             // The batcher runs until the feeder has handed over everything on disk.
             (Inlet::Disk(disk), rx, capacity, CancellationToken::new())
         }
@@ -344,14 +354,53 @@ pub fn spawn_exporter(
         abort,
         tracer: telemetry.tracer.clone(),
     });
-    let task = tokio::spawn(run(driver, rx, stop_batcher));
+    let name = format!("exporter {}/{}", driver.spec.id, driver.spec.signal.as_str());
+    let task = telemetry.supervisor.spawn(name, run(driver, rx, stop_batcher));
     (handle, task)
 }
 
-/// Hands stored requests to the batcher in order; after `stop`, until the disk is drained.
+/// How many bytes read back from disk may be in memory at once (batching, sending, retrying):
+/// four of the largest requests, so senders stay busy and a batch can fill, within 8–64 MiB
+/// (with no byte bound, 64). An outage then costs disk, not memory.
+fn read_ahead_bytes(batch: &BatchPolicy) -> usize {
+    const FLOOR: usize = 8 << 20;
+    const CEILING: usize = 64 << 20;
+    batch.bound.bytes.saturating_mul(4).clamp(FLOOR, CEILING)
+}
+
+/// The bytes of read-back requests memory may hold, as permits of a semaphore.
+#[derive(Clone)]
+struct ReadAhead {
+    permits: Arc<Semaphore>,
+    total: usize,
+}
+
+impl ReadAhead {
+    fn new(total: usize) -> Self {
+        ReadAhead {
+            permits: Arc::new(Semaphore::new(total)),
+            total,
+        }
+    }
+
+    /// Waits until `bytes` fit; a request larger than the whole budget takes all of it.
+    async fn take(&self, bytes: usize) -> OwnedSemaphorePermit {
+        let cost = bytes.clamp(1, self.total) as u32;
+        let permits = self.permits.clone();
+        permits.acquire_many_owned(cost).await.expect("the budget is never closed")
+    }
+
+    fn held(&self) -> usize {
+        self.total - self.permits.available_permits()
+    }
+}
+
+/// Hands stored requests to the batcher in order, each within the read-ahead budget; after
+/// `stop`, until the disk is drained.
 async fn feed(
     disk: Arc<DiskQueue>,
     tx: mpsc::Sender<Queued>,
+    budget: ReadAhead,
     exporter: Arc<str>,
     stop: CancellationToken,
     abort: CancellationToken,
@@ -369,10 +418,14 @@ async fn feed(
                 continue;
             }
         };
+        let budget = tokio::select! {
+            permit = budget.take(stored.payload.len()) => permit,
+            () = abort.cancelled() => break,
+        };
         let queued = Queued {
             payload: stored.payload.into(),
             items: stored.items,
-            stored: Some(stored.id),
+            stored: Some(FromDisk { id: stored.id, budget }),
         };
         let sent = tokio::select! {
             sent = tx.send(queued) => sent.is_ok(),
@@ -393,6 +446,8 @@ struct StoredRecord {
     disk: Arc<DiskQueue>,
     id: RecordId,
     keep: AtomicBool,
+    /// Returned to the read-ahead budget when the last send holding the record is done.
+    _budget: OwnedSemaphorePermit,
 }
 
 impl Drop for StoredRecord {
@@ -492,11 +547,12 @@ async fn run(driver: Arc<Driver>, mut rx: mpsc::Receiver<Queued>, stop: Cancella
         match received {
             None => dispatch(&driver, &mut pending, &senders, &mut sends).await,
             Some(queued) => {
-                let stored = queued.stored.map(|id| {
+                let stored = queued.stored.map(|from| {
                     Arc::new(StoredRecord {
                         disk: driver.disk.clone().expect("a stored request has its disk"),
-                        id,
+                        id: from.id,
                         keep: AtomicBool::new(false),
+                        _budget: from.budget,
                     })
                 });
                 let signal = driver.spec.signal;
@@ -1007,6 +1063,56 @@ mod tests {
             "{} splits",
             metrics.size_splits.get()
         );
+    }
+
+    // Through an outage a persistent queue holds at most its read-ahead budget in memory,
+    // however much waits on disk; once the peer is back every request is sent.
+    #[tokio::test]
+    async fn an_outage_fills_the_disk_not_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = super::super::persistent::Limits {
+            requests: 1000,
+            bytes: 1 << 30,
+        };
+        let disk = DiskQueue::open(dir.path(), false, limits).unwrap();
+        let sink = Arc::new(Recorder::default());
+        *sink.failures.lock().unwrap() = 200;
+        let mut spec = spec(sink.clone(), 1, 1000);
+        spec.queue.num_consumers = 10;
+        spec.batch.bound.bytes = 100_000; // a budget of 8 MiB, the floor
+        spec.retry.initial_interval = Duration::from_millis(5);
+        spec.retry.max_elapsed_time = Duration::ZERO;
+        let telemetry = Telemetry::default();
+        let stop = CancellationToken::new();
+        let (handle, task) = spawn_exporter(
+            spec,
+            Some(disk),
+            &telemetry,
+            stop.clone(),
+            CancellationToken::new(),
+        );
+        for _ in 0..60 {
+            let b = big_spans(500, 900); // ~470 KB each, 28 MB in all
+            handle.try_reserve(&b).unwrap().fill(b).await.unwrap();
+        }
+        let held = || {
+            let text = telemetry.registry.render();
+            let line = text
+                .lines()
+                .find(|l| l.starts_with("trailhead_exporter_read_ahead_bytes{"))
+                .unwrap()
+                .to_string();
+            line.rsplit(' ').next().unwrap().parse::<f64>().unwrap()
+        };
+        let mut most = 0f64;
+        while *sink.failures.lock().unwrap() > 0 {
+            most = most.max(held());
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        assert!(most > 0.0 && most <= (8 << 20) as f64, "held {most} bytes");
+        stop.cancel();
+        task.await.unwrap();
+        assert_eq!(sink.sent.lock().unwrap().iter().sum::<usize>(), 30_000);
     }
 
     // `max_elapsed_time: 0` retries until the peer is back, as in the collector.

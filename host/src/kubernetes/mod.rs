@@ -13,7 +13,7 @@ pub use store::{DELETE_GRACE, IGNORE_ANNOTATIONS, KeyFilter, Meta, Owner, Pod, S
 pub use watch::slim;
 
 use crate::config::Config;
-use crate::telemetry::metrics::Registry;
+use crate::telemetry::Telemetry;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -254,7 +254,7 @@ impl Cache {
     }
 
     /// Starts watching what `settings` asks for; returns at once.
-    pub async fn start(settings: Option<Settings>, registry: &Registry) -> Result<Cache, String> {
+    pub async fn start(settings: Option<Settings>, telemetry: &Telemetry) -> Result<Cache, String> {
         let Some(mut settings) = settings else {
             return Ok(Cache::empty());
         };
@@ -265,13 +265,13 @@ impl Cache {
         }
         let store = Arc::new(Store::default());
         let pods = Arc::downgrade(&store);
-        registry.gauge_fn(
+        telemetry.registry.gauge_fn(
             "trailhead_kubernetes_pods",
             "Pods in the metadata cache, including deleted ones kept for their grace period.",
             &[],
             move || pods.upgrade().map_or(0.0, |s| s.pod_count() as f64),
         );
-        let synced = watch::spawn(settings.clone(), store.clone(), registry).await;
+        let synced = watch::spawn(settings.clone(), store.clone(), telemetry).await;
         Ok(Cache {
             store,
             synced,

@@ -4,7 +4,8 @@
 
 use super::store::{self, Kind, Store};
 use super::{AuthType, IGNORE_ANNOTATIONS, Settings};
-use crate::telemetry::metrics::{Counter, Registry};
+use crate::telemetry::Telemetry;
+use crate::telemetry::metrics::Counter;
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
@@ -26,8 +27,9 @@ const EXPIRY_TICK: Duration = Duration::from_secs(5);
 pub async fn spawn(
     settings: Settings,
     store: Arc<Store>,
-    registry: &Registry,
+    telemetry: &Telemetry,
 ) -> signal::Receiver<bool> {
+    let (registry, supervisor) = (&telemetry.registry, &telemetry.supervisor);
     let (synced_tx, synced) = signal::channel(false);
     let client = match client(settings.auth_type).await {
         Ok(client) => client,
@@ -60,7 +62,7 @@ pub async fn spawn(
             ),
         };
         let (client, settings, store) = (client.clone(), settings.clone(), store.clone());
-        tokio::spawn(async move {
+        supervisor.spawn(format!("kubernetes watch {}", kind.as_str()), async move {
             match kind {
                 Kind::Pods => watch_pods(client, settings, store, sync).await,
                 Kind::Namespaces | Kind::Nodes => {
@@ -101,7 +103,7 @@ pub async fn spawn(
         });
     }
     let expiring = store.clone();
-    tokio::spawn(async move {
+    supervisor.spawn("kubernetes expiry", async move {
         let mut tick = tokio::time::interval(EXPIRY_TICK);
         loop {
             tick.tick().await;

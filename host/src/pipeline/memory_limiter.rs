@@ -13,6 +13,7 @@
 
 use crate::config::values::parse_duration;
 use crate::telemetry::metrics::{Counter, Registry};
+use crate::telemetry::supervisor::Supervisor;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -204,9 +205,9 @@ impl MemoryLimiter {
     }
 
     /// Checks memory every `check_interval` until `shutdown`.
-    pub fn spawn(self: &Arc<Self>, shutdown: CancellationToken) {
+    pub fn spawn(self: &Arc<Self>, supervisor: &Supervisor, shutdown: CancellationToken) {
         let limiter = self.clone();
-        tokio::spawn(async move {
+        supervisor.spawn("memory limiter", async move {
             let mut ticks = tokio::time::interval(limiter.settings.check_interval);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {

@@ -14,14 +14,53 @@ use arc_swap::ArcSwap;
 use futures::future::BoxFuture;
 use memory_limiter::MemoryLimiter;
 use std::sync::Arc;
+use std::time::Duration;
 use tap::Point;
+use tokio::time::Instant;
+
+/// How often a request waiting for room asks again.
+const ROOM_POLL: Duration = Duration::from_millis(50);
 
 /// A processor in a pipeline's ordered slot. The Wasm runtime implements this.
 pub trait Processor: Send + Sync {
     /// The component id, e.g. `k8sattributes`.
     fn id(&self) -> &str;
-    /// Transforms a batch; `Ok(None)` when every item was dropped.
-    fn process(&self, batch: Batch) -> BoxFuture<'_, Result<Option<Batch>, ProcessError>>;
+    /// Transforms a batch.
+    fn process(&self, batch: Batch) -> BoxFuture<'_, Result<Processed, ProcessError>>;
+}
+
+/// What a processor made of a batch.
+#[derive(Debug)]
+pub enum Processed {
+    /// The batch goes on, with fewer items when the processor removed some by its own decision.
+    Kept(Batch),
+    /// The processor removed every item by its own decision (a filter): nothing was lost.
+    Filtered,
+    /// The processor failed and its failure policy (`on_failure: drop`) dropped the batch
+    /// after it was accepted: the sender is told through OTLP `partial_success`.
+    Rejected(Rejection),
+}
+
+/// Items a sender sent that were accepted but will not reach an exporter, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub items: u64,
+    pub reason: String,
+}
+
+/// A batch was accepted; `rejected` says how many of its items a failing processor dropped
+/// (the most any one pipeline dropped: an item is lost if any destination misses it).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Accepted {
+    pub rejected: Option<Rejection>,
+}
+
+impl Accepted {
+    fn reject(&mut self, rejection: Rejection) {
+        if self.rejected.as_ref().is_none_or(|r| r.items < rejection.items) {
+            self.rejected = Some(rejection);
+        }
+    }
 }
 
 /// A processor failed in a way its failure policy turns into a refusal.
@@ -69,6 +108,15 @@ impl ConsumeError {
     pub fn is_retryable(&self) -> bool {
         !matches!(self, ConsumeError::Processor(_))
     }
+
+    /// Whether room may come back soon (memory, a queue, a disk): worth a short wait for a
+    /// sender that cannot retry.
+    fn is_for_room(&self) -> bool {
+        matches!(
+            self,
+            ConsumeError::Full(_) | ConsumeError::Storage { .. } | ConsumeError::MemoryLimit(_)
+        )
+    }
 }
 
 /// Every pipeline one receiver feeds for one signal.
@@ -108,42 +156,62 @@ impl Fanout {
     }
 
     /// Runs each pipeline's processors, then queues the results for every exporter, or for none.
-    pub async fn consume(&self, batch: Batch) -> Result<(), ConsumeError> {
+    pub async fn consume(&self, batch: Batch) -> Result<Accepted, ConsumeError> {
+        self.consume_within(batch, Instant::now()).await
+    }
+
+    /// Whether a new request may be read, asking again until `deadline` while memory is short.
+    pub async fn admit_within(&self, deadline: Instant) -> Result<(), ConsumeError> {
+        loop {
+            match self.admit() {
+                Err(e) if Instant::now() < deadline => {
+                    tracing::debug!(error = %e, "waiting for room before answering");
+                    tokio::time::sleep(ROOM_POLL).await;
+                }
+                admitted => return admitted,
+            }
+        }
+    }
+
+    /// As [`Fanout::consume`], but a refusal for room (memory, a full queue or disk) is tried
+    /// again until `deadline`: for senders that never retry, such as Dapr's Zipkin exporter.
+    pub async fn consume_within(
+        &self,
+        batch: Batch,
+        deadline: Instant,
+    ) -> Result<Accepted, ConsumeError> {
         let items = batch.items as u64;
-        let result = self.consume_inner(batch).await;
+        let result = loop {
+            match self.consume_inner(batch.clone()).await {
+                Err(e) if e.is_for_room() && Instant::now() < deadline => {
+                    tokio::time::sleep(ROOM_POLL).await;
+                }
+                result => break result,
+            }
+        };
         match &result {
-            Ok(()) => self.metrics.accepted.add(items),
+            Ok(_) => self.metrics.accepted.add(items),
             Err(_) => self.metrics.refused.add(items),
         }
         result
     }
 
-    async fn consume_inner(&self, batch: Batch) -> Result<(), ConsumeError> {
+    async fn consume_inner(&self, batch: Batch) -> Result<Accepted, ConsumeError> {
+        let mut accepted = Accepted::default();
         if batch.items == 0 {
-            return Ok(());
+            return Ok(accepted);
         }
         let mut deliveries = Vec::new();
         for pipeline in &self.pipelines {
-            let mut current = Some(batch.clone());
-            let processors = pipeline.processors.load_full();
-            for processor in processors.iter() {
-                let Some(input) = current.take() else { break };
-                let id = processor.id();
-                pipeline
-                    .taps
-                    .observe(|p| matches!(p, Point::Before(p) if p == id), &input);
-                current = processor.process(input).await?;
-                if let Some(output) = &current {
-                    pipeline
-                        .taps
-                        .observe(|p| matches!(p, Point::After(p) if p == id), output);
+            match pipeline.run_processors(batch.clone()).await? {
+                Processed::Kept(output) if output.items > 0 => {
+                    pipeline.taps.observe(|p| *p == Point::Exporters, &output);
+                    for exporter in &pipeline.exporters {
+                        deliveries.push((exporter, output.clone()));
+                    }
                 }
-            }
-            if let Some(output) = current.filter(|b| b.items > 0) {
-                pipeline.taps.observe(|p| *p == Point::Exporters, &output);
-                for exporter in &pipeline.exporters {
-                    deliveries.push((exporter, output.clone()));
-                }
+                Processed::Kept(_) | Processed::Filtered => {}
+                Processed::Rejected(rejection) => accepted.reject(rejection),
             }
         }
         let mut handovers = Vec::with_capacity(deliveries.len());
@@ -159,6 +227,26 @@ impl Fanout {
         for (slot, batch) in handovers {
             slot.fill(batch).await?;
         }
-        Ok(())
+        Ok(accepted)
+    }
+}
+
+impl Pipeline {
+    /// Runs `batch` through the processor list as it is now, showing each step to the taps.
+    async fn run_processors(&self, batch: Batch) -> Result<Processed, ProcessError> {
+        let processors = self.processors.load_full();
+        let mut current = batch;
+        for processor in processors.iter() {
+            let id = processor.id();
+            self.taps
+                .observe(|p| matches!(p, Point::Before(p) if p == id), &current);
+            current = match processor.process(current).await? {
+                Processed::Kept(output) => output,
+                stopped => return Ok(stopped),
+            };
+            self.taps
+                .observe(|p| matches!(p, Point::After(p) if p == id), &current);
+        }
+        Ok(Processed::Kept(current))
     }
 }

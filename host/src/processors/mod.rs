@@ -9,7 +9,7 @@ pub mod offline;
 pub mod wasm;
 
 use crate::pdata::Batch;
-use crate::pipeline::{ProcessError, Processor};
+use crate::pipeline::{ProcessError, Processed, Processor, Rejection};
 use crate::telemetry::metrics::{Counter, Histogram, Registry};
 use arc_swap::{ArcSwap, ArcSwapOption};
 use futures::future::BoxFuture;
@@ -359,18 +359,22 @@ impl WasmProcessor {
         })
     }
 
-    /// What the failure policy does with a batch the plugin did not process.
-    fn apply_policy(&self, batch: Batch) -> Option<Batch> {
+    /// What the failure policy does with a batch the plugin did not process; `why` becomes
+    /// the sender's `partial_success` message when the policy drops it.
+    fn apply_policy(&self, batch: Batch, why: &str) -> Processed {
         match self.on_failure {
-            OnFailure::Pass => Some(batch),
+            OnFailure::Pass => Processed::Kept(batch),
             OnFailure::Drop => {
                 self.metrics.dropped_items.add(batch.items as u64);
-                None
+                Processed::Rejected(Rejection {
+                    items: batch.items as u64,
+                    reason: format!("processor `{}` {why} (on_failure: drop)", self.id),
+                })
             }
         }
     }
 
-    fn failed(&self, plugin: &Arc<Plugin>, batch: Batch, failure: Failure) -> Option<Batch> {
+    fn failed(&self, plugin: &Arc<Plugin>, batch: Batch, failure: Failure) -> Processed {
         self.metrics.failure(failure.kind).add(1);
         if self
             .breaker
@@ -392,7 +396,7 @@ impl WasmProcessor {
             items = batch.items,
             "plugin failed on a batch"
         );
-        self.apply_policy(batch)
+        self.apply_policy(batch, &format!("failed: {}", failure.kind.as_str()))
     }
 }
 
@@ -401,11 +405,11 @@ impl Processor for WasmProcessor {
         &self.id
     }
 
-    fn process(&self, batch: Batch) -> BoxFuture<'_, Result<Option<Batch>, ProcessError>> {
+    fn process(&self, batch: Batch) -> BoxFuture<'_, Result<Processed, ProcessError>> {
         Box::pin(async move {
             let plugin = self.plugin.load_full();
             if !plugin.handles(batch.signal) {
-                return Ok(Some(batch));
+                return Ok(Processed::Kept(batch));
             }
             if !self
                 .breaker
@@ -414,7 +418,7 @@ impl Processor for WasmProcessor {
                 .allows()
             {
                 self.metrics.skipped.add(1);
-                return Ok(self.apply_policy(batch));
+                return Ok(self.apply_policy(batch, "is failing and was not called"));
             }
             self.metrics.calls.add(1);
             let started = Instant::now();
@@ -450,7 +454,10 @@ impl Processor for WasmProcessor {
                     self.metrics
                         .dropped_items
                         .add(batch.items.saturating_sub(out.items) as u64);
-                    Ok((out.items > 0).then_some(out))
+                    Ok(match out.items {
+                        0 => Processed::Filtered,
+                        _ => Processed::Kept(out),
+                    })
                 }
                 Err(failure) => Ok(self.failed(&plugin, batch, failure)),
             }

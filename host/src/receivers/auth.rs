@@ -21,7 +21,8 @@ pub struct AuthConfig {
 pub struct BearerTokenConfig {
     #[serde(default)]
     pub token: Option<Secret>,
-    /// A file holding the token (a mounted Kubernetes Secret), read at start.
+    /// A file holding the token (a mounted Kubernetes Secret), read at start and again when
+    /// it changes.
     #[serde(default)]
     pub filename: Option<PathBuf>,
     #[serde(default = "default_scheme")]
@@ -49,6 +50,19 @@ pub struct BearerToken {
 }
 
 impl BearerTokenConfig {
+    /// The same settings with `filename` resolved by `resolve`.
+    pub fn resolved(&self, resolve: &dyn Fn(&Path) -> PathBuf) -> Self {
+        BearerTokenConfig {
+            filename: self.filename.as_deref().map(resolve),
+            ..self.clone()
+        }
+    }
+
+    /// The file it is read from, if any, to watch for rotation.
+    pub fn files(&self) -> Vec<PathBuf> {
+        self.filename.iter().cloned().collect()
+    }
+
     /// Reads the token; `resolve` anchors a relative `filename`.
     pub fn load(&self, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<BearerToken, String> {
         let token = match (&self.token, &self.filename) {

@@ -6,9 +6,9 @@
 //! UNAUTHENTICATED / RESOURCE_EXHAUSTED with RetryInfo, and a closed connection past the limit.
 
 use super::auth::BearerToken;
+use crate::secrets::Rotating;
 use super::limits::{ConnectionLimits, RateLimiter};
-use crate::telemetry::ServerMetrics;
-use crate::telemetry::metrics::Registry;
+use crate::telemetry::{ServerMetrics, Telemetry};
 use axum::extract::ConnectInfo;
 use axum::response::{IntoResponse, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -36,8 +36,10 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How one listener serves, resolved from its config.
 #[derive(Clone, Default)]
 pub struct ServeOptions {
-    pub tls: Option<Arc<rustls::ServerConfig>>,
-    pub auth: Option<Arc<BearerToken>>,
+    /// Re-read when its files change: each new connection takes the current one.
+    pub tls: Option<Arc<Rotating<rustls::ServerConfig>>>,
+    /// Re-read when its file changes: each request is checked against the current one.
+    pub auth: Option<Arc<Rotating<BearerToken>>>,
     pub limits: ConnectionLimits,
     pub max_concurrent_streams: Option<u32>,
 }
@@ -56,13 +58,13 @@ pub async fn serve(
     endpoint: &str,
     router: axum::Router,
     options: ServeOptions,
-    registry: &Registry,
+    telemetry: &Telemetry,
     shutdown: CancellationToken,
 ) -> std::io::Result<Listening> {
     let listener = bind(endpoint).await?;
     let address = listener.local_addr()?;
-    let refusals = ServerMetrics::new(registry, &name);
-    let task = tokio::spawn(accept_loop(
+    let refusals = ServerMetrics::new(&telemetry.registry, &name);
+    let task = telemetry.supervisor.spawn(format!("server {name}"), accept_loop(
         listener,
         router,
         options,
@@ -96,7 +98,7 @@ async fn accept_loop(
         .limits
         .max_connections
         .map(|n| Arc::new(Semaphore::new(n)));
-    let tls = options.tls.clone().map(TlsAcceptor::from);
+    let tls = options.tls.clone();
     let rate = options.limits.rate_limiter().map(Arc::new);
     let local = listener.local_addr().ok();
     loop {
@@ -158,7 +160,8 @@ async fn accept_loop(
             let stream = match tls {
                 None => Either::Left(stream),
                 Some(tls) => {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
+                    let acceptor = TlsAcceptor::from(tls.load_full());
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                         Ok(Ok(stream)) => Either::Right(stream),
                         Ok(Err(e)) => {
                             tracing::debug!(server = %name, peer = %peer, error = %e, "TLS handshake failed");
@@ -181,7 +184,7 @@ async fn accept_loop(
 
 /// The checks made on every request before it reaches the router.
 struct Guard {
-    auth: Option<Arc<BearerToken>>,
+    auth: Option<Arc<Rotating<BearerToken>>>,
     rate: Option<Arc<RateLimiter>>,
     refusals: ServerMetrics,
 }
@@ -196,7 +199,7 @@ impl Guard {
                 .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
         };
         if let Some(token) = &self.auth
-            && let Err(message) = token.check(request.headers())
+            && let Err(message) = token.load().check(request.headers())
         {
             self.refusals.unauthenticated_requests.add(1);
             return Some(if grpc() {

@@ -1,5 +1,6 @@
 //! `tls:` of a receiver: its certificate and key, and with `client_ca_file`, mutual TLS. Read
-//! once at start into a rustls config (ring), offering h2 and http/1.1 by ALPN.
+//! into a rustls config (ring), offering h2 and http/1.1 by ALPN; read again when the files
+//! change (see [`crate::secrets`]).
 
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -17,11 +18,27 @@ pub struct TlsServerConfig {
 }
 
 impl TlsServerConfig {
+    /// The same settings with every path resolved by `resolve`.
+    pub fn resolved(&self, resolve: &dyn Fn(&Path) -> PathBuf) -> Self {
+        TlsServerConfig {
+            cert_file: resolve(&self.cert_file),
+            key_file: resolve(&self.key_file),
+            client_ca_file: self.client_ca_file.as_deref().map(resolve),
+        }
+    }
+
+    /// The files it is built from, to watch for rotation.
+    pub fn files(&self) -> Vec<PathBuf> {
+        let mut files = vec![self.cert_file.clone(), self.key_file.clone()];
+        files.extend(self.client_ca_file.clone());
+        files
+    }
+
     /// Reads the certificate, key and client CA; `resolve` anchors relative paths.
     pub fn load(
         &self,
         resolve: &dyn Fn(&Path) -> PathBuf,
-    ) -> Result<Arc<rustls::ServerConfig>, String> {
+    ) -> Result<rustls::ServerConfig, String> {
         use rustls::pki_types::pem::PemObject;
         use rustls::pki_types::{CertificateDer, PrivateKeyDer};
         let read = |what: &str, path: &Path| {
@@ -71,6 +88,6 @@ impl TlsServerConfig {
             .with_single_cert(chain, key)
             .map_err(|e| format!("tls.cert_file and tls.key_file do not make a pair: {e}"))?;
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        Ok(Arc::new(config))
+        Ok(config)
     }
 }

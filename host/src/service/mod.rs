@@ -5,7 +5,8 @@
 //! metadata when configured, then receivers, so nothing is accepted before it has somewhere to
 //! go; health turns 200 last. Stop (SIGTERM):
 //! health 503, receivers stop accepting and finish in-flight requests, exporter queues close
-//! and drain, and whatever is still unsent at the deadline is counted as failed.
+//! and drain, and whatever is still unsent at the deadline is counted as failed. A long-lived
+//! task that dies while serving ([`crate::telemetry::supervisor`]) starts the same stop.
 
 use crate::config::{Config, ExporterConfig, ExtensionConfig, ReceiverConfig};
 use crate::exporters::otlp::BuildError;
@@ -14,7 +15,8 @@ use crate::kubernetes;
 use crate::pdata::Signal;
 use crate::pipeline::memory_limiter::{self, MemoryLimiter};
 use crate::pipeline::{Fanout, Pipeline};
-use crate::receivers::auth::{AuthConfig, BearerToken, Secret};
+use crate::receivers::auth::{AuthConfig, BearerToken, BearerTokenConfig};
+use crate::secrets::{Rotating, Secrets};
 use crate::receivers::limits::ConnectionLimits;
 use crate::receivers::tls::TlsServerConfig;
 use crate::receivers::{self, Consumers, Listening, ServeOptions};
@@ -24,6 +26,7 @@ use plugins::Plugins;
 pub use plugins::load_processors;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
@@ -72,7 +75,17 @@ pub struct Service {
 
 impl Service {
     pub async fn start(config: &Config) -> Result<Service, StartError> {
-        let mut telemetry = Telemetry::default();
+        let telemetry = Telemetry::default();
+        let supervisor = telemetry.supervisor.clone();
+        let started = Self::build(config, telemetry).await;
+        if started.is_err() {
+            supervisor.stopping(); // what was spawned goes with the runtime; no failure to report
+        }
+        started
+    }
+
+    async fn build(config: &Config, mut telemetry: Telemetry) -> Result<Service, StartError> {
+        let secrets = Arc::new(Secrets::default());
         let stop_exporters = CancellationToken::new();
         let abort_exporters = CancellationToken::new();
         let mut exporter_tasks = Vec::new();
@@ -80,7 +93,7 @@ impl Service {
             // Its own exporter, spawned before the tracer exists, so its sends are not traced.
             let id = "self-traces";
             let spec = traces
-                .build(id, Signal::Traces, |p| config.resolve_path(p))
+                .build(id, Signal::Traces, |p| config.resolve_path(p), None, &secrets)
                 .map_err(|source| StartError::Exporter {
                     id: id.into(),
                     source,
@@ -94,7 +107,8 @@ impl Service {
             );
             exporter_tasks.push(task);
             let tracer = Arc::new(SelfTracer::new(handle, &telemetry.registry));
-            tokio::spawn(tracer.clone().run(stop_exporters.clone()));
+            let tracing = tracer.clone().run(stop_exporters.clone());
+            telemetry.supervisor.spawn("self tracer", tracing);
             telemetry.tracer = Some(tracer);
         }
         let mut exporters: BTreeMap<(String, Signal), ExporterHandle> = BTreeMap::new();
@@ -102,7 +116,7 @@ impl Service {
             Vec::new();
         let kubernetes =
             kubernetes::Settings::from_config(config).map_err(StartError::Kubernetes)?;
-        let mut cache = kubernetes::Cache::start(kubernetes, &telemetry.registry)
+        let mut cache = kubernetes::Cache::start(kubernetes, &telemetry)
             .await
             .map_err(StartError::Kubernetes)?;
         let processors = plugins::load_processors(config, &telemetry.registry, &cache.store)?;
@@ -113,7 +127,7 @@ impl Service {
             })?
             .map(|settings| MemoryLimiter::new(settings, &telemetry.registry));
         if let Some(limiter) = &limiter {
-            limiter.spawn(stop_limiter.clone());
+            limiter.spawn(&telemetry.supervisor, stop_limiter.clone());
         }
 
         for (pipeline_id, pipeline) in &config.service.pipelines {
@@ -134,14 +148,15 @@ impl Service {
                                 id: id.clone(),
                                 source,
                             };
-                            let mut otlp = otlp.as_ref().clone();
-                            if let Some(auth) = &otlp.auth {
-                                let token = bearer_token(config, auth)
-                                    .map_err(|e| failed(BuildError::Auth(e)))?;
-                                otlp.headers
-                                    .insert("authorization".into(), Secret(token.header_value()));
-                            }
-                            otlp.build(&id, signal, |p| config.resolve_path(p))
+                            let token = match &otlp.auth {
+                                Some(auth) => Some(
+                                    bearer_token_config(config, auth)
+                                        .map_err(|e| failed(BuildError::Auth(e)))?,
+                                ),
+                                None => None,
+                            };
+                            let resolve = |p: &PathBuf| config.resolve_path(p);
+                            otlp.build(&id, signal, resolve, token, &secrets)
                                 .map_err(failed)?
                         }
                         ExporterConfig::Debug(debug) => debug.build(&id, signal),
@@ -183,7 +198,8 @@ impl Service {
             &cache.store,
         ));
         let stop_admin = CancellationToken::new();
-        tokio::spawn(plugins.clone().watch(stop_admin.clone()));
+        let polling = plugins.clone().watch(stop_admin.clone());
+        telemetry.supervisor.spawn("reload poller", polling);
         let mut admin = Vec::new();
         let metrics = &config.service.telemetry.metrics;
         if metrics.level != "none" {
@@ -205,7 +221,7 @@ impl Service {
                 .merge(tap::routes(by_id));
             admin.push(
                 serve_admin(
-                    &telemetry.registry,
+                    &telemetry,
                     "metrics",
                     metrics.address,
                     router,
@@ -220,7 +236,7 @@ impl Service {
                 let router = health::router(check, telemetry.health.clone());
                 admin.push(
                     serve_admin(
-                        &telemetry.registry,
+                        &telemetry,
                         &id.to_string(),
                         check.endpoint,
                         router,
@@ -243,8 +259,11 @@ impl Service {
             &telemetry,
             limiter.as_ref(),
             &stop_receivers,
+            &secrets,
         )
         .await?;
+        let watching = secrets.run(telemetry.registry.clone(), stop_admin.clone());
+        telemetry.supervisor.spawn("secret watcher", watching);
         for server in listening.iter().chain(&admin) {
             tracing::info!(server = %server.name, address = %server.address, "listening");
         }
@@ -279,9 +298,16 @@ impl Service {
             .collect()
     }
 
+    /// Resolves when a long-lived task has died: which one, and how. Health is 503 by then;
+    /// the caller shuts down and exits non-zero.
+    pub async fn failed(&self) -> String {
+        self.telemetry.supervisor.failed().await
+    }
+
     /// Stops in stages within the configured deadline; returns whether everything drained.
     pub async fn shutdown(self) -> bool {
         let deadline = tokio::time::Instant::now() + self.shutdown_timeout;
+        self.telemetry.supervisor.stopping();
         self.telemetry.health.set_serving(false);
         tracing::info!(
             timeout_s = self.shutdown_timeout.as_secs_f64(),
@@ -317,6 +343,7 @@ async fn start_receivers(
     telemetry: &Telemetry,
     limiter: Option<&Arc<MemoryLimiter>>,
     stop_receivers: &CancellationToken,
+    secrets: &Secrets,
 ) -> Result<Vec<Listening>, StartError> {
     let mut listening = Vec::new();
     for (id, receiver) in config.receivers.iter() {
@@ -354,34 +381,38 @@ async fn start_receivers(
             ReceiverConfig::Otlp(otlp) => {
                 if let Some(grpc) = &otlp.protocols.grpc {
                     let router = receivers::otlp::grpc::router(&id_text, grpc, &consumers);
-                    let streams = grpc.max_concurrent_streams;
-                    let options = serve_options(
-                        config,
-                        &id_text,
-                        &grpc.tls,
-                        &grpc.auth,
-                        &grpc.limits,
-                        streams,
-                    )?;
-                    servers.push((format!("{id_text} (grpc)"), &grpc.endpoint, router, options));
+                    let name = format!("{id_text} (grpc)");
+                    let protocol = Protocol {
+                        tls: &grpc.tls,
+                        auth: &grpc.auth,
+                        limits: &grpc.limits,
+                        max_concurrent_streams: grpc.max_concurrent_streams,
+                    };
+                    let options = serve_options(config, &id_text, &name, protocol, secrets)?;
+                    servers.push((name, &grpc.endpoint, router, options));
                 }
                 if let Some(http) = &otlp.protocols.http {
                     let router = receivers::otlp::http::router(&id_text, http, &consumers);
-                    let options =
-                        serve_options(config, &id_text, &http.tls, &http.auth, &http.limits, None)?;
-                    servers.push((format!("{id_text} (http)"), &http.endpoint, router, options));
+                    let name = format!("{id_text} (http)");
+                    let protocol = Protocol {
+                        tls: &http.tls,
+                        auth: &http.auth,
+                        limits: &http.limits,
+                        max_concurrent_streams: None,
+                    };
+                    let options = serve_options(config, &id_text, &name, protocol, secrets)?;
+                    servers.push((name, &http.endpoint, router, options));
                 }
             }
             ReceiverConfig::Zipkin(zipkin) => {
                 if let Some(router) = receivers::zipkin::router(&id_text, zipkin, &consumers) {
-                    let options = serve_options(
-                        config,
-                        &id_text,
-                        &zipkin.tls,
-                        &zipkin.auth,
-                        &zipkin.limits,
-                        None,
-                    )?;
+                    let protocol = Protocol {
+                        tls: &zipkin.tls,
+                        auth: &zipkin.auth,
+                        limits: &zipkin.limits,
+                        max_concurrent_streams: None,
+                    };
+                    let options = serve_options(config, &id_text, &id_text, protocol, secrets)?;
                     servers.push((id_text.clone(), &zipkin.endpoint, router, options));
                 }
             }
@@ -392,7 +423,7 @@ async fn start_receivers(
                 endpoint,
                 router,
                 options,
-                &telemetry.registry,
+                telemetry,
                 stop_receivers.clone(),
             );
             listening.push(server.await.map_err(failed)?);
@@ -401,29 +432,43 @@ async fn start_receivers(
     Ok(listening)
 }
 
-/// The TLS, bearer token and limits of one receiver protocol, read and checked.
+/// What one receiver protocol serves with: its TLS and bearer token (read, checked, and
+/// watched for rotation) and its limits.
+struct Protocol<'a> {
+    tls: &'a Option<TlsServerConfig>,
+    auth: &'a Option<AuthConfig>,
+    limits: &'a ConnectionLimits,
+    max_concurrent_streams: Option<u32>,
+}
+
+/// The TLS, bearer token and limits of one receiver protocol (served as `server`), read,
+/// checked, and re-read when their files change.
 fn serve_options(
     config: &Config,
-    id: &str,
-    tls: &Option<TlsServerConfig>,
-    auth: &Option<AuthConfig>,
-    limits: &ConnectionLimits,
-    max_concurrent_streams: Option<u32>,
+    receiver: &str,
+    server: &str,
+    protocol: Protocol<'_>,
+    secrets: &Secrets,
 ) -> Result<ServeOptions, StartError> {
     let failed = |message: String| StartError::Listener {
-        id: id.to_string(),
+        id: receiver.to_string(),
         message,
     };
-    limits.validate().map_err(failed)?;
-    let resolve = |path: &std::path::Path| config.resolve_path(path);
-    let tls = match tls {
-        Some(tls) => Some(tls.load(&resolve).map_err(failed)?),
+    protocol.limits.validate().map_err(failed)?;
+    let tls = match protocol.tls {
+        Some(tls) => {
+            let tls = tls.resolved(&|p| config.resolve_path(p));
+            let what = format!("receiver {server} tls");
+            let watched = secrets.watch(what, tls.files(), move || tls.load(&|p| p.into()));
+            Some(watched.map_err(failed)?)
+        }
         None => None,
     };
-    let auth = match auth {
-        Some(auth) => Some(Arc::new(bearer_token(config, auth).map_err(failed)?)),
+    let auth = match protocol.auth {
+        Some(auth) => Some(bearer_token(config, auth, &format!("receiver {server}"), secrets).map_err(failed)?),
         None => None,
     };
+    let (limits, max_concurrent_streams) = (protocol.limits, protocol.max_concurrent_streams);
     Ok(ServeOptions {
         tls,
         auth,
@@ -432,12 +477,26 @@ fn serve_options(
     })
 }
 
-/// The token of the `bearertokenauth` extension `auth` names.
-fn bearer_token(config: &Config, auth: &AuthConfig) -> Result<BearerToken, String> {
+/// The token of the `bearertokenauth` extension `auth` names, re-read when its file changes;
+/// `user` says who uses it, in logs and metrics.
+fn bearer_token(
+    config: &Config,
+    auth: &AuthConfig,
+    user: &str,
+    secrets: &Secrets,
+) -> Result<Arc<Rotating<BearerToken>>, String> {
+    let extension = &auth.authenticator;
+    let token = bearer_token_config(config, auth)?.resolved(&|p| config.resolve_path(p));
+    let what = format!("{user} {extension}");
+    secrets
+        .watch(what, token.files(), move || token.load(&|p| p.into()))
+        .map_err(|e| format!("extension `{extension}`: {e}"))
+}
+
+/// The settings of the `bearertokenauth` extension `auth` names.
+fn bearer_token_config(config: &Config, auth: &AuthConfig) -> Result<BearerTokenConfig, String> {
     match config.extensions.get(&auth.authenticator) {
-        Some(ExtensionConfig::BearerToken(token)) => token
-            .load(&|path| config.resolve_path(path))
-            .map_err(|e| format!("extension `{}`: {e}", auth.authenticator)),
+        Some(ExtensionConfig::BearerToken(token)) => Ok(token.clone()),
         _ => Err(format!(
             "auth.authenticator `{}` is not a bearertokenauth extension",
             auth.authenticator
@@ -485,7 +544,7 @@ fn open_storage(
 
 /// Serves an admin router (metrics, health), naming the config section if it cannot bind.
 async fn serve_admin(
-    registry: &crate::telemetry::metrics::Registry,
+    telemetry: &Telemetry,
     name: &str,
     address: SocketAddr,
     router: axum::Router,
@@ -498,7 +557,7 @@ async fn serve_admin(
         &endpoint,
         router,
         ServeOptions::default(),
-        registry,
+        telemetry,
         stop.clone(),
     );
     server

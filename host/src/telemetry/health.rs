@@ -1,4 +1,5 @@
-//! The `health_check` extension: 200 while trailhead serves, 503 while it starts or drains.
+//! The `health_check` extension: 200 while trailhead serves, 503 while it starts or drains,
+//! or once a long-lived task has died (see [`super::supervisor`]).
 //! The opentelemetry-collector chart's probes hit it on :13133.
 
 use serde::Deserialize;
@@ -26,16 +27,26 @@ impl Default for HealthCheckConfig {
     }
 }
 
-/// Shared serving state.
+/// Shared serving state: serving, and not failed. A failure (a long-lived task died) is final.
 #[derive(Clone, Debug, Default)]
-pub struct Health(Arc<AtomicBool>);
+pub struct Health(Arc<State>);
+
+#[derive(Debug, Default)]
+struct State {
+    serving: AtomicBool,
+    failed: AtomicBool,
+}
 
 impl Health {
     pub fn set_serving(&self, serving: bool) {
-        self.0.store(serving, Ordering::SeqCst);
+        self.0.serving.store(serving, Ordering::SeqCst);
+    }
+    /// A part of trailhead died: health stays 503 until the process exits.
+    pub fn set_failed(&self) {
+        self.0.failed.store(true, Ordering::SeqCst);
     }
     pub fn is_serving(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.0.serving.load(Ordering::SeqCst) && !self.0.failed.load(Ordering::SeqCst)
     }
 }
 

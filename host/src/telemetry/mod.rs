@@ -4,6 +4,7 @@ pub mod health;
 pub mod heap;
 pub mod metrics;
 pub mod profiles;
+pub mod supervisor;
 pub mod traces;
 
 use crate::pdata::Signal;
@@ -132,12 +133,26 @@ impl ExporterMetrics {
 }
 
 /// What every component gets to report on itself.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Telemetry {
     pub registry: Arc<Registry>,
     pub health: health::Health,
+    /// Watches the long-lived tasks; one that dies turns `health` 503.
+    pub supervisor: supervisor::Supervisor,
     /// Where spans about trailhead's own work go, when `service.telemetry.traces` is set.
     pub tracer: Option<Arc<traces::SelfTracer>>,
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        let health = health::Health::default();
+        Telemetry {
+            registry: Arc::default(),
+            supervisor: supervisor::Supervisor::new(health.clone()),
+            health,
+            tracer: None,
+        }
+    }
 }
 
 impl std::fmt::Debug for Telemetry {

@@ -116,6 +116,10 @@ exporters:
       storage: file_storage/queue
       sizer: bytes
       queue_size: {{ div (mul $queue.sizeMiB 1048576 8) 10 }}
+    # On disk, waiting costs nothing but disk: retry until Alloy is back, as the collector
+    # does with 0. The queue's size bounds it; past that, senders are refused.
+    retry_on_failure:
+      max_elapsed_time: 0
 {{- end }}
 extensions:
   health_check:

@@ -4,6 +4,7 @@
 use crate::pdata::grpc::{RawCodec, export_path};
 use crate::pdata::{Batch, RequestContext, Signal};
 use crate::pipeline::{ConsumeError, Fanout};
+use crate::receivers::otlp::response;
 use crate::receivers::auth::AuthConfig;
 use crate::receivers::limits::ConnectionLimits;
 use crate::receivers::tls::TlsServerConfig;
@@ -152,9 +153,9 @@ impl UnaryService<Bytes> for ExportHandler {
                     fanout.metrics().malformed_requests.add(1);
                     Status::invalid_argument(format!("{} request: {e}", fanout.signal))
                 })?;
-            fanout.consume(batch).await.map_err(status_of)?;
-            // An empty message is a full success: no partial_success.
-            Ok(tonic::Response::new(Bytes::new()))
+            let accepted = fanout.consume(batch).await.map_err(status_of)?;
+            let body = response::protobuf(fanout.signal, &accepted);
+            Ok(tonic::Response::new(Bytes::from(body)))
         })
     }
 }

@@ -1,11 +1,13 @@
 //! OTLP/HTTP: `POST /v1/{traces,metrics,logs}` with protobuf or JSON bodies, compressed or not.
 //! Status codes follow the collector: 405 wrong method, 415 wrong content type, 400 bad body
 //! (with a `google.rpc.Status` in the request's encoding), 413 too large, 503 + `Retry-After`
-//! when full, 200 with an empty response on success.
+//! when full, 200 with an empty response on success, or `partial_success` when a failing
+//! processor dropped items it had accepted.
 
 use crate::pdata::json::batch_from_json;
 use crate::pdata::{Batch, RequestContext, Signal};
-use crate::pipeline::{ConsumeError, Fanout};
+use crate::pipeline::{Accepted, ConsumeError, Fanout};
+use crate::receivers::otlp::response;
 use crate::receivers::auth::AuthConfig;
 use crate::receivers::body::{media_type, read_body};
 use crate::receivers::limits::ConnectionLimits;
@@ -164,7 +166,7 @@ async fn handle(
         Err(message) => return bad(StatusCode::BAD_REQUEST, message),
     };
     match fanout.consume(batch).await {
-        Ok(()) => success(encoding),
+        Ok(accepted) => success(signal, encoding, &accepted),
         Err(e) => refused(encoding, e),
     }
 }
@@ -181,15 +183,19 @@ fn refused(encoding: Encoding, e: ConsumeError) -> Response {
     }
 }
 
-/// 200 with an empty `Export*ServiceResponse` (no partial success).
-fn success(encoding: Encoding) -> Response {
+/// 200 with the `Export*ServiceResponse`: empty, or with `partial_success`.
+fn success(signal: Signal, encoding: Encoding, accepted: &Accepted) -> Response {
     match encoding {
         Encoding::Protobuf => (
             [(header::CONTENT_TYPE, "application/x-protobuf")],
-            Vec::new(),
+            response::protobuf(signal, accepted),
         )
             .into_response(),
-        Encoding::Json => ([(header::CONTENT_TYPE, "application/json")], "{}").into_response(),
+        Encoding::Json => (
+            [(header::CONTENT_TYPE, "application/json")],
+            response::json(signal, accepted),
+        )
+            .into_response(),
     }
 }
 

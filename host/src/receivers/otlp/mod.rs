@@ -2,6 +2,7 @@
 
 pub mod grpc;
 pub mod http;
+pub mod response;
 
 use crate::config::values::enabled_section;
 use serde::Deserialize;

@@ -18,6 +18,8 @@ use http::{Method, StatusCode, header};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
 
 /// `receivers: zipkin:`
 #[derive(Debug, Clone, Deserialize)]
@@ -34,6 +36,12 @@ pub struct ZipkinReceiverConfig {
     /// Require a bearer token (`authenticator: bearertokenauth/NAME`).
     pub auth: Option<AuthConfig>,
     pub limits: ConnectionLimits,
+    /// How long a request refused for room (memory, a full queue or disk) waits for it before
+    /// the 503 (trailhead's key). Dapr's exporter drops a refused batch and never retries; its
+    /// batcher exports one batch at a time and queues 2,048 spans meanwhile, so a wait longer
+    /// than a second or two overflows the sidecar instead. `0s` answers at once.
+    #[serde(deserialize_with = "crate::config::values::duration")]
+    pub wait_for_room: Duration,
 }
 
 impl Default for ZipkinReceiverConfig {
@@ -45,6 +53,7 @@ impl Default for ZipkinReceiverConfig {
             tls: None,
             auth: None,
             limits: ConnectionLimits::default(),
+            wait_for_room: Duration::from_secs(1),
         }
     }
 }
@@ -93,8 +102,9 @@ async fn handle(
             ),
         );
     }
-    // Short of memory: refuse before reading a byte of the body.
-    if let Err(e) = fanout.admit() {
+    // Short of memory: wait a little for room, then refuse before reading a byte of the body.
+    let deadline = Instant::now() + config.wait_for_room;
+    if let Err(e) = fanout.admit_within(deadline).await {
         return refused(e);
     }
     let body = match read_body(&parts.headers, body, config.max_request_body_size).await {
@@ -118,8 +128,9 @@ async fn handle(
         .map(|c| c.0);
     let context = RequestContext::of_request(peer, forwarded_for(&parts.headers), receiver);
     let batch = Batch::from_message(Signal::Traces, &request, context);
-    match fanout.consume(batch).await {
-        Ok(()) => StatusCode::ACCEPTED.into_response(),
+    match fanout.consume_within(batch, deadline).await {
+        // Zipkin has no partial success: a failing processor's drops are only counted.
+        Ok(_) => StatusCode::ACCEPTED.into_response(),
         Err(e) => refused(e),
     }
 }
