@@ -360,12 +360,13 @@ pub fn spawn_exporter(
 }
 
 /// How many bytes read back from disk may be in memory at once (batching, sending, retrying):
-/// four of the largest requests, so senders stay busy and a batch can fill, within 8–64 MiB
-/// (with no byte bound, 64). An outage then costs disk, not memory.
+/// two of the largest requests, so one can fill while another is sent, within 4–64 MiB (with
+/// no byte bound, 64). An outage then costs disk, not memory: measured with Dapr's exporter at
+/// 6 MB/s through a 14 s outage, the heap grew by this budget and the requests being received.
 fn read_ahead_bytes(batch: &BatchPolicy) -> usize {
-    const FLOOR: usize = 8 << 20;
+    const FLOOR: usize = 4 << 20;
     const CEILING: usize = 64 << 20;
-    batch.bound.bytes.saturating_mul(4).clamp(FLOOR, CEILING)
+    batch.bound.bytes.saturating_mul(2).clamp(FLOOR, CEILING)
 }
 
 /// The bytes of read-back requests memory may hold, as permits of a semaphore.
@@ -1079,7 +1080,7 @@ mod tests {
         *sink.failures.lock().unwrap() = 200;
         let mut spec = spec(sink.clone(), 1, 1000);
         spec.queue.num_consumers = 10;
-        spec.batch.bound.bytes = 100_000; // a budget of 8 MiB, the floor
+        spec.batch.bound.bytes = 100_000; // a budget of 4 MiB, the floor
         spec.retry.initial_interval = Duration::from_millis(5);
         spec.retry.max_elapsed_time = Duration::ZERO;
         let telemetry = Telemetry::default();
@@ -1109,7 +1110,7 @@ mod tests {
             most = most.max(held());
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
-        assert!(most > 0.0 && most <= (8 << 20) as f64, "held {most} bytes");
+        assert!(most > 0.0 && most <= (4 << 20) as f64, "held {most} bytes");
         stop.cancel();
         task.await.unwrap();
         assert_eq!(sink.sent.lock().unwrap().iter().sum::<usize>(), 30_000);
