@@ -6,7 +6,7 @@
 //! not build (a torn write, a key that does not match its certificate) keeps the old value
 //! serving, is logged with the reason, and is counted.
 
-use crate::telemetry::metrics::Registry;
+use crate::telemetry::metrics::{Counter, Registry};
 use arc_swap::ArcSwap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, Weak};
@@ -23,6 +23,7 @@ pub type Rotating<T> = ArcSwap<T>;
 /// Every watched set of files of one running trailhead.
 #[derive(Default)]
 pub struct Secrets {
+    registry: Arc<Registry>,
     watched: Mutex<Vec<Watched>>,
 }
 
@@ -30,6 +31,8 @@ struct Watched {
     /// What the files are, in logs and metrics: `receiver otlp (grpc) tls`.
     what: String,
     files: Vec<PathBuf>,
+    reloads: Counter,
+    failures: Counter,
     /// The files' contents when last built (`None`: unreadable).
     seen: Vec<Option<Vec<u8>>>,
     /// Builds a new value from the files and swaps it in; `false` once nobody uses it.
@@ -37,6 +40,14 @@ struct Watched {
 }
 
 impl Secrets {
+    /// Counts into `registry`.
+    pub fn new(registry: Arc<Registry>) -> Self {
+        Secrets {
+            registry,
+            watched: Mutex::default(),
+        }
+    }
+
     /// Builds a value from `files` now (an error here fails the start), and again whenever
     /// their content changes.
     pub fn watch<T: Send + Sync + 'static, E: std::fmt::Display>(
@@ -58,9 +69,23 @@ impl Secrets {
             target.store(Arc::new(build().map_err(|e| e.to_string())?));
             Ok(true)
         });
+        let what = what.into();
+        let labels = [("secret", what.as_str())];
+        let reloads = self.registry.counter(
+            "trailhead_secret_reloads_total",
+            "Times changed TLS or token files were re-read and put to use.",
+            &labels,
+        );
+        let failures = self.registry.counter(
+            "trailhead_secret_reload_failures_total",
+            "Changed TLS or token files that could not be used; the previous ones kept serving.",
+            &labels,
+        );
         self.lock().push(Watched {
-            what: what.into(),
+            what,
             files,
+            reloads,
+            failures,
             seen,
             rebuild,
         });
@@ -68,29 +93,24 @@ impl Secrets {
     }
 
     /// Re-reads every watched set once and rebuilds those whose files changed.
-    pub fn check(&self, registry: &Registry) {
+    pub fn check(&self) {
         self.lock().retain_mut(|watched| {
             let now = read_all(&watched.files);
             if now == watched.seen {
                 return true;
             }
             watched.seen = now;
-            let labels = [("secret", watched.what.as_str())];
             match (watched.rebuild)() {
                 Ok(used) => {
                     if used {
                         tracing::info!(secret = %watched.what, "changed files re-read; new connections and requests use them");
-                        registry
-                            .counter("trailhead_secret_reloads_total", "Times changed TLS or token files were re-read and put to use.", &labels)
-                            .add(1);
+                        watched.reloads.add(1);
                     }
                     used
                 }
                 Err(error) => {
                     tracing::warn!(secret = %watched.what, %error, "changed files do not build; the previous ones keep serving");
-                    registry
-                        .counter("trailhead_secret_reload_failures_total", "Changed TLS or token files that could not be used; the previous ones kept serving.", &labels)
-                        .add(1);
+                    watched.failures.add(1);
                     true
                 }
             }
@@ -98,7 +118,7 @@ impl Secrets {
     }
 
     /// Checks every [`POLL`] until `stop`.
-    pub async fn run(self: Arc<Self>, registry: Arc<Registry>, stop: CancellationToken) {
+    pub async fn run(self: Arc<Self>, stop: CancellationToken) {
         let mut ticks = tokio::time::interval(POLL);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -106,9 +126,9 @@ impl Secrets {
                 () = stop.cancelled() => return,
                 _ = ticks.tick() => {}
             }
-            let (secrets, registry) = (self.clone(), registry.clone());
+            let secrets = self.clone();
             // File reads block: off the async workers.
-            let _ = tokio::task::spawn_blocking(move || secrets.check(&registry)).await;
+            let _ = tokio::task::spawn_blocking(move || secrets.check()).await;
         }
     }
 
@@ -132,7 +152,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("token");
         std::fs::write(&file, "one").unwrap();
-        let secrets = Secrets::default();
+        let registry = Arc::new(Registry::default());
+        let secrets = Secrets::new(registry.clone());
         let path = file.clone();
         let token = secrets
             .watch("token", vec![file.clone()], move || {
@@ -143,14 +164,13 @@ mod tests {
                 }
             })
             .unwrap();
-        let registry = Registry::default();
-        secrets.check(&registry);
+        secrets.check();
         assert_eq!(**token.load(), "one");
         std::fs::write(&file, "two").unwrap();
-        secrets.check(&registry);
+        secrets.check();
         assert_eq!(**token.load(), "two");
         std::fs::write(&file, "").unwrap();
-        secrets.check(&registry);
+        secrets.check();
         assert_eq!(**token.load(), "two");
         let text = registry.render();
         assert!(text.contains("trailhead_secret_reloads_total{secret=\"token\"} 1"), "{text}");

@@ -253,7 +253,7 @@ impl MemoryLimiter {
 
     /// Whether a new request may be read.
     pub fn admit(&self) -> Result<(), Refused> {
-        if !self.refusing.load(Ordering::Relaxed) {
+        if self.has_room() {
             return Ok(());
         }
         self.refusals.add(1);
@@ -261,6 +261,11 @@ impl MemoryLimiter {
             used_mib: self.used.load(Ordering::Relaxed) / MIB,
             soft_mib: self.settings.soft_bytes() / MIB,
         })
+    }
+
+    /// Whether a request would be admitted now, without counting a refusal.
+    pub fn has_room(&self) -> bool {
+        !self.refusing.load(Ordering::Relaxed)
     }
 }
 

@@ -160,17 +160,15 @@ impl Fanout {
         self.consume_within(batch, Instant::now()).await
     }
 
-    /// Whether a new request may be read, asking again until `deadline` while memory is short.
+    /// Whether a new request may be read, asking again until `deadline` while memory is short
+    /// (a refusal is counted once, at the end).
     pub async fn admit_within(&self, deadline: Instant) -> Result<(), ConsumeError> {
-        loop {
-            match self.admit() {
-                Err(e) if Instant::now() < deadline => {
-                    tracing::debug!(error = %e, "waiting for room before answering");
-                    tokio::time::sleep(ROOM_POLL).await;
-                }
-                admitted => return admitted,
+        if let Some(limiter) = &self.limiter {
+            while !limiter.has_room() && Instant::now() < deadline {
+                tokio::time::sleep(ROOM_POLL).await;
             }
         }
+        self.admit()
     }
 
     /// As [`Fanout::consume`], but a refusal for room (memory, a full queue or disk) is tried

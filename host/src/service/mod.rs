@@ -85,7 +85,7 @@ impl Service {
     }
 
     async fn build(config: &Config, mut telemetry: Telemetry) -> Result<Service, StartError> {
-        let secrets = Arc::new(Secrets::default());
+        let secrets = Arc::new(Secrets::new(telemetry.registry.clone()));
         let stop_exporters = CancellationToken::new();
         let abort_exporters = CancellationToken::new();
         let mut exporter_tasks = Vec::new();
@@ -262,7 +262,7 @@ impl Service {
             &secrets,
         )
         .await?;
-        let watching = secrets.run(telemetry.registry.clone(), stop_admin.clone());
+        let watching = secrets.run(stop_admin.clone());
         telemetry.supervisor.spawn("secret watcher", watching);
         for server in listening.iter().chain(&admin) {
             tracing::info!(server = %server.name, address = %server.address, "listening");
