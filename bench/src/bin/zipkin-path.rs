@@ -42,8 +42,10 @@ fn main() {
     let mut check = 0;
     for _ in 0..rounds {
         let spans = model::parse_v2_json(&body).expect("valid Zipkin");
+        let count = spans.len();
         let request = to_otlp::to_otlp(spans, false).expect("converts");
-        let batch = Batch::from_message(Signal::Traces, &request, RequestContext::internal("z"));
+        let context = RequestContext::internal("z");
+        let batch = Batch::from_encoded(Signal::Traces, request, count, context);
         check += batch.items;
     }
     let ns_per_span = started.elapsed().as_nanos() as f64 / (rounds * SPANS) as f64;

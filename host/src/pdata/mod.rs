@@ -109,6 +109,22 @@ pub struct Batch {
 }
 
 impl Batch {
+    /// An export request trailhead encoded itself, holding `items` items (its encoder counted
+    /// them; the fuzz target checks that the count and the framing agree).
+    pub fn from_encoded(
+        signal: Signal,
+        payload: Vec<u8>,
+        items: usize,
+        context: RequestContext,
+    ) -> Batch {
+        Batch {
+            signal,
+            payload: Bytes::from(payload).into(),
+            items,
+            context,
+        }
+    }
+
     /// Validates the framing of `payload` and counts its items.
     pub fn from_protobuf(
         signal: Signal,

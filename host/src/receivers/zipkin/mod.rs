@@ -118,8 +118,12 @@ async fn handle(
     } else {
         model::parse_v2_json(&body)
     };
-    let request = match spans.and_then(|spans| to_otlp::to_otlp(spans, config.parse_string_tags)) {
-        Ok(request) => request,
+    let converted = spans.and_then(|spans| {
+        let count = spans.len();
+        to_otlp::to_otlp(spans, config.parse_string_tags).map(|request| (request, count))
+    });
+    let (request, count) = match converted {
+        Ok(converted) => converted,
         Err(e) => return bad(StatusCode::BAD_REQUEST, e.to_string()),
     };
     let peer = parts
@@ -127,7 +131,7 @@ async fn handle(
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0);
     let context = RequestContext::of_request(peer, forwarded_for(&parts.headers), receiver);
-    let batch = Batch::from_message(Signal::Traces, &request, context);
+    let batch = Batch::from_encoded(Signal::Traces, request, count, context);
     match fanout.consume_within(batch, deadline).await {
         // Zipkin has no partial success: a failing processor's drops are only counted.
         Ok(_) => StatusCode::ACCEPTED.into_response(),

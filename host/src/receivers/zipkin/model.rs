@@ -1,8 +1,10 @@
 //! Zipkin spans as they arrive: v2 JSON, v2 protobuf (`zipkin.proto`) and v1 JSON, all read into
-//! one v2-shaped [`ZipkinSpan`].
+//! one v2-shaped [`ZipkinSpan`]. v2 JSON, what Dapr sends, is read borrowing its strings from the
+//! body (checked as UTF-8 once, up front), with tags in a sorted list rather than a map: an
+//! owned string per field and a tree per span were most of the Zipkin path's cost.
 
 use serde::Deserialize;
-use std::collections::BTreeMap;
+use std::borrow::Cow;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
@@ -13,43 +15,148 @@ pub enum Kind {
     Consumer,
 }
 
+/// A string of the body, or one made from it (unescaped JSON, a v1 or protobuf value).
+pub type Text<'a> = Cow<'a, str>;
+
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Endpoint {
-    pub service_name: Option<String>,
-    pub ipv4: Option<String>,
-    pub ipv6: Option<String>,
+pub struct Endpoint<'a> {
+    #[serde(borrow)]
+    pub service_name: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub ipv4: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub ipv6: Option<Text<'a>>,
     pub port: Option<u16>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct Annotation {
+pub struct Annotation<'a> {
     /// Microseconds since the epoch.
     pub timestamp: u64,
-    pub value: String,
+    #[serde(borrow)]
+    pub value: Text<'a>,
 }
 
 /// One span in the v2 model.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ZipkinSpan {
-    pub trace_id: String,
-    pub id: String,
-    pub parent_id: Option<String>,
+pub struct ZipkinSpan<'a> {
+    #[serde(borrow)]
+    pub trace_id: Text<'a>,
+    #[serde(borrow)]
+    pub id: Text<'a>,
+    #[serde(borrow)]
+    pub parent_id: Option<Text<'a>>,
     pub kind: Option<Kind>,
-    pub name: Option<String>,
+    #[serde(borrow)]
+    pub name: Option<Text<'a>>,
     /// Start, in microseconds since the epoch.
     pub timestamp: Option<u64>,
     /// Microseconds.
     pub duration: Option<u64>,
-    pub local_endpoint: Option<Endpoint>,
-    pub remote_endpoint: Option<Endpoint>,
-    #[serde(default)]
-    pub annotations: Vec<Annotation>,
-    #[serde(default)]
-    pub tags: BTreeMap<String, String>,
+    #[serde(borrow)]
+    pub local_endpoint: Option<Endpoint<'a>>,
+    #[serde(borrow)]
+    pub remote_endpoint: Option<Endpoint<'a>>,
+    #[serde(borrow, default)]
+    pub annotations: Vec<Annotation<'a>>,
+    #[serde(borrow, default)]
+    pub tags: Tags<'a>,
     pub debug: Option<bool>,
     pub shared: Option<bool>,
+}
+
+/// A span's tags, sorted by key, each key once (the last one given wins, as in a JSON map).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Tags<'a>(Vec<(Text<'a>, Text<'a>)>);
+
+impl<'a> Tags<'a> {
+    /// Removes and returns the value of `key`.
+    pub fn remove(&mut self, key: &str) -> Option<Text<'a>> {
+        let at = self.0.binary_search_by(|(k, _)| k.as_ref().cmp(key)).ok()?;
+        Some(self.0.remove(at).1)
+    }
+
+    /// Sets `key`, replacing what it had.
+    pub fn insert(&mut self, key: Text<'a>, value: Text<'a>) {
+        match self.0.binary_search_by(|(k, _)| k.as_ref().cmp(&key)) {
+            Ok(at) => self.0[at].1 = value,
+            Err(at) => self.0.insert(at, (key, value)),
+        }
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        let at = self.0.binary_search_by(|(k, _)| k.as_ref().cmp(key)).ok()?;
+        Some(&self.0[at].1)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_ref(), v.as_ref()))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Moves out, in key order, the tags whose key `wanted` picks.
+    pub fn take_if(&mut self, mut wanted: impl FnMut(&str) -> bool) -> Vec<(Text<'a>, Text<'a>)> {
+        if !self.0.iter().any(|(k, _)| wanted(k)) {
+            return Vec::new();
+        }
+        let (taken, kept) = std::mem::take(&mut self.0)
+            .into_iter()
+            .partition(|(k, _)| wanted(k));
+        self.0 = kept;
+        taken
+    }
+
+    /// From pairs in any order; a repeated key keeps its last value.
+    fn from_pairs(mut pairs: Vec<(Text<'a>, Text<'a>)>) -> Self {
+        // Go's encoding/json (Dapr's exporter) writes map keys sorted: nothing to do then.
+        if pairs.windows(2).all(|w| w[0].0 < w[1].0) {
+            return Tags(pairs);
+        }
+        pairs.reverse(); // a stable sort then keeps the last given of a key first
+        pairs.sort_by(|a, b| a.0.cmp(&b.0));
+        pairs.dedup_by(|later, kept| later.0 == kept.0);
+        Tags(pairs)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Tags<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Pairs<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Pairs<'a> {
+            type Value = Tags<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object of string tags")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(self, mut map: M) -> Result<Tags<'a>, M::Error> {
+                let mut pairs = Vec::with_capacity(map.size_hint().unwrap_or(16));
+                while let Some(pair) = map.next_entry::<Borrowed<'a>, Borrowed<'a>>()? {
+                    pairs.push((pair.0.0, pair.1.0));
+                }
+                Ok(Tags::from_pairs(pairs))
+            }
+        }
+        deserializer.deserialize_map(Pairs(std::marker::PhantomData))
+    }
+}
+
+/// A string borrowed from the body when it has no escapes.
+struct Borrowed<'a>(Text<'a>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Borrowed<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Inner<'a>(#[serde(borrow)] Text<'a>);
+        Inner::deserialize(deserializer).map(|inner| Borrowed(inner.0))
+    }
 }
 
 /// Why a Zipkin body could not be read.
@@ -57,6 +164,8 @@ pub struct ZipkinSpan {
 pub enum ZipkinError {
     #[error("invalid Zipkin v2 JSON: {0}")]
     V2Json(serde_json::Error),
+    #[error("invalid Zipkin JSON: not UTF-8 ({0})")]
+    Utf8(std::str::Utf8Error),
     #[error("invalid Zipkin v1 JSON: {0}")]
     V1Json(serde_json::Error),
     #[error("invalid Zipkin v2 protobuf (ListOfSpans): {0}")]
@@ -65,9 +174,11 @@ pub enum ZipkinError {
     Span { index: usize, message: String },
 }
 
-/// Reads a v2 JSON array of spans.
-pub fn parse_v2_json(body: &[u8]) -> Result<Vec<ZipkinSpan>, ZipkinError> {
-    serde_json::from_slice(body).map_err(ZipkinError::V2Json)
+/// Reads a v2 JSON array of spans, borrowing from `body`.
+pub fn parse_v2_json(body: &[u8]) -> Result<Vec<ZipkinSpan<'_>>, ZipkinError> {
+    // One UTF-8 check of the whole body instead of one per string.
+    let text = std::str::from_utf8(body).map_err(ZipkinError::Utf8)?;
+    serde_json::from_str(text).map_err(ZipkinError::V2Json)
 }
 
 /// `zipkin.proto` messages, for `application/x-protobuf` bodies.
@@ -129,25 +240,27 @@ mod proto {
 pub use proto::{Endpoint as ProtoEndpoint, ListOfSpans, Span as ProtoSpan};
 
 /// Reads a v2 protobuf `ListOfSpans`.
-pub fn parse_v2_proto(body: &[u8]) -> Result<Vec<ZipkinSpan>, ZipkinError> {
+pub fn parse_v2_proto(body: &[u8]) -> Result<Vec<ZipkinSpan<'static>>, ZipkinError> {
     let list = <ListOfSpans as prost::Message>::decode(body).map_err(ZipkinError::Proto)?;
     let endpoint = |e: proto::Endpoint| Endpoint {
-        service_name: Some(e.service_name).filter(|s| !s.is_empty()),
+        service_name: Some(e.service_name).filter(|s| !s.is_empty()).map(Cow::Owned),
         ipv4: <[u8; 4]>::try_from(e.ipv4.as_slice())
             .ok()
-            .map(|ip| std::net::Ipv4Addr::from(ip).to_string()),
+            .map(|ip| std::net::Ipv4Addr::from(ip).to_string().into()),
         ipv6: <[u8; 16]>::try_from(e.ipv6.as_slice())
             .ok()
-            .map(|ip| std::net::Ipv6Addr::from(ip).to_string()),
+            .map(|ip| std::net::Ipv6Addr::from(ip).to_string().into()),
         port: u16::try_from(e.port).ok().filter(|&p| p != 0),
     };
     Ok(list
         .spans
         .into_iter()
         .map(|s| ZipkinSpan {
-            trace_id: hex::encode(&s.trace_id),
-            id: hex::encode(&s.id),
-            parent_id: Some(hex::encode(&s.parent_id)).filter(|p| !p.is_empty()),
+            trace_id: hex::encode(&s.trace_id).into(),
+            id: hex::encode(&s.id).into(),
+            parent_id: Some(hex::encode(&s.parent_id))
+                .filter(|p| !p.is_empty())
+                .map(Cow::Owned),
             kind: match s.kind {
                 1 => Some(Kind::Client),
                 2 => Some(Kind::Server),
@@ -155,7 +268,7 @@ pub fn parse_v2_proto(body: &[u8]) -> Result<Vec<ZipkinSpan>, ZipkinError> {
                 4 => Some(Kind::Consumer),
                 _ => None,
             },
-            name: Some(s.name).filter(|n| !n.is_empty()),
+            name: Some(s.name).filter(|n| !n.is_empty()).map(Cow::Owned),
             timestamp: Some(s.timestamp).filter(|&t| t != 0),
             duration: Some(s.duration).filter(|&d| d != 0),
             local_endpoint: s.local_endpoint.map(endpoint),
@@ -165,10 +278,10 @@ pub fn parse_v2_proto(body: &[u8]) -> Result<Vec<ZipkinSpan>, ZipkinError> {
                 .into_iter()
                 .map(|a| Annotation {
                     timestamp: a.timestamp,
-                    value: a.value,
+                    value: a.value.into(),
                 })
                 .collect(),
-            tags: s.tags,
+            tags: Tags::from_pairs(s.tags.into_iter().map(|(k, v)| (k.into(), v.into())).collect()),
             debug: Some(s.debug),
             shared: Some(s.shared),
         })
@@ -179,46 +292,48 @@ pub fn parse_v2_proto(body: &[u8]) -> Result<Vec<ZipkinSpan>, ZipkinError> {
 /// the local endpoint; binary annotations carry tags and (`ca`, `sa`, `ma`) the remote endpoint.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct V1Span {
+struct V1Span<'a> {
     trace_id: String,
     id: String,
     parent_id: Option<String>,
     name: Option<String>,
     timestamp: Option<u64>,
     duration: Option<u64>,
-    #[serde(default)]
-    annotations: Vec<V1Annotation>,
-    #[serde(default)]
-    binary_annotations: Vec<V1BinaryAnnotation>,
+    #[serde(borrow, default)]
+    annotations: Vec<V1Annotation<'a>>,
+    #[serde(borrow, default)]
+    binary_annotations: Vec<V1BinaryAnnotation<'a>>,
     debug: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
-struct V1Annotation {
+struct V1Annotation<'a> {
     timestamp: u64,
     value: String,
-    endpoint: Option<Endpoint>,
+    #[serde(borrow)]
+    endpoint: Option<Endpoint<'a>>,
 }
 
 #[derive(Debug, Deserialize)]
-struct V1BinaryAnnotation {
+struct V1BinaryAnnotation<'a> {
     key: String,
     value: serde_json::Value,
-    endpoint: Option<Endpoint>,
+    #[serde(borrow)]
+    endpoint: Option<Endpoint<'a>>,
 }
 
 /// Reads a v1 JSON array of spans into the v2 model.
-pub fn parse_v1_json(body: &[u8]) -> Result<Vec<ZipkinSpan>, ZipkinError> {
+pub fn parse_v1_json(body: &[u8]) -> Result<Vec<ZipkinSpan<'_>>, ZipkinError> {
     let spans: Vec<V1Span> = serde_json::from_slice(body).map_err(ZipkinError::V1Json)?;
     Ok(spans.into_iter().map(v1_to_v2).collect())
 }
 
-fn v1_to_v2(v1: V1Span) -> ZipkinSpan {
+fn v1_to_v2(v1: V1Span<'_>) -> ZipkinSpan<'_> {
     let mut span = ZipkinSpan {
-        trace_id: v1.trace_id,
-        id: v1.id,
-        parent_id: v1.parent_id,
-        name: v1.name,
+        trace_id: v1.trace_id.into(),
+        id: v1.id.into(),
+        parent_id: v1.parent_id.map(Cow::Owned),
+        name: v1.name.map(Cow::Owned),
         timestamp: v1.timestamp,
         duration: v1.duration,
         debug: v1.debug,
@@ -248,7 +363,7 @@ fn v1_to_v2(v1: V1Span) -> ZipkinSpan {
         if !CORE.contains(&annotation.value.as_str()) {
             span.annotations.push(Annotation {
                 timestamp: annotation.timestamp,
-                value: annotation.value.clone(),
+                value: annotation.value.clone().into(),
             });
         }
         if span.local_endpoint.is_none() {
@@ -266,7 +381,7 @@ fn v1_to_v2(v1: V1Span) -> ZipkinSpan {
                     serde_json::Value::String(s) => s,
                     other => other.to_string(),
                 };
-                span.tags.insert(binary.key, value);
+                span.tags.insert(binary.key.into(), value.into());
             }
         }
     }
@@ -305,7 +420,23 @@ mod tests {
                 value: "retry".into()
             }]
         );
-        assert_eq!(span.tags["http.status_code"], "500");
+        assert_eq!(span.tags.get("http.status_code"), Some("500"));
+    }
+
+    // Tags come out sorted by key, and a key given twice keeps its last value, as a JSON map
+    // read into a map would; sorted input (Go writes map keys sorted) is taken as it is.
+    #[test]
+    fn tags_sorted_and_last_wins() {
+        let body = br#"[{"traceId":"0000000000000001","id":"0000000000000002",
+            "tags":{"b":"1","a":"2","b":"3","c\u0041":"escaped"}},
+            {"traceId":"0000000000000001","id":"0000000000000003","tags":{"a":"x","b":"y"}}]"#;
+        let spans = parse_v2_json(body).unwrap();
+        let tags: Vec<(&str, &str)> = spans[0].tags.iter().collect();
+        assert_eq!(tags, [("a", "2"), ("b", "3"), ("cA", "escaped")]);
+        let sorted: Vec<(&str, &str)> = spans[1].tags.iter().collect();
+        assert_eq!(sorted, [("a", "x"), ("b", "y")]);
+        assert!(matches!(spans[1].tags.get("a"), Some("x")));
+        assert!(parse_v2_json(b"[{\"traceId\":\"\xff\"}]").is_err());
     }
 
     // Protobuf endpoints carry raw IP bytes; they become text addresses.

@@ -2,15 +2,19 @@
 //! its known gaps fixed: `otel.status_code` spelled `OK`/`ERROR` (as the OpenTelemetry Zipkin
 //! exporters write it) sets the status, `otel.scope.*`/`otel.library.*` become the scope, and
 //! `shared` is kept (as the `zipkin.shared` attribute).
+//!
+//! Spans are written straight into the protobuf encoding of the request, from strings borrowed
+//! from the body: building `opentelemetry_proto` messages first cost an owned string per field
+//! and a size walk per nesting level (the Zipkin path, the one every Dapr sidecar takes, was the
+//! costliest trailhead had). Each span's body is written once into one buffer; the request is
+//! then framed around those bodies, copying each once. Annotations and the status, rare and
+//! small, still go through prost's messages.
 
-use super::model::{Endpoint, Kind, ZipkinError, ZipkinSpan};
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{
-    ResourceSpans, ScopeSpans, Span, Status, span, status,
-};
-use std::collections::BTreeMap;
+use super::model::{Endpoint, Kind, Tags, Text, ZipkinError, ZipkinSpan};
+use crate::pdata::wire::{put_bytes_field, put_varint};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::trace::v1::{Status, span, status};
+use std::ops::Range;
 
 /// Tags that become span fields rather than attributes.
 const STATUS_CODE: &str = "otel.status_code";
@@ -19,136 +23,193 @@ const ERROR: &str = "error";
 const TRACE_STATE: &str = "w3c.tracestate";
 const SCOPE_NAME: [&str; 2] = ["otel.scope.name", "otel.library.name"];
 const SCOPE_VERSION: [&str; 2] = ["otel.scope.version", "otel.library.version"];
+const FIELD_TAGS: [&str; 8] = [
+    STATUS_CODE,
+    STATUS_DESCRIPTION,
+    ERROR,
+    TRACE_STATE,
+    SCOPE_NAME[0],
+    SCOPE_NAME[1],
+    SCOPE_VERSION[0],
+    SCOPE_VERSION[1],
+];
 
-/// Spans of one service keyed by (scope name, scope version).
-type SpansByScope = BTreeMap<(String, String), Vec<Span>>;
+/// The tags of a span that become its fields, taken out of its tags in one pass.
+#[derive(Default)]
+struct FieldTags<'a>(Tags<'a>);
 
-/// Converts spans, one resource per local service and one scope per instrumentation library.
+impl<'a> FieldTags<'a> {
+    fn take(tags: &mut Tags<'a>) -> Self {
+        // Most spans have none: a first-byte check rejects nearly every key at once.
+        let taken = tags.take_if(|k| {
+            matches!(k.as_bytes().first(), Some(b'o' | b'e' | b'w')) && FIELD_TAGS.contains(&k)
+        });
+        let mut fields = Tags::default();
+        for (key, value) in taken {
+            fields.insert(key, value);
+        }
+        FieldTags(fields)
+    }
+}
+
+/// One instrumentation scope of a service: its name and version, and where its spans' encoded
+/// bodies are in the shared buffer.
+struct Scope<'a> {
+    name: Text<'a>,
+    version: Text<'a>,
+    spans: Vec<Range<usize>>,
+}
+
+/// One local service: a resource.
+struct Service<'a> {
+    name: Option<Text<'a>>,
+    scopes: Vec<Scope<'a>>,
+}
+
+/// Converts spans to an encoded `ExportTraceServiceRequest`: one resource per local service
+/// (in first-seen order) and one scope per instrumentation library (sorted by name and version).
 /// `parse_string_tags` turns tag strings that look like bools and numbers into typed values.
-pub fn to_otlp(
-    spans: Vec<ZipkinSpan>,
-    parse_string_tags: bool,
-) -> Result<ExportTraceServiceRequest, ZipkinError> {
-    // service → (scope name, scope version) → spans, in first-seen order of services.
-    let mut services: Vec<(Option<String>, SpansByScope)> = Vec::new();
+pub fn to_otlp(spans: Vec<ZipkinSpan<'_>>, parse_string_tags: bool) -> Result<Vec<u8>, ZipkinError> {
+    let mut bodies = Vec::with_capacity(spans.len() * 512);
+    let mut services: Vec<Service> = Vec::new();
     for (index, mut zipkin) in spans.into_iter().enumerate() {
-        let bad = |message: String| ZipkinError::Span { index, message };
-        let service = zipkin
-            .local_endpoint
-            .as_ref()
-            .and_then(|e| e.service_name.clone());
-        let take_first = |tags: &mut BTreeMap<String, String>, keys: [&str; 2]| {
-            keys.iter()
-                .filter_map(|k| tags.remove(*k))
-                .next()
-                .unwrap_or_default()
-        };
-        let scope = (
-            take_first(&mut zipkin.tags, SCOPE_NAME),
-            take_first(&mut zipkin.tags, SCOPE_VERSION),
-        );
-        let span = convert(zipkin, parse_string_tags).map_err(bad)?;
-        let slot = match services.iter().position(|(s, _)| *s == service) {
-            Some(i) => i,
+        let service = zipkin.local_endpoint.as_ref().and_then(|e| e.service_name.clone());
+        let mut fields = FieldTags::take(&mut zipkin.tags);
+        let name = take_first(&mut fields.0, SCOPE_NAME);
+        let version = take_first(&mut fields.0, SCOPE_VERSION);
+        let start = bodies.len();
+        encode_span(&mut bodies, zipkin, fields, parse_string_tags)
+            .map_err(|message| ZipkinError::Span { index, message })?;
+        let slot = match services.iter().position(|s| s.name == service) {
+            Some(slot) => slot,
             None => {
-                services.push((service, BTreeMap::new()));
+                services.push(Service { name: service, scopes: Vec::new() });
                 services.len() - 1
             }
         };
-        services[slot].1.entry(scope).or_default().push(span);
+        let scopes = &mut services[slot].scopes;
+        match scopes.iter_mut().find(|s| s.name == name && s.version == version) {
+            Some(scope) => scope.spans.push(start..bodies.len()),
+            None => scopes.push(Scope { name, version, spans: vec![start..bodies.len()] }),
+        }
     }
-    let resource_spans = services
-        .into_iter()
-        .map(|(service, scopes)| ResourceSpans {
-            resource: Some(Resource {
-                attributes: service
-                    .into_iter()
-                    .map(|s| string_attribute("service.name", s))
-                    .collect(),
-                ..Default::default()
-            }),
-            scope_spans: scopes
-                .into_iter()
-                .map(|((name, version), spans)| ScopeSpans {
-                    scope: (!name.is_empty()).then(|| InstrumentationScope {
-                        name,
-                        version,
-                        ..Default::default()
-                    }),
-                    spans,
-                    ..Default::default()
-                })
-                .collect(),
-            ..Default::default()
-        })
-        .collect();
-    Ok(ExportTraceServiceRequest { resource_spans })
+    for service in &mut services {
+        service.scopes.sort_by(|a, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
+    }
+    Ok(frame(&services, &bodies))
 }
 
-fn convert(mut zipkin: ZipkinSpan, parse_string_tags: bool) -> Result<Span, String> {
-    let trace_id = decode_id(&zipkin.trace_id, &[16, 32], "traceId")?;
-    let trace_id = if trace_id.len() == 8 {
-        [vec![0; 8], trace_id].concat()
-    } else {
-        trace_id
+/// The first of `keys` present, removed (the others too), or empty.
+fn take_first<'a>(tags: &mut Tags<'a>, keys: [&str; 2]) -> Text<'a> {
+    let mut found = keys.iter().filter_map(|k| tags.remove(k));
+    let first = found.next();
+    found.for_each(drop);
+    first.unwrap_or_default()
+}
+
+/// The request around the span bodies: resource spans, scope spans, spans.
+fn frame(services: &[Service], bodies: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bodies.len() + bodies.len() / 16 + 64);
+    for service in services {
+        let mut resource = Vec::new();
+        if let Some(name) = &service.name {
+            put_attribute(&mut resource, 1, "service.name", Value::Str(name));
+        }
+        let scope_lengths: Vec<usize> = service.scopes.iter().map(|s| scope_len(s)).collect();
+        let length = field_len(resource.len()) + scope_lengths.iter().map(|&l| field_len(l)).sum::<usize>();
+        put_header(&mut out, 1, length); // ExportTraceServiceRequest.resource_spans
+        put_bytes_field(&mut out, 1, &resource); // ResourceSpans.resource
+        for (scope, &length) in service.scopes.iter().zip(&scope_lengths) {
+            put_header(&mut out, 2, length); // ResourceSpans.scope_spans
+            if !scope.name.is_empty() {
+                put_header(&mut out, 1, str_len(&scope.name) + str_len(&scope.version));
+                put_str(&mut out, 1, &scope.name);
+                put_str(&mut out, 2, &scope.version);
+            }
+            for span in &scope.spans {
+                put_bytes_field(&mut out, 2, &bodies[span.clone()]); // ScopeSpans.spans
+            }
+        }
+    }
+    out
+}
+
+fn scope_len(scope: &Scope) -> usize {
+    let header = match scope.name.is_empty() {
+        true => 0,
+        false => field_len(str_len(&scope.name) + str_len(&scope.version)),
     };
-    let span_id = decode_id(&zipkin.id, &[16], "id")?;
-    let parent_span_id = match zipkin.parent_id.as_deref() {
-        Some(parent) if !parent.is_empty() => decode_id(parent, &[16], "parentId")?,
-        _ => Vec::new(),
+    header + scope.spans.iter().map(|s| field_len(s.len())).sum::<usize>()
+}
+
+/// Appends one `Span`'s fields, in field order, to `out`.
+fn encode_span<'a>(
+    out: &mut Vec<u8>,
+    zipkin: ZipkinSpan<'a>,
+    mut fields: FieldTags<'a>,
+    parse_string_tags: bool,
+) -> Result<(), String> {
+    let mut trace_id = [0u8; 16];
+    match zipkin.trace_id.len() {
+        // A 64-bit trace id is the low half of a 128-bit one.
+        16 => decode_id(&zipkin.trace_id, &mut trace_id[8..], "traceId", "16 or 32")?,
+        _ => decode_id(&zipkin.trace_id, &mut trace_id, "traceId", "16 or 32")?,
+    }
+    let mut span_id = [0u8; 8];
+    decode_id(&zipkin.id, &mut span_id, "id", "16")?;
+    let mut parent = [0u8; 8];
+    let has_parent = match zipkin.parent_id.as_deref() {
+        Some(p) if !p.is_empty() => {
+            decode_id(p, &mut parent, "parentId", "16")?;
+            true
+        }
+        _ => false,
     };
+    let status = take_status(&mut fields.0);
+    let trace_state = fields.0.remove(TRACE_STATE).unwrap_or_default();
+    put_bytes_field(out, 1, &trace_id);
+    put_bytes_field(out, 2, &span_id);
+    put_str(out, 3, &trace_state);
+    if has_parent {
+        put_bytes_field(out, 4, &parent);
+    }
+    put_str(out, 5, zipkin.name.as_deref().unwrap_or_default());
+    put_varint_field(out, 6, span_kind(zipkin.kind) as u64);
     let start = zipkin.timestamp.unwrap_or(0).saturating_mul(1000);
     let end = start.saturating_add(zipkin.duration.unwrap_or(0).saturating_mul(1000));
-    let status = take_status(&mut zipkin.tags);
-    let trace_state = zipkin.tags.remove(TRACE_STATE).unwrap_or_default();
-    let mut attributes: Vec<KeyValue> = zipkin
-        .tags
-        .into_iter()
-        .map(|(key, value)| attribute(&key, tag_value(value, parse_string_tags)))
-        .collect();
+    put_fixed64_field(out, 7, start);
+    put_fixed64_field(out, 8, end);
+    for (key, value) in zipkin.tags.iter() {
+        put_attribute(out, 9, key, tag_value(value, parse_string_tags));
+    }
     if let Some(local) = &zipkin.local_endpoint {
-        endpoint_attributes(&mut attributes, local, "net.host.ip", "net.host.port", None);
+        endpoint_attributes(out, local, "net.host.ip", "net.host.port", None);
     }
     if let Some(remote) = &zipkin.remote_endpoint {
-        endpoint_attributes(
-            &mut attributes,
-            remote,
-            "net.peer.ip",
-            "net.peer.port",
-            Some("peer.service"),
-        );
+        endpoint_attributes(out, remote, "net.peer.ip", "net.peer.port", Some("peer.service"));
     }
     if zipkin.shared == Some(true) {
-        attributes.push(attribute(
-            "zipkin.shared",
-            any_value::Value::BoolValue(true),
-        ));
+        put_attribute(out, 9, "zipkin.shared", Value::Bool(true));
     }
-    Ok(Span {
-        trace_id,
-        span_id,
-        parent_span_id,
-        trace_state,
-        name: zipkin.name.unwrap_or_default(),
-        kind: match zipkin.kind {
-            Some(Kind::Client) => span::SpanKind::Client,
-            Some(Kind::Server) => span::SpanKind::Server,
-            Some(Kind::Producer) => span::SpanKind::Producer,
-            Some(Kind::Consumer) => span::SpanKind::Consumer,
-            // The OpenTelemetry Zipkin exporters write INTERNAL spans without a kind.
-            None => span::SpanKind::Internal,
-        } as i32,
-        start_time_unix_nano: start,
-        end_time_unix_nano: end,
-        attributes,
-        events: zipkin
-            .annotations
-            .into_iter()
-            .map(|a| event(a.timestamp, a.value))
-            .collect(),
-        status,
-        ..Default::default()
-    })
+    for annotation in zipkin.annotations {
+        let event = event(annotation.timestamp, annotation.value.into_owned());
+        prost::encoding::message::encode(11, &event, out);
+    }
+    if let Some(status) = status {
+        prost::encoding::message::encode(15, &status, out);
+    }
+    Ok(())
+}
+
+fn span_kind(kind: Option<Kind>) -> span::SpanKind {
+    match kind {
+        Some(Kind::Client) => span::SpanKind::Client,
+        Some(Kind::Server) => span::SpanKind::Server,
+        Some(Kind::Producer) => span::SpanKind::Producer,
+        Some(Kind::Consumer) => span::SpanKind::Consumer,
+        // The OpenTelemetry Zipkin exporters write INTERNAL spans without a kind.
+        None => span::SpanKind::Internal,
+    }
 }
 
 /// An annotation as an event. OpenTelemetry's Zipkin exporters write an event with attributes
@@ -203,7 +264,7 @@ fn json_value(value: &serde_json::Value) -> any_value::Value {
 
 /// The span status from `otel.status_code` (`OK`, `ERROR`, `UNSET`, or `STATUS_CODE_*`), else
 /// from an `error` tag (its value, unless just "true", is the message).
-fn take_status(tags: &mut BTreeMap<String, String>) -> Option<Status> {
+fn take_status(tags: &mut Tags<'_>) -> Option<Status> {
     let description = tags.remove(STATUS_DESCRIPTION).unwrap_or_default();
     let code = tags.remove(STATUS_CODE).and_then(|code| {
         match code
@@ -221,9 +282,9 @@ fn take_status(tags: &mut BTreeMap<String, String>) -> Option<Status> {
     let error = tags.remove(ERROR);
     let message = match &error {
         Some(error) if description.is_empty() && !error.eq_ignore_ascii_case("true") => {
-            error.clone()
+            error.to_string()
         }
-        _ => description,
+        _ => description.into_owned(),
     };
     match (code, error) {
         (Some(code), _) => Some(Status {
@@ -238,35 +299,118 @@ fn take_status(tags: &mut BTreeMap<String, String>) -> Option<Status> {
     }
 }
 
-fn endpoint_attributes(
-    out: &mut Vec<KeyValue>,
-    endpoint: &Endpoint,
-    ip: &str,
-    port: &str,
-    service: Option<&str>,
-) {
+fn endpoint_attributes(out: &mut Vec<u8>, endpoint: &Endpoint, ip: &str, port: &str, service: Option<&str>) {
     if let (Some(key), Some(name)) = (service, &endpoint.service_name) {
-        out.push(string_attribute(key, name.clone()));
+        put_attribute(out, 9, key, Value::Str(name));
     }
     if let Some(address) = endpoint.ipv4.as_ref().or(endpoint.ipv6.as_ref()) {
-        out.push(string_attribute(ip, address.clone()));
+        put_attribute(out, 9, ip, Value::Str(address));
     }
     if let Some(p) = endpoint.port {
-        out.push(attribute(port, any_value::Value::IntValue(i64::from(p))));
+        put_attribute(out, 9, port, Value::Int(i64::from(p)));
     }
 }
 
-fn decode_id(text: &str, lengths: &[usize], field: &str) -> Result<Vec<u8>, String> {
-    let valid = lengths.contains(&text.len()) && text.bytes().all(|b| b.is_ascii_hexdigit());
-    let expected = if lengths.len() == 2 { "16 or 32" } else { "16" };
-    if !valid {
+/// Decodes a hex id into `out`, which must be exactly its size.
+fn decode_id(text: &str, out: &mut [u8], field: &str, expected: &str) -> Result<(), String> {
+    if text.len() != out.len() * 2 {
         return Err(format!("{field} `{text}` is not {expected} hex characters"));
     }
-    hex::decode(text).map_err(|e| format!("{field} `{text}`: {e}"))
+    hex::decode_to_slice(text, out).map_err(|_| format!("{field} `{text}` is not {expected} hex characters"))
 }
 
-fn string_attribute(key: &str, value: String) -> KeyValue {
-    attribute(key, any_value::Value::StringValue(value))
+/// An attribute value as the mapping produces it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Value<'a> {
+    Str(&'a str),
+    Bool(bool),
+    Int(i64),
+    Double(f64),
+}
+
+fn tag_value(value: &str, parse: bool) -> Value<'_> {
+    if parse {
+        if let Ok(b) = value.parse::<bool>() {
+            return Value::Bool(b);
+        } else if let Ok(i) = value.parse::<i64>() {
+            return Value::Int(i);
+        } else if let Some(f) = value.parse::<f64>().ok().filter(|f| f.is_finite()) {
+            return Value::Double(f);
+        }
+    }
+    Value::Str(value)
+}
+
+/// Appends field `number` holding a `KeyValue` of `key` and `value`.
+fn put_attribute(out: &mut Vec<u8>, number: u32, key: &str, value: Value) {
+    let any_len = match value {
+        Value::Str(s) => field_len(s.len()),
+        Value::Bool(_) => 2,
+        Value::Int(i) => 1 + varint_len(i as u64),
+        Value::Double(_) => 9,
+    };
+    put_header(out, number, str_len(key) + field_len(any_len));
+    put_str(out, 1, key); // KeyValue.key
+    put_header(out, 2, any_len); // KeyValue.value: AnyValue, a oneof (written even when default)
+    match value {
+        Value::Str(s) => put_bytes_field(out, 1, s.as_bytes()),
+        Value::Bool(b) => {
+            out.push(2 << 3);
+            out.push(u8::from(b));
+        }
+        Value::Int(i) => {
+            out.push(3 << 3);
+            put_varint(out, i as u64);
+        }
+        Value::Double(d) => {
+            out.push(4 << 3 | 1);
+            out.extend_from_slice(&d.to_bits().to_le_bytes());
+        }
+    }
+}
+
+/// The tag and length of a length-delimited field (field numbers below 16: a one-byte tag).
+fn put_header(out: &mut Vec<u8>, number: u32, length: usize) {
+    out.push((number << 3 | 2) as u8);
+    put_varint(out, length as u64);
+}
+
+/// A string field, left out when empty (proto3).
+fn put_str(out: &mut Vec<u8>, number: u32, text: &str) {
+    if !text.is_empty() {
+        put_bytes_field(out, u64::from(number), text.as_bytes());
+    }
+}
+
+fn put_varint_field(out: &mut Vec<u8>, number: u32, value: u64) {
+    if value != 0 {
+        out.push((number << 3) as u8);
+        put_varint(out, value);
+    }
+}
+
+fn put_fixed64_field(out: &mut Vec<u8>, number: u32, value: u64) {
+    if value != 0 {
+        out.push((number << 3 | 1) as u8);
+        out.extend_from_slice(&value.to_le_bytes());
+    }
+}
+
+/// The encoded size of a length-delimited field with a one-byte tag.
+fn field_len(length: usize) -> usize {
+    1 + varint_len(length as u64) + length
+}
+
+/// The encoded size of a string field (nothing when empty).
+fn str_len(text: &str) -> usize {
+    match text.len() {
+        0 => 0,
+        n => field_len(n),
+    }
+}
+
+fn varint_len(value: u64) -> usize {
+    (64 - (value | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 fn attribute(key: &str, value: any_value::Value) -> KeyValue {
@@ -277,28 +421,21 @@ fn attribute(key: &str, value: any_value::Value) -> KeyValue {
     }
 }
 
-fn tag_value(value: String, parse: bool) -> any_value::Value {
-    use any_value::Value as V;
-    let typed = parse.then(|| {
-        if let Ok(b) = value.parse::<bool>() {
-            Some(V::BoolValue(b))
-        } else if let Ok(i) = value.parse::<i64>() {
-            Some(V::IntValue(i))
-        } else {
-            value
-                .parse::<f64>()
-                .ok()
-                .filter(|f| f.is_finite())
-                .map(V::DoubleValue)
-        }
-    });
-    typed.flatten().unwrap_or(V::StringValue(value))
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::model::parse_v2_json;
     use super::*;
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::trace::v1::Span;
+
+    /// The conversion, decoded back by prost: what the tests read.
+    fn to_otlp(
+        spans: Vec<ZipkinSpan<'_>>,
+        parse: bool,
+    ) -> Result<ExportTraceServiceRequest, ZipkinError> {
+        let encoded = super::to_otlp(spans, parse)?;
+        Ok(<ExportTraceServiceRequest as prost::Message>::decode(encoded.as_slice()).unwrap())
+    }
 
     fn fixture(name: &str) -> Vec<u8> {
         std::fs::read(format!(
