@@ -41,9 +41,9 @@ fn main() {
     let started = Instant::now();
     let mut check = 0;
     for _ in 0..rounds {
-        let spans = model::parse_v2_json(&body).expect("valid Zipkin");
-        let count = spans.len();
-        let request = to_otlp::to_otlp(spans, false).expect("converts");
+        let mut converter = to_otlp::Converter::new(false, 0);
+        model::for_each_v2_json(&body, |span| converter.push(span)).expect("valid Zipkin");
+        let (request, count) = converter.finish();
         let context = RequestContext::internal("z");
         let batch = Batch::from_encoded(Signal::Traces, request, count, context);
         check += batch.items;

@@ -111,18 +111,15 @@ async fn handle(
         Ok(body) => body,
         Err(e) => return bad(e.status(), e.to_string()),
     };
-    let spans = if v1 {
-        model::parse_v1_json(&body)
+    let mut converter = to_otlp::Converter::new(config.parse_string_tags, 0);
+    let read = if v1 {
+        model::parse_v1_json(&body).and_then(|s| s.into_iter().try_for_each(|s| converter.push(s)))
     } else if protobuf {
-        model::parse_v2_proto(&body)
+        model::parse_v2_proto(&body).and_then(|s| s.into_iter().try_for_each(|s| converter.push(s)))
     } else {
-        model::parse_v2_json(&body)
+        model::for_each_v2_json(&body, |span| converter.push(span))
     };
-    let converted = spans.and_then(|spans| {
-        let count = spans.len();
-        to_otlp::to_otlp(spans, config.parse_string_tags).map(|request| (request, count))
-    });
-    let (request, count) = match converted {
+    let (request, count) = match read.map(|()| converter.finish()) {
         Ok(converted) => converted,
         Err(e) => return bad(StatusCode::BAD_REQUEST, e.to_string()),
     };

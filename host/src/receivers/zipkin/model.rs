@@ -176,9 +176,58 @@ pub enum ZipkinError {
 
 /// Reads a v2 JSON array of spans, borrowing from `body`.
 pub fn parse_v2_json(body: &[u8]) -> Result<Vec<ZipkinSpan<'_>>, ZipkinError> {
+    let mut spans = Vec::new();
+    for_each_v2_json(body, |span| {
+        spans.push(span);
+        Ok(())
+    })?;
+    Ok(spans)
+}
+
+/// Reads a v2 JSON array of spans, borrowing from `body`, and hands each to `each` as soon as
+/// it is read: no list of spans is built (growing one moved every span's fields twice over).
+/// The first error `each` returns stops the reading and is returned.
+pub fn for_each_v2_json<'a>(
+    body: &'a [u8],
+    each: impl FnMut(ZipkinSpan<'a>) -> Result<(), ZipkinError>,
+) -> Result<(), ZipkinError> {
+    use serde::de::{DeserializeSeed, Error, SeqAccess, Visitor};
+    struct Spans<'f, F> {
+        each: F,
+        failed: &'f mut Option<ZipkinError>,
+    }
+    impl<'de, F: FnMut(ZipkinSpan<'de>) -> Result<(), ZipkinError>> Visitor<'de> for Spans<'_, F> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an array of spans")
+        }
+        fn visit_seq<S: SeqAccess<'de>>(mut self, mut seq: S) -> Result<(), S::Error> {
+            while let Some(span) = seq.next_element::<ZipkinSpan<'de>>()? {
+                if let Err(e) = (self.each)(span) {
+                    *self.failed = Some(e);
+                    return Err(S::Error::custom("stopped"));
+                }
+            }
+            Ok(())
+        }
+    }
+    impl<'de, F: FnMut(ZipkinSpan<'de>) -> Result<(), ZipkinError>> DeserializeSeed<'de> for Spans<'_, F> {
+        type Value = ();
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_seq(self)
+        }
+    }
     // One UTF-8 check of the whole body instead of one per string.
     let text = std::str::from_utf8(body).map_err(ZipkinError::Utf8)?;
-    serde_json::from_str(text).map_err(ZipkinError::V2Json)
+    let mut failed = None;
+    let mut reader = serde_json::Deserializer::from_str(text);
+    let read = Spans { each, failed: &mut failed }
+        .deserialize(&mut reader)
+        .and_then(|()| reader.end());
+    match (failed, read) {
+        (Some(e), _) => Err(e),
+        (None, read) => read.map_err(ZipkinError::V2Json),
+    }
 }
 
 /// `zipkin.proto` messages, for `application/x-protobuf` bodies.

@@ -70,33 +70,65 @@ struct Service<'a> {
 /// (in first-seen order) and one scope per instrumentation library (sorted by name and version).
 /// `parse_string_tags` turns tag strings that look like bools and numbers into typed values.
 pub fn to_otlp(spans: Vec<ZipkinSpan<'_>>, parse_string_tags: bool) -> Result<Vec<u8>, ZipkinError> {
-    let mut bodies = Vec::with_capacity(spans.len() * 512);
-    let mut services: Vec<Service> = Vec::new();
-    for (index, mut zipkin) in spans.into_iter().enumerate() {
+    let mut converter = Converter::new(parse_string_tags, spans.len());
+    spans.into_iter().try_for_each(|span| converter.push(span))?;
+    Ok(converter.finish().0)
+}
+
+/// Spans converted one at a time, as they are read, into one request.
+pub struct Converter<'a> {
+    parse_string_tags: bool,
+    /// Every span's encoded body, one after the other.
+    bodies: Vec<u8>,
+    services: Vec<Service<'a>>,
+    spans: usize,
+}
+
+impl<'a> Converter<'a> {
+    /// `expected` spans size the buffer (0 when unknown).
+    pub fn new(parse_string_tags: bool, expected: usize) -> Self {
+        Converter {
+            parse_string_tags,
+            bodies: Vec::with_capacity(expected.max(16) * 512),
+            services: Vec::new(),
+            spans: 0,
+        }
+    }
+
+    /// Converts one span; an error names it by its place in the body.
+    pub fn push(&mut self, mut zipkin: ZipkinSpan<'a>) -> Result<(), ZipkinError> {
+        let index = self.spans;
         let service = zipkin.local_endpoint.as_ref().and_then(|e| e.service_name.clone());
         let mut fields = FieldTags::take(&mut zipkin.tags);
         let name = take_first(&mut fields.0, SCOPE_NAME);
         let version = take_first(&mut fields.0, SCOPE_VERSION);
-        let start = bodies.len();
-        encode_span(&mut bodies, zipkin, fields, parse_string_tags)
+        let start = self.bodies.len();
+        encode_span(&mut self.bodies, zipkin, fields, self.parse_string_tags)
             .map_err(|message| ZipkinError::Span { index, message })?;
-        let slot = match services.iter().position(|s| s.name == service) {
+        self.spans += 1;
+        let slot = match self.services.iter().position(|s| s.name == service) {
             Some(slot) => slot,
             None => {
-                services.push(Service { name: service, scopes: Vec::new() });
-                services.len() - 1
+                self.services.push(Service { name: service, scopes: Vec::new() });
+                self.services.len() - 1
             }
         };
-        let scopes = &mut services[slot].scopes;
+        let scopes = &mut self.services[slot].scopes;
+        let body = start..self.bodies.len();
         match scopes.iter_mut().find(|s| s.name == name && s.version == version) {
-            Some(scope) => scope.spans.push(start..bodies.len()),
-            None => scopes.push(Scope { name, version, spans: vec![start..bodies.len()] }),
+            Some(scope) => scope.spans.push(body),
+            None => scopes.push(Scope { name, version, spans: vec![body] }),
         }
+        Ok(())
     }
-    for service in &mut services {
-        service.scopes.sort_by(|a, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
+
+    /// The encoded request and how many spans it holds.
+    pub fn finish(mut self) -> (Vec<u8>, usize) {
+        for service in &mut self.services {
+            service.scopes.sort_by(|a, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
+        }
+        (frame(&self.services, &self.bodies), self.spans)
     }
-    Ok(frame(&services, &bodies))
 }
 
 /// The first of `keys` present, removed (the others too), or empty.
