@@ -294,6 +294,28 @@ def instructions_per_span(binary, spans=512, rounds=(1, 11)):
     return round((counts[1] - counts[0]) / (rounds[1] - rounds[0]) / spans)
 
 
+def dapr_outage(binary):
+    """bench/dapr_outage.py: Dapr's Zipkin exporter through an Alloy outage on the chart's
+    defaults (5 minutes; 20 s with QUICK)."""
+    timing = ["--outage", "20", "--warmup", "5", "--after", "5"] if QUICK else []
+    done = subprocess.run([sys.executable, str(REPO / "bench" / "dapr_outage.py"), "--binary", str(binary), *timing],
+                          capture_output=True, text=True)
+    lines = done.stdout.strip().splitlines()
+    return json.loads(lines[-1]) if lines else {"error": done.stderr[-500:]}
+
+
+def dapr_section(outage):
+    if not outage or "error" in outage:
+        return [] if not outage else ["", "## Dapr through an Alloy outage", "", f"Did not run: {outage['error']}"]
+    return ["", "## Dapr through an Alloy outage", "",
+            f"{outage['scenario']} (bench/dapr_outage.py: four tests/peers/bin/dapr-peer processes, the Go SDK's Zipkin "
+            "exporter with its default batcher, as Dapr v1.18 builds it; it never retries).", "",
+            "| spans made | lost by the exporter (refused) | dropped in the sidecars | received | peak RSS MiB | peak heap MiB | peak queue on disk MiB |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+            f"| {outage['made']} | {outage['failed']} | {outage['dropped_in_sidecars']} | {outage['received']} | "
+            f"{outage['peak_rss_mib']} | {outage['peak_heap_mib']} | {outage['peak_queue_mib']} |"]
+
+
 def pod_cache_memory(binary):
     """Heap the Kubernetes pod cache keeps per pod at 1k, 10k and 50k pods."""
     out = subprocess.run([str(binary)], capture_output=True, text=True, check=True).stdout
@@ -697,6 +719,7 @@ def markdown(results, when, plugins):
     lines += LEVERS
     lines += plugin_section(plugins.get("overhead"), plugins.get("swap"))
     lines += kubernetes_section(plugins.get("overhead"), plugins.get("pod_cache"))
+    lines += dapr_section(plugins.get("dapr_outage"))
     return "\n".join(lines) + "\n"
 
 
@@ -770,7 +793,8 @@ def main():
                        "instructions_per_span": instructions_per_span(args.hot_path),
                        "zipkin_instructions_per_span": instructions_per_span(args.zipkin_path, spans=100, rounds=(10, 60)),
                        "pod_cache": pod_cache_memory(args.pod_cache),
-                       "swap": None if QUICK else swap_latency(args.binary, args.loadgen, Path(tmp))}
+                       "swap": None if QUICK else swap_latency(args.binary, args.loadgen, Path(tmp)),
+                       "dapr_outage": dapr_outage(args.binary)}
             print(json.dumps(plugins), flush=True)
         if floor:
             plugins["latency_floor"] = floor
