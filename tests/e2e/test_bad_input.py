@@ -24,7 +24,7 @@ CASES = [
     ("gzip bomb", "otlp (http)", "POST", "/v1/traces", {"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip"}, gzip.compress(b"\x00" * (64 << 20)), 413, "decompressed"),
     ("corrupt gzip", "otlp (http)", "POST", "/v1/traces", {"Content-Type": "application/json", "Content-Encoding": "gzip"}, b"not gzip at all", 400, "gzip"),
     ("unknown encoding", "otlp (http)", "POST", "/v1/traces", {"Content-Type": "application/json", "Content-Encoding": "br"}, b"{}", 400, "br"),
-    ("zipkin body not an array", "zipkin", "POST", "/api/v2/spans", {"Content-Type": "application/json"}, b'{"traceId": "1"}', 400, "sequence"),
+    ("zipkin body not an array", "zipkin", "POST", "/api/v2/spans", {"Content-Type": "application/json"}, b'{"traceId": "1"}', 400, "an array of spans"),
     ("zipkin broken JSON", "zipkin", "POST", "/api/v2/spans", {"Content-Type": "application/json"}, b"[{", 400, "Zipkin v2 JSON"),
     ("zipkin bad trace id", "zipkin", "POST", "/api/v2/spans", {"Content-Type": "application/json"}, b'[{"traceId": "zz", "id": "0000000000000001"}]', 400, "span[0]: traceId"),
     ("zipkin garbage protobuf", "zipkin", "POST", "/api/v2/spans", {"Content-Type": "application/x-protobuf"}, b"\xff\xff\xff", 400, "protobuf"),
