@@ -165,7 +165,7 @@ impl Fanout {
     pub async fn admit_within(&self, deadline: Instant) -> Result<(), ConsumeError> {
         if let Some(limiter) = &self.limiter {
             while !limiter.has_room() && Instant::now() < deadline {
-                tokio::time::sleep(ROOM_POLL).await;
+                tokio::time::sleep_until(deadline.min(Instant::now() + ROOM_POLL)).await;
             }
         }
         self.admit()
@@ -182,7 +182,7 @@ impl Fanout {
         let result = loop {
             match self.consume_inner(batch.clone()).await {
                 Err(e) if e.is_for_room() && Instant::now() < deadline => {
-                    tokio::time::sleep(ROOM_POLL).await;
+                    tokio::time::sleep_until(deadline.min(Instant::now() + ROOM_POLL)).await;
                 }
                 result => break result,
             }
