@@ -55,6 +55,17 @@ def test_endpoints_line_up():
     assert (zipkin.hostname, zipkin.port, zipkin.path) == (host, ports["zipkin"], "/api/v2/spans")
     otel = load(STACK / "dapr" / "configuration-otlp.yaml")["spec"]["tracing"]["otel"]
     assert otel["endpointAddress"] == f"{host}:{ports['otlp']}" and otel["protocol"] == "grpc"
+    # The authenticated one reaches hardened.yaml's otlp/dapr once its chart ports are on.
+    hardened = render("-f", STACK / "trailhead.values.yaml", "--set", "ports.otlp-dapr.enabled=true",
+                      "--set", "ports.otlp-dapr-http.enabled=true")
+    (service,) = find(hardened, "Service")
+    dapr_ports = {p["name"]: p["port"] for p in service["spec"]["ports"]}
+    auth = load(STACK / "dapr" / "configuration-otlp-auth.yaml")["spec"]["tracing"]["otel"]
+    receiver = load(REPO / "config" / "examples" / "hardened.yaml")["receivers"]["otlp/dapr"]["protocols"]
+    assert auth["endpointAddress"] == f"{host}:{dapr_ports['otlp-dapr']}" and auth["protocol"] == "grpc"
+    assert receiver["grpc"]["endpoint"].endswith(f":{dapr_ports['otlp-dapr']}")
+    assert receiver["http"]["endpoint"].endswith(f":{dapr_ports['otlp-dapr-http']}")
+    assert "otlp-dapr" not in ports  # off unless asked for
     # k8s-monitoring release "lgtm" with collector "alloy-receiver" in "monitoring".
     monitoring = load(STACK / "k8s-monitoring.values.yaml")
     receiver = monitoring["applicationObservability"]["collector"]
