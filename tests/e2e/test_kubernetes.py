@@ -374,3 +374,13 @@ class Endpoint:
 
     def address(self, _name):
         return self._address
+
+
+# The pod watcher is a long-lived task like the others (test_faults): if it dies, the cache
+# would go stale while health said 200, so trailhead names it, drains and exits 1.
+def test_a_dead_watcher_ends_the_process(cluster, sink, start_trailhead):
+    env = {"KUBECONFIG": str(cluster.kubeconfig), "TRAILHEAD_TEST_FAULT": "kubernetes watch pods@1500"}
+    trailhead = start_trailhead(k8s_config(sink, cluster), extra_env=env)
+    assert trailhead.process.wait(20) == 1
+    stopped = [e for e in trailhead.logs if e.get("message", "").startswith("a long-lived task stopped")]
+    assert stopped and stopped[0]["task"] == "kubernetes watch pods", trailhead.logs[-10:]
