@@ -425,7 +425,14 @@ impl Client {
             }))?;
         let sinks = Signal::ALL
             .into_iter()
-            .map(|signal| Ok((signal, config.build("load", signal, |p| p.clone(), None, &Default::default())?.sink)))
+            .map(|signal| {
+                Ok((
+                    signal,
+                    config
+                        .build("load", signal, |p| p.clone(), None, &Default::default())?
+                        .sink,
+                ))
+            })
             .collect::<anyhow::Result<_>>()?;
         Ok(Client::Grpc(sinks))
     }

@@ -56,7 +56,10 @@ pub fn zipkin(data: &[u8]) {
     let count = spans.len();
     if let Ok(payload) = to_otlp::to_otlp(spans, tags % 2 == 1) {
         // trailhead's own encoding: well framed, holding every span, and what prost reads.
-        assert_eq!(crate::pdata::wire::count_items(Signal::Traces, &payload), Ok(count));
+        assert_eq!(
+            crate::pdata::wire::count_items(Signal::Traces, &payload),
+            Ok(count)
+        );
         assert!(<opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest as Message>::decode(payload.as_slice()).is_ok());
     }
 }

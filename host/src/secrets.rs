@@ -173,7 +173,13 @@ mod tests {
         secrets.check();
         assert_eq!(**token.load(), "two");
         let text = registry.render();
-        assert!(text.contains("trailhead_secret_reloads_total{secret=\"token\"} 1"), "{text}");
-        assert!(text.contains("trailhead_secret_reload_failures_total{secret=\"token\"} 1"), "{text}");
+        assert!(
+            text.contains("trailhead_secret_reloads_total{secret=\"token\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("trailhead_secret_reload_failures_total{secret=\"token\"} 1"),
+            "{text}"
+        );
     }
 }

@@ -90,11 +90,19 @@ async fn a_full_queue_that_drains_within_the_wait_takes_the_batch() {
         }
     };
     fill().await;
-    assert!(matches!(fanout.consume(batch()).await, Err(ConsumeError::Full(_))));
+    assert!(matches!(
+        fanout.consume(batch()).await,
+        Err(ConsumeError::Full(_))
+    ));
     let waited = Instant::now();
-    let within = fanout.consume_within(batch(), Instant::now() + Duration::from_secs(2)).await;
+    let within = fanout
+        .consume_within(batch(), Instant::now() + Duration::from_secs(2))
+        .await;
     assert!(within.is_ok(), "{within:?}");
-    assert!(waited.elapsed() >= Duration::from_millis(50), "it had to wait for room");
+    assert!(
+        waited.elapsed() >= Duration::from_millis(50),
+        "it had to wait for room"
+    );
     // No wait (`wait_for_room: 0s`) is the refusal at once.
     fill().await;
     let at_once = fanout.consume_within(batch(), Instant::now()).await;

@@ -19,7 +19,12 @@ fn body() -> Vec<u8> {
     let spans: Vec<serde_json::Value> = (0..SPANS as u64)
         .map(|i| {
             let tags: serde_json::Map<String, serde_json::Value> = (0..10)
-                .map(|a| (format!("attribute.{a}"), format!("value-{a}-{}", i % 97).into()))
+                .map(|a| {
+                    (
+                        format!("attribute.{a}"),
+                        format!("value-{a}-{}", i % 97).into(),
+                    )
+                })
                 .collect();
             serde_json::json!({
                 "traceId": format!("{:032x}", 0x5b8e_fff7_9803_8103_u128 << 64 | i as u128),
@@ -49,5 +54,7 @@ fn main() {
         check += batch.items;
     }
     let ns_per_span = started.elapsed().as_nanos() as f64 / (rounds * SPANS) as f64;
-    println!("{{\"rounds\":{rounds},\"spans\":{SPANS},\"check\":{check},\"ns_per_span\":{ns_per_span:.0}}}");
+    println!(
+        "{{\"rounds\":{rounds},\"spans\":{SPANS},\"check\":{check},\"ns_per_span\":{ns_per_span:.0}}}"
+    );
 }

@@ -189,8 +189,7 @@ impl OtlpExporterConfig {
         files.extend(token.iter().flat_map(BearerTokenConfig::files));
         let what = format!("exporter {id}/{}", signal.as_str());
         let connect = settings.clone();
-        let connection =
-            secrets.watch(what, files, move || connect.connect(token.as_ref()))?;
+        let connection = secrets.watch(what, files, move || connect.connect(token.as_ref()))?;
         let sink = OtlpSink {
             connection,
             signal,
@@ -236,11 +235,20 @@ impl OtlpExporterConfig {
         }
         let mut headers = MetadataMap::new();
         let authorization = match token {
-            Some(token) => Some(Secret(token.load(&|p| p.into()).map_err(BuildError::Auth)?.header_value())),
+            Some(token) => Some(Secret(
+                token
+                    .load(&|p| p.into())
+                    .map_err(BuildError::Auth)?
+                    .header_value(),
+            )),
             None => None,
         };
-        let configured = self.headers.iter().map(|(name, value)| (name.as_str(), value));
-        for (name, value) in configured.chain(authorization.as_ref().map(|v| ("authorization", v))) {
+        let configured = self
+            .headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), value));
+        for (name, value) in configured.chain(authorization.as_ref().map(|v| ("authorization", v)))
+        {
             let key = AsciiMetadataKey::from_bytes(name.as_bytes())
                 .map_err(|_| BuildError::Header(name.to_string()))?;
             let value = AsciiMetadataValue::try_from(value.0.as_str())

@@ -354,8 +354,14 @@ pub fn spawn_exporter(
         abort,
         tracer: telemetry.tracer.clone(),
     });
-    let name = format!("exporter {}/{}", driver.spec.id, driver.spec.signal.as_str());
-    let task = telemetry.supervisor.spawn(name, run(driver, rx, stop_batcher));
+    let name = format!(
+        "exporter {}/{}",
+        driver.spec.id,
+        driver.spec.signal.as_str()
+    );
+    let task = telemetry
+        .supervisor
+        .spawn(name, run(driver, rx, stop_batcher));
     (handle, task)
 }
 
@@ -388,7 +394,10 @@ impl ReadAhead {
     async fn take(&self, bytes: usize) -> OwnedSemaphorePermit {
         let cost = bytes.clamp(1, self.total) as u32;
         let permits = self.permits.clone();
-        permits.acquire_many_owned(cost).await.expect("the budget is never closed")
+        permits
+            .acquire_many_owned(cost)
+            .await
+            .expect("the budget is never closed")
     }
 
     fn held(&self) -> usize {
@@ -426,7 +435,10 @@ async fn feed(
         let queued = Queued {
             payload: stored.payload.into(),
             items: stored.items,
-            stored: Some(FromDisk { id: stored.id, budget }),
+            stored: Some(FromDisk {
+                id: stored.id,
+                budget,
+            }),
         };
         let sent = tokio::select! {
             sent = tx.send(queued) => sent.is_ok(),

@@ -57,7 +57,11 @@ pub struct Accepted {
 
 impl Accepted {
     fn reject(&mut self, rejection: Rejection) {
-        if self.rejected.as_ref().is_none_or(|r| r.items < rejection.items) {
+        if self
+            .rejected
+            .as_ref()
+            .is_none_or(|r| r.items < rejection.items)
+        {
             self.rejected = Some(rejection);
         }
     }

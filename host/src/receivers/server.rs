@@ -6,8 +6,8 @@
 //! UNAUTHENTICATED / RESOURCE_EXHAUSTED with RetryInfo, and a closed connection past the limit.
 
 use super::auth::BearerToken;
-use crate::secrets::Rotating;
 use super::limits::{ConnectionLimits, RateLimiter};
+use crate::secrets::Rotating;
 use crate::telemetry::{ServerMetrics, Telemetry};
 use axum::extract::ConnectInfo;
 use axum::response::{IntoResponse, Response};
@@ -64,14 +64,10 @@ pub async fn serve(
     let listener = bind(endpoint).await?;
     let address = listener.local_addr()?;
     let refusals = ServerMetrics::new(&telemetry.registry, &name);
-    let task = telemetry.supervisor.spawn(format!("server {name}"), accept_loop(
-        listener,
-        router,
-        options,
-        refusals,
-        name.clone(),
-        shutdown,
-    ));
+    let task = telemetry.supervisor.spawn(
+        format!("server {name}"),
+        accept_loop(listener, router, options, refusals, name.clone(), shutdown),
+    );
     Ok(Listening {
         name,
         address,

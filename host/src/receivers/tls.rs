@@ -35,10 +35,7 @@ impl TlsServerConfig {
     }
 
     /// Reads the certificate, key and client CA; `resolve` anchors relative paths.
-    pub fn load(
-        &self,
-        resolve: &dyn Fn(&Path) -> PathBuf,
-    ) -> Result<rustls::ServerConfig, String> {
+    pub fn load(&self, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<rustls::ServerConfig, String> {
         use rustls::pki_types::pem::PemObject;
         use rustls::pki_types::{CertificateDer, PrivateKeyDer};
         let read = |what: &str, path: &Path| {

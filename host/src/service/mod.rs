@@ -16,10 +16,10 @@ use crate::pdata::Signal;
 use crate::pipeline::memory_limiter::{self, MemoryLimiter};
 use crate::pipeline::{Fanout, Pipeline};
 use crate::receivers::auth::{AuthConfig, BearerToken, BearerTokenConfig};
-use crate::secrets::{Rotating, Secrets};
 use crate::receivers::limits::ConnectionLimits;
 use crate::receivers::tls::TlsServerConfig;
 use crate::receivers::{self, Consumers, Listening, ServeOptions};
+use crate::secrets::{Rotating, Secrets};
 use crate::telemetry::traces::SelfTracer;
 use crate::telemetry::{ReceiverMetrics, Telemetry, health};
 use plugins::Plugins;
@@ -93,7 +93,13 @@ impl Service {
             // Its own exporter, spawned before the tracer exists, so its sends are not traced.
             let id = "self-traces";
             let spec = traces
-                .build(id, Signal::Traces, |p| config.resolve_path(p), None, &secrets)
+                .build(
+                    id,
+                    Signal::Traces,
+                    |p| config.resolve_path(p),
+                    None,
+                    &secrets,
+                )
                 .map_err(|source| StartError::Exporter {
                     id: id.into(),
                     source,
@@ -465,7 +471,9 @@ fn serve_options(
         None => None,
     };
     let auth = match protocol.auth {
-        Some(auth) => Some(bearer_token(config, auth, &format!("receiver {server}"), secrets).map_err(failed)?),
+        Some(auth) => Some(
+            bearer_token(config, auth, &format!("receiver {server}"), secrets).map_err(failed)?,
+        ),
         None => None,
     };
     let (limits, max_concurrent_streams) = (protocol.limits, protocol.max_concurrent_streams);

@@ -4,9 +4,9 @@
 use crate::pdata::grpc::{RawCodec, export_path};
 use crate::pdata::{Batch, RequestContext, Signal};
 use crate::pipeline::{ConsumeError, Fanout};
-use crate::receivers::otlp::response;
 use crate::receivers::auth::AuthConfig;
 use crate::receivers::limits::ConnectionLimits;
+use crate::receivers::otlp::response;
 use crate::receivers::tls::TlsServerConfig;
 use crate::receivers::{Consumers, RETRY_AFTER_SECONDS};
 use axum::body::Body;

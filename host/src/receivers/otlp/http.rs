@@ -7,10 +7,10 @@
 use crate::pdata::json::batch_from_json;
 use crate::pdata::{Batch, RequestContext, Signal};
 use crate::pipeline::{Accepted, ConsumeError, Fanout};
-use crate::receivers::otlp::response;
 use crate::receivers::auth::AuthConfig;
 use crate::receivers::body::{media_type, read_body};
 use crate::receivers::limits::ConnectionLimits;
+use crate::receivers::otlp::response;
 use crate::receivers::tls::TlsServerConfig;
 use crate::receivers::{Consumers, forwarded_for, retry_later};
 use axum::extract::ConnectInfo;

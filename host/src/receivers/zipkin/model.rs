@@ -136,7 +136,10 @@ impl<'de: 'a, 'a> Deserialize<'de> for Tags<'a> {
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("an object of string tags")
             }
-            fn visit_map<M: serde::de::MapAccess<'de>>(self, mut map: M) -> Result<Tags<'a>, M::Error> {
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut map: M,
+            ) -> Result<Tags<'a>, M::Error> {
                 let mut pairs = Vec::with_capacity(map.size_hint().unwrap_or(16));
                 while let Some(pair) = map.next_entry::<Borrowed<'a>, Borrowed<'a>>()? {
                     pairs.push((pair.0.0, pair.1.0));
@@ -211,7 +214,9 @@ pub fn for_each_v2_json<'a>(
             Ok(())
         }
     }
-    impl<'de, F: FnMut(ZipkinSpan<'de>) -> Result<(), ZipkinError>> DeserializeSeed<'de> for Spans<'_, F> {
+    impl<'de, F: FnMut(ZipkinSpan<'de>) -> Result<(), ZipkinError>> DeserializeSeed<'de>
+        for Spans<'_, F>
+    {
         type Value = ();
         fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
             d.deserialize_seq(self)
@@ -221,9 +226,12 @@ pub fn for_each_v2_json<'a>(
     let text = std::str::from_utf8(body).map_err(ZipkinError::Utf8)?;
     let mut failed = None;
     let mut reader = serde_json::Deserializer::from_str(text);
-    let read = Spans { each, failed: &mut failed }
-        .deserialize(&mut reader)
-        .and_then(|()| reader.end());
+    let read = Spans {
+        each,
+        failed: &mut failed,
+    }
+    .deserialize(&mut reader)
+    .and_then(|()| reader.end());
     match (failed, read) {
         (Some(e), _) => Err(e),
         (None, read) => read.map_err(ZipkinError::V2Json),
@@ -292,7 +300,9 @@ pub use proto::{Endpoint as ProtoEndpoint, ListOfSpans, Span as ProtoSpan};
 pub fn parse_v2_proto(body: &[u8]) -> Result<Vec<ZipkinSpan<'static>>, ZipkinError> {
     let list = <ListOfSpans as prost::Message>::decode(body).map_err(ZipkinError::Proto)?;
     let endpoint = |e: proto::Endpoint| Endpoint {
-        service_name: Some(e.service_name).filter(|s| !s.is_empty()).map(Cow::Owned),
+        service_name: Some(e.service_name)
+            .filter(|s| !s.is_empty())
+            .map(Cow::Owned),
         ipv4: <[u8; 4]>::try_from(e.ipv4.as_slice())
             .ok()
             .map(|ip| std::net::Ipv4Addr::from(ip).to_string().into()),
@@ -330,7 +340,12 @@ pub fn parse_v2_proto(body: &[u8]) -> Result<Vec<ZipkinSpan<'static>>, ZipkinErr
                     value: a.value.into(),
                 })
                 .collect(),
-            tags: Tags::from_pairs(s.tags.into_iter().map(|(k, v)| (k.into(), v.into())).collect()),
+            tags: Tags::from_pairs(
+                s.tags
+                    .into_iter()
+                    .map(|(k, v)| (k.into(), v.into()))
+                    .collect(),
+            ),
             debug: Some(s.debug),
             shared: Some(s.shared),
         })

@@ -69,9 +69,14 @@ struct Service<'a> {
 /// Converts spans to an encoded `ExportTraceServiceRequest`: one resource per local service
 /// (in first-seen order) and one scope per instrumentation library (sorted by name and version).
 /// `parse_string_tags` turns tag strings that look like bools and numbers into typed values.
-pub fn to_otlp(spans: Vec<ZipkinSpan<'_>>, parse_string_tags: bool) -> Result<Vec<u8>, ZipkinError> {
+pub fn to_otlp(
+    spans: Vec<ZipkinSpan<'_>>,
+    parse_string_tags: bool,
+) -> Result<Vec<u8>, ZipkinError> {
     let mut converter = Converter::new(parse_string_tags, spans.len());
-    spans.into_iter().try_for_each(|span| converter.push(span))?;
+    spans
+        .into_iter()
+        .try_for_each(|span| converter.push(span))?;
     Ok(converter.finish().0)
 }
 
@@ -98,7 +103,10 @@ impl<'a> Converter<'a> {
     /// Converts one span; an error names it by its place in the body.
     pub fn push(&mut self, mut zipkin: ZipkinSpan<'a>) -> Result<(), ZipkinError> {
         let index = self.spans;
-        let service = zipkin.local_endpoint.as_ref().and_then(|e| e.service_name.clone());
+        let service = zipkin
+            .local_endpoint
+            .as_ref()
+            .and_then(|e| e.service_name.clone());
         let mut fields = FieldTags::take(&mut zipkin.tags);
         let name = take_first(&mut fields.0, SCOPE_NAME);
         let version = take_first(&mut fields.0, SCOPE_VERSION);
@@ -109,15 +117,25 @@ impl<'a> Converter<'a> {
         let slot = match self.services.iter().position(|s| s.name == service) {
             Some(slot) => slot,
             None => {
-                self.services.push(Service { name: service, scopes: Vec::new() });
+                self.services.push(Service {
+                    name: service,
+                    scopes: Vec::new(),
+                });
                 self.services.len() - 1
             }
         };
         let scopes = &mut self.services[slot].scopes;
         let body = start..self.bodies.len();
-        match scopes.iter_mut().find(|s| s.name == name && s.version == version) {
+        match scopes
+            .iter_mut()
+            .find(|s| s.name == name && s.version == version)
+        {
             Some(scope) => scope.spans.push(body),
-            None => scopes.push(Scope { name, version, spans: vec![body] }),
+            None => scopes.push(Scope {
+                name,
+                version,
+                spans: vec![body],
+            }),
         }
         Ok(())
     }
@@ -125,7 +143,9 @@ impl<'a> Converter<'a> {
     /// The encoded request and how many spans it holds.
     pub fn finish(mut self) -> (Vec<u8>, usize) {
         for service in &mut self.services {
-            service.scopes.sort_by(|a, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
+            service
+                .scopes
+                .sort_by(|a, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
         }
         (frame(&self.services, &self.bodies), self.spans)
     }
@@ -148,7 +168,8 @@ fn frame(services: &[Service], bodies: &[u8]) -> Vec<u8> {
             put_attribute(&mut resource, 1, "service.name", Value::Str(name));
         }
         let scope_lengths: Vec<usize> = service.scopes.iter().map(|s| scope_len(s)).collect();
-        let length = field_len(resource.len()) + scope_lengths.iter().map(|&l| field_len(l)).sum::<usize>();
+        let length =
+            field_len(resource.len()) + scope_lengths.iter().map(|&l| field_len(l)).sum::<usize>();
         put_header(&mut out, 1, length); // ExportTraceServiceRequest.resource_spans
         put_bytes_field(&mut out, 1, &resource); // ResourceSpans.resource
         for (scope, &length) in service.scopes.iter().zip(&scope_lengths) {
@@ -171,7 +192,12 @@ fn scope_len(scope: &Scope) -> usize {
         true => 0,
         false => field_len(str_len(&scope.name) + str_len(&scope.version)),
     };
-    header + scope.spans.iter().map(|s| field_len(s.len())).sum::<usize>()
+    header
+        + scope
+            .spans
+            .iter()
+            .map(|s| field_len(s.len()))
+            .sum::<usize>()
 }
 
 /// Appends one `Span`'s fields, in field order, to `out`.
@@ -218,7 +244,13 @@ fn encode_span<'a>(
         endpoint_attributes(out, local, "net.host.ip", "net.host.port", None);
     }
     if let Some(remote) = &zipkin.remote_endpoint {
-        endpoint_attributes(out, remote, "net.peer.ip", "net.peer.port", Some("peer.service"));
+        endpoint_attributes(
+            out,
+            remote,
+            "net.peer.ip",
+            "net.peer.port",
+            Some("peer.service"),
+        );
     }
     if zipkin.shared == Some(true) {
         put_attribute(out, 9, "zipkin.shared", Value::Bool(true));
@@ -331,7 +363,13 @@ fn take_status(tags: &mut Tags<'_>) -> Option<Status> {
     }
 }
 
-fn endpoint_attributes(out: &mut Vec<u8>, endpoint: &Endpoint, ip: &str, port: &str, service: Option<&str>) {
+fn endpoint_attributes(
+    out: &mut Vec<u8>,
+    endpoint: &Endpoint,
+    ip: &str,
+    port: &str,
+    service: Option<&str>,
+) {
     if let (Some(key), Some(name)) = (service, &endpoint.service_name) {
         put_attribute(out, 9, key, Value::Str(name));
     }
@@ -348,7 +386,8 @@ fn decode_id(text: &str, out: &mut [u8], field: &str, expected: &str) -> Result<
     if text.len() != out.len() * 2 {
         return Err(format!("{field} `{text}` is not {expected} hex characters"));
     }
-    hex::decode_to_slice(text, out).map_err(|_| format!("{field} `{text}` is not {expected} hex characters"))
+    hex::decode_to_slice(text, out)
+        .map_err(|_| format!("{field} `{text}` is not {expected} hex characters"))
 }
 
 /// An attribute value as the mapping produces it.
