@@ -184,7 +184,7 @@ impl Fanout {
     ) -> Result<Accepted, ConsumeError> {
         let items = batch.items as u64;
         let result = loop {
-            match self.consume_inner(batch.clone()).await {
+            match self.consume_inner(&batch).await {
                 Err(e) if e.is_for_room() && Instant::now() < deadline => {
                     tokio::time::sleep_until(deadline.min(Instant::now() + ROOM_POLL)).await;
                 }
@@ -198,7 +198,7 @@ impl Fanout {
         result
     }
 
-    async fn consume_inner(&self, batch: Batch) -> Result<Accepted, ConsumeError> {
+    async fn consume_inner(&self, batch: &Batch) -> Result<Accepted, ConsumeError> {
         let mut accepted = Accepted::default();
         if batch.items == 0 {
             return Ok(accepted);

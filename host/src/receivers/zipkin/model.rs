@@ -95,24 +95,16 @@ impl<'a> Tags<'a> {
         self.0.iter().map(|(k, v)| (k.as_ref(), v.as_ref()))
     }
 
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// Moves out, in key order, the tags whose key `wanted` picks.
-    pub fn take_if(&mut self, mut wanted: impl FnMut(&str) -> bool) -> Vec<(Text<'a>, Text<'a>)> {
+    /// Moves out the tags whose key `wanted` picks (still sorted, so still `Tags`).
+    pub fn take_if(&mut self, mut wanted: impl FnMut(&str) -> bool) -> Tags<'a> {
         if !self.0.iter().any(|(k, _)| wanted(k)) {
-            return Vec::new();
+            return Tags::default();
         }
         let (taken, kept) = std::mem::take(&mut self.0)
             .into_iter()
             .partition(|(k, _)| wanted(k));
         self.0 = kept;
-        taken
+        Tags(taken)
     }
 
     /// From pairs in any order; a repeated key keeps its last value.

@@ -35,21 +35,11 @@ const FIELD_TAGS: [&str; 8] = [
 ];
 
 /// The tags of a span that become its fields, taken out of its tags in one pass.
-#[derive(Default)]
-struct FieldTags<'a>(Tags<'a>);
-
-impl<'a> FieldTags<'a> {
-    fn take(tags: &mut Tags<'a>) -> Self {
-        // Most spans have none: a first-byte check rejects nearly every key at once.
-        let taken = tags.take_if(|k| {
-            matches!(k.as_bytes().first(), Some(b'o' | b'e' | b'w')) && FIELD_TAGS.contains(&k)
-        });
-        let mut fields = Tags::default();
-        for (key, value) in taken {
-            fields.insert(key, value);
-        }
-        FieldTags(fields)
-    }
+fn take_field_tags<'a>(tags: &mut Tags<'a>) -> Tags<'a> {
+    // Most spans have none: a first-byte check rejects nearly every key at once.
+    tags.take_if(|k| {
+        matches!(k.as_bytes().first(), Some(b'o' | b'e' | b'w')) && FIELD_TAGS.contains(&k)
+    })
 }
 
 /// One instrumentation scope of a service: its name and version, and where its spans' encoded
@@ -107,9 +97,9 @@ impl<'a> Converter<'a> {
             .local_endpoint
             .as_ref()
             .and_then(|e| e.service_name.clone());
-        let mut fields = FieldTags::take(&mut zipkin.tags);
-        let name = take_first(&mut fields.0, SCOPE_NAME);
-        let version = take_first(&mut fields.0, SCOPE_VERSION);
+        let mut fields = take_field_tags(&mut zipkin.tags);
+        let name = take_first(&mut fields, SCOPE_NAME);
+        let version = take_first(&mut fields, SCOPE_VERSION);
         let start = self.bodies.len();
         encode_span(&mut self.bodies, zipkin, fields, self.parse_string_tags)
             .map_err(|message| ZipkinError::Span { index, message })?;
@@ -204,7 +194,7 @@ fn scope_len(scope: &Scope) -> usize {
 fn encode_span<'a>(
     out: &mut Vec<u8>,
     zipkin: ZipkinSpan<'a>,
-    mut fields: FieldTags<'a>,
+    mut fields: Tags<'a>,
     parse_string_tags: bool,
 ) -> Result<(), String> {
     let mut trace_id = [0u8; 16];
@@ -223,8 +213,8 @@ fn encode_span<'a>(
         }
         _ => false,
     };
-    let status = take_status(&mut fields.0);
-    let trace_state = fields.0.remove(TRACE_STATE).unwrap_or_default();
+    let status = take_status(&mut fields);
+    let trace_state = fields.remove(TRACE_STATE).unwrap_or_default();
     put_bytes_field(out, 1, &trace_id);
     put_bytes_field(out, 2, &span_id);
     put_str(out, 3, &trace_state);
