@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use trailhead::config::{Config, LogEncoding};
 use trailhead::service::Service;
 
-// prost allocates ~27 times per decoded span; mimalloc was 1.5× faster than glibc here.
+// prost allocates many times per decoded span, where mimalloc beats glibc (BENCHMARKS.md).
 // Counted, so the memory limiter sees the heap in use.
 #[global_allocator]
 static ALLOCATOR: trailhead::telemetry::heap::Counting<mimalloc::MiMalloc> =

@@ -6,6 +6,7 @@
 //! not build (a torn write, a key that does not match its certificate) keeps the old value
 //! serving, is logged with the reason, and is counted.
 
+use crate::telemetry::catalog;
 use crate::telemetry::metrics::{Counter, Registry};
 use arc_swap::ArcSwap;
 use std::path::PathBuf;
@@ -70,17 +71,11 @@ impl Secrets {
             Ok(true)
         });
         let what = what.into();
-        let labels = [("secret", what.as_str())];
-        let reloads = self.registry.counter(
-            "trailhead_secret_reloads_total",
-            "Times changed TLS or token files were re-read and put to use.",
-            &labels,
-        );
-        let failures = self.registry.counter(
-            "trailhead_secret_reload_failures_total",
-            "Changed TLS or token files that could not be used; the previous ones kept serving.",
-            &labels,
-        );
+        let values = [what.as_str()];
+        let reloads = self.registry.counter(&catalog::SECRET_RELOADS, &values);
+        let failures = self
+            .registry
+            .counter(&catalog::SECRET_RELOAD_FAILURES, &values);
         self.lock().push(Watched {
             what,
             files,

@@ -40,7 +40,7 @@ pub struct OtlpExporterConfig {
     #[serde(default)]
     pub auth: Option<AuthConfig>,
     /// `none` (default), `gzip` or `zstd`. Unlike the collector, trailhead does not compress by
-    /// default: in-cluster gzip costs more CPU (~3.5 µs/span) than all the rest of its work.
+    /// default: in-cluster gzip costs more CPU than all the rest of its work (BENCHMARKS.md).
     #[serde(default)]
     pub compression: Compression,
     /// Deadline of one send attempt.

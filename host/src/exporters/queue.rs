@@ -11,6 +11,7 @@ use super::{ExportError, ExporterHandle, FromDisk, Inlet, Payload, Queued, Sink}
 use crate::config::{ComponentId, values};
 use crate::pdata::Signal;
 use crate::pdata::split::{self, Bound};
+use crate::telemetry::catalog;
 use crate::telemetry::traces::SelfTracer;
 use crate::telemetry::{ExporterMetrics, Telemetry};
 use bytes::Bytes;
@@ -287,10 +288,7 @@ pub fn spawn_exporter(
     stop: CancellationToken,
     abort: CancellationToken,
 ) -> (ExporterHandle, tokio::task::JoinHandle<()>) {
-    let labels = [
-        ("exporter", spec.id.as_str()),
-        ("signal", spec.signal.as_str()),
-    ];
+    let values = [spec.id.as_str(), spec.signal.as_str()];
     let metrics = ExporterMetrics::new(&telemetry.registry, &spec.id, spec.signal);
     let id: Arc<str> = Arc::from(spec.id.as_str());
     let disk = storage.clone();
@@ -303,49 +301,43 @@ pub fn spawn_exporter(
             };
             let (tx, rx) = mpsc::channel(capacity.max(1));
             let weak = tx.downgrade();
-            telemetry.registry.gauge_fn(
-                "trailhead_exporter_queue_size",
-                "Requests waiting in the exporter queue.",
-                &labels,
-                move || {
+            telemetry
+                .registry
+                .gauge_fn(&catalog::EXPORTER_QUEUE_SIZE, &values, move || {
                     weak.upgrade()
                         .map_or(0.0, |tx| (tx.max_capacity() - tx.capacity()) as f64)
-                },
-            );
+                });
             (Inlet::Memory(tx), rx, capacity, stop)
         }
         Some(disk) => {
             // Enough read ahead to keep every sender busy; the rest stays on disk.
             let (tx, rx) = mpsc::channel(spec.queue.num_consumers.max(1) * 2);
             let gauge = Arc::downgrade(&disk);
-            telemetry.registry.gauge_fn(
-                "trailhead_exporter_queue_size",
-                "Requests waiting in the exporter queue.",
-                &labels,
-                move || gauge.upgrade().map_or(0.0, |d| d.len() as f64),
-            );
+            telemetry
+                .registry
+                .gauge_fn(&catalog::EXPORTER_QUEUE_SIZE, &values, move || {
+                    gauge.upgrade().map_or(0.0, |d| d.len() as f64)
+                });
             let capacity = disk.capacity();
             let name = format!("disk feeder {id}/{}", spec.signal.as_str());
             let budget = ReadAhead::new(read_ahead_bytes(&spec.batch));
             let held = budget.clone();
-            telemetry.registry.gauge_fn(
-                "trailhead_exporter_read_ahead_bytes",
-                "Bytes read back from the persistent queue and held in memory (batching, sending, retrying); bounded so an outage fills the disk, not memory.",
-                &labels,
-                move || held.held() as f64,
-            );
+            telemetry
+                .registry
+                .gauge_fn(&catalog::EXPORTER_READ_AHEAD, &values, move || {
+                    held.held() as f64
+                });
             let feeder = feed(disk.clone(), tx, budget, id.clone(), stop, abort.clone());
             telemetry.supervisor.spawn(name, feeder);
             // The batcher runs until the feeder has handed over everything on disk.
             (Inlet::Disk(disk), rx, capacity, CancellationToken::new())
         }
     };
-    telemetry.registry.gauge_fn(
-        "trailhead_exporter_queue_capacity",
-        "Requests the exporter queue can hold.",
-        &labels,
-        move || capacity as f64,
-    );
+    telemetry
+        .registry
+        .gauge_fn(&catalog::EXPORTER_QUEUE_CAPACITY, &values, move || {
+            capacity as f64
+        });
     let handle = ExporterHandle { id, inlet };
     let driver = Arc::new(Driver {
         spec,
@@ -367,8 +359,8 @@ pub fn spawn_exporter(
 
 /// How many bytes read back from disk may be in memory at once (batching, sending, retrying):
 /// two of the largest requests, so one can fill while another is sent, within 4–64 MiB (with
-/// no byte bound, 64). An outage then costs disk, not memory: measured with Dapr's exporter at
-/// 6 MB/s through a 14 s outage, the heap grew by this budget and the requests being received.
+/// no byte bound, 64). An outage then costs disk, not memory (docs/RELIABILITY.md has the
+/// figures with Dapr's exporter through an outage).
 fn read_ahead_bytes(batch: &BatchPolicy) -> usize {
     const FLOOR: usize = 4 << 20;
     const CEILING: usize = 64 << 20;

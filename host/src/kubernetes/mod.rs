@@ -13,7 +13,7 @@ pub use store::{DELETE_GRACE, IGNORE_ANNOTATIONS, KeyFilter, Meta, Owner, Pod, S
 pub use watch::slim;
 
 use crate::config::Config;
-use crate::telemetry::Telemetry;
+use crate::telemetry::{Telemetry, catalog};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -265,12 +265,11 @@ impl Cache {
         }
         let store = Arc::new(Store::default());
         let pods = Arc::downgrade(&store);
-        telemetry.registry.gauge_fn(
-            "trailhead_kubernetes_pods",
-            "Pods in the metadata cache, including deleted ones kept for their grace period.",
-            &[],
-            move || pods.upgrade().map_or(0.0, |s| s.pod_count() as f64),
-        );
+        telemetry
+            .registry
+            .gauge_fn(&catalog::KUBERNETES_PODS, &[], move || {
+                pods.upgrade().map_or(0.0, |s| s.pod_count() as f64)
+            });
         let synced = watch::spawn(settings.clone(), store.clone(), telemetry).await;
         Ok(Cache {
             store,

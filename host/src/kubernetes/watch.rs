@@ -4,8 +4,8 @@
 
 use super::store::{self, Kind, Store};
 use super::{AuthType, IGNORE_ANNOTATIONS, Settings};
-use crate::telemetry::Telemetry;
 use crate::telemetry::metrics::Counter;
+use crate::telemetry::{Telemetry, catalog};
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
@@ -55,11 +55,7 @@ pub async fn spawn(
             waiting: waiting.clone(),
             tx: synced_tx.clone(),
             done: false,
-            failures: registry.counter(
-                "trailhead_kubernetes_watch_failures_total",
-                "Failed list or watch calls to the Kubernetes API server (retried with backoff).",
-                &[("kind", kind.as_str())],
-            ),
+            failures: registry.counter(&catalog::KUBERNETES_WATCH_FAILURES, &[kind.as_str()]),
         };
         let (client, settings, store) = (client.clone(), settings.clone(), store.clone());
         supervisor.spawn(format!("kubernetes watch {}", kind.as_str()), async move {

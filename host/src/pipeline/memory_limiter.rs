@@ -12,6 +12,7 @@
 //! limit here is where it logs an error.
 
 use crate::config::values::parse_duration;
+use crate::telemetry::catalog;
 use crate::telemetry::metrics::{Counter, Registry};
 use crate::telemetry::supervisor::Supervisor;
 use std::sync::Arc;
@@ -186,20 +187,14 @@ impl MemoryLimiter {
         let limiter = Arc::new(MemoryLimiter {
             used: AtomicU64::new(0),
             refusing: AtomicBool::new(false),
-            refusals: registry.counter(
-                "trailhead_memory_limiter_refused_requests_total",
-                "Requests refused, before their body was read, because trailhead was above its memory limiter's soft limit.",
-                &[],
-            ),
+            refusals: registry.counter(&catalog::MEMORY_LIMITER_REFUSED, &[]),
             settings,
         });
         let weak = Arc::downgrade(&limiter);
-        registry.gauge_fn(
-            "trailhead_memory_limiter_used_bytes",
-            "Memory in use at the memory limiter's last check: the heap trailhead's allocator has out.",
-            &[],
-            move || weak.upgrade().map_or(0.0, |l| l.used.load(Ordering::Relaxed) as f64),
-        );
+        registry.gauge_fn(&catalog::MEMORY_LIMITER_USED, &[], move || {
+            weak.upgrade()
+                .map_or(0.0, |l| l.used.load(Ordering::Relaxed) as f64)
+        });
         limiter.check();
         limiter
     }

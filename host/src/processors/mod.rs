@@ -10,6 +10,7 @@ pub mod wasm;
 
 use crate::pdata::Batch;
 use crate::pipeline::{ProcessError, Processed, Processor, Rejection};
+use crate::telemetry::catalog;
 use crate::telemetry::metrics::{Counter, Histogram, Registry};
 use arc_swap::{ArcSwap, ArcSwapOption};
 use futures::future::BoxFuture;
@@ -132,13 +133,16 @@ pub fn split_settings(settings: &serde_yaml::Value) -> Result<(HostSettings, Str
 #[derive(Clone)]
 struct ProcessorMetrics {
     registry: Arc<Registry>,
-    id: String,
     calls: Counter,
     dropped_items: Counter,
     /// Batches not handed to the plugin because its circuit was open.
     skipped: Counter,
     /// Time inside the plugin per batch, failed calls included.
     duration: Histogram,
+    /// One per `FailureKind`, in its order, made with the processor: every series exists from
+    /// the start at zero (so rate() and alerts see the first failure), and a failure does not
+    /// lock the registry.
+    failures: [Counter; FailureKind::ALL.len()],
 }
 
 /// Seconds: a resource-only plugin takes microseconds, a filter over a large batch
@@ -151,12 +155,8 @@ const DURATION_BOUNDS: &[f64] = &[
 const SWAP_RESULTS: [&str; 3] = ["applied", "rejected", "rolled_back"];
 
 impl ProcessorMetrics {
-    fn failure(&self, kind: FailureKind) -> Counter {
-        self.registry.counter(
-            "trailhead_processor_failures_total",
-            "Plugin calls that failed, by kind: timeout, out_of_memory, panic, trap, plugin_error.",
-            &[("processor", &self.id), ("kind", kind.as_str())],
-        )
+    fn failure(&self, kind: FailureKind) -> &Counter {
+        &self.failures[kind as usize]
     }
 }
 
@@ -221,36 +221,16 @@ pub struct WasmProcessor {
 impl WasmProcessor {
     pub fn new(plugin: Plugin, on_failure: OnFailure, registry: &Arc<Registry>) -> Self {
         let id = plugin.id.to_string();
-        let labels = [("processor", id.as_str())];
+        let values = [id.as_str()];
         let metrics = ProcessorMetrics {
-            calls: registry.counter(
-                "trailhead_processor_calls_total",
-                "Batches handed to a plugin.",
-                &labels,
-            ),
-            dropped_items: registry.counter(
-                "trailhead_processor_dropped_items_total",
-                "Items a processor removed, by its own decision or by on_failure: drop.",
-                &labels,
-            ),
-            skipped: registry.counter(
-                "trailhead_processor_skipped_batches_total",
-                "Batches not handed to a plugin because it kept failing (its circuit was open); on_failure applied.",
-                &labels,
-            ),
-            duration: registry.histogram(
-                "trailhead_processor_duration_seconds",
-                "Time a plugin spent on a batch, failed calls included.",
-                &labels,
-                DURATION_BOUNDS,
-            ),
+            calls: registry.counter(&catalog::PROCESSOR_CALLS, &values),
+            dropped_items: registry.counter(&catalog::PROCESSOR_DROPPED, &values),
+            skipped: registry.counter(&catalog::PROCESSOR_SKIPPED, &values),
+            duration: registry.histogram(&catalog::PROCESSOR_DURATION, &values, DURATION_BOUNDS),
+            failures: FailureKind::ALL
+                .map(|kind| registry.counter(&catalog::PROCESSOR_FAILURES, &[&id, kind.as_str()])),
             registry: registry.clone(),
-            id: id.clone(),
         };
-        // Every series exists from the start at zero, so rate() and alerts see the first event.
-        for kind in FailureKind::ALL {
-            metrics.failure(kind);
-        }
         let processor = WasmProcessor {
             id,
             plugin: ArcSwap::from_pointee(plugin),
@@ -272,11 +252,9 @@ impl WasmProcessor {
     }
 
     fn swap_counter(&self, result: &str) -> Counter {
-        self.metrics.registry.counter(
-            "trailhead_processor_swaps_total",
-            "Plugin version changes: applied, rejected (the old version kept serving) or rolled_back.",
-            &[("processor", &self.id), ("result", result)],
-        )
+        self.metrics
+            .registry
+            .counter(&catalog::PROCESSOR_SWAPS, &[&self.id, result])
     }
 
     /// Re-reads the plugin file; swaps in a new version that loads, initialises and passes its

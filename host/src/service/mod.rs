@@ -22,8 +22,8 @@ use crate::receivers::{self, Consumers, Listening, ServeOptions};
 use crate::secrets::{Rotating, Secrets};
 use crate::telemetry::traces::SelfTracer;
 use crate::telemetry::{ReceiverMetrics, Telemetry, health};
-use plugins::Plugins;
-pub use plugins::load_processors;
+use reload::Reloader;
+pub use reload::{PluginReload, ReloadOutcome, load_processors};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -33,7 +33,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// Why trailhead could not start.
-mod plugins;
+mod reload;
 pub mod tap;
 
 #[derive(Debug, thiserror::Error)]
@@ -60,7 +60,7 @@ pub enum StartError {
 /// A running trailhead.
 pub struct Service {
     pub telemetry: Telemetry,
-    plugins: Arc<Plugins>,
+    reloader: Arc<Reloader>,
     listening: Vec<Listening>,
     admin: Vec<Listening>,
     exporters: Vec<JoinHandle<()>>,
@@ -125,7 +125,7 @@ impl Service {
         let mut cache = kubernetes::Cache::start(kubernetes, &telemetry)
             .await
             .map_err(StartError::Kubernetes)?;
-        let processors = plugins::load_processors(config, &telemetry.registry, &cache.store)?;
+        let processors = reload::load_processors(config, &telemetry.registry, &cache.store)?;
         let stop_limiter = CancellationToken::new();
         let limiter = memory_limiter::from_config(config)
             .map_err(|(id, message)| {
@@ -182,7 +182,7 @@ impl Service {
             }
             let built = Pipeline {
                 id: pipeline_id.to_string(),
-                processors: arc_swap::ArcSwap::from_pointee(plugins::chain(
+                processors: arc_swap::ArcSwap::from_pointee(reload::chain(
                     &pipeline.processors,
                     &processors,
                 )),
@@ -196,7 +196,7 @@ impl Service {
             .iter()
             .map(|(_, built, _)| (built.id.clone(), built.clone()))
             .collect();
-        let plugins = Arc::new(Plugins::new(
+        let reloader = Arc::new(Reloader::new(
             config,
             processors,
             by_id.clone(),
@@ -204,7 +204,7 @@ impl Service {
             &cache.store,
         ));
         let stop_admin = CancellationToken::new();
-        let polling = plugins.clone().watch(stop_admin.clone());
+        let polling = reloader.clone().watch(stop_admin.clone());
         telemetry.supervisor.spawn("reload poller", polling);
         let mut admin = Vec::new();
         let metrics = &config.service.telemetry.metrics;
@@ -223,7 +223,7 @@ impl Service {
                         }
                     }),
                 )
-                .merge(plugins::routes(plugins.clone()))
+                .merge(reload::routes(reloader.clone()))
                 .merge(tap::routes(by_id));
             admin.push(
                 serve_admin(
@@ -276,7 +276,7 @@ impl Service {
         telemetry.health.set_serving(true);
         Ok(Service {
             telemetry,
-            plugins,
+            reloader,
             listening,
             admin,
             exporters: exporter_tasks,
@@ -291,8 +291,8 @@ impl Service {
 
     /// Re-reads the config and every plugin file, and swaps in what changed (SIGHUP and
     /// `POST /reload` do this).
-    pub async fn reload(&self) -> serde_json::Value {
-        self.plugins.clone().reload().await
+    pub async fn reload(&self) -> ReloadOutcome {
+        self.reloader.clone().reload().await
     }
 
     /// Where each server listens, by name (`otlp (grpc)`, `zipkin`, `metrics`, …).

@@ -23,7 +23,7 @@ pub fn routes(pipelines: BTreeMap<String, Arc<Pipeline>>) -> axum::Router {
                 async move { tap(&pipelines, uri.query().unwrap_or("")) }
             }),
         )
-        .layer(axum::middleware::from_fn(super::plugins::local_only))
+        .layer(axum::middleware::from_fn(super::reload::local_only))
 }
 
 fn tap(pipelines: &BTreeMap<String, Arc<Pipeline>>, query: &str) -> Response {

@@ -1,6 +1,7 @@
 //! A small Prometheus registry: counters, gauges read on scrape, and histograms. Handles are
 //! created when a component is built, so the hot path is one atomic add.
 
+use super::catalog::{Kind, Metric};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -81,20 +82,31 @@ fn label_text(labels: &[(&str, &str)]) -> String {
 impl Registry {
     fn insert<T>(
         &self,
-        name: &'static str,
-        help: &'static str,
-        kind: &'static str,
-        labels: &[(&str, &str)],
+        metric: &'static Metric,
+        values: &[&str],
         make: impl FnOnce() -> (T, Series),
         existing: impl FnOnce(&Series) -> Option<T>,
     ) -> T {
+        assert_eq!(
+            values.len(),
+            metric.labels.len(),
+            "{} takes the labels {:?}",
+            metric.name,
+            metric.labels
+        );
+        let labels: Vec<(&str, &str)> = metric
+            .labels
+            .iter()
+            .copied()
+            .zip(values.iter().copied())
+            .collect();
         let mut families = self.families.lock().unwrap_or_else(|e| e.into_inner());
-        let family = families.entry(name).or_insert_with(|| Family {
-            help,
-            kind,
+        let family = families.entry(metric.name).or_insert_with(|| Family {
+            help: metric.help,
+            kind: metric.kind.as_str(),
             series: BTreeMap::new(),
         });
-        let key = label_text(labels);
+        let key = label_text(&labels);
         if let Some(found) = family.series.get(&key).and_then(existing) {
             return found;
         }
@@ -103,18 +115,13 @@ impl Registry {
         handle
     }
 
-    /// The counter `name{labels}`; asking twice returns the same counter.
-    pub fn counter(
-        &self,
-        name: &'static str,
-        help: &'static str,
-        labels: &[(&str, &str)],
-    ) -> Counter {
+    /// The counter `metric{values}`, label values in the order the catalog names them; asking
+    /// twice returns the same counter.
+    pub fn counter(&self, metric: &'static Metric, values: &[&str]) -> Counter {
+        debug_assert_eq!(metric.kind, Kind::Counter, "{}", metric.name);
         self.insert(
-            name,
-            help,
-            "counter",
-            labels,
+            metric,
+            values,
             || {
                 let c = Counter::default();
                 (c.clone(), Series::Counter(c))
@@ -129,16 +136,14 @@ impl Registry {
     /// A gauge whose value is read by `read` at scrape time.
     pub fn gauge_fn(
         &self,
-        name: &'static str,
-        help: &'static str,
-        labels: &[(&str, &str)],
+        metric: &'static Metric,
+        values: &[&str],
         read: impl Fn() -> f64 + Send + Sync + 'static,
     ) {
+        debug_assert_eq!(metric.kind, Kind::Gauge, "{}", metric.name);
         self.insert(
-            name,
-            help,
-            "gauge",
-            labels,
+            metric,
+            values,
             || ((), Series::Gauge(Box::new(read))),
             |_| None,
         );
@@ -147,16 +152,14 @@ impl Registry {
     /// A histogram with the given upper bucket bounds.
     pub fn histogram(
         &self,
-        name: &'static str,
-        help: &'static str,
-        labels: &[(&str, &str)],
+        metric: &'static Metric,
+        values: &[&str],
         bounds: &'static [f64],
     ) -> Histogram {
+        debug_assert_eq!(metric.kind, Kind::Histogram, "{}", metric.name);
         self.insert(
-            name,
-            help,
-            "histogram",
-            labels,
+            metric,
+            values,
             || {
                 let h = Histogram(Arc::new(HistogramCells {
                     bounds,
@@ -235,20 +238,39 @@ impl Registry {
 mod tests {
     use super::*;
 
+    use crate::telemetry::catalog;
+
     // Counters with the same labels are one series; output follows the text format.
     #[test]
     fn renders_prometheus_text() {
+        const ITEMS: Metric = Metric {
+            name: "t_items_total",
+            kind: Kind::Counter,
+            labels: &["receiver"],
+            help: "Items.",
+        };
+        const QUEUE: Metric = Metric {
+            name: "t_queue",
+            kind: Kind::Gauge,
+            labels: &[],
+            help: "Queue.",
+        };
+        const BATCH: Metric = Metric {
+            name: "t_batch",
+            kind: Kind::Histogram,
+            labels: &["e"],
+            help: "Batch.",
+        };
         let registry = Registry::default();
-        let a = registry.counter("t_items_total", "Items.", &[("receiver", "otlp")]);
-        registry
-            .counter("t_items_total", "Items.", &[("receiver", "otlp")])
-            .add(2);
+        let a = registry.counter(&ITEMS, &["otlp"]);
+        registry.counter(&ITEMS, &["otlp"]).add(2);
         a.add(1);
-        registry.gauge_fn("t_queue", "Queue.", &[], || 7.0);
-        let h = registry.histogram("t_batch", "Batch.", &[("e", "x")], &[10.0, 100.0]);
+        registry.gauge_fn(&QUEUE, &[], || 7.0);
+        let h = registry.histogram(&BATCH, &["x"], &[10.0, 100.0]);
         h.observe(5.0);
         h.observe(50.0);
         let text = registry.render();
+        assert!(text.contains("# HELP t_items_total Items.\n"), "{text}");
         assert!(
             text.contains("t_items_total{receiver=\"otlp\"} 3\n"),
             "{text}"
@@ -263,5 +285,12 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("t_batch_count{e=\"x\"} 2\n"), "{text}");
+    }
+
+    // A series made with the wrong number of label values is a bug, caught where it is made.
+    #[test]
+    #[should_panic(expected = "takes the labels")]
+    fn label_values_must_match_the_catalog() {
+        Registry::default().counter(&catalog::CONFIG_RELOADS, &[]);
     }
 }

@@ -1,5 +1,7 @@
-//! trailhead observing itself: metrics (named here, in one place), the health check, logs.
+//! trailhead observing itself: metrics (declared in `catalog`, in one place), the health
+//! check, logs.
 
+pub mod catalog;
 pub mod health;
 pub mod heap;
 pub mod metrics;
@@ -24,23 +26,11 @@ pub struct ReceiverMetrics {
 
 impl ReceiverMetrics {
     pub fn new(registry: &Registry, receiver: &str, signal: Signal) -> Self {
-        let labels = [("receiver", receiver), ("signal", signal.as_str())];
+        let values = [receiver, signal.as_str()];
         ReceiverMetrics {
-            accepted: registry.counter(
-                "trailhead_receiver_accepted_items_total",
-                "Items accepted and queued for export.",
-                &labels,
-            ),
-            refused: registry.counter(
-                "trailhead_receiver_refused_items_total",
-                "Items refused with a retryable error (pipeline full or shutting down).",
-                &labels,
-            ),
-            malformed_requests: registry.counter(
-                "trailhead_receiver_malformed_requests_total",
-                "Requests rejected as malformed.",
-                &labels,
-            ),
+            accepted: registry.counter(&catalog::RECEIVER_ACCEPTED, &values),
+            refused: registry.counter(&catalog::RECEIVER_REFUSED, &values),
+            malformed_requests: registry.counter(&catalog::RECEIVER_MALFORMED, &values),
         }
     }
 }
@@ -55,23 +45,11 @@ pub struct ServerMetrics {
 
 impl ServerMetrics {
     pub fn new(registry: &Registry, server: &str) -> Self {
-        let labels = [("server", server)];
+        let values = [server];
         ServerMetrics {
-            refused_connections: registry.counter(
-                "trailhead_server_refused_connections_total",
-                "Connections closed at once because the server had max_connections open.",
-                &labels,
-            ),
-            unauthenticated_requests: registry.counter(
-                "trailhead_server_unauthenticated_requests_total",
-                "Requests refused for a missing or wrong bearer token.",
-                &labels,
-            ),
-            rate_limited_requests: registry.counter(
-                "trailhead_server_rate_limited_requests_total",
-                "Requests refused because the server's request rate limit was reached.",
-                &labels,
-            ),
+            refused_connections: registry.counter(&catalog::SERVER_REFUSED_CONNECTIONS, &values),
+            unauthenticated_requests: registry.counter(&catalog::SERVER_UNAUTHENTICATED, &values),
+            rate_limited_requests: registry.counter(&catalog::SERVER_RATE_LIMITED, &values),
         }
     }
 }
@@ -95,39 +73,14 @@ const BATCH_BOUNDS: &[f64] = &[10.0, 100.0, 512.0, 1024.0, 4096.0, 8192.0, 16384
 
 impl ExporterMetrics {
     pub fn new(registry: &Registry, exporter: &str, signal: Signal) -> Self {
-        let labels = [("exporter", exporter), ("signal", signal.as_str())];
+        let values = [exporter, signal.as_str()];
         ExporterMetrics {
-            sent: registry.counter(
-                "trailhead_exporter_sent_items_total",
-                "Items delivered.",
-                &labels,
-            ),
-            failed: registry.counter(
-                "trailhead_exporter_send_failed_items_total",
-                "Items that could not be delivered and were dropped.",
-                &labels,
-            ),
-            rejected_by_peer: registry.counter(
-                "trailhead_exporter_peer_rejected_items_total",
-                "Items the peer rejected in a partial success response.",
-                &labels,
-            ),
-            retries: registry.counter(
-                "trailhead_exporter_retries_total",
-                "Send attempts that failed with a retryable error.",
-                &labels,
-            ),
-            size_splits: registry.counter(
-                "trailhead_exporter_size_splits_total",
-                "Requests the peer refused as too large and that were sent again in halves.",
-                &labels,
-            ),
-            batch_items: registry.histogram(
-                "trailhead_exporter_batch_items",
-                "Items per batch sent.",
-                &labels,
-                BATCH_BOUNDS,
-            ),
+            sent: registry.counter(&catalog::EXPORTER_SENT, &values),
+            failed: registry.counter(&catalog::EXPORTER_FAILED, &values),
+            rejected_by_peer: registry.counter(&catalog::EXPORTER_PEER_REJECTED, &values),
+            retries: registry.counter(&catalog::EXPORTER_RETRIES, &values),
+            size_splits: registry.counter(&catalog::EXPORTER_SIZE_SPLITS, &values),
+            batch_items: registry.histogram(&catalog::EXPORTER_BATCH_ITEMS, &values, BATCH_BOUNDS),
         }
     }
 }

@@ -8,6 +8,7 @@
 
 use crate::exporters::ExporterHandle;
 use crate::pdata::{Batch, RequestContext};
+use crate::telemetry::catalog;
 use crate::telemetry::metrics::{Counter, Registry};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
@@ -36,11 +37,7 @@ impl SelfTracer {
         SelfTracer {
             exporter,
             pending: Mutex::new(Vec::new()),
-            dropped: registry.counter(
-                "trailhead_self_traces_dropped_spans_total",
-                "trailhead's own spans dropped because the self-trace exporter could not keep up.",
-                &[],
-            ),
+            dropped: registry.counter(&catalog::SELF_TRACES_DROPPED, &[]),
         }
     }
 

@@ -1,6 +1,6 @@
 //! The host side of a batch lent to a plugin: decoded only as far as the plugin asks, and
 //! changed on a working copy, so a failed call leaves the original untouched (the journal is
-//! the copy; `finish` applies it).
+//! the copy; `into_encoded` applies it).
 //!
 //! All three OTLP requests share their field numbers down to the scope level (resource = 1,
 //! scopes = 2, schema_url = 3; in a scope: scope = 1, items = 2). One skeleton therefore holds

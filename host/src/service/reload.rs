@@ -13,6 +13,7 @@ use crate::kubernetes;
 use crate::pipeline::{Pipeline, Processors};
 use crate::processors::wasm::{LoadError, Runtime};
 use crate::processors::{WasmProcessor, find_built_in};
+use crate::telemetry::catalog;
 use crate::telemetry::metrics::Registry;
 use arc_swap::ArcSwap;
 use std::collections::BTreeMap;
@@ -22,6 +23,63 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 type Loaded = BTreeMap<ComponentId, Arc<WasmProcessor>>;
+
+/// What a reload came to: the config's result (the `result` label of
+/// `trailhead_config_reloads_total`) and, unless it was rejected, each plugin's own re-read.
+#[derive(Debug)]
+pub enum ReloadOutcome {
+    /// Changed processors were swapped in.
+    Applied(Vec<PluginReload>),
+    /// The config's processors were as they ran (plugin files may still have changed).
+    Unchanged(Vec<PluginReload>),
+    /// Nothing changed; the reason.
+    Rejected(String),
+}
+
+/// One plugin's re-read on a reload: whether a new version was swapped in, or why not.
+#[derive(Debug)]
+pub struct PluginReload {
+    pub processor: String,
+    pub outcome: Result<bool, String>,
+}
+
+impl ReloadOutcome {
+    pub const RESULTS: [&str; 3] = ["applied", "unchanged", "rejected"];
+
+    pub fn result(&self) -> &'static str {
+        match self {
+            ReloadOutcome::Applied(_) => "applied",
+            ReloadOutcome::Unchanged(_) => "unchanged",
+            ReloadOutcome::Rejected(_) => "rejected",
+        }
+    }
+
+    pub fn error(&self) -> Option<&str> {
+        match self {
+            ReloadOutcome::Rejected(error) => Some(error),
+            _ => None,
+        }
+    }
+
+    /// `POST /reload`'s answer: `{"config": RESULT, "plugins": [...]}` or
+    /// `{"config": "rejected", "error": ...}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let plugins = match self {
+            ReloadOutcome::Applied(plugins) | ReloadOutcome::Unchanged(plugins) => plugins,
+            ReloadOutcome::Rejected(error) => {
+                return serde_json::json!({"config": "rejected", "error": error});
+            }
+        };
+        let plugins: Vec<serde_json::Value> = plugins
+            .iter()
+            .map(|p| match &p.outcome {
+                Ok(swapped) => serde_json::json!({"processor": p.processor, "swapped": swapped}),
+                Err(error) => serde_json::json!({"processor": p.processor, "error": error}),
+            })
+            .collect();
+        serde_json::json!({"config": self.result(), "plugins": plugins})
+    }
+}
 
 /// Loads every processor the pipelines use: reads, pins, compiles and initialises each plugin
 /// with its config. `trailhead validate` calls this too, so plugin config errors show there.
@@ -126,8 +184,9 @@ struct Current {
     runtime: Option<Arc<Runtime>>,
 }
 
-/// The live processors and the pipelines that run them.
-pub struct Plugins {
+/// The reload controller: the live processors, the pipelines that run them, and what changes
+/// them while trailhead runs (SIGHUP, `POST /reload`, a plugin file that changes).
+pub struct Reloader {
     /// The config file to re-read; `None` for the embedded default.
     source: Option<PathBuf>,
     registry: Arc<Registry>,
@@ -140,7 +199,7 @@ pub struct Plugins {
     tracer: Option<Arc<crate::telemetry::traces::SelfTracer>>,
 }
 
-impl Plugins {
+impl Reloader {
     pub fn new(
         config: &Config,
         loaded: Loaded,
@@ -152,7 +211,7 @@ impl Plugins {
         let live = loaded.values().cloned().collect();
         let processors = with_settings(config, loaded);
         let embedded = config.source.to_string_lossy().starts_with('<');
-        let plugins = Plugins {
+        let plugins = Reloader {
             source: (!embedded).then(|| config.source.clone()),
             registry: registry.clone(),
             metadata: metadata.clone(),
@@ -165,32 +224,28 @@ impl Plugins {
             live: ArcSwap::from_pointee(live),
             tracer: telemetry.tracer.clone(),
         };
-        for result in ["applied", "unchanged", "rejected"] {
+        for result in ReloadOutcome::RESULTS {
             plugins.counter(result);
         }
         plugins
     }
 
     fn counter(&self, result: &str) -> crate::telemetry::metrics::Counter {
-        self.registry.counter(
-            "trailhead_config_reloads_total",
-            "Config reloads (SIGHUP, POST /reload): applied, unchanged, or rejected (the running config kept).",
-            &[("result", result)],
-        )
+        self.registry.counter(&catalog::CONFIG_RELOADS, &[result])
     }
 
     /// Re-reads the config and every plugin file. Blocking.
-    fn reload_blocking(&self) -> serde_json::Value {
+    fn reload_blocking(&self) -> ReloadOutcome {
         let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
         let config = match self.source.as_ref().map(|s| Config::load(s)) {
             None => None,
             Some(Ok(config)) => Some(config),
-            Some(Err(e)) => return self.rejected(e.to_string()),
+            Some(Err(e)) => return ReloadOutcome::Rejected(e.to_string()),
         };
-        let mut config_result = "unchanged";
+        let mut changed = false;
         if let Some(config) = config {
             if config.skeleton() != current.skeleton {
-                return self.rejected(
+                return ReloadOutcome::Rejected(
                     "only processors and the pipelines' processor lists change on a reload; receivers, exporters, extensions, telemetry, pipeline wiring, the memory limiter and the Kubernetes cache (k8sattributes auth_type, filter, wait_for_metadata and what extract reads) need a restart".into(),
                 );
             }
@@ -205,9 +260,9 @@ impl Plugins {
             current.runtime = runtime;
             let loaded = match loaded {
                 Ok(loaded) => loaded,
-                Err(e) => return self.rejected(e.to_string()),
+                Err(e) => return ReloadOutcome::Rejected(e.to_string()),
             };
-            let changed = loaded.iter().any(|(id, p)| {
+            changed = loaded.iter().any(|(id, p)| {
                 current
                     .processors
                     .get(id)
@@ -223,52 +278,53 @@ impl Plugins {
             self.live
                 .store(Arc::new(loaded.values().cloned().collect()));
             current.processors = with_settings(&config, loaded);
-            if changed {
-                config_result = "applied";
-                tracing::info!(config = %config.source.display(), "config reloaded: changed processors swapped in");
-            }
         }
-        self.counter(config_result).add(1);
-        let plugins: Vec<serde_json::Value> = self
+        let plugins = self
             .live
             .load()
             .iter()
-            .map(|plugin| match plugin.reload() {
-                Ok(swapped) => {
-                    serde_json::json!({"processor": plugin_id(plugin), "swapped": swapped})
-                }
-                Err(error) => {
-                    serde_json::json!({"processor": plugin_id(plugin), "error": error.to_string()})
-                }
+            .map(|plugin| PluginReload {
+                processor: plugin_id(plugin).to_string(),
+                outcome: plugin.reload().map_err(|e| e.to_string()),
             })
             .collect();
-        serde_json::json!({"config": config_result, "plugins": plugins})
-    }
-
-    fn rejected(&self, error: String) -> serde_json::Value {
-        tracing::error!(error = %error, "config reload rejected; the running config is kept");
-        self.counter("rejected").add(1);
-        serde_json::json!({"config": "rejected", "error": error})
+        match changed {
+            true => ReloadOutcome::Applied(plugins),
+            false => ReloadOutcome::Unchanged(plugins),
+        }
     }
 
     /// Re-reads the config and every plugin file, off the async executor.
-    pub async fn reload(self: Arc<Self>) -> serde_json::Value {
-        let (started, tracer) = (std::time::SystemTime::now(), self.tracer.clone());
-        let outcome = tokio::task::spawn_blocking(move || self.reload_blocking())
+    pub async fn reload(self: Arc<Self>) -> ReloadOutcome {
+        let started = std::time::SystemTime::now();
+        let this = self.clone();
+        let outcome = tokio::task::spawn_blocking(move || this.reload_blocking())
             .await
-            .unwrap_or_else(|e| serde_json::json!({"config": "rejected", "error": e.to_string()}));
-        if let Some(tracer) = tracer {
-            use opentelemetry_proto::tonic::common::v1::any_value::Value;
-            let result = outcome["config"].as_str().unwrap_or("rejected").to_string();
-            let error = (result == "rejected").then(|| match &outcome["error"] {
-                serde_json::Value::String(text) => text.clone(),
-                other => other.to_string(),
-            });
-            let attributes = [("trailhead.result", Value::StringValue(result))];
-            let now = std::time::SystemTime::now();
-            tracer.record("config reload", started, now, &attributes, error.as_deref());
-        }
+            .unwrap_or_else(|e| ReloadOutcome::Rejected(e.to_string()));
+        self.report(&outcome, started);
         outcome
+    }
+
+    /// A reload's counter, log line and span, in one place.
+    fn report(&self, outcome: &ReloadOutcome, started: std::time::SystemTime) {
+        let result = outcome.result();
+        self.counter(result).add(1);
+        let config = self.source.as_ref().map(|s| s.display().to_string());
+        match outcome {
+            ReloadOutcome::Rejected(error) => {
+                tracing::error!(error = %error, "config reload rejected; the running config is kept")
+            }
+            ReloadOutcome::Applied(_) => {
+                tracing::info!(config = ?config, "config reloaded: changed processors swapped in")
+            }
+            ReloadOutcome::Unchanged(_) => {}
+        }
+        if let Some(tracer) = &self.tracer {
+            use opentelemetry_proto::tonic::common::v1::any_value::Value;
+            let attributes = [("trailhead.result", Value::StringValue(result.into()))];
+            let now = std::time::SystemTime::now();
+            tracer.record("config reload", started, now, &attributes, outcome.error());
+        }
     }
 
     /// Reloads a plugin whenever its file changes, until `stop`.
@@ -316,7 +372,7 @@ fn fingerprint(path: &std::path::Path) -> Option<Fingerprint> {
 /// `GET /plugins` lists every loaded plugin; `POST /reload` re-reads the config and plugins.
 /// `/reload` changes what runs, so it answers only connections from this host (an operator's
 /// `kubectl port-forward` or `exec`), even when the metrics address is open to the cluster.
-pub fn routes(plugins: Arc<Plugins>) -> axum::Router {
+pub fn routes(plugins: Arc<Reloader>) -> axum::Router {
     let listed = plugins.clone();
     let control = axum::Router::new()
         .route(
@@ -325,12 +381,11 @@ pub fn routes(plugins: Arc<Plugins>) -> axum::Router {
                 let plugins = plugins.clone();
                 async move {
                     let outcome = plugins.reload().await;
-                    let status = if outcome["config"] == "rejected" {
-                        http::StatusCode::UNPROCESSABLE_ENTITY
-                    } else {
-                        http::StatusCode::OK
+                    let status = match outcome {
+                        ReloadOutcome::Rejected(_) => http::StatusCode::UNPROCESSABLE_ENTITY,
+                        _ => http::StatusCode::OK,
                     };
-                    (status, axum::Json(outcome))
+                    (status, axum::Json(outcome.to_json()))
                 }
             }),
         )
