@@ -151,7 +151,7 @@ impl<'de, T: Typed> Deserialize<'de> for Components<T> {
 #[derive(Debug)]
 pub enum ReceiverConfig {
     Otlp(Box<OtlpReceiverConfig>),
-    Zipkin(ZipkinReceiverConfig),
+    Zipkin(Box<ZipkinReceiverConfig>),
 }
 
 impl ReceiverConfig {
@@ -170,7 +170,7 @@ impl Typed for ReceiverConfig {
     fn deserialize_kind<'de, D: Deserializer<'de>>(kind: &str, d: D) -> Result<Self, D::Error> {
         Ok(match kind {
             "otlp" => ReceiverConfig::Otlp(Box::new(body(d)?)),
-            _ => ReceiverConfig::Zipkin(body(d)?),
+            _ => ReceiverConfig::Zipkin(Box::new(body(d)?)),
         })
     }
 }
