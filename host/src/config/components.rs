@@ -180,7 +180,7 @@ impl Typed for ReceiverConfig {
 #[derive(Debug)]
 pub struct ProcessorConfig {
     pub kind: String,
-    pub settings: serde_yaml::Value,
+    pub settings: serde_json::Value,
 }
 
 impl ProcessorConfig {
@@ -217,7 +217,7 @@ impl Typed for ProcessorConfig {
     fn deserialize_kind<'de, D: Deserializer<'de>>(kind: &str, d: D) -> Result<Self, D::Error> {
         Ok(ProcessorConfig {
             kind: kind.to_string(),
-            settings: serde_yaml::Value::deserialize(d)?,
+            settings: serde_json::Value::deserialize(d)?,
         })
     }
 }

@@ -1,18 +1,47 @@
 //! `${env:VAR}` expansion, as the collector does it: `${env:VAR}`, `${VAR}` and
 //! `${env:VAR:-default}`; `$$` is a literal `$`. An unset variable without a default expands to
-//! the empty string and is reported so the caller can warn.
+//! the empty string and is reported so the caller can warn. Each replacement is remembered, so
+//! a position in the expanded text maps back to the file as written.
 
-/// Expands references in `text`; returns the text and the names of unset variables.
-pub fn expand_env(text: &str, lookup: impl Fn(&str) -> Option<String>) -> (String, Vec<String>) {
+/// The expanded text, the unset variables it used, and where it differs from the original.
+pub struct Expansion {
+    pub text: String,
+    pub unset: Vec<String>,
+    /// Each replacement: (byte offset in the expanded text, its length there, the original
+    /// offset, its length in the original), in order.
+    edits: Vec<(usize, usize, usize, usize)>,
+}
+
+impl Expansion {
+    /// The original byte offset of `expanded`, a byte offset in the expanded text. One inside a
+    /// replacement maps to the start of the reference it replaced.
+    pub fn original_offset(&self, expanded: usize) -> usize {
+        let mut shift: isize = 0;
+        for &(at, len, original, original_len) in &self.edits {
+            if expanded < at {
+                break;
+            }
+            if expanded < at + len {
+                return original;
+            }
+            shift = (original + original_len) as isize - (at + len) as isize;
+        }
+        (expanded as isize + shift) as usize
+    }
+}
+
+/// Expands references in `text`.
+pub fn expand_env(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Expansion {
     let mut out = String::with_capacity(text.len());
-    let mut unset = Vec::new();
+    let (mut unset, mut edits) = (Vec::new(), Vec::new());
     let mut rest = text;
     while let Some(at) = rest.find('$') {
         out.push_str(&rest[..at]);
         rest = &rest[at..];
-        if let Some(after) = rest.strip_prefix("$$") {
+        let (original, before) = (text.len() - rest.len(), out.len());
+        let taken = if let Some(after) = rest.strip_prefix("$$") {
             out.push('$');
-            rest = after;
+            rest.len() - after.len()
         } else if let (Some(body), Some(end)) = (rest.strip_prefix("${"), rest.find('}')) {
             let reference = &body[..end - 2];
             let reference = reference.strip_prefix("env:").unwrap_or(reference);
@@ -25,14 +54,22 @@ pub fn expand_env(text: &str, lookup: impl Fn(&str) -> Option<String>) -> (Strin
                 (None, Some(default)) => out.push_str(default),
                 (None, None) => unset.push(name.to_string()),
             }
-            rest = &rest[end + 1..];
+            end + 1
         } else {
             out.push('$');
-            rest = &rest[1..];
+            1
+        };
+        rest = &rest[taken..];
+        if out.len() - before != taken {
+            edits.push((before, out.len() - before, original, taken));
         }
     }
     out.push_str(rest);
-    (out, unset)
+    Expansion {
+        text: out,
+        unset,
+        edits,
+    }
 }
 
 #[cfg(test)]
@@ -46,14 +83,34 @@ mod tests {
     // Every spelling the collector accepts, and the escape.
     #[test]
     fn expands_collector_spellings() {
-        let (text, unset) = expand_env(
+        let expanded = expand_env(
             "a: ${env:ALLOY}\nb: ${ALLOY}\nc: ${env:NOPE:-dflt}\nd: $$HOME\ne: ${MISSING}x",
             env,
         );
         assert_eq!(
-            text,
+            expanded.text,
             "a: alloy:4317\nb: alloy:4317\nc: dflt\nd: $HOME\ne: x"
         );
-        assert_eq!(unset, vec!["MISSING"]);
+        assert_eq!(expanded.unset, vec!["MISSING"]);
+    }
+
+    // Positions after a replacement move back by what it changed; inside one, to its start.
+    #[test]
+    fn positions_map_back_to_the_file() {
+        let original = "a: ${env:ALLOY}\nb: x\nc: ${MISSING}y\n";
+        let expanded = expand_env(original, env);
+        let b = expanded.text.find("b: x").unwrap();
+        assert_eq!(expanded.original_offset(b), original.find("b: x").unwrap());
+        let inside = expanded.text.find("4317").unwrap();
+        assert_eq!(
+            expanded.original_offset(inside),
+            original.find("${env").unwrap()
+        );
+        let y = expanded.text.find("c: y").unwrap() + 3;
+        assert_eq!(
+            expanded.original_offset(y),
+            original.find("}y").unwrap() + 1
+        );
+        assert_eq!(expanded.original_offset(0), 0);
     }
 }

@@ -2,13 +2,14 @@
 //! `extensions` keyed by `type[/name]` component ids, and `service` wiring them into pipelines.
 //!
 //! A component's type (the part of its id before `/`) decides which config struct its body is
-//! read into, in the same serde pass, so every error keeps serde_yaml's line and column. Unknown
-//! keys and unknown types are errors. `validate` then checks the wiring and locates each problem
-//! in the file text.
+//! read into, in the same serde pass (serde-saphyr), so every error keeps its exact line and
+//! column. Unknown keys and unknown types are errors. `validate` then checks the wiring and
+//! locates each problem from a second, spanned reading of the file (`spans`). Positions are in
+//! the file as written: `${env:…}` expansion remembers what it replaced.
 
 mod components;
 mod expand;
-mod locate;
+mod spans;
 pub mod values;
 
 pub use components::{
@@ -46,9 +47,21 @@ pub struct Config {
     /// Where the config was read from (set by the loader, not by the file).
     #[serde(skip)]
     pub source: PathBuf,
-    /// The text after `${env:…}` expansion, to locate wiring errors.
+    /// The text after `${env:…}` expansion, for the reload's comparison.
     #[serde(skip)]
     text: String,
+    /// Where each key and value is in the file, to locate wiring errors.
+    #[serde(skip)]
+    spans: spans::Located,
+}
+
+/// How trailhead reads YAML, as the collector's YAML library does: only `true` and `false` are
+/// booleans, `<<` merges, and a key given twice in one map is an error.
+fn yaml_options() -> serde_saphyr::Options {
+    serde_saphyr::options! {
+        strict_booleans: true,
+        with_snippet: false,
+    }
 }
 
 /// The `service` section.
@@ -196,19 +209,11 @@ impl Config {
     /// Parses and validates config text; `path` names it in errors and anchors relative paths.
     pub fn from_text(text: &str, path: &Path) -> Result<Config, ConfigError> {
         let file = path.display().to_string();
-        let (text, unset) = expand::expand_env(text, |name| std::env::var(name).ok());
-        for name in unset {
+        let expansion = expand::expand_env(text, |name| std::env::var(name).ok());
+        for name in &expansion.unset {
             tracing::warn!(variable = %name, file = %file, "config refers to an unset environment variable; using an empty value");
         }
-        let mut config: Config = serde_yaml::from_str(&text).map_err(|e| {
-            let position = e.location().map(|l| (l.line(), l.column()));
-            // The position is shown in front already.
-            let mut message = e.to_string();
-            if let Some((line, column)) = position {
-                message = message
-                    .trim_end_matches(&format!(" at line {line} column {column}"))
-                    .to_string();
-            }
+        let mut config = Config::parse(&expansion, text).map_err(|(position, message)| {
             ConfigError(vec![Diagnostic {
                 file: file.clone(),
                 position,
@@ -217,7 +222,8 @@ impl Config {
             }])
         })?;
         config.source = path.to_path_buf();
-        config.text = text;
+        config.spans = spans::Located::read(&expansion, text);
+        config.text = expansion.text;
         let mut problems = config.validate();
         problems.sort_by_key(|p| p.position);
         if problems.is_empty() {
@@ -225,6 +231,36 @@ impl Config {
         } else {
             Err(ConfigError(problems))
         }
+    }
+
+    /// Reads the expanded text; an error is where it is in `original` and what it says, led by
+    /// the key path to it (`receivers.otlp.protocols.grpc: unknown field …`).
+    fn parse(
+        expansion: &expand::Expansion,
+        original: &str,
+    ) -> Result<Config, (Option<spans::Position>, String)> {
+        use serde_saphyr::{DefaultMessageFormatter, MessageFormatter};
+        let mut path = None;
+        let options = yaml_options();
+        serde_saphyr::with_deserializer_from_str_with_options(&expansion.text, options, |d| {
+            serde_path_to_error::deserialize(d).map_err(|e| {
+                path = Some(e.path().to_string()).filter(|p| p != "." && p != "?");
+                e.into_inner()
+            })
+        })
+        .map_err(|e| {
+            let position = e
+                .location()
+                .and_then(|l| spans::position(&l, expansion, original));
+            let message = DefaultMessageFormatter.format_message(&e);
+            // The library's advice names its own options, not the user's config.
+            let advice = ", set DuplicateKeyPolicy in Options if acceptable";
+            let message = message.trim_end_matches(advice).to_string();
+            match path {
+                Some(path) => (position, format!("{path}: {message}")),
+                None => (position, message),
+            }
+        })
     }
 
     /// Parses the embedded default config.
@@ -242,7 +278,7 @@ impl Config {
             |path: &[&str], needle: Option<&str>, component: String, message: String| {
                 problems.push(Diagnostic {
                     file: self.source.display().to_string(),
-                    position: locate::locate(&self.text, path, needle),
+                    position: self.spans.locate(path, needle),
                     component: Some(component),
                     message,
                 });
@@ -456,10 +492,10 @@ impl Config {
     /// The config with every processor setting and pipeline processor list taken out (but the
     /// memory limiter's and which pipelines list it): what a reload may not change without a
     /// restart.
-    pub fn skeleton(&self) -> serde_yaml::Value {
-        let mut value: serde_yaml::Value =
-            serde_yaml::from_str(&self.text).unwrap_or(serde_yaml::Value::Null);
-        if let Some(map) = value.as_mapping_mut() {
+    pub fn skeleton(&self) -> serde_json::Value {
+        let mut value: serde_json::Value =
+            serde_saphyr::from_str_with_options(&self.text, yaml_options()).unwrap_or_default();
+        if let Some(map) = value.as_object_mut() {
             map.remove("processors");
             // The one Kubernetes cache is built at start from the k8sattributes settings.
             map.insert(
@@ -486,10 +522,10 @@ impl Config {
         if let Some(pipelines) = value
             .get_mut("service")
             .and_then(|s| s.get_mut("pipelines"))
-            .and_then(|p| p.as_mapping_mut())
+            .and_then(|p| p.as_object_mut())
         {
             for (_, pipeline) in pipelines.iter_mut() {
-                if let Some(p) = pipeline.as_mapping_mut() {
+                if let Some(p) = pipeline.as_object_mut() {
                     p.remove("processors");
                 }
             }
@@ -513,12 +549,12 @@ impl Config {
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || "_.[]".contains(c));
             is_path
-                .then(|| locate::locate_dotted(&self.text, &base, head))
+                .then(|| self.spans.locate_dotted(&base, head))
                 .flatten()
         });
         Diagnostic {
             file: self.source.display().to_string(),
-            position: at_path.or_else(|| locate::locate(&self.text, &base, None)),
+            position: at_path.or_else(|| self.spans.locate(&base, None)),
             component: Some(format!("processor `{id}`")),
             message,
         }

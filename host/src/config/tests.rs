@@ -119,3 +119,38 @@ fn admin_servers_default_to_localhost() {
     };
     assert!(health.endpoint.ip().is_loopback());
 }
+
+// YAML as the collector's library reads it: `<<` merges a map in, a key given twice in one map
+// is refused where it is, and only true and false are booleans.
+#[test]
+fn yaml_merges_refuses_repeated_keys_and_reads_booleans_strictly() {
+    let merged = "x: &grpc {endpoint: \"127.0.0.1:5317\"}\n";
+    let text = format!(
+        "{merged}receivers: {{otlp: {{protocols: {{grpc: {{<<: *grpc}}}}}}}}\nexporters: {{debug: }}\nservice: {{pipelines: {{traces: {{receivers: [otlp], exporters: [debug]}}}}}}\n"
+    );
+    // `x` is not a trailhead key: refused, so anchors live inside known sections.
+    assert!(Config::from_text(&text, Path::new("t.yaml")).is_err());
+    let text = "receivers:\n  otlp:\n    protocols:\n      grpc: &grpc {endpoint: \"127.0.0.1:5317\"}\n      http: {<<: *grpc, endpoint: \"127.0.0.1:5318\"}\nexporters: {debug: }\nservice: {pipelines: {traces: {receivers: [otlp], exporters: [debug]}}}\n";
+    let config = Config::from_text(text, Path::new("t.yaml")).unwrap();
+    let Some(ReceiverConfig::Otlp(otlp)) =
+        config.receivers.get(&ComponentId::parse("otlp").unwrap())
+    else {
+        panic!()
+    };
+    assert_eq!(
+        otlp.protocols.http.as_ref().unwrap().endpoint,
+        "127.0.0.1:5318"
+    );
+    let twice = "receivers: {otlp: }\nexporters: {debug: }\nexporters: {debug: }\nservice: {pipelines: {traces: {receivers: [otlp], exporters: [debug]}}}\n";
+    let error = Config::from_text(twice, Path::new("t.yaml")).unwrap_err().0;
+    assert_eq!(error[0].position, Some((3, 1)), "{error:?}");
+    assert_eq!(error[0].message, "duplicate mapping key: exporters");
+    let yes = "receivers: {otlp: }\nexporters: {debug: }\nservice: {pipelines: {traces: {receivers: [otlp], exporters: [debug]}}}\nextensions: {file_storage: {directory: /tmp, create_directory: yes}}\n";
+    let error = Config::from_text(yes, Path::new("t.yaml")).unwrap_err().0;
+    assert!(
+        error[0]
+            .message
+            .starts_with("extensions.file_storage.create_directory: invalid boolean"),
+        "{error:?}"
+    );
+}

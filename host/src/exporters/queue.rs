@@ -1142,7 +1142,7 @@ mod tests {
     #[test]
     fn batch_keys_resolve_like_the_collector() {
         let policy = |yaml: &str| {
-            serde_yaml::from_str::<BatchSettings>(yaml)
+            serde_saphyr::from_str::<BatchSettings>(yaml)
                 .unwrap()
                 .policy()
         };
@@ -1184,17 +1184,18 @@ mod tests {
                 .contains("greater or equal")
         );
         assert!(policy("{min_size: 1, send_batch_size: 1}").is_err());
-        assert!(serde_yaml::from_str::<BatchSettings>("min_size: -1").is_err());
+        assert!(serde_saphyr::from_str::<BatchSettings>("min_size: -1").is_err());
     }
 
     // Retry and queue values the collector refuses are refused; 0 for max_elapsed_time is
     // "for ever", so it bounds nothing; durations may be bare nanoseconds.
     #[test]
     fn retry_and_queue_checks_match_the_collector() {
-        let retry = |yaml: &str| serde_yaml::from_str::<RetrySettings>(yaml).map(|r| r.problems());
+        let retry =
+            |yaml: &str| serde_saphyr::from_str::<RetrySettings>(yaml).map(|r| r.problems());
         assert_eq!(retry("max_elapsed_time: 0").unwrap(), Vec::<String>::new());
         assert_eq!(
-            serde_yaml::from_str::<RetrySettings>("max_elapsed_time: 0")
+            serde_saphyr::from_str::<RetrySettings>("max_elapsed_time: 0")
                 .unwrap()
                 .max_elapsed_time,
             Duration::ZERO
@@ -1210,7 +1211,7 @@ mod tests {
         let negative = retry("initial_interval: -5s").unwrap_err().to_string();
         assert!(negative.contains("negative duration"), "{negative}");
         let queue = |yaml: &str| {
-            serde_yaml::from_str::<QueueSettings>(yaml)
+            serde_saphyr::from_str::<QueueSettings>(yaml)
                 .unwrap()
                 .problems()
         };

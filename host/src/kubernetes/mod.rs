@@ -119,7 +119,7 @@ impl Settings {
             if processor.kind != PROCESSOR {
                 continue;
             }
-            let keys: ProcessorKeys = serde_yaml::from_value(processor.settings.clone())
+            let keys: ProcessorKeys = serde_json::from_value(processor.settings.clone())
                 .map_err(|e| format!("processor `{id}`: {e}"))?;
             match &shared {
                 Some(first)
@@ -221,17 +221,17 @@ impl Settings {
     }
 
     /// What a reload may not change without a restart: the cache is built once.
-    pub fn fingerprint(config: &Config) -> serde_yaml::Value {
-        let mut keys: Vec<serde_yaml::Value> = Vec::new();
+    pub fn fingerprint(config: &Config) -> serde_json::Value {
+        let mut keys: Vec<serde_json::Value> = Vec::new();
         for (_, processor) in config.processors.iter() {
             if processor.kind == PROCESSOR
                 && let Ok(parsed) =
-                    serde_yaml::from_value::<ProcessorKeys>(processor.settings.clone())
+                    serde_json::from_value::<ProcessorKeys>(processor.settings.clone())
             {
-                keys.push(serde_yaml::to_value(parsed).unwrap_or_default());
+                keys.push(serde_json::to_value(parsed).unwrap_or_default());
             }
         }
-        serde_yaml::Value::Sequence(keys)
+        serde_json::Value::Array(keys)
     }
 }
 

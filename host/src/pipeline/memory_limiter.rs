@@ -45,8 +45,8 @@ struct Raw {
 impl Settings {
     /// Reads the settings; percentages are of `total_bytes` (the container's limit or the
     /// machine's memory).
-    pub fn from_yaml(value: &serde_yaml::Value, total_bytes: u64) -> Result<Settings, String> {
-        let raw: Raw = serde_yaml::from_value(value.clone()).map_err(|e| e.to_string())?;
+    pub fn from_value(value: &serde_json::Value, total_bytes: u64) -> Result<Settings, String> {
+        let raw: Raw = serde_json::from_value(value.clone()).map_err(|e| e.to_string())?;
         let check_interval = match raw.check_interval.as_deref() {
             None => Duration::from_secs(1),
             Some(text) => parse_duration(text).map_err(|e| format!("check_interval: {e}"))?,
@@ -111,7 +111,7 @@ pub fn from_config(
                 continue; // reported as "not defined" with the other processors
             };
             let settings =
-                Settings::from_yaml(&processor.settings, total).map_err(|e| (id.clone(), e))?;
+                Settings::from_value(&processor.settings, total).map_err(|e| (id.clone(), e))?;
             match &found {
                 Some((first, other)) if *other != settings => {
                     return Err((
@@ -269,7 +269,7 @@ mod tests {
     use super::*;
 
     fn settings(yaml: &str) -> Result<Settings, String> {
-        Settings::from_yaml(&serde_yaml::from_str(yaml).unwrap(), 1000 * MIB)
+        Settings::from_value(&serde_saphyr::from_str(yaml).unwrap(), 1000 * MIB)
     }
 
     // The collector's keys and defaults; every mistake is named.

@@ -114,17 +114,17 @@ impl LimitSettings {
 const HOST_KEYS: [&str; 4] = ["plugin", "sha256", "on_failure", "limits"];
 
 /// Splits a processor entry into the host's settings and the plugin's config as JSON.
-pub fn split_settings(settings: &serde_yaml::Value) -> Result<(HostSettings, String), String> {
-    let mut host = serde_yaml::Mapping::new();
-    let mut plugin = serde_yaml::Mapping::new();
-    if let Some(map) = settings.as_mapping() {
+pub fn split_settings(settings: &serde_json::Value) -> Result<(HostSettings, String), String> {
+    let mut host = serde_json::Map::new();
+    let mut plugin = serde_json::Map::new();
+    if let Some(map) = settings.as_object() {
         for (key, value) in map {
-            let is_host = key.as_str().is_some_and(|k| HOST_KEYS.contains(&k));
+            let is_host = HOST_KEYS.contains(&key.as_str());
             if is_host { &mut host } else { &mut plugin }.insert(key.clone(), value.clone());
         }
     }
     let host: HostSettings =
-        serde_yaml::from_value(serde_yaml::Value::Mapping(host)).map_err(|e| e.to_string())?;
+        serde_json::from_value(serde_json::Value::Object(host)).map_err(|e| e.to_string())?;
     let json = serde_json::to_string(&plugin).map_err(|e| e.to_string())?;
     Ok((host, json))
 }

@@ -7,10 +7,10 @@ use std::path::Path;
 
 /// Loads a plugin with a processor entry's settings (YAML or JSON text; empty for none).
 fn load(file: &Path, settings: &str) -> Result<wasm::Plugin, String> {
-    let settings: serde_yaml::Value = if settings.trim().is_empty() {
-        serde_yaml::Value::Mapping(Default::default())
+    let settings: serde_json::Value = if settings.trim().is_empty() {
+        serde_json::Value::Object(Default::default())
     } else {
-        serde_yaml::from_str(settings).map_err(|e| format!("plugin config: {e}"))?
+        serde_saphyr::from_str(settings).map_err(|e| format!("plugin config: {e}"))?
     };
     let (host, plugin_config) =
         split_settings(&settings).map_err(|e| format!("plugin config: {e}"))?;

@@ -119,7 +119,7 @@ mod tests {
     #[test]
     fn zero_and_negative_limits_are_refused() {
         let bad = |yaml: &str| {
-            serde_yaml::from_str::<ConnectionLimits>(yaml)
+            serde_saphyr::from_str::<ConnectionLimits>(yaml)
                 .unwrap()
                 .validate()
         };

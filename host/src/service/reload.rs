@@ -97,7 +97,7 @@ fn load(
     registry: &Arc<Registry>,
     metadata: &Arc<kubernetes::Store>,
     runtime: &mut Option<Arc<Runtime>>,
-    keep: &BTreeMap<ComponentId, (serde_yaml::Value, Arc<WasmProcessor>)>,
+    keep: &BTreeMap<ComponentId, (serde_json::Value, Arc<WasmProcessor>)>,
 ) -> Result<Loaded, StartError> {
     let mut loaded = BTreeMap::new();
     for pipeline in config.service.pipelines.values() {
@@ -167,7 +167,7 @@ pub fn chain(ids: &[ComponentId], loaded: &Loaded) -> Processors {
 fn with_settings(
     config: &Config,
     loaded: Loaded,
-) -> BTreeMap<ComponentId, (serde_yaml::Value, Arc<WasmProcessor>)> {
+) -> BTreeMap<ComponentId, (serde_json::Value, Arc<WasmProcessor>)> {
     loaded
         .into_iter()
         .map(|(id, p)| {
@@ -179,8 +179,8 @@ fn with_settings(
 
 /// What the last successful (re)load set up.
 struct Current {
-    skeleton: serde_yaml::Value,
-    processors: BTreeMap<ComponentId, (serde_yaml::Value, Arc<WasmProcessor>)>,
+    skeleton: serde_json::Value,
+    processors: BTreeMap<ComponentId, (serde_json::Value, Arc<WasmProcessor>)>,
     runtime: Option<Arc<Runtime>>,
 }
 
