@@ -142,14 +142,8 @@ fn compile_component() -> Result<(), String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command.unwrap_or(Command::Run { config: None }) {
-        Command::CompileComponent => match compile_component() {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("{e}");
-                ExitCode::FAILURE
-            }
-        },
+    let done = match cli.command.unwrap_or(Command::Run { config: None }) {
+        Command::CompileComponent => compile_component().map(|()| ExitCode::SUCCESS),
         Command::Tap {
             pipeline,
             before,
@@ -157,100 +151,91 @@ fn main() -> ExitCode {
             address,
             config,
             count,
-        } => {
-            let address = match config.as_ref().map(|c| Config::load(c)) {
-                None => address,
-                Some(Ok(config)) => config.service.telemetry.metrics.address.to_string(),
-                Some(Err(e)) => {
-                    eprintln!("{e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            let tapped = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(anyhow::Error::from)
-                .and_then(|runtime| {
-                    runtime.block_on(trailhead::service::tap::run_client(
-                        &address,
-                        &pipeline,
-                        before.as_deref(),
-                        after.as_deref(),
-                        count,
-                    ))
-                });
-            match tapped {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("{e:#}");
-                    ExitCode::FAILURE
-                }
-            }
+        } => tap(&pipeline, before, after, address, config, count),
+        Command::Plugin { command } => plugin_command(command).and_then(print),
+        Command::Validate { config } => validate(&config),
+        Command::Run { config } => run_command(config.as_ref()),
+    };
+    done.unwrap_or_else(|e| {
+        eprintln!("{e}");
+        ExitCode::FAILURE
+    })
+}
+
+/// `tap`: what passes a pipeline's processors, from a running trailhead's admin address (or the
+/// one a config gives).
+fn tap(
+    pipeline: &str,
+    before: Option<String>,
+    after: Option<String>,
+    address: String,
+    config: Option<PathBuf>,
+    count: Option<usize>,
+) -> Result<ExitCode, String> {
+    let address = match config.as_ref().map(|c| Config::load(c)) {
+        None => address,
+        Some(Ok(config)) => config.service.telemetry.metrics.address.to_string(),
+        Some(Err(e)) => return Err(e.to_string()),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let tapped = runtime.block_on(trailhead::service::tap::run_client(
+        &address,
+        pipeline,
+        before.as_deref(),
+        after.as_deref(),
+        count,
+    ));
+    tapped
+        .map(|()| ExitCode::SUCCESS)
+        .map_err(|e| format!("{e:#}"))
+}
+
+/// Writes a command's output. `println!` panics on a closed pipe (`| head`); a CLI stops
+/// quietly there.
+fn print(text: String) -> Result<ExitCode, String> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match writeln!(stdout, "{}", text.trim_end()).and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(format!("cannot write the output: {e}"))
         }
-        Command::Plugin { command } => match plugin_command(command) {
-            Ok(text) => {
-                // `println!` panics on a closed pipe (`| head`); a CLI stops quietly there.
-                use std::io::Write;
-                let mut stdout = std::io::stdout().lock();
-                match writeln!(stdout, "{}", text.trim_end()).and_then(|()| stdout.flush()) {
-                    Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-                        eprintln!("cannot write the output: {e}");
-                        ExitCode::FAILURE
-                    }
-                    _ => ExitCode::SUCCESS,
-                }
-            }
-            Err(e) => {
-                eprintln!("{e}");
-                ExitCode::FAILURE
-            }
-        },
-        Command::Validate { config } => match load(Some(&config)) {
-            Ok(loaded) => {
-                let registry = std::sync::Arc::default();
-                let metadata = std::sync::Arc::default();
-                if let Err(e) = trailhead::service::load_processors(&loaded, &registry, &metadata) {
-                    eprintln!("{e}");
-                    return ExitCode::FAILURE;
-                }
-                if let Err(e) = trailhead::kubernetes::Settings::from_config(&loaded) {
-                    eprintln!("{}: {e}", config.display());
-                    return ExitCode::FAILURE;
-                }
-                if let Err((id, e)) = trailhead::pipeline::memory_limiter::from_config(&loaded) {
-                    eprintln!("{}", loaded.processor_diagnostic(&id, "", e));
-                    return ExitCode::FAILURE;
-                }
-                println!("{}: valid", config.display());
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("{e}");
-                ExitCode::FAILURE
-            }
-        },
-        Command::Run { config } => {
-            let config = match load(config.as_ref()) {
-                Ok(config) => config,
-                Err(e) => {
-                    eprintln!("{e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            init_logs(&config);
-            if let Ok(exe) = std::env::current_exe() {
-                trailhead::processors::wasm::compile_in_child_process(exe);
-            }
-            match run(config) {
-                Ok(true) => ExitCode::SUCCESS,
-                Ok(false) => ExitCode::from(3),
-                Err(e) => {
-                    tracing::error!(error = format!("{e:#}"), "trailhead failed");
-                    ExitCode::FAILURE
-                }
-            }
-        }
+        _ => Ok(ExitCode::SUCCESS),
     }
+}
+
+/// `validate`: the config parses and wires up, its plugins load, and the Kubernetes cache and
+/// memory limiter settings build.
+fn validate(path: &PathBuf) -> Result<ExitCode, String> {
+    let loaded = load(Some(path)).map_err(|e| e.to_string())?;
+    let registry = std::sync::Arc::default();
+    let metadata = std::sync::Arc::default();
+    trailhead::service::load_processors(&loaded, &registry, &metadata)
+        .map_err(|e| e.to_string())?;
+    trailhead::kubernetes::Settings::from_config(&loaded)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    trailhead::pipeline::memory_limiter::from_config(&loaded)
+        .map_err(|(id, e)| loaded.processor_diagnostic(&id, "", e).to_string())?;
+    print(format!("{}: valid", path.display()))
+}
+
+/// `run`: trailhead until SIGTERM; exit 3 when the shutdown deadline dropped data.
+fn run_command(path: Option<&PathBuf>) -> Result<ExitCode, String> {
+    let config = load(path).map_err(|e| e.to_string())?;
+    init_logs(&config);
+    if let Ok(exe) = std::env::current_exe() {
+        trailhead::processors::wasm::compile_in_child_process(exe);
+    }
+    Ok(match run(config) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(3),
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "trailhead failed");
+            ExitCode::FAILURE
+        }
+    })
 }
 
 fn init_logs(config: &Config) {

@@ -24,6 +24,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// Where a problem is reported: the key path, a value under it, the component and the message.
+type Report<'a> = &'a mut dyn FnMut(&[&str], Option<&str>, String, String);
+
 /// The default configuration, embedded so `trailhead run` works with no file.
 pub const DEFAULT_CONFIG: &str = include_str!("../../../config/trailhead.yaml");
 
@@ -43,6 +46,7 @@ pub struct Config {
     /// Helpers outside the data path: `health_check`.
     #[serde(default)]
     pub extensions: Components<ExtensionConfig>,
+    /// Which extensions start and how pipelines wire the components.
     pub service: ServiceConfig,
     /// Where the config was read from (set by the loader, not by the file).
     #[serde(skip)]
@@ -72,6 +76,7 @@ pub struct ServiceConfig {
     pub extensions: Vec<ComponentId>,
     /// Pipelines by id: `traces`, `metrics`, `logs`, or `traces/name` for more than one.
     pub pipelines: BTreeMap<ComponentId, PipelineConfig>,
+    /// trailhead's own logs, metrics, self-traces and profiles.
     pub telemetry: TelemetryConfig,
     /// How long SIGTERM waits for pipelines and exporter queues to drain before exiting.
     #[serde(deserialize_with = "values::duration")]
@@ -82,8 +87,11 @@ pub struct ServiceConfig {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PipelineConfig {
+    /// Receivers feeding the pipeline, by id.
     pub receivers: Vec<ComponentId>,
+    /// Processors, by id, in the order they run.
     pub processors: Vec<ComponentId>,
+    /// Exporters the pipeline sends to, by id: every batch goes to all of them.
     pub exporters: Vec<ComponentId>,
 }
 
@@ -91,7 +99,9 @@ pub struct PipelineConfig {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TelemetryConfig {
+    /// Level and format of trailhead's own logs.
     pub logs: LogsConfig,
+    /// Where trailhead's own Prometheus metrics are served.
     pub metrics: MetricsConfig,
     /// Continuous CPU profiling to Pyroscope.
     pub profiles: crate::telemetry::profiles::ProfilesConfig,
@@ -292,80 +302,91 @@ impl Config {
             );
         }
         for (pipeline_id, pipeline) in &self.service.pipelines {
-            let pid = pipeline_id.to_string();
-            let at = ["service", "pipelines", pid.as_str()];
-            let component = format!("pipeline `{pid}`");
-            let Some(signal) = Signal::parse(&pipeline_id.kind) else {
-                report(
+            self.check_pipeline(pipeline_id, pipeline, &mut report);
+        }
+        self.check_exporters(&mut report);
+        self.check_authenticators(&mut report);
+        self.check_service_extensions(&mut report);
+        problems
+    }
+
+    /// One pipeline: a known signal, receivers and exporters, each defined and able to serve it.
+    fn check_pipeline(&self, pipeline_id: &ComponentId, pipeline: &PipelineConfig, report: Report) {
+        let pid = pipeline_id.to_string();
+        let at = ["service", "pipelines", pid.as_str()];
+        let component = format!("pipeline `{pid}`");
+        let Some(signal) = Signal::parse(&pipeline_id.kind) else {
+            report(
+                &at,
+                None,
+                component,
+                format!(
+                    "unknown pipeline type `{}`: use traces, metrics or logs",
+                    pipeline_id.kind
+                ),
+            );
+            return;
+        };
+        if pipeline.receivers.is_empty() {
+            report(&at, None, component.clone(), "has no receivers".into());
+        }
+        if pipeline.exporters.is_empty() {
+            report(&at, None, component.clone(), "has no exporters".into());
+        }
+        for id in &pipeline.receivers {
+            let id_text = id.to_string();
+            match self.receivers.get(id) {
+                None => report(
                     &at,
-                    None,
-                    component,
-                    format!(
-                        "unknown pipeline type `{}`: use traces, metrics or logs",
-                        pipeline_id.kind
-                    ),
-                );
-                continue;
-            };
-            if pipeline.receivers.is_empty() {
-                report(&at, None, component.clone(), "has no receivers".into());
+                    Some(&id_text),
+                    component.clone(),
+                    format!("references receiver `{id}`, which is not defined under receivers"),
+                ),
+                Some(receiver) if !receiver.signals().contains(&signal) => report(
+                    &at,
+                    Some(&id_text),
+                    component.clone(),
+                    format!("receiver `{id}` does not accept {signal}"),
+                ),
+                Some(_) => {}
             }
-            if pipeline.exporters.is_empty() {
-                report(&at, None, component.clone(), "has no exporters".into());
-            }
-            for id in &pipeline.receivers {
-                let id_text = id.to_string();
-                match self.receivers.get(id) {
-                    None => report(
-                        &at,
-                        Some(&id_text),
-                        component.clone(),
-                        format!("references receiver `{id}`, which is not defined under receivers"),
-                    ),
-                    Some(receiver) if !receiver.signals().contains(&signal) => report(
-                        &at,
-                        Some(&id_text),
-                        component.clone(),
-                        format!("receiver `{id}` does not accept {signal}"),
-                    ),
-                    Some(_) => {}
-                }
-            }
-            for id in &pipeline.processors {
-                let id_text = id.to_string();
-                match self.processors.get(id) {
-                    None => report(
-                        &at,
-                        Some(&id_text),
-                        component.clone(),
-                        format!(
-                            "references processor `{id}`, which is not defined under processors"
-                        ),
-                    ),
-                    Some(processor) => {
-                        if let Err(why) = processor.availability() {
-                            report(
-                                &at,
-                                Some(&id_text),
-                                component.clone(),
-                                format!("processor `{id}` cannot run: {why}"),
-                            );
-                        }
+        }
+        for id in &pipeline.processors {
+            let id_text = id.to_string();
+            match self.processors.get(id) {
+                None => report(
+                    &at,
+                    Some(&id_text),
+                    component.clone(),
+                    format!("references processor `{id}`, which is not defined under processors"),
+                ),
+                Some(processor) => {
+                    if let Err(why) = processor.availability() {
+                        report(
+                            &at,
+                            Some(&id_text),
+                            component.clone(),
+                            format!("processor `{id}` cannot run: {why}"),
+                        );
                     }
                 }
             }
-            for id in &pipeline.exporters {
-                if !self.exporters.contains(id) {
-                    let id_text = id.to_string();
-                    report(
-                        &at,
-                        Some(&id_text),
-                        component.clone(),
-                        format!("references exporter `{id}`, which is not defined under exporters"),
-                    );
-                }
+        }
+        for id in &pipeline.exporters {
+            if !self.exporters.contains(id) {
+                let id_text = id.to_string();
+                report(
+                    &at,
+                    Some(&id_text),
+                    component.clone(),
+                    format!("references exporter `{id}`, which is not defined under exporters"),
+                );
             }
         }
+    }
+
+    /// Exporter settings the collector would refuse, and each persistent queue's storage.
+    fn check_exporters(&self, report: Report) {
         for (id, exporter) in self.exporters.iter() {
             let id_text = id.to_string();
             for (key, message) in exporter.problems() {
@@ -406,6 +427,10 @@ impl Config {
                 }
             }
         }
+    }
+
+    /// Every `auth:` names a bearertokenauth extension the service starts.
+    fn check_authenticators(&self, report: Report) {
         for (at, auth) in self.authenticators() {
             let at: Vec<&str> = at.iter().map(String::as_str).collect();
             let is_token = |e: &ExtensionConfig| matches!(e, ExtensionConfig::BearerToken(_));
@@ -419,6 +444,10 @@ impl Config {
                 );
             }
         }
+    }
+
+    /// `service.extensions` lists defined extensions.
+    fn check_service_extensions(&self, report: Report) {
         for id in &self.service.extensions {
             if !self.extensions.contains(id) {
                 let id_text = id.to_string();
@@ -430,7 +459,6 @@ impl Config {
                 );
             }
         }
-        problems
     }
 
     /// Why extension `id` cannot serve as a `kind` extension, if it cannot.

@@ -31,6 +31,7 @@ pub struct OtlpExporterConfig {
     /// `host:port`, or a URL with `http://` / `https://`. Without a scheme, TLS is used unless
     /// `tls.insecure` is set.
     pub endpoint: String,
+    /// TLS to the peer: `insecure` for plain text, a CA, a client certificate.
     #[serde(default)]
     pub tls: TlsClientConfig,
     /// gRPC metadata sent with every request, e.g. `authorization`.
@@ -46,8 +47,10 @@ pub struct OtlpExporterConfig {
     /// Deadline of one send attempt.
     #[serde(default = "default_timeout", deserialize_with = "values::duration")]
     pub timeout: Duration,
+    /// The collector's queue: size, consumers, sizer, persistent storage, batching.
     #[serde(default)]
     pub sending_queue: QueueSettings,
+    /// Backoff for retryable failures, with the collector's keys and meanings.
     #[serde(default)]
     pub retry_on_failure: RetrySettings,
     /// trailhead's place for the batch keys; the collector's is `sending_queue.batch`.
@@ -71,6 +74,7 @@ pub struct TlsClientConfig {
     pub ca_file: Option<PathBuf>,
     /// Client certificate and key (PEM) for mutual TLS.
     pub cert_file: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
     pub key_file: Option<PathBuf>,
     /// Name to verify the server certificate against, instead of the endpoint's host.
     pub server_name_override: Option<String>,

@@ -27,6 +27,7 @@ const SEGMENT_BYTES: u64 = 8 << 20;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FileStorageConfig {
+    /// Where queues keep their data: one folder per exporter and signal.
     pub directory: PathBuf,
     /// Create `directory` when it is missing; otherwise a missing one stops the start.
     pub create_directory: bool,

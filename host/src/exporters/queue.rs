@@ -103,14 +103,21 @@ impl QueueSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BatchSettings {
+    /// What `min_size` and `max_size` count: `items` (default) or `bytes`.
     pub sizer: BatchSizer,
+    /// Send once this much has gathered (the collector's `sending_queue.batch` key); `0` sends each request as it comes.
     pub min_size: Option<usize>,
+    /// The batch processor's older name for `min_size`.
     pub send_batch_size: Option<usize>,
+    /// No batch larger than this in the sizer's unit; larger requests are split. `0`: no bound.
     pub max_size: usize,
+    /// Send what has gathered after this long, however small; must be positive.
     #[serde(deserialize_with = "values::optional_duration")]
     pub flush_timeout: Option<Duration>,
+    /// The batch processor's older name for `flush_timeout`; `0` sends each request as it comes.
     #[serde(deserialize_with = "values::optional_duration")]
     pub timeout: Option<Duration>,
+    /// No request larger than this many bytes (3.5 MiB by default, under Alloy's 4 MiB); `0`: no byte bound.
     pub max_request_bytes: usize,
 }
 
@@ -210,15 +217,19 @@ impl BatchSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetrySettings {
+    /// Retry retryable failures; off, a failed send is dropped and counted.
     pub enabled: bool,
+    /// The first wait after a failure.
     #[serde(deserialize_with = "values::duration")]
     pub initial_interval: Duration,
+    /// The longest wait between attempts.
     #[serde(deserialize_with = "values::duration")]
     pub max_interval: Duration,
     /// Give up on a request after retrying this long; `0` retries until the peer is back or
     /// the shutdown deadline passes, as in the collector.
     #[serde(deserialize_with = "values::duration")]
     pub max_elapsed_time: Duration,
+    /// Each wait is the previous one times this, up to `max_interval`.
     pub multiplier: f64,
     /// Each wait is randomised by ± this fraction, so senders do not retry in lockstep.
     pub randomization_factor: f64,

@@ -43,7 +43,9 @@ pub enum AuthType {
 pub struct Filter {
     /// Only this node's pods (DaemonSet mode), named by an environment variable.
     pub node_from_env_var: Option<String>,
+    /// Only this node's pods, named directly.
     pub node: Option<String>,
+    /// Only this namespace's pods.
     pub namespace: Option<String>,
 }
 
@@ -51,16 +53,22 @@ pub struct Filter {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default)]
 pub struct FieldRule {
+    /// The label or annotation to copy.
     pub key: Option<String>,
+    /// Copy every label or annotation whose key matches this regex.
     pub key_regex: Option<String>,
+    /// Read it from the `pod` (default), its `namespace` or its `node`.
     pub from: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default)]
 pub struct Extract {
+    /// Which `k8s.*` attributes to set; the collector's default set when absent.
     pub metadata: Option<Vec<String>>,
+    /// Labels to copy as attributes.
     pub labels: Vec<FieldRule>,
+    /// Annotations to copy as attributes.
     pub annotations: Vec<FieldRule>,
 }
 

@@ -1,12 +1,17 @@
-//! Processors: a processor entry's host settings, and the pipeline slot that runs a Wasm plugin
-//! under its failure policy.
-//!
-//! A processor entry mixes two kinds of keys. `plugin`, `sha256`, `on_failure` and `limits`
-//! belong to the host. Every other key is handed to the plugin as JSON, so the collector's
-//! `k8sattributes:` and `filter:` blocks keep their shape.
+//! Processors: the pipeline slot that runs a Wasm plugin under its failure policy, with its
+//! metrics, swap probation and rollback (here); the circuit breaker (`breaker`), a processor
+//! entry's host settings (`settings`), the built-in plugins (`builtin`), the Wasm sandbox
+//! (`wasm`) and plugins run outside a pipeline (`offline`).
 
+mod breaker;
+mod builtin;
 pub mod offline;
+mod settings;
 pub mod wasm;
+
+use breaker::Breaker;
+pub use builtin::{BUILT_IN, built_in_dirs, find_built_in};
+pub use settings::{HostSettings, LimitSettings, OnFailure, split_settings};
 
 use crate::pdata::Batch;
 use crate::pipeline::{ProcessError, Processed, Processor, Rejection};
@@ -14,120 +19,11 @@ use crate::telemetry::catalog;
 use crate::telemetry::metrics::{Counter, Histogram, Registry};
 use arc_swap::{ArcSwap, ArcSwapOption};
 use futures::future::BoxFuture;
-use serde::Deserialize;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use wasm::{Failure, FailureKind, Plugin};
-
-/// Processor types whose plugins ship with trailhead (found without a `plugin:` path).
-pub const BUILT_IN: &[&str] = &["k8sattributes", "filter"];
-
-/// Where built-in plugins are looked for, first match wins: `$TRAILHEAD_PLUGIN_DIR`, then
-/// `plugins/` beside the binary (the container image), then `../plugins/` beside it (a
-/// build tree: `target/release/trailhead` finds `target/plugins/`).
-pub fn built_in_dirs() -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::env::var_os("TRAILHEAD_PLUGIN_DIR")
-        .map(PathBuf::from)
-        .into_iter()
-        .collect();
-    if let Some(bin) = std::env::current_exe()
-        .ok()
-        .and_then(|e| e.parent().map(PathBuf::from))
-    {
-        dirs.push(bin.join("plugins"));
-        if let Some(up) = bin.parent() {
-            dirs.push(up.join("plugins"));
-        }
-    }
-    dirs
-}
-
-/// The file of built-in plugin `kind`.
-pub fn find_built_in(kind: &str) -> Result<PathBuf, String> {
-    let dirs = built_in_dirs();
-    dirs.iter()
-        .map(|d| d.join(format!("{kind}.wasm")))
-        .find(|f| f.is_file())
-        .ok_or_else(|| {
-            let looked: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
-            format!(
-                "the built-in `{kind}` plugin is not installed: no {kind}.wasm in {} (set TRAILHEAD_PLUGIN_DIR, or give a `plugin:` path)",
-                looked.join(", ")
-            )
-        })
-}
-
-/// The host's keys of a processor entry.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct HostSettings {
-    /// Path to the plugin's `.wasm` component, relative to the config file.
-    pub plugin: Option<PathBuf>,
-    /// The plugin file's expected sha256 (hex); a different file is refused.
-    pub sha256: Option<String>,
-    pub on_failure: OnFailure,
-    pub limits: LimitSettings,
-}
-
-/// What to do with a batch when the plugin fails on it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OnFailure {
-    /// Forward the batch as it was before the plugin (fail open; for enrichment).
-    #[default]
-    Pass,
-    /// Drop the batch (fail closed; for redaction).
-    Drop,
-}
-
-/// `limits:` of a processor entry.
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LimitSettings {
-    /// Linear memory the plugin may grow to.
-    pub memory_mib: usize,
-    /// CPU time one batch may take.
-    pub timeout_ms: u64,
-}
-
-impl Default for LimitSettings {
-    fn default() -> Self {
-        let limits = wasm::Limits::default();
-        LimitSettings {
-            memory_mib: limits.memory_bytes >> 20,
-            timeout_ms: limits.timeout.as_millis() as u64,
-        }
-    }
-}
-
-impl LimitSettings {
-    pub fn to_limits(self) -> wasm::Limits {
-        wasm::Limits {
-            memory_bytes: self.memory_mib << 20,
-            timeout: Duration::from_millis(self.timeout_ms),
-        }
-    }
-}
-
-const HOST_KEYS: [&str; 4] = ["plugin", "sha256", "on_failure", "limits"];
-
-/// Splits a processor entry into the host's settings and the plugin's config as JSON.
-pub fn split_settings(settings: &serde_json::Value) -> Result<(HostSettings, String), String> {
-    let mut host = serde_json::Map::new();
-    let mut plugin = serde_json::Map::new();
-    if let Some(map) = settings.as_object() {
-        for (key, value) in map {
-            let is_host = HOST_KEYS.contains(&key.as_str());
-            if is_host { &mut host } else { &mut plugin }.insert(key.clone(), value.clone());
-        }
-    }
-    let host: HostSettings =
-        serde_json::from_value(serde_json::Value::Object(host)).map_err(|e| e.to_string())?;
-    let json = serde_json::to_string(&plugin).map_err(|e| e.to_string())?;
-    Ok((host, json))
-}
 
 /// Counters for one processor.
 #[derive(Clone)]
@@ -164,46 +60,6 @@ impl ProcessorMetrics {
 const PROBATION_TRAPS: u64 = 3;
 /// How long a new version is on probation after a swap.
 const PROBATION: Duration = Duration::from_secs(30);
-
-/// Consecutive failures that open the circuit: the plugin is not called while it is open.
-const BREAKER_FAILURES: u32 = 5;
-const BREAKER_FIRST_WAIT: Duration = Duration::from_secs(1);
-const BREAKER_LONGEST_WAIT: Duration = Duration::from_secs(60);
-
-/// Stops calling a plugin that keeps failing, and tries it again after a backoff that doubles
-/// while the retries keep failing.
-#[derive(Default)]
-struct Breaker {
-    consecutive: u32,
-    open_until: Option<Instant>,
-    wait: Duration,
-}
-
-impl Breaker {
-    /// Whether the plugin may be called now (a closed circuit, or an open one whose wait is over).
-    fn allows(&self) -> bool {
-        self.open_until.is_none_or(|until| Instant::now() >= until)
-    }
-
-    fn succeeded(&mut self) {
-        *self = Breaker::default();
-    }
-
-    /// Returns true when this failure opens (or re-opens) the circuit.
-    fn failed(&mut self) -> bool {
-        self.consecutive += 1;
-        if self.consecutive < BREAKER_FAILURES {
-            return false;
-        }
-        self.wait = if self.open_until.is_some() {
-            (self.wait * 2).min(BREAKER_LONGEST_WAIT)
-        } else {
-            BREAKER_FIRST_WAIT
-        };
-        self.open_until = Some(Instant::now() + self.wait);
-        true
-    }
-}
 
 /// A pipeline slot running a Wasm plugin. The plugin version is swapped atomically; a batch
 /// in flight finishes on the version it started with. The last good version is kept, and a new
@@ -480,24 +336,5 @@ mod tests {
         assert_eq!(in_place(|| 7), Some(7));
         assert_eq!(in_place(|| -> i32 { panic!("cannot block here") }), None);
         assert!(!IN_PLACE.get());
-    }
-
-    // Five failures in a row open the circuit; a success closes it; repeated opening doubles
-    // the wait up to a minute.
-    #[test]
-    fn breaker_opens_backs_off_and_closes() {
-        let mut breaker = Breaker::default();
-        for _ in 0..BREAKER_FAILURES - 1 {
-            assert!(!breaker.failed());
-        }
-        assert!(breaker.allows());
-        assert!(breaker.failed());
-        assert!(!breaker.allows());
-        assert_eq!(breaker.wait, BREAKER_FIRST_WAIT);
-        assert!(breaker.failed());
-        assert_eq!(breaker.wait, BREAKER_FIRST_WAIT * 2);
-        breaker.succeeded();
-        assert!(breaker.allows());
-        assert_eq!(breaker.consecutive, 0);
     }
 }

@@ -19,12 +19,14 @@ pub struct AuthConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BearerTokenConfig {
+    /// The token itself, inline (prefer `filename` for a mounted Secret).
     #[serde(default)]
     pub token: Option<Secret>,
     /// A file holding the token (a mounted Kubernetes Secret), read at start and again when
     /// it changes.
     #[serde(default)]
     pub filename: Option<PathBuf>,
+    /// The scheme in front of the token in `authorization`; `Bearer` by default.
     #[serde(default = "default_scheme")]
     pub scheme: String,
 }

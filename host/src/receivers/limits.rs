@@ -14,6 +14,7 @@ pub struct ConnectionLimits {
     pub max_connections: Option<usize>,
     /// Requests per second, averaged; `burst` may come at once (default: one second's worth).
     pub requests_per_second: Option<f64>,
+    /// Requests that may come at once above the average rate.
     pub burst: Option<u32>,
 }
 

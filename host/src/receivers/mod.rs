@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod ingest;
 pub mod limits;
 pub mod otlp;
 pub mod server;

@@ -13,6 +13,7 @@ use axum::extract::ConnectInfo;
 use axum::response::{IntoResponse, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::Watcher;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -83,18 +84,12 @@ async fn accept_loop(
     name: String,
     shutdown: CancellationToken,
 ) {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http2()
-        .max_concurrent_streams(options.max_concurrent_streams)
-        .max_frame_size(MAX_FRAME_SIZE);
-    let builder = Arc::new(builder);
+    let builder = Arc::new(http_builder(&options));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let open = options
         .limits
         .max_connections
         .map(|n| Arc::new(Semaphore::new(n)));
-    let tls = options.tls.clone();
     let rate = options.limits.rate_limiter().map(Arc::new);
     let local = listener.local_addr().ok();
     loop {
@@ -121,16 +116,82 @@ async fn accept_loop(
             },
         };
         let _ = stream.set_nodelay(true);
+        let connection = Connection {
+            peer,
+            local,
+            guard: Guard {
+                auth: options.auth.clone(),
+                rate: rate.clone(),
+                refusals: refusals.clone(),
+            },
+            router: router.clone(),
+            tls: options.tls.clone(),
+            builder: builder.clone(),
+            name: name.clone(),
+            _permit: permit,
+        };
+        tokio::spawn(connection.serve(stream, graceful.watcher()));
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
+/// HTTP/1.1 and HTTP/2 on one port, with the listener's stream limit and large frames.
+fn http_builder(options: &ServeOptions) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http2()
+        .max_concurrent_streams(options.max_concurrent_streams)
+        .max_frame_size(MAX_FRAME_SIZE);
+    builder
+}
+
+/// One accepted connection and what serving it needs.
+struct Connection {
+    peer: SocketAddr,
+    local: Option<SocketAddr>,
+    guard: Guard,
+    router: axum::Router,
+    tls: Option<Arc<Rotating<rustls::ServerConfig>>>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    name: String,
+    /// Held while the connection is open, under `limits.max_connections`.
+    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl Connection {
+    /// TLS first when configured, then every request through the guard to the router, until
+    /// the peer closes or graceful shutdown ends the connection.
+    async fn serve(self, stream: tokio::net::TcpStream, watcher: Watcher) {
+        let Connection {
+            peer,
+            local,
+            guard,
+            router,
+            tls,
+            builder,
+            name,
+            _permit,
+        } = self;
+        // Plain or TLS, the connection is then served the same way.
+        let stream = match tls {
+            None => Either::Left(stream),
+            Some(tls) => {
+                let acceptor = TlsAcceptor::from(tls.load_full());
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(stream)) => Either::Right(stream),
+                    Ok(Err(e)) => {
+                        tracing::debug!(server = %name, peer = %peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => return,
+                }
+            }
+        };
         let connect_info = TcpConnectInfo {
             local_addr: local,
             remote_addr: Some(peer),
         };
-        let guard = Guard {
-            auth: options.auth.clone(),
-            rate: rate.clone(),
-            refusals: refusals.clone(),
-        };
-        let router = router.clone();
         let service =
             hyper::service::service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
                 request.extensions_mut().insert(ConnectInfo(peer));
@@ -144,38 +205,12 @@ async fn accept_loop(
                     }
                 }
             });
-        let (builder, tls, watcher, name) = (
-            builder.clone(),
-            tls.clone(),
-            graceful.watcher(),
-            name.clone(),
-        );
-        tokio::spawn(async move {
-            let _permit = permit;
-            // Plain or TLS, the connection is then served the same way.
-            let stream = match tls {
-                None => Either::Left(stream),
-                Some(tls) => {
-                    let acceptor = TlsAcceptor::from(tls.load_full());
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(stream)) => Either::Right(stream),
-                        Ok(Err(e)) => {
-                            tracing::debug!(server = %name, peer = %peer, error = %e, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => return,
-                    }
-                }
-            };
-            let connection = builder.serve_connection(TokioIo::new(stream), service);
-            let served = watcher.watch(connection.into_owned()).await;
-            if let Err(e) = served {
-                tracing::debug!(server = %name, peer = %peer, error = %e, "connection ended with an error");
-            }
-        });
+        let connection = builder.serve_connection(TokioIo::new(stream), service);
+        let served = watcher.watch(connection.into_owned()).await;
+        if let Err(e) = served {
+            tracing::debug!(server = %name, peer = %peer, error = %e, "connection ended with an error");
+        }
     }
-    drop(listener);
-    graceful.shutdown().await;
 }
 
 /// The checks made on every request before it reaches the router.

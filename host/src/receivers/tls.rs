@@ -11,8 +11,11 @@ use tokio_rustls::rustls;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsServerConfig {
+    /// The server certificate (PEM), re-read when it changes.
     pub cert_file: PathBuf,
+    /// The server certificate's private key (PEM), re-read when it changes.
     pub key_file: PathBuf,
+    /// CA bundle (PEM) client certificates must chain to: mutual TLS.
     #[serde(default)]
     pub client_ca_file: Option<PathBuf>,
 }

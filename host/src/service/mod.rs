@@ -10,7 +10,9 @@
 
 use crate::config::{Config, ExporterConfig, ExtensionConfig, ReceiverConfig};
 use crate::exporters::otlp::BuildError;
-use crate::exporters::{DiskQueue, ExporterHandle, FileStorageConfig, spawn_exporter};
+use crate::exporters::{
+    DiskQueue, ExporterHandle, ExporterSpec, FileStorageConfig, spawn_exporter,
+};
 use crate::kubernetes;
 use crate::pdata::Signal;
 use crate::pipeline::memory_limiter::{self, MemoryLimiter};
@@ -32,10 +34,10 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-/// Why trailhead could not start.
 mod reload;
 pub mod tap;
 
+/// Why trailhead could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("receiver `{id}`: {source}")]
@@ -86,40 +88,10 @@ impl Service {
 
     async fn build(config: &Config, mut telemetry: Telemetry) -> Result<Service, StartError> {
         let secrets = Arc::new(Secrets::new(telemetry.registry.clone()));
-        let stop_exporters = CancellationToken::new();
-        let abort_exporters = CancellationToken::new();
-        let mut exporter_tasks = Vec::new();
+        let mut exporters = Exporters::default();
         if let Some(traces) = &config.service.telemetry.traces {
-            // Its own exporter, spawned before the tracer exists, so its sends are not traced.
-            let id = "self-traces";
-            let spec = traces
-                .build(
-                    id,
-                    Signal::Traces,
-                    |p| config.resolve_path(p),
-                    None,
-                    &secrets,
-                )
-                .map_err(|source| StartError::Exporter {
-                    id: id.into(),
-                    source,
-                })?;
-            let (handle, task) = spawn_exporter(
-                spec,
-                None,
-                &telemetry,
-                stop_exporters.clone(),
-                abort_exporters.clone(),
-            );
-            exporter_tasks.push(task);
-            let tracer = Arc::new(SelfTracer::new(handle, &telemetry.registry));
-            let tracing = tracer.clone().run(stop_exporters.clone());
-            telemetry.supervisor.spawn("self tracer", tracing);
-            telemetry.tracer = Some(tracer);
+            start_self_tracer(config, traces, &mut telemetry, &secrets, &mut exporters)?;
         }
-        let mut exporters: BTreeMap<(String, Signal), ExporterHandle> = BTreeMap::new();
-        let mut pipelines: Vec<(Signal, Arc<Pipeline>, &crate::config::PipelineConfig)> =
-            Vec::new();
         let kubernetes =
             kubernetes::Settings::from_config(config).map_err(StartError::Kubernetes)?;
         let mut cache = kubernetes::Cache::start(kubernetes, &telemetry)
@@ -127,71 +99,8 @@ impl Service {
             .map_err(StartError::Kubernetes)?;
         let processors = reload::load_processors(config, &telemetry.registry, &cache.store)?;
         let stop_limiter = CancellationToken::new();
-        let limiter = memory_limiter::from_config(config)
-            .map_err(|(id, message)| {
-                StartError::Processor(config.processor_diagnostic(&id, "", message))
-            })?
-            .map(|settings| MemoryLimiter::new(settings, &telemetry.registry));
-        if let Some(limiter) = &limiter {
-            limiter.spawn(&telemetry.supervisor, stop_limiter.clone());
-        }
-
-        for (pipeline_id, pipeline) in &config.service.pipelines {
-            let Some(signal) = Signal::parse(&pipeline_id.kind) else {
-                continue;
-            };
-            let mut handles = Vec::new();
-            for exporter_id in &pipeline.exporters {
-                let key = (exporter_id.to_string(), signal);
-                if !exporters.contains_key(&key) {
-                    let Some(exporter) = config.exporters.get(exporter_id) else {
-                        continue;
-                    };
-                    let id = key.0.clone();
-                    let spec = match exporter {
-                        ExporterConfig::Otlp(otlp) => {
-                            let failed = |source| StartError::Exporter {
-                                id: id.clone(),
-                                source,
-                            };
-                            let token = match &otlp.auth {
-                                Some(auth) => Some(
-                                    bearer_token_config(config, auth)
-                                        .map_err(|e| failed(BuildError::Auth(e)))?,
-                                ),
-                                None => None,
-                            };
-                            let resolve = |p: &PathBuf| config.resolve_path(p);
-                            otlp.build(&id, signal, resolve, token, &secrets)
-                                .map_err(failed)?
-                        }
-                        ExporterConfig::Debug(debug) => debug.build(&id, signal),
-                    };
-                    let storage = open_storage(config, exporter, &id, signal)?;
-                    let (handle, task) = spawn_exporter(
-                        spec,
-                        storage,
-                        &telemetry,
-                        stop_exporters.clone(),
-                        abort_exporters.clone(),
-                    );
-                    exporter_tasks.push(task);
-                    exporters.insert(key.clone(), handle);
-                }
-                handles.push(exporters[&key].clone());
-            }
-            let built = Pipeline {
-                id: pipeline_id.to_string(),
-                processors: arc_swap::ArcSwap::from_pointee(reload::chain(
-                    &pipeline.processors,
-                    &processors,
-                )),
-                exporters: handles,
-                taps: Default::default(),
-            };
-            pipelines.push((signal, Arc::new(built), pipeline));
-        }
-
+        let limiter = start_memory_limiter(config, &telemetry, &stop_limiter)?;
+        let pipelines = build_pipelines(config, &processors, &telemetry, &secrets, &mut exporters)?;
         let by_id: BTreeMap<String, Arc<Pipeline>> = pipelines
             .iter()
             .map(|(_, built, _)| (built.id.clone(), built.clone()))
@@ -206,53 +115,7 @@ impl Service {
         let stop_admin = CancellationToken::new();
         let polling = reloader.clone().watch(stop_admin.clone());
         telemetry.supervisor.spawn("reload poller", polling);
-        let mut admin = Vec::new();
-        let metrics = &config.service.telemetry.metrics;
-        if metrics.level != "none" {
-            let registry = telemetry.registry.clone();
-            let router = axum::Router::new()
-                .route(
-                    "/metrics",
-                    axum::routing::get(move || {
-                        let registry = registry.clone();
-                        async move {
-                            (
-                                [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-                                registry.render(),
-                            )
-                        }
-                    }),
-                )
-                .merge(reload::routes(reloader.clone()))
-                .merge(tap::routes(by_id));
-            admin.push(
-                serve_admin(
-                    &telemetry,
-                    "metrics",
-                    metrics.address,
-                    router,
-                    &stop_admin,
-                    "service.telemetry.metrics",
-                )
-                .await?,
-            );
-        }
-        for id in &config.service.extensions {
-            if let Some(ExtensionConfig::HealthCheck(check)) = config.extensions.get(id) {
-                let router = health::router(check, telemetry.health.clone());
-                admin.push(
-                    serve_admin(
-                        &telemetry,
-                        &id.to_string(),
-                        check.endpoint,
-                        router,
-                        &stop_admin,
-                        "health_check",
-                    )
-                    .await?,
-                );
-            }
-        }
+        let admin = start_admin(config, &telemetry, &reloader, by_id, &stop_admin).await?;
         // Health answers 503 meanwhile; nothing is accepted before it can be enriched.
         cache
             .wait_for_metadata()
@@ -279,10 +142,10 @@ impl Service {
             reloader,
             listening,
             admin,
-            exporters: exporter_tasks,
+            exporters: exporters.tasks,
             stop_receivers,
-            stop_exporters,
-            abort_exporters,
+            stop_exporters: exporters.stop,
+            abort_exporters: exporters.abort,
             stop_admin,
             _stop_limiter: stop_limiter.drop_guard(),
             shutdown_timeout: config.service.shutdown_timeout,
@@ -342,10 +205,189 @@ impl Service {
     }
 }
 
+/// The exporter tasks spawned so far, one per exporter id and signal, and the tokens that
+/// close and abort them all.
+#[derive(Default)]
+struct Exporters {
+    tasks: Vec<JoinHandle<()>>,
+    by_id: BTreeMap<(String, Signal), ExporterHandle>,
+    stop: CancellationToken,
+    abort: CancellationToken,
+}
+
+impl Exporters {
+    fn spawn(
+        &mut self,
+        spec: ExporterSpec,
+        storage: Option<Arc<DiskQueue>>,
+        telemetry: &Telemetry,
+    ) -> ExporterHandle {
+        let (stop, abort) = (self.stop.clone(), self.abort.clone());
+        let (handle, task) = spawn_exporter(spec, storage, telemetry, stop, abort);
+        self.tasks.push(task);
+        handle
+    }
+}
+
+/// `service.telemetry.traces`: its own exporter, spawned before the tracer exists, so its
+/// sends are not traced.
+fn start_self_tracer(
+    config: &Config,
+    traces: &crate::exporters::otlp::OtlpExporterConfig,
+    telemetry: &mut Telemetry,
+    secrets: &Secrets,
+    exporters: &mut Exporters,
+) -> Result<(), StartError> {
+    let id = "self-traces";
+    let resolve = |p: &PathBuf| config.resolve_path(p);
+    let spec = traces
+        .build(id, Signal::Traces, resolve, None, secrets)
+        .map_err(|source| StartError::Exporter {
+            id: id.into(),
+            source,
+        })?;
+    let handle = exporters.spawn(spec, None, telemetry);
+    let tracer = Arc::new(SelfTracer::new(handle, &telemetry.registry));
+    let tracing = tracer.clone().run(exporters.stop.clone());
+    telemetry.supervisor.spawn("self tracer", tracing);
+    telemetry.tracer = Some(tracer);
+    Ok(())
+}
+
+/// The memory limiter, checking, when a pipeline lists one.
+fn start_memory_limiter(
+    config: &Config,
+    telemetry: &Telemetry,
+    stop: &CancellationToken,
+) -> Result<Option<Arc<MemoryLimiter>>, StartError> {
+    let limiter = memory_limiter::from_config(config)
+        .map_err(|(id, message)| {
+            StartError::Processor(config.processor_diagnostic(&id, "", message))
+        })?
+        .map(|settings| MemoryLimiter::new(settings, &telemetry.registry));
+    if let Some(limiter) = &limiter {
+        limiter.spawn(&telemetry.supervisor, stop.clone());
+    }
+    Ok(limiter)
+}
+
+type BuiltPipelines<'c> = Vec<(Signal, Arc<Pipeline>, &'c crate::config::PipelineConfig)>;
+
+/// Every pipeline with its processors and exporters; each exporter id and signal is spawned
+/// once and shared by the pipelines that list it.
+fn build_pipelines<'c>(
+    config: &'c Config,
+    processors: &reload::Loaded,
+    telemetry: &Telemetry,
+    secrets: &Secrets,
+    exporters: &mut Exporters,
+) -> Result<BuiltPipelines<'c>, StartError> {
+    let mut pipelines = Vec::new();
+    for (pipeline_id, pipeline) in &config.service.pipelines {
+        let Some(signal) = Signal::parse(&pipeline_id.kind) else {
+            continue;
+        };
+        let mut handles = Vec::new();
+        for exporter_id in &pipeline.exporters {
+            let key = (exporter_id.to_string(), signal);
+            if !exporters.by_id.contains_key(&key) {
+                let Some(exporter) = config.exporters.get(exporter_id) else {
+                    continue;
+                };
+                let spec = exporter_spec(config, exporter, &key.0, signal, secrets)?;
+                let storage = open_storage(config, exporter, &key.0, signal)?;
+                let handle = exporters.spawn(spec, storage, telemetry);
+                exporters.by_id.insert(key.clone(), handle);
+            }
+            handles.push(exporters.by_id[&key].clone());
+        }
+        let chain = reload::chain(&pipeline.processors, processors);
+        let built = Pipeline {
+            id: pipeline_id.to_string(),
+            processors: arc_swap::ArcSwap::from_pointee(chain),
+            exporters: handles,
+            taps: Default::default(),
+        };
+        pipelines.push((signal, Arc::new(built), pipeline));
+    }
+    Ok(pipelines)
+}
+
+/// What one exporter id sends one signal with.
+fn exporter_spec(
+    config: &Config,
+    exporter: &ExporterConfig,
+    id: &str,
+    signal: Signal,
+    secrets: &Secrets,
+) -> Result<ExporterSpec, StartError> {
+    let otlp = match exporter {
+        ExporterConfig::Otlp(otlp) => otlp,
+        ExporterConfig::Debug(debug) => return Ok(debug.build(id, signal)),
+    };
+    let failed = |source| StartError::Exporter {
+        id: id.to_string(),
+        source,
+    };
+    let token = match &otlp.auth {
+        Some(auth) => {
+            Some(bearer_token_config(config, auth).map_err(|e| failed(BuildError::Auth(e)))?)
+        }
+        None => None,
+    };
+    let resolve = |p: &PathBuf| config.resolve_path(p);
+    otlp.build(id, signal, resolve, token, secrets)
+        .map_err(failed)
+}
+
+/// The admin servers: metrics (with `/plugins`, `/reload` and `/tap`) and each health check.
+async fn start_admin(
+    config: &Config,
+    telemetry: &Telemetry,
+    reloader: &Arc<Reloader>,
+    pipelines: BTreeMap<String, Arc<Pipeline>>,
+    stop: &CancellationToken,
+) -> Result<Vec<Listening>, StartError> {
+    let mut admin = Vec::new();
+    let metrics = &config.service.telemetry.metrics;
+    if metrics.level != "none" {
+        let registry = telemetry.registry.clone();
+        let scrape = move || {
+            let registry = registry.clone();
+            async move {
+                let text = [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")];
+                (text, registry.render())
+            }
+        };
+        let router = axum::Router::new()
+            .route("/metrics", axum::routing::get(scrape))
+            .merge(reload::routes(reloader.clone()))
+            .merge(tap::routes(pipelines));
+        let what = "service.telemetry.metrics";
+        admin.push(serve_admin(telemetry, "metrics", metrics.address, router, stop, what).await?);
+    }
+    for id in &config.service.extensions {
+        if let Some(ExtensionConfig::HealthCheck(check)) = config.extensions.get(id) {
+            let router = health::router(check, telemetry.health.clone());
+            let name = id.to_string();
+            let served = serve_admin(
+                telemetry,
+                &name,
+                check.endpoint,
+                router,
+                stop,
+                "health_check",
+            );
+            admin.push(served.await?);
+        }
+    }
+    Ok(admin)
+}
+
 /// Starts each receiver that feeds a pipeline, with one fan-out per signal it carries.
 async fn start_receivers(
     config: &Config,
-    pipelines: &[(Signal, Arc<Pipeline>, &crate::config::PipelineConfig)],
+    pipelines: &BuiltPipelines<'_>,
     telemetry: &Telemetry,
     limiter: Option<&Arc<MemoryLimiter>>,
     stop_receivers: &CancellationToken,
@@ -353,89 +395,109 @@ async fn start_receivers(
 ) -> Result<Vec<Listening>, StartError> {
     let mut listening = Vec::new();
     for (id, receiver) in config.receivers.iter() {
-        let mut consumers = Consumers::default();
-        for signal in Signal::ALL {
-            let feeding: Vec<Arc<Pipeline>> = pipelines
-                .iter()
-                .filter(|(s, _, p)| *s == signal && p.receivers.contains(id))
-                .map(|(_, built, _)| built.clone())
-                .collect();
-            if !feeding.is_empty() {
-                let metrics = ReceiverMetrics::new(&telemetry.registry, &id.to_string(), signal);
-                // A receiver obeys the limiter when a pipeline it feeds lists it.
-                let limited = pipelines.iter().any(|(s, _, p)| {
-                    *s == signal
-                        && p.receivers.contains(id)
-                        && p.processors.iter().any(|p| p.kind == memory_limiter::KIND)
-                });
-                let fanout = Fanout::new(signal, feeding, metrics)
-                    .with_memory_limiter(limiter.filter(|_| limited).cloned());
-                consumers.set(signal, Arc::new(fanout));
-            }
+        let consumers = consumers(id, pipelines, telemetry, limiter);
+        if Signal::ALL.iter().all(|s| consumers.get(*s).is_none()) {
+            tracing::warn!(receiver = %id, "receiver is not used by any pipeline; not starting it");
+            continue;
         }
         let id_text = id.to_string();
         let failed = |source| StartError::Receiver {
             id: id_text.clone(),
             source,
         };
-        if Signal::ALL.iter().all(|s| consumers.get(*s).is_none()) {
-            tracing::warn!(receiver = %id, "receiver is not used by any pipeline; not starting it");
-            continue;
-        }
-        let mut servers = Vec::new();
-        match receiver {
-            ReceiverConfig::Otlp(otlp) => {
-                if let Some(grpc) = &otlp.protocols.grpc {
-                    let router = receivers::otlp::grpc::router(&id_text, grpc, &consumers);
-                    let name = format!("{id_text} (grpc)");
-                    let protocol = Protocol {
-                        tls: &grpc.tls,
-                        auth: &grpc.auth,
-                        limits: &grpc.limits,
-                        max_concurrent_streams: grpc.max_concurrent_streams,
-                    };
-                    let options = serve_options(config, &id_text, &name, protocol, secrets)?;
-                    servers.push((name, &grpc.endpoint, router, options));
-                }
-                if let Some(http) = &otlp.protocols.http {
-                    let router = receivers::otlp::http::router(&id_text, http, &consumers);
-                    let name = format!("{id_text} (http)");
-                    let protocol = Protocol {
-                        tls: &http.tls,
-                        auth: &http.auth,
-                        limits: &http.limits,
-                        max_concurrent_streams: None,
-                    };
-                    let options = serve_options(config, &id_text, &name, protocol, secrets)?;
-                    servers.push((name, &http.endpoint, router, options));
-                }
-            }
-            ReceiverConfig::Zipkin(zipkin) => {
-                if let Some(router) = receivers::zipkin::router(&id_text, zipkin, &consumers) {
-                    let protocol = Protocol {
-                        tls: &zipkin.tls,
-                        auth: &zipkin.auth,
-                        limits: &zipkin.limits,
-                        max_concurrent_streams: None,
-                    };
-                    let options = serve_options(config, &id_text, &id_text, protocol, secrets)?;
-                    servers.push((id_text.clone(), &zipkin.endpoint, router, options));
-                }
-            }
-        }
-        for (name, endpoint, router, options) in servers {
-            let server = receivers::serve(
-                name,
-                endpoint,
-                router,
-                options,
-                telemetry,
-                stop_receivers.clone(),
-            );
+        for (name, endpoint, router, options) in
+            receiver_servers(config, &id_text, receiver, &consumers, secrets)?
+        {
+            let stop = stop_receivers.clone();
+            let server = receivers::serve(name, endpoint, router, options, telemetry, stop);
             listening.push(server.await.map_err(failed)?);
         }
     }
     Ok(listening)
+}
+
+/// What receiver `id` feeds, per signal: the pipelines that list it, behind the memory limiter
+/// when one of them lists that.
+fn consumers(
+    id: &crate::config::ComponentId,
+    pipelines: &BuiltPipelines<'_>,
+    telemetry: &Telemetry,
+    limiter: Option<&Arc<MemoryLimiter>>,
+) -> Consumers {
+    let mut consumers = Consumers::default();
+    for signal in Signal::ALL {
+        let fed = || {
+            pipelines
+                .iter()
+                .filter(|(s, _, p)| *s == signal && p.receivers.contains(id))
+        };
+        let feeding: Vec<Arc<Pipeline>> = fed().map(|(_, built, _)| built.clone()).collect();
+        if feeding.is_empty() {
+            continue;
+        }
+        let metrics = ReceiverMetrics::new(&telemetry.registry, &id.to_string(), signal);
+        let limited =
+            fed().any(|(_, _, p)| p.processors.iter().any(|p| p.kind == memory_limiter::KIND));
+        let fanout = Fanout::new(signal, feeding, metrics)
+            .with_memory_limiter(limiter.filter(|_| limited).cloned());
+        consumers.set(signal, Arc::new(fanout));
+    }
+    consumers
+}
+
+/// A server a receiver listens with: its name, endpoint, routes and how it serves.
+type ReceiverServer<'c> = (String, &'c String, axum::Router, ServeOptions);
+
+/// The servers of one receiver: gRPC and HTTP for OTLP, one for Zipkin.
+fn receiver_servers<'c>(
+    config: &Config,
+    id: &str,
+    receiver: &'c ReceiverConfig,
+    consumers: &Consumers,
+    secrets: &Secrets,
+) -> Result<Vec<ReceiverServer<'c>>, StartError> {
+    let mut servers = Vec::new();
+    match receiver {
+        ReceiverConfig::Otlp(otlp) => {
+            if let Some(grpc) = &otlp.protocols.grpc {
+                let router = receivers::otlp::grpc::router(id, grpc, consumers);
+                let name = format!("{id} (grpc)");
+                let protocol = Protocol {
+                    tls: &grpc.tls,
+                    auth: &grpc.auth,
+                    limits: &grpc.limits,
+                    max_concurrent_streams: grpc.max_concurrent_streams,
+                };
+                let options = serve_options(config, id, &name, protocol, secrets)?;
+                servers.push((name, &grpc.endpoint, router, options));
+            }
+            if let Some(http) = &otlp.protocols.http {
+                let router = receivers::otlp::http::router(id, http, consumers);
+                let name = format!("{id} (http)");
+                let protocol = Protocol {
+                    tls: &http.tls,
+                    auth: &http.auth,
+                    limits: &http.limits,
+                    max_concurrent_streams: None,
+                };
+                let options = serve_options(config, id, &name, protocol, secrets)?;
+                servers.push((name, &http.endpoint, router, options));
+            }
+        }
+        ReceiverConfig::Zipkin(zipkin) => {
+            if let Some(router) = receivers::zipkin::router(id, zipkin, consumers) {
+                let protocol = Protocol {
+                    tls: &zipkin.tls,
+                    auth: &zipkin.auth,
+                    limits: &zipkin.limits,
+                    max_concurrent_streams: None,
+                };
+                let options = serve_options(config, id, id, protocol, secrets)?;
+                servers.push((id.to_string(), &zipkin.endpoint, router, options));
+            }
+        }
+    }
+    Ok(servers)
 }
 
 /// What one receiver protocol serves with: its TLS and bearer token (read, checked, and

@@ -22,7 +22,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-type Loaded = BTreeMap<ComponentId, Arc<WasmProcessor>>;
+/// The loaded processors, by id.
+pub type Loaded = BTreeMap<ComponentId, Arc<WasmProcessor>>;
 
 /// What a reload came to: the config's result (the `result` label of
 /// `trailhead_config_reloads_total`) and, unless it was rejected, each plugin's own re-read.

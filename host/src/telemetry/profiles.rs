@@ -13,11 +13,14 @@ use std::time::Duration;
 pub struct ProfilesConfig {
     /// Pyroscope's base URL, e.g. `http://pyroscope.monitoring:4040` (plain HTTP). Off when unset.
     pub endpoint: Option<String>,
+    /// The name profiles are stored under in Pyroscope (`service_name`).
     pub application_name: String,
     /// Samples per second.
     pub sample_rate: u32,
+    /// How often collected samples are sent.
     #[serde(deserialize_with = "crate::config::values::duration")]
     pub upload_interval: Duration,
+    /// Labels added to every profile, e.g. `namespace`.
     pub tags: BTreeMap<String, String>,
 }
 

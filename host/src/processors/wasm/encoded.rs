@@ -17,6 +17,31 @@ pub const LOG_SEVERITY_NUMBER: u64 = 2;
 pub const LOG_BODY: u64 = 5;
 pub const LOG_ATTRIBUTES: u64 = 6;
 pub const METRIC_NAME: u64 = 1;
+/// `KeyValue`'s fields.
+const KEY: u64 = 1;
+const VALUE: u64 = 2;
+/// `AnyValue`'s arms.
+const STRING_VALUE: u64 = 1;
+const BOOL_VALUE: u64 = 2;
+const INT_VALUE: u64 = 3;
+const DOUBLE_VALUE: u64 = 4;
+const ARRAY_VALUE: u64 = 5;
+const KVLIST_VALUE: u64 = 6;
+const BYTES_VALUE: u64 = 7;
+
+/// A `value-column`'s kinds, as the WIT numbers them (not as `AnyValue` does: bytes come
+/// before arrays and maps there).
+mod kind {
+    pub const NONE: u8 = 0;
+    pub const STRING: u8 = 1;
+    pub const BOOL: u8 = 2;
+    pub const INT: u8 = 3;
+    pub const DOUBLE: u8 = 4;
+    pub const BYTES: u8 = 5;
+    pub const ARRAY: u8 = 6;
+    pub const KVLIST: u8 = 7;
+}
+
 /// `Metric.data`'s arms by field number.
 const METRIC_TYPES: [(u64, &str); 5] = [
     (5, "gauge"),
@@ -74,8 +99,8 @@ fn value_if_key<'a>(kv: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
     let (mut found, mut any) = (false, None);
     for (n, v) in wire::values(kv) {
         match (n, v) {
-            (1, Value::Bytes(k)) => found = k == key,
-            (2, Value::Bytes(v)) => any = Some(v),
+            (KEY, Value::Bytes(k)) => found = k == key,
+            (VALUE, Value::Bytes(v)) => any = Some(v),
             _ => {}
         }
     }
@@ -91,13 +116,15 @@ fn arm(any: &[u8]) -> Option<(u64, Value<'_>)> {
 /// the decoded path gives.
 pub fn to_wit(any: &[u8]) -> AnyValue {
     match arm(any) {
-        Some((1, Value::Bytes(s))) => AnyValue::Str(String::from_utf8_lossy(s).into_owned()),
-        Some((2, Value::Varint(b))) => AnyValue::Boolean(b != 0),
-        Some((3, Value::Varint(i))) => AnyValue::Int(i as i64),
-        Some((4, Value::Fixed64(d))) => AnyValue::Double(f64::from_bits(d)),
-        Some((5, Value::Bytes(a))) => AnyValue::ArrayPb(a.to_vec()),
-        Some((6, Value::Bytes(k))) => AnyValue::KvlistPb(k.to_vec()),
-        Some((7, Value::Bytes(b))) => AnyValue::Bytes(b.to_vec()),
+        Some((STRING_VALUE, Value::Bytes(s))) => {
+            AnyValue::Str(String::from_utf8_lossy(s).into_owned())
+        }
+        Some((BOOL_VALUE, Value::Varint(b))) => AnyValue::Boolean(b != 0),
+        Some((INT_VALUE, Value::Varint(i))) => AnyValue::Int(i as i64),
+        Some((DOUBLE_VALUE, Value::Fixed64(d))) => AnyValue::Double(f64::from_bits(d)),
+        Some((ARRAY_VALUE, Value::Bytes(a))) => AnyValue::ArrayPb(a.to_vec()),
+        Some((KVLIST_VALUE, Value::Bytes(k))) => AnyValue::KvlistPb(k.to_vec()),
+        Some((BYTES_VALUE, Value::Bytes(b))) => AnyValue::Bytes(b.to_vec()),
         _ => AnyValue::Str(String::new()),
     }
 }
@@ -112,14 +139,14 @@ pub fn pack<'a>(values: impl Iterator<Item = Option<&'a [u8]>>) -> ValueColumn {
     };
     for value in values {
         let (kind, scalar, bytes): (u8, i64, &[u8]) = match value.and_then(arm) {
-            Some((1, Value::Bytes(s))) => (1, 0, s),
-            Some((2, Value::Varint(b))) => (2, (b != 0) as i64, &[]),
-            Some((3, Value::Varint(i))) => (3, i as i64, &[]),
-            Some((4, Value::Fixed64(bits))) => (4, bits as i64, &[]),
-            Some((7, Value::Bytes(b))) => (5, 0, b),
-            Some((5, Value::Bytes(a))) => (6, 0, a),
-            Some((6, Value::Bytes(k))) => (7, 0, k),
-            _ => (0, 0, &[]),
+            Some((STRING_VALUE, Value::Bytes(s))) => (kind::STRING, 0, s),
+            Some((BOOL_VALUE, Value::Varint(b))) => (kind::BOOL, (b != 0) as i64, &[]),
+            Some((INT_VALUE, Value::Varint(i))) => (kind::INT, i as i64, &[]),
+            Some((DOUBLE_VALUE, Value::Fixed64(bits))) => (kind::DOUBLE, bits as i64, &[]),
+            Some((BYTES_VALUE, Value::Bytes(b))) => (kind::BYTES, 0, b),
+            Some((ARRAY_VALUE, Value::Bytes(a))) => (kind::ARRAY, 0, a),
+            Some((KVLIST_VALUE, Value::Bytes(k))) => (kind::KVLIST, 0, k),
+            _ => (kind::NONE, 0, &[]),
         };
         c.bytes.extend_from_slice(bytes);
         c.kinds.push(kind);

@@ -36,6 +36,7 @@ pub struct GrpcConfig {
     pub tls: Option<TlsServerConfig>,
     /// Require a bearer token (`authenticator: bearertokenauth/NAME`).
     pub auth: Option<AuthConfig>,
+    /// Connection and request-rate limits.
     pub limits: ConnectionLimits,
 }
 

@@ -5,21 +5,20 @@
 //! processor dropped items it had accepted.
 
 use crate::pdata::json::batch_from_json;
-use crate::pdata::{Batch, RequestContext, Signal};
+use crate::pdata::{Batch, Signal};
 use crate::pipeline::{Accepted, ConsumeError, Fanout};
 use crate::receivers::auth::AuthConfig;
-use crate::receivers::body::{media_type, read_body};
+use crate::receivers::body::media_type;
+use crate::receivers::ingest::{Refused, ingest};
 use crate::receivers::limits::ConnectionLimits;
 use crate::receivers::otlp::response;
 use crate::receivers::tls::TlsServerConfig;
-use crate::receivers::{Consumers, forwarded_for, retry_later};
-use axum::extract::ConnectInfo;
+use crate::receivers::{Consumers, retry_later};
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use http::{Method, StatusCode, header};
 use prost::Message;
 use serde::Deserialize;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// `protocols: http:`
@@ -30,13 +29,17 @@ pub struct HttpConfig {
     pub endpoint: String,
     /// Largest body accepted, in bytes, both as sent and after decompression.
     pub max_request_body_size: usize,
+    /// The path traces are posted to; `/v1/traces` by default.
     pub traces_url_path: String,
+    /// The path metrics are posted to; `/v1/metrics` by default.
     pub metrics_url_path: String,
+    /// The path logs are posted to; `/v1/logs` by default.
     pub logs_url_path: String,
     /// Serve TLS; with `client_ca_file`, mutual TLS.
     pub tls: Option<TlsServerConfig>,
     /// Require a bearer token (`authenticator: bearertokenauth/NAME`).
     pub auth: Option<AuthConfig>,
+    /// Connection and request-rate limits.
     pub limits: ConnectionLimits,
 }
 
@@ -137,37 +140,19 @@ async fn handle(
         return response;
     }
     let signal = fanout.signal;
-    let bad = |status, message: String| {
-        fanout.metrics().malformed_requests.add(1);
-        error(encoding, status, message)
-    };
-    // Short of memory: refuse before reading a byte of the body.
-    if let Err(e) = fanout.admit() {
-        return refused(encoding, e);
-    }
-    let body = match read_body(&parts.headers, body, limit).await {
-        Ok(body) => body,
-        Err(e) => return bad(e.status(), e.to_string()),
-    };
-    let peer = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0);
-    let context = RequestContext::of_request(peer, forwarded_for(&parts.headers), receiver);
-    let batch = match encoding {
+    let decode = |body, context| match encoding {
         Encoding::Protobuf => {
             Batch::from_protobuf(signal, body, context).map_err(|e| e.to_string())
         }
         Encoding::Json => batch_from_json(signal, &body, context)
             .map_err(|e| format!("invalid OTLP/JSON {signal} request: {e}")),
     };
-    let batch = match batch {
-        Ok(batch) => batch,
-        Err(message) => return bad(StatusCode::BAD_REQUEST, message),
-    };
-    match fanout.consume(batch).await {
+    // Short of memory, refused at once: OTLP senders retry.
+    let now = tokio::time::Instant::now();
+    match ingest(&fanout, receiver, (&parts, body), limit, now, decode).await {
         Ok(accepted) => success(signal, encoding, &accepted),
-        Err(e) => refused(encoding, e),
+        Err(Refused::Pipelines(e)) => refused(encoding, e),
+        Err(Refused::Malformed(status, message)) => error(encoding, status, message),
     }
 }
 

@@ -11,6 +11,7 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OtlpReceiverConfig {
+    /// Which of gRPC and HTTP to serve; a protocol key with no value takes its defaults.
     pub protocols: Protocols,
 }
 
@@ -18,8 +19,10 @@ pub struct OtlpReceiverConfig {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Protocols {
+    /// OTLP/gRPC, `0.0.0.0:4317` by default.
     #[serde(deserialize_with = "enabled_section")]
     pub grpc: Option<grpc::GrpcConfig>,
+    /// OTLP/HTTP, `0.0.0.0:4318` by default.
     #[serde(deserialize_with = "enabled_section")]
     pub http: Option<http::HttpConfig>,
 }

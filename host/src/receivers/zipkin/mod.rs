@@ -5,18 +5,18 @@
 pub mod model;
 pub mod to_otlp;
 
-use crate::pdata::{Batch, RequestContext, Signal};
+use crate::pdata::{Batch, Signal};
 use crate::pipeline::{ConsumeError, Fanout};
 use crate::receivers::auth::AuthConfig;
-use crate::receivers::body::{media_type, read_body};
+use crate::receivers::body::media_type;
+use crate::receivers::ingest::{Refused, ingest};
 use crate::receivers::limits::ConnectionLimits;
 use crate::receivers::tls::TlsServerConfig;
-use crate::receivers::{Consumers, forwarded_for, retry_later};
-use axum::extract::{ConnectInfo, Request};
+use crate::receivers::{Consumers, retry_later};
+use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use http::{Method, StatusCode, header};
 use serde::Deserialize;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -35,6 +35,7 @@ pub struct ZipkinReceiverConfig {
     pub tls: Option<TlsServerConfig>,
     /// Require a bearer token (`authenticator: bearertokenauth/NAME`).
     pub auth: Option<AuthConfig>,
+    /// Connection and request-rate limits.
     pub limits: ConnectionLimits,
     /// How long a request refused for room (memory, a full queue or disk) waits for it before
     /// the 503 (trailhead's key). Dapr's exporter drops a refused batch and never retries; its
@@ -102,37 +103,30 @@ async fn handle(
             ),
         );
     }
-    // Short of memory: wait a little for room, then refuse before reading a byte of the body.
+    let decode = |body: bytes::Bytes, context| {
+        let mut converter = to_otlp::Converter::new(config.parse_string_tags, 0);
+        let read = if v1 {
+            model::parse_v1_json(&body)
+                .and_then(|s| s.into_iter().try_for_each(|s| converter.push(s)))
+        } else if protobuf {
+            model::parse_v2_proto(&body)
+                .and_then(|s| s.into_iter().try_for_each(|s| converter.push(s)))
+        } else {
+            model::for_each_v2_json(&body, |span| converter.push(span))
+        };
+        let (request, count) = read
+            .map(|()| converter.finish())
+            .map_err(|e| e.to_string())?;
+        Ok(Batch::from_encoded(Signal::Traces, request, count, context))
+    };
+    // Short of memory or room: wait a little (Dapr never retries), then refuse.
     let deadline = Instant::now() + config.wait_for_room;
-    if let Err(e) = fanout.admit_within(deadline).await {
-        return refused(e);
-    }
-    let body = match read_body(&parts.headers, body, config.max_request_body_size).await {
-        Ok(body) => body,
-        Err(e) => return bad(e.status(), e.to_string()),
-    };
-    let mut converter = to_otlp::Converter::new(config.parse_string_tags, 0);
-    let read = if v1 {
-        model::parse_v1_json(&body).and_then(|s| s.into_iter().try_for_each(|s| converter.push(s)))
-    } else if protobuf {
-        model::parse_v2_proto(&body).and_then(|s| s.into_iter().try_for_each(|s| converter.push(s)))
-    } else {
-        model::for_each_v2_json(&body, |span| converter.push(span))
-    };
-    let (request, count) = match read.map(|()| converter.finish()) {
-        Ok(converted) => converted,
-        Err(e) => return bad(StatusCode::BAD_REQUEST, e.to_string()),
-    };
-    let peer = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0);
-    let context = RequestContext::of_request(peer, forwarded_for(&parts.headers), receiver);
-    let batch = Batch::from_encoded(Signal::Traces, request, count, context);
-    match fanout.consume_within(batch, deadline).await {
+    let limit = config.max_request_body_size;
+    match ingest(&fanout, receiver, (&parts, body), limit, deadline, decode).await {
         // Zipkin has no partial success: a failing processor's drops are only counted.
         Ok(_) => StatusCode::ACCEPTED.into_response(),
-        Err(e) => refused(e),
+        Err(Refused::Pipelines(e)) => refused(e),
+        Err(Refused::Malformed(status, message)) => reply(status, message),
     }
 }
 
