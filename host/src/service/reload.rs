@@ -310,13 +310,14 @@ impl Reloader {
     fn report(&self, outcome: &ReloadOutcome, started: std::time::SystemTime) {
         let result = outcome.result();
         self.counter(result).add(1);
-        let config = self.source.as_ref().map(|s| s.display().to_string());
         match outcome {
             ReloadOutcome::Rejected(error) => {
                 tracing::error!(error = %error, "config reload rejected; the running config is kept")
             }
             ReloadOutcome::Applied(_) => {
-                tracing::info!(config = ?config, "config reloaded: changed processors swapped in")
+                // Only a config read from a file can change, so `source` is set here.
+                let config = self.source.as_deref().unwrap_or(std::path::Path::new(""));
+                tracing::info!(config = %config.display(), "config reloaded: changed processors swapped in")
             }
             ReloadOutcome::Unchanged(_) => {}
         }
