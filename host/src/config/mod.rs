@@ -1,15 +1,16 @@
 //! Configuration in the OpenTelemetry Collector's shape: `receivers`, `processors`, `exporters`,
 //! `extensions` keyed by `type[/name]` component ids, and `service` wiring them into pipelines.
 //!
-//! A component's type (the part of its id before `/`) decides which config struct its body is
-//! read into, in the same serde pass (serde-saphyr), so every error keeps its exact line and
-//! column. Unknown keys and unknown types are errors. `validate` then checks the wiring and
-//! locates each problem from a second, spanned reading of the file (`spans`). Positions are in
-//! the file as written: `${env:…}` expansion remembers what it replaced.
+//! The file is read once into a tree of located nodes (`tree`), and the typed config is
+//! deserialized from that tree. A component's type (the part of its id before `/`) decides which
+//! config struct its body is read into, so every error keeps its key path, line and column.
+//! Unknown keys and unknown types are errors. `validate` then checks the wiring and locates each
+//! problem in the same tree. Positions are in the file as written: `${env:…}` expansion
+//! remembers what it replaced.
 
 mod components;
 mod expand;
-mod spans;
+pub mod tree;
 pub mod values;
 
 pub use components::{
@@ -54,18 +55,9 @@ pub struct Config {
     /// The text after `${env:…}` expansion, for the reload's comparison.
     #[serde(skip)]
     text: String,
-    /// Where each key and value is in the file, to locate wiring errors.
+    /// The file as read: where each key and value is, to locate wiring errors.
     #[serde(skip)]
-    spans: spans::Located,
-}
-
-/// How trailhead reads YAML, as the collector's YAML library does: only `true` and `false` are
-/// booleans, `<<` merges, and a key given twice in one map is an error.
-fn yaml_options() -> serde_saphyr::Options {
-    serde_saphyr::options! {
-        strict_booleans: true,
-        with_snippet: false,
-    }
+    tree: tree::Located,
 }
 
 /// The `service` section.
@@ -232,7 +224,6 @@ impl Config {
             }])
         })?;
         config.source = path.to_path_buf();
-        config.spans = spans::Located::read(&expansion, text);
         config.text = expansion.text;
         let mut problems = config.validate();
         problems.sort_by_key(|p| p.position);
@@ -243,34 +234,17 @@ impl Config {
         }
     }
 
-    /// Reads the expanded text; an error is where it is in `original` and what it says, led by
-    /// the key path to it (`receivers.otlp.protocols.grpc: unknown field …`).
+    /// Reads the expanded text into its tree and the config; an error is where it is in
+    /// `original` and what it says, led by the key path to it
+    /// (`receivers.otlp.protocols.grpc: unknown field …`).
     fn parse(
         expansion: &expand::Expansion,
         original: &str,
-    ) -> Result<Config, (Option<spans::Position>, String)> {
-        use serde_saphyr::{DefaultMessageFormatter, MessageFormatter};
-        let mut path = None;
-        let options = yaml_options();
-        serde_saphyr::with_deserializer_from_str_with_options(&expansion.text, options, |d| {
-            serde_path_to_error::deserialize(d).map_err(|e| {
-                path = Some(e.path().to_string()).filter(|p| p != "." && p != "?");
-                e.into_inner()
-            })
-        })
-        .map_err(|e| {
-            let position = e
-                .location()
-                .and_then(|l| spans::position(&l, expansion, original));
-            let message = DefaultMessageFormatter.format_message(&e);
-            // The library's advice names its own options, not the user's config.
-            let advice = ", set DuplicateKeyPolicy in Options if acceptable";
-            let message = message.trim_end_matches(advice).to_string();
-            match path {
-                Some(path) => (position, format!("{path}: {message}")),
-                None => (position, message),
-            }
-        })
+    ) -> Result<Config, (Option<tree::Position>, String)> {
+        let tree = tree::Located::parse(expansion, original)?;
+        let mut config = Config::deserialize(&tree).map_err(|e| (e.position(), e.to_string()))?;
+        config.tree = tree;
+        Ok(config)
     }
 
     /// Parses the embedded default config.
@@ -288,7 +262,7 @@ impl Config {
             |path: &[&str], needle: Option<&str>, component: String, message: String| {
                 problems.push(Diagnostic {
                     file: self.source.display().to_string(),
-                    position: self.spans.locate(path, needle),
+                    position: self.tree.locate(path, needle),
                     component: Some(component),
                     message,
                 });
@@ -521,8 +495,7 @@ impl Config {
     /// memory limiter's and which pipelines list it): what a reload may not change without a
     /// restart.
     pub fn skeleton(&self) -> serde_json::Value {
-        let mut value: serde_json::Value =
-            serde_saphyr::from_str_with_options(&self.text, yaml_options()).unwrap_or_default();
+        let mut value = serde_json::Value::deserialize(&self.tree).unwrap_or_default();
         if let Some(map) = value.as_object_mut() {
             map.remove("processors");
             // The one Kubernetes cache is built at start from the k8sattributes settings.
@@ -577,12 +550,12 @@ impl Config {
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || "_.[]".contains(c));
             is_path
-                .then(|| self.spans.locate_dotted(&base, head))
+                .then(|| self.tree.locate_dotted(&base, head))
                 .flatten()
         });
         Diagnostic {
             file: self.source.display().to_string(),
-            position: at_path.or_else(|| self.spans.locate(&base, None)),
+            position: at_path.or_else(|| self.tree.locate(&base, None)),
             component: Some(format!("processor `{id}`")),
             message,
         }

@@ -143,7 +143,7 @@ fn yaml_merges_refuses_repeated_keys_and_reads_booleans_strictly() {
     assert!(
         error[0]
             .message
-            .starts_with("extensions.file_storage.create_directory: invalid boolean"),
+            .starts_with("extensions.file_storage.create_directory: invalid type: string \"yes\", expected a boolean"),
         "{error:?}"
     );
 }

@@ -591,12 +591,13 @@ mod tests {
     #[test]
     fn endpoint_scheme() {
         let config: OtlpExporterConfig =
-            serde_saphyr::from_str("endpoint: alloy:4317\ntls: {insecure: true}").unwrap();
+            crate::config::tree::from_str("endpoint: alloy:4317\ntls: {insecure: true}").unwrap();
         assert_eq!(config.uri(), "http://alloy:4317");
-        let config: OtlpExporterConfig = serde_saphyr::from_str("endpoint: alloy:4317").unwrap();
+        let config: OtlpExporterConfig =
+            crate::config::tree::from_str("endpoint: alloy:4317").unwrap();
         assert_eq!(config.uri(), "https://alloy:4317");
         let config: OtlpExporterConfig =
-            serde_saphyr::from_str("endpoint: http://alloy:4317").unwrap();
+            crate::config::tree::from_str("endpoint: http://alloy:4317").unwrap();
         assert_eq!(config.uri(), "http://alloy:4317");
     }
 }

@@ -1153,7 +1153,7 @@ mod tests {
     #[test]
     fn batch_keys_resolve_like_the_collector() {
         let policy = |yaml: &str| {
-            serde_saphyr::from_str::<BatchSettings>(yaml)
+            crate::config::tree::from_str::<BatchSettings>(yaml)
                 .unwrap()
                 .policy()
         };
@@ -1195,7 +1195,7 @@ mod tests {
                 .contains("greater or equal")
         );
         assert!(policy("{min_size: 1, send_batch_size: 1}").is_err());
-        assert!(serde_saphyr::from_str::<BatchSettings>("min_size: -1").is_err());
+        assert!(crate::config::tree::from_str::<BatchSettings>("min_size: -1").is_err());
     }
 
     // Retry and queue values the collector refuses are refused; 0 for max_elapsed_time is
@@ -1203,10 +1203,10 @@ mod tests {
     #[test]
     fn retry_and_queue_checks_match_the_collector() {
         let retry =
-            |yaml: &str| serde_saphyr::from_str::<RetrySettings>(yaml).map(|r| r.problems());
+            |yaml: &str| crate::config::tree::from_str::<RetrySettings>(yaml).map(|r| r.problems());
         assert_eq!(retry("max_elapsed_time: 0").unwrap(), Vec::<String>::new());
         assert_eq!(
-            serde_saphyr::from_str::<RetrySettings>("max_elapsed_time: 0")
+            crate::config::tree::from_str::<RetrySettings>("max_elapsed_time: 0")
                 .unwrap()
                 .max_elapsed_time,
             Duration::ZERO
@@ -1222,7 +1222,7 @@ mod tests {
         let negative = retry("initial_interval: -5s").unwrap_err().to_string();
         assert!(negative.contains("negative duration"), "{negative}");
         let queue = |yaml: &str| {
-            serde_saphyr::from_str::<QueueSettings>(yaml)
+            crate::config::tree::from_str::<QueueSettings>(yaml)
                 .unwrap()
                 .problems()
         };

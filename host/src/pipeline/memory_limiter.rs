@@ -269,7 +269,7 @@ mod tests {
     use super::*;
 
     fn settings(yaml: &str) -> Result<Settings, String> {
-        Settings::from_value(&serde_saphyr::from_str(yaml).unwrap(), 1000 * MIB)
+        Settings::from_value(&crate::config::tree::from_str(yaml).unwrap(), 1000 * MIB)
     }
 
     // The collector's keys and defaults; every mistake is named.

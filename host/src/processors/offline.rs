@@ -10,7 +10,7 @@ fn load(file: &Path, settings: &str) -> Result<wasm::Plugin, String> {
     let settings: serde_json::Value = if settings.trim().is_empty() {
         serde_json::Value::Object(Default::default())
     } else {
-        serde_saphyr::from_str(settings).map_err(|e| format!("plugin config: {e}"))?
+        crate::config::tree::from_str(settings).map_err(|e| format!("plugin config: {e}"))?
     };
     let (host, plugin_config) =
         split_settings(&settings).map_err(|e| format!("plugin config: {e}"))?;

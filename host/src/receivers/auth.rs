@@ -120,7 +120,7 @@ mod tests {
     use super::*;
 
     fn token(config: &str) -> Result<BearerToken, String> {
-        let config: BearerTokenConfig = serde_saphyr::from_str(config).unwrap();
+        let config: BearerTokenConfig = crate::config::tree::from_str(config).unwrap();
         config.load(&|p| p.to_path_buf())
     }
 
@@ -153,7 +153,7 @@ mod tests {
         assert!(bearer.check(&headers(Some("Bearer from-file"))).is_ok());
         assert!(token("{token: a, filename: b}").is_err());
         assert!(token("{}").is_err());
-        let config: BearerTokenConfig = serde_saphyr::from_str("token: hidden").unwrap();
+        let config: BearerTokenConfig = crate::config::tree::from_str("token: hidden").unwrap();
         assert!(!format!("{config:?}").contains("hidden"));
     }
 }

@@ -120,7 +120,7 @@ mod tests {
     #[test]
     fn zero_and_negative_limits_are_refused() {
         let bad = |yaml: &str| {
-            serde_saphyr::from_str::<ConnectionLimits>(yaml)
+            crate::config::tree::from_str::<ConnectionLimits>(yaml)
                 .unwrap()
                 .validate()
         };
