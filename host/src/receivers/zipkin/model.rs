@@ -21,11 +21,11 @@ pub type Text<'a> = Cow<'a, str>;
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Endpoint<'a> {
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "optional_text")]
     pub service_name: Option<Text<'a>>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "optional_text")]
     pub ipv4: Option<Text<'a>>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "optional_text")]
     pub ipv6: Option<Text<'a>>,
     pub port: Option<u16>,
 }
@@ -34,7 +34,7 @@ pub struct Endpoint<'a> {
 pub struct Annotation<'a> {
     /// Microseconds since the epoch.
     pub timestamp: u64,
-    #[serde(borrow)]
+    #[serde(borrow, deserialize_with = "text")]
     pub value: Text<'a>,
 }
 
@@ -42,14 +42,14 @@ pub struct Annotation<'a> {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ZipkinSpan<'a> {
-    #[serde(borrow)]
+    #[serde(borrow, deserialize_with = "text")]
     pub trace_id: Text<'a>,
-    #[serde(borrow)]
+    #[serde(borrow, deserialize_with = "text")]
     pub id: Text<'a>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "optional_text")]
     pub parent_id: Option<Text<'a>>,
     pub kind: Option<Kind>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "optional_text")]
     pub name: Option<Text<'a>>,
     /// Start, in microseconds since the epoch.
     pub timestamp: Option<u64>,
@@ -143,15 +143,43 @@ impl<'de: 'a, 'a> Deserialize<'de> for Tags<'a> {
     }
 }
 
-/// A string borrowed from the body when it has no escapes.
+/// A string borrowed from the body when it has no escapes. (`#[serde(borrow)]` alone would
+/// not borrow here: serde borrows only a field spelled `Cow<str>`, and through the `Text` alias
+/// or an `Option` every string was copied into its own allocation.)
 struct Borrowed<'a>(Text<'a>);
 
 impl<'de: 'a, 'a> Deserialize<'de> for Borrowed<'a> {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        struct Inner<'a>(#[serde(borrow)] Text<'a>);
-        Inner::deserialize(deserializer).map(|inner| Borrowed(inner.0))
+        struct Visitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visitor<'a> {
+            type Value = Borrowed<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Borrowed<'a>, E> {
+                Ok(Borrowed(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Borrowed<'a>, E> {
+                Ok(Borrowed(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Borrowed<'a>, E> {
+                Ok(Borrowed(Cow::Owned(v)))
+            }
+        }
+        deserializer.deserialize_str(Visitor(std::marker::PhantomData))
     }
+}
+
+/// `deserialize_with` for a string field, borrowed where it can be.
+fn text<'de: 'a, 'a, D: serde::Deserializer<'de>>(d: D) -> Result<Text<'a>, D::Error> {
+    Borrowed::deserialize(d).map(|b| b.0)
+}
+
+/// `deserialize_with` for an optional string field, borrowed where it can be.
+fn optional_text<'de: 'a, 'a, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Text<'a>>, D::Error> {
+    Option::<Borrowed>::deserialize(d).map(|b| b.map(|b| b.0))
 }
 
 /// Why a Zipkin body could not be read.
@@ -493,6 +521,24 @@ mod tests {
         assert_eq!(sorted, [("a", "x"), ("b", "y")]);
         assert!(matches!(spans[1].tags.get("a"), Some("x")));
         assert!(parse_v2_json(b"[{\"traceId\":\"\xff\"}]").is_err());
+    }
+
+    // Strings without escapes are borrowed from the body, not copied; an escaped one is
+    // unescaped into its own.
+    #[test]
+    fn strings_are_borrowed_unless_escaped() {
+        let body = br#"[{"traceId":"0000000000000001","id":"0000000000000002","name":"get\u0020x",
+            "parentId":"0000000000000009","localEndpoint":{"serviceName":"api"},"tags":{"k":"v"}}]"#;
+        let spans = parse_v2_json(body).unwrap();
+        let span = &spans[0];
+        let borrowed = |t: &Text| matches!(t, Cow::Borrowed(_));
+        assert!(borrowed(&span.trace_id) && borrowed(&span.id));
+        assert!(borrowed(span.parent_id.as_ref().unwrap()));
+        let service = span.local_endpoint.as_ref().unwrap().service_name.as_ref();
+        assert!(borrowed(service.unwrap()));
+        assert!(span.tags.0.iter().all(|(k, v)| borrowed(k) && borrowed(v)));
+        let name = span.name.as_ref().unwrap();
+        assert_eq!((name.as_ref(), borrowed(name)), ("get x", false));
     }
 
     // Protobuf endpoints carry raw IP bytes; they become text addresses.
