@@ -206,18 +206,15 @@ fn print(text: String) -> Result<ExitCode, String> {
     }
 }
 
-/// `validate`: the config parses and wires up, its plugins load, and the Kubernetes cache and
-/// memory limiter settings build.
+/// `validate`: the config parses and wires up, and the start plan builds: its plugins load,
+/// the Kubernetes cache and memory limiter settings are accepted.
 fn validate(path: &PathBuf) -> Result<ExitCode, String> {
+    use trailhead::service::{Plan, StartError};
     let loaded = load(Some(path)).map_err(|e| e.to_string())?;
-    let registry = std::sync::Arc::default();
-    let metadata = std::sync::Arc::default();
-    trailhead::service::load_processors(&loaded, &registry, &metadata)
-        .map_err(|e| e.to_string())?;
-    trailhead::kubernetes::Settings::from_config(&loaded)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    trailhead::pipeline::memory_limiter::from_config(&loaded)
-        .map_err(|(id, e)| loaded.processor_diagnostic(&id, "", e).to_string())?;
+    Plan::new(&loaded, &std::sync::Arc::default()).map_err(|e| match e {
+        StartError::Processor(diagnostic) => diagnostic.to_string(),
+        other => format!("{}: {other}", path.display()),
+    })?;
     print(format!("{}: valid", path.display()))
 }
 

@@ -6,9 +6,7 @@
 //!
 //! Why not deserialize straight from serde-saphyr: each config struct's deserializer is then
 //! instantiated for saphyr's deserializer (and `serde_path_to_error`'s around it), and that
-//! code, run once at start, stays resident. Measured on one machine, release build, idle on the
-//! default config: 12.7 MiB RSS that way, with 1.3 MiB of resident text in `serde_saphyr` and
-//! 0.35 MiB in `serde_path_to_error`; see BENCHMARKS.md for the figure this tree gives.
+//! code, run once at start, stays resident (the idle-RSS figure is in BENCHMARKS.md).
 
 use super::expand::Expansion;
 use serde::de::value::BorrowedStrDeserializer;

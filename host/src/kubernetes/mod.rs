@@ -261,17 +261,24 @@ impl Cache {
         }
     }
 
-    /// Starts watching what `settings` asks for; returns at once.
-    pub async fn start(settings: Option<Settings>, telemetry: &Telemetry) -> Result<Cache, String> {
+    /// Starts watching what `settings` asks for, into `store`; returns at once.
+    pub async fn start(
+        settings: Option<Settings>,
+        store: &Arc<Store>,
+        telemetry: &Telemetry,
+    ) -> Result<Cache, String> {
         let Some(mut settings) = settings else {
-            return Ok(Cache::empty());
+            return Ok(Cache {
+                store: store.clone(),
+                ..Cache::empty()
+            });
         };
         if let Some(var) = &settings.node_env_var {
             settings.node = Some(std::env::var(var).map_err(|_| {
                 format!("k8sattributes filter.node_from_env_var: the environment variable `{var}` is not set (set it from spec.nodeName with the downward API)")
             })?);
         }
-        let store = Arc::new(Store::default());
+        let store = store.clone();
         let pods = Arc::downgrade(&store);
         telemetry
             .registry

@@ -58,45 +58,10 @@ pub async fn spawn(
             failures: registry.counter(&catalog::KUBERNETES_WATCH_FAILURES, &[kind.as_str()]),
         };
         let (client, settings, store) = (client.clone(), settings.clone(), store.clone());
-        supervisor.spawn(format!("kubernetes watch {}", kind.as_str()), async move {
-            match kind {
-                Kind::Pods => watch_pods(client, settings, store, sync).await,
-                Kind::Namespaces | Kind::Nodes => {
-                    let (labels, annotations) = settings.keep_for(kind);
-                    let update = |store: &Store, name: &str, meta: Option<&ObjectMeta>| {
-                        store.set_meta(kind, name, meta.map(|m| to_meta(m, labels, annotations)))
-                    };
-                    if kind == Kind::Namespaces {
-                        let api = Api::<PartialObjectMeta<Namespace>>::all(client);
-                        follow_metadata("namespaces", api, kind, &store, sync, update).await
-                    } else {
-                        let api = Api::<PartialObjectMeta<Node>>::all(client);
-                        follow_metadata("nodes", api, kind, &store, sync, update).await
-                    }
-                }
-                Kind::ReplicaSets => {
-                    let api = match &settings.namespace {
-                        Some(ns) => Api::<PartialObjectMeta<ReplicaSet>>::namespaced(client, ns),
-                        None => Api::<PartialObjectMeta<ReplicaSet>>::all(client),
-                    };
-                    follow_metadata(
-                        "replicasets",
-                        api,
-                        kind,
-                        &store,
-                        sync,
-                        |store, uid, meta| {
-                            let deployment = meta
-                                .and_then(|m| m.owner_references.as_ref())
-                                .and_then(|owners| owners.iter().find(|o| o.kind == "Deployment"))
-                                .map(|o| o.uid.as_str());
-                            store.set_deployment_of(uid, deployment);
-                        },
-                    )
-                    .await
-                }
-            }
-        });
+        supervisor.spawn(
+            format!("kubernetes watch {}", kind.as_str()),
+            watch_kind(kind, client, settings, store, sync),
+        );
     }
     let expiring = store.clone();
     supervisor.spawn("kubernetes expiry", async move {
@@ -107,6 +72,46 @@ pub async fn spawn(
         }
     });
     synced
+}
+
+/// Follows one kind of object into the store, for as long as trailhead runs.
+async fn watch_kind(
+    kind: Kind,
+    client: Client,
+    settings: Arc<Settings>,
+    store: Arc<Store>,
+    sync: FirstList,
+) {
+    match kind {
+        Kind::Pods => watch_pods(client, settings, store, sync).await,
+        Kind::Namespaces | Kind::Nodes => {
+            let (labels, annotations) = settings.keep_for(kind);
+            let update = |store: &Store, name: &str, meta: Option<&ObjectMeta>| {
+                store.set_meta(kind, name, meta.map(|m| to_meta(m, labels, annotations)))
+            };
+            if kind == Kind::Namespaces {
+                let api = Api::<PartialObjectMeta<Namespace>>::all(client);
+                follow_metadata("namespaces", api, kind, &store, sync, update).await
+            } else {
+                let api = Api::<PartialObjectMeta<Node>>::all(client);
+                follow_metadata("nodes", api, kind, &store, sync, update).await
+            }
+        }
+        Kind::ReplicaSets => {
+            let api = match &settings.namespace {
+                Some(ns) => Api::<PartialObjectMeta<ReplicaSet>>::namespaced(client, ns),
+                None => Api::<PartialObjectMeta<ReplicaSet>>::all(client),
+            };
+            let update = |store: &Store, uid: &str, meta: Option<&ObjectMeta>| {
+                let deployment = meta
+                    .and_then(|m| m.owner_references.as_ref())
+                    .and_then(|owners| owners.iter().find(|o| o.kind == "Deployment"))
+                    .map(|o| o.uid.as_str());
+                store.set_deployment_of(uid, deployment);
+            };
+            follow_metadata("replicasets", api, kind, &store, sync, update).await
+        }
+    }
 }
 
 async fn client(auth: AuthType) -> Result<Client, String> {
@@ -288,38 +293,7 @@ pub fn slim(pod: &Pod, settings: &Settings, store: &Store) -> Option<store::Pod>
     }
     let spec = pod.spec.as_ref();
     let status = pod.status.as_ref();
-    let template_hash = meta
-        .labels
-        .as_ref()
-        .and_then(|l| l.get("pod-template-hash"));
-    let mut owners = Vec::new();
-    for owner in meta.owner_references.iter().flatten() {
-        let kind = match owner.kind.as_str() {
-            "ReplicaSet" => "ReplicaSet",
-            "StatefulSet" => "StatefulSet",
-            "DaemonSet" => "DaemonSet",
-            "Job" => "Job",
-            _ => continue,
-        };
-        owners.push(store::Owner {
-            kind,
-            name: owner.name.as_str().into(),
-            uid: owner.uid.as_str().into(),
-        });
-        let parent = match kind {
-            "ReplicaSet" => deployment_name(&owner.name, template_hash.map(String::as_str))
-                .map(|n| ("Deployment", n)),
-            "Job" => cronjob_name(&owner.name).map(|n| ("CronJob", n)),
-            _ => None,
-        };
-        if let Some((kind, name)) = parent {
-            owners.push(store::Owner {
-                kind,
-                name: name.into(),
-                uid: Box::default(),
-            });
-        }
-    }
+    let owners = owners(meta);
     let containers = match (settings.containers, spec) {
         (true, Some(spec)) => spec
             .containers
@@ -353,13 +327,51 @@ pub fn slim(pod: &Pod, settings: &Settings, store: &Store) -> Option<store::Pod>
             .unwrap_or_default()
             .into(),
         host_network: spec.and_then(|s| s.host_network).unwrap_or(false),
-        owners: owners.into(),
+        owners,
         labels: settings.pod_labels.keep(meta.labels.iter().flatten()),
         annotations: settings
             .pod_annotations
             .keep(annotations.into_iter().flatten()),
         containers,
     })
+}
+
+/// The pod's owners the collector names (ReplicaSet, StatefulSet, DaemonSet, Job), each followed
+/// by the Deployment or CronJob its name implies.
+fn owners(meta: &ObjectMeta) -> Box<[store::Owner]> {
+    let template_hash = meta
+        .labels
+        .as_ref()
+        .and_then(|l| l.get("pod-template-hash"));
+    let mut owners = Vec::new();
+    for owner in meta.owner_references.iter().flatten() {
+        let kind = match owner.kind.as_str() {
+            "ReplicaSet" => "ReplicaSet",
+            "StatefulSet" => "StatefulSet",
+            "DaemonSet" => "DaemonSet",
+            "Job" => "Job",
+            _ => continue,
+        };
+        owners.push(store::Owner {
+            kind,
+            name: owner.name.as_str().into(),
+            uid: owner.uid.as_str().into(),
+        });
+        let parent = match kind {
+            "ReplicaSet" => deployment_name(&owner.name, template_hash.map(String::as_str))
+                .map(|n| ("Deployment", n)),
+            "Job" => cronjob_name(&owner.name).map(|n| ("CronJob", n)),
+            _ => None,
+        };
+        if let Some((kind, name)) = parent {
+            owners.push(store::Owner {
+                kind,
+                name: name.into(),
+                uid: Box::default(),
+            });
+        }
+    }
+    owners.into()
 }
 
 /// A Deployment's ReplicaSet is named `<deployment>-<pod-template-hash>`.

@@ -1,6 +1,7 @@
 //! Builds a running trailhead from a [`Config`] and stops it in stages.
 //!
-//! Start: the Kubernetes cache and the processors, exporters (one per exporter id and signal),
+//! Start: the [`Plan`] (checked without side effects, as `trailhead validate` checks it), the
+//! Kubernetes cache and the processors, exporters (one per exporter id and signal),
 //! pipelines, the admin servers (metrics, health answering 503), the wait for Kubernetes
 //! metadata when configured, then receivers, so nothing is accepted before it has somewhere to
 //! go; health turns 200 last. Stop (SIGTERM):
@@ -24,8 +25,9 @@ use crate::receivers::{self, Consumers, Listening, ServeOptions};
 use crate::secrets::{Rotating, Secrets};
 use crate::telemetry::traces::SelfTracer;
 use crate::telemetry::{ReceiverMetrics, Telemetry, health};
+pub use plan::Plan;
 use reload::Reloader;
-pub use reload::{PluginReload, ReloadOutcome, load_processors};
+pub use reload::{PluginReload, ReloadOutcome};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -34,6 +36,7 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+mod plan;
 mod reload;
 pub mod tap;
 
@@ -87,19 +90,21 @@ impl Service {
     }
 
     async fn build(config: &Config, mut telemetry: Telemetry) -> Result<Service, StartError> {
+        // The cache lists what it watches while the plugins compile.
+        let watched = plan::KubernetesPlan::new(config)?;
+        let settings = watched.settings.clone();
+        let mut cache = kubernetes::Cache::start(settings, &watched.metadata, &telemetry)
+            .await
+            .map_err(StartError::Kubernetes)?;
+        let plan = Plan::after(watched, config, &telemetry.registry)?;
         let secrets = Arc::new(Secrets::new(telemetry.registry.clone()));
         let mut exporters = Exporters::default();
         if let Some(traces) = &config.service.telemetry.traces {
             start_self_tracer(config, traces, &mut telemetry, &secrets, &mut exporters)?;
         }
-        let kubernetes =
-            kubernetes::Settings::from_config(config).map_err(StartError::Kubernetes)?;
-        let mut cache = kubernetes::Cache::start(kubernetes, &telemetry)
-            .await
-            .map_err(StartError::Kubernetes)?;
-        let processors = reload::load_processors(config, &telemetry.registry, &cache.store)?;
+        let processors = plan.processors;
         let stop_limiter = CancellationToken::new();
-        let limiter = start_memory_limiter(config, &telemetry, &stop_limiter)?;
+        let limiter = start_memory_limiter(plan.limiter, &telemetry, &stop_limiter);
         let pipelines = build_pipelines(config, &processors, &telemetry, &secrets, &mut exporters)?;
         let by_id: BTreeMap<String, Arc<Pipeline>> = pipelines
             .iter()
@@ -256,19 +261,15 @@ fn start_self_tracer(
 
 /// The memory limiter, checking, when a pipeline lists one.
 fn start_memory_limiter(
-    config: &Config,
+    settings: Option<memory_limiter::Settings>,
     telemetry: &Telemetry,
     stop: &CancellationToken,
-) -> Result<Option<Arc<MemoryLimiter>>, StartError> {
-    let limiter = memory_limiter::from_config(config)
-        .map_err(|(id, message)| {
-            StartError::Processor(config.processor_diagnostic(&id, "", message))
-        })?
-        .map(|settings| MemoryLimiter::new(settings, &telemetry.registry));
+) -> Option<Arc<MemoryLimiter>> {
+    let limiter = settings.map(|settings| MemoryLimiter::new(settings, &telemetry.registry));
     if let Some(limiter) = &limiter {
         limiter.spawn(&telemetry.supervisor, stop.clone());
     }
-    Ok(limiter)
+    limiter
 }
 
 type BuiltPipelines<'c> = Vec<(Signal, Arc<Pipeline>, &'c crate::config::PipelineConfig)>;
