@@ -52,9 +52,6 @@ pub struct Config {
     /// Where the config was read from (set by the loader, not by the file).
     #[serde(skip)]
     pub source: PathBuf,
-    /// The text after `${env:…}` expansion, for the reload's comparison.
-    #[serde(skip)]
-    text: String,
     /// The file as read: where each key and value is, to locate wiring errors.
     #[serde(skip)]
     tree: tree::Located,
@@ -224,7 +221,6 @@ impl Config {
             }])
         })?;
         config.source = path.to_path_buf();
-        config.text = expansion.text;
         let mut problems = config.validate();
         problems.sort_by_key(|p| p.position);
         if problems.is_empty() {

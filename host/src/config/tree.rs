@@ -85,6 +85,7 @@ impl Located {
             })?;
         Ok(locate_tree(tree, expansion, original))
     }
+
     /// Where the key `path` is, or `needle` under it (a key or value equal to it, the first in
     /// the file); when the path ends early, its deepest key found.
     pub fn locate(&self, path: &[&str], needle: Option<&str>) -> Option<Position> {
@@ -130,6 +131,22 @@ impl Located {
         match &self.node {
             Node::Map(entries) => entries.iter().find(|(k, _)| k.is(key)),
             _ => None,
+        }
+    }
+
+    /// A scalar that is not null.
+    fn scalar(&self) -> Option<&Scalar> {
+        match &self.node {
+            Node::Scalar(s) if !matches!(s.kind, Kind::Null) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// A key as a path segment.
+    fn key_text(&self) -> String {
+        match &self.node {
+            Node::Scalar(s) => s.text.clone(),
+            _ => "?".into(),
         }
     }
 
@@ -335,15 +352,6 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-impl Located {
-    fn scalar(&self) -> Option<&Scalar> {
-        match &self.node {
-            Node::Scalar(s) if !matches!(s.kind, Kind::Null) => Some(s),
-            _ => None,
-        }
-    }
-}
-
 impl<'de> Deserializer<'de> for &'de Located {
     type Error = Error;
 
@@ -363,14 +371,13 @@ impl<'de> Deserializer<'de> for &'de Located {
                 pending: None,
             }),
         };
+        // A child's error already has its position (`Items`, `Entries`); this is the root's.
         result.map_err(|e| e.at(self.at))
     }
 
     fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         match self.scalar() {
-            Some(s) => visitor
-                .visit_borrowed_str::<Error>(&s.text)
-                .map_err(|e| e.at(self.at)),
+            Some(s) => visitor.visit_borrowed_str(&s.text),
             None => self.deserialize_any(visitor),
         }
     }
@@ -407,9 +414,7 @@ impl<'de> Deserializer<'de> for &'de Located {
         visitor: V,
     ) -> Result<V::Value, Error> {
         match self.scalar() {
-            Some(s) => visitor
-                .visit_enum(BorrowedStrDeserializer::<Error>::new(&s.text))
-                .map_err(|e| e.at(self.at)),
+            Some(s) => visitor.visit_enum(BorrowedStrDeserializer::new(&s.text)),
             None => self.deserialize_any(visitor),
         }
     }
@@ -476,16 +481,6 @@ impl<'de> MapAccess<'de> for Entries<'de> {
         // An error raised after the value was read (a `deserialize_with` check) is the value's.
         seed.deserialize(value)
             .map_err(|e| e.at(value.at).under(key.key_text()))
-    }
-}
-
-impl Located {
-    /// A key as a path segment.
-    fn key_text(&self) -> String {
-        match &self.node {
-            Node::Scalar(s) => s.text.clone(),
-            _ => "?".into(),
-        }
     }
 }
 
