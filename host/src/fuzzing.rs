@@ -67,6 +67,6 @@ pub fn zipkin(data: &[u8]) {
 /// Config text: parse, expand, validate and locate every problem.
 pub fn config(data: &[u8]) {
     if let Ok(text) = std::str::from_utf8(data) {
-        let _ = crate::config::Config::from_text(text, std::path::Path::new("fuzz.yaml"));
+        let _ = crate::components::Config::from_text(text, std::path::Path::new("fuzz.yaml"));
     }
 }

@@ -11,6 +11,8 @@
 //! every exporter queue) → `exporters` (queue → batcher → senders with retry). See
 //! `docs/ARCHITECTURE.md`.
 
+pub mod auth;
+pub mod components;
 pub mod config;
 pub mod exporters;
 #[doc(hidden)]

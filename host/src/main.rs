@@ -4,7 +4,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use trailhead::config::{Config, LogEncoding};
+use trailhead::components::{Config, LogEncoding};
 use trailhead::service::Service;
 
 // prost allocates many times per decoded span, where mimalloc beats glibc (BENCHMARKS.md).

@@ -9,10 +9,23 @@
 use crate::telemetry::catalog;
 use crate::telemetry::metrics::{Counter, Registry};
 use arc_swap::ArcSwap;
+use serde::Deserialize;
+use std::fmt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+
+/// A string that never shows in logs or debug output.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
 
 /// How often watched files are read for changes. The kubelet takes up to a minute to project
 /// a changed Secret, so a second adds nothing noticeable and costs a few small reads.

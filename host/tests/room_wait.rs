@@ -11,8 +11,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use trailhead::exporters::{
-    BatchSettings, ExportError, ExporterSpec, Payload, QueueSettings, RetrySettings, SendOutcome,
-    Sink, spawn_exporter,
+    BatchSettings, ExportError, ExporterSpec, Payload, QueueError, QueueSettings, RetrySettings,
+    SendOutcome, Sink, spawn_exporter,
 };
 use trailhead::pdata::{Batch, RequestContext, Signal};
 use trailhead::pipeline::{ConsumeError, Fanout, Pipeline};
@@ -92,7 +92,7 @@ async fn a_full_queue_that_drains_within_the_wait_takes_the_batch() {
     fill().await;
     assert!(matches!(
         fanout.consume(batch()).await,
-        Err(ConsumeError::Full(_))
+        Err(ConsumeError::Queue(QueueError::Full(_)))
     ));
     let waited = Instant::now();
     let within = fanout
@@ -106,5 +106,8 @@ async fn a_full_queue_that_drains_within_the_wait_takes_the_batch() {
     // No wait (`wait_for_room: 0s`) is the refusal at once.
     fill().await;
     let at_once = fanout.consume_within(batch(), Instant::now()).await;
-    assert!(matches!(at_once, Err(ConsumeError::Full(_))), "{at_once:?}");
+    assert!(
+        matches!(at_once, Err(ConsumeError::Queue(QueueError::Full(_)))),
+        "{at_once:?}"
+    );
 }

@@ -127,6 +127,17 @@ impl Located {
         Some(found)
     }
 
+    /// The value under the keys of `path`, when each is there.
+    pub fn get(&self, path: &[&str]) -> Option<&Located> {
+        path.iter()
+            .try_fold(self, |node, key| node.entry(key).map(|(_, value)| value))
+    }
+
+    /// The node's value without its positions: what two configs are compared by.
+    pub fn value(&self) -> serde_json::Value {
+        serde_json::Value::deserialize(self).unwrap_or_default()
+    }
+
     fn entry(&self, key: &str) -> Option<&(Located, Located)> {
         match &self.node {
             Node::Map(entries) => entries.iter().find(|(k, _)| k.is(key)),

@@ -20,11 +20,24 @@ pub use queue::{
 
 use crate::pdata::Batch;
 pub use crate::pdata::Payload;
-use crate::pipeline::ConsumeError;
 use futures::future::BoxFuture;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
+
+/// Why a batch found no place in an exporter's queue. Each is worth a retry later.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    /// The queue is full: the sender should back off and retry.
+    #[error("exporter `{0}` queue is full; retry later")]
+    Full(String),
+    /// trailhead is shutting down: the sender should retry (another replica will take it).
+    #[error("trailhead is shutting down; retry later")]
+    ShuttingDown,
+    /// A persistent queue is full or cannot be written (the disk is full).
+    #[error("exporter `{exporter}` cannot queue the request: {message}; retry later")]
+    Storage { exporter: String, message: String },
+}
 
 /// One protocol's way of delivering an encoded export request.
 pub trait Sink: Send + Sync + 'static {
@@ -99,8 +112,8 @@ pub enum Slot<'a> {
 }
 
 /// A persistent queue's refusal, naming its exporter.
-fn storage_error(exporter: &str, error: persistent::StoreError) -> ConsumeError {
-    ConsumeError::Storage {
+fn storage_error(exporter: &str, error: persistent::StoreError) -> QueueError {
+    QueueError::Storage {
         exporter: exporter.to_string(),
         message: error.to_string(),
     }
@@ -108,11 +121,11 @@ fn storage_error(exporter: &str, error: persistent::StoreError) -> ConsumeError 
 
 impl ExporterHandle {
     /// Claims a queue slot for `batch` without waiting.
-    pub fn try_reserve(&self, batch: &Batch) -> Result<Slot<'_>, ConsumeError> {
+    pub fn try_reserve(&self, batch: &Batch) -> Result<Slot<'_>, QueueError> {
         match &self.inlet {
             Inlet::Memory(tx) => tx.try_reserve().map(Slot::Memory).map_err(|e| match e {
-                mpsc::error::TrySendError::Full(()) => ConsumeError::Full(self.id.to_string()),
-                mpsc::error::TrySendError::Closed(()) => ConsumeError::ShuttingDown,
+                mpsc::error::TrySendError::Full(()) => QueueError::Full(self.id.to_string()),
+                mpsc::error::TrySendError::Closed(()) => QueueError::ShuttingDown,
             }),
             Inlet::Disk(queue) => match queue.try_reserve(batch.payload.len()) {
                 Ok(reservation) => Ok(Slot::Disk {
@@ -125,6 +138,17 @@ impl ExporterHandle {
     }
 }
 
+impl crate::telemetry::traces::SpanSink for ExporterHandle {
+    fn offer(&self, batch: Batch) -> BoxFuture<'_, bool> {
+        Box::pin(async move {
+            match self.try_reserve(&batch) {
+                Ok(slot) => slot.fill(batch).await.is_ok(),
+                Err(_) => false,
+            }
+        })
+    }
+}
+
 impl Slot<'_> {
     /// Whether handing over can fail (it writes to disk); such slots are filled first.
     pub fn is_durable(&self) -> bool {
@@ -132,7 +156,7 @@ impl Slot<'_> {
     }
 
     /// Hands the batch over; a durable slot returns once the batch is on disk.
-    pub async fn fill(self, batch: Batch) -> Result<(), ConsumeError> {
+    pub async fn fill(self, batch: Batch) -> Result<(), QueueError> {
         match self {
             Slot::Memory(permit) => {
                 permit.send(Queued {

@@ -3,11 +3,11 @@
 
 use super::queue::{BatchSettings, ExporterSpec, QueueSettings, RetrySettings};
 use super::{ExportError, Payload, SendOutcome, Sink};
+use crate::auth::{AuthConfig, BearerTokenConfig};
 use crate::config::values;
 use crate::pdata::Signal;
 use crate::pdata::grpc::{ExportResponse, RawCodec, export_path};
-use crate::receivers::auth::{AuthConfig, BearerTokenConfig, Secret};
-use crate::secrets::{Rotating, Secrets};
+use crate::secrets::{Rotating, Secret, Secrets};
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use http_body_util::StreamBody;

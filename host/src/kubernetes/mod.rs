@@ -12,7 +12,7 @@ mod watch;
 pub use store::{DELETE_GRACE, IGNORE_ANNOTATIONS, KeyFilter, Meta, Owner, Pod, Store};
 pub use watch::slim;
 
-use crate::config::Config;
+use crate::config::ComponentId;
 use crate::telemetry::{Telemetry, catalog};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
@@ -110,24 +110,16 @@ pub struct Settings {
 const DEFAULT_WAIT: Duration = Duration::from_secs(10);
 
 impl Settings {
-    /// The cache the config needs: `None` when no pipeline uses a `k8sattributes` processor.
-    /// All of them share one cache, so they must agree on how to reach and filter it.
-    pub fn from_config(config: &Config) -> Result<Option<Settings>, String> {
+    /// The cache the listed `k8sattributes` processors need (`(id, settings)`, in pipeline
+    /// order): `None` when there are none. All of them share one cache, so they must agree on
+    /// how to reach and filter it.
+    pub fn from_processors<'a>(
+        listed: impl IntoIterator<Item = (&'a ComponentId, &'a serde_json::Value)>,
+    ) -> Result<Option<Settings>, String> {
         let mut shared: Option<ProcessorKeys> = None;
         let mut settings = Settings::default();
-        for id in config
-            .service
-            .pipelines
-            .values()
-            .flat_map(|p| &p.processors)
-        {
-            let Some(processor) = config.processors.get(id) else {
-                continue;
-            };
-            if processor.kind != PROCESSOR {
-                continue;
-            }
-            let keys: ProcessorKeys = serde_json::from_value(processor.settings.clone())
+        for (id, processor) in listed {
+            let keys: ProcessorKeys = serde_json::from_value(processor.clone())
                 .map_err(|e| format!("processor `{id}`: {e}"))?;
             match &shared {
                 Some(first)
@@ -229,13 +221,12 @@ impl Settings {
     }
 
     /// What a reload may not change without a restart: the cache is built once.
-    pub fn fingerprint(config: &Config) -> serde_json::Value {
+    pub fn fingerprint<'a>(
+        configured: impl IntoIterator<Item = &'a serde_json::Value>,
+    ) -> serde_json::Value {
         let mut keys: Vec<serde_json::Value> = Vec::new();
-        for (_, processor) in config.processors.iter() {
-            if processor.kind == PROCESSOR
-                && let Ok(parsed) =
-                    serde_json::from_value::<ProcessorKeys>(processor.settings.clone())
-            {
+        for processor in configured {
+            if let Ok(parsed) = serde_json::from_value::<ProcessorKeys>(processor.clone()) {
                 keys.push(serde_json::to_value(parsed).unwrap_or_default());
             }
         }

@@ -11,6 +11,7 @@
 //! too and only adds a forced GC at the hard limit; trailhead has no GC to force, so the hard
 //! limit here is where it logs an error.
 
+use crate::config::ComponentId;
 use crate::config::values::parse_duration;
 use crate::telemetry::catalog;
 use crate::telemetry::metrics::{Counter, Registry};
@@ -98,30 +99,25 @@ impl Settings {
 /// The processor kind that names the memory limiter.
 pub const KIND: &str = "memory_limiter";
 
-/// The settings of the `memory_limiter` processors the pipelines list: one process has one
-/// memory, so every one listed must say the same. `Err` names the processor and the problem.
-pub fn from_config(
-    config: &crate::config::Config,
-) -> Result<Option<Settings>, (crate::config::ComponentId, String)> {
+/// The settings of the `memory_limiter` processors the pipelines list (`(id, settings)`):
+/// one process has one memory, so every one listed must say the same. `Err` names the
+/// processor and the problem.
+pub fn from_processors<'a>(
+    listed: impl IntoIterator<Item = (&'a ComponentId, &'a serde_json::Value)>,
+) -> Result<Option<Settings>, (ComponentId, String)> {
     let total = total_memory_bytes();
-    let mut found: Option<(crate::config::ComponentId, Settings)> = None;
-    for pipeline in config.service.pipelines.values() {
-        for id in pipeline.processors.iter().filter(|id| id.kind == KIND) {
-            let Some(processor) = config.processors.get(id) else {
-                continue; // reported as "not defined" with the other processors
-            };
-            let settings =
-                Settings::from_value(&processor.settings, total).map_err(|e| (id.clone(), e))?;
-            match &found {
-                Some((first, other)) if *other != settings => {
-                    return Err((
-                        id.clone(),
-                        format!("differs from `{first}`: one process has one memory limit"),
-                    ));
-                }
-                Some(_) => {}
-                None => found = Some((id.clone(), settings)),
+    let mut found: Option<(ComponentId, Settings)> = None;
+    for (id, processor) in listed {
+        let settings = Settings::from_value(processor, total).map_err(|e| (id.clone(), e))?;
+        match &found {
+            Some((first, other)) if *other != settings => {
+                return Err((
+                    id.clone(),
+                    format!("differs from `{first}`: one process has one memory limit"),
+                ));
             }
+            Some(_) => {}
+            None => found = Some((id.clone(), settings)),
         }
     }
     Ok(found.map(|(_, settings)| settings))

@@ -7,7 +7,7 @@
 
 pub mod memory_limiter;
 pub mod tap;
-use crate::exporters::ExporterHandle;
+use crate::exporters::{ExporterHandle, QueueError};
 use crate::pdata::{Batch, Signal};
 use crate::telemetry::ReceiverMetrics;
 use arc_swap::ArcSwap;
@@ -91,17 +91,11 @@ pub struct Pipeline {
 /// Why a batch was not accepted.
 #[derive(Debug, thiserror::Error)]
 pub enum ConsumeError {
-    /// An exporter queue is full: the sender should back off and retry.
-    #[error("exporter `{0}` queue is full; retry later")]
-    Full(String),
-    /// trailhead is shutting down: the sender should retry (another replica will take it).
-    #[error("trailhead is shutting down; retry later")]
-    ShuttingDown,
+    /// An exporter queue is full or closing: the sender should back off and retry.
+    #[error(transparent)]
+    Queue(#[from] QueueError),
     #[error(transparent)]
     Processor(#[from] ProcessError),
-    /// A persistent queue is full or cannot be written (the disk is full).
-    #[error("exporter `{exporter}` cannot queue the request: {message}; retry later")]
-    Storage { exporter: String, message: String },
     /// Above the memory limiter's soft limit: the sender should back off and retry.
     #[error(transparent)]
     MemoryLimit(#[from] memory_limiter::Refused),
@@ -118,7 +112,8 @@ impl ConsumeError {
     fn is_for_room(&self) -> bool {
         matches!(
             self,
-            ConsumeError::Full(_) | ConsumeError::Storage { .. } | ConsumeError::MemoryLimit(_)
+            ConsumeError::Queue(QueueError::Full(_) | QueueError::Storage { .. })
+                | ConsumeError::MemoryLimit(_)
         )
     }
 }

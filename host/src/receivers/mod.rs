@@ -2,7 +2,6 @@
 //! address, and hands it to its per-signal [`Fanout`]; a full pipeline becomes a retryable
 //! refusal (HTTP 503 + `Retry-After`, gRPC UNAVAILABLE), never an unbounded buffer.
 
-pub mod auth;
 pub mod body;
 pub mod ingest;
 pub mod limits;

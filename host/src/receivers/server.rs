@@ -5,8 +5,8 @@
 //! Doing this in one place means every receiver refuses the same way: HTTP 401 / 429, gRPC
 //! UNAUTHENTICATED / RESOURCE_EXHAUSTED with RetryInfo, and a closed connection past the limit.
 
-use super::auth::BearerToken;
 use super::limits::{ConnectionLimits, RateLimiter};
+use crate::auth::BearerToken;
 use crate::secrets::Rotating;
 use crate::telemetry::{ServerMetrics, Telemetry};
 use axum::extract::ConnectInfo;

@@ -9,22 +9,18 @@
 //! and drain, and whatever is still unsent at the deadline is counted as failed. A long-lived
 //! task that dies while serving ([`crate::telemetry::supervisor`]) starts the same stop.
 
-use crate::config::{Config, ExporterConfig, ExtensionConfig, ReceiverConfig};
-use crate::exporters::otlp::BuildError;
-use crate::exporters::{
-    DiskQueue, ExporterHandle, ExporterSpec, FileStorageConfig, spawn_exporter,
-};
+pub use crate::components::StartError;
+use crate::components::{Build, Config, PipelineConfig, open_storage};
+use crate::config::ComponentId;
+use crate::exporters::{DiskQueue, ExporterHandle, ExporterSpec, spawn_exporter};
 use crate::kubernetes;
 use crate::pdata::Signal;
 use crate::pipeline::memory_limiter::{self, MemoryLimiter};
 use crate::pipeline::{Fanout, Pipeline};
-use crate::receivers::auth::{AuthConfig, BearerToken, BearerTokenConfig};
-use crate::receivers::limits::ConnectionLimits;
-use crate::receivers::tls::TlsServerConfig;
 use crate::receivers::{self, Consumers, Listening, ServeOptions};
-use crate::secrets::{Rotating, Secrets};
+use crate::secrets::Secrets;
 use crate::telemetry::traces::SelfTracer;
-use crate::telemetry::{ReceiverMetrics, Telemetry, health};
+use crate::telemetry::{ReceiverMetrics, Telemetry};
 pub use plan::Plan;
 use reload::Reloader;
 pub use reload::{PluginReload, ReloadOutcome};
@@ -39,28 +35,6 @@ use tokio_util::sync::CancellationToken;
 mod plan;
 mod reload;
 pub mod tap;
-
-/// Why trailhead could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error("receiver `{id}`: {source}")]
-    Receiver { id: String, source: std::io::Error },
-    #[error("exporter `{id}`: {source}")]
-    Exporter { id: String, source: BuildError },
-    #[error("{what}: {source}")]
-    Admin {
-        what: &'static str,
-        source: std::io::Error,
-    },
-    #[error("{0}")]
-    Processor(crate::config::Diagnostic),
-    #[error("{0}")]
-    Kubernetes(String),
-    #[error("receiver `{id}`: {message}")]
-    Listener { id: String, message: String },
-    #[error("exporter `{id}`: sending_queue.storage: {message}")]
-    Storage { id: String, message: String },
-}
 
 /// A running trailhead.
 pub struct Service {
@@ -105,7 +79,12 @@ impl Service {
         let processors = plan.processors;
         let stop_limiter = CancellationToken::new();
         let limiter = start_memory_limiter(plan.limiter, &telemetry, &stop_limiter);
-        let pipelines = build_pipelines(config, &processors, &telemetry, &secrets, &mut exporters)?;
+        let build = Build {
+            config,
+            secrets: &secrets,
+            telemetry: &telemetry,
+        };
+        let pipelines = build_pipelines(&build, &processors, &mut exporters)?;
         let by_id: BTreeMap<String, Arc<Pipeline>> = pipelines
             .iter()
             .map(|(_, built, _)| (built.id.clone(), built.clone()))
@@ -127,15 +106,13 @@ impl Service {
             .await
             .map_err(StartError::Kubernetes)?;
         let stop_receivers = CancellationToken::new();
-        let listening = start_receivers(
+        let build = Build {
             config,
-            &pipelines,
-            &telemetry,
-            limiter.as_ref(),
-            &stop_receivers,
-            &secrets,
-        )
-        .await?;
+            secrets: &secrets,
+            telemetry: &telemetry,
+        };
+        let listening =
+            start_receivers(&build, &pipelines, limiter.as_ref(), &stop_receivers).await?;
         let watching = secrets.run(stop_admin.clone());
         telemetry.supervisor.spawn("secret watcher", watching);
         for server in listening.iter().chain(&admin) {
@@ -272,17 +249,16 @@ fn start_memory_limiter(
     limiter
 }
 
-type BuiltPipelines<'c> = Vec<(Signal, Arc<Pipeline>, &'c crate::config::PipelineConfig)>;
+type BuiltPipelines<'c> = Vec<(Signal, Arc<Pipeline>, &'c PipelineConfig)>;
 
 /// Every pipeline with its processors and exporters; each exporter id and signal is spawned
 /// once and shared by the pipelines that list it.
 fn build_pipelines<'c>(
-    config: &'c Config,
+    build: &Build<'c>,
     processors: &reload::Loaded,
-    telemetry: &Telemetry,
-    secrets: &Secrets,
     exporters: &mut Exporters,
 ) -> Result<BuiltPipelines<'c>, StartError> {
+    let config = build.config;
     let mut pipelines = Vec::new();
     for (pipeline_id, pipeline) in &config.service.pipelines {
         let Some(signal) = Signal::parse(&pipeline_id.kind) else {
@@ -295,9 +271,9 @@ fn build_pipelines<'c>(
                 let Some(exporter) = config.exporters.get(exporter_id) else {
                     continue;
                 };
-                let spec = exporter_spec(config, exporter, &key.0, signal, secrets)?;
-                let storage = open_storage(config, exporter, &key.0, signal)?;
-                let handle = exporters.spawn(spec, storage, telemetry);
+                let spec = exporter.behaviour().spec(&key.0, signal, build)?;
+                let storage = open_storage(build, exporter, &key.0, signal)?;
+                let handle = exporters.spawn(spec, storage, build.telemetry);
                 exporters.by_id.insert(key.clone(), handle);
             }
             handles.push(exporters.by_id[&key].clone());
@@ -312,33 +288,6 @@ fn build_pipelines<'c>(
         pipelines.push((signal, Arc::new(built), pipeline));
     }
     Ok(pipelines)
-}
-
-/// What one exporter id sends one signal with.
-fn exporter_spec(
-    config: &Config,
-    exporter: &ExporterConfig,
-    id: &str,
-    signal: Signal,
-    secrets: &Secrets,
-) -> Result<ExporterSpec, StartError> {
-    let otlp = match exporter {
-        ExporterConfig::Otlp(otlp) => otlp,
-        ExporterConfig::Debug(debug) => return Ok(debug.build(id, signal)),
-    };
-    let failed = |source| StartError::Exporter {
-        id: id.to_string(),
-        source,
-    };
-    let token = match &otlp.auth {
-        Some(auth) => {
-            Some(bearer_token_config(config, auth).map_err(|e| failed(BuildError::Auth(e)))?)
-        }
-        None => None,
-    };
-    let resolve = |p: &PathBuf| config.resolve_path(p);
-    otlp.build(id, signal, resolve, token, secrets)
-        .map_err(failed)
 }
 
 /// The admin servers: metrics (with `/plugins`, `/reload` and `/tap`) and each health check.
@@ -368,17 +317,12 @@ async fn start_admin(
         admin.push(serve_admin(telemetry, "metrics", metrics.address, router, stop, what).await?);
     }
     for id in &config.service.extensions {
-        if let Some(ExtensionConfig::HealthCheck(check)) = config.extensions.get(id) {
-            let router = health::router(check, telemetry.health.clone());
+        let Some(extension) = config.extensions.get(id) else {
+            continue;
+        };
+        if let Some((address, router)) = extension.behaviour().admin(telemetry) {
             let name = id.to_string();
-            let served = serve_admin(
-                telemetry,
-                &name,
-                check.endpoint,
-                router,
-                stop,
-                "health_check",
-            );
+            let served = serve_admin(telemetry, &name, address, router, stop, &id.kind);
             admin.push(served.await?);
         }
     }
@@ -387,15 +331,14 @@ async fn start_admin(
 
 /// Starts each receiver that feeds a pipeline, with one fan-out per signal it carries.
 async fn start_receivers(
-    config: &Config,
+    build: &Build<'_>,
     pipelines: &BuiltPipelines<'_>,
-    telemetry: &Telemetry,
     limiter: Option<&Arc<MemoryLimiter>>,
     stop_receivers: &CancellationToken,
-    secrets: &Secrets,
 ) -> Result<Vec<Listening>, StartError> {
+    let telemetry = build.telemetry;
     let mut listening = Vec::new();
-    for (id, receiver) in config.receivers.iter() {
+    for (id, receiver) in build.config.receivers.iter() {
         let consumers = consumers(id, pipelines, telemetry, limiter);
         if Signal::ALL.iter().all(|s| consumers.get(*s).is_none()) {
             tracing::warn!(receiver = %id, "receiver is not used by any pipeline; not starting it");
@@ -407,7 +350,7 @@ async fn start_receivers(
             source,
         };
         for (name, endpoint, router, options) in
-            receiver_servers(config, &id_text, receiver, &consumers, secrets)?
+            receiver.behaviour().servers(&id_text, &consumers, build)?
         {
             let stop = stop_receivers.clone();
             let server = receivers::serve(name, endpoint, router, options, telemetry, stop);
@@ -420,7 +363,7 @@ async fn start_receivers(
 /// What receiver `id` feeds, per signal: the pipelines that list it, behind the memory limiter
 /// when one of them lists that.
 fn consumers(
-    id: &crate::config::ComponentId,
+    id: &ComponentId,
     pipelines: &BuiltPipelines<'_>,
     telemetry: &Telemetry,
     limiter: Option<&Arc<MemoryLimiter>>,
@@ -446,173 +389,6 @@ fn consumers(
     consumers
 }
 
-/// A server a receiver listens with: its name, endpoint, routes and how it serves.
-type ReceiverServer<'c> = (String, &'c String, axum::Router, ServeOptions);
-
-/// The servers of one receiver: gRPC and HTTP for OTLP, one for Zipkin.
-fn receiver_servers<'c>(
-    config: &Config,
-    id: &str,
-    receiver: &'c ReceiverConfig,
-    consumers: &Consumers,
-    secrets: &Secrets,
-) -> Result<Vec<ReceiverServer<'c>>, StartError> {
-    let mut servers = Vec::new();
-    match receiver {
-        ReceiverConfig::Otlp(otlp) => {
-            if let Some(grpc) = &otlp.protocols.grpc {
-                let router = receivers::otlp::grpc::router(id, grpc, consumers);
-                let name = format!("{id} (grpc)");
-                let protocol = Protocol {
-                    tls: &grpc.tls,
-                    auth: &grpc.auth,
-                    limits: &grpc.limits,
-                    max_concurrent_streams: grpc.max_concurrent_streams,
-                };
-                let options = serve_options(config, id, &name, protocol, secrets)?;
-                servers.push((name, &grpc.endpoint, router, options));
-            }
-            if let Some(http) = &otlp.protocols.http {
-                let router = receivers::otlp::http::router(id, http, consumers);
-                let name = format!("{id} (http)");
-                let protocol = Protocol {
-                    tls: &http.tls,
-                    auth: &http.auth,
-                    limits: &http.limits,
-                    max_concurrent_streams: None,
-                };
-                let options = serve_options(config, id, &name, protocol, secrets)?;
-                servers.push((name, &http.endpoint, router, options));
-            }
-        }
-        ReceiverConfig::Zipkin(zipkin) => {
-            if let Some(router) = receivers::zipkin::router(id, zipkin, consumers) {
-                let protocol = Protocol {
-                    tls: &zipkin.tls,
-                    auth: &zipkin.auth,
-                    limits: &zipkin.limits,
-                    max_concurrent_streams: None,
-                };
-                let options = serve_options(config, id, id, protocol, secrets)?;
-                servers.push((id.to_string(), &zipkin.endpoint, router, options));
-            }
-        }
-    }
-    Ok(servers)
-}
-
-/// What one receiver protocol serves with: its TLS and bearer token (read, checked, and
-/// watched for rotation) and its limits.
-struct Protocol<'a> {
-    tls: &'a Option<TlsServerConfig>,
-    auth: &'a Option<AuthConfig>,
-    limits: &'a ConnectionLimits,
-    max_concurrent_streams: Option<u32>,
-}
-
-/// The TLS, bearer token and limits of one receiver protocol (served as `server`), read,
-/// checked, and re-read when their files change.
-fn serve_options(
-    config: &Config,
-    receiver: &str,
-    server: &str,
-    protocol: Protocol<'_>,
-    secrets: &Secrets,
-) -> Result<ServeOptions, StartError> {
-    let failed = |message: String| StartError::Listener {
-        id: receiver.to_string(),
-        message,
-    };
-    protocol.limits.validate().map_err(failed)?;
-    let tls = match protocol.tls {
-        Some(tls) => {
-            let tls = tls.resolved(&|p| config.resolve_path(p));
-            let what = format!("receiver {server} tls");
-            let watched = secrets.watch(what, tls.files(), move || tls.load(&|p| p.into()));
-            Some(watched.map_err(failed)?)
-        }
-        None => None,
-    };
-    let auth = match protocol.auth {
-        Some(auth) => Some(
-            bearer_token(config, auth, &format!("receiver {server}"), secrets).map_err(failed)?,
-        ),
-        None => None,
-    };
-    let (limits, max_concurrent_streams) = (protocol.limits, protocol.max_concurrent_streams);
-    Ok(ServeOptions {
-        tls,
-        auth,
-        limits: limits.clone(),
-        max_concurrent_streams,
-    })
-}
-
-/// The token of the `bearertokenauth` extension `auth` names, re-read when its file changes;
-/// `user` says who uses it, in logs and metrics.
-fn bearer_token(
-    config: &Config,
-    auth: &AuthConfig,
-    user: &str,
-    secrets: &Secrets,
-) -> Result<Arc<Rotating<BearerToken>>, String> {
-    let extension = &auth.authenticator;
-    let token = bearer_token_config(config, auth)?.resolved(&|p| config.resolve_path(p));
-    let what = format!("{user} {extension}");
-    secrets
-        .watch(what, token.files(), move || token.load(&|p| p.into()))
-        .map_err(|e| format!("extension `{extension}`: {e}"))
-}
-
-/// The settings of the `bearertokenauth` extension `auth` names.
-fn bearer_token_config(config: &Config, auth: &AuthConfig) -> Result<BearerTokenConfig, String> {
-    match config.extensions.get(&auth.authenticator) {
-        Some(ExtensionConfig::BearerToken(token)) => Ok(token.clone()),
-        _ => Err(format!(
-            "auth.authenticator `{}` is not a bearertokenauth extension",
-            auth.authenticator
-        )),
-    }
-}
-
-/// Opens the persistent queue of one exporter and signal, when its config asks for one.
-fn open_storage(
-    config: &Config,
-    exporter: &ExporterConfig,
-    id: &str,
-    signal: Signal,
-) -> Result<Option<Arc<DiskQueue>>, StartError> {
-    let Some(queue) = exporter.sending_queue() else {
-        return Ok(None);
-    };
-    let Some(ExtensionConfig::FileStorage(storage)) = queue
-        .storage
-        .as_ref()
-        .and_then(|s| config.extensions.get(s))
-    else {
-        return Ok(None); // validation saw to a storage id naming something else
-    };
-    let failed = |message: String| StartError::Storage {
-        id: id.to_string(),
-        message,
-    };
-    let directory = config.resolve_path(&storage.directory);
-    if !directory.is_dir() {
-        if !storage.create_directory {
-            return Err(failed(format!(
-                "directory {} does not exist (create it, or set create_directory: true)",
-                directory.display()
-            )));
-        }
-        std::fs::create_dir_all(&directory)
-            .map_err(|e| failed(format!("cannot create {}: {e}", directory.display())))?;
-    }
-    let folder = FileStorageConfig::queue_dir(&directory, id, signal.as_str());
-    DiskQueue::open(&folder, storage.fsync, queue.disk_limits())
-        .map(Some)
-        .map_err(|e| failed(e.to_string()))
-}
-
 /// Serves an admin router (metrics, health), naming the config section if it cannot bind.
 async fn serve_admin(
     telemetry: &Telemetry,
@@ -620,7 +396,7 @@ async fn serve_admin(
     address: SocketAddr,
     router: axum::Router,
     stop: &CancellationToken,
-    what: &'static str,
+    what: &str,
 ) -> Result<Listening, StartError> {
     let endpoint = address.to_string();
     let server = receivers::serve(
@@ -631,7 +407,8 @@ async fn serve_admin(
         telemetry,
         stop.clone(),
     );
-    server
-        .await
-        .map_err(|source| StartError::Admin { what, source })
+    server.await.map_err(|source| StartError::Admin {
+        what: what.to_string(),
+        source,
+    })
 }

@@ -6,7 +6,7 @@
 
 use super::StartError;
 use super::reload::{self, Loaded};
-use crate::config::Config;
+use crate::components::Config;
 use crate::kubernetes;
 use crate::pipeline::memory_limiter;
 use crate::telemetry::metrics::Registry;
@@ -32,7 +32,8 @@ pub struct KubernetesPlan {
 impl KubernetesPlan {
     pub fn new(config: &Config) -> Result<KubernetesPlan, StartError> {
         Ok(KubernetesPlan {
-            settings: kubernetes::Settings::from_config(config).map_err(StartError::Kubernetes)?,
+            settings: kubernetes::Settings::from_processors(config.listed(kubernetes::PROCESSOR))
+                .map_err(StartError::Kubernetes)?,
             metadata: Arc::new(kubernetes::Store::default()),
         })
     }
@@ -51,9 +52,10 @@ impl Plan {
         registry: &Arc<Registry>,
     ) -> Result<Plan, StartError> {
         let processors = reload::load_processors(config, registry, &kubernetes.metadata)?;
-        let limiter = memory_limiter::from_config(config).map_err(|(id, message)| {
-            StartError::Processor(config.processor_diagnostic(&id, "", message))
-        })?;
+        let limiter = memory_limiter::from_processors(config.listed(memory_limiter::KIND))
+            .map_err(|(id, message)| {
+                StartError::Processor(config.processor_diagnostic(&id, "", message))
+            })?;
         Ok(Plan {
             kubernetes,
             processors,

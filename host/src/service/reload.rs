@@ -8,7 +8,8 @@
 //! are fixed at start; a reload that changes them is refused with the reason.
 
 use super::StartError;
-use crate::config::{ComponentId, Config};
+use crate::components::{Config, ConfigDiff, Snapshot};
+use crate::config::ComponentId;
 use crate::kubernetes;
 use crate::pipeline::{Pipeline, Processors};
 use crate::processors::wasm::{LoadError, Runtime};
@@ -180,7 +181,8 @@ fn with_settings(
 
 /// What the last successful (re)load set up.
 struct Current {
-    skeleton: serde_json::Value,
+    /// What the running config's diff against a new one starts from.
+    snapshot: Snapshot,
     processors: BTreeMap<ComponentId, (serde_json::Value, Arc<WasmProcessor>)>,
     runtime: Option<Arc<Runtime>>,
 }
@@ -218,7 +220,7 @@ impl Reloader {
             metadata: metadata.clone(),
             pipelines,
             current: Mutex::new(Current {
-                skeleton: config.skeleton(),
+                snapshot: Snapshot::of(config),
                 processors,
                 runtime: None,
             }),
@@ -245,10 +247,13 @@ impl Reloader {
         };
         let mut changed = false;
         if let Some(config) = config {
-            if config.skeleton() != current.skeleton {
-                return ReloadOutcome::Rejected(
-                    "only processors and the pipelines' processor lists change on a reload; receivers, exporters, extensions, telemetry, pipeline wiring, the memory limiter and the Kubernetes cache (k8sattributes auth_type, filter, wait_for_metadata and what extract reads) need a restart".into(),
-                );
+            let snapshot = Snapshot::of(&config);
+            let fixed = ConfigDiff::new(&current.snapshot, &snapshot).needs_restart();
+            if !fixed.is_empty() {
+                return ReloadOutcome::Rejected(format!(
+                    "{}: these need a restart (only processors and the pipelines' processor lists change on a reload)",
+                    fixed.join("; ")
+                ));
             }
             let mut runtime = current.runtime.take();
             let loaded = load(
@@ -279,6 +284,7 @@ impl Reloader {
             self.live
                 .store(Arc::new(loaded.values().cloned().collect()));
             current.processors = with_settings(&config, loaded);
+            current.snapshot = snapshot;
         }
         let plugins = self
             .live

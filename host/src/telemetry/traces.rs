@@ -6,7 +6,6 @@
 //! cannot feed itself. Spans wait at most a second, up to 512 at a time; when the self-trace
 //! exporter cannot keep up they are dropped and counted, never queued without a bound.
 
-use crate::exporters::ExporterHandle;
 use crate::pdata::{Batch, RequestContext};
 use crate::telemetry::catalog;
 use crate::telemetry::metrics::{Counter, Registry};
@@ -25,17 +24,23 @@ const MAX_PENDING: usize = 512;
 /// What one span says, besides its name and times.
 pub type Attributes<'a> = &'a [(&'a str, any_value::Value)];
 
+/// Where self-traces leave: the self-trace exporter's queue. `offer` answers whether it took
+/// the batch; what it refuses is counted as dropped.
+pub trait SpanSink: Send + Sync {
+    fn offer(&self, batch: Batch) -> futures::future::BoxFuture<'_, bool>;
+}
+
 /// Collects trailhead's own spans and hands them to the self-trace exporter.
 pub struct SelfTracer {
-    exporter: ExporterHandle,
+    exporter: Box<dyn SpanSink>,
     pending: Mutex<Vec<Span>>,
     dropped: Counter,
 }
 
 impl SelfTracer {
-    pub fn new(exporter: ExporterHandle, registry: &Registry) -> SelfTracer {
+    pub fn new(exporter: impl SpanSink + 'static, registry: &Registry) -> SelfTracer {
         SelfTracer {
-            exporter,
+            exporter: Box::new(exporter),
             pending: Mutex::new(Vec::new()),
             dropped: registry.counter(&catalog::SELF_TRACES_DROPPED, &[]),
         }
@@ -125,11 +130,7 @@ impl SelfTracer {
             &request,
             RequestContext::internal("self-traces"),
         );
-        let handed = match self.exporter.try_reserve(&batch) {
-            Ok(slot) => slot.fill(batch).await.is_ok(),
-            Err(_) => false,
-        };
-        if !handed {
+        if !self.exporter.offer(batch).await {
             self.dropped.add(count);
         }
     }

@@ -1,10 +1,10 @@
 //! OTLP/gRPC: the three `Export` methods, received as raw bytes (no decode) and validated by the
 //! wire walk.
 
+use crate::auth::AuthConfig;
 use crate::pdata::grpc::{RawCodec, export_path};
 use crate::pdata::{Batch, RequestContext, Signal};
 use crate::pipeline::{ConsumeError, Fanout};
-use crate::receivers::auth::AuthConfig;
 use crate::receivers::limits::ConnectionLimits;
 use crate::receivers::otlp::response;
 use crate::receivers::tls::TlsServerConfig;

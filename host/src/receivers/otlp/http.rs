@@ -4,10 +4,10 @@
 //! when full, 200 with an empty response on success, or `partial_success` when a failing
 //! processor dropped items it had accepted.
 
+use crate::auth::AuthConfig;
 use crate::pdata::json::batch_from_json;
 use crate::pdata::{Batch, Signal};
 use crate::pipeline::{Accepted, ConsumeError, Fanout};
-use crate::receivers::auth::AuthConfig;
 use crate::receivers::body::media_type;
 use crate::receivers::ingest::{Refused, ingest};
 use crate::receivers::limits::ConnectionLimits;

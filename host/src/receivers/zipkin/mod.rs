@@ -5,9 +5,9 @@
 pub mod model;
 pub mod to_otlp;
 
+use crate::auth::AuthConfig;
 use crate::pdata::{Batch, Signal};
 use crate::pipeline::{ConsumeError, Fanout};
-use crate::receivers::auth::AuthConfig;
 use crate::receivers::body::media_type;
 use crate::receivers::ingest::{Refused, ingest};
 use crate::receivers::limits::ConnectionLimits;

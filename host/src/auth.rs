@@ -3,8 +3,8 @@
 //! `<scheme> <token>`; an exporter that names one sends that header.
 
 use crate::config::ComponentId;
+use crate::secrets::Secret;
 use serde::Deserialize;
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 /// `auth:` of a receiver or exporter.
@@ -33,17 +33,6 @@ pub struct BearerTokenConfig {
 
 fn default_scheme() -> String {
     "Bearer".into()
-}
-
-/// A string that never shows in logs or debug output.
-#[derive(Clone, Deserialize, PartialEq, Eq)]
-#[serde(transparent)]
-pub struct Secret(pub String);
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
 }
 
 /// The `Authorization` value a request must carry (or an exporter sends).

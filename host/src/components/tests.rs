@@ -2,7 +2,8 @@
 //! `tests/config/invalid/` fails with exactly the message in its `.err` golden file.
 
 use super::*;
-use std::path::Path;
+use crate::config::{ComponentId, ConfigError};
+use std::path::{Path, PathBuf};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")

@@ -1,0 +1,212 @@
+//! What a reload changes, per component: which ids of each section were added, removed or
+//! changed (their settings as written, after expansion), which pipelines' processor lists
+//! changed, and whether the parts fixed at start changed (the rest of `service`, the one
+//! Kubernetes cache, the one memory limit). Vector's `config/diff.rs` is the model. A reload
+//! applies processor changes and refuses the rest, naming each.
+
+use super::{Config, ExporterConfig, ExtensionConfig, ProcessorConfig, ReceiverConfig};
+use crate::config::{ComponentId, Components, Typed};
+use crate::kubernetes;
+use crate::pipeline::memory_limiter;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+/// What a reload compares of one config.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// Each component's settings, by section (`receiver`, …) and id.
+    components: BTreeMap<(&'static str, ComponentId), Value>,
+    /// Each pipeline's processors, in order.
+    processor_lists: BTreeMap<ComponentId, Vec<ComponentId>>,
+    /// Each key of `service`, with the processor lists taken out of the pipelines.
+    service: BTreeMap<String, Value>,
+    /// What the Kubernetes cache reads of the k8sattributes processors.
+    kubernetes_cache: Value,
+    /// The memory limit, and the pipelines whose receivers obey it.
+    memory_limit: (MemoryLimit, BTreeSet<ComponentId>),
+}
+
+type MemoryLimit = Result<Option<memory_limiter::Settings>, (ComponentId, String)>;
+
+/// How one component changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum How {
+    Added,
+    Removed,
+    Changed,
+}
+
+/// One component that differs between two configs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub section: &'static str,
+    pub id: ComponentId,
+    pub how: How,
+}
+
+impl fmt::Display for Change {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let how = match self.how {
+            How::Added => "added",
+            How::Removed => "removed",
+            How::Changed => "changed",
+        };
+        write!(f, "{} `{}` {how}", self.section, self.id)
+    }
+}
+
+/// Everything that differs between the running config and a new one.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ConfigDiff {
+    pub components: Vec<Change>,
+    /// Pipelines whose processor lists changed.
+    pub processor_lists: Vec<ComponentId>,
+    /// Keys of `service` that changed, outside the processor lists (`service.pipelines.traces`).
+    pub service: Vec<String>,
+    pub kubernetes_cache: bool,
+    pub memory_limit: bool,
+}
+
+impl Snapshot {
+    pub fn of(config: &Config) -> Snapshot {
+        let mut components = BTreeMap::new();
+        add_section::<ReceiverConfig>(config, &config.receivers, "receivers", &mut components);
+        add_section::<ProcessorConfig>(config, &config.processors, "processors", &mut components);
+        add_section::<ExporterConfig>(config, &config.exporters, "exporters", &mut components);
+        add_section::<ExtensionConfig>(config, &config.extensions, "extensions", &mut components);
+        let pipelines = &config.service.pipelines;
+        let processor_lists = pipelines
+            .iter()
+            .map(|(id, p)| (id.clone(), p.processors.clone()))
+            .collect();
+        let limited = pipelines
+            .iter()
+            .filter(|(_, p)| {
+                p.processors
+                    .iter()
+                    .any(|id| id.kind == memory_limiter::KIND)
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        Snapshot {
+            components,
+            processor_lists,
+            service: service_keys(config),
+            kubernetes_cache: kubernetes::Settings::fingerprint(
+                config.configured(kubernetes::PROCESSOR),
+            ),
+            memory_limit: (
+                memory_limiter::from_processors(config.listed(memory_limiter::KIND)),
+                limited,
+            ),
+        }
+    }
+}
+
+/// Each component of one section with its settings as written.
+fn add_section<T: Typed>(
+    config: &Config,
+    section: &Components<T>,
+    key: &str,
+    into: &mut BTreeMap<(&'static str, ComponentId), Value>,
+) {
+    for (id, _) in section.iter() {
+        let written = config.tree.get(&[key, &id.to_string()]);
+        into.insert(
+            (T::SECTION, id.clone()),
+            written.map_or(Value::Null, |t| t.value()),
+        );
+    }
+}
+
+/// `service`'s keys as written, each pipeline on its own and without its processor list.
+fn service_keys(config: &Config) -> BTreeMap<String, Value> {
+    let mut keys = BTreeMap::new();
+    let Some(Value::Object(service)) = config.tree.get(&["service"]).map(|t| t.value()) else {
+        return keys;
+    };
+    for (key, value) in service {
+        match (key.as_str(), value) {
+            ("pipelines", Value::Object(pipelines)) => {
+                for (id, mut pipeline) in pipelines {
+                    if let Some(pipeline) = pipeline.as_object_mut() {
+                        pipeline.remove("processors");
+                    }
+                    keys.insert(format!("service.pipelines.{id}"), pipeline);
+                }
+            }
+            (_, value) => {
+                keys.insert(format!("service.{key}"), value);
+            }
+        }
+    }
+    keys
+}
+
+impl ConfigDiff {
+    pub fn new(old: &Snapshot, new: &Snapshot) -> ConfigDiff {
+        let mut components = Vec::new();
+        for ((section, id), settings) in &old.components {
+            match new.components.get(&(section, id.clone())) {
+                None => components.push(change(section, id, How::Removed)),
+                Some(now) if now != settings => components.push(change(section, id, How::Changed)),
+                Some(_) => {}
+            }
+        }
+        for (section, id) in new.components.keys() {
+            if !old.components.contains_key(&(section, id.clone())) {
+                components.push(change(section, id, How::Added));
+            }
+        }
+        ConfigDiff {
+            components,
+            processor_lists: changed_keys(&old.processor_lists, &new.processor_lists),
+            service: changed_keys(&old.service, &new.service),
+            kubernetes_cache: old.kubernetes_cache != new.kubernetes_cache,
+            memory_limit: old.memory_limit != new.memory_limit,
+        }
+    }
+
+    /// What a reload cannot apply, each named; empty when it may go ahead. Processors and the
+    /// pipelines' processor lists change live; everything else is built once, at start.
+    pub fn needs_restart(&self) -> Vec<String> {
+        let mut fixed: Vec<String> = self
+            .components
+            .iter()
+            .filter(|c| c.section != ProcessorConfig::SECTION)
+            .map(Change::to_string)
+            .collect();
+        fixed.extend(self.service.iter().map(|key| format!("{key} changed")));
+        if self.kubernetes_cache {
+            fixed.push("the Kubernetes cache (k8sattributes auth_type, filter, wait_for_metadata or what extract reads) changed".into());
+        }
+        if self.memory_limit {
+            fixed.push(
+                "the memory limit (memory_limiter settings, or which pipelines list it) changed"
+                    .into(),
+            );
+        }
+        fixed
+    }
+}
+
+fn change(section: &'static str, id: &ComponentId, how: How) -> Change {
+    Change {
+        section,
+        id: id.clone(),
+        how,
+    }
+}
+
+/// The keys whose values differ, or that only one side has.
+fn changed_keys<K: Ord + Clone, V: PartialEq>(
+    old: &BTreeMap<K, V>,
+    new: &BTreeMap<K, V>,
+) -> Vec<K> {
+    let keys: BTreeSet<&K> = old.keys().chain(new.keys()).collect();
+    keys.into_iter()
+        .filter(|k| old.get(k) != new.get(k))
+        .cloned()
+        .collect()
+}

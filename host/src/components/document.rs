@@ -1,0 +1,237 @@
+//! The config document: the four component sections and `service`, which wires them into
+//! pipelines. It is read with [`crate::config::read`], then [`super::validate`] checks the
+//! wiring and locates each problem in the file.
+
+use super::{ExporterConfig, ExtensionConfig, ProcessorConfig, ReceiverConfig};
+use crate::config::{self, ComponentId, Components, ConfigError, Diagnostic, tree, values};
+use crate::exporters::otlp::OtlpExporterConfig;
+use crate::telemetry::profiles::ProfilesConfig;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The default configuration, embedded so `trailhead run` works with no file.
+pub const DEFAULT_CONFIG: &str = include_str!("../../../config/trailhead.yaml");
+
+/// A whole trailhead configuration.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where data enters: `otlp`, `zipkin`.
+    #[serde(default)]
+    pub receivers: Components<ReceiverConfig>,
+    /// What runs on data in a pipeline, in order: `k8sattributes`, `filter` (Wasm plugins).
+    #[serde(default)]
+    pub processors: Components<ProcessorConfig>,
+    /// Where data leaves: `otlp` (alias `otlp_grpc`), `debug`.
+    #[serde(default)]
+    pub exporters: Components<ExporterConfig>,
+    /// Helpers outside the data path: `health_check`.
+    #[serde(default)]
+    pub extensions: Components<ExtensionConfig>,
+    /// Which extensions start and how pipelines wire the components.
+    pub service: ServiceConfig,
+    /// Where the config was read from (set by the loader, not by the file).
+    #[serde(skip)]
+    pub source: PathBuf,
+    /// The file as read: where each key and value is, to locate wiring errors.
+    #[serde(skip)]
+    pub(super) tree: tree::Located,
+}
+
+/// The `service` section.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServiceConfig {
+    /// Extensions to start, by id.
+    pub extensions: Vec<ComponentId>,
+    /// Pipelines by id: `traces`, `metrics`, `logs`, or `traces/name` for more than one.
+    pub pipelines: BTreeMap<ComponentId, PipelineConfig>,
+    /// trailhead's own logs, metrics, self-traces and profiles.
+    pub telemetry: TelemetryConfig,
+    /// How long SIGTERM waits for pipelines and exporter queues to drain before exiting.
+    #[serde(deserialize_with = "values::duration")]
+    pub shutdown_timeout: Duration,
+}
+
+/// One pipeline: receivers fan in, processors run in order, exporters fan out.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PipelineConfig {
+    /// Receivers feeding the pipeline, by id.
+    pub receivers: Vec<ComponentId>,
+    /// Processors, by id, in the order they run.
+    pub processors: Vec<ComponentId>,
+    /// Exporters the pipeline sends to, by id: every batch goes to all of them.
+    pub exporters: Vec<ComponentId>,
+}
+
+/// `service.telemetry`: trailhead's own logs and metrics.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    /// Level and format of trailhead's own logs.
+    pub logs: LogsConfig,
+    /// Where trailhead's own Prometheus metrics are served.
+    pub metrics: MetricsConfig,
+    /// Continuous CPU profiling to Pyroscope.
+    pub profiles: ProfilesConfig,
+    /// Self-traces: an OTLP/gRPC endpoint (the `otlp` exporter's settings) for spans about
+    /// trailhead's own exports and reloads.
+    pub traces: Option<Box<OtlpExporterConfig>>,
+}
+
+/// `service.telemetry.logs`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogsConfig {
+    /// `debug`, `info`, `warn` or `error`; `RUST_LOG` overrides it.
+    pub level: String,
+    /// `console` (human-readable) or `json`.
+    pub encoding: LogEncoding,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogEncoding {
+    Console,
+    Json,
+}
+
+/// `service.telemetry.metrics`: the Prometheus endpoint for trailhead's own metrics.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Address serving `/metrics`; `none` level turns it off.
+    pub address: SocketAddr,
+    /// `none` disables the endpoint; `basic`, `normal` and `detailed` all serve every metric.
+    pub level: String,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            extensions: Vec::new(),
+            pipelines: BTreeMap::new(),
+            telemetry: TelemetryConfig::default(),
+            shutdown_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Default for LogsConfig {
+    fn default() -> Self {
+        LogsConfig {
+            level: "info".into(),
+            encoding: LogEncoding::Console,
+        }
+    }
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            // Local unless configured: it also serves `/reload`.
+            address: ([127, 0, 0, 1], 8888).into(),
+            level: "normal".into(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads, expands, parses and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError(vec![Diagnostic {
+                file: path.display().to_string(),
+                position: None,
+                component: None,
+                message: format!("cannot read config: {e}"),
+            }])
+        })?;
+        Config::from_text(&text, path)
+    }
+
+    /// Parses and validates config text; `path` names it in errors and anchors relative paths.
+    pub fn from_text(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let (mut config, tree) = config::read::<Config>(text, &path.display().to_string())?;
+        config.tree = tree;
+        config.source = path.to_path_buf();
+        let mut problems = config.validate();
+        problems.sort_by_key(|p| p.position);
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError(problems))
+        }
+    }
+
+    /// Parses the embedded default config.
+    pub fn default_config() -> Result<Config, ConfigError> {
+        Config::from_text(
+            DEFAULT_CONFIG,
+            Path::new("<embedded config/trailhead.yaml>"),
+        )
+    }
+
+    /// The processors of type `kind` the pipelines list, as `(id, settings)`, in pipeline
+    /// order (an id listed by two pipelines comes twice).
+    pub fn listed<'a>(
+        &'a self,
+        kind: &'a str,
+    ) -> impl Iterator<Item = (&'a ComponentId, &'a serde_json::Value)> + 'a {
+        let pipelines = self.service.pipelines.values();
+        pipelines
+            .flat_map(|p| &p.processors)
+            .filter(move |id| id.kind == kind)
+            .filter_map(|id| Some((id, &self.processors.get(id)?.settings)))
+    }
+
+    /// The settings of every processor of type `kind` defined, listed by a pipeline or not.
+    pub fn configured<'a>(
+        &'a self,
+        kind: &'a str,
+    ) -> impl Iterator<Item = &'a serde_json::Value> + 'a {
+        let processors = self.processors.iter();
+        processors
+            .filter(move |(_, p)| p.kind == kind)
+            .map(|(_, p)| &p.settings)
+    }
+
+    /// A processor's load error as a diagnostic. A plugin that rejects its config starts its
+    /// message with where (`traces.span[1]: …`), which becomes a line of this file.
+    pub fn processor_diagnostic(
+        &self,
+        id: &ComponentId,
+        plugin_says: &str,
+        message: String,
+    ) -> Diagnostic {
+        let id_text = id.to_string();
+        let base = ["processors", id_text.as_str()];
+        let at_path = plugin_says.split_once(": ").and_then(|(head, _)| {
+            let is_path = !head.is_empty()
+                && head
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_.[]".contains(c));
+            is_path
+                .then(|| self.tree.locate_dotted(&base, head))
+                .flatten()
+        });
+        Diagnostic {
+            file: self.source.display().to_string(),
+            position: at_path.or_else(|| self.tree.locate(&base, None)),
+            component: Some(format!("processor `{id}`")),
+            message,
+        }
+    }
+
+    /// Resolves a path written in the config relative to the config file's folder.
+    pub fn resolve_path(&self, path: &Path) -> PathBuf {
+        match self.source.parent() {
+            Some(dir) if path.is_relative() => dir.join(path),
+            _ => path.to_path_buf(),
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! Exporter kinds, one file each.
+
+mod debug;
+mod otlp;

@@ -1,0 +1,55 @@
+//! The `otlp` exporter kind (alias `otlp_grpc`): OTLP/gRPC to a peer such as Grafana Alloy.
+
+use crate::auth::AuthConfig;
+use crate::components::{Build, Exporter, Kind, StartError};
+use crate::exporters::otlp::{BuildError, OtlpExporterConfig};
+use crate::exporters::{ExporterSpec, QueueSettings};
+use crate::pdata::Signal;
+use serde::{Deserialize, Deserializer};
+use std::path::PathBuf;
+
+impl Kind for OtlpExporterConfig {
+    const NAME: &'static str = "otlp";
+    const ALIASES: &'static [&'static str] = &["otlp_grpc"];
+    /// `endpoint` has no default, so the body cannot be empty.
+    fn parse<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        OtlpExporterConfig::deserialize(d)
+    }
+}
+
+impl Exporter for OtlpExporterConfig {
+    fn auth(&self) -> Option<&AuthConfig> {
+        self.auth.as_ref()
+    }
+
+    fn problems(&self) -> Vec<(&'static str, String)> {
+        OtlpExporterConfig::problems(self)
+    }
+
+    fn sending_queue(&self) -> Option<&QueueSettings> {
+        Some(&self.sending_queue)
+    }
+
+    fn spec(
+        &self,
+        id: &str,
+        signal: Signal,
+        build: &Build<'_>,
+    ) -> Result<ExporterSpec, StartError> {
+        let failed = |source| StartError::Exporter {
+            id: id.to_string(),
+            source,
+        };
+        let token = match &self.auth {
+            Some(auth) => Some(
+                build
+                    .bearer_token_config(auth)
+                    .map_err(|e| failed(BuildError::Auth(e)))?,
+            ),
+            None => None,
+        };
+        let resolve = |p: &PathBuf| build.resolve_path(p);
+        self.build(id, signal, resolve, token, build.secrets)
+            .map_err(failed)
+    }
+}

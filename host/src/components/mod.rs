@@ -1,0 +1,186 @@
+//! The table of component kinds, and the config document read from it.
+//!
+//! Every kind is declared once, in its own file under this folder: its type name and aliases
+//! and the signals it serves ([`Kind`]), how its body parses, what it checks, and how it is
+//! built ([`Receiver`], [`Exporter`], [`Extension`]). The table below lists each kind on one
+//! line; the section enums, the names `… this build knows`, and the dispatch from a section
+//! to its kind's file are all generated from that line, so they cannot drift apart. Processors
+//! are Wasm plugins, open-ended by type ([`processors`]).
+//!
+//! Adding an exporter: one file here that implements [`Kind`] and [`Exporter`] for its config,
+//! and one line in [`ExporterConfig`]'s table.
+//!
+//! This is the one module that imports every component; only `service` imports it.
+
+mod build;
+mod diff;
+mod document;
+mod exporters;
+mod extensions;
+mod processors;
+mod receivers;
+#[cfg(test)]
+mod tests;
+mod validate;
+
+pub use build::{Build, ReceiverServer, StartError};
+pub use diff::{Change, ConfigDiff, How, Snapshot};
+pub use document::{
+    Config, DEFAULT_CONFIG, LogEncoding, LogsConfig, MetricsConfig, PipelineConfig, ServiceConfig,
+    TelemetryConfig,
+};
+pub use extensions::open_storage;
+pub use processors::ProcessorConfig;
+
+use crate::auth::{AuthConfig, BearerTokenConfig};
+use crate::config::Typed;
+use crate::exporters::debug::DebugExporterConfig;
+use crate::exporters::otlp::OtlpExporterConfig;
+use crate::exporters::{ExporterSpec, FileStorageConfig, QueueSettings};
+use crate::pdata::Signal;
+use crate::receivers::Consumers;
+use crate::receivers::otlp::OtlpReceiverConfig;
+use crate::receivers::zipkin::ZipkinReceiverConfig;
+use crate::telemetry::Telemetry;
+use crate::telemetry::health::HealthCheckConfig;
+use serde::de::{self, Deserializer};
+use std::net::SocketAddr;
+
+/// What every component kind declares about itself.
+pub trait Kind: Sized {
+    /// The type in a component id: `otlp` in `otlp/alloy`.
+    const NAME: &'static str;
+    /// Other types the collector accepts for it.
+    const ALIASES: &'static [&'static str] = &[];
+    /// The signals it serves.
+    const SIGNALS: &'static [Signal] = &Signal::ALL;
+    /// Reads its body under its id (`otlp:` alone means every default, for kinds with them).
+    fn parse<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error>;
+    /// Whether `kind` names it.
+    fn is(kind: &str) -> bool {
+        kind == Self::NAME || Self::ALIASES.contains(&kind)
+    }
+}
+
+/// What a receiver kind does besides parsing.
+pub trait Receiver: Send + Sync {
+    /// Each `auth:` it has, with the key path from its id to the section holding it.
+    fn auth(&self) -> Vec<(&'static [&'static str], &AuthConfig)>;
+    /// The servers it listens with, feeding `consumers`.
+    fn servers<'c>(
+        &'c self,
+        id: &str,
+        consumers: &Consumers,
+        build: &Build<'_>,
+    ) -> Result<Vec<ReceiverServer<'c>>, StartError>;
+}
+
+/// What an exporter kind does besides parsing.
+pub trait Exporter: Send + Sync {
+    /// Its `auth:`, if it has one.
+    fn auth(&self) -> Option<&AuthConfig> {
+        None
+    }
+    /// Settings the collector would refuse, as (the key under the exporter, why).
+    fn problems(&self) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
+    /// Its `sending_queue`, for kinds that have one.
+    fn sending_queue(&self) -> Option<&QueueSettings> {
+        None
+    }
+    /// What exporter `id` sends `signal` with.
+    fn spec(&self, id: &str, signal: Signal, build: &Build<'_>)
+    -> Result<ExporterSpec, StartError>;
+}
+
+/// What an extension kind does besides parsing.
+pub trait Extension: Send + Sync {
+    /// The admin server it runs, if it runs one: where, and its routes.
+    fn admin(&self, _telemetry: &Telemetry) -> Option<(SocketAddr, axum::Router)> {
+        None
+    }
+}
+
+/// Generates a section's enum from its table: one variant per kind, the names it knows, how a
+/// body is read by type, and the dispatch to the kind's behaviour.
+macro_rules! section {
+    (
+        $(#[$doc:meta])*
+        $section:literal => $name:ident: $behaviour:ident {
+            $($variant:ident($config:ty),)+
+        }
+    ) => {
+        $(#[$doc])*
+        #[derive(Debug)]
+        pub enum $name {
+            $($variant(Box<$config>),)+
+        }
+
+        impl $name {
+            /// What this kind does besides parsing.
+            pub fn behaviour(&self) -> &dyn $behaviour {
+                match self {
+                    $($name::$variant(config) => config.as_ref(),)+
+                }
+            }
+
+            /// The signals this kind serves.
+            pub fn signals(&self) -> &'static [Signal] {
+                match self {
+                    $($name::$variant(_) => <$config as Kind>::SIGNALS,)+
+                }
+            }
+        }
+
+        impl Typed for $name {
+            const SECTION: &'static str = $section;
+
+            fn known() -> Vec<&'static str> {
+                let mut known = Vec::new();
+                $(
+                    known.push(<$config as Kind>::NAME);
+                    known.extend(<$config as Kind>::ALIASES);
+                )+
+                known
+            }
+
+            fn deserialize_kind<'de, D: Deserializer<'de>>(
+                kind: &str,
+                d: D,
+            ) -> Result<Self, D::Error> {
+                $(
+                    if <$config as Kind>::is(kind) {
+                        return Ok($name::$variant(Box::new(<$config as Kind>::parse(d)?)));
+                    }
+                )+
+                Err(de::Error::custom(format!("unknown {} type `{kind}`", $section)))
+            }
+        }
+    };
+}
+
+section! {
+    /// A receiver's settings, by type.
+    "receiver" => ReceiverConfig: Receiver {
+        Otlp(OtlpReceiverConfig),
+        Zipkin(ZipkinReceiverConfig),
+    }
+}
+
+section! {
+    /// An exporter's settings, by type.
+    "exporter" => ExporterConfig: Exporter {
+        Otlp(OtlpExporterConfig),
+        Debug(DebugExporterConfig),
+    }
+}
+
+section! {
+    /// An extension's settings, by type.
+    "extension" => ExtensionConfig: Extension {
+        HealthCheck(HealthCheckConfig),
+        FileStorage(FileStorageConfig),
+        BearerToken(BearerTokenConfig),
+    }
+}

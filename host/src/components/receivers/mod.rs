@@ -1,0 +1,4 @@
+//! Receiver kinds, one file each.
+
+mod otlp;
+mod zipkin;

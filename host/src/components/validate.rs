@@ -1,0 +1,229 @@
+//! The wiring checks a config must pass before anything starts: pipelines name defined
+//! components that serve their signal, every `auth:` and `storage:` names an extension of the
+//! right type that the service starts, and settings the collector would refuse. Each problem
+//! is located in the file.
+
+use super::{Config, ExtensionConfig, PipelineConfig};
+use crate::auth::AuthConfig;
+use crate::config::{ComponentId, Diagnostic, Report};
+use crate::exporters::QueueSizer;
+use crate::pdata::Signal;
+
+impl Config {
+    /// Checks the wiring: pipelines name defined components that handle their signal.
+    pub(super) fn validate(&self) -> Vec<Diagnostic> {
+        let mut problems = Vec::new();
+        let mut report =
+            |path: &[&str], needle: Option<&str>, component: String, message: String| {
+                problems.push(Diagnostic {
+                    file: self.source.display().to_string(),
+                    position: self.tree.locate(path, needle),
+                    component: Some(component),
+                    message,
+                });
+            };
+        if self.service.pipelines.is_empty() {
+            report(
+                &["service"],
+                None,
+                "service".into(),
+                "no pipelines are defined under service.pipelines".into(),
+            );
+        }
+        for (pipeline_id, pipeline) in &self.service.pipelines {
+            self.check_pipeline(pipeline_id, pipeline, &mut report);
+        }
+        self.check_exporters(&mut report);
+        self.check_authenticators(&mut report);
+        self.check_service_extensions(&mut report);
+        problems
+    }
+
+    /// One pipeline: a known signal, receivers and exporters, each defined and able to serve it.
+    fn check_pipeline(&self, pipeline_id: &ComponentId, pipeline: &PipelineConfig, report: Report) {
+        let pid = pipeline_id.to_string();
+        let at = ["service", "pipelines", pid.as_str()];
+        let component = format!("pipeline `{pid}`");
+        let Some(signal) = Signal::parse(&pipeline_id.kind) else {
+            report(
+                &at,
+                None,
+                component,
+                format!(
+                    "unknown pipeline type `{}`: use traces, metrics or logs",
+                    pipeline_id.kind
+                ),
+            );
+            return;
+        };
+        if pipeline.receivers.is_empty() {
+            report(&at, None, component.clone(), "has no receivers".into());
+        }
+        if pipeline.exporters.is_empty() {
+            report(&at, None, component.clone(), "has no exporters".into());
+        }
+        for id in &pipeline.receivers {
+            let id_text = id.to_string();
+            match self.receivers.get(id) {
+                None => report(
+                    &at,
+                    Some(&id_text),
+                    component.clone(),
+                    format!("references receiver `{id}`, which is not defined under receivers"),
+                ),
+                Some(receiver) if !receiver.signals().contains(&signal) => report(
+                    &at,
+                    Some(&id_text),
+                    component.clone(),
+                    format!("receiver `{id}` does not accept {signal}"),
+                ),
+                Some(_) => {}
+            }
+        }
+        for id in &pipeline.processors {
+            let id_text = id.to_string();
+            match self.processors.get(id) {
+                None => report(
+                    &at,
+                    Some(&id_text),
+                    component.clone(),
+                    format!("references processor `{id}`, which is not defined under processors"),
+                ),
+                Some(processor) => {
+                    if let Err(why) = processor.availability() {
+                        report(
+                            &at,
+                            Some(&id_text),
+                            component.clone(),
+                            format!("processor `{id}` cannot run: {why}"),
+                        );
+                    }
+                }
+            }
+        }
+        for id in &pipeline.exporters {
+            if !self.exporters.contains(id) {
+                let id_text = id.to_string();
+                report(
+                    &at,
+                    Some(&id_text),
+                    component.clone(),
+                    format!("references exporter `{id}`, which is not defined under exporters"),
+                );
+            }
+        }
+    }
+
+    /// Exporter settings the collector would refuse, and each persistent queue's storage.
+    fn check_exporters(&self, report: Report) {
+        for (id, exporter) in self.exporters.iter() {
+            let id_text = id.to_string();
+            for (key, message) in exporter.behaviour().problems() {
+                report(
+                    &["exporters", id_text.as_str(), key],
+                    None,
+                    format!("exporter `{id}`"),
+                    format!("{key}: {message}"),
+                );
+            }
+            let Some(queue) = exporter.behaviour().sending_queue() else {
+                continue;
+            };
+            let id_text = id.to_string();
+            let at = ["exporters", id_text.as_str(), "sending_queue"];
+            let component = format!("exporter `{id}`");
+            match &queue.storage {
+                None if queue.sizer == QueueSizer::Bytes => report(
+                    &at,
+                    Some("sizer"),
+                    component,
+                    "sending_queue.sizer `bytes` needs a persistent queue (`storage:`)".into(),
+                ),
+                None => {}
+                Some(storage) => {
+                    let is_storage =
+                        |e: &ExtensionConfig| matches!(e, ExtensionConfig::FileStorage(_));
+                    if let Some(problem) =
+                        self.extension_problem(storage, is_storage, "file_storage")
+                    {
+                        report(
+                            &at,
+                            Some(&storage.to_string()),
+                            component,
+                            format!("sending_queue.storage `{storage}` {problem}"),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every `auth:` names a bearertokenauth extension the service starts.
+    fn check_authenticators(&self, report: Report) {
+        for (at, auth) in self.authenticators() {
+            let at: Vec<&str> = at.iter().map(String::as_str).collect();
+            let is_token = |e: &ExtensionConfig| matches!(e, ExtensionConfig::BearerToken(_));
+            let id = &auth.authenticator;
+            if let Some(problem) = self.extension_problem(id, is_token, "bearertokenauth") {
+                report(
+                    &at,
+                    Some(&id.to_string()),
+                    format!("{} `{}`", at[0].trim_end_matches('s'), at[1]),
+                    format!("auth.authenticator `{id}` {problem}"),
+                );
+            }
+        }
+    }
+
+    /// `service.extensions` lists defined extensions.
+    fn check_service_extensions(&self, report: Report) {
+        for id in &self.service.extensions {
+            if !self.extensions.contains(id) {
+                let id_text = id.to_string();
+                report(
+                    &["service", "extensions"],
+                    Some(&id_text),
+                    "service.extensions".into(),
+                    format!("references extension `{id}`, which is not defined under extensions"),
+                );
+            }
+        }
+    }
+
+    /// Why extension `id` cannot serve as a `kind` extension, if it cannot.
+    fn extension_problem(
+        &self,
+        id: &ComponentId,
+        is_kind: impl Fn(&ExtensionConfig) -> bool,
+        kind: &str,
+    ) -> Option<String> {
+        match self.extensions.get(id) {
+            None => Some("is not defined under extensions".into()),
+            Some(e) if !is_kind(e) => Some(format!("is not a {kind} extension")),
+            Some(_) if !self.service.extensions.contains(id) => {
+                Some("is not listed in service.extensions".into())
+            }
+            Some(_) => None,
+        }
+    }
+
+    /// Every `auth:` in receivers and exporters, with the key path to it.
+    fn authenticators(&self) -> Vec<(Vec<String>, &AuthConfig)> {
+        let mut found = Vec::new();
+        for (id, receiver) in self.receivers.iter() {
+            for (protocol, auth) in receiver.behaviour().auth() {
+                let mut path = vec!["receivers".to_string(), id.to_string()];
+                path.extend(protocol.iter().map(|p| p.to_string()));
+                path.push("auth".into());
+                found.push((path, auth));
+            }
+        }
+        for (id, exporter) in self.exporters.iter() {
+            if let Some(auth) = exporter.behaviour().auth() {
+                let path = vec!["exporters".into(), id.to_string(), "auth".into()];
+                found.push((path, auth));
+            }
+        }
+        found
+    }
+}
