@@ -148,3 +148,24 @@ fn yaml_merges_refuses_repeated_keys_and_reads_booleans_strictly() {
         "{error:?}"
     );
 }
+
+// A reload's diff names each component that changed; processors and their lists change live,
+// everything else needs a restart.
+#[test]
+fn diff_names_what_needs_a_restart() {
+    let config = |endpoint: &str, extra: &str| {
+        let text = format!(
+            "receivers: {{otlp: }}\nprocessors: {{filter: {{plugin: a.wasm{extra}}}}}\nexporters: {{otlp: {{endpoint: \"{endpoint}\"}}}}\n\
+             service: {{pipelines: {{traces: {{receivers: [otlp], processors: [filter], exporters: [otlp]}}}}}}\n"
+        );
+        Snapshot::of(&Config::from_text(&text, Path::new("t.yaml")).unwrap())
+    };
+    let running = config("alloy:4317", "");
+    let same = ConfigDiff::new(&running, &config("alloy:4317", ""));
+    assert_eq!(same, ConfigDiff::default());
+    let processor = ConfigDiff::new(&running, &config("alloy:4317", ", sha256: abc"));
+    assert_eq!(processor.components.len(), 1, "{processor:?}");
+    assert!(processor.needs_restart().is_empty(), "{processor:?}");
+    let exporter = ConfigDiff::new(&running, &config("tempo:4317", ""));
+    assert_eq!(exporter.needs_restart(), ["exporter `otlp` changed"]);
+}
