@@ -3,23 +3,13 @@
 //! line above it (above its attributes). Wire models, read from senders and not from the
 //! config, are left out.
 
-use std::path::{Path, PathBuf};
+mod sources;
+
+use sources::sources;
+use std::path::Path;
 
 /// Files whose `Deserialize` structs are what senders send, not config.
 const WIRE_MODELS: [&str; 1] = ["receivers/zipkin/model.rs"];
-
-fn sources(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).expect("host/src") {
-        let path = entry.expect("a directory entry").path();
-        if path.is_dir() {
-            files.extend(sources(&path));
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            files.push(path);
-        }
-    }
-    files
-}
 
 /// `file:line struct.field` of each undocumented config field in `text`.
 fn undocumented(file: &str, text: &str) -> Vec<String> {

@@ -4,7 +4,10 @@
 //! drifted into. It reads the sources as text; comments are skipped.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+mod sources;
+
+use sources::sources;
+use std::path::Path;
 
 /// Lowest first: shared data and config, then what every component uses, the components,
 /// the table that names them all, and the service that runs them.
@@ -25,19 +28,6 @@ const LAYERS: [&str; 12] = [
 
 /// Files outside the layers: the crate root, the binary, and the fuzzing entry points.
 const ROOTS: [&str; 3] = ["lib", "main", "fuzzing"];
-
-fn sources(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).expect("host/src") {
-        let path = entry.expect("a directory entry").path();
-        if path.is_dir() {
-            files.extend(sources(&path));
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            files.push(path);
-        }
-    }
-    files
-}
 
 /// The top-level modules `text` names after `crate::`, either `crate::a::…` or each item of
 /// `crate::{a, b::c}`.

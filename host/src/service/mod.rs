@@ -106,11 +106,6 @@ impl Service {
             .await
             .map_err(StartError::Kubernetes)?;
         let stop_receivers = CancellationToken::new();
-        let build = Build {
-            config,
-            secrets: &secrets,
-            telemetry: &telemetry,
-        };
         let listening =
             start_receivers(&build, &pipelines, limiter.as_ref(), &stop_receivers).await?;
         let watching = secrets.run(stop_admin.clone());
