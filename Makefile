@@ -53,7 +53,7 @@ test: setup unit e2e fuzz-smoke
 # In the release profile, so the tests reuse what `build` compiled (wasmtime is large).
 unit: plugins
 	$(CARGO) test --release -j$(JOBS) --workspace
-	cd plugins && $(CARGO) test -j$(JOBS) -p trailhead-ottl -p k8sattributes --target $$(rustc -vV | sed -n 's/^host: //p')
+	cd plugins && $(CARGO) test -j$(JOBS) -p trailhead-ottl -p k8sattributes -p k8sattributes-settings --target $$(rustc -vV | sed -n 's/^host: //p')
 	cd examples/profile-service && go vet ./... && go test ./...
 
 e2e: build venv peers

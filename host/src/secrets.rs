@@ -6,8 +6,8 @@
 //! not build (a torn write, a key that does not match its certificate) keeps the old value
 //! serving, is logged with the reason, and is counted.
 
-use crate::telemetry::catalog;
-use crate::telemetry::metrics::{Counter, Registry};
+use crate::telemetry::events::{Event, SecretInstruments, SecretRotated, SecretRotationFailed};
+use crate::telemetry::metrics::Registry;
 use arc_swap::ArcSwap;
 use serde::Deserialize;
 use std::fmt;
@@ -42,11 +42,9 @@ pub struct Secrets {
 }
 
 struct Watched {
-    /// What the files are, in logs and metrics: `receiver otlp (grpc) tls`.
-    what: String,
+    /// Named by what the files are, in logs and metrics: `receiver otlp (grpc) tls`.
+    instruments: SecretInstruments,
     files: Vec<PathBuf>,
-    reloads: Counter,
-    failures: Counter,
     /// The files' contents when last built (`None`: unreadable).
     seen: Vec<Option<Vec<u8>>>,
     /// Builds a new value from the files and swaps it in; `false` once nobody uses it.
@@ -83,17 +81,10 @@ impl Secrets {
             target.store(Arc::new(build().map_err(|e| e.to_string())?));
             Ok(true)
         });
-        let what = what.into();
-        let values = [what.as_str()];
-        let reloads = self.registry.counter(&catalog::SECRET_RELOADS, &values);
-        let failures = self
-            .registry
-            .counter(&catalog::SECRET_RELOAD_FAILURES, &values);
+        let instruments = SecretInstruments::new(&self.registry, &what.into());
         self.lock().push(Watched {
-            what,
+            instruments,
             files,
-            reloads,
-            failures,
             seen,
             rebuild,
         });
@@ -111,14 +102,12 @@ impl Secrets {
             match (watched.rebuild)() {
                 Ok(used) => {
                     if used {
-                        tracing::info!(secret = %watched.what, "changed files re-read; new connections and requests use them");
-                        watched.reloads.add(1);
+                        SecretRotated.emit(&watched.instruments);
                     }
                     used
                 }
                 Err(error) => {
-                    tracing::warn!(secret = %watched.what, %error, "changed files do not build; the previous ones keep serving");
-                    watched.failures.add(1);
+                    SecretRotationFailed { error: &error }.emit(&watched.instruments);
                     true
                 }
             }

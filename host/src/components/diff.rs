@@ -8,6 +8,7 @@ use super::{Config, ExporterConfig, ExtensionConfig, ProcessorConfig, ReceiverCo
 use crate::config::{ComponentId, Components, Typed};
 use crate::kubernetes;
 use crate::pipeline::memory_limiter;
+use crate::processors;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -94,7 +95,9 @@ impl Snapshot {
             processor_lists,
             service: service_keys(config),
             kubernetes_cache: kubernetes::Settings::fingerprint(
-                config.configured(kubernetes::PROCESSOR),
+                config
+                    .configured(kubernetes::PROCESSOR)
+                    .map(processors::plugin_settings),
             ),
             memory_limit: (
                 memory_limiter::from_processors(config.listed(memory_limiter::KIND)),

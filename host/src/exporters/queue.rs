@@ -11,9 +11,12 @@ use super::{ExportError, ExporterHandle, FromDisk, Inlet, Payload, Queued, Sink}
 use crate::config::{ComponentId, values};
 use crate::pdata::Signal;
 use crate::pdata::split::{self, Bound};
+use crate::telemetry::Telemetry;
 use crate::telemetry::catalog;
-use crate::telemetry::traces::SelfTracer;
-use crate::telemetry::{ExporterMetrics, Telemetry};
+use crate::telemetry::events::{
+    Event, ExportDelivered, ExportFinished, ExportGaveUp, ExportKeptOnDisk, ExportRetrying,
+    ExportSplit, ExporterInstruments,
+};
 use bytes::Bytes;
 use serde::Deserialize;
 use std::sync::Arc;
@@ -300,7 +303,8 @@ pub fn spawn_exporter(
     abort: CancellationToken,
 ) -> (ExporterHandle, tokio::task::JoinHandle<()>) {
     let values = [spec.id.as_str(), spec.signal.as_str()];
-    let metrics = ExporterMetrics::new(&telemetry.registry, &spec.id, spec.signal);
+    let tracer = telemetry.tracer.clone();
+    let metrics = ExporterInstruments::new(&telemetry.registry, tracer, &spec.id, spec.signal);
     let id: Arc<str> = Arc::from(spec.id.as_str());
     let disk = storage.clone();
     let (inlet, rx, capacity, stop_batcher): (Inlet, _, usize, _) = match storage {
@@ -355,7 +359,6 @@ pub fn spawn_exporter(
         metrics,
         disk,
         abort,
-        tracer: telemetry.tracer.clone(),
     });
     let name = format!(
         "exporter {}/{}",
@@ -530,10 +533,9 @@ impl Pending {
 /// What every send of one exporter shares.
 struct Driver {
     spec: ExporterSpec,
-    metrics: ExporterMetrics,
+    metrics: ExporterInstruments,
     disk: Option<Arc<DiskQueue>>,
     abort: CancellationToken,
-    tracer: Option<Arc<SelfTracer>>,
 }
 
 async fn run(driver: Arc<Driver>, mut rx: mpsc::Receiver<Queued>, stop: CancellationToken) {
@@ -675,8 +677,14 @@ impl Driver {
                     };
                     let halves = split::split(self.spec.signal, &piece.payload, piece.items, half);
                     if halves.len() > 1 {
-                        self.metrics.size_splits.add(1);
-                        tracing::warn!(exporter = %self.spec.id, signal = %self.spec.signal, items = piece.items, bytes = piece.payload.len(), error = %error, "the peer refused a request as too large; sending it again in halves");
+                        let (items, bytes) = (piece.items, piece.payload.len());
+                        let error = &error;
+                        ExportSplit {
+                            items,
+                            bytes,
+                            error,
+                        }
+                        .emit(&self.metrics);
                         work.extend(halves.into_iter().rev());
                     } else {
                         let why = "the peer refuses this item as too large on its own";
@@ -712,14 +720,13 @@ impl Driver {
         error: String,
         at_shutdown: bool,
     ) {
-        let spec = &self.spec;
         if at_shutdown && !outgoing.stored.is_empty() {
             delivery.kept += items;
-            tracing::warn!(exporter = %spec.id, signal = %spec.signal, items, "{why}; kept in the persistent queue for the next start");
+            ExportKeptOnDisk { items, why }.emit(&self.metrics);
         } else {
             delivery.dropped += items;
-            self.metrics.failed.add(items as u64);
-            tracing::error!(exporter = %spec.id, signal = %spec.signal, items, error = %error, "dropping data: {why}");
+            let error = &error;
+            ExportGaveUp { items, why, error }.emit(&self.metrics);
         }
         delivery.error = Some(format!("{why}: {error}"));
     }
@@ -733,37 +740,21 @@ impl Driver {
                 record.keep.store(true, Ordering::Relaxed);
             }
         }
-        let Some(tracer) = &self.tracer else { return };
-        use opentelemetry_proto::tonic::common::v1::any_value::Value;
-        let (spec, items) = (&self.spec, outgoing.items);
+        let items = outgoing.items;
         let outcome = match (delivery.kept, delivery.dropped) {
             (kept, _) if kept > 0 => "kept on disk",
             (0, 0) => "delivered",
             (0, dropped) if dropped == items => "dropped",
             _ => "partly dropped",
         };
-        let attributes = [
-            ("trailhead.exporter", Value::StringValue(spec.id.clone())),
-            (
-                "trailhead.signal",
-                Value::StringValue(spec.signal.to_string()),
-            ),
-            ("trailhead.items", Value::IntValue(items as i64)),
-            (
-                "trailhead.attempts",
-                Value::IntValue(i64::from(sent.attempts)),
-            ),
-            ("trailhead.outcome", Value::StringValue(outcome.into())),
-        ];
-        let name = format!("export {}", spec.signal);
-        let now = std::time::SystemTime::now();
-        tracer.record(
-            &name,
-            sent.started,
-            now,
-            &attributes,
-            delivery.error.as_deref(),
-        );
+        ExportFinished {
+            started: sent.started,
+            items,
+            attempts: sent.attempts,
+            outcome,
+            error: delivery.error.as_deref(),
+        }
+        .emit(&self.metrics);
     }
 
     /// Sends one piece, retrying transient failures with backoff until `max_elapsed_time`
@@ -793,13 +784,13 @@ impl Driver {
             };
             let (message, retry_after) = match attempt {
                 Ok(outcome) => {
-                    metrics
-                        .sent
-                        .add(items as u64 - outcome.rejected.min(items as u64));
-                    if outcome.rejected > 0 || !outcome.message.is_empty() {
-                        metrics.rejected_by_peer.add(outcome.rejected);
-                        tracing::warn!(exporter = %spec.id, signal = %spec.signal, rejected = outcome.rejected, message = %outcome.message, "peer accepted the request partially");
+                    let (rejected, message) = (outcome.rejected, &outcome.message);
+                    ExportDelivered {
+                        items,
+                        rejected,
+                        message,
                     }
+                    .emit(metrics);
                     return Ok(());
                 }
                 Err(ExportError::TooLarge { message }) => {
@@ -820,8 +811,12 @@ impl Driver {
             if !retry.enabled || (!forever && started.elapsed() + wait > retry.max_elapsed_time) {
                 return give_up("retries exhausted", message, false);
             }
-            metrics.retries.add(1);
-            tracing::warn!(exporter = %spec.id, signal = %spec.signal, items, error = %message, wait_ms = wait.as_millis() as u64, "send failed; retrying");
+            ExportRetrying {
+                items,
+                error: &message,
+                wait,
+            }
+            .emit(metrics);
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
                 () = abort.cancelled() => return give_up("shutdown deadline passed while retrying", message, true),
@@ -1025,10 +1020,10 @@ mod tests {
     }
 
     /// Runs `batches` through an exporter of `spec` to the end; returns its counters.
-    async fn run_through(spec: ExporterSpec, batches: Vec<Batch>) -> ExporterMetrics {
+    async fn run_through(spec: ExporterSpec, batches: Vec<Batch>) -> ExporterInstruments {
         let telemetry = Telemetry::default();
         // Asking the registry again returns the counters the exporter counts into.
-        let metrics = ExporterMetrics::new(&telemetry.registry, &spec.id, spec.signal);
+        let metrics = ExporterInstruments::new(&telemetry.registry, None, &spec.id, spec.signal);
         let stop = CancellationToken::new();
         let (handle, task) = spawn_exporter(
             spec,

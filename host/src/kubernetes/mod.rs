@@ -14,75 +14,13 @@ pub use watch::slim;
 
 use crate::config::ComponentId;
 use crate::telemetry::{Telemetry, catalog};
-use regex::Regex;
-use serde::{Deserialize, Serialize};
+pub use k8sattributes_settings::AuthType;
+use k8sattributes_settings::{Config as Processor, FieldRule, Key, Source};
 use std::sync::Arc;
 use std::time::Duration;
 
 /// The processor type whose settings configure the cache.
 pub const PROCESSOR: &str = "k8sattributes";
-
-/// How to reach the API server.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-pub enum AuthType {
-    /// The pod's service account (in-cluster).
-    #[default]
-    #[serde(rename = "serviceAccount")]
-    ServiceAccount,
-    /// `$KUBECONFIG` or `~/.kube/config`.
-    #[serde(rename = "kubeconfig", alias = "kubeConfig")]
-    Kubeconfig,
-    /// The in-cluster address with no credentials.
-    #[serde(rename = "none")]
-    None,
-}
-
-/// `filter:` of a k8sattributes processor.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(default)]
-pub struct Filter {
-    /// Only this node's pods (DaemonSet mode), named by an environment variable.
-    pub node_from_env_var: Option<String>,
-    /// Only this node's pods, named directly.
-    pub node: Option<String>,
-    /// Only this namespace's pods.
-    pub namespace: Option<String>,
-}
-
-/// A label or annotation rule, as far as the cache needs it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(default)]
-pub struct FieldRule {
-    /// The label or annotation to copy.
-    pub key: Option<String>,
-    /// Copy every label or annotation whose key matches this regex.
-    pub key_regex: Option<String>,
-    /// Read it from the `pod` (default), its `namespace` or its `node`.
-    pub from: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(default)]
-pub struct Extract {
-    /// Which `k8s.*` attributes to set; the collector's default set when absent.
-    pub metadata: Option<Vec<String>>,
-    /// Labels to copy as attributes.
-    pub labels: Vec<FieldRule>,
-    /// Annotations to copy as attributes.
-    pub annotations: Vec<FieldRule>,
-}
-
-/// The keys of a `k8sattributes` processor the host reads; the plugin validates all of them.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(default)]
-struct ProcessorKeys {
-    auth_type: AuthType,
-    filter: Filter,
-    wait_for_metadata: bool,
-    wait_for_metadata_timeout: Option<String>,
-    passthrough: bool,
-    extract: Extract,
-}
 
 /// What the cache watches and keeps, merged from every `k8sattributes` processor in use.
 #[derive(Debug, Clone, Default)]
@@ -110,55 +48,45 @@ pub struct Settings {
 const DEFAULT_WAIT: Duration = Duration::from_secs(10);
 
 impl Settings {
-    /// The cache the listed `k8sattributes` processors need (`(id, settings)`, in pipeline
-    /// order): `None` when there are none. All of them share one cache, so they must agree on
-    /// how to reach and filter it.
+    /// The cache the listed `k8sattributes` processors need (`(id, the plugin's settings as
+    /// JSON)`, in pipeline order): `None` when there are none. All of them share one cache, so
+    /// they must agree on how to reach and filter it. An error names the processor; its
+    /// message starts with where in its settings, as the plugin's own would.
     pub fn from_processors<'a>(
-        listed: impl IntoIterator<Item = (&'a ComponentId, &'a serde_json::Value)>,
-    ) -> Result<Option<Settings>, String> {
-        let mut shared: Option<ProcessorKeys> = None;
+        listed: impl IntoIterator<Item = (&'a ComponentId, String)>,
+    ) -> Result<Option<Settings>, (ComponentId, String)> {
+        let mut first: Option<(&ComponentId, Processor)> = None;
         let mut settings = Settings::default();
-        for (id, processor) in listed {
-            let keys: ProcessorKeys = serde_json::from_value(processor.clone())
-                .map_err(|e| format!("processor `{id}`: {e}"))?;
-            match &shared {
-                Some(first)
-                    if (&first.auth_type, &first.filter, first.wait_for_metadata)
-                        != (&keys.auth_type, &keys.filter, keys.wait_for_metadata) =>
-                {
-                    return Err(format!(
-                        "processor `{id}`: every k8sattributes processor shares one cache, so auth_type, filter and wait_for_metadata must be the same in all of them"
-                    ));
-                }
-                _ => {}
+        for (id, text) in listed {
+            let processor = Processor::parse(&text).map_err(|e| (id.clone(), e))?;
+            let shared = |p: &Processor| (p.auth_type, p.filter.clone(), p.wait_for_metadata);
+            if let Some((_, first)) = &first
+                && shared(first) != shared(&processor)
+            {
+                return Err((id.clone(), "every k8sattributes processor shares one cache, so auth_type, filter and wait_for_metadata must be the same in all of them".into()));
             }
-            settings.add_rules(id.to_string(), &keys)?;
-            shared.get_or_insert(keys);
+            settings.add_rules(&processor);
+            first.get_or_insert((id, processor));
         }
-        let Some(keys) = shared else {
+        let Some((id, processor)) = first else {
             return Ok(None);
         };
-        settings.auth_type = keys.auth_type;
-        settings.namespace = keys.filter.namespace.clone();
-        settings.node = keys.filter.node.clone();
-        settings.node_env_var = keys.filter.node_from_env_var.clone();
-        if keys.wait_for_metadata {
-            settings.wait_for_metadata = Some(match &keys.wait_for_metadata_timeout {
+        settings.auth_type = processor.auth_type;
+        settings.namespace = processor.filter.namespace.clone();
+        settings.node = processor.filter.node.clone();
+        settings.node_env_var = processor.filter.node_from_env_var.clone();
+        if processor.wait_for_metadata {
+            settings.wait_for_metadata = Some(match &processor.wait_for_metadata_timeout {
                 Some(text) => crate::config::values::parse_duration(text)
-                    .map_err(|e| format!("k8sattributes wait_for_metadata_timeout: {e}"))?,
+                    .map_err(|e| (id.clone(), format!("wait_for_metadata_timeout: {e}")))?,
                 None => DEFAULT_WAIT,
             });
         }
         Ok(Some(settings))
     }
 
-    fn add_rules(&mut self, id: String, keys: &ProcessorKeys) -> Result<(), String> {
-        let wants = |name: &str| {
-            keys.extract
-                .metadata
-                .as_ref()
-                .is_some_and(|m| m.iter().any(|n| n == name))
-        };
+    fn add_rules(&mut self, processor: &Processor) {
+        let wants = |name: &str| processor.metadata.iter().any(|n| n == name);
         self.watch_namespaces |= wants("k8s.namespace.uid");
         self.watch_nodes |= wants("k8s.node.uid");
         self.watch_replicasets |= wants("k8s.deployment.uid");
@@ -169,47 +97,32 @@ impl Settings {
         ]
         .iter()
         .any(|name| wants(name));
-        for (rules, what) in [
-            (&keys.extract.labels, "labels"),
-            (&keys.extract.annotations, "annotations"),
-        ] {
-            for (i, rule) in rules.iter().enumerate() {
-                let filter = match (rule.from.as_deref().unwrap_or("pod"), what) {
-                    ("pod", "labels") => &mut self.pod_labels,
-                    ("pod", _) => &mut self.pod_annotations,
-                    ("namespace", "labels") => &mut self.namespace_labels,
-                    ("namespace", _) => &mut self.namespace_annotations,
-                    ("node", "labels") => &mut self.node_labels,
-                    ("node", _) => &mut self.node_annotations,
-                    (other, _) => {
-                        return Err(format!(
-                            "processor `{id}`: extract.{what}[{i}].from: `{other}` is not one of pod, namespace, node"
-                        ));
-                    }
-                };
-                match (&rule.key, &rule.key_regex) {
-                    (Some(key), _) => {
-                        filter.exact.insert(key.clone());
-                    }
-                    (None, Some(pattern)) => {
-                        filter
-                            .patterns
-                            .push(Regex::new(&format!("^(?:{pattern})$")).map_err(|e| {
-                                format!("processor `{id}`: extract.{what}[{i}].key_regex: {e}")
-                            })?)
-                    }
-                    (None, None) => {
-                        return Err(format!(
-                            "processor `{id}`: extract.{what}[{i}]: give `key` or `key_regex`"
-                        ));
-                    }
-                }
-            }
+        let labels = processor.labels.iter().map(|rule| (rule, true));
+        let annotations = processor.annotations.iter().map(|rule| (rule, false));
+        for (rule, is_label) in labels.chain(annotations) {
+            self.keep(rule, is_label);
         }
         self.watch_namespaces |=
             !self.namespace_labels.is_empty() || !self.namespace_annotations.is_empty();
         self.watch_nodes |= !self.node_labels.is_empty() || !self.node_annotations.is_empty();
-        Ok(())
+    }
+
+    /// Keeps the label (or annotation) keys `rule` can match.
+    fn keep(&mut self, rule: &FieldRule, is_label: bool) {
+        let filter = match (rule.from, is_label) {
+            (Source::Pod, true) => &mut self.pod_labels,
+            (Source::Pod, false) => &mut self.pod_annotations,
+            (Source::Namespace, true) => &mut self.namespace_labels,
+            (Source::Namespace, false) => &mut self.namespace_annotations,
+            (Source::Node, true) => &mut self.node_labels,
+            (Source::Node, false) => &mut self.node_annotations,
+        };
+        match &rule.key {
+            Key::Exact(key) => {
+                filter.exact.insert(key.clone());
+            }
+            Key::Pattern(pattern) => filter.patterns.push(pattern.clone()),
+        }
     }
 
     /// The label and annotation filters for namespace or node metadata.
@@ -220,17 +133,13 @@ impl Settings {
         }
     }
 
-    /// What a reload may not change without a restart: the cache is built once.
-    pub fn fingerprint<'a>(
-        configured: impl IntoIterator<Item = &'a serde_json::Value>,
-    ) -> serde_json::Value {
-        let mut keys: Vec<serde_json::Value> = Vec::new();
-        for processor in configured {
-            if let Ok(parsed) = serde_json::from_value::<ProcessorKeys>(processor.clone()) {
-                keys.push(serde_json::to_value(parsed).unwrap_or_default());
-            }
-        }
-        serde_json::Value::Array(keys)
+    /// What a reload may not change without a restart, from the plugin settings of every
+    /// `k8sattributes` processor defined: the cache is built once.
+    pub fn fingerprint(configured: impl IntoIterator<Item = String>) -> serde_json::Value {
+        let parsed = configured.into_iter().map(|text| Processor::parse(&text));
+        // One that does not parse cannot run either: its load reports it.
+        let inputs = parsed.filter_map(Result::ok).map(|p| p.cache_inputs());
+        serde_json::Value::Array(inputs.collect())
     }
 }
 
@@ -300,5 +209,91 @@ impl Cache {
                 "k8sattributes: the Kubernetes metadata did not sync within wait_for_metadata_timeout ({timeout:?})"
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn merged(processors: &[(&str, &str)]) -> Result<Option<Settings>, (ComponentId, String)> {
+        let ids: Vec<ComponentId> = processors
+            .iter()
+            .map(|(id, _)| ComponentId::parse(id).unwrap())
+            .collect();
+        Settings::from_processors(
+            ids.iter()
+                .zip(processors.iter().map(|(_, s)| s.to_string())),
+        )
+    }
+
+    #[test]
+    fn the_cache_keeps_what_every_processor_reads() {
+        let settings = merged(&[
+            (
+                "k8sattributes",
+                r#"{"extract": {"labels": [{"key": "app"}]}}"#,
+            ),
+            (
+                "k8sattributes/ns",
+                r#"{"extract": {"metadata": ["k8s.pod.name", "k8s.node.uid"],
+                    "annotations": [{"key_regex": "team/.*", "from": "namespace"}]}}"#,
+            ),
+        ])
+        .unwrap()
+        .unwrap();
+        assert!(settings.pod_labels.keeps("app") && !settings.pod_labels.keeps("apps"));
+        // The pattern matches whole keys, as the plugin's does.
+        assert!(settings.namespace_annotations.keeps("team/owner"));
+        assert!(!settings.namespace_annotations.keeps("x-team/owner"));
+        assert!(settings.watch_namespaces && settings.watch_nodes);
+        assert!(!settings.watch_replicasets && !settings.containers);
+        assert_eq!(merged(&[]).unwrap().map(|_| ()), None);
+    }
+
+    #[test]
+    fn errors_name_the_processor_and_where_in_it() {
+        let (id, message) = merged(&[
+            ("k8sattributes", "{}"),
+            (
+                "k8sattributes/b",
+                r#"{"extract": {"labels": [{"key": "a", "from": "pods"}]}}"#,
+            ),
+        ])
+        .unwrap_err();
+        assert_eq!(id.to_string(), "k8sattributes/b");
+        assert_eq!(
+            message,
+            "extract.labels[0].from: `pods` is not one of pod, namespace, node"
+        );
+        let (id, message) = merged(&[
+            ("k8sattributes", "{}"),
+            ("k8sattributes/b", r#"{"auth_type": "kubeconfig"}"#),
+        ])
+        .unwrap_err();
+        assert_eq!(id.to_string(), "k8sattributes/b");
+        assert!(message.contains("shares one cache"), "{message}");
+        let (_, message) = merged(&[(
+            "k8sattributes",
+            r#"{"wait_for_metadata": true, "wait_for_metadata_timeout": "soon"}"#,
+        )])
+        .unwrap_err();
+        assert!(
+            message.starts_with("wait_for_metadata_timeout: "),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn the_fingerprint_changes_with_what_the_cache_reads_only() {
+        let fingerprint = |settings: &str| Settings::fingerprint([settings.to_string()]);
+        let base = fingerprint(r#"{"extract": {"labels": [{"key": "app", "tag_name": "a"}]}}"#);
+        let renamed = fingerprint(r#"{"extract": {"labels": [{"key": "app", "tag_name": "b"}]}}"#);
+        let other_key = fingerprint(r#"{"extract": {"labels": [{"key": "team"}]}}"#);
+        let node =
+            fingerprint(r#"{"filter": {"node": "n1"}, "extract": {"labels": [{"key": "app"}]}}"#);
+        assert_eq!(base, renamed, "tag_name is the plugin's alone");
+        assert_ne!(base, other_key);
+        assert_ne!(renamed, node);
     }
 }

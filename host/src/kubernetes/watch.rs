@@ -4,8 +4,8 @@
 
 use super::store::{self, Kind, Store};
 use super::{AuthType, IGNORE_ANNOTATIONS, Settings};
-use crate::telemetry::metrics::Counter;
-use crate::telemetry::{Telemetry, catalog};
+use crate::telemetry::Telemetry;
+use crate::telemetry::events::{Event as _, WatchFailed, WatchInstruments, WatchResumed};
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
@@ -55,7 +55,7 @@ pub async fn spawn(
             waiting: waiting.clone(),
             tx: synced_tx.clone(),
             done: false,
-            failures: registry.counter(&catalog::KUBERNETES_WATCH_FAILURES, &[kind.as_str()]),
+            events: WatchInstruments::new(registry, kind.as_str()),
         };
         let (client, settings, store) = (client.clone(), settings.clone(), store.clone());
         supervisor.spawn(
@@ -91,10 +91,10 @@ async fn watch_kind(
             };
             if kind == Kind::Namespaces {
                 let api = Api::<PartialObjectMeta<Namespace>>::all(client);
-                follow_metadata("namespaces", api, kind, &store, sync, update).await
+                follow_metadata(api, kind, &store, sync, update).await
             } else {
                 let api = Api::<PartialObjectMeta<Node>>::all(client);
-                follow_metadata("nodes", api, kind, &store, sync, update).await
+                follow_metadata(api, kind, &store, sync, update).await
             }
         }
         Kind::ReplicaSets => {
@@ -109,7 +109,7 @@ async fn watch_kind(
                     .map(|o| o.uid.as_str());
                 store.set_deployment_of(uid, deployment);
             };
-            follow_metadata("replicasets", api, kind, &store, sync, update).await
+            follow_metadata(api, kind, &store, sync, update).await
         }
     }
 }
@@ -147,7 +147,7 @@ struct FirstList {
     waiting: Arc<AtomicUsize>,
     tx: Arc<signal::Sender<bool>>,
     done: bool,
-    failures: Counter,
+    events: WatchInstruments,
 }
 
 impl FirstList {
@@ -163,7 +163,6 @@ impl FirstList {
 
 /// Drives a watch stream for good, logging the first error of an outage and its end.
 async fn follow<K>(
-    what: &'static str,
     stream: impl Stream<Item = Result<Event<K>, watcher::Error>> + Send,
     mut sync: FirstList,
     mut apply: impl FnMut(Event<K>) + Send,
@@ -171,15 +170,12 @@ async fn follow<K>(
     let mut stream = std::pin::pin!(stream.default_backoff());
     let mut failing = false;
     while let Some(event) = stream.next().await {
-        if event.is_err() {
-            sync.failures.add(1);
-        }
         match event {
             Ok(event) => {
                 // Every retry starts with `Init` before its list fails again: only an object
                 // or a finished list shows the API server is back.
                 if !matches!(event, Event::Init) && std::mem::take(&mut failing) {
-                    tracing::info!(what, "Kubernetes watch resumed");
+                    WatchResumed.emit(&sync.events);
                 }
                 let listed = matches!(event, Event::InitDone);
                 apply(event);
@@ -187,11 +183,14 @@ async fn follow<K>(
                     sync.listed();
                 }
             }
-            Err(error) if !failing => {
-                failing = true;
-                tracing::warn!(what, %error, "Kubernetes watch failed; retrying with backoff, the cache keeps what it has");
+            Err(error) => {
+                let first_of_outage = !std::mem::replace(&mut failing, true);
+                WatchFailed {
+                    error: &error,
+                    first_of_outage,
+                }
+                .emit(&sync.events);
             }
-            Err(error) => tracing::debug!(what, %error, "Kubernetes watch still failing"),
         }
     }
 }
@@ -211,7 +210,7 @@ async fn watch_pods(client: Client, settings: Arc<Settings>, store: Arc<Store>, 
     if let Some(node) = &settings.node {
         config = config.fields(&format!("spec.nodeName={node}"));
     }
-    follow("pods", watcher::watcher(api, config), sync, |event| {
+    follow(watcher::watcher(api, config), sync, |event| {
         let now = Instant::now();
         match event {
             Event::Init => store.relist_started(Kind::Pods),
@@ -237,7 +236,6 @@ async fn watch_pods(client: Client, settings: Arc<Settings>, store: Arc<Store>, 
 /// Follows a metadata-only watch (namespaces, nodes, ReplicaSets): relists, and each object
 /// or deletion (`None`) handed to `update` under its key.
 async fn follow_metadata<M>(
-    what: &'static str,
     api: Api<M>,
     kind: Kind,
     store: &Store,
@@ -247,7 +245,7 @@ async fn follow_metadata<M>(
     M: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
 {
     let stream = watcher::watcher(api, watcher::Config::default().page_size(LIST_PAGE));
-    follow(what, stream, sync, |event| match event {
+    follow(stream, sync, |event| match event {
         Event::Init => store.relist_started(kind),
         Event::InitDone => store.relist_done(kind, Instant::now()),
         Event::Apply(object) | Event::InitApply(object) => {

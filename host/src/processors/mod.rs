@@ -11,12 +11,14 @@ pub mod wasm;
 
 use breaker::Breaker;
 pub use builtin::{BUILT_IN, built_in_dirs, find_built_in};
-pub use settings::{HostSettings, LimitSettings, OnFailure, split_settings};
+pub use settings::{HostSettings, LimitSettings, OnFailure, plugin_settings, split_settings};
 
 use crate::pdata::Batch;
 use crate::pipeline::{ProcessError, Processed, Processor, Rejection};
-use crate::telemetry::catalog;
-use crate::telemetry::metrics::{Counter, Histogram, Registry};
+use crate::telemetry::events::{
+    Event, PluginFailed, PluginInstruments, PluginRejected, PluginRolledBack, PluginSwapped,
+};
+use crate::telemetry::metrics::Registry;
 use arc_swap::{ArcSwap, ArcSwapOption};
 use futures::future::BoxFuture;
 use std::path::PathBuf;
@@ -24,37 +26,6 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use wasm::{Failure, FailureKind, Plugin};
-
-/// Counters for one processor.
-#[derive(Clone)]
-struct ProcessorMetrics {
-    registry: Arc<Registry>,
-    calls: Counter,
-    dropped_items: Counter,
-    /// Batches not handed to the plugin because its circuit was open.
-    skipped: Counter,
-    /// Time inside the plugin per batch, failed calls included.
-    duration: Histogram,
-    /// One per `FailureKind`, in its order, made with the processor: every series exists from
-    /// the start at zero (so rate() and alerts see the first failure), and a failure does not
-    /// lock the registry.
-    failures: [Counter; FailureKind::ALL.len()],
-}
-
-/// Seconds: a resource-only plugin takes microseconds, a filter over a large batch
-/// milliseconds, and the default timeout is a few seconds.
-const DURATION_BOUNDS: &[f64] = &[
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-];
-
-/// What a swap can come to, each a `result` label of `trailhead_processor_swaps_total`.
-const SWAP_RESULTS: [&str; 3] = ["applied", "rejected", "rolled_back"];
-
-impl ProcessorMetrics {
-    fn failure(&self, kind: FailureKind) -> &Counter {
-        &self.failures[kind as usize]
-    }
-}
 
 /// How many traps a new version may have during probation before it is rolled back.
 const PROBATION_TRAPS: u64 = 3;
@@ -71,23 +42,15 @@ pub struct WasmProcessor {
     probation: Mutex<Option<(Instant, u64)>>,
     breaker: Mutex<Breaker>,
     on_failure: OnFailure,
-    metrics: ProcessorMetrics,
+    metrics: PluginInstruments,
 }
 
 impl WasmProcessor {
     pub fn new(plugin: Plugin, on_failure: OnFailure, registry: &Arc<Registry>) -> Self {
         let id = plugin.id.to_string();
-        let values = [id.as_str()];
-        let metrics = ProcessorMetrics {
-            calls: registry.counter(&catalog::PROCESSOR_CALLS, &values),
-            dropped_items: registry.counter(&catalog::PROCESSOR_DROPPED, &values),
-            skipped: registry.counter(&catalog::PROCESSOR_SKIPPED, &values),
-            duration: registry.histogram(&catalog::PROCESSOR_DURATION, &values, DURATION_BOUNDS),
-            failures: FailureKind::ALL
-                .map(|kind| registry.counter(&catalog::PROCESSOR_FAILURES, &[&id, kind.as_str()])),
-            registry: registry.clone(),
-        };
-        let processor = WasmProcessor {
+        let kinds = FailureKind::ALL.map(FailureKind::as_str);
+        let metrics = PluginInstruments::new(registry, &id, &kinds);
+        WasmProcessor {
             id,
             plugin: ArcSwap::from_pointee(plugin),
             previous: ArcSwapOption::empty(),
@@ -95,22 +58,12 @@ impl WasmProcessor {
             breaker: Mutex::new(Breaker::default()),
             on_failure,
             metrics,
-        };
-        for result in SWAP_RESULTS {
-            processor.swap_counter(result);
         }
-        processor
     }
 
     /// The plugin file, for watching.
     pub fn path(&self) -> PathBuf {
         self.plugin.load().path.clone()
-    }
-
-    fn swap_counter(&self, result: &str) -> Counter {
-        self.metrics
-            .registry
-            .counter(&catalog::PROCESSOR_SWAPS, &[&self.id, result])
     }
 
     /// Re-reads the plugin file; swaps in a new version that loads, initialises and passes its
@@ -121,17 +74,21 @@ impl WasmProcessor {
         match current.reload() {
             Ok(None) => Ok(false),
             Ok(Some(next)) => {
-                tracing::info!(processor = %self.id, from = %current.sha256, to = %next.sha256, version = %next.info.version, "plugin swapped");
+                let (from, to) = (&current.sha256, &next.sha256);
+                PluginSwapped {
+                    from,
+                    to,
+                    version: &next.info.version,
+                }
+                .emit(&self.metrics);
                 self.previous.store(Some(current));
                 self.plugin.store(Arc::new(next));
                 *self.probation.lock().unwrap_or_else(|e| e.into_inner()) =
                     Some((Instant::now(), 0));
-                self.swap_counter("applied").add(1);
                 Ok(true)
             }
             Err(error) => {
-                tracing::error!(processor = %self.id, error = %error, "new plugin version rejected; the current one keeps serving");
-                self.swap_counter("rejected").add(1);
+                PluginRejected { error: &error }.emit(&self.metrics);
                 Err(error)
             }
         }
@@ -149,9 +106,9 @@ impl WasmProcessor {
         *traps += 1;
         if *traps >= PROBATION_TRAPS {
             if let Some(previous) = self.previous.swap(None) {
-                tracing::error!(processor = %self.id, bad = %failed.sha256, restored = %previous.sha256, "new plugin version keeps failing; rolled back");
+                let (bad, restored) = (&failed.sha256, &previous.sha256);
+                PluginRolledBack { bad, restored }.emit(&self.metrics);
                 self.plugin.store(previous);
-                self.swap_counter("rolled_back").add(1);
             }
             *probation = None;
         }
@@ -165,7 +122,7 @@ impl WasmProcessor {
             .map(|kind| {
                 (
                     kind.as_str().to_string(),
-                    self.metrics.failure(*kind).get().into(),
+                    self.metrics.failures(kind.as_str()).into(),
                 )
             })
             .collect();
@@ -209,27 +166,23 @@ impl WasmProcessor {
     }
 
     fn failed(&self, plugin: &Arc<Plugin>, batch: Batch, failure: Failure) -> Processed {
-        self.metrics.failure(failure.kind).add(1);
-        if self
+        let circuit_opened = self
             .breaker
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .failed()
-        {
-            tracing::error!(processor = %self.id, "plugin keeps failing; not calling it until its backoff ends");
+            .failed();
+        PluginFailed {
+            kind: failure.kind.as_str(),
+            error: &failure.message,
+            output: &failure.output,
+            on_failure: self.on_failure.as_str(),
+            items: batch.items,
+            circuit_opened,
         }
+        .emit(&self.metrics);
         if failure.kind != FailureKind::PluginError {
             self.note_trap(plugin);
         }
-        tracing::warn!(
-            processor = %self.id,
-            kind = failure.kind.as_str(),
-            error = %failure.message,
-            plugin_output = %failure.output,
-            on_failure = ?self.on_failure,
-            items = batch.items,
-            "plugin failed on a batch"
-        );
         self.apply_policy(batch, &format!("failed: {}", failure.kind.as_str()))
     }
 }

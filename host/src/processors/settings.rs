@@ -32,6 +32,16 @@ pub enum OnFailure {
     Drop,
 }
 
+impl OnFailure {
+    /// Its name in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnFailure::Pass => "pass",
+            OnFailure::Drop => "drop",
+        }
+    }
+}
+
 /// `limits:` of a processor entry.
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -65,16 +75,19 @@ const HOST_KEYS: [&str; 4] = ["plugin", "sha256", "on_failure", "limits"];
 
 /// Splits a processor entry into the host's settings and the plugin's config as JSON.
 pub fn split_settings(settings: &serde_json::Value) -> Result<(HostSettings, String), String> {
-    let mut host = serde_json::Map::new();
-    let mut plugin = serde_json::Map::new();
-    if let Some(map) = settings.as_object() {
-        for (key, value) in map {
-            let is_host = HOST_KEYS.contains(&key.as_str());
-            if is_host { &mut host } else { &mut plugin }.insert(key.clone(), value.clone());
-        }
-    }
-    let host: HostSettings =
-        serde_json::from_value(serde_json::Value::Object(host)).map_err(|e| e.to_string())?;
-    let json = serde_json::to_string(&plugin).map_err(|e| e.to_string())?;
-    Ok((host, json))
+    let host = keys(settings, |key| HOST_KEYS.contains(&key));
+    let host: HostSettings = serde_json::from_value(host).map_err(|e| e.to_string())?;
+    Ok((host, plugin_settings(settings)))
+}
+
+/// The plugin's part of a processor entry, as the JSON its `init` gets: every key but the
+/// host's.
+pub fn plugin_settings(settings: &serde_json::Value) -> String {
+    keys(settings, |key| !HOST_KEYS.contains(&key)).to_string()
+}
+
+fn keys(settings: &serde_json::Value, wanted: impl Fn(&str) -> bool) -> serde_json::Value {
+    let map = settings.as_object().into_iter().flatten();
+    let kept = map.filter(|(key, _)| wanted(key));
+    serde_json::Value::Object(kept.map(|(k, v)| (k.clone(), v.clone())).collect())
 }

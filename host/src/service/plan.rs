@@ -9,6 +9,7 @@ use super::reload::{self, Loaded};
 use crate::components::Config;
 use crate::kubernetes;
 use crate::pipeline::memory_limiter;
+use crate::processors::plugin_settings;
 use crate::telemetry::metrics::Registry;
 use std::sync::Arc;
 
@@ -31,9 +32,13 @@ pub struct KubernetesPlan {
 
 impl KubernetesPlan {
     pub fn new(config: &Config) -> Result<KubernetesPlan, StartError> {
+        let listed = config.listed(kubernetes::PROCESSOR);
+        let listed = listed.map(|(id, settings)| (id, plugin_settings(settings)));
+        let settings = kubernetes::Settings::from_processors(listed).map_err(|(id, message)| {
+            StartError::Processor(config.processor_diagnostic(&id, &message, message.clone()))
+        })?;
         Ok(KubernetesPlan {
-            settings: kubernetes::Settings::from_processors(config.listed(kubernetes::PROCESSOR))
-                .map_err(StartError::Kubernetes)?,
+            settings,
             metadata: Arc::new(kubernetes::Store::default()),
         })
     }
@@ -61,5 +66,25 @@ impl Plan {
             processors,
             limiter,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // The host reads the k8sattributes settings before any plugin loads; its error is placed
+    // on the key, as the plugin's own would be.
+    #[test]
+    fn a_bad_k8sattributes_setting_is_placed_on_its_key() {
+        let text = "receivers:\n  otlp:\nprocessors:\n  k8sattributes:\n    on_failure: pass\n    extract:\n      labels:\n        - key: app\n          from: pods\nexporters:\n  debug:\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      processors: [k8sattributes]\n      exporters: [debug]\n";
+        let config = Config::from_text(text, std::path::Path::new("t.yaml")).unwrap();
+        let Err(error) = KubernetesPlan::new(&config) else {
+            panic!("the plan took `from: pods`")
+        };
+        assert_eq!(
+            error.to_string(),
+            "t.yaml:9:11: processor `k8sattributes`: extract.labels[0].from: `pods` is not one of pod, namespace, node"
+        );
     }
 }

@@ -14,7 +14,9 @@ use crate::kubernetes;
 use crate::pipeline::{Pipeline, Processors};
 use crate::processors::wasm::{LoadError, Runtime};
 use crate::processors::{WasmProcessor, find_built_in};
-use crate::telemetry::catalog;
+use crate::telemetry::events::{
+    Event, ReloadApplied, ReloadInstruments, ReloadRejected, ReloadUnchanged,
+};
 use crate::telemetry::metrics::Registry;
 use arc_swap::ArcSwap;
 use std::collections::BTreeMap;
@@ -46,28 +48,12 @@ pub struct PluginReload {
 }
 
 impl ReloadOutcome {
-    pub const RESULTS: [&str; 3] = ["applied", "unchanged", "rejected"];
-
-    pub fn result(&self) -> &'static str {
-        match self {
-            ReloadOutcome::Applied(_) => "applied",
-            ReloadOutcome::Unchanged(_) => "unchanged",
-            ReloadOutcome::Rejected(_) => "rejected",
-        }
-    }
-
-    pub fn error(&self) -> Option<&str> {
-        match self {
-            ReloadOutcome::Rejected(error) => Some(error),
-            _ => None,
-        }
-    }
-
     /// `POST /reload`'s answer: `{"config": RESULT, "plugins": [...]}` or
     /// `{"config": "rejected", "error": ...}`.
     pub fn to_json(&self) -> serde_json::Value {
-        let plugins = match self {
-            ReloadOutcome::Applied(plugins) | ReloadOutcome::Unchanged(plugins) => plugins,
+        let (config, plugins) = match self {
+            ReloadOutcome::Applied(plugins) => ("applied", plugins),
+            ReloadOutcome::Unchanged(plugins) => ("unchanged", plugins),
             ReloadOutcome::Rejected(error) => {
                 return serde_json::json!({"config": "rejected", "error": error});
             }
@@ -79,7 +65,7 @@ impl ReloadOutcome {
                 Err(error) => serde_json::json!({"processor": p.processor, "error": error}),
             })
             .collect();
-        serde_json::json!({"config": self.result(), "plugins": plugins})
+        serde_json::json!({"config": config, "plugins": plugins})
     }
 }
 
@@ -199,7 +185,7 @@ pub struct Reloader {
     current: Mutex<Current>,
     /// Every loaded processor, for the file watcher and `GET /plugins`.
     live: ArcSwap<Vec<Arc<WasmProcessor>>>,
-    tracer: Option<Arc<crate::telemetry::traces::SelfTracer>>,
+    instruments: ReloadInstruments,
 }
 
 impl Reloader {
@@ -214,7 +200,7 @@ impl Reloader {
         let live = loaded.values().cloned().collect();
         let processors = with_settings(config, loaded);
         let embedded = config.source.to_string_lossy().starts_with('<');
-        let plugins = Reloader {
+        Reloader {
             source: (!embedded).then(|| config.source.clone()),
             registry: registry.clone(),
             metadata: metadata.clone(),
@@ -225,16 +211,8 @@ impl Reloader {
                 runtime: None,
             }),
             live: ArcSwap::from_pointee(live),
-            tracer: telemetry.tracer.clone(),
-        };
-        for result in ReloadOutcome::RESULTS {
-            plugins.counter(result);
+            instruments: ReloadInstruments::new(registry, telemetry.tracer.clone()),
         }
-        plugins
-    }
-
-    fn counter(&self, result: &str) -> crate::telemetry::metrics::Counter {
-        self.registry.counter(&catalog::CONFIG_RELOADS, &[result])
     }
 
     /// Re-reads the config and every plugin file. Blocking.
@@ -312,26 +290,17 @@ impl Reloader {
         outcome
     }
 
-    /// A reload's counter, log line and span, in one place.
+    /// A reload's counter, log line and span.
     fn report(&self, outcome: &ReloadOutcome, started: std::time::SystemTime) {
-        let result = outcome.result();
-        self.counter(result).add(1);
+        let to = &self.instruments;
         match outcome {
-            ReloadOutcome::Rejected(error) => {
-                tracing::error!(error = %error, "config reload rejected; the running config is kept")
-            }
+            ReloadOutcome::Rejected(error) => ReloadRejected { started, error }.emit(to),
             ReloadOutcome::Applied(_) => {
                 // Only a config read from a file can change, so `source` is set here.
                 let config = self.source.as_deref().unwrap_or(std::path::Path::new(""));
-                tracing::info!(config = %config.display(), "config reloaded: changed processors swapped in")
+                ReloadApplied { started, config }.emit(to)
             }
-            ReloadOutcome::Unchanged(_) => {}
-        }
-        if let Some(tracer) = &self.tracer {
-            use opentelemetry_proto::tonic::common::v1::any_value::Value;
-            let attributes = [("trailhead.result", Value::StringValue(result.into()))];
-            let now = std::time::SystemTime::now();
-            tracer.record("config reload", started, now, &attributes, outcome.error());
+            ReloadOutcome::Unchanged(_) => ReloadUnchanged { started }.emit(to),
         }
     }
 

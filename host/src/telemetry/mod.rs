@@ -1,7 +1,9 @@
-//! trailhead observing itself: metrics (declared in `catalog`, in one place), the health
-//! check, logs.
+//! trailhead observing itself: metrics (declared in `catalog`, in one place), the events that
+//! count, log and trace what happened (`events`, in one place), self-traces, the health check
+//! and the supervisor of long-lived tasks.
 
 pub mod catalog;
+pub mod events;
 pub mod health;
 pub mod heap;
 pub mod metrics;
@@ -10,7 +12,7 @@ pub mod supervisor;
 pub mod traces;
 
 use crate::pdata::Signal;
-use metrics::{Counter, Histogram, Registry};
+use metrics::{Counter, Registry};
 use std::sync::Arc;
 
 /// Counters one receiver keeps for one signal.
@@ -50,37 +52,6 @@ impl ServerMetrics {
             refused_connections: registry.counter(&catalog::SERVER_REFUSED_CONNECTIONS, &values),
             unauthenticated_requests: registry.counter(&catalog::SERVER_UNAUTHENTICATED, &values),
             rate_limited_requests: registry.counter(&catalog::SERVER_RATE_LIMITED, &values),
-        }
-    }
-}
-
-/// Counters one exporter keeps for one signal.
-#[derive(Clone, Debug)]
-pub struct ExporterMetrics {
-    pub sent: Counter,
-    /// Items given up on: permanent rejection, retries exhausted, or shutdown deadline.
-    pub failed: Counter,
-    /// Items the peer reported as rejected in a partial success.
-    pub rejected_by_peer: Counter,
-    /// Send attempts that will be retried.
-    pub retries: Counter,
-    /// Requests the peer refused as too large, and sent again in halves.
-    pub size_splits: Counter,
-    pub batch_items: Histogram,
-}
-
-const BATCH_BOUNDS: &[f64] = &[10.0, 100.0, 512.0, 1024.0, 4096.0, 8192.0, 16384.0, 65536.0];
-
-impl ExporterMetrics {
-    pub fn new(registry: &Registry, exporter: &str, signal: Signal) -> Self {
-        let values = [exporter, signal.as_str()];
-        ExporterMetrics {
-            sent: registry.counter(&catalog::EXPORTER_SENT, &values),
-            failed: registry.counter(&catalog::EXPORTER_FAILED, &values),
-            rejected_by_peer: registry.counter(&catalog::EXPORTER_PEER_REJECTED, &values),
-            retries: registry.counter(&catalog::EXPORTER_RETRIES, &values),
-            size_splits: registry.counter(&catalog::EXPORTER_SIZE_SPLITS, &values),
-            batch_items: registry.histogram(&catalog::EXPORTER_BATCH_ITEMS, &values, BATCH_BOUNDS),
         }
     }
 }

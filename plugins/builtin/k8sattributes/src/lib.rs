@@ -7,9 +7,7 @@
 //! `k8s.pod.ip` (the pod's, else the sender's), so Alloy's own k8sattributes downstream, which
 //! associates by `k8s.pod.ip` first, credits the sender and not trailhead's pod.
 
-mod config;
-
-use config::{Association, Config, FieldRule, Key, Source};
+use k8sattributes_settings::{Association, Config, FieldRule, Key, Source};
 use std::cell::RefCell;
 use std::net::{IpAddr, SocketAddr};
 use trailhead_plugin::host::{self, ObjectMeta, Pod};

@@ -1,9 +1,13 @@
-//! The k8sattributes config, in the collector processor's shape, checked once at `init`.
+//! The k8sattributes processor's settings, in the collector processor's shape, written once
+//! for both of their readers: the plugin, which extracts what they ask for, and the host,
+//! whose one Kubernetes cache watches and keeps what they need (`auth_type`, `filter`,
+//! `wait_for_metadata*`, and the objects and keys `extract` reads).
+//!
 //! Errors start with a dotted path into the processor's config (`extract.labels[1]: …`),
 //! which the host turns into a line of the config file.
 
 use regex::Regex;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The attributes written when `extract.metadata` is not given (the collector's defaults).
 pub const DEFAULT_METADATA: [&str; 6] = [
@@ -41,22 +45,17 @@ pub const METADATA: [&str; 22] = [
     "container.image.tags",
 ];
 
-// The processor's keys. Those the host uses for its cache (auth_type, filter,
-// wait_for_metadata*) are checked here too, so a typo is reported like any other.
+// The processor's keys, as written.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Raw {
     #[serde(default)]
-    #[allow(dead_code)]
     auth_type: AuthType,
     #[serde(default)]
-    #[allow(dead_code)]
     filter: Filter,
     #[serde(default)]
-    #[allow(dead_code)]
     wait_for_metadata: bool,
     #[serde(default)]
-    #[allow(dead_code)]
     wait_for_metadata_timeout: Option<String>,
     #[serde(default)]
     passthrough: bool,
@@ -68,24 +67,31 @@ struct Raw {
     pod_association: Vec<RawRule>,
 }
 
-#[derive(Deserialize, Default)]
-enum AuthType {
+/// How to reach the API server.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub enum AuthType {
+    /// The pod's service account (in-cluster).
     #[default]
     #[serde(rename = "serviceAccount")]
     ServiceAccount,
+    /// `$KUBECONFIG` or `~/.kube/config`.
     #[serde(rename = "kubeconfig", alias = "kubeConfig")]
     Kubeconfig,
+    /// The in-cluster address with no credentials.
     #[serde(rename = "none")]
     None,
 }
 
-#[derive(Deserialize, Default)]
+/// `filter:`: which pods the cache watches.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-struct Filter {
-    node_from_env_var: Option<String>,
-    node: Option<String>,
-    namespace: Option<String>,
+pub struct Filter {
+    /// Only this node's pods (DaemonSet mode), named by an environment variable.
+    pub node_from_env_var: Option<String>,
+    /// Only this node's pods, named directly.
+    pub node: Option<String>,
+    /// Only this namespace's pods.
+    pub namespace: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -134,13 +140,15 @@ pub enum Association {
 }
 
 /// Which object a label or annotation is read from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Source {
     Pod,
     Namespace,
     Node,
 }
 
+/// Which keys a rule copies: one, or every key the (whole-key) pattern matches.
 #[derive(Debug, Clone)]
 pub enum Key {
     Exact(String),
@@ -159,6 +167,12 @@ pub struct FieldRule {
 
 #[derive(Debug, Clone)]
 pub struct Config {
+    pub auth_type: AuthType,
+    pub filter: Filter,
+    /// Hold data until the cache's first full sync.
+    pub wait_for_metadata: bool,
+    /// How long to wait for it, as written; the host parses the duration.
+    pub wait_for_metadata_timeout: Option<String>,
     pub passthrough: bool,
     pub trust_forwarded_for: bool,
     pub metadata: Vec<String>,
@@ -168,6 +182,7 @@ pub struct Config {
 }
 
 impl Config {
+    /// Parses and checks the processor's settings, as JSON.
     pub fn parse(text: &str) -> Result<Config, String> {
         let mut json = serde_json::Deserializer::from_str(text);
         let raw: Raw = serde_path_to_error::deserialize(&mut json).map_err(|e| {
@@ -199,12 +214,41 @@ impl Config {
             }
         };
         Ok(Config {
+            auth_type: raw.auth_type,
+            filter: raw.filter,
+            wait_for_metadata: raw.wait_for_metadata,
+            wait_for_metadata_timeout: raw.wait_for_metadata_timeout,
             passthrough: raw.passthrough,
             trust_forwarded_for: raw.trust_forwarded_for,
             metadata,
             labels: fields(raw.extract.labels, "extract.labels")?,
             annotations: fields(raw.extract.annotations, "extract.annotations")?,
             associations: associations(raw.pod_association)?,
+        })
+    }
+}
+
+impl Config {
+    /// What the host's cache is built from, to compare across a reload (a change in it needs
+    /// a restart): everything but what only the plugin reads, such as `tag_name`.
+    pub fn cache_inputs(&self) -> serde_json::Value {
+        let rules = |rules: &[FieldRule]| -> Vec<serde_json::Value> {
+            rules
+                .iter()
+                .map(|rule| match &rule.key {
+                    Key::Exact(key) => serde_json::json!([rule.from, "key", key]),
+                    Key::Pattern(re) => serde_json::json!([rule.from, "key_regex", re.as_str()]),
+                })
+                .collect()
+        };
+        serde_json::json!({
+            "auth_type": self.auth_type,
+            "filter": self.filter,
+            "wait_for_metadata": self.wait_for_metadata,
+            "wait_for_metadata_timeout": self.wait_for_metadata_timeout,
+            "metadata": self.metadata,
+            "labels": rules(&self.labels),
+            "annotations": rules(&self.annotations),
         })
     }
 }
@@ -321,6 +365,20 @@ mod tests {
         assert!(
             error(r#"{"auth_type": "token"}"#).starts_with("auth_type: unknown variant `token`")
         );
+    }
+
+    #[test]
+    fn the_host_keys_parse_with_the_rest() {
+        let config = Config::parse(
+            r#"{"auth_type": "kubeConfig", "filter": {"namespace": "shop"}, "wait_for_metadata": true}"#,
+        )
+        .unwrap();
+        assert_eq!(config.auth_type, AuthType::Kubeconfig);
+        assert_eq!(config.filter.namespace.as_deref(), Some("shop"));
+        assert!(config.wait_for_metadata && config.wait_for_metadata_timeout.is_none());
+        let inputs = config.cache_inputs();
+        assert_eq!(inputs["auth_type"], "kubeconfig");
+        assert_eq!(inputs["filter"]["namespace"], "shop");
     }
 
     #[test]
