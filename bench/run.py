@@ -653,6 +653,12 @@ LEVERS = [
     "parsing the body in place with runtime AVX2 (18,133 against 18,433), and a strict reader written for "
     "Zipkin's shape with 8-byte SWAR string scans (15,408 against 16,246: 5% for ~450 lines of hand-written "
     "JSON).",
+    "- Own metrics on `prometheus-client` 0.26 instead of a hand-written registry and encoder (2026-12-04), "
+    "measured side by side on the 102 series of a gateway with two receivers, two exporters and three processors "
+    "(`metrics-exposition` at commit \"Measure the hand-written metrics exposition\", release build, medians of "
+    "5×21 rounds, three runs agreeing within 2%): a scrape 38 → 30 µs, a counter add 1.72 ns in both, a "
+    "histogram observation 8.9 → 7.6 ns, the registry's heap 22 → 32 KB, the same 248 lines of text. The "
+    "hand-written one paid nowhere but 10 KB of heap, so the maintained crate replaced it.",
     "- The config is read once into a located tree that is itself the serde Deserializer, instead of each "
     "config struct being deserialized straight from serde-saphyr through serde_path_to_error (2026-12-03): "
     "that code ran once at start and stayed resident. Release build idle on the default config, one machine: "
