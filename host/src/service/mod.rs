@@ -300,7 +300,10 @@ async fn start_admin(
         let scrape = move || {
             let registry = registry.clone();
             async move {
-                let text = [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")];
+                let text = [(
+                    http::header::CONTENT_TYPE,
+                    crate::telemetry::metrics::Registry::CONTENT_TYPE,
+                )];
                 (text, registry.render())
             }
         };

@@ -1,68 +1,112 @@
-//! A small Prometheus registry: counters, gauges read on scrape, and histograms. Handles are
-//! created when a component is built, so the hot path is one atomic add.
+//! trailhead's own metrics on `prometheus-client`: counters, histograms, and gauges read on
+//! scrape, exposed in the Prometheus text format. Handles are made when a component is built,
+//! so the hot path is one atomic add. Series are made only from the catalog's declarations
+//! (`telemetry::catalog`), with their label values in the declared order. BENCHMARKS.md has
+//! the measurement against the hand-written encoder this replaced.
 
 use super::catalog::{Kind, Metric};
-use std::collections::BTreeMap;
-use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, prometheus_text};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::family::{Family, MetricConstructor};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 /// A monotonically increasing count.
 #[derive(Clone, Debug, Default)]
-pub struct Counter(Arc<AtomicU64>);
+pub struct Counter(prometheus_client::metrics::counter::Counter);
 
 impl Counter {
     pub fn add(&self, n: u64) {
-        self.0.fetch_add(n, Ordering::Relaxed);
+        self.0.inc_by(n);
     }
     pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+        self.0.get()
     }
 }
 
 /// A distribution over fixed bucket bounds.
 #[derive(Clone, Debug)]
-pub struct Histogram(Arc<HistogramCells>);
-
-#[derive(Debug)]
-struct HistogramCells {
-    bounds: &'static [f64],
-    buckets: Vec<AtomicU64>,
-    count: AtomicU64,
-    sum_bits: Mutex<f64>,
-}
+pub struct Histogram(prometheus_client::metrics::histogram::Histogram);
 
 impl Histogram {
     pub fn observe(&self, value: f64) {
-        let cells = &self.0;
-        if let Some(i) = cells.bounds.iter().position(|&b| value <= b) {
-            cells.buckets[i].fetch_add(1, Ordering::Relaxed);
-        }
-        cells.count.fetch_add(1, Ordering::Relaxed);
-        if let Ok(mut sum) = cells.sum_bits.lock() {
-            *sum += value;
-        }
+        self.0.observe(value);
+    }
+}
+
+/// Label names and values, in the catalog's order.
+type Labels = Vec<(&'static str, String)>;
+
+/// Makes a histogram family's series, all with the family's bounds.
+#[derive(Clone, Copy)]
+struct Buckets(&'static [f64]);
+
+impl MetricConstructor<prometheus_client::metrics::histogram::Histogram> for Buckets {
+    fn new_metric(&self) -> prometheus_client::metrics::histogram::Histogram {
+        prometheus_client::metrics::histogram::Histogram::new(self.0.iter().copied())
     }
 }
 
 type GaugeFn = Box<dyn Fn() -> f64 + Send + Sync>;
 
-enum Series {
-    Counter(Counter),
-    Gauge(GaugeFn),
-    Histogram(Histogram),
-}
+/// One gauge metric's series: how to read each, by label values.
+type GaugeSeries = (&'static Metric, BTreeMap<Vec<String>, GaugeFn>);
 
-struct Family {
-    help: &'static str,
-    kind: &'static str,
-    series: BTreeMap<String, Series>,
-}
-
-/// All of trailhead's own metrics, rendered in the Prometheus text format.
+/// The gauges read at scrape time, by metric name.
 #[derive(Default)]
+struct Gauges(Mutex<BTreeMap<&'static str, GaugeSeries>>);
+
+impl std::fmt::Debug for Gauges {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Gauges")
+    }
+}
+
+impl Collector for Gauges {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let gauges = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        for (metric, series) in gauges.values() {
+            let mut family =
+                encoder.encode_descriptor(metric.name, metric.help, None, MetricType::Gauge)?;
+            for (values, read) in series {
+                let labels = labels(metric, values);
+                family.encode_family(&labels)?.encode_gauge(&read())?;
+            }
+        }
+        Ok(())
+    }
+}
+
+struct Families {
+    registry: prometheus_client::registry::Registry,
+    counters: HashMap<&'static str, Family<Labels, prometheus_client::metrics::counter::Counter>>,
+    histograms: HashMap<
+        &'static str,
+        Family<Labels, prometheus_client::metrics::histogram::Histogram, Buckets>,
+    >,
+}
+
+/// All of trailhead's own metrics.
 pub struct Registry {
-    families: Mutex<BTreeMap<&'static str, Family>>,
+    families: Mutex<Families>,
+    gauges: Arc<Gauges>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        let gauges = Arc::<Gauges>::default();
+        let mut registry = prometheus_client::registry::Registry::default();
+        registry.register_collector(Box::new(gauges.clone()));
+        Registry {
+            families: Mutex::new(Families {
+                registry,
+                counters: HashMap::new(),
+                histograms: HashMap::new(),
+            }),
+            gauges,
+        }
+    }
 }
 
 impl std::fmt::Debug for Registry {
@@ -71,69 +115,50 @@ impl std::fmt::Debug for Registry {
     }
 }
 
-fn label_text(labels: &[(&str, &str)]) -> String {
-    let parts: Vec<String> = labels
-        .iter()
-        .map(|(k, v)| format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"")))
-        .collect();
-    parts.join(",")
+/// The series' labels; a series made with the wrong number of values is a bug, caught where it
+/// is made.
+fn labels(metric: &Metric, values: &[impl AsRef<str>]) -> Labels {
+    assert_eq!(
+        values.len(),
+        metric.labels.len(),
+        "{} takes the labels {:?}",
+        metric.name,
+        metric.labels
+    );
+    let values = values.iter().map(|v| v.as_ref().to_string());
+    metric.labels.iter().copied().zip(values).collect()
+}
+
+/// The help as prometheus-client takes it: it adds the closing period itself.
+fn help(metric: &Metric) -> &'static str {
+    metric.help.strip_suffix('.').unwrap_or(metric.help)
 }
 
 impl Registry {
-    fn insert<T>(
-        &self,
-        metric: &'static Metric,
-        values: &[&str],
-        make: impl FnOnce() -> (T, Series),
-        existing: impl FnOnce(&Series) -> Option<T>,
-    ) -> T {
-        assert_eq!(
-            values.len(),
-            metric.labels.len(),
-            "{} takes the labels {:?}",
-            metric.name,
-            metric.labels
-        );
-        let labels: Vec<(&str, &str)> = metric
-            .labels
-            .iter()
-            .copied()
-            .zip(values.iter().copied())
-            .collect();
-        let mut families = self.families.lock().unwrap_or_else(|e| e.into_inner());
-        let family = families.entry(metric.name).or_insert_with(|| Family {
-            help: metric.help,
-            kind: metric.kind.as_str(),
-            series: BTreeMap::new(),
-        });
-        let key = label_text(&labels);
-        if let Some(found) = family.series.get(&key).and_then(existing) {
-            return found;
-        }
-        let (handle, series) = make();
-        family.series.insert(key, series);
-        handle
+    fn lock(&self) -> std::sync::MutexGuard<'_, Families> {
+        self.families.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The counter `metric{values}`, label values in the order the catalog names them; asking
     /// twice returns the same counter.
     pub fn counter(&self, metric: &'static Metric, values: &[&str]) -> Counter {
         debug_assert_eq!(metric.kind, Kind::Counter, "{}", metric.name);
-        self.insert(
-            metric,
-            values,
-            || {
-                let c = Counter::default();
-                (c.clone(), Series::Counter(c))
-            },
-            |s| match s {
-                Series::Counter(c) => Some(c.clone()),
-                _ => None,
-            },
-        )
+        let labels = labels(metric, values);
+        let families = &mut *self.lock();
+        let family = families.counters.entry(metric.name).or_insert_with(|| {
+            let family = Family::default();
+            // The library adds `_total` to a counter's name itself.
+            let name = metric.name.strip_suffix("_total").unwrap_or(metric.name);
+            families
+                .registry
+                .register(name, help(metric), family.clone());
+            family
+        });
+        Counter(family.get_or_create(&labels).clone())
     }
 
-    /// A gauge whose value is read by `read` at scrape time.
+    /// A gauge whose value is read by `read` at scrape time; it replaces one with the same
+    /// labels.
     pub fn gauge_fn(
         &self,
         metric: &'static Metric,
@@ -141,15 +166,17 @@ impl Registry {
         read: impl Fn() -> f64 + Send + Sync + 'static,
     ) {
         debug_assert_eq!(metric.kind, Kind::Gauge, "{}", metric.name);
-        self.insert(
-            metric,
-            values,
-            || ((), Series::Gauge(Box::new(read))),
-            |_| None,
-        );
+        labels(metric, values);
+        let mut gauges = self.gauges.0.lock().unwrap_or_else(|e| e.into_inner());
+        let (_, series) = gauges
+            .entry(metric.name)
+            .or_insert_with(|| (metric, BTreeMap::new()));
+        let values = values.iter().map(|v| v.to_string()).collect();
+        series.insert(values, Box::new(read));
     }
 
-    /// A histogram with the given upper bucket bounds.
+    /// A histogram with the given upper bucket bounds (the first series of a metric sets
+    /// them for all).
     pub fn histogram(
         &self,
         metric: &'static Metric,
@@ -157,81 +184,28 @@ impl Registry {
         bounds: &'static [f64],
     ) -> Histogram {
         debug_assert_eq!(metric.kind, Kind::Histogram, "{}", metric.name);
-        self.insert(
-            metric,
-            values,
-            || {
-                let h = Histogram(Arc::new(HistogramCells {
-                    bounds,
-                    buckets: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
-                    count: AtomicU64::new(0),
-                    sum_bits: Mutex::new(0.0),
-                }));
-                (h.clone(), Series::Histogram(h))
-            },
-            |s| match s {
-                Series::Histogram(h) => Some(h.clone()),
-                _ => None,
-            },
-        )
+        let labels = labels(metric, values);
+        let families = &mut *self.lock();
+        let family = families.histograms.entry(metric.name).or_insert_with(|| {
+            let family = Family::new_with_constructor(Buckets(bounds));
+            families
+                .registry
+                .register(metric.name, help(metric), family.clone());
+            family
+        });
+        Histogram(family.get_or_create(&labels).clone())
     }
 
-    /// The Prometheus text exposition of every metric.
+    /// The Prometheus text exposition (version 0.0.4) of every metric.
     pub fn render(&self) -> String {
-        let families = self.families.lock().unwrap_or_else(|e| e.into_inner());
         let mut out = String::new();
-        for (name, family) in families.iter() {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {}\n# TYPE {name} {}",
-                family.help, family.kind
-            );
-            for (labels, series) in &family.series {
-                let braces = |extra: &str| {
-                    let all = [labels.as_str(), extra]
-                        .iter()
-                        .filter(|s| !s.is_empty())
-                        .copied()
-                        .collect::<Vec<_>>()
-                        .join(",");
-                    if all.is_empty() {
-                        String::new()
-                    } else {
-                        format!("{{{all}}}")
-                    }
-                };
-                match series {
-                    Series::Counter(c) => {
-                        let _ = writeln!(out, "{name}{} {}", braces(""), c.get());
-                    }
-                    Series::Gauge(read) => {
-                        let _ = writeln!(out, "{name}{} {}", braces(""), read());
-                    }
-                    Series::Histogram(h) => {
-                        let mut cumulative = 0;
-                        for (bound, bucket) in h.0.bounds.iter().zip(&h.0.buckets) {
-                            cumulative += bucket.load(Ordering::Relaxed);
-                            let _ = writeln!(
-                                out,
-                                "{name}_bucket{} {cumulative}",
-                                braces(&format!("le=\"{bound}\""))
-                            );
-                        }
-                        let count = h.0.count.load(Ordering::Relaxed);
-                        let sum = *h.0.sum_bits.lock().unwrap_or_else(|e| e.into_inner());
-                        let _ = writeln!(out, "{name}_bucket{} {count}", braces("le=\"+Inf\""));
-                        let _ = writeln!(
-                            out,
-                            "{name}_sum{} {sum}\n{name}_count{} {count}",
-                            braces(""),
-                            braces("")
-                        );
-                    }
-                }
-            }
-        }
+        // Writing to a String cannot fail.
+        let _ = prometheus_text::encode(&mut out, &self.lock().registry);
         out
     }
+
+    /// The `Content-Type` of [`Registry::render`]'s text.
+    pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 }
 
 #[cfg(test)]
@@ -275,7 +249,7 @@ mod tests {
             text.contains("t_items_total{receiver=\"otlp\"} 3\n"),
             "{text}"
         );
-        assert!(text.contains("t_queue 7\n"), "{text}");
+        assert!(text.contains("t_queue 7.0\n"), "{text}");
         assert!(
             text.contains("t_batch_bucket{e=\"x\",le=\"10\"} 1\n"),
             "{text}"
