@@ -22,16 +22,17 @@ pub struct PluginInstruments {
     pub duration: Histogram,
     /// One per kind of failure, by its `kind` label.
     failures: Vec<(&'static str, Counter)>,
-    /// `trailhead_processor_swaps_total` by result: applied, rejected, rolled_back.
-    swaps: [Counter; 3],
+    /// `trailhead_processor_swaps_total` by result.
+    swaps_applied: Counter,
+    swaps_rejected: Counter,
+    swaps_rolled_back: Counter,
 }
 
 impl PluginInstruments {
     /// `failure_kinds`: every value of the failures' `kind` label.
     pub fn new(registry: &Registry, processor: &str, failure_kinds: &[&'static str]) -> Self {
         let values = [processor];
-        let swaps = ["applied", "rejected", "rolled_back"]
-            .map(|result| registry.counter(&catalog::PROCESSOR_SWAPS, &[processor, result]));
+        let swaps = |result| registry.counter(&catalog::PROCESSOR_SWAPS, &[processor, result]);
         PluginInstruments {
             processor: processor.to_string(),
             calls: registry.counter(&catalog::PROCESSOR_CALLS, &values),
@@ -46,7 +47,9 @@ impl PluginInstruments {
                     (*kind, counter)
                 })
                 .collect(),
-            swaps,
+            swaps_applied: swaps("applied"),
+            swaps_rejected: swaps("rejected"),
+            swaps_rolled_back: swaps("rolled_back"),
         }
     }
 
@@ -74,7 +77,7 @@ impl Event for PluginSwapped<'_> {
     type Instruments = PluginInstruments;
 
     fn emit(self, to: &PluginInstruments) {
-        to.swaps[0].add(1);
+        to.swaps_applied.add(1);
         tracing::info!(processor = %to.processor, from = %self.from, to = %self.to, version = %self.version, "plugin swapped");
     }
 }
@@ -88,7 +91,7 @@ impl Event for PluginRejected<'_> {
     type Instruments = PluginInstruments;
 
     fn emit(self, to: &PluginInstruments) {
-        to.swaps[1].add(1);
+        to.swaps_rejected.add(1);
         tracing::error!(processor = %to.processor, error = %self.error, "new plugin version rejected; the current one keeps serving");
     }
 }
@@ -103,7 +106,7 @@ impl Event for PluginRolledBack<'_> {
     type Instruments = PluginInstruments;
 
     fn emit(self, to: &PluginInstruments) {
-        to.swaps[2].add(1);
+        to.swaps_rolled_back.add(1);
         tracing::error!(processor = %to.processor, bad = %self.bad, restored = %self.restored, "new plugin version keeps failing; rolled back");
     }
 }
