@@ -31,13 +31,13 @@ rust-plugins:
 	mkdir -p target/plugins
 	for f in target/wasm/wasm32-wasip2/release/*.wasm; do cp $$f target/plugins/$$(basename $$f .wasm | tr _ -).wasm; done
 
-target/plugins/health-drop-py.wasm: plugins/examples/health-drop-py/app.py wit/trailhead.wit $(VENV)/.installed
+target/plugins/health-drop-py.wasm: plugins/examples/health-drop-py/app.py wit/0.1.0/trailhead.wit $(VENV)/.installed
 	mkdir -p target/plugins
-	$(VENV)/bin/componentize-py -d wit -w processor componentize --stub-wasi app -p plugins/examples/health-drop-py -o $@
+	$(VENV)/bin/componentize-py -d wit/0.1.0 -w processor componentize --stub-wasi app -p plugins/examples/health-drop-py -o $@
 
-target/plugins/redact-js.wasm: plugins/examples/redact-js/plugin.js wit/trailhead.wit plugins/node_modules/.installed
+target/plugins/redact-js.wasm: plugins/examples/redact-js/plugin.js wit/0.1.0/trailhead.wit plugins/node_modules/.installed
 	mkdir -p target/plugins
-	plugins/node_modules/.bin/componentize-js plugins/examples/redact-js/plugin.js -w wit -n processor -d http -d fetch-event -o $@
+	plugins/node_modules/.bin/componentize-js plugins/examples/redact-js/plugin.js -w wit/0.1.0 -n processor -d http -d fetch-event -o $@
 
 plugins/node_modules/.installed: plugins/package.json plugins/package-lock.json
 	cd plugins && npm ci --no-audit --no-fund

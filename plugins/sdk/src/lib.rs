@@ -20,7 +20,7 @@
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../../wit",
+        path: "../../wit/0.1.0",
         world: "processor",
         pub_export_macro: true,
         export_macro_name: "export_processor",

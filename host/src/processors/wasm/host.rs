@@ -18,7 +18,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 pub mod bindings {
     wasmtime::component::bindgen!({
-        path: "../wit",
+        path: "../wit/0.1.0",
         world: "processor",
         with: {
             "mathtrail:trailhead/batch.span-batch": crate::processors::wasm::batch::SpanWork,
