@@ -7,14 +7,12 @@
 //! any signal with its resources decoded and its scopes still encoded. Resource-attribute work
 //! never touches an item.
 
+use super::items::{Item, Level};
 use crate::pdata::{Payload, Signal, wire};
 use bytes::Bytes;
-use opentelemetry_proto::tonic::common::v1::KeyValue;
+use opentelemetry_proto::tonic::common::v1::{InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ScopeLogs};
-use opentelemetry_proto::tonic::metrics::v1::{
-    ExponentialHistogramDataPoint, HistogramDataPoint, Metric, NumberDataPoint, ScopeMetrics,
-    SummaryDataPoint, metric,
-};
+use opentelemetry_proto::tonic::metrics::v1::{Metric, ScopeMetrics};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ScopeSpans, Span};
 use prost::Message;
@@ -76,142 +74,32 @@ impl Skeleton {
 /// A scope message of one signal: its item type. Every signal's scope holds its items in
 /// field 2 and its `InstrumentationScope` in field 1.
 pub trait Scope {
-    type Item: Parts + Message + Default + Clone;
+    type Item: Item;
     const SIGNAL: Signal;
+    /// The nested level 0.1's `drop-events` / `drop-points` address (none for logs).
+    const PART: Option<Level>;
 }
 
 macro_rules! scope {
-    ($scope:ty, $item:ty, $signal:expr) => {
+    ($scope:ty, $item:ty, $signal:expr, $part:expr) => {
         impl Scope for $scope {
             type Item = $item;
             const SIGNAL: Signal = $signal;
+            const PART: Option<Level> = $part;
         }
     };
 }
-scope!(ScopeSpans, Span, Signal::Traces);
-scope!(ScopeLogs, LogRecord, Signal::Logs);
-scope!(ScopeMetrics, Metric, Signal::Metrics);
-
-/// Items that carry attributes.
-pub trait Attributed {
-    /// The field number of the item's attributes in its encoding.
-    const ATTRIBUTES: u64;
-    fn attributes(&self) -> &Vec<KeyValue>;
-    fn attributes_mut(&mut self) -> &mut Vec<KeyValue>;
-}
-
-impl Attributed for Span {
-    const ATTRIBUTES: u64 = super::encoded::SPAN_ATTRIBUTES;
-    fn attributes(&self) -> &Vec<KeyValue> {
-        &self.attributes
-    }
-    fn attributes_mut(&mut self) -> &mut Vec<KeyValue> {
-        &mut self.attributes
-    }
-}
-
-impl Attributed for LogRecord {
-    const ATTRIBUTES: u64 = super::encoded::LOG_ATTRIBUTES;
-    fn attributes(&self) -> &Vec<KeyValue> {
-        &self.attributes
-    }
-    fn attributes_mut(&mut self) -> &mut Vec<KeyValue> {
-        &mut self.attributes
-    }
-}
-
-/// Parts nested in an item that a plugin may drop on their own: a span's events, a metric's
-/// data points. Log records have none.
-pub trait Parts {
-    /// How many parts the item has.
-    fn part_count(&self) -> usize {
-        0
-    }
-    /// Keeps the parts for which `keep(index)` holds. True when the item had parts and has
-    /// none left, so the item goes too (the collector drops a metric whose points all went).
-    fn retain_parts(&mut self, _keep: &mut dyn FnMut(usize) -> bool) -> bool {
-        false
-    }
-}
-
-impl Parts for LogRecord {}
-
-fn retain_indexed<T>(items: &mut Vec<T>, keep: &mut dyn FnMut(usize) -> bool) {
-    let mut index = 0;
-    items.retain(|_| {
-        index += 1;
-        keep(index - 1)
-    });
-}
-
-impl Parts for Span {
-    fn part_count(&self) -> usize {
-        self.events.len()
-    }
-    fn retain_parts(&mut self, keep: &mut dyn FnMut(usize) -> bool) -> bool {
-        retain_indexed(&mut self.events, keep);
-        false // a span without events is still a span
-    }
-}
-
-/// The attributes of every data point of a metric, in order.
-pub fn point_attributes(metric: &Metric) -> Vec<&[KeyValue]> {
-    fn attrs<P: PointAttributes>(points: &[P]) -> Vec<&[KeyValue]> {
-        points.iter().map(|p| p.attributes()).collect()
-    }
-    match &metric.data {
-        Some(metric::Data::Gauge(d)) => attrs(&d.data_points),
-        Some(metric::Data::Sum(d)) => attrs(&d.data_points),
-        Some(metric::Data::Histogram(d)) => attrs(&d.data_points),
-        Some(metric::Data::ExponentialHistogram(d)) => attrs(&d.data_points),
-        Some(metric::Data::Summary(d)) => attrs(&d.data_points),
-        None => Vec::new(),
-    }
-}
-
-trait PointAttributes {
-    fn attributes(&self) -> &[KeyValue];
-}
-
-macro_rules! point_attributes {
-    ($($point:ty),*) => {$(
-        impl PointAttributes for $point {
-            fn attributes(&self) -> &[KeyValue] {
-                &self.attributes
-            }
-        }
-    )*};
-}
-point_attributes!(
-    NumberDataPoint,
-    HistogramDataPoint,
-    ExponentialHistogramDataPoint,
-    SummaryDataPoint
-);
-
-impl Parts for Metric {
-    fn part_count(&self) -> usize {
-        point_attributes(self).len()
-    }
-    fn retain_parts(&mut self, keep: &mut dyn FnMut(usize) -> bool) -> bool {
-        let had = self.part_count();
-        match &mut self.data {
-            Some(metric::Data::Gauge(d)) => retain_indexed(&mut d.data_points, keep),
-            Some(metric::Data::Sum(d)) => retain_indexed(&mut d.data_points, keep),
-            Some(metric::Data::Histogram(d)) => retain_indexed(&mut d.data_points, keep),
-            Some(metric::Data::ExponentialHistogram(d)) => retain_indexed(&mut d.data_points, keep),
-            Some(metric::Data::Summary(d)) => retain_indexed(&mut d.data_points, keep),
-            None => {}
-        }
-        had > 0 && self.part_count() == 0
-    }
-}
+scope!(ScopeSpans, Span, Signal::Traces, Some(Level::Event));
+scope!(ScopeLogs, LogRecord, Signal::Logs, None);
+scope!(ScopeMetrics, Metric, Signal::Metrics, Some(Level::Point));
 
 /// Where a flat item index points.
 #[derive(Clone, Copy)]
 pub struct Position {
     pub resource: u32,
+    /// The scope within its resource, and across the batch.
     pub scope: u32,
+    pub scope_flat: u32,
     pub item: u32,
 }
 
@@ -222,7 +110,39 @@ struct ScopeParts {
     /// Every field but the items, still encoded, to rebuild the scope around kept items.
     head: Vec<u8>,
     name: String,
+    schema_url: String,
     items: std::ops::Range<usize>,
+    /// Its `InstrumentationScope`, decoded once a plugin reads its attributes or version.
+    decoded: Option<Box<InstrumentationScope>>,
+    /// Its `InstrumentationScope` changed: the head is written anew.
+    dirty: bool,
+}
+
+impl ScopeParts {
+    fn instrumentation(&mut self) -> &mut InstrumentationScope {
+        let head = &self.head;
+        self.decoded.get_or_insert_with(|| {
+            let scope = match wire::last(head, 1) {
+                Some(wire::Value::Bytes(b)) => InstrumentationScope::decode(b).ok(),
+                _ => None,
+            };
+            Box::new(scope.unwrap_or_default())
+        })
+    }
+
+    /// The head with the changed `InstrumentationScope` in place of the old one.
+    fn rewritten_head(&self) -> Vec<u8> {
+        let mut head = Vec::with_capacity(self.head.len());
+        if let Some(scope) = &self.decoded {
+            prost::encoding::message::encode(1, &**scope, &mut head);
+        }
+        for (number, _, whole) in wire::fields(&self.head) {
+            if number != 1 {
+                head.extend_from_slice(whole);
+            }
+        }
+        head
+    }
 }
 
 /// An item decoded because a plugin changed it or read a nested part.
@@ -240,6 +160,8 @@ enum Decoded<I> {
 #[derive(Clone)]
 struct Items<I> {
     scopes: Vec<Vec<ScopeParts>>,
+    /// (resource, scope within it) of every scope, by flat scope index.
+    scope_index: Vec<(u32, u32)>,
     index: Vec<Position>,
     raw: Vec<Bytes>,
     decoded: Vec<Decoded<I>>,
@@ -248,52 +170,33 @@ struct Items<I> {
     /// Changed at some point: its scope is rebuilt.
     changed: Vec<bool>,
     dropped: Vec<bool>,
-    /// (flat item, part) pairs to drop.
-    dropped_parts: Vec<(u32, u32)>,
+    /// (flat item, index within the item) of every nested entry, by level (`nested_slot`),
+    /// built on first use. Entries added during the call are appended.
+    nested: [Option<Vec<(u32, u32)>>; 4],
+    /// (level, flat item, index within the item) of nested entries to drop.
+    dropped_nested: Vec<(Level, u32, u32)>,
 }
 
-impl<I: Parts + Message + Default> Items<I> {
+impl<I: Item> Items<I> {
     fn index(resources: &[RawResource]) -> Self {
         let mut items = Items {
             scopes: Vec::with_capacity(resources.len()),
+            scope_index: Vec::new(),
             index: Vec::new(),
             raw: Vec::new(),
             decoded: Vec::new(),
             dirty: Vec::new(),
             changed: Vec::new(),
             dropped: Vec::new(),
-            dropped_parts: Vec::new(),
+            nested: Default::default(),
+            dropped_nested: Vec::new(),
         };
         for (r, resource) in resources.iter().enumerate() {
             let mut scopes = Vec::with_capacity(resource.scopes.len());
             for (s, scope) in resource.scopes.iter().enumerate() {
-                let first = items.raw.len();
-                let (mut head, mut name) = (Vec::new(), String::new());
-                for (number, value, whole) in wire::fields(scope) {
-                    match (number, value) {
-                        (2, wire::Value::Bytes(item)) => {
-                            items.index.push(Position {
-                                resource: r as u32,
-                                scope: s as u32,
-                                item: (items.raw.len() - first) as u32,
-                            });
-                            items.raw.push(scope.slice_ref(item));
-                        }
-                        (1, wire::Value::Bytes(instrumentation)) => {
-                            head.extend_from_slice(whole);
-                            if let Some(wire::Value::Bytes(n)) = wire::last(instrumentation, 1) {
-                                name = String::from_utf8_lossy(n).into_owned();
-                            }
-                        }
-                        _ => head.extend_from_slice(whole),
-                    }
-                }
-                scopes.push(ScopeParts {
-                    original: scope.clone(),
-                    head,
-                    name,
-                    items: first..items.raw.len(),
-                });
+                let scope_flat = items.scope_index.len() as u32;
+                items.scope_index.push((r as u32, s as u32));
+                scopes.push(items.index_scope(r as u32, s as u32, scope_flat, scope));
             }
             items.scopes.push(scopes);
         }
@@ -303,6 +206,56 @@ impl<I: Parts + Message + Default> Items<I> {
         items.changed = vec![false; n];
         items.dropped = vec![false; n];
         items
+    }
+
+    /// Records a scope's items as flat items and keeps its other fields as its head.
+    fn index_scope(
+        &mut self,
+        resource: u32,
+        scope: u32,
+        scope_flat: u32,
+        bytes: &Bytes,
+    ) -> ScopeParts {
+        let first = self.raw.len();
+        let (mut head, mut name, mut schema_url) = (Vec::new(), String::new(), String::new());
+        for (number, value, whole) in wire::fields(bytes) {
+            match (number, value) {
+                (2, wire::Value::Bytes(item)) => {
+                    self.index.push(Position {
+                        resource,
+                        scope,
+                        scope_flat,
+                        item: (self.raw.len() - first) as u32,
+                    });
+                    self.raw.push(bytes.slice_ref(item));
+                }
+                (1, wire::Value::Bytes(instrumentation)) => {
+                    head.extend_from_slice(whole);
+                    if let Some(wire::Value::Bytes(n)) = wire::last(instrumentation, 1) {
+                        name = String::from_utf8_lossy(n).into_owned();
+                    }
+                }
+                (3, wire::Value::Bytes(url)) => {
+                    head.extend_from_slice(whole);
+                    schema_url = String::from_utf8_lossy(url).into_owned();
+                }
+                _ => head.extend_from_slice(whole),
+            }
+        }
+        ScopeParts {
+            original: bytes.clone(),
+            head,
+            name,
+            schema_url,
+            items: first..self.raw.len(),
+            decoded: None,
+            dirty: false,
+        }
+    }
+
+    fn scope(&mut self, flat: u32) -> Option<&mut ScopeParts> {
+        let (r, s) = *self.scope_index.get(flat as usize)?;
+        Some(&mut self.scopes[r as usize][s as usize])
     }
 
     /// Item `flat` decoded (cached), or `None` if it is out of range or does not decode.
@@ -318,6 +271,30 @@ impl<I: Parts + Message + Default> Items<I> {
         }
     }
 
+    /// Item `flat` decoded for changing: it is encoded back and its scope rebuilt.
+    fn decoded_mut(&mut self, flat: usize) -> Option<&mut I> {
+        self.decoded(flat)?;
+        self.dirty[flat] = true;
+        self.changed[flat] = true;
+        self.decoded(flat)
+    }
+
+    /// (flat item, index within it) of every entry of a nested level.
+    fn nested(&mut self, level: Level) -> &mut Vec<(u32, u32)> {
+        let slot = level.nested_slot().expect("a nested level");
+        if self.nested[slot].is_none() {
+            let mut entries = Vec::new();
+            if I::NESTED.contains(&level) {
+                for flat in 0..self.raw.len() {
+                    let n = self.decoded(flat).map_or(0, |item| item.children(level));
+                    entries.extend((0..n as u32).map(|w| (flat as u32, w)));
+                }
+            }
+            self.nested[slot] = Some(entries);
+        }
+        self.nested[slot].as_mut().expect("built above")
+    }
+
     /// Encodes changed items back, so `raw` is current.
     fn flush(&mut self) {
         for (flat, dirty) in self.dirty.iter_mut().enumerate() {
@@ -329,20 +306,23 @@ impl<I: Parts + Message + Default> Items<I> {
         }
     }
 
-    /// Applies part drops; an item left without its parts is dropped with them.
-    fn apply_part_drops(&mut self) {
-        let mut parts = std::mem::take(&mut self.dropped_parts);
-        parts.sort_unstable();
-        parts.dedup();
-        for group in parts.chunk_by(|a, b| a.0 == b.0) {
-            let flat = group[0].0 as usize;
-            let Some(item) = self.decoded(flat) else {
+    /// Applies nested drops, deepest level first (an exemplar's index counts across its
+    /// metric's points, so it goes before any point); an item left without the entries that
+    /// make it is dropped with them.
+    fn apply_nested_drops(&mut self) {
+        let mut drops = std::mem::take(&mut self.dropped_nested);
+        drops.sort_unstable_by_key(|&(level, flat, within)| {
+            (flat, std::cmp::Reverse(level), within)
+        });
+        drops.dedup();
+        for group in drops.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
+            let (level, flat) = (group[0].0, group[0].1 as usize);
+            let Some(item) = self.decoded_mut(flat) else {
                 continue;
             };
-            let emptied = item
-                .retain_parts(&mut |i| group.binary_search_by_key(&(i as u32), |g| g.1).is_err());
-            self.dirty[flat] = true;
-            self.changed[flat] = true;
+            let emptied = item.retain_children(level, &mut |i| {
+                group.binary_search_by_key(&(i as u32), |g| g.2).is_err()
+            });
             if emptied {
                 self.dropped[flat] = true;
             }
@@ -359,11 +339,18 @@ impl<I: Parts + Message + Default> Items<I> {
                 let kept = range.clone().filter(|&i| !self.dropped[i]);
                 // As the collector does, a scope left empty goes.
                 kept.clone().next()?;
-                if !range.clone().any(|i| self.dropped[i] || self.changed[i]) {
+                if !scope.dirty && !range.clone().any(|i| self.dropped[i] || self.changed[i]) {
                     return Some(scope.original.clone());
                 }
+                let rewritten;
+                let head = if scope.dirty {
+                    rewritten = scope.rewritten_head();
+                    &rewritten
+                } else {
+                    &scope.head
+                };
                 let mut out = Vec::with_capacity(scope.original.len());
-                out.extend_from_slice(&scope.head);
+                out.extend_from_slice(head);
                 for i in kept {
                     wire::put_bytes_field(&mut out, 2, &self.raw[i]);
                 }
@@ -474,14 +461,9 @@ impl<S: Scope> Working<S> {
 
     /// Item `flat`, for changing; `None` when out of range or not decodable.
     pub fn item_mut(&mut self, flat: u32) -> Option<&mut S::Item> {
-        let flat = flat as usize;
-        let items = self.items();
-        items.decoded(flat)?;
+        self.items().decoded(flat as usize)?;
         self.changed = true;
-        let items = self.items.as_mut().expect("indexed above");
-        items.dirty[flat] = true;
-        items.changed[flat] = true;
-        items.decoded(flat)
+        self.items().decoded_mut(flat as usize)
     }
 
     pub fn drop_items(&mut self, flats: &[u32]) {
@@ -497,26 +479,223 @@ impl<S: Scope> Working<S> {
         }
     }
 
-    /// Every part (span event, data point) as (flat item, part index within the item).
+    /// Every 0.1 part (span event, data point) as (flat item, part index within the item).
     pub fn part_positions(&mut self) -> Vec<(u32, u32)> {
-        let mut positions = Vec::new();
-        self.for_each_decoded(|flat, item| {
-            positions.extend((0..item.part_count() as u32).map(|p| (flat, p)))
-        });
-        positions
+        match S::PART {
+            Some(level) => self.nested(level).to_vec(),
+            None => Vec::new(),
+        }
     }
 
-    /// Drops parts given by their flat part index (the order of [`Self::part_positions`]).
+    /// Drops 0.1 parts given by their flat part index (the order of [`Self::part_positions`]).
     pub fn drop_parts(&mut self, flats: &[u32]) {
-        if flats.is_empty() {
+        if let Some(level) = S::PART {
+            self.remove(level, flats);
+        }
+    }
+
+    /// (flat item, index within it) of every entry of a nested level.
+    pub fn nested(&mut self, level: Level) -> &[(u32, u32)] {
+        self.items().nested(level)
+    }
+
+    /// How many entries `level` has (0 for a level the signal lacks).
+    pub fn count(&mut self, level: Level) -> usize {
+        match level {
+            Level::Resource => self.skeleton.resources.len(),
+            Level::Scope => self.items().scope_index.len(),
+            Level::Item => self.items().index.len(),
+            nested => self.nested(nested).len(),
+        }
+    }
+
+    /// The index of every entry's parent, one level up (empty for resources).
+    pub fn parents(&mut self, level: Level) -> Vec<u32> {
+        match level {
+            Level::Resource => Vec::new(),
+            Level::Scope => self.items().scope_index.iter().map(|p| p.0).collect(),
+            Level::Item => self.items().index.iter().map(|p| p.scope_flat).collect(),
+            Level::Exemplar => self.exemplar_points(),
+            nested => self.nested(nested).iter().map(|e| e.0).collect(),
+        }
+    }
+
+    /// The flat point index of every exemplar.
+    fn exemplar_points(&mut self) -> Vec<u32> {
+        let mut first_point = vec![0; self.count(Level::Item)];
+        for (point, &(flat, within)) in self.nested(Level::Point).iter().enumerate() {
+            if within == 0 {
+                first_point[flat as usize] = point as u32;
+            }
+        }
+        let exemplars = self.nested(Level::Exemplar).to_vec();
+        exemplars
+            .into_iter()
+            .map(|(flat, within)| {
+                let point = self
+                    .item(flat)
+                    .and_then(|m| m.exemplar_point(within as usize));
+                first_point[flat as usize] + point.unwrap_or(0) as u32
+            })
+            .collect()
+    }
+
+    /// Removes entries and what is under them (see the WIT's `remove`). Indexes were checked
+    /// by the caller; the others keep their numbers until the call ends.
+    pub fn remove(&mut self, level: Level, indexes: &[u32]) {
+        if indexes.is_empty() {
             return;
         }
-        let positions = self.part_positions();
         self.changed = true;
+        match level {
+            Level::Resource | Level::Scope | Level::Item => {
+                let items = self.items();
+                for (flat, position) in items.index.iter().enumerate() {
+                    let owner = match level {
+                        Level::Resource => position.resource,
+                        Level::Scope => position.scope_flat,
+                        _ => flat as u32,
+                    };
+                    if indexes.contains(&owner) {
+                        items.dropped[flat] = true;
+                    }
+                }
+            }
+            nested => {
+                let items = self.items();
+                let entries = items.nested(nested).clone();
+                let drops = indexes
+                    .iter()
+                    .filter_map(|&i| entries.get(i as usize))
+                    .map(|&(flat, within)| (nested, flat, within));
+                items.dropped_nested.extend(drops);
+            }
+        }
+    }
+
+    /// The attributes of entry `index` of `level`; empty when it has none or is out of range.
+    pub fn attributes(&mut self, level: Level, index: u32) -> &[KeyValue] {
+        match level {
+            Level::Resource => self.resource_attributes(index),
+            Level::Scope => match self.items().scope(index) {
+                Some(scope) => &scope.instrumentation().attributes,
+                None => &[],
+            },
+            Level::Item => self.item(index).map_or(&[], |item| item.attributes()),
+            nested => {
+                let Some(&(flat, within)) = self.nested(nested).get(index as usize) else {
+                    return &[];
+                };
+                self.item(flat)
+                    .and_then(|item| item.child_attributes(nested, within as usize))
+                    .unwrap_or(&[])
+            }
+        }
+    }
+
+    /// The attributes of entry `index` of `level`, for changing.
+    pub fn attributes_mut(&mut self, level: Level, index: u32) -> Option<&mut Vec<KeyValue>> {
+        match level {
+            Level::Resource => self.resource_attributes_mut(index),
+            Level::Scope => {
+                self.changed = true;
+                let scope = self.items().scope(index)?;
+                scope.dirty = true;
+                Some(&mut scope.instrumentation().attributes)
+            }
+            Level::Item => self.item_mut(index).map(|item| item.attributes_mut()),
+            nested => {
+                let &(flat, within) = self.nested(nested).get(index as usize)?;
+                self.item_mut(flat)?
+                    .child_attributes_mut(nested, within as usize)
+            }
+        }
+    }
+
+    /// `dropped_attributes_count` of every entry of `level`.
+    pub fn dropped_attributes(&mut self, level: Level) -> Vec<u32> {
+        let count = self.count(level) as u32;
+        match level {
+            Level::Resource => (0..count)
+                .map(|r| {
+                    let resource = self.skeleton.resources[r as usize].resource.as_ref();
+                    resource.map_or(0, |r| r.dropped_attributes_count)
+                })
+                .collect(),
+            Level::Scope => (0..count)
+                .map(|s| {
+                    self.items()
+                        .scope(s)
+                        .map_or(0, |s| s.instrumentation().dropped_attributes_count)
+                })
+                .collect(),
+            Level::Item => match S::Item::DROPPED_ATTRIBUTES {
+                Some(number) => self
+                    .encoded_items()
+                    .map(|(_, item)| match wire::last(item, number) {
+                        Some(wire::Value::Varint(n)) => n as u32,
+                        _ => 0,
+                    })
+                    .collect(),
+                None => vec![0; count as usize],
+            },
+            nested => {
+                let entries = self.nested(nested).to_vec();
+                entries
+                    .into_iter()
+                    .map(|(flat, within)| {
+                        self.item(flat).map_or(0, |item| {
+                            item.child_dropped_attributes(nested, within as usize)
+                        })
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    /// The `schema_url` of every resource or scope (nothing for other levels).
+    pub fn schema_urls(&mut self, level: Level) -> Vec<&str> {
+        match level {
+            Level::Resource => self
+                .skeleton
+                .resources
+                .iter()
+                .map(|r| r.schema_url.as_str())
+                .collect(),
+            Level::Scope => self.scopes().map(|s| s.schema_url.as_str()).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The name and version of every scope.
+    pub fn scope_names_and_versions(&mut self) -> Vec<(String, String)> {
         let items = self.items();
+        let mut out = Vec::with_capacity(items.scope_index.len());
+        for s in 0..items.scope_index.len() as u32 {
+            let scope = items.scope(s).expect("in range");
+            let name = scope.name.clone();
+            out.push((name, scope.instrumentation().version.clone()));
+        }
+        out
+    }
+
+    fn scopes(&mut self) -> impl Iterator<Item = &ScopeParts> {
+        let items = &*self.items();
         items
-            .dropped_parts
-            .extend(flats.iter().filter_map(|&f| positions.get(f as usize)));
+            .scope_index
+            .iter()
+            .map(|&(r, s)| &items.scopes[r as usize][s as usize])
+    }
+
+    /// Appends a nested entry to item `flat` with `add`, which returns its index within the
+    /// item; it gets the next flat index of `level`.
+    pub fn add_nested(&mut self, level: Level, flat: u32, add: impl FnOnce(&mut S::Item) -> usize) {
+        self.nested(level);
+        let Some(item) = self.item_mut(flat) else {
+            return;
+        };
+        let within = add(item) as u32;
+        self.items().nested(level).push((flat, within));
     }
 
     /// Replaces the whole batch with another encoded request of the same signal.
@@ -589,7 +768,7 @@ impl<S: Scope> Working<S> {
     /// Applies drops and changes to the skeleton: its scopes are then the batch's.
     fn settle(&mut self) {
         if let Some(mut items) = self.items.take() {
-            items.apply_part_drops();
+            items.apply_nested_drops();
             items.flush();
             for (r, resource) in self.skeleton.resources.iter_mut().enumerate() {
                 resource.scopes = items.encode_scopes(r);

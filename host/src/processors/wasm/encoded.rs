@@ -5,8 +5,9 @@
 //! from the encoding walks the span's fields and allocates only for the value returned. The
 //! field numbers below are those of `opentelemetry/proto/{trace,logs,metrics,common}/v1`.
 
-use super::host::bindings::mathtrail::trailhead::types::{AnyValue, ValueColumn};
 use crate::pdata::wire::{self, Value};
+use opentelemetry_proto::tonic::common::v1 as otlp;
+use prost::Message;
 
 pub const SPAN_NAME: u64 = 5;
 pub const SPAN_KIND: u64 = 6;
@@ -112,32 +113,56 @@ fn arm(any: &[u8]) -> Option<(u64, Value<'_>)> {
     wire::fields(any).last().map(|(n, v, _)| (n, v))
 }
 
-/// An encoded `AnyValue` as WIT's `any-value`; a value with no arm set is the empty string, as
-/// the decoded path gives.
-pub fn to_wit(any: &[u8]) -> AnyValue {
-    match arm(any) {
-        Some((STRING_VALUE, Value::Bytes(s))) => {
-            AnyValue::Str(String::from_utf8_lossy(s).into_owned())
-        }
-        Some((BOOL_VALUE, Value::Varint(b))) => AnyValue::Boolean(b != 0),
-        Some((INT_VALUE, Value::Varint(i))) => AnyValue::Int(i as i64),
-        Some((DOUBLE_VALUE, Value::Fixed64(d))) => AnyValue::Double(f64::from_bits(d)),
-        Some((ARRAY_VALUE, Value::Bytes(a))) => AnyValue::ArrayPb(a.to_vec()),
-        Some((KVLIST_VALUE, Value::Bytes(k))) => AnyValue::KvlistPb(k.to_vec()),
-        Some((BYTES_VALUE, Value::Bytes(b))) => AnyValue::Bytes(b.to_vec()),
-        _ => AnyValue::Str(String::new()),
+/// An attribute value read in place: strings, bytes, arrays and maps borrow the encoding.
+/// Each contract version turns it into its own `any-value`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Any<'a> {
+    /// UTF-8 unchecked; readers replace what is invalid.
+    Str(&'a [u8]),
+    Bool(bool),
+    Int(i64),
+    Double(f64),
+    Bytes(&'a [u8]),
+    /// An encoded `ArrayValue`.
+    Array(&'a [u8]),
+    /// An encoded `KeyValueList`.
+    Kvlist(&'a [u8]),
+}
+
+/// An encoded `AnyValue`; one with no arm set reads as the empty string, as the decoded path
+/// gives.
+pub fn any(encoded: &[u8]) -> Any<'_> {
+    match arm(encoded) {
+        Some((STRING_VALUE, Value::Bytes(s))) => Any::Str(s),
+        Some((BOOL_VALUE, Value::Varint(b))) => Any::Bool(b != 0),
+        Some((INT_VALUE, Value::Varint(i))) => Any::Int(i as i64),
+        Some((DOUBLE_VALUE, Value::Fixed64(d))) => Any::Double(f64::from_bits(d)),
+        Some((ARRAY_VALUE, Value::Bytes(a))) => Any::Array(a),
+        Some((KVLIST_VALUE, Value::Bytes(k))) => Any::Kvlist(k),
+        Some((BYTES_VALUE, Value::Bytes(b))) => Any::Bytes(b),
+        _ => Any::Str(&[]),
     }
 }
 
-/// Packs encoded attribute values into a `value-column` (kinds as the WIT documents them).
-pub fn pack<'a>(values: impl Iterator<Item = Option<&'a [u8]>>) -> ValueColumn {
-    let mut c = ValueColumn {
-        kinds: Vec::new(),
-        scalars: Vec::new(),
-        bytes: Vec::new(),
-        ends: Vec::new(),
-    };
-    for value in values {
+/// A column of values packed as the WIT's `value-column` (kinds as the WIT numbers them).
+#[derive(Default, Debug)]
+pub struct Packed {
+    pub kinds: Vec<u8>,
+    pub scalars: Vec<i64>,
+    pub bytes: Vec<u8>,
+    pub ends: Vec<u32>,
+}
+
+impl Packed {
+    fn push_raw(&mut self, kind: u8, scalar: i64, bytes: &[u8]) {
+        self.bytes.extend_from_slice(bytes);
+        self.kinds.push(kind);
+        self.scalars.push(scalar);
+        self.ends.push(self.bytes.len() as u32);
+    }
+
+    /// Appends an encoded `AnyValue`, or an entry without one.
+    pub fn push_encoded(&mut self, value: Option<&[u8]>) {
         let (kind, scalar, bytes): (u8, i64, &[u8]) = match value.and_then(arm) {
             Some((STRING_VALUE, Value::Bytes(s))) => (kind::STRING, 0, s),
             Some((BOOL_VALUE, Value::Varint(b))) => (kind::BOOL, (b != 0) as i64, &[]),
@@ -148,18 +173,39 @@ pub fn pack<'a>(values: impl Iterator<Item = Option<&'a [u8]>>) -> ValueColumn {
             Some((KVLIST_VALUE, Value::Bytes(k))) => (kind::KVLIST, 0, k),
             _ => (kind::NONE, 0, &[]),
         };
-        c.bytes.extend_from_slice(bytes);
-        c.kinds.push(kind);
-        c.scalars.push(scalar);
-        c.ends.push(c.bytes.len() as u32);
+        self.push_raw(kind, scalar, bytes)
     }
-    c
+
+    /// Appends a decoded `AnyValue`, or an entry without one.
+    pub fn push_decoded(&mut self, value: Option<&otlp::AnyValue>) {
+        use otlp::any_value::Value as V;
+        match value.and_then(|v| v.value.as_ref()) {
+            Some(V::StringValue(s)) => self.push_raw(kind::STRING, 0, s.as_bytes()),
+            Some(V::BoolValue(b)) => self.push_raw(kind::BOOL, *b as i64, &[]),
+            Some(V::IntValue(i)) => self.push_raw(kind::INT, *i, &[]),
+            Some(V::DoubleValue(d)) => self.push_raw(kind::DOUBLE, d.to_bits() as i64, &[]),
+            Some(V::BytesValue(b)) => self.push_raw(kind::BYTES, 0, b),
+            Some(V::ArrayValue(a)) => self.push_raw(kind::ARRAY, 0, &a.encode_to_vec()),
+            Some(V::KvlistValue(k)) => self.push_raw(kind::KVLIST, 0, &k.encode_to_vec()),
+            // Dictionary references (profiles only) never reach a plugin.
+            _ => self.push_raw(kind::NONE, 0, &[]),
+        }
+    }
+}
+
+/// Packs encoded attribute values into a `value-column`.
+pub fn pack<'a>(values: impl Iterator<Item = Option<&'a [u8]>>) -> Packed {
+    let mut packed = Packed::default();
+    for value in values {
+        packed.push_encoded(value);
+    }
+    packed
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::processors::wasm::host::to_wit as decoded_to_wit;
+    use crate::processors::wasm::v0_1::{from_encoded, to_wit as decoded_to_wit};
     use opentelemetry_proto::tonic::common::v1::{self as otlp, any_value::Value as V};
     use opentelemetry_proto::tonic::metrics::v1::{Histogram, Metric, metric};
     use opentelemetry_proto::tonic::trace::v1::{Span, Status};
@@ -224,7 +270,7 @@ mod tests {
                 .find(|kv| kv.key == key)
                 .and_then(|kv| kv.value.as_ref())
                 .map(decoded_to_wit);
-            let read = attribute(&bytes, SPAN_ATTRIBUTES, key).map(to_wit);
+            let read = attribute(&bytes, SPAN_ATTRIBUTES, key).map(from_encoded);
             assert_eq!(format!("{read:?}"), format!("{decoded:?}"), "{key}");
         }
         let keys = ["s", "b", "i", "d", "y", "a", "missing"];

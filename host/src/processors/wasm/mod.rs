@@ -11,15 +11,17 @@ pub mod batch;
 mod deadline;
 pub mod encoded;
 pub mod host;
+pub mod items;
+pub mod v0_1;
 
 use crate::pdata::{Batch, Payload, Signal};
 use host::PluginState;
-use host::bindings::mathtrail::trailhead::types::{PluginInfo, Signal as WitSignal};
-use host::bindings::{Processor as Bindings, ProcessorPre};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
+use v0_1::bindings::mathtrail::trailhead::types::{PluginInfo, Signal as WitSignal};
+use v0_1::bindings::{Processor as Bindings, ProcessorPre};
 use wasmtime::component::{Component, Linker, Resource};
 use wasmtime::{Config, Engine, Store, Trap};
 
