@@ -31,9 +31,9 @@ rust-plugins:
 	mkdir -p target/plugins
 	for f in target/wasm/wasm32-wasip2/release/*.wasm; do cp $$f target/plugins/$$(basename $$f .wasm | tr _ -).wasm; done
 
-target/plugins/health-drop-py.wasm: plugins/examples/health-drop-py/app.py wit/0.1.0/trailhead.wit $(VENV)/.installed
+target/plugins/health-drop-py.wasm: plugins/examples/health-drop-py/app.py plugins/sdk-py/trailhead_sdk.py $(wildcard wit/0.2.0/*.wit) $(VENV)/.installed
 	mkdir -p target/plugins
-	$(VENV)/bin/componentize-py -d wit/0.1.0 -w processor componentize --stub-wasi app -p plugins/examples/health-drop-py -o $@
+	$(VENV)/bin/componentize-py -d wit/0.2.0 -w processor componentize --stub-wasi app -p plugins/examples/health-drop-py -p plugins/sdk-py -o $@
 
 target/plugins/redact-js.wasm: plugins/examples/redact-js/plugin.js wit/0.1.0/trailhead.wit plugins/node_modules/.installed
 	mkdir -p target/plugins

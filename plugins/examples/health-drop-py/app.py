@@ -4,14 +4,16 @@ Drops the spans of health and readiness probes, which are most of the traffic of
 service and none of its story. A span goes when its `http.route` or `url.path` attribute is
 one of the configured paths. Config: {"paths": ["/healthz", "/readyz"]} (those by default).
 
-It reads two attribute columns and drops by index: three host calls per batch, whatever its
-size.
+It reads two attribute columns and removes by index: three host calls per batch, whatever
+its size, plus a log line when it dropped something. Contract 0.2.0; `trailhead_sdk`
+(plugins/sdk-py) unpacks the columns and checks the config.
 """
 
-import json
-
+from componentize_py_types import Err
 from wit_world import WitWorld as Processor
-from wit_world.imports import batch, host, types
+from wit_world.imports import batch, log, types
+
+from trailhead_sdk import Config, ConfigError, values
 
 PATHS: frozenset = frozenset()
 
@@ -19,36 +21,27 @@ PATHS: frozenset = frozenset()
 class WitWorld(Processor):
     def init(self, config: str) -> types.PluginInfo:
         global PATHS
-        settings = json.loads(config or "{}")
-        unknown = set(settings) - {"paths"}
-        if unknown:
-            raise_err(f"{sorted(unknown)[0]}: unknown key; expected paths")
-        paths = settings.get("paths", ["/healthz", "/readyz"])
-        if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
-            raise_err("paths: expected a list of strings")
-        PATHS = frozenset(paths)
-        return types.PluginInfo(name="health-drop-py", version="0.1.0", signals=[types.Signal.TRACES])
+        try:
+            settings = Config(config, known=("paths",))
+            PATHS = frozenset(settings.strings("paths", default=["/healthz", "/readyz"]))
+        except ConfigError as e:
+            raise Err(str(e))
+        return types.PluginInfo(name="health-drop-py", version="0.2.0", signals=[types.Signal.TRACES])
 
     def process_spans(self, spans: batch.SpanBatch) -> None:
-        routes = spans.span_attr_column("http.route")
-        url_paths = spans.span_attr_column("url.path")
+        routes = values(spans.attr_column(types.Level.ITEM, "http.route"))
+        url_paths = values(spans.attr_column(types.Level.ITEM, "url.path"))
+        # A non-string value (an int route, say) is never a probe path; `in` on a frozenset of
+        # str is simply False for it, and None (absent) likewise.
         probes = [i for i, (route, path) in enumerate(zip(routes, url_paths))
-                  if text(route) in PATHS or text(path) in PATHS]
+                  if route in PATHS or path in PATHS]
         if probes:
-            spans.drop_spans(probes)
-            host.log(host.Level.DEBUG, f"dropped {len(probes)} probe spans")
+            spans.remove(types.Level.ITEM, probes)
+            log.write(log.Severity.DEBUG, f"dropped {len(probes)} probe spans")
 
+    # Only traces are asked for in `init`, so the host never calls these.
     def process_logs(self, logs: batch.LogBatch) -> None:
         pass
 
     def process_metrics(self, metrics: batch.MetricBatch) -> None:
         pass
-
-
-def text(value):
-    return value.value if isinstance(value, types.AnyValue_Str) else None
-
-
-def raise_err(message):
-    from componentize_py_types import Err
-    raise Err(message)
