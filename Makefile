@@ -35,9 +35,9 @@ target/plugins/health-drop-py.wasm: plugins/examples/health-drop-py/app.py plugi
 	mkdir -p target/plugins
 	$(VENV)/bin/componentize-py -d wit/0.2.0 -w processor componentize --stub-wasi app -p plugins/examples/health-drop-py -p plugins/sdk-py -o $@
 
-target/plugins/redact-js.wasm: plugins/examples/redact-js/plugin.js wit/0.1.0/trailhead.wit plugins/node_modules/.installed
+target/plugins/redact-js.wasm: plugins/examples/redact-js/plugin.js plugins/sdk-js/trailhead.js $(wildcard wit/0.2.0/*.wit) plugins/node_modules/.installed
 	mkdir -p target/plugins
-	plugins/node_modules/.bin/componentize-js plugins/examples/redact-js/plugin.js -w wit/0.1.0 -n processor -d http -d fetch-event -o $@
+	plugins/node_modules/.bin/componentize-js plugins/examples/redact-js/plugin.js -w wit/0.2.0 -n processor -d http -d fetch-event -o $@
 
 plugins/node_modules/.installed: plugins/package.json plugins/package-lock.json
 	cd plugins && npm ci --no-audit --no-fund
