@@ -4,12 +4,15 @@
 // The 0.2.0 batches hand out packed columns (`string-column`, `value-column`, IDs packed one
 // after another) because one copy across the boundary is far cheaper than a JS object per
 // entry. These helpers unpack them inside the plugin. Import this file by a relative path:
-// componentize-js resolves relative imports from the directory it is run in (run it from the
-// repo root), so no bundler is needed.
+// componentize-js bundles relative imports itself, so no bundler is needed, but it sees only
+// files under the directory it is run from: run it from one that holds both the plugin and
+// this file (the repo root, as the Makefile does), not from the plugin's own folder.
 //
 // How jco maps the WIT: enums are strings ('item', 'str'), `list<u8>` a Uint8Array,
 // `list<u32>` a Uint32Array, `list<s64>` a BigInt64Array, `list<u64>` a BigUint64Array, a
 // variant `{tag, val}`, and a thrown value from an export its `err`.
+//
+// Tests: `node --test plugins/sdk-js/`.
 
 const utf8 = new TextDecoder();
 const utf8Encoder = new TextEncoder();

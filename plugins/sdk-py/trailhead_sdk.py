@@ -10,6 +10,8 @@ Add the folder to the build with a second `-p`:
 
     componentize-py -d wit/0.2.0 -w processor componentize --stub-wasi app \\
         -p plugins/examples/NAME -p plugins/sdk-py -o NAME.wasm
+
+The examples in the docstrings are its tests: `python3 -m doctest plugins/sdk-py/trailhead_sdk.py`.
 """
 
 import json
@@ -31,6 +33,10 @@ def strings(column) -> list:
     """Unpacks a `string-column` into a list of `str`, one per entry ("" where absent).
 
     `column` is anything with `bytes` and `ends`, as the bindings' `StringColumn` has.
+
+    >>> from types import SimpleNamespace as Column
+    >>> strings(Column(bytes=b"GETPOST", ends=[3, 3, 7]))
+    ['GET', '', 'POST']
     """
     data, out, start = column.bytes, [], 0
     for end in column.ends:
@@ -46,6 +52,11 @@ def values(column) -> list:
     Arrays and key-value lists come as `bytes` too: their protobuf encodings (`ArrayValue`,
     `KeyValueList`), which this module does not decode; read `column.kinds` to tell them
     from plain bytes.
+
+    >>> from types import SimpleNamespace as Column
+    >>> values(Column(kinds=[0, 1, 2, 3, 4], scalars=[0, 0, 1, -5, 4609434218613702656],
+    ...               bytes=b"/healthz", ends=[0, 8, 8, 8, 8]))
+    [None, '/healthz', True, -5, 1.5]
     """
     data, out, start = column.bytes, [], 0
     for kind, scalar, end in zip(column.kinds, column.scalars, column.ends):
@@ -73,6 +84,9 @@ def ids(packed: bytes, width: int, hex: bool = True) -> list:
 
     Returns lowercase hex strings, as OTLP/JSON writes them, or `bytes` with `hex=False`.
     An absent ID is all zeros ("000…0"), as the host packs it.
+
+    >>> ids(bytes(range(8)) + bytes(8), 8)
+    ['0001020304050607', '0000000000000000']
     """
     if width <= 0 or len(packed) % width:
         raise ValueError(f"{len(packed)} bytes is not a whole number of {width}-byte IDs")
@@ -85,6 +99,9 @@ def durations(starts, ends) -> list:
 
     0 where either time is unset (0) or the span ends before it starts, so a malformed span
     reads as instantaneous rather than as a huge or negative duration.
+
+    >>> durations([100, 0, 300], [250, 50, 200])
+    [150, 0, 0]
     """
     return [e - s if s and e and e >= s else 0 for s, e in zip(starts, ends)]
 
@@ -120,6 +137,12 @@ class Config:
     `Config(text, known=("paths",))` parses `text` (empty means `{}`) and rejects keys outside
     `known`, so a typo is an error rather than silently ignored. The getters return the
     default when the key is absent.
+
+    >>> Config('{"paths": ["/livez"]}', known=("paths",)).strings("paths")
+    ['/livez']
+    >>> Config('{"path": []}', known=("paths",))
+    Traceback (most recent call last):
+    trailhead_sdk.ConfigError: path: unknown key; expected paths
     """
 
     def __init__(self, text: str, known=()):
