@@ -71,7 +71,8 @@ enum PluginCommand {
         /// Where to create it (a folder named NAME inside).
         #[arg(long, default_value = ".")]
         dir: PathBuf,
-        /// The trailhead-plugin SDK crate (default: the one beside this build's source).
+        /// Depend on this trailhead-plugin SDK crate instead of writing the one embedded in
+        /// this binary into the new crate.
         #[arg(long)]
         sdk: Option<PathBuf>,
     },
@@ -81,6 +82,15 @@ enum PluginCommand {
         /// The processor entry's settings: a YAML or JSON file, or inline JSON.
         #[arg(long, short)]
         config: Option<String>,
+    },
+    /// Compile components ahead of time into the compiled-component cache (for an image build),
+    /// checking each against the contract.
+    Compile {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The cache directory (default: $TRAILHEAD_PLUGIN_CACHE, as `run` reads it).
+        #[arg(long)]
+        cache: Option<PathBuf>,
     },
     /// Run a component on an OTLP/JSON request and print the result as OTLP/JSON.
     Test {
@@ -105,13 +115,14 @@ fn plugin_command(command: PluginCommand) -> Result<String, String> {
         Some(file) => read(&PathBuf::from(file)),
     };
     match command {
-        PluginCommand::New { name, dir, sdk } => {
-            let sdk = sdk.or_else(offline::default_sdk).ok_or(
-                "the trailhead-plugin SDK is not beside this build; give --sdk PATH (plugins/sdk in the trailhead repo)",
-            )?;
-            offline::new_plugin(&dir, &name, &sdk)
-        }
+        PluginCommand::New { name, dir, sdk } => offline::new_plugin(&dir, &name, sdk.as_deref()),
         PluginCommand::Check { file, config } => offline::check(&file, &settings(&config)?),
+        PluginCommand::Compile { files, cache } => {
+            let cache = cache
+                .or_else(trailhead::processors::wasm::cache::from_env)
+                .ok_or("give --cache DIR, or set TRAILHEAD_PLUGIN_CACHE")?;
+            offline::compile(&files, &cache)
+        }
         PluginCommand::Test {
             file,
             config,

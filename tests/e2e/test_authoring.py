@@ -3,6 +3,7 @@ and plugins written in Python (componentize-py) and JavaScript (componentize-js)
 live pipeline against the same WIT as the Rust ones."""
 
 import os
+import shutil
 import subprocess
 
 import requests
@@ -30,19 +31,32 @@ LOGS = {"resourceLogs": [{"scopeLogs": [{"logRecords": [
 # `plugin new` writes a crate that builds as it is, passes `plugin check`, and does what its
 # template says under `plugin test`.
 def test_plugin_new_builds_and_runs(tmp_path):
-    created = subprocess.run([str(BINARY), "plugin", "new", "team-stamp", "--dir", str(tmp_path)],
-                             capture_output=True, text=True)
+    # The binary as a user has it: copied out of the checkout, so nothing can lean on the
+    # repo's plugins/sdk. The SDK and WIT come out of the binary.
+    installed = tmp_path / "bin" / "trailhead"
+    installed.parent.mkdir()
+    shutil.copy(BINARY, installed)
+    created = subprocess.run([str(installed), "plugin", "new", "team-stamp", "--dir", str(tmp_path)],
+                             capture_output=True, text=True, cwd=tmp_path)
     assert created.returncode == 0, created.stderr
     crate = tmp_path / "team-stamp"
-    # The repo's pinned toolchain (it has wasm32-wasip2), and its build cache for the SDK.
+    assert (crate / "trailhead-sdk" / "wit" / "world.wit").exists()
+    assert str(REPO) not in (crate / "Cargo.toml").read_text()
+    # The repo's pinned toolchain (it has wasm32-wasip2), and its build cache for wit-bindgen.
     toolchain = next(l.split('"')[1] for l in (REPO / "rust-toolchain.toml").read_text().splitlines() if l.startswith("channel"))
     env = dict(os.environ, CARGO_TARGET_DIR=str(REPO / "target" / "wasm"), RUSTUP_TOOLCHAIN=toolchain)
+    host = next(l.split()[1] for l in subprocess.run(["rustc", "-vV"], capture_output=True, text=True, env=env).stdout.splitlines()
+                if l.startswith("host:"))
+    # The template's own unit test runs natively, through the SDK's test harness.
+    tested = subprocess.run(["cargo", "test", "-j2", "--target", host], cwd=crate, env=env, capture_output=True, text=True)
+    assert tested.returncode == 0 and " passed" in tested.stdout, tested.stdout + tested.stderr
     built = subprocess.run(["cargo", "build", "--release", "-j2"], cwd=crate, env=env, capture_output=True, text=True)
     assert built.returncode == 0, built.stderr
     wasm = REPO / "target" / "wasm" / "wasm32-wasip2" / "release" / "team_stamp.wasm"
     checked = subprocess.run([str(BINARY), "plugin", "check", str(wasm), "--config", '{"key":"team","value":"x"}'],
                              capture_output=True, text=True)
     assert checked.returncode == 0 and "name: team-stamp" in checked.stdout, checked.stdout + checked.stderr
+    assert "contract: mathtrail:trailhead@0.2.0" in checked.stdout, checked.stdout
     request = tmp_path / "request.json"
     import json
     request.write_text(json.dumps(SPANS))
@@ -63,18 +77,22 @@ def test_plugin_new_builds_and_runs(tmp_path):
     assert again.returncode == 1 and "already exists" in again.stderr
 
 
-# A Python plugin drops probe spans, then a JavaScript plugin redacts what is left, in one
-# running pipeline: the contract is language-neutral.
-def test_python_and_javascript_plugins_in_a_pipeline(sink, start_trailhead):
+# A Python plugin drops probe spans, a Rust one built against contract 0.1 stamps the resource,
+# then a JavaScript plugin redacts what is left, in one running pipeline: the contract is
+# language-neutral, and its two versions run side by side. A restart reads the compiled
+# plugins back from the disk cache instead of compiling them again.
+def test_python_and_javascript_plugins_in_a_pipeline(sink, start_trailhead, tmp_path):
     config = gateway_config(sink.endpoint)
     config["processors"] = {
         "health-drop": {"plugin": str(PLUGINS / "health-drop-py.wasm")},
+        "stamp": {"plugin": str(PLUGINS / "resource-stamp.wasm"), "attributes": {"deployment.environment": "lab"}},
         "redact": {"plugin": str(PLUGINS / "redact-js.wasm"), "on_failure": "drop",
                    "keys": ["http.request.header.authorization"]},
     }
-    config["service"]["pipelines"]["traces"]["processors"] = ["health-drop", "redact"]
+    config["service"]["pipelines"]["traces"]["processors"] = ["health-drop", "stamp", "redact"]
     config["service"]["pipelines"]["logs"]["processors"] = ["redact"]
-    trailhead = start_trailhead(config, ready_timeout=120)
+    cache = {"TRAILHEAD_PLUGIN_CACHE": str(tmp_path / "compiled")}
+    trailhead = start_trailhead(config, ready_timeout=120, extra_env=cache)
     assert requests.post(trailhead.url("otlp (http)", "/v1/traces"), json=SPANS, timeout=10).status_code == 200
     assert requests.post(trailhead.url("otlp (http)", "/v1/logs"), json=LOGS, timeout=10).status_code == 200
     assert sink.wait_for("traces", 1) == 1
@@ -83,10 +101,17 @@ def test_python_and_javascript_plugins_in_a_pipeline(sink, start_trailhead):
     attributes = {a.key: a.value.string_value for a in span.attributes}
     assert span.name == "POST /login"
     assert attributes["http.request.header.authorization"] == "[REDACTED]"
+    resource = {a.key: a.value.string_value for a in sink.requests["traces"][0].resource_spans[0].resource.attributes}
+    assert resource["deployment.environment"] == "lab"
     records = [r for req in sink.requests["logs"] for rl in req.resource_logs for sl in rl.scope_logs for r in sl.log_records]
     redacted = {r.body.string_value: {a.key: a.value.string_value for a in r.attributes} for r in records}
     assert redacted == {"login": {"http.request.header.authorization": "[REDACTED]"}, "plain": {}}
     assert trailhead.metric("trailhead_processor_dropped_items_total", processor="health-drop") == 2
     plugins = requests.get(trailhead.url("metrics", "/plugins"), timeout=5).json()
-    names = sorted(p["name"] for p in plugins)
-    assert names == ["health-drop-py", "redact-js"], plugins
+    contracts = {p["name"]: (p["contract"], p["compiled"]) for p in plugins}
+    assert contracts == {"health-drop-py": ("0.2.0", "fresh"), "resource-stamp": ("0.1.0", "fresh"),
+                         "redact-js": ("0.2.0", "fresh")}, plugins
+    trailhead.stop()
+    restarted = start_trailhead(config, ready_timeout=120, extra_env=cache)
+    plugins = requests.get(restarted.url("metrics", "/plugins"), timeout=5).json()
+    assert sorted(p["compiled"] for p in plugins) == ["disk"] * 3, plugins

@@ -86,6 +86,22 @@ def test_persistent_queue_preset():
     assert "sending_queue" not in yaml.safe_load(config_map["data"]["config.yaml"])["exporters"]["otlp/alloy"]
 
 
+# The plugin-cache preset, on by default: compiled plugins kept on an emptyDir that trailhead
+# finds through TRAILHEAD_PLUGIN_CACHE, so a restarted container does not compile them again.
+def test_plugin_cache_preset():
+    for manifests, mib in ((render(), 256), (render("--set", "presets.pluginCache.sizeMiB=64"), 64)):
+        (workload,) = find(manifests, "Deployment")
+        pod = workload["spec"]["template"]["spec"]
+        container = pod["containers"][0]
+        assert {"name": "TRAILHEAD_PLUGIN_CACHE", "value": "/var/cache/trailhead"} in container["env"]
+        assert {"name": "plugin-cache", "mountPath": "/var/cache/trailhead"} in container["volumeMounts"]
+        assert {"name": "plugin-cache", "emptyDir": {"sizeLimit": f"{mib}Mi"}} in pod["volumes"]
+    (workload,) = find(render("--set", "presets.pluginCache.enabled=false"), "Deployment")
+    container = workload["spec"]["template"]["spec"]["containers"][0]
+    assert not [e for e in container["env"] if e["name"] == "TRAILHEAD_PLUGIN_CACHE"]
+    assert not [m for m in container["volumeMounts"] if m["name"] == "plugin-cache"]
+
+
 # Secrets with certificates or tokens reach the pod through extraVolumes / extraVolumeMounts.
 def test_extra_volumes():
     manifests = render("-f", CHART / "ci" / "production-values.yaml")

@@ -133,6 +133,8 @@ pub struct Store {
     indexes: RwLock<Indexes>,
     /// Names shared by many pods (namespace, node) are stored once.
     interned: RwLock<HashSet<Arc<str>>>,
+    /// Bumped on every write, so a plugin may trust what it looked up while it stays the same.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Store {
@@ -149,7 +151,17 @@ impl Store {
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Indexes> {
-        self.indexes.write().unwrap_or_else(|e| e.into_inner())
+        let guard = self.indexes.write().unwrap_or_else(|e| e.into_inner());
+        // Bumped while the lock is held: a reader that sees the new number reads after the
+        // change, because its lookup waits for this guard.
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
+        guard
+    }
+
+    /// A number that changes whenever the cache may have changed.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// One shared copy of a namespace or node name.

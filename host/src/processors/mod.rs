@@ -135,6 +135,8 @@ impl WasmProcessor {
             "name": plugin.info.name,
             "version": plugin.info.version,
             "sha256": plugin.sha256,
+            "contract": plugin.info.contract,
+            "compiled": plugin.compiled.as_str(),
             "path": plugin.path,
             "loaded_at_unix": loaded_at,
             "calls": self.metrics.calls.get(),

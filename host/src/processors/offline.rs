@@ -39,13 +39,31 @@ pub fn check(file: &Path, settings: &str) -> Result<String, String> {
         .map(Signal::as_str)
         .collect();
     Ok(format!(
-        "{}: ok\n  name: {}\n  version: {}\n  signals: {}\n  sha256: {}\n",
+        "{}: ok\n  name: {}\n  version: {}\n  signals: {}\n  contract: mathtrail:trailhead@{}\n  sha256: {}\n",
         file.display(),
         plugin.info.name,
         plugin.info.version,
         signals.join(", "),
+        plugin.info.contract,
         plugin.sha256
     ))
+}
+
+/// `plugin compile`: each component compiled and checked into the disk cache at `cache`, ahead
+/// of time (in an image build, say), so trailhead's first start serves without compiling.
+pub fn compile(files: &[std::path::PathBuf], cache: &Path) -> Result<String, String> {
+    let runtime = wasm::Runtime::with_cache(Default::default(), Some(cache))
+        .map_err(|e| format!("cannot start the Wasm runtime: {e:#}"))?;
+    let mut report = String::new();
+    for file in files {
+        let (entry, contract) = runtime.compile_ahead(file).map_err(|e| e.to_string())?;
+        report.push_str(&format!(
+            "{}: mathtrail:trailhead@{contract} -> {}\n",
+            file.display(),
+            entry.display()
+        ));
+    }
+    Ok(report)
 }
 
 /// What `plugin test` prints: the batch after the plugin, as OTLP/JSON.
@@ -82,32 +100,48 @@ pub fn test(file: &Path, settings: &str, input: &str) -> Result<String, String> 
     serde_json::to_string_pretty(&rendered).map_err(|e| e.to_string())
 }
 
-/// The template crate `trailhead plugin new` writes out (plugins/template in the repo).
-const TEMPLATE: [(&str, &str); 3] = [
-    (
-        "Cargo.toml",
-        include_str!("../../../plugins/template/Cargo.toml"),
-    ),
-    (
-        ".cargo/config.toml",
-        include_str!("../../../plugins/template/.cargo/config.toml"),
-    ),
-    (
-        "src/lib.rs",
-        include_str!("../../../plugins/template/src/lib.rs"),
-    ),
-];
+/// What `trailhead plugin new` writes out, embedded so an installed binary needs no checkout:
+/// the template crate, the Rust SDK beside it, and the WIT the SDK is generated from.
+static TEMPLATE: include_dir::Dir =
+    include_dir::include_dir!("$CARGO_MANIFEST_DIR/../plugins/template");
+static SDK: include_dir::Dir = include_dir::include_dir!("$CARGO_MANIFEST_DIR/../plugins/sdk");
+static WIT: include_dir::Dir = include_dir::include_dir!("$CARGO_MANIFEST_DIR/../wit/0.2.0");
 
-/// The SDK beside this build's source tree, if it is still there.
-pub fn default_sdk() -> Option<std::path::PathBuf> {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../plugins/sdk")
-        .canonicalize()
-        .ok()
+/// The folder, inside a new plugin crate, that holds its copy of the SDK.
+const SDK_FOLDER: &str = "trailhead-sdk";
+
+/// Every file of an embedded folder, with its path inside it. Build leftovers (a lock file or
+/// a `target/` from building the template in the repo) are not part of it.
+fn files<'a>(dir: &'a include_dir::Dir<'a>) -> Vec<(&'a Path, &'a [u8])> {
+    let mut out = Vec::new();
+    for entry in dir.entries() {
+        let path = entry.path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        if matches!(name, "target" | "Cargo.lock" | "wit") {
+            continue;
+        }
+        match entry {
+            include_dir::DirEntry::Dir(d) => out.extend(files(d)),
+            include_dir::DirEntry::File(f) => out.push((f.path(), f.contents())),
+        }
+    }
+    out
 }
 
-/// Writes a new plugin crate named `name` into `dir`, depending on the SDK at `sdk`.
-pub fn new_plugin(dir: &Path, name: &str, sdk: &Path) -> Result<String, String> {
+fn write_file(path: &Path, contents: &[u8]) -> Result<(), String> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+    }
+    std::fs::write(path, contents).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Writes a new plugin crate named `name` into `dir`. Its SDK is the one embedded in this
+/// binary, written into the crate (`trailhead-sdk/`, WIT included), unless `sdk` names a
+/// checkout's SDK to depend on instead.
+pub fn new_plugin(dir: &Path, name: &str, sdk: Option<&Path>) -> Result<String, String> {
     let valid = !name.is_empty()
         && name
             .chars()
@@ -122,22 +156,29 @@ pub fn new_plugin(dir: &Path, name: &str, sdk: &Path) -> Result<String, String> 
     if root.exists() {
         return Err(format!("{} already exists", root.display()));
     }
-    let sdk = sdk
-        .canonicalize()
-        .map_err(|e| format!("the SDK at {}: {e}", sdk.display()))?;
-    for (file, text) in TEMPLATE {
-        let text = text
+    let sdk_path = match sdk {
+        Some(sdk) => sdk
+            .canonicalize()
+            .map_err(|e| format!("the SDK at {}: {e}", sdk.display()))?
+            .display()
+            .to_string(),
+        None => SDK_FOLDER.to_string(),
+    };
+    for (file, contents) in files(&TEMPLATE) {
+        let text = String::from_utf8_lossy(contents)
             .replace("plugin-template", name)
             .replace("plugin_template", &name.replace('-', "_"))
-            .replace(
-                "path = \"../sdk\"",
-                &format!("path = {:?}", sdk.display().to_string()),
-            );
-        let path = root.join(file);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+            .replace("path = \"../sdk\"", &format!("path = {sdk_path:?}"));
+        write_file(&root.join(file), text.as_bytes())?;
+    }
+    if sdk.is_none() {
+        let sdk_root = root.join(SDK_FOLDER);
+        for (file, contents) in files(&SDK) {
+            write_file(&sdk_root.join(file), contents)?;
         }
-        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+        for (file, contents) in files(&WIT) {
+            write_file(&sdk_root.join("wit").join(file), contents)?;
+        }
     }
     let wasm = name.replace('-', "_");
     Ok(format!(

@@ -133,7 +133,7 @@ fn load(
                     ),
                     _ => failed(e.to_string()),
                 })?;
-            tracing::info!(processor = %id, plugin = %plugin.info.name, version = %plugin.info.version, sha256 = %plugin.sha256, "plugin loaded");
+            tracing::info!(processor = %id, plugin = %plugin.info.name, version = %plugin.info.version, sha256 = %plugin.sha256, contract = plugin.info.contract, compiled = plugin.compiled.as_str(), "plugin loaded");
             loaded.insert(
                 id.clone(),
                 Arc::new(WasmProcessor::new(plugin, host.on_failure, registry)),

@@ -8,20 +8,23 @@
 //! failed call changes nothing.
 
 pub mod batch;
+pub mod cache;
+mod contract;
 mod deadline;
 pub mod encoded;
 pub mod host;
 pub mod items;
 pub mod v0_1;
+pub mod v0_2;
 
 use crate::pdata::{Batch, Payload, Signal};
+pub use contract::Info;
+use contract::{Bound, Pre};
 use host::PluginState;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
-use v0_1::bindings::mathtrail::trailhead::types::{PluginInfo, Signal as WitSignal};
-use v0_1::bindings::{Processor as Bindings, ProcessorPre};
 use wasmtime::component::{Component, Linker, Resource};
 use wasmtime::{Config, Engine, Store, Trap};
 
@@ -71,9 +74,8 @@ pub fn precompile(wasm: &[u8]) -> wasmtime::Result<Vec<u8>> {
     Engine::new(&engine_config())?.precompile_component(wasm)
 }
 
-// The one unsafe call in trailhead: wasmtime cannot check that serialized code is its own.
-#[allow(unsafe_code)]
-fn compile_in_child(engine: &Engine, exe: &Path, wasm: &[u8]) -> wasmtime::Result<Component> {
+/// Compiles a component in a child process: the serialized artifact.
+fn compile_in_child(exe: &Path, wasm: &[u8]) -> wasmtime::Result<Vec<u8>> {
     use std::io::Write;
     use std::process::{Command, Stdio};
     let mut child = Command::new(exe)
@@ -88,9 +90,38 @@ fn compile_in_child(engine: &Engine, exe: &Path, wasm: &[u8]) -> wasmtime::Resul
     if !output.status.success() {
         wasmtime::bail!("{}", String::from_utf8_lossy(&output.stderr).trim());
     }
-    // SAFETY: the artifact comes from this same executable, run by us on bytes we hold and
-    // have pinned, through pipes no one else can write to.
-    unsafe { Component::deserialize(engine, &output.stdout) }
+    Ok(output.stdout)
+}
+
+// The one unsafe call in trailhead: wasmtime cannot check that serialized code is its own.
+#[allow(unsafe_code)]
+fn deserialize(engine: &Engine, artifact: &[u8]) -> wasmtime::Result<Component> {
+    // SAFETY: an artifact comes from one of two places. Either this same executable compiled
+    // it, run by us on bytes we hold and have pinned, through pipes no one else can write to;
+    // or it is a disk-cache entry whose sha256 matched (cache.rs), in a directory that only
+    // trailhead may write, as the docs require. wasmtime checks its own header on top.
+    unsafe { Component::deserialize(engine, artifact) }
+}
+
+/// Where a plugin's compiled code came from, for `GET /plugins` and the load log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compiled {
+    /// Compiled now.
+    Fresh,
+    /// Compiled before by this process (a swap back, or one file for two processors).
+    Memory,
+    /// Read from the disk cache (`TRAILHEAD_PLUGIN_CACHE`).
+    Disk,
+}
+
+impl Compiled {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Compiled::Fresh => "fresh",
+            Compiled::Memory => "memory",
+            Compiled::Disk => "disk",
+        }
+    }
 }
 
 /// The process-wide engine and linker.
@@ -101,6 +132,8 @@ pub struct Runtime {
     compiled: Mutex<std::collections::HashMap<String, Component>>,
     /// The Kubernetes cache every plugin instance reads.
     metadata: Arc<crate::kubernetes::Store>,
+    /// Compiled components on disk, across restarts.
+    disk: Option<cache::DiskCache>,
 }
 
 /// Compiled components kept; beyond this the cache starts over (versions pile up on swaps).
@@ -125,7 +158,8 @@ pub enum LoadError {
     #[error("plugin `{path}` imports `{import}`, which plugins may not use (no sockets or HTTP)")]
     Forbidden { path: PathBuf, import: String },
     #[error(
-        "plugin `{path}` does not implement trailhead's processor world (mathtrail:trailhead@0.1.0): {reason}"
+        "plugin `{path}` does not implement trailhead's processor world ({}): {reason}",
+        contract::VERSIONS
     )]
     Contract { path: PathBuf, reason: String },
     #[error("plugin `{path}` rejected its config: {reason}")]
@@ -156,16 +190,34 @@ impl Runtime {
         Self::with_metadata(Arc::default())
     }
 
+    /// A runtime reading `metadata`, with the disk cache `TRAILHEAD_PLUGIN_CACHE` names.
     pub fn with_metadata(
         metadata: Arc<crate::kubernetes::Store>,
+    ) -> wasmtime::Result<Arc<Runtime>> {
+        Self::with_cache(metadata, cache::from_env().as_deref())
+    }
+
+    /// A runtime that keeps compiled components in `disk_cache`, if given.
+    pub fn with_cache(
+        metadata: Arc<crate::kubernetes::Store>,
+        disk_cache: Option<&Path>,
     ) -> wasmtime::Result<Arc<Runtime>> {
         let engine = Engine::new(&engine_config())?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-        Bindings::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |state| state)?;
+        v0_1::bindings::Processor::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
+            &mut linker,
+            |state| state,
+        )?;
+        v0_2::bindings::Processor::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
+            &mut linker,
+            |state| state,
+        )?;
+        let disk = disk_cache.map(|dir| cache::DiskCache::new(dir, &engine));
         Ok(Arc::new(Runtime {
             engine,
             linker,
+            disk,
             compiled: Mutex::default(),
             metadata,
         }))
@@ -173,31 +225,62 @@ impl Runtime {
 
     /// Compiles a component, or returns the one compiled before from the same bytes: swapping
     /// back to a previous version, or loading one file for two processors, compiles once.
-    fn compile(&self, sha256: &str, bytes: &[u8]) -> wasmtime::Result<Component> {
+    fn compile(&self, sha256: &str, bytes: &[u8]) -> wasmtime::Result<(Component, Compiled)> {
         let mut cache = self.compiled.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(component) = cache.get(sha256) {
-            return Ok(component.clone());
+            return Ok((component.clone(), Compiled::Memory));
         }
-        let component = match CHILD_COMPILER.get() {
-            Some(exe) => compile_in_child(&self.engine, exe, bytes)?,
-            None => Component::new(&self.engine, bytes)?,
+        let (component, compiled) = match &self.disk {
+            Some(disk) => self.compile_through(disk, sha256, bytes)?,
+            None => match CHILD_COMPILER.get() {
+                Some(exe) => (
+                    deserialize(&self.engine, &compile_in_child(exe, bytes)?)?,
+                    Compiled::Fresh,
+                ),
+                None => (Component::new(&self.engine, bytes)?, Compiled::Fresh),
+            },
         };
         if cache.len() >= COMPILED_CACHE {
             cache.clear();
         }
         cache.insert(sha256.to_string(), component.clone());
-        Ok(component)
+        Ok((component, compiled))
     }
 
-    /// Reads, pins, compiles, type-checks and initialises a plugin (one instance, kept).
-    pub fn load(
-        self: &Arc<Self>,
-        id: &str,
-        path: &Path,
-        pin: Option<&str>,
-        config_json: &str,
-        limits: Limits,
-    ) -> Result<Plugin, LoadError> {
+    /// The disk cache's entry if it is sound, else the component compiled and stored there.
+    fn compile_through(
+        &self,
+        disk: &cache::DiskCache,
+        sha256: &str,
+        bytes: &[u8],
+    ) -> wasmtime::Result<(Component, Compiled)> {
+        let entry = disk.path(sha256);
+        match disk.get(sha256) {
+            cache::Lookup::Hit(artifact) => match deserialize(&self.engine, &artifact) {
+                Ok(component) => return Ok((component, Compiled::Disk)),
+                Err(e) => {
+                    tracing::warn!(entry = %entry.display(), error = format!("{e:#}"), "compiled-component cache entry refused by wasmtime; compiling again");
+                    disk.remove(sha256);
+                }
+            },
+            cache::Lookup::Corrupt => {
+                tracing::warn!(entry = %entry.display(), "compiled-component cache entry failed its sha256 check; deleted, compiling again");
+            }
+            cache::Lookup::Miss => {}
+        }
+        let artifact = match CHILD_COMPILER.get() {
+            Some(exe) => compile_in_child(exe, bytes)?,
+            None => self.engine.precompile_component(bytes)?,
+        };
+        if let Err(e) = disk.put(sha256, &artifact) {
+            // The cache only saves time: serve the plugin, and say why the next start compiles.
+            tracing::warn!(dir = %disk.dir().display(), error = %e, "cannot write the compiled-component cache");
+        }
+        Ok((deserialize(&self.engine, &artifact)?, Compiled::Fresh))
+    }
+
+    /// Reads, pins, compiles and type-checks a component: everything before an instance.
+    fn prepare(&self, path: &Path, pin: Option<&str>) -> Result<Prepared, LoadError> {
         let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
             path: path.into(),
             source,
@@ -210,12 +293,12 @@ impl Runtime {
                 pinned: pinned.into(),
             });
         }
-        let component = self
-            .compile(&sha256, &bytes)
-            .map_err(|e| LoadError::Compile {
-                path: path.into(),
-                reason: format!("{e:#}"),
-            })?;
+        let (component, compiled) =
+            self.compile(&sha256, &bytes)
+                .map_err(|e| LoadError::Compile {
+                    path: path.into(),
+                    reason: format!("{e:#}"),
+                })?;
         for (name, _) in component.component_type().imports(&self.engine) {
             if FORBIDDEN_IMPORTS.iter().any(|f| name.starts_with(f)) {
                 return Err(LoadError::Forbidden {
@@ -224,14 +307,43 @@ impl Runtime {
                 });
             }
         }
-        let pre = self
-            .linker
-            .instantiate_pre(&component)
-            .and_then(ProcessorPre::new)
-            .map_err(|e| LoadError::Contract {
+        let pre =
+            Pre::new(&self.engine, &self.linker, &component).map_err(|e| LoadError::Contract {
                 path: path.into(),
                 reason: format!("{e:#}"),
             })?;
+        Ok(Prepared {
+            sha256,
+            compiled,
+            pre,
+        })
+    }
+
+    /// `trailhead plugin compile`: compiles and checks a component ahead of time, into the
+    /// disk cache. Its entry's path and the contract version it speaks.
+    pub fn compile_ahead(&self, path: &Path) -> Result<(PathBuf, &'static str), LoadError> {
+        let prepared = self.prepare(path, None)?;
+        let entry = self
+            .disk
+            .as_ref()
+            .map_or_else(PathBuf::new, |d| d.path(&prepared.sha256));
+        Ok((entry, prepared.pre.contract()))
+    }
+
+    /// Reads, pins, compiles, type-checks and initialises a plugin (one instance, kept).
+    pub fn load(
+        self: &Arc<Self>,
+        id: &str,
+        path: &Path,
+        pin: Option<&str>,
+        config_json: &str,
+        limits: Limits,
+    ) -> Result<Plugin, LoadError> {
+        let Prepared {
+            sha256,
+            compiled,
+            pre,
+        } = self.prepare(path, pin)?;
         let plugin = Plugin {
             id: Arc::from(id),
             path: path.to_path_buf(),
@@ -239,13 +351,10 @@ impl Runtime {
             loaded_at: std::time::SystemTime::now(),
             pre,
             sha256,
+            compiled,
             config_json: config_json.to_string(),
             limits,
-            info: PluginInfo {
-                name: String::new(),
-                version: String::new(),
-                signals: Vec::new(),
-            },
+            info: Info::default(),
             idle: Mutex::new(Vec::new()),
             runtime: self.clone(),
             blocking_io: Default::default(),
@@ -269,8 +378,15 @@ impl Runtime {
     }
 }
 
+/// A component checked and ready to instantiate.
+struct Prepared {
+    sha256: String,
+    compiled: Compiled,
+    pre: Pre,
+}
+
 /// One initialised instance: its store, bindings, and what `init` said.
-type Instance = (Store<PluginState>, Bindings, PluginInfo);
+type Instance = (Store<PluginState>, Bound, Info);
 
 /// A loaded plugin version.
 pub struct Plugin {
@@ -279,11 +395,13 @@ pub struct Plugin {
     pub path: PathBuf,
     pin: Option<String>,
     pub loaded_at: std::time::SystemTime,
-    pre: ProcessorPre<PluginState>,
+    pre: Pre,
     pub sha256: String,
+    /// Where its compiled code came from.
+    pub compiled: Compiled,
     config_json: String,
     pub limits: Limits,
-    pub info: PluginInfo,
+    pub info: Info,
     /// Instances between calls; one per concurrent caller at most.
     idle: Mutex<Vec<Instance>>,
     runtime: Arc<Runtime>,
@@ -330,14 +448,6 @@ pub struct Failure {
     pub output: String,
 }
 
-fn wit_signal(signal: Signal) -> WitSignal {
-    match signal {
-        Signal::Traces => WitSignal::Traces,
-        Signal::Metrics => WitSignal::Metrics,
-        Signal::Logs => WitSignal::Logs,
-    }
-}
-
 impl Plugin {
     fn instantiate(&self) -> Result<Instance, String> {
         let _deadline = deadline::arm(&self.runtime.engine, self.limits.timeout)?;
@@ -355,7 +465,7 @@ impl Plugin {
             .instantiate(&mut store)
             .map_err(|e| format!("{e:#}"))?;
         let info = bindings
-            .call_init(&mut store, &self.config_json)
+            .init(&mut store, &self.config_json)
             .map_err(|e| format!("{e:#}"))??;
         Ok((store, bindings, info))
     }
@@ -397,7 +507,7 @@ impl Plugin {
 
     /// Whether the plugin asked to see `signal`.
     pub fn handles(&self, signal: Signal) -> bool {
-        self.info.signals.contains(&wit_signal(signal))
+        self.info.signals.contains(&signal)
     }
 
     /// Runs the plugin on a batch: the encoded result. Blocking: call it off the async executor.
@@ -464,7 +574,7 @@ impl Plugin {
 /// Lends the batch to the plugin and returns the journal applied on `ok`, with its item count.
 fn run(
     store: &mut Store<PluginState>,
-    bindings: &Bindings,
+    bindings: &Bound,
     batch: &Batch,
 ) -> wasmtime::Result<Result<(Payload, usize), String>> {
     macro_rules! lend {
@@ -473,17 +583,13 @@ fn run(
             let own = store.data_mut().table.push(work)?;
             let outcome = bindings.$call(&mut *store, Resource::new_borrow(own.rep()));
             let work = store.data_mut().table.delete(own)?;
-            outcome.map(|result| {
-                result
-                    .map(|()| work.into_counted(batch.items))
-                    .map_err(|e| e.message)
-            })
+            outcome.map(|result| result.map(|()| work.into_counted(batch.items)))
         }};
     }
     match batch.signal {
-        Signal::Traces => lend!(batch::SpanWork, call_process_spans),
-        Signal::Logs => lend!(batch::LogWork, call_process_logs),
-        Signal::Metrics => lend!(batch::MetricWork, call_process_metrics),
+        Signal::Traces => lend!(batch::SpanWork, process_spans),
+        Signal::Logs => lend!(batch::LogWork, process_logs),
+        Signal::Metrics => lend!(batch::MetricWork, process_metrics),
     }
 }
 
