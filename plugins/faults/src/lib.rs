@@ -9,7 +9,7 @@
 //! only fails on real traffic.
 
 use std::cell::Cell;
-use trailhead_plugin::{Plugin, PluginError, PluginInfo, Signal, SpanBatch};
+use trailhead_plugin_v0_1::{Plugin, PluginError, PluginInfo, Signal, SpanBatch};
 
 thread_local! {
     static FAULT: Cell<&'static str> = const { Cell::new("none") };
@@ -73,16 +73,16 @@ impl Plugin for Faults {
                 batch.set_span_attr(
                     &all[..all.len() / 2],
                     "touched",
-                    &trailhead_plugin::string("yes"),
+                    &trailhead_plugin_v0_1::string("yes"),
                 );
                 panic!("half-way through the batch");
             }
             _ => {
-                batch.set_span_attr(&all, "touched", &trailhead_plugin::string("yes"));
+                batch.set_span_attr(&all, "touched", &trailhead_plugin_v0_1::string("yes"));
                 Ok(())
             }
         }
     }
 }
 
-trailhead_plugin::export!(Faults);
+trailhead_plugin_v0_1::export!(Faults);

@@ -22,7 +22,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 use trailhead_ottl::{Columns, Path, Value};
-use trailhead_plugin::{
+use trailhead_plugin_v0_1::{
     AnyValue, LogBatch, MetricBatch, Plugin, PluginError, PluginInfo, Signal, SpanBatch, host,
 };
 
@@ -112,7 +112,7 @@ fn value(v: Option<AnyValue>) -> Value {
     }
 }
 
-fn strings(column: trailhead_plugin::StringColumn) -> Vec<Value> {
+fn strings(column: trailhead_plugin_v0_1::StringColumn) -> Vec<Value> {
     let mut start = 0;
     column
         .ends
@@ -125,7 +125,7 @@ fn strings(column: trailhead_plugin::StringColumn) -> Vec<Value> {
         .collect()
 }
 
-fn unpack(column: trailhead_plugin::ValueColumn) -> Vec<Value> {
+fn unpack(column: trailhead_plugin_v0_1::ValueColumn) -> Vec<Value> {
     let mut start = 0;
     (0..column.kinds.len())
         .map(|i| {
@@ -330,4 +330,4 @@ fn metric_type(name: &str) -> i64 {
     }
 }
 
-trailhead_plugin::export!(Filter);
+trailhead_plugin_v0_1::export!(Filter);

@@ -10,8 +10,8 @@
 use k8sattributes_settings::{Association, Config, FieldRule, Key, Source};
 use std::cell::RefCell;
 use std::net::{IpAddr, SocketAddr};
-use trailhead_plugin::host::{self, ObjectMeta, Pod};
-use trailhead_plugin::{
+use trailhead_plugin_v0_1::host::{self, ObjectMeta, Pod};
+use trailhead_plugin_v0_1::{
     AnyValue, KeyValue, LogBatch, MetricBatch, Plugin, PluginError, PluginInfo, Resources, Signal,
     SpanBatch,
 };
@@ -43,7 +43,7 @@ impl Plugin for K8sAttributes {
     }
 }
 
-trailhead_plugin::export!(K8sAttributes);
+trailhead_plugin_v0_1::export!(K8sAttributes);
 
 fn enrich(batch: &impl Resources) -> Result<(), PluginError> {
     CONFIG.with(|slot| {

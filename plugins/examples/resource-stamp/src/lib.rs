@@ -6,7 +6,7 @@
 //! The config is parsed by hand to keep the component small.
 
 use std::cell::RefCell;
-use trailhead_plugin::{
+use trailhead_plugin_v0_1::{
     KeyValue, LogBatch, MetricBatch, Plugin, PluginError, PluginInfo, Resources, Signal, SpanBatch,
 };
 
@@ -48,7 +48,7 @@ fn stamp(batch: &impl Resources) -> Result<(), PluginError> {
                 .filter(|(key, _)| batch.resource_attr(res, key).is_none())
                 .map(|(key, value)| KeyValue {
                     key: key.clone(),
-                    value: trailhead_plugin::string(value.clone()),
+                    value: trailhead_plugin_v0_1::string(value.clone()),
                 })
                 .collect();
             if !missing.is_empty() {
@@ -80,4 +80,4 @@ impl Plugin for ResourceStamp {
     }
 }
 
-trailhead_plugin::export!(ResourceStamp);
+trailhead_plugin_v0_1::export!(ResourceStamp);

@@ -2,7 +2,7 @@
 //! imports `wasi:filesystem`. That import links (language runtimes need it), but no directory
 //! is preopened: the read must fail, and the plugin reports the failure as its own error.
 
-use trailhead_plugin::{Plugin, PluginError, PluginInfo, Signal, SpanBatch, string};
+use trailhead_plugin_v0_1::{Plugin, PluginError, PluginInfo, Signal, SpanBatch, string};
 
 struct Filesystem;
 
@@ -23,4 +23,4 @@ impl Plugin for Filesystem {
     }
 }
 
-trailhead_plugin::export!(Filesystem);
+trailhead_plugin_v0_1::export!(Filesystem);

@@ -1,7 +1,7 @@
 //! Implements the processor world but connects to the network on every batch, so its
 //! component imports `wasi:sockets`. trailhead must refuse it at load, naming the import.
 
-use trailhead_plugin::{Plugin, PluginError, PluginInfo, Signal, SpanBatch};
+use trailhead_plugin_v0_1::{Plugin, PluginError, PluginInfo, Signal, SpanBatch};
 
 struct Sockets;
 
@@ -21,4 +21,4 @@ impl Plugin for Sockets {
     }
 }
 
-trailhead_plugin::export!(Sockets);
+trailhead_plugin_v0_1::export!(Sockets);

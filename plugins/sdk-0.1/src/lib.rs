@@ -5,7 +5,7 @@
 //!
 //! ```ignore
 //! struct Stamp;
-//! impl trailhead_plugin::Plugin for Stamp {
+//! impl trailhead_plugin_v0_1::Plugin for Stamp {
 //!     fn init(_config: &str) -> Result<PluginInfo, String> {
 //!         Ok(PluginInfo { name: "stamp".into(), version: "1.0.0".into(), signals: vec![Signal::Traces] })
 //!     }
@@ -24,7 +24,7 @@ pub mod bindings {
         world: "processor",
         pub_export_macro: true,
         export_macro_name: "export_processor",
-        default_bindings_module: "trailhead_plugin::bindings",
+        default_bindings_module: "trailhead_plugin_v0_1::bindings",
     });
 }
 
