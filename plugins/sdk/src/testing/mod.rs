@@ -36,6 +36,8 @@
 
 mod convert;
 mod native;
+#[cfg(test)]
+mod tests;
 #[doc(hidden)]
 pub mod tree;
 
