@@ -32,7 +32,7 @@ pub struct Info {
 }
 
 /// The versions the host links, newest first, for error messages.
-pub const VERSIONS: &str = "mathtrail:trailhead@0.2.0 or @0.1.0";
+pub const VERSIONS: &str = "mathtrail:trailhead@0.2.0 or mathtrail:trailhead@0.1.0";
 
 impl Pre {
     pub fn new(

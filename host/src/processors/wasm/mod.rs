@@ -563,7 +563,7 @@ impl Plugin {
                 let output = store.data().output.take();
                 Err(Failure {
                     kind: classify(&error, &output),
-                    message: format!("{error:#}"),
+                    message: describe(&error),
                     output,
                 })
             }
@@ -655,6 +655,15 @@ fn canary_batch(signal: Signal) -> Batch {
             },
             context,
         ),
+    }
+}
+
+/// A failure's message. A trap the host raised (a bad index, a list of the wrong length) is
+/// its own message, naming the method: the guest's backtrace would only bury it.
+fn describe(error: &wasmtime::Error) -> String {
+    match error.downcast_ref::<Trap>() {
+        None => error.root_cause().to_string(),
+        Some(_) => format!("{error:#}"),
     }
 }
 

@@ -16,9 +16,9 @@ wit_bindgen::generate!({
     world: "processor",
 });
 
-use mathtrail::trailhead::batch::{LogBatch, MetricBatch, SpanBatch};
+// The world's `use` puts the batch types, `plugin-info` and `plugin-error` at the top level.
 use mathtrail::trailhead::types::{
-    AnyValue, Level, PluginError, PluginInfo, Signal, SpanKind, SpanLink, StringColumn, ValueKind,
+    AnyValue, Level, Signal, SpanKind, SpanLink, StringColumn, ValueKind,
 };
 use std::cell::Cell;
 
