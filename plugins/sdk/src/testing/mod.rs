@@ -321,9 +321,11 @@ impl<I: Item> State<I> {
                     item_flat += 1;
                     !scope_gone && !gone.items[item_flat - 1]
                 });
-                !scope_gone && !(had_items && scope.items.is_empty())
+                let emptied = had_items && scope.items.is_empty();
+                !(scope_gone || emptied)
             });
-            !resource_gone && !(had_scopes && resource.scopes.is_empty())
+            let emptied = had_scopes && resource.scopes.is_empty();
+            !(resource_gone || emptied)
         });
     }
 }
