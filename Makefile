@@ -51,10 +51,12 @@ run: build
 test: setup unit e2e fuzz-smoke
 
 # In the release profile, so the tests reuse what `build` compiled (wasmtime is large).
-unit: plugins
+unit: plugins venv
 	$(CARGO) test --release -j$(JOBS) --workspace
 	cd plugins && $(CARGO) test -j$(JOBS) -p trailhead-ottl -p k8sattributes -p k8sattributes-settings --target $$(rustc -vV | sed -n 's/^host: //p')
 	cd examples/profile-service && go vet ./... && go test ./...
+	$(PYTHON) -m doctest plugins/sdk-py/trailhead_sdk.py
+	node --test plugins/sdk-js/
 
 e2e: build venv peers
 	TRAILHEAD_BIN=$(BINARY) OTELCOL_BIN=$(COLLECTOR) KUBE_APISERVER_BIN=$(APISERVER) ETCD_BIN=$(ETCD) DAPR_PEER_BIN=$(DAPR_PEER) $(VENV)/bin/pytest -q -p no:warnings tests/e2e
