@@ -76,28 +76,28 @@ fn payload() -> Bytes {
 /// The filter's columns read from the spans' encodings, as the host reads them for a plugin.
 struct NativeSpans<'a>(&'a mut SpanWork, usize);
 
-fn otlp_value(v: Option<&[u8]>) -> Value {
+fn otlp_value(v: Option<&[u8]>) -> Value<'static> {
     let Some(encoded) = v else { return Value::Nil };
     match AnyValue::decode(encoded).ok().and_then(|v| v.value) {
-        Some(any_value::Value::StringValue(s)) => Value::Str(s),
+        Some(any_value::Value::StringValue(s)) => Value::Str(s.into()),
         Some(any_value::Value::IntValue(i)) => Value::Int(i),
         Some(any_value::Value::DoubleValue(d)) => Value::Double(d),
         Some(any_value::Value::BoolValue(b)) => Value::Bool(b),
-        Some(any_value::Value::BytesValue(b)) => Value::Bytes(b),
+        Some(any_value::Value::BytesValue(b)) => Value::Bytes(b.into()),
         Some(_) => Value::Composite("a map"),
         None => Value::Nil,
     }
 }
 
-impl Columns for NativeSpans<'_> {
+impl<'a> Columns<'a> for NativeSpans<'_> {
     fn item_count(&self) -> usize {
         self.1
     }
-    fn column(&mut self, path: &Path) -> Rc<[Value]> {
+    fn column(&mut self, path: &Path) -> Rc<[Value<'a>]> {
         let items = self.0.encoded_items();
         match (path.dotted().as_str(), path.key.as_deref()) {
             ("name", None) => items
-                .map(|(_, s)| Value::Str(encoded::string(s, encoded::SPAN_NAME)))
+                .map(|(_, s)| Value::Str(encoded::string(s, encoded::SPAN_NAME).into()))
                 .collect(),
             ("attributes", Some(key)) => items
                 .map(|(_, s)| otlp_value(encoded::attribute(s, encoded::SPAN_ATTRIBUTES, key)))

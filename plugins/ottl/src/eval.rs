@@ -9,12 +9,12 @@
 use crate::{Expr, Op, Operand, Path, Value};
 use std::rc::Rc;
 
-/// The batch a condition runs over.
-pub trait Columns {
+/// The batch a condition runs over; its values may borrow from it for `'a`.
+pub trait Columns<'a> {
     /// How many items (spans, events, records, metrics or data points).
     fn item_count(&self) -> usize;
     /// The value of `path` for every item. Called once per path and evaluation.
-    fn column(&mut self, path: &Path) -> Rc<[Value]>;
+    fn column(&mut self, path: &Path) -> Rc<[Value<'a>]>;
 }
 
 /// An item the condition could not be evaluated for.
@@ -31,13 +31,13 @@ pub struct Outcome {
     pub errors: Vec<EvalError>,
 }
 
-enum Column {
-    One(Value),
-    Many(Rc<[Value]>),
+enum Column<'a> {
+    One(Value<'a>),
+    Many(Rc<[Value<'a>]>),
 }
 
-impl Column {
-    fn get(&self, i: usize) -> &Value {
+impl<'a> Column<'a> {
+    fn get(&self, i: usize) -> &Value<'a> {
         match self {
             Column::One(v) => v,
             Column::Many(values) => values.get(i).unwrap_or(&Value::Nil),
@@ -45,23 +45,23 @@ impl Column {
     }
 }
 
-struct Run<'a> {
-    columns: &'a mut dyn Columns,
+struct Run<'r, 'a> {
+    columns: &'r mut dyn Columns<'a>,
     len: usize,
     failed: Vec<Option<String>>,
 }
 
-impl Run<'_> {
-    fn operand(&mut self, operand: &Operand) -> Column {
+impl<'a> Run<'_, 'a> {
+    fn operand(&mut self, operand: &'a Operand) -> Column<'a> {
         match operand {
-            Operand::Literal(v) => Column::One(v.clone()),
+            Operand::Literal(v) => Column::One(v.borrowed()),
             Operand::Path(path) => Column::Many(self.columns.column(path)),
             Operand::IsMatch(target, regex) => {
                 let target = self.operand(target);
-                let values: Vec<Value> = (0..self.len)
+                let values: Vec<Value<'a>> = (0..self.len)
                     .map(|i| {
                         let text: std::borrow::Cow<str> = match target.get(i) {
-                            Value::Str(s) => s.as_str().into(),
+                            Value::Str(s) => std::borrow::Cow::Borrowed(&**s),
                             Value::Int(n) => n.to_string().into(),
                             Value::Double(d) => d.to_string().into(),
                             Value::Bool(b) => b.to_string().into(),
@@ -87,14 +87,14 @@ impl Run<'_> {
         }
     }
 
-    fn fail(&mut self, item: usize, message: &str) -> Value {
+    fn fail(&mut self, item: usize, message: &str) -> Value<'a> {
         if self.failed[item].is_none() {
             self.failed[item] = Some(message.to_string());
         }
         Value::Bool(false)
     }
 
-    fn expr(&mut self, expr: &Expr) -> Vec<bool> {
+    fn expr(&mut self, expr: &'a Expr) -> Vec<bool> {
         match expr {
             Expr::Or(a, b) => zip(self.expr(a), self.expr(b), |x, y| x || y),
             Expr::And(a, b) => zip(self.expr(a), self.expr(b), |x, y| x && y),
@@ -120,7 +120,7 @@ fn zip(a: Vec<bool>, b: Vec<bool>, f: impl Fn(bool, bool) -> bool) -> Vec<bool> 
 }
 
 /// One OTTL comparison.
-pub fn compare(a: &Value, op: Op, b: &Value) -> bool {
+pub fn compare(a: &Value<'_>, op: Op, b: &Value<'_>) -> bool {
     use std::cmp::Ordering;
     let ordering: Option<Ordering> = match (a, b) {
         (Value::Nil, Value::Nil) => Some(Ordering::Equal),
@@ -155,8 +155,9 @@ pub fn compare(a: &Value, op: Op, b: &Value) -> bool {
 }
 
 impl Expr {
-    /// Evaluates the condition for every item of `columns`.
-    pub fn eval(&self, columns: &mut dyn Columns) -> Outcome {
+    /// Evaluates the condition for every item of `columns`, whose values may borrow from
+    /// wherever they are kept for as long as the condition itself is borrowed.
+    pub fn eval<'a>(&'a self, columns: &mut dyn Columns<'a>) -> Outcome {
         let len = columns.item_count();
         let mut run = Run {
             columns,

@@ -6,9 +6,10 @@
 //! a plugin makes one host call per path rather than one per item.
 //!
 //! Grammar: `or` / `and` / `not`, parentheses, the comparisons `== != < <= > >=`, string,
-//! int, float, bool and `nil` literals, enum constants (`SPAN_KIND_SERVER`,
+//! int, float, bool, bytes (`0x0af7`) and `nil` literals, enum constants (`SPAN_KIND_SERVER`,
 //! `STATUS_CODE_ERROR`, `SEVERITY_NUMBER_WARN`, `METRIC_DATA_TYPE_SUM`, …), paths such as
-//! `name` or `resource.attributes["k8s.pod.name"]`, and the converter `IsMatch(target, "re")`.
+//! `name` or `resource.attributes["k8s.pod.name"]`, and the converters `IsMatch(target, "re")`,
+//! `TraceID(0x…)` and `SpanID(0x…)`.
 //! Which paths exist depends on the context; the caller checks them with [`Expr::paths`].
 
 mod eval;
@@ -16,16 +17,33 @@ mod parse;
 
 pub use eval::{Columns, EvalError, Outcome};
 pub use parse::{ParseError, parse};
+use std::borrow::Cow;
 
-/// A value as OTTL compares it.
+impl Value<'_> {
+    /// A view of the value that borrows its string or bytes instead of cloning them.
+    pub fn borrowed(&self) -> Value<'_> {
+        match self {
+            Value::Str(s) => Value::Str(Cow::Borrowed(s)),
+            Value::Bytes(b) => Value::Bytes(Cow::Borrowed(b)),
+            Value::Nil => Value::Nil,
+            Value::Int(i) => Value::Int(*i),
+            Value::Double(d) => Value::Double(*d),
+            Value::Bool(b) => Value::Bool(*b),
+            Value::Composite(kind) => Value::Composite(*kind),
+        }
+    }
+}
+
+/// A value as OTTL compares it. Strings and bytes borrow from wherever the batch's columns
+/// live (`'a`), so evaluating a condition copies no string; a literal owns its own.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Value {
+pub enum Value<'a> {
     Nil,
-    Str(String),
+    Str(Cow<'a, str>),
     Int(i64),
     Double(f64),
     Bool(bool),
-    Bytes(Vec<u8>),
+    Bytes(Cow<'a, [u8]>),
     /// An array or a map: comparable to nothing, and not a string for `IsMatch`.
     Composite(&'static str),
 }
@@ -71,7 +89,7 @@ pub enum Op {
 /// Something that yields a value per item.
 #[derive(Debug, Clone)]
 pub enum Operand {
-    Literal(Value),
+    Literal(Value<'static>),
     Path(Path),
     /// `IsMatch(target, "regex")`: a bool.
     IsMatch(Box<Operand>, regex::Regex),

@@ -21,6 +21,7 @@ enum Token {
     Str(String),
     Int(i64),
     Float(f64),
+    Bytes(Vec<u8>),
     Op(Op),
     Open,
     Close,
@@ -107,6 +108,10 @@ fn tokenize(text: &str) -> Result<Vec<(Token, usize)>, ParseError> {
             }
             tokens.push((Token::Str(value), column));
             i += 1;
+        } else if c == '0' && chars.get(i + 1) == Some(&'x') {
+            let (bytes, next) = hex_literal(&chars, i + 2, column)?;
+            tokens.push((Token::Bytes(bytes), column));
+            i = next;
         } else if c.is_ascii_digit()
             || (c == '-' && chars.get(i + 1).is_some_and(|d| d.is_ascii_digit()))
         {
@@ -136,6 +141,20 @@ fn tokenize(text: &str) -> Result<Vec<(Token, usize)>, ParseError> {
         }
     }
     Ok(tokens)
+}
+
+/// The bytes of a `0x…` literal whose digits start at `from`, and where the literal ends.
+fn hex_literal(chars: &[char], from: usize, column: usize) -> Result<(Vec<u8>, usize), ParseError> {
+    let end = (from..chars.len())
+        .find(|&j| !chars[j].is_ascii_alphanumeric())
+        .unwrap_or(chars.len());
+    let digits: Vec<u32> = chars[from..end].iter().filter_map(|c| c.to_digit(16)).collect();
+    if digits.len() != end - from || digits.len() % 2 != 0 {
+        let text: String = chars[from..end].iter().collect();
+        return fail(column, format!("`0x{text}` is not a byte literal (an even number of hex digits)"));
+    }
+    let bytes = digits.chunks(2).map(|pair| (pair[0] * 16 + pair[1]) as u8).collect();
+    Ok((bytes, end))
 }
 
 struct Parser {
@@ -221,7 +240,8 @@ impl Parser {
     fn operand(&mut self) -> Result<Operand, ParseError> {
         let column = self.column();
         match self.next() {
-            Some(Token::Str(s)) => Ok(Operand::Literal(Value::Str(s))),
+            Some(Token::Str(s)) => Ok(Operand::Literal(Value::Str(s.into()))),
+            Some(Token::Bytes(b)) => Ok(Operand::Literal(Value::Bytes(b.into()))),
             Some(Token::Int(i)) => Ok(Operand::Literal(Value::Int(i))),
             Some(Token::Float(f)) => Ok(Operand::Literal(Value::Double(f))),
             Some(Token::Ident(word)) => match word.as_str() {
@@ -242,11 +262,16 @@ impl Parser {
     }
 
     fn call(&mut self, name: String, column: usize) -> Result<Operand, ParseError> {
-        if name != "IsMatch" {
-            return fail(
-                column,
-                format!("unsupported function `{name}`; the filter supports IsMatch"),
-            );
+        match name.as_str() {
+            "IsMatch" => {}
+            "TraceID" => return self.id(16),
+            "SpanID" => return self.id(8),
+            _ => {
+                return fail(
+                    column,
+                    format!("unsupported function `{name}`; the filter supports IsMatch, TraceID and SpanID"),
+                );
+            }
         }
         self.expect(Token::Open, "`(`")?;
         let target = self.operand()?;
@@ -266,6 +291,23 @@ impl Parser {
         })?;
         self.expect(Token::Close, "`)`")?;
         Ok(Operand::IsMatch(Box::new(target), regex))
+    }
+
+    /// `TraceID(0x…)` (16 bytes) or `SpanID(0x…)` (8): the ID as bytes, which is how the
+    /// `trace_id` and `span_id` paths read.
+    fn id(&mut self, width: usize) -> Result<Operand, ParseError> {
+        self.expect(Token::Open, "`(`")?;
+        let bytes_column = self.column();
+        match self.next() {
+            Some(Token::Bytes(b)) if b.len() == width => {
+                self.expect(Token::Close, "`)`")?;
+                Ok(Operand::Literal(Value::Bytes(b.into())))
+            }
+            _ => fail(
+                bytes_column,
+                format!("expected {width} bytes, as in 0x{}", "00".repeat(width)),
+            ),
+        }
     }
 
     fn path(&mut self, first: String, column: usize) -> Result<Operand, ParseError> {

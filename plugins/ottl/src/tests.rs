@@ -5,14 +5,14 @@ use std::rc::Rc;
 /// A batch given as columns by path text.
 struct Table {
     len: usize,
-    columns: HashMap<String, Vec<Value>>,
+    columns: HashMap<String, Vec<Value<'static>>>,
 }
 
-impl Columns for Table {
+impl<'a> Columns<'a> for Table {
     fn item_count(&self) -> usize {
         self.len
     }
-    fn column(&mut self, path: &Path) -> Rc<[Value]> {
+    fn column(&mut self, path: &Path) -> Rc<[Value<'a>]> {
         let values = self
             .columns
             .get(&path.to_string())
@@ -22,8 +22,8 @@ impl Columns for Table {
     }
 }
 
-fn s(v: &str) -> Value {
-    Value::Str(v.into())
+fn s(v: &str) -> Value<'static> {
+    Value::Str(v.to_string().into())
 }
 
 fn matches(condition: &str, table: &mut Table) -> Vec<bool> {
@@ -255,6 +255,8 @@ fn parse_errors_name_the_column() {
         (r#"name == "open"#, 9, "string is not closed"),
         (r#""x""#, 1, "expected a condition"),
         ("", 1, "empty"),
+        ("trace_id == 0xabc", 13, "even number of hex digits"),
+        ("span_id == SpanID(0x01)", 19, "expected 8 bytes"),
     ];
     for (text, column, message) in cases {
         let error = parse(text).expect_err(text);
@@ -269,4 +271,26 @@ fn paths_are_listed_for_the_caller_to_check() {
     let paths: Vec<String> = expr.paths().iter().map(|p| p.to_string()).collect();
     assert_eq!(paths, ["name", r#"resource.attributes["k"]"#]);
     assert_eq!(expr.paths()[1].column, 25);
+}
+
+// Trace and span IDs compare as bytes against `TraceID(0x…)`, `SpanID(0x…)` or a `0x…`
+// literal, and equal only the same bytes; borrowed column bytes compare like owned ones.
+#[test]
+fn ids_compare_as_bytes() {
+    let id: Vec<u8> = (1..=16).collect();
+    let mut t = Table {
+        len: 2,
+        columns: HashMap::from([(
+            "trace_id".into(),
+            vec![Value::Bytes(id.into()), Value::Bytes(vec![0u8; 16].into())],
+        )]),
+    };
+    let hex = "0102030405060708090a0b0c0d0e0f10";
+    assert_eq!(matches(&format!("trace_id == TraceID(0x{hex})"), &mut t), [true, false]);
+    assert_eq!(matches(&format!("trace_id != 0x{hex}"), &mut t), [false, true]);
+    assert_eq!(
+        matches("trace_id == TraceID(0x00000000000000000000000000000000)", &mut t),
+        [false, true]
+    );
+    assert_eq!(matches(&format!(r#"IsMatch(trace_id, "^{hex}$")"#), &mut t), [true, false]);
 }

@@ -23,8 +23,16 @@ pub enum Field {
     Name,
     Kind,
     StatusCode,
+    StatusMessage,
+    StartTime,
+    EndTime,
+    /// The trace ID as bytes (`trace_id`), or as lowercase hex (`trace_id.string`).
+    TraceId { hex: bool },
+    /// The span ID as bytes (`span_id`), or as lowercase hex (`span_id.string`).
+    SpanId { hex: bool },
     Type,
     SeverityNumber,
+    SeverityText,
     Body,
     Attribute(String),
     ResourceAttribute(String),
@@ -70,8 +78,16 @@ impl Context {
             (Span | SpanEvent | Metric, "name", None) => Field::Name,
             (Span, "kind", None) => Field::Kind,
             (Span, "status.code", None) => Field::StatusCode,
+            (Span, "status.message", None) => Field::StatusMessage,
+            (Span, "start_time_unix_nano", None) => Field::StartTime,
+            (Span, "end_time_unix_nano", None) => Field::EndTime,
+            (Span | LogRecord, "trace_id", None) => Field::TraceId { hex: false },
+            (Span | LogRecord, "trace_id.string", None) => Field::TraceId { hex: true },
+            (Span | LogRecord, "span_id", None) => Field::SpanId { hex: false },
+            (Span | LogRecord, "span_id.string", None) => Field::SpanId { hex: true },
             (Metric, "type", None) => Field::Type,
             (LogRecord, "severity_number", None) => Field::SeverityNumber,
+            (LogRecord, "severity_text", None) => Field::SeverityText,
             (LogRecord, "body", None) => Field::Body,
             (Span | SpanEvent | DataPoint | LogRecord, "attributes", Some(k)) => {
                 Field::Attribute(k.to_string())
@@ -114,17 +130,17 @@ impl Context {
     fn supported(self) -> &'static str {
         match self {
             Context::Span => {
-                "name, kind, status.code, attributes[…], resource.attributes[…], instrumentation_scope.name"
+                "name, kind, status.code, status.message, start_time_unix_nano, end_time_unix_nano, trace_id, trace_id.string, span_id, span_id.string, attributes[…], resource.attributes[…], instrumentation_scope.name"
             }
             Context::SpanEvent => {
-                "name, attributes[…], span.name, span.kind, span.status.code, span.attributes[…], resource.attributes[…], instrumentation_scope.name"
+                "name, attributes[…], span.name, span.kind, span.status.code, span.status.message, span.start_time_unix_nano, span.end_time_unix_nano, span.trace_id, span.trace_id.string, span.span_id, span.span_id.string, span.attributes[…], resource.attributes[…], instrumentation_scope.name"
             }
             Context::Metric => "name, type, resource.attributes[…], instrumentation_scope.name",
             Context::DataPoint => {
                 "attributes[…], metric.name, metric.type, resource.attributes[…], instrumentation_scope.name"
             }
             Context::LogRecord => {
-                "severity_number, body, attributes[…], resource.attributes[…], instrumentation_scope.name"
+                "severity_number, severity_text, body, trace_id, trace_id.string, span_id, span_id.string, attributes[…], resource.attributes[…], instrumentation_scope.name"
             }
         }
     }
@@ -186,14 +202,14 @@ fn conditions(value: &Json, at: &str, context: Context) -> Result<Vec<Condition>
 }
 
 impl Config {
-    pub fn parse(text: &str) -> Result<Config, String> {
-        let json: Json = serde_json::from_str(text).map_err(|e| format!("config: {e}"))?;
+    /// Checks the processor's config, as the SDK deserialized it.
+    pub fn from_json(json: &Json) -> Result<Config, String> {
         let mut config = Config {
             error_mode: ErrorMode::Propagate,
             conditions: Conditions::default(),
         };
         let c = &mut config.conditions;
-        for (key, value) in object(&json, "config")? {
+        for (key, value) in object(json, "config")? {
             match key.as_str() {
                 "error_mode" => {
                     config.error_mode = match value.as_str() {

@@ -11,201 +11,39 @@
 //!       log_record: ['severity_number < SEVERITY_NUMBER_INFO']
 //! ```
 //!
-//! Conditions read whole columns from the host (one call per path per batch), so the cost per
-//! item is the comparison itself. Spans are filtered before their events, metrics before
-//! their data points, and a metric whose data points all match goes with them.
+//! The one idea: every field a level's conditions read is fetched from the host once per
+//! batch, as one packed column, and the conditions then run over values *borrowed* from those
+//! columns ([`table`]), so filtering copies no string. A field of the level above (a span
+//! event's `span.name`, a data point's `metric.name`, any `resource.attributes[…]`) is that
+//! level's column, read through `parents()`. Spans are removed before their events, metrics
+//! before their data points, and a metric whose data points all match goes with them.
 
 mod config;
+mod table;
 
 use config::{Condition, Config, ErrorMode, Field};
-use std::cell::RefCell;
-use std::collections::HashMap;
-use std::rc::Rc;
-use trailhead_ottl::{Columns, Path, Value};
-use trailhead_plugin_v0_1::{
-    AnyValue, LogBatch, MetricBatch, Plugin, PluginError, PluginInfo, Signal, SpanBatch, host,
+use table::{Lookup, Raw, Table};
+use trailhead_plugin::{
+    Error, Level, LogBatch, MetricBatch, Plugin, Signal, SpanBatch, host,
 };
 
-thread_local! {
-    static CONFIG: RefCell<Option<Config>> = const { RefCell::new(None) };
+/// The processor: its checked conditions, kept for the instance's life.
+pub struct Filter {
+    config: Config,
 }
-
-/// One level of a batch (spans, span events, metrics, data points or log records): its item
-/// count, and its columns fetched from the host once each.
-/// Fetches one field's column from the host.
-type Fetch<'a> = Box<dyn FnMut(&Field) -> Vec<Value> + 'a>;
-
-struct Level<'a> {
-    len: usize,
-    fetch: Fetch<'a>,
-    cache: HashMap<Field, Rc<[Value]>>,
-}
-
-impl<'a> Level<'a> {
-    fn new(len: u32, fetch: impl FnMut(&Field) -> Vec<Value> + 'a) -> Self {
-        Level {
-            len: len as usize,
-            fetch: Box::new(fetch),
-            cache: HashMap::new(),
-        }
-    }
-
-    fn column(&mut self, field: &Field) -> Rc<[Value]> {
-        if let Some(values) = self.cache.get(field) {
-            return values.clone();
-        }
-        let values: Rc<[Value]> = (self.fetch)(field).into();
-        self.cache.insert(field.clone(), values.clone());
-        values
-    }
-
-    /// A nested level (events of these spans, points of these metrics): its own fields come
-    /// from `own`, the rest from this level through `owners`.
-    fn nested<'b>(
-        &'b mut self,
-        owners: Vec<u32>,
-        mut own: impl FnMut(&Field) -> Vec<Value> + 'b,
-    ) -> Level<'b> {
-        Level::new(owners.len() as u32, move |field| match field {
-            Field::Parent(f) => pick(&self.column(f), &owners),
-            Field::ResourceAttribute(_) | Field::ScopeName => pick(&self.column(field), &owners),
-            _ => own(field),
-        })
-    }
-}
-
-fn pick(values: &[Value], owners: &[u32]) -> Vec<Value> {
-    owners
-        .iter()
-        .map(|&o| values.get(o as usize).cloned().unwrap_or(Value::Nil))
-        .collect()
-}
-
-/// A condition's paths, answered from a level.
-struct Lookup<'l, 'a> {
-    level: &'l mut Level<'a>,
-    fields: &'l HashMap<Path, Field>,
-}
-
-impl Columns for Lookup<'_, '_> {
-    fn item_count(&self) -> usize {
-        self.level.len
-    }
-    fn column(&mut self, path: &Path) -> Rc<[Value]> {
-        match self.fields.get(path) {
-            Some(field) => self.level.column(field),
-            None => vec![Value::Nil; self.level.len].into(),
-        }
-    }
-}
-
-fn value(v: Option<AnyValue>) -> Value {
-    match v {
-        None => Value::Nil,
-        Some(AnyValue::Str(s)) => Value::Str(s),
-        Some(AnyValue::Boolean(b)) => Value::Bool(b),
-        Some(AnyValue::Int(i)) => Value::Int(i),
-        Some(AnyValue::Double(d)) => Value::Double(d),
-        Some(AnyValue::Bytes(b)) => Value::Bytes(b),
-        Some(AnyValue::ArrayPb(_)) => Value::Composite("an array"),
-        Some(AnyValue::KvlistPb(_)) => Value::Composite("a map"),
-    }
-}
-
-fn strings(column: trailhead_plugin_v0_1::StringColumn) -> Vec<Value> {
-    let mut start = 0;
-    column
-        .ends
-        .iter()
-        .map(|&end| {
-            let s = String::from_utf8_lossy(&column.bytes[start..end as usize]).into_owned();
-            start = end as usize;
-            Value::Str(s)
-        })
-        .collect()
-}
-
-fn unpack(column: trailhead_plugin_v0_1::ValueColumn) -> Vec<Value> {
-    let mut start = 0;
-    (0..column.kinds.len())
-        .map(|i| {
-            let end = column.ends[i] as usize;
-            let bytes = &column.bytes[start..end];
-            start = end;
-            let scalar = column.scalars[i];
-            match column.kinds[i] {
-                1 => Value::Str(String::from_utf8_lossy(bytes).into_owned()),
-                2 => Value::Bool(scalar != 0),
-                3 => Value::Int(scalar),
-                4 => Value::Double(f64::from_bits(scalar as u64)),
-                5 => Value::Bytes(bytes.to_vec()),
-                6 => Value::Composite("an array"),
-                7 => Value::Composite("a map"),
-                _ => Value::Nil,
-            }
-        })
-        .collect()
-}
-
-fn values<T>(items: Vec<T>, f: impl Fn(T) -> Value) -> Vec<Value> {
-    items.into_iter().map(f).collect()
-}
-
-/// One resource attribute for every item, asking the host once per resource.
-fn per_resource(resources: &[u32], get: impl Fn(u32) -> Option<AnyValue>) -> Vec<Value> {
-    let mut seen: HashMap<u32, Value> = HashMap::new();
-    resources
-        .iter()
-        .map(|&r| seen.entry(r).or_insert_with(|| value(get(r))).clone())
-        .collect()
-}
-
-/// Runs `conditions` over a level; returns the items that match any of them.
-fn matching(
-    conditions: &[Condition],
-    level: &mut Level,
-    mode: ErrorMode,
-    what: &str,
-) -> Result<Vec<u32>, PluginError> {
-    let mut matched = vec![false; level.len];
-    for condition in conditions {
-        let outcome = condition.expr.eval(&mut Lookup {
-            level,
-            fields: &condition.fields,
-        });
-        if let Some(first) = outcome.errors.first() {
-            let message = format!(
-                "condition `{}` failed on {} {what}(s), first {what} {}: {}",
-                condition.text,
-                outcome.errors.len(),
-                first.item,
-                first.message
-            );
-            match mode {
-                ErrorMode::Propagate => return Err(PluginError { message }),
-                ErrorMode::Ignore => host::log(host::Level::Warn, &message),
-                ErrorMode::Silent => {}
-            }
-        }
-        for (m, hit) in matched.iter_mut().zip(outcome.matched) {
-            *m |= hit;
-        }
-    }
-    Ok((0..matched.len() as u32)
-        .filter(|&i| matched[i as usize])
-        .collect())
-}
-
-fn with_config<T>(f: impl FnOnce(&Config) -> T) -> T {
-    CONFIG.with(|c| f(c.borrow().as_ref().expect("init runs before any batch")))
-}
-
-struct Filter;
 
 impl Plugin for Filter {
-    fn init(config: &str) -> Result<PluginInfo, String> {
-        let config = Config::parse(config)?;
-        let c = &config.conditions;
+    /// Walked by hand rather than derived, so each error names its condition and column.
+    type Config = serde_json::Value;
+    const NAME: &'static str = "filter";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+
+    fn new(json: serde_json::Value) -> Result<Self, String> {
+        Ok(Filter { config: Config::from_json(&json)? })
+    }
+
+    fn signals(&self) -> Vec<Signal> {
+        let c = &self.config.conditions;
         let mut signals = Vec::new();
         if !c.span.is_empty() || !c.spanevent.is_empty() {
             signals.push(Signal::Traces);
@@ -216,118 +54,124 @@ impl Plugin for Filter {
         if !c.log_record.is_empty() {
             signals.push(Signal::Logs);
         }
-        CONFIG.with(|slot| *slot.borrow_mut() = Some(config));
-        Ok(PluginInfo {
-            name: "filter".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            signals,
-        })
+        signals
     }
 
-    fn process_spans(b: &SpanBatch) -> Result<(), PluginError> {
-        with_config(|config| {
-            let c = &config.conditions;
-            let resources = std::cell::OnceCell::new();
-            let mut spans = Level::new(b.span_count(), |field| match field {
-                Field::Name => strings(b.span_names_packed()),
-                Field::Kind => values(b.span_kinds(), |k| Value::Int(k.into())),
-                Field::StatusCode => values(b.span_status_codes(), |k| Value::Int(k.into())),
-                Field::Attribute(k) => unpack(b.span_attr_column_packed(k)),
-                Field::ResourceAttribute(k) => {
-                    per_resource(resources.get_or_init(|| b.span_resources()), |r| {
-                        b.resource_attr(r, k)
-                    })
-                }
-                Field::ScopeName => values(b.span_scope_names(), Value::Str),
-                _ => Vec::new(),
-            });
-            if !c.span.is_empty() {
-                let dropped = matching(&c.span, &mut spans, config.error_mode, "span")?;
-                b.drop_spans(&dropped);
-            }
-            if !c.spanevent.is_empty() {
-                let mut events = spans.nested(b.event_spans(), |field| match field {
-                    Field::Name => values(b.event_names(), Value::Str),
-                    Field::Attribute(k) => values(b.event_attr_column(k), value),
-                    _ => Vec::new(),
-                });
-                let dropped = matching(&c.spanevent, &mut events, config.error_mode, "span event")?;
-                b.drop_events(&dropped);
-            }
-            Ok(())
-        })
+    fn process_spans(&mut self, b: &impl SpanBatch) -> Result<(), Error> {
+        let c = &self.config.conditions;
+        let fetch = |field: &Field, level| span_field(b, field, level);
+        self.filter(b, Level::Item, &c.span, "span", fetch)?;
+        self.filter(b, Level::Event, &c.spanevent, "span event", fetch)
     }
 
-    fn process_metrics(b: &MetricBatch) -> Result<(), PluginError> {
-        with_config(|config| {
-            let c = &config.conditions;
-            let resources = std::cell::OnceCell::new();
-            let mut metrics = Level::new(b.metric_count(), |field| match field {
-                Field::Name => values(b.metric_names(), Value::Str),
-                Field::Type => values(b.metric_types(), |t| Value::Int(metric_type(&t))),
-                Field::ResourceAttribute(k) => {
-                    per_resource(resources.get_or_init(|| b.metric_resources()), |r| {
-                        b.resource_attr(r, k)
-                    })
-                }
-                Field::ScopeName => values(b.metric_scope_names(), Value::Str),
-                _ => Vec::new(),
-            });
-            if !c.metric.is_empty() {
-                let dropped = matching(&c.metric, &mut metrics, config.error_mode, "metric")?;
-                b.drop_metrics(&dropped);
-            }
-            if !c.datapoint.is_empty() {
-                let mut points = metrics.nested(b.point_metrics(), |field| match field {
-                    Field::Attribute(k) => values(b.point_attr_column(k), value),
-                    _ => Vec::new(),
-                });
-                let dropped = matching(&c.datapoint, &mut points, config.error_mode, "data point")?;
-                b.drop_points(&dropped);
-            }
-            Ok(())
-        })
+    fn process_metrics(&mut self, b: &impl MetricBatch) -> Result<(), Error> {
+        let c = &self.config.conditions;
+        let fetch = |field: &Field, level| metric_field(b, field, level);
+        self.filter(b, Level::Item, &c.metric, "metric", fetch)?;
+        self.filter(b, Level::Point, &c.datapoint, "data point", fetch)
     }
 
-    fn process_logs(b: &LogBatch) -> Result<(), PluginError> {
-        with_config(|config| {
-            let resources = std::cell::OnceCell::new();
-            let mut records = Level::new(b.record_count(), |field| match field {
-                Field::SeverityNumber => {
-                    values(b.record_severity_numbers(), |n| Value::Int(n.into()))
-                }
-                Field::Body => values(b.record_bodies(), value),
-                Field::Attribute(k) => values(b.record_attr_column(k), value),
-                Field::ResourceAttribute(k) => {
-                    per_resource(resources.get_or_init(|| b.record_resources()), |r| {
-                        b.resource_attr(r, k)
-                    })
-                }
-                Field::ScopeName => values(b.record_scope_names(), Value::Str),
-                _ => Vec::new(),
-            });
-            let dropped = matching(
-                &config.conditions.log_record,
-                &mut records,
-                config.error_mode,
-                "log record",
-            )?;
-            b.drop_records(&dropped);
-            Ok(())
-        })
+    fn process_logs(&mut self, b: &impl LogBatch) -> Result<(), Error> {
+        let c = &self.config.conditions;
+        let fetch = |field: &Field, _| log_field(b, field);
+        self.filter(b, Level::Item, &c.log_record, "log record", fetch)
     }
 }
 
-/// The host's metric type names as OTTL's METRIC_DATA_TYPE_* numbers.
-fn metric_type(name: &str) -> i64 {
-    match name {
-        "gauge" => 1,
-        "sum" => 2,
-        "histogram" => 3,
-        "exponential-histogram" => 4,
-        "summary" => 5,
-        _ => 0,
+impl Filter {
+    /// Removes the entries of `level` that match any of `conditions`.
+    fn filter<B: trailhead_plugin::Batch>(
+        &self,
+        batch: &B,
+        level: Level,
+        conditions: &[Condition],
+        what: &str,
+        fetch: impl Fn(&Field, Level) -> Raw,
+    ) -> Result<(), Error> {
+        if conditions.is_empty() {
+            return Ok(());
+        }
+        let table = Table::fetch(batch, level, conditions, fetch);
+        let dropped = matching(conditions, &table, self.config.error_mode, what)?;
+        if !dropped.is_empty() {
+            batch.remove(level, &dropped);
+        }
+        Ok(())
     }
 }
 
-trailhead_plugin_v0_1::export!(Filter);
+/// Runs `conditions` over a level; returns the entries that match any of them.
+fn matching(
+    conditions: &[Condition],
+    table: &Table,
+    mode: ErrorMode,
+    what: &str,
+) -> Result<Vec<u32>, Error> {
+    let mut matched = vec![false; table.len()];
+    for condition in conditions {
+        let outcome = condition.expr.eval(&mut Lookup::new(table, &condition.fields));
+        if let Some(first) = outcome.errors.first() {
+            let message = format!(
+                "condition `{}` failed on {} {what}(s), first {what} {}: {}",
+                condition.text,
+                outcome.errors.len(),
+                first.item,
+                first.message
+            );
+            match mode {
+                ErrorMode::Propagate => return Err(Error::new(message)),
+                ErrorMode::Ignore => host::log(host::Severity::Warn, &message),
+                ErrorMode::Silent => {}
+            }
+        }
+        for (m, hit) in matched.iter_mut().zip(outcome.matched) {
+            *m |= hit;
+        }
+    }
+    Ok((0..matched.len() as u32).filter(|&i| matched[i as usize]).collect())
+}
+
+/// A span's (`item`) or span event's (`event`) own field.
+fn span_field(b: &impl SpanBatch, field: &Field, level: Level) -> Raw {
+    match field {
+        Field::Name => Raw::Strings(b.names(level)),
+        Field::Kind => Raw::Ints(b.kinds().into_iter().map(|k| k as i64).collect()),
+        Field::StatusCode => Raw::Ints(b.status_codes().into_iter().map(|c| c as i64).collect()),
+        Field::StatusMessage => Raw::Strings(b.status_messages()),
+        Field::StartTime => Raw::times(b.start_times()),
+        Field::EndTime => Raw::times(b.end_times()),
+        Field::TraceId { hex } => Raw::ids(b.trace_ids(level), 16, *hex),
+        Field::SpanId { hex } => Raw::ids(b.span_ids(level), 8, *hex),
+        Field::Attribute(key) => Raw::Values(b.attr_column(level, key)),
+        _ => Raw::Nil,
+    }
+}
+
+/// A metric's (`item`) or data point's (`point`) own field.
+fn metric_field(b: &impl MetricBatch, field: &Field, level: Level) -> Raw {
+    match field {
+        Field::Name => Raw::Strings(b.names()),
+        // The host's metric types are numbered as OTTL's METRIC_DATA_TYPE_* constants.
+        Field::Type => Raw::Ints(b.types().into_iter().map(|t| t as i64).collect()),
+        Field::Attribute(key) => Raw::Values(b.attr_column(level, key)),
+        _ => Raw::Nil,
+    }
+}
+
+/// A log record's own field.
+fn log_field(b: &impl LogBatch, field: &Field) -> Raw {
+    match field {
+        Field::SeverityNumber => Raw::Ints(b.severity_numbers().into_iter().map(i64::from).collect()),
+        Field::SeverityText => Raw::Strings(b.severity_texts()),
+        Field::Body => Raw::Values(b.bodies()),
+        Field::TraceId { hex } => Raw::ids(b.trace_ids(), 16, *hex),
+        Field::SpanId { hex } => Raw::ids(b.span_ids(), 8, *hex),
+        Field::Attribute(key) => Raw::Values(b.attr_column(Level::Item, key)),
+        _ => Raw::Nil,
+    }
+}
+
+trailhead_plugin::export!(Filter);
+
+#[cfg(test)]
+mod tests;
