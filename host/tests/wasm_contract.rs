@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use trailhead::pdata::{Batch, RequestContext, Signal};
-use trailhead::processors::wasm::{Limits, Plugin, Runtime};
+use trailhead::processors::wasm::{FailureKind, Limits, Plugin, Runtime};
 
 fn plugin_path(name: &str) -> PathBuf {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -127,6 +127,14 @@ fn an_instance_keeps_its_state_between_calls() {
     assert_eq!(
         calls(&spans_through(&probe, &input)),
         Some(Value::IntValue(3))
+    );
+    let trap = SPANS.replace("db query", "trap-now");
+    let failure = probe.call(&batch(Signal::Traces, &trap)).unwrap_err();
+    assert_eq!(failure.kind, FailureKind::Panic, "{failure:?}");
+    // A new instance: its own `init`, and a count that starts over.
+    assert_eq!(
+        calls(&spans_through(&probe, &input)),
+        Some(Value::IntValue(1))
     );
 }
 

@@ -5,6 +5,8 @@
 //!   - on every scope, `probe.scope` (`name@version`);
 //!   - on every resource, `probe.calls`: how many batches this instance has seen (its state).
 //!
+//!   A batch with a span named `trap-now` makes it panic instead.
+//!
 //!   It also removes every event named `drop-me`, adds a link to span 0, and renames server
 //!   spans to upper case. On metrics it removes the first exemplar and renames every metric
 //!   to `probe.<name>`. On logs it sets severity 17 `ERROR` where the body says `boom`.
@@ -103,6 +105,10 @@ impl Guest for Probe {
 }
 
 fn columns(batch: &SpanBatch) {
+    // A span named `trap-now` makes the instance trap, so the test can see its state go.
+    if strings(&batch.names(Level::Item)).contains(&"trap-now") {
+        panic!("asked to trap by a span named trap-now");
+    }
     let calls = CALLS.with(|c| {
         c.set(c.get() + 1);
         c.get()
