@@ -55,7 +55,8 @@
 //! # State and failure
 //!
 //! Your struct lives as long as its instance: trailhead keeps an instance's memory from call to
-//! call, and runs up to one instance per worker thread, each with its own `new`. Returning
+//! call, and runs one instance per concurrent call (one per worker thread; more once a plugin writes to
+//! stdout or stderr, which moves its calls to a blocking pool), each with its own `new`. Returning
 //! `Err` leaves the batch as it was (changes are journalled and applied only on `Ok`) and keeps
 //! the instance; a panic, a bad index or a list of the wrong length traps, and the next call
 //! starts a fresh instance.

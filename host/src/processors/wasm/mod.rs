@@ -2,8 +2,9 @@
 //! pinned by sha256, and calls run in place on the async worker with a reusable store per instance.
 //!
 //! Sandbox per plugin: a memory cap (growing past it traps), a CPU deadline per batch (a timer
-//! on the calling thread's CPU clock that interrupts through the epoch), a stack cap, and WASI with nothing granted. A component that
-//! imports a forbidden interface (sockets, HTTP, filesystem) is refused at load. A trap drops
+//! on the calling thread's CPU clock that interrupts through the epoch), a stack cap, and WASI
+//! with nothing granted: a component that imports sockets or HTTP is refused at load, and the
+//! filesystem links with no directory preopened. A trap drops
 //! the store; the next call instantiates afresh. The batch is lent on a working copy, so a
 //! failed call changes nothing.
 
