@@ -28,6 +28,19 @@ LOGS = {"resourceLogs": [{"scopeLogs": [{"logRecords": [
     {"body": {"stringValue": "plain"}}]}]}]}
 
 
+def check_and_build(crate):
+    """A plugin crate's native `cargo test`, then its component build, as an author runs them:
+    with the repo's pinned toolchain (it has wasm32-wasip2) and its build cache for wit-bindgen."""
+    toolchain = next(l.split('"')[1] for l in (REPO / "rust-toolchain.toml").read_text().splitlines() if l.startswith("channel"))
+    env = dict(os.environ, CARGO_TARGET_DIR=str(REPO / "target" / "wasm"), RUSTUP_TOOLCHAIN=toolchain)
+    host = next(l.split()[1] for l in subprocess.run(["rustc", "-vV"], capture_output=True, text=True, env=env).stdout.splitlines()
+                if l.startswith("host:"))
+    tested = subprocess.run(["cargo", "test", "-j2", "--target", host], cwd=crate, env=env, capture_output=True, text=True)
+    assert tested.returncode == 0 and " passed" in tested.stdout, tested.stdout + tested.stderr
+    built = subprocess.run(["cargo", "build", "--release", "-j2"], cwd=crate, env=env, capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr
+
+
 # `plugin new` writes a crate that builds as it is, passes `plugin check`, and does what its
 # template says under `plugin test`.
 def test_plugin_new_builds_and_runs(tmp_path):
@@ -42,16 +55,8 @@ def test_plugin_new_builds_and_runs(tmp_path):
     crate = tmp_path / "team-stamp"
     assert (crate / "trailhead-sdk" / "wit" / "world.wit").exists()
     assert str(REPO) not in (crate / "Cargo.toml").read_text()
-    # The repo's pinned toolchain (it has wasm32-wasip2), and its build cache for wit-bindgen.
-    toolchain = next(l.split('"')[1] for l in (REPO / "rust-toolchain.toml").read_text().splitlines() if l.startswith("channel"))
-    env = dict(os.environ, CARGO_TARGET_DIR=str(REPO / "target" / "wasm"), RUSTUP_TOOLCHAIN=toolchain)
-    host = next(l.split()[1] for l in subprocess.run(["rustc", "-vV"], capture_output=True, text=True, env=env).stdout.splitlines()
-                if l.startswith("host:"))
     # The template's own unit test runs natively, through the SDK's test harness.
-    tested = subprocess.run(["cargo", "test", "-j2", "--target", host], cwd=crate, env=env, capture_output=True, text=True)
-    assert tested.returncode == 0 and " passed" in tested.stdout, tested.stdout + tested.stderr
-    built = subprocess.run(["cargo", "build", "--release", "-j2"], cwd=crate, env=env, capture_output=True, text=True)
-    assert built.returncode == 0, built.stderr
+    check_and_build(crate)
     wasm = REPO / "target" / "wasm" / "wasm32-wasip2" / "release" / "team_stamp.wasm"
     checked = subprocess.run([str(BINARY), "plugin", "check", str(wasm), "--config", '{"key":"team","value":"x"}'],
                              capture_output=True, text=True)
@@ -88,14 +93,7 @@ def test_a_duration_and_trace_id_plugin_from_plugin_new(tmp_path):
     example = REPO / "plugins" / "examples" / "latency-sampler"
     shutil.copy(example / "src" / "lib.rs", crate / "src" / "lib.rs")
     shutil.copytree(example / "testdata", crate / "testdata")
-    toolchain = next(l.split('"')[1] for l in (REPO / "rust-toolchain.toml").read_text().splitlines() if l.startswith("channel"))
-    env = dict(os.environ, CARGO_TARGET_DIR=str(REPO / "target" / "wasm"), RUSTUP_TOOLCHAIN=toolchain)
-    host = next(l.split()[1] for l in subprocess.run(["rustc", "-vV"], capture_output=True, text=True, env=env).stdout.splitlines()
-                if l.startswith("host:"))
-    tested = subprocess.run(["cargo", "test", "-j2", "--target", host], cwd=crate, env=env, capture_output=True, text=True)
-    assert tested.returncode == 0 and " passed" in tested.stdout, tested.stdout + tested.stderr
-    built = subprocess.run(["cargo", "build", "--release", "-j2"], cwd=crate, env=env, capture_output=True, text=True)
-    assert built.returncode == 0, built.stderr
+    check_and_build(crate)
     wasm = REPO / "target" / "wasm" / "wasm32-wasip2" / "release" / "latency_check.wasm"
     # Trace 4bf9…ff is sampled at 50 % (its random part is the largest there is), trace 5b8e…01
     # is not; the 2 ms span is under the minimum; the declined charge is kept as an error.
