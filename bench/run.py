@@ -470,6 +470,17 @@ def plugin_section(overhead, swap, start=None):
             f"- resource-attribute-only plugin over 10,000-span batches decodes no span: {o['resource_only_wasm_us_per_span']} µs/span "
             f"against {o['decode_encode_us_per_span']} µs/span to decode and encode them",
         ]
+        if o.get("columns"):
+            worst = max(c["v0_2_vs_v0_1_pct"] for c in o["columns"].values())
+            lines += [
+                "", "One span column read through contract 0.1 and through 0.2 (`columns-v1`, `columns-v2`: each probe reads one "
+                "column and nothing else; less the same probe reading none), CPU µs per span:", "",
+                "| column | 0.1 | 0.2 | 0.2 against 0.1 |", "| --- | ---: | ---: | ---: |",
+                *[f"| {name} | {c['v0_1_us_per_span']} | {c['v0_2_us_per_span']} | {c['v0_2_vs_v0_1_pct']:+}% |"
+                  for name, c in o["columns"].items()], "",
+                f"- a 0.2 column costs what its 0.1 column does, within 10% per column per span: "
+                f"{'met' if worst <= 10 else 'NOT met'} (worst {worst:+}%)",
+            ]
     if swap:
         w = swap
         added = w["swapping_client_p99_ms"] - w["steady_client_p99_ms"]

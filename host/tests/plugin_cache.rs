@@ -8,17 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use trailhead::processors::wasm::{Compiled, Limits, Plugin, Runtime};
 
-fn plugin_path(name: &str) -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/plugins")
-        .join(format!("{name}.wasm"));
-    assert!(
-        path.exists(),
-        "{} is missing: run `make plugins`",
-        path.display()
-    );
-    path
-}
+mod plugins;
+use plugins::plugin_path;
 
 /// A fresh runtime (as after a restart) on the cache at `dir`, loading the `faults` plugin.
 fn start(dir: &Path) -> Plugin {

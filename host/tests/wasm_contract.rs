@@ -11,32 +11,16 @@ use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequ
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
 use prost::Message;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use trailhead::pdata::{Batch, RequestContext, Signal};
 use trailhead::processors::wasm::{FailureKind, Limits, Plugin, Runtime};
 
-fn plugin_path(name: &str) -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/plugins")
-        .join(format!("{name}.wasm"));
-    assert!(
-        path.exists(),
-        "{} is missing: run `make plugins`",
-        path.display()
-    );
-    path
-}
+mod plugins;
+use plugins::plugin_path;
 
 fn load(runtime: &Arc<Runtime>, name: &str, config: &str) -> Plugin {
-    let limits = Limits {
-        memory_bytes: 16 << 20,
-        timeout: Duration::from_millis(500),
-    };
-    runtime
-        .load(name, &plugin_path(name), None, config, limits)
-        .unwrap()
+    plugins::load_with(runtime, name, config, Duration::from_millis(500)).unwrap()
 }
 
 fn batch(signal: Signal, json: &str) -> Batch {

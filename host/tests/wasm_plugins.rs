@@ -6,30 +6,16 @@
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use trailhead::pdata::{Batch, RequestContext, Signal};
 use trailhead::processors::wasm::{FailureKind, Limits, LoadError, Plugin, Runtime};
 
-fn plugin_path(name: &str) -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/plugins")
-        .join(format!("{name}.wasm"));
-    assert!(
-        path.exists(),
-        "{} is missing: run `make plugins`",
-        path.display()
-    );
-    path
-}
+mod plugins;
+use plugins::plugin_path;
 
 fn load(runtime: &Arc<Runtime>, name: &str, config: &str) -> Result<Plugin, LoadError> {
-    let limits = Limits {
-        memory_bytes: 16 << 20,
-        timeout: Duration::from_millis(200),
-    };
-    runtime.load(name, &plugin_path(name), None, config, limits)
+    plugins::load_with(runtime, name, config, Duration::from_millis(200))
 }
 
 const SPANS: &str = r#"{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"lessons"}}]},

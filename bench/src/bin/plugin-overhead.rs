@@ -6,7 +6,10 @@
 //! - what both would cost over fully decoded spans: decoding every span and encoding the rest;
 //! - a resource-attribute-only plugin (`resource-stamp`), which never decodes a span;
 //! - `k8sattributes` enriching by the connection's IP from a cache of 10,000 pods: the pod
-//!   lookup through the host import plus the resource attributes it writes.
+//!   lookup through the host import plus the resource attributes it writes;
+//! - what reading one span column costs through contract 0.1 and through 0.2 (the probes
+//!   `columns-v1` and `columns-v2`, each reading one column and nothing else, less the same
+//!   probe reading none).
 //!
 //! Variants run interleaved, round after round, and each reports its median round, so drift
 //! on a shared machine hits them alike. Prints one JSON object.
@@ -165,6 +168,62 @@ fn pod_cache(n: u32) -> Arc<Store> {
     store
 }
 
+/// The span columns both contracts have, as the column probes name them.
+const COLUMNS: [&str; 4] = ["names", "attr", "kinds", "status"];
+
+/// Per column, the CPU µs per span of reading it through 0.1 and through 0.2, each less the
+/// same probe reading no column, over interleaved rounds.
+fn column_costs(
+    runtime: &Arc<Runtime>,
+    plugins: &std::path::Path,
+    limits: Limits,
+    batch: &Batch,
+    rounds: usize,
+) -> anyhow::Result<serde_json::Value> {
+    let load = |version: &str, column: &str| {
+        let name = format!("columns-{version}");
+        let config = format!(r#"{{"column":"{column}"}}"#);
+        runtime.load(
+            &name,
+            &plugins.join(format!("{name}.wasm")),
+            None,
+            &config,
+            limits,
+        )
+    };
+    let mut report = serde_json::Map::new();
+    let (none_v1, none_v2) = (load("v1", "none")?, load("v2", "none")?);
+    for column in COLUMNS {
+        let (v1, v2) = (load("v1", column)?, load("v2", column)?);
+        let probes = [&none_v1, &v1, &none_v2, &v2];
+        let mut times: [Vec<Duration>; 4] = Default::default();
+        for _ in 0..rounds {
+            for (probe, times) in probes.iter().zip(times.iter_mut()) {
+                let start = Instant::now();
+                for _ in 0..5 {
+                    probe.process(batch).expect("reads");
+                }
+                times.push(start.elapsed() / 5);
+            }
+        }
+        let [none_v1, v1, none_v2, v2] = times.map(median);
+        let per_span = |d: Duration| d.as_secs_f64() * 1e6 / spans() as f64;
+        let (cost_v1, cost_v2) = (
+            per_span(v1.saturating_sub(none_v1)),
+            per_span(v2.saturating_sub(none_v2)),
+        );
+        report.insert(
+            column.to_string(),
+            serde_json::json!({
+                "v0_1_us_per_span": (cost_v1 * 1000.0).round() / 1000.0,
+                "v0_2_us_per_span": (cost_v2 * 1000.0).round() / 1000.0,
+                "v0_2_vs_v0_1_pct": ((cost_v2 / cost_v1 - 1.0) * 1000.0).round() / 10.0,
+            }),
+        );
+    }
+    Ok(report.into())
+}
+
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -270,6 +329,7 @@ fn main() -> anyhow::Result<()> {
             k8s.process(&from_pod).expect("enriches");
         }));
     }
+    let columns = column_costs(&runtime, &plugins, limits, &batch, rounds)?;
     let us_per_span =
         |d: Duration| (d.as_secs_f64() * 1e6 / spans() as f64 * 1000.0).round() / 1000.0;
     let (wasm, native, floor, resource, enrich) = (
@@ -288,6 +348,7 @@ fn main() -> anyhow::Result<()> {
         "decode_encode_us_per_span": us_per_span(floor),
         "resource_only_wasm_us_per_span": us_per_span(resource),
         "k8sattributes_wasm_us_per_span": us_per_span(enrich),
+        "columns": columns,
     });
     println!("{report}");
     Ok(())
