@@ -718,6 +718,9 @@ LEVERS = [
     "- Earlier: reading columns from the encoded spans (the filter 3.3 → 0.7 µs per span), mimalloc (1.5× "
     "faster than glibc under prost), compression off by default (gzip costs ~3.5 µs per span), an epoch ticker "
     "that sleeps when no plugin runs (5 ms of CPU a second idle before; the CPU-clock timer above replaced it).",
+    "- Contract 0.2 (2026-12-07, AMD EPYC, release build; `plugin-overhead`, two runs of 21 interleaved rounds): one span column read through 0.2 against 0.1 (the `columns-v1`/`columns-v2` probes): names −5% / −15%, kinds +9% / −6%, status +4% / −2%, all within noise; the attribute column +36% / +31% (0.051 → 0.069 and 0.041 → 0.054 µs per span), which misses the 10% goal. wasmtime 48 copies a list of integers in one go but lowers a list of enums element by element, and 0.2's `value-column` carries its kinds as the `value-kind` enum where 0.1 had bytes.",
+    "- Compiled plugins on disk (`TRAILHEAD_PLUGIN_CACHE`, 2026-12-07): start to serving with `health-drop-py` and `redact-js` 21 s on a first start (42 s with a build running beside it), 0.27–0.31 s on five restarts with the cache warm (0.43–0.61 s with a build running).",
+    "- The built-ins on contract 0.2 (2026-12-07: OTTL values borrowed from the packed columns, k8sattributes remembering each sender while the pod cache's generation stands) against the same built-ins on 0.1, release build, alternating rounds on one cluster: S4 2.141, 2.154, 2.611 against 2.025, 2.259, 2.357 µs per span (medians 2.154 against 2.259): within noise. This machine reads S4 at ~2.1 µs in the release build, where the 2026-12-03 full run read 1.52 in the dist build.",
 ]
 
 
