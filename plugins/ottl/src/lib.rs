@@ -29,7 +29,7 @@ impl Value<'_> {
             Value::Int(i) => Value::Int(*i),
             Value::Double(d) => Value::Double(*d),
             Value::Bool(b) => Value::Bool(*b),
-            Value::Composite(kind) => Value::Composite(*kind),
+            Value::Composite(kind) => Value::Composite(kind),
         }
     }
 }

@@ -148,12 +148,21 @@ fn hex_literal(chars: &[char], from: usize, column: usize) -> Result<(Vec<u8>, u
     let end = (from..chars.len())
         .find(|&j| !chars[j].is_ascii_alphanumeric())
         .unwrap_or(chars.len());
-    let digits: Vec<u32> = chars[from..end].iter().filter_map(|c| c.to_digit(16)).collect();
-    if digits.len() != end - from || digits.len() % 2 != 0 {
+    let digits: Vec<u32> = chars[from..end]
+        .iter()
+        .filter_map(|c| c.to_digit(16))
+        .collect();
+    if digits.len() != end - from || !digits.len().is_multiple_of(2) {
         let text: String = chars[from..end].iter().collect();
-        return fail(column, format!("`0x{text}` is not a byte literal (an even number of hex digits)"));
+        return fail(
+            column,
+            format!("`0x{text}` is not a byte literal (an even number of hex digits)"),
+        );
     }
-    let bytes = digits.chunks(2).map(|pair| (pair[0] * 16 + pair[1]) as u8).collect();
+    let bytes = digits
+        .chunks(2)
+        .map(|pair| (pair[0] * 16 + pair[1]) as u8)
+        .collect();
     Ok((bytes, end))
 }
 
@@ -269,7 +278,9 @@ impl Parser {
             _ => {
                 return fail(
                     column,
-                    format!("unsupported function `{name}`; the filter supports IsMatch, TraceID and SpanID"),
+                    format!(
+                        "unsupported function `{name}`; the filter supports IsMatch, TraceID and SpanID"
+                    ),
                 );
             }
         }

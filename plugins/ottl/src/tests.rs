@@ -286,11 +286,23 @@ fn ids_compare_as_bytes() {
         )]),
     };
     let hex = "0102030405060708090a0b0c0d0e0f10";
-    assert_eq!(matches(&format!("trace_id == TraceID(0x{hex})"), &mut t), [true, false]);
-    assert_eq!(matches(&format!("trace_id != 0x{hex}"), &mut t), [false, true]);
     assert_eq!(
-        matches("trace_id == TraceID(0x00000000000000000000000000000000)", &mut t),
+        matches(&format!("trace_id == TraceID(0x{hex})"), &mut t),
+        [true, false]
+    );
+    assert_eq!(
+        matches(&format!("trace_id != 0x{hex}"), &mut t),
         [false, true]
     );
-    assert_eq!(matches(&format!(r#"IsMatch(trace_id, "^{hex}$")"#), &mut t), [true, false]);
+    assert_eq!(
+        matches(
+            "trace_id == TraceID(0x00000000000000000000000000000000)",
+            &mut t
+        ),
+        [false, true]
+    );
+    assert_eq!(
+        matches(&format!(r#"IsMatch(trace_id, "^{hex}$")"#), &mut t),
+        [true, false]
+    );
 }

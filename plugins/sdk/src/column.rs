@@ -12,7 +12,10 @@ fn range(ends: &[u32], i: usize) -> std::ops::Range<usize> {
 impl StringColumn {
     /// A column holding these strings, in order.
     pub fn from_strs<'a>(strings: impl IntoIterator<Item = &'a str>) -> Self {
-        let mut column = StringColumn { bytes: Vec::new(), ends: Vec::new() };
+        let mut column = StringColumn {
+            bytes: Vec::new(),
+            ends: Vec::new(),
+        };
         for s in strings {
             column.bytes.extend_from_slice(s.as_bytes());
             column.ends.push(column.bytes.len() as u32);
@@ -150,7 +153,10 @@ impl ValueColumn {
 
 /// The indexes of the entries for which `keep` holds, ready for a write or a `remove`:
 /// `indexes_where(column.iter(), |v| v.is_none())`.
-pub fn indexes_where<T>(entries: impl IntoIterator<Item = T>, mut keep: impl FnMut(T) -> bool) -> Vec<u32> {
+pub fn indexes_where<T>(
+    entries: impl IntoIterator<Item = T>,
+    mut keep: impl FnMut(T) -> bool,
+) -> Vec<u32> {
     entries
         .into_iter()
         .enumerate()

@@ -96,9 +96,9 @@ pub use bindings::mathtrail::trailhead::types::{
 };
 pub use column::{Value, indexes_where};
 pub use ids::{SpanId, TraceId};
-pub use plugin::{Error, Plugin, info, init, parse_config};
 #[doc(hidden)]
 pub use plugin::export as __export;
+pub use plugin::{Error, Plugin, info, init, parse_config};
 
 /// The host's own services: its log, the request's context, the Kubernetes cache.
 pub mod host {
@@ -127,7 +127,11 @@ pub mod host {
     /// Natively (in tests), an empty context from receiver `test`.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn context() -> RequestContext {
-        RequestContext { peer_address: None, forwarded_for: None, receiver: "test".into() }
+        RequestContext {
+            peer_address: None,
+            forwarded_for: None,
+            receiver: "test".into(),
+        }
     }
 }
 
@@ -153,7 +157,10 @@ pub fn boolean(value: bool) -> AnyValue {
 
 /// One attribute, for [`Batch::set_attrs`] and new events and links.
 pub fn kv(key: impl Into<String>, value: AnyValue) -> KeyValue {
-    KeyValue { key: key.into(), value }
+    KeyValue {
+        key: key.into(),
+        value,
+    }
 }
 
 impl Level {
@@ -201,7 +208,7 @@ macro_rules! export {
                     $crate::__export::with::<$plugin>(|p| $crate::Plugin::process_metrics(p, batch))
                 }
             }
-            $crate::bindings::export_processor!(TrailheadExport with_types_in $crate::bindings);
+    $crate::bindings::export_processor!(TrailheadExport with_types_in $crate::bindings);
         };
     };
 }

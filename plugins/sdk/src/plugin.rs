@@ -11,7 +11,9 @@ pub type Error = PluginError;
 impl PluginError {
     /// An error with this message.
     pub fn new(message: impl Into<String>) -> Self {
-        PluginError { message: message.into() }
+        PluginError {
+            message: message.into(),
+        }
     }
 }
 
@@ -72,7 +74,11 @@ pub fn parse_config<C: DeserializeOwned>(json: &str) -> Result<C, String> {
     serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
         let path = e.path().to_string();
         // At the root the path is ".", which names nothing.
-        if path == "." { e.inner().to_string() } else { format!("{path}: {}", e.inner()) }
+        if path == "." {
+            e.inner().to_string()
+        } else {
+            format!("{path}: {}", e.inner())
+        }
     })
 }
 

@@ -27,9 +27,13 @@ pub enum Field {
     StartTime,
     EndTime,
     /// The trace ID as bytes (`trace_id`), or as lowercase hex (`trace_id.string`).
-    TraceId { hex: bool },
+    TraceId {
+        hex: bool,
+    },
     /// The span ID as bytes (`span_id`), or as lowercase hex (`span_id.string`).
-    SpanId { hex: bool },
+    SpanId {
+        hex: bool,
+    },
     Type,
     SeverityNumber,
     SeverityText,

@@ -23,9 +23,7 @@ mod table;
 
 use config::{Condition, Config, ErrorMode, Field};
 use table::{Lookup, Raw, Table};
-use trailhead_plugin::{
-    Error, Level, LogBatch, MetricBatch, Plugin, Signal, SpanBatch, host,
-};
+use trailhead_plugin::{Error, Level, LogBatch, MetricBatch, Plugin, Signal, SpanBatch, host};
 
 /// The processor: its checked conditions, kept for the instance's life.
 pub struct Filter {
@@ -39,7 +37,9 @@ impl Plugin for Filter {
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
 
     fn new(json: serde_json::Value) -> Result<Self, String> {
-        Ok(Filter { config: Config::from_json(&json)? })
+        Ok(Filter {
+            config: Config::from_json(&json)?,
+        })
     }
 
     fn signals(&self) -> Vec<Signal> {
@@ -109,7 +109,9 @@ fn matching(
 ) -> Result<Vec<u32>, Error> {
     let mut matched = vec![false; table.len()];
     for condition in conditions {
-        let outcome = condition.expr.eval(&mut Lookup::new(table, &condition.fields));
+        let outcome = condition
+            .expr
+            .eval(&mut Lookup::new(table, &condition.fields));
         if let Some(first) = outcome.errors.first() {
             let message = format!(
                 "condition `{}` failed on {} {what}(s), first {what} {}: {}",
@@ -128,7 +130,9 @@ fn matching(
             *m |= hit;
         }
     }
-    Ok((0..matched.len() as u32).filter(|&i| matched[i as usize]).collect())
+    Ok((0..matched.len() as u32)
+        .filter(|&i| matched[i as usize])
+        .collect())
 }
 
 /// A span's (`item`) or span event's (`event`) own field.
@@ -161,7 +165,9 @@ fn metric_field(b: &impl MetricBatch, field: &Field, level: Level) -> Raw {
 /// A log record's own field.
 fn log_field(b: &impl LogBatch, field: &Field) -> Raw {
     match field {
-        Field::SeverityNumber => Raw::Ints(b.severity_numbers().into_iter().map(i64::from).collect()),
+        Field::SeverityNumber => {
+            Raw::Ints(b.severity_numbers().into_iter().map(i64::from).collect())
+        }
         Field::SeverityText => Raw::Strings(b.severity_texts()),
         Field::Body => Raw::Values(b.bodies()),
         Field::TraceId { hex } => Raw::ids(b.trace_ids(), 16, *hex),

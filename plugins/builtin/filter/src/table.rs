@@ -19,7 +19,11 @@ pub enum Raw {
     Values(ValueColumn),
     Ints(Vec<i64>),
     /// Packed IDs of `width` bytes; `hex` reads them as OTTL's `trace_id.string` does.
-    Ids { packed: Vec<u8>, width: usize, hex: bool },
+    Ids {
+        packed: Vec<u8>,
+        width: usize,
+        hex: bool,
+    },
     /// A field this level does not have.
     Nil,
 }
@@ -102,24 +106,41 @@ impl Table {
         conditions: &[Condition],
         own: impl Fn(&Field, Level) -> Raw,
     ) -> Table {
-        let shape = Shape { batch, level, items: OnceCell::new(), scopes: OnceCell::new() };
+        let shape = Shape {
+            batch,
+            level,
+            items: OnceCell::new(),
+            scopes: OnceCell::new(),
+        };
         let mut columns = HashMap::new();
         for field in conditions.iter().flat_map(|c| c.fields.values()) {
             if columns.contains_key(field) {
                 continue;
             }
             let column = match field {
-                Field::Parent(f) => Column { raw: own(f, Level::Item), rows: Some(shape.items()) },
-                Field::ScopeName => Column { raw: Raw::Strings(batch.scope_names()), rows: Some(shape.scopes()) },
+                Field::Parent(f) => Column {
+                    raw: own(f, Level::Item),
+                    rows: Some(shape.items()),
+                },
+                Field::ScopeName => Column {
+                    raw: Raw::Strings(batch.scope_names()),
+                    rows: Some(shape.scopes()),
+                },
                 Field::ResourceAttribute(key) => Column {
                     raw: Raw::Values(batch.attr_column(Level::Resource, key)),
                     rows: Some(shape.resources()),
                 },
-                _ => Column { raw: own(field, level), rows: None },
+                _ => Column {
+                    raw: own(field, level),
+                    rows: None,
+                },
             };
             columns.insert(field.clone(), column);
         }
-        Table { len: batch.count(level) as usize, columns }
+        Table {
+            len: batch.count(level) as usize,
+            columns,
+        }
     }
 
     /// How many entries the level has.
@@ -140,7 +161,9 @@ struct Shape<'b, B> {
 impl<B: Batch> Shape<'_, B> {
     /// The item (span, metric) of each event or point.
     fn items(&self) -> Rc<[u32]> {
-        self.items.get_or_init(|| self.batch.parents(self.level).into()).clone()
+        self.items
+            .get_or_init(|| self.batch.parents(self.level).into())
+            .clone()
     }
 
     fn scopes(&self) -> Rc<[u32]> {

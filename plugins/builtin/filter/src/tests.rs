@@ -16,10 +16,22 @@ fn filter(config: &str) -> Filter {
 /// Span names left, and each span's event names, after the filter ran with `config`.
 fn spans_left(config: &str) -> Vec<(String, Vec<String>)> {
     let mut spans = Spans::from_json(SPANS).expect("fixture");
-    spans.run(&mut filter(config)).expect("process_spans returns Ok");
+    spans
+        .run(&mut filter(config))
+        .expect("process_spans returns Ok");
     let request = spans.request();
-    let all = request.resource_spans.iter().flat_map(|r| &r.scope_spans).flat_map(|s| &s.spans);
-    all.map(|s| (s.name.clone(), s.events.iter().map(|e| e.name.clone()).collect())).collect()
+    let all = request
+        .resource_spans
+        .iter()
+        .flat_map(|r| &r.scope_spans)
+        .flat_map(|s| &s.spans);
+    all.map(|s| {
+        (
+            s.name.clone(),
+            s.events.iter().map(|e| e.name.clone()).collect(),
+        )
+    })
+    .collect()
 }
 
 fn names(left: &[(String, Vec<String>)]) -> Vec<&str> {
@@ -47,8 +59,13 @@ fn resource_and_scope_fields_reach_their_spans() {
 // Span events match on their own fields and, through parents(), on their span's.
 #[test]
 fn drops_span_events_by_their_own_and_their_spans_fields() {
-    let left = spans_left(r#"{"traces":{"spanevent":["name == \"retry\" and span.kind == SPAN_KIND_SERVER"]}}"#);
-    assert_eq!(left[1], ("GET /lessons".into(), vec!["exception".to_string()]));
+    let left = spans_left(
+        r#"{"traces":{"spanevent":["name == \"retry\" and span.kind == SPAN_KIND_SERVER"]}}"#,
+    );
+    assert_eq!(
+        left[1],
+        ("GET /lessons".into(), vec!["exception".to_string()])
+    );
     assert_eq!(left[2], ("GET key".into(), vec!["retry".to_string()]));
     let left = spans_left(
         r#"{"traces":{"spanevent":["span.status.code == STATUS_CODE_ERROR and attributes[\"exception.type\"] != nil", "resource.attributes[\"service.name\"] == \"cache\""]}}"#,
@@ -63,20 +80,28 @@ fn spans_and_events_together() {
     let left = spans_left(
         r#"{"traces":{"span":["name == \"GET key\""],"spanevent":["name == \"exception\""]}}"#,
     );
-    assert_eq!(left, [("GET /healthz".into(), vec![]), ("GET /lessons".into(), vec!["retry".to_string()])]);
+    assert_eq!(
+        left,
+        [
+            ("GET /healthz".into(), vec![]),
+            ("GET /lessons".into(), vec!["retry".to_string()])
+        ]
+    );
 }
 
 // The paths 0.2's columns answer: IDs (as bytes and as hex), times and the status message.
 #[test]
 fn ids_times_and_status_message() {
-    let left = |context: &str, condition: &str| spans_left(&config_of("traces", context, condition));
+    let left =
+        |context: &str, condition: &str| spans_left(&config_of("traces", context, condition));
     let by_id = "trace_id == TraceID(0x5b8efff798038103d269b633813fc60c)";
     assert_eq!(names(&left("span", by_id)), ["GET /lessons", "GET key"]);
     let by_hex = r#"span_id.string == "eee19b7ec3c1b174""#;
     assert_eq!(names(&left("span", by_hex)), ["GET /lessons", "GET key"]);
     let slow = r#"end_time_unix_nano > 1000000 or status.message == "upstream timed out""#;
     assert_eq!(names(&left("span", slow)), ["GET /healthz", "GET key"]);
-    let by_span = "span.start_time_unix_nano == 1000 and span.span_id == SpanID(0x00f067aa0ba902b7)";
+    let by_span =
+        "span.start_time_unix_nano == 1000 and span.span_id == SpanID(0x00f067aa0ba902b7)";
     let events = left("spanevent", by_span);
     assert_eq!((events[1].1.len(), events[2].1.len()), (2, 0));
 }
@@ -90,7 +115,11 @@ fn logs_left(config: &str) -> Result<Vec<String>, String> {
     let mut logs = Logs::from_json(LOGS).unwrap();
     logs.run(&mut filter(config)).map_err(|e| e.message)?;
     let request = logs.request();
-    let records = request.resource_logs.iter().flat_map(|r| &r.scope_logs).flat_map(|s| &s.log_records);
+    let records = request
+        .resource_logs
+        .iter()
+        .flat_map(|r| &r.scope_logs)
+        .flat_map(|s| &s.log_records);
     Ok(records.map(|r| r.severity_text.clone()).collect())
 }
 
@@ -99,7 +128,9 @@ fn logs_left(config: &str) -> Result<Vec<String>, String> {
 fn drops_log_records() {
     let left = logs_left(r#"{"logs":{"log_record":["severity_number < SEVERITY_NUMBER_INFO"]}}"#);
     assert_eq!(left.unwrap(), ["INFO", "ERROR"]);
-    let left = logs_left(r#"{"logs":{"log_record":["severity_text == \"ERROR\"", "trace_id.string == \"5b8efff798038103d269b633813fc60c\""]}}"#);
+    let left = logs_left(
+        r#"{"logs":{"log_record":["severity_text == \"ERROR\"", "trace_id.string == \"5b8efff798038103d269b633813fc60c\""]}}"#,
+    );
     assert_eq!(left.unwrap(), ["DEBUG"]);
     let left = logs_left(r#"{"logs":{"log_record":["span_id == SpanID(0x0000000000000000)"]}}"#);
     assert_eq!(left.unwrap(), ["INFO"]);
@@ -111,9 +142,14 @@ fn drops_log_records() {
 fn error_modes() {
     let condition = r#"["IsMatch(body, \"^cache\")"]"#;
     let error = logs_left(&format!(r#"{{"logs":{{"log_record":{condition}}}}}"#)).unwrap_err();
-    assert_eq!(error, "condition `IsMatch(body, \"^cache\")` failed on 1 log record(s), first log record 2: IsMatch: the target is a map, not a string");
+    assert_eq!(
+        error,
+        "condition `IsMatch(body, \"^cache\")` failed on 1 log record(s), first log record 2: IsMatch: the target is a map, not a string"
+    );
     for mode in ["ignore", "silent"] {
-        let left = logs_left(&format!(r#"{{"error_mode":"{mode}","logs":{{"log_record":{condition}}}}}"#));
+        let left = logs_left(&format!(
+            r#"{{"error_mode":"{mode}","logs":{{"log_record":{condition}}}}}"#
+        ));
         assert_eq!(left.unwrap(), ["INFO", "ERROR"]);
     }
 }
@@ -124,7 +160,11 @@ fn metrics_left(config: &str) -> Vec<(String, usize)> {
     let mut metrics = Metrics::from_json(METRICS).unwrap();
     metrics.run(&mut filter(config)).unwrap();
     let request = metrics.request();
-    let all = request.resource_metrics.iter().flat_map(|r| &r.scope_metrics).flat_map(|s| &s.metrics);
+    let all = request
+        .resource_metrics
+        .iter()
+        .flat_map(|r| &r.scope_metrics)
+        .flat_map(|s| &s.metrics);
     let points = |m: &testing::otlp::metrics::v1::Metric| match &m.data {
         Some(Data::Sum(s)) => s.data_points.len(),
         Some(Data::Gauge(g)) => g.data_points.len(),
@@ -137,9 +177,18 @@ fn metrics_left(config: &str) -> Vec<(String, usize)> {
 // points goes.
 #[test]
 fn drops_metrics_and_data_points() {
-    let left = metrics_left(r#"{"metrics":{"datapoint":["attributes[\"http.route\"] == \"/healthz\""]}}"#);
-    assert_eq!(left, [("http.server.duration".into(), 1), ("queue.depth".into(), 1)]);
-    let left = metrics_left(r#"{"metrics":{"metric":["type == METRIC_DATA_TYPE_GAUGE"],"datapoint":["metric.name == \"http.server.duration\" and attributes[\"http.route\"] == nil"]}}"#);
+    let left =
+        metrics_left(r#"{"metrics":{"datapoint":["attributes[\"http.route\"] == \"/healthz\""]}}"#);
+    assert_eq!(
+        left,
+        [
+            ("http.server.duration".into(), 1),
+            ("queue.depth".into(), 1)
+        ]
+    );
+    let left = metrics_left(
+        r#"{"metrics":{"metric":["type == METRIC_DATA_TYPE_GAUGE"],"datapoint":["metric.name == \"http.server.duration\" and attributes[\"http.route\"] == nil"]}}"#,
+    );
     assert_eq!(left, [("http.server.duration".into(), 2)]);
     let left = metrics_left(r#"{"metrics":{"metric":["IsMatch(name, \"^probe\")"]}}"#);
     assert_eq!(left.len(), 2);
@@ -157,21 +206,52 @@ fn asks_only_for_configured_signals() {
 #[test]
 fn config_errors_are_unchanged() {
     let cases = [
-        (r#"{"traces":{"span":["kind == SPAN_KIND_SERVR"]}}"#, "traces.span[0]: column 9: unknown enum `SPAN_KIND_SERVR` in `kind == SPAN_KIND_SERVR`"),
-        (r#"{"error_mode":"loud"}"#, "error_mode: expected ignore, silent or propagate"),
-        (r#"{"traces":{"span":[1]}}"#, "traces.span[0]: a condition must be a string"),
-        (r#"{"traces":{"span":"x"}}"#, "traces.span: expected a list of conditions"),
-        (r#"{"traces":{"span":{"include":1}}}"#, "traces.span: expected a list of conditions"),
-        (r#"{"logs":{"exclude":[]}}"#, "logs.exclude: the legacy include/exclude filters are not supported; write OTTL conditions"),
-        (r#"{"metrics":{"span":[]}}"#, "metrics.span: unknown key; expected metric, datapoint"),
-        (r#"{"trace":{}}"#, "trace: unknown key; expected error_mode, traces, metrics, logs"),
-        (r#"{"logs":{"log_record":["attributes == nil"]}}"#, "logs.log_record[0]: column 1: `attributes` needs a key, as in attributes[\"key\"]"),
+        (
+            r#"{"traces":{"span":["kind == SPAN_KIND_SERVR"]}}"#,
+            "traces.span[0]: column 9: unknown enum `SPAN_KIND_SERVR` in `kind == SPAN_KIND_SERVR`",
+        ),
+        (
+            r#"{"error_mode":"loud"}"#,
+            "error_mode: expected ignore, silent or propagate",
+        ),
+        (
+            r#"{"traces":{"span":[1]}}"#,
+            "traces.span[0]: a condition must be a string",
+        ),
+        (
+            r#"{"traces":{"span":"x"}}"#,
+            "traces.span: expected a list of conditions",
+        ),
+        (
+            r#"{"traces":{"span":{"include":1}}}"#,
+            "traces.span: expected a list of conditions",
+        ),
+        (
+            r#"{"logs":{"exclude":[]}}"#,
+            "logs.exclude: the legacy include/exclude filters are not supported; write OTTL conditions",
+        ),
+        (
+            r#"{"metrics":{"span":[]}}"#,
+            "metrics.span: unknown key; expected metric, datapoint",
+        ),
+        (
+            r#"{"trace":{}}"#,
+            "trace: unknown key; expected error_mode, traces, metrics, logs",
+        ),
+        (
+            r#"{"logs":{"log_record":["attributes == nil"]}}"#,
+            "logs.log_record[0]: column 1: `attributes` needs a key, as in attributes[\"key\"]",
+        ),
         (r#"[]"#, "config: expected a map"),
     ];
     for (config, expected) in cases {
-        let error = testing::init::<Filter>(config).err().unwrap_or_else(|| panic!("{config} is accepted"));
+        let error = testing::init::<Filter>(config)
+            .err()
+            .unwrap_or_else(|| panic!("{config} is accepted"));
         assert_eq!(error, expected, "{config}");
     }
-    let error = testing::init::<Filter>(r#"{"metrics":{"metric":["status.code == 1"]}}"#).err().unwrap();
+    let error = testing::init::<Filter>(r#"{"metrics":{"metric":["status.code == 1"]}}"#)
+        .err()
+        .unwrap();
     assert!(error.starts_with("metrics.metric[0]: column 1: unknown path `status.code` in the metric context; supported: name, type"), "{error}");
 }

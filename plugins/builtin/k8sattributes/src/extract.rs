@@ -27,20 +27,34 @@ impl Added<'_> {
         if empty || set(self.existing) || set(&self.attrs) {
             return;
         }
-        self.attrs.push(KeyValue { key: key.to_string(), value });
+        self.attrs.push(KeyValue {
+            key: key.to_string(),
+            value,
+        });
     }
 }
 
 /// Everything `config` extracts from `pod`, for a resource with no attributes of its own but
 /// `k8s.container.name` = `container`.
-pub fn pod_attributes(config: &Config, cluster: &impl Cluster, pod: &Pod, container: Option<&str>) -> Vec<KeyValue> {
-    let mut out = Added { existing: &[], attrs: Vec::new() };
+pub fn pod_attributes(
+    config: &Config,
+    cluster: &impl Cluster,
+    pod: &Pod,
+    container: Option<&str>,
+) -> Vec<KeyValue> {
+    let mut out = Added {
+        existing: &[],
+        attrs: Vec::new(),
+    };
     for name in &config.metadata {
         if let Some(value) = metadata(cluster, pod, name, container) {
             out.add_value(name, value);
         }
     }
-    let rules = [(&config.labels, "label"), (&config.annotations, "annotation")];
+    let rules = [
+        (&config.labels, "label"),
+        (&config.annotations, "annotation"),
+    ];
     for (rules, what) in rules {
         extract_fields(&mut out, cluster, pod, rules, what);
     }
@@ -48,10 +62,18 @@ pub fn pod_attributes(config: &Config, cluster: &impl Cluster, pod: &Pod, contai
 }
 
 fn owner(pod: &Pod, kind: &str) -> Option<(String, String)> {
-    pod.owners.iter().find(|o| o.kind == kind).map(|o| (o.name.clone(), o.uid.clone()))
+    pod.owners
+        .iter()
+        .find(|o| o.kind == kind)
+        .map(|o| (o.name.clone(), o.uid.clone()))
 }
 
-fn metadata(cluster: &impl Cluster, pod: &Pod, name: &str, container: Option<&str>) -> Option<AnyValue> {
+fn metadata(
+    cluster: &impl Cluster,
+    pod: &Pod,
+    name: &str,
+    container: Option<&str>,
+) -> Option<AnyValue> {
     let owned = |kind: &str, uid: bool| owner(pod, kind).map(|(n, u)| if uid { u } else { n });
     if name == "container.image.tags" {
         let tag = split_image(container_image(pod, container)?).1;
@@ -131,7 +153,13 @@ fn pairs<'a>(what: &str, labels: &'a Pairs, annotations: &'a Pairs) -> &'a Pairs
     if what == "label" { labels } else { annotations }
 }
 
-fn extract_fields(out: &mut Added<'_>, cluster: &impl Cluster, pod: &Pod, rules: &[FieldRule], what: &str) {
+fn extract_fields(
+    out: &mut Added<'_>,
+    cluster: &impl Cluster,
+    pod: &Pod,
+    rules: &[FieldRule],
+    what: &str,
+) {
     let of_pod = pairs(what, &pod.labels, &pod.annotations);
     let mut namespace = None;
     let mut node = None;
@@ -144,13 +172,17 @@ fn extract_fields(out: &mut Added<'_>, cluster: &impl Cluster, pod: &Pod, rules:
                     None => continue,
                 }
             }
-            Source::Node => match node.get_or_insert_with(|| cluster.node_by_name(&pod.node_name)) {
-                Some(meta) => (pairs(what, &meta.labels, &meta.annotations), "node"),
-                None => continue,
-            },
+            Source::Node => {
+                match node.get_or_insert_with(|| cluster.node_by_name(&pod.node_name)) {
+                    Some(meta) => (pairs(what, &meta.labels, &meta.annotations), "node"),
+                    None => continue,
+                }
+            }
         };
         for (key, value) in pairs {
-            let Some(tag) = tag_for(rule, key) else { continue };
+            let Some(tag) = tag_for(rule, key) else {
+                continue;
+            };
             // The semantic conventions' names, as the collector writes them: k8s.pod.label.<key>.
             let tag = tag.unwrap_or_else(|| format!("k8s.{from}.{what}.{key}"));
             out.add(&tag, value.clone());

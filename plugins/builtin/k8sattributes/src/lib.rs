@@ -43,7 +43,11 @@ impl<C: Cluster + Default + 'static> Plugin for K8sAttributes<C> {
 
     fn new(json: Box<RawValue>) -> Result<Self, String> {
         let config = Config::parse(json.get())?;
-        Ok(K8sAttributes { config, cluster: C::default(), memo: Memo::default() })
+        Ok(K8sAttributes {
+            config,
+            cluster: C::default(),
+            memo: Memo::default(),
+        })
     }
     fn signals(&self) -> Vec<Signal> {
         vec![Signal::Traces, Signal::Metrics, Signal::Logs]
@@ -79,7 +83,10 @@ impl<C: Cluster> K8sAttributes<C> {
 
     /// The attributes to add to one resource: only those not already set.
     fn attributes_for(&mut self, existing: &[KeyValue], sender: Option<&str>) -> Vec<KeyValue> {
-        let mut out = Added { existing, attrs: Vec::new() };
+        let mut out = Added {
+            existing,
+            attrs: Vec::new(),
+        };
         let mut ip = None;
         let mut pod_ip = None;
         if let Some(lookup) = identify(&self.config, existing, sender) {
@@ -179,31 +186,43 @@ fn sender_ip(config: &Config, cluster: &impl Cluster) -> Option<String> {
 /// IPv4 clients of a dual-stack listener show up as `::ffff:a.b.c.d`; pods have plain IPv4.
 fn canonical(ip: IpAddr) -> String {
     match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or_else(|| v6.to_string(), |v4| v4.to_string()),
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map_or_else(|| v6.to_string(), |v4| v4.to_string()),
         v4 => v4.to_string(),
     }
 }
 
 fn string_attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a str> {
-    attrs.iter().find(|kv| kv.key == key).and_then(|kv| match &kv.value {
-        AnyValue::Str(s) if !s.is_empty() => Some(s.as_str()),
-        _ => None,
-    })
+    attrs
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| match &kv.value {
+            AnyValue::Str(s) if !s.is_empty() => Some(s.as_str()),
+            _ => None,
+        })
 }
 
 /// How this resource identifies its pod: the first association rule that can be evaluated
 /// (as in the collector, later rules are not tried when that pod is not cached).
-fn identify<'a>(config: &Config, attrs: &'a [KeyValue], sender: Option<&str>) -> Option<Lookup<'a>> {
-    config.associations.iter().find_map(|association| match association {
-        Association::Connection => sender.map(|ip| Lookup::Ip(ip.to_string())),
-        Association::IpAttribute(name) => string_attr(attrs, name)
-            .and_then(|v| v.parse::<IpAddr>().ok())
-            .map(|ip| Lookup::Ip(canonical(ip))),
-        Association::Uid => string_attr(attrs, "k8s.pod.uid").map(Lookup::Uid),
-        Association::Name => string_attr(attrs, "k8s.namespace.name")
-            .zip(string_attr(attrs, "k8s.pod.name"))
-            .map(|(ns, name)| Lookup::Name(ns, name)),
-    })
+fn identify<'a>(
+    config: &Config,
+    attrs: &'a [KeyValue],
+    sender: Option<&str>,
+) -> Option<Lookup<'a>> {
+    config
+        .associations
+        .iter()
+        .find_map(|association| match association {
+            Association::Connection => sender.map(|ip| Lookup::Ip(ip.to_string())),
+            Association::IpAttribute(name) => string_attr(attrs, name)
+                .and_then(|v| v.parse::<IpAddr>().ok())
+                .map(|ip| Lookup::Ip(canonical(ip))),
+            Association::Uid => string_attr(attrs, "k8s.pod.uid").map(Lookup::Uid),
+            Association::Name => string_attr(attrs, "k8s.namespace.name")
+                .zip(string_attr(attrs, "k8s.pod.name"))
+                .map(|(ns, name)| Lookup::Name(ns, name)),
+        })
 }
 
 /// How a resource's pod is looked up.

@@ -24,8 +24,15 @@ fn pod(name: &str, ip: &str) -> Pod {
         start_time: "2026-01-02T03:04:05Z".into(),
         node_name: "node-1".into(),
         ip: ip.into(),
-        owners: vec![Owner { kind: "Deployment".into(), name: "lessons".into(), uid: "d-1".into() }],
-        labels: vec![("app".into(), "lessons".into()), ("tier".into(), "web".into())],
+        owners: vec![Owner {
+            kind: "Deployment".into(),
+            name: "lessons".into(),
+            uid: "d-1".into(),
+        }],
+        labels: vec![
+            ("app".into(), "lessons".into()),
+            ("tier".into(), "web".into()),
+        ],
         annotations: vec![],
         containers: vec![("app".into(), "ghcr.io/mathtrail/lessons:1.4.2".into())],
     }
@@ -34,7 +41,9 @@ fn pod(name: &str, ip: &str) -> Pod {
 impl Cluster for FakeCluster {
     fn pod_by_ip(&self, ip: &str) -> Option<Pod> {
         self.lookups.set(self.lookups.get() + 1);
-        [pod("lessons-a", "10.0.0.5"), pod("lessons-b", "10.0.0.6")].into_iter().find(|p| p.ip == ip)
+        [pod("lessons-a", "10.0.0.5"), pod("lessons-b", "10.0.0.6")]
+            .into_iter()
+            .find(|p| p.ip == ip)
     }
     fn pod_by_uid(&self, uid: &str) -> Option<Pod> {
         self.lookups.set(self.lookups.get() + 1);
@@ -45,7 +54,11 @@ impl Cluster for FakeCluster {
         Some(pod(name, "10.0.0.9")).filter(|_| namespace == "lessons")
     }
     fn namespace_by_name(&self, _: &str) -> Option<ObjectMeta> {
-        Some(ObjectMeta { uid: "ns-1".into(), labels: vec![("team".into(), "learn".into())], annotations: vec![] })
+        Some(ObjectMeta {
+            uid: "ns-1".into(),
+            labels: vec![("team".into(), "learn".into())],
+            annotations: vec![],
+        })
     }
     fn node_by_name(&self, _: &str) -> Option<ObjectMeta> {
         None
@@ -54,7 +67,11 @@ impl Cluster for FakeCluster {
         self.generation.get()
     }
     fn context(&self) -> RequestContext {
-        RequestContext { peer_address: self.peer.clone(), forwarded_for: None, receiver: "otlp".into() }
+        RequestContext {
+            peer_address: self.peer.clone(),
+            forwarded_for: None,
+            receiver: "otlp".into(),
+        }
     }
 }
 
@@ -83,16 +100,26 @@ fn spans(resources: &[&[(&str, &str)]]) -> Spans {
 fn attrs(spans: &Spans, r: usize) -> Vec<(String, String)> {
     use otlp::common::v1::any_value::Value;
     let request = spans.request();
-    let resource = request.resource_spans[r].resource.clone().unwrap_or_default();
+    let resource = request.resource_spans[r]
+        .resource
+        .clone()
+        .unwrap_or_default();
     let text = |v: Option<Value>| match v {
         Some(Value::StringValue(s)) => s,
         other => format!("{other:?}"),
     };
-    resource.attributes.into_iter().map(|kv| (kv.key, text(kv.value.and_then(|v| v.value)))).collect()
+    resource
+        .attributes
+        .into_iter()
+        .map(|kv| (kv.key, text(kv.value.and_then(|v| v.value))))
+        .collect()
 }
 
 fn get<'a>(attrs: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    attrs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    attrs
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
 }
 
 // By the connection's IP, the sender's pod is found and the collector's default attributes
@@ -120,7 +147,10 @@ fn association_order_and_unknown_senders() {
     let mut batch = spans(&[&[("k8s.pod.ip", "10.0.0.6")], &[]]);
     batch.run(&mut plugin).unwrap();
     assert_eq!(get(&attrs(&batch, 0), "k8s.pod.uid"), Some("uid-lessons-b"));
-    assert_eq!(attrs(&batch, 1), [("k8s.pod.ip".to_string(), "10.9.9.9".to_string())]);
+    assert_eq!(
+        attrs(&batch, 1),
+        [("k8s.pod.ip".to_string(), "10.9.9.9".to_string())]
+    );
 }
 
 // Uid and name associations, labels by pattern with a tag template, namespace labels, and
@@ -132,14 +162,20 @@ fn extract_rules() {
         "pod_association": [{"sources": [{"from": "resource_attribute", "name": "k8s.pod.uid"}]},
                             {"sources": [{"from": "resource_attribute", "name": "k8s.pod.name"}, {"from": "resource_attribute", "name": "k8s.namespace.name"}]}]}"#;
     let mut plugin = plugin(config, None);
-    let mut batch = spans(&[&[("k8s.pod.uid", "uid-lessons-b")], &[("k8s.pod.name", "web"), ("k8s.namespace.name", "lessons")]]);
+    let mut batch = spans(&[
+        &[("k8s.pod.uid", "uid-lessons-b")],
+        &[("k8s.pod.name", "web"), ("k8s.namespace.name", "lessons")],
+    ]);
     batch.run(&mut plugin).unwrap();
     let a = attrs(&batch, 0);
     assert_eq!(get(&a, "k8s.pod.name"), Some("lessons-b"));
     assert_eq!(get(&a, "k8s.namespace.uid"), Some("ns-1"));
     assert_eq!(get(&a, "label.tier"), Some("web"));
     assert_eq!(get(&a, "k8s.namespace.label.team"), Some("learn"));
-    assert_eq!(get(&a, "container.image.name"), Some("ghcr.io/mathtrail/lessons"));
+    assert_eq!(
+        get(&a, "container.image.name"),
+        Some("ghcr.io/mathtrail/lessons")
+    );
     assert_eq!(get(&a, "container.image.tag"), Some("1.4.2"));
     assert!(get(&a, "container.image.tags").is_some_and(|t| t.contains("1.4.2")));
     assert_eq!(get(&a, "k8s.pod.ip"), Some("10.0.0.6"));
@@ -171,7 +207,9 @@ fn the_memo_is_bounded() {
     let mut plugin = plugin("{}", None);
     for i in 0..Memo::LIMIT + 10 {
         let ip = format!("10.1.{}.{}", i / 256, i % 256);
-        spans(&[&[("k8s.pod.ip", ip.as_str())]]).run(&mut plugin).unwrap();
+        spans(&[&[("k8s.pod.ip", ip.as_str())]])
+            .run(&mut plugin)
+            .unwrap();
         assert!(plugin.memo.found.len() <= Memo::LIMIT);
     }
     assert_eq!(plugin.cluster.lookups.get(), Memo::LIMIT + 10);
@@ -183,34 +221,61 @@ fn passthrough_asks_nothing() {
     let mut plugin = plugin(r#"{"passthrough": true}"#, Some("10.0.0.5:4000"));
     let mut batch = spans(&[&[]]);
     batch.run(&mut plugin).unwrap();
-    assert_eq!(attrs(&batch, 0), [("k8s.pod.ip".to_string(), "10.0.0.5".to_string())]);
+    assert_eq!(
+        attrs(&batch, 0),
+        [("k8s.pod.ip".to_string(), "10.0.0.5".to_string())]
+    );
     assert_eq!(plugin.cluster.lookups.get(), 0);
 }
 
 // Config errors are the settings crate's, word for word.
 #[test]
 fn config_errors_are_the_settings() {
-    let error = testing::init::<K8sAttributes<FakeCluster>>(r#"{"filter": {"nodename": "x"}}"#).err().unwrap();
-    assert_eq!(error, "filter.nodename: unknown field `nodename`, expected one of `node_from_env_var`, `node`, `namespace`");
-    let error = testing::init::<K8sAttributes<FakeCluster>>(r#"{"extract": {"metadata": ["k8s.pod.colour"]}}"#).err().unwrap();
-    assert!(error.starts_with("extract.metadata[0]: `k8s.pod.colour`"), "{error}");
+    let error = testing::init::<K8sAttributes<FakeCluster>>(r#"{"filter": {"nodename": "x"}}"#)
+        .err()
+        .unwrap();
+    assert_eq!(
+        error,
+        "filter.nodename: unknown field `nodename`, expected one of `node_from_env_var`, `node`, `namespace`"
+    );
+    let error = testing::init::<K8sAttributes<FakeCluster>>(
+        r#"{"extract": {"metadata": ["k8s.pod.colour"]}}"#,
+    )
+    .err()
+    .unwrap();
+    assert!(
+        error.starts_with("extract.metadata[0]: `k8s.pod.colour`"),
+        "{error}"
+    );
 }
 
 #[test]
 fn images_split_into_name_and_tag() {
-    assert_eq!(split_image("ghcr.io/mathtrail/lessons:1.4.2"), ("ghcr.io/mathtrail/lessons".into(), "1.4.2".into()));
-    assert_eq!(split_image("registry:5000/app"), ("registry:5000/app".into(), "latest".into()));
+    assert_eq!(
+        split_image("ghcr.io/mathtrail/lessons:1.4.2"),
+        ("ghcr.io/mathtrail/lessons".into(), "1.4.2".into())
+    );
+    assert_eq!(
+        split_image("registry:5000/app"),
+        ("registry:5000/app".into(), "latest".into())
+    );
     assert_eq!(split_image("app:2@sha256:abcd"), ("app".into(), "2".into()));
 }
 
 #[test]
 fn string_arrays_encode_as_otlp() {
     // ArrayValue{values: [AnyValue{string_value: "3.1"}]}
-    assert_eq!(string_array(&["3.1".into()]), [0x0a, 0x05, 0x0a, 0x03, b'3', b'.', b'1']);
+    assert_eq!(
+        string_array(&["3.1".into()]),
+        [0x0a, 0x05, 0x0a, 0x03, b'3', b'.', b'1']
+    );
 }
 
 #[test]
 fn mapped_ipv4_is_plain_ipv4() {
-    assert_eq!(canonical("::ffff:127.0.0.23".parse().unwrap()), "127.0.0.23");
+    assert_eq!(
+        canonical("::ffff:127.0.0.23".parse().unwrap()),
+        "127.0.0.23"
+    );
     assert_eq!(canonical("fd00::1".parse().unwrap()), "fd00::1");
 }

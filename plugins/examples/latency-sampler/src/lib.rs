@@ -22,9 +22,7 @@
 
 use serde::Deserialize;
 use std::time::Duration;
-use trailhead_plugin::{
-    Error, Level, Plugin, Signal, SpanBatch, StatusCode, TraceId, double, kv,
-};
+use trailhead_plugin::{Error, Level, Plugin, Signal, SpanBatch, StatusCode, TraceId, double, kv};
 
 /// The processor's config.
 #[derive(Deserialize)]
@@ -40,7 +38,11 @@ struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Config { min_duration_ms: 0, keep_percent: 100.0, keep_errors: true }
+        Config {
+            min_duration_ms: 0,
+            keep_percent: 100.0,
+            keep_errors: true,
+        }
     }
 }
 
@@ -70,7 +72,10 @@ impl Plugin for LatencySampler {
 
     fn new(config: Config) -> Result<Self, String> {
         if !(0.0..=100.0).contains(&config.keep_percent) {
-            return Err(format!("keep_percent: must be between 0 and 100, not {}", config.keep_percent));
+            return Err(format!(
+                "keep_percent: must be between 0 and 100, not {}",
+                config.keep_percent
+            ));
         }
         let rejected = 1.0 - config.keep_percent / 100.0;
         Ok(LatencySampler {
@@ -115,7 +120,12 @@ mod tests {
     const FIXTURE: &str = include_str!("../testdata/spans.json");
 
     /// Runs the plugin with `config` over the fixture; the names of the spans left, in order.
-    fn kept(config: &str) -> (Vec<String>, otlp::collector::trace::v1::ExportTraceServiceRequest) {
+    fn kept(
+        config: &str,
+    ) -> (
+        Vec<String>,
+        otlp::collector::trace::v1::ExportTraceServiceRequest,
+    ) {
         let mut plugin: LatencySampler = testing::init(config).expect("config is valid");
         let mut spans = Spans::from_json(FIXTURE).expect("fixture is OTLP JSON");
         spans.run(&mut plugin).expect("process_spans returns Ok");
@@ -180,11 +190,20 @@ mod tests {
     // A bad config is refused with the field at fault, as trailhead reports it.
     #[test]
     fn bad_config_names_the_field() {
-        let error = testing::init::<LatencySampler>(r#"{"min_duration_ms": "x"}"#).err().unwrap();
-        assert!(error.starts_with(r#"min_duration_ms: invalid type: string "x", expected u64"#), "{error}");
-        let error = testing::init::<LatencySampler>(r#"{"keep_percent": 150}"#).err().unwrap();
+        let error = testing::init::<LatencySampler>(r#"{"min_duration_ms": "x"}"#)
+            .err()
+            .unwrap();
+        assert!(
+            error.starts_with(r#"min_duration_ms: invalid type: string "x", expected u64"#),
+            "{error}"
+        );
+        let error = testing::init::<LatencySampler>(r#"{"keep_percent": 150}"#)
+            .err()
+            .unwrap();
         assert_eq!(error, "keep_percent: must be between 0 and 100, not 150");
-        let error = testing::init::<LatencySampler>(r#"{"keep": 1}"#).err().unwrap();
+        let error = testing::init::<LatencySampler>(r#"{"keep": 1}"#)
+            .err()
+            .unwrap();
         assert!(error.contains("unknown field `keep`"), "{error}");
     }
 }

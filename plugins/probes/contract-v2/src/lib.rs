@@ -53,7 +53,9 @@ impl Guest for Probe {
         let mode = ["columns", "bad-index", "bad-length"]
             .into_iter()
             .find(|m| config.contains(&format!("\"{m}\"")))
-            .ok_or_else(|| format!("mode: expected columns, bad-index or bad-length in {config}"))?;
+            .ok_or_else(|| {
+                format!("mode: expected columns, bad-index or bad-length in {config}")
+            })?;
         MODE.with(|m| m.set(mode));
         Ok(PluginInfo {
             name: "contract-v2".into(),
@@ -78,7 +80,11 @@ impl Guest for Probe {
         let bodies = batch.bodies();
         let boom: Vec<u32> = (0..bodies.kinds.len())
             .filter(|&i| {
-                let start = if i == 0 { 0 } else { bodies.ends[i - 1] as usize };
+                let start = if i == 0 {
+                    0
+                } else {
+                    bodies.ends[i - 1] as usize
+                };
                 bodies.kinds[i] == ValueKind::Str
                     && &bodies.bytes[start..bodies.ends[i] as usize] == b"boom"
             })
@@ -114,9 +120,18 @@ fn columns(batch: &SpanBatch) {
         c.get()
     });
     let resources: Vec<u32> = (0..batch.count(Level::Resource)).collect();
-    batch.set_attr(Level::Resource, &resources, "probe.calls", &AnyValue::Int(calls));
+    batch.set_attr(
+        Level::Resource,
+        &resources,
+        "probe.calls",
+        &AnyValue::Int(calls),
+    );
 
-    let (starts, ends, ids) = (batch.start_times(), batch.end_times(), batch.trace_ids(Level::Item));
+    let (starts, ends, ids) = (
+        batch.start_times(),
+        batch.end_times(),
+        batch.trace_ids(Level::Item),
+    );
     for i in 0..starts.len() {
         let duration = ends[i].saturating_sub(starts[i]) as i64;
         batch.set_attrs(
@@ -163,7 +178,7 @@ fn columns(batch: &SpanBatch) {
         .collect();
     batch.set_names(Level::Item, &server, &upper);
 
-    if starts.len() > 0 {
+    if !starts.is_empty() {
         batch.add_link(
             0,
             &SpanLink {

@@ -14,13 +14,15 @@ pub fn to_otlp(value: &AnyValue, method: &str) -> otlp::AnyValue {
         AnyValue::Int(i) => V::IntValue(*i),
         AnyValue::Double(d) => V::DoubleValue(*d),
         AnyValue::Bytes(b) => V::BytesValue(b.clone()),
-        AnyValue::Array(b) => V::ArrayValue(
-            otlp::ArrayValue::decode(b.as_slice())
-                .unwrap_or_else(|e| panic!("{method}: an array value is not an encoded ArrayValue: {e}")),
-        ),
+        AnyValue::Array(b) => {
+            V::ArrayValue(otlp::ArrayValue::decode(b.as_slice()).unwrap_or_else(|e| {
+                panic!("{method}: an array value is not an encoded ArrayValue: {e}")
+            }))
+        }
         AnyValue::Kvlist(b) => V::KvlistValue(
-            otlp::KeyValueList::decode(b.as_slice())
-                .unwrap_or_else(|e| panic!("{method}: a kvlist value is not an encoded KeyValueList: {e}")),
+            otlp::KeyValueList::decode(b.as_slice()).unwrap_or_else(|e| {
+                panic!("{method}: a kvlist value is not an encoded KeyValueList: {e}")
+            }),
         ),
     };
     otlp::AnyValue { value: Some(value) }
@@ -43,7 +45,10 @@ pub fn from_otlp(value: Option<&otlp::AnyValue>) -> AnyValue {
 
 /// WIT attributes from OTLP ones.
 pub fn attrs_from_otlp(attributes: &[otlp::KeyValue]) -> Vec<KeyValue> {
-    let convert = |kv: &otlp::KeyValue| KeyValue { key: kv.key.clone(), value: from_otlp(kv.value.as_ref()) };
+    let convert = |kv: &otlp::KeyValue| KeyValue {
+        key: kv.key.clone(),
+        value: from_otlp(kv.value.as_ref()),
+    };
     attributes.iter().map(convert).collect()
 }
 
@@ -61,7 +66,11 @@ pub fn attrs_to_otlp(attributes: &[KeyValue], method: &str) -> Vec<otlp::KeyValu
 pub fn upsert(attributes: &mut Vec<otlp::KeyValue>, key: &str, value: otlp::AnyValue) {
     match attributes.iter_mut().find(|kv| kv.key == key) {
         Some(kv) => kv.value = Some(value),
-        None => attributes.push(otlp::KeyValue { key: key.into(), value: Some(value), ..Default::default() }),
+        None => attributes.push(otlp::KeyValue {
+            key: key.into(),
+            value: Some(value),
+            ..Default::default()
+        }),
     }
 }
 
@@ -72,7 +81,12 @@ pub fn find<'a>(attributes: &'a [otlp::KeyValue], key: &str) -> Option<&'a otlp:
 
 /// Packs values into a column, as the host does.
 pub fn pack<'a>(values: impl IntoIterator<Item = Option<&'a otlp::AnyValue>>) -> ValueColumn {
-    let mut column = ValueColumn { kinds: Vec::new(), scalars: Vec::new(), bytes: Vec::new(), ends: Vec::new() };
+    let mut column = ValueColumn {
+        kinds: Vec::new(),
+        scalars: Vec::new(),
+        bytes: Vec::new(),
+        ends: Vec::new(),
+    };
     for value in values {
         let (kind, scalar) = match value.and_then(|v| v.value.as_ref()) {
             Some(V::StringValueStrindex(_)) | None => (ValueKind::None, 0),
@@ -99,12 +113,16 @@ fn push(column: &mut ValueColumn, bytes: &[u8]) -> i64 {
 
 /// An int value, as the metric columns carry numbers.
 pub fn int(i: i64) -> otlp::AnyValue {
-    otlp::AnyValue { value: Some(V::IntValue(i)) }
+    otlp::AnyValue {
+        value: Some(V::IntValue(i)),
+    }
 }
 
 /// A double value, as the metric columns carry numbers.
 pub fn double(d: f64) -> otlp::AnyValue {
-    otlp::AnyValue { value: Some(V::DoubleValue(d)) }
+    otlp::AnyValue {
+        value: Some(V::DoubleValue(d)),
+    }
 }
 
 /// Appends an ID of `width` bytes, all zero when it is absent or of another length.

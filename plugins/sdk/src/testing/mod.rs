@@ -66,7 +66,9 @@ pub struct NativeBatch<I: Item> {
 impl<I: Item> NativeBatch<I> {
     /// A batch of this request.
     pub fn from_request(request: I::Request) -> Self {
-        NativeBatch { state: RefCell::new(State::new(I::split(request))) }
+        NativeBatch {
+            state: RefCell::new(State::new(I::split(request))),
+        }
     }
 
     /// A batch of a request in OTLP/JSON (hex IDs, camelCase names, 64-bit ints as strings or
@@ -150,7 +152,12 @@ impl Index {
                 index.scopes.push((r, s));
                 for (i, item) in scope.items.iter().enumerate() {
                     let flat = index.items.len() as u32;
-                    index.items.push(Position { resource: r, scope: s, scope_flat, item: i });
+                    index.items.push(Position {
+                        resource: r,
+                        scope: s,
+                        scope_flat,
+                        item: i,
+                    });
                     for &level in I::NESTED {
                         let children = (0..item.children(level) as u32).map(|w| (flat, w));
                         index.nested[nested_slot(level)].extend(children);
@@ -173,7 +180,11 @@ struct State<I> {
 impl<I: Item> State<I> {
     fn new(resources: Vec<ResourceNode<I>>) -> Self {
         let index = Index::build(&resources);
-        State { resources, index, removed: Vec::new() }
+        State {
+            resources,
+            index,
+            removed: Vec::new(),
+        }
     }
 
     fn count(&self, level: Level) -> usize {
@@ -209,7 +220,11 @@ impl<I: Item> State<I> {
 
     /// (flat item, index within it) of every entry of a nested level.
     fn nested(&self, level: Level) -> &[(u32, u32)] {
-        if I::NESTED.contains(&level) { &self.index.nested[nested_slot(level)] } else { &[] }
+        if I::NESTED.contains(&level) {
+            &self.index.nested[nested_slot(level)]
+        } else {
+            &[]
+        }
     }
 
     fn scope_mut(&mut self, flat: u32) -> &mut tree::ScopeNode<I> {
@@ -239,10 +254,16 @@ impl<I: Item> State<I> {
     }
 
     /// The attributes of an entry (checked), and its `dropped_attributes_count`.
-    fn attributes_mut(&mut self, level: Level, index: u32) -> (&mut Vec<otlp::common::v1::KeyValue>, u32) {
+    fn attributes_mut(
+        &mut self,
+        level: Level,
+        index: u32,
+    ) -> (&mut Vec<otlp::common::v1::KeyValue>, u32) {
         match level {
             Level::Resource => {
-                let resource = self.resources[index as usize].resource.get_or_insert_default();
+                let resource = self.resources[index as usize]
+                    .resource
+                    .get_or_insert_default();
                 (&mut resource.attributes, resource.dropped_attributes_count)
             }
             Level::Scope => {
@@ -294,12 +315,17 @@ impl<I: Item> State<I> {
     /// Removes events, links, points and exemplars. Exemplars go first: their index counts
     /// across their metric's points, which a point's removal would shift.
     fn remove_nested(&mut self, mut drops: Vec<(Level, u32, u32)>, gone_items: &mut [bool]) {
-        drops.sort_unstable_by_key(|&(level, flat, within)| (flat, std::cmp::Reverse(level as u8), within));
+        drops.sort_unstable_by_key(|&(level, flat, within)| {
+            (flat, std::cmp::Reverse(level as u8), within)
+        });
         drops.dedup();
         for group in drops.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
             let (level, flat) = (group[0].0, group[0].1);
             let doomed = |within: usize| group.iter().any(|g| g.2 as usize == within);
-            if self.item_mut(flat).retain_children(level, &mut |w| !doomed(w)) {
+            if self
+                .item_mut(flat)
+                .retain_children(level, &mut |w| !doomed(w))
+            {
                 gone_items[flat as usize] = true;
             }
         }
@@ -340,13 +366,19 @@ struct Gone {
 /// Panics, as the host traps, unless there is one value per index or one for all.
 fn lengths(method: &str, indexes: usize, values: usize) {
     if values != indexes && values != 1 {
-        panic!("{method}: {values} values for {indexes} indexes (give one per index, or one for all)");
+        panic!(
+            "{method}: {values} values for {indexes} indexes (give one per index, or one for all)"
+        );
     }
 }
 
 /// Value `i` of a list checked by [`lengths`].
 fn nth<T>(values: &[T], i: usize) -> &T {
-    if values.len() == 1 { &values[0] } else { &values[i] }
+    if values.len() == 1 {
+        &values[0]
+    } else {
+        &values[i]
+    }
 }
 
 impl<I: Item> Batch for NativeBatch<I> {
@@ -393,24 +425,37 @@ impl<I: Item> Batch for NativeBatch<I> {
         state.check("set-attrs", level, &[index]);
         let attributes = state.attributes_mut(level, index).0;
         for kv in convert::attrs_to_otlp(attrs, "set-attrs") {
-            convert::upsert(attributes, &kv.key, kv.value.expect("converted values are set"));
+            convert::upsert(
+                attributes,
+                &kv.key,
+                kv.value.expect("converted values are set"),
+            );
         }
     }
     fn remove_attrs(&self, level: Level, indexes: &[u32], keys: &[String]) {
         let mut state = self.state_mut();
         state.check("remove-attrs", level, indexes);
         for &index in indexes {
-            state.attributes_mut(level, index).0.retain(|kv| !keys.contains(&kv.key));
+            state
+                .attributes_mut(level, index)
+                .0
+                .retain(|kv| !keys.contains(&kv.key));
         }
     }
     fn dropped_attrs_counts(&self, level: Level) -> Vec<u32> {
         let mut state = self.state_mut();
-        (0..state.count(level) as u32).map(|i| state.attributes(level, i).1).collect()
+        (0..state.count(level) as u32)
+            .map(|i| state.attributes(level, i).1)
+            .collect()
     }
     fn schema_urls(&self, level: Level) -> crate::StringColumn {
         let state = self.state();
         let urls: Vec<&str> = match level {
-            Level::Resource => state.resources.iter().map(|r| r.schema_url.as_str()).collect(),
+            Level::Resource => state
+                .resources
+                .iter()
+                .map(|r| r.schema_url.as_str())
+                .collect(),
             Level::Scope => state
                 .index
                 .scopes

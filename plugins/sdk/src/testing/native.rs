@@ -12,8 +12,15 @@ use otlp::metrics::v1::{Metric, metric::Data};
 use otlp::trace::v1::{Span, span};
 
 /// One string per scope (empty where the scope is absent).
-pub(super) fn scope_column<I: Item>(state: &State<I>, field: impl Fn(&InstrumentationScope) -> &String) -> StringColumn {
-    let scopes = state.index.scopes.iter().map(|&(r, s)| &state.resources[r].scopes[s].scope);
+pub(super) fn scope_column<I: Item>(
+    state: &State<I>,
+    field: impl Fn(&InstrumentationScope) -> &String,
+) -> StringColumn {
+    let scopes = state
+        .index
+        .scopes
+        .iter()
+        .map(|&(r, s)| &state.resources[r].scopes[s].scope);
     StringColumn::from_strs(scopes.map(|scope| scope.as_ref().map_or("", |s| field(s).as_str())))
 }
 
@@ -27,20 +34,32 @@ pub(super) fn exemplar_points<I: Item>(state: &State<I>) -> Vec<u32> {
     }
     let exemplars = state.nested(Level::Exemplar).iter();
     exemplars
-        .map(|&(flat, within)| first_point[flat as usize] + state.item(flat).exemplar_point(within as usize) as u32)
+        .map(|&(flat, within)| {
+            first_point[flat as usize] + state.item(flat).exemplar_point(within as usize) as u32
+        })
         .collect()
 }
 
 /// One value per item.
 fn item_column<I: Item, T>(batch: &NativeBatch<I>, value: impl Fn(&I) -> T) -> Vec<T> {
     let state = batch.state();
-    (0..state.index.items.len() as u32).map(|flat| value(state.item(flat))).collect()
+    (0..state.index.items.len() as u32)
+        .map(|flat| value(state.item(flat)))
+        .collect()
 }
 
 /// One value per entry of a nested level.
-fn nested_column<I: Item, T>(batch: &NativeBatch<I>, level: Level, value: impl Fn(&I, usize) -> T) -> Vec<T> {
+fn nested_column<I: Item, T>(
+    batch: &NativeBatch<I>,
+    level: Level,
+    value: impl Fn(&I, usize) -> T,
+) -> Vec<T> {
     let state = batch.state();
-    state.nested(level).iter().map(|&(flat, within)| value(state.item(flat), within as usize)).collect()
+    state
+        .nested(level)
+        .iter()
+        .map(|&(flat, within)| value(state.item(flat), within as usize))
+        .collect()
 }
 
 /// Sets a field of the given entries after checking indexes and lengths: `set(item, index
@@ -68,7 +87,11 @@ fn set_each<I: Item, T>(
 /// Panics, as the host traps, unless `level` is the item level or `nested`.
 fn item_or(method: &str, level: Level, nested: Level) {
     if level != Level::Item && level != nested {
-        panic!("{method}: level `{}` has no such field (use `item` or `{}`)", level.as_str(), nested.as_str());
+        panic!(
+            "{method}: level `{}` has no such field (use `item` or `{}`)",
+            level.as_str(),
+            nested.as_str()
+        );
     }
 }
 
@@ -84,10 +107,17 @@ fn owned_strings(values: Vec<String>) -> StringColumn {
 
 fn span_kind(kind: i32) -> SpanKind {
     use SpanKind as K;
-    [K::Unspecified, K::Internal, K::Server, K::Client, K::Producer, K::Consumer]
-        .get(kind as usize)
-        .copied()
-        .unwrap_or(K::Unspecified)
+    [
+        K::Unspecified,
+        K::Internal,
+        K::Server,
+        K::Client,
+        K::Producer,
+        K::Consumer,
+    ]
+    .get(kind as usize)
+    .copied()
+    .unwrap_or(K::Unspecified)
 }
 
 fn status_code(code: i32) -> StatusCode {
@@ -107,23 +137,36 @@ impl SpanBatch for NativeBatch<Span> {
     }
     fn set_names(&self, level: Level, indexes: &[u32], names: &[String]) {
         item_or("set-names", level, Level::Event);
-        set_each(self, "set-names", level, indexes, names, |s, w, name| match level {
-            Level::Item => s.name = name.clone(),
-            _ => s.events[w].name = name.clone(),
-        })
+        set_each(
+            self,
+            "set-names",
+            level,
+            indexes,
+            names,
+            |s, w, name| match level {
+                Level::Item => s.name = name.clone(),
+                _ => s.events[w].name = name.clone(),
+            },
+        )
     }
     fn trace_ids(&self, level: Level) -> Vec<u8> {
         item_or("trace-ids", level, Level::Link);
         match level {
             Level::Item => packed_ids(item_column(self, |s| s.trace_id.clone()).iter(), 16),
-            _ => packed_ids(nested_column(self, level, |s, w| s.links[w].trace_id.clone()).iter(), 16),
+            _ => packed_ids(
+                nested_column(self, level, |s, w| s.links[w].trace_id.clone()).iter(),
+                16,
+            ),
         }
     }
     fn span_ids(&self, level: Level) -> Vec<u8> {
         item_or("span-ids", level, Level::Link);
         match level {
             Level::Item => packed_ids(item_column(self, |s| s.span_id.clone()).iter(), 8),
-            _ => packed_ids(nested_column(self, level, |s, w| s.links[w].span_id.clone()).iter(), 8),
+            _ => packed_ids(
+                nested_column(self, level, |s, w| s.links[w].span_id.clone()).iter(),
+                8,
+            ),
         }
     }
     fn parent_span_ids(&self) -> Vec<u8> {
@@ -133,15 +176,24 @@ impl SpanBatch for NativeBatch<Span> {
         item_or("trace-states", level, Level::Link);
         match level {
             Level::Item => owned_strings(item_column(self, |s| s.trace_state.clone())),
-            _ => owned_strings(nested_column(self, level, |s, w| s.links[w].trace_state.clone())),
+            _ => owned_strings(nested_column(self, level, |s, w| {
+                s.links[w].trace_state.clone()
+            })),
         }
     }
     fn set_trace_states(&self, level: Level, indexes: &[u32], states: &[String]) {
         item_or("set-trace-states", level, Level::Link);
-        set_each(self, "set-trace-states", level, indexes, states, |s, w, state| match level {
-            Level::Item => s.trace_state = state.clone(),
-            _ => s.links[w].trace_state = state.clone(),
-        })
+        set_each(
+            self,
+            "set-trace-states",
+            level,
+            indexes,
+            states,
+            |s, w, state| match level {
+                Level::Item => s.trace_state = state.clone(),
+                _ => s.links[w].trace_state = state.clone(),
+            },
+        )
     }
     fn flags(&self, level: Level) -> Vec<u32> {
         item_or("flags", level, Level::Link);
@@ -154,7 +206,9 @@ impl SpanBatch for NativeBatch<Span> {
         item_column(self, |s| span_kind(s.kind))
     }
     fn set_kinds(&self, indexes: &[u32], kinds: &[SpanKind]) {
-        set_each(self, "set-kinds", Level::Item, indexes, kinds, |s, _, k| s.kind = *k as i32)
+        set_each(self, "set-kinds", Level::Item, indexes, kinds, |s, _, k| {
+            s.kind = *k as i32
+        })
     }
     fn start_times(&self) -> Vec<u64> {
         item_column(self, |s| s.start_time_unix_nano)
@@ -163,23 +217,51 @@ impl SpanBatch for NativeBatch<Span> {
         item_column(self, |s| s.end_time_unix_nano)
     }
     fn set_start_times(&self, indexes: &[u32], times: &[u64]) {
-        set_each(self, "set-start-times", Level::Item, indexes, times, |s, _, t| s.start_time_unix_nano = *t)
+        set_each(
+            self,
+            "set-start-times",
+            Level::Item,
+            indexes,
+            times,
+            |s, _, t| s.start_time_unix_nano = *t,
+        )
     }
     fn set_end_times(&self, indexes: &[u32], times: &[u64]) {
-        set_each(self, "set-end-times", Level::Item, indexes, times, |s, _, t| s.end_time_unix_nano = *t)
+        set_each(
+            self,
+            "set-end-times",
+            Level::Item,
+            indexes,
+            times,
+            |s, _, t| s.end_time_unix_nano = *t,
+        )
     }
     fn status_codes(&self) -> Vec<StatusCode> {
-        item_column(self, |s| status_code(s.status.as_ref().map_or(0, |st| st.code)))
+        item_column(self, |s| {
+            status_code(s.status.as_ref().map_or(0, |st| st.code))
+        })
     }
     fn status_messages(&self) -> StringColumn {
-        owned_strings(item_column(self, |s| s.status.as_ref().map(|st| st.message.clone()).unwrap_or_default()))
+        owned_strings(item_column(self, |s| {
+            s.status
+                .as_ref()
+                .map(|st| st.message.clone())
+                .unwrap_or_default()
+        }))
     }
     fn set_status(&self, indexes: &[u32], code: StatusCode, message: &str) {
-        set_each(self, "set-status", Level::Item, indexes, &[()], |s, _, ()| {
-            let status = s.status.get_or_insert_default();
-            status.code = code as i32;
-            status.message = message.into();
-        })
+        set_each(
+            self,
+            "set-status",
+            Level::Item,
+            indexes,
+            &[()],
+            |s, _, ()| {
+                let status = s.status.get_or_insert_default();
+                status.code = code as i32;
+                status.message = message.into();
+            },
+        )
     }
     fn dropped_events_counts(&self) -> Vec<u32> {
         item_column(self, |s| s.dropped_events_count)
@@ -237,7 +319,9 @@ impl LogBatch for NativeBatch<LogRecord> {
         item_column(self, |r| r.observed_time_unix_nano)
     }
     fn set_times(&self, indexes: &[u32], times: &[u64]) {
-        set_each(self, "set-times", Level::Item, indexes, times, |r, _, t| r.time_unix_nano = *t)
+        set_each(self, "set-times", Level::Item, indexes, times, |r, _, t| {
+            r.time_unix_nano = *t
+        })
     }
     fn severity_numbers(&self) -> Vec<i32> {
         item_column(self, |r| r.severity_number)
@@ -246,18 +330,35 @@ impl LogBatch for NativeBatch<LogRecord> {
         owned_strings(item_column(self, |r| r.severity_text.clone()))
     }
     fn set_severity(&self, indexes: &[u32], number: i32, text: &str) {
-        set_each(self, "set-severity", Level::Item, indexes, &[()], |r, _, ()| {
-            r.severity_number = number;
-            r.severity_text = text.into();
-        })
+        set_each(
+            self,
+            "set-severity",
+            Level::Item,
+            indexes,
+            &[()],
+            |r, _, ()| {
+                r.severity_number = number;
+                r.severity_text = text.into();
+            },
+        )
     }
     fn bodies(&self) -> ValueColumn {
         let bodies = item_column(self, |r| r.body.clone());
         convert::pack(bodies.iter().map(Option::as_ref))
     }
     fn set_bodies(&self, indexes: &[u32], bodies: &[AnyValue]) {
-        let bodies: Vec<_> = bodies.iter().map(|b| convert::to_otlp(b, "set-bodies")).collect();
-        set_each(self, "set-bodies", Level::Item, indexes, &bodies, |r, _, body| r.body = Some(body.clone()))
+        let bodies: Vec<_> = bodies
+            .iter()
+            .map(|b| convert::to_otlp(b, "set-bodies"))
+            .collect();
+        set_each(
+            self,
+            "set-bodies",
+            Level::Item,
+            indexes,
+            &bodies,
+            |r, _, body| r.body = Some(body.clone()),
+        )
     }
     fn event_names(&self) -> StringColumn {
         owned_strings(item_column(self, |r| r.event_name.clone()))
@@ -275,18 +376,30 @@ impl LogBatch for NativeBatch<LogRecord> {
 
 /// One value per data point, in order.
 fn point_column<T>(batch: &NativeBatch<Metric>, value: impl Fn(PointRef<'_>) -> T) -> Vec<T> {
-    let per_metric = item_column(batch, |m| points(m).into_iter().map(&value).collect::<Vec<_>>());
+    let per_metric = item_column(batch, |m| {
+        points(m).into_iter().map(&value).collect::<Vec<_>>()
+    });
     per_metric.into_iter().flatten().collect()
 }
 
 /// One value per exemplar, in order.
-fn exemplar_column<T>(batch: &NativeBatch<Metric>, value: impl Fn(&otlp::metrics::v1::Exemplar) -> T) -> Vec<T> {
-    let per_metric = item_column(batch, |m| exemplars(m).map(|(_, e)| value(e)).collect::<Vec<_>>());
+fn exemplar_column<T>(
+    batch: &NativeBatch<Metric>,
+    value: impl Fn(&otlp::metrics::v1::Exemplar) -> T,
+) -> Vec<T> {
+    let per_metric = item_column(batch, |m| {
+        exemplars(m).map(|(_, e)| value(e)).collect::<Vec<_>>()
+    });
     per_metric.into_iter().flatten().collect()
 }
 
 /// Reads one point, checked.
-fn point<T>(batch: &NativeBatch<Metric>, method: &str, index: u32, read: impl Fn(PointRef<'_>) -> T) -> T {
+fn point<T>(
+    batch: &NativeBatch<Metric>,
+    method: &str,
+    index: u32,
+    read: impl Fn(PointRef<'_>) -> T,
+) -> T {
     let state = batch.state();
     state.check(method, Level::Point, &[index]);
     let (flat, within) = state.nested(Level::Point)[index as usize];
@@ -294,7 +407,10 @@ fn point<T>(batch: &NativeBatch<Metric>, method: &str, index: u32, read: impl Fn
 }
 
 fn no_point_field(method: &str, level: Level) -> ! {
-    panic!("{method}: level `{}` has no such field (use `point` or `exemplar`)", level.as_str())
+    panic!(
+        "{method}: level `{}` has no such field (use `point` or `exemplar`)",
+        level.as_str()
+    )
 }
 
 /// A point's common fields, whatever its type.
@@ -334,8 +450,16 @@ fn temporality(metric: &Metric) -> Temporality {
     }
 }
 
-fn set_metric_field(batch: &NativeBatch<Metric>, method: &str, indexes: &[u32], values: &[String], field: fn(&mut Metric) -> &mut String) {
-    set_each(batch, method, Level::Item, indexes, values, |m, _, v| *field(m) = v.clone())
+fn set_metric_field(
+    batch: &NativeBatch<Metric>,
+    method: &str,
+    indexes: &[u32],
+    values: &[String],
+    field: fn(&mut Metric) -> &mut String,
+) {
+    set_each(batch, method, Level::Item, indexes, values, |m, _, v| {
+        *field(m) = v.clone()
+    })
 }
 
 fn number_value(point: PointRef<'_>) -> Option<otlp::common::v1::AnyValue> {
@@ -363,7 +487,9 @@ impl MetricBatch for NativeBatch<Metric> {
         set_metric_field(self, "set-names", indexes, names, |m| &mut m.name)
     }
     fn set_descriptions(&self, indexes: &[u32], descriptions: &[String]) {
-        set_metric_field(self, "set-descriptions", indexes, descriptions, |m| &mut m.description)
+        set_metric_field(self, "set-descriptions", indexes, descriptions, |m| {
+            &mut m.description
+        })
     }
     fn set_units(&self, indexes: &[u32], units: &[String]) {
         set_metric_field(self, "set-units", indexes, units, |m| &mut m.unit)
@@ -375,7 +501,10 @@ impl MetricBatch for NativeBatch<Metric> {
         item_column(self, temporality)
     }
     fn monotonic(&self) -> Vec<bool> {
-        item_column(self, |m| matches!(&m.data, Some(Data::Sum(s)) if s.is_monotonic))
+        item_column(
+            self,
+            |m| matches!(&m.data, Some(Data::Sum(s)) if s.is_monotonic),
+        )
     }
     fn start_times(&self) -> Vec<u64> {
         point_column(self, |p| each_point!(p, p => p.start_time_unix_nano))
@@ -450,7 +579,9 @@ impl MetricBatch for NativeBatch<Metric> {
         use otlp::metrics::v1::exponential_histogram_data_point::Buckets;
         let side = |b: &Option<Buckets>| crate::Buckets {
             offset: b.as_ref().map_or(0, |b| b.offset),
-            counts: b.as_ref().map_or_else(Vec::new, |b| b.bucket_counts.clone()),
+            counts: b
+                .as_ref()
+                .map_or_else(Vec::new, |b| b.bucket_counts.clone()),
         };
         point(self, "exponential-buckets", index, |p| match p {
             PointRef::Exponential(e) => Some(ExponentialBuckets {
@@ -465,9 +596,14 @@ impl MetricBatch for NativeBatch<Metric> {
     }
     fn quantiles(&self, index: u32) -> Vec<Quantile> {
         point(self, "quantiles", index, |p| match p {
-            PointRef::Summary(s) => {
-                s.quantile_values.iter().map(|q| Quantile { quantile: q.quantile, value: q.value }).collect()
-            }
+            PointRef::Summary(s) => s
+                .quantile_values
+                .iter()
+                .map(|q| Quantile {
+                    quantile: q.quantile,
+                    value: q.value,
+                })
+                .collect(),
             _ => Vec::new(),
         })
     }

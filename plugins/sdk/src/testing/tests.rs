@@ -36,7 +36,11 @@ impl Plugin for Rename {
     fn process_spans(&mut self, batch: &impl SpanBatch) -> Result<(), Error> {
         batch.remove(Level::Event, &[0]);
         batch.set_names(Level::Item, &batch.all(Level::Item), &["x".to_string()]);
-        if self.fail { Err("told to".into()) } else { Ok(()) }
+        if self.fail {
+            Err("told to".into())
+        } else {
+            Ok(())
+        }
     }
 }
 
@@ -47,9 +51,15 @@ fn reads_columns() {
     assert_eq!(spans.count(Level::Item), 2);
     assert_eq!(spans.count(Level::Event), 2);
     assert_eq!(spans.count(Level::Point), 0);
-    assert_eq!(spans.trace_id_list(Level::Item)[1].to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(
+        spans.trace_id_list(Level::Item)[1].to_string(),
+        "4bf92f3577b34da6a3ce929d0e0e4736"
+    );
     assert_eq!(spans.durations()[0].as_nanos(), 2500);
-    assert_eq!(spans.names(Level::Event).iter().collect::<Vec<_>>(), ["e0", "e1"]);
+    assert_eq!(
+        spans.names(Level::Event).iter().collect::<Vec<_>>(),
+        ["e0", "e1"]
+    );
     assert_eq!(spans.parents(Level::Event), [0, 0]);
     assert_eq!(spans.scope_names().get(0), "s");
 }
@@ -62,13 +72,27 @@ fn removal_is_deferred_and_takes_children() {
     spans.remove(Level::Item, &[1]);
     assert_eq!(spans.count(Level::Item), 2);
     spans.set_attr(Level::Item, &[1], "still", &int(1));
-    spans.add_event(1, &SpanEvent { time_unix_nano: 5, name: "e2".into(), attributes: vec![] });
+    spans.add_event(
+        1,
+        &SpanEvent {
+            time_unix_nano: 5,
+            name: "e2".into(),
+            attributes: vec![],
+        },
+    );
     assert_eq!(spans.count(Level::Event), 3);
 
     let request = spans.request();
     let left = &request.resource_spans[0].scope_spans[0].spans;
     assert_eq!(left.len(), 1);
-    assert_eq!(left[0].events.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(), ["e1"]);
+    assert_eq!(
+        left[0]
+            .events
+            .iter()
+            .map(|e| e.name.as_str())
+            .collect::<Vec<_>>(),
+        ["e1"]
+    );
 }
 
 // An exemplar is numbered across its metric's points; a metric left without points goes,
@@ -93,19 +117,29 @@ fn metrics_left_empty_go() {
 fn err_discards_changes() {
     let mut spans = Spans::from_json(SPANS).unwrap();
     assert!(spans.run(&mut Rename { fail: true }).is_err());
-    assert_eq!(spans.names(Level::Item).iter().collect::<Vec<_>>(), ["a", "b"]);
+    assert_eq!(
+        spans.names(Level::Item).iter().collect::<Vec<_>>(),
+        ["a", "b"]
+    );
     assert_eq!(spans.count(Level::Event), 2);
 
     spans.run(&mut Rename { fail: false }).unwrap();
     assert_eq!(spans.count(Level::Event), 1);
-    assert_eq!(spans.names(Level::Item).iter().collect::<Vec<_>>(), ["x", "x"]);
+    assert_eq!(
+        spans.names(Level::Item).iter().collect::<Vec<_>>(),
+        ["x", "x"]
+    );
 }
 
 // A bad index traps in the host; natively it panics with the same message.
 #[test]
-#[should_panic(expected = "set-attr: index 2 is out of range: level `item` has 2 entries in this batch")]
+#[should_panic(
+    expected = "set-attr: index 2 is out of range: level `item` has 2 entries in this batch"
+)]
 fn bad_index_panics() {
-    Spans::from_json(SPANS).unwrap().set_attr(Level::Item, &[2], "k", &int(1));
+    Spans::from_json(SPANS)
+        .unwrap()
+        .set_attr(Level::Item, &[2], "k", &int(1));
 }
 
 // So does a list of values that is neither one per index nor one for all.
@@ -113,7 +147,11 @@ fn bad_index_panics() {
 #[should_panic(expected = "set-names: 2 values for 3 indexes (give one per index, or one for all)")]
 fn bad_length_panics() {
     let spans = Spans::from_json(SPANS).unwrap();
-    spans.set_names(Level::Event, &[0, 1, 0], &["a".to_string(), "b".to_string()]);
+    spans.set_names(
+        Level::Event,
+        &[0, 1, 0],
+        &["a".to_string(), "b".to_string()],
+    );
 }
 
 // A config error names the field's path; an empty config is `{}`.
@@ -126,6 +164,9 @@ fn config_errors_name_the_path() {
         paths: Vec<String>,
     }
     let error = crate::parse_config::<Config>(r#"{"paths": ["a", 1]}"#).unwrap_err();
-    assert!(error.starts_with("paths[1]: invalid type: integer `1`, expected a string"), "{error}");
+    assert!(
+        error.starts_with("paths[1]: invalid type: integer `1`, expected a string"),
+        "{error}"
+    );
     assert!(crate::parse_config::<Config>("").is_ok());
 }

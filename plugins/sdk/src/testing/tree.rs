@@ -63,7 +63,11 @@ pub trait Item: Clone + Default + 'static {
         0
     }
     /// The attributes of nested entry `within`, and its `dropped_attributes_count`.
-    fn child_attributes_mut(&mut self, _level: Level, _within: usize) -> Option<(&mut Vec<KeyValue>, u32)> {
+    fn child_attributes_mut(
+        &mut self,
+        _level: Level,
+        _within: usize,
+    ) -> Option<(&mut Vec<KeyValue>, u32)> {
         None
     }
     /// The index within the item of the point that exemplar `within` belongs to.
@@ -93,11 +97,15 @@ macro_rules! split_join {
             let resources = request.$resources.into_iter().map(|r| ResourceNode {
                 resource: r.resource,
                 schema_url: r.schema_url,
-                scopes: r.$scopes.into_iter().map(|s| ScopeNode {
-                    scope: s.scope,
-                    schema_url: s.schema_url,
-                    items: s.$items,
-                }).collect(),
+                scopes: r
+                    .$scopes
+                    .into_iter()
+                    .map(|s| ScopeNode {
+                        scope: s.scope,
+                        schema_url: s.schema_url,
+                        items: s.$items,
+                    })
+                    .collect(),
             });
             resources.collect()
         }
@@ -105,11 +113,15 @@ macro_rules! split_join {
             let resources = resources.into_iter().map(|r| $rtype {
                 resource: r.resource,
                 schema_url: r.schema_url,
-                $scopes: r.scopes.into_iter().map(|s| $stype {
-                    scope: s.scope,
-                    schema_url: s.schema_url,
-                    $items: s.items,
-                }).collect(),
+                $scopes: r
+                    .scopes
+                    .into_iter()
+                    .map(|s| $stype {
+                        scope: s.scope,
+                        schema_url: s.schema_url,
+                        $items: s.items,
+                    })
+                    .collect(),
             });
             <$request>::default_with(resources.collect())
         }
@@ -139,7 +151,14 @@ impl DefaultWith<ResourceMetrics> for ExportMetricsServiceRequest {
 impl Item for Span {
     type Request = ExportTraceServiceRequest;
     const NESTED: &'static [Level] = &[Level::Event, Level::Link];
-    split_join!(ExportTraceServiceRequest, resource_spans, ResourceSpans, scope_spans, ScopeSpans, spans);
+    split_join!(
+        ExportTraceServiceRequest,
+        resource_spans,
+        ResourceSpans,
+        scope_spans,
+        ScopeSpans,
+        spans
+    );
 
     fn process<P: Plugin>(plugin: &mut P, batch: &NativeBatch<Self>) -> Result<(), Error> {
         plugin.process_spans(batch)
@@ -157,10 +176,20 @@ impl Item for Span {
             _ => 0,
         }
     }
-    fn child_attributes_mut(&mut self, level: Level, within: usize) -> Option<(&mut Vec<KeyValue>, u32)> {
+    fn child_attributes_mut(
+        &mut self,
+        level: Level,
+        within: usize,
+    ) -> Option<(&mut Vec<KeyValue>, u32)> {
         match level {
-            Level::Event => self.events.get_mut(within).map(|e| (&mut e.attributes, e.dropped_attributes_count)),
-            Level::Link => self.links.get_mut(within).map(|l| (&mut l.attributes, l.dropped_attributes_count)),
+            Level::Event => self
+                .events
+                .get_mut(within)
+                .map(|e| (&mut e.attributes, e.dropped_attributes_count)),
+            Level::Link => self
+                .links
+                .get_mut(within)
+                .map(|l| (&mut l.attributes, l.dropped_attributes_count)),
             _ => None,
         }
     }
@@ -177,7 +206,14 @@ impl Item for Span {
 impl Item for LogRecord {
     type Request = ExportLogsServiceRequest;
     const NESTED: &'static [Level] = &[];
-    split_join!(ExportLogsServiceRequest, resource_logs, ResourceLogs, scope_logs, ScopeLogs, log_records);
+    split_join!(
+        ExportLogsServiceRequest,
+        resource_logs,
+        ResourceLogs,
+        scope_logs,
+        ScopeLogs,
+        log_records
+    );
 
     fn process<P: Plugin>(plugin: &mut P, batch: &NativeBatch<Self>) -> Result<(), Error> {
         plugin.process_logs(batch)
@@ -221,7 +257,9 @@ pub fn points(metric: &Metric) -> Vec<PointRef<'_>> {
         Some(Data::Gauge(d)) => d.data_points.iter().map(PointRef::Number).collect(),
         Some(Data::Sum(d)) => d.data_points.iter().map(PointRef::Number).collect(),
         Some(Data::Histogram(d)) => d.data_points.iter().map(PointRef::Histogram).collect(),
-        Some(Data::ExponentialHistogram(d)) => d.data_points.iter().map(PointRef::Exponential).collect(),
+        Some(Data::ExponentialHistogram(d)) => {
+            d.data_points.iter().map(PointRef::Exponential).collect()
+        }
         Some(Data::Summary(d)) => d.data_points.iter().map(PointRef::Summary).collect(),
         None => Vec::new(),
     }
@@ -238,13 +276,31 @@ pub fn exemplars(metric: &Metric) -> impl Iterator<Item = (usize, &Exemplar)> {
 /// The attributes and exemplars of every point of a metric, for changing.
 fn points_mut(metric: &mut Metric) -> Vec<(&mut Vec<KeyValue>, Option<&mut Vec<Exemplar>>)> {
     match &mut metric.data {
-        Some(Data::Gauge(d)) => d.data_points.iter_mut().map(|p| (&mut p.attributes, Some(&mut p.exemplars))).collect(),
-        Some(Data::Sum(d)) => d.data_points.iter_mut().map(|p| (&mut p.attributes, Some(&mut p.exemplars))).collect(),
-        Some(Data::Histogram(d)) => d.data_points.iter_mut().map(|p| (&mut p.attributes, Some(&mut p.exemplars))).collect(),
-        Some(Data::ExponentialHistogram(d)) => {
-            d.data_points.iter_mut().map(|p| (&mut p.attributes, Some(&mut p.exemplars))).collect()
-        }
-        Some(Data::Summary(d)) => d.data_points.iter_mut().map(|p| (&mut p.attributes, None)).collect(),
+        Some(Data::Gauge(d)) => d
+            .data_points
+            .iter_mut()
+            .map(|p| (&mut p.attributes, Some(&mut p.exemplars)))
+            .collect(),
+        Some(Data::Sum(d)) => d
+            .data_points
+            .iter_mut()
+            .map(|p| (&mut p.attributes, Some(&mut p.exemplars)))
+            .collect(),
+        Some(Data::Histogram(d)) => d
+            .data_points
+            .iter_mut()
+            .map(|p| (&mut p.attributes, Some(&mut p.exemplars)))
+            .collect(),
+        Some(Data::ExponentialHistogram(d)) => d
+            .data_points
+            .iter_mut()
+            .map(|p| (&mut p.attributes, Some(&mut p.exemplars)))
+            .collect(),
+        Some(Data::Summary(d)) => d
+            .data_points
+            .iter_mut()
+            .map(|p| (&mut p.attributes, None))
+            .collect(),
         None => Vec::new(),
     }
 }
@@ -252,7 +308,14 @@ fn points_mut(metric: &mut Metric) -> Vec<(&mut Vec<KeyValue>, Option<&mut Vec<E
 impl Item for Metric {
     type Request = ExportMetricsServiceRequest;
     const NESTED: &'static [Level] = &[Level::Point, Level::Exemplar];
-    split_join!(ExportMetricsServiceRequest, resource_metrics, ResourceMetrics, scope_metrics, ScopeMetrics, metrics);
+    split_join!(
+        ExportMetricsServiceRequest,
+        resource_metrics,
+        ResourceMetrics,
+        scope_metrics,
+        ScopeMetrics,
+        metrics
+    );
 
     fn process<P: Plugin>(plugin: &mut P, batch: &NativeBatch<Self>) -> Result<(), Error> {
         plugin.process_metrics(batch)
@@ -270,7 +333,11 @@ impl Item for Metric {
             _ => 0,
         }
     }
-    fn child_attributes_mut(&mut self, level: Level, within: usize) -> Option<(&mut Vec<KeyValue>, u32)> {
+    fn child_attributes_mut(
+        &mut self,
+        level: Level,
+        within: usize,
+    ) -> Option<(&mut Vec<KeyValue>, u32)> {
         let mut points = points_mut(self).into_iter();
         match level {
             Level::Point => points.nth(within).map(|(attributes, _)| (attributes, 0)),
