@@ -172,3 +172,39 @@ pub fn upsert(attributes: &mut Vec<otlp::KeyValue>, key: String, value: otlp::An
         }),
     }
 }
+
+/// The cached pod and a namespace's or node's metadata as one contract version's WIT records,
+/// `wit_pod` and `wit_meta`. The records read the same in 0.1 and 0.2, but each version's
+/// bindings have types of their own, so each version's module expands this with its path.
+macro_rules! wit_records {
+    ($($wit:ident)::+) => {
+        fn wit_meta(meta: &$crate::kubernetes::Meta) -> $($wit)::+::ObjectMeta {
+            $($wit)::+::ObjectMeta {
+                uid: meta.uid.to_string(),
+                labels: $crate::processors::wasm::host::pairs(&meta.labels),
+                annotations: $crate::processors::wasm::host::pairs(&meta.annotations),
+            }
+        }
+
+        fn wit_pod(state: &PluginState, pod: &$crate::kubernetes::Pod) -> $($wit)::+::Pod {
+            use $crate::processors::wasm::host::{owners, pairs};
+            let owners = owners(&state.metadata, pod)
+                .into_iter()
+                .map(|(kind, name, uid)| $($wit)::+::Owner { kind, name, uid })
+                .collect();
+            $($wit)::+::Pod {
+                name: pod.name.to_string(),
+                namespace: pod.namespace.to_string(),
+                uid: pod.uid.to_string(),
+                start_time: pod.start_time.to_string(),
+                node_name: pod.node_name.to_string(),
+                ip: pod.ip.to_string(),
+                owners,
+                labels: pairs(&pod.labels),
+                annotations: pairs(&pod.annotations),
+                containers: pairs(&pod.containers),
+            }
+        }
+    };
+}
+pub(crate) use wit_records;

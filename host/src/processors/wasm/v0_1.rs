@@ -3,9 +3,8 @@
 
 use super::batch::{LogWork, MetricWork, Scope, SpanWork, Working};
 use super::encoded;
-use super::host::{PluginState, find, log, owners, pairs, upsert};
+use super::host::{PluginState, find, log, upsert};
 use super::items::{Item, points};
-use crate::kubernetes;
 use crate::pdata::wire::{self, Value};
 use opentelemetry_proto::tonic::common::v1 as otlp;
 use opentelemetry_proto::tonic::trace::v1::Span;
@@ -58,53 +57,25 @@ impl host::Host for PluginState {
     }
 
     fn pod_by_ip(&mut self, ip: String) -> Option<host::Pod> {
-        self.metadata.pod_by_ip(&ip).map(|p| self.to_wit_pod(&p))
+        self.metadata.pod_by_ip(&ip).map(|p| wit_pod(self, &p))
     }
     fn pod_by_uid(&mut self, uid: String) -> Option<host::Pod> {
-        self.metadata.pod_by_uid(&uid).map(|p| self.to_wit_pod(&p))
+        self.metadata.pod_by_uid(&uid).map(|p| wit_pod(self, &p))
     }
     fn pod_by_name(&mut self, namespace: String, name: String) -> Option<host::Pod> {
         self.metadata
             .pod_by_name(&namespace, &name)
-            .map(|p| self.to_wit_pod(&p))
+            .map(|p| wit_pod(self, &p))
     }
     fn namespace_by_name(&mut self, name: String) -> Option<host::ObjectMeta> {
-        self.metadata.namespace(&name).map(|m| to_wit_meta(&m))
+        self.metadata.namespace(&name).map(|m| wit_meta(&m))
     }
     fn node_by_name(&mut self, name: String) -> Option<host::ObjectMeta> {
-        self.metadata.node(&name).map(|m| to_wit_meta(&m))
+        self.metadata.node(&name).map(|m| wit_meta(&m))
     }
 }
 
-fn to_wit_meta(meta: &kubernetes::Meta) -> host::ObjectMeta {
-    host::ObjectMeta {
-        uid: meta.uid.to_string(),
-        labels: pairs(&meta.labels),
-        annotations: pairs(&meta.annotations),
-    }
-}
-
-impl PluginState {
-    /// The cached pod as the WIT record.
-    fn to_wit_pod(&self, pod: &kubernetes::Pod) -> host::Pod {
-        let owners = owners(&self.metadata, pod)
-            .into_iter()
-            .map(|(kind, name, uid)| host::Owner { kind, name, uid })
-            .collect();
-        host::Pod {
-            name: pod.name.to_string(),
-            namespace: pod.namespace.to_string(),
-            uid: pod.uid.to_string(),
-            start_time: pod.start_time.to_string(),
-            node_name: pod.node_name.to_string(),
-            ip: pod.ip.to_string(),
-            owners,
-            labels: pairs(&pod.labels),
-            annotations: pairs(&pod.annotations),
-            containers: pairs(&pod.containers),
-        }
-    }
-}
+super::host::wit_records!(host);
 
 /// OTLP `AnyValue` → WIT `any-value` (arrays and maps as their encodings).
 pub fn to_wit(value: &otlp::AnyValue) -> AnyValue {

@@ -5,9 +5,8 @@
 mod batch;
 
 use super::encoded;
-use super::host::{PluginState, log, owners, pairs};
+use super::host::{PluginState, log};
 use super::items::Level;
-use crate::kubernetes;
 use opentelemetry_proto::tonic::common::v1 as otlp;
 use prost::Message;
 
@@ -64,10 +63,10 @@ impl context::Host for PluginState {
 
 impl k8s::Host for PluginState {
     fn pod_by_ip(&mut self, ip: String) -> wasmtime::Result<Option<k8s::Pod>> {
-        Ok(self.metadata.pod_by_ip(&ip).map(|p| self.wit_pod(&p)))
+        Ok(self.metadata.pod_by_ip(&ip).map(|p| wit_pod(self, &p)))
     }
     fn pod_by_uid(&mut self, uid: String) -> wasmtime::Result<Option<k8s::Pod>> {
-        Ok(self.metadata.pod_by_uid(&uid).map(|p| self.wit_pod(&p)))
+        Ok(self.metadata.pod_by_uid(&uid).map(|p| wit_pod(self, &p)))
     }
     fn pod_by_name(
         &mut self,
@@ -75,7 +74,7 @@ impl k8s::Host for PluginState {
         name: String,
     ) -> wasmtime::Result<Option<k8s::Pod>> {
         let pod = self.metadata.pod_by_name(&namespace, &name);
-        Ok(pod.map(|p| self.wit_pod(&p)))
+        Ok(pod.map(|p| wit_pod(self, &p)))
     }
     fn namespace_by_name(&mut self, name: String) -> wasmtime::Result<Option<k8s::ObjectMeta>> {
         Ok(self.metadata.namespace(&name).map(|m| wit_meta(&m)))
@@ -88,34 +87,7 @@ impl k8s::Host for PluginState {
     }
 }
 
-fn wit_meta(meta: &kubernetes::Meta) -> k8s::ObjectMeta {
-    k8s::ObjectMeta {
-        uid: meta.uid.to_string(),
-        labels: pairs(&meta.labels),
-        annotations: pairs(&meta.annotations),
-    }
-}
-
-impl PluginState {
-    fn wit_pod(&self, pod: &kubernetes::Pod) -> k8s::Pod {
-        let owners = owners(&self.metadata, pod)
-            .into_iter()
-            .map(|(kind, name, uid)| k8s::Owner { kind, name, uid })
-            .collect();
-        k8s::Pod {
-            name: pod.name.to_string(),
-            namespace: pod.namespace.to_string(),
-            uid: pod.uid.to_string(),
-            start_time: pod.start_time.to_string(),
-            node_name: pod.node_name.to_string(),
-            ip: pod.ip.to_string(),
-            owners,
-            labels: pairs(&pod.labels),
-            annotations: pairs(&pod.annotations),
-            containers: pairs(&pod.containers),
-        }
-    }
-}
+super::host::wit_records!(k8s);
 
 pub fn level(level: types::Level) -> Level {
     match level {
