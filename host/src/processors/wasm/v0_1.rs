@@ -1,7 +1,7 @@
 //! Contract 0.1.0 (`wit/0.1.0`), frozen: its bindings and the host side of its imports. Plugins
 //! built against it keep loading next to 0.2.0 ones.
 
-use super::batch::{LogWork, MetricWork, Scope, SpanWork, Working};
+use super::batch::{LogWork, MetricWork, Scope, SpanWork, Working, work};
 use super::encoded;
 use super::host::{PluginState, find, log, upsert};
 use super::items::{Item, points};
@@ -133,16 +133,6 @@ fn to_wit_kv(kv: &otlp::KeyValue) -> KeyValue {
             .map(to_wit)
             .unwrap_or(AnyValue::Str(String::new())),
     }
-}
-
-fn work<'a, S: Scope + Send + 'static>(
-    table: &'a mut ResourceTable,
-    batch: &Resource<Working<S>>,
-) -> &'a mut Working<S> {
-    // The host created the resource for this call and removes it after, so it is always there.
-    table
-        .get_mut(batch)
-        .expect("batch resource outlives the call")
 }
 
 /// The resource-level methods, the same for every batch type.

@@ -5,7 +5,7 @@
 use super::bindings::mathtrail::trailhead::{batch, types};
 use super::{from_wit, level, to_wit_kv, value_column};
 use crate::pdata::wire::{self, Value};
-use crate::processors::wasm::batch::{LogWork, MetricWork, Scope, SpanWork, Working};
+use crate::processors::wasm::batch::{LogWork, MetricWork, Scope, SpanWork, Working, work};
 use crate::processors::wasm::encoded;
 use crate::processors::wasm::host::{PluginState, find, upsert};
 use crate::processors::wasm::items::{self, Item, Level, PointRef};
@@ -13,17 +13,7 @@ use opentelemetry_proto::tonic::metrics::v1::Metric;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use types::{KeyValue, StringColumn, ValueColumn};
 use wasmtime::Result;
-use wasmtime::component::{Resource, ResourceTable};
-
-fn work<'a, S: Scope + Send + 'static>(
-    table: &'a mut ResourceTable,
-    batch: &Resource<Working<S>>,
-) -> &'a mut Working<S> {
-    // The host created the resource for this call and removes it after, so it is always there.
-    table
-        .get_mut(batch)
-        .expect("batch resource outlives the call")
-}
+use wasmtime::component::Resource;
 
 /// Traps unless every index is an entry of `level`.
 fn check<S: Scope>(
