@@ -222,9 +222,11 @@ class Trailhead:
         want = ",".join(f'{k}="{v}"' for k, v in labels.items())
         return sum(v for k, v in self.metrics().items() if k.split("{")[0] == name and want in k)
 
-    def rss_kib(self):
+    def rss_kib(self, field="VmRSS"):
+        """Resident memory from /proc/PID/status: all of it, or one part (`RssAnon`: heap and
+        stacks, without the binary's file-backed code pages)."""
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
         return 0
 

@@ -63,22 +63,23 @@ def test_dapr_zipkin_rides_out_an_outage(tmp_path, start_trailhead):
     trailhead = start_trailhead(config)
     url = trailhead.url("zipkin", "/api/v2/spans")
     sender = start_dapr("-zipkin", url, "-rate", 1500, "-seconds", 20, "-attr-bytes", 4000)
-    rss, heap, held = [], [], []
+    rss, anon, heap, held = [], [], [], []
     sampling = threading.Event()
 
     def sample():
         while not sampling.is_set():
             rss.append(trailhead.rss_kib())
+            anon.append(trailhead.rss_kib("RssAnon"))
             heap.append(trailhead.metric("trailhead_memory_limiter_used_bytes") // 1024)
             held.append(trailhead.metric("trailhead_exporter_read_ahead_bytes") // 1024)
             time.sleep(0.2)
     threading.Thread(target=sample, daemon=True).start()
     time.sleep(3)
-    before, heap_before = max(rss), max(heap)
+    before, anon_before, heap_before = max(rss), max(anon), max(heap)
     sink.stop()
     delivered_before = sink.items("traces")
     time.sleep(14)
-    during, heap_during, held_during = max(rss), max(heap), max(held)
+    during, anon_during, heap_during, held_during = max(rss), max(anon), max(heap), max(held)
     sink = Sink(port=port)
     try:
         report = sender.result()
@@ -90,11 +91,14 @@ def test_dapr_zipkin_rides_out_an_outage(tmp_path, start_trailhead):
         assert trailhead.metric("trailhead_receiver_refused_items_total") == 0
         assert trailhead.metric("trailhead_exporter_send_failed_items_total") == 0
         # Flat: the outage put ~84 MB on disk; the heap grew by the read-ahead budget (7 MiB)
-        # and the requests being received, RSS by about as much.
+        # and the requests being received, anonymous RSS by about as much. Total RSS also counts
+        # the binary's code pages that the outage's paths (retries, the disk queue) first touch,
+        # which are file-backed and shared, so it is printed, not bounded.
         print(f"RSS before the outage {before // 1024} MiB, peak during it {during // 1024} MiB, peak overall {max(rss) // 1024} MiB; "
+              f"anonymous {anon_before // 1024} -> {anon_during // 1024} MiB; "
               f"heap {heap_before // 1024} -> {heap_during // 1024} MiB; read-ahead peak {held_during // 1024} MiB")
         assert heap_during - heap_before < 16 * 1024, (heap_before, heap_during)
-        assert during - before < 24 * 1024, (before, during)
+        assert anon_during - anon_before < 24 * 1024, (anon_before, anon_during)
     finally:
         sink.stop()
 
