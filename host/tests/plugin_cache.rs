@@ -27,7 +27,7 @@ fn start(dir: &Path) -> Plugin {
 }
 
 fn the_entry(dir: &Path) -> PathBuf {
-    let entries: Vec<PathBuf> = std::fs::read_dir(dir)
+    let entries: Vec<PathBuf> = std::fs::read_dir(dir.join("trailhead"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
@@ -76,8 +76,9 @@ fn a_foreign_artifact_is_rebuilt() {
     start(dir.path());
     let entry = the_entry(dir.path());
     let foreign = b"\x7fELF not wasmtime's artifact";
-    let mut bytes = b"trailhead-cwasm1".to_vec();
-    bytes.extend_from_slice(&sha2::Sha256::digest(foreign));
+    let name = entry.file_stem().unwrap().to_string_lossy().to_string();
+    let mut bytes = b"trailhead-cwasm2".to_vec();
+    bytes.extend_from_slice(&sha2::Sha256::digest([name.as_bytes(), foreign].concat()));
     bytes.extend_from_slice(foreign);
     std::fs::write(&entry, &bytes).unwrap();
     assert_eq!(start(dir.path()).compiled, Compiled::Fresh);

@@ -94,6 +94,7 @@ def test_plugin_cache_preset():
         pod = workload["spec"]["template"]["spec"]
         container = pod["containers"][0]
         assert {"name": "TRAILHEAD_PLUGIN_CACHE", "value": "/var/cache/trailhead"} in container["env"]
+        assert {"name": "TRAILHEAD_PLUGIN_CACHE_MAX_MIB", "value": str(mib * 3 // 4)} in container["env"]
         assert {"name": "plugin-cache", "mountPath": "/var/cache/trailhead"} in container["volumeMounts"]
         assert {"name": "plugin-cache", "emptyDir": {"sizeLimit": f"{mib}Mi"}} in pod["volumes"]
     (workload,) = find(render("--set", "presets.pluginCache.enabled=false"), "Deployment")

@@ -57,6 +57,13 @@ pub fn compile(files: &[std::path::PathBuf], cache: &Path) -> Result<String, Str
     let mut report = String::new();
     for file in files {
         let (entry, contract) = runtime.compile_ahead(file).map_err(|e| e.to_string())?;
+        // No entry: the runtime refused the directory (it logged why; say it here too).
+        let entry = entry.ok_or_else(|| {
+            let engine = wasmtime::Engine::default();
+            wasm::cache::DiskCache::open(cache, &engine)
+                .err()
+                .unwrap_or_else(|| format!("{}: not usable as a cache", cache.display()))
+        })?;
         report.push_str(&format!(
             "{}: mathtrail:trailhead@{contract} -> {}\n",
             file.display(),

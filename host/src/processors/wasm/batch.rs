@@ -549,6 +549,10 @@ impl<S: Scope> Working<S> {
         self.changed = true;
         match level {
             Level::Resource | Level::Scope | Level::Item => {
+                // Marked first, so the pass over the items costs the same for any number of
+                // indexes (they were checked to be in range by the caller).
+                let mut marked = vec![false; indexes.iter().max().map_or(0, |&m| m as usize + 1)];
+                indexes.iter().for_each(|&i| marked[i as usize] = true);
                 let items = self.items();
                 for (flat, position) in items.index.iter().enumerate() {
                     let owner = match level {
@@ -556,7 +560,7 @@ impl<S: Scope> Working<S> {
                         Level::Scope => position.scope_flat,
                         _ => flat as u32,
                     };
-                    if indexes.contains(&owner) {
+                    if marked.get(owner as usize).copied().unwrap_or(false) {
                         items.dropped[flat] = true;
                     }
                 }

@@ -40,12 +40,26 @@ impl Pre {
         linker: &Linker<PluginState>,
         component: &Component,
     ) -> wasmtime::Result<Pre> {
-        let speaks_0_2 = component
+        // The versions of the contract's interfaces it imports: `0.2.0` from
+        // `mathtrail:trailhead/batch@0.2.0`. A patch release (0.2.1) is bound as its minor.
+        let versions: Vec<String> = component
             .component_type()
             .imports(engine)
-            .any(|(name, _)| name.starts_with("mathtrail:trailhead/") && name.ends_with("@0.2.0"));
+            .filter_map(|(name, _)| {
+                let (_, version) = name.strip_prefix("mathtrail:trailhead/")?.split_once('@')?;
+                Some(version.to_string())
+            })
+            .collect();
+        let speaks = |minor: &str| versions.iter().any(|v| v.starts_with(minor));
+        let v0_2 = speaks("0.2.");
+        if !v0_2 && !speaks("0.1.") && !versions.is_empty() {
+            wasmtime::bail!(
+                "it was built against mathtrail:trailhead@{}, which this trailhead does not link",
+                versions[0]
+            );
+        }
         let pre = linker.instantiate_pre(component)?;
-        Ok(if speaks_0_2 {
+        Ok(if v0_2 {
             Pre::V0_2(v0_2::bindings::ProcessorPre::new(pre)?)
         } else {
             Pre::V0_1(v0_1::bindings::ProcessorPre::new(pre)?)

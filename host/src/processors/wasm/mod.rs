@@ -214,7 +214,14 @@ impl Runtime {
             &mut linker,
             |state| state,
         )?;
-        let disk = disk_cache.map(|dir| cache::DiskCache::new(dir, &engine));
+        let disk = disk_cache.and_then(|dir| match cache::DiskCache::open(dir, &engine) {
+            Ok(disk) => Some(disk),
+            Err(why) => {
+                // The cache only saves time: serve the plugins, and say why each start compiles.
+                tracing::warn!(dir = %dir.display(), "{why}");
+                None
+            }
+        });
         Ok(Arc::new(Runtime {
             engine,
             linker,
@@ -321,13 +328,10 @@ impl Runtime {
     }
 
     /// `trailhead plugin compile`: compiles and checks a component ahead of time, into the
-    /// disk cache. Its entry's path and the contract version it speaks.
-    pub fn compile_ahead(&self, path: &Path) -> Result<(PathBuf, &'static str), LoadError> {
+    /// disk cache if there is one. Its entry's path (if any) and the contract version it speaks.
+    pub fn compile_ahead(&self, path: &Path) -> Result<(Option<PathBuf>, &'static str), LoadError> {
         let prepared = self.prepare(path, None)?;
-        let entry = self
-            .disk
-            .as_ref()
-            .map_or_else(PathBuf::new, |d| d.path(&prepared.sha256));
+        let entry = self.disk.as_ref().map(|d| d.path(&prepared.sha256));
         Ok((entry, prepared.pre.contract()))
     }
 
