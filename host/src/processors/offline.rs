@@ -114,6 +114,17 @@ static TEMPLATE: include_dir::Dir =
 static SDK: include_dir::Dir = include_dir::include_dir!("$CARGO_MANIFEST_DIR/../plugins/sdk");
 static WIT: include_dir::Dir = include_dir::include_dir!("$CARGO_MANIFEST_DIR/../wit/0.2.0");
 
+/// Crate names `plugin new` refuses: Rust's own crates, cargo's reserved names, and the SDK's.
+const RESERVED: [&str; 7] = [
+    "std",
+    "core",
+    "alloc",
+    "test",
+    "proc-macro",
+    "trailhead-plugin",
+    SDK_FOLDER,
+];
+
 /// The folder, inside a new plugin crate, that holds its copy of the SDK.
 const SDK_FOLDER: &str = "trailhead-sdk";
 
@@ -159,6 +170,12 @@ pub fn new_plugin(dir: &Path, name: &str, sdk: Option<&Path>) -> Result<String, 
             "`{name}`: a plugin name is lowercase letters, digits and dashes, starting with a letter"
         ));
     }
+    // Names cargo would refuse, or that would clash with the SDK crate written beside it.
+    if RESERVED.contains(&name) {
+        return Err(format!(
+            "`{name}`: that name is taken (by Rust or the SDK); choose another"
+        ));
+    }
     let root = dir.join(name);
     if root.exists() {
         return Err(format!("{} already exists", root.display()));
@@ -192,4 +209,57 @@ pub fn new_plugin(dir: &Path, name: &str, sdk: Option<&Path>) -> Result<String, 
         "created {root}\n\nnext:\n  cd {root} && cargo build --release\n  trailhead plugin check target/wasm32-wasip2/release/{wasm}.wasm",
         root = root.display()
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plugin_new_refuses_names_cargo_or_the_sdk_would_clash_with() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in [
+            "Team",
+            "9lives",
+            "team_stamp",
+            "",
+            "std",
+            "test",
+            "trailhead-plugin",
+            "trailhead-sdk",
+        ] {
+            assert!(
+                new_plugin(dir.path(), name, None).is_err(),
+                "{name} was accepted"
+            );
+        }
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "nothing written"
+        );
+    }
+
+    #[test]
+    fn plugin_new_writes_the_template_the_sdk_and_the_wit() {
+        let dir = tempfile::tempdir().unwrap();
+        new_plugin(dir.path(), "team-stamp", None).unwrap();
+        let root = dir.path().join("team-stamp");
+        let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+        assert!(manifest.contains("name = \"team-stamp\""), "{manifest}");
+        assert!(manifest.contains("path = \"trailhead-sdk\""), "{manifest}");
+        for file in [
+            "src/lib.rs",
+            ".cargo/config.toml",
+            "trailhead-sdk/Cargo.toml",
+            "trailhead-sdk/src/lib.rs",
+        ] {
+            assert!(root.join(file).is_file(), "{file} missing");
+        }
+        let wit = std::fs::read_dir(root.join("trailhead-sdk/wit"))
+            .unwrap()
+            .count();
+        assert_eq!(wit, WIT.files().count(), "every WIT file of 0.2.0");
+        assert!(!root.join("Cargo.lock").exists() && !root.join("trailhead-sdk/target").exists());
+    }
 }

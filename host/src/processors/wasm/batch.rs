@@ -798,6 +798,17 @@ impl<S: Scope> Working<S> {
     }
 }
 
+/// The batch lent for this call, from the store's resource table.
+pub fn work<'a, S: Scope + Send + 'static>(
+    table: &'a mut wasmtime::component::ResourceTable,
+    batch: &wasmtime::component::Resource<Working<S>>,
+) -> &'a mut Working<S> {
+    // The host created the resource for this call and removes it after, so it is always there.
+    table
+        .get_mut(batch)
+        .expect("batch resource outlives the call")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -974,15 +985,4 @@ mod tests {
         work.replace(traces_request(2)).unwrap();
         assert_eq!(work.into_counted(5).1, 2);
     }
-}
-
-/// The batch lent for this call, from the store's resource table.
-pub fn work<'a, S: Scope + Send + 'static>(
-    table: &'a mut wasmtime::component::ResourceTable,
-    batch: &wasmtime::component::Resource<Working<S>>,
-) -> &'a mut Working<S> {
-    // The host created the resource for this call and removes it after, so it is always there.
-    table
-        .get_mut(batch)
-        .expect("batch resource outlives the call")
 }

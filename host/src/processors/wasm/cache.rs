@@ -177,7 +177,8 @@ impl DiskCache {
                 let _ = std::fs::remove_file(&path);
             }
         }
-        entries.sort_by(|a, b| b.0.cmp(&a.0));
+        // Most recently used first.
+        entries.sort_by_key(|entry| std::cmp::Reverse(entry.0));
         let mut total = 0;
         for (_, len, path) in entries {
             total += len;
