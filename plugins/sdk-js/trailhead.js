@@ -276,4 +276,17 @@ export class Config {
     if (typeof value !== 'boolean') throw new ConfigError(`${key}: expected true or false`);
     return value;
   }
+
+  /**
+   * The integer at `key`, or `fallback` when absent (a number with a fraction is refused), as
+   * the Python helper's `integer`.
+   * @param {string} key
+   * @param {number} [fallback]
+   * @returns {number}
+   */
+  integer(key, fallback = 0) {
+    const value = this.settings[key] ?? fallback;
+    if (!Number.isInteger(value)) throw new ConfigError(`${key}: expected an integer`);
+    return value;
+  }
 }

@@ -52,5 +52,9 @@ test('Config names the field it rejects', () => {
   assert.throws(() => new Config('{"key": []}', ['keys']), new ConfigError('key: unknown key; expected keys'));
   assert.throws(() => new Config('{"keys": [1]}', ['keys']).strings('keys'), new ConfigError('keys: expected a list of strings'));
   assert.throws(() => new Config('[]', ['keys']), new ConfigError('config: expected an object'));
+  assert.equal(new Config('{"min_ms": 5}', ['min_ms']).integer('min_ms'), 5);
+  assert.equal(new Config('', ['min_ms']).integer('min_ms', 100), 100);
+  assert.throws(() => new Config('{"min_ms": 1.5}', ['min_ms']).integer('min_ms'), new ConfigError('min_ms: expected an integer'));
+  assert.throws(() => new Config('{"min_ms": "5"}', ['min_ms']).integer('min_ms'), new ConfigError('min_ms: expected an integer'));
   assert.throws(() => new Config('{x', ['keys']), ConfigError);
 });
