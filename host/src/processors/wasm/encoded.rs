@@ -52,12 +52,26 @@ const METRIC_TYPES: [(u64, &str); 5] = [
     (11, "summary"),
 ];
 
+/// A string, bytes or message field as its bytes, empty when absent (proto3's default).
+pub fn bytes(item: &[u8], number: u64) -> &[u8] {
+    match wire::last(item, number) {
+        Some(Value::Bytes(b)) => b,
+        _ => &[],
+    }
+}
+
+/// An integer field of any width or encoding (varint, fixed64, fixed32), 0 when absent.
+pub fn uint(item: &[u8], number: u64) -> u64 {
+    match wire::last(item, number) {
+        Some(Value::Varint(v) | Value::Fixed64(v)) => v,
+        Some(Value::Fixed32(v)) => v as u64,
+        _ => 0,
+    }
+}
+
 /// A string field, empty when absent (proto3's default); invalid UTF-8 is replaced.
 pub fn string(item: &[u8], number: u64) -> String {
-    match wire::last(item, number) {
-        Some(Value::Bytes(b)) => String::from_utf8_lossy(b).into_owned(),
-        _ => String::new(),
-    }
+    String::from_utf8_lossy(bytes(item, number)).into_owned()
 }
 
 /// An enum or integer field, 0 when absent.

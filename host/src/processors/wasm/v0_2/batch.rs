@@ -63,21 +63,6 @@ fn string_column<'a>(strings: impl Iterator<Item = &'a [u8]>) -> StringColumn {
     column
 }
 
-/// Readers of one field of an encoded item.
-fn bytes_field(item: &[u8], number: u64) -> &[u8] {
-    match wire::last(item, number) {
-        Some(Value::Bytes(b)) => b,
-        _ => &[],
-    }
-}
-fn int_field(item: &[u8], number: u64) -> u64 {
-    match wire::last(item, number) {
-        Some(Value::Varint(v) | Value::Fixed64(v)) => v,
-        Some(Value::Fixed32(v)) => v as u64,
-        _ => 0,
-    }
-}
-
 /// Appends an ID of `width` bytes, all zero when it is absent or of another length.
 fn push_id(out: &mut Vec<u8>, id: &[u8], width: usize) {
     if id.len() == width {
@@ -102,7 +87,7 @@ fn ids_column<S: Scope + Send + 'static>(
 ) -> Vec<u8> {
     let mut out = Vec::with_capacity(work.count(Level::Item) * width);
     for (_, item) in work.encoded_items() {
-        push_id(&mut out, bytes_field(item, number), width);
+        push_id(&mut out, encoded::bytes(item, number), width);
     }
     out
 }
@@ -110,8 +95,22 @@ fn ids_column<S: Scope + Send + 'static>(
 fn strings_column<S: Scope + Send + 'static>(work: &mut Working<S>, number: u64) -> StringColumn {
     string_column(
         work.encoded_items()
-            .map(|(_, item)| bytes_field(item, number)),
+            .map(|(_, item)| encoded::bytes(item, number)),
     )
+}
+
+/// Visits every entry of a nested level: its decoded item and its place within it.
+fn for_each_nested<S: Scope + Send + 'static>(
+    work: &mut Working<S>,
+    level: Level,
+    mut visit: impl FnMut(&S::Item, usize),
+) {
+    let entries = work.nested(level).to_vec();
+    for (flat, within) in entries {
+        if let Some(item) = work.item(flat) {
+            visit(item, within as usize);
+        }
+    }
 }
 
 /// One value per entry of a nested level, from the decoded items.
@@ -120,14 +119,25 @@ fn nested_column<S: Scope + Send + 'static, T>(
     level: Level,
     value: impl Fn(&S::Item, usize) -> T,
 ) -> Vec<T> {
-    let entries = work.nested(level).to_vec();
-    let mut out = Vec::with_capacity(entries.len());
-    for (flat, within) in entries {
-        if let Some(item) = work.item(flat) {
-            out.push(value(item, within as usize));
-        }
-    }
+    let mut out = Vec::new();
+    for_each_nested(work, level, |item, within| out.push(value(item, within)));
     out
+}
+
+/// A string of every entry of a nested level, copied once, into the column itself.
+fn nested_strings<S: Scope + Send + 'static>(
+    work: &mut Working<S>,
+    level: Level,
+    value: impl Fn(&S::Item, usize) -> &str,
+) -> StringColumn {
+    let mut column = string_column(std::iter::empty());
+    for_each_nested(work, level, |item, within| {
+        column
+            .bytes
+            .extend_from_slice(value(item, within).as_bytes());
+        column.ends.push(column.bytes.len() as u32);
+    });
+    column
 }
 
 /// Sets a field on the given entries with `set(item, index within it or the item's own
@@ -343,22 +353,18 @@ macro_rules! common_methods {
     };
 }
 
-/// Field numbers of `Span`, `Span.Event`, `Span.Link` and `Status`.
+/// Field numbers of `Span`, `Span.Event`, `Span.Link` and `Status` that `encoded` does not name.
 mod span {
     pub const TRACE_ID: u64 = 1;
     pub const SPAN_ID: u64 = 2;
     pub const TRACE_STATE: u64 = 3;
     pub const PARENT_SPAN_ID: u64 = 4;
-    pub const NAME: u64 = 5;
-    pub const KIND: u64 = 6;
     pub const START: u64 = 7;
     pub const END: u64 = 8;
     pub const DROPPED_EVENTS: u64 = 12;
     pub const DROPPED_LINKS: u64 = 14;
-    pub const STATUS: u64 = 15;
     pub const FLAGS: u64 = 16;
     pub const STATUS_MESSAGE: u64 = 2;
-    pub const STATUS_CODE: u64 = 3;
 }
 
 fn span_kind(kind: u64) -> types::SpanKind {
@@ -376,7 +382,7 @@ fn span_kind(kind: u64) -> types::SpanKind {
     .unwrap_or(K::Unspecified)
 }
 
-fn status_code(code: u64) -> types::StatusCode {
+fn status_code(code: i32) -> types::StatusCode {
     use types::StatusCode as C;
     [C::Unset, C::Ok, C::Error]
         .get(code as usize)
@@ -396,15 +402,18 @@ fn item_or(method: &str, level: Level, nested: Level) -> Result<()> {
     ))
 }
 
-fn link_ids(span: &Span, within: usize, trace: bool) -> Vec<u8> {
-    let link = &span.links[within];
-    let (id, width) = if trace {
-        (&link.trace_id, 16)
-    } else {
-        (&link.span_id, 8)
-    };
-    let mut out = Vec::with_capacity(width);
-    push_id(&mut out, id, width);
+/// The trace IDs (16 bytes each) or span IDs (8) of every link, packed into one list.
+fn link_ids(work: &mut SpanWork, trace: bool) -> Vec<u8> {
+    let width = if trace { 16 } else { 8 };
+    let mut out = Vec::new();
+    for_each_nested(work, Level::Link, |span: &Span, within| {
+        let link = &span.links[within];
+        push_id(
+            &mut out,
+            if trace { &link.trace_id } else { &link.span_id },
+            width,
+        );
+    });
     out
 }
 
@@ -415,10 +424,9 @@ impl batch::HostSpanBatch for PluginState {
         let (work, l) = (work(&mut self.table, &batch), level(l));
         item_or("names", l, Level::Event)?;
         if l == Level::Item {
-            return Ok(strings_column(work, span::NAME));
+            return Ok(strings_column(work, encoded::SPAN_NAME));
         }
-        let names = nested_column(work, l, |s: &Span, w| s.events[w].name.clone());
-        Ok(string_column(names.iter().map(|n| n.as_bytes())))
+        Ok(nested_strings(work, l, |s: &Span, w| &s.events[w].name))
     }
     fn set_names(
         &mut self,
@@ -447,7 +455,7 @@ impl batch::HostSpanBatch for PluginState {
         if l == Level::Item {
             return Ok(ids_column(work, span::TRACE_ID, 16));
         }
-        Ok(nested_column(work, l, |s: &Span, w| link_ids(s, w, true)).concat())
+        Ok(link_ids(work, true))
     }
     fn span_ids(&mut self, batch: Resource<SpanWork>, l: types::Level) -> Result<Vec<u8>> {
         let (work, l) = (work(&mut self.table, &batch), level(l));
@@ -455,7 +463,7 @@ impl batch::HostSpanBatch for PluginState {
         if l == Level::Item {
             return Ok(ids_column(work, span::SPAN_ID, 8));
         }
-        Ok(nested_column(work, l, |s: &Span, w| link_ids(s, w, false)).concat())
+        Ok(link_ids(work, false))
     }
     fn parent_span_ids(&mut self, batch: Resource<SpanWork>) -> Result<Vec<u8>> {
         Ok(ids_column(
@@ -470,8 +478,9 @@ impl batch::HostSpanBatch for PluginState {
         if l == Level::Item {
             return Ok(strings_column(work, span::TRACE_STATE));
         }
-        let states = nested_column(work, l, |s: &Span, w| s.links[w].trace_state.clone());
-        Ok(string_column(states.iter().map(|n| n.as_bytes())))
+        Ok(nested_strings(work, l, |s: &Span, w| {
+            &s.links[w].trace_state
+        }))
     }
     fn set_trace_states(
         &mut self,
@@ -498,13 +507,13 @@ impl batch::HostSpanBatch for PluginState {
         let (work, l) = (work(&mut self.table, &batch), level(l));
         item_or("flags", l, Level::Link)?;
         if l == Level::Item {
-            return Ok(item_column(work, |s| int_field(s, span::FLAGS) as u32));
+            return Ok(item_column(work, |s| encoded::uint(s, span::FLAGS) as u32));
         }
         Ok(nested_column(work, l, |s: &Span, w| s.links[w].flags))
     }
     fn kinds(&mut self, batch: Resource<SpanWork>) -> Result<Vec<types::SpanKind>> {
         Ok(item_column(work(&mut self.table, &batch), |s| {
-            span_kind(int_field(s, span::KIND))
+            span_kind(encoded::uint(s, encoded::SPAN_KIND))
         }))
     }
     fn set_kinds(
@@ -525,12 +534,12 @@ impl batch::HostSpanBatch for PluginState {
     }
     fn start_times(&mut self, batch: Resource<SpanWork>) -> Result<Vec<u64>> {
         Ok(item_column(work(&mut self.table, &batch), |s| {
-            int_field(s, span::START)
+            encoded::uint(s, span::START)
         }))
     }
     fn end_times(&mut self, batch: Resource<SpanWork>) -> Result<Vec<u64>> {
         Ok(item_column(work(&mut self.table, &batch), |s| {
-            int_field(s, span::END)
+            encoded::uint(s, span::END)
         }))
     }
     fn set_start_times(
@@ -567,13 +576,16 @@ impl batch::HostSpanBatch for PluginState {
     }
     fn status_codes(&mut self, batch: Resource<SpanWork>) -> Result<Vec<types::StatusCode>> {
         Ok(item_column(work(&mut self.table, &batch), |s| {
-            status_code(int_field(bytes_field(s, span::STATUS), span::STATUS_CODE))
+            status_code(encoded::span_status_code(s))
         }))
     }
     fn status_messages(&mut self, batch: Resource<SpanWork>) -> Result<StringColumn> {
         let work = work(&mut self.table, &batch);
         Ok(string_column(work.encoded_items().map(|(_, s)| {
-            bytes_field(bytes_field(s, span::STATUS), span::STATUS_MESSAGE)
+            encoded::bytes(
+                encoded::bytes(s, encoded::SPAN_STATUS),
+                span::STATUS_MESSAGE,
+            )
         })))
     }
     fn set_status(
@@ -599,12 +611,12 @@ impl batch::HostSpanBatch for PluginState {
     }
     fn dropped_events_counts(&mut self, batch: Resource<SpanWork>) -> Result<Vec<u32>> {
         Ok(item_column(work(&mut self.table, &batch), |s| {
-            int_field(s, span::DROPPED_EVENTS) as u32
+            encoded::uint(s, span::DROPPED_EVENTS) as u32
         }))
     }
     fn dropped_links_counts(&mut self, batch: Resource<SpanWork>) -> Result<Vec<u32>> {
         Ok(item_column(work(&mut self.table, &batch), |s| {
-            int_field(s, span::DROPPED_LINKS) as u32
+            encoded::uint(s, span::DROPPED_LINKS) as u32
         }))
     }
     fn event_times(&mut self, batch: Resource<SpanWork>) -> Result<Vec<u64>> {
@@ -682,12 +694,10 @@ fn wit_attributes(
         .collect()
 }
 
-/// Field numbers of `LogRecord`.
+/// Field numbers of `LogRecord` that `encoded` does not name.
 mod log {
     pub const TIME: u64 = 1;
-    pub const SEVERITY_NUMBER: u64 = 2;
     pub const SEVERITY_TEXT: u64 = 3;
-    pub const BODY: u64 = 5;
     pub const FLAGS: u64 = 8;
     pub const TRACE_ID: u64 = 9;
     pub const SPAN_ID: u64 = 10;
@@ -700,12 +710,12 @@ impl batch::HostLogBatch for PluginState {
 
     fn times(&mut self, batch: Resource<LogWork>) -> Result<Vec<u64>> {
         Ok(item_column(work(&mut self.table, &batch), |r| {
-            int_field(r, log::TIME)
+            encoded::uint(r, log::TIME)
         }))
     }
     fn observed_times(&mut self, batch: Resource<LogWork>) -> Result<Vec<u64>> {
         Ok(item_column(work(&mut self.table, &batch), |r| {
-            int_field(r, log::OBSERVED_TIME)
+            encoded::uint(r, log::OBSERVED_TIME)
         }))
     }
     fn set_times(
@@ -726,7 +736,7 @@ impl batch::HostLogBatch for PluginState {
     }
     fn severity_numbers(&mut self, batch: Resource<LogWork>) -> Result<Vec<i32>> {
         Ok(item_column(work(&mut self.table, &batch), |r| {
-            int_field(r, log::SEVERITY_NUMBER) as i32
+            encoded::uint(r, encoded::LOG_SEVERITY_NUMBER) as i32
         }))
     }
     fn severity_texts(&mut self, batch: Resource<LogWork>) -> Result<StringColumn> {
@@ -759,7 +769,7 @@ impl batch::HostLogBatch for PluginState {
         let work = work(&mut self.table, &batch);
         let bodies = work
             .encoded_items()
-            .map(|(_, r)| match wire::last(r, log::BODY) {
+            .map(|(_, r)| match wire::last(r, encoded::LOG_BODY) {
                 Some(Value::Bytes(body)) => Some(body),
                 _ => None,
             });
@@ -799,14 +809,13 @@ impl batch::HostLogBatch for PluginState {
     }
     fn flags(&mut self, batch: Resource<LogWork>) -> Result<Vec<u32>> {
         Ok(item_column(work(&mut self.table, &batch), |r| {
-            int_field(r, log::FLAGS) as u32
+            encoded::uint(r, log::FLAGS) as u32
         }))
     }
 }
 
 /// Field numbers of `Metric` and its data arms.
 mod metric {
-    pub const NAME: u64 = 1;
     pub const DESCRIPTION: u64 = 2;
     pub const UNIT: u64 = 3;
     pub const SUM: u64 = 7;
@@ -839,7 +848,7 @@ fn metric_type(metric: &[u8]) -> types::MetricType {
 fn temporality(metric: &[u8]) -> types::Temporality {
     use types::Temporality as T;
     match data_arm(metric) {
-        Some((7 | 9 | 10, data)) => match int_field(data, metric::TEMPORALITY) {
+        Some((7 | 9 | 10, data)) => match encoded::uint(data, metric::TEMPORALITY) {
             1 => T::Delta,
             2 => T::Cumulative,
             _ => T::Unspecified,
@@ -861,6 +870,23 @@ fn exemplar_column<T>(
 ) -> Vec<T> {
     let mut out = Vec::new();
     work.for_each_decoded(|_, m| out.extend(items::exemplars(m).map(|(_, e)| value(e))));
+    out
+}
+
+/// The trace IDs (16 bytes each) or span IDs (8) of every exemplar, packed into one list.
+fn exemplar_ids(work: &mut MetricWork, trace: bool) -> Vec<u8> {
+    let width = if trace { 16 } else { 8 };
+    let mut out = Vec::new();
+    work.for_each_decoded(|_, metric| {
+        for (_, exemplar) in items::exemplars(metric) {
+            let id = if trace {
+                &exemplar.trace_id
+            } else {
+                &exemplar.span_id
+            };
+            push_id(&mut out, id, width);
+        }
+    });
     out
 }
 
@@ -907,7 +933,10 @@ impl batch::HostMetricBatch for PluginState {
     common_methods!(MetricWork);
 
     fn names(&mut self, batch: Resource<MetricWork>) -> Result<StringColumn> {
-        Ok(strings_column(work(&mut self.table, &batch), metric::NAME))
+        Ok(strings_column(
+            work(&mut self.table, &batch),
+            encoded::METRIC_NAME,
+        ))
     }
     fn descriptions(&mut self, batch: Resource<MetricWork>) -> Result<StringColumn> {
         Ok(strings_column(
@@ -976,7 +1005,7 @@ impl batch::HostMetricBatch for PluginState {
         Ok(item_column(
             work(&mut self.table, &batch),
             |m| match data_arm(m) {
-                Some((metric::SUM, sum)) => int_field(sum, metric::MONOTONIC) != 0,
+                Some((metric::SUM, sum)) => encoded::uint(sum, metric::MONOTONIC) != 0,
                 _ => false,
             },
         ))
@@ -1109,16 +1138,10 @@ impl batch::HostMetricBatch for PluginState {
         )
     }
     fn exemplar_trace_ids(&mut self, batch: Resource<MetricWork>) -> Result<Vec<u8>> {
-        let ids = exemplar_column(work(&mut self.table, &batch), |e| e.trace_id.clone());
-        let mut out = Vec::with_capacity(ids.len() * 16);
-        ids.iter().for_each(|id| push_id(&mut out, id, 16));
-        Ok(out)
+        Ok(exemplar_ids(work(&mut self.table, &batch), true))
     }
     fn exemplar_span_ids(&mut self, batch: Resource<MetricWork>) -> Result<Vec<u8>> {
-        let ids = exemplar_column(work(&mut self.table, &batch), |e| e.span_id.clone());
-        let mut out = Vec::with_capacity(ids.len() * 8);
-        ids.iter().for_each(|id| push_id(&mut out, id, 8));
-        Ok(out)
+        Ok(exemplar_ids(work(&mut self.table, &batch), false))
     }
 }
 
