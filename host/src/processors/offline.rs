@@ -52,18 +52,14 @@ pub fn check(file: &Path, settings: &str) -> Result<String, String> {
 /// `plugin compile`: each component compiled and checked into the disk cache at `cache`, ahead
 /// of time (in an image build, say), so trailhead's first start serves without compiling.
 pub fn compile(files: &[std::path::PathBuf], cache: &Path) -> Result<String, String> {
+    // Said here, before any compiling: the runtime would only log it and go without a cache.
+    wasm::cache::private_folder(cache)?;
     let runtime = wasm::Runtime::with_cache(Default::default(), Some(cache))
         .map_err(|e| format!("cannot start the Wasm runtime: {e:#}"))?;
     let mut report = String::new();
     for file in files {
         let (entry, contract) = runtime.compile_ahead(file).map_err(|e| e.to_string())?;
-        // No entry: the runtime refused the directory (it logged why; say it here too).
-        let entry = entry.ok_or_else(|| {
-            let engine = wasmtime::Engine::default();
-            wasm::cache::DiskCache::open(cache, &engine)
-                .err()
-                .unwrap_or_else(|| format!("{}: not usable as a cache", cache.display()))
-        })?;
+        let entry = entry.ok_or_else(|| format!("{}: not usable as a cache", cache.display()))?;
         report.push_str(&format!(
             "{}: mathtrail:trailhead@{contract} -> {}\n",
             file.display(),

@@ -74,30 +74,9 @@ pub enum Lookup {
 }
 
 impl DiskCache {
-    /// The cache in `dir`, its entries' folder made private to this user. Refused when that
-    /// folder belongs to another user or others may write it.
+    /// The cache in `dir`, in its [`private_folder`].
     pub fn open(dir: &Path, engine: &Engine) -> Result<DiskCache, String> {
-        let entries = dir.join(ENTRIES);
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&entries)
-            .map_err(|e| format!("{}: {e}", entries.display()))?;
-        let meta =
-            std::fs::metadata(&entries).map_err(|e| format!("{}: {e}", entries.display()))?;
-        // Who we are, as the filesystem sees it: the owner of a file we make.
-        let user = tempfile::tempfile_in(&entries)
-            .and_then(|probe| probe.metadata())
-            .map_err(|e| format!("{}: {e}", entries.display()))?
-            .uid();
-        if meta.uid() != user || meta.mode() & 0o022 != 0 {
-            return Err(format!(
-                "{} is not private to this user (owner {}, mode {:o}): compiled plugins are not cached",
-                entries.display(),
-                meta.uid(),
-                meta.mode() & 0o777
-            ));
-        }
+        let entries = private_folder(dir)?;
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
         Ok(DiskCache {
@@ -187,6 +166,32 @@ impl DiskCache {
             }
         }
     }
+}
+
+/// The entries' folder inside `dir` (`<dir>/trailhead`), made private to this user if it is
+/// new. Refused when it belongs to another user or others may write it.
+pub fn private_folder(dir: &Path) -> Result<PathBuf, String> {
+    let entries = dir.join(ENTRIES);
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&entries)
+        .map_err(|e| format!("{}: {e}", entries.display()))?;
+    let meta = std::fs::metadata(&entries).map_err(|e| format!("{}: {e}", entries.display()))?;
+    // Who we are, as the filesystem sees it: the owner of a file we make.
+    let user = tempfile::tempfile_in(&entries)
+        .and_then(|probe| probe.metadata())
+        .map_err(|e| format!("{}: {e}", entries.display()))?
+        .uid();
+    if meta.uid() != user || meta.mode() & 0o022 != 0 {
+        return Err(format!(
+            "{} is not private to this user (owner {}, mode {:o}): compiled plugins are not cached",
+            entries.display(),
+            meta.uid(),
+            meta.mode() & 0o777
+        ));
+    }
+    Ok(entries)
 }
 
 /// What an entry's header holds: the sha256 of its name and its artifact, so an entry is sound
