@@ -1,14 +1,20 @@
 // Command otelcol-peer is the OpenTelemetry Collector built from its Go modules with the
-// components trailhead's interop tests and benchmarks use: OTLP and Zipkin receivers, the batch,
-// filter and k8sattributes processors, OTLP, debug and file exporters. It is built by `make peers` and never committed.
+// components trailhead's interop tests and benchmarks use: OTLP and Zipkin receivers; the batch,
+// filter and k8sattributes processors and the catalog trailhead's plugins are checked against
+// (attributes, resource, transform, redaction, probabilistic_sampler); OTLP, debug and file exporters. It is built by `make peers` and never committed.
 package main
 
 import (
 	"log"
 
 	"github.com/open-telemetry/opentelemetry-collector-contrib/exporter/fileexporter"
+	"github.com/open-telemetry/opentelemetry-collector-contrib/processor/attributesprocessor"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/processor/filterprocessor"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/processor/k8sattributesprocessor"
+	"github.com/open-telemetry/opentelemetry-collector-contrib/processor/probabilisticsamplerprocessor"
+	"github.com/open-telemetry/opentelemetry-collector-contrib/processor/redactionprocessor"
+	"github.com/open-telemetry/opentelemetry-collector-contrib/processor/resourceprocessor"
+	"github.com/open-telemetry/opentelemetry-collector-contrib/processor/transformprocessor"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/receiver/zipkinreceiver"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/confmap"
@@ -34,7 +40,9 @@ func components() (otelcol.Factories, error) {
 		return factories, err
 	}
 	factories.Processors, err = otelcol.MakeFactoryMap[processor.Factory](
-		batchprocessor.NewFactory(), filterprocessor.NewFactory(), k8sattributesprocessor.NewFactory())
+		batchprocessor.NewFactory(), filterprocessor.NewFactory(), k8sattributesprocessor.NewFactory(),
+		attributesprocessor.NewFactory(), resourceprocessor.NewFactory(), transformprocessor.NewFactory(),
+		redactionprocessor.NewFactory(), probabilisticsamplerprocessor.NewFactory())
 	if err != nil {
 		return factories, err
 	}
