@@ -102,6 +102,11 @@ impl Context {
 
     /// Resolves a path, or says why it does not exist here.
     pub fn resolve(self, path: &Path) -> Result<Field, String> {
+        if !path.nested.is_empty() {
+            return Err(format!(
+                "nested keys (`{path}`) are not supported by the filter yet"
+            ));
+        }
         let key = path.key.as_deref();
         let mut dotted = path.dotted();
         if let Some(rest) = dotted.strip_prefix(&format!("{}.", self.prefix())) {
