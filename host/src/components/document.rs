@@ -183,10 +183,11 @@ impl Config {
         kind: &'a str,
     ) -> impl Iterator<Item = (&'a ComponentId, &'a serde_json::Value)> + 'a {
         let pipelines = self.service.pipelines.values();
-        pipelines
-            .flat_map(|p| &p.processors)
-            .filter(move |id| id.kind == kind)
-            .filter_map(|id| Some((id, &self.processors.get(id)?.settings)))
+        // By the processor's type, not its id's: an alias (`k8s_attributes`) is resolved there.
+        pipelines.flat_map(|p| &p.processors).filter_map(move |id| {
+            let processor = self.processors.get(id)?;
+            (processor.kind == kind).then_some((id, &processor.settings))
+        })
     }
 
     /// The settings of every processor of type `kind` defined, listed by a pipeline or not.

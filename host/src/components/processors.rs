@@ -4,7 +4,7 @@
 
 use crate::config::Typed;
 use crate::pipeline::memory_limiter;
-use crate::processors::{BUILT_IN, HostSettings, split_settings};
+use crate::processors::{ALIASES, BUILT_IN, HostSettings, canonical, split_settings};
 use serde::{Deserialize, Deserializer};
 
 /// A processor's settings: its type, and the body as the plugin will read it.
@@ -40,7 +40,8 @@ impl ProcessorConfig {
 impl Typed for ProcessorConfig {
     const SECTION: &'static str = "processor";
     fn known() -> Vec<&'static str> {
-        BUILT_IN.to_vec()
+        let aliases = ALIASES.iter().map(|(alias, _)| *alias);
+        BUILT_IN.iter().copied().chain(aliases).collect()
     }
     /// Any type may name a plugin; `availability` reports a missing `plugin:` with its line.
     fn accepts(_kind: &str) -> bool {
@@ -48,8 +49,55 @@ impl Typed for ProcessorConfig {
     }
     fn deserialize_kind<'de, D: Deserializer<'de>>(kind: &str, d: D) -> Result<Self, D::Error> {
         Ok(ProcessorConfig {
-            kind: kind.to_string(),
+            // An alias (`k8s_attributes`) is its built-in from here on.
+            kind: canonical(kind).to_string(),
             settings: serde_json::Value::deserialize(d)?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::components::Config;
+    use std::path::Path;
+
+    const CONFIG: &str = "
+receivers: {otlp: {protocols: {http: {endpoint: 127.0.0.1:0}}}}
+processors:
+  k8s_attributes/pods: {passthrough: true}
+  attributes: {actions: [{key: a, action: delete}]}
+  resource: {attributes: [{key: a, action: delete}]}
+exporters: {debug: {}}
+service:
+  pipelines:
+    traces: {receivers: [otlp], processors: [k8s_attributes/pods, attributes, resource], exporters: [debug]}
+";
+
+    // The collector's 2026 name `k8s_attributes` is the built-in k8sattributes in every
+    // respect: no `plugin:` path needed, its plugin file, and the Kubernetes cache's settings
+    // (which are looked up by type). attributes and resource are built in too.
+    #[test]
+    fn aliases_and_new_built_ins_need_no_plugin_path() {
+        let config =
+            Config::from_text(CONFIG, Path::new("t.yaml")).unwrap_or_else(|e| panic!("{e}"));
+        let kinds: Vec<&str> = config
+            .processors
+            .iter()
+            .map(|(_, p)| p.kind.as_str())
+            .collect();
+        assert!(
+            kinds.contains(&"k8sattributes") && !kinds.contains(&"k8s_attributes"),
+            "{kinds:?}"
+        );
+        assert!(
+            kinds.contains(&"attributes") && kinds.contains(&"resource"),
+            "{kinds:?}"
+        );
+        let listed: Vec<String> = config
+            .listed("k8sattributes")
+            .map(|(id, _)| id.to_string())
+            .collect();
+        assert_eq!(listed, ["k8s_attributes/pods"]);
+        assert_eq!(config.configured("k8sattributes").count(), 1);
     }
 }

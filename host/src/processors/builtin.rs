@@ -3,7 +3,20 @@
 use std::path::PathBuf;
 
 /// Processor types whose plugins ship with trailhead (found without a `plugin:` path).
-pub const BUILT_IN: &[&str] = &["k8sattributes", "filter"];
+pub const BUILT_IN: &[&str] = &["k8sattributes", "filter", "attributes", "resource"];
+
+/// The collector's newer names for built-in processors (`alias`, `built-in`): an entry of the
+/// alias's type is that built-in in every respect (its plugin file, the Kubernetes cache's
+/// settings), because [`canonical`] resolves it when the config is read.
+pub const ALIASES: &[(&str, &str)] = &[("k8s_attributes", "k8sattributes")];
+
+/// The processor type `kind` stands for: the built-in an alias names, else `kind` itself.
+pub fn canonical(kind: &str) -> &str {
+    ALIASES
+        .iter()
+        .find(|(alias, _)| *alias == kind)
+        .map_or(kind, |(_, name)| name)
+}
 
 /// Where built-in plugins are looked for, first match wins: `$TRAILHEAD_PLUGIN_DIR`, then
 /// `plugins/` beside the binary (the container image), then `../plugins/` beside it (a
@@ -38,4 +51,21 @@ pub fn find_built_in(kind: &str) -> Result<PathBuf, String> {
                 looked.join(", ")
             )
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Every alias names a built-in, and resolves to it; other types are left as they are.
+    #[test]
+    fn aliases_resolve_to_built_ins() {
+        for (alias, name) in ALIASES {
+            assert!(BUILT_IN.contains(name), "{alias} → {name}");
+            assert!(!BUILT_IN.contains(alias), "{alias}");
+        }
+        assert_eq!(canonical("k8s_attributes"), "k8sattributes");
+        assert_eq!(canonical("k8sattributes"), "k8sattributes");
+        assert_eq!(canonical("transformx"), "transformx");
+    }
 }

@@ -10,7 +10,7 @@ mod settings;
 pub mod wasm;
 
 use breaker::Breaker;
-pub use builtin::{BUILT_IN, built_in_dirs, find_built_in};
+pub use builtin::{ALIASES, BUILT_IN, built_in_dirs, canonical, find_built_in};
 pub use settings::{HostSettings, LimitSettings, OnFailure, plugin_settings, split_settings};
 
 use crate::pdata::Batch;
