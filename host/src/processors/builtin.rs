@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 /// Processor types whose plugins ship with trailhead (found without a `plugin:` path).
-pub const BUILT_IN: &[&str] = &["k8sattributes", "filter", "attributes", "resource"];
+pub const BUILT_IN: &[&str] = &["k8sattributes", "filter", "attributes", "resource", "transform"];
 
 /// The collector's newer names for built-in processors (`alias`, `built-in`): an entry of the
 /// alias's type is that built-in in every respect (its plugin file, the Kubernetes cache's
