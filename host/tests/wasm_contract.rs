@@ -29,14 +29,15 @@ fn batch(signal: Signal, json: &str) -> Batch {
 }
 
 /// Two spans of one trace: a 1.5 ms server span with an event to drop and one to keep, and a
-/// client span; scope `lessons-api@2.1`.
+/// client span with a link; scope `lessons-api@2.1`.
 const SPANS: &str = r#"{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"lessons"}}]},
   "scopeSpans":[{"scope":{"name":"lessons-api","version":"2.1"},"spans":[
     {"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b171","name":"get /lesson","kind":2,
      "startTimeUnixNano":"1700000000000000000","endTimeUnixNano":"1700000000001500000",
      "events":[{"name":"drop-me","timeUnixNano":"1700000000000100000"},{"name":"keep","timeUnixNano":"1700000000000200000"}]},
     {"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b172","name":"db query","kind":3,
-     "startTimeUnixNano":"1700000000000000000","endTimeUnixNano":"1700000000000000250"}]}]}]}"#;
+     "startTimeUnixNano":"1700000000000000000","endTimeUnixNano":"1700000000000000250",
+     "links":[{"traceId":"0af7651916cd43dd8448eb211c80319c","spanId":"b7ad6b7169203331","traceState":"vendor=x","flags":1}]}]}]}]}"#;
 
 fn attribute<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a Value> {
     let kv = attributes.iter().find(|kv| kv.key == key)?;
@@ -70,6 +71,11 @@ fn span_columns_read_and_write() {
         attribute(&client.attributes, "probe.trace_id"),
         Some(&trace_id)
     );
+    // Links: read through their parents, IDs, trace states and flags.
+    let link =
+        Value::StringValue("0af7651916cd43dd8448eb211c80319c/b7ad6b7169203331/vendor=x/1".into());
+    assert_eq!(attribute(&client.attributes, "probe.links"), Some(&link));
+    assert_eq!(attribute(&server.attributes, "probe.links"), None);
     let scope = scope_spans.scope.as_ref().unwrap();
     let tag = Value::StringValue("lessons-api@2.1".into());
     assert_eq!(attribute(&scope.attributes, "probe.scope"), Some(&tag));
@@ -89,7 +95,11 @@ fn span_columns_read_and_write() {
         ),
         (&[7u8; 16][..], "probe=1")
     );
-    assert!(client.links.is_empty());
+    assert_eq!(
+        client.links.len(),
+        1,
+        "the client span keeps its own link only"
+    );
 }
 
 // An instance keeps its memory from one call to the next (the probe counts its calls on every
@@ -144,8 +154,8 @@ fn bad_indexes_and_lengths_trap() {
     }
 }
 
-// Log and metric writes: a severity set where the body says `boom`; the first exemplar removed
-// and every metric renamed.
+// Log and metric writes: a severity set where the body says `boom`; exemplar IDs read back, the
+// first exemplar removed and every metric renamed.
 #[test]
 fn log_and_metric_columns() {
     let runtime = Runtime::new().unwrap();
@@ -163,7 +173,9 @@ fn log_and_metric_columns() {
 
     let metrics = r#"{"resourceMetrics":[{"scopeMetrics":[{"metrics":[
         {"name":"requests","sum":{"aggregationTemporality":2,"isMonotonic":true,"dataPoints":[
-          {"asInt":"5","exemplars":[{"asInt":"1","timeUnixNano":"1"},{"asInt":"2","timeUnixNano":"2"}]}]}},
+          {"asInt":"5","exemplars":[
+            {"asInt":"1","timeUnixNano":"1","traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b171"},
+            {"asInt":"2","timeUnixNano":"2","traceId":"0af7651916cd43dd8448eb211c80319c","spanId":"b7ad6b7169203331"}]}]}},
         {"name":"load","gauge":{"dataPoints":[{"asDouble":0.5}]}}]}]}]}"#;
     let output = probe.call(&batch(Signal::Metrics, metrics)).unwrap();
     let request = ExportMetricsServiceRequest::decode(output).unwrap();
@@ -180,6 +192,13 @@ fn log_and_metric_columns() {
         .map(|e| e.time_unix_nano)
         .collect();
     assert_eq!(exemplars, [2]);
+    let ids = Value::StringValue(
+        "5b8efff798038103d269b633813fc60c/eee19b7ec3c1b171,0af7651916cd43dd8448eb211c80319c/b7ad6b7169203331".into(),
+    );
+    assert_eq!(
+        attribute(&sum.data_points[0].attributes, "probe.exemplars"),
+        Some(&ids)
+    );
 }
 
 // A 0.1 component and a 0.2 component, loaded by one runtime, run one after the other on the

@@ -3,13 +3,16 @@
 //! - `columns`: on spans, writes what it read back as attributes the test checks:
 //!   - on every span, `probe.duration_ns` (end − start) and `probe.trace_id` (hex);
 //!   - on every scope, `probe.scope` (`name@version`);
-//!   - on every resource, `probe.calls`: how many batches this instance has seen (its state).
+//!   - on every resource, `probe.calls`: how many batches this instance has seen (its state);
+//!   - on every span with links, `probe.links`: each link's `trace/span/state/flags` (hex IDs),
+//!     joined by `,`, found through the links' parents.
 //!
 //!   A batch with a span named `trap-now` makes it panic instead.
 //!
 //!   It also removes every event named `drop-me`, adds a link to span 0, and renames server
-//!   spans to upper case. On metrics it removes the first exemplar and renames every metric
-//!   to `probe.<name>`. On logs it sets severity 17 `ERROR` where the body says `boom`.
+//!   spans to upper case. On metrics it writes, on every point with exemplars,
+//!   `probe.exemplars`: each one's `trace/span` (hex), then removes the first exemplar and
+//!   renames every metric to `probe.<name>`. On logs it sets severity 17 `ERROR` where the body says `boom`.
 //! - `bad-index`: sets an attribute on span `count(item)`, which is out of range (a trap).
 //! - `bad-length`: renames span 0 three times with 2 names (a trap).
 
@@ -97,6 +100,7 @@ impl Guest for Probe {
     }
 
     fn process_metrics(batch: &MetricBatch) -> Result<(), PluginError> {
+        exemplar_ids(batch);
         if batch.count(Level::Exemplar) > 0 {
             batch.remove(Level::Exemplar, &[0]);
         }
@@ -149,6 +153,7 @@ fn columns(batch: &SpanBatch) {
             ],
         );
     }
+    link_columns(batch);
     let (names, versions) = (batch.scope_names(), batch.scope_versions());
     for (s, (name, version)) in strings(&names).iter().zip(strings(&versions)).enumerate() {
         let tag = AnyValue::Str(format!("{name}@{version}"));
@@ -189,6 +194,51 @@ fn columns(batch: &SpanBatch) {
                 attributes: Vec::new(),
             },
         );
+    }
+}
+
+/// Each link's IDs, trace state and flags, written on the span that owns it.
+fn link_columns(batch: &SpanBatch) {
+    let (owners, trace_ids, span_ids) = (
+        batch.parents(Level::Link),
+        batch.trace_ids(Level::Link),
+        batch.span_ids(Level::Link),
+    );
+    let (states, flags) = (batch.trace_states(Level::Link), batch.flags(Level::Link));
+    let states = strings(&states);
+    let mut per_span: Vec<Vec<String>> = vec![Vec::new(); batch.count(Level::Item) as usize];
+    for (l, &span) in owners.iter().enumerate() {
+        let (trace, id) = (
+            hex(&trace_ids[l * 16..l * 16 + 16]),
+            hex(&span_ids[l * 8..l * 8 + 8]),
+        );
+        per_span[span as usize].push(format!("{trace}/{id}/{}/{}", states[l], flags[l]));
+    }
+    for (span, links) in per_span.iter().enumerate().filter(|(_, l)| !l.is_empty()) {
+        let value = AnyValue::Str(links.join(","));
+        batch.set_attr(Level::Item, &[span as u32], "probe.links", &value);
+    }
+}
+
+/// Each exemplar's trace and span ID, written on the point that owns it.
+fn exemplar_ids(batch: &MetricBatch) {
+    let (owners, trace_ids, span_ids) = (
+        batch.parents(Level::Exemplar),
+        batch.exemplar_trace_ids(),
+        batch.exemplar_span_ids(),
+    );
+    let mut per_point: Vec<Vec<String>> = vec![Vec::new(); batch.count(Level::Point) as usize];
+    for (e, &point) in owners.iter().enumerate() {
+        let ids = format!(
+            "{}/{}",
+            hex(&trace_ids[e * 16..e * 16 + 16]),
+            hex(&span_ids[e * 8..e * 8 + 8])
+        );
+        per_point[point as usize].push(ids);
+    }
+    for (point, ids) in per_point.iter().enumerate().filter(|(_, i)| !i.is_empty()) {
+        let value = AnyValue::Str(ids.join(","));
+        batch.set_attr(Level::Point, &[point as u32], "probe.exemplars", &value);
     }
 }
 
