@@ -17,14 +17,25 @@ const SPACE: &str = "\\t\\n\\f\\r ";
 /// Compiles a Go regular expression; the error is Rust's message, last line only.
 pub fn compile(pattern: &str) -> Result<Regex, String> {
     let translated = translate(pattern)?;
-    Regex::new(&translated).map_err(|e| {
+    let regex = Regex::new(&translated).map_err(|e| {
         let text = e.to_string();
         text.lines()
             .last()
             .unwrap_or("invalid pattern")
             .trim()
             .to_string()
-    })
+    })?;
+    // Go names groups with letters, digits and `_` only; Rust also takes `.`, `[` and `]`.
+    if let Some(name) = regex
+        .capture_names()
+        .flatten()
+        .find(|n| !n.chars().all(|c| c.is_alphanumeric() || c == '_'))
+    {
+        return Err(format!(
+            "invalid group name `{name}`: use letters, digits and _"
+        ));
+    }
+    Ok(regex)
 }
 
 /// The Rust pattern that matches what the Go one matches.
@@ -166,5 +177,10 @@ mod tests {
         assert_eq!(names, ["a", "b"]);
         assert!(compile("(").is_err());
         assert!(compile(r"\C").is_err());
+        assert!(
+            compile(r"(?P<a.b>x)")
+                .unwrap_err()
+                .contains("invalid group name")
+        );
     }
 }
