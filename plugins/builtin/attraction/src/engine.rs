@@ -270,10 +270,12 @@ pub fn convert(value: &mut AnyValue, to: Conversion) {
 /// Go's `int64(f)` on amd64 (where the collector runs): truncation toward zero, and the
 /// "integer indefinite" value (i64::MIN) for NaN and for what does not fit.
 fn go_int(d: f64) -> i64 {
-    if d.is_nan() || d >= 9.223_372_036_854_775_808e18 || d < -9.223_372_036_854_775_808e18 {
-        i64::MIN
-    } else {
+    // 2^63: i64's range is [-2^63, 2^63).
+    const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+    if (-LIMIT..LIMIT).contains(&d) {
         d as i64
+    } else {
+        i64::MIN
     }
 }
 
