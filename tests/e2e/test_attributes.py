@@ -364,3 +364,27 @@ def test_k8s_attributes_alias_validates(tmp_path):
     mine, theirs, _ = validate_both(tmp_path, processors, {"traces": ["k8s_attributes", "attributes", "resource"]})
     assert theirs.returncode == 0, theirs.stderr
     assert mine.returncode == 0, mine.stdout + mine.stderr
+
+
+# A block whose include suits spans only (`services`) in a logs pipeline: the collector refuses
+# the pipeline; trailhead serves spans, passes log records through unchanged, and says so in
+# its log at start, so the difference is never silent.
+def test_span_only_block_in_a_logs_pipeline(tmp_path, sink, start_trailhead):
+    block = {"include": {"match_type": "strict", "services": ["cart"]}, "actions": marker("sel.spans")}
+    _, theirs, _ = validate_both(tmp_path, {"attributes": block}, {"traces": ["attributes"], "logs": ["attributes"]})
+    assert theirs.returncode != 0 and "not valid for log records" in theirs.stderr, theirs.stderr
+    config = gateway_config(sink.endpoint)
+    config["processors"] = {"attributes": block}
+    for signal in ("traces", "logs"):
+        config["service"]["pipelines"][signal]["processors"] = ["attributes"]
+    trailhead = start_trailhead(config)
+    for signal in ("traces", "logs"):
+        assert requests.post(trailhead.url("otlp (http)", f"/v1/{signal}"), json=PAYLOADS[signal], timeout=5).status_code == 200
+    assert sink.wait_for("traces", 5) == 5 and sink.wait_for("logs", 6) == 6
+    from google.protobuf.json_format import MessageToDict
+    spans = items("traces", [MessageToDict(r) for r in sink.requests["traces"]])
+    assert [s[2] for s in spans if "sel.spans" in dict(s[3])] == ["Check", "GET /cart", "POST /pay", "SELECT"]
+    logs = items("logs", [MessageToDict(r) for r in sink.requests["logs"]])
+    assert logs == items("logs", [LOGS])
+    warned = [e for e in trailhead.logs if "log records pass through unchanged" in str(e)]
+    assert warned and "include.services: not valid for log records" in str(warned[0]), trailhead.logs
