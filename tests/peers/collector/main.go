@@ -1,6 +1,6 @@
 // Command otelcol-peer is the OpenTelemetry Collector built from its Go modules with the
 // components trailhead's interop tests and benchmarks use: OTLP and Zipkin receivers; the batch,
-// filter and k8sattributes processors and the catalog trailhead's plugins are checked against
+// memory_limiter, filter and k8sattributes processors and the catalog trailhead's plugins are checked against
 // (attributes, resource, transform, redaction, probabilistic_sampler); OTLP, debug and file exporters. It is built by `make peers` and never committed.
 package main
 
@@ -26,6 +26,7 @@ import (
 	"go.opentelemetry.io/collector/otelcol"
 	"go.opentelemetry.io/collector/processor"
 	"go.opentelemetry.io/collector/processor/batchprocessor"
+	"go.opentelemetry.io/collector/processor/memorylimiterprocessor"
 	"go.opentelemetry.io/collector/receiver"
 	"go.opentelemetry.io/collector/receiver/otlpreceiver"
 	"go.opentelemetry.io/collector/service/telemetry/otelconftelemetry"
@@ -42,7 +43,7 @@ func components() (otelcol.Factories, error) {
 	factories.Processors, err = otelcol.MakeFactoryMap[processor.Factory](
 		batchprocessor.NewFactory(), filterprocessor.NewFactory(), k8sattributesprocessor.NewFactory(),
 		attributesprocessor.NewFactory(), resourceprocessor.NewFactory(), transformprocessor.NewFactory(),
-		redactionprocessor.NewFactory(), probabilisticsamplerprocessor.NewFactory())
+		redactionprocessor.NewFactory(), probabilisticsamplerprocessor.NewFactory(), memorylimiterprocessor.NewFactory())
 	if err != nil {
 		return factories, err
 	}
