@@ -1,13 +1,13 @@
 //! What a reload changes, per component: which ids of each section were added, removed or
 //! changed (their settings as written, after expansion), which pipelines' processor lists
 //! changed, and whether the parts fixed at start changed (the rest of `service`, the one
-//! Kubernetes cache, the one memory limit). Vector's `config/diff.rs` is the model. A reload
+//! Kubernetes cache, the one memory limit, the exporters' batching that batch processors set). Vector's `config/diff.rs` is the model. A reload
 //! applies processor changes and refuses the rest, naming each.
 
 use super::{Config, ExporterConfig, ExtensionConfig, ProcessorConfig, ReceiverConfig};
 use crate::config::{ComponentId, Components, Typed};
 use crate::kubernetes;
-use crate::pipeline::memory_limiter;
+use crate::pipeline::{batch, memory_limiter};
 use crate::processors;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -26,6 +26,9 @@ pub struct Snapshot {
     kubernetes_cache: Value,
     /// The memory limit, and the pipelines whose receivers obey it.
     memory_limit: (MemoryLimit, BTreeSet<ComponentId>),
+    /// How each exporter instance batches because of batch processors. Exporters are built
+    /// once, at start, so a change here needs a restart like an exporter's own batch keys.
+    batching: Result<batch::Assignment, batch::Refusal>,
 }
 
 type MemoryLimit = Result<Option<memory_limiter::Settings>, (ComponentId, String)>;
@@ -67,6 +70,8 @@ pub struct ConfigDiff {
     pub service: Vec<String>,
     pub kubernetes_cache: bool,
     pub memory_limit: bool,
+    /// A batch processor's settings, or which exporters one feeds, changed.
+    pub batching: bool,
 }
 
 impl Snapshot {
@@ -103,6 +108,7 @@ impl Snapshot {
                 memory_limiter::from_processors(config.listed(memory_limiter::KIND)),
                 limited,
             ),
+            batching: config.batching(),
         }
     }
 }
@@ -168,6 +174,7 @@ impl ConfigDiff {
             service: changed_keys(&old.service, &new.service),
             kubernetes_cache: old.kubernetes_cache != new.kubernetes_cache,
             memory_limit: old.memory_limit != new.memory_limit,
+            batching: old.batching != new.batching,
         }
     }
 
@@ -187,6 +194,12 @@ impl ConfigDiff {
         if self.memory_limit {
             fixed.push(
                 "the memory limit (memory_limiter settings, or which pipelines list it) changed"
+                    .into(),
+            );
+        }
+        if self.batching {
+            fixed.push(
+                "the exporters' batching (a batch processor's settings, or which exporters its pipelines feed) changed"
                     .into(),
             );
         }
@@ -212,4 +225,39 @@ fn changed_keys<K: Ord + Clone, V: PartialEq>(
         .filter(|k| old.get(k) != new.get(k))
         .cloned()
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn snapshot(processors: &str, listed: &str) -> Snapshot {
+        let text = format!(
+            "receivers: {{otlp: }}\nprocessors: {{{processors}}}\nexporters: {{otlp: {{endpoint: a:4317}}}}\n\
+             service: {{pipelines: {{traces: {{receivers: [otlp], processors: [{listed}], exporters: [otlp]}}}}}}\n"
+        );
+        Snapshot::of(&Config::from_text(&text, Path::new("t.yaml")).unwrap())
+    }
+
+    // A batch processor sets an exporter's batching, and exporters are built at start: so a
+    // change to its settings, or listing it or not, needs a restart (a reload never keeps the
+    // old batching silently), while an unchanged one, or one no pipeline lists, does not.
+    #[test]
+    fn a_batch_processor_change_needs_a_restart() {
+        let running = snapshot("batch: {timeout: 50ms}", "batch");
+        let restart = |diff: ConfigDiff| diff.needs_restart();
+        let batching = "the exporters' batching (a batch processor's settings, or which exporters its pipelines feed) changed";
+        let unchanged = snapshot("batch: {timeout: 50ms}", "batch");
+        assert!(restart(ConfigDiff::new(&running, &unchanged)).is_empty());
+        let changed = snapshot("batch: {timeout: 1s}", "batch");
+        assert_eq!(restart(ConfigDiff::new(&running, &changed)), [batching]);
+        let unlisted = snapshot("batch: {timeout: 50ms}", "");
+        assert_eq!(restart(ConfigDiff::new(&running, &unlisted)), [batching]);
+        let unused = snapshot(
+            "batch: {timeout: 50ms}, batch/spare: {timeout: 1s}",
+            "batch",
+        );
+        assert!(restart(ConfigDiff::new(&running, &unused)).is_empty());
+    }
 }

@@ -89,6 +89,11 @@ pub trait Exporter: Send + Sync {
     fn sending_queue(&self) -> Option<&QueueSettings> {
         None
     }
+    /// Where its own batch keys are written (`batch`, `sending_queue.batch`), if they are: a
+    /// batch processor in its pipelines then leaves its batching as it is.
+    fn own_batch(&self) -> Option<&'static str> {
+        None
+    }
     /// What exporter `id` sends `signal` with.
     fn spec(&self, id: &str, signal: Signal, build: &Build<'_>)
     -> Result<ExporterSpec, StartError>;

@@ -1,9 +1,12 @@
 //! Processors: Wasm plugins, open-ended by type. The host keeps `plugin`, `sha256`,
 //! `on_failure` and `limits` and hands the rest to the plugin. Built-in types are found at load
-//! time (see [`crate::processors::built_in_dirs`]); `memory_limiter` is the host's own.
+//! time (see [`crate::processors::built_in_dirs`]); `memory_limiter` and `batch` are the
+//! host's own (`pipeline::memory_limiter`, `pipeline::batch`).
 
+use super::Config;
 use crate::config::Typed;
-use crate::pipeline::memory_limiter;
+use crate::pdata::Signal;
+use crate::pipeline::{batch, memory_limiter};
 use crate::processors::{ALIASES, BUILT_IN, HostSettings, canonical, split_settings};
 use serde::{Deserialize, Deserializer};
 
@@ -22,7 +25,7 @@ impl ProcessorConfig {
 
     /// Whether the processor names a plugin: a `plugin:` path, or a built-in type.
     pub fn availability(&self) -> Result<(), String> {
-        if self.kind == memory_limiter::KIND {
+        if self.kind == memory_limiter::KIND || self.kind == batch::KIND {
             return Ok(()); // the host's own; its settings are checked with the pipelines
         }
         let (host, _) = self.host_settings()?;
@@ -34,6 +37,25 @@ impl ProcessorConfig {
                 self.kind
             ))
         }
+    }
+}
+
+impl Config {
+    /// Which `batch` processor sets the batching of each exporter instance (exporter id and
+    /// signal) the pipelines feed through one; see [`batch::assign`].
+    pub fn batching(&self) -> Result<batch::Assignment, batch::Refusal> {
+        let fed = self.service.pipelines.iter().filter_map(|(id, pipeline)| {
+            let batches = pipeline.processors.iter().filter_map(|id| {
+                let processor = self.processors.get(id)?;
+                (processor.kind == batch::KIND).then_some((id, &processor.settings))
+            });
+            Some(batch::Fed {
+                signal: Signal::parse(&id.kind)?,
+                batches: batches.collect(),
+                exporters: &pipeline.exporters,
+            })
+        });
+        batch::assign(fed)
     }
 }
 
@@ -99,5 +121,43 @@ service:
             .collect();
         assert_eq!(listed, ["k8s_attributes/pods"]);
         assert_eq!(config.configured("k8sattributes").count(), 1);
+    }
+
+    const BATCHED: &str = "
+receivers: {otlp: {protocols: {http: {endpoint: 127.0.0.1:0}}}}
+processors:
+  batch: {send_batch_size: 1000, timeout: 50ms}
+  batch/logs:
+exporters: {otlp: {endpoint: a:4317}, otlp/b: {endpoint: b:4317}, debug: {}}
+service:
+  pipelines:
+    traces: {receivers: [otlp], processors: [batch], exporters: [otlp, otlp/b]}
+    logs: {receivers: [otlp], processors: [batch/logs], exporters: [otlp]}
+    metrics: {receivers: [otlp], exporters: [debug]}
+";
+
+    // A `batch` entry is the host's own, like `memory_limiter`: it validates with the
+    // collector's keys and no `plugin:` path, and sets the batching of each exporter instance
+    // its pipeline feeds, per signal; an exporter no batch processor feeds keeps its own.
+    #[test]
+    fn batch_is_accepted_and_assigned_per_exporter_instance() {
+        use crate::config::ComponentId;
+        use crate::pdata::Signal;
+        let config =
+            Config::from_text(BATCHED, Path::new("t.yaml")).unwrap_or_else(|e| panic!("{e}"));
+        let batching = config.batching().unwrap();
+        let id = |text: &str| ComponentId::parse(text).unwrap();
+        let at = |exporter: &str, signal| {
+            let assigned = &batching[&(id(exporter), signal)];
+            (
+                assigned.processors.clone(),
+                assigned.settings.send_batch_size,
+            )
+        };
+        assert_eq!(batching.len(), 3, "{batching:?}");
+        assert_eq!(at("otlp", Signal::Traces), (vec![id("batch")], 1000));
+        assert_eq!(at("otlp/b", Signal::Traces), (vec![id("batch")], 1000));
+        assert_eq!(at("otlp", Signal::Logs), (vec![id("batch/logs")], 8192));
+        assert!(!batching.contains_key(&(id("debug"), Signal::Metrics)));
     }
 }

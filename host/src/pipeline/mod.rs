@@ -5,6 +5,7 @@
 //! gets it and the sender is told to retry, so a retry never duplicates data into the exporters
 //! that had room.
 
+pub mod batch;
 pub mod memory_limiter;
 pub mod tap;
 use crate::exporters::{ExporterHandle, QueueError};

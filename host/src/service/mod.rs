@@ -15,6 +15,7 @@ use crate::config::ComponentId;
 use crate::exporters::{DiskQueue, ExporterHandle, ExporterSpec, spawn_exporter};
 use crate::kubernetes;
 use crate::pdata::Signal;
+use crate::pipeline::batch;
 use crate::pipeline::memory_limiter::{self, MemoryLimiter};
 use crate::pipeline::{Fanout, Pipeline};
 use crate::receivers::{self, Consumers, Listening, ServeOptions};
@@ -84,7 +85,7 @@ impl Service {
             secrets: &secrets,
             telemetry: &telemetry,
         };
-        let pipelines = build_pipelines(&build, &processors, &mut exporters)?;
+        let pipelines = build_pipelines(&build, &processors, &plan.batching, &mut exporters)?;
         let by_id: BTreeMap<String, Arc<Pipeline>> = pipelines
             .iter()
             .map(|(_, built, _)| (built.id.clone(), built.clone()))
@@ -247,14 +248,17 @@ fn start_memory_limiter(
 type BuiltPipelines<'c> = Vec<(Signal, Arc<Pipeline>, &'c PipelineConfig)>;
 
 /// Every pipeline with its processors and exporters; each exporter id and signal is spawned
-/// once and shared by the pipelines that list it.
+/// once and shared by the pipelines that list it, batching as `batching` says.
 fn build_pipelines<'c>(
     build: &Build<'c>,
     processors: &reload::Loaded,
+    batching: &batch::Assignment,
     exporters: &mut Exporters,
 ) -> Result<BuiltPipelines<'c>, StartError> {
     let config = build.config;
     let mut pipelines = Vec::new();
+    // How each exporter instance took its batch processor's settings.
+    let mut took: BTreeMap<(String, Signal), batch::Took> = BTreeMap::new();
     for (pipeline_id, pipeline) in &config.service.pipelines {
         let Some(signal) = Signal::parse(&pipeline_id.kind) else {
             continue;
@@ -266,7 +270,19 @@ fn build_pipelines<'c>(
                 let Some(exporter) = config.exporters.get(exporter_id) else {
                     continue;
                 };
-                let spec = exporter.behaviour().spec(&key.0, signal, build)?;
+                let mut spec = exporter.behaviour().spec(&key.0, signal, build)?;
+                if let Some(assigned) = batching.get(&(exporter_id.clone(), signal)) {
+                    let how = match exporter.behaviour().own_batch() {
+                        Some(own) => batch::Took::KeepsOwn(own),
+                        None => {
+                            // The exporter's byte bound stays: a processor never lifts it.
+                            let max_request_bytes = spec.batch.bound.bytes;
+                            spec.batch = assigned.settings.policy(max_request_bytes);
+                            batch::Took::Batches { max_request_bytes }
+                        }
+                    };
+                    took.insert(key.clone(), how);
+                }
                 let storage = open_storage(build, exporter, &key.0, signal)?;
                 let handle = exporters.spawn(spec, storage, build.telemetry);
                 exporters.by_id.insert(key.clone(), handle);
@@ -282,7 +298,30 @@ fn build_pipelines<'c>(
         };
         pipelines.push((signal, Arc::new(built), pipeline));
     }
+    log_batching(batching, &took);
     Ok(pipelines)
+}
+
+/// One line per batch processor: where its batching went (each exporter it feeds, named once
+/// whatever the signals) and how its keys map.
+fn log_batching(batching: &batch::Assignment, took: &BTreeMap<(String, Signal), batch::Took>) {
+    let mut by_processor = BTreeMap::new();
+    for ((exporter, signal), assigned) in batching {
+        let Some(how) = took.get(&(exporter.to_string(), *signal)) else {
+            continue;
+        };
+        for processor in &assigned.processors {
+            let (_, exporters) = by_processor
+                .entry(processor)
+                .or_insert_with(|| (&assigned.settings, BTreeMap::new()));
+            exporters.insert(exporter.to_string(), how.clone());
+        }
+    }
+    for (processor, (settings, exporters)) in by_processor {
+        let exporters: Vec<(String, batch::Took)> = exporters.into_iter().collect();
+        let line = batch::describe(processor, settings, &exporters);
+        tracing::info!(processor = %processor, "{line}");
+    }
 }
 
 /// The admin servers: metrics (with `/plugins`, `/reload` and `/tap`) and each health check.

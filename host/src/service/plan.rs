@@ -1,6 +1,7 @@
 //! What `trailhead run` will start, built and checked from the config without binding a port
 //! or spawning a task: the Kubernetes cache's settings, every processor loaded (plugins
-//! compiled, their configs accepted) and the memory limiter's settings. `trailhead validate`
+//! compiled, their configs accepted), the memory limiter's settings and which batch processor
+//! batches each exporter. `trailhead validate`
 //! builds this same plan and stops there; [`super::Service::start`] builds it in two steps so
 //! the cache can list pods while the plugins compile.
 
@@ -8,7 +9,7 @@ use super::StartError;
 use super::reload::{self, Loaded};
 use crate::components::Config;
 use crate::kubernetes;
-use crate::pipeline::memory_limiter;
+use crate::pipeline::{batch, memory_limiter};
 use crate::processors::plugin_settings;
 use crate::telemetry::metrics::Registry;
 use std::sync::Arc;
@@ -20,6 +21,8 @@ pub struct Plan {
     pub processors: Loaded,
     /// The memory limiter's settings, when a pipeline lists one.
     pub limiter: Option<memory_limiter::Settings>,
+    /// The batch processor whose settings each exporter instance batches with.
+    pub batching: batch::Assignment,
 }
 
 /// The plan's first step: what the one Kubernetes cache watches, and the store it fills.
@@ -61,10 +64,19 @@ impl Plan {
             .map_err(|(id, message)| {
                 StartError::Processor(config.processor_diagnostic(&id, "", message))
             })?;
+        let batching = config.batching().map_err(|refused| {
+            let at = match refused.key.as_str() {
+                "" => String::new(),
+                key => format!("{key}: "),
+            };
+            let diagnostic = config.processor_diagnostic(&refused.processor, &at, refused.message);
+            StartError::Processor(diagnostic)
+        })?;
         Ok(Plan {
             kubernetes,
             processors,
             limiter,
+            batching,
         })
     }
 }
@@ -86,5 +98,50 @@ mod tests {
             error.to_string(),
             "t.yaml:9:11: processor `k8sattributes`: extract.labels[0].from: `pods` is not one of pod, namespace, node"
         );
+    }
+
+    /// The plan's error for `processors` (YAML under `processors:`) in a two-pipeline config.
+    fn batch_error(processors: &str) -> String {
+        let text = format!(
+            "receivers:\n  otlp:\nprocessors:\n{processors}exporters:\n  otlp:\n    endpoint: a:4317\n  otlp/b:\n    endpoint: b:4317\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      processors: [batch]\n      exporters: [otlp]\n    traces/b:\n      receivers: [otlp]\n      processors: [batch/b]\n      exporters: [otlp, otlp/b]\n"
+        );
+        let config = Config::from_text(&text, std::path::Path::new("t.yaml"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        match Plan::new(&config, &Arc::new(Registry::default())) {
+            Ok(_) => String::new(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    // Batch processors plan without a plugin; what the collector refuses, what the exporters'
+    // batching cannot do and two different batchings of one exporter are refused at `validate`,
+    // each placed on its key and naming the processor (and, for the conflict, the exporter and
+    // both processors).
+    #[test]
+    fn batch_processors_are_planned_or_refused_in_place() {
+        let same = "  batch:\n    timeout: 50ms\n  batch/b:\n    timeout: 50ms\n";
+        assert_eq!(batch_error(same), "");
+        let cases = [
+            (
+                "  batch:\n    send_batch_size: 100\n    send_batch_max_size: 10\n  batch/b:\n",
+                "t.yaml:6:5: processor `batch`: send_batch_max_size must be greater or equal to send_batch_size",
+            ),
+            (
+                "  batch:\n    metadata_keys: [tenant]\n  batch/b:\n",
+                "t.yaml:5:5: processor `batch`: metadata_keys (`tenant`) is not supported",
+            ),
+            (
+                "  batch:\n    send_batch_sizes: 10\n  batch/b:\n",
+                "t.yaml:5:5: processor `batch`: unknown field `send_batch_sizes`",
+            ),
+            (
+                "  batch:\n  batch/b:\n    timeout: 1s\n",
+                "t.yaml:5:3: processor `batch/b`: exporter `otlp` (traces) is fed through batch processors `batch` and `batch/b` with different settings",
+            ),
+        ];
+        for (processors, want) in cases {
+            let got = batch_error(processors);
+            assert!(got.starts_with(want), "{processors}: {got}");
+        }
     }
 }

@@ -4,14 +4,15 @@
 //! settings changed, and swap the processor lists of the pipelines that changed.
 //!
 //! A reload is all or nothing: a config that does not load, or a changed processor that
-//! does not load, leaves everything as it was. Receivers, exporters and the pipelines' wiring
-//! are fixed at start; a reload that changes them is refused with the reason.
+//! does not load, leaves everything as it was. Receivers, exporters (their batching too, which
+//! batch processors set) and the pipelines' wiring are fixed at start; a reload that changes
+//! them is refused with the reason.
 
 use super::StartError;
 use crate::components::{Config, ConfigDiff, Snapshot};
 use crate::config::ComponentId;
 use crate::kubernetes;
-use crate::pipeline::{Pipeline, Processors};
+use crate::pipeline::{Pipeline, Processors, batch, memory_limiter};
 use crate::processors::wasm::{LoadError, Runtime};
 use crate::processors::{WasmProcessor, find_built_in};
 use crate::telemetry::events::{
@@ -90,8 +91,10 @@ fn load(
     let mut loaded = BTreeMap::new();
     for pipeline in config.service.pipelines.values() {
         for id in &pipeline.processors {
-            // The memory limiter is the host's, at the receivers (`pipeline::memory_limiter`).
-            if loaded.contains_key(id) || id.kind == crate::pipeline::memory_limiter::KIND {
+            // The memory limiter is the host's, at the receivers (`pipeline::memory_limiter`);
+            // a batch processor is the exporters' batching (`pipeline::batch`).
+            let host_own = [memory_limiter::KIND, batch::KIND].contains(&id.kind.as_str());
+            if loaded.contains_key(id) || host_own {
                 continue;
             }
             let failed = |message: String| {
@@ -225,6 +228,12 @@ impl Reloader {
         };
         let mut changed = false;
         if let Some(config) = config {
+            // What start would refuse (`Plan`), refused here with its own message rather than
+            // as a change that needs a restart.
+            if let Err(refused) = config.batching() {
+                let (id, message) = (refused.processor, refused.message);
+                return ReloadOutcome::Rejected(format!("processor `{id}`: {message}"));
+            }
             let snapshot = Snapshot::of(&config);
             let fixed = ConfigDiff::new(&current.snapshot, &snapshot).needs_restart();
             if !fixed.is_empty() {

@@ -30,6 +30,14 @@ impl Exporter for OtlpExporterConfig {
         Some(&self.sending_queue)
     }
 
+    fn own_batch(&self) -> Option<&'static str> {
+        match (&self.batch, &self.sending_queue.batch) {
+            (Some(_), _) => Some("batch"),
+            (None, Some(_)) => Some("sending_queue.batch"),
+            (None, None) => None,
+        }
+    }
+
     fn spec(
         &self,
         id: &str,
