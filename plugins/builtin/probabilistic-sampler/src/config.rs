@@ -89,14 +89,20 @@ impl Config {
     pub fn validate(&self) -> Result<(), String> {
         let pct = f64::from(self.sampling_percentage);
         if !pct.is_finite() {
-            return Err(format!("sampling_percentage: sampling rate is invalid: {pct}%"));
+            return Err(format!(
+                "sampling_percentage: sampling rate is invalid: {pct}%"
+            ));
         }
         let ratio = pct / 100.0;
         if ratio < 0.0 {
-            return Err(format!("sampling_percentage: sampling rate is negative: {pct}%"));
+            return Err(format!(
+                "sampling_percentage: sampling rate is negative: {pct}%"
+            ));
         }
         if ratio > 0.0 && ratio < MIN_PROBABILITY {
-            return Err(format!("sampling_percentage: sampling rate is too small: {pct}%"));
+            return Err(format!(
+                "sampling_percentage: sampling rate is too small: {pct}%"
+            ));
         }
         if !["", "traceID", "record"].contains(&self.attribute_source.as_str()) {
             return Err(format!(

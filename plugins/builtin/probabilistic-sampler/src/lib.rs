@@ -22,10 +22,10 @@ mod tracestate;
 
 use config::{Config, Sampler};
 use sampling::{Randomness, Threshold};
+use tracestate::TraceState;
 use trailhead_plugin::{
     Error, KeyValue, Level, LogBatch, Plugin, Signal, SpanBatch, TraceId, Value, string,
 };
-use tracestate::TraceState;
 
 /// The processor: one sampler per signal.
 pub struct ProbabilisticSampler {
@@ -339,8 +339,8 @@ impl ProbabilisticSampler {
                 from_attribute,
                 ..
             } => {
-                let mut rnd = (*trace_id && has_id)
-                    .then(|| Randomness::from_hash(&record.trace_id, *seed));
+                let mut rnd =
+                    (*trace_id && has_id).then(|| Randomness::from_hash(&record.trace_id, *seed));
                 if rnd.is_none() && !from_attribute.is_empty() {
                     let bytes = match &record.source {
                         Some(Value::Bytes(b)) => b.to_vec(),
@@ -378,9 +378,9 @@ impl ProbabilisticSampler {
                     }
                 } else {
                     Found {
-                        rnd: carrier
-                            .rv
-                            .or_else(|| has_id.then(|| Randomness::from_trace_id(&record.trace_id))),
+                        rnd: carrier.rv.or_else(|| {
+                            has_id.then(|| Randomness::from_trace_id(&record.trace_id))
+                        }),
                         carrier: Some(carrier),
                         failed: false,
                     }

@@ -26,7 +26,10 @@ fn thresholds_round_as_the_collector_does() {
     assert_eq!(t(1.0, 3), "0");
     assert_eq!(t(1.0 / 3.0, 14), "aaaaaaaaaaaaac");
     assert_eq!(t(1.0 - f64::from(0x0456_789a) / 2f64.powi(28), 6), "45678a");
-    assert_eq!(t(1.0 - f64::from(0x0456_789a) / 2f64.powi(40), 4), "0004568");
+    assert_eq!(
+        t(1.0 - f64::from(0x0456_789a) / 2f64.powi(40), 4),
+        "0004568"
+    );
     assert_eq!(t(0.25, 4), "c");
     assert!(probability_to_threshold(0.0, 4).is_none());
     assert!(probability_to_threshold(1.5, 4).is_none());
@@ -48,13 +51,48 @@ fn consistent_modes_write_the_collectors_trace_states() {
     let cases: &[(&str, Option<&str>, &str, Option<&str>)] = &[
         (r#""sampling_percentage":100"#, None, "", Some("ot=th:0")),
         (r#""sampling_percentage":50"#, None, "", Some("ot=th:8")),
-        (r#""sampling_percentage":25"#, Some("ddddddddddddddddddc0000000000000"), "", Some("ot=th:c")),
-        (r#""sampling_percentage":25"#, Some("ddddddddddddddddddb0000000000000"), "", None),
-        (r#""sampling_percentage":1,"sampling_precision":14"#, None, "ot=rv:FD70A3D70A3D71", Some("ot=rv:FD70A3D70A3D71;th:fd70a3d70a3d71")),
-        (r#""sampling_percentage":1,"sampling_precision":4"#, None, "ot=rv:FD70A3D70A3D71", Some("ot=rv:FD70A3D70A3D71;th:fd70a")),
-        (r#""sampling_percentage":1,"sampling_precision":3"#, None, "ot=rv:FD70A3D70A3D71", None),
-        (r#""sampling_percentage":100"#, None, "ot=rv:90000000000000;th:80000000000000", Some("ot=rv:90000000000000;th:8")),
-        (r#""sampling_percentage":100"#, None, "ot=rv:40000000000000;th:8", None),
+        (
+            r#""sampling_percentage":25"#,
+            Some("ddddddddddddddddddc0000000000000"),
+            "",
+            Some("ot=th:c"),
+        ),
+        (
+            r#""sampling_percentage":25"#,
+            Some("ddddddddddddddddddb0000000000000"),
+            "",
+            None,
+        ),
+        (
+            r#""sampling_percentage":1,"sampling_precision":14"#,
+            None,
+            "ot=rv:FD70A3D70A3D71",
+            Some("ot=rv:FD70A3D70A3D71;th:fd70a3d70a3d71"),
+        ),
+        (
+            r#""sampling_percentage":1,"sampling_precision":4"#,
+            None,
+            "ot=rv:FD70A3D70A3D71",
+            Some("ot=rv:FD70A3D70A3D71;th:fd70a"),
+        ),
+        (
+            r#""sampling_percentage":1,"sampling_precision":3"#,
+            None,
+            "ot=rv:FD70A3D70A3D71",
+            None,
+        ),
+        (
+            r#""sampling_percentage":100"#,
+            None,
+            "ot=rv:90000000000000;th:80000000000000",
+            Some("ot=rv:90000000000000;th:8"),
+        ),
+        (
+            r#""sampling_percentage":100"#,
+            None,
+            "ot=rv:40000000000000;th:8",
+            None,
+        ),
     ];
     for mode in ["equalizing", "proportional"] {
         for (config, id, state, want) in cases {
@@ -68,8 +106,14 @@ fn consistent_modes_write_the_collectors_trace_states() {
     let id = tid("ffffffffffffffffffffffffffffffff");
     let eq = sampler(r#"{"sampling_percentage":50,"mode":"equalizing"}"#);
     let prop = sampler(r#"{"sampling_percentage":50,"mode":"proportional"}"#);
-    assert_eq!(eq.decide_span(&id, "ot=th:8", Priority::Defer).as_deref(), Some("ot=th:8"));
-    assert_eq!(prop.decide_span(&id, "ot=th:8", Priority::Defer).as_deref(), Some("ot=th:c"));
+    assert_eq!(
+        eq.decide_span(&id, "ot=th:8", Priority::Defer).as_deref(),
+        Some("ot=th:8")
+    );
+    assert_eq!(
+        prop.decide_span(&id, "ot=th:8", Priority::Defer).as_deref(),
+        Some("ot=th:c")
+    );
 }
 
 // Invalid trace states fail closed by default, and fail open with `fail_closed: false`,
@@ -78,13 +122,24 @@ fn consistent_modes_write_the_collectors_trace_states() {
 fn invalid_trace_states_follow_fail_closed() {
     let id = tid("fefefefefefefefefe80000000000000");
     for mode in ["hash_seed", "equalizing", "proportional"] {
-        for state in ["ot=rv:abababababababab", "ot=th:abababababababab", "bad key=1"] {
+        for state in [
+            "ot=rv:abababababababab",
+            "ot=th:abababababababab",
+            "bad key=1",
+        ] {
             let closed = sampler(&format!(r#"{{"sampling_percentage":100,"mode":"{mode}"}}"#));
-            assert_eq!(closed.decide_span(&id, state, Priority::Defer), None, "{mode} {state}");
+            assert_eq!(
+                closed.decide_span(&id, state, Priority::Defer),
+                None,
+                "{mode} {state}"
+            );
             let open = sampler(&format!(
                 r#"{{"sampling_percentage":100,"mode":"{mode}","fail_closed":false}}"#
             ));
-            assert_eq!(open.decide_span(&id, state, Priority::Defer).as_deref(), Some(state));
+            assert_eq!(
+                open.decide_span(&id, state, Priority::Defer).as_deref(),
+                Some(state)
+            );
         }
     }
     // No trace ID: missing randomness.
@@ -105,7 +160,10 @@ fn hash_seed_mode_and_priority() {
     assert_eq!(s.decide_span(&id, "", Priority::Drop), None);
     let none = sampler(r#"{"sampling_percentage":0}"#);
     assert_eq!(none.decide_span(&id, "", Priority::Defer), None);
-    assert_eq!(none.decide_span(&id, "", Priority::Keep).as_deref(), Some("ot=th:0"));
+    assert_eq!(
+        none.decide_span(&id, "", Priority::Keep).as_deref(),
+        Some("ot=th:0")
+    );
     assert_eq!(span_priority(Some(Value::Str("1e400"))), Priority::Defer);
     assert_eq!(span_priority(Some(Value::Str("0.0"))), Priority::Drop);
     assert_eq!(span_priority(Some(Value::Double(2.0))), Priority::Keep);
@@ -115,9 +173,17 @@ fn spans_json(ids: &[&str]) -> String {
     let spans: Vec<String> = ids
         .iter()
         .enumerate()
-        .map(|(i, id)| format!(r#"{{"traceId":"{id}","spanId":"{:016x}","name":"s{i}"}}"#, i + 1))
+        .map(|(i, id)| {
+            format!(
+                r#"{{"traceId":"{id}","spanId":"{:016x}","name":"s{i}"}}"#,
+                i + 1
+            )
+        })
         .collect();
-    format!(r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{}]}}]}}]}}"#, spans.join(","))
+    format!(
+        r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{}]}}]}}]}}"#,
+        spans.join(",")
+    )
 }
 
 fn kept(ids: &[&str], config: &str) -> Vec<(String, String)> {
@@ -138,7 +204,12 @@ fn kept(ids: &[&str], config: &str) -> Vec<(String, String)> {
 #[test]
 fn a_trace_is_decided_once_across_batches() {
     let ids: Vec<String> = (0..400u32)
-        .map(|i| format!("{:032x}", u128::from(i).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835)))
+        .map(|i| {
+            format!(
+                "{:032x}",
+                u128::from(i).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835)
+            )
+        })
         .collect();
     let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
     for mode in ["hash_seed", "equalizing", "proportional"] {
@@ -167,7 +238,8 @@ fn log_records() {
         {"body":{"stringValue":"d"},"attributes":[{"key":"prio","value":{"intValue":"100"}},{"key":"id","value":{"stringValue":"x2"}}]}
     ]}]}]}"#;
     let mut logs = Logs::from_json(json).unwrap();
-    let mut s = sampler(r#"{"sampling_percentage":100,"from_attribute":"id","sampling_priority":"prio"}"#);
+    let mut s =
+        sampler(r#"{"sampling_percentage":100,"from_attribute":"id","sampling_priority":"prio"}"#);
     logs.run(&mut s).unwrap();
     let request = logs.request();
     let records = &request.resource_logs[0].scope_logs[0].log_records;

@@ -209,7 +209,9 @@ fn valid_w3c(input: &str) -> bool {
             return true;
         }
         match member.find('=') {
-            Some(eq) if eq >= 1 => valid_w3c_key(&member[..eq]) && valid_w3c_value(&member[eq + 1..]),
+            Some(eq) if eq >= 1 => {
+                valid_w3c_key(&member[..eq]) && valid_w3c_value(&member[eq + 1..])
+            }
             _ => false,
         }
     })
@@ -249,7 +251,8 @@ fn valid_otel(input: &str) -> bool {
     }
     input.split(';').all(|member| match member.find(':') {
         Some(colon) if colon >= 1 => {
-            let (key, value) = (member[..colon].as_bytes(), member[colon + 1..].as_bytes());
+            let (key, value) = member.as_bytes().split_at(colon);
+            let value = &value[1..];
             lc_alpha(key[0])
                 && key[1..].iter().all(|&c| lc_alnum(c))
                 && value

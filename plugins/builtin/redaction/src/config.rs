@@ -125,5 +125,8 @@ impl Config {
 }
 
 fn enabled(section: &Json) -> bool {
-    section.get("enabled").and_then(Json::as_bool).unwrap_or(false)
+    section
+        .get("enabled")
+        .and_then(Json::as_bool)
+        .unwrap_or(false)
 }

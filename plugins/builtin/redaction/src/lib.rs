@@ -133,12 +133,16 @@ fn decode(attrs: &[KeyValue]) -> Vec<(String, Raw)> {
         .collect()
 }
 
-/// Writes a redacted map back: its changed and new entries in place, or, when a key went
-/// (which reorders the collector's map), the whole map in its new order.
+/// Writes a redacted map back: its changed and new entries in place when that gives the
+/// collector's order (the original keys first, as they were, then the new ones), else the
+/// whole map in its new order (a removal moves pdata's last entry into the gap, and a summary
+/// key that was removed and written again goes to the end).
 fn write(b: &impl Batch, level: Level, i: u32, original: &[KeyValue], attrs: &[(String, Raw)]) {
-    let lost_key = original
-        .iter()
-        .any(|kv| !attrs.iter().any(|(k, _)| *k == kv.key));
+    let in_place = original.len() <= attrs.len()
+        && original
+            .iter()
+            .zip(attrs)
+            .all(|(kv, (key, _))| kv.key == *key);
     let all: Vec<KeyValue> = attrs
         .iter()
         .map(|(k, v)| KeyValue {
@@ -146,13 +150,7 @@ fn write(b: &impl Batch, level: Level, i: u32, original: &[KeyValue], attrs: &[(
             value: v.to_any(),
         })
         .collect();
-    if lost_key {
-        let keys: Vec<String> = original.iter().map(|kv| kv.key.clone()).collect();
-        b.remove_attrs(level, &[i], &keys);
-        if !all.is_empty() {
-            b.set_attrs(level, i, &all);
-        }
-    } else {
+    if in_place {
         let before = decode(original);
         let changed: Vec<KeyValue> = all
             .into_iter()
@@ -161,6 +159,12 @@ fn write(b: &impl Batch, level: Level, i: u32, original: &[KeyValue], attrs: &[(
             .map(|(kv, _)| kv)
             .collect();
         b.set_attrs(level, i, &changed);
+    } else {
+        let keys: Vec<String> = original.iter().map(|kv| kv.key.clone()).collect();
+        b.remove_attrs(level, &[i], &keys);
+        if !all.is_empty() {
+            b.set_attrs(level, i, &all);
+        }
     }
 }
 

@@ -2,8 +2,8 @@
 //! summaries it writes.
 
 use super::*;
-use trailhead_plugin::testing::{self, Logs, Metrics, Spans};
 use trailhead_plugin::testing::otlp::common::v1::{KeyValue as Kv, any_value};
+use trailhead_plugin::testing::{self, Logs, Metrics, Spans};
 
 fn redaction(config: &str) -> Redaction {
     testing::init(config).unwrap_or_else(|e| panic!("{config}: {e}"))
@@ -23,7 +23,9 @@ fn attrs(kvs: &[Kv]) -> Vec<(String, String)> {
 }
 
 fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
-    list.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    list.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 const SPAN: &str = r#"{"resourceSpans":[{"resource":{"attributes":[
@@ -71,12 +73,18 @@ fn redacts_spans_like_the_collector() {
     let event = &span.events[0];
     assert_eq!(
         attrs(&event.attributes),
-        pairs(&[("redaction.redacted.keys", "password"), ("redaction.redacted.count", "int:1")])
+        pairs(&[
+            ("redaction.redacted.keys", "password"),
+            ("redaction.redacted.count", "int:1")
+        ])
     );
     let resource = request.resource_spans[0].resource.as_ref().unwrap();
     assert_eq!(
         attrs(&resource.attributes),
-        pairs(&[("redaction.redacted.keys", "host.name"), ("redaction.redacted.count", "int:1")])
+        pairs(&[
+            ("redaction.redacted.keys", "host.name"),
+            ("redaction.redacted.count", "int:1")
+        ])
     );
 }
 
@@ -89,17 +97,28 @@ fn summaries_and_hashes() {
         .unwrap();
     let request = spans.request();
     let got = attrs(&request.resource_spans[0].scope_spans[0].spans[0].attributes);
-    assert!(got.contains(&("password".into(), "f3bbbd66a63d4bf1747940578ec3d0103530e21d".into())), "{got:?}");
+    assert!(
+        got.contains(&(
+            "password".into(),
+            "f3bbbd66a63d4bf1747940578ec3d0103530e21d".into()
+        )),
+        "{got:?}"
+    );
     assert!(got.contains(&("redaction.masked.count".into(), "int:1".into())));
     assert!(!got.iter().any(|(k, _)| k == "redaction.masked.keys"));
 
     let mut spans = Spans::from_json(SPAN).unwrap();
     spans
-        .run(&mut redaction(r#"{"allow_all_keys":true,"blocked_values":["hunter2"],"hash_function":"md5"}"#))
+        .run(&mut redaction(
+            r#"{"allow_all_keys":true,"blocked_values":["hunter2"],"hash_function":"md5"}"#,
+        ))
         .unwrap();
     let request = spans.request();
     let got = attrs(&request.resource_spans[0].scope_spans[0].spans[0].attributes);
-    assert!(got.contains(&("password".into(), "2ab96390c7dbe3439de74d0c9b0b1767".into())), "{got:?}");
+    assert!(
+        got.contains(&("password".into(), "2ab96390c7dbe3439de74d0c9b0b1767".into())),
+        "{got:?}"
+    );
     assert!(!got.iter().any(|(k, _)| k.starts_with("redaction.")));
 }
 
@@ -114,7 +133,8 @@ fn log_bodies() {
             {"key":"drop","value":{"stringValue":"x"}}]}}},
         {"body":{"stringValue":"card 4111111111111111"}}
     ]}]}]}"#;
-    let config = r#"{"allowed_keys":["user","name"],"blocked_values":["4[0-9]{15}"],"summary":"debug"}"#;
+    let config =
+        r#"{"allowed_keys":["user","name"],"blocked_values":["4[0-9]{15}"],"summary":"debug"}"#;
     let mut logs = Logs::from_json(json).unwrap();
     logs.run(&mut redaction(config)).unwrap();
     let request = logs.request();
@@ -129,10 +149,16 @@ fn log_bodies() {
         ])
     );
     let body = format!("{:?}", records[0].body);
-    assert!(body.contains("card ****") && !body.contains("\"p\"") && !body.contains("drop"), "{body}");
+    assert!(
+        body.contains("card ****") && !body.contains("\"p\"") && !body.contains("drop"),
+        "{body}"
+    );
     assert_eq!(
         attrs(&records[1].attributes),
-        pairs(&[("redaction.body.masked.keys", "body"), ("redaction.body.masked.count", "int:1")])
+        pairs(&[
+            ("redaction.body.masked.keys", "body"),
+            ("redaction.body.masked.count", "int:1")
+        ])
     );
 }
 
@@ -142,10 +168,13 @@ fn metric_points() {
     let json = r#"{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":"m","gauge":{"dataPoints":[
         {"asInt":"1","attributes":[{"key":"a","value":{"stringValue":"1"}},{"key":"b","value":{"stringValue":"2"}}]}]}}]}]}]}"#;
     let mut metrics = Metrics::from_json(json).unwrap();
-    metrics.run(&mut redaction(r#"{"allowed_keys":["a"],"summary":"info"}"#)).unwrap();
+    metrics
+        .run(&mut redaction(r#"{"allowed_keys":["a"],"summary":"info"}"#))
+        .unwrap();
     let request = metrics.request();
     let metric = &request.resource_metrics[0].scope_metrics[0].metrics[0];
-    let Some(trailhead_plugin::testing::otlp::metrics::v1::metric::Data::Gauge(g)) = &metric.data else {
+    let Some(trailhead_plugin::testing::otlp::metrics::v1::metric::Data::Gauge(g)) = &metric.data
+    else {
         panic!()
     };
     assert_eq!(
@@ -184,5 +213,8 @@ fn refusals() {
     assert!(err(r#"{"hash_function":"hmac-sha256","hmac_key":"short"}"#).starts_with("hmac_key"));
     assert!(err(r#"{"blocked_values":["("]}"#).starts_with("blocked_values[0]"));
     assert!(err(r#"{"allowed_key":["a"]}"#).contains("unknown field"));
-    testing::init::<Redaction>(r#"{"url_sanitizer":{"enabled":false},"db_sanitizer":{"sql":{"enabled":false}}}"#).unwrap();
+    testing::init::<Redaction>(
+        r#"{"url_sanitizer":{"enabled":false},"db_sanitizer":{"sql":{"enabled":false}}}"#,
+    )
+    .unwrap();
 }
