@@ -3,7 +3,15 @@
 use std::path::PathBuf;
 
 /// Processor types whose plugins ship with trailhead (found without a `plugin:` path).
-pub const BUILT_IN: &[&str] = &["k8sattributes", "filter", "attributes", "resource", "transform"];
+pub const BUILT_IN: &[&str] = &[
+    "k8sattributes",
+    "filter",
+    "attributes",
+    "resource",
+    "probabilistic_sampler",
+    "redaction",
+    "transform",
+];
 
 /// The collector's newer names for built-in processors (`alias`, `built-in`): an entry of the
 /// alias's type is that built-in in every respect (its plugin file, the Kubernetes cache's
@@ -38,16 +46,27 @@ pub fn built_in_dirs() -> Vec<PathBuf> {
     dirs
 }
 
+/// The file name of built-in plugin `kind`: crates are named with dashes and `make plugins`
+/// writes `probabilistic-sampler.wasm`, while the collector's type is `probabilistic_sampler`.
+pub fn file_name(kind: &str) -> String {
+    format!("{}.wasm", kind.replace('_', "-"))
+}
+
 /// The file of built-in plugin `kind`.
 pub fn find_built_in(kind: &str) -> Result<PathBuf, String> {
-    let dirs = built_in_dirs();
+    find_in(&built_in_dirs(), kind)
+}
+
+/// The file of built-in plugin `kind` in the first of `dirs` that has it.
+fn find_in(dirs: &[PathBuf], kind: &str) -> Result<PathBuf, String> {
+    let file = file_name(kind);
     dirs.iter()
-        .map(|d| d.join(format!("{kind}.wasm")))
+        .map(|d| d.join(&file))
         .find(|f| f.is_file())
         .ok_or_else(|| {
             let looked: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
             format!(
-                "the built-in `{kind}` plugin is not installed: no {kind}.wasm in {} (set TRAILHEAD_PLUGIN_DIR, or give a `plugin:` path)",
+                "the built-in `{kind}` plugin is not installed: no {file} in {} (set TRAILHEAD_PLUGIN_DIR, or give a `plugin:` path)",
                 looked.join(", ")
             )
         })
@@ -67,5 +86,23 @@ mod tests {
         assert_eq!(canonical("k8s_attributes"), "k8sattributes");
         assert_eq!(canonical("k8sattributes"), "k8sattributes");
         assert_eq!(canonical("transformx"), "transformx");
+    }
+
+    // A type with underscores is found under the file name with dashes that `make plugins`
+    // writes; other types keep their name.
+    #[test]
+    fn file_names_use_dashes() {
+        assert_eq!(
+            file_name("probabilistic_sampler"),
+            "probabilistic-sampler.wasm"
+        );
+        assert_eq!(file_name("redaction"), "redaction.wasm");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("probabilistic-sampler.wasm"), b"").unwrap();
+        let dirs = [dir.path().to_path_buf()];
+        let found = find_in(&dirs, "probabilistic_sampler").unwrap();
+        assert_eq!(found, dir.path().join("probabilistic-sampler.wasm"));
+        let missing = find_in(&dirs, "redaction").unwrap_err();
+        assert!(missing.contains("no redaction.wasm in"), "{missing}");
     }
 }
