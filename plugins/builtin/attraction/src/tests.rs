@@ -191,6 +191,9 @@ fn as_string_is_pdatas() {
     assert_eq!(go_float(0.0000001), "1e-7");
     assert_eq!(go_float(123456.5), "123456.5");
     assert_eq!(go_float(f64::INFINITY), "Infinity");
+    assert_eq!(crate::value::go_float_fixed(1e21), "1000000000000000000000");
+    assert_eq!(crate::value::go_float_fixed(1e-7), "0.0000001");
+    assert_eq!(crate::value::go_float_fixed(f64::NEG_INFINITY), "-Inf");
     assert_eq!(base64(b"hello"), "aGVsbG8=");
     let json: serde_json::Value =
         serde_json::from_str(r#"{"z":[1,2.5,"<a>"],"a":{"b":null,"c":true}}"#).unwrap();

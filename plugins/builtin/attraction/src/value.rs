@@ -168,9 +168,13 @@ fn sorted(entries: &[(String, Tree)]) -> Vec<(&String, &Tree)> {
 }
 
 /// `strconv.FormatFloat(f, 'f', -1, 64)`: the shortest decimal that reads back, never an
-/// exponent. Rust's `Display` for f64 is exactly that.
+/// exponent, which Rust's `Display` for f64 writes too; only infinities are spelt apart.
 pub fn go_float_fixed(f: f64) -> String {
-    f.to_string()
+    match f {
+        f64::INFINITY => "+Inf".into(),
+        f64::NEG_INFINITY => "-Inf".into(),
+        f => f.to_string(),
+    }
 }
 
 /// How pdata prints a double (`float64AsString`, the ES6 rules Go's JSON encoder uses):
