@@ -13,7 +13,7 @@ use std::rc::Rc;
 /// A supported editor, with the arguments that must be literals already checked.
 #[derive(Debug, Clone)]
 pub enum Editor {
-    /// `set(target, value)`: args `[value]`. A nil value leaves the target as it is.
+    /// `set(target, value)`: args `[value]`.
     Set,
     /// `delete_key(target, key)`: args `[key]`.
     DeleteKey,
@@ -146,14 +146,23 @@ impl Editor {
     ) -> Result<Option<Value<'static>>, String> {
         let arg = |i: usize| args.get(i).unwrap_or(&Value::Nil);
         Ok(match self {
-            Editor::Set => match arg(0) {
-                Value::Nil => None,
-                v => Some(v.clone().into_owned()),
-            },
+            // nil is set too (the collector's `ottl.set.allowNil`, on since v0.158.0): an
+            // attribute becomes an empty value, and typed fields ignore it.
+            Editor::Set => Some(arg(0).clone().into_owned()),
             Editor::DeleteKey => {
                 let map = as_map(target, "delete_key")?;
                 let key = as_string(arg(0), "delete_key's key")?;
-                changed(map, map.iter().filter(|(k, _)| k != key).cloned().collect())
+                // As pdata's `Map.Remove`: the last entry takes the removed one's place,
+                // which decides what a later `limit` keeps.
+                let Some(at) = map.iter().position(|(k, _)| k == key) else {
+                    return Ok(None);
+                };
+                let mut out = map.clone();
+                let last = out.pop();
+                if let Some(last) = last.filter(|_| at < out.len()) {
+                    out[at] = last;
+                }
+                Some(Value::Map(Rc::new(out)))
             }
             Editor::DeleteMatchingKeys(regex) => {
                 let map = as_map(target, "delete_matching_keys")?;
@@ -420,5 +429,51 @@ pub fn describe(v: &Value<'_>) -> String {
     match v {
         Value::Map(_) | Value::List(_) => json(v),
         other => format!("{other:?}"),
+    }
+}
+
+/// A map's value at `key`.
+pub fn get_value<'m>(map: &'m Map, key: &str) -> Option<&'m Value<'static>> {
+    get(map, key)
+}
+
+/// `value` with `keys` set to `new`, as OTTL's setters do: missing maps on the way are
+/// created (a missing list is created long enough for its index), anything else in the way
+/// is an error.
+pub fn set_in(value: Value<'static>, keys: &[crate::Key], new: Value<'static>) -> Result<Value<'static>, String> {
+    use crate::Key;
+    let Some((key, rest)) = keys.split_first() else {
+        return Ok(new);
+    };
+    match (value, key) {
+        (Value::Map(map), Key::Str(k)) => {
+            let mut map = Rc::unwrap_or_clone(map);
+            let inner = get(&map, k).cloned().unwrap_or(Value::Nil);
+            put(&mut map, k, set_in(inner, rest, new)?);
+            Ok(Value::Map(Rc::new(map)))
+        }
+        (Value::Nil, Key::Str(k)) => Ok(Value::Map(Rc::new(vec![(
+            k.clone(),
+            set_in(Value::Nil, rest, new)?,
+        )]))),
+        (Value::List(list), Key::Int(i)) => {
+            let mut list = Rc::unwrap_or_clone(list);
+            let slot = usize::try_from(*i)
+                .ok()
+                .filter(|i| *i < list.len())
+                .ok_or_else(|| format!("index {i} out of bounds"))?;
+            list[slot] = set_in(std::mem::replace(&mut list[slot], Value::Nil), rest, new)?;
+            Ok(Value::List(Rc::new(list)))
+        }
+        (Value::Nil, Key::Int(i)) => {
+            let len = usize::try_from(*i).map_err(|_| format!("index {i} out of bounds"))?;
+            let mut list = vec![Value::Nil; len];
+            list.push(set_in(Value::Nil, rest, new)?);
+            Ok(Value::List(Rc::new(list)))
+        }
+        (other, key) => Err(format!(
+            "{} does not support indexing ({key})",
+            other.kind()
+        )),
     }
 }

@@ -652,8 +652,8 @@ impl Config {
     /// Checks the processor's config, as the SDK deserialized it.
     pub fn from_json(json: &Json) -> Result<Config, String> {
         let object = json.as_object().ok_or("config: expected a map")?;
-        // The collector's default.
-        let mut mode = ErrorMode::Propagate;
+        // The transformprocessor's default (the filterprocessor's is `propagate`).
+        let mut mode = ErrorMode::Ignore;
         if let Some(value) = object.get("error_mode") {
             mode = error_mode(value, "error_mode")?;
         }

@@ -139,9 +139,18 @@ pub fn read<I: Io>(io: &I, field: &Field) -> Vec<Value<'static>> {
     }
 }
 
-/// Sets one attribute on entries, one host call per distinct value.
+/// Sets one attribute on entries, one host call per distinct value. Contract 0.2 has no
+/// empty value to write, so nil (which the collector writes as an empty value) removes it.
 pub fn write_attr<B: Batch>(b: &B, level: Level, key: &str, writes: &[(u32, Value<'static>)]) {
     let mut groups: Vec<(Vec<u8>, AnyValue, Vec<u32>)> = Vec::new();
+    let emptied: Vec<u32> = writes
+        .iter()
+        .filter(|(_, v)| matches!(v, Value::Nil))
+        .map(|(e, _)| *e)
+        .collect();
+    if !emptied.is_empty() {
+        b.remove_attrs(level, &emptied, &[key.to_string()]);
+    }
     for (entry, v) in writes {
         let Ok(any) = any_value(v) else { continue };
         let id = pb::encode_any(v).unwrap_or_default();
@@ -293,7 +302,8 @@ fn status_code(c: i64) -> StatusCode {
 /// Whether `v` is a value the collector's setter for `field` takes; the others it ignores.
 pub fn accepts(field: &Field, v: &Value<'_>) -> bool {
     match field {
-        Field::Attr(..) | Field::Body => !matches!(v, Value::Nil | Value::Time(_) | Value::Duration(_) | Value::Composite(_)),
+        Field::Attr(..) => !matches!(v, Value::Time(_) | Value::Duration(_) | Value::Composite(_)),
+        Field::Body => !matches!(v, Value::Nil | Value::Time(_) | Value::Duration(_) | Value::Composite(_)),
         Field::Attrs(_) => matches!(v, Value::Map(_)),
         Field::Kind => matches!(v, Value::Int(0..=5)),
         Field::StatusCode => matches!(v, Value::Int(0..=2)),

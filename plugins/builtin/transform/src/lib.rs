@@ -192,7 +192,21 @@ impl<'io, I: Io> Cache<'io, I> {
         match field {
             Field::Attr(level, key) => {
                 io::write_attr(b, *level, key, &out);
-                self.columns.remove(&Field::Attrs(*level));
+                // The maps keep pdata's order (a new key last), which `limit` depends on.
+                let maps = Field::Attrs(*level);
+                if let Some(old) = self.columns.get(&maps) {
+                    let mut maps_now = old.to_vec();
+                    for (entry, v) in &out {
+                        if let Some(Value::Map(m)) = maps_now.get_mut(*entry as usize) {
+                            let m = Rc::make_mut(m);
+                            match v {
+                                Value::Nil => m.retain(|(k, _)| k != key),
+                                v => trailhead_ottl::edit::put(m, key, v.clone()),
+                            }
+                        }
+                    }
+                    self.columns.insert(maps, maps_now.into());
+                }
             }
             Field::Attrs(level) => {
                 let with_old: Vec<(u32, Value<'static>, Value<'static>)> = out

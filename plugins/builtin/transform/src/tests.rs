@@ -371,3 +371,43 @@ fn asks_only_for_configured_signals() {
     let plugin = transform(r#"{"log_statements": ["set(log.body, \"x\")"]}"#);
     assert_eq!(plugin.signals(), [Signal::Logs]);
 }
+
+// The e2e flat list, natively. Under the default error_mode (ignore, as the collector's),
+// math on a missing attribute fails for that span's statement alone.
+#[test]
+fn flat_converters_and_the_default_error_mode() {
+    let config = serde_json::json!({"trace_statements": [
+        "set(span.attributes[\"upper\"], ToUpperCase(span.name))",
+        "set(span.attributes[\"lower\"], ConvertCase(span.name, \"lower\"))",
+        "set(span.attributes[\"svc\"], Concat([resource.attributes[\"service.name\"], span.name, span.attributes[\"missing\"]], \":\"))",
+        "set(span.attributes[\"nested\"][\"a\"][\"b\"], \"deep\")",
+        "set(span.attributes[\"hash\"], SHA256(span.name))",
+        "set(span.attributes[\"ns\"], Nanoseconds(Duration(\"1.5s\")))",
+        "set(span.attributes[\"int\"], Int(\"42\") * 2 - 1)",
+        "set(span.attributes[\"half\"], Double(span.attributes[\"n\"]) / 4)",
+        "set(span.attributes[\"len\"], Len(span.name))",
+        "set(span.attributes[\"sub\"], Substring(span.name, 0, 3)) where Len(span.name) >= 3",
+        "set(span.attributes[\"parts\"], Split(span.name, \" \"))",
+        "set(span.attributes[\"first\"], Split(span.name, \" \")[0])",
+        "set(span.attributes[\"is_str\"], IsString(span.attributes[\"n\"]))",
+        "set(span.attributes[\"n_str\"], String(span.attributes[\"n\"]))",
+        "set(span.attributes[\"matched\"], true) where IsMatch(span.name, \"^GET\")",
+        "replace_match(span.attributes[\"db\"], \"SELECT *\", \"query\")",
+        "replace_all_matches(span.attributes, \"*secret*\", \"***\")",
+        "delete_matching_keys(span.attributes, \"^tmp\\\\.\")",
+        "merge_maps(span.attributes, {\"n\": 100, \"added\": \"yes\"}, \"insert\")",
+        "set(span.attributes[\"flat\"], {\"a\": {\"b\": 1}, \"l\": [1, 2]})",
+        "flatten(span.attributes[\"flat\"], \"f\")",
+        "keep_matching_keys(span.attributes, \"^(?:[a-z]|f\\\\.)\")"
+    ]});
+    let mut spans = Spans::from_json(SPANS).expect("fixture");
+    spans.run(&mut transform(&config.to_string())).unwrap();
+    let out: serde_json::Value = serde_json::from_str(&spans.to_json()).unwrap();
+    let first = span(&out, 0, 0);
+    assert_eq!(attr(first, "svc"), Some(&serde_json::json!({"stringValue": "lessons:GET /users/42:<nil>"})));
+    assert_eq!(attr(first, "half"), Some(&serde_json::json!({"doubleValue": 1.75})));
+    assert_eq!(attr(first, "int"), Some(&serde_json::json!({"intValue": "83"})));
+    let second = span(&out, 0, 1);
+    assert_eq!(attr(second, "half"), None);
+    assert_eq!(attr(second, "upper"), Some(&serde_json::json!({"stringValue": "SELECT"})));
+}
