@@ -9,6 +9,7 @@ included), the same log bodies. Both plugins run as built-ins: no `plugin:` path
 """
 
 import base64
+import json
 import random
 import subprocess
 import time
@@ -19,9 +20,16 @@ import yaml
 from google.protobuf.json_format import MessageToDict
 
 from conftest import BINARY, free_port, gateway_config, run_collector
-from test_collector_interop import read_lines
 
 KEYS = {"traces": "resourceSpans", "metrics": "resourceMetrics", "logs": "resourceLogs"}
+
+
+def read_lines(path):
+    """The file exporter's lines: split on newlines only, since a value may hold U+2028, which
+    str.splitlines() would split on."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().split("\n") if line.strip()]
 
 
 def value(v):
@@ -155,6 +163,10 @@ SAMPLER_LOGS = [{"resourceLogs": [{"resource": {"attributes": kv({"service.name"
     + [log_record(2000 + i, LOG_TRACE_IDS[i], {"sampling.threshold": th}) for i, th in enumerate(["8", "c", "zz", "0"] * 5)]
     + [log_record(3000 + i, LOG_TRACE_IDS[i], {"sampling.randomness": "ffffffffffffff"}) for i in range(5)]
     + [log_record(4000 + i, LOG_TRACE_IDS[i], {"prio": p}) for i, p in enumerate([100, 0, 50.0, 1, "100"] * 4)]
+    # `from_attribute` values of every type, hashed by their string form (Go's AsString).
+    + [log_record(5000 + i, None, {"record.id": v}) for i, v in enumerate(
+        [n for n in range(40)] + [n / 7 for n in range(40)] + [1e21, 1.5e-7, -0.0, True, False, b"\x00\x01raw",
+         ["a", 1, 2.5, {"k": "v<&>"}], {"b": 1, "a": [True, None and 1 or "x"], "c": "quote\"\n\u2028"}, ""])]
 }]}]}]
 
 
@@ -179,8 +191,8 @@ def kept_records(requests_json):
     return sorted(out)
 
 
-def sampler_config(mode):
-    config = {"sampling_percentage": 25, "mode": mode, "from_attribute": "record.id", "sampling_priority": "prio"}
+def sampler_config(mode, percentage=25):
+    config = {"sampling_percentage": percentage, "mode": mode, "from_attribute": "record.id", "sampling_priority": "prio"}
     if mode == "hash_seed":
         config["hash_seed"] = 22
     return config
@@ -213,8 +225,28 @@ def test_sampler_matches_the_collector(sink, start_trailhead, tmp_path, mode):
     assert by_trace and all(len(names) == 2 for names in by_trace.values())
 
     expected, got = kept_records(theirs["logs"]), kept_records(mine["logs"])
-    assert 0 < len(expected) < 945
+    assert 0 < len(expected) < 945 + 89
     assert got == expected
+
+
+# Other percentages and precisions, where the collector's float32 scaling, rounding to a
+# precision and its limits show: the same spans and records kept, the same trace states.
+@pytest.mark.parametrize("mode, percentage, precision", [
+    ("hash_seed", 33.3, 4), ("hash_seed", 0.001, 4), ("proportional", 0.7, 2), ("equalizing", 61.8, 14),
+    ("proportional", 150, 4), ("equalizing", 0, 4),
+])
+def test_sampler_percentages_match_the_collector(sink, start_trailhead, tmp_path, mode, percentage, precision):
+    config = {**sampler_config(mode, percentage), "sampling_precision": precision, "fail_closed": percentage != 0.7}
+    theirs, mine, _ = run_both(tmp_path, sink, start_trailhead, {"probabilistic_sampler": config},
+                               {"traces": SAMPLER_TRACES, "logs": SAMPLER_LOGS})
+    expected, got = kept_spans(theirs["traces"]), kept_spans(mine["traces"])
+    assert got == expected
+    assert kept_records(mine["logs"]) == kept_records(theirs["logs"])
+    if percentage == 33.3:
+        assert len(expected) > 400
+    if percentage in (0, 0.001):
+        # Nothing is sampled but what `sampling.priority` forces.
+        assert expected and all(dict(span[3]).get("sampling.priority") for span in expected)
 
 
 # --- redaction ---------------------------------------------------------------------------------
