@@ -440,7 +440,11 @@ pub fn get_value<'m>(map: &'m Map, key: &str) -> Option<&'m Value<'static>> {
 /// `value` with `keys` set to `new`, as OTTL's setters do: missing maps on the way are
 /// created (a missing list is created long enough for its index), anything else in the way
 /// is an error.
-pub fn set_in(value: Value<'static>, keys: &[crate::Key], new: Value<'static>) -> Result<Value<'static>, String> {
+pub fn set_in(
+    value: Value<'static>,
+    keys: &[crate::Key],
+    new: Value<'static>,
+) -> Result<Value<'static>, String> {
     use crate::Key;
     let Some((key, rest)) = keys.split_first() else {
         return Ok(new);

@@ -99,7 +99,7 @@ impl<'a> Run<'_, 'a> {
                             Value::Str(s) => Cow::Borrowed(&**s),
                             Value::Nil => return Value::Bool(false),
                             other => match crate::func::string_like(other) {
-                                Ok(Some(s)) => s.into(),
+                                Ok(Some(s)) => s,
                                 Ok(None) => return Value::Bool(false),
                                 Err(e) => return self.fail(i, &format!("IsMatch: {e}")),
                             },

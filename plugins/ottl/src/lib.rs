@@ -26,7 +26,7 @@ pub mod pb;
 
 pub use edit::{Editor, Statement};
 pub use eval::{Columns, EvalError, Outcome, compare, eval_operand};
-pub use func::Func;
+pub use func::{Func, index};
 pub use parse::{ParseError, parse, parse_statement};
 use std::borrow::Cow;
 use std::rc::Rc;

@@ -18,8 +18,11 @@ fn varint(bytes: &[u8], at: &mut usize) -> Result<u64, String> {
     Err("varint too long".into())
 }
 
-/// The fields of one message: (number, wire type, varint or fixed value, bytes).
-fn fields(bytes: &[u8]) -> Result<Vec<(u64, u64, u64, &[u8])>, String> {
+/// One field of a message: its number, wire type, varint or fixed value, and bytes.
+type Field<'b> = (u64, u64, u64, &'b [u8]);
+
+/// The fields of one message.
+fn fields(bytes: &[u8]) -> Result<Vec<Field<'_>>, String> {
     let mut out = Vec::new();
     let mut at = 0;
     while at < bytes.len() {

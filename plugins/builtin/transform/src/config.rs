@@ -163,7 +163,9 @@ impl Context {
             Context::Span => {
                 "name, kind, status.code, status.message, trace_id, trace_id.string, span_id, span_id.string, parent_span_id, parent_span_id.string, trace_state, start_time_unix_nano, end_time_unix_nano, start_time, end_time, attributes, dropped_attributes_count, dropped_events_count, dropped_links_count"
             }
-            Context::SpanEvent => "name, time_unix_nano, time, attributes, dropped_attributes_count",
+            Context::SpanEvent => {
+                "name, time_unix_nano, time, attributes, dropped_attributes_count"
+            }
             Context::Log => {
                 "body, severity_number, severity_text, time_unix_nano, time, observed_time_unix_nano, observed_time, trace_id, trace_id.string, span_id, span_id.string, flags, event_name, attributes, dropped_attributes_count"
             }
@@ -193,23 +195,43 @@ pub enum Field {
     Kind,
     StatusCode,
     StatusMessage,
-    TraceId { hex: bool },
-    SpanId { hex: bool },
-    ParentSpanId { hex: bool },
+    TraceId {
+        hex: bool,
+    },
+    SpanId {
+        hex: bool,
+    },
+    ParentSpanId {
+        hex: bool,
+    },
     TraceState,
     /// `start_time_unix_nano` (an int), or `start_time` (a time) when `time`.
-    Start { time: bool },
-    End { time: bool },
+    Start {
+        time: bool,
+    },
+    End {
+        time: bool,
+    },
     DroppedEvents,
     DroppedLinks,
-    EventTime { time: bool },
+    EventTime {
+        time: bool,
+    },
     Body,
     SeverityNumber,
     SeverityText,
-    LogTime { time: bool },
-    ObservedTime { time: bool },
-    LogTraceId { hex: bool },
-    LogSpanId { hex: bool },
+    LogTime {
+        time: bool,
+    },
+    ObservedTime {
+        time: bool,
+    },
+    LogTraceId {
+        hex: bool,
+    },
+    LogSpanId {
+        hex: bool,
+    },
     LogFlags,
     EventName,
     MetricName,
@@ -220,8 +242,12 @@ pub enum Field {
     Monotonic,
     PointInt,
     PointDouble,
-    PointStart { time: bool },
-    PointTime { time: bool },
+    PointStart {
+        time: bool,
+    },
+    PointTime {
+        time: bool,
+    },
     PointCount,
     PointSum,
     PointFlags,
@@ -315,7 +341,9 @@ fn resolve(context: Context, path: &Path, explicit: bool) -> Result<Resolved, St
     let mut keys: Vec<Key> = path.key.iter().map(|k| Key::Str(k.clone())).collect();
     keys.extend(path.nested.iter().cloned());
     if dotted == "cache" {
-        return Err(format!("`{path}`: the transform context's `cache` is not supported"));
+        return Err(format!(
+            "`{path}`: the transform context's `cache` is not supported"
+        ));
     }
     let field = at.own_field(&dotted).ok_or_else(|| {
         format!(
@@ -418,9 +446,8 @@ fn infer(parsed: &Parsed, at: &str, signal: &str) -> Result<Context, String> {
             best = Some(context);
         }
     }
-    let context = best.ok_or_else(|| {
-        format!("{at}: cannot infer a context: no statement names a path")
-    })?;
+    let context =
+        best.ok_or_else(|| format!("{at}: cannot infer a context: no statement names a path"))?;
     if !allowed(signal).contains(&context) {
         return Err(format!(
             "{at}: the inferred context `{}` does not exist in {signal}",
@@ -518,7 +545,11 @@ fn check_parent_writes(context: Context, steps: &[Step]) -> Result<(), String> {
         }
         // The same constant for every entry, or an edit that changes nothing the second
         // time: only a read before the write can tell.
-        let literal = step.statement.args.iter().all(|a| matches!(a, Operand::Literal(_)));
+        let literal = step
+            .statement
+            .args
+            .iter()
+            .all(|a| matches!(a, Operand::Literal(_)));
         let idempotent = literal
             && matches!(
                 step.statement.editor,
@@ -557,14 +588,16 @@ fn level_name(level: Level) -> &'static str {
     }
 }
 
-fn parse_statements<'j>(list: &'j Json, at: &str) -> Result<Vec<(String, &'j str, Statement)>, String> {
+fn parse_statements<'j>(
+    list: &'j Json,
+    at: &str,
+) -> Result<Vec<(String, &'j str, Statement)>, String> {
     strings(list, at)?
         .into_iter()
         .enumerate()
         .map(|(i, text)| {
             let at = format!("{at}[{i}]");
-            let statement =
-                parse_statement(text).map_err(|e| format!("{at}: {e} in `{text}`"))?;
+            let statement = parse_statement(text).map_err(|e| format!("{at}: {e} in `{text}`"))?;
             Ok((at, text, statement))
         })
         .collect()
@@ -604,9 +637,9 @@ fn signal_blocks(value: &Json, signal: &str, mode: ErrorMode) -> Result<Vec<Bloc
     let mut blocks = Vec::new();
     for (i, item) in list.iter().enumerate() {
         let at = format!("{signal}[{i}]");
-        let object = item
-            .as_object()
-            .ok_or_else(|| format!("{at}: expected a statement or a {{context, statements}} block"))?;
+        let object = item.as_object().ok_or_else(|| {
+            format!("{at}: expected a statement or a {{context, statements}} block")
+        })?;
         let mut context = None;
         let mut block_mode = mode;
         let mut parsed = Parsed {
@@ -621,8 +654,12 @@ fn signal_blocks(value: &Json, signal: &str, mode: ErrorMode) -> Result<Vec<Bloc
                     let c = Context::from_name(&name)
                         .filter(|c| allowed(signal).contains(c) && name != "instrumentation_scope")
                         .ok_or_else(|| {
-                            let names: Vec<&str> = allowed(signal).iter().map(|c| c.name()).collect();
-                            format!("{here}: unknown context {value}; {signal} has {}", names.join(", "))
+                            let names: Vec<&str> =
+                                allowed(signal).iter().map(|c| c.name()).collect();
+                            format!(
+                                "{here}: unknown context {value}; {signal} has {}",
+                                names.join(", ")
+                            )
                         })?;
                     context = Some(c);
                 }
@@ -630,7 +667,9 @@ fn signal_blocks(value: &Json, signal: &str, mode: ErrorMode) -> Result<Vec<Bloc
                 "conditions" => parsed.conditions = parse_conditions(value, &here)?,
                 "error_mode" => block_mode = error_mode(value, &here)?,
                 "shared_cache" => {
-                    return Err(format!("{here}: the transform context's cache is not supported"));
+                    return Err(format!(
+                        "{here}: the transform context's cache is not supported"
+                    ));
                 }
                 _ => {
                     return Err(format!(

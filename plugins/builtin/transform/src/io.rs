@@ -6,8 +6,8 @@ use crate::config::Field;
 use std::rc::Rc;
 use trailhead_ottl::{Map, Value, pb};
 use trailhead_plugin::{
-    AnyValue, Batch, Level, LogBatch, MetricBatch, SpanBatch, SpanKind, StatusCode,
-    StringColumn, ValueColumn, ValueKind,
+    AnyValue, Batch, Level, LogBatch, MetricBatch, SpanBatch, SpanKind, StatusCode, StringColumn,
+    ValueColumn, ValueKind,
 };
 
 /// A signal's batch, as the transform reads and writes it.
@@ -20,7 +20,13 @@ pub trait Io {
     /// Writes a field of the signal's own. `values` are checked to be of the field's type;
     /// `companion` is the current value of the field written alongside (a span's status
     /// message when its code is set, a record's severity text when its number is).
-    fn write_own(&self, field: &Field, entries: &[u32], values: &[Value<'static>], companion: &[Value<'static>]);
+    fn write_own(
+        &self,
+        field: &Field,
+        entries: &[u32],
+        values: &[Value<'static>],
+        companion: &[Value<'static>],
+    );
 }
 
 /// The field written together with `field` by the same host call.
@@ -59,7 +65,12 @@ fn ids(packed: Vec<u8>, width: usize, hex: bool) -> Vec<Value<'static>> {
         .chunks_exact(width)
         .map(|id| {
             if hex {
-                Value::Str(id.iter().map(|b| format!("{b:02x}")).collect::<String>().into())
+                Value::Str(
+                    id.iter()
+                        .map(|b| format!("{b:02x}"))
+                        .collect::<String>()
+                        .into(),
+                )
             } else {
                 Value::Bytes(id.to_vec().into())
             }
@@ -129,7 +140,9 @@ pub fn read<I: Io>(io: &I, field: &Field) -> Vec<Value<'static>> {
                 Value::Map(Rc::new(map))
             })
             .collect(),
-        Field::DroppedAttrs(level) => ints(b.dropped_attrs_counts(*level).into_iter().map(i64::from)),
+        Field::DroppedAttrs(level) => {
+            ints(b.dropped_attrs_counts(*level).into_iter().map(i64::from))
+        }
         Field::SchemaUrl(level) => strings(b.schema_urls(*level)),
         Field::ScopeName => strings(b.scope_names()),
         Field::ScopeVersion => strings(b.scope_versions()),
@@ -165,7 +178,11 @@ pub fn write_attr<B: Batch>(b: &B, level: Level, key: &str, writes: &[(u32, Valu
 }
 
 /// Replaces entries' attribute maps: removes the keys that went, sets the ones that changed.
-pub fn write_attrs<B: Batch>(b: &B, level: Level, writes: &[(u32, Value<'static>, Value<'static>)]) {
+pub fn write_attrs<B: Batch>(
+    b: &B,
+    level: Level,
+    writes: &[(u32, Value<'static>, Value<'static>)],
+) {
     for (entry, old, new) in writes {
         let (Value::Map(old), Value::Map(new)) = (old, new) else {
             continue;
@@ -190,7 +207,10 @@ pub fn write_attrs<B: Batch>(b: &B, level: Level, writes: &[(u32, Value<'static>
 }
 
 /// Groups entries by a key, for host writes that take one value for many entries.
-fn grouped<K: PartialEq + Clone>(entries: &[u32], keys: impl Iterator<Item = K>) -> Vec<(K, Vec<u32>)> {
+fn grouped<K: PartialEq + Clone>(
+    entries: &[u32],
+    keys: impl Iterator<Item = K>,
+) -> Vec<(K, Vec<u32>)> {
     let mut groups: Vec<(K, Vec<u32>)> = Vec::new();
     for (entry, key) in entries.iter().zip(keys) {
         match groups.iter_mut().find(|(k, _)| *k == key) {
@@ -248,17 +268,25 @@ impl<B: SpanBatch> Io for Spans<'_, B> {
         })
     }
 
-    fn write_own(&self, field: &Field, entries: &[u32], values: &[Value<'static>], companion: &[Value<'static>]) {
+    fn write_own(
+        &self,
+        field: &Field,
+        entries: &[u32],
+        values: &[Value<'static>],
+        companion: &[Value<'static>],
+    ) {
         let b = self.0;
         match field {
             Field::Name(level) => b.set_names(*level, entries, &texts(values)),
             Field::TraceState => b.set_trace_states(Level::Item, entries, &texts(values)),
-            Field::Start { .. } => {
-                b.set_start_times(entries, &values.iter().map(|v| int(v) as u64).collect::<Vec<_>>())
-            }
-            Field::End { .. } => {
-                b.set_end_times(entries, &values.iter().map(|v| int(v) as u64).collect::<Vec<_>>())
-            }
+            Field::Start { .. } => b.set_start_times(
+                entries,
+                &values.iter().map(|v| int(v) as u64).collect::<Vec<_>>(),
+            ),
+            Field::End { .. } => b.set_end_times(
+                entries,
+                &values.iter().map(|v| int(v) as u64).collect::<Vec<_>>(),
+            ),
             Field::Kind => {
                 let kinds: Vec<SpanKind> = values.iter().map(|v| span_kind(int(v))).collect();
                 b.set_kinds(entries, &kinds);
@@ -303,12 +331,17 @@ fn status_code(c: i64) -> StatusCode {
 pub fn accepts(field: &Field, v: &Value<'_>) -> bool {
     match field {
         Field::Attr(..) => !matches!(v, Value::Time(_) | Value::Duration(_) | Value::Composite(_)),
-        Field::Body => !matches!(v, Value::Nil | Value::Time(_) | Value::Duration(_) | Value::Composite(_)),
+        Field::Body => !matches!(
+            v,
+            Value::Nil | Value::Time(_) | Value::Duration(_) | Value::Composite(_)
+        ),
         Field::Attrs(_) => matches!(v, Value::Map(_)),
         Field::Kind => matches!(v, Value::Int(0..=5)),
         Field::StatusCode => matches!(v, Value::Int(0..=2)),
         Field::SeverityNumber => matches!(v, Value::Int(i) if i32::try_from(*i).is_ok()),
-        Field::Start { .. } | Field::End { .. } | Field::LogTime { .. } => matches!(v, Value::Int(_)),
+        Field::Start { .. } | Field::End { .. } | Field::LogTime { .. } => {
+            matches!(v, Value::Int(_))
+        }
         _ => matches!(v, Value::Str(_)),
     }
 }
@@ -338,18 +371,26 @@ impl<B: LogBatch> Io for Logs<'_, B> {
         })
     }
 
-    fn write_own(&self, field: &Field, entries: &[u32], values: &[Value<'static>], companion: &[Value<'static>]) {
+    fn write_own(
+        &self,
+        field: &Field,
+        entries: &[u32],
+        values: &[Value<'static>],
+        companion: &[Value<'static>],
+    ) {
         let b = self.0;
         match field {
             Field::Body => {
-                let bodies: Vec<AnyValue> = values.iter().filter_map(|v| any_value(v).ok()).collect();
+                let bodies: Vec<AnyValue> =
+                    values.iter().filter_map(|v| any_value(v).ok()).collect();
                 if bodies.len() == entries.len() {
                     b.set_bodies(entries, &bodies);
                 }
             }
-            Field::LogTime { .. } => {
-                b.set_times(entries, &values.iter().map(|v| int(v) as u64).collect::<Vec<_>>())
-            }
+            Field::LogTime { .. } => b.set_times(
+                entries,
+                &values.iter().map(|v| int(v) as u64).collect::<Vec<_>>(),
+            ),
             Field::SeverityNumber => {
                 let pairs = values.iter().zip(companion).map(|(n, t)| (int(n), text(t)));
                 for ((number, text), e) in grouped(entries, pairs) {
@@ -389,11 +430,23 @@ impl<B: MetricBatch> Io for Metrics<'_, B> {
             Field::Monotonic => b.monotonic().into_iter().map(Value::Bool).collect(),
             Field::PointInt => point_values()
                 .into_iter()
-                .map(|v| if let Value::Int(i) = v { Value::Int(i) } else { Value::Int(0) })
+                .map(|v| {
+                    if let Value::Int(i) = v {
+                        Value::Int(i)
+                    } else {
+                        Value::Int(0)
+                    }
+                })
                 .collect(),
             Field::PointDouble => point_values()
                 .into_iter()
-                .map(|v| if let Value::Double(d) = v { Value::Double(d) } else { Value::Double(0.0) })
+                .map(|v| {
+                    if let Value::Double(d) = v {
+                        Value::Double(d)
+                    } else {
+                        Value::Double(0.0)
+                    }
+                })
                 .collect(),
             Field::PointStart { time } => times(b.start_times(), *time),
             Field::PointTime { time } => times(b.times(Level::Point), *time),
@@ -408,7 +461,13 @@ impl<B: MetricBatch> Io for Metrics<'_, B> {
         })
     }
 
-    fn write_own(&self, field: &Field, entries: &[u32], values: &[Value<'static>], _: &[Value<'static>]) {
+    fn write_own(
+        &self,
+        field: &Field,
+        entries: &[u32],
+        values: &[Value<'static>],
+        _: &[Value<'static>],
+    ) {
         let b = self.0;
         match field {
             Field::MetricName => b.set_names(entries, &texts(values)),

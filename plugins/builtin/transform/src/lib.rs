@@ -29,7 +29,9 @@ use io::{Io, Logs, Metrics, Spans};
 use std::collections::HashMap;
 use std::rc::Rc;
 use trailhead_ottl::{Columns, EvalError, Path, Value, edit::set_in, eval_operand};
-use trailhead_plugin::{Batch, Error, Level, LogBatch, MetricBatch, Plugin, Signal, SpanBatch, host};
+use trailhead_plugin::{
+    Batch, Error, Level, LogBatch, MetricBatch, Plugin, Signal, SpanBatch, host,
+};
 
 /// The processor: its checked statements, kept for the instance's life.
 pub struct Transform {
@@ -64,15 +66,24 @@ impl Plugin for Transform {
     }
 
     fn process_spans(&mut self, b: &impl SpanBatch) -> Result<(), Error> {
-        self.config.traces.iter().try_for_each(|block| run(&Spans(b), block))
+        self.config
+            .traces
+            .iter()
+            .try_for_each(|block| run(&Spans(b), block))
     }
 
     fn process_logs(&mut self, b: &impl LogBatch) -> Result<(), Error> {
-        self.config.logs.iter().try_for_each(|block| run(&Logs(b), block))
+        self.config
+            .logs
+            .iter()
+            .try_for_each(|block| run(&Logs(b), block))
     }
 
     fn process_metrics(&mut self, b: &impl MetricBatch) -> Result<(), Error> {
-        self.config.metrics.iter().try_for_each(|block| run(&Metrics(b), block))
+        self.config
+            .metrics
+            .iter()
+            .try_for_each(|block| run(&Metrics(b), block))
     }
 }
 
@@ -291,7 +302,10 @@ fn run<I: Io>(io: &I, block: &Block) -> Result<(), Error> {
     // The block's conditions: its statements run where any holds.
     let mut active = vec![block.conditions.is_empty(); len];
     for (text, expr, paths) in &block.conditions {
-        let outcome = expr.eval(&mut View { cache: &mut cache, paths });
+        let outcome = expr.eval(&mut View {
+            cache: &mut cache,
+            paths,
+        });
         report(&outcome.errors, mode, text, what)?;
         for (a, m) in active.iter_mut().zip(outcome.matched) {
             *a |= m;
@@ -301,7 +315,10 @@ fn run<I: Io>(io: &I, block: &Block) -> Result<(), Error> {
         let statement = &step.statement;
         let mut matched = active.clone();
         if let Some(condition) = &statement.condition {
-            let outcome = condition.eval(&mut View { cache: &mut cache, paths: &step.paths });
+            let outcome = condition.eval(&mut View {
+                cache: &mut cache,
+                paths: &step.paths,
+            });
             report(&outcome.errors, mode, &step.text, what)?;
             for (m, hit) in matched.iter_mut().zip(outcome.matched) {
                 *m &= hit;
@@ -313,8 +330,14 @@ fn run<I: Io>(io: &I, block: &Block) -> Result<(), Error> {
         let mut errors = Vec::new();
         let mut args = Vec::with_capacity(statement.args.len());
         for arg in &statement.args {
-            let (values, failed) =
-                eval_operand(arg, &mut View { cache: &mut cache, paths: &step.paths }, Some(&matched));
+            let (values, failed) = eval_operand(
+                arg,
+                &mut View {
+                    cache: &mut cache,
+                    paths: &step.paths,
+                },
+                Some(&matched),
+            );
             for e in &failed {
                 matched[e.item] = false;
             }

@@ -40,11 +40,13 @@ const SPANS: &str = r#"{"resourceSpans": [
 /// The spans after `config`, as OTLP JSON values.
 fn spans_after(config: &str) -> serde_json::Value {
     let mut spans = Spans::from_json(SPANS).expect("fixture");
-    spans.run(&mut transform(config)).expect("process_spans returns Ok");
+    spans
+        .run(&mut transform(config))
+        .expect("process_spans returns Ok");
     serde_json::from_str(&spans.to_json()).expect("json")
 }
 
-fn span<'v>(out: &'v serde_json::Value, r: usize, s: usize) -> &'v serde_json::Value {
+fn span(out: &serde_json::Value, r: usize, s: usize) -> &serde_json::Value {
     &out["resourceSpans"][r]["scopeSpans"][0]["spans"][s]
 }
 
@@ -60,7 +62,11 @@ fn attr<'v>(entity: &'v serde_json::Value, key: &str) -> Option<&'v serde_json::
 fn keys(entity: &serde_json::Value) -> Vec<String> {
     entity["attributes"]
         .as_array()
-        .map(|a| a.iter().map(|kv| kv["key"].as_str().unwrap_or("").to_string()).collect())
+        .map(|a| {
+            a.iter()
+                .map(|kv| kv["key"].as_str().unwrap_or("").to_string())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -82,13 +88,28 @@ fn typical_gateway_span_statements() {
     );
     let first = span(&out, 0, 0);
     assert_eq!(first["name"], "GET /users/{id}");
-    assert_eq!(attr(first, "env"), Some(&serde_json::json!({"stringValue": "prod"})));
+    assert_eq!(
+        attr(first, "env"),
+        Some(&serde_json::json!({"stringValue": "prod"}))
+    );
     assert_eq!(attr(first, "password"), None);
     // Truncated after the replacement: strings only, the int is left alone.
-    assert_eq!(attr(first, "http.url"), Some(&serde_json::json!({"stringValue": "http"})));
-    assert_eq!(attr(first, "long"), Some(&serde_json::json!({"stringValue": "abcd"})));
-    assert_eq!(attr(first, "n"), Some(&serde_json::json!({"intValue": "7"})));
-    assert_eq!(attr(first, "duration_ns"), Some(&serde_json::json!({"intValue": "250000"})));
+    assert_eq!(
+        attr(first, "http.url"),
+        Some(&serde_json::json!({"stringValue": "http"}))
+    );
+    assert_eq!(
+        attr(first, "long"),
+        Some(&serde_json::json!({"stringValue": "abcd"}))
+    );
+    assert_eq!(
+        attr(first, "n"),
+        Some(&serde_json::json!({"intValue": "7"}))
+    );
+    assert_eq!(
+        attr(first, "duration_ns"),
+        Some(&serde_json::json!({"intValue": "250000"}))
+    );
     assert_eq!(first["status"]["code"], 2);
     assert_eq!(first["status"]["message"], "slow");
     // The second span keeps its own status message; the third is in another resource.
@@ -117,9 +138,15 @@ fn flat_statements_infer_their_context() {
             "keep_keys(span.attributes, [\"service\", \"n\"])"]}"#,
     );
     assert_eq!(keys(span(&out, 0, 0)), ["n", "service"]);
-    assert_eq!(attr(span(&out, 1, 0), "service"), Some(&serde_json::json!({"stringValue": "other"})));
+    assert_eq!(
+        attr(span(&out, 1, 0), "service"),
+        Some(&serde_json::json!({"stringValue": "other"}))
+    );
     let resource = &out["resourceSpans"][1]["resource"];
-    assert_eq!(attr(resource, "deployment.environment"), Some(&serde_json::json!({"stringValue": "prod"})));
+    assert_eq!(
+        attr(resource, "deployment.environment"),
+        Some(&serde_json::json!({"stringValue": "prod"}))
+    );
 }
 
 // Resource and scope contexts, and a block's conditions (any of them) gating its statements.
@@ -135,7 +162,10 @@ fn resource_context_and_block_conditions() {
     assert_eq!(keys(&out["resourceSpans"][1]["resource"]), ["team"]);
     assert_eq!(keys(&out["resourceSpans"][0]["resource"]).len(), 2);
     assert_eq!(attr(span(&out, 0, 0), "picked"), None);
-    assert_eq!(attr(span(&out, 0, 1), "picked"), Some(&serde_json::json!({"boolValue": true})));
+    assert_eq!(
+        attr(span(&out, 0, 1), "picked"),
+        Some(&serde_json::json!({"boolValue": true}))
+    );
     assert_eq!(span(&out, 0, 1)["kind"], 2);
     assert_eq!(span(&out, 1, 0)["kind"], 2);
 }
@@ -160,27 +190,57 @@ fn span_events_nested_maps_and_converters() {
               "set(attributes[\"ns\"], Nanoseconds(Duration(\"1m30s\")))"]}]}"#,
     );
     let event = &span(&out, 0, 0)["events"][0];
-    assert_eq!(attr(event, "span"), Some(&serde_json::json!({"stringValue": "GET /users/42/retry/2"})));
+    assert_eq!(
+        attr(event, "span"),
+        Some(&serde_json::json!({"stringValue": "GET /users/42/retry/2"}))
+    );
     assert_eq!(
         attr(event, "m"),
-        Some(&serde_json::json!({"kvlistValue": {"values": [{"key": "a", "value": {"kvlistValue": {"values": [{"key": "b", "value": {"stringValue": "RETRY"}}]}}}]}}))
+        Some(
+            &serde_json::json!({"kvlistValue": {"values": [{"key": "a", "value": {"kvlistValue": {"values": [{"key": "b", "value": {"stringValue": "RETRY"}}]}}}]}})
+        )
     );
     assert_eq!(
         attr(event, "parts"),
-        Some(&serde_json::json!({"arrayValue": {"values": [{"stringValue": "GET"}, {"stringValue": "/users/42"}]}}))
+        Some(
+            &serde_json::json!({"arrayValue": {"values": [{"stringValue": "GET"}, {"stringValue": "/users/42"}]}})
+        )
     );
-    assert_eq!(attr(event, "second"), Some(&serde_json::json!({"stringValue": "/users/42"})));
+    assert_eq!(
+        attr(event, "second"),
+        Some(&serde_json::json!({"stringValue": "/users/42"}))
+    );
     assert_eq!(
         attr(event, "hash"),
-        Some(&serde_json::json!({"stringValue": "ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb"}))
+        Some(
+            &serde_json::json!({"stringValue": "ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb"})
+        )
     );
     let first = span(&out, 0, 0);
-    assert_eq!(attr(first, "len"), Some(&serde_json::json!({"intValue": "13"})));
-    assert_eq!(attr(first, "id"), Some(&serde_json::json!({"stringValue": "5b8efff798038103d269b633813fc60c"})));
-    assert_eq!(attr(first, "sub"), Some(&serde_json::json!({"stringValue": "GET"})));
-    assert_eq!(attr(first, "i"), Some(&serde_json::json!({"doubleValue": 24.5})));
-    assert_eq!(attr(first, "snake"), Some(&serde_json::json!({"stringValue": "hello_world"})));
-    assert_eq!(attr(first, "ns"), Some(&serde_json::json!({"intValue": "90000000000"})));
+    assert_eq!(
+        attr(first, "len"),
+        Some(&serde_json::json!({"intValue": "13"}))
+    );
+    assert_eq!(
+        attr(first, "id"),
+        Some(&serde_json::json!({"stringValue": "5b8efff798038103d269b633813fc60c"}))
+    );
+    assert_eq!(
+        attr(first, "sub"),
+        Some(&serde_json::json!({"stringValue": "GET"}))
+    );
+    assert_eq!(
+        attr(first, "i"),
+        Some(&serde_json::json!({"doubleValue": 24.5}))
+    );
+    assert_eq!(
+        attr(first, "snake"),
+        Some(&serde_json::json!({"stringValue": "hello_world"}))
+    );
+    assert_eq!(
+        attr(first, "ns"),
+        Some(&serde_json::json!({"intValue": "90000000000"}))
+    );
 }
 
 // Map editors: matching keys, merge, flatten, replace_all_*.
@@ -200,13 +260,31 @@ fn map_editors() {
     );
     let first = span(&out, 0, 0);
     assert_eq!(first["name"], "get");
-    assert_eq!(attr(first, "h.url"), Some(&serde_json::json!({"stringValue": "https://x/users/N?token=secret"})));
-    assert_eq!(attr(first, "n"), Some(&serde_json::json!({"intValue": "7"})));
-    assert_eq!(attr(first, "new"), Some(&serde_json::json!({"stringValue": "x"})));
-    assert_eq!(attr(first, "nest.a.b"), Some(&serde_json::json!({"intValue": "1"})));
-    assert_eq!(attr(first, "nest.l.1"), Some(&serde_json::json!({"intValue": "2"})));
+    assert_eq!(
+        attr(first, "h.url"),
+        Some(&serde_json::json!({"stringValue": "https://x/users/N?token=secret"}))
+    );
+    assert_eq!(
+        attr(first, "n"),
+        Some(&serde_json::json!({"intValue": "7"}))
+    );
+    assert_eq!(
+        attr(first, "new"),
+        Some(&serde_json::json!({"stringValue": "x"}))
+    );
+    assert_eq!(
+        attr(first, "nest.a.b"),
+        Some(&serde_json::json!({"intValue": "1"}))
+    );
+    assert_eq!(
+        attr(first, "nest.l.1"),
+        Some(&serde_json::json!({"intValue": "2"}))
+    );
     assert_eq!(attr(first, "password"), None);
-    assert_eq!(attr(span(&out, 0, 1), "db.statement"), Some(&serde_json::json!({"stringValue": "<sql>"})));
+    assert_eq!(
+        attr(span(&out, 0, 1), "db.statement"),
+        Some(&serde_json::json!({"stringValue": "<sql>"}))
+    );
 }
 
 const LOGS: &str = r#"{"resourceLogs": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "auth"}}]},
@@ -238,9 +316,15 @@ fn log_statements() {
             "set(body, \"dropped\") where IsMatch(body, \"^plain$\")"]}]}"#,
     )
     .unwrap();
-    assert_eq!(record(&out, 0)["body"]["stringValue"], "user password=*** logged in");
+    assert_eq!(
+        record(&out, 0)["body"]["stringValue"],
+        "user password=*** logged in"
+    );
     assert_eq!(record(&out, 0)["severityText"], "INFO");
-    assert_eq!(attr(record(&out, 1), "msg"), Some(&serde_json::json!({"stringValue": "boom"})));
+    assert_eq!(
+        attr(record(&out, 1), "msg"),
+        Some(&serde_json::json!({"stringValue": "boom"}))
+    );
     assert_eq!(record(&out, 1)["severityText"], "ERROR");
     assert_eq!(record(&out, 1)["severityNumber"], 17);
     assert_eq!(record(&out, 2)["severityNumber"], 13);
@@ -252,18 +336,31 @@ fn log_statements() {
 // (nothing changes), and skips that record's statement under ignore.
 #[test]
 fn error_modes() {
-    let statements = r#"["set(attributes[\"a\"], \"x\")", "set(attributes[\"s\"], Substring(body, 0, 6))"]"#;
-    let propagate = format!(r#"{{"error_mode": "propagate", "log_statements": [{{"context": "log", "statements": {statements}}}]}}"#);
+    let statements =
+        r#"["set(attributes[\"a\"], \"x\")", "set(attributes[\"s\"], Substring(body, 0, 6))"]"#;
+    let propagate = format!(
+        r#"{{"error_mode": "propagate", "log_statements": [{{"context": "log", "statements": {statements}}}]}}"#
+    );
     let error = logs_after(&propagate).unwrap_err();
     assert!(error.contains("Substring"), "{error}");
-    let ignore = format!(r#"{{"error_mode": "ignore", "log_statements": [{{"context": "log", "statements": {statements}}}]}}"#);
+    let ignore = format!(
+        r#"{{"error_mode": "ignore", "log_statements": [{{"context": "log", "statements": {statements}}}]}}"#
+    );
     let out = logs_after(&ignore).unwrap();
-    assert_eq!(attr(record(&out, 0), "s"), Some(&serde_json::json!({"stringValue": "user p"})));
+    assert_eq!(
+        attr(record(&out, 0), "s"),
+        Some(&serde_json::json!({"stringValue": "user p"}))
+    );
     assert_eq!(attr(record(&out, 1), "s"), None);
     assert_eq!(attr(record(&out, 2), "s"), None);
-    assert_eq!(attr(record(&out, 2), "a"), Some(&serde_json::json!({"stringValue": "x"})));
+    assert_eq!(
+        attr(record(&out, 2), "a"),
+        Some(&serde_json::json!({"stringValue": "x"}))
+    );
     // A block's own error_mode wins over the processor's.
-    let block = format!(r#"{{"error_mode": "propagate", "log_statements": [{{"context": "log", "error_mode": "silent", "statements": {statements}}}]}}"#);
+    let block = format!(
+        r#"{{"error_mode": "propagate", "log_statements": [{{"context": "log", "error_mode": "silent", "statements": {statements}}}]}}"#
+    );
     assert!(logs_after(&block).is_ok());
 }
 
@@ -286,8 +383,14 @@ fn metric_statements() {
     assert_eq!(metric["unit"], "s");
     assert_eq!(metric["description"], "d");
     let points = &metric["sum"]["dataPoints"];
-    assert_eq!(attr(&points[0], "metric"), Some(&serde_json::json!({"stringValue": "http.server.duration_ms"})));
-    assert_eq!(attr(&points[1], "big"), Some(&serde_json::json!({"intValue": "9"})));
+    assert_eq!(
+        attr(&points[0], "metric"),
+        Some(&serde_json::json!({"stringValue": "http.server.duration_ms"}))
+    );
+    assert_eq!(
+        attr(&points[1], "big"),
+        Some(&serde_json::json!({"intValue": "9"}))
+    );
     assert_eq!(attr(&points[0], "big"), None);
 }
 
@@ -347,12 +450,18 @@ fn unsupported_config_is_refused_with_its_position() {
             r#"{"trace_statements": [{"context": "span", "statements": ["set(cache[\"a\"], 1)"]}]}"#,
             "the transform context's `cache` is not supported",
         ),
-        (r#"{"error_mode": "loud"}"#, "error_mode: expected ignore, silent or propagate"),
+        (
+            r#"{"error_mode": "loud"}"#,
+            "error_mode: expected ignore, silent or propagate",
+        ),
         (r#"{"traces": []}"#, "traces: unknown key"),
     ];
     for (config, expected) in cases {
         let error = refused(config);
-        assert!(error.contains(expected), "{config}:\n  got  {error}\n  want {expected}");
+        assert!(
+            error.contains(expected),
+            "{config}:\n  got  {error}\n  want {expected}"
+        );
     }
 }
 
@@ -404,10 +513,22 @@ fn flat_converters_and_the_default_error_mode() {
     spans.run(&mut transform(&config.to_string())).unwrap();
     let out: serde_json::Value = serde_json::from_str(&spans.to_json()).unwrap();
     let first = span(&out, 0, 0);
-    assert_eq!(attr(first, "svc"), Some(&serde_json::json!({"stringValue": "lessons:GET /users/42:<nil>"})));
-    assert_eq!(attr(first, "half"), Some(&serde_json::json!({"doubleValue": 1.75})));
-    assert_eq!(attr(first, "int"), Some(&serde_json::json!({"intValue": "83"})));
+    assert_eq!(
+        attr(first, "svc"),
+        Some(&serde_json::json!({"stringValue": "lessons:GET /users/42:<nil>"}))
+    );
+    assert_eq!(
+        attr(first, "half"),
+        Some(&serde_json::json!({"doubleValue": 1.75}))
+    );
+    assert_eq!(
+        attr(first, "int"),
+        Some(&serde_json::json!({"intValue": "83"}))
+    );
     let second = span(&out, 0, 1);
     assert_eq!(attr(second, "half"), None);
-    assert_eq!(attr(second, "upper"), Some(&serde_json::json!({"stringValue": "SELECT"})));
+    assert_eq!(
+        attr(second, "upper"),
+        Some(&serde_json::json!({"stringValue": "SELECT"}))
+    );
 }
