@@ -19,6 +19,7 @@ import yaml
 
 from conftest import BINARY, COLLECTOR, free_port, gateway_config, run_collector
 from test_collector_interop import read_lines
+from test_kubernetes import cluster  # noqa: F401 (the module-scoped API server fixture)
 
 EVERY_ACTION = {"actions": [
     {"key": "env", "value": "staging", "action": "insert"},
@@ -388,3 +389,26 @@ def test_span_only_block_in_a_logs_pipeline(tmp_path, sink, start_trailhead):
     assert logs == items("logs", [LOGS])
     warned = [e for e in trailhead.logs if "log records pass through unchanged" in str(e)]
     assert warned and "include.services: not valid for log records" in str(warned[0]), trailhead.logs
+
+
+# The collector's 2026 name in the typical gateway chain, on a real API server: a
+# `k8s_attributes` entry starts the host's Kubernetes cache (its settings are found by type)
+# and enriches by connection, and `resource` then acts on the enriched resource.
+def test_k8s_attributes_alias_then_resource_on_a_cluster(cluster, sink, start_trailhead):
+    from test_kubernetes import NS, resource_of, send
+    cluster.pod("alias-app-0", NS, "127.0.0.31")
+    config = gateway_config(sink.endpoint)
+    config["processors"] = {
+        "k8s_attributes": {"auth_type": "kubeconfig", "wait_for_metadata": True},
+        "resource": {"attributes": [
+            {"key": "cluster.pod", "from_attribute": "k8s.pod.name", "action": "insert"},
+            {"key": "k8s.pod.uid", "action": "delete"},
+        ]},
+    }
+    config["service"]["pipelines"]["traces"]["processors"] = ["k8s_attributes", "resource"]
+    trailhead = start_trailhead(config, extra_env={"KUBECONFIG": str(cluster.kubeconfig)})
+    assert any(entry.get("message") == "Kubernetes metadata synced" for entry in trailhead.logs), trailhead.logs
+    assert send(trailhead, "127.0.0.31", name="via-alias") == 200
+    attrs = resource_of(sink, "via-alias")
+    assert attrs["k8s.pod.name"] == "alias-app-0" and attrs["cluster.pod"] == "alias-app-0", attrs
+    assert attrs["k8s.namespace.name"] == NS and "k8s.pod.uid" not in attrs, attrs
