@@ -314,9 +314,9 @@ fn human_bytes(n: usize) -> String {
     const MIB: usize = 1 << 20;
     if n == usize::MAX {
         "none".into()
-    } else if n >= MIB && (n * 10) % MIB == 0 {
+    } else if n >= MIB && n.checked_mul(10).is_some_and(|t| t.is_multiple_of(MIB)) {
         format!("{} MiB", n as f64 / MIB as f64)
-    } else if n >= 1024 && n % 1024 == 0 {
+    } else if n >= 1024 && n.is_multiple_of(1024) {
         format!("{} KiB", n / 1024)
     } else {
         format!("{n} bytes")
@@ -468,7 +468,7 @@ mod tests {
         let both = &assignment[&(id("otlp/b"), Signal::Traces)];
         assert_eq!(both.processors, [a.clone(), c.clone()]);
         let metrics = &assignment[&(id("otlp"), Signal::Metrics)];
-        assert_eq!(metrics.processors, [b.clone()]);
+        assert_eq!(metrics.processors, std::slice::from_ref(&b));
         assert_eq!(metrics.settings.send_batch_size, 20);
         let refused = assign([
             fed(Signal::Traces, vec![(&a, &small)], &otlp[..]),
