@@ -15,7 +15,9 @@
 //!   different settings feeding it are refused, naming both. Picking one would silently drop
 //!   the other's settings, and which one wins would hang on the order of pipelines in the file;
 //! - `metadata_keys` is refused: the exporters' batching merges every client's requests into
-//!   the same sends and cannot keep them apart by client metadata.
+//!   the same sends and cannot keep them apart by client metadata;
+//! - an exporter instance has one batcher, so what another pipeline without a batch processor
+//!   sends it is batched the same way (the start line names the exporter, so this is seen).
 
 use crate::config::{ComponentId, values};
 use crate::exporters::BatchPolicy;
