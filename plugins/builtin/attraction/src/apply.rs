@@ -7,7 +7,7 @@
 use crate::engine::{Action, AttrMap, process, unchanged};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use trailhead_plugin::{AnyValue, Batch, Level, host};
+use trailhead_plugin::{AnyValue, Batch, KeyValue, Level, host};
 
 /// A checked list of actions, ready to run.
 #[derive(Debug, Clone)]
@@ -173,8 +173,23 @@ impl Writes {
         for (key, indexes) in self.removes {
             batch.remove_attrs(level, &indexes, &[key]);
         }
+        // A value only one item gets (a hash, an extracted part) goes with that item's other
+        // such values in one `set-attrs`: a host call costs more than the write.
+        let mut single: Vec<(u32, Vec<KeyValue>)> = Vec::new();
+        let mut slot_of: HashMap<u32, usize> = HashMap::new();
         for (key, value, indexes) in self.sets {
-            batch.set_attr(level, &indexes, &key, &value);
+            if let [item] = indexes[..] {
+                let slot = *slot_of.entry(item).or_insert_with(|| {
+                    single.push((item, Vec::new()));
+                    single.len() - 1
+                });
+                single[slot].1.push(KeyValue { key, value });
+            } else {
+                batch.set_attr(level, &indexes, &key, &value);
+            }
+        }
+        for (item, attrs) in single {
+            batch.set_attrs(level, item, &attrs);
         }
     }
 }
