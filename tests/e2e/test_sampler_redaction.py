@@ -141,7 +141,10 @@ SAMPLER_TRACES = [
     spans_request([sampler_span(t, 2 * i + 1) for i, t in enumerate(TRACE_IDS)]),
     spans_request([sampler_span(t, 2 * i + 2) for i, t in SECOND]
                   + [sampler_span(f"{RNG.getrandbits(128):032x}", 10_000 + i, {"sampling.priority": p})
-                     for i, p in enumerate([0, 1, "0", "5", 2.5, 0.0, "x", -1] * 4)]),
+                     for i, p in enumerate([0, 1, "0", "5", 2.5, 0.0, "x", -1] * 4)]
+                  # No trace ID: missing randomness, kept only by fail_closed: false or priority.
+                  + [sampler_span("", 20_000 + i, {"sampling.priority": p} if p is not None else None)
+                     for i, p in enumerate([None, None, 1, 0])]),
 ]
 
 LOG_TRACE_IDS = [f"{RNG.getrandbits(128):032x}" for _ in range(600)]
@@ -176,7 +179,8 @@ def kept_spans(requests_json):
         for rs in request.get("resourceSpans", []):
             for ss in rs.get("scopeSpans", []):
                 for s in ss.get("spans", []):
-                    out.append((s["traceId"].lower() if len(s["traceId"]) == 32 else base64.b64decode(s["traceId"]).hex(),
+                    trace_id = s.get("traceId", "")
+                    out.append((trace_id.lower() if len(trace_id) == 32 else base64.b64decode(trace_id).hex(),
                                 s["name"], s.get("traceState", ""), attrs(s.get("attributes"))))
     return sorted(out)
 
@@ -255,7 +259,7 @@ CARD = "4111111111111111"
 SPAN_ATTRS = {"id": 42, "name": "Ada", "card": f"visa {CARD} exp", "password": "hunter2", "api_token": "t0k",
               "trace.note": CARD, "safe": "4000000000000002", "amount": 12.5, "ok": True, "tags": ["a", CARD],
               "redaction.redacted.keys": "zeta", "redaction.masked.count": 2, "user.email": "ada@example.com",
-              "n": 7, "group": "x"}
+              "n": 7, "group": "x", "zz": "azzb"}
 
 REDACTION_TRACES = [{"resourceSpans": [{
     "resource": {"attributes": kv({"service.name": "shop", "host.name": "web-1", "card.owner": CARD})},
@@ -299,6 +303,9 @@ REDACTION_CONFIGS = {
     "debug": {**BASE, "summary": "debug"},
     "info-hmac": {**BASE, "summary": "info", "hash_function": "hmac-sha256", "hmac_key": "k" * 32},
     "silent-sha3-all": {**BASE, "summary": "silent", "hash_function": "sha3", "allow_all_keys": True, "redact_all_types": True},
+    # A pattern that matches the empty string: the collector masks every non-string value
+    # (read as "") and an empty body, and masks between the letters of strings.
+    "empty-matches": {"allow_all_keys": True, "blocked_values": ["z*", "^q$"], "summary": "debug", "hash_function": "MD5"},
 }
 
 
@@ -343,10 +350,14 @@ def test_redaction_matches_the_collector(sink, start_trailhead, tmp_path, name):
         assert len(got) == len(expected)
     # Not vacuous: the collector removed, masked and summarized.
     span = dict(next(i for i in redacted_items("traces", theirs["traces"]) if i[2] == "GET /cart")[3])
-    assert CARD not in span["card"][1] and span["trace.note"] == ("stringValue", CARD)
+    if name == "empty-matches":
+        assert span["n"][0] == "stringValue" and span["zz"][1].count("d41d8cd98f00b204e9800998ecf8427e") == 2
+        return
+    assert span["trace.note"] == ("stringValue", CARD)
+    assert CARD not in span["card"][1]
     assert ("password" in span) == (name == "silent-sha3-all")
     if name == "debug":
-        assert span["redaction.redacted.keys"] == ("stringValue", "n,password,zeta")
+        assert span["redaction.redacted.keys"] == ("stringValue", "n,password,zeta,zz")
         assert span["redaction.masked.count"] == ("int", 2 + 4)
     if name == "silent-sha3-all":
         assert not any(k.startswith("redaction.") for k in span if k not in SPAN_ATTRS)
