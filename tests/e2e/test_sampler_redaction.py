@@ -235,12 +235,14 @@ def test_sampler_matches_the_collector(sink, start_trailhead, tmp_path, mode):
 
 # Other percentages and precisions, where the collector's float32 scaling, rounding to a
 # precision and its limits show: the same spans and records kept, the same trace states.
-@pytest.mark.parametrize("mode, percentage, precision", [
-    ("hash_seed", 33.3, 4), ("hash_seed", 0.001, 4), ("proportional", 0.7, 2), ("equalizing", 61.8, 14),
-    ("proportional", 150, 4), ("equalizing", 0, 4),
+@pytest.mark.parametrize("mode, percentage, extra", [
+    ("hash_seed", 33.3, {}), ("hash_seed", 0.001, {}), ("proportional", 0.7, {"sampling_precision": 2, "fail_closed": False}),
+    ("equalizing", 61.8, {"sampling_precision": 14}), ("proportional", 150, {}), ("equalizing", 0, {}),
+    # Logs hashed by their attribute even where they have a trace ID; the mode left unset.
+    ("", 50, {"attribute_source": "record", "hash_seed": 7}),
 ])
-def test_sampler_percentages_match_the_collector(sink, start_trailhead, tmp_path, mode, percentage, precision):
-    config = {**sampler_config(mode, percentage), "sampling_precision": precision, "fail_closed": percentage != 0.7}
+def test_sampler_percentages_match_the_collector(sink, start_trailhead, tmp_path, mode, percentage, extra):
+    config = {**sampler_config(mode, percentage), **extra}
     theirs, mine, _ = run_both(tmp_path, sink, start_trailhead, {"probabilistic_sampler": config},
                                {"traces": SAMPLER_TRACES, "logs": SAMPLER_LOGS})
     expected, got = kept_spans(theirs["traces"]), kept_spans(mine["traces"])
