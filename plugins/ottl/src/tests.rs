@@ -323,3 +323,378 @@ fn ids_compare_as_bytes() {
         [true, false]
     );
 }
+
+fn map(pairs: &[(&str, Value<'static>)]) -> Value<'static> {
+    Value::Map(Rc::new(
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect(),
+    ))
+}
+
+/// What a statement's editor makes of `target`, with its arguments evaluated over one item
+/// whose columns are `table`.
+fn edit(statement: &str, target: Value<'static>) -> Result<Option<Value<'static>>, String> {
+    let statement =
+        crate::parse_statement(statement).unwrap_or_else(|e| panic!("{statement}: {e}"));
+    let mut table = Table {
+        len: 1,
+        columns: HashMap::new(),
+    };
+    let args: Vec<Value> = statement
+        .args
+        .iter()
+        .map(|a| crate::eval_operand(a, &mut table, None).0.remove(0))
+        .collect();
+    statement.editor.apply(&target, &args)
+}
+
+/// A converter expression's value over one item with `name` = "GET /users/42".
+fn value(expression: &str) -> Result<Value<'static>, String> {
+    let statement = crate::parse_statement(&format!("set(x, {expression})"))
+        .unwrap_or_else(|e| panic!("{expression}: {e}"));
+    let mut table = Table {
+        len: 1,
+        columns: HashMap::from([
+            ("name".to_string(), vec![s("GET /users/42")]),
+            ("n".to_string(), vec![Value::Int(7)]),
+        ]),
+    };
+    let (mut values, errors) = crate::eval_operand(&statement.args[0], &mut table, None);
+    match errors.first() {
+        Some(e) => Err(e.message.clone()),
+        None => Ok(values.remove(0).into_owned()),
+    }
+}
+
+// Each editor on a map or a value, as the collector's does.
+#[test]
+fn editors() {
+    let attrs = map(&[
+        ("a", s("1")),
+        ("pw", s("x")),
+        ("b", Value::Int(2)),
+        ("c", s("long text")),
+    ]);
+    let keys = |v: Option<Value>| match v {
+        Some(Value::Map(m)) => m.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(edit(r#"set(x, "v")"#, Value::Nil), Ok(Some(s("v"))));
+    assert_eq!(edit("set(x, nil)", s("v")), Ok(Some(Value::Nil)));
+    // pdata's Remove: the last key takes the removed one's place.
+    assert_eq!(
+        keys(edit(r#"delete_key(x, "pw")"#, attrs.clone()).unwrap()),
+        ["a", "c", "b"]
+    );
+    assert_eq!(edit(r#"delete_key(x, "none")"#, attrs.clone()), Ok(None));
+    assert_eq!(
+        keys(edit(r#"delete_matching_keys(x, "^[ab]$")"#, attrs.clone()).unwrap()),
+        ["pw", "c"]
+    );
+    assert_eq!(
+        keys(edit(r#"keep_keys(x, ["c", "a"])"#, attrs.clone()).unwrap()),
+        ["a", "c"]
+    );
+    assert_eq!(
+        keys(edit(r#"keep_matching_keys(x, "^p")"#, attrs.clone()).unwrap()),
+        ["pw"]
+    );
+    assert_eq!(
+        keys(edit(r#"limit(x, 2, ["c"])"#, attrs.clone()).unwrap()),
+        ["a", "c"]
+    );
+    assert_eq!(edit("limit(x, 4, [])", attrs.clone()), Ok(None));
+    assert_eq!(
+        edit(
+            r#"replace_pattern(x, "(\\w+) (\\w+)", "$2-${1}x")"#,
+            s("long text")
+        ),
+        Ok(Some(s("text-longx")))
+    );
+    assert_eq!(edit(r#"replace_pattern(x, "z", "y")"#, s("abc")), Ok(None));
+    assert_eq!(
+        edit(r#"replace_pattern(x, "1", "y")"#, Value::Int(1)),
+        Ok(None)
+    );
+    assert_eq!(
+        edit(
+            r#"replace_all_patterns(x, "value", "t", "T")"#,
+            attrs.clone()
+        ),
+        Ok(Some(map(&[
+            ("a", s("1")),
+            ("pw", s("x")),
+            ("b", Value::Int(2)),
+            ("c", s("long TexT"))
+        ])))
+    );
+    assert_eq!(
+        keys(
+            edit(
+                r#"replace_all_patterns(x, "key", "^(a|b)$", "k")"#,
+                attrs.clone()
+            )
+            .unwrap()
+        ),
+        ["k", "pw", "c"]
+    );
+    assert_eq!(
+        edit(r#"replace_match(x, "long*", "L")"#, s("long text")),
+        Ok(Some(s("L")))
+    );
+    assert_eq!(
+        edit(r#"replace_match(x, "long", "L")"#, s("long text")),
+        Ok(None)
+    );
+    assert_eq!(
+        edit(r#"replace_all_matches(x, "{x,1}", "?")"#, attrs.clone()),
+        Ok(Some(map(&[
+            ("a", s("?")),
+            ("pw", s("?")),
+            ("b", Value::Int(2)),
+            ("c", s("long text"))
+        ])))
+    );
+    assert_eq!(
+        edit(
+            r#"truncate_all(x, 4, truncation_marker = "…")"#,
+            map(&[("c", s("long text")), ("b", Value::Int(2))])
+        ),
+        Ok(Some(map(&[("c", s("l…")), ("b", Value::Int(2))])))
+    );
+    assert_eq!(
+        edit("truncate_all(x, 4)", map(&[("c", s("héllo"))])),
+        Ok(Some(map(&[("c", s("hél"))])))
+    );
+    assert_eq!(
+        edit(
+            "truncate_all(x, 4, false)",
+            map(&[("c", s("long")), ("d", s("longer"))])
+        ),
+        Ok(Some(map(&[("c", s("long")), ("d", s("long"))])))
+    );
+    assert_eq!(
+        edit(
+            r#"merge_maps(x, {"a": "new", "z": 1}, "update")"#,
+            attrs.clone()
+        )
+        .map(keys),
+        Ok(vec!["a".to_string(), "pw".into(), "b".into(), "c".into()])
+    );
+    assert_eq!(
+        edit(
+            r#"merge_maps(x, {"a": "new", "z": 1}, "upsert")"#,
+            map(&[("a", s("1"))])
+        ),
+        Ok(Some(map(&[("a", s("new")), ("z", Value::Int(1))])))
+    );
+    let nested = map(&[
+        ("m", map(&[("n", Value::Int(1))])),
+        (
+            "l",
+            Value::List(Rc::new(vec![Value::Int(1), map(&[("k", s("v"))])])),
+        ),
+    ]);
+    assert_eq!(
+        keys(edit("flatten(x)", nested.clone()).unwrap()),
+        ["m.n", "l.0", "l.1.k"]
+    );
+    assert_eq!(
+        keys(edit(r#"flatten(x, "p", 1)"#, nested).unwrap()),
+        ["p.m.n", "p.l.0", "p.l.1"]
+    );
+    assert_eq!(
+        keys(
+            edit(
+                "flatten(x, resolve_conflicts = true)",
+                map(&[("a", map(&[("b", Value::Int(1))])), ("a.b", Value::Int(2))])
+            )
+            .unwrap()
+        ),
+        ["a.b", "a.b.0"]
+    );
+    // Map editors need a map.
+    assert!(
+        edit(r#"delete_key(x, "a")"#, s("text"))
+            .unwrap_err()
+            .contains("expected a map")
+    );
+}
+
+// Each converter, with the collector's argument types.
+#[test]
+fn converters() {
+    assert_eq!(
+        value(r#"Concat([name, n, nil, 1.5, true], "|")"#),
+        Ok(s("GET /users/42|7|<nil>|1.5|true"))
+    );
+    assert_eq!(
+        value(r#"Split(name, "/")"#),
+        Ok(Value::List(Rc::new(vec![s("GET "), s("users"), s("42")])))
+    );
+    assert_eq!(value(r#"Split(name, "/")[2]"#), Ok(s("42")));
+    assert_eq!(value("Substring(name, 4, 6)"), Ok(s("/users")));
+    assert!(
+        value("Substring(name, 4, 60)")
+            .unwrap_err()
+            .contains("invalid range")
+    );
+    assert!(
+        value("Substring(n, 0, 1)")
+            .unwrap_err()
+            .contains("expected a string")
+    );
+    assert_eq!(value("ToLowerCase(name)"), Ok(s("get /users/42")));
+    assert_eq!(value("ToUpperCase(name)"), Ok(s("GET /USERS/42")));
+    assert_eq!(
+        value(r#"ConvertCase("http_server-name", "camel")"#),
+        Ok(s("HttpServerName"))
+    );
+    assert_eq!(
+        value(r#"ConvertCase("HTTPServerName", "snake")"#),
+        Ok(s("http_server_name"))
+    );
+    assert_eq!(
+        value(r#"SHA256("abc")"#),
+        Ok(s(
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        ))
+    );
+    assert_eq!(value(r#"IsMatch(name, "^GET")"#), Ok(Value::Bool(true)));
+    assert_eq!(value(r#"IsMatch(n, "^7$")"#), Ok(Value::Bool(true)));
+    assert_eq!(value("IsString(name)"), Ok(Value::Bool(true)));
+    assert_eq!(value("IsString(n)"), Ok(Value::Bool(false)));
+    assert_eq!(
+        value(r#"Int("12") + Int(2.9) + Int(true)"#),
+        Ok(Value::Int(15))
+    );
+    assert!(value(r#"Int("x")"#).unwrap_err().contains("cannot parse"));
+    assert_eq!(value("Int(nil)"), Ok(Value::Nil));
+    assert_eq!(value(r#"Double("1.5") * 2"#), Ok(Value::Double(3.0)));
+    assert_eq!(value("String(n)"), Ok(s("7")));
+    assert_eq!(value("String(0x0aff)"), Ok(s("0aff")));
+    assert_eq!(
+        value(r#"String({"b": 1, "a": [true]})"#),
+        Ok(s(r#"{"a":[true],"b":1}"#))
+    );
+    assert_eq!(value("Len(name)"), Ok(Value::Int(13)));
+    assert_eq!(value("Len([1, 2])"), Ok(Value::Int(2)));
+    assert!(value("Len(n)").unwrap_err().contains("unsupported"));
+    assert_eq!(
+        value("TraceID(0x5b8efff798038103d269b633813fc60c)"),
+        Ok(Value::Bytes(
+            vec![
+                0x5b, 0x8e, 0xff, 0xf7, 0x98, 0x03, 0x81, 0x03, 0xd2, 0x69, 0xb6, 0x33, 0x81, 0x3f,
+                0xc6, 0x0c
+            ]
+            .into()
+        ))
+    );
+    assert_eq!(
+        value("SpanID(0x0102030405060708)"),
+        Ok(Value::Bytes(vec![1, 2, 3, 4, 5, 6, 7, 8].into()))
+    );
+    assert_eq!(
+        value(r#"Nanoseconds(Duration("1h2m3.5s"))"#),
+        Ok(Value::Int(3_723_500_000_000))
+    );
+    assert_eq!(
+        value(r#"Nanoseconds(Duration("-1.5us"))"#),
+        Ok(Value::Int(-1500))
+    );
+    assert!(value(r#"Duration("3 days")"#).is_err());
+    assert_eq!(value("Now()"), Ok(Value::Time(1_700_000_000_000_000_000)));
+    assert_eq!(
+        value(r#"Nanoseconds(Now() - (Now() - Duration("2s")))"#),
+        Ok(Value::Int(2_000_000_000))
+    );
+    // Math: int stays int, a double makes a double, nil and division by zero are errors.
+    assert_eq!(value("n * 2 - -3"), Ok(Value::Int(17)));
+    assert_eq!(value("(n + 1) / 2"), Ok(Value::Int(4)));
+    assert_eq!(value("n / 2.0"), Ok(Value::Double(3.5)));
+    assert!(value("n / 0").unwrap_err().contains("divide by zero"));
+    assert!(value("missing + 1").unwrap_err().contains("nil"));
+}
+
+// A statement that does not parse says what and where, for the config error's column.
+#[test]
+fn statement_errors_name_the_column() {
+    let cases = [
+        (r#"set(name "x")"#, 10, "expected `,` or `)`"),
+        (r#"set("x", name)"#, 5, "set's target must be a path"),
+        ("set(name)", 9, "set needs its `value` argument"),
+        (r#"set(name, "x", "y")"#, 16, "set takes 2 argument(s)"),
+        (r#"sort(attributes)"#, 1, "unsupported editor `sort`"),
+        (r#"frob(attributes)"#, 1, "unknown editor `frob`"),
+        (r#"Concat(["a"], "")"#, 1, "not the converter `Concat`"),
+        (r#"set(name, "x") when true"#, 16, "expected `where`"),
+        (r#"set(name, "x") where"#, 21, "expected a value"),
+        (r#"set(name, set(name, "y"))"#, 11, "`set` is an editor"),
+        (r#"set(name, FNV(name))"#, 11, "unsupported function `FNV`"),
+        (
+            r#"replace_pattern(name, "a", "b", SHA256)"#,
+            33,
+            "passing the function `SHA256`",
+        ),
+        (
+            r#"replace_pattern(name, "a", "b", replacement_format = "x%s")"#,
+            33,
+            "`replacement_format` argument is not supported",
+        ),
+        (
+            r#"replace_pattern(name, name, "b")"#,
+            23,
+            "must be a string literal",
+        ),
+        (
+            r#"replace_all_patterns(attributes, "both", "a", "b")"#,
+            34,
+            "invalid mode",
+        ),
+        (r#"truncate_all(attributes, -1)"#, 26, "cannot be negative"),
+        (
+            r#"truncate_all(attributes, 2, truncation_marker = "...")"#,
+            26,
+            "length of marker 3",
+        ),
+        (
+            r#"merge_maps(attributes, {}, "merge")"#,
+            28,
+            "invalid value for strategy",
+        ),
+        (
+            r#"flatten(attributes, depth = 0)"#,
+            21,
+            "must be greater than 0",
+        ),
+        (
+            r#"flatten(attributes, deep = 1)"#,
+            21,
+            "flatten has no parameter `deep`",
+        ),
+        (
+            r#"flatten(attributes, prefix = "a", "b")"#,
+            35,
+            "positional argument cannot follow",
+        ),
+        (
+            r#"keep_keys(attributes, ["a"], ["b"])"#,
+            30,
+            "keep_keys takes 2 argument(s)",
+        ),
+        (
+            r#"set(attributes[name], 1)"#,
+            16,
+            "computed keys are not supported",
+        ),
+        (r#"set(x, "a" * 2)"#, 8, "math takes numbers"),
+        ("", 1, "the statement is empty"),
+    ];
+    for (text, column, message) in cases {
+        let error = crate::parse_statement(text).expect_err(text);
+        assert_eq!(error.column, column, "{text}: {error}");
+        assert!(error.message.contains(message), "{text}: {error}");
+    }
+}
