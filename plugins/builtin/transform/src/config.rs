@@ -370,6 +370,9 @@ pub struct Step {
     pub target: Resolved,
     /// Every path it reads, resolved.
     pub paths: HashMap<Path, Resolved>,
+    /// A `delete_key` that may skip reading the maps: no later statement of the block reads
+    /// the whole map, whose key order (pdata's, after a removal) only the maps would keep.
+    pub fast_delete: bool,
 }
 
 /// A list of statements that run in one context.
@@ -501,7 +504,17 @@ fn block(
             statement,
             target,
             paths,
+            fast_delete: false,
         });
+    }
+    for n in 0..steps.len() {
+        let Field::Attrs(level) = &steps[n].target.field else {
+            continue;
+        };
+        let whole = Field::Attrs(*level);
+        steps[n].fast_delete = !steps[n + 1..]
+            .iter()
+            .any(|later| later.paths.values().any(|r| r.field == whole));
     }
     check_parent_writes(context, &steps)?;
     let conditions = parsed

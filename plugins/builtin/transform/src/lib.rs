@@ -24,7 +24,7 @@
 mod config;
 mod io;
 
-use config::{Block, Config, ErrorMode, Field, Resolved};
+use config::{Block, Config, ErrorMode, Field, Resolved, Step};
 use io::{Io, Logs, Metrics, Spans};
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -169,7 +169,13 @@ impl<'io, I: Io> Cache<'io, I> {
     fn write(&mut self, target: &Resolved, writes: Vec<(usize, Value<'static>)>) -> Vec<EvalError> {
         let field = &target.field;
         let rows = self.rows(field.level());
-        let own = self.own(field);
+        // The current values are needed to write into a nested key or to diff a whole map;
+        // otherwise they are kept up to date only if something read them already.
+        let own = if !target.keys.is_empty() || matches!(field, Field::Attrs(_)) {
+            Some(self.own(field))
+        } else {
+            self.columns.get(field).cloned()
+        };
         let mut errors = Vec::new();
         // Entries of the field's level and their new values; a parent written by several of
         // its entries keeps the last, as entry-by-entry execution would.
@@ -179,7 +185,10 @@ impl<'io, I: Io> Cache<'io, I> {
             let v = if target.keys.is_empty() {
                 v
             } else {
-                let current = own.get(entry as usize).cloned().unwrap_or(Value::Nil);
+                let current = own
+                    .as_ref()
+                    .and_then(|o| o.get(entry as usize).cloned())
+                    .unwrap_or(Value::Nil);
                 match set_in(current, &target.keys, v) {
                     Ok(v) => v,
                     Err(message) => {
@@ -220,9 +229,13 @@ impl<'io, I: Io> Cache<'io, I> {
                 }
             }
             Field::Attrs(level) => {
+                let old = own.clone().unwrap_or_else(|| Rc::from(Vec::new()));
                 let with_old: Vec<(u32, Value<'static>, Value<'static>)> = out
                     .iter()
-                    .map(|(e, v)| (*e, own[*e as usize].clone(), v.clone()))
+                    .map(|(e, v)| {
+                        let was = old.get(*e as usize).cloned().unwrap_or(Value::Nil);
+                        (*e, was, v.clone())
+                    })
                     .collect();
                 io::write_attrs(b, *level, &with_old);
                 self.columns
@@ -239,14 +252,105 @@ impl<'io, I: Io> Cache<'io, I> {
                 self.io.write_own(field, &entries, &values, &companions);
             }
         }
-        let mut updated = own.to_vec();
-        for (entry, v) in out {
-            if let Some(slot) = updated.get_mut(entry as usize) {
-                *slot = v;
+        if let Some(own) = own {
+            let mut updated = own.to_vec();
+            for (entry, v) in out {
+                if let Some(slot) = updated.get_mut(entry as usize) {
+                    *slot = v;
+                }
             }
+            self.columns.insert(field.clone(), updated.into());
         }
-        self.columns.insert(field.clone(), updated.into());
         errors
+    }
+
+    /// The entries of `level` that hold the given entries of the context, each once.
+    fn entries(&mut self, level: Level, matched: &[bool]) -> Vec<u32> {
+        let rows = self.rows(level);
+        let mut entries: Vec<u32> = (0..self.len)
+            .filter(|&i| matched[i])
+            .map(|i| rows.as_ref().map_or(i as u32, |r| r[i]))
+            .collect();
+        entries.dedup();
+        if rows.is_some() {
+            entries.sort_unstable();
+            entries.dedup();
+        }
+        entries
+    }
+
+    /// The common statements in one host call for every entry, with no value computed per
+    /// entry: `set(attributes["k"], <literal>)` and `delete_key(attributes, "<literal>")`.
+    /// `false` when the statement is not one of them.
+    fn fast(&mut self, step: &Step, matched: &[bool]) -> bool {
+        use trailhead_ottl::{Editor, Operand};
+        let statement = &step.statement;
+        if !step.target.keys.is_empty() {
+            return false;
+        }
+        match (
+            &statement.editor,
+            statement.args.first(),
+            &step.target.field,
+        ) {
+            (Editor::Set, Some(Operand::Literal(v)), Field::Attr(level, key))
+                if !matches!(v, Value::Nil) =>
+            {
+                let Ok(any) = io::any_value(v) else {
+                    return false;
+                };
+                let entries = self.entries(*level, matched);
+                if !entries.is_empty() {
+                    self.io.batch().set_attr(*level, &entries, key, &any);
+                }
+                self.update(*level, key, &entries, Some(v));
+                true
+            }
+            (Editor::DeleteKey, Some(Operand::Literal(Value::Str(key))), Field::Attrs(level))
+                if step.fast_delete =>
+            {
+                let entries = self.entries(*level, matched);
+                if !entries.is_empty() {
+                    self.io
+                        .batch()
+                        .remove_attrs(*level, &entries, &[key.to_string()]);
+                }
+                self.update(*level, key, &entries, None);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Keeps the cached columns of `level`'s attributes right after a fast write of `key`.
+    fn update(&mut self, level: Level, key: &str, entries: &[u32], value: Option<&Value<'static>>) {
+        let column = Field::Attr(level, key.to_string());
+        if let Some(old) = self.columns.get(&column) {
+            let mut now = old.to_vec();
+            for e in entries {
+                now[*e as usize] = value.cloned().unwrap_or(Value::Nil);
+            }
+            self.columns.insert(column, now.into());
+        }
+        let maps = Field::Attrs(level);
+        if let Some(old) = self.columns.get(&maps) {
+            let mut now = old.to_vec();
+            for e in entries {
+                if let Value::Map(m) = &mut now[*e as usize] {
+                    let m = Rc::make_mut(m);
+                    match value {
+                        Some(v) => trailhead_ottl::edit::put(m, key, v.clone()),
+                        None => {
+                            // pdata's Remove: the last key takes the removed one's place.
+                            if let Some(at) = m.iter().position(|(k, _)| k == key) {
+                                m.swap_remove(at);
+                            }
+                        }
+                    }
+                }
+            }
+            self.columns.insert(maps, now.into());
+        }
     }
 }
 
@@ -324,7 +428,7 @@ fn run<I: Io>(io: &I, block: &Block) -> Result<(), Error> {
                 *m &= hit;
             }
         }
-        if !matched.contains(&true) {
+        if !matched.contains(&true) || cache.fast(step, &matched) {
             continue;
         }
         let mut errors = Vec::new();
