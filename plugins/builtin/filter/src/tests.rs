@@ -255,3 +255,14 @@ fn config_errors_are_unchanged() {
         .unwrap();
     assert!(error.starts_with("metrics.metric[0]: column 1: unknown path `status.code` in the metric context; supported: name, type"), "{error}");
 }
+
+// The shared OTTL engine gives the filter math and the converters: a span slower than 1 ms,
+// a name longer than 11 bytes unless it is exactly "GET /healthz", a name in any case.
+#[test]
+fn math_and_converters() {
+    let left = |condition: &str| spans_left(&config_of("traces", "span", condition));
+    let slow = "end_time_unix_nano - start_time_unix_nano > 1000000";
+    assert_eq!(names(&left(slow)), ["GET /healthz", "GET key"]);
+    let long = r#"(Len(name) > 11 and name != "GET /healthz") or ToLowerCase(name) == "get key""#;
+    assert_eq!(names(&left(long)), ["GET /healthz"]);
+}
