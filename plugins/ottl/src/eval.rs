@@ -53,13 +53,26 @@ struct Run<'r, 'a> {
     len: usize,
     failed: Vec<Option<String>>,
     /// The items to compute values for (all when `None`): a statement's arguments are only
-    /// evaluated where its condition holds, as the collector does.
-    active: Option<&'r [bool]>,
+    /// evaluated where its condition holds, and the right of `and` (`or`) only where the left
+    /// holds (does not), as the collector does, so no error is raised where it would not be.
+    active: Option<Vec<bool>>,
 }
 
 impl<'a> Run<'_, 'a> {
     fn is_active(&self, i: usize) -> bool {
-        self.active.is_none_or(|a| a[i]) && self.failed[i].is_none()
+        self.active.as_ref().is_none_or(|a| a[i]) && self.failed[i].is_none()
+    }
+
+    /// Evaluates `e` only where the left side `left` equals `when`.
+    fn only_where(&mut self, left: &[bool], when: bool, e: &'a Expr) -> Vec<bool> {
+        let outer = self.active.take();
+        let mask = (0..self.len)
+            .map(|i| left[i] == when && outer.as_ref().is_none_or(|a| a[i]))
+            .collect();
+        self.active = Some(mask);
+        let right = self.expr(e);
+        self.active = outer;
+        right
     }
 
     /// Computes a value per active item; inactive and failed items get nil.
@@ -95,6 +108,9 @@ impl<'a> Run<'_, 'a> {
                 let target = self.operand(target);
                 (0..self.len)
                     .map(|i| {
+                        if self.active.is_some() && !self.is_active(i) {
+                            return Value::Bool(false);
+                        }
                         let text: Cow<str> = match target.get(i) {
                             Value::Str(s) => Cow::Borrowed(&**s),
                             Value::Nil => return Value::Bool(false),
@@ -168,8 +184,16 @@ impl<'a> Run<'_, 'a> {
 
     fn expr(&mut self, expr: &'a Expr) -> Vec<bool> {
         match expr {
-            Expr::Or(a, b) => zip(self.expr(a), self.expr(b), |x, y| x || y),
-            Expr::And(a, b) => zip(self.expr(a), self.expr(b), |x, y| x && y),
+            Expr::Or(a, b) => {
+                let left = self.expr(a);
+                let right = self.only_where(&left, false, b);
+                zip(left, right, |x, y| x || y)
+            }
+            Expr::And(a, b) => {
+                let left = self.expr(a);
+                let right = self.only_where(&left, true, b);
+                zip(left, right, |x, y| x && y)
+            }
             Expr::Not(a) => self.expr(a).into_iter().map(|x| !x).collect(),
             Expr::Compare(a, op, b) => {
                 let (a, b) = (self.operand(a), self.operand(b));
@@ -334,7 +358,7 @@ pub fn eval_operand<'a>(
         columns,
         len,
         failed: vec![None; len],
-        active,
+        active: active.map(<[bool]>::to_vec),
     };
     let column = run.operand(operand);
     let mut values: Vec<Value<'a>> = (0..len).map(|i| column.get(i).clone()).collect();

@@ -698,3 +698,27 @@ fn statement_errors_name_the_column() {
         assert!(error.message.contains(message), "{text}: {error}");
     }
 }
+
+// As the collector, the right of `and` is not evaluated where the left is false, nor the right
+// of `or` where the left is true: no error where the collector raises none.
+#[test]
+fn and_or_short_circuit_their_errors() {
+    let mut table = Table {
+        len: 2,
+        columns: HashMap::from([("n".to_string(), vec![Value::Int(0), Value::Int(2)])]),
+    };
+    let expr = parse("n != 0 and 10 / n == 5").unwrap();
+    let outcome = expr.eval(&mut table);
+    assert_eq!(
+        (outcome.matched, outcome.errors),
+        (vec![false, true], vec![])
+    );
+    let expr = parse("n == 0 or 10 / n == 5").unwrap();
+    let outcome = expr.eval(&mut table);
+    assert_eq!(
+        (outcome.matched, outcome.errors),
+        (vec![true, true], vec![])
+    );
+    let expr = parse("10 / n == 5").unwrap();
+    assert_eq!(expr.eval(&mut table).errors.len(), 1);
+}
