@@ -168,10 +168,23 @@ PAYLOADS = {"traces": TRACES, "metrics": METRICS, "logs": LOGS}
 KEYS = {"traces": "resourceSpans", "metrics": "resourceMetrics", "logs": "resourceLogs"}
 
 
+def norm(value):
+    """A value with its maps' keys sorted, at every depth: the collector builds a map literal
+    from a Go map, whose order changes from run to run."""
+    if isinstance(value, dict):
+        out = {k: norm(v) for k, v in value.items()}
+        if "kvlistValue" in out:
+            out["kvlistValue"] = {"values": sorted(out["kvlistValue"].get("values", []), key=lambda kv: kv["key"])}
+        return out
+    if isinstance(value, list):
+        return [norm(v) for v in value]
+    return value
+
+
 def attrs(entity):
     """Attributes as a sorted list of (key, value): attribute order is not compared (pdata
     rebuilds some maps where trailhead edits them in place)."""
-    return sorted((a["key"], repr(a.get("value", {}))) for a in entity.get("attributes", []))
+    return sorted((a["key"], repr(norm(a.get("value", {})))) for a in entity.get("attributes", []))
 
 
 def outcome(signal, requests_json):

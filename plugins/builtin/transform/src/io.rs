@@ -3,6 +3,7 @@
 //! a write.
 
 use crate::config::Field;
+use std::collections::HashMap;
 use std::rc::Rc;
 use trailhead_ottl::{Map, Value, pb};
 use trailhead_plugin::{
@@ -156,6 +157,7 @@ pub fn read<I: Io>(io: &I, field: &Field) -> Vec<Value<'static>> {
 /// empty value to write, so nil (which the collector writes as an empty value) removes it.
 pub fn write_attr<B: Batch>(b: &B, level: Level, key: &str, writes: &[(u32, Value<'static>)]) {
     let mut groups: Vec<(Vec<u8>, AnyValue, Vec<u32>)> = Vec::new();
+    let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
     let emptied: Vec<u32> = writes
         .iter()
         .filter(|(_, v)| matches!(v, Value::Nil))
@@ -167,9 +169,12 @@ pub fn write_attr<B: Batch>(b: &B, level: Level, key: &str, writes: &[(u32, Valu
     for (entry, v) in writes {
         let Ok(any) = any_value(v) else { continue };
         let id = pb::encode_any(v).unwrap_or_default();
-        match groups.iter_mut().find(|(k, ..)| *k == id) {
-            Some((_, _, entries)) => entries.push(*entry),
-            None => groups.push((id, any, vec![*entry])),
+        match index.get(&id) {
+            Some(&at) => groups[at].2.push(*entry),
+            None => {
+                index.insert(id.clone(), groups.len());
+                groups.push((id, any, vec![*entry]));
+            }
         }
     }
     for (_, any, entries) in groups {
@@ -207,15 +212,19 @@ pub fn write_attrs<B: Batch>(
 }
 
 /// Groups entries by a key, for host writes that take one value for many entries.
-fn grouped<K: PartialEq + Clone>(
+fn grouped<K: Eq + std::hash::Hash + Clone>(
     entries: &[u32],
     keys: impl Iterator<Item = K>,
 ) -> Vec<(K, Vec<u32>)> {
     let mut groups: Vec<(K, Vec<u32>)> = Vec::new();
+    let mut index: HashMap<K, usize> = HashMap::new();
     for (entry, key) in entries.iter().zip(keys) {
-        match groups.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, e)) => e.push(*entry),
-            None => groups.push((key, vec![*entry])),
+        match index.get(&key) {
+            Some(&at) => groups[at].1.push(*entry),
+            None => {
+                index.insert(key.clone(), groups.len());
+                groups.push((key, vec![*entry]));
+            }
         }
     }
     groups

@@ -180,6 +180,7 @@ impl<'io, I: Io> Cache<'io, I> {
         // Entries of the field's level and their new values; a parent written by several of
         // its entries keeps the last, as entry-by-entry execution would.
         let mut out: Vec<(u32, Value<'static>)> = Vec::new();
+        let mut slot: HashMap<u32, usize> = HashMap::new();
         for (item, v) in writes {
             let entry = rows.as_ref().map_or(item as u32, |r| r[item]);
             let v = if target.keys.is_empty() {
@@ -200,9 +201,14 @@ impl<'io, I: Io> Cache<'io, I> {
             if !io::accepts(field, &v) {
                 continue;
             }
-            match out.iter_mut().find(|(e, _)| *e == entry) {
-                Some(slot) => slot.1 = v,
-                None => out.push((entry, v)),
+            // Entries of the context's own level are each written once; only a parent can be
+            // written by several of its entries.
+            match rows.as_ref().and_then(|_| slot.get(&entry)) {
+                Some(&at) => out[at].1 = v,
+                None => {
+                    slot.insert(entry, out.len());
+                    out.push((entry, v));
+                }
             }
         }
         if out.is_empty() {
