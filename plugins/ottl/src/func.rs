@@ -352,7 +352,7 @@ pub fn string_like<'v>(v: &'v Value<'_>) -> Result<Option<Cow<'v, str>>, String>
         Value::Nil => return Ok(None),
         Value::Str(s) => Cow::Borrowed(&**s),
         Value::Int(i) => i.to_string().into(),
-        Value::Double(d) => d.to_string().into(),
+        Value::Double(d) => double(*d).into(),
         Value::Bool(b) => b.to_string().into(),
         Value::Bytes(b) => hex(b).into(),
         Value::Map(_) | Value::List(_) => json(v).into(),
@@ -360,6 +360,26 @@ pub fn string_like<'v>(v: &'v Value<'_>) -> Result<Option<Cow<'v, str>>, String>
         Value::Duration(d) => format!("{d}ns").into(),
         Value::Composite(kind) => return Err(format!("the target is {kind}, not a string")),
     }))
+}
+
+/// A double as pdata and Go's JSON write it (ES6 number to string): plain digits, or an
+/// exponent below 1e-6 and from 1e21 (`1e+21`, `1e-7`).
+pub fn double(d: f64) -> String {
+    if d.is_nan() {
+        return "NaN".into();
+    }
+    if d.is_infinite() {
+        return if d > 0.0 { "+Inf" } else { "-Inf" }.into();
+    }
+    let abs = d.abs();
+    if abs != 0.0 && !(1e-6..1e21).contains(&abs) {
+        let e = format!("{d:e}");
+        return match e.split_once('e') {
+            Some((m, x)) if !x.starts_with('-') => format!("{m}e+{x}"),
+            _ => e,
+        };
+    }
+    d.to_string()
 }
 
 /// JSON as Go's `encoding/json` writes a map or list (keys sorted, no spaces).
@@ -374,7 +394,7 @@ fn write_json(v: &Value<'_>, out: &mut String) {
         Value::Nil => out.push_str("null"),
         Value::Str(s) => json_string(s, out),
         Value::Int(i) => out.push_str(&i.to_string()),
-        Value::Double(d) => out.push_str(&d.to_string()),
+        Value::Double(d) => out.push_str(&double(*d)),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         Value::Bytes(b) => {
             // Go encodes []byte as base64.

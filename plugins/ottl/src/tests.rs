@@ -574,6 +574,10 @@ fn converters() {
     assert_eq!(value("Int(nil)"), Ok(Value::Nil));
     assert_eq!(value(r#"Double("1.5") * 2"#), Ok(Value::Double(3.0)));
     assert_eq!(value("String(n)"), Ok(s("7")));
+    assert_eq!(value("String(1.0)"), Ok(s("1")));
+    assert_eq!(value("String(0.0000001)"), Ok(s("1e-7")));
+    assert_eq!(value("String(1000000000000000000000.0)"), Ok(s("1e+21")));
+    assert_eq!(value("String(123456.5)"), Ok(s("123456.5")));
     assert_eq!(value("String(0x0aff)"), Ok(s("0aff")));
     assert_eq!(
         value(r#"String({"b": 1, "a": [true]})"#),
