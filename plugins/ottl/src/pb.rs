@@ -167,3 +167,43 @@ pub fn encode_list(items: &[Value<'_>]) -> Result<Vec<u8>, String> {
     }
     Ok(out)
 }
+
+/// The attributes of every item of an encoded OTLP export request (spans of an
+/// `ExportTraceServiceRequest`, records of an `ExportLogsServiceRequest`: both nest resource
+/// → scope → item in field 1 → 2 → 2), in the batch's flat item order. `attributes` is the
+/// item's attribute field number (9 for a span, 6 for a log record).
+pub fn item_attributes(request: &[u8], attributes: u64) -> Result<Vec<Map>, String> {
+    let mut out = Vec::new();
+    for (n, _, _, resource) in fields(request)? {
+        if n != 1 {
+            continue;
+        }
+        for (n, _, _, scope) in fields(resource)? {
+            if n != 2 {
+                continue;
+            }
+            for (n, _, _, item) in fields(scope)? {
+                if n != 2 {
+                    continue;
+                }
+                let mut map = Vec::new();
+                for (n, _, _, kv) in fields(item)? {
+                    if n != attributes {
+                        continue;
+                    }
+                    let (mut key, mut value) = (String::new(), Value::Nil);
+                    for (n, _, _, raw) in fields(kv)? {
+                        match n {
+                            1 => key = String::from_utf8_lossy(raw).into_owned(),
+                            2 => value = decode_any(raw)?,
+                            _ => {}
+                        }
+                    }
+                    crate::edit::put(&mut map, &key, value);
+                }
+                out.push(map);
+            }
+        }
+    }
+    Ok(out)
+}

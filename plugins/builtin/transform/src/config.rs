@@ -370,8 +370,8 @@ pub struct Step {
     pub target: Resolved,
     /// Every path it reads, resolved.
     pub paths: HashMap<Path, Resolved>,
-    /// A `delete_key` that may skip reading the maps: no later statement of the block reads
-    /// the whole map, whose key order (pdata's, after a removal) only the maps would keep.
+    /// A `delete_key` that may skip reading the maps: no later statement of the block depends
+    /// on the key order (pdata's, after a removal) that only the maps would keep.
     pub fast_delete: bool,
 }
 
@@ -511,10 +511,17 @@ fn block(
         let Field::Attrs(level) = &steps[n].target.field else {
             continue;
         };
+        // Only these editors' results depend on the map's key order.
         let whole = Field::Attrs(*level);
-        steps[n].fast_delete = !steps[n + 1..]
-            .iter()
-            .any(|later| later.paths.values().any(|r| r.field == whole));
+        steps[n].fast_delete = !steps[n + 1..].iter().any(|later| {
+            later.target.field == whole
+                && matches!(
+                    later.statement.editor,
+                    trailhead_ottl::Editor::Limit { .. }
+                        | trailhead_ottl::Editor::Flatten { .. }
+                        | trailhead_ottl::Editor::ReplaceAllPatterns { keys: true, .. }
+                )
+        });
     }
     check_parent_writes(context, &steps)?;
     let conditions = parsed
