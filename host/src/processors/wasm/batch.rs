@@ -7,6 +7,7 @@
 //! any signal with its resources decoded and its scopes still encoded. Resource-attribute work
 //! never touches an item.
 
+use super::attr_edits::{self, AttrOp};
 use super::items::{Item, Level};
 use crate::pdata::{Payload, Signal, wire};
 use bytes::Bytes;
@@ -175,6 +176,9 @@ struct Items<I> {
     nested: [Option<Vec<(u32, u32)>>; 4],
     /// (level, flat item, index within the item) of nested entries to drop.
     dropped_nested: Vec<(Level, u32, u32)>,
+    /// Attribute writes to items not decoded, by flat item (empty until the first): applied
+    /// to the encoding before the item is read or encoded (`attr_edits`).
+    edits: Vec<Vec<AttrOp>>,
 }
 
 impl<I: Item> Items<I> {
@@ -190,6 +194,7 @@ impl<I: Item> Items<I> {
             dropped: Vec::new(),
             nested: Default::default(),
             dropped_nested: Vec::new(),
+            edits: Vec::new(),
         };
         for (r, resource) in resources.iter().enumerate() {
             let mut scopes = Vec::with_capacity(resource.scopes.len());
@@ -260,6 +265,7 @@ impl<I: Item> Items<I> {
 
     /// Item `flat` decoded (cached), or `None` if it is out of range or does not decode.
     fn decoded(&mut self, flat: usize) -> Option<&mut I> {
+        self.apply_edits(flat);
         let slot = self.decoded.get_mut(flat)?;
         if let Decoded::No = slot {
             *slot = I::decode(self.raw[flat].clone())
@@ -295,8 +301,47 @@ impl<I: Item> Items<I> {
         self.nested[slot].as_mut().expect("built above")
     }
 
+    /// Writes an attribute of item `flat`: on its encoding while it is not decoded, else on
+    /// the decoded item. `false` when it is out of range or does not decode.
+    fn edit_attributes(&mut self, flat: usize, op: AttrOp) -> bool {
+        match self.decoded.get(flat) {
+            Some(Decoded::No) => {
+                if self.edits.is_empty() {
+                    self.edits = vec![Vec::new(); self.raw.len()];
+                }
+                self.edits[flat].push(op);
+                self.changed[flat] = true;
+                true
+            }
+            Some(Decoded::Yes(_)) => {
+                let Some(item) = self.decoded_mut(flat) else {
+                    return false;
+                };
+                apply_decoded(item.attributes_mut(), op);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Applies the pending attribute writes of item `flat` to its encoding.
+    fn apply_edits(&mut self, flat: usize) {
+        let Some(ops) = self.edits.get_mut(flat).filter(|ops| !ops.is_empty()) else {
+            return;
+        };
+        let ops = std::mem::take(ops);
+        match attr_edits::apply(&self.raw[flat], I::ATTRIBUTES, &ops) {
+            Some(bytes) => self.raw[flat] = bytes,
+            // It does not walk, so it will not decode either: it passes through as it came.
+            None => self.decoded[flat] = Decoded::Fails,
+        }
+    }
+
     /// Encodes changed items back, so `raw` is current.
     fn flush(&mut self) {
+        for flat in 0..self.edits.len() {
+            self.apply_edits(flat);
+        }
         for (flat, dirty) in self.dirty.iter_mut().enumerate() {
             if std::mem::take(dirty)
                 && let Decoded::Yes(item) = &self.decoded[flat]
@@ -357,6 +402,21 @@ impl<I: Item> Items<I> {
                 Some(Bytes::from(out))
             })
             .collect()
+    }
+}
+
+/// An attribute write on a decoded item: what [`attr_edits`] does to an encoded one.
+fn apply_decoded(attributes: &mut Vec<KeyValue>, op: AttrOp) {
+    use opentelemetry_proto::tonic::common::v1::AnyValue;
+    match op {
+        AttrOp::Set(key, value) => {
+            let key = String::from_utf8_lossy(&key).into_owned();
+            let value = AnyValue::decode(value).unwrap_or_default();
+            super::host::upsert(attributes, key, value);
+        }
+        AttrOp::Remove(keys) => {
+            attributes.retain(|kv| !keys.iter().any(|k| k == kv.key.as_bytes()))
+        }
     }
 }
 
@@ -457,6 +517,13 @@ impl<S: Scope> Working<S> {
     /// Item `flat` decoded, for reading; `None` when out of range or not decodable.
     pub fn item(&mut self, flat: u32) -> Option<&S::Item> {
         self.items().decoded(flat as usize).map(|item| &*item)
+    }
+
+    /// Writes an attribute of item `flat` without decoding it where it can (see
+    /// [`attr_edits`]); `false` when it is out of range or does not decode.
+    pub fn edit_item_attributes(&mut self, flat: u32, op: AttrOp) -> bool {
+        self.changed = true;
+        self.items().edit_attributes(flat as usize, op)
     }
 
     /// Item `flat`, for changing; `None` when out of range or not decodable.

@@ -8,6 +8,7 @@
 //! the store; the next call instantiates afresh. The batch is lent on a working copy, so a
 //! failed call changes nothing.
 
+mod attr_edits;
 pub mod batch;
 pub mod cache;
 mod contract;

@@ -5,12 +5,16 @@
 use super::bindings::mathtrail::trailhead::{batch, types};
 use super::{from_wit, level, to_wit_kv, value_column};
 use crate::pdata::wire::{self, Value};
+use crate::processors::wasm::attr_edits::AttrOp;
 use crate::processors::wasm::batch::{LogWork, MetricWork, Scope, SpanWork, Working, work};
 use crate::processors::wasm::encoded;
 use crate::processors::wasm::host::{PluginState, find, upsert};
 use crate::processors::wasm::items::{self, Item, Level, PointRef};
+use bytes::Bytes;
 use opentelemetry_proto::tonic::metrics::v1::Metric;
 use opentelemetry_proto::tonic::trace::v1::Span;
+use prost::Message;
+use std::sync::Arc;
 use types::{KeyValue, StringColumn, ValueColumn};
 use wasmtime::Result;
 use wasmtime::component::Resource;
@@ -193,6 +197,14 @@ fn set_attr<S: Scope + Send + 'static>(
 ) -> Result<()> {
     check(work, "set-attr", level, indexes)?;
     let value = from_wit(value, "set-attr")?;
+    if level == Level::Item {
+        // Encoded once, shared by every item: no item is decoded for it.
+        let op = AttrOp::Set(Bytes::from(key.into_bytes()), value.encode_to_vec().into());
+        for &index in indexes {
+            work.edit_item_attributes(index, op.clone());
+        }
+        return Ok(());
+    }
     for &index in indexes {
         if let Some(attributes) = work.attributes_mut(level, index) {
             upsert(attributes, key.clone(), value.clone());
@@ -212,6 +224,13 @@ fn set_attrs<S: Scope + Send + 'static>(
     for kv in attrs {
         values.push((kv.key, from_wit(kv.value, "set-attrs")?));
     }
+    if level == Level::Item {
+        for (key, value) in values {
+            let op = AttrOp::Set(Bytes::from(key.into_bytes()), value.encode_to_vec().into());
+            work.edit_item_attributes(index, op);
+        }
+        return Ok(());
+    }
     if let Some(attributes) = work.attributes_mut(level, index) {
         for (key, value) in values {
             upsert(attributes, key, value);
@@ -227,6 +246,16 @@ fn remove_attrs<S: Scope + Send + 'static>(
     keys: &[String],
 ) -> Result<()> {
     check(work, "remove-attrs", level, indexes)?;
+    if level == Level::Item {
+        let keys: Arc<[Bytes]> = keys
+            .iter()
+            .map(|k| Bytes::copy_from_slice(k.as_bytes()))
+            .collect();
+        for &index in indexes {
+            work.edit_item_attributes(index, AttrOp::Remove(keys.clone()));
+        }
+        return Ok(());
+    }
     for &index in indexes {
         if let Some(attributes) = work.attributes_mut(level, index) {
             attributes.retain(|kv| !keys.contains(&kv.key));

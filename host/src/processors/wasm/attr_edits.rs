@@ -1,0 +1,221 @@
+//! Attribute writes to an item that was never decoded, applied to its encoding. A plugin that
+//! sets or removes a few attributes on every span (transform's `set`, `delete_key`; attributes'
+//! `insert`) made the host decode each span into prost structs, validate every string, and
+//! encode it back: 3–4 µs a span for one constant attribute (S10's transform, 2026-12-07).
+//! Here the span's fields are copied as they are and only its attribute list is rebuilt, from
+//! the original `KeyValue` bytes and the new ones.
+//!
+//! The result is what the decoded path gives ([`super::host::upsert`], `retain`): a set
+//! overwrites the first attribute with its key in place or appends one; a removal takes every
+//! attribute with one of its keys; operations apply in the order the plugin made them.
+
+use crate::pdata::wire;
+use bytes::Bytes;
+use std::sync::Arc;
+
+/// One attribute write, kept until the item is read or encoded.
+#[derive(Clone, Debug)]
+pub enum AttrOp {
+    /// Key and its encoded `AnyValue`: shared by every item of one `set-attr` call.
+    Set(Bytes, Bytes),
+    Remove(Arc<[Bytes]>),
+}
+
+/// An attribute of the item being rebuilt: as it came, or written now.
+enum Entry<'a> {
+    Original { key: &'a [u8], kv: &'a [u8] },
+    New { key: Bytes, value: Bytes },
+}
+
+impl Entry<'_> {
+    fn key(&self) -> &[u8] {
+        match self {
+            Entry::Original { key, .. } => key,
+            Entry::New { key, .. } => key,
+        }
+    }
+}
+
+/// `item` with `ops` applied to its attributes (field `attributes`), or `None` when its
+/// encoding does not walk to its end (it is left as it came, as the decoded path would).
+pub fn apply(item: &[u8], attributes: u64, ops: &[AttrOp]) -> Option<Bytes> {
+    let mut entries = Vec::new();
+    let mut walked = 0;
+    for (number, value, whole) in wire::fields(item) {
+        walked += whole.len();
+        if let (true, wire::Value::Bytes(kv)) = (number == attributes, value) {
+            entries.push(Entry::Original {
+                key: key_of(kv)?,
+                kv,
+            });
+        }
+    }
+    if walked != item.len() {
+        return None;
+    }
+    for op in ops {
+        match op {
+            AttrOp::Set(key, value) => set(&mut entries, key, value),
+            AttrOp::Remove(keys) => entries.retain(|e| !keys.iter().any(|k| k == e.key())),
+        }
+    }
+    Some(encode(item, attributes, &entries))
+}
+
+fn set(entries: &mut Vec<Entry<'_>>, key: &Bytes, value: &Bytes) {
+    let new = Entry::New {
+        key: key.clone(),
+        value: value.clone(),
+    };
+    match entries.iter_mut().find(|e| e.key() == key.as_ref()) {
+        Some(entry) => *entry = new,
+        None => entries.push(new),
+    }
+}
+
+/// A `KeyValue`'s key: protobuf's last `key` field, empty when it has none.
+fn key_of(kv: &[u8]) -> Option<&[u8]> {
+    if let Some((key, _)) = wire::plain_key_value(kv) {
+        return Some(key);
+    }
+    let mut key: &[u8] = &[];
+    let mut walked = 0;
+    for (number, value, whole) in wire::fields(kv) {
+        walked += whole.len();
+        if let (1, wire::Value::Bytes(k)) = (number, value) {
+            key = k;
+        }
+    }
+    (walked == kv.len()).then_some(key)
+}
+
+/// The item's other fields as they came, with the attribute list where its first entry was
+/// (at the end when it had none).
+fn encode(item: &[u8], attributes: u64, entries: &[Entry<'_>]) -> Bytes {
+    let mut out = Vec::with_capacity(item.len() + 64);
+    let mut written = false;
+    for (number, _, whole) in wire::fields(item) {
+        if number != attributes {
+            out.extend_from_slice(whole);
+        } else if !std::mem::replace(&mut written, true) {
+            put_entries(&mut out, attributes, entries);
+        }
+    }
+    if !written {
+        put_entries(&mut out, attributes, entries);
+    }
+    Bytes::from(out)
+}
+
+fn put_entries(out: &mut Vec<u8>, attributes: u64, entries: &[Entry<'_>]) {
+    let mut kv = Vec::new();
+    for entry in entries {
+        match entry {
+            Entry::Original { kv: bytes, .. } => wire::put_bytes_field(out, attributes, bytes),
+            Entry::New { key, value } => {
+                kv.clear();
+                wire::put_bytes_field(&mut kv, 1, key);
+                wire::put_bytes_field(&mut kv, 2, value);
+                wire::put_bytes_field(out, attributes, &kv);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::processors::wasm::host::upsert;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+    use opentelemetry_proto::tonic::trace::v1::{Span, span};
+    use prost::Message;
+
+    fn string(s: &str) -> AnyValue {
+        AnyValue {
+            value: Some(any_value::Value::StringValue(s.into())),
+        }
+    }
+
+    fn span_with(keys: &[&str]) -> Span {
+        Span {
+            name: "GET /lessons".into(),
+            trace_id: vec![1; 16],
+            span_id: vec![2; 8],
+            attributes: keys
+                .iter()
+                .map(|k| KeyValue {
+                    key: k.to_string(),
+                    value: Some(string(&format!("v-{k}"))),
+                    ..Default::default()
+                })
+                .collect(),
+            events: vec![span::Event {
+                name: "e".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    /// The same operations through the decoded path the host used before.
+    fn decoded_path(mut span: Span, ops: &[(&str, Option<&str>)]) -> Span {
+        for (key, value) in ops {
+            match value {
+                Some(v) => upsert(&mut span.attributes, key.to_string(), string(v)),
+                None => span.attributes.retain(|kv| kv.key != *key),
+            }
+        }
+        span
+    }
+
+    fn wire_path(span: &Span, ops: &[(&str, Option<&str>)]) -> Span {
+        let ops: Vec<AttrOp> = ops
+            .iter()
+            .map(|(key, value)| match value {
+                Some(v) => AttrOp::Set(
+                    Bytes::copy_from_slice(key.as_bytes()),
+                    Bytes::from(string(v).encode_to_vec()),
+                ),
+                None => AttrOp::Remove(Arc::from(vec![Bytes::copy_from_slice(key.as_bytes())])),
+            })
+            .collect();
+        let bytes = apply(&span.encode_to_vec(), 9, &ops).unwrap();
+        Span::decode(bytes).unwrap()
+    }
+
+    // Sets over existing and new keys, removals of present, absent and re-added keys, and
+    // duplicates in the input: the same span as decoding, editing and encoding it.
+    #[test]
+    fn edits_match_the_decoded_path() {
+        let cases: Vec<(Vec<&str>, Vec<(&str, Option<&str>)>)> = vec![
+            (
+                vec!["a", "b", "c"],
+                vec![("b", Some("B")), ("d", Some("D"))],
+            ),
+            (vec!["a", "b", "c"], vec![("a", None), ("c", Some("C"))]),
+            (
+                vec![],
+                vec![("x", Some("1")), ("y", Some("2")), ("x", None)],
+            ),
+            (vec!["a", "a", "b"], vec![("a", Some("first only"))]),
+            (vec!["a", "a", "b"], vec![("a", None), ("a", Some("back"))]),
+            (vec!["a"], vec![("zz", None)]),
+        ];
+        for (keys, ops) in cases {
+            let span = span_with(&keys);
+            assert_eq!(
+                wire_path(&span, &ops),
+                decoded_path(span.clone(), &ops),
+                "{keys:?} {ops:?}"
+            );
+        }
+    }
+
+    // An encoding that stops short is left alone (the caller keeps the item as it came).
+    #[test]
+    fn a_truncated_item_is_not_edited() {
+        let bytes = span_with(&["a"]).encode_to_vec();
+        let ops = [AttrOp::Remove(Arc::from(vec![Bytes::from_static(b"a")]))];
+        assert!(apply(&bytes[..bytes.len() - 1], 9, &ops).is_none());
+    }
+}
