@@ -88,6 +88,25 @@ mod tests {
         assert_eq!(canonical("transformx"), "transformx");
     }
 
+    // The image ships every built-in: deploy/Dockerfile's list names each one's file.
+    #[test]
+    fn the_image_ships_every_built_in() {
+        let dockerfile = include_str!("../../../deploy/Dockerfile");
+        let listed = dockerfile
+            .lines()
+            .find_map(|l| l.strip_prefix("ARG BUILT_IN=\""))
+            .and_then(|l| l.strip_suffix('"'))
+            .expect("deploy/Dockerfile has ARG BUILT_IN=\"…\"");
+        let listed: Vec<&str> = listed.split_whitespace().collect();
+        for kind in BUILT_IN {
+            let stem = file_name(kind).trim_end_matches(".wasm").to_string();
+            assert!(
+                listed.contains(&stem.as_str()),
+                "{kind} is not in the image: {listed:?}"
+            );
+        }
+    }
+
     // A type with underscores is found under the file name with dashes that `make plugins`
     // writes; other types keep their name.
     #[test]
