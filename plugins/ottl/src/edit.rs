@@ -122,7 +122,7 @@ fn changed(old: &Map, new: Map) -> Option<Value<'static>> {
 
 /// Truncates `s` to `limit` bytes with `marker`, backing up to a character boundary when
 /// `utf8_safe`; `None` when it is short enough.
-fn truncate(s: &str, limit: usize, utf8_safe: bool, marker: &str) -> Option<String> {
+pub fn truncate(s: &str, limit: usize, utf8_safe: bool, marker: &str) -> Option<String> {
     if s.len() <= limit {
         return None;
     }

@@ -207,3 +207,61 @@ pub fn item_attributes(request: &[u8], attributes: u64) -> Result<Vec<Map>, Stri
     }
     Ok(out)
 }
+
+/// A long string attribute: its item's index, its key and its value.
+pub type LongString = (usize, String, String);
+
+/// Every string attribute longer than `limit` bytes of every item of an encoded OTLP export
+/// request (nested as for [`item_attributes`]): (item index, key, value), without decoding
+/// anything else; and how many items there are.
+pub fn long_strings(
+    request: &[u8],
+    attributes: u64,
+    limit: usize,
+) -> Result<(Vec<LongString>, usize), String> {
+    let mut out = Vec::new();
+    let mut items = 0;
+    for (n, _, _, resource) in fields(request)? {
+        if n != 1 {
+            continue;
+        }
+        for (n, _, _, scope) in fields(resource)? {
+            if n != 2 {
+                continue;
+            }
+            for (n, _, _, item) in fields(scope)? {
+                if n != 2 {
+                    continue;
+                }
+                for (n, _, _, kv) in fields(item)? {
+                    if n != attributes || kv.len() <= limit {
+                        continue;
+                    }
+                    let (mut key, mut long) = (&[][..], None);
+                    for (n, _, _, raw) in fields(kv)? {
+                        match n {
+                            1 => key = raw,
+                            2 => {
+                                long = fields(raw)?
+                                    .into_iter()
+                                    .find(|(n, w, ..)| *n == 1 && *w == 2)
+                                    .map(|(.., s)| s)
+                                    .filter(|s| s.len() > limit)
+                            }
+                            _ => {}
+                        }
+                    }
+                    if let Some(s) = long {
+                        out.push((
+                            items,
+                            String::from_utf8_lossy(key).into_owned(),
+                            String::from_utf8_lossy(s).into_owned(),
+                        ));
+                    }
+                }
+                items += 1;
+            }
+        }
+    }
+    Ok((out, items))
+}

@@ -324,6 +324,55 @@ impl<'io, I: Io> Cache<'io, I> {
                 self.update(*level, key, &entries, None);
                 true
             }
+            // Strings only, and only the long ones: scanned out of the encoded batch, no map
+            // decoded, unless an earlier statement has the maps already.
+            (
+                Editor::TruncateAll {
+                    limit,
+                    utf8_safe,
+                    marker,
+                },
+                _,
+                Field::Attrs(Level::Item),
+            ) if !self.columns.contains_key(&step.target.field) && self.level == Level::Item => {
+                let Some(number) = self.io.item_attributes_field() else {
+                    return false;
+                };
+                let b = self.io.batch();
+                let Ok((long, items)) =
+                    trailhead_ottl::pb::long_strings(&b.to_otlp(), number, *limit)
+                else {
+                    return false;
+                };
+                if items != self.len {
+                    return false;
+                }
+                let mut by_key: HashMap<String, Vec<(u32, Value<'static>)>> = HashMap::new();
+                for (item, key, s) in long {
+                    if !matched[item] {
+                        continue;
+                    }
+                    if let Some(t) = trailhead_ottl::edit::truncate(&s, *limit, *utf8_safe, marker)
+                    {
+                        by_key
+                            .entry(key)
+                            .or_default()
+                            .push((item as u32, Value::Str(t.into())));
+                    }
+                }
+                for (key, writes) in by_key {
+                    io::write_attr(b, Level::Item, &key, &writes);
+                    let column = Field::Attr(Level::Item, key);
+                    if let Some(old) = self.columns.get(&column) {
+                        let mut now = old.to_vec();
+                        for (e, v) in writes {
+                            now[e as usize] = v;
+                        }
+                        self.columns.insert(column, now.into());
+                    }
+                }
+                true
+            }
             _ => false,
         }
     }
