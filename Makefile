@@ -53,7 +53,7 @@ test: setup unit e2e fuzz-smoke
 # In the release profile, so the tests reuse what `build` compiled (wasmtime is large).
 unit: plugins venv
 	$(CARGO) test --release -j$(JOBS) --workspace
-	cd plugins && $(CARGO) test -j$(JOBS) -p trailhead-ottl -p filter -p k8sattributes -p k8sattributes-settings -p attraction -p attributes -p resource -p transform -p probabilistic-sampler -p redaction -p trailhead-plugin -p latency-sampler --target $$(rustc -vV | sed -n 's/^host: //p')
+	cd plugins && $(CARGO) test -j$(JOBS) -p trailhead-ottl -p filter -p k8sattributes -p k8sattributes-settings -p pdata-text -p attraction -p attributes -p resource -p transform -p probabilistic-sampler -p redaction -p trailhead-plugin -p latency-sampler --target $$(rustc -vV | sed -n 's/^host: //p')
 	cd examples/profile-service && go vet ./... && go test ./...
 	$(PYTHON) -m doctest plugins/sdk-py/trailhead_sdk.py
 	node --test plugins/sdk-js/

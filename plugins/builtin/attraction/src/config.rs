@@ -4,7 +4,6 @@
 
 use crate::engine::{Action, Conversion, Source};
 use crate::goregex;
-use crate::value::Tree;
 use serde::Deserialize;
 use serde_json::Value as Json;
 
@@ -93,7 +92,7 @@ pub fn compile(list: &[ActionConfig], at: &str) -> Result<(Vec<Action>, Vec<Stri
                     return Err(refuse("converted_type"));
                 }
                 let source = Source {
-                    value: value.map(|v| Tree::from_json(v).to_any_value()),
+                    value: value.map(|v| crate::value::from_json(v).to_any_value()),
                     from_attribute: (!a.from_attribute.is_empty())
                         .then(|| a.from_attribute.clone()),
                     from_context: if a.from_context.is_empty() {
@@ -109,7 +108,7 @@ pub fn compile(list: &[ActionConfig], at: &str) -> Result<(Vec<Action>, Vec<Stri
                             ),
                         ));
                     },
-                    default: default.map(|v| Tree::from_json(v).to_any_value()),
+                    default: default.map(|v| crate::value::from_json(v).to_any_value()),
                 };
                 let key = a.key.clone();
                 match kind.as_str() {

@@ -13,7 +13,7 @@
 //! `match_type` is `strict` or `regexp` (Go's RE2 syntax, unanchored).
 
 use attraction::goregex;
-use attraction::value::{Tree, as_string, borrow, go_float_fixed, same};
+use attraction::value::{as_string, borrow, go_float_fixed, same};
 use regex::Regex;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value as Json;
@@ -211,7 +211,7 @@ impl AttrMatcher {
                                 ));
                             }
                         },
-                        "strict" => AttrTest::Equals(Tree::from_json(value).to_any_value()),
+                        "strict" => AttrTest::Equals(attraction::value::from_json(value).to_any_value()),
                         other => return Err(unrecognized(other, &format!("{at}.value"))),
                     },
                 };

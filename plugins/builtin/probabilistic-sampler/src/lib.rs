@@ -15,7 +15,6 @@
 //! (`ot=th:…` in the span's trace state, `sampling.threshold` on a log record), and in
 //! `hash_seed` mode the randomness it was given (`rv:…`, `sampling.randomness`).
 
-mod as_string;
 mod config;
 mod sampling;
 mod tracestate;
@@ -344,7 +343,7 @@ impl ProbabilisticSampler {
                 if rnd.is_none() && !from_attribute.is_empty() {
                     let bytes = match &record.source {
                         Some(Value::Bytes(b)) => b.to_vec(),
-                        Some(v) => as_string::as_string(v).into_bytes(),
+                        Some(v) => pdata_text::as_string(v).into_bytes(),
                         None => Vec::new(),
                     };
                     if !bytes.is_empty() {

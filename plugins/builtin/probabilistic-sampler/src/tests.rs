@@ -271,15 +271,3 @@ fn bad_configs_are_refused() {
     assert!(err(r#"{"attribute_source":"span"}"#).contains("attribute_source"));
     assert!(err(r#"{"sampling_percent":5}"#).contains("unknown field `sampling_percent`"));
 }
-
-// Go's number formats for from_attribute values.
-#[test]
-fn values_as_go_writes_them() {
-    use crate::as_string::as_string;
-    assert_eq!(as_string(&Value::Double(1e21)), "1e+21");
-    assert_eq!(as_string(&Value::Double(1.5e-7)), "1.5e-7");
-    assert_eq!(as_string(&Value::Double(0.25)), "0.25");
-    assert_eq!(as_string(&Value::Double(100.0)), "100");
-    assert_eq!(as_string(&Value::Bytes(b"hello")), "aGVsbG8=");
-    assert_eq!(as_string(&Value::Int(-3)), "-3");
-}

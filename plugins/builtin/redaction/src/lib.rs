@@ -20,14 +20,13 @@
 mod config;
 mod goregex;
 mod redact;
-mod value;
 
 use config::Config;
+use pdata_text::Tree;
 use redact::{Rules, SUMMARY_KEYS};
 use trailhead_plugin::{
     Batch, Error, KeyValue, Level, LogBatch, MetricBatch, Plugin, Signal, SpanBatch,
 };
-use value::Raw;
 
 /// The processor: its compiled rules.
 pub struct Redaction {
@@ -96,11 +95,13 @@ impl Plugin for Redaction {
             let original = b.attrs(Level::Item, i);
             let mut attrs = decode(&original);
             let mut changed = self.rules.attributes(&mut attrs);
-            let mut body = Raw::from_value(bodies.get(i as usize));
+            let mut body = bodies
+                .get(i as usize)
+                .map_or(Tree::Empty, |v| Tree::from_value(&v));
             let (body_changed, attrs_changed) = self.rules.body(&mut body, &mut attrs);
             changed |= attrs_changed;
             if body_changed {
-                b.set_bodies(&[i], &[body.to_any()]);
+                b.set_bodies(&[i], &[body.to_any_value()]);
             }
             if changed {
                 write(b, Level::Item, i, &original, &attrs);
@@ -126,10 +127,10 @@ impl Redaction {
     }
 }
 
-fn decode(attrs: &[KeyValue]) -> Vec<(String, Raw)> {
+fn decode(attrs: &[KeyValue]) -> Vec<(String, Tree)> {
     attrs
         .iter()
-        .map(|kv| (kv.key.clone(), Raw::from_any(&kv.value)))
+        .map(|kv| (kv.key.clone(), Tree::from_any(&kv.value)))
         .collect()
 }
 
@@ -137,7 +138,7 @@ fn decode(attrs: &[KeyValue]) -> Vec<(String, Raw)> {
 /// collector's order (the original keys first, as they were, then the new ones), else the
 /// whole map in its new order (a removal moves pdata's last entry into the gap, and a summary
 /// key that was removed and written again goes to the end).
-fn write(b: &impl Batch, level: Level, i: u32, original: &[KeyValue], attrs: &[(String, Raw)]) {
+fn write(b: &impl Batch, level: Level, i: u32, original: &[KeyValue], attrs: &[(String, Tree)]) {
     let in_place = original.len() <= attrs.len()
         && original
             .iter()
@@ -147,7 +148,7 @@ fn write(b: &impl Batch, level: Level, i: u32, original: &[KeyValue], attrs: &[(
         .iter()
         .map(|(k, v)| KeyValue {
             key: k.clone(),
-            value: v.to_any(),
+            value: v.to_any_value(),
         })
         .collect();
     if in_place {

@@ -2,8 +2,8 @@
 //! go, which values are masked, and the summary attributes, in the collector's order.
 
 use crate::config::{Hash, Summary};
-use crate::value::Raw;
 use hmac::{Hmac, Mac};
+use pdata_text::Tree;
 use regex::Regex;
 use sha1::Digest;
 use std::collections::HashSet;
@@ -102,7 +102,7 @@ impl Rules {
 
     /// Redacts an attribute map in place (the collector's `processAttrs`); `true` when it
     /// changed.
-    pub fn attributes(&self, attrs: &mut Vec<(String, Raw)>) -> bool {
+    pub fn attributes(&self, attrs: &mut Vec<(String, Tree)>) -> bool {
         let mut out = Outcome::default();
         let mut changed = false;
         for (k, value) in attrs.iter_mut() {
@@ -125,14 +125,14 @@ impl Rules {
             }
             if self.mask_key(k) {
                 out.masked.push(k.clone());
-                *value = Raw::Str(self.mask(&text, &self.mask_all));
+                *value = Tree::Str(self.mask(&text, &self.mask_all));
                 changed = true;
                 continue;
             }
             let processed = self.block_values(&text);
             if processed != text {
                 out.masked.push(k.clone());
-                *value = Raw::Str(processed);
+                *value = Tree::Str(processed);
                 changed = true;
             }
         }
@@ -146,11 +146,11 @@ impl Rules {
 
     /// Redacts a log body in place (the collector's `processLogBody`), writing the body's
     /// summary to the record's attributes. Returns whether the body and the attributes changed.
-    pub fn body(&self, body: &mut Raw, attrs: &mut Vec<(String, Raw)>) -> (bool, bool) {
+    pub fn body(&self, body: &mut Tree, attrs: &mut Vec<(String, Tree)>) -> (bool, bool) {
         let mut out = Outcome::default();
         let mut changed = false;
         match body {
-            Raw::Map(entries) => {
+            Tree::Map(entries) => {
                 let mut redacted = Vec::new();
                 for (k, v) in entries.iter_mut() {
                     if self.ignore_key(k) {
@@ -159,7 +159,7 @@ impl Rules {
                         redacted.push(k.clone());
                     } else if self.mask_key(k) {
                         out.masked.push(k.clone());
-                        *v = Raw::Str(self.mask(v.str(), &self.mask_all));
+                        *v = Tree::Str(self.mask(v.str(), &self.mask_all));
                         changed = true;
                     } else {
                         changed |= self.body_value(k, v, &mut out);
@@ -171,7 +171,7 @@ impl Rules {
                     changed = true;
                 }
             }
-            Raw::Array(items) => {
+            Tree::Array(items) => {
                 for (i, item) in items.iter_mut().enumerate() {
                     changed |= self.body_value(&format!("[{i}]"), item, &mut out);
                 }
@@ -185,7 +185,7 @@ impl Rules {
                 let processed = self.block_values(&text);
                 if processed != text {
                     out.masked.push("body".into());
-                    *scalar = Raw::Str(processed);
+                    *scalar = Tree::Str(processed);
                     changed = true;
                 }
             }
@@ -194,10 +194,10 @@ impl Rules {
     }
 
     /// A value inside a body, at `path`.
-    fn body_value(&self, path: &str, value: &mut Raw, out: &mut Outcome) -> bool {
+    fn body_value(&self, path: &str, value: &mut Tree, out: &mut Outcome) -> bool {
         let mut changed = false;
         match value {
-            Raw::Map(entries) => {
+            Tree::Map(entries) => {
                 let mut redacted = Vec::new();
                 for (k, v) in entries.iter_mut() {
                     let at = format!("{path}.{k}");
@@ -207,7 +207,7 @@ impl Rules {
                         redacted.push(k.clone());
                     } else if self.mask_key(k) {
                         out.masked.push(at);
-                        *v = Raw::Str(self.mask(v.str(), &self.mask_all));
+                        *v = Tree::Str(self.mask(v.str(), &self.mask_all));
                         changed = true;
                     } else {
                         changed |= self.body_value(&at, v, out);
@@ -219,7 +219,7 @@ impl Rules {
                     changed = true;
                 }
             }
-            Raw::Array(items) => {
+            Tree::Array(items) => {
                 for (i, item) in items.iter_mut().enumerate() {
                     changed |= self.body_value(&format!("{path}.[{i}]"), item, out);
                 }
@@ -233,7 +233,7 @@ impl Rules {
                 let processed = self.block_values(&text);
                 if processed != text {
                     out.masked.push(path.into());
-                    *scalar = Raw::Str(processed);
+                    *scalar = Tree::Str(processed);
                     changed = true;
                 }
             }
@@ -242,7 +242,7 @@ impl Rules {
     }
 
     /// Writes the summary attributes (`prefix` + `redacted.keys`, `redacted.count`, …).
-    fn summarize(&self, attrs: &mut Vec<(String, Raw)>, out: Outcome, prefix: &str) -> bool {
+    fn summarize(&self, attrs: &mut Vec<(String, Tree)>, out: Outcome, prefix: &str) -> bool {
         let mut changed = false;
         for (keys, what, with_keys) in [
             (out.redacted, "redacted", true),
@@ -259,7 +259,7 @@ impl Rules {
     /// sorted, comma-separated; `debug` and `info` add the count to any already there.
     fn meta(
         &self,
-        attrs: &mut Vec<(String, Raw)>,
+        attrs: &mut Vec<(String, Tree)>,
         mut keys: Vec<String>,
         prefix: &str,
         what: &str,
@@ -271,32 +271,32 @@ impl Rules {
         let mut count = keys.len() as i64;
         if self.summary == Summary::Debug && with_keys {
             let name = format!("{prefix}{what}.keys");
-            if let Some(Raw::Str(existing)) = get(attrs, &name)
+            if let Some(Tree::Str(existing)) = get(attrs, &name)
                 && !existing.is_empty()
             {
                 keys.extend(existing.split(',').map(String::from));
             }
             keys.sort();
-            put(attrs, &name, Raw::Str(keys.join(",")));
+            put(attrs, &name, Tree::Str(keys.join(",")));
         }
         let name = format!("{prefix}{what}.count");
         if let Some(existing) = get(attrs, &name) {
             count += match existing {
-                Raw::Int(i) => *i,
+                Tree::Int(i) => *i,
                 _ => 0,
             };
         }
-        put(attrs, &name, Raw::Int(count));
+        put(attrs, &name, Tree::Int(count));
         true
     }
 }
 
-fn get<'a>(attrs: &'a [(String, Raw)], key: &str) -> Option<&'a Raw> {
+fn get<'a>(attrs: &'a [(String, Tree)], key: &str) -> Option<&'a Tree> {
     attrs.iter().find(|(k, _)| k == key).map(|(_, v)| v)
 }
 
 /// Overwrites the first entry with the key, or appends one.
-fn put(attrs: &mut Vec<(String, Raw)>, key: &str, value: Raw) {
+fn put(attrs: &mut Vec<(String, Tree)>, key: &str, value: Tree) {
     match attrs.iter_mut().find(|(k, _)| k == key) {
         Some(entry) => entry.1 = value,
         None => attrs.push((key.into(), value)),
@@ -304,7 +304,7 @@ fn put(attrs: &mut Vec<(String, Raw)>, key: &str, value: Raw) {
 }
 
 /// Removes the first entry with the key as pdata does: the last entry takes its place.
-fn remove_first(attrs: &mut Vec<(String, Raw)>, key: &str) {
+fn remove_first(attrs: &mut Vec<(String, Tree)>, key: &str) {
     if let Some(i) = attrs.iter().position(|(k, _)| k == key) {
         attrs.swap_remove(i);
     }
