@@ -38,7 +38,7 @@ impl Entry<'_> {
 
 /// `item` with `ops` applied to its attributes (field `attributes`), or `None` when its
 /// encoding does not walk to its end (it is left as it came, as the decoded path would).
-pub fn apply(item: &[u8], attributes: u64, ops: &[AttrOp]) -> Option<Bytes> {
+pub fn apply(item: &Bytes, attributes: u64, ops: &[AttrOp]) -> Option<Bytes> {
     let mut entries = Vec::new();
     let mut walked = 0;
     for (number, value, whole) in wire::fields(item) {
@@ -53,13 +53,36 @@ pub fn apply(item: &[u8], attributes: u64, ops: &[AttrOp]) -> Option<Bytes> {
     if walked != item.len() {
         return None;
     }
+    let before = entries.len();
     for op in ops {
         match op {
             AttrOp::Set(key, value) => set(&mut entries, key, value),
             AttrOp::Remove(keys) => entries.retain(|e| !keys.iter().any(|k| k == e.key())),
         }
     }
-    Some(encode(item, attributes, &entries))
+    Some(match appended_only(&entries, before) {
+        // The common edits (a key inserted, a key removed that no item had) leave the
+        // original attributes as they were: the item is kept, or copied once with the new
+        // ones after it (a repeated field's entries may follow other fields).
+        Some(0) => item.clone(),
+        Some(_) => {
+            let mut out = Vec::with_capacity(item.len() + 64);
+            out.extend_from_slice(item);
+            put_entries(&mut out, attributes, &entries[before..]);
+            Bytes::from(out)
+        }
+        None => encode(item, attributes, &entries),
+    })
+}
+
+/// How many entries were appended, when the first `before` are the original ones untouched
+/// and in order; `None` when an original one was overwritten or removed.
+fn appended_only(entries: &[Entry<'_>], before: usize) -> Option<usize> {
+    let untouched = entries.len() >= before
+        && entries[..before]
+            .iter()
+            .all(|e| matches!(e, Entry::Original { .. }));
+    untouched.then(|| entries.len() - before)
 }
 
 fn set(entries: &mut Vec<Entry<'_>>, key: &Bytes, value: &Bytes) {
@@ -179,7 +202,7 @@ mod tests {
                 None => AttrOp::Remove(Arc::from(vec![Bytes::copy_from_slice(key.as_bytes())])),
             })
             .collect();
-        let bytes = apply(&span.encode_to_vec(), 9, &ops).unwrap();
+        let bytes = apply(&Bytes::from(span.encode_to_vec()), 9, &ops).unwrap();
         Span::decode(bytes).unwrap()
     }
 
@@ -214,8 +237,8 @@ mod tests {
     // An encoding that stops short is left alone (the caller keeps the item as it came).
     #[test]
     fn a_truncated_item_is_not_edited() {
-        let bytes = span_with(&["a"]).encode_to_vec();
+        let bytes = Bytes::from(span_with(&["a"]).encode_to_vec());
         let ops = [AttrOp::Remove(Arc::from(vec![Bytes::from_static(b"a")]))];
-        assert!(apply(&bytes[..bytes.len() - 1], 9, &ops).is_none());
+        assert!(apply(&bytes.slice(..bytes.len() - 1), 9, &ops).is_none());
     }
 }

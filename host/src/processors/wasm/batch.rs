@@ -342,6 +342,11 @@ impl<I: Item> Items<I> {
         for flat in 0..self.edits.len() {
             self.apply_edits(flat);
         }
+        self.flush_decoded();
+    }
+
+    /// Encodes decoded items changed since back; pending attribute writes stay pending.
+    fn flush_decoded(&mut self) {
         for (flat, dirty) in self.dirty.iter_mut().enumerate() {
             if std::mem::take(dirty)
                 && let Decoded::Yes(item) = &self.decoded[flat]
@@ -403,6 +408,15 @@ impl<I: Item> Items<I> {
             })
             .collect()
     }
+}
+
+/// What the last pending write of `key` left: `Some(None)` removed, `None` not written.
+fn pending<'a>(ops: &'a [AttrOp], key: &str) -> Option<Option<&'a [u8]>> {
+    ops.iter().rev().find_map(|op| match op {
+        AttrOp::Set(k, value) if k == key.as_bytes() => Some(Some(value.as_ref())),
+        AttrOp::Remove(keys) if keys.iter().any(|k| k == key.as_bytes()) => Some(None),
+        _ => None,
+    })
 }
 
 /// An attribute write on a decoded item: what [`attr_edits`] does to an encoded one.
@@ -498,6 +512,24 @@ impl<S: Scope> Working<S> {
         items.index.iter().zip(&items.raw).map(|(p, raw)| {
             let scope = &items.scopes[p.resource as usize][p.scope as usize];
             (scope.name.as_str(), raw.as_ref())
+        })
+    }
+
+    /// The encoded value of attribute `key` of every item, pending attribute writes read
+    /// where they are: reads between a plugin's writes rewrite no item (transform reads and
+    /// writes a column per statement).
+    pub fn item_attribute<'a>(
+        &'a mut self,
+        key: &'a str,
+    ) -> impl Iterator<Item = Option<&'a [u8]>> + 'a {
+        let items = self.items();
+        items.flush_decoded();
+        let items = &*items;
+        (0..items.raw.len()).map(move |flat| {
+            match items.edits.get(flat).and_then(|ops| pending(ops, key)) {
+                Some(written) => written,
+                None => super::encoded::attribute(&items.raw[flat], S::Item::ATTRIBUTES, key),
+            }
         })
     }
 
@@ -881,6 +913,40 @@ mod tests {
     use super::*;
     use crate::pdata::wire::tests_support::{gauges_request, traces_request};
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use std::sync::Arc;
+
+    // Attribute writes to items stay pending: a read of the attribute sees the last write
+    // (set, then removal, per item), no item is decoded, and the encoding carries them all.
+    #[test]
+    fn pending_attribute_writes_read_and_encode() {
+        use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value};
+        let string = |s: &str| AnyValue {
+            value: Some(any_value::Value::StringValue(s.into())),
+        };
+        let mut work = SpanWork::lend(traces_request(3).into()).unwrap();
+        let set = AttrOp::Set(
+            Bytes::from_static(b"tier"),
+            string("gold").encode_to_vec().into(),
+        );
+        for flat in 0..3 {
+            assert!(work.edit_item_attributes(flat, set.clone()));
+        }
+        let gone = AttrOp::Remove(Arc::from(vec![Bytes::from_static(b"tier")]));
+        assert!(work.edit_item_attributes(1, gone));
+        let read: Vec<Option<AnyValue>> = work
+            .item_attribute("tier")
+            .map(|v| v.map(|v| AnyValue::decode(v).unwrap()))
+            .collect();
+        assert_eq!(read, [Some(string("gold")), None, Some(string("gold"))]);
+        assert_eq!(work.items_decoded(), 0);
+        let out = ExportTraceServiceRequest::decode(work.into_encoded().to_bytes()).unwrap();
+        let tiers: Vec<usize> = out.resource_spans[0].scope_spans[0]
+            .spans
+            .iter()
+            .map(|s| s.attributes.len())
+            .collect();
+        assert_eq!(tiers, [1, 0, 1]);
+    }
 
     // Untouched, the batch is the original bytes; resource edits re-encode without decoding
     // a span; drops remove exactly the dropped spans.

@@ -9,7 +9,7 @@ use crate::processors::wasm::attr_edits::AttrOp;
 use crate::processors::wasm::batch::{LogWork, MetricWork, Scope, SpanWork, Working, work};
 use crate::processors::wasm::encoded;
 use crate::processors::wasm::host::{PluginState, find, upsert};
-use crate::processors::wasm::items::{self, Item, Level, PointRef};
+use crate::processors::wasm::items::{self, Level, PointRef};
 use bytes::Bytes;
 use opentelemetry_proto::tonic::metrics::v1::Metric;
 use opentelemetry_proto::tonic::trace::v1::Span;
@@ -175,10 +175,7 @@ fn attr_column<S: Scope + Send + 'static>(
     key: &str,
 ) -> ValueColumn {
     if level == Level::Item {
-        let values = work
-            .encoded_items()
-            .map(|(_, item)| encoded::attribute(item, S::Item::ATTRIBUTES, key));
-        return value_column(encoded::pack(values));
+        return value_column(encoded::pack(work.item_attribute(key)));
     }
     let mut packed = encoded::Packed::default();
     for index in 0..work.count(level) as u32 {
