@@ -180,6 +180,9 @@ mod tests {
         }
     }
 
+    /// A key, and the value it is set to (`None`: removed).
+    type Op<'a> = (&'a str, Option<&'a str>);
+
     /// The same operations through the decoded path the host used before.
     fn decoded_path(mut span: Span, ops: &[(&str, Option<&str>)]) -> Span {
         for (key, value) in ops {
@@ -210,7 +213,7 @@ mod tests {
     // duplicates in the input: the same span as decoding, editing and encoding it.
     #[test]
     fn edits_match_the_decoded_path() {
-        let cases: Vec<(Vec<&str>, Vec<(&str, Option<&str>)>)> = vec![
+        let cases: Vec<(Vec<&str>, Vec<Op>)> = vec![
             (
                 vec!["a", "b", "c"],
                 vec![("b", Some("B")), ("d", Some("D"))],
