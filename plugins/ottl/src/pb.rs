@@ -80,17 +80,23 @@ pub fn decode_map(bytes: &[u8]) -> Result<Map, String> {
         if number != 1 {
             continue;
         }
-        let (mut key, mut value) = (String::new(), Value::Nil);
-        for (n, _, _, raw) in fields(raw)? {
-            match n {
-                1 => key = String::from_utf8_lossy(raw).into_owned(),
-                2 => value = decode_any(raw)?,
-                _ => {}
-            }
-        }
+        let (key, value) = decode_key_value(raw)?;
         crate::edit::put(&mut map, &key, value);
     }
     Ok(map)
+}
+
+/// A `KeyValue`: its key and decoded value (nil when it has none).
+fn decode_key_value(bytes: &[u8]) -> Result<(String, Value<'static>), String> {
+    let (mut key, mut value) = (String::new(), Value::Nil);
+    for (n, _, _, raw) in fields(bytes)? {
+        match n {
+            1 => key = String::from_utf8_lossy(raw).into_owned(),
+            2 => value = decode_any(raw)?,
+            _ => {}
+        }
+    }
+    Ok((key, value))
 }
 
 /// An `ArrayValue`.
@@ -168,12 +174,14 @@ pub fn encode_list(items: &[Value<'_>]) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
-/// The attributes of every item of an encoded OTLP export request (spans of an
+/// Calls `each` with every item of an encoded OTLP export request (spans of an
 /// `ExportTraceServiceRequest`, records of an `ExportLogsServiceRequest`: both nest resource
-/// → scope → item in field 1 → 2 → 2), in the batch's flat item order. `attributes` is the
-/// item's attribute field number (9 for a span, 6 for a log record).
-pub fn item_attributes(request: &[u8], attributes: u64) -> Result<Vec<Map>, String> {
-    let mut out = Vec::new();
+/// → scope → item in field 1 → 2 → 2), in the batch's flat item order, stopping at the first
+/// error.
+fn for_each_item<'r>(
+    request: &'r [u8],
+    mut each: impl FnMut(&'r [u8]) -> Result<(), String>,
+) -> Result<(), String> {
     for (n, _, _, resource) in fields(request)? {
         if n != 1 {
             continue;
@@ -183,28 +191,32 @@ pub fn item_attributes(request: &[u8], attributes: u64) -> Result<Vec<Map>, Stri
                 continue;
             }
             for (n, _, _, item) in fields(scope)? {
-                if n != 2 {
-                    continue;
+                if n == 2 {
+                    each(item)?;
                 }
-                let mut map = Vec::new();
-                for (n, _, _, kv) in fields(item)? {
-                    if n != attributes {
-                        continue;
-                    }
-                    let (mut key, mut value) = (String::new(), Value::Nil);
-                    for (n, _, _, raw) in fields(kv)? {
-                        match n {
-                            1 => key = String::from_utf8_lossy(raw).into_owned(),
-                            2 => value = decode_any(raw)?,
-                            _ => {}
-                        }
-                    }
-                    crate::edit::put(&mut map, &key, value);
-                }
-                out.push(map);
             }
         }
     }
+    Ok(())
+}
+
+/// The attributes of every item of an encoded OTLP export request (nested as for
+/// [`for_each_item`]), in the batch's flat item order. `attributes` is the item's attribute
+/// field number (9 for a span, 6 for a log record).
+pub fn item_attributes(request: &[u8], attributes: u64) -> Result<Vec<Map>, String> {
+    let mut out = Vec::new();
+    for_each_item(request, |item| {
+        let mut map = Vec::new();
+        for (n, _, _, kv) in fields(item)? {
+            if n != attributes {
+                continue;
+            }
+            let (key, value) = decode_key_value(kv)?;
+            crate::edit::put(&mut map, &key, value);
+        }
+        out.push(map);
+        Ok(())
+    })?;
     Ok(out)
 }
 
@@ -212,7 +224,7 @@ pub fn item_attributes(request: &[u8], attributes: u64) -> Result<Vec<Map>, Stri
 pub type LongString = (usize, String, String);
 
 /// Every string attribute longer than `limit` bytes of every item of an encoded OTLP export
-/// request (nested as for [`item_attributes`]): (item index, key, value), without decoding
+/// request (nested as for [`for_each_item`]): (item index, key, value), without decoding
 /// anything else; and how many items there are.
 pub fn long_strings(
     request: &[u8],
@@ -221,47 +233,35 @@ pub fn long_strings(
 ) -> Result<(Vec<LongString>, usize), String> {
     let mut out = Vec::new();
     let mut items = 0;
-    for (n, _, _, resource) in fields(request)? {
-        if n != 1 {
-            continue;
-        }
-        for (n, _, _, scope) in fields(resource)? {
-            if n != 2 {
+    for_each_item(request, |item| {
+        for (n, _, _, kv) in fields(item)? {
+            if n != attributes || kv.len() <= limit {
                 continue;
             }
-            for (n, _, _, item) in fields(scope)? {
-                if n != 2 {
-                    continue;
+            let (mut key, mut long) = (&[][..], None);
+            for (n, _, _, raw) in fields(kv)? {
+                match n {
+                    1 => key = raw,
+                    2 => {
+                        long = fields(raw)?
+                            .into_iter()
+                            .find(|(n, w, ..)| *n == 1 && *w == 2)
+                            .map(|(.., s)| s)
+                            .filter(|s| s.len() > limit)
+                    }
+                    _ => {}
                 }
-                for (n, _, _, kv) in fields(item)? {
-                    if n != attributes || kv.len() <= limit {
-                        continue;
-                    }
-                    let (mut key, mut long) = (&[][..], None);
-                    for (n, _, _, raw) in fields(kv)? {
-                        match n {
-                            1 => key = raw,
-                            2 => {
-                                long = fields(raw)?
-                                    .into_iter()
-                                    .find(|(n, w, ..)| *n == 1 && *w == 2)
-                                    .map(|(.., s)| s)
-                                    .filter(|s| s.len() > limit)
-                            }
-                            _ => {}
-                        }
-                    }
-                    if let Some(s) = long {
-                        out.push((
-                            items,
-                            String::from_utf8_lossy(key).into_owned(),
-                            String::from_utf8_lossy(s).into_owned(),
-                        ));
-                    }
-                }
-                items += 1;
+            }
+            if let Some(s) = long {
+                out.push((
+                    items,
+                    String::from_utf8_lossy(key).into_owned(),
+                    String::from_utf8_lossy(s).into_owned(),
+                ));
             }
         }
-    }
+        items += 1;
+        Ok(())
+    })?;
     Ok((out, items))
 }

@@ -119,9 +119,19 @@ pub fn value(c: &ValueColumn, i: usize) -> Value<'static> {
         ValueKind::Int => Value::Int(scalar),
         ValueKind::Double => Value::Double(f64::from_bits(scalar as u64)),
         ValueKind::Bytes => Value::Bytes(bytes.to_vec().into()),
-        ValueKind::Array => pb::decode_list(bytes).map_or(Value::Nil, |l| Value::List(Rc::new(l))),
-        ValueKind::Kvlist => pb::decode_map(bytes).map_or(Value::Nil, |m| Value::Map(Rc::new(m))),
+        ValueKind::Array => list(bytes),
+        ValueKind::Kvlist => map(bytes),
     }
+}
+
+/// An encoded `ArrayValue` as a list, nil where it does not decode.
+fn list(bytes: &[u8]) -> Value<'static> {
+    pb::decode_list(bytes).map_or(Value::Nil, |l| Value::List(Rc::new(l)))
+}
+
+/// An encoded `KeyValueList` as a map, nil where it does not decode.
+fn map(bytes: &[u8]) -> Value<'static> {
+    pb::decode_map(bytes).map_or(Value::Nil, |m| Value::Map(Rc::new(m)))
 }
 
 fn values(c: ValueColumn) -> Vec<Value<'static>> {
@@ -149,8 +159,8 @@ fn any_to_value(v: &AnyValue) -> Value<'static> {
         AnyValue::Int(i) => Value::Int(*i),
         AnyValue::Double(d) => Value::Double(*d),
         AnyValue::Bytes(b) => Value::Bytes(b.clone().into()),
-        AnyValue::Array(b) => pb::decode_list(b).map_or(Value::Nil, |l| Value::List(Rc::new(l))),
-        AnyValue::Kvlist(b) => pb::decode_map(b).map_or(Value::Nil, |m| Value::Map(Rc::new(m))),
+        AnyValue::Array(b) => list(b),
+        AnyValue::Kvlist(b) => map(b),
     }
 }
 
@@ -176,8 +186,6 @@ pub fn read<I: Io>(io: &I, field: &Field) -> Vec<Value<'static>> {
 /// Sets one attribute on entries, one host call per distinct value. Contract 0.2 has no
 /// empty value to write, so nil (which the collector writes as an empty value) removes it.
 pub fn write_attr<B: Batch>(b: &B, level: Level, key: &str, writes: &[(u32, Value<'static>)]) {
-    let mut groups: Vec<(Vec<u8>, AnyValue, Vec<u32>)> = Vec::new();
-    let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
     let emptied: Vec<u32> = writes
         .iter()
         .filter(|(_, v)| matches!(v, Value::Nil))
@@ -186,18 +194,12 @@ pub fn write_attr<B: Batch>(b: &B, level: Level, key: &str, writes: &[(u32, Valu
     if !emptied.is_empty() {
         b.remove_attrs(level, &emptied, &[key.to_string()]);
     }
-    for (entry, v) in writes {
-        let Ok(any) = any_value(v) else { continue };
-        let id = pb::encode_any(v).unwrap_or_default();
-        match index.get(&id) {
-            Some(&at) => groups[at].2.push(*entry),
-            None => {
-                index.insert(id.clone(), groups.len());
-                groups.push((id, any, vec![*entry]));
-            }
-        }
-    }
-    for (_, any, entries) in groups {
+    // Values are told apart by their encoding: `AnyValue` has no `Eq` (doubles).
+    let storable = writes.iter().filter_map(|(entry, v)| {
+        let any = any_value(v).ok()?;
+        Some((*entry, pb::encode_any(v).unwrap_or_default(), any))
+    });
+    for (any, entries) in grouped_by(storable) {
         b.set_attr(level, &entries, key, &any);
     }
 }
@@ -231,23 +233,45 @@ pub fn write_attrs<B: Batch>(
     }
 }
 
-/// Groups entries by a key, for host writes that take one value for many entries.
-fn grouped<K: Eq + std::hash::Hash + Clone>(
-    entries: &[u32],
-    keys: impl Iterator<Item = K>,
-) -> Vec<(K, Vec<u32>)> {
-    let mut groups: Vec<(K, Vec<u32>)> = Vec::new();
+/// Groups `(entry, key, value)` by key in order of first appearance, each group with the
+/// value its first entry brought, for host writes that take one value for many entries.
+fn grouped_by<K: Eq + std::hash::Hash, V>(
+    items: impl IntoIterator<Item = (u32, K, V)>,
+) -> Vec<(V, Vec<u32>)> {
+    let mut groups: Vec<(V, Vec<u32>)> = Vec::new();
     let mut index: HashMap<K, usize> = HashMap::new();
-    for (entry, key) in entries.iter().zip(keys) {
+    for (entry, key, value) in items {
         match index.get(&key) {
-            Some(&at) => groups[at].1.push(*entry),
+            Some(&at) => groups[at].1.push(entry),
             None => {
-                index.insert(key.clone(), groups.len());
-                groups.push((key, vec![*entry]));
+                index.insert(key, groups.len());
+                groups.push((value, vec![entry]));
             }
         }
     }
     groups
+}
+
+/// [`grouped_by`] where the key is the value.
+fn grouped<K: Eq + std::hash::Hash + Clone>(
+    entries: &[u32],
+    keys: impl Iterator<Item = K>,
+) -> Vec<(K, Vec<u32>)> {
+    grouped_by(entries.iter().zip(keys).map(|(e, k)| (*e, k.clone(), k)))
+}
+
+/// A number written with its text companion (a status code and message, a severity number
+/// and text) as `(number, text)` pairs: `values` are the numbers when `numbers`, else the
+/// texts, and `companion` the other.
+fn number_texts<'v>(
+    values: &'v [Value<'static>],
+    companion: &'v [Value<'static>],
+    numbers: bool,
+) -> impl Iterator<Item = (i64, String)> + 'v {
+    values.iter().zip(companion).map(move |(v, c)| {
+        let (n, t) = if numbers { (v, c) } else { (c, v) };
+        (int(n), text(t))
+    })
 }
 
 fn text(v: &Value<'_>) -> String {
@@ -266,6 +290,11 @@ fn int(v: &Value<'_>) -> i64 {
 
 fn texts(values: &[Value<'static>]) -> Vec<String> {
     values.iter().map(text).collect()
+}
+
+/// Times (or other unsigned numbers) to write; a value that is no integer writes 0.
+fn u64s(values: &[Value<'static>]) -> Vec<u64> {
+    values.iter().map(|v| int(v) as u64).collect()
 }
 
 /// Spans.
@@ -312,26 +341,14 @@ impl<B: SpanBatch> Io for Spans<'_, B> {
         match field {
             Field::Name(level) => b.set_names(*level, entries, &texts(values)),
             Field::TraceState => b.set_trace_states(Level::Item, entries, &texts(values)),
-            Field::Start { .. } => b.set_start_times(
-                entries,
-                &values.iter().map(|v| int(v) as u64).collect::<Vec<_>>(),
-            ),
-            Field::End { .. } => b.set_end_times(
-                entries,
-                &values.iter().map(|v| int(v) as u64).collect::<Vec<_>>(),
-            ),
+            Field::Start { .. } => b.set_start_times(entries, &u64s(values)),
+            Field::End { .. } => b.set_end_times(entries, &u64s(values)),
             Field::Kind => {
                 let kinds: Vec<SpanKind> = values.iter().map(|v| span_kind(int(v))).collect();
                 b.set_kinds(entries, &kinds);
             }
-            Field::StatusCode => {
-                let pairs = values.iter().zip(companion).map(|(c, m)| (int(c), text(m)));
-                for ((code, message), e) in grouped(entries, pairs) {
-                    b.set_status(&e, status_code(code), &message);
-                }
-            }
-            Field::StatusMessage => {
-                let pairs = values.iter().zip(companion).map(|(m, c)| (int(c), text(m)));
+            Field::StatusCode | Field::StatusMessage => {
+                let pairs = number_texts(values, companion, matches!(field, Field::StatusCode));
                 for ((code, message), e) in grouped(entries, pairs) {
                     b.set_status(&e, status_code(code), &message);
                 }
@@ -424,19 +441,12 @@ impl<B: LogBatch> Io for Logs<'_, B> {
                     b.set_bodies(entries, &bodies);
                 }
             }
-            Field::LogTime { .. } => b.set_times(
-                entries,
-                &values.iter().map(|v| int(v) as u64).collect::<Vec<_>>(),
-            ),
-            Field::SeverityNumber => {
-                let pairs = values.iter().zip(companion).map(|(n, t)| (int(n), text(t)));
-                for ((number, text), e) in grouped(entries, pairs) {
-                    b.set_severity(&e, number as i32, &text);
-                }
-            }
-            Field::SeverityText => {
-                let pairs = values.iter().zip(companion).map(|(t, n)| (int(n), text(t)));
-                for ((number, text), e) in grouped(entries, pairs) {
+            Field::LogTime { .. } => b.set_times(entries, &u64s(values)),
+            Field::SeverityNumber | Field::SeverityText => {
+                let numbers = matches!(field, Field::SeverityNumber);
+                for ((number, text), e) in
+                    grouped(entries, number_texts(values, companion, numbers))
+                {
                     b.set_severity(&e, number as i32, &text);
                 }
             }
