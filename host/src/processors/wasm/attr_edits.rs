@@ -9,8 +9,11 @@
 //! overwrites the first attribute with its key in place or appends one; a removal takes every
 //! attribute with one of its keys; operations apply in the order the plugin made them.
 
+use super::host::upsert;
 use crate::pdata::wire;
 use bytes::Bytes;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
+use prost::Message;
 use std::sync::Arc;
 
 /// One attribute write, kept until the item is read or encoded.
@@ -19,6 +22,51 @@ pub enum AttrOp {
     /// Key and its encoded `AnyValue`: shared by every item of one `set-attr` call.
     Set(Bytes, Bytes),
     Remove(Arc<[Bytes]>),
+}
+
+impl AttrOp {
+    /// Sets `key` to `value`, encoded once for every entry it is applied to.
+    pub fn set(key: String, value: &AnyValue) -> AttrOp {
+        AttrOp::Set(Bytes::from(key.into_bytes()), value.encode_to_vec().into())
+    }
+
+    /// Removes every attribute named by one of `keys`.
+    pub fn remove(keys: &[String]) -> AttrOp {
+        AttrOp::Remove(
+            keys.iter()
+                .map(|k| Bytes::copy_from_slice(k.as_bytes()))
+                .collect(),
+        )
+    }
+
+    /// The same write on a decoded attribute list (entries other than items, and items
+    /// already decoded): what [`apply`] does to an encoding.
+    pub fn apply_decoded(self, attributes: &mut Vec<KeyValue>) {
+        match self {
+            AttrOp::Set(key, value) => {
+                let key = String::from_utf8_lossy(&key).into_owned();
+                let value = AnyValue::decode(value).unwrap_or_default();
+                upsert(attributes, key, value);
+            }
+            AttrOp::Remove(keys) => {
+                attributes.retain(|kv| !keys.iter().any(|k| k == kv.key.as_bytes()))
+            }
+        }
+    }
+
+    /// What this write leaves of `key`: `Some(None)` removed, `None` not written.
+    fn written(&self, key: &[u8]) -> Option<Option<&[u8]>> {
+        match self {
+            AttrOp::Set(k, value) if k == key => Some(Some(value)),
+            AttrOp::Remove(keys) if keys.iter().any(|k| k == key) => Some(None),
+            _ => None,
+        }
+    }
+}
+
+/// What the last of `ops` that writes `key` left: `Some(None)` removed, `None` not written.
+pub fn pending<'a>(ops: &'a [AttrOp], key: &str) -> Option<Option<&'a [u8]>> {
+    ops.iter().rev().find_map(|op| op.written(key.as_bytes()))
 }
 
 /// An attribute of the item being rebuilt: as it came, or written now.
@@ -148,10 +196,8 @@ fn put_entries(out: &mut Vec<u8>, attributes: u64, entries: &[Entry<'_>]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::processors::wasm::host::upsert;
-    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+    use opentelemetry_proto::tonic::common::v1::any_value;
     use opentelemetry_proto::tonic::trace::v1::{Span, span};
-    use prost::Message;
 
     fn string(s: &str) -> AnyValue {
         AnyValue {
@@ -198,11 +244,8 @@ mod tests {
         let ops: Vec<AttrOp> = ops
             .iter()
             .map(|(key, value)| match value {
-                Some(v) => AttrOp::Set(
-                    Bytes::copy_from_slice(key.as_bytes()),
-                    Bytes::from(string(v).encode_to_vec()),
-                ),
-                None => AttrOp::Remove(Arc::from(vec![Bytes::copy_from_slice(key.as_bytes())])),
+                Some(v) => AttrOp::set(key.to_string(), &string(v)),
+                None => AttrOp::remove(&[key.to_string()]),
             })
             .collect();
         let bytes = apply(&Bytes::from(span.encode_to_vec()), 9, &ops).unwrap();

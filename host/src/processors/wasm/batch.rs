@@ -317,7 +317,7 @@ impl<I: Item> Items<I> {
                 let Some(item) = self.decoded_mut(flat) else {
                     return false;
                 };
-                apply_decoded(item.attributes_mut(), op);
+                op.apply_decoded(item.attributes_mut());
                 true
             }
             _ => false,
@@ -407,30 +407,6 @@ impl<I: Item> Items<I> {
                 Some(Bytes::from(out))
             })
             .collect()
-    }
-}
-
-/// What the last pending write of `key` left: `Some(None)` removed, `None` not written.
-fn pending<'a>(ops: &'a [AttrOp], key: &str) -> Option<Option<&'a [u8]>> {
-    ops.iter().rev().find_map(|op| match op {
-        AttrOp::Set(k, value) if k == key.as_bytes() => Some(Some(value.as_ref())),
-        AttrOp::Remove(keys) if keys.iter().any(|k| k == key.as_bytes()) => Some(None),
-        _ => None,
-    })
-}
-
-/// An attribute write on a decoded item: what [`attr_edits`] does to an encoded one.
-fn apply_decoded(attributes: &mut Vec<KeyValue>, op: AttrOp) {
-    use opentelemetry_proto::tonic::common::v1::AnyValue;
-    match op {
-        AttrOp::Set(key, value) => {
-            let key = String::from_utf8_lossy(&key).into_owned();
-            let value = AnyValue::decode(value).unwrap_or_default();
-            super::host::upsert(attributes, key, value);
-        }
-        AttrOp::Remove(keys) => {
-            attributes.retain(|kv| !keys.iter().any(|k| k == kv.key.as_bytes()))
-        }
     }
 }
 
@@ -526,7 +502,11 @@ impl<S: Scope> Working<S> {
         items.flush_decoded();
         let items = &*items;
         (0..items.raw.len()).map(move |flat| {
-            match items.edits.get(flat).and_then(|ops| pending(ops, key)) {
+            match items
+                .edits
+                .get(flat)
+                .and_then(|ops| attr_edits::pending(ops, key))
+            {
                 Some(written) => written,
                 None => super::encoded::attribute(&items.raw[flat], S::Item::ATTRIBUTES, key),
             }
@@ -551,11 +531,21 @@ impl<S: Scope> Working<S> {
         self.items().decoded(flat as usize).map(|item| &*item)
     }
 
-    /// Writes an attribute of item `flat` without decoding it where it can (see
-    /// [`attr_edits`]); `false` when it is out of range or does not decode.
-    pub fn edit_item_attributes(&mut self, flat: u32, op: AttrOp) -> bool {
-        self.changed = true;
-        self.items().edit_attributes(flat as usize, op)
+    /// Writes an attribute of entry `index` of `level`: an item's on its encoding while it is
+    /// not decoded (see [`attr_edits`]), any other's decoded. `false` when there is no such
+    /// entry or the item does not decode.
+    pub fn edit_attributes(&mut self, level: Level, index: u32, op: AttrOp) -> bool {
+        if level == Level::Item {
+            self.changed = true;
+            return self.items().edit_attributes(index as usize, op);
+        }
+        match self.attributes_mut(level, index) {
+            Some(attributes) => {
+                op.apply_decoded(attributes);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Item `flat`, for changing; `None` when out of range or not decodable.
@@ -929,10 +919,10 @@ mod tests {
             string("gold").encode_to_vec().into(),
         );
         for flat in 0..3 {
-            assert!(work.edit_item_attributes(flat, set.clone()));
+            assert!(work.edit_attributes(Level::Item, flat, set.clone()));
         }
         let gone = AttrOp::Remove(Arc::from(vec![Bytes::from_static(b"tier")]));
-        assert!(work.edit_item_attributes(1, gone));
+        assert!(work.edit_attributes(Level::Item, 1, gone));
         let read: Vec<Option<AnyValue>> = work
             .item_attribute("tier")
             .map(|v| v.map(|v| AnyValue::decode(v).unwrap()))

@@ -8,13 +8,10 @@ use crate::pdata::wire::{self, Value};
 use crate::processors::wasm::attr_edits::AttrOp;
 use crate::processors::wasm::batch::{LogWork, MetricWork, Scope, SpanWork, Working, work};
 use crate::processors::wasm::encoded;
-use crate::processors::wasm::host::{PluginState, find, upsert};
+use crate::processors::wasm::host::{PluginState, find};
 use crate::processors::wasm::items::{self, Level, PointRef};
-use bytes::Bytes;
 use opentelemetry_proto::tonic::metrics::v1::Metric;
 use opentelemetry_proto::tonic::trace::v1::Span;
-use prost::Message;
-use std::sync::Arc;
 use types::{KeyValue, StringColumn, ValueColumn};
 use wasmtime::Result;
 use wasmtime::component::Resource;
@@ -193,19 +190,10 @@ fn set_attr<S: Scope + Send + 'static>(
     value: types::AnyValue,
 ) -> Result<()> {
     check(work, "set-attr", level, indexes)?;
-    let value = from_wit(value, "set-attr")?;
-    if level == Level::Item {
-        // Encoded once, shared by every item: no item is decoded for it.
-        let op = AttrOp::Set(Bytes::from(key.into_bytes()), value.encode_to_vec().into());
-        for &index in indexes {
-            work.edit_item_attributes(index, op.clone());
-        }
-        return Ok(());
-    }
+    // Encoded once, shared by every entry.
+    let op = AttrOp::set(key, &from_wit(value, "set-attr")?);
     for &index in indexes {
-        if let Some(attributes) = work.attributes_mut(level, index) {
-            upsert(attributes, key.clone(), value.clone());
-        }
+        work.edit_attributes(level, index, op.clone());
     }
     Ok(())
 }
@@ -217,21 +205,12 @@ fn set_attrs<S: Scope + Send + 'static>(
     attrs: Vec<KeyValue>,
 ) -> Result<()> {
     check(work, "set-attrs", level, &[index])?;
-    let mut values = Vec::with_capacity(attrs.len());
+    let mut ops = Vec::with_capacity(attrs.len());
     for kv in attrs {
-        values.push((kv.key, from_wit(kv.value, "set-attrs")?));
+        ops.push(AttrOp::set(kv.key, &from_wit(kv.value, "set-attrs")?));
     }
-    if level == Level::Item {
-        for (key, value) in values {
-            let op = AttrOp::Set(Bytes::from(key.into_bytes()), value.encode_to_vec().into());
-            work.edit_item_attributes(index, op);
-        }
-        return Ok(());
-    }
-    if let Some(attributes) = work.attributes_mut(level, index) {
-        for (key, value) in values {
-            upsert(attributes, key, value);
-        }
+    for op in ops {
+        work.edit_attributes(level, index, op);
     }
     Ok(())
 }
@@ -243,20 +222,9 @@ fn remove_attrs<S: Scope + Send + 'static>(
     keys: &[String],
 ) -> Result<()> {
     check(work, "remove-attrs", level, indexes)?;
-    if level == Level::Item {
-        let keys: Arc<[Bytes]> = keys
-            .iter()
-            .map(|k| Bytes::copy_from_slice(k.as_bytes()))
-            .collect();
-        for &index in indexes {
-            work.edit_item_attributes(index, AttrOp::Remove(keys.clone()));
-        }
-        return Ok(());
-    }
+    let op = AttrOp::remove(keys);
     for &index in indexes {
-        if let Some(attributes) = work.attributes_mut(level, index) {
-            attributes.retain(|kv| !keys.contains(&kv.key));
-        }
+        work.edit_attributes(level, index, op.clone());
     }
     Ok(())
 }
