@@ -59,6 +59,14 @@ impl Payload {
         }
     }
 
+    /// The parts copied into one vector (what a plugin's `to-otlp` hands over): one copy,
+    /// where `to_bytes().to_vec()` makes two.
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.len());
+        self.0.iter().for_each(|p| out.extend_from_slice(p));
+        out
+    }
+
     /// Reads the parts as one buffer. A length-delimited field that lies within one part
     /// (as the shared scopes do) is decoded into a `Bytes` without a copy.
     pub fn reader(&self) -> Reader<'_> {

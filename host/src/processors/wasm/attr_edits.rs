@@ -14,7 +14,12 @@ use crate::pdata::wire;
 use bytes::Bytes;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
 use prost::Message;
+use std::ops::Range;
 use std::sync::Arc;
+
+/// An item's writes not yet applied. Most calls leave one or two per item, held inline: a
+/// vector each was an allocation per span per call.
+pub type Pending = smallvec::SmallVec<[AttrOp; 2]>;
 
 /// One attribute write, kept until the item is read or encoded.
 #[derive(Clone, Debug)]
@@ -69,9 +74,10 @@ pub fn pending<'a>(ops: &'a [AttrOp], key: &str) -> Option<Option<&'a [u8]>> {
     ops.iter().rev().find_map(|op| op.written(key.as_bytes()))
 }
 
-/// An attribute of the item being rebuilt: as it came, or written now.
+/// An attribute of the item being rebuilt: as it came (the byte range of its whole field,
+/// framing included), or written now.
 enum Entry<'a> {
-    Original { key: &'a [u8], kv: &'a [u8] },
+    Original { key: &'a [u8], at: Range<usize> },
     New { key: Bytes, value: Bytes },
 }
 
@@ -84,23 +90,18 @@ impl Entry<'_> {
     }
 }
 
+/// An item's attribute fields as they came, and where they lie.
+struct Walked<'a> {
+    entries: Vec<Entry<'a>>,
+    /// Byte range from the first attribute field to the end of the last, when no other
+    /// field lies between them (how every encoder writes a repeated field).
+    run: Option<Range<usize>>,
+}
+
 /// `item` with `ops` applied to its attributes (field `attributes`), or `None` when its
 /// encoding does not walk to its end (it is left as it came, as the decoded path would).
 pub fn apply(item: &Bytes, attributes: u64, ops: &[AttrOp]) -> Option<Bytes> {
-    let mut entries = Vec::new();
-    let mut walked = 0;
-    for (number, value, whole) in wire::fields(item) {
-        walked += whole.len();
-        if let (true, wire::Value::Bytes(kv)) = (number == attributes, value) {
-            entries.push(Entry::Original {
-                key: key_of(kv)?,
-                kv,
-            });
-        }
-    }
-    if walked != item.len() {
-        return None;
-    }
+    let Walked { mut entries, run } = walk(item, attributes)?;
     let before = entries.len();
     for op in ops {
         match op {
@@ -108,29 +109,51 @@ pub fn apply(item: &Bytes, attributes: u64, ops: &[AttrOp]) -> Option<Bytes> {
             AttrOp::Remove(keys) => entries.retain(|e| !keys.iter().any(|k| k == e.key())),
         }
     }
-    Some(match appended_only(&entries, before) {
-        // The common edits (a key inserted, a key removed that no item had) leave the
-        // original attributes as they were: the item is kept, or copied once with the new
-        // ones after it (a repeated field's entries may follow other fields).
-        Some(0) => item.clone(),
-        Some(_) => {
-            let mut out = Vec::with_capacity(item.len() + 64);
-            out.extend_from_slice(item);
-            put_entries(&mut out, attributes, &entries[before..]);
-            Bytes::from(out)
+    // An edit that changes nothing (a key removed that no item had) keeps the item: a set
+    // or a removal that hit would have left a new entry or one fewer.
+    let untouched = entries.len() == before
+        && entries.iter().all(|e| matches!(e, Entry::Original { .. }));
+    if untouched {
+        return Some(item.clone());
+    }
+    // Otherwise its other fields are copied as they came around the new list.
+    let mut out = Vec::with_capacity(item.len() + 64);
+    match run {
+        Some(run) => {
+            out.extend_from_slice(&item[..run.start]);
+            put_entries(&mut out, item, attributes, &entries);
+            out.extend_from_slice(&item[run.end..]);
         }
-        None => encode(item, attributes, &entries),
-    })
+        None => encode(&mut out, item, attributes, &entries),
+    }
+    Some(Bytes::from(out))
 }
 
-/// How many entries were appended, when the first `before` are the original ones untouched
-/// and in order; `None` when an original one was overwritten or removed.
-fn appended_only(entries: &[Entry<'_>], before: usize) -> Option<usize> {
-    let untouched = entries.len() >= before
-        && entries[..before]
-            .iter()
-            .all(|e| matches!(e, Entry::Original { .. }));
-    untouched.then(|| entries.len() - before)
+/// The attribute fields of `item`, or `None` when it does not walk to its end.
+fn walk(item: &[u8], attributes: u64) -> Option<Walked<'_>> {
+    let mut entries = Vec::new();
+    let (mut walked, mut run, mut split) = (0, None, false);
+    for (number, value, whole) in wire::fields(item) {
+        let at = walked;
+        walked += whole.len();
+        if let (true, wire::Value::Bytes(kv)) = (number == attributes, value) {
+            entries.push(Entry::Original {
+                key: key_of(kv)?,
+                at: at..walked,
+            });
+            run = match run {
+                None => Some(at..walked),
+                Some(run) => {
+                    split |= run.end != at;
+                    Some(run.start..walked)
+                }
+            };
+        }
+    }
+    (walked == item.len()).then_some(Walked {
+        entries,
+        run: if split { None } else { run },
+    })
 }
 
 fn set(entries: &mut Vec<Entry<'_>>, key: &Bytes, value: &Bytes) {
@@ -161,35 +184,50 @@ fn key_of(kv: &[u8]) -> Option<&[u8]> {
 }
 
 /// The item's other fields as they came, with the attribute list where its first entry was
-/// (at the end when it had none).
-fn encode(item: &[u8], attributes: u64, entries: &[Entry<'_>]) -> Bytes {
-    let mut out = Vec::with_capacity(item.len() + 64);
+/// (at the end when it had none): for attribute fields split by other fields.
+fn encode(out: &mut Vec<u8>, item: &[u8], attributes: u64, entries: &[Entry<'_>]) {
     let mut written = false;
     for (number, _, whole) in wire::fields(item) {
         if number != attributes {
             out.extend_from_slice(whole);
         } else if !std::mem::replace(&mut written, true) {
-            put_entries(&mut out, attributes, entries);
+            put_entries(out, item, attributes, entries);
         }
     }
     if !written {
-        put_entries(&mut out, attributes, entries);
+        put_entries(out, item, attributes, entries);
     }
-    Bytes::from(out)
 }
 
-fn put_entries(out: &mut Vec<u8>, attributes: u64, entries: &[Entry<'_>]) {
+/// The attribute fields: original ones copied as they came, adjacent ones in one copy.
+fn put_entries(out: &mut Vec<u8>, item: &[u8], attributes: u64, entries: &[Entry<'_>]) {
+    let mut pending: Option<Range<usize>> = None;
     let mut kv = Vec::new();
     for entry in entries {
         match entry {
-            Entry::Original { kv: bytes, .. } => wire::put_bytes_field(out, attributes, bytes),
+            Entry::Original { at, .. } => {
+                pending = match pending {
+                    Some(run) if run.end == at.start => Some(run.start..at.end),
+                    Some(run) => {
+                        out.extend_from_slice(&item[run]);
+                        Some(at.clone())
+                    }
+                    None => Some(at.clone()),
+                };
+            }
             Entry::New { key, value } => {
+                if let Some(run) = pending.take() {
+                    out.extend_from_slice(&item[run]);
+                }
                 kv.clear();
                 wire::put_bytes_field(&mut kv, 1, key);
                 wire::put_bytes_field(&mut kv, 2, value);
                 wire::put_bytes_field(out, attributes, &kv);
             }
         }
+    }
+    if let Some(run) = pending {
+        out.extend_from_slice(&item[run]);
     }
 }
 
@@ -278,6 +316,32 @@ mod tests {
                 "{keys:?} {ops:?}"
             );
         }
+    }
+
+    // Attribute fields split by another field (legal protobuf, though no encoder writes it)
+    // take the general path: still the decoded path's result, the list where it began.
+    #[test]
+    fn split_attribute_fields_match_the_decoded_path() {
+        let span = span_with(&["a", "b"]);
+        let mut bytes = span.encode_to_vec();
+        let late = KeyValue {
+            key: "c".into(),
+            value: Some(string("v-c")),
+            ..Default::default()
+        };
+        wire::put_bytes_field(&mut bytes, 9, &late.encode_to_vec());
+        let decoded = Span::decode(&bytes[..]).unwrap();
+        assert_eq!(decoded.attributes.len(), 3);
+        let ops = [
+            AttrOp::set("b".into(), &string("B")),
+            AttrOp::remove(&["c".to_string()]),
+        ];
+        let edited = Span::decode(apply(&Bytes::from(bytes), 9, &ops).unwrap()).unwrap();
+        let mut expected = decoded;
+        for op in ops {
+            op.apply_decoded(&mut expected.attributes);
+        }
+        assert_eq!(edited, expected);
     }
 
     // An encoding that stops short is left alone (the caller keeps the item as it came).

@@ -172,7 +172,7 @@ macro_rules! resource_methods {
             }
         }
         fn to_otlp(&mut self, batch: Resource<$work>) -> Vec<u8> {
-            work(&mut self.table, &batch).encode().to_bytes().to_vec()
+            work(&mut self.table, &batch).encode().to_vec()
         }
         fn replace_from_otlp(
             &mut self,

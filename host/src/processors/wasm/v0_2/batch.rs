@@ -331,7 +331,7 @@ macro_rules! common_methods {
             ))
         }
         fn to_otlp(&mut self, batch: Resource<$work>) -> Result<Vec<u8>> {
-            Ok(work(&mut self.table, &batch).encode().to_bytes().to_vec())
+            Ok(work(&mut self.table, &batch).encode().to_vec())
         }
         fn replace_from_otlp(
             &mut self,
