@@ -111,8 +111,8 @@ pub fn apply(item: &Bytes, attributes: u64, ops: &[AttrOp]) -> Option<Bytes> {
     }
     // An edit that changes nothing (a key removed that no item had) keeps the item: a set
     // or a removal that hit would have left a new entry or one fewer.
-    let untouched = entries.len() == before
-        && entries.iter().all(|e| matches!(e, Entry::Original { .. }));
+    let untouched =
+        entries.len() == before && entries.iter().all(|e| matches!(e, Entry::Original { .. }));
     if untouched {
         return Some(item.clone());
     }
