@@ -26,7 +26,7 @@ pub mod pb;
 
 pub use edit::{Editor, Statement};
 pub use eval::{Columns, EvalError, Outcome, compare, eval_operand};
-pub use func::{Func, index};
+pub use func::{Func, double, index, json};
 pub use parse::{ParseError, parse, parse_statement};
 use std::borrow::Cow;
 use std::rc::Rc;
@@ -239,7 +239,51 @@ impl Operand {
     }
 }
 
+impl Operand {
+    /// Every path the operand reads, to be rewritten in place.
+    pub fn paths_mut<'a>(&'a mut self, out: &mut Vec<&'a mut Path>) {
+        match self {
+            Operand::Path(p) => out.push(p),
+            Operand::IsMatch(target, _) | Operand::Neg(target) => target.paths_mut(out),
+            Operand::Call(call) => call
+                .args
+                .iter_mut()
+                .flatten()
+                .for_each(|a| a.paths_mut(out)),
+            Operand::Math(a, _, b) => {
+                a.paths_mut(out);
+                b.paths_mut(out);
+            }
+            Operand::List(items) => items.iter_mut().for_each(|a| a.paths_mut(out)),
+            Operand::Map(items) => items.iter_mut().for_each(|(_, a)| a.paths_mut(out)),
+            Operand::Literal(_) => {}
+        }
+    }
+}
+
 impl Expr {
+    /// Every path of the condition, to be rewritten in place: a plugin that reads a path's
+    /// first key out of the value itself moves it among the nested keys.
+    pub fn paths_mut(&mut self) -> Vec<&mut Path> {
+        fn walk<'a>(e: &'a mut Expr, out: &mut Vec<&'a mut Path>) {
+            match e {
+                Expr::Or(a, b) | Expr::And(a, b) => {
+                    walk(a, out);
+                    walk(b, out);
+                }
+                Expr::Not(a) => walk(a, out),
+                Expr::Compare(a, _, b) => {
+                    a.paths_mut(out);
+                    b.paths_mut(out);
+                }
+                Expr::Truth(a) => a.paths_mut(out),
+            }
+        }
+        let mut out = Vec::new();
+        walk(self, &mut out);
+        out
+    }
+
     /// Every path the condition reads, so the caller can check them against its context.
     pub fn paths(&self) -> Vec<&Path> {
         fn walk<'a>(e: &'a Expr, out: &mut Vec<&'a Path>) {

@@ -1096,6 +1096,11 @@ fn enum_value(name: &str) -> Option<i64> {
         ("METRIC_DATA_TYPE_EXPONENTIAL_HISTOGRAM", 4),
         ("METRIC_DATA_TYPE_SUMMARY", 5),
         ("SEVERITY_NUMBER_UNSPECIFIED", 0),
+        ("AGGREGATION_TEMPORALITY_UNSPECIFIED", 0),
+        ("AGGREGATION_TEMPORALITY_DELTA", 1),
+        ("AGGREGATION_TEMPORALITY_CUMULATIVE", 2),
+        ("FLAG_NONE", 0),
+        ("FLAG_NO_RECORDED_VALUE", 1),
     ];
     if let Some((_, v)) = table.iter().find(|(n, _)| *n == name) {
         return Some(*v);

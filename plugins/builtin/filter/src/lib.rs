@@ -19,9 +19,14 @@
 //! before their data points, and a metric whose data points all match goes with them.
 
 mod config;
+mod paths;
+mod read;
 mod table;
+mod text;
+mod tracestate;
 
-use config::{Condition, Config, ErrorMode, Field};
+use config::{Condition, Config, ErrorMode};
+use paths::Field;
 use table::{Lookup, Raw, Table};
 use trailhead_plugin::{Error, Level, LogBatch, MetricBatch, Plugin, Signal, SpanBatch, host};
 
@@ -59,21 +64,21 @@ impl Plugin for Filter {
 
     fn process_spans(&mut self, b: &impl SpanBatch) -> Result<(), Error> {
         let c = &self.config.conditions;
-        let fetch = |field: &Field, level| span_field(b, field, level);
+        let fetch = |field: &Field, level| read::span(b, field, level);
         self.filter(b, Level::Item, &c.span, "span", fetch)?;
         self.filter(b, Level::Event, &c.spanevent, "span event", fetch)
     }
 
     fn process_metrics(&mut self, b: &impl MetricBatch) -> Result<(), Error> {
         let c = &self.config.conditions;
-        let fetch = |field: &Field, level| metric_field(b, field, level);
+        let fetch = |field: &Field, level| read::metric(b, field, level);
         self.filter(b, Level::Item, &c.metric, "metric", fetch)?;
         self.filter(b, Level::Point, &c.datapoint, "data point", fetch)
     }
 
     fn process_logs(&mut self, b: &impl LogBatch) -> Result<(), Error> {
         let c = &self.config.conditions;
-        let fetch = |field: &Field, _| log_field(b, field);
+        let fetch = |field: &Field, _| read::log(b, field);
         self.filter(b, Level::Item, &c.log_record, "log record", fetch)
     }
 }
@@ -133,48 +138,6 @@ fn matching(
     Ok((0..matched.len() as u32)
         .filter(|&i| matched[i as usize])
         .collect())
-}
-
-/// A span's (`item`) or span event's (`event`) own field.
-fn span_field(b: &impl SpanBatch, field: &Field, level: Level) -> Raw {
-    match field {
-        Field::Name => Raw::Strings(b.names(level)),
-        Field::Kind => Raw::Ints(b.kinds().into_iter().map(|k| k as i64).collect()),
-        Field::StatusCode => Raw::Ints(b.status_codes().into_iter().map(|c| c as i64).collect()),
-        Field::StatusMessage => Raw::Strings(b.status_messages()),
-        Field::StartTime => Raw::times(b.start_times()),
-        Field::EndTime => Raw::times(b.end_times()),
-        Field::TraceId { hex } => Raw::ids(b.trace_ids(level), 16, *hex),
-        Field::SpanId { hex } => Raw::ids(b.span_ids(level), 8, *hex),
-        Field::Attribute(key) => Raw::Values(b.attr_column(level, key)),
-        _ => Raw::Nil,
-    }
-}
-
-/// A metric's (`item`) or data point's (`point`) own field.
-fn metric_field(b: &impl MetricBatch, field: &Field, level: Level) -> Raw {
-    match field {
-        Field::Name => Raw::Strings(b.names()),
-        // The host's metric types are numbered as OTTL's METRIC_DATA_TYPE_* constants.
-        Field::Type => Raw::Ints(b.types().into_iter().map(|t| t as i64).collect()),
-        Field::Attribute(key) => Raw::Values(b.attr_column(level, key)),
-        _ => Raw::Nil,
-    }
-}
-
-/// A log record's own field.
-fn log_field(b: &impl LogBatch, field: &Field) -> Raw {
-    match field {
-        Field::SeverityNumber => {
-            Raw::Ints(b.severity_numbers().into_iter().map(i64::from).collect())
-        }
-        Field::SeverityText => Raw::Strings(b.severity_texts()),
-        Field::Body => Raw::Values(b.bodies()),
-        Field::TraceId { hex } => Raw::ids(b.trace_ids(), 16, *hex),
-        Field::SpanId { hex } => Raw::ids(b.span_ids(), 8, *hex),
-        Field::Attribute(key) => Raw::Values(b.attr_column(Level::Item, key)),
-        _ => Raw::Nil,
-    }
 }
 
 trailhead_plugin::export!(Filter);

@@ -5,12 +5,13 @@
 //! condition anyway), so the table is complete and the values can borrow from it for as
 //! long as the conditions run.
 
-use crate::config::{Condition, Field};
+use crate::config::Condition;
+use crate::paths::Field;
 use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::rc::Rc;
-use trailhead_ottl::{Columns, Path, Value};
+use trailhead_ottl::{Columns, Path, Value, pb};
 use trailhead_plugin::{Batch, Level, StringColumn, ValueColumn, ValueKind};
 
 /// A column as the host sent it.
@@ -24,6 +25,8 @@ pub enum Raw {
         width: usize,
         hex: bool,
     },
+    /// Values made or decoded by the plugin (whole maps, times, per-type point values).
+    Owned(Vec<Value<'static>>),
     /// A field this level does not have.
     Nil,
 }
@@ -49,6 +52,7 @@ impl Raw {
                 Some(id) => Value::Bytes(Cow::Borrowed(id)),
                 None => Value::Nil,
             },
+            Raw::Owned(v) => v.get(i).map_or(Value::Nil, Value::borrowed),
             _ => Value::Nil,
         }
     }
@@ -58,6 +62,11 @@ impl Raw {
 fn text<'a>(bytes: &'a [u8], ends: &[u32], i: usize) -> Cow<'a, str> {
     let start = if i == 0 { 0 } else { ends[i - 1] as usize };
     String::from_utf8_lossy(&bytes[start..ends[i] as usize])
+}
+
+/// Entry `i` of a value column, kept past the column.
+pub fn owned_value(c: &ValueColumn, i: usize) -> Value<'static> {
+    value(c, i).into_owned()
 }
 
 fn value(c: &ValueColumn, i: usize) -> Value<'_> {
@@ -71,16 +80,19 @@ fn value(c: &ValueColumn, i: usize) -> Value<'_> {
         ValueKind::Int => Value::Int(scalar),
         ValueKind::Double => Value::Double(f64::from_bits(scalar as u64)),
         ValueKind::Bytes => Value::Bytes(Cow::Borrowed(bytes)),
-        ValueKind::Array => Value::Composite("an array"),
-        ValueKind::Kvlist => Value::Composite("a map"),
+        // Decoded only here, for the entries that hold one: nested keys, `Len` and
+        // `IsMatch` (as JSON) read into them; strings and numbers stay borrowed.
+        ValueKind::Array => {
+            pb::decode_list(bytes).map_or(Value::Composite("an array"), |l| Value::List(Rc::new(l)))
+        }
+        ValueKind::Kvlist => {
+            pb::decode_map(bytes).map_or(Value::Composite("a map"), |m| Value::Map(Rc::new(m)))
+        }
     }
 }
 
-/// An ID as lowercase hex; empty when it is all zero (unset), as pdata prints it.
+/// An ID as lowercase hex, all zeros included, as the collector's `trace_id.string` writes it.
 fn hex_id(id: &[u8]) -> String {
-    if id.iter().all(|b| *b == 0) {
-        return String::new();
-    }
     id.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -122,12 +134,12 @@ impl Table {
                     raw: own(f, Level::Item),
                     rows: Some(shape.items()),
                 },
-                Field::ScopeName => Column {
-                    raw: Raw::Strings(batch.scope_names()),
+                Field::Scope(f) => Column {
+                    raw: crate::read::common(batch, f, Level::Scope).unwrap_or(Raw::Nil),
                     rows: Some(shape.scopes()),
                 },
-                Field::ResourceAttribute(key) => Column {
-                    raw: Raw::Values(batch.attr_column(Level::Resource, key)),
+                Field::Resource(f) => Column {
+                    raw: crate::read::common(batch, f, Level::Resource).unwrap_or(Raw::Nil),
                     rows: Some(shape.resources()),
                 },
                 _ => Column {
