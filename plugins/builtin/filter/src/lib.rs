@@ -15,8 +15,10 @@
 //! batch, as one packed column, and the conditions then run over values *borrowed* from those
 //! columns ([`table`]), so filtering copies no string. A field of the level above (a span
 //! event's `span.name`, a data point's `metric.name`, any `resource.attributes[…]`) is that
-//! level's column, read through `parents()`. Spans are removed before their events, metrics
-//! before their data points, and a metric whose data points all match goes with them.
+//! level's column, read through `parents()`. Which field a path names is [`paths`], as the
+//! collector's contexts name them; how each is read is [`read`]. Spans are removed before
+//! their events, metrics before their data points, and a metric whose data points all match
+//! goes with them.
 
 mod config;
 mod paths;

@@ -669,3 +669,27 @@ fn refused_paths_name_their_column() {
         assert!(error.contains(expected), "{condition}: {error}");
     }
 }
+
+// Trace states parse as OpenTelemetry Go parses them: tenant keys, blanks around members,
+// and nil (None) for duplicates, upper-case keys or a value ending in a space.
+#[test]
+fn trace_state_members() {
+    use crate::tracestate::get;
+    assert_eq!(get("a=1, t@sys=2 ,", "t@sys"), Some("2"));
+    assert_eq!(get("", "a"), Some(""));
+    assert_eq!(get("a=1,b=2", "c"), Some(""));
+    for invalid in ["a=1,a=2", "A=1", "a=", "a", "a=1 x=", "@s=1"] {
+        assert_eq!(get(invalid, "a"), None, "{invalid}");
+    }
+}
+
+// body.string writes bytes as standard base64 and numbers as pdata does.
+#[test]
+fn body_as_string() {
+    use trailhead_ottl::Value;
+    let text = |v: Value<'_>| crate::text::as_string(&v);
+    assert_eq!(text(Value::Bytes(b"hi!?".to_vec().into())), "aGkhPw==");
+    assert_eq!(text(Value::Bytes(b"abc".to_vec().into())), "YWJj");
+    assert_eq!(text(Value::Double(2.5)), "2.5");
+    assert_eq!(text(Value::Nil), "");
+}
