@@ -38,6 +38,19 @@ fn maps<B: Batch>(b: &B, level: Level) -> Vec<Value<'static>> {
         .collect()
 }
 
+/// Every item's attributes from one `to_otlp` (`attributes` is the item's field number: 9
+/// for a span, 6 for a log record), faster than an `attrs` call per item, as transform reads
+/// them; per item where the encoding does not decode.
+fn item_maps<B: Batch>(b: &B, attributes: u64) -> Raw {
+    let items = b.count(Level::Item) as usize;
+    match pb::item_attributes(&b.to_otlp(), attributes) {
+        Ok(all) if all.len() == items => {
+            Raw::Owned(all.into_iter().map(|m| Value::Map(Rc::new(m))).collect())
+        }
+        _ => Raw::Owned(maps(b, Level::Item)),
+    }
+}
+
 fn any_value(v: AnyValue) -> Value<'static> {
     match v {
         AnyValue::Str(s) => Value::Str(s.into()),
@@ -86,6 +99,9 @@ fn children(parents: &[u32], count: u32) -> Vec<Option<usize>> {
 
 /// A span's (`item`) or span event's (`event`) own field.
 pub fn span<B: SpanBatch>(b: &B, field: &Field, level: Level) -> Raw {
+    if level == Level::Item && *field == Field::Attributes {
+        return item_maps(b, 9);
+    }
     if let Some(raw) = common(b, field, level) {
         return raw;
     }
@@ -139,6 +155,9 @@ fn kind_text(kind: SpanKind, deprecated: bool) -> &'static str {
 
 /// A log record's own field.
 pub fn log<B: LogBatch>(b: &B, field: &Field) -> Raw {
+    if *field == Field::Attributes {
+        return item_maps(b, 6);
+    }
     if let Some(raw) = common(b, field, Level::Item) {
         return raw;
     }

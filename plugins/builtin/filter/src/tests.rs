@@ -470,6 +470,11 @@ fn every_log_path() {
         ),
         (r#"IsMatch(body, "ann")"#, "string empty list"),
         ("Len(body) == 2", "string empty"),
+        (
+            r#"attributes["id"] == "list" or Len(attributes) == 0"#,
+            "map string empty",
+        ),
+        (r#"attributes == {"id": "map"}"#, "string empty list"),
     ];
     for (condition, left) in cases {
         assert_eq!(
