@@ -24,15 +24,45 @@ pub type Pending = smallvec::SmallVec<[AttrOp; 2]>;
 /// One attribute write, kept until the item is read or encoded.
 #[derive(Clone, Debug)]
 pub enum AttrOp {
-    /// Key and its encoded `AnyValue`: shared by every item of one `set-attr` call.
-    Set(Bytes, Bytes),
+    /// Shared by every item of one `set-attr` call.
+    Set(Arc<Written>),
     Remove(Arc<[Bytes]>),
+}
+
+/// An attribute as a set writes it: its `KeyValue` encoded once for every item it goes to,
+/// which then copies it whole.
+#[derive(Debug)]
+pub struct Written {
+    kv: Vec<u8>,
+    key: Range<usize>,
+    value: Range<usize>,
+}
+
+impl Written {
+    fn key(&self) -> &[u8] {
+        &self.kv[self.key.clone()]
+    }
+
+    /// The encoded `AnyValue`.
+    fn value(&self) -> &[u8] {
+        &self.kv[self.value.clone()]
+    }
 }
 
 impl AttrOp {
     /// Sets `key` to `value`, encoded once for every entry it is applied to.
     pub fn set(key: String, value: &AnyValue) -> AttrOp {
-        AttrOp::Set(Bytes::from(key.into_bytes()), value.encode_to_vec().into())
+        let value = value.encode_to_vec();
+        let mut kv = Vec::with_capacity(key.len() + value.len() + 6);
+        wire::put_bytes_field(&mut kv, 1, key.as_bytes());
+        let key_at = kv.len() - key.len()..kv.len();
+        wire::put_bytes_field(&mut kv, 2, &value);
+        let value_at = kv.len() - value.len()..kv.len();
+        AttrOp::Set(Arc::new(Written {
+            kv,
+            key: key_at,
+            value: value_at,
+        }))
     }
 
     /// Removes every attribute named by one of `keys`.
@@ -48,9 +78,9 @@ impl AttrOp {
     /// already decoded): what [`apply`] does to an encoding.
     pub fn apply_decoded(self, attributes: &mut Vec<KeyValue>) {
         match self {
-            AttrOp::Set(key, value) => {
-                let key = String::from_utf8_lossy(&key).into_owned();
-                let value = AnyValue::decode(value).unwrap_or_default();
+            AttrOp::Set(written) => {
+                let key = String::from_utf8_lossy(written.key()).into_owned();
+                let value = AnyValue::decode(written.value()).unwrap_or_default();
                 upsert(attributes, key, value);
             }
             AttrOp::Remove(keys) => {
@@ -62,7 +92,7 @@ impl AttrOp {
     /// What this write leaves of `key`: `Some(None)` removed, `None` not written.
     fn written(&self, key: &[u8]) -> Option<Option<&[u8]>> {
         match self {
-            AttrOp::Set(k, value) if k == key => Some(Some(value)),
+            AttrOp::Set(written) if written.key() == key => Some(Some(written.value())),
             AttrOp::Remove(keys) if keys.iter().any(|k| k == key) => Some(None),
             _ => None,
         }
@@ -78,14 +108,14 @@ pub fn pending<'a>(ops: &'a [AttrOp], key: &str) -> Option<Option<&'a [u8]>> {
 /// framing included), or written now.
 enum Entry<'a> {
     Original { key: &'a [u8], at: Range<usize> },
-    New { key: Bytes, value: Bytes },
+    New(&'a Written),
 }
 
 impl Entry<'_> {
     fn key(&self) -> &[u8] {
         match self {
             Entry::Original { key, .. } => key,
-            Entry::New { key, .. } => key,
+            Entry::New(written) => written.key(),
         }
     }
 }
@@ -105,7 +135,7 @@ pub fn apply(item: &Bytes, attributes: u64, ops: &[AttrOp]) -> Option<Bytes> {
     let before = entries.len();
     for op in ops {
         match op {
-            AttrOp::Set(key, value) => set(&mut entries, key, value),
+            AttrOp::Set(written) => set(&mut entries, written),
             AttrOp::Remove(keys) => entries.retain(|e| !keys.iter().any(|k| k == e.key())),
         }
     }
@@ -156,12 +186,9 @@ fn walk(item: &[u8], attributes: u64) -> Option<Walked<'_>> {
     })
 }
 
-fn set(entries: &mut Vec<Entry<'_>>, key: &Bytes, value: &Bytes) {
-    let new = Entry::New {
-        key: key.clone(),
-        value: value.clone(),
-    };
-    match entries.iter_mut().find(|e| e.key() == key.as_ref()) {
+fn set<'a>(entries: &mut Vec<Entry<'a>>, written: &'a Written) {
+    let new = Entry::New(written);
+    match entries.iter_mut().find(|e| e.key() == written.key()) {
         Some(entry) => *entry = new,
         None => entries.push(new),
     }
@@ -202,7 +229,6 @@ fn encode(out: &mut Vec<u8>, item: &[u8], attributes: u64, entries: &[Entry<'_>]
 /// The attribute fields: original ones copied as they came, adjacent ones in one copy.
 fn put_entries(out: &mut Vec<u8>, item: &[u8], attributes: u64, entries: &[Entry<'_>]) {
     let mut pending: Option<Range<usize>> = None;
-    let mut kv = Vec::new();
     for entry in entries {
         match entry {
             Entry::Original { at, .. } => {
@@ -215,14 +241,11 @@ fn put_entries(out: &mut Vec<u8>, item: &[u8], attributes: u64, entries: &[Entry
                     None => Some(at.clone()),
                 };
             }
-            Entry::New { key, value } => {
+            Entry::New(written) => {
                 if let Some(run) = pending.take() {
                     out.extend_from_slice(&item[run]);
                 }
-                kv.clear();
-                wire::put_bytes_field(&mut kv, 1, key);
-                wire::put_bytes_field(&mut kv, 2, value);
-                wire::put_bytes_field(out, attributes, &kv);
+                wire::put_bytes_field(out, attributes, &written.kv);
             }
         }
     }

@@ -920,10 +920,7 @@ mod tests {
             value: Some(any_value::Value::StringValue(s.into())),
         };
         let mut work = SpanWork::lend(traces_request(3).into()).unwrap();
-        let set = AttrOp::Set(
-            Bytes::from_static(b"tier"),
-            string("gold").encode_to_vec().into(),
-        );
+        let set = AttrOp::set("tier".into(), &string("gold"));
         for flat in 0..3 {
             assert!(work.edit_attributes(Level::Item, flat, set.clone()));
         }
