@@ -305,9 +305,44 @@ def latency_floor(loadgen, rate, seconds):
 
 def plugin_overhead(binary):
     """The filter plugin as Wasm against the same logic native, in one process (core 0)."""
+    return pinned_report(binary)
+
+
+def pinned_report(binary):
+    """The JSON report a bench binary prints when run over target/plugins on core 0."""
     out = subprocess.run(["taskset", "-c", "0", str(binary), str(REPO / "target" / "plugins")],
                          capture_output=True, text=True, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])
+
+
+def catalog_overhead(binary):
+    """Each catalog plugin as Wasm against its own crate run natively, in one process (core 0)."""
+    return pinned_report(binary)
+
+
+# Issue 19: each catalog plugin as a Wasm component costs at most this many times its own crate
+# run natively over the same request.
+CATALOG_RATIO = 1.5
+
+
+def catalog_lines(catalog):
+    """The catalog plugins as Wasm against native, and the 1.5× goal per plugin."""
+    c = catalog
+    return [
+        "", f"Each catalog plugin as a Wasm component against the same crate compiled natively, over one {c['spans_per_batch']}-span",
+        "request shaped as the load generator's (10 span and 9 resource attributes), median of interleaved rounds",
+        "(`target/release/catalog-overhead`; both results must decode to the same request). Wasm is the component run as a",
+        "pipeline runs it: the host lends the encoded request, reads the columns the plugin asks for from the encoding and",
+        "re-encodes only what it edits. Native is the SDK's harness (`trailhead_plugin::testing`), which decodes every span,",
+        "runs the plugin and encodes every span again whatever it touched: that alone costs "
+        f"{c['native_floor_us_per_span']} µs per span, so native",
+        "can lose where the plugin reads little (`resource` reads no span).", "",
+        "| plugin | Wasm CPU µs/span | native CPU µs/span | Wasm ÷ native | spans kept |", "| --- | ---: | ---: | ---: | ---: |",
+        *[f"| `{name}` | {p['wasm_us_per_span']} | {p['native_us_per_span']} | {p['ratio']} | {p['kept']} |"
+          for name, p in c["catalog"].items()], "",
+        *[f"- `{name}` as Wasm ≤ {CATALOG_RATIO}× native: {verdict(p['ratio'] <= CATALOG_RATIO)} ({p['ratio']}×)"
+          for name, p in c["catalog"].items()],
+    ]
 
 
 def instructions_per_span(binary, spans=512, rounds=(1, 11)):
@@ -473,8 +508,8 @@ def plugin_start(binary, workdir, warm_rounds=5):
     return {"cold_s": cold, "warm_median_s": warm[len(warm) // 2], "warm_max_s": warm[-1]}
 
 
-def plugin_section(overhead, swap, start=None):
-    if not overhead and not swap and not start:
+def plugin_section(overhead, swap, start=None, catalog=None):
+    if not overhead and not swap and not start and not catalog:
         return []
     lines = ["", "## Wasm plugins", ""]
     if start:
@@ -513,6 +548,8 @@ def plugin_section(overhead, swap, start=None):
                 f"- a 0.2 column costs what its 0.1 column does, within 10% per column per span: "
                 f"{'met' if worst <= 10 else 'NOT met'} (worst {worst:+}%)",
             ]
+    if catalog:
+        lines += catalog_lines(catalog)
     if swap:
         w = swap
         added = w["swapping_client_p99_ms"] - w["steady_client_p99_ms"]
@@ -854,7 +891,8 @@ def markdown(results, when, plugins):
                          f"{ratio(t, c, 'rss_mib')} | {ratio(t, o, 'rss_mib')} |")
     lines += shortfalls(misses)
     lines += LEVERS
-    lines += plugin_section(plugins.get("overhead"), plugins.get("swap"), plugins.get("plugin_start"))
+    lines += plugin_section(plugins.get("overhead"), plugins.get("swap"), plugins.get("plugin_start"),
+                            plugins.get("catalog"))
     lines += kubernetes_section(plugins.get("overhead"), plugins.get("pod_cache"))
     lines += dapr_section(plugins.get("dapr_outage"))
     return "\n".join(lines) + "\n"
@@ -878,6 +916,7 @@ def main():
     parser.add_argument("--only", default="", help="run only scenarios whose name contains this")
     parser.add_argument("--systems", default="trailhead,collector,rotel")
     parser.add_argument("--overhead", default=str(REPO / "target/release/plugin-overhead"))
+    parser.add_argument("--catalog", default=str(REPO / "target/release/catalog-overhead"))
     parser.add_argument("--append", action="store_true",
                         help="keep the other scenarios' records and plugin figures from the last run (target/bench/)")
     parser.add_argument("--pod-cache", default=str(REPO / "target/release/pod-cache-memory"))
@@ -927,6 +966,7 @@ def main():
         floor = latency_floor(args.loadgen, half["spans_per_s"], 4 if QUICK else 10) if half else None
         if not args.only or args.only == "plugins":
             plugins = {"overhead": plugin_overhead(args.overhead),
+                       "catalog": catalog_overhead(args.catalog),
                        "instructions_per_span": instructions_per_span(args.hot_path),
                        "zipkin_instructions_per_span": instructions_per_span(args.zipkin_path, spans=100, rounds=(10, 60)),
                        "pod_cache": pod_cache_memory(args.pod_cache),
