@@ -329,7 +329,7 @@ def catalog_lines(catalog):
     """The catalog plugins as Wasm against native, and the 1.5× goal per plugin."""
     c = catalog
     return [
-        "", f"Each catalog plugin as a Wasm component against the same crate compiled natively, over one {c['spans_per_batch']}-span",
+        "", f"Each catalog plugin as a Wasm component against its same source compiled natively, over one {c['spans_per_batch']}-span",
         "request shaped as the load generator's (10 span and 9 resource attributes), median of interleaved rounds",
         "(`target/release/catalog-overhead`; both results must decode to the same request). Wasm is the component run as a",
         "pipeline runs it: the host lends the encoded request, reads the columns the plugin asks for from the encoding and",

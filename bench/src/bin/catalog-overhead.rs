@@ -1,4 +1,4 @@
-//! What each catalog plugin costs as a Wasm component against the same plugin crate compiled
+//! What each catalog plugin costs as a Wasm component against the same plugin source compiled
 //! natively, in one process over the same 512-span OTLP request (`SPANS` to change it; spans
 //! shaped as the load generator sends them: 10 attributes each, 9 on the resource).
 //!
@@ -10,8 +10,9 @@
 //!   deadline, lend the batch (items stay encoded; the host reads the columns the plugin asks
 //!   for from the encoding and re-encodes only what it edits), call the component, journal and
 //!   apply its edits, hand back the new encoding (as parts, as the next stage takes it).
-//! - **native**: the plugin's crate, the same `Plugin` impl, over the SDK's native harness
-//!   (`trailhead_plugin::testing::Spans`): prost-decode the whole request, split it into the
+//! - **native**: the plugin's own `src/lib.rs` built as an rlib (`bench/native/NAME`), the same
+//!   `Plugin` impl, over the SDK's native harness (`trailhead_plugin::testing::Spans`):
+//!   prost-decode the whole request, split it into the
 //!   harness's tree, `process_spans`, then `to_otlp` (clone the tree, apply the removals,
 //!   prost-encode every span). The harness decodes and re-encodes every span whatever the
 //!   plugin touches, so it pays more for reading and writing than the host does; `native_floor`
