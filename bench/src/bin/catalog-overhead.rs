@@ -12,9 +12,8 @@
 //!   apply its edits, hand back the new encoding (as parts, as the next stage takes it).
 //! - **native**: the plugin's own `src/lib.rs` built as an rlib (`bench/native/NAME`), the same
 //!   `Plugin` impl, over the SDK's native harness (`trailhead_plugin::testing::Spans`):
-//!   prost-decode the whole request, split it into the
-//!   harness's tree, `process_spans`, then `to_otlp` (clone the tree, apply the removals,
-//!   prost-encode every span). The harness decodes and re-encodes every span whatever the
+//!   prost-decode the whole request, split it into the harness's tree, `process_spans`, then
+//!   `to_otlp` (clone the tree, apply the removals, prost-encode every span). The harness decodes and re-encodes every span whatever the
 //!   plugin touches, so it pays more for reading and writing than the host does; `native_floor`
 //!   is that cost alone (the same steps with no plugin), reported so the plugin's own share
 //!   can be read off. A native run over the host's lazily decoded batch would be the fairer
