@@ -394,3 +394,56 @@ def test_full_paths_match_the_collector(sink, start_trailhead, tmp_path):
     assert kept_points == [("deep", 1), ("g", 1), ("h", 1), ("q", 1), ("s", 1)], expected["metrics"]
     for signal in FULL_PAYLOADS:
         assert got[signal] == expected[signal], signal
+
+
+# The filter-only converters: IsRootSpan() on spans, and HasAttrOnDatapoint /
+# HasAttrKeyOnDatapoint on metrics of every data point type, where the collector's first
+# point with the key decides alone and a value that is not a string reads as "".
+CONVERTER_FILTER = {
+    "traces": {"span": ['IsRootSpan() and name != "kept root"']},
+    "metrics": {"metric": [
+        'HasAttrOnDatapoint("route", "/b")',
+        'HasAttrKeyOnDatapoint("other")',
+        'HasAttrOnDatapoint(key = "code", expected_val = "")',
+    ]},
+}
+
+
+def attr_point(attributes, **value):
+    return {"timeUnixNano": "0", "attributes": kv(attributes), **value}
+
+
+CONVERTER_PAYLOADS = {
+    "traces": {"resourceSpans": [{"resource": {}, "scopeSpans": [{"scope": {"name": "s"}, "spans": [
+        full_span(1, "root"),
+        full_span(2, "kept root"),
+        full_span(3, "child", parentSpanId="0000000000000001"),
+        full_span(4, "zero parent", parentSpanId="0000000000000000"),
+    ]}]}]},
+    "metrics": {"resourceMetrics": [{"resource": {}, "scopeMetrics": [{"scope": {"name": "m"}, "metrics": [
+        {"name": "g first decides", "gauge": {"dataPoints": [
+            attr_point({"route": "/a"}, asInt="1"), attr_point({"route": "/b"}, asInt="2")]}},
+        {"name": "h", "histogram": {"aggregationTemporality": 2, "dataPoints": [
+            attr_point({"route": "/b"}, count="1")]}},
+        {"name": "s int code", "sum": {"aggregationTemporality": 2, "dataPoints": [
+            attr_point({}, asInt="1"), attr_point({"code": 5}, asInt="2")]}},
+        {"name": "q", "summary": {"dataPoints": [attr_point({"route": "/a"}, count="1")]}},
+        {"name": "e other", "exponentialHistogram": {"aggregationTemporality": 2, "dataPoints": [
+            attr_point({"other": "x"}, count="1")]}},
+        {"name": "e", "exponentialHistogram": {"aggregationTemporality": 2, "dataPoints": [
+            attr_point({"route": "/c"}, count="1")]}},
+        {"name": "plain", "gauge": {"dataPoints": [attr_point({}, asDouble=1.0)]}},
+    ]}]}]},
+}
+
+
+# Same input, the filter-only converters: trailhead drops exactly the spans and metrics the
+# collector's filterprocessor drops, and each signal both kept and dropped some.
+def test_filter_converters_match_the_collector(sink, start_trailhead, tmp_path):
+    expected = through_collector(tmp_path, CONVERTER_FILTER, CONVERTER_PAYLOADS)
+    got, _ = through_trailhead(sink, start_trailhead, CONVERTER_FILTER, CONVERTER_PAYLOADS)
+    assert expected["traces"] == [("child", ()), ("kept root", ())], expected["traces"]
+    kept = [name for name, _ in expected["metrics"]]
+    assert kept == ["e", "g first decides", "plain", "q"], expected["metrics"]
+    for signal in CONVERTER_PAYLOADS:
+        assert got[signal] == expected[signal], signal

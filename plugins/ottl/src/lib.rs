@@ -27,7 +27,7 @@ pub mod pb;
 pub use edit::{Editor, Statement};
 pub use eval::{Columns, EvalError, Outcome, compare, eval_operand};
 pub use func::{Func, double, index, json};
-pub use parse::{ParseError, parse, parse_statement};
+pub use parse::{ItemConverter, ParseError, parse, parse_reading, parse_statement};
 use std::borrow::Cow;
 use std::rc::Rc;
 
@@ -127,7 +127,9 @@ impl std::fmt::Display for Key {
 }
 
 /// A path as written: `resource.attributes["k"]["n"]` is segments `[resource, attributes]`,
-/// key `k` and the nested keys `["n"]`.
+/// key `k` and the nested keys `["n"]`. A call of an [`ItemConverter`] is a path too (its
+/// name the one segment, its arguments `args`): it reads the item, so the plugin answers it
+/// as a column.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Path {
     pub segments: Vec<String>,
@@ -137,6 +139,8 @@ pub struct Path {
     pub nested: Vec<Key>,
     /// 1-based column of the path in the text.
     pub column: usize,
+    /// The string arguments of an item converter's call; `None` for a path.
+    pub args: Option<Vec<String>>,
 }
 
 impl Path {
@@ -157,6 +161,10 @@ impl Path {
 impl std::fmt::Display for Path {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.dotted())?;
+        if let Some(args) = &self.args {
+            let args: Vec<String> = args.iter().map(|a| format!("{a:?}")).collect();
+            write!(f, "({})", args.join(", "))?;
+        }
         if let Some(key) = &self.key {
             write!(f, "[{key:?}]")?;
         }

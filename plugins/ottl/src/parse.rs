@@ -200,10 +200,22 @@ fn hex_literal(chars: &[char], from: usize, column: usize) -> Result<(Vec<u8>, u
     Ok((bytes, end))
 }
 
-struct Parser {
+struct Parser<'r> {
     tokens: Vec<(Token, usize)>,
     at: usize,
     end: usize,
+    item_converters: &'r [ItemConverter],
+}
+
+/// A converter that reads the item it runs on rather than its arguments, which only the
+/// plugin can answer (the filter's `IsRootSpan()`): the caller of [`parse_reading`] names
+/// the ones its context has, and the ones it refuses with the reason, so the refusal keeps
+/// its column. Its arguments are string literals, as the collector's `string` parameters.
+pub struct ItemConverter {
+    pub name: &'static str,
+    pub params: &'static [&'static str],
+    /// Why the context refuses it; `None` where it is answered.
+    pub refused: Option<&'static str>,
 }
 
 /// Where an argument was written, and what it is.
@@ -359,7 +371,7 @@ fn is_math_operand(o: &Operand) -> bool {
     )
 }
 
-impl Parser {
+impl Parser<'_> {
     fn peek(&self) -> Option<&Token> {
         self.tokens.get(self.at).map(|(t, _)| t)
     }
@@ -682,6 +694,9 @@ impl Parser {
     }
 
     fn call(&mut self, name: String, column: usize) -> Result<Operand, ParseError> {
+        if let Some(converter) = self.item_converters.iter().find(|c| c.name == name) {
+            return self.item_call(converter, column);
+        }
         let Some((_, params)) = CONVERTERS.iter().find(|(n, _)| *n == name) else {
             let what = if REFUSED_CONVERTERS.contains(&name.as_str()) {
                 "unsupported"
@@ -760,6 +775,27 @@ impl Parser {
         })))
     }
 
+    /// An item converter's call, as a path the plugin answers: it returns a bool, so it
+    /// takes no keys.
+    fn item_call(&mut self, c: &ItemConverter, column: usize) -> Result<Operand, ParseError> {
+        if let Some(reason) = c.refused {
+            return fail(column, format!("`{}`: {reason}", c.name));
+        }
+        let mut args = Vec::new();
+        for (arg, param) in self.args(c.name, c.params)?.iter().zip(c.params) {
+            let what = format!("{}'s {param}", c.name);
+            args.extend(literal_str(arg, &what)?);
+        }
+        self.no_keys(c.name)?;
+        Ok(Operand::Path(Path {
+            segments: vec![c.name.to_string()],
+            key: None,
+            nested: Vec::new(),
+            column,
+            args: Some(args),
+        }))
+    }
+
     fn no_keys(&self, name: &str) -> Result<(), ParseError> {
         if self.peek() == Some(&Token::OpenBracket) {
             return fail(
@@ -835,6 +871,7 @@ impl Parser {
             key,
             nested: keys.collect(),
             column,
+            args: None,
         }))
     }
 
@@ -1119,6 +1156,11 @@ fn enum_value(name: &str) -> Option<i64> {
 
 /// Parses one condition.
 pub fn parse(text: &str) -> Result<Expr, ParseError> {
+    parse_reading(text, &[])
+}
+
+/// Parses one condition whose context has these item converters (or refuses them).
+pub fn parse_reading(text: &str, item_converters: &[ItemConverter]) -> Result<Expr, ParseError> {
     let tokens = tokenize(text)?;
     if tokens.is_empty() {
         return fail(1, "the condition is empty");
@@ -1127,6 +1169,7 @@ pub fn parse(text: &str) -> Result<Expr, ParseError> {
         tokens,
         at: 0,
         end: text.chars().count() + 1,
+        item_converters,
     };
     let expr = parser.or()?;
     if parser.at < parser.tokens.len() {
@@ -1148,6 +1191,7 @@ pub fn parse_statement(text: &str) -> Result<Statement, ParseError> {
         tokens,
         at: 0,
         end: text.chars().count() + 1,
+        item_converters: &[],
     };
     let statement = parser.statement()?;
     if parser.at < parser.tokens.len() {

@@ -726,3 +726,54 @@ fn and_or_short_circuit_their_errors() {
     let expr = parse("10 / n == 5").unwrap();
     assert_eq!(expr.eval(&mut table).errors.len(), 1);
 }
+
+// An item converter the caller names is a column read by its call's text (its arguments
+// kept as strings); without the caller (transform's `parse`), the names stay refused as
+// before.
+#[test]
+fn item_converters_are_columns_only_where_named() {
+    use crate::{ItemConverter, parse_reading};
+    let has = [ItemConverter {
+        name: "HasAttrOnDatapoint",
+        params: &["key", "expected_val"],
+        refused: None,
+    }];
+    let expr = parse_reading(r#"not HasAttrOnDatapoint("k", "v")"#, &has).unwrap();
+    let paths = expr.paths();
+    assert_eq!(
+        paths[0].args.as_deref(),
+        Some(&["k".to_string(), "v".to_string()][..])
+    );
+    assert_eq!(paths[0].to_string(), r#"HasAttrOnDatapoint("k", "v")"#);
+    let mut table = Table {
+        len: 2,
+        columns: HashMap::from([(
+            r#"HasAttrOnDatapoint("k", "v")"#.to_string(),
+            vec![Value::Bool(true), Value::Bool(false)],
+        )]),
+    };
+    assert_eq!(expr.eval(&mut table).matched, [false, true]);
+    let refused = [ItemConverter {
+        refused: Some("not here"),
+        ..has[0]
+    }];
+    let error = parse_reading(r#"x or HasAttrOnDatapoint("k", "v")"#, &refused).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "column 6: `HasAttrOnDatapoint`: not here"
+    );
+    let error = parse(r#"HasAttrOnDatapoint("k", "v")"#).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("unknown function `HasAttrOnDatapoint`"),
+        "{error}"
+    );
+    let error = parse("IsRootSpan()").unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("unsupported function `IsRootSpan`"),
+        "{error}"
+    );
+}

@@ -7,7 +7,7 @@
 use crate::paths::{Context, Field};
 use serde_json::Value as Json;
 use std::collections::HashMap;
-use trailhead_ottl::{Expr, Key, Path, parse};
+use trailhead_ottl::{Expr, Key, Path, parse_reading};
 
 /// What an evaluation error does: `propagate` fails the batch (the host's `on_failure`
 /// applies), `ignore` logs it and treats the condition as false, `silent` only the latter.
@@ -56,7 +56,8 @@ fn conditions(value: &Json, at: &str, context: Context) -> Result<Vec<Condition>
             let text = item
                 .as_str()
                 .ok_or_else(|| format!("{at}: a condition must be a string"))?;
-            let mut expr = parse(text).map_err(|e| format!("{at}: {e} in `{text}`"))?;
+            let parsed = parse_reading(text, context.item_converters());
+            let mut expr = parsed.map_err(|e| format!("{at}: {e} in `{text}`"))?;
             let mut fields = HashMap::new();
             for path in expr.paths_mut() {
                 let field = context

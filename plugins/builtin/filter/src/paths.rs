@@ -6,8 +6,10 @@
 //! `metric`) and that context's field, so `span.name` in `traces.span` is `name`, and
 //! `resource.attributes["k"]` is the resource's attribute wherever it is read from. A path
 //! the collector takes is resolved here or refused with its reason; none is ignored.
+//! The filter-only converters (`IsRootSpan()`, `HasAttr…OnDatapoint(…)`) read the item, so
+//! the parser hands them over as paths too, in the contexts the collector gives them.
 
-use trailhead_ottl::Path;
+use trailhead_ottl::{ItemConverter, Path};
 
 /// A value a condition reads, resolved for its context.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -98,6 +100,14 @@ pub enum Field {
     ScopeVersion,
     /// `cache`: the collector's filter gives every item a new, empty one.
     Cache,
+    /// `IsRootSpan()`: the span's parent span ID is empty (all zeros).
+    IsRootSpan,
+    /// `HasAttrKeyOnDatapoint(key)` (`value` none) or `HasAttrOnDatapoint(key, value)`: the
+    /// first of the metric's data points that has `key` decides, as the collector's loop does.
+    PointAttr {
+        key: String,
+        value: Option<String>,
+    },
     /// A field of the entry's resource, read through `parents()`.
     Resource(Box<Field>),
     /// A field of the entry's scope.
@@ -153,8 +163,50 @@ impl Context {
         }
     }
 
+    /// The filter-only converters, as the collector's filter gives them to each context:
+    /// `IsRootSpan` to spans alone (not span events), the `HasAttr…OnDatapoint` pair to
+    /// metrics alone (a data point reads its own `attributes`).
+    pub fn item_converters(self) -> &'static [ItemConverter] {
+        const fn converter(
+            name: &'static str,
+            params: &'static [&'static str],
+            refused: Option<&'static str>,
+        ) -> ItemConverter {
+            ItemConverter {
+                name,
+                params,
+                refused,
+            }
+        }
+        const NOT_SPAN: Option<&str> =
+            Some("the collector's filter has it in traces.span only, not in this context");
+        const NOT_METRIC: Option<&str> =
+            Some("the collector's filter has it in metrics.metric only, not in this context");
+        const fn all(
+            span: Option<&'static str>,
+            metric: Option<&'static str>,
+        ) -> [ItemConverter; 3] {
+            [
+                converter("IsRootSpan", &[], span),
+                converter("HasAttrOnDatapoint", &["key", "expected_val"], metric),
+                converter("HasAttrKeyOnDatapoint", &["key"], metric),
+            ]
+        }
+        const SPAN: [ItemConverter; 3] = all(None, NOT_METRIC);
+        const METRIC: [ItemConverter; 3] = all(NOT_SPAN, None);
+        const OTHER: [ItemConverter; 3] = all(NOT_SPAN, NOT_METRIC);
+        match self {
+            Context::Span => &SPAN,
+            Context::Metric => &METRIC,
+            _ => &OTHER,
+        }
+    }
+
     /// Resolves a path, or says why it is refused.
     pub fn resolve(self, path: &Path) -> Result<Field, String> {
+        if let Some(args) = &path.args {
+            return Ok(converter_field(&path.dotted(), args));
+        }
         let keyed = path.key.is_some() || !path.nested.is_empty();
         let segments: Vec<&str> = path.segments.iter().map(String::as_str).collect();
         let (field, rest) = self.split(&segments, keyed, path)?;
@@ -267,6 +319,21 @@ impl Context {
                 "body, body[…], body.string, severity_number, severity_text, time_unix_nano, observed_time_unix_nano, time, observed_time, trace_id, trace_id.string, span_id, span_id.string, flags, event_name, attributes, attributes[…], dropped_attributes_count, cache, resource.…, instrumentation_scope.…"
             }
         }
+    }
+}
+
+/// The field an item converter's call reads (the parser let through only the context's own).
+fn converter_field(name: &str, args: &[String]) -> Field {
+    match (name, args) {
+        ("HasAttrOnDatapoint", [key, value]) => Field::PointAttr {
+            key: key.clone(),
+            value: Some(value.clone()),
+        },
+        ("HasAttrKeyOnDatapoint", [key]) => Field::PointAttr {
+            key: key.clone(),
+            value: None,
+        },
+        _ => Field::IsRootSpan,
     }
 }
 

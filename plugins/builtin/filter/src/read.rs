@@ -11,7 +11,7 @@ use crate::table::{Raw, owned_value};
 use std::rc::Rc;
 use trailhead_ottl::{Map, Value, pb};
 use trailhead_plugin::{AnyValue, Batch, Level, LogBatch, MetricBatch, MetricType, SpanBatch};
-use trailhead_plugin::{ExponentialBuckets, SpanKind};
+use trailhead_plugin::{ExponentialBuckets, SpanKind, ValueKind};
 
 /// A field every level has: attributes, dropped counts, schema URLs, scope names, the cache.
 pub fn common<B: Batch>(b: &B, field: &Field, level: Level) -> Option<Raw> {
@@ -136,6 +136,11 @@ pub fn span<B: SpanBatch>(b: &B, field: &Field, level: Level) -> Raw {
         Field::DroppedLinks => ints(b.dropped_links_counts()),
         Field::Events => counted(children(&b.parents(Level::Event), spans), "a span event"),
         Field::Links => counted(children(&b.parents(Level::Link), spans), "a span link"),
+        Field::IsRootSpan => {
+            let parents = b.parent_span_ids();
+            let root = |id: &[u8]| Value::Bool(id.iter().all(|&byte| byte == 0));
+            Raw::Owned(parents.chunks(8).map(root).collect())
+        }
         _ => Raw::Nil,
     }
 }
@@ -227,8 +232,40 @@ pub fn metric<B: MetricBatch>(b: &B, field: &Field, level: Level) -> Raw {
             counted(counts.collect::<Vec<_>>(), "a data point")
         }
         Field::Metadata => metadata(b),
+        Field::PointAttr { key, value } => point_attr(b, key, value.as_deref(), &types),
         _ => point(b, field, &types),
     }
+}
+
+/// `HasAttr(Key)OnDatapoint` for every metric. As the collector's loop does, the first data
+/// point that has `key` decides alone (a later one with the expected value does not count),
+/// and its value is compared as pdata's `Str()` gives it: "" unless it is a string. A metric
+/// with no data type is nil where the collector fails ("unknown metric type").
+fn point_attr<B: MetricBatch>(
+    b: &B,
+    key: &str,
+    expected: Option<&str>,
+    types: &[MetricType],
+) -> Raw {
+    let attrs = b.attr_column(Level::Point, key);
+    let mut decided: Vec<Option<bool>> = vec![None; types.len()];
+    for (point, metric) in b.parents(Level::Point).into_iter().enumerate() {
+        let first = &mut decided[metric as usize];
+        if first.is_some() || attrs.kinds[point] == ValueKind::None {
+            continue;
+        }
+        *first = Some(match (expected, owned_value(&attrs, point)) {
+            (None, _) => true,
+            (Some(want), Value::Str(s)) => s == want,
+            (Some(want), _) => want.is_empty(),
+        });
+    }
+    let each = types.iter().zip(decided);
+    let has = |(t, d): (&MetricType, Option<bool>)| match t {
+        MetricType::Empty => Value::Nil,
+        _ => Value::Bool(d.unwrap_or(false)),
+    };
+    Raw::Owned(each.map(has).collect())
 }
 
 /// Every metric's `metadata`, which has no column: decoded from the batch's OTLP encoding

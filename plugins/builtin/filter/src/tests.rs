@@ -698,3 +698,148 @@ fn body_as_string() {
     assert_eq!(text(Value::Double(2.5)), "2.5");
     assert_eq!(text(Value::Nil), "");
 }
+
+// `IsRootSpan()` holds for the spans with no parent span ID, as the collector's does; `not`
+// and `== true` read it as a bool.
+#[test]
+fn is_root_span() {
+    let left = |condition| rich_spans_left("span", "propagate", condition).unwrap();
+    assert_eq!(left("IsRootSpan()"), [r#"slow[]"#]);
+    assert_eq!(
+        left("IsRootSpan() == true and name == \"other\""),
+        [r#"fast["e1"]"#, r#"slow[]"#]
+    );
+    assert_eq!(
+        left("not IsRootSpan()"),
+        [r#"fast["e1"]"#, r#"other["e2", "e3"]"#]
+    );
+}
+
+/// Metrics of every type whose data points carry (or lack) `route`, for the
+/// `HasAttr…OnDatapoint` pair: in `g` the first point with `route` says "/a", the second
+/// "/b"; in `s` the first point lacks it and the second holds an int.
+const POINT_ATTR_METRICS: &str = r#"{"resourceMetrics": [{"resource": {}, "scopeMetrics": [{"scope": {}, "metrics": [
+  {"name": "g", "gauge": {"dataPoints": [
+    {"asInt": "1", "attributes": [{"key": "route", "value": {"stringValue": "/a"}}]},
+    {"asInt": "2", "attributes": [{"key": "route", "value": {"stringValue": "/b"}}]}]}},
+  {"name": "s", "sum": {"aggregationTemporality": 2, "dataPoints": [
+    {"asInt": "3"},
+    {"asInt": "4", "attributes": [{"key": "route", "value": {"intValue": "5"}}]}]}},
+  {"name": "h", "histogram": {"aggregationTemporality": 1, "dataPoints": [
+    {"count": "1", "attributes": [{"key": "route", "value": {"stringValue": "/b"}}]}]}},
+  {"name": "q", "summary": {"dataPoints": [
+    {"count": "1", "attributes": [{"key": "route", "value": {"stringValue": "/a"}}]}]}},
+  {"name": "e", "exponentialHistogram": {"aggregationTemporality": 2, "dataPoints": [
+    {"count": "1", "attributes": [{"key": "other", "value": {"stringValue": "x"}}]}]}}
+]}]}]}"#;
+
+/// The metrics left (as `name:points`) after a metric condition ran over POINT_ATTR_METRICS.
+fn point_attr_metrics_left(condition: &str) -> String {
+    let config = serde_json::json!({"metrics": {"metric": [condition]}});
+    let mut metrics = Metrics::from_json(POINT_ATTR_METRICS).expect("fixture");
+    metrics.run(&mut filter(&config.to_string())).unwrap();
+    let request = metrics.request();
+    let all = request
+        .resource_metrics
+        .iter()
+        .flat_map(|r| &r.scope_metrics)
+        .flat_map(|s| &s.metrics);
+    let left: Vec<&str> = all.map(|m| m.name.as_str()).collect();
+    left.join(" ")
+}
+
+// The collector's HasAttrKeyOnDatapoint / HasAttrOnDatapoint over every data point type: the
+// first point that has the key decides alone (`g` holds "/b" on its second point, yet does
+// not match "/b"), and a value that is not a string compares as "" (pdata's `Str()`).
+#[test]
+fn has_attr_on_datapoint() {
+    let cases = [
+        (r#"HasAttrKeyOnDatapoint("route")"#, "e"),
+        (r#"not HasAttrKeyOnDatapoint("route")"#, "g s h q"),
+        (r#"HasAttrOnDatapoint("route", "/a")"#, "s h e"),
+        (r#"HasAttrOnDatapoint("route", "/b")"#, "g s q e"),
+        (r#"HasAttrOnDatapoint("route", "")"#, "g h q e"),
+        (r#"HasAttrOnDatapoint("route", "5")"#, "g s h q e"),
+        (
+            r#"HasAttrOnDatapoint(key = "other", expected_val = "x")"#,
+            "g s h q",
+        ),
+        (
+            r#"HasAttrKeyOnDatapoint("nope") == false and name == "q""#,
+            "g s h e",
+        ),
+    ];
+    for (condition, expected) in cases {
+        assert_eq!(point_attr_metrics_left(condition), expected, "{condition}");
+    }
+}
+
+// The filter-only converters are refused, with their column, where the collector's filter
+// does not give them (IsRootSpan outside traces.span, the pair outside metrics.metric), and
+// so are arguments that are not string literals and keys after a bool.
+#[test]
+fn filter_converters_refused_out_of_their_context() {
+    let cases = [
+        (
+            "traces",
+            "spanevent",
+            "name == \"x\" or IsRootSpan()",
+            "column 16: `IsRootSpan`: the collector's filter has it in traces.span only",
+        ),
+        (
+            "logs",
+            "log_record",
+            "IsRootSpan()",
+            "column 1: `IsRootSpan`",
+        ),
+        (
+            "metrics",
+            "metric",
+            "IsRootSpan()",
+            "column 1: `IsRootSpan`",
+        ),
+        (
+            "traces",
+            "span",
+            "HasAttrKeyOnDatapoint(\"k\")",
+            "column 1: `HasAttrKeyOnDatapoint`: the collector's filter has it in metrics.metric only",
+        ),
+        (
+            "metrics",
+            "datapoint",
+            "HasAttrOnDatapoint(\"k\", \"v\")",
+            "column 1: `HasAttrOnDatapoint`: the collector's filter has it in metrics.metric only",
+        ),
+        (
+            "metrics",
+            "metric",
+            "HasAttrOnDatapoint(name, \"v\")",
+            "column 20: HasAttrOnDatapoint's key must be a string literal",
+        ),
+        (
+            "metrics",
+            "metric",
+            "HasAttrKeyOnDatapoint()",
+            "HasAttrKeyOnDatapoint needs its `key` argument",
+        ),
+        (
+            "traces",
+            "span",
+            "IsRootSpan(\"x\")",
+            "IsRootSpan takes 0 argument(s)",
+        ),
+        (
+            "traces",
+            "span",
+            "IsRootSpan()[\"x\"] == nil",
+            "column 13: IsRootSpan returns a bool, which has no keys",
+        ),
+    ];
+    for (signal, context, condition, expected) in cases {
+        let config = config_of(signal, context, condition);
+        let error = testing::init::<Filter>(&config)
+            .err()
+            .unwrap_or_else(|| panic!("{condition} is accepted"));
+        assert!(error.contains(expected), "{condition}: {error}");
+    }
+}
