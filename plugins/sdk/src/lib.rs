@@ -186,6 +186,9 @@ impl Level {
 #[macro_export]
 macro_rules! export {
     ($plugin:ty) => {
+        // Only a component has the ABI's exports; natively (`cargo test`, benches that link
+        // several plugins into one binary) their unmangled names would collide.
+        #[cfg(target_arch = "wasm32")]
         const _: () = {
             struct TrailheadExport;
             impl $crate::bindings::Guest for TrailheadExport {
