@@ -12,14 +12,18 @@
 //!
 //! Where it applies, as in the collector: resource and scope attributes of every signal, span
 //! and span event attributes (not links), log record attributes and bodies, and metric data
-//! point attributes. The one idea: each attribute map is read whole (`attrs`), redacted as
-//! plain values ([`redact`]) and written back only when it changed, so a batch with nothing
-//! to redact costs reads only. A map that lost a key is written whole, because the collector's
-//! removal moves the last attribute into the removed one's place, and the order is kept too.
+//! point attributes. The one idea: each attribute map is read whole (spans' from one
+//! `to_otlp` ([`read`]), others with `attrs`), redacted as plain values ([`redact`]), and what changed is written back per level in a few batched
+//! calls ([`write`]): one removal for all entries dropping the same keys, one set per masked
+//! value, so a batch with nothing to redact costs reads only. A map whose new order those
+//! edits cannot give (the collector's removal moves the last attribute into the removed one's
+//! place) is written whole.
 
 mod config;
 mod goregex;
+mod read;
 mod redact;
+mod write;
 
 use config::Config;
 use pdata_text::Tree;
@@ -27,6 +31,7 @@ use redact::{Rules, SUMMARY_KEYS};
 use trailhead_plugin::{
     Batch, Error, KeyValue, Level, LogBatch, MetricBatch, Plugin, Signal, SpanBatch,
 };
+use write::Writes;
 
 /// The processor: its compiled rules.
 pub struct Redaction {
@@ -65,6 +70,7 @@ impl Plugin for Redaction {
                 redact_all_types: config.redact_all_types,
                 summary: config.summary()?,
                 mask_all: goregex::compile(".*").expect("a valid pattern"),
+                classes: Default::default(),
             },
         })
     }
@@ -74,9 +80,16 @@ impl Plugin for Redaction {
     }
 
     fn process_spans(&mut self, b: &impl SpanBatch) -> Result<(), Error> {
-        for level in [Level::Resource, Level::Scope, Level::Item, Level::Event] {
-            self.level(b, level);
+        // Read before any write, so the encoding is the one the lent batch came as.
+        let spans = read::span_attributes(&b.to_otlp())
+            .filter(|maps| maps.len() == b.count(Level::Item) as usize);
+        self.level(b, Level::Resource);
+        self.level(b, Level::Scope);
+        match spans {
+            Some(maps) => self.maps(b, Level::Item, (0..).zip(maps)),
+            None => self.level(b, Level::Item),
         }
+        self.level(b, Level::Event);
         Ok(())
     }
 
@@ -91,9 +104,10 @@ impl Plugin for Redaction {
         self.level(b, Level::Resource);
         self.level(b, Level::Scope);
         let bodies = b.bodies();
+        let mut writes = Writes::default();
         for i in 0..b.count(Level::Item) {
-            let original = b.attrs(Level::Item, i);
-            let mut attrs = decode(&original);
+            let before = decode(&b.attrs(Level::Item, i));
+            let mut attrs = before.clone();
             let mut changed = self.rules.attributes(&mut attrs);
             let mut body = bodies
                 .get(i as usize)
@@ -104,26 +118,39 @@ impl Plugin for Redaction {
                 b.set_bodies(&[i], &[body.to_any_value()]);
             }
             if changed {
-                write(b, Level::Item, i, &original, &attrs);
+                writes.add(i, &before, &attrs);
             }
         }
+        writes.flush(b, Level::Item);
         Ok(())
     }
 }
 
 impl Redaction {
-    /// Redacts every attribute map of one level.
+    /// Redacts every attribute map of one level, each read with `attrs`.
     fn level(&self, b: &impl Batch, level: Level) {
-        for i in 0..b.count(level) {
-            let original = b.attrs(level, i);
-            if original.is_empty() {
+        let maps = (0..b.count(level)).map(|i| (i, decode(&b.attrs(level, i))));
+        self.maps(b, level, maps);
+    }
+
+    /// Redacts the given maps of `level`'s entries and writes back what changed.
+    fn maps(
+        &self,
+        b: &impl Batch,
+        level: Level,
+        maps: impl Iterator<Item = (u32, Vec<(String, Tree)>)>,
+    ) {
+        let mut writes = Writes::default();
+        for (i, before) in maps {
+            if before.is_empty() {
                 continue;
             }
-            let mut attrs = decode(&original);
+            let mut attrs = before.clone();
             if self.rules.attributes(&mut attrs) {
-                write(b, level, i, &original, &attrs);
+                writes.add(i, &before, &attrs);
             }
         }
+        writes.flush(b, level);
     }
 }
 
@@ -132,41 +159,6 @@ fn decode(attrs: &[KeyValue]) -> Vec<(String, Tree)> {
         .iter()
         .map(|kv| (kv.key.clone(), Tree::from_any(&kv.value)))
         .collect()
-}
-
-/// Writes a redacted map back: its changed and new entries in place when that gives the
-/// collector's order (the original keys first, as they were, then the new ones), else the
-/// whole map in its new order (a removal moves pdata's last entry into the gap, and a summary
-/// key that was removed and written again goes to the end).
-fn write(b: &impl Batch, level: Level, i: u32, original: &[KeyValue], attrs: &[(String, Tree)]) {
-    let in_place = original.len() <= attrs.len()
-        && original
-            .iter()
-            .zip(attrs)
-            .all(|(kv, (key, _))| kv.key == *key);
-    let all: Vec<KeyValue> = attrs
-        .iter()
-        .map(|(k, v)| KeyValue {
-            key: k.clone(),
-            value: v.to_any_value(),
-        })
-        .collect();
-    if in_place {
-        let before = decode(original);
-        let changed: Vec<KeyValue> = all
-            .into_iter()
-            .zip(attrs)
-            .filter(|(_, entry)| !before.contains(entry))
-            .map(|(kv, _)| kv)
-            .collect();
-        b.set_attrs(level, i, &changed);
-    } else {
-        let keys: Vec<String> = original.iter().map(|kv| kv.key.clone()).collect();
-        b.remove_attrs(level, &[i], &keys);
-        if !all.is_empty() {
-            b.set_attrs(level, i, &all);
-        }
-    }
 }
 
 trailhead_plugin::export!(Redaction);

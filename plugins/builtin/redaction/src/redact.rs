@@ -6,7 +6,9 @@ use hmac::{Hmac, Mac};
 use pdata_text::Tree;
 use regex::Regex;
 use sha1::Digest;
-use std::collections::HashSet;
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
 
 /// The checked config.
 pub struct Rules {
@@ -22,6 +24,24 @@ pub struct Rules {
     pub redact_all_types: bool,
     pub summary: Summary,
     pub mask_all: Regex,
+    /// Each attribute key's [`Class`] once worked out: keys repeat on every entry, and the
+    /// rules are a few set lookups and regexes each.
+    pub classes: RefCell<HashMap<String, Class>>,
+}
+
+/// At most this many keys are remembered, so keys that never repeat cannot grow the cache
+/// without bound; others are worked out each time.
+const CLASSED_KEYS: usize = 4096;
+
+/// What the key rules say of an attribute key, in the order the collector applies them.
+#[derive(Clone, Copy)]
+pub enum Class {
+    Ignored,
+    Redacted,
+    /// Kept, its value checked; `masked` when a blocked key pattern matches it.
+    Kept {
+        masked: bool,
+    },
 }
 
 /// The summary keys an allow list always lets through (the collector's list: not the
@@ -56,6 +76,24 @@ impl Rules {
         self.blocked_keys.iter().any(|r| r.is_match(k))
     }
 
+    fn class(&self, k: &str) -> Class {
+        if let Some(class) = self.classes.borrow().get(k) {
+            return *class;
+        }
+        let class = match (self.ignore_key(k), self.redact_key(k)) {
+            (true, _) => Class::Ignored,
+            (false, true) => Class::Redacted,
+            (false, false) => Class::Kept {
+                masked: self.mask_key(k),
+            },
+        };
+        let mut classes = self.classes.borrow_mut();
+        if classes.len() < CLASSED_KEYS {
+            classes.insert(k.to_string(), class);
+        }
+        class
+    }
+
     fn allow_value(&self, v: &str) -> bool {
         self.allowed_values.iter().any(|r| r.is_match(v))
     }
@@ -65,6 +103,15 @@ impl Rules {
         regex
             .replace_all(value, |caps: &regex::Captures| self.hash_of(&caps[0]))
             .into_owned()
+    }
+
+    /// What `.*` leaves of a value: each line masked. A value without a line break is one
+    /// match, masked without running the regex (the common case, on every masked key).
+    fn mask_whole(&self, value: &str) -> String {
+        match value.contains('\n') {
+            true => self.mask(value, &self.mask_all),
+            false => self.hash_of(value),
+        }
     }
 
     pub fn hash_of(&self, text: &str) -> String {
@@ -89,6 +136,15 @@ impl Rules {
         }
     }
 
+    /// The value with its blocked matches masked, `None` when that changes nothing.
+    fn blocked(&self, value: &str) -> Option<String> {
+        if !self.blocked_values.iter().any(|r| r.is_match(value)) {
+            return None;
+        }
+        let processed = self.block_values(value);
+        (processed != value).then_some(processed)
+    }
+
     /// Each blocked-value pattern in turn masks its matches.
     fn block_values(&self, value: &str) -> String {
         let mut value = value.to_string();
@@ -106,33 +162,35 @@ impl Rules {
         let mut out = Outcome::default();
         let mut changed = false;
         for (k, value) in attrs.iter_mut() {
-            if self.ignore_key(k) {
-                out.ignored.push(k.clone());
-                continue;
-            }
-            if self.redact_key(k) {
-                out.redacted.push(k.clone());
-                continue;
-            }
-            let text = if self.redact_all_types {
-                value.as_string()
-            } else {
-                value.str().to_string()
+            let masked_key = match self.class(k) {
+                Class::Ignored => {
+                    out.ignored.push(k.clone());
+                    continue;
+                }
+                Class::Redacted => {
+                    out.redacted.push(k.clone());
+                    continue;
+                }
+                Class::Kept { masked } => masked,
             };
-            if self.allow_value(&text) {
-                out.allowed.push(k.clone());
-                continue;
-            }
-            if self.mask_key(k) {
+            // Borrowed where it can be: most values are only looked at.
+            let masked = {
+                let text: Cow<str> = match self.redact_all_types {
+                    true => value.as_string().into(),
+                    false => value.str().into(),
+                };
+                if self.allow_value(&text) {
+                    out.allowed.push(k.clone());
+                    continue;
+                }
+                match masked_key {
+                    true => Some(self.mask_whole(&text)),
+                    false => self.blocked(&text),
+                }
+            };
+            if let Some(masked) = masked {
                 out.masked.push(k.clone());
-                *value = Tree::Str(self.mask(&text, &self.mask_all));
-                changed = true;
-                continue;
-            }
-            let processed = self.block_values(&text);
-            if processed != text {
-                out.masked.push(k.clone());
-                *value = Tree::Str(processed);
+                *value = Tree::Str(masked);
                 changed = true;
             }
         }
@@ -159,7 +217,7 @@ impl Rules {
                         redacted.push(k.clone());
                     } else if self.mask_key(k) {
                         out.masked.push(k.clone());
-                        *v = Tree::Str(self.mask(v.str(), &self.mask_all));
+                        *v = Tree::Str(self.mask_whole(v.str()));
                         changed = true;
                     } else {
                         changed |= self.body_value(k, v, &mut out);
@@ -207,7 +265,7 @@ impl Rules {
                         redacted.push(k.clone());
                     } else if self.mask_key(k) {
                         out.masked.push(at);
-                        *v = Tree::Str(self.mask(v.str(), &self.mask_all));
+                        *v = Tree::Str(self.mask_whole(v.str()));
                         changed = true;
                     } else {
                         changed |= self.body_value(&at, v, out);
