@@ -157,21 +157,31 @@ fn error_modes() {
 
 /// Metric names left, with how many points each kept.
 fn metrics_left(config: &str) -> Vec<(String, usize)> {
-    use testing::otlp::metrics::v1::metric::Data;
     let mut metrics = Metrics::from_json(METRICS).unwrap();
     metrics.run(&mut filter(config)).unwrap();
-    let request = metrics.request();
-    let all = request
+    points_left(&metrics.request())
+}
+
+/// Each metric of a request, with its data point count, whatever its type.
+fn points_left(
+    request: &testing::otlp::collector::metrics::v1::ExportMetricsServiceRequest,
+) -> Vec<(String, usize)> {
+    use testing::otlp::metrics::v1::metric::Data;
+    let points = |m: &testing::otlp::metrics::v1::Metric| match &m.data {
+        Some(Data::Gauge(g)) => g.data_points.len(),
+        Some(Data::Sum(s)) => s.data_points.len(),
+        Some(Data::Histogram(h)) => h.data_points.len(),
+        Some(Data::Summary(s)) => s.data_points.len(),
+        Some(Data::ExponentialHistogram(e)) => e.data_points.len(),
+        None => 0,
+    };
+    request
         .resource_metrics
         .iter()
         .flat_map(|r| &r.scope_metrics)
-        .flat_map(|s| &s.metrics);
-    let points = |m: &testing::otlp::metrics::v1::Metric| match &m.data {
-        Some(Data::Sum(s)) => s.data_points.len(),
-        Some(Data::Gauge(g)) => g.data_points.len(),
-        _ => 0,
-    };
-    all.map(|m| (m.name.clone(), points(m))).collect()
+        .flat_map(|s| &s.metrics)
+        .map(|m| (m.name.clone(), points(m)))
+        .collect()
 }
 
 // Data points match on their attributes and their metric's fields; a metric left without
@@ -516,25 +526,13 @@ const RICH_METRICS: &str = r#"{"resourceMetrics": [{"resource": {}, "scopeMetric
 
 /// Each metric left with how many points it kept, as `name:points`.
 fn rich_metrics_left(context: &str, condition: &str) -> String {
-    use testing::otlp::metrics::v1::metric::Data;
     let config = serde_json::json!({"error_mode": "ignore", "metrics": {context: [condition]}});
     let mut metrics = Metrics::from_json(RICH_METRICS).expect("fixture");
     metrics.run(&mut filter(&config.to_string())).unwrap();
-    let request = metrics.request();
-    let all = request
-        .resource_metrics
-        .iter()
-        .flat_map(|r| &r.scope_metrics)
-        .flat_map(|s| &s.metrics);
-    let points = |m: &testing::otlp::metrics::v1::Metric| match &m.data {
-        Some(Data::Gauge(g)) => g.data_points.len(),
-        Some(Data::Sum(s)) => s.data_points.len(),
-        Some(Data::Histogram(h)) => h.data_points.len(),
-        Some(Data::Summary(s)) => s.data_points.len(),
-        Some(Data::ExponentialHistogram(e)) => e.data_points.len(),
-        None => 0,
-    };
-    let left: Vec<String> = all.map(|m| format!("{}:{}", m.name, points(m))).collect();
+    let left: Vec<String> = points_left(&metrics.request())
+        .into_iter()
+        .map(|(name, points)| format!("{name}:{points}"))
+        .collect();
     left.join(" ")
 }
 

@@ -21,7 +21,6 @@
 
 mod config;
 mod goregex;
-mod read;
 mod redact;
 mod write;
 
@@ -81,7 +80,8 @@ impl Plugin for Redaction {
 
     fn process_spans(&mut self, b: &impl SpanBatch) -> Result<(), Error> {
         // Read before any write, so the encoding is the one the lent batch came as.
-        let spans = read::span_attributes(&b.to_otlp())
+        // Field 9: `Span.attributes`.
+        let spans = pdata_text::pb::item_attributes(&b.to_otlp(), 9)
             .filter(|maps| maps.len() == b.count(Level::Item) as usize);
         self.level(b, Level::Resource);
         self.level(b, Level::Scope);
