@@ -447,7 +447,8 @@ fn json_string(s: &str, out: &mut String) {
     out.push('"');
 }
 
-fn base64(bytes: &[u8]) -> String {
+/// Standard base64 with padding, as Go's `base64.StdEncoding` writes it.
+pub fn base64(bytes: &[u8]) -> String {
     const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {

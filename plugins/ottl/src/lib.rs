@@ -26,7 +26,7 @@ pub mod pb;
 
 pub use edit::{Editor, Statement};
 pub use eval::{Columns, EvalError, Outcome, compare, eval_operand};
-pub use func::{Func, double, index, json};
+pub use func::{Func, base64, double, index, json};
 pub use parse::{ItemConverter, ParseError, parse, parse_reading, parse_statement};
 use std::borrow::Cow;
 use std::rc::Rc;
