@@ -8,12 +8,14 @@ import (
 	"log"
 
 	"github.com/open-telemetry/opentelemetry-collector-contrib/exporter/fileexporter"
+	"github.com/open-telemetry/opentelemetry-collector-contrib/exporter/loadbalancingexporter"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/processor/attributesprocessor"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/processor/filterprocessor"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/processor/k8sattributesprocessor"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/processor/probabilisticsamplerprocessor"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/processor/redactionprocessor"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/processor/resourceprocessor"
+	"github.com/open-telemetry/opentelemetry-collector-contrib/processor/tailsamplingprocessor"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/processor/transformprocessor"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/receiver/zipkinreceiver"
 	"go.opentelemetry.io/collector/component"
@@ -23,6 +25,7 @@ import (
 	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/exporter/debugexporter"
 	"go.opentelemetry.io/collector/exporter/otlpexporter"
+	"go.opentelemetry.io/collector/exporter/otlphttpexporter"
 	"go.opentelemetry.io/collector/otelcol"
 	"go.opentelemetry.io/collector/processor"
 	"go.opentelemetry.io/collector/processor/batchprocessor"
@@ -43,12 +46,14 @@ func components() (otelcol.Factories, error) {
 	factories.Processors, err = otelcol.MakeFactoryMap[processor.Factory](
 		batchprocessor.NewFactory(), filterprocessor.NewFactory(), k8sattributesprocessor.NewFactory(),
 		attributesprocessor.NewFactory(), resourceprocessor.NewFactory(), transformprocessor.NewFactory(),
-		redactionprocessor.NewFactory(), probabilisticsamplerprocessor.NewFactory(), memorylimiterprocessor.NewFactory())
+		redactionprocessor.NewFactory(), probabilisticsamplerprocessor.NewFactory(), memorylimiterprocessor.NewFactory(),
+		tailsamplingprocessor.NewFactory())
 	if err != nil {
 		return factories, err
 	}
 	factories.Exporters, err = otelcol.MakeFactoryMap[exporter.Factory](
-		otlpexporter.NewFactory(), debugexporter.NewFactory(), fileexporter.NewFactory())
+		otlpexporter.NewFactory(), debugexporter.NewFactory(), fileexporter.NewFactory(),
+		otlphttpexporter.NewFactory(), loadbalancingexporter.NewFactory())
 	return factories, err
 }
 
