@@ -160,6 +160,48 @@ pub const PROCESSOR_SKIPPED: Metric = metric(
     PROCESSOR,
     "Batches not handed to a plugin because it kept failing (its circuit was open); `on_failure` applied.",
 );
+pub const TAIL_SAMPLING_DECISIONS: Metric = metric(
+    "trailhead_tail_sampling_policy_decisions_total",
+    Counter,
+    &["processor", "policy", "decision"],
+    "Traces a tail_sampling policy evaluated, by its own decision: sampled, not_sampled or dropped.",
+);
+pub const TAIL_SAMPLING_TRACES: Metric = metric(
+    "trailhead_tail_sampling_traces_total",
+    Counter,
+    &["processor", "decision"],
+    "Traces a tail_sampling processor decided, by final decision: sampled, not_sampled or dropped.",
+);
+pub const TAIL_SAMPLING_LATE_SPANS: Metric = metric(
+    "trailhead_tail_sampling_late_spans_total",
+    Counter,
+    &["processor", "decision"],
+    "Spans that arrived after their trace was decided and followed that decision.",
+);
+pub const TAIL_SAMPLING_EVICTED: Metric = metric(
+    "trailhead_tail_sampling_evicted_traces_total",
+    Counter,
+    &["processor", "reason"],
+    "Traces evicted before a decision (their spans lost) to stay within num_traces or max_held_bytes.",
+);
+pub const TAIL_SAMPLING_LOST_SPANS: Metric = metric(
+    "trailhead_tail_sampling_lost_spans_total",
+    Counter,
+    &["processor", "reason"],
+    "Held spans that never went on: evicted early, too large, downstream refused (full past the wait), or dropped at shutdown.",
+);
+pub const TAIL_SAMPLING_HELD_BYTES: Metric = metric(
+    "trailhead_tail_sampling_held_bytes",
+    Gauge,
+    PROCESSOR,
+    "Bytes of spans a tail_sampling processor holds waiting for decisions.",
+);
+pub const TAIL_SAMPLING_HELD_TRACES: Metric = metric(
+    "trailhead_tail_sampling_held_traces",
+    Gauge,
+    PROCESSOR,
+    "Traces a tail_sampling processor keeps (waiting, or decided and kept for late spans).",
+);
 pub const CONFIG_RELOADS: Metric = metric(
     "trailhead_config_reloads_total",
     Counter,
@@ -247,6 +289,13 @@ pub const ALL: &[&Metric] = &[
     &PROCESSOR_DROPPED,
     &PROCESSOR_SWAPS,
     &PROCESSOR_SKIPPED,
+    &TAIL_SAMPLING_DECISIONS,
+    &TAIL_SAMPLING_TRACES,
+    &TAIL_SAMPLING_LATE_SPANS,
+    &TAIL_SAMPLING_EVICTED,
+    &TAIL_SAMPLING_LOST_SPANS,
+    &TAIL_SAMPLING_HELD_BYTES,
+    &TAIL_SAMPLING_HELD_TRACES,
     &CONFIG_RELOADS,
     &SERVER_REFUSED_CONNECTIONS,
     &SERVER_UNAUTHENTICATED,
