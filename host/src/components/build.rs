@@ -98,6 +98,8 @@ impl Build<'_> {
             auth,
             limits: protocol.limits.clone(),
             max_concurrent_streams: protocol.max_concurrent_streams,
+            // Each receiver kind sets its own from its keys.
+            lifetime: Default::default(),
         })
     }
 

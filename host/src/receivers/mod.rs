@@ -4,6 +4,7 @@
 
 pub mod body;
 pub mod ingest;
+pub mod keepalive;
 pub mod limits;
 pub mod otlp;
 pub mod server;

@@ -4,21 +4,23 @@
 //!
 //! Doing this in one place means every receiver refuses the same way: HTTP 401 / 429, gRPC
 //! UNAUTHENTICATED / RESOURCE_EXHAUSTED with RetryInfo, and a closed connection past the limit.
+//! Each connection's lifetime (idle and age bounds, server pings; [`super::keepalive`]) is
+//! kept here too, by a driver that watches the requests in flight on it ([`Activity`]).
 
+use super::keepalive::{Activity, Lifetime, drive};
 use super::limits::{ConnectionLimits, RateLimiter};
 use crate::auth::BearerToken;
 use crate::secrets::Rotating;
 use crate::telemetry::{ServerMetrics, Telemetry};
 use axum::extract::ConnectInfo;
 use axum::response::{IntoResponse, Response};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::Watcher;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, mpsc};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls;
 use tokio_util::either::Either;
@@ -43,6 +45,8 @@ pub struct ServeOptions {
     pub auth: Option<Arc<Rotating<BearerToken>>>,
     pub limits: ConnectionLimits,
     pub max_concurrent_streams: Option<u32>,
+    /// Idle and age bounds and server pings, for every connection.
+    pub lifetime: Lifetime,
 }
 
 /// A listening server: where it listens and the task that ends after graceful shutdown.
@@ -85,7 +89,8 @@ async fn accept_loop(
     shutdown: CancellationToken,
 ) {
     let builder = Arc::new(http_builder(&options));
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    // Each connection holds a sender; when all are dropped, every connection has ended.
+    let (open_connections, mut all_closed) = mpsc::channel::<()>(1);
     let open = options
         .limits
         .max_connections
@@ -128,21 +133,37 @@ async fn accept_loop(
             tls: options.tls.clone(),
             builder: builder.clone(),
             name: name.clone(),
+            lifetime: options.lifetime.clone(),
+            shutdown: shutdown.clone(),
+            _open: open_connections.clone(),
             _permit: permit,
         };
-        tokio::spawn(connection.serve(stream, graceful.watcher()));
+        tokio::spawn(connection.serve(stream));
     }
     drop(listener);
-    graceful.shutdown().await;
+    drop(open_connections);
+    // Connections saw `shutdown` too: they finish what is in flight and close.
+    let _ = all_closed.recv().await;
 }
 
-/// HTTP/1.1 and HTTP/2 on one port, with the listener's stream limit and large frames.
+/// HTTP/1.1 and HTTP/2 on one port, with the listener's stream limit, large frames and, when
+/// configured, server pings (hyper pings after `time` without reads, as grpc-go does, and
+/// closes the connection when the answer takes longer than `timeout`).
 fn http_builder(options: &ServeOptions) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
-        .http2()
+        .http1()
+        .keep_alive(options.lifetime.http1_keep_alive);
+    let mut http2 = builder.http2();
+    http2
         .max_concurrent_streams(options.max_concurrent_streams)
         .max_frame_size(MAX_FRAME_SIZE);
+    if let Some((interval, timeout)) = options.lifetime.ping {
+        http2
+            .timer(TokioTimer::new())
+            .keep_alive_interval(interval)
+            .keep_alive_timeout(timeout);
+    }
     builder
 }
 
@@ -155,6 +176,11 @@ struct Connection {
     tls: Option<Arc<Rotating<rustls::ServerConfig>>>,
     builder: Arc<auto::Builder<TokioExecutor>>,
     name: String,
+    lifetime: Lifetime,
+    /// The server's: cancelled, the connection finishes what is in flight and closes.
+    shutdown: CancellationToken,
+    /// Dropped when the connection ends, so the server knows when all have.
+    _open: mpsc::Sender<()>,
     /// Held while the connection is open, under `limits.max_connections`.
     _permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
@@ -162,7 +188,7 @@ struct Connection {
 impl Connection {
     /// TLS first when configured, then every request through the guard to the router, until
     /// the peer closes or graceful shutdown ends the connection.
-    async fn serve(self, stream: tokio::net::TcpStream, watcher: Watcher) {
+    async fn serve(self, stream: tokio::net::TcpStream) {
         let Connection {
             peer,
             local,
@@ -171,6 +197,9 @@ impl Connection {
             tls,
             builder,
             name,
+            lifetime,
+            shutdown,
+            _open,
             _permit,
         } = self;
         // Plain or TLS, the connection is then served the same way.
@@ -192,22 +221,29 @@ impl Connection {
             local_addr: local,
             remote_addr: Some(peer),
         };
+        let activity = Arc::new(Activity::default());
+        let requests = activity.clone();
         let service =
             hyper::service::service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
                 request.extensions_mut().insert(ConnectInfo(peer));
                 request.extensions_mut().insert(connect_info.clone());
+                let in_flight = requests.begin(request.version());
                 let refused = guard.check(&request);
                 let router = router.clone();
                 async move {
-                    match refused {
-                        Some(response) => Ok::<_, std::convert::Infallible>(response),
-                        None => router.oneshot(request.map(axum::body::Body::new)).await,
-                    }
+                    let response = match refused {
+                        Some(response) => response,
+                        None => router.oneshot(request.map(axum::body::Body::new)).await?,
+                    };
+                    Ok::<_, std::convert::Infallible>(in_flight.finish(response))
                 }
             });
-        let connection = builder.serve_connection(TokioIo::new(stream), service);
-        let served = watcher.watch(connection.into_owned()).await;
-        if let Err(e) = served {
+        let connection = std::pin::pin!(builder.serve_connection(TokioIo::new(stream), service));
+        let graceful = |connection: std::pin::Pin<&mut _>| {
+            hyper_util::server::conn::auto::Connection::graceful_shutdown(connection)
+        };
+        let served = drive(connection, graceful, &activity, &lifetime, &shutdown).await;
+        if let Some(Err(e)) = served {
             tracing::debug!(server = %name, peer = %peer, error = %e, "connection ended with an error");
         }
     }
