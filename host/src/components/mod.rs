@@ -178,6 +178,7 @@ section! {
     "exporter" => ExporterConfig: Exporter {
         Otlp(OtlpExporterConfig),
         Debug(DebugExporterConfig),
+        LoadBalancing(crate::exporters::loadbalancing::LoadBalancingConfig),
     }
 }
 

@@ -8,6 +8,7 @@
 //! into a short channel in front of the same batcher.
 
 pub mod debug;
+pub mod loadbalancing;
 pub mod otlp;
 mod persistent;
 mod queue;
@@ -46,6 +47,12 @@ pub trait Sink: Send + Sync + 'static {
         payload: Payload,
         items: usize,
     ) -> BoxFuture<'_, Result<SendOutcome, ExportError>>;
+
+    /// Called once the exporter's own queue is drained, before it reports done: a sink that
+    /// feeds queues of its own (`loadbalancing`) drains them here, giving up at `abort`.
+    fn drain<'a>(&'a self, _abort: &'a tokio_util::sync::CancellationToken) -> BoxFuture<'a, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// A delivered request; the peer may have rejected some of it.

@@ -29,7 +29,8 @@ use tower::Service;
 #[serde(deny_unknown_fields)]
 pub struct OtlpExporterConfig {
     /// `host:port`, or a URL with `http://` / `https://`. Without a scheme, TLS is used unless
-    /// `tls.insecure` is set.
+    /// `tls.insecure` is set. Required (in `loadbalancing`'s `protocol.otlp`, each backend's).
+    #[serde(default)]
     pub endpoint: String,
     /// TLS to the peer: `insecure` for plain text, a CA, a client certificate.
     #[serde(default)]
@@ -120,6 +121,9 @@ pub enum BuildError {
     Batch(String),
     #[error("auth: {0}")]
     Auth(String),
+    /// A `loadbalancing` setting that does not fit the signal it serves.
+    #[error("{0}")]
+    Routing(String),
 }
 
 impl OtlpExporterConfig {
@@ -142,9 +146,20 @@ impl OtlpExporterConfig {
             .unwrap_or_default()
     }
 
-    /// The settings the collector refuses, as (key, reason): the same checks as its
-    /// exporterhelper's, zero and negative values included.
+    /// The settings the collector refuses, as (key, reason): a missing `endpoint`, and
+    /// [`OtlpExporterConfig::sending_problems`].
     pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut problems = Vec::new();
+        if self.endpoint.is_empty() {
+            problems.push(("endpoint", "required: the peer's host:port or URL".into()));
+        }
+        problems.extend(self.sending_problems());
+        problems
+    }
+
+    /// The exporterhelper's checks of the batch, queue and retry keys, zero and negative
+    /// values included (all but `endpoint`, which `loadbalancing` fills in per backend).
+    pub fn sending_problems(&self) -> Vec<(&'static str, String)> {
         let mut problems = Vec::new();
         if self.batch.is_some() && self.sending_queue.batch.is_some() {
             problems.push((
@@ -211,7 +226,7 @@ impl OtlpExporterConfig {
     }
 
     /// The same settings with the TLS paths resolved by `resolve`.
-    fn resolved(&self, resolve: &impl Fn(&PathBuf) -> PathBuf) -> Self {
+    pub fn resolved(&self, resolve: &impl Fn(&PathBuf) -> PathBuf) -> Self {
         let mut settings = self.clone();
         for path in [
             &mut settings.tls.ca_file,

@@ -589,6 +589,7 @@ async fn run(driver: Arc<Driver>, mut rx: mpsc::Receiver<Queued>, stop: Cancella
     }
     dispatch(&driver, &mut pending, &senders, &mut sends).await;
     while sends.join_next().await.is_some() {}
+    driver.spec.sink.drain(&driver.abort).await;
 }
 
 /// Hands the pending batch to a free sender, waiting for one (which is the backpressure).

@@ -6,6 +6,7 @@
 //! annotation keys some rule can match are kept. With no cluster reachable trailhead still
 //! starts, logs it once, and the plugins pass data through.
 
+pub mod endpoint_slices;
 mod store;
 mod watch;
 

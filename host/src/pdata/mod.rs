@@ -7,6 +7,7 @@
 pub mod grpc;
 pub mod json;
 mod payload;
+pub mod route;
 pub mod split;
 pub mod wire;
 

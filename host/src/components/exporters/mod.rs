@@ -1,4 +1,5 @@
 //! Exporter kinds, one file each.
 
 mod debug;
+mod loadbalancing;
 mod otlp;

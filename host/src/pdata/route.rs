@@ -1,0 +1,279 @@
+//! Grouping an encoded export request by a routing key (a span's trace ID, a resource's
+//! `service.name`, the resource itself), so each group can go to the backend that owns its key.
+//!
+//! The one idea: a group keeps the structure the items came in. Each item is written back under
+//! a copy of its own scope's fields, under a copy of its own resource's fields, so a backend
+//! receives the same resources and scopes for its share. When every item lands in one group
+//! (a request of one trace, the common case from an SDK batch of one service) the request is
+//! passed on as it is, without a copy.
+
+use super::payload::Payload;
+use super::wire::{self, Value};
+use super::{Signal, split::Piece};
+use bytes::Bytes;
+use std::collections::BTreeMap;
+
+/// What a request is grouped by (the loadbalancing exporter's `routing_key`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RouteBy {
+    /// A span's (or log record's) trace ID; a log record without one is keyed by its bytes.
+    TraceId,
+    /// The resource's `service.name` (empty when it has none).
+    Service,
+    /// The resource's whole encoding: its attributes and their order.
+    Resource,
+}
+
+/// Splits `payload` (an export request of `signal` holding `items`) into one piece per owner. `owner` maps a
+/// key to the index of its owner. The request arrived checked, so a field that does not parse
+/// is kept in the group of the items around it rather than dropped.
+pub fn group(
+    signal: Signal,
+    payload: &Payload,
+    items: usize,
+    by: RouteBy,
+    mut owner: impl FnMut(&[u8]) -> usize,
+) -> BTreeMap<usize, Piece> {
+    let bytes = payload.to_bytes();
+    let mut owners: Vec<usize> = Vec::new();
+    for_each_item(&bytes, |resource, item| {
+        owners.push(owner(&key(signal, by, resource, item)))
+    });
+    let mut groups = BTreeMap::new();
+    let Some(&first) = owners.first() else {
+        return groups;
+    };
+    if owners.iter().all(|&o| o == first) {
+        let piece = Piece {
+            payload: payload.clone(),
+            items,
+        };
+        groups.insert(first, piece);
+        return groups;
+    }
+    let mut out: BTreeMap<usize, (Vec<u8>, usize)> = BTreeMap::new();
+    let mut next = owners.into_iter();
+    for (number, value, _) in wire::fields(&bytes) {
+        let (1, Value::Bytes(resource)) = (number, value) else {
+            continue;
+        };
+        write_resource(signal, resource, &mut next, &mut out);
+    }
+    out.into_iter()
+        .map(|(owner, (request, items))| {
+            let payload = Payload::new(vec![Bytes::from(request)]);
+            (owner, Piece { payload, items })
+        })
+        .collect()
+}
+
+/// Calls `visit(resource, item)` for every item of the request, in order.
+fn for_each_item(request: &[u8], mut visit: impl FnMut(&[u8], &[u8])) {
+    for (number, value, _) in wire::fields(request) {
+        let (1, Value::Bytes(resource)) = (number, value) else {
+            continue;
+        };
+        for (number, value, _) in wire::fields(resource) {
+            let (2, Value::Bytes(scope)) = (number, value) else {
+                continue;
+            };
+            for (number, value, _) in wire::fields(scope) {
+                if let (2, Value::Bytes(item)) = (number, value) {
+                    visit(resource, item);
+                }
+            }
+        }
+    }
+}
+
+/// The routing key of one item.
+fn key<'a>(signal: Signal, by: RouteBy, resource: &'a [u8], item: &'a [u8]) -> Vec<u8> {
+    match by {
+        RouteBy::TraceId => {
+            // Span.trace_id is field 1; LogRecord.trace_id is field 9.
+            let number = if signal == Signal::Logs { 9 } else { 1 };
+            match wire::last(item, number) {
+                Some(Value::Bytes(id)) if !id.is_empty() => id.to_vec(),
+                _ => item.to_vec(),
+            }
+        }
+        RouteBy::Service => service_name(resource).unwrap_or_default().to_vec(),
+        RouteBy::Resource => match wire::last(resource, 1) {
+            Some(Value::Bytes(attributes)) => attributes.to_vec(),
+            _ => Vec::new(),
+        },
+    }
+}
+
+/// The string value of the resource's `service.name` attribute.
+fn service_name(resource_message: &[u8]) -> Option<&[u8]> {
+    let Some(Value::Bytes(resource)) = wire::last(resource_message, 1) else {
+        return None;
+    };
+    let mut found = None;
+    for (number, value, _) in wire::fields(resource) {
+        let (1, Value::Bytes(kv)) = (number, value) else {
+            continue;
+        };
+        if let Some(Value::Bytes(b"service.name")) = wire::last(kv, 1)
+            && let Some(Value::Bytes(any)) = wire::last(kv, 2)
+            && let Some(Value::Bytes(text)) = wire::last(any, 1)
+        {
+            found = Some(text);
+        }
+    }
+    found
+}
+
+/// Writes each item of `resource` into its owner's request (owners taken from `owners` in
+/// item order), under copies of its resource's and scope's own fields.
+fn write_resource(
+    signal: Signal,
+    resource: &[u8],
+    owners: &mut impl Iterator<Item = usize>,
+    out: &mut BTreeMap<usize, (Vec<u8>, usize)>,
+) {
+    let own = |message: &[u8]| -> Vec<u8> {
+        wire::fields(message)
+            .filter(|(n, _, _)| *n != 2)
+            .flat_map(|(_, _, whole)| whole.iter().copied())
+            .collect()
+    };
+    let resource_own = own(resource);
+    // Per owner: the scopes written so far for this resource.
+    let mut scopes: BTreeMap<usize, Vec<u8>> = BTreeMap::new();
+    for (number, value, _) in wire::fields(resource) {
+        let (2, Value::Bytes(scope)) = (number, value) else {
+            continue;
+        };
+        let scope_own = own(scope);
+        let mut items: BTreeMap<usize, Vec<u8>> = BTreeMap::new();
+        for (number, value, whole) in wire::fields(scope) {
+            if number != 2 || !matches!(value, Value::Bytes(_)) {
+                continue;
+            }
+            let owner = owners.next().unwrap_or(0);
+            let Value::Bytes(item) = value else { continue };
+            items.entry(owner).or_default().extend_from_slice(whole);
+            out.entry(owner).or_default().1 += wire::count_item(signal, item);
+        }
+        for (owner, items) in items {
+            let body = [scope_own.as_slice(), &items].concat();
+            wire::put_bytes_field(scopes.entry(owner).or_default(), 2, &body);
+        }
+    }
+    for (owner, scopes) in scopes {
+        let body = [resource_own.as_slice(), &scopes].concat();
+        wire::put_bytes_field(&mut out.entry(owner).or_default().0, 1, &body);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::any_value;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue};
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+    use prost::Message;
+
+    fn span(trace: u8, name: &str) -> Span {
+        Span {
+            trace_id: vec![trace; 16],
+            name: name.into(),
+            ..Default::default()
+        }
+    }
+
+    fn resource(service: &str, spans: Vec<Span>) -> ResourceSpans {
+        let value = any_value::Value::StringValue(service.into());
+        ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![KeyValue {
+                    key: "service.name".into(),
+                    value: Some(AnyValue { value: Some(value) }),
+                }],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                scope: Some(InstrumentationScope {
+                    name: "lib".into(),
+                    ..Default::default()
+                }),
+                spans,
+                ..Default::default()
+            }],
+            schema_url: "s".into(),
+        }
+    }
+
+    fn request(resources: Vec<ResourceSpans>) -> Payload {
+        let request = ExportTraceServiceRequest {
+            resource_spans: resources,
+        };
+        Payload::new(vec![Bytes::from(request.encode_to_vec())])
+    }
+
+    fn decode(piece: &Piece) -> ExportTraceServiceRequest {
+        ExportTraceServiceRequest::decode(piece.payload.to_bytes()).unwrap()
+    }
+
+    // Spans of one trace go to one group, each under its own resource and scope, whole.
+    #[test]
+    fn groups_spans_by_trace_keeping_resource_and_scope() {
+        let payload = request(vec![
+            resource("a", vec![span(1, "x"), span(2, "y"), span(1, "z")]),
+            resource("b", vec![span(2, "w")]),
+        ]);
+        let groups = group(Signal::Traces, &payload, 4, RouteBy::TraceId, |k| {
+            k[0] as usize
+        });
+        assert_eq!(groups.len(), 2);
+        let one = decode(&groups[&1]);
+        assert_eq!(groups[&1].items, 2);
+        assert_eq!(one.resource_spans.len(), 1);
+        assert_eq!(one.resource_spans[0].schema_url, "s");
+        let scope = &one.resource_spans[0].scope_spans[0];
+        assert_eq!(scope.scope.as_ref().unwrap().name, "lib");
+        let names: Vec<&str> = scope.spans.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["x", "z"]);
+        let two = decode(&groups[&2]);
+        assert_eq!(groups[&2].items, 2);
+        assert_eq!(two.resource_spans.len(), 2, "trace 2 spans two resources");
+        assert_eq!(two.resource_spans[1].scope_spans[0].spans[0].name, "w");
+    }
+
+    // A request wholly owned by one backend is passed on as it came, without a copy.
+    #[test]
+    fn one_owner_keeps_the_request() {
+        let payload = request(vec![resource("a", vec![span(1, "x"), span(1, "y")])]);
+        let groups = group(Signal::Traces, &payload, 2, RouteBy::TraceId, |_| 3);
+        assert_eq!(groups.len(), 1);
+        assert_eq!(groups[&3].items, 2);
+        assert_eq!(
+            groups[&3].payload.parts()[0].as_ptr(),
+            payload.parts()[0].as_ptr()
+        );
+    }
+
+    // `service` routes whole resources by their service.name.
+    #[test]
+    fn groups_by_service() {
+        let payload = request(vec![
+            resource("a", vec![span(1, "x")]),
+            resource("b", vec![span(1, "y")]),
+        ]);
+        let groups = group(Signal::Traces, &payload, 2, RouteBy::Service, |k| {
+            usize::from(k == b"b")
+        });
+        assert_eq!(
+            decode(&groups[&0]).resource_spans[0].scope_spans[0].spans[0].name,
+            "x"
+        );
+        assert_eq!(
+            decode(&groups[&1]).resource_spans[0].scope_spans[0].spans[0].name,
+            "y"
+        );
+    }
+}
