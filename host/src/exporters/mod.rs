@@ -10,6 +10,7 @@
 pub mod debug;
 pub mod loadbalancing;
 pub mod otlp;
+pub mod otlp_http;
 mod persistent;
 mod queue;
 

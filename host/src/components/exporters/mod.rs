@@ -3,3 +3,4 @@
 mod debug;
 mod loadbalancing;
 mod otlp;
+mod otlp_http;

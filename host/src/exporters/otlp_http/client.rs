@@ -1,0 +1,184 @@
+//! The pooled HTTP client and the headers of every request: what a TLS or token file rotation
+//! rebuilds. HTTP/1.1 over plain text; over TLS, HTTP/2 when the peer offers it (ALPN), as Go's
+//! client does with the collector's `force_attempt_http2: true`.
+
+use super::OtlpHttpExporterConfig;
+use crate::auth::BearerTokenConfig;
+use crate::exporters::otlp::{BuildError, TlsClientConfig};
+use crate::secrets::Secret;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use hyper_rustls::{ConfigBuilderExt, FixedServerNameResolver, HttpsConnector};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio_rustls::rustls;
+
+/// What sends go out on: the pool (its TLS) and the headers (its token). A send in flight
+/// keeps the one it started with.
+pub(super) struct Connection {
+    pub client: Client<HttpsConnector<HttpConnector>, super::sink::Body>,
+    pub headers: HeaderMap,
+}
+
+/// Go's `http.DefaultMaxIdleConnsPerHost`, which the collector's 0 means.
+const GO_IDLE_PER_HOST: usize = 2;
+
+impl OtlpHttpExporterConfig {
+    /// The client (with the TLS files, already resolved, read now) and the headers (with the
+    /// token read now). `https`: whether the URL needs the system's CA roots.
+    pub(super) fn connect(
+        &self,
+        token: Option<&BearerTokenConfig>,
+        https: bool,
+    ) -> Result<Connection, BuildError> {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        if !self.timeout.is_zero() {
+            http.set_connect_timeout(Some(self.timeout));
+        }
+        let builder = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls_config(&self.tls, https)?)
+            .https_or_http();
+        let builder = match &self.tls.server_name_override {
+            Some(name) => {
+                let name = rustls::pki_types::ServerName::try_from(name.clone()).map_err(|e| {
+                    BuildError::Endpoint {
+                        endpoint: name.clone(),
+                        reason: format!("tls.server_name_override: {e}"),
+                    }
+                })?;
+                builder.with_server_name_resolver(FixedServerNameResolver::new(name))
+            }
+            None => builder,
+        };
+        let connector = builder.enable_all_versions().wrap_connector(http);
+        let mut pool = Client::builder(TokioExecutor::new());
+        pool.pool_idle_timeout(
+            (!self.idle_conn_timeout.is_zero()).then_some(self.idle_conn_timeout),
+        )
+        .pool_max_idle_per_host(self.idle_per_host());
+        Ok(Connection {
+            client: pool.build(connector),
+            headers: self.request_headers(token)?,
+        })
+    }
+
+    /// How many idle connections the pool keeps, from the collector's three keys.
+    pub(super) fn idle_per_host(&self) -> usize {
+        if self.disable_keep_alives {
+            return 0;
+        }
+        let per_host = match self.max_idle_conns_per_host {
+            0 => GO_IDLE_PER_HOST,
+            n => n,
+        };
+        match self.max_idle_conns {
+            0 => per_host,
+            all => per_host.min(all),
+        }
+    }
+
+    /// The configured headers, then `Authorization` from the token (it wins, as the
+    /// collector's auth round tripper runs after its header one).
+    fn request_headers(&self, token: Option<&BearerTokenConfig>) -> Result<HeaderMap, BuildError> {
+        let authorization = match token {
+            Some(token) => Some(Secret(
+                token
+                    .load(&|p| p.into())
+                    .map_err(BuildError::Auth)?
+                    .header_value(),
+            )),
+            None => None,
+        };
+        let configured = self.headers.iter().map(|(n, v)| (n.as_str(), v));
+        let mut headers = HeaderMap::new();
+        for (name, value) in configured.chain(authorization.as_ref().map(|v| ("authorization", v)))
+        {
+            let key = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| BuildError::Header(name.to_string()))?;
+            let mut value = HeaderValue::from_str(&value.0)
+                .map_err(|_| BuildError::Header(name.to_string()))?;
+            value.set_sensitive(true);
+            headers.insert(key, value);
+        }
+        if self.disable_keep_alives {
+            headers.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        Ok(headers)
+    }
+}
+
+/// rustls settings from `tls:`. With `ca_file`, only that CA is trusted (Go's `RootCAs`, as
+/// the collector sets it); without, the system's roots, read only for an `https` URL so that a
+/// plain-text exporter starts in an image without them.
+fn tls_config(tls: &TlsClientConfig, https: bool) -> Result<rustls::ClientConfig, BuildError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    if tls.insecure_skip_verify {
+        return Err(BuildError::SkipVerify);
+    }
+    let read = |what, path: &PathBuf| {
+        std::fs::read(path).map_err(|source| BuildError::File {
+            what,
+            path: path.clone(),
+            source,
+        })
+    };
+    let pem_error = |what, path: &PathBuf, e: rustls::pki_types::pem::Error| BuildError::File {
+        what,
+        path: path.clone(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
+    };
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| BuildError::Endpoint {
+            endpoint: String::new(),
+            reason: e.to_string(),
+        })?;
+    let builder = match &tls.ca_file {
+        Some(path) => {
+            let pem = read("tls.ca_file", path)?;
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in CertificateDer::pem_slice_iter(&pem) {
+                let cert = cert.map_err(|e| pem_error("tls.ca_file", path, e))?;
+                roots.add(cert).map_err(|e| BuildError::File {
+                    what: "tls.ca_file",
+                    path: path.clone(),
+                    source: std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
+                })?;
+            }
+            builder.with_root_certificates(roots)
+        }
+        None if !https => builder.with_root_certificates(rustls::RootCertStore::empty()),
+        None => builder
+            .with_native_roots()
+            .map_err(|source| BuildError::File {
+                what: "the system's CA roots",
+                path: PathBuf::new(),
+                source,
+            })?,
+    };
+    match (&tls.cert_file, &tls.key_file) {
+        (Some(cert), Some(key)) => {
+            let chain = read("tls.cert_file", cert)?;
+            let chain = CertificateDer::pem_slice_iter(&chain)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| pem_error("tls.cert_file", cert, e))?;
+            let private = PrivateKeyDer::from_pem_slice(&read("tls.key_file", key)?)
+                .map_err(|e| pem_error("tls.key_file", key, e))?;
+            builder
+                .with_client_auth_cert(chain, private)
+                .map_err(|e| BuildError::File {
+                    what: "tls.key_file",
+                    path: key.clone(),
+                    source: std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
+                })
+        }
+        (None, None) => Ok(builder.with_no_client_auth()),
+        _ => Err(BuildError::HalfIdentity),
+    }
+}
