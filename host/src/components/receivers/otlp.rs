@@ -40,7 +40,14 @@ impl Receiver for OtlpReceiverConfig {
                 limits: &grpc.limits,
                 max_concurrent_streams: grpc.max_concurrent_streams,
             };
-            let options = build.serve_options(id, &name, protocol)?;
+            let mut options = build.serve_options(id, &name, protocol)?;
+            options.lifetime = grpc.keepalive.lifetime();
+            if grpc.keepalive.unenforced() {
+                tracing::warn!(
+                    receiver = %id,
+                    "keepalive.enforcement_policy is accepted but not enforced: client pings are answered by the HTTP/2 library, which does not count them"
+                );
+            }
             servers.push((name, &grpc.endpoint, router, options));
         }
         if let Some(http) = &self.protocols.http {
@@ -52,7 +59,8 @@ impl Receiver for OtlpReceiverConfig {
                 limits: &http.limits,
                 max_concurrent_streams: None,
             };
-            let options = build.serve_options(id, &name, protocol)?;
+            let mut options = build.serve_options(id, &name, protocol)?;
+            options.lifetime = http.lifetime();
             servers.push((name, &http.endpoint, router, options));
         }
         Ok(servers)

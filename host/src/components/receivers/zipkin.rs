@@ -37,7 +37,8 @@ impl Receiver for ZipkinReceiverConfig {
             limits: &self.limits,
             max_concurrent_streams: None,
         };
-        let options = build.serve_options(id, id, protocol)?;
+        let mut options = build.serve_options(id, id, protocol)?;
+        options.lifetime = self.lifetime();
         Ok(vec![(id.to_string(), &self.endpoint, router, options)])
     }
 }

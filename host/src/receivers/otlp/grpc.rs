@@ -5,6 +5,7 @@ use crate::auth::AuthConfig;
 use crate::pdata::grpc::{RawCodec, export_path};
 use crate::pdata::{Batch, RequestContext, Signal};
 use crate::pipeline::{ConsumeError, Fanout};
+use crate::receivers::keepalive::GrpcKeepalive;
 use crate::receivers::limits::ConnectionLimits;
 use crate::receivers::otlp::response;
 use crate::receivers::tls::TlsServerConfig;
@@ -38,6 +39,9 @@ pub struct GrpcConfig {
     pub auth: Option<AuthConfig>,
     /// Connection and request-rate limits.
     pub limits: ConnectionLimits,
+    /// The collector's `keepalive:` (configgrpc): idle and age bounds and server pings, with
+    /// grpc-go's meanings, so senders reconnect now and then and spread over replicas.
+    pub keepalive: GrpcKeepalive,
 }
 
 impl Default for GrpcConfig {
@@ -49,6 +53,7 @@ impl Default for GrpcConfig {
             tls: None,
             auth: None,
             limits: ConnectionLimits::default(),
+            keepalive: GrpcKeepalive::default(),
         }
     }
 }

@@ -10,6 +10,7 @@ use crate::pdata::{Batch, Signal};
 use crate::pipeline::{ConsumeError, Fanout};
 use crate::receivers::body::media_type;
 use crate::receivers::ingest::{Refused, ingest};
+use crate::receivers::keepalive::{GoDuration, Lifetime, http_lifetime};
 use crate::receivers::limits::ConnectionLimits;
 use crate::receivers::tls::TlsServerConfig;
 use crate::receivers::{Consumers, retry_later};
@@ -43,6 +44,22 @@ pub struct ZipkinReceiverConfig {
     /// than a second or two overflows the sidecar instead. `0s` answers at once.
     #[serde(deserialize_with = "crate::config::values::duration")]
     pub wait_for_room: Duration,
+    /// The collector's `idle_timeout`: a connection with no request in flight for this long is
+    /// closed (HTTP/2 with a GOAWAY). Default 1m; zero or negative: never (trailhead has no
+    /// `read_timeout` for the collector's zero to fall back to).
+    pub idle_timeout: GoDuration,
+    /// The collector's `keep_alives_enabled`: `false` answers every HTTP/1.1 request with
+    /// `Connection: close`. Default true.
+    pub keep_alives_enabled: bool,
+    /// Trailhead's own (the collector has no such key): a connection this old (±10% jitter)
+    /// gets `Connection: close` on its next HTTP/1.1 response, or a GOAWAY on HTTP/2 while
+    /// requests in flight finish, so senders reconnect and spread over replicas. `0`: never.
+    #[serde(deserialize_with = "crate::config::values::duration")]
+    pub max_connection_age: Duration,
+    /// Trailhead's own: after the age's GOAWAY, how long HTTP/2 requests in flight may take
+    /// before the connection is closed under them. `0`: as long as they need.
+    #[serde(deserialize_with = "crate::config::values::duration")]
+    pub max_connection_age_grace: Duration,
 }
 
 impl Default for ZipkinReceiverConfig {
@@ -55,7 +72,23 @@ impl Default for ZipkinReceiverConfig {
             auth: None,
             limits: ConnectionLimits::default(),
             wait_for_room: Duration::from_secs(1),
+            idle_timeout: GoDuration::from_secs(60),
+            keep_alives_enabled: true,
+            max_connection_age: Duration::ZERO,
+            max_connection_age_grace: Duration::ZERO,
         }
+    }
+}
+
+impl ZipkinReceiverConfig {
+    /// How long each connection is kept.
+    pub fn lifetime(&self) -> Lifetime {
+        http_lifetime(
+            self.idle_timeout,
+            self.keep_alives_enabled,
+            self.max_connection_age,
+            self.max_connection_age_grace,
+        )
     }
 }
 
