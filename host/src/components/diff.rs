@@ -29,6 +29,9 @@ pub struct Snapshot {
     /// How each exporter instance batches because of batch processors. Exporters are built
     /// once, at start, so a change here needs a restart like an exporter's own batch keys.
     batching: Result<batch::Assignment, batch::Refusal>,
+    /// Each pipeline's tail_sampling processors with their settings: they hold traces and
+    /// are built once, at start.
+    tail_sampling: BTreeMap<ComponentId, Vec<(ComponentId, Value)>>,
 }
 
 type MemoryLimit = Result<Option<memory_limiter::Settings>, (ComponentId, String)>;
@@ -72,6 +75,8 @@ pub struct ConfigDiff {
     pub memory_limit: bool,
     /// A batch processor's settings, or which exporters one feeds, changed.
     pub batching: bool,
+    /// A tail_sampling processor's settings, or which pipelines list one, changed.
+    pub tail_sampling: bool,
 }
 
 impl Snapshot {
@@ -109,8 +114,25 @@ impl Snapshot {
                 limited,
             ),
             batching: config.batching(),
+            tail_sampling: tail_sampling(config),
         }
     }
+}
+
+/// Each pipeline's tail_sampling processors and their settings.
+fn tail_sampling(config: &Config) -> BTreeMap<ComponentId, Vec<(ComponentId, Value)>> {
+    let pipelines = config.service.pipelines.iter();
+    pipelines
+        .map(|(id, p)| {
+            let listed = p.processors.iter().filter(|p| p.kind == processors::tail_sampling::KIND);
+            let with = listed.map(|p| {
+                let settings = config.processors.get(p).map(|c| c.settings.clone());
+                (p.clone(), settings.unwrap_or_default())
+            });
+            (id.clone(), with.collect())
+        })
+        .filter(|(_, listed): &(ComponentId, Vec<_>)| !listed.is_empty())
+        .collect()
 }
 
 /// Each component of one section with its settings as written.
@@ -175,6 +197,7 @@ impl ConfigDiff {
             kubernetes_cache: old.kubernetes_cache != new.kubernetes_cache,
             memory_limit: old.memory_limit != new.memory_limit,
             batching: old.batching != new.batching,
+            tail_sampling: old.tail_sampling != new.tail_sampling,
         }
     }
 
@@ -202,6 +225,9 @@ impl ConfigDiff {
                 "the exporters' batching (a batch processor's settings, or which exporters its pipelines feed) changed"
                     .into(),
             );
+        }
+        if self.tail_sampling {
+            fixed.push("a tail_sampling processor (its settings, or which pipelines list it) changed: it holds traces waiting for decisions".into());
         }
         fixed
     }

@@ -1,13 +1,14 @@
 //! Processors: Wasm plugins, open-ended by type. The host keeps `plugin`, `sha256`,
 //! `on_failure` and `limits` and hands the rest to the plugin. Built-in types are found at load
-//! time (see [`crate::processors::built_in_dirs`]); `memory_limiter` and `batch` are the
-//! host's own (`pipeline::memory_limiter`, `pipeline::batch`).
+//! time (see [`crate::processors::built_in_dirs`]); `memory_limiter`, `batch` and
+//! `tail_sampling` are the host's own (`pipeline::memory_limiter`, `pipeline::batch`,
+//! `processors::tail_sampling`).
 
 use super::Config;
 use crate::config::Typed;
 use crate::pdata::Signal;
 use crate::pipeline::{batch, memory_limiter};
-use crate::processors::{ALIASES, BUILT_IN, HostSettings, canonical, split_settings};
+use crate::processors::{ALIASES, BUILT_IN, HostSettings, canonical, split_settings, tail_sampling};
 use serde::{Deserialize, Deserializer};
 
 /// A processor's settings: its type, and the body as the plugin will read it.
@@ -25,7 +26,7 @@ impl ProcessorConfig {
 
     /// Whether the processor names a plugin: a `plugin:` path, or a built-in type.
     pub fn availability(&self) -> Result<(), String> {
-        if self.kind == memory_limiter::KIND || self.kind == batch::KIND {
+        if [memory_limiter::KIND, batch::KIND, tail_sampling::KIND].contains(&self.kind.as_str()) {
             return Ok(()); // the host's own; its settings are checked with the pipelines
         }
         let (host, _) = self.host_settings()?;

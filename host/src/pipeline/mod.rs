@@ -28,6 +28,9 @@ pub trait Processor: Send + Sync {
     fn id(&self) -> &str;
     /// Transforms a batch.
     fn process(&self, batch: Batch) -> BoxFuture<'_, Result<Processed, ProcessError>>;
+    /// Given once the pipeline is built, to a processor that holds batches and sends them on
+    /// later ([`Processed::Held`]): where they go. Stateless processors ignore it.
+    fn attach(&self, _downstream: Downstream) {}
 }
 
 /// What a processor made of a batch.
@@ -37,6 +40,9 @@ pub enum Processed {
     Kept(Batch),
     /// The processor removed every item by its own decision (a filter): nothing was lost.
     Filtered,
+    /// The processor accepted the batch and holds it (tail sampling waits for whole traces):
+    /// what it keeps goes on later through its [`Downstream`], so nothing goes on now.
+    Held,
     /// The processor failed and its failure policy (`on_failure: drop`) dropped the batch
     /// after it was accepted: the sender is told through OTLP `partial_success`.
     Rejected(Rejection),
@@ -208,23 +214,11 @@ impl Fanout {
                         deliveries.push((exporter, output.clone()));
                     }
                 }
-                Processed::Kept(_) | Processed::Filtered => {}
+                Processed::Kept(_) | Processed::Filtered | Processed::Held => {}
                 Processed::Rejected(rejection) => accepted.reject(rejection),
             }
         }
-        let mut handovers = Vec::with_capacity(deliveries.len());
-        for (exporter, batch) in deliveries {
-            handovers.push((exporter.try_reserve(&batch)?, batch));
-        }
-        // Disk writes can fail, so they go first: a failure then leaves the in-memory queues
-        // untouched. (Two persistent exporters where the second write fails get a duplicate
-        // in the first when the sender retries.)
-        if handovers.iter().any(|(slot, _)| slot.is_durable()) {
-            handovers.sort_by_key(|(slot, _)| !slot.is_durable());
-        }
-        for (slot, batch) in handovers {
-            slot.fill(batch).await?;
-        }
+        hand_over(deliveries).await?;
         Ok(accepted)
     }
 }
@@ -232,9 +226,27 @@ impl Fanout {
 impl Pipeline {
     /// Runs `batch` through the processor list as it is now, showing each step to the taps.
     async fn run_processors(&self, batch: Batch) -> Result<Processed, ProcessError> {
+        self.run_after(None, batch).await
+    }
+
+    /// Runs `batch` through the processors after the one with id `after` (all of them when
+    /// `None`) in the list as it is now, showing each step to the taps.
+    async fn run_after(
+        &self,
+        after: Option<&str>,
+        batch: Batch,
+    ) -> Result<Processed, ProcessError> {
         let processors = self.processors.load_full();
+        let start = match after {
+            None => 0,
+            // A reload that drops the holding processor leaves its later output to the rest.
+            Some(id) => processors
+                .iter()
+                .position(|p| p.id() == id)
+                .map_or(0, |i| i + 1),
+        };
         let mut current = batch;
-        for processor in processors.iter() {
+        for processor in &processors[start..] {
             let id = processor.id();
             self.taps
                 .observe(|p| matches!(p, Point::Before(p) if p == id), &current);
@@ -247,4 +259,68 @@ impl Pipeline {
         }
         Ok(Processed::Kept(current))
     }
+}
+
+/// Where a holding processor sends what it releases: the processors after it in its pipeline,
+/// then every exporter of the pipeline, all or none, as [`Fanout`] hands a batch over.
+#[derive(Clone)]
+pub struct Downstream {
+    pipeline: std::sync::Weak<Pipeline>,
+    after: String,
+}
+
+impl Downstream {
+    /// The rest of `pipeline` after processor `after`.
+    pub fn new(pipeline: &Arc<Pipeline>, after: &str) -> Downstream {
+        Downstream {
+            pipeline: Arc::downgrade(pipeline),
+            after: after.to_string(),
+        }
+    }
+
+    /// The pipeline's id, for logs and metrics.
+    pub fn pipeline_id(&self) -> Option<String> {
+        self.pipeline.upgrade().map(|p| p.id.clone())
+    }
+
+    /// Runs `batch` through the rest of the pipeline and queues it for every exporter, or for
+    /// none; a refusal for room (a full queue, a disk) is tried again until `deadline`.
+    pub async fn deliver(&self, batch: Batch, deadline: Instant) -> Result<(), ConsumeError> {
+        let Some(pipeline) = self.pipeline.upgrade() else {
+            return Err(ConsumeError::Queue(QueueError::ShuttingDown));
+        };
+        let output = match pipeline.run_after(Some(&self.after), batch).await? {
+            Processed::Kept(output) if output.items > 0 => output,
+            _ => return Ok(()),
+        };
+        pipeline.taps.observe(|p| *p == Point::Exporters, &output);
+        loop {
+            match hand_over(pipeline.exporters.iter().map(|e| (e, output.clone()))).await {
+                Err(e) if e.is_for_room() && Instant::now() < deadline => {
+                    tokio::time::sleep_until(deadline.min(Instant::now() + ROOM_POLL)).await;
+                }
+                result => return result,
+            }
+        }
+    }
+}
+
+/// Reserves a slot in every exporter queue, then fills them all: disk queues first, since
+/// their writes can fail and a failure then leaves the in-memory queues untouched. (Two
+/// persistent exporters where the second write fails get a duplicate in the first when the
+/// sender retries.)
+async fn hand_over<'e>(
+    deliveries: impl IntoIterator<Item = (&'e ExporterHandle, Batch)>,
+) -> Result<(), ConsumeError> {
+    let mut handovers = Vec::new();
+    for (exporter, batch) in deliveries {
+        handovers.push((exporter.try_reserve(&batch)?, batch));
+    }
+    if handovers.iter().any(|(slot, _)| slot.is_durable()) {
+        handovers.sort_by_key(|(slot, _)| !slot.is_durable());
+    }
+    for (slot, batch) in handovers {
+        slot.fill(batch).await?;
+    }
+    Ok(())
 }

@@ -7,6 +7,7 @@ mod breaker;
 mod builtin;
 pub mod offline;
 mod settings;
+pub mod tail_sampling;
 pub mod wasm;
 
 use breaker::Breaker;

@@ -17,7 +17,8 @@ use crate::kubernetes;
 use crate::pdata::Signal;
 use crate::pipeline::batch;
 use crate::pipeline::memory_limiter::{self, MemoryLimiter};
-use crate::pipeline::{Fanout, Pipeline};
+use crate::pipeline::{Downstream, Fanout, Pipeline, Processor};
+use crate::processors::tail_sampling::{TailSampling, TailSamplingConfig};
 use crate::receivers::{self, Consumers, Listening, ServeOptions};
 use crate::secrets::Secrets;
 use crate::telemetry::traces::SelfTracer;
@@ -50,6 +51,8 @@ pub struct Service {
     stop_admin: CancellationToken,
     /// Stops the memory limiter's checks when the service goes.
     _stop_limiter: tokio_util::sync::DropGuard,
+    /// The tail_sampling processors, flushed at shutdown before the exporters drain.
+    samplers: Samplers,
     shutdown_timeout: Duration,
 }
 
@@ -85,7 +88,14 @@ impl Service {
             secrets: &secrets,
             telemetry: &telemetry,
         };
-        let pipelines = build_pipelines(&build, &processors, &plan.batching, &mut exporters)?;
+        let mut samplers = Samplers::default();
+        let pipelines = build_pipelines(
+            &build,
+            (&processors, &plan.tail_sampling),
+            &plan.batching,
+            &mut exporters,
+            &mut samplers,
+        )?;
         let by_id: BTreeMap<String, Arc<Pipeline>> = pipelines
             .iter()
             .map(|(_, built, _)| (built.id.clone(), built.clone()))
@@ -126,6 +136,7 @@ impl Service {
             abort_exporters: exporters.abort,
             stop_admin,
             _stop_limiter: stop_limiter.drop_guard(),
+            samplers,
             shutdown_timeout: config.service.shutdown_timeout,
         })
     }
@@ -163,6 +174,7 @@ impl Service {
         self.stop_receivers.cancel();
         let receivers = futures::future::join_all(self.listening.into_iter().map(|l| l.task));
         let receivers_done = tokio::time::timeout_at(deadline, receivers).await.is_ok();
+        self.samplers.flush(deadline).await;
         tracing::info!("draining exporter queues");
         self.stop_exporters.cancel();
         let mut exporters = futures::future::join_all(self.exporters);
@@ -247,13 +259,67 @@ fn start_memory_limiter(
 
 type BuiltPipelines<'c> = Vec<(Signal, Arc<Pipeline>, &'c PipelineConfig)>;
 
+/// The running tail_sampling processors (one per pipeline listing one) and the token that
+/// stops their release tasks.
+#[derive(Default)]
+struct Samplers {
+    running: Vec<Arc<TailSampling>>,
+    stop: CancellationToken,
+}
+
+impl Samplers {
+    /// A pipeline's tail_sampling processors, built from their checked settings.
+    fn build(
+        &mut self,
+        ids: &[ComponentId],
+        settings: &BTreeMap<ComponentId, TailSamplingConfig>,
+        build: &Build<'_>,
+    ) -> Result<Vec<Arc<TailSampling>>, StartError> {
+        let mut built = Vec::new();
+        for id in ids {
+            let Some(config) = settings.get(id) else {
+                continue;
+            };
+            let registry = &build.telemetry.registry;
+            let sampler = TailSampling::new(&id.to_string(), config.clone(), registry)
+                .map_err(|message| {
+                    let diagnostic = build.config.processor_diagnostic(id, &message, message.clone());
+                    StartError::Processor(diagnostic)
+                })?;
+            built.push(Arc::new(sampler));
+        }
+        Ok(built)
+    }
+
+    /// Gives each sampler where it sends, and starts its release task.
+    fn start(&mut self, built: Vec<Arc<TailSampling>>, pipeline: &Arc<Pipeline>, telemetry: &Telemetry) {
+        for sampler in built {
+            sampler.attach(Downstream::new(pipeline, sampler.id()));
+            let name = format!("tail_sampling {} in {}", sampler.id(), pipeline.id);
+            let task = sampler.clone().run(self.stop.clone());
+            telemetry.supervisor.spawn(name, task);
+            self.running.push(sampler);
+        }
+    }
+
+    /// Stops the release tasks, then decides and sends what is still held (receivers have
+    /// stopped, exporters still take data).
+    async fn flush(&self, deadline: tokio::time::Instant) {
+        self.stop.cancel();
+        for sampler in &self.running {
+            sampler.flush(deadline).await;
+        }
+    }
+}
+
 /// Every pipeline with its processors and exporters; each exporter id and signal is spawned
 /// once and shared by the pipelines that list it, batching as `batching` says.
 fn build_pipelines<'c>(
     build: &Build<'c>,
-    processors: &reload::Loaded,
+    (processors, tail_sampling): (&reload::Loaded, &BTreeMap<ComponentId, TailSamplingConfig>),
     batching: &batch::Assignment,
     exporters: &mut Exporters,
+    samplers: &mut Samplers,
 ) -> Result<BuiltPipelines<'c>, StartError> {
     let config = build.config;
     let mut pipelines = Vec::new();
@@ -289,14 +355,18 @@ fn build_pipelines<'c>(
             }
             handles.push(exporters.by_id[&key].clone());
         }
-        let chain = reload::chain(&pipeline.processors, processors);
-        let built = Pipeline {
+        let own = samplers.build(&pipeline.processors, tail_sampling, build)?;
+        let own_list: Vec<Arc<dyn Processor>> =
+            own.iter().map(|s| s.clone() as Arc<dyn Processor>).collect();
+        let chain = reload::chain(&pipeline.processors, processors, &own_list);
+        let built = Arc::new(Pipeline {
             id: pipeline_id.to_string(),
             processors: arc_swap::ArcSwap::from_pointee(chain),
             exporters: handles,
             taps: Default::default(),
-        };
-        pipelines.push((signal, Arc::new(built), pipeline));
+        });
+        samplers.start(own, &built, build.telemetry);
+        pipelines.push((signal, built, pipeline));
     }
     log_batching(batching, &took);
     Ok(pipelines)

@@ -1,17 +1,21 @@
 //! What `trailhead run` will start, built and checked from the config without binding a port
 //! or spawning a task: the Kubernetes cache's settings, every processor loaded (plugins
-//! compiled, their configs accepted), the memory limiter's settings and which batch processor
-//! batches each exporter. `trailhead validate`
+//! compiled, their configs accepted), the memory limiter's settings, which batch processor
+//! batches each exporter, and each tail_sampling processor's settings. `trailhead validate`
 //! builds this same plan and stops there; [`super::Service::start`] builds it in two steps so
 //! the cache can list pods while the plugins compile.
 
 use super::StartError;
 use super::reload::{self, Loaded};
 use crate::components::Config;
+use crate::config::ComponentId;
 use crate::kubernetes;
+use crate::pdata::Signal;
 use crate::pipeline::{batch, memory_limiter};
 use crate::processors::plugin_settings;
+use crate::processors::tail_sampling::{self, TailSamplingConfig};
 use crate::telemetry::metrics::Registry;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// The checked parts of a start.
@@ -23,6 +27,8 @@ pub struct Plan {
     pub limiter: Option<memory_limiter::Settings>,
     /// The batch processor whose settings each exporter instance batches with.
     pub batching: batch::Assignment,
+    /// Each tail_sampling processor a pipeline lists, checked.
+    pub tail_sampling: BTreeMap<ComponentId, TailSamplingConfig>,
 }
 
 /// The plan's first step: what the one Kubernetes cache watches, and the store it fills.
@@ -77,8 +83,36 @@ impl Plan {
             processors,
             limiter,
             batching,
+            tail_sampling: tail_sampling_settings(config)?,
         })
     }
+}
+
+/// Each listed tail_sampling processor's settings; an error is placed on its key. It samples
+/// traces only, as the collector's does.
+fn tail_sampling_settings(
+    config: &Config,
+) -> Result<BTreeMap<ComponentId, TailSamplingConfig>, StartError> {
+    let mut found = BTreeMap::new();
+    for (pipeline_id, pipeline) in &config.service.pipelines {
+        for id in &pipeline.processors {
+            if id.kind != tail_sampling::KIND {
+                continue;
+            }
+            if Signal::parse(&pipeline_id.kind) != Some(Signal::Traces) {
+                let message = format!("samples traces only; pipeline `{pipeline_id}` carries {}", pipeline_id.kind);
+                return Err(StartError::Processor(config.processor_diagnostic(id, "", message)));
+            }
+            let Some(processor) = config.processors.get(id) else {
+                continue; // the wiring checks name an undefined processor
+            };
+            let settings = tail_sampling::settings(&processor.settings).map_err(|message| {
+                StartError::Processor(config.processor_diagnostic(id, &message, message.clone()))
+            })?;
+            found.insert(id.clone(), settings);
+        }
+    }
+    Ok(found)
 }
 
 #[cfg(test)]

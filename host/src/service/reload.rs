@@ -14,7 +14,7 @@ use crate::config::ComponentId;
 use crate::kubernetes;
 use crate::pipeline::{Pipeline, Processors, batch, memory_limiter};
 use crate::processors::wasm::{LoadError, Runtime};
-use crate::processors::{WasmProcessor, find_built_in};
+use crate::processors::{WasmProcessor, find_built_in, tail_sampling};
 use crate::telemetry::events::{
     Event, ReloadApplied, ReloadInstruments, ReloadRejected, ReloadUnchanged,
 };
@@ -92,8 +92,10 @@ fn load(
     for pipeline in config.service.pipelines.values() {
         for id in &pipeline.processors {
             // The memory limiter is the host's, at the receivers (`pipeline::memory_limiter`);
-            // a batch processor is the exporters' batching (`pipeline::batch`).
-            let host_own = [memory_limiter::KIND, batch::KIND].contains(&id.kind.as_str());
+            // a batch processor is the exporters' batching (`pipeline::batch`); tail_sampling
+            // is built per pipeline with it (`service::build_pipelines`).
+            let host_own = [memory_limiter::KIND, batch::KIND, tail_sampling::KIND]
+                .contains(&id.kind.as_str());
             if loaded.contains_key(id) || host_own {
                 continue;
             }
@@ -146,11 +148,14 @@ fn load(
     Ok(loaded)
 }
 
-/// A pipeline's processor list from the loaded processors.
-pub fn chain(ids: &[ComponentId], loaded: &Loaded) -> Processors {
+/// A pipeline's processor list from the loaded processors and the pipeline's own stateful
+/// ones (`own`: tail_sampling, built per pipeline and kept across reloads).
+pub fn chain(ids: &[ComponentId], loaded: &Loaded, own: &Processors) -> Processors {
     ids.iter()
-        .filter_map(|id| loaded.get(id))
-        .map(|p| p.clone() as Arc<dyn crate::pipeline::Processor>)
+        .filter_map(|id| match loaded.get(id) {
+            Some(p) => Some(p.clone() as Arc<dyn crate::pipeline::Processor>),
+            None => own.iter().find(|p| p.id() == id.to_string()).cloned(),
+        })
         .collect()
 }
 
@@ -263,9 +268,11 @@ impl Reloader {
             }) || loaded.len() != current.processors.len();
             for (id, pipeline) in &config.service.pipelines {
                 if let Some(running) = self.pipelines.get(&id.to_string()) {
-                    running
-                        .processors
-                        .store(Arc::new(chain(&pipeline.processors, &loaded)));
+                    // A tail_sampling processor keeps its held traces: the one running goes on
+                    // (a change to it needs a restart, see `ConfigDiff`).
+                    let own = running.processors.load_full();
+                    let next = chain(&pipeline.processors, &loaded, &own);
+                    running.processors.store(Arc::new(next));
                 }
             }
             self.live
