@@ -193,6 +193,7 @@ mod tests {
                 attributes: vec![KeyValue {
                     key: "service.name".into(),
                     value: Some(AnyValue { value: Some(value) }),
+                    ..Default::default()
                 }],
                 ..Default::default()
             }),
