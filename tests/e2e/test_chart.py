@@ -162,3 +162,32 @@ def test_dry_run_keeps_the_rendered_chart(tmp_path):
     kinds = {m["kind"] for m in manifests}
     assert {"Deployment", "Service", "ConfigMap", "ClusterRole"} <= kinds, kinds
     assert list((out / "dashboards").glob("*.yaml")) and list((out / "dapr").glob("*.yaml"))
+
+
+# The rebalancing preset, on by default: every receiver bounds its connections' age to two
+# minutes (gRPC with the collector's keepalive keys, OTLP/HTTP and Zipkin with trailhead's
+# max_connection_age), with a grace that lets an export finish and ends before the pod's
+# termination grace period, so senders reach replicas the HPA adds within minutes. The
+# rendered config is one trailhead accepts; the preset can be turned off.
+def test_rebalance_connections_preset(tmp_path):
+    manifests = render()
+    (config_map,) = find(manifests, "ConfigMap", "trailhead")
+    config = yaml.safe_load(config_map["data"]["config.yaml"])
+    receivers = config["receivers"]
+    assert receivers["otlp"]["protocols"]["grpc"]["keepalive"] == {
+        "server_parameters": {"max_connection_idle": "5m", "max_connection_age": "2m", "max_connection_age_grace": "30s"}}
+    for http in (receivers["otlp"]["protocols"]["http"], receivers["zipkin"]):
+        assert (http["max_connection_age"], http["max_connection_age_grace"]) == ("2m", "30s")
+    (workload,) = find(manifests, "Deployment")
+    assert workload["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] > 30
+    path = tmp_path / "config.yaml"
+    path.write_text(config_map["data"]["config.yaml"])
+    validated = subprocess.run([str(BINARY), "validate", "--config", str(path)], capture_output=True, text=True)
+    assert validated.returncode == 0, validated.stderr
+    (config_map,) = find(render("--set", "presets.rebalanceConnections.enabled=false"), "ConfigMap", "trailhead")
+    receivers = yaml.safe_load(config_map["data"]["config.yaml"])["receivers"]
+    assert "keepalive" not in receivers["otlp"]["protocols"]["grpc"]
+    assert "max_connection_age" not in receivers["zipkin"]
+    # The schema wants a duration the collector's way, not a bare number.
+    result = helm("template", "trailhead", CHART, "--set", "presets.rebalanceConnections.maxConnectionAge=120")
+    assert result.returncode != 0 and "maxConnectionAge" in result.stderr, result.stderr

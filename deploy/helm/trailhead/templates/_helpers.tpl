@@ -59,15 +59,31 @@ and Prometheus.
 {{- if $k8s }}{{ $processors = append $processors "k8sattributes" }}{{ end -}}
 {{- $traceProcessors := $processors -}}
 {{- if .Values.presets.dropHealthChecks.enabled }}{{ $traceProcessors = append $traceProcessors "filter/health" }}{{ end -}}
+{{- $rebalance := .Values.presets.rebalanceConnections }}
 receivers:
   otlp:
     protocols:
       grpc:
         endpoint: 0.0.0.0:{{ .Values.ports.otlp.containerPort }}
+{{- if $rebalance.enabled }}
+        keepalive:
+          server_parameters:
+            max_connection_idle: {{ $rebalance.maxConnectionIdle }}
+            max_connection_age: {{ $rebalance.maxConnectionAge }}
+            max_connection_age_grace: {{ $rebalance.maxConnectionAgeGrace }}
+{{- end }}
       http:
         endpoint: 0.0.0.0:{{ index .Values.ports "otlp-http" "containerPort" }}
+{{- if $rebalance.enabled }}
+        max_connection_age: {{ $rebalance.maxConnectionAge }}
+        max_connection_age_grace: {{ $rebalance.maxConnectionAgeGrace }}
+{{- end }}
   zipkin:
     endpoint: 0.0.0.0:{{ .Values.ports.zipkin.containerPort }}
+{{- if $rebalance.enabled }}
+    max_connection_age: {{ $rebalance.maxConnectionAge }}
+    max_connection_age_grace: {{ $rebalance.maxConnectionAgeGrace }}
+{{- end }}
 processors:
 {{- if $limiter.enabled }}
   memory_limiter:
