@@ -43,6 +43,16 @@ RESOURCE = {"attributes": [{"key": "deployment.environment", "value": "productio
                            {"key": "k8s.cluster.name", "value": "mathtrail", "action": "insert"}]}
 MEMORY_LIMITER = {"check_interval": "1s", "limit_mib": 400, "spike_limit_mib": 100}
 
+# Issue 20: tail sampling with 4 policies over 8-span traces (the load generator's
+# --spans-per-trace: every 10th trace an error, trace k lasting k mod 20 ms), 10 s of decision wait.
+TAIL_SAMPLING = {"decision_wait": "10s", "num_traces": 100_000, "expected_new_traces_per_sec": 6_250, "policies": [
+    {"name": "errors", "type": "status_code", "status_code": {"status_codes": ["ERROR"]}},
+    {"name": "slow", "type": "latency", "latency": {"threshold_ms": 15}},
+    {"name": "tier", "type": "string_attribute", "string_attribute": {"key": "attribute.1", "values": ["value-1-0"]}},
+    {"name": "sample", "type": "probabilistic", "probabilistic": {"sampling_percentage": 10}},
+]}
+S_TAIL = "otlp-grpc 512/req 50k/s + tail_sampling (4 policies, 10 s wait, 8 spans/trace)"
+S_BALANCE = "otlp-grpc 512/req 50k/s, loadbalancing by trace ID over 3 backends"
 LOG_FILTER = {"error_mode": "ignore", "logs": {"log_record": ["severity_number < SEVERITY_NUMBER_INFO"]}}
 S7 = "S7 saturation, closed loop, 512/req + k8sattributes"
 ALL = ("trailhead", "collector", "rotel")
@@ -51,14 +61,16 @@ NATIVE_ONLY = ("trailhead", "collector")
 
 
 def scenario(name, protocol="grpc", per_request=512, rate=10_000, seconds=12, plugin=None, load=(),
-             systems=ALL, kept=1.0, half_of=None, rounds=1):
+             systems=ALL, kept=1.0, half_of=None, rounds=1, settle=0, sinks=1):
     """One load shape. plugin: a Wasm plugin for trailhead alone (resource-stamp), or "k8s"
     (k8sattributes + span filter), "k8s-enrich" (k8sattributes alone), "log-filter", "transform"
     or "gateway" (S10's chain), which the collector runs natively. kept: the share of sent items the sink should receive.
     half_of: run at half the saturation each system reached in that scenario. rounds: run the
-    systems in turn this many times and keep each one's median record (by CPU per span)."""
+    systems in turn this many times and keep each one's median record (by CPU per span).
+    settle: seconds after the load that still count (tail sampling decides that long after).
+    sinks: backends, each its own sink port ("loadbalancing" spreads over them)."""
     return dict(name=name, protocol=protocol, per_request=per_request, rate=rate, seconds=seconds, plugin=plugin,
-                load=list(load), systems=systems, kept=kept, half_of=half_of, rounds=rounds)
+                load=list(load), systems=systems, kept=kept, half_of=half_of, rounds=rounds, settle=settle, sinks=sinks)
 
 
 SCENARIOS = [
@@ -81,6 +93,10 @@ SCENARIOS = [
     scenario(S4, plugin="k8s", systems=NATIVE_ONLY, rounds=1 if QUICK else 3),
     scenario(S10, plugin="gateway", systems=NATIVE_ONLY, rounds=1 if QUICK else 3),
     scenario(S7, rate=0, seconds=10, plugin="k8s-enrich", systems=NATIVE_ONLY),
+    # What is kept depends on the probabilistic policy's hash, so the sink's count is not checked.
+    scenario(S_TAIL, rate=50_000, plugin="tail_sampling", systems=NATIVE_ONLY, kept=None, settle=12,
+             load=["--spans-per-trace", "8", "--drain", "14"]),
+    scenario(S_BALANCE, rate=50_000, plugin="loadbalancing", systems=NATIVE_ONLY, sinks=3),
     scenario("S7 at half saturation + k8sattributes", plugin="k8s-enrich", systems=NATIVE_ONLY, half_of=S7),
 ]
 
@@ -157,6 +173,9 @@ def config(system, ports, sink, plugin=None):
         if system != "collector":
             processors["batch"] = {}
             chains = {signal: chain + ["batch"] for signal, chain in chains.items()}
+    if plugin == "tail_sampling":
+        processors["tail_sampling"] = TAIL_SAMPLING
+        chains["traces"].append("tail_sampling")
     if plugin == "log-filter":
         processors["filter"] = LOG_FILTER
         chains["logs"].append("filter")
@@ -171,9 +190,15 @@ def config(system, ports, sink, plugin=None):
         telemetry = {"metrics": {"level": "none"}, "logs": {"level": "warn"}}
     else:
         telemetry = {"metrics": {"level": "none"}, "logs": {"level": "warn"}}
+    exporters, traces_to = {"otlp/sink": exporter}, "otlp/sink"
+    if plugin == "loadbalancing":
+        exporters["loadbalancing"] = {"routing_key": "traceID", "protocol": {"otlp": {
+            k: v for k, v in exporter.items() if k != "endpoint"}}, "resolver": {"static": {"hostnames": sink.split(",")}}}
+        traces_to = "loadbalancing"
+        exporter["endpoint"] = sink.split(",")[0]
     pipelines = {signal: {"receivers": ["otlp", "zipkin"] if signal == "traces" else ["otlp"], "processors": chain,
-                          "exporters": ["otlp/sink"]} for signal, chain in chains.items()}
-    return {"receivers": receivers, "processors": processors, "exporters": {"otlp/sink": exporter},
+                          "exporters": [traces_to if signal == "traces" else "otlp/sink"]} for signal, chain in chains.items()}
+    return {"receivers": receivers, "processors": processors, "exporters": exporters,
             "service": {"pipelines": pipelines, "telemetry": telemetry}}
 
 
@@ -231,8 +256,9 @@ def run_one(system, command, scenario, loadgen, workdir, env=None, rate=None):
     name, protocol, per_request, plugin = scenario["name"], scenario["protocol"], scenario["per_request"], scenario["plugin"]
     rate = scenario["rate"] if rate is None else rate
     seconds = 4 if QUICK else scenario["seconds"]
-    ports = dict(zip(["grpc", "http", "zipkin", "sink"], free_ports(4)))
-    sink = f"127.0.0.1:{ports['sink']}"
+    free = free_ports(3 + scenario["sinks"])
+    ports = dict(zip(["grpc", "http", "zipkin", "sink"], free))
+    sink = ",".join(f"127.0.0.1:{port}" for port in free[3:])
     if system == "rotel":
         argv = rotel_command(command[0], ports, sink)
     else:
@@ -256,7 +282,7 @@ def run_one(system, command, scenario, loadgen, workdir, env=None, rate=None):
         time.sleep(0.2)
         cpu_start, rss = cpu_seconds(process.pid), []
         started = time.time()
-        while load.poll() is None and time.time() - started < seconds + 0.3:
+        while load.poll() is None and time.time() - started < seconds + 0.3 + scenario["settle"]:
             rss.append((rss_mib(process.pid), rss_mib(process.pid, "RssFile")))
             time.sleep(0.25)
         cpu = cpu_seconds(process.pid) - cpu_start
@@ -279,7 +305,8 @@ def run_one(system, command, scenario, loadgen, workdir, env=None, rate=None):
         "p50_ms": round(report["p50_ms"], 2), "p99_ms": round(report["p99_ms"], 2),
         "client_p99_ms": round(report["client_p99_ms"], 2),
         "sent": report["sent"], "received": report["received"],
-        "expected": round(report["sent"] * scenario["kept"]), "failed_requests": report["failed_requests"],
+        "expected": None if scenario["kept"] is None else round(report["sent"] * scenario["kept"]),
+        "failed_requests": report["failed_requests"],
     }
 
 
@@ -695,6 +722,17 @@ TARGETS = [
     (S10, lambda r, by: verdict(("collector", S10) in by and r["cpu_us_per_span"] <= 0.25 * by[("collector", S10)]["cpu_us_per_span"]),
      "S10, the typical gateway chain, ≤ 0.25× the collector with the same config",
      lambda r, by: ratio_show(r, by.get(("collector", S10)), "the collector's"), None),
+    (S_TAIL, lambda r, by: verdict(("collector", S_TAIL) in by and r["cpu_us_per_span"] <= 0.25 * by[("collector", S_TAIL)]["cpu_us_per_span"]),
+     "tail_sampling at 50k spans/s (4 policies, 10 s wait) ≤ 0.25× the collector's CPU per span (issue 20)",
+     lambda r, by: ratio_show(r, by.get(("collector", S_TAIL)), "the collector's"), None),
+    (S_TAIL, lambda r, by: verdict(("collector", S_TAIL) in by and r["rss_mib"] <= 0.5 * by[("collector", S_TAIL)]["rss_mib"]),
+     "tail_sampling RSS ≤ 0.5× the collector's with the same num_traces (issue 20)",
+     lambda r, by: f"{r['rss_mib']} MiB against the collector's {by[('collector', S_TAIL)]['rss_mib'] if ('collector', S_TAIL) in by else '—'}",
+     None),
+    (S_BALANCE, lambda r, by: verdict(("collector", S_BALANCE) in by
+                                      and r["cpu_us_per_span"] <= 0.25 * by[("collector", S_BALANCE)]["cpu_us_per_span"]),
+     "loadbalancing at 50k spans/s over 3 backends ≤ 0.25× the collector's CPU per span (issue 20)",
+     lambda r, by: ratio_show(r, by.get(("collector", S_BALANCE)), "the collector's"), None),
     (S7, lambda r, by: s7_check(r), "S7 saturation ≥ 1M spans/s on one core with enrichment", s7_show, s7_why),
     (HALF, lambda r, by: verdict(r["client_p99_ms"] <= 5.0), "p99 added latency ≤ 5 ms at half of saturation", half_show, half_why),
 ]
@@ -855,7 +893,7 @@ def markdown(results, when, plugins):
     for r in results:
         lines.append(f"| {r['scenario']} | {r['system']} | {r['spans_per_s']} | {r['cpu_us_per_span']} | {r['rss_mib']} | "
                      f"{r['idle_rss_mib']} | {r.get('idle_cpu_ms_per_s', '—')} | {r['p50_ms']} | {r['p99_ms']} | {r['sent']} | "
-                     f"{r['received']} | {r.get('expected', r['sent'])} |")
+                     f"{r['received']} | {r.get('expected', r['sent']) or '(sampled)'} |")
     lines += ["", "## Targets", ""]
     by = by_system_scenario(results)
     if plugins.get("latency_floor"):

@@ -15,12 +15,13 @@
 use anyhow::Context;
 use bytes::Bytes;
 use clap::{Parser, ValueEnum};
+use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::common::v1::any_value;
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use opentelemetry_proto::tonic::metrics::v1::{
     Gauge, Metric, NumberDataPoint, metric, number_data_point,
 };
-use opentelemetry_proto::tonic::trace::v1::Span;
+use opentelemetry_proto::tonic::trace::v1::{Span, Status};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -72,7 +73,8 @@ struct Args {
     /// host:port of the system under test.
     #[arg(long)]
     target: String,
-    /// Where the counting sink listens (the system under test exports here).
+    /// Where the counting sink listens (the system under test exports here); a comma-separated
+    /// list runs one listener per address, counted together.
     #[arg(long)]
     sink: String,
     /// Spans per second; 0 = closed loop.
@@ -106,6 +108,10 @@ struct Args {
     /// Seconds to wait after the load for the sink to receive everything.
     #[arg(long, default_value_t = 10)]
     drain: u64,
+    /// Spans per trace (1: every span its own trace). Above 1, a request holds whole traces,
+    /// every 10th trace ends in an error and trace k lasts (k mod 20) ms: tail sampling's input.
+    #[arg(long, default_value_t = 1)]
+    spans_per_trace: usize,
 }
 
 fn now_ns() -> u64 {
@@ -165,15 +171,15 @@ fn body(args: &Args, signal: Signal, sequence: u64, sent_ns: u64) -> Bytes {
         ),
         Signal::Traces => {
             let spans: Vec<Span> = ids
-                .map(|(_, id)| Span {
-                    trace_id: [sequence.to_be_bytes(), id.to_be_bytes()].concat(),
-                    span_id: id.to_be_bytes().to_vec(),
-                    name: "GET /api/lessons/{id}".into(),
-                    kind: 2,
-                    start_time_unix_nano: sent_ns,
-                    end_time_unix_nano: sent_ns + 1_000_000,
-                    attributes: attributes(id),
-                    ..Default::default()
+                .map(|(i, id)| {
+                    span(
+                        args.spans_per_trace,
+                        sequence,
+                        i,
+                        id,
+                        sent_ns,
+                        attributes(id),
+                    )
                 })
                 .collect();
             match args.protocol {
@@ -182,6 +188,59 @@ fn body(args: &Args, signal: Signal, sequence: u64, sent_ns: u64) -> Bytes {
             }
         }
     }
+}
+
+/// Span `i` of a request: its own trace, or with `per_trace` > 1 one of a trace's spans (the
+/// first is the root) whose status and duration vary by trace, so sampling policies differ.
+fn span(
+    per_trace: usize,
+    sequence: u64,
+    i: usize,
+    id: u64,
+    sent_ns: u64,
+    attributes: Vec<KeyValue>,
+) -> Span {
+    let mut span = Span {
+        trace_id: [sequence.to_be_bytes(), id.to_be_bytes()].concat(),
+        span_id: id.to_be_bytes().to_vec(),
+        name: "GET /api/lessons/{id}".into(),
+        kind: 2,
+        start_time_unix_nano: sent_ns,
+        end_time_unix_nano: sent_ns + 1_000_000,
+        attributes,
+        ..Default::default()
+    };
+    if per_trace > 1 {
+        let trace = (i / per_trace) as u64;
+        let root = id - (i % per_trace) as u64;
+        // Prebuilt requests are sent again and again: each send writes its own sequence over
+        // the placeholder, so every trace is new (Stamped::at).
+        let prefix = if sent_ns == STAMP {
+            TRACE_STAMP
+        } else {
+            sequence
+        };
+        span.trace_id = [prefix.to_be_bytes(), root.to_be_bytes()].concat();
+        if i % per_trace != 0 {
+            span.parent_span_id = root.to_be_bytes().to_vec();
+        }
+        // The first item keeps its send-time placeholder as both times (the sink reads it);
+        // the others are timed from now, so a trace lasts (k mod 20) ms.
+        let now = if i == 0 { sent_ns } else { now_ns() };
+        span.start_time_unix_nano = now;
+        span.end_time_unix_nano = if i == 0 {
+            now
+        } else {
+            now + (trace % 20) * 1_000_000
+        };
+        if trace % 10 == 0 {
+            span.status = Some(Status {
+                code: 2,
+                ..Default::default()
+            });
+        }
+    }
+    span
 }
 
 fn zipkin(spans: &[Span]) -> Bytes {
@@ -215,10 +274,15 @@ const PREBUILT: usize = 12;
 /// The placeholder send time of a built request: eight bytes no real field of it holds.
 const STAMP: u64 = 0x5a5a_5a5a_5a5a_5a5a;
 
-/// A built request and where its first item's send time goes.
+/// The placeholder of a prebuilt trace ID's first half (`--spans-per-trace`).
+const TRACE_STAMP: u64 = 0xa5a5_a5a5_a5a5_a5a5;
+
+/// A built request, where its first item's send time goes, and where its trace IDs' sequence
+/// halves go.
 struct Stamped {
     body: Bytes,
     offset: Option<usize>,
+    traces: Vec<usize>,
 }
 
 impl Stamped {
@@ -232,18 +296,25 @@ impl Stamped {
         for i in offsets.collect::<Vec<_>>() {
             body[i..i + 8].copy_from_slice(&built);
         }
+        let traces = (0..body.len().saturating_sub(7))
+            .filter(|&i| body[i..i + 8] == TRACE_STAMP.to_be_bytes())
+            .collect();
         Stamped {
             body: body.into(),
             offset,
+            traces,
         }
     }
 
-    /// A copy with its first item stamped `sent_ns` (little-endian fixed64): one buffer, sent
-    /// in one chunk as an SDK's client sends it.
-    fn at(&self, sent_ns: u64) -> Payload {
+    /// A copy with its first item stamped `sent_ns` (little-endian fixed64) and its trace IDs
+    /// with `sequence`: one buffer, sent in one chunk as an SDK's client sends it.
+    fn at(&self, sent_ns: u64, sequence: u64) -> Payload {
         let mut copy = self.body.to_vec();
         if let Some(i) = self.offset {
             copy[i..i + 8].copy_from_slice(&sent_ns.to_le_bytes());
+        }
+        for &i in &self.traces {
+            copy[i..i + 8].copy_from_slice(&sequence.to_be_bytes());
         }
         Payload::new(vec![copy.into()])
     }
@@ -482,15 +553,20 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 async fn main() -> anyhow::Result<()> {
     let args = Arc::new(Args::parse());
     let sink = Arc::new(SinkState::default());
-    let sink_task = tokio::spawn({
-        let listen = args.sink.clone();
-        let sink = Arc::new(Sink {
-            state: sink.clone(),
-            delay: Duration::from_millis(args.sink_delay_ms),
-            unavailable_every: args.sink_unavailable_every,
-        });
-        async move { run_sink(&listen, sink).await }
+    let sinks = Arc::new(Sink {
+        state: sink.clone(),
+        delay: Duration::from_millis(args.sink_delay_ms),
+        unavailable_every: args.sink_unavailable_every,
     });
+    // Several addresses are several backends (a load balancer's), counted as one sink.
+    let sink_tasks: Vec<_> = args
+        .sink
+        .split(',')
+        .map(|listen| {
+            let (listen, sinks) = (listen.to_string(), sinks.clone());
+            tokio::spawn(async move { run_sink(&listen, sinks).await })
+        })
+        .collect();
     let client = Arc::new(match args.protocol {
         Protocol::Grpc => Client::grpc(&args.target)?,
         Protocol::Http | Protocol::Zipkin => {
@@ -552,7 +628,7 @@ async fn main() -> anyhow::Result<()> {
         let intended_ns = now_ns() - intended.elapsed().as_nanos() as u64;
         let signal = args.signal.of_request(sequence);
         let payload = match prebuilt.get(sequence as usize % PREBUILT) {
-            Some(stamped) => stamped.at(intended_ns),
+            Some(stamped) => stamped.at(intended_ns, sequence),
             None => Payload::new(vec![body(&args, signal, sequence, intended_ns)]),
         };
         let (client, sent, failed, latencies) = (
@@ -598,7 +674,7 @@ async fn main() -> anyhow::Result<()> {
         "p99_ms": percentile(&e2e_ms, 0.99),
     });
     println!("{report}");
-    sink_task.abort();
+    sink_tasks.iter().for_each(|task| task.abort());
     Ok(())
 }
 
@@ -625,7 +701,7 @@ mod tests {
         for (name, signal) in [("traces", Signal::Traces), ("logs", Signal::Logs)] {
             let args = args(name);
             let stamped = Stamped::new(body(&args, signal, 3, STAMP));
-            let payload = stamped.at(42).to_bytes();
+            let payload = stamped.at(42, 0).to_bytes();
             assert_eq!(first_item_times(signal, &payload), vec![42]);
             assert_eq!(
                 payload
@@ -639,7 +715,30 @@ mod tests {
                 wire::count_items(signal, &payload).unwrap()
             );
             assert_eq!(item_fields(&payload), args.spans_per_request);
-            assert_eq!(stamped.at(43).parts().len(), 1);
+            assert_eq!(stamped.at(43, 0).parts().len(), 1);
         }
+    }
+
+    // With --spans-per-trace, a request holds whole traces, and each send of a prebuilt request
+    // gets trace IDs no other send has.
+    #[test]
+    fn every_send_of_a_prebuilt_request_has_new_traces() {
+        use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+        use prost::Message;
+        let mut args = args("traces");
+        args.spans_per_trace = 8;
+        let stamped = Stamped::new(body(&args, Signal::Traces, 3, STAMP));
+        let traces = |sequence| {
+            let payload = stamped.at(42, sequence).to_bytes();
+            let request = ExportTraceServiceRequest::decode(payload.as_ref()).unwrap();
+            let spans = request.resource_spans[0].scope_spans[0].spans.clone();
+            spans
+                .into_iter()
+                .map(|s| s.trace_id)
+                .collect::<std::collections::BTreeSet<_>>()
+        };
+        let (first, second) = (traces(7), traces(8));
+        assert_eq!(first.len(), args.spans_per_request / 8);
+        assert!(first.is_disjoint(&second));
     }
 }
