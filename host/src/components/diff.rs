@@ -124,7 +124,10 @@ fn tail_sampling(config: &Config) -> BTreeMap<ComponentId, Vec<(ComponentId, Val
     let pipelines = config.service.pipelines.iter();
     pipelines
         .map(|(id, p)| {
-            let listed = p.processors.iter().filter(|p| p.kind == processors::tail_sampling::KIND);
+            let listed = p
+                .processors
+                .iter()
+                .filter(|p| p.kind == processors::tail_sampling::KIND);
             let with = listed.map(|p| {
                 let settings = config.processors.get(p).map(|c| c.settings.clone());
                 (p.clone(), settings.unwrap_or_default())

@@ -8,7 +8,9 @@ use super::Config;
 use crate::config::Typed;
 use crate::pdata::Signal;
 use crate::pipeline::{batch, memory_limiter};
-use crate::processors::{ALIASES, BUILT_IN, HostSettings, canonical, split_settings, tail_sampling};
+use crate::processors::{
+    ALIASES, BUILT_IN, HostSettings, canonical, split_settings, tail_sampling,
+};
 use serde::{Deserialize, Deserializer};
 
 /// A processor's settings: its type, and the body as the plugin will read it.

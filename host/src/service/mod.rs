@@ -281,18 +281,27 @@ impl Samplers {
                 continue;
             };
             let registry = &build.telemetry.registry;
-            let sampler = TailSampling::new(&id.to_string(), config.clone(), registry)
-                .map_err(|message| {
-                    let diagnostic = build.config.processor_diagnostic(id, &message, message.clone());
+            let sampler = TailSampling::new(&id.to_string(), config.clone(), registry).map_err(
+                |message| {
+                    let diagnostic =
+                        build
+                            .config
+                            .processor_diagnostic(id, &message, message.clone());
                     StartError::Processor(diagnostic)
-                })?;
+                },
+            )?;
             built.push(Arc::new(sampler));
         }
         Ok(built)
     }
 
     /// Gives each sampler where it sends, and starts its release task.
-    fn start(&mut self, built: Vec<Arc<TailSampling>>, pipeline: &Arc<Pipeline>, telemetry: &Telemetry) {
+    fn start(
+        &mut self,
+        built: Vec<Arc<TailSampling>>,
+        pipeline: &Arc<Pipeline>,
+        telemetry: &Telemetry,
+    ) {
         for sampler in built {
             sampler.attach(Downstream::new(pipeline, sampler.id()));
             let name = format!("tail_sampling {} in {}", sampler.id(), pipeline.id);
@@ -356,8 +365,10 @@ fn build_pipelines<'c>(
             handles.push(exporters.by_id[&key].clone());
         }
         let own = samplers.build(&pipeline.processors, tail_sampling, build)?;
-        let own_list: Vec<Arc<dyn Processor>> =
-            own.iter().map(|s| s.clone() as Arc<dyn Processor>).collect();
+        let own_list: Vec<Arc<dyn Processor>> = own
+            .iter()
+            .map(|s| s.clone() as Arc<dyn Processor>)
+            .collect();
         let chain = reload::chain(&pipeline.processors, processors, &own_list);
         let built = Arc::new(Pipeline {
             id: pipeline_id.to_string(),

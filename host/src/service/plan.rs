@@ -100,8 +100,13 @@ fn tail_sampling_settings(
                 continue;
             }
             if Signal::parse(&pipeline_id.kind) != Some(Signal::Traces) {
-                let message = format!("samples traces only; pipeline `{pipeline_id}` carries {}", pipeline_id.kind);
-                return Err(StartError::Processor(config.processor_diagnostic(id, "", message)));
+                let message = format!(
+                    "samples traces only; pipeline `{pipeline_id}` carries {}",
+                    pipeline_id.kind
+                );
+                return Err(StartError::Processor(
+                    config.processor_diagnostic(id, "", message),
+                ));
             }
             let Some(processor) = config.processors.get(id) else {
                 continue; // the wiring checks name an undefined processor

@@ -214,7 +214,7 @@ impl Policy {
             Policy::RateLimiting(bucket) => sampled(bucket.allow(trace.span_count, now)),
             Policy::SpanCount { min, max } => {
                 let n = trace.span_count;
-                sampled((*max == 0 && n >= *min) || (n >= *min && n <= *max))
+                sampled(n >= *min && (*max == 0 || n <= *max))
             }
             Policy::TraceState { key, values } => sampled(any_span(trace, |s| {
                 trace_state_get(&s.trace_state, key).is_some_and(|v| values.contains(v))
@@ -292,7 +292,7 @@ fn latency(trace: &TraceData, threshold_ms: i64, upper_ms: i64) -> bool {
 
 /// Whether any span of the trace meets `check`, in arrival order (stopping at the first).
 fn any_span(trace: &TraceData, mut check: impl FnMut(&Span) -> bool) -> bool {
-    spans(&trace.batches).any(|s| check(s))
+    spans(&trace.batches).any(check)
 }
 
 fn spans(batches: &[ResourceSpans]) -> impl Iterator<Item = &Span> {
