@@ -291,7 +291,7 @@ fn latency(trace: &TraceData, threshold_ms: i64, upper_ms: i64) -> bool {
 }
 
 /// Whether any span of the trace meets `check`, in arrival order (stopping at the first).
-fn any_span(trace: &TraceData, mut check: impl FnMut(&Span) -> bool) -> bool {
+fn any_span(trace: &TraceData, check: impl FnMut(&Span) -> bool) -> bool {
     spans(&trace.batches).any(check)
 }
 
