@@ -79,7 +79,7 @@ fn bad_values_are_named() {
         ["traces_endpoint"]
     );
     assert_eq!(
-        keys("endpoint: http://a:1\nretry_on_failure: {multiplier: 0.5}"),
+        keys("endpoint: http://a:1\nretry_on_failure: {randomization_factor: 2}"),
         ["retry_on_failure"]
     );
     assert_eq!(
@@ -130,6 +130,7 @@ fn one_span() -> Vec<u8> {
     let attribute = |key: &str, value| KeyValue {
         key: key.into(),
         value: Some(AnyValue { value: Some(value) }),
+        ..Default::default()
     };
     let span = Span {
         trace_id: (1..=16).collect(),
