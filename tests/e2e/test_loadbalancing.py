@@ -1,0 +1,328 @@
+"""The `loadbalancing` exporter end to end: a front-tier trailhead routing spans by trace ID to
+backends it finds with the `static` resolver, or the `k8s` resolver following EndpointSlices in
+the real kube-apiserver (`cluster.py`). Backends are sampling-tier trailheads or gRPC sinks on
+127.0.0.x, one address per backend and one port for all, as pods behind a headless Service are.
+
+Each test that beats the collector says which of its behaviours would fail it.
+"""
+
+import json
+import threading
+import time
+from collections import defaultdict
+from concurrent import futures
+
+import grpc
+import pytest
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+from opentelemetry.proto.trace.v1 import trace_pb2
+
+from cluster import Cluster
+from conftest import Sink, Trailhead, free_port
+
+
+class AddressSink:
+    """A gRPC trace sink on `host:port` (conftest's Sink binds 127.0.0.1 only). `failing`, while
+    true, answers UNAVAILABLE."""
+
+    def __init__(self, host, port):
+        self.requests = []
+        self.refused = 0
+        self.failing = False
+        self.lock = threading.Lock()
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+        sink = self
+
+        class Traces(trace_service_pb2_grpc.TraceServiceServicer):
+            def Export(self, request, context):
+                if sink.failing:
+                    with sink.lock:
+                        sink.refused += 1
+                    context.abort(grpc.StatusCode.UNAVAILABLE, "backend restarting")
+                with sink.lock:
+                    sink.requests.append(request)
+                return trace_service_pb2.ExportTraceServiceResponse()
+
+        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Traces(), self.server)
+        self.server.add_insecure_port(f"{host}:{port}")
+        self.server.start()
+
+    def spans(self):
+        with self.lock:
+            return [s for r in self.requests for rs in r.resource_spans for ss in rs.scope_spans for s in ss.spans]
+
+    def stop(self):
+        self.server.stop(0)
+
+
+def span(trace, index):
+    return trace_pb2.Span(trace_id=trace.to_bytes(16, "big"), span_id=(trace * 16 + index + 1).to_bytes(8, "big"),
+                          name=f"t{trace}s{index}", kind=trace_pb2.Span.SPAN_KIND_SERVER,
+                          start_time_unix_nano=1, end_time_unix_nano=2)
+
+
+def request(spans):
+    return trace_service_pb2.ExportTraceServiceRequest(resource_spans=[trace_pb2.ResourceSpans(
+        scope_spans=[trace_pb2.ScopeSpans(spans=spans)])])
+
+
+def send(stub, spans):
+    """Sends until accepted: a refusal (a full queue) is the sender's to retry, as an SDK does."""
+    for _ in range(200):
+        try:
+            stub.Export(request(spans), timeout=10)
+            return
+        except grpc.RpcError as e:
+            if e.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED):
+                raise
+            time.sleep(0.05)
+    raise AssertionError("the front tier kept refusing")
+
+
+def owners(sinks):
+    """trace -> {sink index: span count}, and every span name received (with repeats)."""
+    by_trace = defaultdict(lambda: defaultdict(int))
+    names = []
+    for index, sink in enumerate(sinks):
+        for s in sink.spans():
+            by_trace[int.from_bytes(s.trace_id, "big")][index] += 1
+            names.append(s.name)
+    return by_trace, names
+
+
+def wait_for_spans(sinks, count, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline and sum(len(s.spans()) for s in sinks) < count:
+        time.sleep(0.05)
+    return sum(len(s.spans()) for s in sinks)
+
+
+def front_config(resolver, **otlp):
+    return {
+        "receivers": {"otlp": {"protocols": {"grpc": {"endpoint": "127.0.0.1:0"}}}},
+        "exporters": {"loadbalancing": {
+            "routing_key": "traceID",
+            "protocol": {"otlp": {"tls": {"insecure": True}, "timeout": "2s", "batch": {"timeout": "20ms"},
+                                  "retry_on_failure": {"initial_interval": "100ms", "max_interval": "200ms",
+                                                       "max_elapsed_time": "0s"}, **otlp}},
+            "resolver": resolver,
+        }},
+        "service": {"pipelines": {"traces": {"receivers": ["otlp"], "exporters": ["loadbalancing"]}}},
+    }
+
+
+def backends_changed(front, count, timeout=20):
+    """Waits until the front tier logs a member list of `count` backends."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for entry in list(front.logs):
+            if entry.get("message") == "loadbalancing backends changed" and entry.get("backends", "").count(":") == count:
+                return True
+        time.sleep(0.05)
+    raise AssertionError(f"no change to {count} backends in the front tier's logs")
+
+
+def stub_for(front):
+    return trace_service_pb2_grpc.TraceServiceStub(grpc.insecure_channel(front.address("otlp (grpc)")))
+
+
+# The static resolver: every trace's spans, sent in separate requests, land on one backend, each
+# once, and all three backends get a share.
+def test_static_resolver_keeps_each_trace_on_one_backend(start_trailhead):
+    sinks = [Sink() for _ in range(3)]
+    try:
+        front = start_trailhead(front_config({"static": {"hostnames": [s.endpoint for s in sinks]}}))
+        stub = stub_for(front)
+        for index in range(3):
+            for trace in range(100):
+                send(stub, [span(trace, index)])
+        assert wait_for_spans(sinks, 300) == 300
+        by_trace, names = owners(sinks)
+        assert len(names) == len(set(names)) == 300
+        assert all(len(where) == 1 for where in by_trace.values())
+        shares = [sum(1 for where in by_trace.values() if i in where) for i in range(3)]
+        assert all(share >= 15 for share in shares), shares
+    finally:
+        for s in sinks:
+            s.stop()
+
+
+# A backend answers UNAVAILABLE for a while: only its own share is retried. The others receive
+# each span exactly once; the collector's retry re-sends the whole fan-out (contrib #50437), so
+# they would see duplicates. Nothing is lost once the backend is back.
+def test_a_retry_goes_only_to_the_backend_that_failed(start_trailhead):
+    port = free_port()
+    sinks = [AddressSink(f"127.0.0.{k}", port) for k in (2, 3, 4)]
+    sinks[2].failing = True
+    try:
+        hostnames = [f"127.0.0.{k}:{port}" for k in (2, 3, 4)]
+        front = start_trailhead(front_config({"static": {"hostnames": hostnames}}))
+        stub = stub_for(front)
+        for trace in range(150):
+            send(stub, [span(trace, i) for i in range(2)])
+        time.sleep(1.5)
+        assert sinks[2].refused > 0, "the failing backend was asked"
+        healthy = [len(s.spans()) for s in sinks[:2]]
+        sinks[2].failing = False
+        assert wait_for_spans(sinks, 300) == 300
+        time.sleep(0.5)
+        by_trace, names = owners(sinks)
+        assert len(names) == len(set(names)) == 300, "no duplicates"
+        assert [len(s.spans()) for s in sinks[:2]] == healthy, "the healthy backends got nothing again"
+        assert all(len(where) == 1 for where in by_trace.values())
+    finally:
+        for s in sinks:
+            s.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    c = Cluster(tmp_path_factory.mktemp("cluster"))
+    yield c
+    c.stop()
+
+
+def slices(cluster, port, hosts, all_hosts):
+    """One EndpointSlice per backend of Service `samplers`; those not in `hosts` are deleted.
+    The API server refuses loopback addresses in IPv4 slices, so these are FQDN slices whose
+    names are the addresses written out (the resolver, like the collector's, takes an address
+    as it is written)."""
+    for host in all_hosts:
+        name = "samplers-" + host.replace(".", "-")
+        if host in hosts:
+            cluster.apply({
+                "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                "metadata": {"name": name, "namespace": "default", "labels": {"kubernetes.io/service-name": "samplers"}},
+                "addressType": "FQDN", "ports": [{"name": "otlp", "port": port, "protocol": "TCP"}],
+                "endpoints": [{"addresses": [host], "conditions": {"ready": True}}],
+            })
+        else:
+            cluster.kubectl("delete", "endpointslice", name, "-n", "default", "--ignore-not-found")
+
+
+class Traffic:
+    """Sends step k holding span 0 of trace k, span 1 of trace k-1 … span 3 of trace k-3, so
+    every trace is spread over four requests and some are always in flight. Stopping sends the
+    last traces' remaining spans: `traces` traces of four spans each in all."""
+
+    def __init__(self, stub):
+        self.stub = stub
+        self.traces = 0
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.stopping.is_set():
+            self.step(self.traces, new=True)
+            self.traces += 1
+            time.sleep(0.01)
+        for k in range(self.traces, self.traces + 3):
+            self.step(k, new=False)
+
+    def step(self, k, new):
+        send(self.stub, [span(k - i, i) for i in range(4) if 0 <= k - i < self.traces + new])
+
+    def stop(self):
+        self.stopping.set()
+        self.thread.join(60)
+
+
+def sampler_config(host, port, sink):
+    return {
+        "receivers": {"otlp": {"protocols": {"grpc": {"endpoint": f"{host}:{port}"}}}},
+        "exporters": {"otlp": {"endpoint": sink.endpoint, "tls": {"insecure": True}, "batch": {"timeout": "20ms"}}},
+        "service": {"pipelines": {"traces": {"receivers": ["otlp"], "exporters": ["otlp"]}}},
+    }
+
+
+# The sampling tier scales 2 → 3 → 2 while traces flow, through EndpointSlices in the real API
+# server and five trailhead processes (a front tier and three samplers). No span is lost or
+# duplicated; a trace is split across backends only if it was in flight when its owner changed,
+# and the consistent hash moves only the keys the new backend takes (a modulo hash would move
+# two thirds and split most traces in flight).
+def test_scaling_the_sampling_tier_loses_nothing(tmp_path, cluster):
+    port = free_port()
+    hosts = [f"127.0.0.{k}" for k in (2, 3, 4)]
+    sinks = [Sink() for _ in hosts]
+    started = []
+    try:
+        for k, (host, sink) in enumerate(zip(hosts, sinks)):
+            (tmp_path / f"s{k}").mkdir()
+            started.append(Trailhead(tmp_path / f"s{k}", sampler_config(host, port, sink)))
+        slices(cluster, port, hosts[:2], hosts)
+        (tmp_path / "front").mkdir()
+        front = Trailhead(tmp_path / "front", front_config({"k8s": {"service": "samplers.default", "ports": [port]}}),
+                          extra_env={"KUBECONFIG": str(cluster.kubeconfig)})
+        started.append(front)
+        backends_changed(front, 2)
+        traffic = Traffic(stub_for(front))
+        time.sleep(1.5)
+        at_scale_up = traffic.traces
+        slices(cluster, port, hosts, hosts)
+        backends_changed(front, 3)
+        time.sleep(1.5)
+        at_scale_down = traffic.traces
+        front.logs.clear()
+        slices(cluster, port, hosts[:2], hosts)
+        backends_changed(front, 2)
+        time.sleep(1.5)
+        traffic.stop()
+        sent = 4 * traffic.traces
+        received = wait_for_spans(sinks, sent, timeout=60)
+        time.sleep(1)
+        by_trace, names = owners(sinks)
+        duplicates = len(names) - len(set(names))
+        split = sorted(t for t, where in by_trace.items() if len(where) > 1)
+        report = {"traces": traffic.traces, "spans_sent": sent, "spans_received": len(names), "duplicates": duplicates,
+                  "split_traces": len(split), "scale_up_at": at_scale_up, "scale_down_at": at_scale_down,
+                  "per_backend": [len(s.spans()) for s in sinks]}
+        print("loadbalancing scale report:", json.dumps(report))
+        assert received == sent and len(set(names)) == sent, report
+        assert duplicates == 0, report
+        assert len(sinks[2].spans()) > 0, "the third backend took its share while it was a member"
+        # Only traces in flight at one of the two changes (four requests' worth each) may split.
+        assert all(abs(t - at_scale_up) <= 40 or abs(t - at_scale_down) <= 40 for t in split), report
+        assert len(split) <= 30, report
+    finally:
+        for t in started:
+            t.stop()
+        for s in sinks:
+            s.stop()
+        slices(cluster, port, [], hosts)
+
+
+# A backend dies with data queued for it (it answers UNAVAILABLE), then leaves the Service.
+# What was queued and retrying for it is re-routed to the remaining backends, not dropped: the
+# collector shuts the departed backend's exporter down and loses its queue (contrib #35378).
+def test_data_for_a_backend_that_left_is_rerouted(tmp_path, cluster):
+    port = free_port()
+    hosts = [f"127.0.0.{k}" for k in (2, 3, 4)]
+    sinks = [AddressSink(host, port) for host in hosts]
+    sinks[2].failing = True
+    front = None
+    try:
+        slices(cluster, port, hosts, hosts)
+        front = Trailhead(tmp_path, front_config({"k8s": {"service": "samplers", "ports": [port]}}),
+                          extra_env={"KUBECONFIG": str(cluster.kubeconfig)})
+        backends_changed(front, 3)
+        stub = stub_for(front)
+        for trace in range(150):
+            send(stub, [span(trace, i) for i in range(2)])
+        time.sleep(1)
+        stuck = 300 - len(sinks[0].spans()) - len(sinks[1].spans())
+        assert stuck > 0 and sinks[2].refused > 0, "some traces belong to the failing backend"
+        front.logs.clear()
+        slices(cluster, port, hosts[:2], hosts)
+        backends_changed(front, 2)
+        assert wait_for_spans(sinks[:2], 300) == 300, "everything reaches the backends left"
+        _, names = owners(sinks)
+        assert len(names) == len(set(names)) == 300
+        assert sinks[2].spans() == []
+        print("loadbalancing re-route report:", json.dumps({"rerouted_spans": stuck}))
+    finally:
+        if front:
+            front.stop()
+        for s in sinks:
+            s.stop()
+        slices(cluster, port, [], hosts)
