@@ -109,3 +109,26 @@ fn backend_storage(
         fsync: storage.fsync,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::components::Config;
+    use std::path::Path;
+
+    // A refused key is reported where it is written, naming the exporter.
+    #[test]
+    fn a_refused_key_is_located() {
+        let text = "receivers: {otlp: {protocols: {grpc: {}}}}\n\
+                    exporters:\n  loadbalancing:\n    routing_key: metric\n    protocol: {otlp: {}}\n    resolver: {static: {hostnames: [a]}}\n\
+                    service: {pipelines: {traces: {receivers: [otlp], exporters: [loadbalancing]}}}\n";
+        let error = Config::from_text(text, Path::new("lb.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("lb.yaml:4:"), "{error}");
+        assert!(error.contains("exporter `loadbalancing`"), "{error}");
+        assert!(
+            error.contains("routing_key: `metric` is not implemented"),
+            "{error}"
+        );
+    }
+}
