@@ -1,0 +1,300 @@
+"""The host-native `tail_sampling` processor against the collector's own (v0.161.0).
+
+The same traces (errors, slow ones, attribute-tagged ones, trace states, big ones, a
+probabilistic share with a salt, `and`, `not`, `composite` and `drop` policies) go through the
+OpenTelemetry Collector built from its Go modules with the tailsamplingprocessor and through
+trailhead with the same `tail_sampling:` block. Each sends what it keeps to its own OTLP/gRPC
+sink; the trace IDs kept, and every span of each, must be the same. Late spans of a decided
+trace then follow the decision on both.
+"""
+
+import random
+import subprocess
+import time
+
+import pytest
+import requests
+
+from conftest import BINARY, Sink, free_port, gateway_config, run_collector
+
+# Every policy here is deterministic (no rate limit is reached), so both sides must agree
+# trace for trace.
+TAIL_SAMPLING = {
+    "decision_wait": "1s",
+    "num_traces": 10000,
+    "policies": [
+        {"name": "errors", "type": "status_code", "status_code": {"status_codes": ["ERROR"]}},
+        {"name": "slow", "type": "latency", "latency": {"threshold_ms": 800}},
+        {"name": "band", "type": "latency", "latency": {"threshold_ms": 300, "upper_threshold_ms": 400}},
+        {"name": "gold", "type": "string_attribute", "string_attribute": {"key": "tier", "values": ["gold"]}},
+        {"name": "vip", "type": "string_attribute",
+         "string_attribute": {"key": "customer", "values": ["^vip-[0-9]+$"], "enabled_regex_matching": True}},
+        {"name": "share", "type": "probabilistic", "probabilistic": {"hash_salt": "trailhead", "sampling_percentage": 15}},
+        {"name": "vendor", "type": "trace_state", "trace_state": {"key": "vendor", "values": ["keep"]}},
+        {"name": "big", "type": "span_count", "span_count": {"min_spans": 7}},
+        {"name": "retried-5xx", "type": "and", "and": {"and_sub_policy": [
+            {"name": "5xx", "type": "numeric_attribute", "numeric_attribute": {"key": "http.status_code", "min_value": 500, "max_value": 599}},
+            {"name": "retried", "type": "boolean_attribute", "boolean_attribute": {"key": "retry", "value": True}},
+            {"name": "not-canary", "type": "not", "not": {"not_sub_policy":
+                {"name": "canary", "type": "string_attribute", "string_attribute": {"key": "deploy", "values": ["canary"]}}}},
+        ]}},
+        {"name": "mixed", "type": "composite", "composite": {
+            "max_total_spans_per_second": 1000000,
+            "policy_order": ["eu", "staging"],
+            "composite_sub_policy": [
+                {"name": "eu", "type": "string_attribute", "string_attribute": {"key": "region", "values": ["eu"]}},
+                {"name": "staging", "type": "numeric_attribute", "numeric_attribute": {"key": "env.level", "max_value": 2}},
+            ],
+            "rate_allocation": [{"policy": "eu", "percent": 50}, {"policy": "staging", "percent": 50}],
+        }},
+        {"name": "no-health", "type": "drop", "drop": {"drop_sub_policy": [
+            {"name": "health", "type": "string_attribute", "string_attribute": {"key": "http.route", "values": ["/healthz"]}},
+        ]}},
+    ],
+}
+
+
+def kv(attributes):
+    out = []
+    for key, value in attributes.items():
+        if isinstance(value, bool):
+            out.append({"key": key, "value": {"boolValue": value}})
+        elif isinstance(value, int):
+            out.append({"key": key, "value": {"intValue": str(value)}})
+        else:
+            out.append({"key": key, "value": {"stringValue": value}})
+    return out
+
+
+def make_traces(count=300, seed=20):
+    """`count` traces of 1-8 spans with random durations, statuses and attributes, each
+    trace a list of (resource attributes, span) in the order its spans are sent."""
+    rng = random.Random(seed)
+    traces = []
+    base = 1_700_000_000_000_000_000
+    for _ in range(count):
+        trace_id = rng.randbytes(16).hex()
+        spans = []
+        for i in range(rng.randint(1, 8)):
+            start = base + rng.randint(0, 200) * 1_000_000
+            end = start + rng.choice([1, 50, 120, 250, 350, 380, 450, 900]) * 1_000_000
+            attributes = {}
+            for key, values in [("tier", ["gold", "silver", 7]), ("customer", ["vip-12", "vip-x", "joe"]),
+                                ("http.status_code", [200, 503, 404, "503"]), ("retry", [True, False, "true"]),
+                                ("deploy", ["canary", "stable"]), ("region", ["eu", "us"]),
+                                ("env.level", [1, 3]), ("http.route", ["/healthz", "/lessons"])]:
+                if rng.random() < 0.12:
+                    attributes[key] = rng.choice(values)
+            span = {"traceId": trace_id, "spanId": rng.randbytes(8).hex(), "name": f"op{i}",
+                    "startTimeUnixNano": str(start), "endTimeUnixNano": str(end),
+                    "status": {"code": 2 if rng.random() < 0.05 else rng.choice([0, 1])},
+                    "attributes": kv(attributes)}
+            if i > 0:
+                span["parentSpanId"] = spans[0][1]["spanId"]
+            if rng.random() < 0.04:
+                span["traceState"] = rng.choice(["vendor=keep", "vendor=drop,other=1", "Vendor=keep", "vendor=keep,vendor=x"])
+            resource = {"service.name": rng.choice(["web", "api", "db"])}
+            if rng.random() < 0.05:
+                resource["tier"] = "gold"
+            spans.append((resource, span))
+        traces.append(spans)
+    return traces
+
+
+def requests_of(traces, per_request=25):
+    """OTLP/JSON bodies: each trace whole in one request, spans grouped by resource."""
+    bodies = []
+    for at in range(0, len(traces), per_request):
+        resource_spans = []
+        for trace in traces[at:at + per_request]:
+            for resource, span in trace:
+                resource_spans.append({"resource": {"attributes": kv(resource)},
+                                       "scopeSpans": [{"scope": {"name": "t"}, "spans": [span]}]})
+        bodies.append({"resourceSpans": resource_spans})
+    return bodies
+
+
+def kept(sink):
+    """Trace ID → sorted span IDs of what reached `sink`."""
+    out = {}
+    for s in sink.spans():
+        out.setdefault(s.trace_id.hex(), []).append(s.span_id.hex())
+    return {t: sorted(ids) for t, ids in out.items()}
+
+
+def post_all(url, bodies):
+    for body in bodies:
+        response = requests.post(f"{url}/v1/traces", json=body, timeout=10)
+        assert response.status_code == 200, response.text
+
+
+def settle(sink, seconds=3.0):
+    """Waits until nothing new arrives at `sink` for `seconds` (decisions come after
+    decision_wait, within the collector's one-second tick)."""
+    last, still = -1, time.time()
+    while time.time() - still < seconds:
+        now = sink.items("traces")
+        if now != last:
+            last, still = now, time.time()
+        time.sleep(0.1)
+
+
+def late_bodies(traces, ids):
+    """One more span for each trace in `ids`, after its decision."""
+    late = []
+    for trace in traces:
+        resource, first = trace[0]
+        if first["traceId"] in ids:
+            span = dict(first, spanId=("ff" + first["spanId"][2:]), name="late", parentSpanId=first["spanId"])
+            span["status"] = {"code": 0}
+            span["attributes"] = []
+            span.pop("traceState", None)
+            late.append([(resource, span)])
+    return requests_of(late)
+
+
+def run_both(tmp_path, start_trailhead, traces, late_for, tail_sampling=TAIL_SAMPLING):
+    """Sends `traces` through the collector and trailhead, then late spans for `late_for(kept)`;
+    returns what each kept before and after the late spans, and the trailhead."""
+    results = []
+    port = free_port()
+    theirs = Sink()
+    config = {"receivers": {"otlp": {"protocols": {"http": {"endpoint": f"127.0.0.1:{port}"}}}},
+              "processors": {"tail_sampling": tail_sampling},
+              "exporters": {"otlp": {"endpoint": theirs.endpoint, "tls": {"insecure": True}}},
+              "service": {"pipelines": {"traces": {"receivers": ["otlp"], "processors": ["tail_sampling"], "exporters": ["otlp"]}}}}
+    process = run_collector(config, tmp_path, port)
+    mine = Sink()
+    ours = gateway_config(mine.endpoint)
+    ours["processors"] = {"tail_sampling": tail_sampling}
+    ours["service"]["pipelines"]["traces"]["processors"] = ["tail_sampling"]
+    trailhead = start_trailhead(ours)
+    try:
+        for url, sink in ((f"http://127.0.0.1:{port}", theirs), (trailhead.url("otlp (http)"), mine)):
+            post_all(url, requests_of(traces))
+        for sink in (theirs, mine):
+            settle(sink)
+            results.append(kept(sink))
+        late = late_bodies(traces, late_for(results[0]))
+        for url, sink in ((f"http://127.0.0.1:{port}", theirs), (trailhead.url("otlp (http)"), mine)):
+            post_all(url, late)
+        for sink in (theirs, mine):
+            settle(sink, 1.5)
+            results.append(kept(sink))
+    finally:
+        process.terminate()
+        process.wait(10)
+        theirs.stop()
+        mine.stop()
+    return results, trailhead
+
+
+# The same traces, the same decisions: every kept trace ID, with all its spans; and a late
+# span follows its trace's decision on both (kept for a sampled trace, not for the others).
+def test_keeps_the_same_traces_as_the_collector(tmp_path, start_trailhead):
+    traces = make_traces()
+    every = {t[0][1]["traceId"] for t in traces}
+
+    def late_for(theirs):
+        sampled = sorted(theirs)[:5]
+        others = sorted(every - set(theirs))[:5]
+        return set(sampled + others)
+
+    (theirs, mine, theirs_late, mine_late), trailhead = run_both(tmp_path, start_trailhead, traces, late_for)
+    print(f"\nkept by the collector: {len(theirs)} of {len(traces)} traces; trailhead: {len(mine)}")
+    assert 40 < len(theirs) < len(traces) - 40, len(theirs)  # the set is neither all nor nothing
+    assert set(mine) == set(theirs), (sorted(set(mine) - set(theirs)), sorted(set(theirs) - set(mine)))
+    assert mine == theirs
+    assert set(theirs_late) == set(theirs), "a late span must not bring back a trace not sampled"
+    assert mine_late == theirs_late
+    assert sum(len(v) for v in mine_late.values()) == sum(len(v) for v in mine.values()) + 5
+    decided = sum(trailhead.metric("trailhead_tail_sampling_traces_total", processor="tail_sampling", decision=d)
+                  for d in ("sampled", "not_sampled", "dropped"))
+    assert decided == len(traces)
+    late = trailhead.metric("trailhead_tail_sampling_late_spans_total", processor="tail_sampling", decision="sampled")
+    assert late == 5
+    dropped = trailhead.metric("trailhead_tail_sampling_policy_decisions_total", processor="tail_sampling",
+                               policy="no-health", decision="dropped")
+    assert dropped > 0
+
+
+# Each policy group alone, so one policy's decisions cannot hide behind another's: the
+# probabilistic hash with its salt, the latency band, the attribute combinations, drop.
+@pytest.mark.parametrize("names", [["share"], ["band", "slow"], ["retried-5xx", "mixed"],
+                                   ["gold", "vip", "vendor", "big"], ["no-health", "errors"]])
+def test_each_policy_group_alone(tmp_path, start_trailhead, names):
+    policies = [p for p in TAIL_SAMPLING["policies"] if p["name"] in names]
+    if names == ["no-health", "errors"]:
+        policies.append({"name": "all", "type": "always_sample"})
+    config = dict(TAIL_SAMPLING, policies=policies)
+    traces = make_traces(400, seed=len(names) + 7)
+    (theirs, mine, _, _), _ = run_both(tmp_path, start_trailhead, traces, lambda _: set(), config)
+    assert 0 < len(theirs) < len(traces), len(theirs)
+    assert mine == theirs, (sorted(set(mine) - set(theirs)), sorted(set(theirs) - set(mine)))
+
+
+# At shutdown the traces still waiting are decided at once and the sampled ones delivered
+# before the exporters drain: a sender's error trace is not lost to a restart.
+def test_shutdown_decides_what_waits(sink, start_trailhead):
+    config = gateway_config(sink.endpoint)
+    config["processors"] = {"tail_sampling": dict(TAIL_SAMPLING, decision_wait="60s")}
+    config["service"]["pipelines"]["traces"]["processors"] = ["tail_sampling"]
+    trailhead = start_trailhead(config)
+    traces = make_traces(40, seed=3)
+    post_all(trailhead.url("otlp (http)"), requests_of(traces))
+    time.sleep(0.5)
+    assert sink.items("traces") == 0  # held for decision_wait
+    held = trailhead.metric("trailhead_tail_sampling_held_traces", processor="tail_sampling")
+    assert held == 40
+    assert trailhead.stop() == 0
+    assert sink.items("traces") > 0
+    assert any("decided now" in str(line.get("message")) for line in trailhead.logs), trailhead.logs[-10:]
+
+
+# Beyond num_traces and trailhead's max_held_bytes the oldest waiting traces are evicted and
+# counted, so memory stays bounded whatever arrives.
+def test_bounds_evict_and_count(sink, start_trailhead):
+    config = gateway_config(sink.endpoint)
+    config["processors"] = {"tail_sampling": {"decision_wait": "60s", "num_traces": 30, "max_held_bytes": 20000,
+                                              "policies": [{"name": "all", "type": "always_sample"}]}}
+    config["service"]["pipelines"]["traces"]["processors"] = ["tail_sampling"]
+    trailhead = start_trailhead(config)
+    post_all(trailhead.url("otlp (http)"), requests_of(make_traces(100, seed=5)))
+    held = trailhead.metric("trailhead_tail_sampling_held_bytes", processor="tail_sampling")
+    assert 0 < held <= 20000
+    assert trailhead.metric("trailhead_tail_sampling_held_traces", processor="tail_sampling") <= 30
+    evicted = sum(trailhead.metric("trailhead_tail_sampling_evicted_traces_total", processor="tail_sampling", reason=r)
+                  for r in ("num_traces", "max_held_bytes"))
+    assert evicted >= 70
+    lost = trailhead.metric("trailhead_tail_sampling_lost_spans_total", processor="tail_sampling", reason="evicted")
+    assert lost > 0
+
+
+# A bad policy is refused at its own line by `trailhead validate`, naming the key.
+def test_bad_policy_is_refused_in_place(tmp_path):
+    config = tmp_path / "bad.yaml"
+    config.write_text("""receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:0
+processors:
+  tail_sampling:
+    policies:
+      - name: errors
+        type: status_code
+        status_code:
+          status_codes: [ERROR, BROKEN]
+exporters:
+  debug:
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [tail_sampling]
+      exporters: [debug]
+""")
+    checked = subprocess.run([str(BINARY), "validate", "--config", str(config)], capture_output=True, text=True)
+    assert checked.returncode != 0
+    message = checked.stdout + checked.stderr
+    assert "bad.yaml:12:" in message and "unknown status code `BROKEN`" in message, message
