@@ -84,7 +84,10 @@ mod tests {
         for name in ["otlp_http", "otlphttp/alloy"] {
             let config = load(&format!("{name}: {{endpoint: \"http://alloy:4318\"}}")).unwrap();
             let id = ComponentId::parse(name).unwrap();
-            assert!(matches!(config.exporters.get(&id), Some(ExporterConfig::OtlpHttp(_))));
+            assert!(matches!(
+                config.exporters.get(&id),
+                Some(ExporterConfig::OtlpHttp(_))
+            ));
         }
     }
 
@@ -92,14 +95,26 @@ mod tests {
     #[test]
     fn mistakes_are_located() {
         let error = load("otlphttp: {endpoint: \"http://a:1\", endpiont: x}").unwrap_err();
-        assert!(error.contains("t.yaml:3:") && error.contains("endpiont"), "{error}");
+        assert!(
+            error.contains("t.yaml:3:") && error.contains("endpiont"),
+            "{error}"
+        );
         let error = load("otlphttp: {endpoint: \"http://a:1\", encoding: xml}").unwrap_err();
-        assert!(error.contains("t.yaml:3:") && error.contains("encoding"), "{error}");
+        assert!(
+            error.contains("t.yaml:3:") && error.contains("encoding"),
+            "{error}"
+        );
         let error = load("otlphttp:").unwrap_err();
         assert!(error.contains("t.yaml:3:"), "{error}");
         assert!(error.contains("exporter `otlphttp`"), "{error}");
-        assert!(error.contains("at least one endpoint must be specified"), "{error}");
+        assert!(
+            error.contains("at least one endpoint must be specified"),
+            "{error}"
+        );
         let error = load("otlphttp: {logs_endpoint: \"alloy:4318\"}").unwrap_err();
-        assert!(error.contains("logs_endpoint") && error.contains("http://"), "{error}");
+        assert!(
+            error.contains("logs_endpoint") && error.contains("http://"),
+            "{error}"
+        );
     }
 }
