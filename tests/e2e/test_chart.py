@@ -191,3 +191,64 @@ def test_rebalance_connections_preset(tmp_path):
     # The schema wants a duration the collector's way, not a bare number.
     result = helm("template", "trailhead", CHART, "--set", "presets.rebalanceConnections.maxConnectionAge=120")
     assert result.returncode != 0 and "maxConnectionAge" in result.stderr, result.stderr
+
+
+# The two-tier preset: the front Deployment (with an HPA) sends traces through loadbalancing,
+# routed by trace ID, to the sampling tier found by the k8s resolver through its headless
+# Service; the sampling tier is a StatefulSet whose pods that Service selects (and the front
+# Service does not), running tail_sampling then exporting to Alloy. Only this preset has RBAC
+# for EndpointSlices: a namespaced Role, get/list/watch. Both rendered configs are ones
+# trailhead accepts.
+def test_two_tier_preset(tmp_path):
+    manifests = render("-f", CHART / "ci" / "two-tier-values.yaml")
+    path = tmp_path / "rendered.yaml"
+    path.write_text(yaml.safe_dump_all(manifests))
+    kubernetes_validate(path)
+    (front,) = find(manifests, "ConfigMap", "trailhead")
+    front = yaml.safe_load(front["data"]["config.yaml"])
+    assert front["service"]["pipelines"]["traces"]["exporters"] == ["loadbalancing"]
+    assert front["service"]["pipelines"]["metrics"]["exporters"] == ["otlp/alloy"]
+    balancer = front["exporters"]["loadbalancing"]
+    assert balancer["routing_key"] == "traceID"
+    assert balancer["resolver"] == {"k8s": {"service": "trailhead-sampling.monitoring", "ports": [4317]}}
+    assert "otlp" in balancer["protocol"]
+    (hpa,) = find(manifests, "HorizontalPodAutoscaler")
+    assert hpa["spec"]["scaleTargetRef"]["kind"] == "Deployment" and hpa["spec"]["minReplicas"] == 2
+    (deployment,) = find(manifests, "Deployment")
+    assert "replicas" not in deployment["spec"]
+    assert deployment["spec"]["template"]["spec"]["automountServiceAccountToken"] is True
+    (statefulset,) = find(manifests, "StatefulSet", "trailhead-sampling")
+    (headless,) = find(manifests, "Service", "trailhead-sampling")
+    (front_service,) = find(manifests, "Service", "trailhead")
+    assert headless["spec"]["clusterIP"] == "None"
+    assert statefulset["spec"]["serviceName"] == "trailhead-sampling" and statefulset["spec"]["replicas"] == 3
+    pod_labels = statefulset["spec"]["template"]["metadata"]["labels"]
+    assert headless["spec"]["selector"].items() <= pod_labels.items()
+    assert not front_service["spec"]["selector"].items() <= pod_labels.items()
+    assert not deployment["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    (sampling,) = find(manifests, "ConfigMap", "trailhead-sampling")
+    sampling = yaml.safe_load(sampling["data"]["config.yaml"])
+    traces = sampling["service"]["pipelines"]["traces"]
+    assert traces["processors"][-1] == "tail_sampling" and traces["exporters"] == ["otlp/alloy"]
+    assert sampling["processors"]["tail_sampling"]["decision_wait"] == "10s"
+    (role,) = find(manifests, "Role")
+    assert role["rules"] == [{"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"],
+                              "verbs": ["get", "list", "watch"]}]
+    (binding,) = find(manifests, "RoleBinding")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"][0]["name"] == deployment["spec"]["template"]["spec"]["serviceAccountName"]
+    for name, config in (("front", front), ("sampling", sampling)):
+        written = tmp_path / f"{name}.yaml"
+        written.write_text(yaml.safe_dump(config))
+        validated = subprocess.run([str(BINARY), "validate", "--config", str(written)], capture_output=True, text=True)
+        assert validated.returncode == 0, name + ": " + validated.stderr
+    # Without the preset: no sampling tier, and no RBAC for EndpointSlices anywhere.
+    for values in VALUES:
+        if values.stem == "two-tier-values":
+            continue
+        manifests = render("-f", values)
+        assert not find(manifests, "StatefulSet") and not find(manifests, "Role")
+        assert "endpointslices" not in yaml.safe_dump_all(manifests)
+    # The front tier is a Deployment: the preset refuses daemonset mode, saying why.
+    result = helm("template", "trailhead", CHART, "--set", "twoTier.enabled=true", "--set", "mode=daemonset")
+    assert result.returncode != 0 and "twoTier needs mode: deployment" in result.stderr, result.stderr

@@ -34,6 +34,21 @@ app.kubernetes.io/component: {{ .Values.mode }}
 {{- end -}}
 {{- end -}}
 
+{{/* The two-tier preset's sampling tier: its name (also its headless Service's). */}}
+{{- define "trailhead.samplingName" -}}
+{{- printf "%s-sampling" (include "trailhead.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "trailhead.samplingSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "trailhead.name" . }}-sampling
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{/* Whether the front Deployment has an HPA: asked for, or the two-tier preset. */}}
+{{- define "trailhead.autoscaled" -}}
+{{- if and (eq .Values.mode "deployment") (or .Values.autoscaling.enabled .Values.twoTier.enabled) }}true{{ end -}}
+{{- end -}}
+
 {{- define "trailhead.image" -}}
 {{- if .Values.image.digest -}}
 {{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
@@ -123,6 +138,21 @@ processors:
 {{- end }}
 {{- $queue := .Values.presets.persistentQueue }}
 exporters:
+{{- if .Values.twoTier.enabled }}
+  # Every span of a trace to the same sampling-tier replica, found through the EndpointSlices
+  # of its headless Service; each replica has its own queue and retry.
+  loadbalancing:
+    routing_key: traceID
+    protocol:
+      otlp:
+        tls:
+          insecure: true
+        timeout: 5s
+    resolver:
+      k8s:
+        service: {{ include "trailhead.samplingName" . }}.{{ .Release.Namespace }}
+        ports: [4317]
+{{- end }}
   otlp/alloy:
     endpoint: {{ .Values.alloy.endpoint }}
     tls:
@@ -151,7 +181,7 @@ service:
     traces:
       receivers: [otlp, zipkin]
       processors: {{ $traceProcessors | toJson }}
-      exporters: [otlp/alloy]
+      exporters: {{ if .Values.twoTier.enabled }}[loadbalancing]{{ else }}[otlp/alloy]{{ end }}
     metrics:
       receivers: [otlp]
       processors: {{ $processors | toJson }}
@@ -165,6 +195,69 @@ service:
       encoding: json
     metrics:
       address: 0.0.0.0:{{ .Values.ports.metrics.containerPort }}
+{{- end -}}
+
+{{/*
+The two-tier preset's sampling tier: OTLP/gRPC in from the front tier (no age bound: the
+front tier's balancer, not the Service, spreads the load), tail_sampling, OTLP/gRPC out to
+Alloy, with the memory limiter and the persistent queue as the presets say.
+*/}}
+{{- define "trailhead.samplingDefaultConfig" -}}
+{{- $limiter := .Values.presets.memoryLimiter -}}
+{{- $queue := .Values.presets.persistentQueue -}}
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 0.0.0.0:4317
+processors:
+{{- if $limiter.enabled }}
+  memory_limiter:
+    check_interval: 1s
+    limit_percentage: {{ $limiter.limitPercentage }}
+    spike_limit_percentage: {{ $limiter.spikeLimitPercentage }}
+{{- end }}
+  tail_sampling:
+    {{- toYaml .Values.twoTier.sampling.tailSampling | nindent 4 }}
+exporters:
+  otlp/alloy:
+    endpoint: {{ .Values.alloy.endpoint }}
+    tls:
+      insecure: {{ .Values.alloy.insecure }}
+{{- if $queue.enabled }}
+    sending_queue:
+      storage: file_storage/queue
+      sizer: bytes
+      queue_size: {{ div (mul $queue.sizeMiB 1048576 8) 10 }}
+    retry_on_failure:
+      max_elapsed_time: 0
+{{- end }}
+extensions:
+  health_check:
+    endpoint: 0.0.0.0:{{ .Values.health.port }}
+{{- if $queue.enabled }}
+  file_storage/queue:
+    directory: /var/lib/trailhead/queue
+    create_directory: true
+{{- end }}
+service:
+  extensions: {{ if $queue.enabled }}[health_check, file_storage/queue]{{ else }}[health_check]{{ end }}
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: {{ if $limiter.enabled }}[memory_limiter, tail_sampling]{{ else }}[tail_sampling]{{ end }}
+      exporters: [otlp/alloy]
+  telemetry:
+    logs:
+      encoding: json
+    metrics:
+      address: 0.0.0.0:{{ .Values.ports.metrics.containerPort }}
+{{- end -}}
+
+{{- define "trailhead.samplingConfig" -}}
+{{- $default := include "trailhead.samplingDefaultConfig" . | fromYaml -}}
+{{- $merged := mustMergeOverwrite $default (deepCopy .Values.twoTier.sampling.config) -}}
+{{- toYaml $merged -}}
 {{- end -}}
 
 {{/* The config trailhead runs: .Values.config deep-merged over the default. */}}
