@@ -24,6 +24,8 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity
 use tonic::{Code, Status};
 use tower::Service;
 
+mod balance;
+
 /// `exporters: otlp/NAME:`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -57,6 +59,15 @@ pub struct OtlpExporterConfig {
     /// trailhead's place for the batch keys; the collector's is `sending_queue.batch`.
     #[serde(default)]
     pub batch: Option<BatchSettings>,
+    /// How sends pick among the addresses of a `dns:///name:port` endpoint: `round_robin`
+    /// (the collector's default: each send on the next address) or `pick_first`. The name is
+    /// resolved again every 5 s. A `host:port` endpoint keeps one connection.
+    #[serde(default = "default_balancer")]
+    pub balancer_name: String,
+}
+
+fn default_balancer() -> String {
+    "round_robin".into()
 }
 
 fn default_timeout() -> Duration {
@@ -153,6 +164,9 @@ impl OtlpExporterConfig {
         if self.endpoint.is_empty() {
             problems.push(("endpoint", "required: the peer's host:port or URL".into()));
         }
+        if let Some(Err(why)) = balance::parse_target(&self.endpoint) {
+            problems.push(("endpoint", why));
+        }
         problems.extend(self.sending_problems());
         problems
     }
@@ -161,6 +175,9 @@ impl OtlpExporterConfig {
     /// values included (all but `endpoint`, which `loadbalancing` fills in per backend).
     pub fn sending_problems(&self) -> Vec<(&'static str, String)> {
         let mut problems = Vec::new();
+        if let Err(why) = balance::Policy::parse(&self.balancer_name) {
+            problems.push(("balancer_name", why));
+        }
         if self.batch.is_some() && self.sending_queue.batch.is_some() {
             problems.push((
                 "batch",
@@ -240,6 +257,10 @@ impl OtlpExporterConfig {
 
     /// The channel (with the TLS files read now) and the metadata (with the token read now).
     fn connect(&self, token: Option<&BearerTokenConfig>) -> Result<Connection, BuildError> {
+        let headers = self.metadata(token)?;
+        if let Some(target) = balance::parse_target(&self.endpoint) {
+            return self.connect_balanced(target, headers);
+        }
         let uri = self.uri();
         let endpoint_error = |reason: String| BuildError::Endpoint {
             endpoint: self.endpoint.clone(),
@@ -252,6 +273,53 @@ impl OtlpExporterConfig {
                 .tls_config(self.tls.client_config()?)
                 .map_err(|e| endpoint_error(e.to_string()))?;
         }
+        // The collector's `timeout: 0` is no deadline at all.
+        if !self.timeout.is_zero() {
+            endpoint = endpoint.timeout(self.timeout).connect_timeout(self.timeout);
+        }
+        Ok(Connection {
+            channels: Channels::One(endpoint.connect_lazy()),
+            headers,
+        })
+    }
+
+    /// A `dns:///` endpoint's connection: a channel per resolved address.
+    fn connect_balanced(
+        &self,
+        target: Result<(String, u16), String>,
+        headers: MetadataMap,
+    ) -> Result<Connection, BuildError> {
+        let (host, port) = target.map_err(|reason| BuildError::Endpoint {
+            endpoint: self.endpoint.clone(),
+            reason,
+        })?;
+        let policy =
+            balance::Policy::parse(&self.balancer_name).map_err(|reason| BuildError::Endpoint {
+                endpoint: self.endpoint.clone(),
+                reason: format!("balancer_name: {reason}"),
+            })?;
+        let https = !self.tls.insecure;
+        let tls = match https {
+            // Each address is verified against the name, as grpc-go does.
+            true if self.tls.server_name_override.is_none() => {
+                Some(self.tls.client_config()?.domain_name(host.clone()))
+            }
+            true => Some(self.tls.client_config()?),
+            false => None,
+        };
+        let template = balance::Template {
+            https,
+            tls,
+            timeout: self.timeout,
+        };
+        Ok(Connection {
+            channels: Channels::Balanced(balance::Balanced::start(host, port, policy, template)),
+            headers,
+        })
+    }
+
+    /// The configured headers and the token's `authorization`, read now.
+    fn metadata(&self, token: Option<&BearerTokenConfig>) -> Result<MetadataMap, BuildError> {
         let mut headers = MetadataMap::new();
         let authorization = match token {
             Some(token) => Some(Secret(
@@ -274,14 +342,7 @@ impl OtlpExporterConfig {
                 .map_err(|_| BuildError::Header(name.to_string()))?;
             headers.insert(key, value);
         }
-        // The collector's `timeout: 0` is no deadline at all.
-        if !self.timeout.is_zero() {
-            endpoint = endpoint.timeout(self.timeout).connect_timeout(self.timeout);
-        }
-        Ok(Connection {
-            channel: endpoint.connect_lazy(),
-            headers,
-        })
+        Ok(headers)
     }
 }
 
@@ -331,8 +392,24 @@ impl TlsClientConfig {
 /// What sends go out on: the channel (its TLS) and the metadata (its token). Rebuilt when
 /// those files change; a send in flight keeps the one it started with.
 struct Connection {
-    channel: Channel,
+    channels: Channels,
     headers: MetadataMap,
+}
+
+/// One channel to the endpoint, or one per address of a `dns:///` name.
+enum Channels {
+    One(Channel),
+    Balanced(Arc<balance::Balanced>),
+}
+
+impl Channels {
+    /// The channel of one send attempt.
+    fn pick(&self) -> Result<Channel, String> {
+        match self {
+            Channels::One(channel) => Ok(channel.clone()),
+            Channels::Balanced(balanced) => balanced.pick(),
+        }
+    }
 }
 
 struct OtlpSink {
@@ -350,7 +427,14 @@ impl Sink for OtlpSink {
     ) -> BoxFuture<'_, Result<SendOutcome, ExportError>> {
         Box::pin(async move {
             let connection = self.connection.load_full();
-            let mut channel = connection.channel.clone();
+            let mut channel =
+                connection
+                    .channels
+                    .pick()
+                    .map_err(|message| ExportError::Retryable {
+                        message,
+                        retry_after: None,
+                    })?;
             std::future::poll_fn(|cx| channel.poll_ready(cx))
                 .await
                 .map_err(|e| ExportError::Retryable {
