@@ -14,6 +14,8 @@ dropped and counted, partial success is counted, and nothing is lost to retryabl
 import base64
 import gzip
 import json
+import signal
+import ssl
 import subprocess
 import threading
 import time
@@ -21,6 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
+import trustme
 from google.protobuf import json_format
 from google.rpc import status_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
@@ -128,8 +131,9 @@ class Peer:
     the call number (from 1) and the decoded ExportTraceServiceRequest and returns None
     (accept: 200, empty body) or (status, headers, body). Only accepted requests are kept."""
 
-    def __init__(self, answer=None):
+    def __init__(self, answer=None, tls=None, port=0):
         self.answer = answer
+        self.scheme = "https" if tls else "http"
         self.accepted = []
         self.headers = []
         self.calls = 0
@@ -174,12 +178,14 @@ class Peer:
             def handle_error(self, request, client_address):
                 pass  # a scripted dropped connection, not a failure of the test
 
-        self.server = Server(("127.0.0.1", 0), Handler)
+        self.server = Server(("127.0.0.1", port), Handler)
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     @property
     def url(self):
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return f"{self.scheme}://127.0.0.1:{self.server.server_address[1]}"
 
     def span_names(self):
         with self.lock:
@@ -338,3 +344,67 @@ def test_bad_config_is_refused_with_its_place(tmp_path):
         result = subprocess.run([str(BINARY), "validate", "--config", str(bad)], capture_output=True, text=True)
         assert result.returncode == 1, result.stdout
         assert "bad.yaml:3:" in result.stderr and expected in result.stderr, result.stderr
+
+
+# TLS as the collector's client does it: with `ca_file` only that CA is trusted, a client
+# certificate answers a peer that requires one, and `server_name_override` is the name checked.
+# Without the CA (the system's roots only) nothing is delivered and the failure is retried.
+def test_tls_and_mutual_tls(tmp_path, start_trailhead):
+    ca = trustme.CA()
+    files = {name: tmp_path / f"{name}.pem" for name in ["ca", "server", "server_key", "client", "client_key"]}
+    ca.cert_pem.write_to_path(str(files["ca"]))
+    server = ca.issue_cert("peer.mathtrail.test")
+    server.private_key_pem.write_to_path(str(files["server_key"]))
+    files["server"].write_bytes(b"".join(p.bytes() for p in server.cert_chain_pems))
+    client = ca.issue_cert("trailhead.mathtrail.test")
+    client.private_key_pem.write_to_path(str(files["client_key"]))
+    files["client"].write_bytes(b"".join(p.bytes() for p in client.cert_chain_pems))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(files["server"], files["server_key"])
+    context.load_verify_locations(files["ca"])
+    context.verify_mode = ssl.CERT_REQUIRED
+    peer = Peer(tls=context)
+    try:
+        tls = {"ca_file": str(files["ca"]), "cert_file": str(files["client"]), "key_file": str(files["client_key"]),
+               "server_name_override": "peer.mathtrail.test"}
+        trailhead = start_trailhead(receiving({"endpoint": peer.url, "tls": tls}))
+        post(trailhead, ["a", "b"])
+        assert peer.wait_for(2) == 2
+        trailhead.stop()
+        config = receiving({"endpoint": peer.url, "retry_on_failure": FAST_RETRY,
+                            "tls": {"server_name_override": "peer.mathtrail.test"}})
+        config["service"]["shutdown_timeout"] = "1s"  # it is still retrying when stopped
+        untrusted = start_trailhead(config)
+        post(untrusted, ["c"])
+        assert wait_metric(untrusted, "trailhead_exporter_retries_total", 2) >= 2
+        assert peer.span_names() == ["a", "b"]
+    finally:
+        peer.stop()
+
+
+# With a persistent queue, what the peer refused retryably is on disk when trailhead is killed,
+# and the next start delivers it, each span once.
+def test_persistent_queue_survives_kill_9(tmp_path, start_trailhead):
+    port = free_port()
+    config = receiving({"endpoint": f"http://127.0.0.1:{port}", "retry_on_failure": FAST_RETRY,
+                        "sending_queue": {"storage": "file_storage/queue"}, "batch": {"timeout": "5ms"}})
+    config["extensions"] = {"file_storage/queue": {"directory": str(tmp_path / "queue"), "create_directory": True}}
+    config["service"]["extensions"] = ["file_storage/queue"]
+    refusing = Peer(answer=lambda call, request: (503, {}, b""), port=port)
+    first = start_trailhead(config)
+    names = [f"k{i}" for i in range(12)]
+    for i in range(4):
+        post(first, names[3 * i:3 * i + 3])
+    assert wait_metric(first, "trailhead_exporter_retries_total", 1) >= 1
+    first.process.send_signal(signal.SIGKILL)
+    first.process.wait(10)
+    refusing.stop()
+    refusing.server.server_close()
+    peer = Peer(port=port)
+    try:
+        start_trailhead(config)
+        assert peer.wait_for(len(names)) == len(names)
+        time.sleep(0.3)
+        assert sorted(peer.span_names()) == sorted(names)
+    finally:
+        peer.stop()
