@@ -124,6 +124,39 @@ fn tail_sampling_settings(
 mod tests {
     use super::*;
 
+    // The shipped tail_sampling example plans as written: its block is read and every policy
+    // built.
+    #[test]
+    fn the_tail_sampling_example_plans() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../config/examples/tail-sampling.yaml"
+        );
+        let text = std::fs::read_to_string(path).unwrap();
+        let config = Config::from_text(&text, std::path::Path::new(path)).unwrap();
+        let planned = tail_sampling_settings(&config).unwrap_or_else(|e| panic!("{e}"));
+        let settings = planned.values().next().expect("a tail_sampling entry");
+        assert_eq!(
+            (settings.policies.len(), settings.max_held_bytes),
+            (5, 512 << 20)
+        );
+    }
+
+    // tail_sampling samples traces only; listed in a logs pipeline it is refused in place.
+    #[test]
+    fn tail_sampling_outside_traces_is_refused() {
+        let text = "receivers: {otlp: {protocols: {http: {endpoint: 127.0.0.1:0}}}}\nprocessors:\n  tail_sampling:\nexporters: {debug: {}}\nservice:\n  pipelines:\n    logs: {receivers: [otlp], processors: [tail_sampling], exporters: [debug]}\n";
+        let config = Config::from_text(text, std::path::Path::new("t.yaml")).unwrap();
+        let error = tail_sampling_settings(&config)
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(
+            error.contains("processor `tail_sampling`: samples traces only"),
+            "{error}"
+        );
+    }
+
     // The host reads the k8sattributes settings before any plugin loads; its error is placed
     // on the key, as the plugin's own would be.
     #[test]

@@ -185,15 +185,3 @@ fn settings_are_the_collectors() {
             .starts_with("decision_wait: invalid duration")
     );
 }
-
-// The shipped example's tail_sampling block is accepted as written.
-#[test]
-fn the_example_config_is_accepted() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/examples/tail-sampling.yaml");
-    let text = std::fs::read_to_string(path).unwrap();
-    let config = crate::components::Config::from_text(&text, std::path::Path::new(path))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let (_, entry) = config.listed(KIND).next().expect("a tail_sampling entry");
-    let settings = settings(entry).unwrap();
-    assert_eq!((settings.policies.len(), settings.max_held_bytes), (5, 512 << 20));
-}
