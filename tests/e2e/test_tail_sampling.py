@@ -14,6 +14,7 @@ import time
 
 import pytest
 import requests
+import yaml
 
 from conftest import BINARY, Sink, free_port, gateway_config, run_collector
 
@@ -298,3 +299,39 @@ service:
     assert checked.returncode != 0
     message = checked.stdout + checked.stderr
     assert "bad.yaml:12:" in message and "unknown status code `BROKEN`" in message, message
+
+
+# What tail_sampling releases goes through the rest of the pipeline (here the built-in
+# attributes plugin after it) before the exporters. A reload keeps the running sampler; one
+# that changes its settings is refused, since it holds traces waiting for decisions.
+def test_releases_run_the_rest_of_the_pipeline_and_survive_reloads(sink, start_trailhead):
+    config = gateway_config(sink.endpoint)
+    config["processors"] = {
+        "tail_sampling": {"decision_wait": "1s", "policies": [TAIL_SAMPLING["policies"][0]]},
+        "attributes": {"actions": [{"key": "sampled.by", "value": "trailhead", "action": "insert"}]},
+    }
+    config["service"]["pipelines"]["traces"]["processors"] = ["tail_sampling", "attributes"]
+    trailhead = start_trailhead(config)
+    traces = make_traces(60, seed=11)
+    errors = {t[0][1]["traceId"] for t in traces if any(s["status"]["code"] == 2 for _, s in t)}
+    assert errors
+    post_all(trailhead.url("otlp (http)"), requests_of(traces))
+    settle(sink, 2.5)
+    assert set(kept(sink)) == errors
+    assert all(any(a.key == "sampled.by" for a in s.attributes) for s in sink.spans())
+
+    reload = lambda: requests.post(trailhead.url("metrics", "/reload"), timeout=30).json()
+    assert reload()["config"] == "unchanged"
+    written = yaml.safe_load(trailhead.config_path.read_text())
+    written["processors"]["attributes"]["actions"][0]["value"] = "reloaded"
+    trailhead.config_path.write_text(yaml.safe_dump(written, sort_keys=False))
+    assert reload()["config"] == "applied"
+    more = make_traces(60, seed=12)
+    more_errors = {t[0][1]["traceId"] for t in more if any(s["status"]["code"] == 2 for _, s in t)}
+    post_all(trailhead.url("otlp (http)"), requests_of(more))
+    settle(sink, 2.5)
+    assert set(kept(sink)) == errors | more_errors
+    written["processors"]["tail_sampling"]["decision_wait"] = "2s"
+    trailhead.config_path.write_text(yaml.safe_dump(written, sort_keys=False))
+    refused = reload()
+    assert refused["config"] == "rejected" and "tail_sampling" in refused["error"], refused
