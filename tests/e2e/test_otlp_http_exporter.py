@@ -135,6 +135,7 @@ class Peer:
         self.answer = answer
         self.scheme = "https" if tls else "http"
         self.accepted = []
+        self.sizes = []
         self.headers = []
         self.calls = 0
         self.lock = threading.Lock()
@@ -145,6 +146,8 @@ class Peer:
 
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
+                with peer.lock:
+                    peer.sizes.append(len(body))
                 if self.headers.get("Content-Encoding") == "gzip":
                     body = gzip.decompress(body)
                 request = trace_service_pb2.ExportTraceServiceRequest()
@@ -408,3 +411,22 @@ def test_persistent_queue_survives_kill_9(tmp_path, start_trailhead):
         assert sorted(peer.span_names()) == sorted(names)
     finally:
         peer.stop()
+
+
+# The gRPC exporter's byte bound: a 6 MB request leaves as bodies of at most 3.5 MiB
+# (DEFAULT_MAX_REQUEST_BYTES), split between spans, and every span arrives.
+def test_requests_stay_under_the_byte_bound(peer, start_trailhead):
+    trailhead = start_trailhead(receiving({"endpoint": peer.url}))
+    request = trace_service_pb2.ExportTraceServiceRequest()
+    spans_out = request.resource_spans.add().scope_spans.add()
+    for i in range(60):
+        span = spans_out.spans.add(trace_id=bytes(16 * [1]), span_id=i.to_bytes(8, "big"), name=f"big{i}")
+        span.attributes.add(key="blob").value.string_value = "x" * (100 << 10)
+    body = request.SerializeToString()
+    assert len(body) > 5 << 20
+    response = requests.post(trailhead.url("otlp (http)", "/v1/traces"), data=body,
+                             headers={"Content-Type": "application/x-protobuf"}, timeout=10)
+    assert response.status_code == 200, response.text
+    assert peer.wait_for(60) == 60
+    assert sorted(peer.span_names()) == sorted(f"big{i}" for i in range(60))
+    assert len(peer.sizes) >= 2 and max(peer.sizes) <= 3584 << 10, peer.sizes
