@@ -182,3 +182,73 @@ def test_bad_keepalive_values_are_named(tmp_path):
     accepted = validate({"max_connection_idle": "-1s", "max_connection_age": 0, "max_connection_age_grace": "-1s",
                          "time": "0s", "timeout": "0s"})
     assert accepted.returncode == 0, accepted.stderr
+
+
+def ping_until_goaway(address, pings, interval=0.01):
+    """Opens an HTTP/2 connection with the `h2` library, sends up to `pings` PINGs with no
+    stream open, reading after each, and returns the GOAWAY the server sent (None if none)
+    and whether the server then closed the connection."""
+    import socket
+
+    import h2.config
+    import h2.connection
+    import h2.events
+
+    host, port = address.rsplit(":", 1)
+    sock = socket.create_connection((host, int(port)), timeout=5)
+    connection = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    connection.initiate_connection()
+    sock.sendall(connection.data_to_send())
+    goaway, closed = None, False
+
+    def read(wait):
+        nonlocal goaway, closed
+        sock.settimeout(wait)
+        try:
+            while not closed:
+                data = sock.recv(65536)
+                if not data:
+                    closed = True
+                    return
+                for event in connection.receive_data(data):
+                    if isinstance(event, h2.events.ConnectionTerminated):
+                        goaway = event
+        except (socket.timeout, TimeoutError):
+            pass
+        except ConnectionResetError:
+            closed = True
+
+    for n in range(pings):
+        if goaway is not None or closed:
+            break
+        connection.ping(n.to_bytes(8, "big"))
+        try:
+            sock.sendall(connection.data_to_send())
+        except (BrokenPipeError, ConnectionResetError):
+            closed = True
+        read(interval)
+    read(1)
+    sock.close()
+    return goaway, closed
+
+
+# grpc-go's enforcement policy, by default (min_time 5m, no pings without a stream): a client
+# pinging with no RPC in flight gets GOAWAY ENHANCE_YOUR_CALM "too_many_pings" at its third
+# strike, and the connection is closed.
+def test_too_many_pings_get_enhance_your_calm(sink, start_trailhead):
+    trailhead = start_trailhead(gateway_config(sink.endpoint))
+    goaway, closed = ping_until_goaway(trailhead.address("otlp (grpc)"), pings=6)
+    assert goaway is not None, "no GOAWAY after 6 pings in 60 ms"
+    assert goaway.error_code == 0xB  # ENHANCE_YOUR_CALM
+    assert goaway.additional_data == b"too_many_pings"
+    assert closed
+
+
+# `permit_without_stream: true` with a negative `min_time` (no minimum, as grpc-go reads it)
+# lets the same client ping freely; OTLP/HTTP, which has no such policy, never counts pings.
+def test_permitted_pings_are_answered(sink, start_trailhead):
+    config = with_grpc_keepalive(gateway_config(sink.endpoint),
+                                 {"enforcement_policy": {"min_time": "-1s", "permit_without_stream": True}})
+    trailhead = start_trailhead(config)
+    assert ping_until_goaway(trailhead.address("otlp (grpc)"), pings=10) == (None, False)
+    assert ping_until_goaway(trailhead.address("otlp (http)"), pings=10) == (None, False)

@@ -8,6 +8,7 @@
 //! Every bound closes gracefully: HTTP/2 gets a GOAWAY and finishes what is in flight,
 //! HTTP/1.1 gets `Connection: close` on its next response, so no request is lost.
 
+use super::pings::PingPolicy;
 use crate::config::values::parse_duration;
 use axum::response::Response;
 use http_body_util::BodyExt;
@@ -118,20 +119,18 @@ pub struct ServerParameters {
     pub timeout: GoDuration,
 }
 
-/// `keepalive: enforcement_policy:` — grpc-go's `keepalive.EnforcementPolicy`.
-///
-/// NOT ENFORCED: the keys are accepted so collector configs load, but the HTTP/2 library
-/// under trailhead (h2) answers client pings itself and tells nobody, so a client pinging too
-/// often is not sent grpc-go's GOAWAY ENHANCE_YOUR_CALM "too_many_pings". A value given is
-/// logged as not enforced at start.
+/// `keepalive: enforcement_policy:` — grpc-go's `keepalive.EnforcementPolicy`, enforced as
+/// grpc-go does (absent: its defaults): a client ping too soon is a strike, a response sent
+/// clears them, and the third strike gets GOAWAY ENHANCE_YOUR_CALM "too_many_pings" and the
+/// connection closed ([`super::pings`]).
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct EnforcementPolicy {
-    /// The shortest interval between client pings grpc-go would allow (default 5m there).
-    /// Accepted, not enforced (see above).
+    /// The shortest interval allowed between client pings while RPCs are in flight. `0` or
+    /// absent: 5m. Negative: no minimum.
     pub min_time: GoDuration,
-    /// Whether grpc-go would allow client pings with no RPC in flight. Accepted, not enforced
-    /// (see above).
+    /// Allow client pings with no RPC in flight; otherwise such a ping within 2h of the last
+    /// is a strike.
     pub permit_without_stream: bool,
 }
 
@@ -149,6 +148,8 @@ pub struct Lifetime {
     pub ping: Option<(Duration, Duration)>,
     /// `false` answers every HTTP/1.1 request with `Connection: close`.
     pub http1_keep_alive: bool,
+    /// grpc-go's limits on client pings, for gRPC receivers.
+    pub pings: Option<PingPolicy>,
 }
 
 /// `#[serde(deserialize_with)]` for the keys grpc-go cannot run with a negative value of
@@ -173,6 +174,7 @@ impl Default for Lifetime {
             age_grace: None,
             ping: None,
             http1_keep_alive: true,
+            pings: None,
         }
     }
 }
@@ -201,12 +203,8 @@ impl GrpcKeepalive {
             age_grace: bound(p.max_connection_age_grace, Some(Duration::ZERO)),
             ping: time.map(|time| (time, timeout)),
             http1_keep_alive: true,
+            pings: Some(PingPolicy::new(&self.enforcement_policy)),
         }
-    }
-
-    /// Whether the enforcement policy says anything trailhead does not enforce.
-    pub fn unenforced(&self) -> bool {
-        self.enforcement_policy != EnforcementPolicy::default()
     }
 }
 
@@ -226,6 +224,7 @@ pub fn http_lifetime(
         age_grace: positive(max_connection_age_grace),
         ping: None,
         http1_keep_alive: keep_alives_enabled,
+        pings: None,
     }
 }
 
@@ -253,6 +252,8 @@ pub struct Activity {
     state: Mutex<ActivityState>,
     /// Past its age on HTTP/1.1: every response from now on says `Connection: close`.
     aged: AtomicBool,
+    /// A response was sent since the last client ping (which clears its strikes).
+    responded: AtomicBool,
 }
 
 struct ActivityState {
@@ -273,6 +274,7 @@ impl Default for Activity {
                 http1: false,
             }),
             aged: AtomicBool::new(false),
+            responded: AtomicBool::new(false),
         }
     }
 }
@@ -293,6 +295,16 @@ impl Activity {
             activity: self.clone(),
             http1,
         }
+    }
+
+    /// Requests in flight now.
+    pub fn in_flight(&self) -> usize {
+        self.state().in_flight
+    }
+
+    /// Whether a response was sent since the last call.
+    pub fn take_reset(&self) -> bool {
+        self.responded.swap(false, Ordering::Relaxed)
     }
 
     /// Since when nothing has been in flight, or `None` while something is.
@@ -320,6 +332,7 @@ impl InFlight {
     /// The response, marked `Connection: close` on an HTTP/1.1 connection past its age, with
     /// its body holding this request in flight until it is sent.
     pub fn finish(self, mut response: Response) -> Response {
+        self.activity.responded.store(true, Ordering::Relaxed);
         if self.http1 && self.activity.aged.load(Ordering::Relaxed) {
             response.headers_mut().insert(
                 http::header::CONNECTION,
@@ -421,6 +434,7 @@ mod tests {
             age_grace: None,
             ping: Some((DEFAULT_PING_TIME, DEFAULT_PING_TIMEOUT)),
             http1_keep_alive: true,
+            pings: Some(PingPolicy::new(&EnforcementPolicy::default())),
         };
         assert_eq!(grpc("{}").lifetime(), defaults);
         let zeros = "server_parameters: {max_connection_idle: 0s, max_connection_age: 0, \
@@ -489,13 +503,18 @@ mod tests {
         assert!(e.contains("min_time"), "{e}");
     }
 
-    // The enforcement policy is accepted and reported as not enforced when set.
+    // The enforcement policy's keys parse, and reach the connection's lifetime.
     #[test]
-    fn enforcement_policy_is_accepted() {
-        assert!(!grpc("{}").unenforced());
+    fn enforcement_policy_is_read() {
         let k = grpc("enforcement_policy: {min_time: 10s, permit_without_stream: true}");
-        assert!(k.unenforced());
         assert_eq!(k.enforcement_policy.min_time, GoDuration::from_secs(10));
+        assert!(k.enforcement_policy.permit_without_stream);
+        assert_eq!(
+            k.lifetime().pings,
+            Some(PingPolicy::new(&k.enforcement_policy))
+        );
+        let http = http_lifetime(GoDuration::default(), true, Duration::ZERO, Duration::ZERO);
+        assert_eq!(http.pings, None);
     }
 
     // The jitter stays within ±10% of the age, and covers both sides.

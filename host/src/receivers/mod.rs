@@ -7,6 +7,7 @@ pub mod ingest;
 pub mod keepalive;
 pub mod limits;
 pub mod otlp;
+pub mod pings;
 pub mod server;
 pub mod tls;
 pub mod zipkin;

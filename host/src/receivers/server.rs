@@ -9,6 +9,7 @@
 
 use super::keepalive::{Activity, Lifetime, drive};
 use super::limits::{ConnectionLimits, RateLimiter};
+use super::pings::PingWatch;
 use crate::auth::BearerToken;
 use crate::secrets::Rotating;
 use crate::telemetry::{ServerMetrics, Telemetry};
@@ -217,11 +218,16 @@ impl Connection {
                 }
             }
         };
+        let activity = Arc::new(Activity::default());
+        // grpc-go's ping policy watches the frames; other listeners skip the wrapper.
+        let stream = match lifetime.pings {
+            Some(policy) => Either::Left(PingWatch::new(stream, policy, activity.clone())),
+            None => Either::Right(stream),
+        };
         let connect_info = TcpConnectInfo {
             local_addr: local,
             remote_addr: Some(peer),
         };
-        let activity = Arc::new(Activity::default());
         let requests = activity.clone();
         let service =
             hyper::service::service_fn(move |mut request: http::Request<hyper::body::Incoming>| {

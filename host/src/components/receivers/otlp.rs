@@ -42,12 +42,6 @@ impl Receiver for OtlpReceiverConfig {
             };
             let mut options = build.serve_options(id, &name, protocol)?;
             options.lifetime = grpc.keepalive.lifetime();
-            if grpc.keepalive.unenforced() {
-                tracing::warn!(
-                    receiver = %id,
-                    "keepalive.enforcement_policy is accepted but not enforced: client pings are answered by the HTTP/2 library, which does not count them"
-                );
-            }
             servers.push((name, &grpc.endpoint, router, options));
         }
         if let Some(http) = &self.protocols.http {
