@@ -258,14 +258,16 @@ def test_scaling_the_sampling_tier_loses_nothing(tmp_path, cluster):
         backends_changed(front, 2)
         traffic = Traffic(stub_for(front))
         time.sleep(1.5)
-        at_scale_up = traffic.traces
+        at_scale_up = [traffic.traces]
         slices(cluster, port, hosts, hosts)
         backends_changed(front, 3)
+        at_scale_up.append(traffic.traces)
         time.sleep(1.5)
-        at_scale_down = traffic.traces
+        at_scale_down = [traffic.traces]
         front.logs.clear()
         slices(cluster, port, hosts[:2], hosts)
         backends_changed(front, 2)
+        at_scale_down.append(traffic.traces)
         time.sleep(1.5)
         traffic.stop()
         sent = 4 * traffic.traces
@@ -275,14 +277,16 @@ def test_scaling_the_sampling_tier_loses_nothing(tmp_path, cluster):
         duplicates = len(names) - len(set(names))
         split = sorted(t for t, where in by_trace.items() if len(where) > 1)
         report = {"traces": traffic.traces, "spans_sent": sent, "spans_received": len(names), "duplicates": duplicates,
-                  "split_traces": len(split), "scale_up_at": at_scale_up, "scale_down_at": at_scale_down,
+                  "split_traces": len(split), "split": split, "scale_up_at": at_scale_up, "scale_down_at": at_scale_down,
                   "per_backend": [len(s.spans()) for s in sinks]}
         print("loadbalancing scale report:", json.dumps(report))
         assert received == sent and len(set(names)) == sent, report
         assert duplicates == 0, report
         assert len(sinks[2].spans()) > 0, "the third backend took its share while it was a member"
-        # Only traces in flight at one of the two changes (four requests' worth each) may split.
-        assert all(abs(t - at_scale_up) <= 40 or abs(t - at_scale_down) <= 40 for t in split), report
+        # Only traces in flight while a change was on its way (from the slice's update to the
+        # front tier logging its new members, plus four requests) may split.
+        in_flight = lambda t, change: change[0] - 4 <= t <= change[1] + 4
+        assert all(in_flight(t, at_scale_up) or in_flight(t, at_scale_down) for t in split), report
         assert len(split) <= 30, report
     finally:
         for t in started:
@@ -326,3 +330,77 @@ def test_data_for_a_backend_that_left_is_rerouted(tmp_path, cluster):
         for s in sinks:
             s.stop()
         slices(cluster, port, [], hosts)
+
+
+@pytest.fixture
+def own_hosts(tmp_path, monkeypatch):
+    """trailhead started from now on sees `hosts` (a file the test rewrites) as its /etc/hosts,
+    bind-mounted in a mount namespace of its own: a name with several addresses, and addresses
+    that change, with no DNS server and nothing changed on the machine."""
+    import conftest
+    hosts = tmp_path / "hosts"
+    hosts.write_text("127.0.0.1 localhost\n")
+    wrapper = tmp_path / "trailhead-own-hosts"
+    wrapper.write_text(f"#!/bin/sh\nexec unshare -m sh -c 'mount --bind {hosts} /etc/hosts && exec {conftest.BINARY} \"$@\"' sh \"$@\"\n")
+    wrapper.chmod(0o755)
+    monkeypatch.setattr(conftest, "BINARY", wrapper)
+    return hosts
+
+
+def addresses_changed(trailhead, count, timeout=20):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for entry in list(trailhead.logs):
+            if entry.get("message") == "otlp exporter addresses changed" and entry.get("addresses", "").count(".") == 3 * count:
+                return
+        time.sleep(0.05)
+    raise AssertionError(f"the otlp exporter never used {count} addresses")
+
+
+# The plain otlp exporter with `endpoint: dns:///samplers:PORT` and `balancer_name: round_robin`
+# spreads sends over every address of the name within ±15%, follows the name as addresses are
+# added and removed, and loses nothing when an address goes away with its peer.
+def test_otlp_exporter_round_robins_over_a_dns_name(tmp_path, own_hosts):
+    port = free_port()
+    sinks = [AddressSink(f"127.0.0.{k}", port) for k in (2, 3, 4)]
+    front = None
+    try:
+        own_hosts.write_text("127.0.0.1 localhost\n127.0.0.2 samplers\n127.0.0.3 samplers\n")
+        config = front_config({"static": {"hostnames": ["unused"]}})
+        config["exporters"] = {"otlp": {"endpoint": f"dns:///samplers:{port}", "balancer_name": "round_robin",
+                                        "tls": {"insecure": True}, "batch": {"send_batch_size": 1, "timeout": "1ms"},
+                                        "retry_on_failure": {"initial_interval": "50ms", "max_interval": "100ms"}}}
+        config["service"]["pipelines"]["traces"]["exporters"] = ["otlp"]
+        front = Trailhead(tmp_path, config)
+        addresses_changed(front, 2)
+        stub = stub_for(front)
+        for trace in range(300):
+            send(stub, [span(trace, 0)])
+        assert wait_for_spans(sinks, 300) == 300
+        two = [len(s.spans()) for s in sinks]
+        assert all(abs(n - 150) <= 150 * 0.15 for n in two[:2]), two
+        front.logs.clear()
+        own_hosts.write_text("127.0.0.1 localhost\n127.0.0.2 samplers\n127.0.0.3 samplers\n127.0.0.4 samplers\n")
+        addresses_changed(front, 3)
+        for trace in range(300, 600):
+            send(stub, [span(trace, 0)])
+        assert wait_for_spans(sinks, 600) == 600
+        three = [len(s.spans()) - before for s, before in zip(sinks, two)]
+        assert all(abs(n - 100) <= 100 * 0.15 for n in three), three
+        # 127.0.0.2 goes away, peer and address: its sends fail over to the others.
+        sinks[0].stop()
+        front.logs.clear()
+        own_hosts.write_text("127.0.0.1 localhost\n127.0.0.3 samplers\n127.0.0.4 samplers\n")
+        for trace in range(600, 700):
+            send(stub, [span(trace, 0)])
+        assert wait_for_spans(sinks, 700) == 700
+        addresses_changed(front, 2)
+        _, names = owners(sinks)
+        assert len(set(names)) == 700
+        print("dns round robin report:", json.dumps({"two": two, "three": three,
+                                                     "after_removal": [len(s.spans()) for s in sinks]}))
+    finally:
+        if front:
+            front.stop()
+        for s in sinks:
+            s.stop()
