@@ -142,6 +142,7 @@ def test_static_resolver_keeps_each_trace_on_one_backend(start_trailhead):
         assert all(len(where) == 1 for where in by_trace.values())
         shares = [sum(1 for where in by_trace.values() if i in where) for i in range(3)]
         assert all(share >= 15 for share in shares), shares
+        assert front.stop() == 0, "the backends' queues drain at shutdown"
     finally:
         for s in sinks:
             s.stop()
@@ -173,6 +174,35 @@ def test_a_retry_goes_only_to_the_backend_that_failed(start_trailhead):
     finally:
         for s in sinks:
             s.stop()
+
+
+# A backend's queue on disk (`protocol.otlp.sending_queue.storage`): with the backend down, the
+# front tier is killed with SIGKILL holding its share; started again, it delivers all of it.
+def test_a_backends_persistent_queue_survives_kill_9(tmp_path):
+    port = free_port()
+    config = front_config({"static": {"hostnames": [f"127.0.0.1:{port}"]}},
+                          sending_queue={"storage": "file_storage/queue"})
+    config["extensions"] = {"file_storage/queue": {"directory": str(tmp_path / "queue"), "create_directory": True}}
+    config["service"]["extensions"] = ["file_storage/queue"]
+    front = Trailhead(tmp_path, config)
+    try:
+        stub = stub_for(front)
+        for trace in range(40):
+            send(stub, [span(trace, 0), span(trace, 1)])
+        time.sleep(1)
+    finally:
+        front.process.kill()
+        front.process.wait()
+    sink = Sink(port=port)
+    try:
+        front = Trailhead(tmp_path, config)
+        assert sink.wait_for("traces", 80) == 80
+        names = [s.name for s in sink.spans()]
+        assert len(set(names)) == 80
+        assert front.stop() == 0
+    finally:
+        front.stop()
+        sink.stop()
 
 
 @pytest.fixture(scope="module")
