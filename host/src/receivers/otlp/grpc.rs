@@ -39,8 +39,9 @@ pub struct GrpcConfig {
     pub auth: Option<AuthConfig>,
     /// Connection and request-rate limits.
     pub limits: ConnectionLimits,
-    /// The collector's `keepalive:` (configgrpc): idle and age bounds and server pings, with
-    /// grpc-go's meanings, so senders reconnect now and then and spread over replicas.
+    /// The collector's `keepalive:` (configgrpc): idle and age bounds, server pings and the
+    /// client ping policy, with grpc-go's meanings; the age bound makes senders reconnect now
+    /// and then and spread over replicas.
     pub keepalive: GrpcKeepalive,
 }
 
