@@ -11,9 +11,11 @@ use hyper_rustls::{ConfigBuilderExt, FixedServerNameResolver, HttpsConnector};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio_rustls::rustls;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 /// What sends go out on: the pool (its TLS) and the headers (its token). A send in flight
 /// keeps the one it started with.
@@ -115,23 +117,9 @@ impl OtlpHttpExporterConfig {
 /// the collector sets it); without, the system's roots, read only for an `https` URL so that a
 /// plain-text exporter starts in an image without them.
 fn tls_config(tls: &TlsClientConfig, https: bool) -> Result<rustls::ClientConfig, BuildError> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     if tls.insecure_skip_verify {
         return Err(BuildError::SkipVerify);
     }
-    let read = |what, path: &PathBuf| {
-        std::fs::read(path).map_err(|source| BuildError::File {
-            what,
-            path: path.clone(),
-            source,
-        })
-    };
-    let pem_error = |what, path: &PathBuf, e: rustls::pki_types::pem::Error| BuildError::File {
-        what,
-        path: path.clone(),
-        source: std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
-    };
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -140,19 +128,7 @@ fn tls_config(tls: &TlsClientConfig, https: bool) -> Result<rustls::ClientConfig
             reason: e.to_string(),
         })?;
     let builder = match &tls.ca_file {
-        Some(path) => {
-            let pem = read("tls.ca_file", path)?;
-            let mut roots = rustls::RootCertStore::empty();
-            for cert in CertificateDer::pem_slice_iter(&pem) {
-                let cert = cert.map_err(|e| pem_error("tls.ca_file", path, e))?;
-                roots.add(cert).map_err(|e| BuildError::File {
-                    what: "tls.ca_file",
-                    path: path.clone(),
-                    source: std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
-                })?;
-            }
-            builder.with_root_certificates(roots)
-        }
+        Some(path) => builder.with_root_certificates(ca_roots(path)?),
         None if !https => builder.with_root_certificates(rustls::RootCertStore::empty()),
         None => builder
             .with_native_roots()
@@ -164,21 +140,45 @@ fn tls_config(tls: &TlsClientConfig, https: bool) -> Result<rustls::ClientConfig
     };
     match (&tls.cert_file, &tls.key_file) {
         (Some(cert), Some(key)) => {
-            let chain = read("tls.cert_file", cert)?;
-            let chain = CertificateDer::pem_slice_iter(&chain)
+            let chain = CertificateDer::pem_slice_iter(&read("tls.cert_file", cert)?)
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| pem_error("tls.cert_file", cert, e))?;
+                .map_err(|e| invalid("tls.cert_file", cert, e))?;
             let private = PrivateKeyDer::from_pem_slice(&read("tls.key_file", key)?)
-                .map_err(|e| pem_error("tls.key_file", key, e))?;
+                .map_err(|e| invalid("tls.key_file", key, e))?;
             builder
                 .with_client_auth_cert(chain, private)
-                .map_err(|e| BuildError::File {
-                    what: "tls.key_file",
-                    path: key.clone(),
-                    source: std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
-                })
+                .map_err(|e| invalid("tls.key_file", key, e))
         }
         (None, None) => Ok(builder.with_no_client_auth()),
         _ => Err(BuildError::HalfIdentity),
+    }
+}
+
+/// The certificates of a PEM bundle, as the only roots trusted.
+fn ca_roots(path: &Path) -> Result<rustls::RootCertStore, BuildError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(&read("tls.ca_file", path)?) {
+        let cert = cert.map_err(|e| invalid("tls.ca_file", path, e))?;
+        roots
+            .add(cert)
+            .map_err(|e| invalid("tls.ca_file", path, e))?;
+    }
+    Ok(roots)
+}
+
+fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, BuildError> {
+    std::fs::read(path).map_err(|source| BuildError::File {
+        what,
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// A file that was read but does not hold what `what` needs.
+fn invalid(what: &'static str, path: &Path, error: impl std::fmt::Display) -> BuildError {
+    BuildError::File {
+        what,
+        path: path.to_path_buf(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, error.to_string()),
     }
 }
