@@ -566,4 +566,102 @@ mod tests {
             None
         );
     }
+
+    /// A connection future that ends once `graceful` has been called on it.
+    fn connection(closing: &AtomicBool) -> impl Future<Output = ()> + '_ {
+        std::future::poll_fn(move |_| {
+            if closing.load(Ordering::SeqCst) {
+                std::task::Poll::Ready(())
+            } else {
+                std::task::Poll::Pending
+            }
+        })
+    }
+
+    // Past its age an HTTP/2 connection (or one that has said nothing yet) is closed
+    // gracefully once, and dropped when the grace ends with requests still in flight.
+    #[tokio::test]
+    async fn age_drains_then_the_grace_closes() {
+        let activity = Arc::new(Activity::default());
+        let _in_flight = activity.begin(http::Version::HTTP_2);
+        let lifetime = Lifetime {
+            max_age: Some(Duration::from_millis(20)),
+            age_grace: Some(Duration::from_millis(30)),
+            ..Lifetime::default()
+        };
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        let stuck = std::pin::pin!(std::future::pending::<()>());
+        let graceful = |_: Pin<&mut _>| {
+            calls.fetch_add(1, Ordering::SeqCst);
+        };
+        let token = CancellationToken::new();
+        let served = drive(stuck, graceful, &activity, &lifetime, &token).await;
+        assert!(
+            served.is_none(),
+            "closed by the grace, not by the connection"
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    // An HTTP/1.1 connection past its age is not closed under a client that may be sending:
+    // its next response says `Connection: close` instead.
+    #[tokio::test]
+    async fn http1_past_its_age_says_connection_close() {
+        let activity = Arc::new(Activity::default());
+        drop(activity.begin(http::Version::HTTP_11));
+        let lifetime = Lifetime {
+            max_age: Some(Duration::from_millis(10)),
+            ..Lifetime::default()
+        };
+        let closing = AtomicBool::new(false);
+        let graceful = |_: Pin<&mut _>| closing.store(true, Ordering::SeqCst);
+        let token = CancellationToken::new();
+        let open = std::pin::pin!(connection(&closing));
+        let driven = drive(open, graceful, &activity, &lifetime, &token);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(100), driven)
+                .await
+                .is_err()
+        );
+        let response = activity
+            .begin(http::Version::HTTP_11)
+            .finish(Response::new(axum::body::Body::empty()));
+        assert_eq!(response.headers()[http::header::CONNECTION], "close");
+        let response = activity
+            .begin(http::Version::HTTP_2)
+            .finish(Response::new(axum::body::Body::empty()));
+        assert!(response.headers().get(http::header::CONNECTION).is_none());
+    }
+
+    // The idle bound waits while a request is in flight (its response body holds it), and
+    // closes the connection once nothing has been in flight for `max_idle`.
+    #[tokio::test]
+    async fn idle_counts_from_the_last_response() {
+        let activity = Arc::new(Activity::default());
+        let response = activity
+            .begin(http::Version::HTTP_2)
+            .finish(Response::new(axum::body::Body::empty()));
+        let lifetime = Lifetime {
+            max_idle: Some(Duration::from_millis(20)),
+            ..Lifetime::default()
+        };
+        let closing = AtomicBool::new(false);
+        let graceful = |_: Pin<&mut _>| closing.store(true, Ordering::SeqCst);
+        let token = CancellationToken::new();
+        let mut open = std::pin::pin!(connection(&closing));
+        let driven = drive(open.as_mut(), graceful, &activity, &lifetime, &token);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(80), driven)
+                .await
+                .is_err()
+        );
+        assert!(
+            !closing.load(Ordering::SeqCst),
+            "closed with a response unsent"
+        );
+        drop(response);
+        let driven = drive(open, graceful, &activity, &lifetime, &token);
+        let served = tokio::time::timeout(Duration::from_secs(5), driven).await;
+        assert_eq!(served.ok(), Some(Some(())));
+    }
 }
