@@ -40,12 +40,35 @@ pub enum Processed {
     Kept(Batch),
     /// The processor removed every item by its own decision (a filter): nothing was lost.
     Filtered,
-    /// The processor accepted the batch and holds it (tail sampling waits for whole traces):
-    /// what it keeps goes on later through its [`Downstream`], so nothing goes on now.
-    Held,
+    /// The processor takes the batch to hold it (tail sampling waits for whole traces): what
+    /// it keeps goes on later through its [`Downstream`], so nothing goes on now. It holds the
+    /// batch only once the [`Hold`] is committed.
+    Held(Hold),
     /// The processor failed and its failure policy (`on_failure: drop`) dropped the batch
     /// after it was accepted: the sender is told through OTLP `partial_success`.
     Rejected(Rejection),
+}
+
+/// A batch a processor will hold once it is committed: [`Fanout`] commits after every
+/// exporter of every pipeline took its part, and drops it (nothing held) when the batch is
+/// refused, so a sender's retry is not held twice.
+pub struct Hold(Box<dyn FnOnce() + Send>);
+
+impl Hold {
+    pub fn new(commit: impl FnOnce() + Send + 'static) -> Hold {
+        Hold(Box::new(commit))
+    }
+
+    /// The batch is accepted: the processor holds it from now on.
+    pub fn commit(self) {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for Hold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Hold")
+    }
 }
 
 /// Items a sender sent that were accepted but will not reach an exporter, and why.
@@ -206,6 +229,7 @@ impl Fanout {
             return Ok(accepted);
         }
         let mut deliveries = Vec::new();
+        let mut holds = Vec::new();
         for pipeline in &self.pipelines {
             match pipeline.run_processors(batch.clone()).await? {
                 Processed::Kept(output) if output.items > 0 => {
@@ -214,11 +238,13 @@ impl Fanout {
                         deliveries.push((exporter, output.clone()));
                     }
                 }
-                Processed::Kept(_) | Processed::Filtered | Processed::Held => {}
+                Processed::Held(hold) => holds.push(hold),
+                Processed::Kept(_) | Processed::Filtered => {}
                 Processed::Rejected(rejection) => accepted.reject(rejection),
             }
         }
         hand_over(deliveries).await?;
+        holds.into_iter().for_each(Hold::commit);
         Ok(accepted)
     }
 }
@@ -291,6 +317,10 @@ impl Downstream {
         };
         let output = match pipeline.run_after(Some(&self.after), batch).await? {
             Processed::Kept(output) if output.items > 0 => output,
+            Processed::Held(hold) => {
+                hold.commit();
+                return Ok(());
+            }
             _ => return Ok(()),
         };
         pipeline.taps.observe(|p| *p == Point::Exporters, &output);

@@ -290,7 +290,7 @@ impl Samplers {
                     StartError::Processor(diagnostic)
                 },
             )?;
-            built.push(Arc::new(sampler));
+            built.push(sampler);
         }
         Ok(built)
     }

@@ -19,13 +19,13 @@ use policy::{Decision, Policy};
 use state::{Release, State};
 
 use crate::pdata::{Batch, RequestContext, Signal};
-use crate::pipeline::{Downstream, ProcessError, Processed, Processor};
+use crate::pipeline::{Downstream, Hold, ProcessError, Processed, Processor};
 use crate::telemetry::catalog;
 use crate::telemetry::metrics::{Counter, Registry};
 use futures::future::BoxFuture;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -135,11 +135,17 @@ pub struct TailSampling {
     /// Wakes the release task when late spans of a sampled trace are waiting.
     wake: Notify,
     metrics: Instruments,
+    /// Itself, for the commits of the batches it is given.
+    me: Weak<TailSampling>,
 }
 
 impl TailSampling {
     /// A processor from settings checked by [`settings`].
-    pub fn new(id: &str, config: TailSamplingConfig, registry: &Registry) -> Result<Self, String> {
+    pub fn new(
+        id: &str,
+        config: TailSamplingConfig,
+        registry: &Registry,
+    ) -> Result<Arc<Self>, String> {
         let policies = build_policies(&config)?
             .into_iter()
             .map(|(name, policy)| Named {
@@ -151,14 +157,15 @@ impl TailSampling {
             })
             .collect();
         let state = State::new(&config, policies);
-        Ok(TailSampling {
+        Ok(Arc::new_cyclic(|me| TailSampling {
             id: id.to_string(),
             config,
             state: Mutex::new(state),
             downstream: OnceLock::new(),
             wake: Notify::new(),
             metrics: Instruments::new(registry, id),
-        })
+            me: me.clone(),
+        }))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -194,6 +201,16 @@ impl TailSampling {
         let spans: u64 = released.iter().map(|r| r.spans).sum();
         tracing::info!(processor = %self.id, spans, "shutting down: traces waiting for a decision decided now; sending the sampled ones");
         self.send(released, deadline).await;
+    }
+
+    /// Holds an accepted batch's pieces; late spans of a sampled trace wake the release task.
+    fn hold(&self, pieces: Vec<trace::Piece>, context: &RequestContext) {
+        let late = self
+            .lock()
+            .hold(pieces, context, Instant::now(), &self.metrics);
+        if late {
+            self.wake.notify_one();
+        }
     }
 
     /// Decides the traces due by `now` (every waiting one when `all`), under the lock.
@@ -259,13 +276,13 @@ impl Processor for TailSampling {
                 processor: self.id.clone(),
                 message: format!("cannot decode the traces request: {e}"),
             })?;
-            let late = self
-                .lock()
-                .hold(pieces, &batch.context, Instant::now(), &self.metrics);
-            if late {
-                self.wake.notify_one();
-            }
-            Ok(Processed::Held)
+            let me = self.me.clone();
+            let context = batch.context;
+            Ok(Processed::Held(Hold::new(move || {
+                if let Some(me) = me.upgrade() {
+                    me.hold(pieces, &context);
+                }
+            })))
         })
     }
 

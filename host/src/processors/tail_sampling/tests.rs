@@ -29,7 +29,18 @@ fn request(spans: &[(u8, bool)]) -> Batch {
     Batch::from_message(Signal::Traces, &message, RequestContext::internal("test"))
 }
 
-fn sampler(extra: serde_json::Value) -> (TailSampling, Arc<Registry>) {
+/// Gives `batch` to the processor as an accepted request: processed, then committed.
+async fn take(ts: &TailSampling, batch: Batch) -> Result<(), ProcessError> {
+    match ts.process(batch).await? {
+        Processed::Held(hold) => {
+            hold.commit();
+            Ok(())
+        }
+        other => panic!("not held: {other:?}"),
+    }
+}
+
+fn sampler(extra: serde_json::Value) -> (Arc<TailSampling>, Arc<Registry>) {
     let mut config = serde_json::json!({
         "decision_wait": "1s",
         "policies": [{"name": "errors", "type": "status_code", "status_code": {"status_codes": ["ERROR"]}}],
@@ -69,12 +80,8 @@ fn metric(registry: &Registry, line: &str) -> String {
 async fn holds_then_releases_the_sampled_traces() {
     let (ts, registry) = sampler(serde_json::json!({}));
     let start = Instant::now();
-    let out = ts
-        .process(request(&[(1, false), (2, false)]))
-        .await
-        .unwrap();
-    assert!(matches!(out, Processed::Held));
-    ts.process(request(&[(1, true)])).await.unwrap();
+    take(&ts, request(&[(1, false), (2, false)])).await.unwrap();
+    take(&ts, request(&[(1, true)])).await.unwrap();
     assert!(
         ts.decide(start + Duration::from_millis(500), false)
             .is_empty()
@@ -101,12 +108,12 @@ async fn late_spans_follow_the_decision() {
             serde_json::json!({"decision_cache": cache.get("decision_cache").cloned().unwrap_or(serde_json::json!({}))}),
         );
         let start = Instant::now();
-        ts.process(request(&[(1, true), (2, false)])).await.unwrap();
+        take(&ts, request(&[(1, true), (2, false)])).await.unwrap();
         assert_eq!(
             released(&ts.decide(start + Duration::from_secs(2), false)).0,
             [1]
         );
-        ts.process(request(&[(1, false), (2, true)])).await.unwrap();
+        take(&ts, request(&[(1, false), (2, true)])).await.unwrap();
         let (ids, _) = released(&ts.decide(start + Duration::from_secs(4), false));
         assert_eq!(ids, [1], "{cache}");
     }
@@ -118,9 +125,9 @@ async fn late_spans_follow_the_decision() {
 async fn bounds_evict_the_oldest_and_count_it() {
     let (ts, registry) = sampler(serde_json::json!({"num_traces": 2}));
     let start = Instant::now();
-    ts.process(request(&[(1, true)])).await.unwrap();
-    ts.process(request(&[(2, true)])).await.unwrap();
-    ts.process(request(&[(3, true)])).await.unwrap();
+    take(&ts, request(&[(1, true)])).await.unwrap();
+    take(&ts, request(&[(2, true)])).await.unwrap();
+    take(&ts, request(&[(3, true)])).await.unwrap();
     assert_eq!(
         released(&ts.decide(start + Duration::from_secs(2), false)).0,
         [2, 3]
@@ -130,7 +137,7 @@ async fn bounds_evict_the_oldest_and_count_it() {
 
     let (ts, registry) = sampler(serde_json::json!({"max_held_bytes": 500}));
     for trace in 1..=5 {
-        ts.process(request(&[(trace, true)])).await.unwrap();
+        take(&ts, request(&[(trace, true)])).await.unwrap();
     }
     let held = "trailhead_tail_sampling_held_bytes{processor=\"tail_sampling\"}";
     let bytes: f64 = metric(&registry, held)
@@ -149,14 +156,26 @@ async fn bounds_evict_the_oldest_and_count_it() {
 #[tokio::test]
 async fn shutdown_decides_or_drops_what_waits() {
     let (ts, _) = sampler(serde_json::json!({}));
-    ts.process(request(&[(1, true), (2, false)])).await.unwrap();
+    take(&ts, request(&[(1, true), (2, false)])).await.unwrap();
     assert_eq!(released(&ts.decide(Instant::now(), true)).0, [1]);
     let (ts, registry) = sampler(serde_json::json!({"drop_pending_traces_on_shutdown": true}));
-    ts.process(request(&[(1, true), (2, false)])).await.unwrap();
+    take(&ts, request(&[(1, true), (2, false)])).await.unwrap();
     ts.flush(Instant::now()).await;
     let lost =
         "trailhead_tail_sampling_lost_spans_total{processor=\"tail_sampling\",reason=\"shutdown\"}";
     assert!(metric(&registry, lost).ends_with(" 2"));
+}
+
+// A batch whose hold is not committed (the fanout refused it, so the sender will retry) is
+// not held: the retry is not held twice.
+#[tokio::test]
+async fn an_uncommitted_batch_is_not_held() {
+    let (ts, _) = sampler(serde_json::json!({}));
+    let refused = ts.process(request(&[(1, true)])).await.unwrap();
+    drop(refused);
+    take(&ts, request(&[(1, true)])).await.unwrap();
+    let (ids, spans) = released(&ts.decide(Instant::now(), true));
+    assert_eq!((ids, spans), (vec![1], 1));
 }
 
 // Config errors name the key; the collector's defaults apply.
