@@ -1,7 +1,8 @@
 //! Processors: the pipeline slot that runs a Wasm plugin under its failure policy, with its
 //! metrics, swap probation and rollback (here); the circuit breaker (`breaker`), a processor
 //! entry's host settings (`settings`), the built-in plugins (`builtin`), the Wasm sandbox
-//! (`wasm`) and plugins run outside a pipeline (`offline`).
+//! (`wasm`), plugins run outside a pipeline (`offline`), and the host-native `tail_sampling`,
+//! which holds traces across requests and so cannot be a per-batch plugin.
 
 mod breaker;
 mod builtin;
