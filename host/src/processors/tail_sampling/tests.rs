@@ -204,3 +204,48 @@ fn settings_are_the_collectors() {
             .starts_with("decision_wait: invalid duration")
     );
 }
+
+// decision_wait_after_root_received brings a trace's decision forward once its root span
+// (no parent) arrives; a trace without one waits the whole decision_wait.
+#[tokio::test]
+async fn a_root_span_brings_the_decision_forward() {
+    let (ts, _) = sampler(
+        serde_json::json!({"decision_wait": "10s", "decision_wait_after_root_received": "1s"}),
+    );
+    let start = Instant::now();
+    // request() makes spans without a parent: roots.
+    take(&ts, request(&[(1, true)])).await.unwrap();
+    let mut child = request(&[(2, true)]);
+    let mut message = ExportTraceServiceRequest::decode(child.payload.to_bytes()).unwrap();
+    message.resource_spans[0].scope_spans[0].spans[0].parent_span_id = vec![9; 8];
+    child = Batch::from_message(Signal::Traces, &message, RequestContext::internal("test"));
+    take(&ts, child).await.unwrap();
+    assert_eq!(
+        released(&ts.decide(start + Duration::from_secs(2), false)).0,
+        [1]
+    );
+    assert_eq!(
+        released(&ts.decide(start + Duration::from_secs(11), false)).0,
+        [2]
+    );
+}
+
+// sample_on_first_match stops at the first policy that samples: later policies are not
+// evaluated (their decision counters stay at zero).
+#[tokio::test]
+async fn sample_on_first_match_stops_evaluating() {
+    let policies = serde_json::json!([
+        {"name": "errors", "type": "status_code", "status_code": {"status_codes": ["ERROR"]}},
+        {"name": "all", "type": "always_sample"},
+    ]);
+    let (ts, registry) =
+        sampler(serde_json::json!({"sample_on_first_match": true, "policies": policies}));
+    take(&ts, request(&[(1, true), (2, false)])).await.unwrap();
+    assert_eq!(released(&ts.decide(Instant::now(), true)).0.len(), 2);
+    let all = "trailhead_tail_sampling_policy_decisions_total{processor=\"tail_sampling\",policy=\"all\",decision=\"sampled\"}";
+    assert!(
+        metric(&registry, all).ends_with(" 1"),
+        "{}",
+        metric(&registry, all)
+    );
+}
