@@ -434,3 +434,38 @@ def test_otlp_exporter_round_robins_over_a_dns_name(tmp_path, own_hosts):
             front.stop()
         for s in sinks:
             s.stop()
+
+
+# The dns resolver (`resolver.dns`) follows a name's addresses: a third address added to the
+# name joins the ring, and every trace still lands on one backend, each span once.
+def test_dns_resolver_follows_the_name(tmp_path, own_hosts):
+    port = free_port()
+    sinks = [AddressSink(f"127.0.0.{k}", port) for k in (2, 3, 4)]
+    front = None
+    try:
+        own_hosts.write_text("127.0.0.1 localhost\n127.0.0.2 samplers\n127.0.0.3 samplers\n")
+        resolver = {"dns": {"hostname": "samplers", "port": str(port), "interval": "200ms", "timeout": "1s"}}
+        front = Trailhead(tmp_path, front_config(resolver))
+        backends_changed(front, 2)
+        stub = stub_for(front)
+        for trace in range(300):
+            send(stub, [span(trace, 0)])
+        front.logs.clear()
+        own_hosts.write_text("127.0.0.1 localhost\n127.0.0.2 samplers\n127.0.0.3 samplers\n127.0.0.4 samplers\n")
+        backends_changed(front, 3)
+        for trace in range(300):
+            send(stub, [span(trace, 1)])
+        assert wait_for_spans(sinks, 600) == 600
+        by_trace, names = owners(sinks)
+        assert len(set(names)) == 600
+        assert sinks[2].spans(), "the new address took a share"
+        moved = [t for t, where in by_trace.items() if len(where) > 1]
+        # The traces that straddle the change are split only if the new backend took them.
+        assert all(2 in by_trace[t] for t in moved)
+        assert len(moved) <= 150, len(moved)  # about a third; hashing modulo n would move two thirds
+        print("loadbalancing dns report:", json.dumps({"moved_traces": len(moved), "of": 300}))
+    finally:
+        if front:
+            front.stop()
+        for s in sinks:
+            s.stop()

@@ -122,7 +122,13 @@ impl Balancer {
             return;
         }
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-        let wanted: Vec<Arc<str>> = endpoints.into_iter().map(Arc::from).collect();
+        let mut wanted: Vec<Arc<str>> = endpoints.into_iter().map(Arc::from).collect();
+        wanted.sort();
+        wanted.dedup();
+        // A periodic resolver mostly finds what it found before.
+        if running.keys().eq(wanted.iter()) {
+            return;
+        }
         for endpoint in &wanted {
             if !running.contains_key(endpoint) {
                 match self.spawn(endpoint) {
@@ -176,6 +182,7 @@ impl Balancer {
             endpoint: endpoint.clone(),
             inner: spec.sink,
             balancer: Arc::downgrade(self),
+            rerouting: Default::default(),
         });
         let storage = match &self.template.storage {
             Some(storage) => {
@@ -281,6 +288,8 @@ struct BackendSink {
     endpoint: Arc<str>,
     inner: Arc<dyn Sink>,
     balancer: Weak<Balancer>,
+    /// Whether re-routing has been logged: once per departed backend, not once per request.
+    rerouting: std::sync::atomic::AtomicBool,
 }
 
 impl Sink for BackendSink {
@@ -303,7 +312,12 @@ impl Sink for BackendSink {
                     message,
                     retry_after: None,
                 })?;
-            tracing::info!(exporter = %balancer.id, backend = %self.endpoint, items, "re-routed what was queued for a backend that left");
+            if !self
+                .rerouting
+                .swap(true, std::sync::atomic::Ordering::Relaxed)
+            {
+                tracing::info!(exporter = %balancer.id, backend = %self.endpoint, "re-routing what was queued or retrying for a backend that left");
+            }
             Ok(SendOutcome::default())
         })
     }

@@ -110,6 +110,7 @@ impl Balanced {
     }
 
     /// The addresses in use.
+    #[cfg(test)]
     pub fn addresses(&self) -> Vec<IpAddr> {
         self.channels.load().iter().map(|(ip, _)| *ip).collect()
     }
