@@ -309,7 +309,7 @@ impl State {
             .iter()
             .flat_map(|c| c.encoded.iter().copied())
             .collect();
-        let data = TraceData::decode(*id, &encoded, held.spans);
+        let data = TraceData::decode(*id, encoded, held.spans);
         let now = now.into_std();
         let mut sampled = false;
         for named in &mut self.policies {

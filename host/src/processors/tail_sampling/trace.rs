@@ -102,20 +102,31 @@ pub struct TraceData {
     pub id: TraceId,
     pub batches: Vec<ResourceSpans>,
     pub span_count: i64,
+    /// The trace's pieces concatenated: an encoded `ExportTraceServiceRequest`.
+    encoded: Vec<u8>,
 }
 
 impl TraceData {
     /// Decodes a trace's concatenated pieces. Pieces are trailhead's own encoding, so this
     /// fails only on a bug; the trace then reads as empty.
-    pub fn decode(id: TraceId, encoded: &[u8], span_count: u64) -> TraceData {
-        let batches = ExportTraceServiceRequest::decode(encoded)
+    pub fn decode(id: TraceId, encoded: Vec<u8>, span_count: u64) -> TraceData {
+        let batches = ExportTraceServiceRequest::decode(encoded.as_slice())
             .map(|r| r.resource_spans)
             .unwrap_or_default();
         TraceData {
             id,
             batches,
             span_count: span_count as i64,
+            encoded,
         }
+    }
+
+    /// The trace as an encoded `ExportTraceServiceRequest` (its pieces in arrival order), for
+    /// policies that hand the whole trace on, as plugins do.
+    // The plugin policy (being added alongside) is its first reader.
+    #[allow(dead_code)]
+    pub fn encoded(&self) -> &[u8] {
+        &self.encoded
     }
 }
 
