@@ -114,6 +114,21 @@ pub struct PolicyConfig {
     pub not: Option<Box<NotConfig>>,
     /// `drop:` settings (top level only).
     pub drop: DropConfig,
+    /// `plugin:` settings, trailhead's own type: a Wasm sampling plugin decides.
+    pub plugin: PluginPolicyConfig,
+}
+
+/// `plugin:` (trailhead's own policy type): a component of the `sampler` world
+/// (`wit/sampler`) given each whole trace.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginPolicyConfig {
+    /// Path to the plugin's `.wasm` component.
+    pub path: String,
+    /// When set, the component's sha256 must equal it, or the config is refused.
+    pub sha256: String,
+    /// The plugin's own settings, handed to its `init` as JSON.
+    pub config: Option<serde_json::Value>,
 }
 
 /// `latency:`; the trace's duration is its earliest start to its latest end.

@@ -83,6 +83,8 @@ pub enum Policy {
     Not(Box<Policy>),
     Drop(Vec<Policy>),
     Composite(Composite),
+    /// trailhead's own `plugin` type: a Wasm sampling plugin decides.
+    Plugin(Box<super::plugin::PluginPolicy>),
 }
 
 /// How `string_attribute` compares values.
@@ -242,6 +244,7 @@ impl Policy {
                 }
             }
             Policy::Composite(composite) => composite.evaluate(trace, now),
+            Policy::Plugin(plugin) => plugin.evaluate(trace),
         }
     }
 }
@@ -600,6 +603,11 @@ fn build(config: &PolicyConfig, at: &str, level: Level) -> Result<Policy, String
                 "{at}.type: `bytes_limiting` is not supported by trailhead's tail_sampling yet"
             ));
         }
+        "plugin" => Policy::Plugin(Box::new(super::plugin::PluginPolicy::build(
+            &config.name,
+            &config.plugin,
+            at,
+        )?)),
         "" => return Err(format!("{at}.type: a policy needs a type")),
         other => return Err(format!("{at}.type: unknown sampling policy type `{other}`")),
     })

@@ -16,6 +16,7 @@ mod deadline;
 pub mod encoded;
 pub mod host;
 pub mod items;
+pub mod sampler;
 pub mod v0_1;
 pub mod v0_2;
 
