@@ -67,8 +67,65 @@ pub fn group(
         .collect()
 }
 
+/// One trace's share of an encoded traces request, from [`group_by_trace`].
+#[derive(Debug)]
+pub struct TraceGroup<'a> {
+    /// The trace ID field as its spans carry it (possibly empty or of another length).
+    pub trace_id: &'a [u8],
+    /// `resource_spans` fields of an export request: one per incoming resource holding spans
+    /// of the trace, each under copies of its resource's and scopes' own fields.
+    pub encoded: Vec<u8>,
+    pub spans: usize,
+    /// Whether a span of the group has no parent span ID (a root span).
+    pub has_root: bool,
+}
+
+/// Groups an encoded traces request by the spans' trace ID fields, in the order each trace
+/// first appears, copying bytes rather than decoding (the tail-sampling processor holds
+/// traces this way). Spans with equal trace ID bytes share a group.
+pub fn group_by_trace(request: &[u8]) -> Vec<TraceGroup<'_>> {
+    let mut index: std::collections::HashMap<&[u8], usize> = std::collections::HashMap::new();
+    let mut groups: Vec<TraceGroup<'_>> = Vec::new();
+    let mut owners: Vec<usize> = Vec::new();
+    for_each_item(request, |_, span| {
+        let id = match wire::last(span, 1) {
+            Some(Value::Bytes(id)) => id,
+            _ => &[],
+        };
+        let at = *index.entry(id).or_insert_with(|| {
+            groups.push(TraceGroup {
+                trace_id: id,
+                encoded: Vec::new(),
+                spans: 0,
+                has_root: false,
+            });
+            groups.len() - 1
+        });
+        // Span.parent_span_id is field 4; absent or empty, the span is a root.
+        let parent = match wire::last(span, 4) {
+            Some(Value::Bytes(parent)) => parent,
+            _ => &[],
+        };
+        groups[at].has_root |= parent.is_empty();
+        owners.push(at);
+    });
+    let mut out: BTreeMap<usize, (Vec<u8>, usize)> = BTreeMap::new();
+    let mut next = owners.into_iter();
+    for (number, value, _) in wire::fields(request) {
+        let (1, Value::Bytes(resource)) = (number, value) else {
+            continue;
+        };
+        write_resource(Signal::Traces, resource, &mut next, &mut out);
+    }
+    for (at, (encoded, spans)) in out {
+        groups[at].encoded = encoded;
+        groups[at].spans = spans;
+    }
+    groups
+}
+
 /// Calls `visit(resource, item)` for every item of the request, in order.
-fn for_each_item(request: &[u8], mut visit: impl FnMut(&[u8], &[u8])) {
+fn for_each_item<'a>(request: &'a [u8], mut visit: impl FnMut(&'a [u8], &'a [u8])) {
     for (number, value, _) in wire::fields(request) {
         let (1, Value::Bytes(resource)) = (number, value) else {
             continue;
@@ -243,6 +300,27 @@ mod tests {
         assert_eq!(groups[&2].items, 2);
         assert_eq!(two.resource_spans.len(), 2, "trace 2 spans two resources");
         assert_eq!(two.resource_spans[1].scope_spans[0].spans[0].name, "w");
+    }
+
+    // Grouping by trace keeps first-appearance order, counts spans, and sees root spans.
+    #[test]
+    fn groups_by_trace_with_counts_and_roots() {
+        let mut child = span(2, "c");
+        child.parent_span_id = vec![7; 8];
+        let payload = request(vec![
+            resource("a", vec![span(1, "x"), child.clone(), span(1, "z")]),
+            resource("b", vec![child]),
+        ]);
+        let bytes = payload.to_bytes();
+        let groups = group_by_trace(&bytes);
+        assert_eq!(groups.len(), 2);
+        assert_eq!(groups[0].trace_id, [1; 16]);
+        assert_eq!((groups[0].spans, groups[0].has_root), (2, true));
+        assert_eq!((groups[1].spans, groups[1].has_root), (2, false));
+        let two = ExportTraceServiceRequest::decode(groups[1].encoded.as_slice()).unwrap();
+        assert_eq!(two.resource_spans.len(), 2, "trace 2 spans two resources");
+        assert_eq!(two.resource_spans[0].schema_url, "s");
+        assert_eq!(two.resource_spans[1].scope_spans[0].spans[0].name, "c");
     }
 
     // A request wholly owned by one backend is passed on as it came, without a copy.

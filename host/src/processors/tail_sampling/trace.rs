@@ -5,10 +5,11 @@
 //! scopes. Pieces of any traces concatenate into a valid export request, so releasing sampled
 //! traces is concatenation, as the exporters batch.
 
+use crate::pdata::route;
+use crate::pdata::wire::{self, Value};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
+use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
 use prost::Message;
-use std::collections::HashMap;
 
 /// A trace ID as the table keys it.
 pub type TraceId = [u8; 16];
@@ -35,66 +36,31 @@ fn key(id: &[u8]) -> TraceId {
     key
 }
 
-/// Splits an encoded export request into one piece per incoming `ResourceSpans` and trace,
-/// in the order they came (the order the collector's policies see them in).
-pub fn split(payload: &[u8]) -> Result<Vec<Piece>, prost::DecodeError> {
-    let request = ExportTraceServiceRequest::decode(payload)?;
-    let mut pieces = Vec::new();
-    for resource_spans in request.resource_spans {
-        let ResourceSpans {
-            resource,
-            scope_spans,
-            schema_url,
-        } = resource_spans;
-        // Per trace: its ResourceSpans, and the incoming scope its last ScopeSpans came from.
-        let mut traces: Vec<(TraceId, ResourceSpans, usize, bool)> = Vec::new();
-        let mut index: HashMap<TraceId, usize> = HashMap::new();
-        for (scope_index, scope) in scope_spans.into_iter().enumerate() {
-            let ScopeSpans {
-                scope: instrumentation,
-                spans,
-                schema_url: scope_schema,
-            } = scope;
-            for span in spans {
-                let id = key(&span.trace_id);
-                let at = *index.entry(id).or_insert_with(|| {
-                    let empty = ResourceSpans {
-                        resource: resource.clone(),
-                        scope_spans: Vec::new(),
-                        schema_url: schema_url.clone(),
-                    };
-                    traces.push((id, empty, usize::MAX, false));
-                    traces.len() - 1
-                });
-                let (_, trace, last_scope, has_root) = &mut traces[at];
-                if *last_scope != scope_index {
-                    trace.scope_spans.push(ScopeSpans {
-                        scope: instrumentation.clone(),
-                        spans: Vec::new(),
-                        schema_url: scope_schema.clone(),
-                    });
-                    *last_scope = scope_index;
-                }
-                *has_root |= span.parent_span_id.is_empty();
-                if let Some(last) = trace.scope_spans.last_mut() {
-                    last.spans.push(span);
-                }
-            }
-        }
-        for (trace_id, trace, _, has_root) in traces {
-            let spans = trace.scope_spans.iter().map(|s| s.spans.len() as u64).sum();
-            let mut encoded = Vec::with_capacity(trace.encoded_len() + 6);
-            prost::encoding::message::encode(1, &trace, &mut encoded);
-            pieces.push(Piece {
-                trace_id,
-                size: trace.encoded_len() as u64,
-                encoded,
-                spans,
-                has_root,
-            });
-        }
-    }
-    Ok(pieces)
+/// Splits an encoded export request into one piece per trace, in the order the traces first
+/// appear (the order the collector's policies see them in), copying each span's bytes under
+/// its own resource and scope rather than decoding (`pdata::route` does the walk).
+pub fn split(payload: &[u8]) -> Vec<Piece> {
+    route::group_by_trace(payload)
+        .into_iter()
+        .filter(|group| group.spans > 0)
+        .map(|group| Piece {
+            trace_id: key(group.trace_id),
+            size: resource_sizes(&group.encoded),
+            encoded: group.encoded,
+            spans: group.spans as u64,
+            has_root: group.has_root,
+        })
+        .collect()
+}
+
+/// The sizes of the `ResourceSpans` in `resource_spans` fields, without tags and lengths.
+fn resource_sizes(encoded: &[u8]) -> u64 {
+    wire::fields(encoded)
+        .map(|(_, value, _)| match value {
+            Value::Bytes(body) => body.len() as u64,
+            _ => 0,
+        })
+        .sum()
 }
 
 /// A held trace as the policies read it: every piece decoded, in arrival order.
@@ -134,7 +100,7 @@ impl TraceData {
 mod tests {
     use super::*;
     use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
-    use opentelemetry_proto::tonic::trace::v1::Span;
+    use opentelemetry_proto::tonic::trace::v1::{ScopeSpans, Span};
 
     pub fn span(trace: u8, id: u8, parent: u8) -> Span {
         Span {
@@ -171,7 +137,7 @@ mod tests {
                 schema_url: "u".into(),
             }],
         };
-        let pieces = split(&request.encode_to_vec()).unwrap();
+        let pieces = split(&request.encode_to_vec());
         assert_eq!(pieces.len(), 2);
         assert_eq!(pieces[0].trace_id, [1; 16]);
         assert_eq!((pieces[0].spans, pieces[0].has_root), (2, true));

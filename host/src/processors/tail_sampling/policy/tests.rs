@@ -1,5 +1,6 @@
 use super::*;
 use crate::processors::tail_sampling::config::TailSamplingConfig;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ScopeSpans, Status};
 
@@ -20,12 +21,13 @@ fn span(start_ms: u64, end_ms: u64) -> Span {
     }
 }
 
-/// A trace of one resource (with `resource` attributes) holding `spans`.
+/// A trace of one resource (with `resource` attributes) holding `spans`, read back from its
+/// encoding as the processor holds it.
 fn trace(resource: Vec<KeyValue>, spans: Vec<Span>) -> TraceData {
-    let span_count = spans.len() as i64;
-    TraceData {
-        id: core::array::from_fn(|i| i as u8 + 1),
-        batches: vec![ResourceSpans {
+    use prost::Message;
+    let span_count = spans.len() as u64;
+    let request = ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
             resource: Some(Resource {
                 attributes: resource,
                 ..Default::default()
@@ -36,8 +38,9 @@ fn trace(resource: Vec<KeyValue>, spans: Vec<Span>) -> TraceData {
             }],
             schema_url: String::new(),
         }],
-        span_count,
-    }
+    };
+    let id = core::array::from_fn(|i| i as u8 + 1);
+    TraceData::decode(id, request.encode_to_vec(), span_count)
 }
 
 /// The first policy of a `policies:` list written in YAML-like JSON.
