@@ -121,6 +121,21 @@ impl Build<'_> {
     }
 
     /// The settings of the `bearertokenauth` extension `auth` names.
+    /// The `bearertokenauth` extension an exporter's `auth:` names, if it names one; a
+    /// failure is the exporter `id`'s.
+    pub fn exporter_token(
+        &self,
+        id: &str,
+        auth: Option<&AuthConfig>,
+    ) -> Result<Option<BearerTokenConfig>, StartError> {
+        auth.map(|auth| self.bearer_token_config(auth))
+            .transpose()
+            .map_err(|e| StartError::Exporter {
+                id: id.to_string(),
+                source: BuildError::Auth(e),
+            })
+    }
+
     pub fn bearer_token_config(&self, auth: &AuthConfig) -> Result<BearerTokenConfig, String> {
         match self.config.extensions.get(&auth.authenticator) {
             Some(ExtensionConfig::BearerToken(token)) => Ok((**token).clone()),

@@ -17,7 +17,7 @@ mod queue;
 pub use persistent::{DiskQueue, FileStorageConfig};
 pub use queue::{
     BatchPolicy, BatchSettings, BatchSizer, DEFAULT_MAX_REQUEST_BYTES, ExporterSpec, QueueSettings,
-    QueueSizer, RetrySettings, spawn_exporter,
+    QueueSizer, RetrySettings, batch_settings, sending_problems, spawn_exporter,
 };
 
 use crate::pdata::Batch;

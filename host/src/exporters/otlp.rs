@@ -151,10 +151,7 @@ impl OtlpExporterConfig {
 
     /// The batch settings, from `batch` or `sending_queue.batch` (the defaults with neither).
     pub fn batch_settings(&self) -> BatchSettings {
-        self.batch
-            .clone()
-            .or_else(|| self.sending_queue.batch.clone())
-            .unwrap_or_default()
+        super::batch_settings(&self.batch, &self.sending_queue)
     }
 
     /// The settings the collector refuses, as (key, reason): a missing `endpoint`, and
@@ -178,32 +175,11 @@ impl OtlpExporterConfig {
         if let Err(why) = balance::Policy::parse(&self.balancer_name) {
             problems.push(("balancer_name", why));
         }
-        if self.batch.is_some() && self.sending_queue.batch.is_some() {
-            problems.push((
-                "batch",
-                "give the batch keys under `batch` or `sending_queue.batch`, not both".into(),
-            ));
-        }
-        let section = if self.batch.is_some() {
-            "batch"
-        } else {
-            "sending_queue"
-        };
-        if let Err(why) = self.batch_settings().policy() {
-            problems.push((section, why));
-        }
-        problems.extend(
-            self.sending_queue
-                .problems()
-                .into_iter()
-                .map(|p| ("sending_queue", p)),
-        );
-        problems.extend(
-            self.retry_on_failure
-                .problems()
-                .into_iter()
-                .map(|p| ("retry_on_failure", p)),
-        );
+        problems.extend(super::sending_problems(
+            &self.batch,
+            &self.sending_queue,
+            &self.retry_on_failure,
+        ));
         problems
     }
 

@@ -251,6 +251,48 @@ impl Default for RetrySettings {
     }
 }
 
+/// The batch keys of an exporter that takes them in two places, trailhead's `batch:` or the
+/// collector's `sending_queue.batch:` (the defaults with neither).
+pub fn batch_settings(batch: &Option<BatchSettings>, queue: &QueueSettings) -> BatchSettings {
+    batch
+        .clone()
+        .or_else(|| queue.batch.clone())
+        .unwrap_or_default()
+}
+
+/// The exporterhelper's checks of an exporter's batch, queue and retry keys, as (key, reason),
+/// zero and negative values included: batch keys in both places, a batch policy the batcher
+/// refuses, then `sending_queue` and `retry_on_failure`.
+pub fn sending_problems(
+    batch: &Option<BatchSettings>,
+    queue: &QueueSettings,
+    retry: &RetrySettings,
+) -> Vec<(&'static str, String)> {
+    let mut problems = Vec::new();
+    if batch.is_some() && queue.batch.is_some() {
+        problems.push((
+            "batch",
+            "give the batch keys under `batch` or `sending_queue.batch`, not both".into(),
+        ));
+    }
+    let section = if batch.is_some() {
+        "batch"
+    } else {
+        "sending_queue"
+    };
+    if let Err(why) = batch_settings(batch, queue).policy() {
+        problems.push((section, why));
+    }
+    problems.extend(queue.problems().into_iter().map(|p| ("sending_queue", p)));
+    problems.extend(
+        retry
+            .problems()
+            .into_iter()
+            .map(|p| ("retry_on_failure", p)),
+    );
+    problems
+}
+
 impl RetrySettings {
     /// What the collector refuses (checked even with `enabled: false`, as it does). Negative
     /// durations are refused when they are read.

@@ -44,15 +44,9 @@ impl Exporter for LoadBalancingConfig {
         let by = self
             .route_by(signal)
             .map_err(|e| failed(BuildError::Routing(e)))?;
-        let token = match &self.protocol.otlp.auth {
-            Some(auth) => Some(
-                build
-                    .bearer_token_config(auth)
-                    .map_err(|e| failed(BuildError::Auth(e)))?
-                    .resolved(&|p: &Path| build.resolve_path(p)),
-            ),
-            None => None,
-        };
+        let token = build
+            .exporter_token(id, self.protocol.otlp.auth.as_ref())?
+            .map(|token| token.resolved(&|p: &Path| build.resolve_path(p)));
         let otlp = self
             .protocol
             .otlp

@@ -2,7 +2,7 @@
 
 use crate::auth::AuthConfig;
 use crate::components::{Build, Exporter, Kind, StartError};
-use crate::exporters::otlp::{BuildError, OtlpExporterConfig};
+use crate::exporters::otlp::OtlpExporterConfig;
 use crate::exporters::{ExporterSpec, QueueSettings};
 use crate::pdata::Signal;
 use serde::{Deserialize, Deserializer};
@@ -31,11 +31,7 @@ impl Exporter for OtlpExporterConfig {
     }
 
     fn own_batch(&self) -> Option<&'static str> {
-        match (&self.batch, &self.sending_queue.batch) {
-            (Some(_), _) => Some("batch"),
-            (None, Some(_)) => Some("sending_queue.batch"),
-            (None, None) => None,
-        }
+        super::own_batch(&self.batch, &self.sending_queue)
     }
 
     fn spec(
@@ -44,20 +40,12 @@ impl Exporter for OtlpExporterConfig {
         signal: Signal,
         build: &Build<'_>,
     ) -> Result<ExporterSpec, StartError> {
-        let failed = |source| StartError::Exporter {
-            id: id.to_string(),
-            source,
-        };
-        let token = match &self.auth {
-            Some(auth) => Some(
-                build
-                    .bearer_token_config(auth)
-                    .map_err(|e| failed(BuildError::Auth(e)))?,
-            ),
-            None => None,
-        };
+        let token = build.exporter_token(id, self.auth.as_ref())?;
         let resolve = |p: &PathBuf| build.resolve_path(p);
         self.build(id, signal, resolve, token, build.secrets)
-            .map_err(failed)
+            .map_err(|source| StartError::Exporter {
+                id: id.to_string(),
+                source,
+            })
     }
 }

@@ -3,7 +3,6 @@
 
 use crate::auth::AuthConfig;
 use crate::components::{Build, Exporter, Kind, StartError};
-use crate::exporters::otlp::BuildError;
 use crate::exporters::otlp_http::OtlpHttpExporterConfig;
 use crate::exporters::{ExporterSpec, QueueSettings};
 use crate::pdata::Signal;
@@ -33,11 +32,7 @@ impl Exporter for OtlpHttpExporterConfig {
     }
 
     fn own_batch(&self) -> Option<&'static str> {
-        match (&self.batch, &self.sending_queue.batch) {
-            (Some(_), _) => Some("batch"),
-            (None, Some(_)) => Some("sending_queue.batch"),
-            (None, None) => None,
-        }
+        super::own_batch(&self.batch, &self.sending_queue)
     }
 
     fn spec(
@@ -46,21 +41,13 @@ impl Exporter for OtlpHttpExporterConfig {
         signal: Signal,
         build: &Build<'_>,
     ) -> Result<ExporterSpec, StartError> {
-        let failed = |source| StartError::Exporter {
-            id: id.to_string(),
-            source,
-        };
-        let token = match &self.auth {
-            Some(auth) => Some(
-                build
-                    .bearer_token_config(auth)
-                    .map_err(|e| failed(BuildError::Auth(e)))?,
-            ),
-            None => None,
-        };
+        let token = build.exporter_token(id, self.auth.as_ref())?;
         let resolve = |p: &PathBuf| build.resolve_path(p);
         self.build(id, signal, resolve, token, build.secrets)
-            .map_err(failed)
+            .map_err(|source| StartError::Exporter {
+                id: id.to_string(),
+                source,
+            })
     }
 }
 

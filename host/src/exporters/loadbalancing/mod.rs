@@ -203,18 +203,11 @@ impl LoadBalancingConfig {
         let otlp = &self.protocol.otlp;
         let sending = otlp.sending_problems().into_iter();
         problems.extend(sending.map(|(key, why)| ("protocol", format!("otlp.{key}: {why}"))));
-        problems.extend(
-            self.sending_queue
-                .problems()
-                .into_iter()
-                .map(|p| ("sending_queue", p)),
-        );
-        problems.extend(
-            self.retry_on_failure
-                .problems()
-                .into_iter()
-                .map(|p| ("retry_on_failure", p)),
-        );
+        problems.extend(super::sending_problems(
+            &None,
+            &self.sending_queue,
+            &self.retry_on_failure,
+        ));
         problems
     }
 }

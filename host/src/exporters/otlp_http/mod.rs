@@ -185,33 +185,17 @@ impl OtlpHttpExporterConfig {
 
     /// The batch settings, from `batch` or `sending_queue.batch` (the defaults with neither).
     pub fn batch_settings(&self) -> BatchSettings {
-        self.batch
-            .clone()
-            .or_else(|| self.sending_queue.batch.clone())
-            .unwrap_or_default()
+        super::batch_settings(&self.batch, &self.sending_queue)
     }
 
     /// The settings the collector refuses, and URLs no request could go to, as (key, reason).
     pub fn problems(&self) -> Vec<(&'static str, String)> {
         let mut problems = self.endpoint_problems();
-        if self.batch.is_some() && self.sending_queue.batch.is_some() {
-            problems.push((
-                "batch",
-                "give the batch keys under `batch` or `sending_queue.batch`, not both".into(),
-            ));
-        }
-        let section = if self.batch.is_some() {
-            "batch"
-        } else {
-            "sending_queue"
-        };
-        if let Err(why) = self.batch_settings().policy() {
-            problems.push((section, why));
-        }
-        let queue = self.sending_queue.problems().into_iter();
-        problems.extend(queue.map(|p| ("sending_queue", p)));
-        let retry = self.retry_on_failure.problems().into_iter();
-        problems.extend(retry.map(|p| ("retry_on_failure", p)));
+        problems.extend(super::sending_problems(
+            &self.batch,
+            &self.sending_queue,
+            &self.retry_on_failure,
+        ));
         if self.tls.insecure_skip_verify {
             problems.push(("tls", BuildError::SkipVerify.to_string()));
         }
