@@ -102,6 +102,22 @@ class Sink:
         self.server.stop(0)
 
 
+def kv(attributes):
+    """A dict as OTLP/JSON attributes: bools, ints (as strings, as OTLP/JSON has int64), floats
+    and strings."""
+    out = []
+    for key, value in attributes.items():
+        if isinstance(value, bool):
+            out.append({"key": key, "value": {"boolValue": value}})
+        elif isinstance(value, int):
+            out.append({"key": key, "value": {"intValue": str(value)}})
+        elif isinstance(value, float):
+            out.append({"key": key, "value": {"doubleValue": value}})
+        else:
+            out.append({"key": key, "value": {"stringValue": value}})
+    return out
+
+
 def free_port():
     """A port nothing listens on now: where a downstream that is down "is"."""
     with socket.socket() as s:

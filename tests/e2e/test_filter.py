@@ -14,8 +14,7 @@ import pytest
 import requests
 import yaml
 
-from conftest import BINARY, gateway_config, run_collector
-from conftest import free_port
+from conftest import BINARY, free_port, gateway_config, kv, run_collector
 from test_collector_interop import read_lines
 
 FILTER = {
@@ -53,16 +52,6 @@ FILTER = {
 }
 
 
-def kv(attributes):
-    out = []
-    for key, value in attributes.items():
-        if isinstance(value, bool):
-            out.append({"key": key, "value": {"boolValue": value}})
-        elif isinstance(value, int):
-            out.append({"key": key, "value": {"intValue": str(value)}})
-        else:
-            out.append({"key": key, "value": {"stringValue": value}})
-    return out
 
 
 TRACE_ID = "5b8efff798038103d269b633813fc60c"

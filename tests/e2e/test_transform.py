@@ -14,7 +14,7 @@ import requests
 import yaml
 from google.protobuf.json_format import MessageToDict
 
-from conftest import BINARY, free_port, gateway_config, run_collector
+from conftest import BINARY, free_port, gateway_config, kv, run_collector
 from test_collector_interop import read_lines
 
 # A typical gateway config: resource, span, span event, log, metric and data point blocks.
@@ -96,18 +96,6 @@ FLAT = {
 }
 
 
-def kv(attributes):
-    out = []
-    for key, value in attributes.items():
-        if isinstance(value, bool):
-            out.append({"key": key, "value": {"boolValue": value}})
-        elif isinstance(value, int):
-            out.append({"key": key, "value": {"intValue": str(value)}})
-        elif isinstance(value, float):
-            out.append({"key": key, "value": {"doubleValue": value}})
-        else:
-            out.append({"key": key, "value": {"stringValue": value}})
-    return out
 
 
 TRACE_ID = "5b8efff798038103d269b633813fc60c"
