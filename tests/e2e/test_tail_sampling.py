@@ -335,3 +335,108 @@ def test_releases_run_the_rest_of_the_pipeline_and_survive_reloads(sink, start_t
     trailhead.config_path.write_text(yaml.safe_dump(written, sort_keys=False))
     refused = reload()
     assert refused["config"] == "rejected" and "tail_sampling" in refused["error"], refused
+
+
+# --- A sampling policy as a Wasm plugin (the `sampler` world, wit/sampler) ---
+
+SAMPLER = BINARY.parent.parent / "plugins" / "error-latency-sampler.wasm"
+
+
+def plugin_policy(**config):
+    return {"name": "custom", "type": "plugin", "plugin": {"path": str(SAMPLER), "config": config}}
+
+
+def run_pair(tmp_path, start_trailhead, traces, theirs_config, ours_config):
+    """Sends `traces` to the collector with `theirs_config` and to trailhead with
+    `ours_config` (tail_sampling blocks); what each kept, and the trailhead."""
+    port = free_port()
+    theirs = Sink()
+    config = {"receivers": {"otlp": {"protocols": {"http": {"endpoint": f"127.0.0.1:{port}"}}}},
+              "processors": {"tail_sampling": theirs_config},
+              "exporters": {"otlp": {"endpoint": theirs.endpoint, "tls": {"insecure": True}}},
+              "service": {"pipelines": {"traces": {"receivers": ["otlp"], "processors": ["tail_sampling"], "exporters": ["otlp"]}}}}
+    process = run_collector(config, tmp_path, port)
+    mine = Sink()
+    ours = gateway_config(mine.endpoint)
+    ours["processors"] = {"tail_sampling": ours_config}
+    ours["service"]["pipelines"]["traces"]["processors"] = ["tail_sampling"]
+    trailhead = start_trailhead(ours)
+    try:
+        post_all(f"http://127.0.0.1:{port}", requests_of(traces))
+        post_all(trailhead.url("otlp (http)"), requests_of(traces))
+        settle(theirs)
+        settle(mine)
+        return kept(theirs), kept(mine), trailhead
+    finally:
+        process.terminate()
+        process.wait(10)
+        theirs.stop()
+        mine.stop()
+
+
+# The example plugin (ERROR span or longer than threshold_ms) keeps exactly what the
+# collector's status_code [ERROR] and latency policies keep, trace for trace.
+def test_plugin_policy_keeps_what_the_built_in_policies_keep(tmp_path, start_trailhead):
+    built_in = dict(TAIL_SAMPLING, policies=[p for p in TAIL_SAMPLING["policies"] if p["name"] in ("errors", "slow")])
+    plugin = dict(TAIL_SAMPLING, policies=[plugin_policy(threshold_ms=800)])
+    traces = make_traces(400, seed=31)
+    theirs, mine, trailhead = run_pair(tmp_path, start_trailhead, traces, built_in, plugin)
+    print(f"\nkept by the collector: {len(theirs)} of {len(traces)}; by the plugin policy: {len(mine)}")
+    assert 20 < len(theirs) < len(traces) - 20, len(theirs)
+    assert mine == theirs, (sorted(set(mine) - set(theirs)), sorted(set(theirs) - set(mine)))
+    sampled = trailhead.metric("trailhead_tail_sampling_policy_decisions_total", processor="tail_sampling",
+                               policy="custom", decision="sampled")
+    assert sampled == len(theirs)
+
+
+# A plugin that traps decides not_sampled for that trace, the failure is counted in the log,
+# and trailhead keeps running and deciding the next traces on a rebuilt instance.
+def test_trapping_plugin_is_not_sampled_and_counted(sink, start_trailhead):
+    config = gateway_config(sink.endpoint)
+    config["processors"] = {"tail_sampling": {"decision_wait": "1s", "policies": [
+        plugin_policy(threshold_ms=800, panic_on_span_named="op3")]}}
+    config["service"]["pipelines"]["traces"]["processors"] = ["tail_sampling"]
+    trailhead = start_trailhead(config)
+    traces = make_traces(200, seed=41)
+    trapping = {t[0][1]["traceId"] for t in traces if any(s["name"] == "op3" for _, s in t)}
+    errors = {t[0][1]["traceId"] for t in traces if any(s["status"]["code"] == 2 for _, s in t)}
+    assert trapping and errors - trapping
+    post_all(trailhead.url("otlp (http)"), requests_of(traces))
+    settle(sink, 3.0)
+    got = set(kept(sink))
+    assert not got & trapping
+    assert errors - trapping <= got
+    failures = [line for line in trailhead.logs if "sampling plugin failed" in str(line.get("message"))]
+    assert len(failures) == len(trapping), failures[:3]
+    assert max(int(line.get("errors_total", 0)) for line in failures) >= len(trapping)
+    assert requests.get(trailhead.url("metrics", "/metrics"), timeout=5).ok
+
+
+# A plugin path that does not exist is refused by `trailhead validate` at the policy's line.
+def test_bad_plugin_path_is_refused_in_place(tmp_path):
+    config = tmp_path / "bad.yaml"
+    config.write_text("""receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:0
+processors:
+  tail_sampling:
+    policies:
+      - name: custom
+        type: plugin
+        plugin:
+          path: /nonexistent/sampler.wasm
+exporters:
+  debug:
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [tail_sampling]
+      exporters: [debug]
+""")
+    checked = subprocess.run([str(BINARY), "validate", "--config", str(config)], capture_output=True, text=True)
+    assert checked.returncode != 0
+    message = checked.stdout + checked.stderr
+    assert "bad.yaml:12:" in message and "cannot read plugin" in message, message

@@ -129,6 +129,21 @@ impl SamplerPlugin {
     /// Decides one trace from its encoded spans. A trap or a deadline is the error, and the
     /// instance is dropped so the next call starts fresh. Blocking: a CPU-bound call.
     pub fn decide(&mut self, trace: &[u8]) -> Result<Decision, String> {
+        // A plugin that writes to stdout or stderr (a panic message) does blocking WASI I/O,
+        // which panics on an async worker: leave the worker first, or use a thread of its own.
+        use tokio::runtime::{Handle, RuntimeFlavor};
+        match Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(|| self.call(trace)),
+            Ok(_) => std::thread::scope(|s| {
+                s.spawn(|| self.call(trace))
+                    .join()
+                    .unwrap_or_else(|_| Err("the sampling call's thread panicked".into()))
+            }),
+            Err(_) => self.call(trace),
+        }
+    }
+
+    fn call(&mut self, trace: &[u8]) -> Result<Decision, String> {
         let (mut store, bindings) = match self.instance.take() {
             Some(instance) => instance,
             None => self.instantiate()?,
