@@ -150,6 +150,30 @@ mod tests {
         assert_eq!(next, Ok(sampler::Decision::Sampled));
     }
 
+    // On async workers too (where tail_sampling decides): a panicking plugin's blocking
+    // stderr write must not panic the host, on either runtime flavour.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_trap_on_an_async_worker_is_an_error() {
+        let config = serde_json::json!({"threshold_ms": 10, "panic_on_span_named": "boom"});
+        let mut policy = build(config).unwrap();
+        assert!(policy.plugin.decide(&trace("boom", 50, 2)).is_err());
+        assert_eq!(
+            policy.plugin.decide(&trace("ok", 50, 0)),
+            Ok(sampler::Decision::Sampled)
+        );
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_trap_on_a_current_thread_runtime_is_an_error() {
+        let config = serde_json::json!({"threshold_ms": 10, "panic_on_span_named": "boom"});
+        let mut policy = build(config).unwrap();
+        assert!(policy.plugin.decide(&trace("boom", 50, 2)).is_err());
+        assert_eq!(
+            policy.plugin.decide(&trace("ok", 50, 0)),
+            Ok(sampler::Decision::Sampled)
+        );
+    }
+
     // Refusals name the key: no path, a missing file, a wrong pin, a config the plugin rejects.
     #[test]
     fn bad_settings_are_refused_at_their_key() {
