@@ -1,9 +1,9 @@
 //! `tail_sampling`: the collector's tail sampling processor, run by the host because it keeps
 //! state across requests and sends later, which a per-batch Wasm plugin cannot.
 //!
-//! The one idea: a batch is split by trace ID into encoded pieces (`trace::split`), held in
-//! one table, and answered [`Processed::Held`]; `decision_wait` after a trace's first span the
-//! policies decide over its pieces decoded, and the sampled pieces, concatenated, go on
+//! The one idea: a batch is split by trace ID into encoded pieces (`trace::split`, on the
+//! wire), held in one table, and answered [`Processed::Held`]; `decision_wait` after a trace's
+//! first span the policies decide reading its pieces in place (no decode), and the sampled pieces, concatenated, go on
 //! through the pipeline's [`Downstream`] (the processors after this one, then the exporters).
 //! A decided trace stays in the table (or, with a decision cache, in the cache) so its late
 //! spans follow the decision. Memory is bounded by `num_traces` and, trailhead's own key,

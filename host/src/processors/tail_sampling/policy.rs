@@ -5,9 +5,7 @@
 //! is refused with its key path.
 
 use super::config::{PolicyConfig, RateAllocationConfig};
-use super::trace::TraceData;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, Span};
+use super::trace::{AttrValue, SpanView, TraceData, key_value};
 use regex::Regex;
 use std::collections::HashSet;
 use std::time::Instant;
@@ -182,16 +180,16 @@ impl Policy {
                 threshold_ms,
                 upper_ms,
             } => sampled(latency(trace, *threshold_ms, *upper_ms)),
-            Policy::StatusCode(codes) => sampled(any_span(trace, |s| {
-                codes.contains(&s.status.as_ref().map_or(0, |st| st.code))
-            })),
+            Policy::StatusCode(codes) => {
+                sampled(any_span(trace, |s| codes.contains(&s.status_code())))
+            }
             Policy::StringAttribute {
                 key,
                 matcher,
                 invert,
             } => {
-                let on_resource = |v: &AnyValue| matcher.matches(str_of(v));
-                let on_span = |v: &AnyValue| {
+                let on_resource = |v: AttrValue| matcher.matches(str_of(v));
+                let on_span = |v: AttrValue| {
                     let s = str_of(v);
                     !s.is_empty() && matcher.matches(s)
                 };
@@ -203,11 +201,11 @@ impl Policy {
                 max,
                 invert,
             } => {
-                let hit = |v: &AnyValue| (*min..=*max).contains(&int_of(v));
+                let hit = |v: AttrValue| (*min..=*max).contains(&int_of(v));
                 sampled(matched(trace, key, hit, hit) != *invert)
             }
             Policy::BooleanAttribute { key, value, invert } => {
-                let hit = |v: &AnyValue| bool_of(v) == *value;
+                let hit = |v: AttrValue| bool_of(v) == *value;
                 sampled(matched(trace, key, hit, hit) != *invert)
             }
             Policy::Probabilistic { salt, threshold } => {
@@ -219,9 +217,9 @@ impl Policy {
                 sampled(n >= *min && (*max == 0 || n <= *max))
             }
             Policy::TraceState { key, values } => sampled(any_span(trace, |s| {
-                trace_state_get(&s.trace_state, key).is_some_and(|v| values.contains(v))
+                trace_state_get(s.trace_state(), key).is_some_and(|v| values.contains(v))
             })),
-            Policy::TraceFlags => sampled(any_span(trace, |s| s.flags & 1 != 0)),
+            Policy::TraceFlags => sampled(any_span(trace, |s| s.flags() & 1 != 0)),
             Policy::And(subs) => {
                 let all = subs
                     .iter_mut()
@@ -275,11 +273,12 @@ impl Composite {
 fn latency(trace: &TraceData, threshold_ms: i64, upper_ms: i64) -> bool {
     let (mut min, mut max) = (0u64, 0u64);
     any_span(trace, |span| {
-        if min == 0 || span.start_time_unix_nano < min {
-            min = span.start_time_unix_nano;
+        let (start, end) = (span.start_time_unix_nano(), span.end_time_unix_nano());
+        if min == 0 || start < min {
+            min = start;
         }
-        if max == 0 || span.end_time_unix_nano > max {
-            max = span.end_time_unix_nano;
+        if max == 0 || end > max {
+            max = end;
         }
         // Go's time.Sub saturates, and Milliseconds truncates toward zero.
         let nanos =
@@ -294,63 +293,54 @@ fn latency(trace: &TraceData, threshold_ms: i64, upper_ms: i64) -> bool {
 }
 
 /// Whether any span of the trace meets `check`, in arrival order (stopping at the first).
-fn any_span(trace: &TraceData, check: impl FnMut(&Span) -> bool) -> bool {
-    spans(&trace.batches).any(check)
-}
-
-fn spans(batches: &[ResourceSpans]) -> impl Iterator<Item = &Span> {
-    batches
-        .iter()
-        .flat_map(|rs| rs.scope_spans.iter().flat_map(|ss| ss.spans.iter()))
+fn any_span(trace: &TraceData, check: impl FnMut(SpanView<'_>) -> bool) -> bool {
+    trace.resources().flat_map(|rs| rs.spans()).any(check)
 }
 
 /// Whether a resource's attribute `key` meets `on_resource`, or a span's meets `on_span`.
 fn matched(
     trace: &TraceData,
     key: &str,
-    on_resource: impl Fn(&AnyValue) -> bool,
-    on_span: impl Fn(&AnyValue) -> bool,
+    on_resource: impl Fn(AttrValue) -> bool,
+    on_span: impl Fn(AttrValue) -> bool,
 ) -> bool {
-    trace.batches.iter().any(|rs| {
-        let resource = rs.resource.as_ref().map_or(&[][..], |r| &r.attributes[..]);
-        attribute(resource, key).is_some_and(&on_resource)
+    trace.resources().any(|rs| {
+        attribute(rs.attributes(), key).is_some_and(&on_resource)
             || rs
-                .scope_spans
-                .iter()
-                .flat_map(|ss| ss.spans.iter())
-                .any(|s| attribute(&s.attributes, key).is_some_and(&on_span))
+                .spans()
+                .any(|s| attribute(s.attributes(), key).is_some_and(&on_span))
     })
 }
 
 /// The first attribute named `key`, as pdata's `Map.Get` finds it; a key with no value reads
 /// as an empty value.
-fn attribute<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a AnyValue> {
-    static EMPTY: AnyValue = AnyValue { value: None };
+fn attribute<'a>(attributes: impl Iterator<Item = &'a [u8]>, key: &str) -> Option<AttrValue<'a>> {
     attributes
-        .iter()
-        .find(|kv| kv.key == key)
-        .map(|kv| kv.value.as_ref().unwrap_or(&EMPTY))
+        .map(key_value)
+        .find(|(k, _)| *k == key.as_bytes())
+        .map(|(_, value)| value)
 }
 
-/// pdata's `Str()`: the string, or "" for any other type.
-fn str_of(v: &AnyValue) -> &str {
-    match &v.value {
-        Some(any_value::Value::StringValue(s)) => s,
+/// pdata's `Str()`: the string, or "" for any other type (or text that is not UTF-8, which
+/// the collector's receivers refuse).
+fn str_of(v: AttrValue<'_>) -> &str {
+    match v {
+        AttrValue::Str(s) => std::str::from_utf8(s).unwrap_or_default(),
         _ => "",
     }
 }
 
 /// pdata's `Int()`: the integer, or 0 for any other type.
-fn int_of(v: &AnyValue) -> i64 {
-    match v.value {
-        Some(any_value::Value::IntValue(i)) => i,
+fn int_of(v: AttrValue) -> i64 {
+    match v {
+        AttrValue::Int(i) => i,
         _ => 0,
     }
 }
 
 /// pdata's `Bool()`: the boolean, or false for any other type.
-fn bool_of(v: &AnyValue) -> bool {
-    matches!(v.value, Some(any_value::Value::BoolValue(true)))
+fn bool_of(v: AttrValue) -> bool {
+    v == AttrValue::Bool(true)
 }
 
 /// FNV-1a, 64 bits, over the salt then the trace ID: the collector's `hashTraceID`.

@@ -304,12 +304,16 @@ impl State {
         let Some(held) = self.traces.get(id) else {
             return Decision::NotSampled;
         };
-        let encoded: Vec<u8> = held
-            .chunks
-            .iter()
-            .flat_map(|c| c.encoded.iter().copied())
-            .collect();
-        let data = TraceData::decode(*id, encoded, held.spans);
+        // One copy of whole chunks (a trace's chunks are usually one), not a byte iterator.
+        let encoded = match held.chunks.as_slice() {
+            [only] => only.encoded.clone(),
+            chunks => chunks
+                .iter()
+                .map(|c| c.encoded.as_slice())
+                .collect::<Vec<_>>()
+                .concat(),
+        };
+        let data = TraceData::new(*id, encoded, held.spans);
         let now = now.into_std();
         let mut sampled = false;
         for named in &mut self.policies {

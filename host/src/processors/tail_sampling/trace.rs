@@ -1,15 +1,13 @@
 //! A traces request split by trace ID, and a held trace read back for the policies.
 //!
-//! Each piece is one `resource_spans` entry of an export request (field 1, tag and length
-//! included) holding one trace's spans from one incoming `ResourceSpans`, with its resource and
-//! scopes. Pieces of any traces concatenate into a valid export request, so releasing sampled
-//! traces is concatenation, as the exporters batch.
+//! Each piece is `resource_spans` entries of an export request (field 1, tag and length
+//! included) holding one trace's spans from one incoming request, each under a copy of its own
+//! resource and scopes. Pieces of any traces concatenate into a valid export request, so
+//! releasing sampled traces is concatenation, as the exporters batch. Policies read a held
+//! trace in place through [`SpanView`]s: the one idea, encoded batches and never object trees.
 
 use crate::pdata::route;
 use crate::pdata::wire::{self, Value};
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
-use prost::Message;
 
 /// A trace ID as the table keys it.
 pub type TraceId = [u8; 16];
@@ -18,7 +16,7 @@ pub type TraceId = [u8; 16];
 #[derive(Debug)]
 pub struct Piece {
     pub trace_id: TraceId,
-    /// `resource_spans` field of an export request: tag, length, `ResourceSpans`.
+    /// `resource_spans` fields of an export request: tag, length, `ResourceSpans`.
     pub encoded: Vec<u8>,
     pub spans: u64,
     /// Whether a span has no parent (a root span arrived).
@@ -63,25 +61,19 @@ fn resource_sizes(encoded: &[u8]) -> u64 {
         .sum()
 }
 
-/// A held trace as the policies read it: every piece decoded, in arrival order.
+/// A held trace as the policies read it: its pieces' encoding, read in place (no decode).
 pub struct TraceData {
     pub id: TraceId,
-    pub batches: Vec<ResourceSpans>,
     pub span_count: i64,
     /// The trace's pieces concatenated: an encoded `ExportTraceServiceRequest`.
     encoded: Vec<u8>,
 }
 
 impl TraceData {
-    /// Decodes a trace's concatenated pieces. Pieces are trailhead's own encoding, so this
-    /// fails only on a bug; the trace then reads as empty.
-    pub fn decode(id: TraceId, encoded: Vec<u8>, span_count: u64) -> TraceData {
-        let batches = ExportTraceServiceRequest::decode(encoded.as_slice())
-            .map(|r| r.resource_spans)
-            .unwrap_or_default();
+    /// A trace from its concatenated pieces (trailhead's own encoding, framing checked).
+    pub fn new(id: TraceId, encoded: Vec<u8>, span_count: u64) -> TraceData {
         TraceData {
             id,
-            batches,
             span_count: span_count as i64,
             encoded,
         }
@@ -89,18 +81,144 @@ impl TraceData {
 
     /// The trace as an encoded `ExportTraceServiceRequest` (its pieces in arrival order), for
     /// policies that hand the whole trace on, as plugins do.
-    // The plugin policy (being added alongside) is its first reader.
-    #[allow(dead_code)]
     pub fn encoded(&self) -> &[u8] {
         &self.encoded
     }
+
+    /// The trace's `ResourceSpans`, in arrival order.
+    pub fn resources(&self) -> impl Iterator<Item = ResourceView<'_>> {
+        messages(&self.encoded, 1).map(|body| ResourceView { body })
+    }
+}
+
+/// The bodies of the length-delimited fields `number` of a message, in order.
+fn messages(message: &[u8], number: u64) -> impl Iterator<Item = &[u8]> {
+    wire::values(message).filter_map(move |(n, value)| match (n, value) {
+        (n, Value::Bytes(body)) if n == number => Some(body),
+        _ => None,
+    })
+}
+
+/// The last fixed-width or varint value of field `number` (protobuf: the last one wins).
+fn last_scalar(message: &[u8], number: u64) -> Option<u64> {
+    wire::values(message).fold(None, |found, (n, value)| match value {
+        Value::Varint(v) | Value::Fixed64(v) if n == number => Some(v),
+        Value::Fixed32(v) if n == number => Some(u64::from(v)),
+        _ => found,
+    })
+}
+
+/// One encoded `ResourceSpans` of a held trace.
+#[derive(Clone, Copy)]
+pub struct ResourceView<'a> {
+    body: &'a [u8],
+}
+
+impl<'a> ResourceView<'a> {
+    /// The resource's attributes (`KeyValue` encodings), every `resource` field merged.
+    pub fn attributes(self) -> impl Iterator<Item = &'a [u8]> {
+        messages(self.body, 1).flat_map(|resource| messages(resource, 1))
+    }
+
+    /// The spans under every scope, in order.
+    pub fn spans(self) -> impl Iterator<Item = SpanView<'a>> {
+        messages(self.body, 2)
+            .flat_map(|scope| messages(scope, 2))
+            .map(|body| SpanView { body })
+    }
+}
+
+/// One encoded `Span`, read field by field as a policy asks.
+#[derive(Clone, Copy)]
+pub struct SpanView<'a> {
+    body: &'a [u8],
+}
+
+impl<'a> SpanView<'a> {
+    pub fn start_time_unix_nano(self) -> u64 {
+        last_scalar(self.body, 7).unwrap_or(0)
+    }
+
+    pub fn end_time_unix_nano(self) -> u64 {
+        last_scalar(self.body, 8).unwrap_or(0)
+    }
+
+    pub fn flags(self) -> u32 {
+        last_scalar(self.body, 16).unwrap_or(0) as u32
+    }
+
+    /// The W3C tracestate; one that is not UTF-8 reads as empty.
+    pub fn trace_state(self) -> &'a str {
+        let last = messages(self.body, 3).last().unwrap_or_default();
+        std::str::from_utf8(last).unwrap_or_default()
+    }
+
+    /// `status.code`, every `status` field merged (0, unset, when absent).
+    pub fn status_code(self) -> i32 {
+        messages(self.body, 15).fold(0, |code, status| {
+            last_scalar(status, 3).map_or(code, |c| c as i32)
+        })
+    }
+
+    /// The span's attributes (`KeyValue` encodings).
+    pub fn attributes(self) -> impl Iterator<Item = &'a [u8]> {
+        messages(self.body, 9)
+    }
+}
+
+/// An attribute value as the policies read it: the types they test, and the rest.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum AttrValue<'a> {
+    /// A string's bytes (checked as UTF-8 where read as text).
+    Str(&'a [u8]),
+    Int(i64),
+    Bool(bool),
+    /// No value, or a type no policy reads (double, bytes, array, map).
+    Other,
+}
+
+/// The key and value of an encoded `KeyValue`; the last key wins and every `value` field
+/// merges, and of an `AnyValue`'s oneof the last field set wins.
+pub fn key_value(kv: &[u8]) -> (&[u8], AttrValue<'_>) {
+    if let Some((key, value)) = wire::plain_key_value(kv) {
+        return (
+            key,
+            value.map_or(AttrValue::Other, |v| any_value(v, AttrValue::Other)),
+        );
+    }
+    let (mut key, mut value): (&[u8], _) = (&[], AttrValue::Other);
+    for (number, field) in wire::values(kv) {
+        match (number, field) {
+            (1, Value::Bytes(k)) => key = k,
+            (2, Value::Bytes(v)) => value = any_value(v, value),
+            _ => {}
+        }
+    }
+    (key, value)
+}
+
+/// `current` updated by the fields of one encoded `AnyValue`.
+fn any_value<'a>(any: &'a [u8], mut current: AttrValue<'a>) -> AttrValue<'a> {
+    for (number, field) in wire::values(any) {
+        current = match (number, field) {
+            (1, Value::Bytes(s)) => AttrValue::Str(s),
+            (2, Value::Varint(b)) => AttrValue::Bool(b != 0),
+            (3, Value::Varint(i)) => AttrValue::Int(i as i64),
+            (4..=7, _) => AttrValue::Other,
+            _ => continue,
+        };
+    }
+    current
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
     use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
+    use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
     use opentelemetry_proto::tonic::trace::v1::{ScopeSpans, Span};
+    use prost::Message;
 
     pub fn span(trace: u8, id: u8, parent: u8) -> Span {
         Span {
@@ -157,5 +275,49 @@ mod tests {
             [2; 8]
         );
         assert_eq!(pieces[0].size, first.encoded_len() as u64);
+    }
+
+    // The view reads fields as prost decodes them: the last scalar wins, `status` fields
+    // merge, a KeyValue written value-first still reads, and an AnyValue's last oneof wins.
+    #[test]
+    fn span_view_reads_as_a_decode_would() {
+        use opentelemetry_proto::tonic::trace::v1::Status;
+        let mut span = Span {
+            start_time_unix_nano: 1,
+            end_time_unix_nano: 9,
+            flags: 3,
+            trace_state: "a=1".into(),
+            status: Some(Status {
+                code: 2,
+                ..Default::default()
+            }),
+            ..span(1, 1, 0)
+        }
+        .encode_to_vec();
+        span.extend_from_slice(&[7 << 3 | 1, 5, 0, 0, 0, 0, 0, 0, 0]); // start again: 5
+        wire::put_bytes_field(&mut span, 15, &[]); // an empty status keeps the code
+        let mut any = Vec::new();
+        wire::put_bytes_field(&mut any, 1, b"text");
+        any.extend_from_slice(&[3 << 3, 7]); // then int_value 7: the oneof reads 7
+        let mut kv = Vec::new();
+        wire::put_bytes_field(&mut kv, 2, &any);
+        wire::put_bytes_field(&mut kv, 1, b"k");
+        wire::put_bytes_field(&mut span, 9, &kv);
+        let (mut scope, mut resource, mut request) = (Vec::new(), Vec::new(), Vec::new());
+        wire::put_bytes_field(&mut scope, 2, &span);
+        wire::put_bytes_field(&mut resource, 2, &scope);
+        wire::put_bytes_field(&mut request, 1, &resource);
+        let decoded = ExportTraceServiceRequest::decode(request.as_slice()).unwrap();
+        let want = &decoded.resource_spans[0].scope_spans[0].spans[0];
+        let trace = TraceData::new([1; 16], request, 1);
+        let view = trace.resources().next().unwrap().spans().next().unwrap();
+        assert_eq!(view.start_time_unix_nano(), want.start_time_unix_nano);
+        assert_eq!(view.start_time_unix_nano(), 5);
+        assert_eq!(view.end_time_unix_nano(), want.end_time_unix_nano);
+        assert_eq!(view.flags(), want.flags);
+        assert_eq!(view.trace_state(), want.trace_state);
+        assert_eq!(view.status_code(), want.status.as_ref().unwrap().code);
+        let (key, value) = key_value(view.attributes().next().unwrap());
+        assert_eq!((key, value), (&b"k"[..], AttrValue::Int(7)));
     }
 }

@@ -1,8 +1,9 @@
 use super::*;
 use crate::processors::tail_sampling::config::TailSamplingConfig;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{ScopeSpans, Status};
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
 
 fn kv(key: &str, value: any_value::Value) -> KeyValue {
     KeyValue {
@@ -40,7 +41,7 @@ fn trace(resource: Vec<KeyValue>, spans: Vec<Span>) -> TraceData {
         }],
     };
     let id = core::array::from_fn(|i| i as u8 + 1);
-    TraceData::decode(id, request.encode_to_vec(), span_count)
+    TraceData::new(id, request.encode_to_vec(), span_count)
 }
 
 /// The first policy of a `policies:` list written in YAML-like JSON.
@@ -288,16 +289,14 @@ fn combining_policies() {
     let errors = serde_json::json!({"name": "e", "type": "status_code", "status_code": {"status_codes": ["ERROR"]}});
     let slow =
         serde_json::json!({"name": "l", "type": "latency", "latency": {"threshold_ms": 100}});
-    let failed_fast = trace(
-        vec![],
-        vec![Span {
-            status: Some(Status {
-                code: 2,
-                ..Default::default()
-            }),
-            ..span(0, 1)
-        }],
-    );
+    let failed_fast_span = Span {
+        status: Some(Status {
+            code: 2,
+            ..Default::default()
+        }),
+        ..span(0, 1)
+    };
+    let failed_fast = trace(vec![], vec![failed_fast_span.clone()]);
     let mut both = policy(
         serde_json::json!({"name": "a", "type": "and", "and": {"and_sub_policy": [errors, slow]}}),
     )
@@ -322,10 +321,7 @@ fn combining_policies() {
     // `e` may sample 2 spans a second: the first error trace passes, the second does not, and
     // it does not fall through to `all`.
     assert_eq!(decide(&mut composite, &failed_fast), Decision::Sampled);
-    let two_errors = trace(
-        vec![],
-        vec![failed_fast.batches[0].scope_spans[0].spans[0].clone(); 2],
-    );
+    let two_errors = trace(vec![], vec![failed_fast_span; 2]);
     assert_eq!(decide(&mut composite, &two_errors), Decision::NotSampled);
     let nested = policy(
         serde_json::json!({"name": "c", "type": "composite", "composite": {"composite_sub_policy": [{"name": "d", "type": "drop"}]}}),
