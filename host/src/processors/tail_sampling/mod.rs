@@ -3,7 +3,8 @@
 //!
 //! The one idea: a batch is split by trace ID into encoded pieces (`trace::split`, on the
 //! wire), held in one table, and answered [`Processed::Held`]; `decision_wait` after a trace's
-//! first span the policies decide reading its pieces in place (no decode), and the sampled pieces, concatenated, go on
+//! first span the policies decide reading its pieces in place (no decode), and the sampled
+//! pieces, concatenated, go on
 //! through the pipeline's [`Downstream`] (the processors after this one, then the exporters).
 //! A decided trace stays in the table (or, with a decision cache, in the cache) so its late
 //! spans follow the decision. Memory is bounded by `num_traces` and, trailhead's own key,
