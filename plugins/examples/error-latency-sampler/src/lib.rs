@@ -68,7 +68,8 @@ pub fn keep(config: &Config, trace: &[u8]) -> bool {
         if max == 0 || span.end > max {
             max = span.end;
         }
-        let nanos = (max as i64 as i128 - min as i64 as i128).clamp(i64::MIN as i128, i64::MAX as i128);
+        let nanos =
+            (max as i64 as i128 - min as i64 as i128).clamp(i64::MIN as i128, i64::MAX as i128);
         (nanos / 1_000_000) as i64 > config.threshold_ms
     })
 }
