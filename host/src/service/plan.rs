@@ -111,13 +111,30 @@ fn tail_sampling_settings(
             let Some(processor) = config.processors.get(id) else {
                 continue; // the wiring checks name an undefined processor
             };
-            let settings = tail_sampling::settings(&processor.settings).map_err(|message| {
+            let settings = resolve_plugin_paths(&processor.settings, config);
+            let settings = tail_sampling::settings(&settings).map_err(|message| {
                 StartError::Processor(config.processor_diagnostic(id, &message, message.clone()))
             })?;
             found.insert(id.clone(), settings);
         }
     }
     Ok(found)
+}
+
+/// The settings with each `plugin` policy's path taken relative to the config file, as a
+/// processor's `plugin:` path is.
+fn resolve_plugin_paths(settings: &serde_json::Value, config: &Config) -> serde_json::Value {
+    let mut settings = settings.clone();
+    let policies = settings.get_mut("policies").and_then(|p| p.as_array_mut());
+    for policy in policies.into_iter().flatten() {
+        if let Some(path) = policy.pointer_mut("/plugin/path")
+            && let Some(given) = path.as_str()
+        {
+            let resolved = config.resolve_path(std::path::Path::new(given));
+            *path = resolved.display().to_string().into();
+        }
+    }
+    settings
 }
 
 #[cfg(test)]
@@ -140,6 +157,25 @@ mod tests {
             (settings.policies.len(), settings.max_held_bytes),
             (5, 512 << 20)
         );
+    }
+
+    // A sampling plugin's relative path is the config file's folder's, as a processor's is.
+    #[test]
+    fn a_sampling_plugin_path_is_relative_to_the_config() {
+        let text = "processors:\n  tail_sampling:\n    policies:\n      - {name: p, type: plugin, plugin: {path: s.wasm}}\n      - {name: q, type: plugin, plugin: {path: /abs/s.wasm}}\nreceivers: {otlp: {}}\nexporters: {debug: {}}\nservice: {pipelines: {traces: {receivers: [otlp], processors: [tail_sampling], exporters: [debug]}}}\n";
+        let config =
+            Config::from_text(text, std::path::Path::new("/etc/trailhead/t.yaml")).unwrap();
+        let (_, processor) = config.processors.iter().next().unwrap();
+        let settings = resolve_plugin_paths(&processor.settings, &config);
+        let paths: Vec<_> = (0..2)
+            .map(|i| {
+                settings
+                    .pointer(&format!("/policies/{i}/plugin/path"))
+                    .unwrap()
+                    .clone()
+            })
+            .collect();
+        assert_eq!(paths, ["/etc/trailhead/s.wasm", "/abs/s.wasm"]);
     }
 
     // tail_sampling samples traces only; listed in a logs pipeline it is refused in place.
