@@ -219,10 +219,14 @@ class Trailhead:
             self.stdout.append(raw.decode(errors="replace"))
 
     def address(self, name):
+        if name not in self.addresses:
+            # Say why (it exited, or never listened there) instead of a bare KeyError.
+            tail = "\n".join(map(str, self.logs[-20:]))
+            raise AssertionError(f"trailhead has no `{name}` server (exit code {self.process.poll()}):\n{tail}")
         return self.addresses[name]
 
     def url(self, name, path=""):
-        return f"http://{self.addresses[name]}{path}"
+        return f"http://{self.address(name)}{path}"
 
     def metrics(self):
         """trailhead's own metrics as {'name{labels}': value}."""

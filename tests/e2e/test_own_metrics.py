@@ -45,8 +45,10 @@ def test_every_component_reports_its_core_counters(tmp_path, sink, start_trailhe
     config["extensions"]["file_storage/queue"] = {"directory": str(tmp_path / "queue"), "create_directory": True}
     config["service"]["extensions"].append("file_storage/queue")
     config["exporters"]["debug"] = {"verbosity": "basic"}
-    config["processors"] = {"memory_limiter": {"limit_mib": 512}, "filter": {"traces": {"span": ['name == "noise"']}}}
-    config["service"]["pipelines"]["traces"].update(processors=["memory_limiter", "filter"], exporters=["otlp/sink", "debug"])
+    config["processors"] = {"memory_limiter": {"limit_mib": 512}, "filter": {"traces": {"span": ['name == "noise"']}},
+                            "tail_sampling": {"decision_wait": "1s", "policies": [{"name": "all", "type": "always_sample"}]}}
+    config["service"]["pipelines"]["traces"].update(processors=["memory_limiter", "filter", "tail_sampling"],
+                                                     exporters=["otlp/sink", "debug"])
     config["service"]["telemetry"] = {"traces": {"endpoint": sink.endpoint, "tls": {"insecure": True}}}
     trailhead = start_trailhead(config)
     found = families(requests.get(trailhead.url("metrics", "/metrics"), timeout=5).text)
@@ -75,7 +77,7 @@ def test_every_component_reports_its_core_counters(tmp_path, sink, start_trailhe
     assert series("trailhead_self_traces_dropped_spans_total")
 
     # One scheme, and the README documents exactly what is served.
-    pattern = re.compile(r"^trailhead_(receiver|server|processor|exporter|memory_limiter|config|kubernetes|self_traces|secret)_[a-z_]+$")
+    pattern = re.compile(r"^trailhead_(receiver|server|processor|exporter|memory_limiter|tail_sampling|config|kubernetes|self_traces|secret)_[a-z_]+$")
     assert all(pattern.match(name) for name in found), sorted(n for n in found if not pattern.match(n))
     served = documented() - KUBERNETES_ONLY - SECRETS_ONLY
     assert set(found) == served, set(found) ^ served

@@ -8,6 +8,7 @@ sink; the trace IDs kept, and every span of each, must be the same. Late spans o
 trace then follow the decision on both.
 """
 
+import contextlib
 import random
 import subprocess
 import time
@@ -154,39 +155,48 @@ def late_bodies(traces, ids):
     return requests_of(late)
 
 
-def run_both(tmp_path, start_trailhead, traces, late_for, tail_sampling=TAIL_SAMPLING):
-    """Sends `traces` through the collector and trailhead, then late spans for `late_for(kept)`;
-    returns what each kept before and after the late spans, and the trailhead."""
-    results = []
+@contextlib.contextmanager
+def pair(tmp_path, start_trailhead, theirs_config, ours_config):
+    """The collector with `theirs_config` and trailhead with `ours_config` (tail_sampling
+    blocks), each exporting to its own sink: yields [(url, sink) of the collector, of
+    trailhead] and the trailhead, and stops both afterwards."""
     port = free_port()
     theirs = Sink()
     config = {"receivers": {"otlp": {"protocols": {"http": {"endpoint": f"127.0.0.1:{port}"}}}},
-              "processors": {"tail_sampling": tail_sampling},
+              "processors": {"tail_sampling": theirs_config},
               "exporters": {"otlp": {"endpoint": theirs.endpoint, "tls": {"insecure": True}}},
               "service": {"pipelines": {"traces": {"receivers": ["otlp"], "processors": ["tail_sampling"], "exporters": ["otlp"]}}}}
     process = run_collector(config, tmp_path, port)
     mine = Sink()
     ours = gateway_config(mine.endpoint)
-    ours["processors"] = {"tail_sampling": tail_sampling}
+    ours["processors"] = {"tail_sampling": ours_config}
     ours["service"]["pipelines"]["traces"]["processors"] = ["tail_sampling"]
-    trailhead = start_trailhead(ours)
     try:
-        for url, sink in ((f"http://127.0.0.1:{port}", theirs), (trailhead.url("otlp (http)"), mine)):
-            post_all(url, requests_of(traces))
-        for sink in (theirs, mine):
-            settle(sink)
-            results.append(kept(sink))
-        late = late_bodies(traces, late_for(results[0]))
-        for url, sink in ((f"http://127.0.0.1:{port}", theirs), (trailhead.url("otlp (http)"), mine)):
-            post_all(url, late)
-        for sink in (theirs, mine):
-            settle(sink, 1.5)
-            results.append(kept(sink))
+        trailhead = start_trailhead(ours)
+        yield [(f"http://127.0.0.1:{port}", theirs), (trailhead.url("otlp (http)"), mine)], trailhead
     finally:
         process.terminate()
         process.wait(10)
         theirs.stop()
         mine.stop()
+
+
+def run_both(tmp_path, start_trailhead, traces, late_for, tail_sampling=TAIL_SAMPLING):
+    """Sends `traces` through the collector and trailhead, then late spans for `late_for(kept)`;
+    returns what each kept before and after the late spans, and the trailhead."""
+    results = []
+    with pair(tmp_path, start_trailhead, tail_sampling, tail_sampling) as (both, trailhead):
+        for url, sink in both:
+            post_all(url, requests_of(traces))
+        for _, sink in both:
+            settle(sink)
+            results.append(kept(sink))
+        late = late_bodies(traces, late_for(results[0]))
+        for url, sink in both:
+            post_all(url, late)
+        for _, sink in both:
+            settle(sink, 1.5)
+            results.append(kept(sink))
     return results, trailhead
 
 
@@ -349,29 +359,12 @@ def plugin_policy(**config):
 def run_pair(tmp_path, start_trailhead, traces, theirs_config, ours_config):
     """Sends `traces` to the collector with `theirs_config` and to trailhead with
     `ours_config` (tail_sampling blocks); what each kept, and the trailhead."""
-    port = free_port()
-    theirs = Sink()
-    config = {"receivers": {"otlp": {"protocols": {"http": {"endpoint": f"127.0.0.1:{port}"}}}},
-              "processors": {"tail_sampling": theirs_config},
-              "exporters": {"otlp": {"endpoint": theirs.endpoint, "tls": {"insecure": True}}},
-              "service": {"pipelines": {"traces": {"receivers": ["otlp"], "processors": ["tail_sampling"], "exporters": ["otlp"]}}}}
-    process = run_collector(config, tmp_path, port)
-    mine = Sink()
-    ours = gateway_config(mine.endpoint)
-    ours["processors"] = {"tail_sampling": ours_config}
-    ours["service"]["pipelines"]["traces"]["processors"] = ["tail_sampling"]
-    trailhead = start_trailhead(ours)
-    try:
-        post_all(f"http://127.0.0.1:{port}", requests_of(traces))
-        post_all(trailhead.url("otlp (http)"), requests_of(traces))
-        settle(theirs)
-        settle(mine)
-        return kept(theirs), kept(mine), trailhead
-    finally:
-        process.terminate()
-        process.wait(10)
-        theirs.stop()
-        mine.stop()
+    with pair(tmp_path, start_trailhead, theirs_config, ours_config) as (both, trailhead):
+        for url, sink in both:
+            post_all(url, requests_of(traces))
+        for _, sink in both:
+            settle(sink)
+        return kept(both[0][1]), kept(both[1][1]), trailhead
 
 
 # The example plugin (ERROR span or longer than threshold_ms) keeps exactly what the
