@@ -349,7 +349,8 @@ def test_releases_run_the_rest_of_the_pipeline_and_survive_reloads(sink, start_t
 
 # --- A sampling policy as a Wasm plugin (the `sampler` world, wit/sampler) ---
 
-SAMPLER = BINARY.parent.parent / "plugins" / "error-latency-sampler.wasm"
+# Absolute: a relative plugin path is read from the config file's folder (TRAILHEAD_BIN may be relative).
+SAMPLER = (BINARY.parent.parent / "plugins" / "error-latency-sampler.wasm").resolve()
 
 
 def plugin_policy(**config):
