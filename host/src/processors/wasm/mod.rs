@@ -188,6 +188,17 @@ impl Default for Limits {
 }
 
 impl Runtime {
+    /// A plugin's store: its memory bound, and the epoch deadline that ends a call which
+    /// overruns the timeout (armed around each call by [`deadline::arm`]).
+    fn sandbox(&self, id: &Arc<str>, limits: Limits) -> Store<PluginState> {
+        let state = PluginState::new(id.clone(), limits.memory_bytes, self.metadata.clone());
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limits);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|_| deadline::on_epoch());
+        store
+    }
+
     /// A runtime whose plugins see an empty Kubernetes cache.
     pub fn new() -> wasmtime::Result<Arc<Runtime>> {
         Self::with_metadata(Arc::default())
@@ -458,15 +469,7 @@ pub struct Failure {
 impl Plugin {
     fn instantiate(&self) -> Result<Instance, String> {
         let _deadline = deadline::arm(&self.runtime.engine, self.limits.timeout)?;
-        let state = PluginState::new(
-            self.id.clone(),
-            self.limits.memory_bytes,
-            self.runtime.metadata.clone(),
-        );
-        let mut store = Store::new(&self.runtime.engine, state);
-        store.limiter(|state| &mut state.limits);
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(|_| deadline::on_epoch());
+        let mut store = self.runtime.sandbox(&self.id, self.limits);
         let bindings = self
             .pre
             .instantiate(&mut store)

@@ -99,23 +99,10 @@ impl Runtime {
 }
 
 impl SamplerPlugin {
-    fn store(&self) -> Store<PluginState> {
-        let state = PluginState::new(
-            self.id.clone(),
-            self.limits.memory_bytes,
-            self.runtime.metadata.clone(),
-        );
-        let mut store = Store::new(&self.runtime.engine, state);
-        store.limiter(|state| &mut state.limits);
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(|_| deadline::on_epoch());
-        store
-    }
-
     /// A new instance with `init` called under the CPU deadline.
     fn instantiate(&self) -> Result<Instance, String> {
         let _deadline = deadline::arm(&self.runtime.engine, self.limits.timeout)?;
-        let mut store = self.store();
+        let mut store = self.runtime.sandbox(&self.id, self.limits);
         let bindings = self
             .pre
             .instantiate(&mut store)
