@@ -8,6 +8,7 @@ pub mod grpc;
 pub mod json;
 mod payload;
 pub mod route;
+pub mod route_metrics;
 pub mod split;
 pub mod wire;
 
