@@ -104,8 +104,8 @@ pub struct PolicyConfig {
     pub trace_state: TraceStateConfig,
     /// `boolean_attribute:` settings.
     pub boolean_attribute: BooleanAttributeConfig,
-    /// `ottl_condition:` settings (refused: the OTTL engine is not linked into the host).
-    pub ottl_condition: Option<serde_json::Value>,
+    /// `ottl_condition:` settings.
+    pub ottl_condition: OttlConditionConfig,
     /// `composite:` settings (top level only).
     pub composite: CompositeConfig,
     /// `and:` settings (top level and in `composite`).
@@ -129,6 +129,24 @@ pub struct PluginPolicyConfig {
     pub sha256: String,
     /// The plugin's own settings, handed to its `init` as JSON.
     pub config: Option<serde_json::Value>,
+    /// The plugin's memory and CPU time per call (`init` and each decision): a processor
+    /// plugin's `limits:` keys, with its defaults (`memory_mib: 64`, `timeout_ms: 100`).
+    pub limits: crate::processors::LimitSettings,
+}
+
+/// `ottl_condition:`; a trace is sampled when any span meets any `span` condition or any
+/// span event meets any `spanevent` condition (at least one list must be set).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OttlConditionConfig {
+    /// What a condition that fails to evaluate does: `propagate` (the policy fails for the
+    /// trace, sampling nothing), `ignore` (it is false, with a warning) or `silent` (it is
+    /// false); unset behaves as `silent`, as in the collector.
+    pub error_mode: String,
+    /// OTTL conditions in the span context (`name`, `attributes["k"]`, `resource.…`).
+    pub span: Vec<String>,
+    /// OTTL conditions in the spanevent context (`name`, `attributes["k"]`, `span.…`).
+    pub spanevent: Vec<String>,
 }
 
 /// `latency:`; the trace's duration is its earliest start to its latest end.

@@ -94,6 +94,7 @@ mod tests {
             path: path.to_string(),
             sha256: String::new(),
             config: Some(config),
+            limits: Default::default(),
         }
     }
 
