@@ -113,16 +113,13 @@ mod tests {
     #[test]
     fn a_refused_key_is_located() {
         let text = "receivers: {otlp: {protocols: {grpc: {}}}}\n\
-                    exporters:\n  loadbalancing:\n    routing_key: metric\n    protocol: {otlp: {}}\n    resolver: {static: {hostnames: [a]}}\n\
+                    exporters:\n  loadbalancing:\n    routing_key: spanID\n    protocol: {otlp: {}}\n    resolver: {static: {hostnames: [a]}}\n\
                     service: {pipelines: {traces: {receivers: [otlp], exporters: [loadbalancing]}}}\n";
         let error = Config::from_text(text, Path::new("lb.yaml"))
             .unwrap_err()
             .to_string();
         assert!(error.contains("lb.yaml:4:"), "{error}");
         assert!(error.contains("exporter `loadbalancing`"), "{error}");
-        assert!(
-            error.contains("routing_key: `metric` is not implemented"),
-            "{error}"
-        );
+        assert!(error.contains("routing_key: unknown `spanID`"), "{error}");
     }
 }

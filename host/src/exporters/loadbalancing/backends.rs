@@ -14,7 +14,7 @@ use crate::exporters::otlp::OtlpExporterConfig;
 use crate::exporters::{
     DiskQueue, ExportError, ExporterHandle, Payload, SendOutcome, Sink, spawn_exporter,
 };
-use crate::pdata::route::{self, RouteBy};
+use crate::pdata::route_metrics::RoutingKey;
 use crate::pdata::{Batch, RequestContext, Signal};
 use crate::secrets::Secrets;
 use crate::telemetry::Telemetry;
@@ -57,7 +57,7 @@ struct Running {
 pub struct Balancer {
     id: String,
     signal: Signal,
-    by: RouteBy,
+    by: RoutingKey,
     template: Template,
     members: ArcSwap<Members>,
     running: Mutex<BTreeMap<Arc<str>, Running>>,
@@ -77,7 +77,7 @@ impl Balancer {
     pub fn new(
         id: &str,
         signal: Signal,
-        by: RouteBy,
+        by: RoutingKey,
         template: Template,
         telemetry: &Telemetry,
     ) -> Arc<Balancer> {
@@ -218,7 +218,7 @@ impl Balancer {
             return Err(format!("exporter `{}`: no backend resolved yet", self.id));
         }
         let ring = &members.ring;
-        let groups = route::group(self.signal, payload, items, self.by, |key| {
+        let groups = self.by.group(self.signal, payload, items, |key| {
             ring.owner(key).unwrap_or(0)
         });
         let mut slots = Vec::with_capacity(groups.len());

@@ -1,5 +1,5 @@
-//! The `loadbalancing` exporter: routes each span (log record, metric resource) to one backend
-//! by a routing key, over a consistent-hash [`ring`], with the collector's keys.
+//! The `loadbalancing` exporter: routes each span (log record, metric, or metric data point) to
+//! one backend by a routing key, over a consistent-hash [`ring`], with the collector's keys.
 //!
 //! The one idea: every backend is an ordinary otlp exporter with its own queue and retry
 //! ([`backends`]), and its sink checks membership on every attempt. While its backend is a
@@ -19,6 +19,7 @@ use super::{QueueSettings, RetrySettings};
 use crate::config::values;
 use crate::pdata::Signal;
 use crate::pdata::route::RouteBy;
+use crate::pdata::route_metrics::{MetricKey, RoutingKey};
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -31,8 +32,9 @@ pub struct LoadBalancingConfig {
     pub protocol: Protocol,
     /// Where the backends are: exactly one of `static`, `dns` or `k8s`.
     pub resolver: ResolverSettings,
-    /// `traceID` (traces and logs' default), `service` (metrics' default) or `resource`.
-    /// `metric` and `streamID` are the collector's too, and are refused as not implemented.
+    /// `traceID` (traces and logs' default), `service` (metrics' default) or `resource`; for
+    /// metrics also `metric` (each metric name to one backend) and `streamID` (each data point
+    /// stream to one backend, a metric's points split between backends).
     #[serde(default)]
     pub routing_key: Option<String>,
     /// The collector's composite key of attributes; refused as not implemented.
@@ -147,6 +149,13 @@ fn one_second() -> Duration {
     Duration::from_secs(1)
 }
 
+/// The collector's routing keys, all implemented.
+const ROUTING_KEYS: [&str; 5] = ["traceID", "service", "resource", "metric", "streamID"];
+
+fn unknown_key(key: &str) -> String {
+    format!("routing_key: unknown `{key}`; expected traceID, service, resource, metric or streamID")
+}
+
 /// The collector's default backend port.
 pub const DEFAULT_PORT: u16 = 4317;
 
@@ -156,33 +165,38 @@ impl LoadBalancingConfig {
         resolve::start(balancer, &self.resolver);
     }
 
-    /// The routing key for `signal`, or why it cannot be used.
-    pub fn route_by(&self, signal: Signal) -> Result<RouteBy, String> {
+    /// The routing key for `signal`, or why it does not apply to it (the collector refuses
+    /// such a key when it creates that signal's exporter).
+    pub fn route_by(&self, signal: Signal) -> Result<RoutingKey, String> {
         let key = self.routing_key.as_deref().unwrap_or("");
         match (key, signal) {
-            ("" | "traceID", Signal::Traces | Signal::Logs) => Ok(RouteBy::TraceId),
-            ("" | "service", _) => Ok(RouteBy::Service),
-            ("resource", _) => Ok(RouteBy::Resource),
+            ("" | "traceID", Signal::Traces | Signal::Logs) => {
+                Ok(RoutingKey::Item(RouteBy::TraceId))
+            }
+            ("" | "service", _) => Ok(RoutingKey::Item(RouteBy::Service)),
+            ("resource", _) => Ok(RoutingKey::Item(RouteBy::Resource)),
+            ("metric", Signal::Metrics) => Ok(RoutingKey::Metric(MetricKey::Name)),
+            ("streamID", Signal::Metrics) => Ok(RoutingKey::Metric(MetricKey::Stream)),
             ("traceID", Signal::Metrics) => Err(
                 "routing_key: `traceID` does not apply to metrics; use `service` or `resource`"
                     .into(),
             ),
             ("metric" | "streamID", _) => Err(format!(
-                "routing_key: `{key}` is not implemented in trailhead; use `service` or `resource`"
+                "routing_key: `{key}` applies to metrics only, not {signal}; use `traceID`, `service` or `resource`"
             )),
-            (other, _) => Err(format!(
-                "routing_key: unknown `{other}`; expected traceID, service, resource, metric or streamID"
-            )),
+            (other, _) => Err(unknown_key(other)),
         }
     }
 
     /// Settings the collector refuses, and those trailhead does not implement, as (key, why).
     pub fn problems(&self) -> Vec<(&'static str, String)> {
         let mut problems = Vec::new();
-        if let Err(why) = self.route_by(Signal::Traces)
-            && !why.contains("metrics")
+        // Whether a known key fits a signal is checked where the signal is known (`route_by`).
+        if let Some(key) = self.routing_key.as_deref()
+            && !key.is_empty()
+            && !ROUTING_KEYS.contains(&key)
         {
-            problems.push(("routing_key", why));
+            problems.push(("routing_key", unknown_key(key)));
         }
         if self
             .routing_attributes
@@ -289,8 +303,9 @@ mod tests {
         let dns = config.resolver.dns.as_ref().unwrap();
         assert_eq!((dns.port.as_str(), dns.interval), ("4317", five_seconds()));
         assert!(!config.sending_queue.enabled);
-        assert_eq!(config.route_by(Signal::Traces), Ok(RouteBy::TraceId));
-        assert_eq!(config.route_by(Signal::Metrics), Ok(RouteBy::Service));
+        let item = RoutingKey::Item;
+        assert_eq!(config.route_by(Signal::Traces), Ok(item(RouteBy::TraceId)));
+        assert_eq!(config.route_by(Signal::Metrics), Ok(item(RouteBy::Service)));
         assert!(config.problems().is_empty(), "{:?}", config.problems());
         let config = parse(
             "protocol: {otlp: {}}\nresolver: {static: {hostnames: [a]}}\nsending_queue: {queue_size: 5}",
@@ -309,10 +324,10 @@ mod tests {
         );
         assert!(two[0].1.contains("exactly one"), "{two:?}");
         let key = problems(
-            "protocol: {otlp: {}}\nresolver: {static: {hostnames: [a]}}\nrouting_key: metric",
+            "protocol: {otlp: {}}\nresolver: {static: {hostnames: [a]}}\nrouting_key: spanID",
         );
         assert_eq!(key[0].0, "routing_key");
-        assert!(key[0].1.contains("not implemented"), "{key:?}");
+        assert!(key[0].1.contains("unknown `spanID`"), "{key:?}");
         let zero = problems("protocol: {otlp: {}}\nresolver: {dns: {hostname: a, interval: 0s}}");
         assert!(zero[0].1.contains("dns.interval"), "{zero:?}");
         let queue = problems(
@@ -323,5 +338,31 @@ mod tests {
             "protocol: {otlp: {}}\nresolver: {static: {hostnames: [a]}}\nrouting_key: traceID",
         );
         assert!(metrics.route_by(Signal::Metrics).is_err());
+    }
+
+    // `metric` and `streamID` route metrics; on traces and logs they are refused when that
+    // signal's exporter is built, as the collector refuses them, but the key itself is valid.
+    #[test]
+    fn metric_keys_apply_to_metrics_only() {
+        let with = |key: &str| {
+            parse(&format!(
+                "protocol: {{otlp: {{}}}}\nresolver: {{static: {{hostnames: [a]}}}}\nrouting_key: {key}"
+            ))
+        };
+        let metric = RoutingKey::Metric;
+        for (key, by) in [("metric", MetricKey::Name), ("streamID", MetricKey::Stream)] {
+            let config = with(key);
+            assert!(config.problems().is_empty(), "{:?}", config.problems());
+            assert_eq!(config.route_by(Signal::Metrics), Ok(metric(by)));
+            for signal in [Signal::Traces, Signal::Logs] {
+                let why = config.route_by(signal).unwrap_err();
+                assert!(why.contains("applies to metrics only"), "{why}");
+                assert!(why.contains(&format!("`{key}`")), "{why}");
+            }
+        }
+        assert_eq!(
+            with("resource").route_by(Signal::Metrics),
+            Ok(RoutingKey::Item(RouteBy::Resource))
+        );
     }
 }
