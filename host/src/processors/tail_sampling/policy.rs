@@ -6,9 +6,12 @@
 
 use super::config::{PolicyConfig, RateAllocationConfig};
 use super::trace::{AttrValue, SpanView, TraceData, key_value};
+use ottl::OttlCondition;
 use regex::Regex;
 use std::collections::HashSet;
 use std::time::Instant;
+
+mod ottl;
 
 /// What a policy says about a trace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -77,6 +80,8 @@ pub enum Policy {
         values: HashSet<String>,
     },
     TraceFlags,
+    /// `ottl_condition`: OTTL conditions on spans and span events.
+    Ottl(Box<OttlCondition>),
     And(Vec<Policy>),
     Not(Box<Policy>),
     Drop(Vec<Policy>),
@@ -168,13 +173,24 @@ impl Policy {
         matches!(self, Policy::Drop(_))
     }
 
-    /// The policy's decision on `trace`; `now` is when the tick started.
+    /// The policy's decision on `trace`; `now` is when the tick started. A policy that
+    /// fails to evaluate samples nothing, as the collector counts an error apart and goes on.
     pub fn evaluate(&mut self, trace: &TraceData, now: Instant) -> Decision {
+        self.decide(trace, now).unwrap_or_else(|error| {
+            tracing::debug!(error = %error, "sampling policy error");
+            Decision::NotSampled
+        })
+    }
+
+    /// The decision, or the evaluation error that `and`, `not`, `drop` and `composite` pass
+    /// up as they are, without deciding (only `ottl_condition` with `error_mode: propagate`
+    /// fails).
+    fn decide(&mut self, trace: &TraceData, now: Instant) -> Result<Decision, String> {
         let sampled = |yes: bool| match yes {
             true => Decision::Sampled,
             false => Decision::NotSampled,
         };
-        match self {
+        Ok(match self {
             Policy::AlwaysSample => Decision::Sampled,
             Policy::Latency {
                 threshold_ms,
@@ -220,51 +236,53 @@ impl Policy {
                 trace_state_get(s.trace_state(), key).is_some_and(|v| values.contains(v))
             })),
             Policy::TraceFlags => sampled(any_span(trace, |s| s.flags() & 1 != 0)),
-            Policy::And(subs) => {
-                let all = subs
-                    .iter_mut()
-                    .all(|p| p.evaluate(trace, now) != Decision::NotSampled);
-                sampled(all)
-            }
-            Policy::Not(sub) => match sub.evaluate(trace, now) {
+            Policy::Ottl(condition) => sampled(condition.evaluate(trace)?),
+            Policy::And(subs) => sampled(all_sampled(subs, trace, now)?),
+            Policy::Not(sub) => match sub.decide(trace, now)? {
                 Decision::Sampled => Decision::NotSampled,
                 Decision::NotSampled => Decision::Sampled,
                 other => other,
             },
-            Policy::Drop(subs) => {
-                let all = subs
-                    .iter_mut()
-                    .all(|p| p.evaluate(trace, now) != Decision::NotSampled);
-                if all {
-                    Decision::Dropped
-                } else {
-                    Decision::NotSampled
-                }
-            }
-            Policy::Composite(composite) => composite.evaluate(trace, now),
+            Policy::Drop(subs) => match all_sampled(subs, trace, now)? {
+                true => Decision::Dropped,
+                false => Decision::NotSampled,
+            },
+            Policy::Composite(composite) => composite.decide(trace, now)?,
             Policy::Plugin(plugin) => plugin.evaluate(trace),
-        }
+        })
     }
 }
 
+/// Whether no sub-policy says NotSampled, stopping at the first that does, or fails.
+fn all_sampled(subs: &mut [Policy], trace: &TraceData, now: Instant) -> Result<bool, String> {
+    for sub in subs {
+        if sub.decide(trace, now)? == Decision::NotSampled {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 impl Composite {
-    fn evaluate(&mut self, trace: &TraceData, now: Instant) -> Decision {
+    /// A failing sub-policy fails the composite at once, later ones unasked, as the
+    /// collector's does.
+    fn decide(&mut self, trace: &TraceData, now: Instant) -> Result<Decision, String> {
         let second = unix_second();
         if second != self.second {
             self.second = second;
             self.sampled.iter_mut().for_each(|s| *s = 0);
         }
         for (i, (sub, allocated)) in self.subs.iter_mut().enumerate() {
-            if sub.evaluate(trace, now) == Decision::Sampled {
+            if sub.decide(trace, now)? == Decision::Sampled {
                 let if_sampled = self.sampled[i] + trace.span_count;
                 if if_sampled <= *allocated && if_sampled <= self.max_total {
                     self.sampled[i] = if_sampled;
-                    return Decision::Sampled;
+                    return Ok(Decision::Sampled);
                 }
-                return Decision::NotSampled;
+                return Ok(Decision::NotSampled);
             }
         }
-        Decision::NotSampled
+        Ok(Decision::NotSampled)
     }
 }
 
@@ -402,6 +420,12 @@ pub fn threshold(ratio: f64) -> u64 {
 /// The value of `key` in a W3C tracestate, as Go's `trace.ParseTraceState` then `Get` give
 /// it: `None` for a tracestate that does not parse or a key it lacks.
 fn trace_state_get<'a>(state: &'a str, key: &str) -> Option<&'a str> {
+    trace_state_lookup(state, key).flatten()
+}
+
+/// Go's `trace.ParseTraceState` then `Get`: `None` for a tracestate that does not parse,
+/// `Some(None)` for a key it lacks.
+pub(super) fn trace_state_lookup<'a>(state: &'a str, key: &str) -> Option<Option<&'a str>> {
     let mut found = None;
     let mut keys = HashSet::new();
     for member in state.split(',') {
@@ -420,7 +444,7 @@ fn trace_state_get<'a>(state: &'a str, key: &str) -> Option<&'a str> {
             found = Some(v);
         }
     }
-    found
+    Some(found)
 }
 
 fn valid_value(v: &str) -> bool {
@@ -584,9 +608,7 @@ fn build(config: &PolicyConfig, at: &str, level: Level) -> Result<Policy, String
         }
         "composite" => composite(config, at)?,
         "ottl_condition" => {
-            return Err(format!(
-                "{at}.type: `ottl_condition` is not supported by trailhead's tail_sampling yet (the OTTL engine is not linked into the host); use the attribute, status and latency policies"
-            ));
+            Policy::Ottl(Box::new(OttlCondition::build(&config.ottl_condition, at)?))
         }
         "bytes_limiting" => {
             return Err(format!(
