@@ -36,6 +36,8 @@ from threading import Thread
 import grpc
 import requests
 import yaml
+from google.protobuf.message import DecodeError
+from google.rpc import status_pb2
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
@@ -48,7 +50,8 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 CONFIGS = HERE / "configs"
-BINARY = Path(os.environ.get("TRAILHEAD_BIN", REPO / "target" / "release" / "trailhead"))
+# Absolute, since trailhead runs in the temp dir (`make e2e` gives a relative TRAILHEAD_BIN).
+BINARY = Path(os.environ.get("TRAILHEAD_BIN", REPO / "target" / "release" / "trailhead")).resolve()
 SIGNALS = ("traces", "metrics", "logs")
 HTTP_PATHS = {"traces": "/v1/traces", "metrics": "/v1/metrics", "logs": "/v1/logs"}
 
@@ -311,11 +314,21 @@ def send(signal, how, port, settings):
             path = settings.get(f"{signal}_url_path") or HTTP_PATHS[signal]
             reply = requests.post(f"http://127.0.0.1:{port}{path}", data=request(signal).SerializeToString(),
                                   headers={"Content-Type": "application/x-protobuf"}, timeout=10)
-        return "ok" if 200 <= reply.status_code < 300 else f"HTTP {reply.status_code}: {reply.text[:120]}"
+        return "ok" if 200 <= reply.status_code < 300 else f"HTTP {reply.status_code}: {reason(reply)}"
     except grpc.RpcError as e:
         return f"gRPC {e.code().name}: {e.details()}"
     except requests.RequestException as e:
         return f"{type(e).__name__}: {e}"
+
+
+def reason(reply):
+    """An OTLP/HTTP error body's message: a google.rpc.Status in protobuf, else the text."""
+    if "protobuf" in reply.headers.get("Content-Type", ""):
+        try:
+            return status_pb2.Status.FromString(reply.content).message
+        except DecodeError:
+            pass
+    return reply.text[:120]
 
 
 def entry_point(signal, config, listeners):
@@ -436,7 +449,10 @@ def check(path, sinks, workdir):
     if result.validates:
         result.refusal = run(path, env, sinks, workdir, result)
         result.runs = not result.refusal
-    result.component = component_of(result.refusal) if result.refusal else ""
+    if result.refusal:
+        # A run's failure names the signal whose request failed, or that trailhead did not start.
+        result.component = component_of(result.refusal) if not result.validates else \
+            "run: " + result.refusal.split(":", 1)[0]
     return result
 
 

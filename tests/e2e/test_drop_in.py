@@ -105,3 +105,26 @@ def test_refusals_name_component_and_place(results):
         assert "panick" not in r["refusal"], f"{r['config']}: {r['refusal']}"
         assert re.match(r"\d+:\d+: ", r["refusal"]), f"{r['config']}: no line:column in {r['refusal']!r}"
         assert r["component"], f"{r['config']}: the refusal names no component or key: {r['refusal']!r}"
+
+
+# The runner's run step can say no: a config that validates but refuses the request it gets (a
+# 1-byte body limit) is reported as not running, with the signal and trailhead's reason.
+def test_runner_reports_a_refused_request(tmp_path):
+    run = runner()
+    config = tmp_path / "configs" / "limit.yaml"
+    config.parent.mkdir()
+    config.write_text("# source: none\n# kind: gateway\n" + yaml.safe_dump({
+        "receivers": {"otlp": {"protocols": {"http": {"endpoint": "0.0.0.0:4318", "max_request_body_size": 1}}}},
+        "exporters": {"debug": None},
+        "service": {"pipelines": {"traces": {"receivers": ["otlp"], "exporters": ["debug"]}}}}))
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    sinks = run.Sinks()
+    try:
+        result = run.check(config, sinks, workdir)
+    finally:
+        sinks.stop()
+    assert result.validates, result.refusal
+    assert result.runs is False
+    assert result.component == "run: traces"
+    assert "HTTP 413" in result.refusal and "larger than the limit" in result.refusal, result.refusal
