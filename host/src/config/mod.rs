@@ -1,6 +1,6 @@
 //! What every component's configuration shares, in the OpenTelemetry Collector's shape:
 //! component ids (`type[/name]`), sections keyed by them, values (durations, sizes, sections
-//! that may be empty), `${env:…}` expansion, and diagnostics with locations.
+//! that may be empty), `${env:…}` and `${file:…}` expansion, and diagnostics with locations.
 //!
 //! A file is read once into a tree of located nodes (`tree`), and a typed document is
 //! deserialized from that tree, so every error keeps its key path, line and column. Positions
@@ -76,7 +76,40 @@ pub fn read<T: DeserializeOwned>(
             message,
         }])
     };
+    if !expansion.errors.is_empty() {
+        let located = |(offset, message): &(usize, String)| Diagnostic {
+            file: file.to_string(),
+            position: Some(line_and_column(text, *offset)),
+            component: None,
+            message: message.clone(),
+        };
+        return Err(ConfigError(expansion.errors.iter().map(located).collect()));
+    }
     let tree = tree::Located::parse(&expansion, text).map_err(|(at, e)| failed(at, e))?;
     let document = T::deserialize(&tree).map_err(|e| failed(e.position(), e.to_string()))?;
     Ok((document, tree))
+}
+
+/// The 1-based line and column (in characters) of byte `offset` in `text`.
+fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line_start = before.rfind('\n').map_or(0, |n| n + 1);
+    (
+        before.matches('\n').count() + 1,
+        before[line_start..].chars().count() + 1,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    // A reference that cannot expand is an error at the reference, in the file as written.
+    #[test]
+    fn expansion_errors_are_located() {
+        let text = "a: ${env:X:-1}\nb: \"x ${file:/nonexistent/trailhead}\"\n";
+        let error = super::read::<serde_json::Value>(text, "c.yaml").unwrap_err();
+        let diagnostic = &error.0[0];
+        assert_eq!(diagnostic.position, Some((2, 7)));
+        assert!(diagnostic.message.contains("cannot read the file /nonexistent/trailhead"));
+        assert!(diagnostic.to_string().starts_with("c.yaml:2:7: `${file:"));
+    }
 }

@@ -184,6 +184,9 @@ impl Located {
 /// settings given as YAML text.
 pub fn from_str<T: DeserializeOwned>(text: &str) -> Result<T, String> {
     let expansion = super::expand::expand_env(text, |_| None);
+    if let Some((_, message)) = expansion.errors.first() {
+        return Err(message.clone());
+    }
     let tree = Located::parse(&expansion, text).map_err(|(_, message)| message)?;
     T::deserialize(&tree).map_err(|e| e.to_string())
 }
