@@ -178,6 +178,7 @@ section! {
     "exporter" => ExporterConfig: Exporter {
         Otlp(OtlpExporterConfig),
         Debug(DebugExporterConfig),
+        Logging(crate::exporters::debug::LoggingExporterConfig),
         OtlpHttp(crate::exporters::otlp_http::OtlpHttpExporterConfig),
         LoadBalancing(crate::exporters::loadbalancing::LoadBalancingConfig),
     }

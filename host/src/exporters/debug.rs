@@ -62,6 +62,73 @@ impl DebugExporterConfig {
     }
 }
 
+/// `exporters: logging:`, the collector's old name of `debug` (removed from the collector in
+/// v0.111; configs still use it). It runs as `debug`, with the old exporter's default verbosity
+/// (`normal`) and its `loglevel` mapped onto `verbosity` as the collector mapped it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoggingExporterConfig {
+    /// Deprecated by the collector for `verbosity`: `debug` is `detailed`, `info` is `normal`,
+    /// `warn`, `error` (and zap's `dpanic`, `panic`, `fatal`) are `basic`.
+    pub loglevel: Option<LogLevel>,
+    /// As `debug`'s `verbosity`; `normal` when neither it nor `loglevel` is set.
+    pub verbosity: Option<Verbosity>,
+}
+
+/// zap's levels, as the `logging` exporter's `loglevel` took them (either case).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    #[serde(alias = "DEBUG")]
+    Debug,
+    #[serde(alias = "INFO")]
+    Info,
+    #[serde(alias = "WARN")]
+    Warn,
+    #[serde(alias = "ERROR")]
+    Error,
+    #[serde(alias = "DPANIC")]
+    Dpanic,
+    #[serde(alias = "PANIC")]
+    Panic,
+    #[serde(alias = "FATAL")]
+    Fatal,
+}
+
+impl LoggingExporterConfig {
+    /// The `debug` exporter it runs as.
+    pub fn as_debug(&self) -> DebugExporterConfig {
+        let from_level = self.loglevel.map(|level| match level {
+            LogLevel::Debug => Verbosity::Detailed,
+            LogLevel::Info => Verbosity::Normal,
+            _ => Verbosity::Basic,
+        });
+        DebugExporterConfig {
+            verbosity: self.verbosity.or(from_level).unwrap_or(Verbosity::Normal),
+        }
+    }
+
+    /// What the collector refused in it, as (key, why).
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        match (self.loglevel, self.verbosity) {
+            (Some(_), Some(_)) => vec![(
+                "loglevel",
+                "`loglevel` and `verbosity` are incompatible; use only `verbosity`".into(),
+            )],
+            _ => Vec::new(),
+        }
+    }
+
+    /// The warning a config using it gets: what to write instead.
+    pub fn warning(&self) -> String {
+        let verbosity = format!("{:?}", self.as_debug().verbosity).to_lowercase();
+        format!(
+            "the `logging` exporter is the old name of `debug`, removed from the collector; \
+             running it as `debug` with verbosity: {verbosity}"
+        )
+    }
+}
+
 struct DebugSink {
     id: String,
     signal: Signal,
@@ -157,5 +224,28 @@ mod tests {
         );
         let detailed = render("debug", Signal::Traces, Verbosity::Detailed, &payload, 2);
         assert!(detailed.contains("\"resourceSpans\""), "{detailed}");
+    }
+
+    // `logging` runs as `debug`: `loglevel` maps as the collector mapped it, the old default
+    // is `normal`, and `loglevel` with `verbosity` is refused as the collector refused it.
+    #[test]
+    fn logging_is_the_old_debug() {
+        let read = |text: &str| crate::config::tree::from_str::<LoggingExporterConfig>(text);
+        let verbosity = |text: &str| read(text).unwrap().as_debug().verbosity;
+        assert_eq!(verbosity("{}"), Verbosity::Normal);
+        assert_eq!(verbosity("loglevel: debug"), Verbosity::Detailed);
+        assert_eq!(verbosity("loglevel: INFO"), Verbosity::Normal);
+        assert_eq!(verbosity("loglevel: warn"), Verbosity::Basic);
+        assert_eq!(verbosity("loglevel: error"), Verbosity::Basic);
+        assert_eq!(verbosity("verbosity: basic"), Verbosity::Basic);
+        let both = read("loglevel: debug\nverbosity: basic").unwrap();
+        assert_eq!(both.problems()[0].0, "loglevel");
+        assert!(read("loglevel: trace").is_err());
+        assert!(
+            read("verbosity: detailed")
+                .unwrap()
+                .warning()
+                .contains("`debug`")
+        );
     }
 }
