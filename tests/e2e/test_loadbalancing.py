@@ -6,6 +6,7 @@ the real kube-apiserver (`cluster.py`). Backends are sampling-tier trailheads or
 Each test that beats the collector says which of its behaviours would fail it.
 """
 
+import itertools
 import json
 import threading
 import time
@@ -14,7 +15,11 @@ from concurrent import futures
 
 import grpc
 import pytest
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+from opentelemetry.proto.common.v1 import common_pb2
+from opentelemetry.proto.metrics.v1 import metrics_pb2
+from opentelemetry.proto.resource.v1 import resource_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from cluster import Cluster
@@ -469,3 +474,156 @@ def test_dns_resolver_follows_the_name(tmp_path, own_hosts):
             front.stop()
         for s in sinks:
             s.stop()
+
+
+# Metrics routed by `routing_key: metric` and `streamID`, over the static resolver and three sinks.
+
+KINDS = ("gauge", "sum", "histogram", "exponential_histogram", "summary")
+
+
+def metrics_config(sinks, routing_key):
+    config = front_config({"static": {"hostnames": [s.endpoint for s in sinks]}})
+    config["exporters"]["loadbalancing"]["routing_key"] = routing_key
+    config["service"]["pipelines"] = {"metrics": {"receivers": ["otlp"], "exporters": ["loadbalancing"]}}
+    return config
+
+
+def metric_request(round_, clock, sent):
+    """Two resources, each with 30 metrics (six of each kind) of four attribute sets, each set
+    written in an order that changes with `round_`. Every point's time is `clock`'s next value,
+    so it is told apart after the split; `sent[time]` is the point's (service, name, kind,
+    attributes)."""
+    def attrs(pairs):
+        return [common_pb2.KeyValue(key=k, value=common_pb2.AnyValue(string_value=v)) for k, v in pairs]
+
+    sets = [[("host", f"h{h}"), ("route", f"/r{h % 2}")] for h in range(4)]
+    resources = []
+    for service in ("checkout", "cart"):
+        metrics = []
+        for index in range(30):
+            kind = KINDS[index % 5]
+            name = f"{kind}.{index}"
+            metric = metrics_pb2.Metric(name=name, unit="ms", description="d")
+            data = getattr(metric, kind)
+            if kind in ("sum", "histogram", "exponential_histogram"):
+                data.aggregation_temporality = metrics_pb2.AGGREGATION_TEMPORALITY_CUMULATIVE
+            if kind == "sum":
+                data.is_monotonic = True
+            for pairs in sets:
+                ordered = pairs if round_ % 2 == 0 else list(reversed(pairs))
+                point = data.data_points.add(attributes=attrs(ordered), time_unix_nano=next(clock))
+                if kind in ("gauge", "sum"):
+                    point.as_int = 1
+                sent[point.time_unix_nano] = (service, name, kind, tuple(sorted(pairs)))
+            metrics.append(metric)
+        resources.append(metrics_pb2.ResourceMetrics(
+            resource=resource_pb2.Resource(attributes=attrs([("service.name", service)])),
+            scope_metrics=[metrics_pb2.ScopeMetrics(scope=common_pb2.InstrumentationScope(name="lib", version="1"),
+                                                    metrics=metrics, schema_url="scope-schema")],
+            schema_url="resource-schema"))
+    return metrics_service_pb2.ExportMetricsServiceRequest(resource_metrics=resources)
+
+
+def received_points(sinks):
+    """Every data point the sinks got, as (sink index, service, name, kind, attributes, time),
+    checking on the way that its resource, scope and metric fields came along."""
+    points = []
+    for index, sink in enumerate(sinks):
+        with sink.lock:
+            requests = list(sink.requests["metrics"])
+        for request in requests:
+            for rm in request.resource_metrics:
+                assert rm.schema_url == "resource-schema"
+                service = {kv.key: kv.value.string_value for kv in rm.resource.attributes}["service.name"]
+                for sm in rm.scope_metrics:
+                    assert (sm.scope.name, sm.scope.version, sm.schema_url) == ("lib", "1", "scope-schema")
+                    for m in sm.metrics:
+                        assert (m.unit, m.description) == ("ms", "d")
+                        kind = m.WhichOneof("data")
+                        data = getattr(m, kind)
+                        if kind == "sum":
+                            assert data.is_monotonic
+                        if kind in ("sum", "histogram", "exponential_histogram"):
+                            assert data.aggregation_temporality == 2
+                        for p in data.data_points:
+                            pairs = tuple(sorted((kv.key, kv.value.string_value) for kv in p.attributes))
+                            points.append((index, service, m.name, kind, pairs, p.time_unix_nano))
+    return points
+
+
+def route_metrics(start_trailhead, routing_key):
+    """Sends five rounds of metric_request through a front tier routing by `routing_key` to three
+    sinks; returns what was sent and what each sink received."""
+    sinks = [Sink() for _ in range(3)]
+    try:
+        front = start_trailhead(metrics_config(sinks, routing_key))
+        stub = metrics_service_pb2_grpc.MetricsServiceStub(grpc.insecure_channel(front.address("otlp (grpc)")))
+        clock, sent = itertools.count(1), {}
+        for round_ in range(5):
+            stub.Export(metric_request(round_, clock, sent), timeout=10)
+        deadline = time.time() + 30
+        while time.time() < deadline and sum(s.items("metrics") for s in sinks) < len(sent):
+            time.sleep(0.05)
+        assert front.stop() == 0
+        return sent, received_points(sinks)
+    finally:
+        for s in sinks:
+            s.stop()
+
+
+def assert_each_point_once(sent, points):
+    """All points arrived, none twice, each under the resource, name, kind and attributes it was sent with."""
+    assert len(sent) == 2 * 30 * 4 * 5
+    times = [p[5] for p in points]
+    assert len(times) == len(set(times)) == len(sent), (len(times), len(set(times)), len(sent))
+    assert all(sent[p[5]] == p[1:5] for p in points)
+
+
+# `routing_key: metric`: every point of a metric name, from either resource and every request,
+# reaches one sink, all of them once, each with its resource, scope and metric fields; the
+# 30 names spread over more than one sink.
+def test_routing_by_metric_keeps_each_name_on_one_sink(start_trailhead):
+    sent, points = route_metrics(start_trailhead, "metric")
+    assert_each_point_once(sent, points)
+    sinks_of = defaultdict(set)
+    for sink, _service, name, *_ in points:
+        sinks_of[name].add(sink)
+    assert len(sinks_of) == 30
+    assert all(len(where) == 1 for where in sinks_of.values()), sinks_of
+    assert len({sink for where in sinks_of.values() for sink in where}) > 1
+
+
+# `routing_key: streamID`: every point of a stream (resource, scope, metric, attributes, the
+# attributes written in either order) reaches one sink, all of them once; streams spread over
+# more than one sink, and a metric's streams are split between sinks.
+def test_routing_by_stream_keeps_each_stream_on_one_sink(start_trailhead):
+    sent, points = route_metrics(start_trailhead, "streamID")
+    assert_each_point_once(sent, points)
+    sinks_of = defaultdict(set)
+    for sink, service, name, kind, pairs, _ in points:
+        sinks_of[(service, name, kind, pairs)].add(sink)
+    assert len(sinks_of) == 2 * 30 * 4
+    assert all(len(where) == 1 for where in sinks_of.values()), sinks_of
+    assert len({sink for where in sinks_of.values() for sink in where}) > 1
+    metric_sinks = defaultdict(set)
+    for (service, name, _, _), where in sinks_of.items():
+        metric_sinks[(service, name)] |= where
+    assert any(len(where) > 1 for where in metric_sinks.values()), "a metric's streams were split"
+
+
+# `metric` and `streamID` route metrics only: with one on a traces pipeline trailhead does not
+# start, and says which key and why, as the collector refuses to create that exporter.
+def test_metric_keys_are_refused_on_traces(tmp_path):
+    sink = Sink()
+    front = None
+    try:
+        config = front_config({"static": {"hostnames": [sink.endpoint]}})
+        config["exporters"]["loadbalancing"]["routing_key"] = "streamID"
+        front = Trailhead(tmp_path, config)
+        assert front.process.wait(20) != 0
+        text = "\n".join(map(str, front.logs))
+        assert "routing_key: `streamID` applies to metrics only, not traces" in text, text
+    finally:
+        if front:
+            front.stop()
+        sink.stop()
