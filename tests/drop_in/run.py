@@ -122,6 +122,8 @@ Loader.yaml_implicit_resolvers = {
     for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
 Loader.add_implicit_resolver(BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
 Loader.add_implicit_resolver(INT, re.compile(r"^[-+]?(?:[0-9]+|0x[0-9a-fA-F]+|0o[0-7]+)$"), list("-+0123456789"))
+Loader.add_constructor(INT, lambda loader, node: int(
+    value := loader.construct_scalar(node), 16 if "x" in value.lower() else 8 if "o" in value.lower() else 10))
 Loader.add_implicit_resolver(FLOAT, re.compile(
     r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
     list("-+0123456789."))
@@ -333,9 +335,10 @@ def reason(reply):
 
 def entry_point(signal, config, listeners):
     """Where the signal goes in: the first receiver of its pipelines that takes OTLP/gRPC,
-    OTLP/HTTP, or (traces) Zipkin, without an authenticator this runner has no credentials for."""
+    OTLP/HTTP, or (traces) Zipkin, without an authenticator (this runner has no credentials)."""
     pipelines = (config.get("service") or {}).get("pipelines") or {}
-    receivers = [r for name, p in pipelines.items() if kind_of(name) == signal for r in (p or {}).get("receivers") or []]
+    receivers = [r for name, pipeline in pipelines.items() if kind_of(name) == signal
+                 for r in (pipeline or {}).get("receivers") or []]
     for how in ("grpc", "http", "zipkin"):
         for rid in receivers:
             settings = (((config.get("receivers") or {}).get(rid) or {}).get("protocols") or {}).get(how) or {}
@@ -486,7 +489,8 @@ def print_text(results):
     for r in results:
         print(f"{r.config:<{width}}  {r.kind:<7}  {yes_no(r.validates):<9}  {yes_no(r.runs):<4}  {r.refusal}")
     s = summary(results)
-    print(f"\nvalidate unchanged: {s['validate']}/{s['configs']}; validate and run unchanged: {s['run']}/{s['configs']} "
+    print(f"\nvalidate unchanged: {s['validate']}/{s['configs']}; "
+          f"validate and run unchanged: {s['run']}/{s['configs']} "
           f"(gateway configs: {s['gateway_run']}/{s['gateway_configs']})")
     print("\nfirst refusals by component or key:")
     for key, count in refusal_counts(results):

@@ -78,10 +78,12 @@ def test_run_copy_changes_only_listeners_and_endpoints():
 def flatten(node, prefix=""):
     """{dotted.path: leaf} of a parsed config; lists as path[i]."""
     if isinstance(node, dict) and node:
-        return {k: v for key, value in node.items() for k, v in flatten(value, f"{prefix}.{key}" if prefix else str(key)).items()}
-    if isinstance(node, list) and node:
-        return {k: v for i, value in enumerate(node) for k, v in flatten(value, f"{prefix}[{i}]").items()}
-    return {prefix: node}
+        children = [(f"{prefix}.{key}" if prefix else str(key), value) for key, value in node.items()]
+    elif isinstance(node, list) and node:
+        children = [(f"{prefix}[{i}]", value) for i, value in enumerate(node)]
+    else:
+        return {prefix: node}
+    return {k: v for path, value in children for k, v in flatten(value, path).items()}
 
 
 # Every config trailhead validates also starts, takes one OTLP request per signal its pipelines
