@@ -11,7 +11,7 @@ use super::payload::Payload;
 use super::wire::{self, Value};
 use super::{Signal, split::Piece};
 use bytes::Bytes;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// What a request is grouped by (the loadbalancing exporter's `routing_key`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,15 +35,14 @@ pub fn group(
     mut owner: impl FnMut(&[u8]) -> usize,
 ) -> BTreeMap<usize, Piece> {
     let bytes = payload.to_bytes();
-    let mut owners: Vec<usize> = Vec::new();
-    for_each_item(&bytes, |resource, item| {
-        owners.push(owner(&key(signal, by, resource, item)))
+    let layout = Layout::of(signal, &bytes, |resource, item| {
+        owner(&key(signal, by, resource, item))
     });
     let mut groups = BTreeMap::new();
-    let Some(&first) = owners.first() else {
+    let Some(first) = layout.items.first().map(|i| i.owner) else {
         return groups;
     };
-    if owners.iter().all(|&o| o == first) {
+    if layout.items.iter().all(|i| i.owner == first) {
         let piece = Piece {
             payload: payload.clone(),
             items,
@@ -51,16 +50,10 @@ pub fn group(
         groups.insert(first, piece);
         return groups;
     }
-    let mut out: BTreeMap<usize, (Vec<u8>, usize)> = BTreeMap::new();
-    let mut next = owners.into_iter();
-    for (number, value, _) in wire::fields(&bytes) {
-        let (1, Value::Bytes(resource)) = (number, value) else {
-            continue;
-        };
-        write_resource(signal, resource, &mut next, &mut out);
-    }
-    out.into_iter()
-        .map(|(owner, (request, items))| {
+    layout
+        .write()
+        .into_iter()
+        .map(|(owner, request, items)| {
             let payload = Payload::new(vec![Bytes::from(request)]);
             (owner, Piece { payload, items })
         })
@@ -84,63 +77,51 @@ pub struct TraceGroup<'a> {
 /// first appears, copying bytes rather than decoding (the tail-sampling processor holds
 /// traces this way). Spans with equal trace ID bytes share a group.
 pub fn group_by_trace(request: &[u8]) -> Vec<TraceGroup<'_>> {
-    let mut index: std::collections::HashMap<&[u8], usize> = std::collections::HashMap::new();
+    let mut index: HashMap<&[u8], usize> = HashMap::new();
     let mut groups: Vec<TraceGroup<'_>> = Vec::new();
-    let mut owners: Vec<usize> = Vec::new();
-    for_each_item(request, |_, span| {
-        let id = match wire::last(span, 1) {
-            Some(Value::Bytes(id)) => id,
-            _ => &[],
+    // The spans of a trace usually come one after another: the last group is checked first.
+    let mut last: Option<(&[u8], usize)> = None;
+    let layout = Layout::of(Signal::Traces, request, |_, span| {
+        let (id, root) = trace_id_and_root(span);
+        let at = match last {
+            Some((previous, at)) if previous == id => at,
+            _ => *index.entry(id).or_insert_with(|| {
+                groups.push(TraceGroup {
+                    trace_id: id,
+                    encoded: Vec::new(),
+                    spans: 0,
+                    has_root: false,
+                });
+                groups.len() - 1
+            }),
         };
-        let at = *index.entry(id).or_insert_with(|| {
-            groups.push(TraceGroup {
-                trace_id: id,
-                encoded: Vec::new(),
-                spans: 0,
-                has_root: false,
-            });
-            groups.len() - 1
-        });
-        // Span.parent_span_id is field 4; absent or empty, the span is a root.
-        let parent = match wire::last(span, 4) {
-            Some(Value::Bytes(parent)) => parent,
-            _ => &[],
-        };
-        groups[at].has_root |= parent.is_empty();
-        owners.push(at);
+        last = Some((id, at));
+        groups[at].has_root |= root;
+        at
     });
-    let mut out: BTreeMap<usize, (Vec<u8>, usize)> = BTreeMap::new();
-    let mut next = owners.into_iter();
-    for (number, value, _) in wire::fields(request) {
-        let (1, Value::Bytes(resource)) = (number, value) else {
-            continue;
-        };
-        write_resource(Signal::Traces, resource, &mut next, &mut out);
-    }
-    for (at, (encoded, spans)) in out {
+    for (at, encoded, spans) in layout.write() {
         groups[at].encoded = encoded;
         groups[at].spans = spans;
     }
     groups
 }
 
-/// Calls `visit(resource, item)` for every item of the request, in order.
-fn for_each_item<'a>(request: &'a [u8], mut visit: impl FnMut(&'a [u8], &'a [u8])) {
-    for (number, value, _) in wire::fields(request) {
-        let (1, Value::Bytes(resource)) = (number, value) else {
-            continue;
+/// A span's trace ID field (empty when absent) and whether it is a root (no parent span ID),
+/// in one pass over its fields: Span.trace_id is field 1, parent_span_id field 4.
+fn trace_id_and_root(span: &[u8]) -> (&[u8], bool) {
+    let (mut id, mut parent): (&[u8], &[u8]) = (&[], &[]);
+    for (number, value, _) in wire::fields(span) {
+        let bytes = match value {
+            Value::Bytes(bytes) => bytes,
+            _ => &[],
         };
-        for (number, value, _) in wire::fields(resource) {
-            let (2, Value::Bytes(scope)) = (number, value) else {
-                continue;
-            };
-            for (number, value, _) in wire::fields(scope) {
-                if let (2, Value::Bytes(item)) = (number, value) {
-                    visit(resource, item);
-                }
-            }
+        match number {
+            1 => id = bytes,
+            4 => parent = bytes,
+            _ => {}
         }
     }
+    (id, parent.is_empty())
 }
 
 /// The routing key of one item.
@@ -182,47 +163,126 @@ fn service_name(resource_message: &[u8]) -> Option<&[u8]> {
     found
 }
 
-/// Writes each item of `resource` into its owner's request (owners taken from `owners` in
-/// item order), under copies of its resource's and scope's own fields.
-fn write_resource(
-    signal: Signal,
-    resource: &[u8],
-    owners: &mut impl Iterator<Item = usize>,
-    out: &mut BTreeMap<usize, (Vec<u8>, usize)>,
-) {
-    let own = |message: &[u8]| -> Vec<u8> {
-        wire::fields(message)
-            .filter(|(n, _, _)| *n != 2)
-            .flat_map(|(_, _, whole)| whole.iter().copied())
-            .collect()
-    };
-    let resource_own = own(resource);
-    // Per owner: the scopes written so far for this resource.
-    let mut scopes: BTreeMap<usize, Vec<u8>> = BTreeMap::new();
-    for (number, value, _) in wire::fields(resource) {
-        let (2, Value::Bytes(scope)) = (number, value) else {
-            continue;
+/// One item's place in a request: its owner, its resource's and scope's positions, its whole
+/// field (tag and length included) and how many items it counts for.
+struct Placed<'a> {
+    owner: usize,
+    resource: usize,
+    scope: usize,
+    field: &'a [u8],
+    count: usize,
+}
+
+/// A request's items with their owners, and the own fields (all but the children) of each of its
+/// resources and scopes, so each owner's share is written once with its lengths known: one copy
+/// of each item instead of one per nesting level.
+struct Layout<'a> {
+    resources: Vec<Vec<u8>>,
+    scopes: Vec<Vec<u8>>,
+    items: Vec<Placed<'a>>,
+}
+
+impl<'a> Layout<'a> {
+    fn of(
+        signal: Signal,
+        request: &'a [u8],
+        mut owner: impl FnMut(&'a [u8], &'a [u8]) -> usize,
+    ) -> Self {
+        let mut layout = Layout {
+            resources: Vec::new(),
+            scopes: Vec::new(),
+            items: Vec::new(),
         };
-        let scope_own = own(scope);
-        let mut items: BTreeMap<usize, Vec<u8>> = BTreeMap::new();
-        for (number, value, whole) in wire::fields(scope) {
-            if number != 2 || !matches!(value, Value::Bytes(_)) {
-                continue;
+        for resource in wire::messages(request, 1) {
+            layout.resources.push(own_fields(resource));
+            for scope in wire::messages(resource, 2) {
+                layout.scopes.push(own_fields(scope));
+                for (number, value, field) in wire::fields(scope) {
+                    let (2, Value::Bytes(item)) = (number, value) else {
+                        continue;
+                    };
+                    layout.items.push(Placed {
+                        owner: owner(resource, item),
+                        resource: layout.resources.len() - 1,
+                        scope: layout.scopes.len() - 1,
+                        field,
+                        count: wire::count_item(signal, item),
+                    });
+                }
             }
-            let owner = owners.next().unwrap_or(0);
-            let Value::Bytes(item) = value else { continue };
-            items.entry(owner).or_default().extend_from_slice(whole);
-            out.entry(owner).or_default().1 += wire::count_item(signal, item);
         }
-        for (owner, items) in items {
-            let body = [scope_own.as_slice(), &items].concat();
-            wire::put_bytes_field(scopes.entry(owner).or_default(), 2, &body);
+        layout
+    }
+
+    /// Each owner's export request and item count, by owner: its items in request order, each
+    /// under its own resource's and scope's fields.
+    fn write(mut self) -> Vec<(usize, Vec<u8>, usize)> {
+        // Stable: an owner's items keep their order.
+        self.items.sort_by_key(|item| item.owner);
+        let mut out = Vec::new();
+        for share in self.items.chunk_by(|a, b| a.owner == b.owner) {
+            let mut request = Vec::with_capacity(self.request_len(share));
+            for resource in share.chunk_by(|a, b| a.resource == b.resource) {
+                let own = &self.resources[resource[0].resource];
+                put_header(&mut request, 1, own.len() + self.scopes_len(resource));
+                request.extend_from_slice(own);
+                for scope in resource.chunk_by(|a, b| a.scope == b.scope) {
+                    let own = &self.scopes[scope[0].scope];
+                    put_header(&mut request, 2, own.len() + fields_len(scope));
+                    request.extend_from_slice(own);
+                    scope
+                        .iter()
+                        .for_each(|i| request.extend_from_slice(i.field));
+                }
+            }
+            let items = share.iter().map(|i| i.count).sum();
+            out.push((share[0].owner, request, items));
         }
+        out
     }
-    for (owner, scopes) in scopes {
-        let body = [resource_own.as_slice(), &scopes].concat();
-        wire::put_bytes_field(&mut out.entry(owner).or_default().0, 1, &body);
+
+    fn request_len(&self, share: &[Placed]) -> usize {
+        share
+            .chunk_by(|a, b| a.resource == b.resource)
+            .map(|r| field_len(self.resources[r[0].resource].len() + self.scopes_len(r)))
+            .sum()
     }
+
+    /// The length of a resource's scope fields holding `items`.
+    fn scopes_len(&self, items: &[Placed]) -> usize {
+        items
+            .chunk_by(|a, b| a.scope == b.scope)
+            .map(|s| field_len(self.scopes[s[0].scope].len() + fields_len(s)))
+            .sum()
+    }
+}
+
+/// A message's fields other than its children (field 2), as written.
+fn own_fields(message: &[u8]) -> Vec<u8> {
+    let mut own = Vec::new();
+    for (_, _, whole) in wire::fields(message).filter(|(number, _, _)| *number != 2) {
+        own.extend_from_slice(whole);
+    }
+    own
+}
+
+fn fields_len(items: &[Placed]) -> usize {
+    items.iter().map(|i| i.field.len()).sum()
+}
+
+/// The length of a length-delimited field with a one-byte tag and a `body`-byte body.
+fn field_len(body: usize) -> usize {
+    1 + varint_len(body as u64) + body
+}
+
+fn varint_len(value: u64) -> usize {
+    (64 - (value | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+/// A length-delimited field's tag and length.
+fn put_header(out: &mut Vec<u8>, number: u64, body: usize) {
+    wire::put_varint(out, number << 3 | 2);
+    wire::put_varint(out, body as u64);
 }
 
 #[cfg(test)]

@@ -46,6 +46,15 @@ pub fn values(bytes: &[u8]) -> impl Iterator<Item = (u64, Value<'_>)> {
     std::iter::from_fn(move || reader.field().ok()?)
 }
 
+/// The bodies of a message's length-delimited fields `number`, in order (a request's
+/// resources are field 1, a resource's scopes and a scope's items field 2).
+pub fn messages(message: &[u8], number: u64) -> impl Iterator<Item = &[u8]> {
+    values(message).filter_map(move |(n, value)| match value {
+        Value::Bytes(body) if n == number => Some(body),
+        _ => None,
+    })
+}
+
 /// A `KeyValue`'s key and encoded value when it holds just those, key first (how SDKs write
 /// it); `None` for any other shape, which needs the general walk (the last key wins).
 /// It runs for every attribute of every item a column is read from, so it matches the two

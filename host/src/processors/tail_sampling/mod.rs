@@ -17,6 +17,7 @@ mod state;
 mod trace;
 
 pub use config::TailSamplingConfig;
+pub use plugin::SamplerSlot;
 use policy::{Decision, Policy};
 use state::{Release, State};
 
@@ -137,6 +138,8 @@ pub struct TailSampling {
     /// Wakes the release task when late spans of a sampled trace are waiting.
     wake: Notify,
     metrics: Instruments,
+    /// Its `plugin` policies' running versions, at any depth.
+    plugins: Vec<Arc<SamplerSlot>>,
     /// Itself, for the commits of the batches it is given.
     me: Weak<TailSampling>,
 }
@@ -148,7 +151,9 @@ impl TailSampling {
         config: TailSamplingConfig,
         registry: &Registry,
     ) -> Result<Arc<Self>, String> {
-        let policies = build_policies(&config)?
+        let (policies, plugins) = plugin::collect(|| build_policies(&config));
+        plugins.iter().for_each(|slot| slot.attach(id, registry));
+        let policies = policies?
             .into_iter()
             .map(|(name, policy)| Named {
                 counted: DECISIONS.map(|d| {
@@ -166,8 +171,14 @@ impl TailSampling {
             downstream: OnceLock::new(),
             wake: Notify::new(),
             metrics: Instruments::new(registry, id),
+            plugins,
             me: me.clone(),
         }))
+    }
+
+    /// Its `plugin` policies, which the reloader swaps when their files change.
+    pub fn plugins(&self) -> &[Arc<SamplerSlot>] {
+        &self.plugins
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -245,22 +256,32 @@ impl TailSampling {
 /// Released pieces joined into one request per sender context, so enrichment after this
 /// processor (k8sattributes by peer address) still sees where each span came from.
 fn group(released: Vec<Release>) -> Vec<(RequestContext, Vec<u8>, u64)> {
-    let mut groups: Vec<(RequestContext, Vec<u8>, u64)> = Vec::new();
+    let mut groups: Vec<(RequestContext, Vec<Release>)> = Vec::new();
     for release in released {
-        let same = |c: &RequestContext| {
-            c.peer == release.context.peer
-                && c.forwarded_for == release.context.forwarded_for
-                && c.receiver == release.context.receiver
-        };
-        match groups.iter_mut().find(|(c, _, _)| same(c)) {
-            Some((_, payload, items)) => {
-                payload.extend_from_slice(&release.encoded);
-                *items += release.spans;
-            }
-            None => groups.push((release.context, release.encoded, release.spans)),
+        match groups
+            .iter_mut()
+            .find(|(c, _)| state::same_context(c, &release.context))
+        {
+            Some((_, members)) => members.push(release),
+            None => groups.push((release.context.clone(), vec![release])),
         }
     }
     groups
+        .into_iter()
+        .map(|(context, members)| {
+            let rest: usize = members[1..].iter().map(|r| r.encoded.len()).sum();
+            let mut members = members.into_iter();
+            let first = members.next().expect("a group has a member");
+            // The first piece's buffer grows once to hold the rest.
+            let (mut payload, mut spans) = (first.encoded, first.spans);
+            payload.reserve_exact(rest);
+            for release in members {
+                payload.extend_from_slice(&release.encoded);
+                spans += release.spans;
+            }
+            (context, payload, spans)
+        })
+        .collect()
 }
 
 impl Processor for TailSampling {

@@ -301,12 +301,12 @@ impl State {
     /// The policies' decision, combined as the collector combines them: drop policies first
     /// (any `Dropped` wins), then sampled if any policy samples.
     fn evaluate(&mut self, id: &TraceId, now: Instant) -> Decision {
-        let Some(held) = self.traces.get(id) else {
+        let Some(held) = self.traces.get_mut(id) else {
             return Decision::NotSampled;
         };
-        // One copy of whole chunks (a trace's chunks are usually one), not a byte iterator.
-        let encoded = match held.chunks.as_slice() {
-            [only] => only.encoded.clone(),
+        // A trace's chunks are usually one: it is lent to the policies and put back, not copied.
+        let encoded = match held.chunks.as_mut_slice() {
+            [only] => std::mem::take(&mut only.encoded),
             chunks => chunks
                 .iter()
                 .map(|c| c.encoded.as_slice())
@@ -314,14 +314,25 @@ impl State {
                 .concat(),
         };
         let data = TraceData::new(*id, encoded, held.spans);
-        let now = now.into_std();
+        let decision = self.combine(&data, now.into_std());
+        if let Some([only]) = self.traces.get_mut(id).map(|h| h.chunks.as_mut_slice()) {
+            if only.encoded.is_empty() {
+                only.encoded = data.into_encoded();
+            }
+        }
+        decision
+    }
+
+    /// The policies' decisions on `data`, combined: drop policies first (any `Dropped` wins),
+    /// then sampled if any policy samples (the first that does ends it with `first_match`).
+    fn combine(&mut self, data: &TraceData, now: std::time::Instant) -> Decision {
         let mut sampled = false;
         for named in &mut self.policies {
             let is_drop = named.policy.is_drop();
             if !is_drop && sampled && self.first_match {
                 break;
             }
-            let decision = named.policy.evaluate(&data, now);
+            let decision = named.policy.evaluate(data, now);
             named.count(decision);
             match decision {
                 Decision::Dropped => return Decision::Dropped,
@@ -392,7 +403,7 @@ impl State {
     }
 }
 
-fn same_context(a: &RequestContext, b: &RequestContext) -> bool {
+pub(super) fn same_context(a: &RequestContext, b: &RequestContext) -> bool {
     a.peer == b.peer && a.forwarded_for == b.forwarded_for && a.receiver == b.receiver
 }
 

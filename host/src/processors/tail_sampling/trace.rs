@@ -7,7 +7,7 @@
 //! trace in place through [`SpanView`]s: the one idea, encoded batches and never object trees.
 
 use crate::pdata::route;
-use crate::pdata::wire::{self, Value};
+use crate::pdata::wire::{self, Value, messages};
 
 /// A trace ID as the table keys it.
 pub type TraceId = [u8; 16];
@@ -85,18 +85,15 @@ impl TraceData {
         &self.encoded
     }
 
+    /// The encoding back, so a held trace's one chunk is lent to the policies, not copied.
+    pub fn into_encoded(self) -> Vec<u8> {
+        self.encoded
+    }
+
     /// The trace's `ResourceSpans`, in arrival order.
     pub fn resources(&self) -> impl Iterator<Item = ResourceView<'_>> {
         messages(&self.encoded, 1).map(|body| ResourceView { body })
     }
-}
-
-/// The bodies of the length-delimited fields `number` of a message, in order.
-fn messages(message: &[u8], number: u64) -> impl Iterator<Item = &[u8]> {
-    wire::values(message).filter_map(move |(n, value)| match (n, value) {
-        (n, Value::Bytes(body)) if n == number => Some(body),
-        _ => None,
-    })
 }
 
 /// The last fixed-width or varint value of field `number` (protobuf: the last one wins).
