@@ -106,6 +106,7 @@ impl Service {
             by_id.clone(),
             &telemetry,
             &cache.store,
+            &samplers.running,
         ));
         let stop_admin = CancellationToken::new();
         let polling = reloader.clone().watch(stop_admin.clone());

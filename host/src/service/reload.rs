@@ -1,7 +1,8 @@
 //! The processors in use, and how they change while trailhead runs: a plugin file that
 //! changes on disk is swapped in by its processor (checked, canaried, rolled back if it keeps
-//! failing); SIGHUP and `POST /reload` also re-read the config, rebuild the processors whose
-//! settings changed, and swap the processor lists of the pipelines that changed.
+//! failing), and so is a tail_sampling `plugin` policy's (checked and canaried); SIGHUP and
+//! `POST /reload` also re-read the config, rebuild the processors whose settings changed, and
+//! swap the processor lists of the pipelines that changed.
 //!
 //! A reload is all or nothing: a config that does not load, or a changed processor that
 //! does not load, leaves everything as it was. Receivers, exporters (their batching too, which
@@ -13,6 +14,7 @@ use crate::components::{Config, ConfigDiff, Snapshot};
 use crate::config::ComponentId;
 use crate::kubernetes;
 use crate::pipeline::{Pipeline, Processors, batch, memory_limiter};
+use crate::processors::tail_sampling::{SamplerSlot, TailSampling};
 use crate::processors::wasm::{LoadError, Runtime};
 use crate::processors::{WasmProcessor, find_built_in, tail_sampling};
 use crate::telemetry::events::{
@@ -45,7 +47,23 @@ pub enum ReloadOutcome {
 #[derive(Debug)]
 pub struct PluginReload {
     pub processor: String,
+    /// For a tail_sampling `plugin` policy, its name.
+    pub policy: Option<String>,
     pub outcome: Result<bool, String>,
+}
+
+impl PluginReload {
+    fn to_json(&self) -> serde_json::Value {
+        let mut entry = serde_json::json!({"processor": self.processor});
+        if let Some(policy) = &self.policy {
+            entry["policy"] = policy.as_str().into();
+        }
+        match &self.outcome {
+            Ok(swapped) => entry["swapped"] = (*swapped).into(),
+            Err(error) => entry["error"] = error.as_str().into(),
+        }
+        entry
+    }
 }
 
 impl ReloadOutcome {
@@ -59,13 +77,7 @@ impl ReloadOutcome {
                 return serde_json::json!({"config": "rejected", "error": error});
             }
         };
-        let plugins: Vec<serde_json::Value> = plugins
-            .iter()
-            .map(|p| match &p.outcome {
-                Ok(swapped) => serde_json::json!({"processor": p.processor, "swapped": swapped}),
-                Err(error) => serde_json::json!({"processor": p.processor, "error": error}),
-            })
-            .collect();
+        let plugins: Vec<serde_json::Value> = plugins.iter().map(PluginReload::to_json).collect();
         serde_json::json!({"config": config, "plugins": plugins})
     }
 }
@@ -193,6 +205,9 @@ pub struct Reloader {
     current: Mutex<Current>,
     /// Every loaded processor, for the file watcher and `GET /plugins`.
     live: ArcSwap<Vec<Arc<WasmProcessor>>>,
+    /// The tail_sampling `plugin` policies, fixed at start (a change to tail_sampling's
+    /// settings needs a restart); their files are watched and re-read as processors' are.
+    samplers: Vec<Arc<SamplerSlot>>,
     instruments: ReloadInstruments,
 }
 
@@ -203,8 +218,10 @@ impl Reloader {
         pipelines: BTreeMap<String, Arc<Pipeline>>,
         telemetry: &crate::telemetry::Telemetry,
         metadata: &Arc<kubernetes::Store>,
+        tail_sampling: &[Arc<TailSampling>],
     ) -> Self {
         let registry = &telemetry.registry;
+        let samplers = tail_sampling.iter().flat_map(|t| t.plugins()).cloned();
         let live = loaded.values().cloned().collect();
         let processors = with_settings(config, loaded);
         let embedded = config.source.to_string_lossy().starts_with('<');
@@ -219,6 +236,7 @@ impl Reloader {
                 runtime: None,
             }),
             live: ArcSwap::from_pointee(live),
+            samplers: samplers.collect(),
             instruments: ReloadInstruments::new(registry, telemetry.tracer.clone()),
         }
     }
@@ -280,15 +298,21 @@ impl Reloader {
             current.processors = with_settings(&config, loaded);
             current.snapshot = snapshot;
         }
-        let plugins = self
+        let mut plugins: Vec<PluginReload> = self
             .live
             .load()
             .iter()
             .map(|plugin| PluginReload {
                 processor: plugin_id(plugin).to_string(),
+                policy: None,
                 outcome: plugin.reload().map_err(|e| e.to_string()),
             })
             .collect();
+        plugins.extend(self.samplers.iter().map(|slot| PluginReload {
+            processor: slot.processor().to_string(),
+            policy: Some(slot.policy().to_string()),
+            outcome: slot.reload(),
+        }));
         match changed {
             true => ReloadOutcome::Applied(plugins),
             false => ReloadOutcome::Unchanged(plugins),
@@ -320,7 +344,8 @@ impl Reloader {
         }
     }
 
-    /// Reloads a plugin whenever its file changes, until `stop`.
+    /// Reloads a plugin (a processor's or a sampling policy's) whenever its file changes,
+    /// until `stop`.
     pub async fn watch(self: Arc<Self>, stop: CancellationToken) {
         let mut seen: BTreeMap<String, Option<Fingerprint>> = BTreeMap::new();
         loop {
@@ -329,19 +354,32 @@ impl Reloader {
                 () = tokio::time::sleep(WATCH_INTERVAL) => {}
             }
             for plugin in self.live.load_full().iter() {
-                let now = fingerprint(&plugin.path());
-                let key = format!("{}\0{}", plugin_id(plugin), plugin.path().display());
-                let last = seen.insert(key, now);
-                if last.is_some_and(|last| last != now) && now.is_some() {
+                let key = plugin_id(plugin).to_string();
+                if changed(&mut seen, key, &plugin.path()) {
                     let plugin = plugin.clone();
                     let _ = tokio::task::spawn_blocking(move || plugin.reload()).await;
+                }
+            }
+            // By position: two pipelines listing one tail_sampling id each run their own.
+            for (i, slot) in self.samplers.iter().enumerate() {
+                let key = format!("sampler {i}");
+                if changed(&mut seen, key, &slot.path()) {
+                    let slot = slot.clone();
+                    let _ = tokio::task::spawn_blocking(move || slot.reload()).await;
                 }
             }
         }
     }
 
     fn status(&self) -> Vec<serde_json::Value> {
-        self.live.load().iter().map(|p| p.status()).collect()
+        let processors = self
+            .live
+            .load()
+            .iter()
+            .map(|p| p.status())
+            .collect::<Vec<_>>();
+        let samplers = self.samplers.iter().map(|slot| slot.status());
+        processors.into_iter().chain(samplers).collect()
     }
 }
 
@@ -355,6 +393,17 @@ const WATCH_INTERVAL: Duration = Duration::from_millis(500);
 
 /// What identifies a file's content cheaply: modification time, length and inode.
 type Fingerprint = (std::time::SystemTime, u64, u64);
+
+/// Whether the file at `path`, watched under `key`, changed since the last look (and exists).
+fn changed(
+    seen: &mut BTreeMap<String, Option<Fingerprint>>,
+    key: String,
+    path: &std::path::Path,
+) -> bool {
+    let now = fingerprint(path);
+    let last = seen.insert(format!("{key}\0{}", path.display()), now);
+    last.is_some_and(|last| last != now) && now.is_some()
+}
 
 fn fingerprint(path: &std::path::Path) -> Option<Fingerprint> {
     use std::os::unix::fs::MetadataExt;

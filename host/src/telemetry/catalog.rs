@@ -202,6 +202,12 @@ pub const TAIL_SAMPLING_HELD_TRACES: Metric = metric(
     PROCESSOR,
     "Traces a tail_sampling processor keeps (waiting, or decided and kept for late spans).",
 );
+pub const TAIL_SAMPLING_PLUGIN_FAILURES: Metric = metric(
+    "trailhead_tail_sampling_plugin_failures_total",
+    Counter,
+    &["processor", "policy", "kind"],
+    "Traces a `plugin` policy failed to decide, by kind: trap, timeout or out_of_memory; that policy counted them not_sampled.",
+);
 pub const CONFIG_RELOADS: Metric = metric(
     "trailhead_config_reloads_total",
     Counter,
@@ -296,6 +302,7 @@ pub const ALL: &[&Metric] = &[
     &TAIL_SAMPLING_LOST_SPANS,
     &TAIL_SAMPLING_HELD_BYTES,
     &TAIL_SAMPLING_HELD_TRACES,
+    &TAIL_SAMPLING_PLUGIN_FAILURES,
     &CONFIG_RELOADS,
     &SERVER_REFUSED_CONNECTIONS,
     &SERVER_UNAUTHENTICATED,
