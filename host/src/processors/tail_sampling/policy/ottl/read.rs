@@ -87,129 +87,146 @@ fn messages(message: &[u8], number: u64) -> impl Iterator<Item = &[u8]> {
     })
 }
 
-/// The last varint or fixed value of field `number` (protobuf: the last one wins).
-fn scalar(message: &[u8], number: u64) -> u64 {
-    wire::values(message).fold(0, |found, (n, value)| match value {
-        Wire::Varint(v) | Wire::Fixed64(v) if n == number => v,
-        Wire::Fixed32(v) if n == number => u64::from(v),
-        _ => found,
-    })
+/// A message read in place: whole, or a sub-message sent in parts (field `number` of a
+/// parent, possibly repeated), which protobuf merges as if the parts were concatenated.
+#[derive(Clone, Copy)]
+enum Msg<'a> {
+    Whole(&'a [u8]),
+    Parts(&'a [u8], u64),
 }
 
-/// The last string field `number`, borrowed unless it is not UTF-8.
-fn text(message: &[u8], number: u64) -> Cow<'_, str> {
-    String::from_utf8_lossy(messages(message, number).last().unwrap_or_default())
+impl<'a> Msg<'a> {
+    /// The message's fields in order, across its parts.
+    fn fields(self) -> impl Iterator<Item = (u64, Wire<'a>)> {
+        let (whole, parts) = match self {
+            Msg::Whole(m) => (Some(wire::values(m)), None),
+            Msg::Parts(parent, n) => (None, Some(messages(parent, n).flat_map(wire::values))),
+        };
+        whole
+            .into_iter()
+            .flatten()
+            .chain(parts.into_iter().flatten())
+    }
+
+    /// The bodies of its length-delimited fields `number`, in order.
+    fn bodies(self, number: u64) -> impl Iterator<Item = &'a [u8]> {
+        self.fields().filter_map(move |(n, value)| match value {
+            Wire::Bytes(body) if n == number => Some(body),
+            _ => None,
+        })
+    }
+
+    /// The last varint or fixed value of field `number` (the last one wins), if any.
+    fn scalar(self, number: u64) -> Option<u64> {
+        self.fields().fold(None, |found, (n, value)| match value {
+            Wire::Varint(v) | Wire::Fixed64(v) if n == number => Some(v),
+            Wire::Fixed32(v) if n == number => Some(u64::from(v)),
+            _ => found,
+        })
+    }
+
+    /// The last string field `number` (empty when absent), borrowed unless not UTF-8.
+    fn text(self, number: u64) -> Cow<'a, str> {
+        String::from_utf8_lossy(self.bodies(number).last().unwrap_or_default())
+    }
+
+    /// A 32-bit count in field `number`, as pdata's `uint32`.
+    fn count(self, number: u64) -> Value<'a> {
+        Value::Int(self.scalar(number).unwrap_or(0) as u32 as i64)
+    }
 }
 
 /// One field of one item.
 fn read<'a>(field: &Field, item: &Item<'a>) -> Value<'a> {
+    let event = Msg::Whole(item.event);
     match field {
         Field::Span(f) => span(f, item.span),
-        Field::Event(EventField::Name) => Value::Str(text(item.event, 2)),
-        Field::Event(EventField::Time { time }) => nanos(scalar(item.event, 1), *time),
-        Field::Event(EventField::Common(c)) => merged(c, &[item.event], 3, 4),
-        // Merged `resource` messages: attributes 1, dropped count 2; schema_url is the
-        // ResourceSpans' field 3.
-        Field::Resource(Common::SchemaUrl) => Value::Str(text(item.resource, 3)),
-        Field::Resource(c) => {
-            let parts: Vec<&[u8]> = messages(item.resource, 1).collect();
-            merged(c, &parts, 1, 2)
+        Field::Event(EventField::Name) => Value::Str(event.text(2)),
+        Field::Event(EventField::Time { time }) => nanos(event.scalar(1), *time),
+        Field::Event(EventField::Common(c)) => common(c, event, 3, 4),
+        // schema_url is the ResourceSpans' (ScopeSpans') own field 3.
+        Field::Resource(Common::SchemaUrl) => Value::Str(Msg::Whole(item.resource).text(3)),
+        Field::Resource(c) => common(c, Msg::Parts(item.resource, 1), 1, 2),
+        Field::Scope(ScopeField::Common(Common::SchemaUrl)) => {
+            Value::Str(Msg::Whole(item.scope).text(3))
         }
-        Field::Scope(ScopeField::Common(Common::SchemaUrl)) => Value::Str(text(item.scope, 3)),
         Field::Scope(f) => {
-            let parts: Vec<&[u8]> = messages(item.scope, 1).collect();
+            let scope = Msg::Parts(item.scope, 1);
             match f {
-                ScopeField::Name => Value::Str(last_text(&parts, 1)),
-                ScopeField::Version => Value::Str(last_text(&parts, 2)),
-                ScopeField::Common(c) => merged(c, &parts, 3, 4),
+                ScopeField::Name => Value::Str(scope.text(1)),
+                ScopeField::Version => Value::Str(scope.text(2)),
+                ScopeField::Common(c) => common(c, scope, 3, 4),
             }
         }
         Field::Cache => Value::Map(Rc::default()),
     }
 }
 
-/// A string field of a message sent in parts (which protobuf merges): the last one wins.
-fn last_text<'a>(parts: &[&'a [u8]], number: u64) -> Cow<'a, str> {
-    let last = parts.iter().rev().find_map(|p| messages(p, number).last());
-    String::from_utf8_lossy(last.unwrap_or_default())
-}
-
-/// A common field of a message sent in parts (one part for a span or event): attributes
-/// in field `attributes` concatenate, the dropped count in field `dropped`: the last wins.
-fn merged<'a>(field: &Common, parts: &[&'a [u8]], attributes: u64, dropped: u64) -> Value<'a> {
+/// Attributes (field `attributes`) or the dropped attributes count (field `dropped`).
+fn common<'a>(field: &Common, message: Msg<'a>, attributes: u64, dropped: u64) -> Value<'a> {
+    let mut kvs = message.bodies(attributes);
     match field {
-        Common::DroppedAttrs => {
-            let last = parts.iter().rev().find(|p| has_field(p, dropped));
-            Value::Int(last.map_or(0, |p| scalar(p, dropped) as u32 as i64))
-        }
-        _ => {
-            let kvs = parts.iter().flat_map(|p| messages(p, attributes));
-            attribute_value(field, kvs)
-        }
-    }
-}
-
-/// Whether a message has field `number` at all.
-fn has_field(message: &[u8], number: u64) -> bool {
-    wire::values(message).any(|(n, _)| n == number)
-}
-
-/// `attributes["k"]` (the first with that key, as pdata's `Get`) or the whole map.
-fn attribute_value<'a>(field: &Common, kvs: impl Iterator<Item = &'a [u8]>) -> Value<'a> {
-    match field {
+        Common::DroppedAttrs => message.count(dropped),
+        // Read from the `ResourceSpans` or `ScopeSpans` in `read`; not a field of the message.
+        Common::SchemaUrl => Value::Nil,
+        // The first with that key, as pdata's `Get` finds it.
         Common::Attribute(key) => kvs
-            .map(key_value)
-            .find(|(k, _)| *k == key.as_bytes())
-            .map_or(Value::Nil, |(_, v)| any_value(v)),
-        _ => {
+            .find(|kv| kv_key(kv) == key.as_bytes())
+            .map_or(Value::Nil, kv_value),
+        Common::Attributes => {
             let mut map: Map = Vec::new();
-            for (key, value) in kvs.map(key_value) {
-                let key = String::from_utf8_lossy(key);
-                trailhead_ottl::edit::put(&mut map, &key, any_value(value).into_owned());
+            for kv in kvs {
+                let key = String::from_utf8_lossy(kv_key(kv));
+                trailhead_ottl::edit::put(&mut map, &key, kv_value(kv).into_owned());
             }
             Value::Map(Rc::new(map))
         }
     }
 }
 
-/// A `KeyValue`'s key and the bodies of its `value` fields (which protobuf merges).
-fn key_value(kv: &[u8]) -> (&[u8], Vec<&[u8]>) {
-    if let Some((key, value)) = wire::plain_key_value(kv) {
-        return (key, value.into_iter().collect());
+/// A `KeyValue`'s key (the last `key` field).
+fn kv_key(kv: &[u8]) -> &[u8] {
+    match wire::plain_key_value(kv) {
+        Some((key, _)) => key,
+        None => messages(kv, 1).last().unwrap_or_default(),
     }
-    let key = messages(kv, 1).last().unwrap_or_default();
-    (key, messages(kv, 2).collect())
 }
 
-/// An `AnyValue` sent in parts, as pdata reads it: the last oneof field set wins; none is nil.
-fn any_value(parts: Vec<&[u8]>) -> Value<'_> {
+/// A `KeyValue`'s value, every `value` field merged.
+fn kv_value(kv: &[u8]) -> Value<'_> {
+    match wire::plain_key_value(kv) {
+        Some((_, Some(value))) => any_value(Msg::Whole(value)),
+        Some((_, None)) => Value::Nil,
+        None => any_value(Msg::Parts(kv, 2)),
+    }
+}
+
+/// An `AnyValue` as pdata reads it: the last oneof field set wins; none set is nil.
+fn any_value(any: Msg<'_>) -> Value<'_> {
     let mut value = Value::Nil;
-    for part in parts {
-        for (number, field) in wire::values(part) {
-            value = match (number, field) {
-                (1, Wire::Bytes(s)) => Value::Str(String::from_utf8_lossy(s)),
-                (2, Wire::Varint(b)) => Value::Bool(b != 0),
-                (3, Wire::Varint(i)) => Value::Int(i as i64),
-                (4, Wire::Fixed64(d)) => Value::Double(f64::from_bits(d)),
-                (5, Wire::Bytes(b)) => {
-                    pb::decode_list(b).map_or(Value::Nil, |l| Value::List(Rc::new(l)))
-                }
-                (6, Wire::Bytes(b)) => {
-                    pb::decode_map(b).map_or(Value::Nil, |m| Value::Map(Rc::new(m)))
-                }
-                (7, Wire::Bytes(b)) => Value::Bytes(Cow::Borrowed(b)),
-                _ => continue,
-            };
-        }
+    for (number, field) in any.fields() {
+        value = match (number, field) {
+            (1, Wire::Bytes(s)) => Value::Str(String::from_utf8_lossy(s)),
+            (2, Wire::Varint(b)) => Value::Bool(b != 0),
+            (3, Wire::Varint(i)) => Value::Int(i as i64),
+            (4, Wire::Fixed64(d)) => Value::Double(f64::from_bits(d)),
+            (5, Wire::Bytes(b)) => {
+                pb::decode_list(b).map_or(Value::Nil, |l| Value::List(Rc::new(l)))
+            }
+            (6, Wire::Bytes(b)) => pb::decode_map(b).map_or(Value::Nil, |m| Value::Map(Rc::new(m))),
+            (7, Wire::Bytes(b)) => Value::Bytes(Cow::Borrowed(b)),
+            _ => continue,
+        };
     }
     value
 }
 
-/// Nanoseconds as an int (`…_unix_nano`) or as a time (`start_time`).
-fn nanos<'a>(n: u64, time: bool) -> Value<'a> {
+/// Nanoseconds as an int (`…_unix_nano`) or as a time (`start_time`); 0 when absent.
+fn nanos<'a>(n: Option<u64>, time: bool) -> Value<'a> {
+    let n = n.unwrap_or(0) as i64;
     match time {
-        true => Value::Time(n as i64),
-        false => Value::Int(n as i64),
+        true => Value::Time(n),
+        false => Value::Int(n),
     }
 }
 
@@ -234,29 +251,23 @@ fn id<'a>(raw: &'a [u8], width: usize, hex: bool) -> Value<'a> {
 /// One of the span's own fields.
 fn span<'a>(field: &SpanField, body: &'a [u8]) -> Value<'a> {
     use SpanField::*;
-    let bytes = |number| messages(body, number).last().unwrap_or_default();
+    let span = Msg::Whole(body);
+    let bytes = |number| span.bodies(number).last().unwrap_or_default();
+    let kind = || span.scalar(6).unwrap_or(0);
+    let status = Msg::Parts(body, 15);
     match field {
-        Name => Value::Str(text(body, 5)),
-        Kind => Value::Int(scalar(body, 6) as i32 as i64),
-        KindText { deprecated } => Value::Str(kind_text(scalar(body, 6), *deprecated).into()),
+        Name => Value::Str(span.text(5)),
+        Kind => Value::Int(kind() as i32 as i64),
+        KindText { deprecated } => Value::Str(kind_text(kind(), *deprecated).into()),
         Status => Value::Composite("a span status"),
-        StatusCode => {
-            let code = messages(body, 15).fold(0, |c, s| match has_field(s, 3) {
-                true => scalar(s, 3) as i32 as i64,
-                false => c,
-            });
-            Value::Int(code)
-        }
-        StatusMessage => {
-            let parts: Vec<&[u8]> = messages(body, 15).collect();
-            Value::Str(last_text(&parts, 2))
-        }
-        Start { time } => nanos(scalar(body, 7), *time),
-        End { time } => nanos(scalar(body, 8), *time),
+        StatusCode => Value::Int(status.scalar(3).unwrap_or(0) as i32 as i64),
+        StatusMessage => Value::Str(status.text(2)),
+        Start { time } => nanos(span.scalar(7), *time),
+        End { time } => nanos(span.scalar(8), *time),
         TraceId { hex } => id(bytes(1), 16, *hex),
         SpanId { hex } => id(bytes(2), 8, *hex),
         ParentSpanId { hex } => id(bytes(4), 8, *hex),
-        TraceState => Value::Str(text(body, 3)),
+        TraceState => Value::Str(span.text(3)),
         TraceStateKey(key) => {
             let state = std::str::from_utf8(bytes(3)).unwrap_or_default();
             match trace_state_lookup(state, key) {
@@ -265,13 +276,13 @@ fn span<'a>(field: &SpanField, body: &'a [u8]) -> Value<'a> {
                 None => Value::Nil,
             }
         }
-        Flags => Value::Int(scalar(body, 16) as u32 as i64),
-        Events => opaque(messages(body, 11).count(), "a span event"),
-        Links => opaque(messages(body, 13).count(), "a span link"),
-        DroppedEvents => Value::Int(scalar(body, 12) as u32 as i64),
-        DroppedLinks => Value::Int(scalar(body, 14) as u32 as i64),
+        Flags => span.count(16),
+        Events => opaque(span.bodies(11).count(), "a span event"),
+        Links => opaque(span.bodies(13).count(), "a span link"),
+        DroppedEvents => span.count(12),
+        DroppedLinks => span.count(14),
         IsRoot => Value::Bool(bytes(4).iter().all(|b| *b == 0)),
-        Common(c) => merged(c, &[body], 9, 10),
+        Common(c) => common(c, span, 9, 10),
     }
 }
 
