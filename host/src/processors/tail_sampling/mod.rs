@@ -187,6 +187,14 @@ impl TailSampling {
 
     /// Decides due traces and sends what is released, until `stop`; then the caller flushes.
     pub async fn run(self: Arc<Self>, stop: CancellationToken) {
+        // Said once, plainly: no queue, persistent or not, holds what waits here.
+        tracing::info!(
+            processor = %self.id,
+            decision_wait = ?self.config.decision_wait,
+            num_traces = self.config.num_traces,
+            max_held_bytes = self.config.max_held_bytes,
+            "traces waiting for a decision are held in memory only: a crash (kill -9, OOM kill) loses them, up to decision_wait of traffic; a graceful shutdown decides and sends them first, and a persistent sending queue covers only what was released"
+        );
         loop {
             tokio::select! {
                 () = stop.cancelled() => return,
