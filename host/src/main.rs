@@ -249,7 +249,8 @@ fn run_command(path: Option<&PathBuf>) -> Result<ExitCode, String> {
 fn init_logs(config: &Config) {
     use tracing_subscriber::EnvFilter;
     let logs = &config.service.telemetry.logs;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&logs.level));
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(logs.directive().unwrap_or("info")));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -81,16 +81,49 @@ pub struct TelemetryConfig {
     /// Self-traces: an OTLP/gRPC endpoint (the `otlp` exporter's settings) for spans about
     /// trailhead's own exports and reloads.
     pub traces: Option<Box<OtlpExporterConfig>>,
+    /// The collector's resource of its own telemetry (`service.name: …` inline, or
+    /// `attributes: [{name, value}]`). Accepted: trailhead names itself `trailhead` in its
+    /// self-traces and its metrics carry no resource, so these attributes are not attached.
+    pub resource: Option<serde_json::Value>,
 }
 
 /// `service.telemetry.logs`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogsConfig {
-    /// `debug`, `info`, `warn` or `error`; `RUST_LOG` overrides it.
+    /// `debug`, `info`, `warn` or `error`, in either case; zap's `dpanic`, `panic` and
+    /// `fatal` are `error`. `RUST_LOG` overrides it.
     pub level: String,
     /// `console` (human-readable) or `json`.
     pub encoding: LogEncoding,
+    /// zap's development mode (stack traces on warnings): accepted without effect, trailhead's
+    /// logs have no stack traces.
+    pub development: Option<bool>,
+    /// zap's caller field: accepted without effect, trailhead's logs name no caller.
+    pub disable_caller: Option<bool>,
+    /// zap's stack traces on errors: accepted without effect, as `development`.
+    pub disable_stacktrace: Option<bool>,
+    /// zap's log sampling (`enabled`, `tick`, `initial`, `thereafter`): accepted; trailhead
+    /// writes every log line.
+    pub sampling: Option<serde_json::Value>,
+    /// Where logs go: only `stderr`, where trailhead writes them, as the collector's default.
+    pub output_paths: Vec<String>,
+    /// Where error logs go: only `stderr`, as `output_paths`.
+    pub error_output_paths: Vec<String>,
+}
+
+impl LogsConfig {
+    /// The `tracing` level `level` names, if it names one.
+    pub fn directive(&self) -> Option<&'static str> {
+        Some(match self.level.to_ascii_lowercase().as_str() {
+            "trace" => "trace",
+            "debug" => "debug",
+            "info" => "info",
+            "warn" | "warning" => "warn",
+            "error" | "dpanic" | "panic" | "fatal" => "error",
+            _ => return None,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -104,10 +137,15 @@ pub enum LogEncoding {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsConfig {
-    /// Address serving `/metrics`; `none` level turns it off.
+    /// Address serving `/metrics`; `none` level turns it off. With `readers`, the pull
+    /// reader's `host:port` (set when the file is read).
     pub address: SocketAddr,
-    /// `none` disables the endpoint; `basic`, `normal` and `detailed` all serve every metric.
+    /// `none` disables the endpoint; `basic`, `normal` and `detailed` (either case) all
+    /// serve every metric.
     pub level: String,
+    /// The collector's form: one `pull` reader with a `prometheus` exporter at `host` and
+    /// `port`, instead of `address`. `periodic` (OTLP push) readers are refused.
+    pub readers: Option<Vec<crate::telemetry::readers::MetricReader>>,
 }
 
 impl Default for ServiceConfig {
@@ -126,6 +164,12 @@ impl Default for LogsConfig {
         LogsConfig {
             level: "info".into(),
             encoding: LogEncoding::Console,
+            development: None,
+            disable_caller: None,
+            disable_stacktrace: None,
+            sampling: None,
+            output_paths: vec!["stderr".into()],
+            error_output_paths: vec!["stderr".into()],
         }
     }
 }
@@ -136,6 +180,7 @@ impl Default for MetricsConfig {
             // Local unless configured: it also serves `/reload`.
             address: ([127, 0, 0, 1], 8888).into(),
             level: "normal".into(),
+            readers: None,
         }
     }
 }
@@ -159,7 +204,8 @@ impl Config {
         let (mut config, tree) = config::read::<Config>(text, &path.display().to_string())?;
         config.tree = tree;
         config.source = path.to_path_buf();
-        let mut problems = config.validate();
+        let mut problems = config.settle_telemetry();
+        problems.extend(config.validate());
         problems.sort_by_key(|p| p.position);
         if problems.is_empty() {
             Ok(config)

@@ -19,6 +19,7 @@ mod exporters;
 mod extensions;
 mod processors;
 mod receivers;
+mod telemetry;
 #[cfg(test)]
 mod tests;
 mod validate;

@@ -8,6 +8,7 @@ pub mod health;
 pub mod heap;
 pub mod metrics;
 pub mod profiles;
+pub mod readers;
 pub mod supervisor;
 pub mod traces;
 
