@@ -434,3 +434,78 @@ service:
     assert checked.returncode != 0
     message = checked.stdout + checked.stderr
     assert "bad.yaml:12:" in message and "cannot read plugin" in message, message
+
+
+# --- ottl_condition, run natively on trailhead-ottl ---
+
+def ottl(name, error_mode=None, **contexts):
+    settings = dict(contexts)
+    if error_mode:
+        settings["error_mode"] = error_mode
+    return {"name": name, "type": "ottl_condition", "ottl_condition": settings}
+
+
+# 100 / level fails where a span has no env.level (nil is not a number), so these conditions
+# error on most spans: what the error does is the collector's error_mode.
+OTTL_ERRORS = [
+    ottl("level-ignore", "ignore", span=['100 / attributes["env.level"] > 50']),
+    {"name": "level-not", "type": "not", "not": {"not_sub_policy":
+        ottl("level-low", "propagate", span=['100 / attributes["env.level"] < 50'])}},
+    # A composite stops at a failing sub-policy; were the error read as "not sampled", the
+    # second (every trace has an op0) would sample nearly everything.
+    {"name": "level-first", "type": "composite", "composite": {
+        "max_total_spans_per_second": 1000000,
+        "composite_sub_policy": [ottl("level-high", "propagate", span=['100 / attributes["env.level"] > 50']),
+                                 ottl("op0", span=['name == "op0"'])]}},
+]
+OTTL_POLICIES = [
+    ottl("5xx", span=['attributes["http.status_code"] >= 500',
+                      'status.code == STATUS_CODE_ERROR and resource.attributes["service.name"] == "api"']),
+    ottl("slow-root", span=['IsRootSpan() and end_time - start_time > Duration("800ms")']),
+    ottl("events", spanevent=['name == "exception" and attributes["exception.type"] == "Timeout"',
+                              'span.name == "op2" and spanevent.name == "retry"']),
+    {"name": "vip-server", "type": "and", "and": {"and_sub_policy": [
+        ottl("vip", span=['IsMatch(attributes["customer"], "^vip-[0-9]+$")']),
+        ottl("server", span=["kind == SPAN_KIND_SERVER", 'kind.string == "Consumer"'])]}},
+    ottl("state", span=['trace_state["vendor"] == "keep"',
+                        'instrumentation_scope.name == "t" and Len(events) > 2 and span.name != "op0"']),
+] + OTTL_ERRORS
+
+
+def with_kinds_and_events(traces, seed):
+    """`traces` with each span given a kind and, for one span in four, 1-3 events
+    (exception, retry, cache-miss)."""
+    rng = random.Random(seed)
+    out = []
+    for trace in traces:
+        spans = []
+        for resource, span in trace:
+            span = dict(span, kind=rng.choice([1, 2, 3, 5]))
+            start = int(span["startTimeUnixNano"])
+            span["events"] = [
+                {"timeUnixNano": str(start + 1000), "name": name,
+                 "attributes": kv({"exception.type": rng.choice(["Timeout", "IOError"])} if name == "exception" else {})}
+                for name in rng.sample(["exception", "retry", "cache-miss"], rng.choice([0] * 9 + [1, 2, 3]))]
+            spans.append((resource, span))
+        out.append(spans)
+    return out
+
+
+# trailhead's ottl_condition keeps the same traces as the collector's: span and spanevent
+# conditions over the contexts' paths (resource, scope, kind, status, times, trace_state,
+# IsRootSpan, events), inside `and`, `not` and `composite`, and evaluation errors under each
+# error_mode, alone ("errors") so no other policy hides their decisions.
+@pytest.mark.parametrize("group", ["all", "errors"])
+def test_ottl_condition_keeps_what_the_collector_keeps(tmp_path, start_trailhead, group):
+    policies = OTTL_POLICIES if group == "all" else OTTL_ERRORS
+    config = dict(TAIL_SAMPLING, policies=policies)
+    traces = with_kinds_and_events(make_traces(400, seed=53), seed=54)
+    theirs, mine, trailhead = run_pair(tmp_path, start_trailhead, traces, config, config)
+    print(f"\n{group}: kept by the collector: {len(theirs)} of {len(traces)}; by trailhead: {len(mine)}")
+    assert 20 < len(theirs) < len(traces) - 20, len(theirs)
+    assert mine == theirs, (sorted(set(mine) - set(theirs)), sorted(set(theirs) - set(mine)))
+    if group == "errors":
+        # The composite's op0 fallback was reached only where level-high decided without error.
+        op0 = trailhead.metric("trailhead_tail_sampling_policy_decisions_total", processor="tail_sampling",
+                               policy="level-first", decision="sampled")
+        assert op0 < len(traces) // 2, op0
