@@ -106,7 +106,7 @@ fn split_resource(
     let mut prefix = Vec::new();
     if by == MetricKey::Stream {
         let attributes = bytes_field(resource, 1);
-        put_attributes(&mut prefix, attributes, 1);
+        put_attributes(&mut prefix, attributes, 1, &mut Vec::new());
     }
     let mut scopes = Owned::new();
     for (number, value, _) in wire::fields(resource) {
@@ -131,7 +131,7 @@ fn split_scope(
         let identity = bytes_field(scope, 1);
         put_part(&mut key, bytes_field(identity, 1));
         put_part(&mut key, bytes_field(identity, 2));
-        put_attributes(&mut key, identity, 3);
+        put_attributes(&mut key, identity, 3, &mut Vec::new());
     }
     let mut metrics = Owned::new();
     for (number, value, whole) in wire::fields(scope) {
@@ -169,12 +169,15 @@ fn split_metric(
         }
         let mut points = Owned::new();
         let metric_key = data_key(&key, kind, data);
+        // Reused for every point: a stream's key costs no allocation once they have grown.
+        let (mut stream, mut scratch) = (Vec::new(), Vec::new());
         for (number, value, point_whole) in wire::fields(data) {
             let (1, Value::Bytes(point)) = (number, value) else {
                 continue;
             };
-            let mut stream = metric_key.clone();
-            put_attributes(&mut stream, point, point_attributes(kind));
+            stream.clear();
+            stream.extend_from_slice(&metric_key);
+            put_attributes(&mut stream, point, point_attributes(kind), &mut scratch);
             add(&mut points, owner(&stream), point_whole, 1);
         }
         wrap(&own_fields(data, &[1]), kind, points, &mut parts);
@@ -220,17 +223,27 @@ fn point_attributes(kind: u64) -> u64 {
 
 /// Appends the `KeyValue`s in field `number` of `message` to `key` sorted by key, so two
 /// encodings of one attribute set in different orders give one key (a map, as the collector
-/// hashes it). Values are compared by their encoding.
-fn put_attributes(key: &mut Vec<u8>, message: &[u8], number: u64) {
-    let mut attributes: Vec<(&[u8], &[u8])> = wire::fields(message)
-        .filter_map(|(n, value, _)| match value {
-            Value::Bytes(kv) if n == number => Some((bytes_field(kv, 1), bytes_field(kv, 2))),
-            _ => None,
-        })
-        .collect();
-    attributes.sort_by(|a, b| a.0.cmp(b.0));
-    wire::put_varint(key, attributes.len() as u64);
-    for (name, value) in attributes {
+/// hashes it). Values are compared by their encoding. `scratch` is a reusable buffer.
+fn put_attributes<'a>(
+    key: &mut Vec<u8>,
+    message: &'a [u8],
+    number: u64,
+    scratch: &mut Vec<(&'a [u8], &'a [u8])>,
+) {
+    scratch.clear();
+    for (n, value) in wire::values(message) {
+        let Value::Bytes(kv) = value else { continue };
+        if n != number {
+            continue;
+        }
+        scratch.push(match wire::plain_key_value(kv) {
+            Some((name, value)) => (name, value.unwrap_or_default()),
+            None => (bytes_field(kv, 1), bytes_field(kv, 2)),
+        });
+    }
+    scratch.sort_by(|a, b| a.0.cmp(b.0));
+    wire::put_varint(key, scratch.len() as u64);
+    for (name, value) in scratch.iter() {
         put_part(key, name);
         put_part(key, value);
     }
