@@ -509,3 +509,37 @@ def test_ottl_condition_keeps_what_the_collector_keeps(tmp_path, start_trailhead
         op0 = trailhead.metric("trailhead_tail_sampling_policy_decisions_total", processor="tail_sampling",
                                policy="level-first", decision="sampled")
         assert op0 < len(traces) // 2, op0
+
+
+# A condition reading a path the span context lacks is refused by `trailhead validate` at
+# the condition's own line, with the column in the condition.
+def test_bad_ottl_condition_is_refused_in_place(tmp_path):
+    config = tmp_path / "bad.yaml"
+    config.write_text("""receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:0
+processors:
+  tail_sampling:
+    policies:
+      - name: slow-checkout
+        type: ottl_condition
+        ottl_condition:
+          span:
+            - 'resource.attributes["service.name"] == "checkout"'
+            - 'name == "GET" and duration > 5'
+exporters:
+  debug:
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [tail_sampling]
+      exporters: [debug]
+""")
+    checked = subprocess.run([str(BINARY), "validate", "--config", str(config)], capture_output=True, text=True)
+    assert checked.returncode != 0
+    message = checked.stdout + checked.stderr
+    assert "bad.yaml:14:" in message, message
+    assert "policies[0].ottl_condition.span[1]: column 19: unknown path `duration` in the span context" in message, message
