@@ -17,6 +17,7 @@ mod diff;
 mod document;
 mod exporters;
 mod extensions;
+mod out_of_scope;
 mod processors;
 mod receivers;
 mod telemetry;
@@ -149,6 +150,10 @@ macro_rules! section {
                     known.extend(<$config as Kind>::ALIASES);
                 )+
                 known
+            }
+
+            fn out_of_scope(kind: &str) -> Option<String> {
+                out_of_scope::reason($section, kind)
             }
 
             fn deserialize_kind<'de, D: Deserializer<'de>>(

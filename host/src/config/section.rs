@@ -63,6 +63,10 @@ pub trait Typed: Sized {
     fn accepts(kind: &str) -> bool {
         Self::known().contains(&kind)
     }
+    /// Why a type this build does not know will not come (out of scope), if it is one of those.
+    fn out_of_scope(_kind: &str) -> Option<String> {
+        None
+    }
     fn deserialize_kind<'de, D: Deserializer<'de>>(kind: &str, d: D) -> Result<Self, D::Error>;
 }
 
@@ -107,6 +111,30 @@ impl<'de, T: Typed> Deserialize<'de> for Components<T> {
             }
         }
 
+        /// A component's key, read as an id of a type this section has: an error here is
+        /// located at the key.
+        struct IdSeed<T>(PhantomData<T>);
+
+        impl<'de, T: Typed> DeserializeSeed<'de> for IdSeed<T> {
+            type Value = (String, ComponentId);
+            fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+                let key = String::deserialize(d)?;
+                let id = ComponentId::parse(&key).map_err(de::Error::custom)?;
+                if let Some(why) = T::out_of_scope(&id.kind) {
+                    return Err(de::Error::custom(why));
+                }
+                if !T::accepts(&id.kind) {
+                    return Err(de::Error::custom(format!(
+                        "unknown {} type `{}` (this build knows: {})",
+                        T::SECTION,
+                        id.kind,
+                        T::known().join(", ")
+                    )));
+                }
+                Ok((key, id))
+            }
+        }
+
         impl<'de, T: Typed> Visitor<'de> for SectionVisitor<T> {
             type Value = Components<T>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -117,16 +145,7 @@ impl<'de, T: Typed> Deserialize<'de> for Components<T> {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut out = BTreeMap::new();
-                while let Some(key) = map.next_key::<String>()? {
-                    let id = ComponentId::parse(&key).map_err(de::Error::custom)?;
-                    if !T::accepts(&id.kind) {
-                        return Err(de::Error::custom(format!(
-                            "unknown {} type `{}` in `{key}` (this build knows: {})",
-                            T::SECTION,
-                            id.kind,
-                            T::known().join(", ")
-                        )));
-                    }
+                while let Some((key, id)) = map.next_key_seed(IdSeed::<T>(PhantomData))? {
                     let config = map.next_value_seed(KindSeed::<T>(&id.kind, PhantomData))?;
                     if out.insert(id, config).is_some() {
                         return Err(de::Error::custom(format!(
