@@ -3,6 +3,7 @@
 //! refusal (HTTP 503 + `Retry-After`, gRPC UNAVAILABLE), never an unbounded buffer.
 
 pub mod body;
+pub mod cors;
 pub mod ingest;
 pub mod keepalive;
 pub mod limits;

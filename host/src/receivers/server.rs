@@ -48,6 +48,9 @@ pub struct ServeOptions {
     pub max_concurrent_streams: Option<u32>,
     /// Idle and age bounds and server pings, for every connection.
     pub lifetime: Lifetime,
+    /// CORS preflights pass without a token, as the collector answers them before
+    /// authenticating: set when the receiver has `cors` with allowed origins.
+    pub open_preflights: bool,
 }
 
 /// A listening server: where it listens and the task that ends after graceful shutdown.
@@ -126,6 +129,7 @@ async fn accept_loop(
             peer,
             local,
             guard: Guard {
+                open_preflights: options.open_preflights,
                 auth: options.auth.clone(),
                 rate: rate.clone(),
                 refusals: refusals.clone(),
@@ -257,6 +261,7 @@ impl Connection {
 
 /// The checks made on every request before it reaches the router.
 struct Guard {
+    open_preflights: bool,
     auth: Option<Arc<Rotating<BearerToken>>>,
     rate: Option<Arc<RateLimiter>>,
     refusals: ServerMetrics,
@@ -272,6 +277,7 @@ impl Guard {
                 .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
         };
         if let Some(token) = &self.auth
+            && !(self.open_preflights && super::cors::is_preflight(request))
             && let Err(message) = token.load().check(request.headers())
         {
             self.refusals.unauthenticated_requests.add(1);

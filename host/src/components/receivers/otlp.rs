@@ -55,6 +55,10 @@ impl Receiver for OtlpReceiverConfig {
             };
             let mut options = build.serve_options(id, &name, protocol)?;
             options.lifetime = http.lifetime();
+            options.open_preflights = http
+                .cors
+                .as_ref()
+                .is_some_and(|c| !c.allowed_origins.is_empty());
             servers.push((name, &http.endpoint, router, options));
         }
         Ok(servers)

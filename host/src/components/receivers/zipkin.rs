@@ -39,6 +39,10 @@ impl Receiver for ZipkinReceiverConfig {
         };
         let mut options = build.serve_options(id, id, protocol)?;
         options.lifetime = self.lifetime();
+        options.open_preflights = self
+            .cors
+            .as_ref()
+            .is_some_and(|c| !c.allowed_origins.is_empty());
         Ok(vec![(id.to_string(), &self.endpoint, router, options)])
     }
 }

@@ -9,6 +9,7 @@ use crate::pdata::json::batch_from_json;
 use crate::pdata::{Batch, Signal};
 use crate::pipeline::{Accepted, ConsumeError, Fanout};
 use crate::receivers::body::media_type;
+use crate::receivers::cors::CorsConfig;
 use crate::receivers::ingest::{Refused, ingest};
 use crate::receivers::keepalive::{GoDuration, Lifetime, http_lifetime};
 use crate::receivers::limits::ConnectionLimits;
@@ -41,6 +42,8 @@ pub struct HttpConfig {
     pub tls: Option<TlsServerConfig>,
     /// Require a bearer token (`authenticator: bearertokenauth/NAME`).
     pub auth: Option<AuthConfig>,
+    /// Cross-origin requests from browsers, as the collector's `cors`.
+    pub cors: Option<CorsConfig>,
     /// Connection and request-rate limits.
     pub limits: ConnectionLimits,
     /// The collector's `idle_timeout`: a connection with no request in flight for this long is
@@ -71,6 +74,7 @@ impl Default for HttpConfig {
             logs_url_path: "/v1/logs".into(),
             tls: None,
             auth: None,
+            cors: None,
             limits: ConnectionLimits::default(),
             idle_timeout: GoDuration::from_secs(60),
             keep_alives_enabled: true,
@@ -130,7 +134,7 @@ pub fn router(id: &str, config: &HttpConfig, consumers: &Consumers) -> axum::Rou
             }),
         );
     }
-    router
+    CorsConfig::wrap(config.cors.as_ref(), router)
 }
 
 async fn handle(

@@ -36,6 +36,8 @@ pub struct ZipkinReceiverConfig {
     pub tls: Option<TlsServerConfig>,
     /// Require a bearer token (`authenticator: bearertokenauth/NAME`).
     pub auth: Option<AuthConfig>,
+    /// Cross-origin requests from browsers, as the collector's `cors`.
+    pub cors: Option<crate::receivers::cors::CorsConfig>,
     /// Connection and request-rate limits.
     pub limits: ConnectionLimits,
     /// How long a request refused for room (memory, a full queue or disk) waits for it before
@@ -70,6 +72,7 @@ impl Default for ZipkinReceiverConfig {
             max_request_body_size: 20 << 20,
             tls: None,
             auth: None,
+            cors: None,
             limits: ConnectionLimits::default(),
             wait_for_room: Duration::from_secs(1),
             idle_timeout: GoDuration::from_secs(60),
@@ -100,10 +103,15 @@ pub fn router(
 ) -> Option<axum::Router> {
     let fanout = consumers.get(Signal::Traces)?.clone();
     let receiver: Arc<str> = Arc::from(id);
+    let cors = config.cors.clone();
     let config = config.clone();
-    Some(axum::Router::new().fallback(move |request: Request| {
+    let router = axum::Router::new().fallback(move |request: Request| {
         handle(fanout.clone(), receiver.clone(), config.clone(), request)
-    }))
+    });
+    Some(crate::receivers::cors::CorsConfig::wrap(
+        cors.as_ref(),
+        router,
+    ))
 }
 
 async fn handle(
