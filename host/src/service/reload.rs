@@ -363,7 +363,7 @@ impl Reloader {
             // By position: two pipelines listing one tail_sampling id each run their own.
             for (i, slot) in self.samplers.iter().enumerate() {
                 let key = format!("sampler {i}");
-                if changed(&mut seen, key, &slot.path()) {
+                if changed(&mut seen, key, slot.path()) {
                     let slot = slot.clone();
                     let _ = tokio::task::spawn_blocking(move || slot.reload()).await;
                 }
@@ -467,6 +467,32 @@ fn is_local(ip: std::net::IpAddr) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use super::{PluginReload, ReloadOutcome};
+
+    // The reload answer lists a sampling policy's plugin with its policy, beside processors.
+    #[test]
+    fn the_answer_names_a_sampling_policy() {
+        let plugins = vec![
+            PluginReload {
+                processor: "filter".into(),
+                policy: None,
+                outcome: Ok(false),
+            },
+            PluginReload {
+                processor: "tail_sampling".into(),
+                policy: Some("custom".into()),
+                outcome: Err("plugin `x` is not a valid component".into()),
+            },
+        ];
+        let answer = ReloadOutcome::Unchanged(plugins).to_json();
+        let expected = serde_json::json!({"config": "unchanged", "plugins": [
+            {"processor": "filter", "swapped": false},
+            {"processor": "tail_sampling", "policy": "custom",
+             "error": "plugin `x` is not a valid component"},
+        ]});
+        assert_eq!(answer, expected);
+    }
+
     #[test]
     fn only_loopback_is_local() {
         for (ip, local) in [

@@ -36,6 +36,8 @@ fn runtime() -> Result<Arc<Runtime>, String> {
 pub struct SamplerSlot {
     /// The policy's name.
     name: String,
+    /// The component file (every version is read from it).
+    path: PathBuf,
     version: ArcSwap<Mutex<SamplerPlugin>>,
     /// The sha256 of the version before the last swap.
     previous: Mutex<Option<String>>,
@@ -74,8 +76,8 @@ impl SamplerSlot {
     }
 
     /// The component file, for watching.
-    pub fn path(&self) -> PathBuf {
-        lock(&self.version.load()).path().to_path_buf()
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
     }
 
     fn failures(&self, kind: FailureKind) -> u64 {
@@ -92,14 +94,14 @@ impl SamplerSlot {
     /// its canary. Blocking. Returns whether a new version was swapped in; on an error the
     /// running version stays.
     pub fn reload(&self) -> Result<bool, String> {
-        let current = self.version.load_full();
-        // Waits at most for the decision in flight; the new version loads unlocked.
-        let next = lock(&current).reload();
+        // The lock waits at most for the decision in flight; the new version loads (and may
+        // compile, for seconds) without it, so decisions go on meanwhile.
+        let source = lock(&self.version.load()).source();
         let (processor, policy) = (self.processor(), self.name.as_str());
-        match next {
+        match source.reload() {
             Ok(None) => Ok(false),
             Ok(Some(next)) => {
-                let from = lock(&current).sha256.clone();
+                let from = source.sha256().to_string();
                 let to = next.sha256.clone();
                 self.version.store(Arc::new(Mutex::new(next)));
                 tracing::info!(processor, policy, from = %from, to = %to, "sampling plugin swapped");
@@ -211,6 +213,7 @@ impl PluginPolicy {
             .map_err(|e| format!("{at}.plugin.path: {e}"))?;
         let slot = Arc::new(SamplerSlot {
             name: name.to_string(),
+            path: spec.path.clone(),
             version: ArcSwap::from_pointee(Mutex::new(plugin)),
             previous: Mutex::new(None),
             attached: OnceLock::new(),

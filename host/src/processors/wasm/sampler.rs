@@ -172,6 +172,32 @@ fn canary_trace() -> Vec<u8> {
         .to_vec()
 }
 
+/// A version's spec, content hash and runtime: enough to load the file again.
+pub struct Source {
+    spec: Arc<SamplerSpec>,
+    sha256: String,
+    runtime: Arc<Runtime>,
+}
+
+impl Source {
+    /// Loads the file again with the same spec: `None` when its content (sha256) is the one
+    /// running, else the new version, loaded and canaried. Blocking (it may compile).
+    pub fn reload(&self) -> Result<Option<SamplerPlugin>, String> {
+        let shown = self.spec.path.display();
+        let bytes = std::fs::read(&self.spec.path)
+            .map_err(|e| format!("cannot read plugin `{shown}`: {e}"))?;
+        if hex::encode(Sha256::digest(&bytes)) == self.sha256 {
+            return Ok(None);
+        }
+        self.runtime.load_sampler(&self.spec).map(Some)
+    }
+
+    /// The running version's sha256.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+}
+
 impl SamplerPlugin {
     /// The component file.
     pub fn path(&self) -> &Path {
@@ -183,16 +209,13 @@ impl SamplerPlugin {
         self.spec.limits
     }
 
-    /// Loads the file again with the same spec: `None` when its content (sha256) is the one
-    /// running, else the new version, loaded and canaried. Blocking.
-    pub fn reload(&self) -> Result<Option<SamplerPlugin>, String> {
-        let shown = self.spec.path.display();
-        let bytes = std::fs::read(&self.spec.path)
-            .map_err(|e| format!("cannot read plugin `{shown}`: {e}"))?;
-        if hex::encode(Sha256::digest(&bytes)) == self.sha256 {
-            return Ok(None);
+    /// What loading the file again needs, so the load runs without holding this version.
+    pub fn source(&self) -> Source {
+        Source {
+            spec: self.spec.clone(),
+            sha256: self.sha256.clone(),
+            runtime: self.runtime.clone(),
         }
-        self.runtime.load_sampler(&self.spec).map(Some)
     }
 
     /// A new instance with `init` called under the CPU deadline.
