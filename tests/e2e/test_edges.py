@@ -120,7 +120,7 @@ def test_zero_max_elapsed_time_rides_out_an_outage(start_trailhead):
     assert trailhead.metric("trailhead_exporter_retries_total") >= 5
     sink = Sink(port=port)
     try:
-        assert sink.wait_for("traces", 10) == 10
+        assert sink.wait_for("traces", 10) == 10, trailhead.logs[-20:]
         assert trailhead.metric("trailhead_exporter_send_failed_items_total") == 0
     finally:
         sink.stop()
