@@ -291,3 +291,19 @@ fn a_policy_decides_the_same_on_another_thread() {
     });
     assert_eq!(decided.join().unwrap(), Decision::Sampled);
 }
+
+// A thread keeps one parse per policy it evaluated, and dropping the policy (a reload
+// replacing it) forgets that thread's parse, so the per-thread cache does not grow.
+#[test]
+fn a_dropped_policy_leaves_no_parse_behind() {
+    use super::PARSED;
+    let cached = || PARSED.with(|p| p.borrow().len());
+    let before = cached();
+    let mut policy = build(spans(&[r#"name == "charge""#])).unwrap();
+    let t = checkout();
+    assert_eq!(policy.evaluate(&t, Instant::now()), Decision::Sampled);
+    assert_eq!(policy.evaluate(&t, Instant::now()), Decision::Sampled);
+    assert_eq!(cached(), before + 1);
+    drop(policy);
+    assert_eq!(cached(), before);
+}
