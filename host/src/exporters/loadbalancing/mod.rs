@@ -28,7 +28,12 @@ use std::time::Duration;
 #[serde(deny_unknown_fields)]
 pub struct LoadBalancingConfig {
     /// How each backend is reached: `otlp:` takes every key of the `otlp` exporter but
-    /// `endpoint`, which is each backend's address.
+    /// `endpoint`, which is each backend's address. Absent or empty, the otlp exporter's
+    /// defaults, as in the collector.
+    #[serde(
+        default = "Protocol::defaults",
+        deserialize_with = "protocol_or_defaults"
+    )]
     pub protocol: Protocol,
     /// Where the backends are: exactly one of `static`, `dns` or `k8s`.
     pub resolver: ResolverSettings,
@@ -69,8 +74,31 @@ fn no_queue() -> QueueSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Protocol {
-    /// The otlp exporter's settings, used for every backend.
+    /// The otlp exporter's settings, used for every backend (its defaults when absent or empty).
+    #[serde(default = "otlp_defaults", deserialize_with = "otlp_or_defaults")]
     pub otlp: OtlpExporterConfig,
+}
+
+impl Protocol {
+    fn defaults() -> Protocol {
+        Protocol {
+            otlp: otlp_defaults(),
+        }
+    }
+}
+
+fn otlp_defaults() -> OtlpExporterConfig {
+    crate::config::tree::from_str("{}").expect("the otlp exporter's keys all have defaults")
+}
+
+fn protocol_or_defaults<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Protocol, D::Error> {
+    Ok(Option::<Protocol>::deserialize(d)?.unwrap_or_else(Protocol::defaults))
+}
+
+fn otlp_or_defaults<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<OtlpExporterConfig, D::Error> {
+    Ok(Option::<OtlpExporterConfig>::deserialize(d)?.unwrap_or_else(otlp_defaults))
 }
 
 /// `resolver:`
@@ -311,6 +339,28 @@ mod tests {
             "protocol: {otlp: {}}\nresolver: {static: {hostnames: [a]}}\nsending_queue: {queue_size: 5}",
         );
         assert!(config.sending_queue.enabled, "a given queue is on");
+    }
+
+    // As in the collector, `protocol` and `protocol.otlp` may be absent or empty: the otlp
+    // exporter's defaults (two of opentelemetry.io's gateway examples write them so).
+    #[test]
+    fn protocol_defaults_to_the_otlp_exporters() {
+        for text in [
+            "resolver: {static: {hostnames: [a]}}",
+            "protocol:\nresolver: {static: {hostnames: [a]}}",
+            "protocol: {otlp: }\nresolver: {static: {hostnames: [a]}}",
+        ] {
+            let config = parse(text);
+            assert!(
+                !config.protocol.otlp.tls.insecure,
+                "{text}: TLS stays on, as the otlp exporter's default"
+            );
+            assert!(
+                config.problems().is_empty(),
+                "{text}: {:?}",
+                config.problems()
+            );
+        }
     }
 
     // Each refusal names its key.
