@@ -18,6 +18,31 @@ pub struct TlsServerConfig {
     /// CA bundle (PEM) client certificates must chain to: mutual TLS.
     #[serde(default)]
     pub client_ca_file: Option<PathBuf>,
+    /// The oldest TLS version accepted: `1.2` (the collector's default) or `1.3`. `1.0` and
+    /// `1.1` are refused: rustls implements neither, so clients the setting admits would fail.
+    #[serde(default)]
+    pub min_version: Option<String>,
+    /// The newest TLS version offered: `1.2` or `1.3` (the default, the newest).
+    #[serde(default)]
+    pub max_version: Option<String>,
+}
+
+/// A configured TLS version: `Ok(None)` when unset.
+fn version(
+    key: &str,
+    value: &Option<String>,
+) -> Result<Option<&'static rustls::SupportedProtocolVersion>, String> {
+    match value.as_deref().unwrap_or("") {
+        "" => Ok(None),
+        "1.2" => Ok(Some(&rustls::version::TLS12)),
+        "1.3" => Ok(Some(&rustls::version::TLS13)),
+        old @ ("1.0" | "1.1") => Err(format!(
+            "tls.{key}: TLS {old} is not available: trailhead's TLS (rustls) speaks 1.2 and 1.3 only, and both older versions are deprecated (RFC 8996); use 1.2"
+        )),
+        other => Err(format!(
+            "tls.{key}: unknown TLS version `{other}`: use 1.2 or 1.3"
+        )),
+    }
 }
 
 impl TlsServerConfig {
@@ -27,6 +52,8 @@ impl TlsServerConfig {
             cert_file: resolve(&self.cert_file),
             key_file: resolve(&self.key_file),
             client_ca_file: self.client_ca_file.as_deref().map(resolve),
+            min_version: self.min_version.clone(),
+            max_version: self.max_version.clone(),
         }
     }
 
@@ -35,6 +62,21 @@ impl TlsServerConfig {
         let mut files = vec![self.cert_file.clone(), self.key_file.clone()];
         files.extend(self.client_ca_file.clone());
         files
+    }
+
+    /// The TLS versions to speak, from `min_version` and `max_version`, as the collector
+    /// bounds them (a minimum above the maximum is refused).
+    pub fn versions(&self) -> Result<Vec<&'static rustls::SupportedProtocolVersion>, String> {
+        let min = version("min_version", &self.min_version)?;
+        let max = version("max_version", &self.max_version)?;
+        let twelve = min.is_none_or(|v| v.version == rustls::ProtocolVersion::TLSv1_2);
+        let thirteen = max.is_none_or(|v| v.version == rustls::ProtocolVersion::TLSv1_3);
+        match (twelve, thirteen) {
+            (true, true) => Ok(vec![&rustls::version::TLS13, &rustls::version::TLS12]),
+            (true, false) => Ok(vec![&rustls::version::TLS12]),
+            (false, true) => Ok(vec![&rustls::version::TLS13]),
+            (false, false) => Err("tls.min_version 1.3 is above tls.max_version 1.2".into()),
+        }
     }
 
     /// Reads the certificate, key and client CA; `resolve` anchors relative paths.
@@ -64,7 +106,7 @@ impl TlsServerConfig {
             .map_err(|e| format!("tls.key_file {}: {e}", self.key_file.display()))?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
+            .with_protocol_versions(&self.versions()?)
             .map_err(|e| e.to_string())?;
         let builder = match &self.client_ca_file {
             None => builder.with_no_client_auth(),
@@ -89,5 +131,36 @@ impl TlsServerConfig {
             .map_err(|e| format!("tls.cert_file and tls.key_file do not make a pair: {e}"))?;
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn versions(yaml: &str) -> Result<Vec<rustls::ProtocolVersion>, String> {
+        let tls: TlsServerConfig =
+            crate::config::tree::from_str(&format!("cert_file: c\nkey_file: k\n{yaml}"))?;
+        Ok(tls.versions()?.iter().map(|v| v.version).collect())
+    }
+
+    // 1.2 and 1.3 bound what is spoken; 1.0 and 1.1 are refused with the reason.
+    #[test]
+    fn min_and_max_versions() {
+        use rustls::ProtocolVersion::{TLSv1_2, TLSv1_3};
+        assert_eq!(versions("").unwrap(), [TLSv1_3, TLSv1_2]);
+        assert_eq!(versions("min_version: '1.3'").unwrap(), [TLSv1_3]);
+        assert_eq!(versions("max_version: '1.2'").unwrap(), [TLSv1_2]);
+        assert!(
+            versions("min_version: '1.1'")
+                .unwrap_err()
+                .contains("rustls")
+        );
+        assert!(versions("min_version: '1.3'\nmax_version: '1.2'").is_err());
+        assert!(
+            versions("max_version: '2.0'")
+                .unwrap_err()
+                .contains("unknown TLS version")
+        );
     }
 }

@@ -37,6 +37,11 @@ pub struct GrpcConfig {
     pub tls: Option<TlsServerConfig>,
     /// Require a bearer token (`authenticator: bearertokenauth/NAME`).
     pub auth: Option<AuthConfig>,
+    /// The collector's `include_metadata`: keep the request's headers as client metadata for
+    /// later components. Accepted: in the collector only the batch processor's
+    /// `metadata_keys`, `from_context: metadata.*` and `headers_setter` read that metadata,
+    /// and trailhead refuses each of them, so the flag changes nothing either way.
+    pub include_metadata: bool,
     /// Connection and request-rate limits.
     pub limits: ConnectionLimits,
     /// The collector's `keepalive:` (configgrpc): idle and age bounds, server pings and the
@@ -53,6 +58,7 @@ impl Default for GrpcConfig {
             max_concurrent_streams: None,
             tls: None,
             auth: None,
+            include_metadata: false,
             limits: ConnectionLimits::default(),
             keepalive: GrpcKeepalive::default(),
         }

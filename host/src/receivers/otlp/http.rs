@@ -42,6 +42,11 @@ pub struct HttpConfig {
     pub tls: Option<TlsServerConfig>,
     /// Require a bearer token (`authenticator: bearertokenauth/NAME`).
     pub auth: Option<AuthConfig>,
+    /// The collector's `include_metadata`: keep the request's headers as client metadata for
+    /// later components. Accepted: in the collector only the batch processor's
+    /// `metadata_keys`, `from_context: metadata.*` and `headers_setter` read that metadata,
+    /// and trailhead refuses each of them, so the flag changes nothing either way.
+    pub include_metadata: bool,
     /// Cross-origin requests from browsers, as the collector's `cors`.
     pub cors: Option<CorsConfig>,
     /// Connection and request-rate limits.
@@ -74,6 +79,7 @@ impl Default for HttpConfig {
             logs_url_path: "/v1/logs".into(),
             tls: None,
             auth: None,
+            include_metadata: false,
             cors: None,
             limits: ConnectionLimits::default(),
             idle_timeout: GoDuration::from_secs(60),

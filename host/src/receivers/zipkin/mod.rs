@@ -36,6 +36,11 @@ pub struct ZipkinReceiverConfig {
     pub tls: Option<TlsServerConfig>,
     /// Require a bearer token (`authenticator: bearertokenauth/NAME`).
     pub auth: Option<AuthConfig>,
+    /// The collector's `include_metadata`: keep the request's headers as client metadata for
+    /// later components. Accepted: in the collector only the batch processor's
+    /// `metadata_keys`, `from_context: metadata.*` and `headers_setter` read that metadata,
+    /// and trailhead refuses each of them, so the flag changes nothing either way.
+    pub include_metadata: bool,
     /// Cross-origin requests from browsers, as the collector's `cors`.
     pub cors: Option<crate::receivers::cors::CorsConfig>,
     /// Connection and request-rate limits.
@@ -72,6 +77,7 @@ impl Default for ZipkinReceiverConfig {
             max_request_body_size: 20 << 20,
             tls: None,
             auth: None,
+            include_metadata: false,
             cors: None,
             limits: ConnectionLimits::default(),
             wait_for_room: Duration::from_secs(1),
