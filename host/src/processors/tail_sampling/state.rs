@@ -315,10 +315,10 @@ impl State {
         };
         let data = TraceData::new(*id, encoded, held.spans);
         let decision = self.combine(&data, now.into_std());
-        if let Some([only]) = self.traces.get_mut(id).map(|h| h.chunks.as_mut_slice()) {
-            if only.encoded.is_empty() {
-                only.encoded = data.into_encoded();
-            }
+        if let Some([only]) = self.traces.get_mut(id).map(|h| h.chunks.as_mut_slice())
+            && only.encoded.is_empty()
+        {
+            only.encoded = data.into_encoded();
         }
         decision
     }
