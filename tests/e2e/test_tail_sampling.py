@@ -283,6 +283,17 @@ def test_bounds_evict_and_count(sink, start_trailhead):
 
 # A bad policy is refused at its own line by `trailhead validate`, naming the key.
 def test_bad_policy_is_refused_in_place(tmp_path):
+    message = validate_policies(tmp_path, """      - name: errors
+        type: status_code
+        status_code:
+          status_codes: [ERROR, BROKEN]
+""")
+    assert "bad.yaml:12:" in message and "unknown status code `BROKEN`" in message, message
+
+
+def validate_policies(tmp_path, policies):
+    """`trailhead validate` on a config whose tail_sampling has `policies` (YAML lines under
+    `policies:`, from line 9): what it printed; it must have refused the config."""
     config = tmp_path / "bad.yaml"
     config.write_text("""receivers:
   otlp:
@@ -292,11 +303,7 @@ def test_bad_policy_is_refused_in_place(tmp_path):
 processors:
   tail_sampling:
     policies:
-      - name: errors
-        type: status_code
-        status_code:
-          status_codes: [ERROR, BROKEN]
-exporters:
+""" + policies + """exporters:
   debug:
 service:
   pipelines:
@@ -307,8 +314,7 @@ service:
 """)
     checked = subprocess.run([str(BINARY), "validate", "--config", str(config)], capture_output=True, text=True)
     assert checked.returncode != 0
-    message = checked.stdout + checked.stderr
-    assert "bad.yaml:12:" in message and "unknown status code `BROKEN`" in message, message
+    return checked.stdout + checked.stderr
 
 
 # What tail_sampling releases goes through the rest of the pipeline (here the built-in
@@ -514,32 +520,12 @@ def test_ottl_condition_keeps_what_the_collector_keeps(tmp_path, start_trailhead
 # A condition reading a path the span context lacks is refused by `trailhead validate` at
 # the condition's own line, with the column in the condition.
 def test_bad_ottl_condition_is_refused_in_place(tmp_path):
-    config = tmp_path / "bad.yaml"
-    config.write_text("""receivers:
-  otlp:
-    protocols:
-      http:
-        endpoint: 127.0.0.1:0
-processors:
-  tail_sampling:
-    policies:
-      - name: slow-checkout
+    message = validate_policies(tmp_path, """      - name: slow-checkout
         type: ottl_condition
         ottl_condition:
           span:
             - 'resource.attributes["service.name"] == "checkout"'
             - 'name == "GET" and duration > 5'
-exporters:
-  debug:
-service:
-  pipelines:
-    traces:
-      receivers: [otlp]
-      processors: [tail_sampling]
-      exporters: [debug]
 """)
-    checked = subprocess.run([str(BINARY), "validate", "--config", str(config)], capture_output=True, text=True)
-    assert checked.returncode != 0
-    message = checked.stdout + checked.stderr
     assert "bad.yaml:14:" in message, message
     assert "policies[0].ottl_condition.span[1]: column 19: unknown path `duration` in the span context" in message, message
