@@ -196,5 +196,6 @@ section! {
         HealthCheck(HealthCheckConfig),
         FileStorage(FileStorageConfig),
         BearerToken(BearerTokenConfig),
+        Pprof(extensions::PprofConfig),
     }
 }

@@ -3,5 +3,7 @@
 mod bearertokenauth;
 mod file_storage;
 mod health_check;
+mod pprof;
 
 pub use file_storage::open_storage;
+pub use self::pprof::PprofConfig;

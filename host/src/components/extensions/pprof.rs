@@ -1,0 +1,544 @@
+//! The `pprof` extension kind: trailhead's own CPU profile in Go's pprof format, served where
+//! Go's `net/http/pprof` serves it (`/debug/pprof/profile?seconds=N`), so `go tool pprof
+//! http://host:1777/debug/pprof/profile` works on trailhead as it does on the collector.
+//! Sampling is pprof-rs (SIGPROF); the profile is encoded here with the workspace's prost.
+
+use crate::components::{Extension, Kind};
+use crate::config::or_default;
+use crate::telemetry::Telemetry;
+use axum::extract::{Path, RawQuery};
+use axum::response::{Html, IntoResponse, Response};
+use http::{StatusCode, header};
+use serde::{Deserialize, Deserializer};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+/// `extensions: pprof:`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PprofConfig {
+    /// Address to serve on, `host:port` as in the collector: `localhost:1777` by default,
+    /// `:1777` for every interface.
+    #[serde(deserialize_with = "endpoint")]
+    pub endpoint: SocketAddr,
+    /// Go's block profile rate. A Rust process has no Go runtime to sample blocking in, so a
+    /// value above 0 is accepted with a warning and changes nothing: the CPU profile is still
+    /// served, and Go's `/debug/pprof/block` answers 501. Zero or negative: off, as in Go.
+    pub block_profile_fraction: i64,
+    /// Go's mutex profile fraction. As `block_profile_fraction`: no meaning in a Rust process;
+    /// above 0 it is accepted with a warning, and `/debug/pprof/mutex` answers 501.
+    pub mutex_profile_fraction: i64,
+    /// A file to write a CPU profile of the whole run to (gzipped pprof, as Go writes it):
+    /// profiling starts with the extension and the file is written when trailhead stops. While
+    /// it runs, `/debug/pprof/profile` answers 500 as the collector does (one CPU profile at a
+    /// time). Empty: off.
+    pub save_to_file: String,
+}
+
+impl Default for PprofConfig {
+    fn default() -> Self {
+        PprofConfig {
+            endpoint: SocketAddr::from(([127, 0, 0, 1], 1777)),
+            block_profile_fraction: 0,
+            mutex_profile_fraction: 0,
+            save_to_file: String::new(),
+        }
+    }
+}
+
+impl Kind for PprofConfig {
+    const NAME: &'static str = "pprof";
+    fn parse<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        or_default(d)
+    }
+}
+
+impl Extension for PprofConfig {
+    fn admin(&self, _telemetry: &Telemetry) -> Option<(SocketAddr, axum::Router)> {
+        for (key, value) in [
+            ("block_profile_fraction", self.block_profile_fraction),
+            ("mutex_profile_fraction", self.mutex_profile_fraction),
+        ] {
+            if value > 0 {
+                tracing::warn!(
+                    key,
+                    value,
+                    "pprof: a Go runtime setting, with no meaning for trailhead; ignored (CPU profiles are still served)"
+                );
+            }
+        }
+        let whole = (!self.save_to_file.is_empty()).then(|| WholeRun::start(&self.save_to_file));
+        Some((self.endpoint, router(whole.flatten())))
+    }
+}
+
+/// Reads `host:port` as the collector's confignet does: an empty host is every interface,
+/// `localhost` is loopback, other names are resolved.
+fn endpoint<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    let text = String::deserialize(d)?;
+    parse_endpoint(&text).map_err(|why| serde::de::Error::custom(format!("`{text}`: {why}")))
+}
+
+fn parse_endpoint(text: &str) -> Result<SocketAddr, String> {
+    let (host, port) = text
+        .rsplit_once(':')
+        .ok_or("give host:port, e.g. localhost:1777 or :1777")?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("port `{port}` is not a number from 0 to 65535"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let ip = match host {
+        "" => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        "localhost" => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        _ => match host.parse() {
+            Ok(ip) => ip,
+            Err(_) => resolve(host, port)?,
+        },
+    };
+    Ok(SocketAddr::new(ip, port))
+}
+
+fn resolve(host: &str, port: u16) -> Result<IpAddr, String> {
+    let mut found = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve host `{host}`: {e}"))?;
+    found
+        .next()
+        .map(|a| a.ip())
+        .ok_or_else(|| format!("host `{host}` resolves to no address"))
+}
+
+/// The routes Go's `net/http/pprof` serves, those with a meaning for trailhead.
+fn router(whole: Option<WholeRun>) -> axum::Router {
+    use axum::routing::get;
+    let whole = Arc::new(whole);
+    axum::Router::new()
+        .route("/debug/pprof/", get(index))
+        .route("/debug/pprof/profile", get(cpu))
+        .route("/debug/pprof/cmdline", get(cmdline))
+        .route("/debug/pprof/{name}", get(named))
+        // Held by the router: the whole-run profile is written when the server lets go of it.
+        .layer(axum::Extension(whole))
+}
+
+async fn index() -> Html<&'static str> {
+    Html(concat!(
+        "<html><head><title>/debug/pprof/</title></head><body>\n",
+        "<p>trailhead profiles (a Rust process: Go's goroutine, heap, block and mutex profiles ",
+        "have no counterpart here)</p>\n",
+        "<a href=\"profile?seconds=30\">profile</a>: CPU profile, ",
+        "<code>seconds</code> long (30 by default)<br>\n",
+        "<a href=\"cmdline\">cmdline</a>: the command line<br>\n",
+        "</body></html>\n"
+    ))
+}
+
+/// Go's profile names without a Rust counterpart: known, so 501 rather than 404.
+const GO_ONLY: [&str; 7] = [
+    "heap",
+    "allocs",
+    "goroutine",
+    "block",
+    "mutex",
+    "threadcreate",
+    "trace",
+];
+
+async fn named(Path(name): Path<String>) -> Response {
+    if GO_ONLY.contains(&name.as_str()) {
+        let why = format!(
+            "{name}: not available. trailhead is a Rust process: it has no Go runtime to take \
+             this profile from, and its allocator keeps no sampled allocation stacks. \
+             CPU profiles are at /debug/pprof/profile.\n"
+        );
+        return (StatusCode::NOT_IMPLEMENTED, why).into_response();
+    }
+    (StatusCode::NOT_FOUND, "Unknown profile\n").into_response()
+}
+
+/// The command line, NUL-separated, as Go serves it.
+async fn cmdline() -> String {
+    std::env::args().collect::<Vec<_>>().join("\x00")
+}
+
+/// `?seconds=N`: as Go, anything but a positive integer means 30.
+fn seconds(query: Option<&str>) -> u64 {
+    let given = query
+        .unwrap_or("")
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("seconds="))
+        .map(|n| n.parse::<i64>());
+    match given {
+        Some(Ok(n)) if n > 0 => n as u64,
+        _ => 30,
+    }
+}
+
+async fn cpu(RawQuery(query): RawQuery) -> Response {
+    let how_long = Duration::from_secs(seconds(query.as_deref()));
+    // Samples are taken by a signal handler; the guard stays on one thread.
+    let profiled = tokio::task::spawn_blocking(move || {
+        let guard = start_sampling()?;
+        std::thread::sleep(how_long);
+        encode(&guard)
+    })
+    .await;
+    match profiled {
+        Ok(Ok(body)) => (
+            [
+                (header::CONTENT_TYPE, "application/octet-stream"),
+                (
+                    header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"profile\"",
+                ),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            ],
+            body,
+        )
+            .into_response(),
+        Ok(Err(why)) => {
+            let text = format!("Could not enable CPU profiling: {why}\n");
+            (StatusCode::INTERNAL_SERVER_ERROR, text).into_response()
+        }
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+    }
+}
+
+/// Samples per second, as Go's CPU profiler.
+const HZ: i32 = 100;
+
+/// Starts the process's one CPU sampler, unless another profiler (this one, or the Pyroscope
+/// agent of `service.telemetry.profiles`) already owns SIGPROF.
+fn start_sampling() -> Result<pprof::ProfilerGuard<'static>, String> {
+    if sigprof_taken() {
+        return Err("cpu profiling already in use".into());
+    }
+    pprof::ProfilerGuardBuilder::default()
+        .frequency(HZ)
+        // Unwinding through these from a signal handler can deadlock (pprof-rs' advice).
+        .blocklist(&["libc", "libgcc", "pthread", "vdso"])
+        .build()
+        .map_err(|e| match e {
+            pprof::Error::Running => "cpu profiling already in use".to_string(),
+            other => other.to_string(),
+        })
+}
+
+/// Whether a SIGPROF handler is installed: a profiler is running.
+#[allow(unsafe_code)]
+fn sigprof_taken() -> bool {
+    // SAFETY: reads the current disposition only (no new action is given).
+    unsafe {
+        let mut current: libc::sigaction = std::mem::zeroed();
+        if libc::sigaction(libc::SIGPROF, std::ptr::null(), &mut current) != 0 {
+            return false;
+        }
+        current.sa_sigaction != libc::SIG_DFL && current.sa_sigaction != libc::SIG_IGN
+    }
+}
+
+/// What was sampled, as gzipped pprof protobuf.
+fn encode(guard: &pprof::ProfilerGuard<'_>) -> Result<Vec<u8>, String> {
+    use std::io::Write;
+    let report = guard.report().build().map_err(|e| e.to_string())?;
+    let bytes = prost::Message::encode_to_vec(&proto::profile(&report));
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&bytes).map_err(|e| e.to_string())?;
+    gz.finish().map_err(|e| e.to_string())
+}
+
+/// `save_to_file`: a sampler over the whole run on its own thread (the guard must stay on one),
+/// writing the file once the router holding this lets go.
+struct WholeRun {
+    stop: Mutex<Option<mpsc::Sender<()>>>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl WholeRun {
+    fn start(path: &str) -> Option<WholeRun> {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let (started, ready) = mpsc::channel();
+        let path = path.to_string();
+        let writer = std::thread::spawn(move || {
+            let guard = match start_sampling() {
+                Ok(guard) => guard,
+                Err(why) => return started.send(Err(why)).unwrap_or(()),
+            };
+            let _ = started.send(Ok(()));
+            let _ = stopped.recv(); // the sender is dropped at shutdown
+            let written =
+                encode(&guard).and_then(|b| std::fs::write(&path, b).map_err(|e| e.to_string()));
+            match written {
+                Ok(()) => tracing::info!(file = %path, "pprof: CPU profile of the run saved"),
+                Err(why) => {
+                    tracing::error!(file = %path, %why, "pprof: cannot save the CPU profile")
+                }
+            }
+        });
+        let why = match ready.recv() {
+            Ok(Ok(())) => {
+                let stop = Mutex::new(Some(stop));
+                let writer = Mutex::new(Some(writer));
+                return Some(WholeRun { stop, writer });
+            }
+            Ok(Err(why)) => why,
+            Err(_) => "the profiling thread ended".to_string(),
+        };
+        tracing::error!(%why, "pprof: save_to_file: cannot start CPU profiling");
+        None
+    }
+}
+
+impl Drop for WholeRun {
+    fn drop(&mut self) {
+        // Closing the channel ends the run; wait for the file so the process exits after it.
+        drop(self.stop.lock().ok().and_then(|mut s| s.take()));
+        if let Some(writer) = self.writer.lock().ok().and_then(|mut w| w.take()) {
+            let _ = writer.join();
+        }
+    }
+}
+
+/// Go's `profile.proto`, the fields a CPU profile uses.
+mod proto {
+    use std::collections::HashMap;
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Profile {
+        #[prost(message, repeated, tag = "1")]
+        pub sample_type: Vec<ValueType>,
+        #[prost(message, repeated, tag = "2")]
+        pub sample: Vec<Sample>,
+        #[prost(message, repeated, tag = "4")]
+        pub location: Vec<Location>,
+        #[prost(message, repeated, tag = "5")]
+        pub function: Vec<Function>,
+        #[prost(string, repeated, tag = "6")]
+        pub string_table: Vec<String>,
+        #[prost(int64, tag = "9")]
+        pub time_nanos: i64,
+        #[prost(int64, tag = "10")]
+        pub duration_nanos: i64,
+        #[prost(message, optional, tag = "11")]
+        pub period_type: Option<ValueType>,
+        #[prost(int64, tag = "12")]
+        pub period: i64,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct ValueType {
+        #[prost(int64, tag = "1")]
+        pub r#type: i64,
+        #[prost(int64, tag = "2")]
+        pub unit: i64,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Sample {
+        #[prost(uint64, repeated, tag = "1")]
+        pub location_id: Vec<u64>,
+        #[prost(int64, repeated, tag = "2")]
+        pub value: Vec<i64>,
+        #[prost(message, repeated, tag = "3")]
+        pub label: Vec<Label>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Label {
+        #[prost(int64, tag = "1")]
+        pub key: i64,
+        #[prost(int64, tag = "2")]
+        pub str: i64,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Location {
+        #[prost(uint64, tag = "1")]
+        pub id: u64,
+        #[prost(message, repeated, tag = "4")]
+        pub line: Vec<Line>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Line {
+        #[prost(uint64, tag = "1")]
+        pub function_id: u64,
+        #[prost(int64, tag = "2")]
+        pub line: i64,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Function {
+        #[prost(uint64, tag = "1")]
+        pub id: u64,
+        #[prost(int64, tag = "2")]
+        pub name: i64,
+        #[prost(int64, tag = "3")]
+        pub system_name: i64,
+        #[prost(int64, tag = "4")]
+        pub filename: i64,
+    }
+
+    /// Tables under construction: strings, functions and locations, each deduplicated.
+    #[derive(Default)]
+    struct Tables {
+        strings: HashMap<String, i64>,
+        string_table: Vec<String>,
+        functions: HashMap<(i64, i64), u64>,
+        function: Vec<Function>,
+        locations: HashMap<Vec<(u64, i64)>, u64>,
+        location: Vec<Location>,
+    }
+
+    impl Tables {
+        fn string(&mut self, s: &str) -> i64 {
+            if let Some(&i) = self.strings.get(s) {
+                return i;
+            }
+            let i = self.string_table.len() as i64;
+            self.strings.insert(s.to_string(), i);
+            self.string_table.push(s.to_string());
+            i
+        }
+
+        fn function(&mut self, symbol: &pprof::Symbol) -> u64 {
+            let name = self.string(&symbol.name());
+            let system_name = self.string(&symbol.sys_name());
+            let filename = self.string(&symbol.filename());
+            let next = self.function.len() as u64 + 1;
+            let id = *self.functions.entry((name, filename)).or_insert(next);
+            if id == next {
+                let f = Function {
+                    id,
+                    name,
+                    system_name,
+                    filename,
+                };
+                self.function.push(f);
+            }
+            id
+        }
+
+        /// One location per frame; inlined calls are its lines, innermost first.
+        fn location(&mut self, frame: &[pprof::Symbol]) -> u64 {
+            let lines: Vec<(u64, i64)> = frame
+                .iter()
+                .map(|s| (self.function(s), i64::from(s.lineno())))
+                .collect();
+            let next = self.location.len() as u64 + 1;
+            let id = *self.locations.entry(lines.clone()).or_insert(next);
+            if id == next {
+                let line = lines
+                    .into_iter()
+                    .map(|(function_id, line)| Line { function_id, line })
+                    .collect();
+                self.location.push(Location { id, line });
+            }
+            id
+        }
+    }
+
+    /// The report as a profile: samples (count) and cpu (nanoseconds), leaf first, labelled
+    /// with their thread.
+    pub fn profile(report: &pprof::Report) -> Profile {
+        let mut t = Tables::default();
+        t.string(""); // index 0 is the empty string, by the format
+        let period = 1_000_000_000 / i64::from(report.timing.frequency.max(1));
+        let value_type = |t: &mut Tables, ty: &str, unit: &str| ValueType {
+            r#type: t.string(ty),
+            unit: t.string(unit),
+        };
+        let sample_type = vec![
+            value_type(&mut t, "samples", "count"),
+            value_type(&mut t, "cpu", "nanoseconds"),
+        ];
+        let thread = t.string("thread");
+        let mut sample = Vec::with_capacity(report.data.len());
+        for (frames, &count) in &report.data {
+            let location_id = frames.frames.iter().map(|f| t.location(f)).collect();
+            let str = t.string(&frames.thread_name_or_id());
+            let count = count as i64;
+            let value = vec![count, count * period];
+            let label = vec![Label { key: thread, str }];
+            sample.push(Sample {
+                location_id,
+                value,
+                label,
+            });
+        }
+        let started = report
+            .timing
+            .start_time
+            .duration_since(std::time::UNIX_EPOCH);
+        Profile {
+            period_type: Some(value_type(&mut t, "cpu", "nanoseconds")),
+            period,
+            sample_type,
+            sample,
+            time_nanos: started.map_or(0, |d| d.as_nanos() as i64),
+            duration_nanos: report.timing.duration.as_nanos() as i64,
+            location: t.location,
+            function: t.function,
+            string_table: t.string_table,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(yaml: &str) -> Result<PprofConfig, String> {
+        serde_saphyr::from_str::<PprofConfig>(yaml).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_are_the_collectors() {
+        let c = PprofConfig::default();
+        assert_eq!(c.endpoint, "127.0.0.1:1777".parse().unwrap());
+        assert_eq!((c.block_profile_fraction, c.mutex_profile_fraction), (0, 0));
+        assert!(c.save_to_file.is_empty());
+        let empty = parse("{}").unwrap();
+        assert_eq!(empty.endpoint, c.endpoint);
+    }
+
+    #[test]
+    fn endpoints_read_as_the_collector_reads_them() {
+        let at = |s: &str| parse_endpoint(s).unwrap();
+        assert_eq!(at(":1888"), "0.0.0.0:1888".parse().unwrap());
+        assert_eq!(at("0.0.0.0:1777"), "0.0.0.0:1777".parse().unwrap());
+        assert_eq!(at("localhost:1777"), "127.0.0.1:1777".parse().unwrap());
+        assert_eq!(at("[::1]:0"), "[::1]:0".parse().unwrap());
+        assert!(parse_endpoint("1777").unwrap_err().contains("host:port"));
+        assert!(
+            parse_endpoint(":99999")
+                .unwrap_err()
+                .contains("port `99999`")
+        );
+        let bad = parse("endpoint: nowhere").unwrap_err();
+        assert!(bad.contains("`nowhere`"), "{bad}");
+    }
+
+    #[test]
+    fn go_only_keys_are_accepted_negative_too_and_unknown_keys_refused() {
+        let c = parse("block_profile_fraction: -1\nmutex_profile_fraction: 5").unwrap();
+        assert_eq!(
+            (c.block_profile_fraction, c.mutex_profile_fraction),
+            (-1, 5)
+        );
+        let c = parse("save_to_file: /tmp/cpu.prof").unwrap();
+        assert_eq!(c.save_to_file, "/tmp/cpu.prof");
+        assert!(parse("enpoint: :1777").unwrap_err().contains("enpoint"));
+    }
+
+    #[test]
+    fn seconds_default_to_30_unless_a_positive_integer() {
+        assert_eq!(seconds(None), 30);
+        assert_eq!(seconds(Some("seconds=2")), 2);
+        assert_eq!(seconds(Some("debug=1&seconds=5")), 5);
+        assert_eq!(seconds(Some("seconds=0")), 30);
+        assert_eq!(seconds(Some("seconds=-3")), 30);
+        assert_eq!(seconds(Some("seconds=x")), 30);
+    }
+}
