@@ -107,6 +107,14 @@ pub trait Extension: Send + Sync {
     fn admin(&self, _telemetry: &Telemetry) -> Option<(SocketAddr, axum::Router)> {
         None
     }
+    /// The same, for kinds that show the config they run with (zpages' pipelines).
+    fn admin_for(
+        &self,
+        _config: &Config,
+        telemetry: &Telemetry,
+    ) -> Option<(SocketAddr, axum::Router)> {
+        self.admin(telemetry)
+    }
 }
 
 /// Generates a section's enum from its table: one variant per kind, the names it knows, how a
@@ -196,6 +204,7 @@ section! {
         HealthCheck(HealthCheckConfig),
         FileStorage(FileStorageConfig),
         BearerToken(BearerTokenConfig),
+        Zpages(extensions::ZpagesConfig),
         Pprof(extensions::PprofConfig),
     }
 }

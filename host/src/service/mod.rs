@@ -439,7 +439,7 @@ async fn start_admin(
         let Some(extension) = config.extensions.get(id) else {
             continue;
         };
-        if let Some((address, router)) = extension.behaviour().admin(telemetry) {
+        if let Some((address, router)) = extension.behaviour().admin_for(config, telemetry) {
             let name = id.to_string();
             let served = serve_admin(telemetry, &name, address, router, stop, &id.kind);
             admin.push(served.await?);
