@@ -204,7 +204,7 @@ section! {
         HealthCheck(HealthCheckConfig),
         FileStorage(FileStorageConfig),
         BearerToken(BearerTokenConfig),
-        Zpages(extensions::ZpagesConfig),
         Pprof(extensions::PprofConfig),
+        Zpages(extensions::ZpagesConfig),
     }
 }

@@ -3,9 +3,9 @@
 mod bearertokenauth;
 mod file_storage;
 mod health_check;
-mod zpages;
 mod pprof;
+mod zpages;
 
 pub use file_storage::open_storage;
-pub use zpages::ZpagesConfig;
 pub use self::pprof::PprofConfig;
+pub use zpages::ZpagesConfig;
