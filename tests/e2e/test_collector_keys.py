@@ -110,3 +110,41 @@ def test_cors_preflight_and_request(tmp_path, sink, start_trailhead):
     assert posted.status_code == 200, posted.text
     assert posted.headers["Access-Control-Allow-Origin"] == "https://ui.example.com"
     assert post_trace(trailhead, {"Origin": "https://ui.example.com"}).status_code == 401
+
+
+# A receiver with `tls.min_version: "1.3"` refuses a client that speaks at most TLS 1.2, and
+# serves one that speaks 1.3; `max_version: "1.2"` the other way round.
+def test_tls_versions_bound_the_handshake(tmp_path, sink, start_trailhead):
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    cert.cert_chain_pems[0].write_to_path(str(tmp_path / "server.pem"))
+    cert.private_key_pem.write_to_path(str(tmp_path / "server.key"))
+    tls = {"cert_file": str(tmp_path / "server.pem"), "key_file": str(tmp_path / "server.key")}
+
+    def handshake(address, highest):
+        context = ssl.create_default_context()
+        ca.configure_trust(context)
+        context.maximum_version = highest
+        host, port = address.rsplit(":", 1)
+        import socket
+        with socket.create_connection((host, int(port)), timeout=5) as raw:
+            try:
+                with context.wrap_socket(raw, server_hostname="127.0.0.1") as secure:
+                    return secure.version()
+            except ssl.SSLError as e:
+                return f"refused: {e.reason}"
+
+    for bounds, twelve, thirteen in [({"min_version": "1.3"}, "refused", "TLSv1.3"),
+                                     ({"max_version": "1.2"}, "TLSv1.2", "TLSv1.2")]:
+        config = gateway_config(sink.endpoint)
+        config["receivers"]["otlp"]["protocols"]["http"]["tls"] = {**tls, **bounds}
+        trailhead = start_trailhead(config)
+        address = trailhead.address("otlp (http)")
+        assert handshake(address, ssl.TLSVersion.TLSv1_2).startswith(twelve), bounds
+        assert handshake(address, ssl.TLSVersion.TLSv1_3) == thirteen, bounds
+        trailhead.stop()
+
