@@ -87,6 +87,10 @@ pub trait Exporter: Send + Sync {
     fn problems(&self) -> Vec<(&'static str, String)> {
         Vec::new()
     }
+    /// Why it cannot export `signal` with these settings (a pipeline of that signal lists it).
+    fn signal_problem(&self, _signal: Signal) -> Option<(&'static str, String)> {
+        None
+    }
     /// Its `sending_queue`, for kinds that have one.
     fn sending_queue(&self) -> Option<&QueueSettings> {
         None

@@ -102,14 +102,21 @@ impl Config {
             }
         }
         for id in &pipeline.exporters {
-            if !self.exporters.contains(id) {
-                let id_text = id.to_string();
-                report(
+            let id_text = id.to_string();
+            match self.exporters.get(id) {
+                None => report(
                     &at,
                     Some(&id_text),
                     component.clone(),
                     format!("references exporter `{id}`, which is not defined under exporters"),
-                );
+                ),
+                Some(exporter) => {
+                    if let Some((key, why)) = exporter.behaviour().signal_problem(signal) {
+                        let key_at = ["exporters", id_text.as_str(), key];
+                        let owner = format!("exporter `{id}`");
+                        report(&key_at, None, owner, format!("in pipeline `{pid}`: {why}"));
+                    }
+                }
             }
         }
     }

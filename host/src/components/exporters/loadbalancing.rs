@@ -1,4 +1,5 @@
-//! The `loadbalancing` exporter kind: routes by trace ID (or service, or resource) to backends
+//! The `loadbalancing` exporter kind: routes by trace ID (or service, resource, metric name or
+//! stream) to backends
 //! found by a `static`, `dns` or `k8s` resolver, each an otlp exporter with its own queue.
 
 use crate::auth::AuthConfig;
@@ -25,6 +26,10 @@ impl Exporter for LoadBalancingConfig {
 
     fn problems(&self) -> Vec<(&'static str, String)> {
         LoadBalancingConfig::problems(self)
+    }
+
+    fn signal_problem(&self, signal: Signal) -> Option<(&'static str, String)> {
+        self.route_by(signal).err().map(|why| ("routing_key", why))
     }
 
     fn sending_queue(&self) -> Option<&QueueSettings> {
