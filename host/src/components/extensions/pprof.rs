@@ -1,7 +1,9 @@
 //! The `pprof` extension kind: trailhead's own CPU profile in Go's pprof format, served where
 //! Go's `net/http/pprof` serves it (`/debug/pprof/profile?seconds=N`), so `go tool pprof
 //! http://host:1777/debug/pprof/profile` works on trailhead as it does on the collector.
-//! Sampling is pprof-rs (SIGPROF); the profile is encoded here with the workspace's prost.
+//! Sampling is pprof-rs as the `pyroscope` crate carries it (its pprof backend; a second copy of
+//! pprof-rs cannot be linked next to it: both export the SIGPROF handler's symbol), the profile
+//! is encoded here with the workspace's prost.
 
 use crate::components::{Extension, Kind};
 use crate::config::or_default;
@@ -179,9 +181,9 @@ async fn cpu(RawQuery(query): RawQuery) -> Response {
     let how_long = Duration::from_secs(seconds(query.as_deref()));
     // Samples are taken by a signal handler; the guard stays on one thread.
     let profiled = tokio::task::spawn_blocking(move || {
-        let guard = start_sampling()?;
+        let mut sampler = start_sampling()?;
         std::thread::sleep(how_long);
-        encode(&guard)
+        encode(&mut sampler)
     })
     .await;
     match profiled {
@@ -206,23 +208,31 @@ async fn cpu(RawQuery(query): RawQuery) -> Response {
 }
 
 /// Samples per second, as Go's CPU profiler.
-const HZ: i32 = 100;
+const HZ: u32 = 100;
+
+/// A running sampler: pyroscope's pprof-rs backend, and when it started.
+struct Sampler {
+    backend: pyroscope::backend::Pprof<'static>,
+    started: std::time::SystemTime,
+}
 
 /// Starts the process's one CPU sampler, unless another profiler (this one, or the Pyroscope
 /// agent of `service.telemetry.profiles`) already owns SIGPROF.
-fn start_sampling() -> Result<pprof::ProfilerGuard<'static>, String> {
+fn start_sampling() -> Result<Sampler, String> {
+    use pyroscope::backend::{Backend, BackendConfig, Pprof, PprofConfig};
     if sigprof_taken() {
         return Err("cpu profiling already in use".into());
     }
-    pprof::ProfilerGuardBuilder::default()
-        .frequency(HZ)
-        // Unwinding through these from a signal handler can deadlock (pprof-rs' advice).
-        .blocklist(&["libc", "libgcc", "pthread", "vdso"])
-        .build()
-        .map_err(|e| match e {
-            pprof::Error::Running => "cpu profiling already in use".to_string(),
-            other => other.to_string(),
-        })
+    let config = BackendConfig {
+        report_thread_name: true,
+        ..BackendConfig::default()
+    };
+    let mut backend = Pprof::new(PprofConfig { sample_rate: HZ }, config);
+    let started = std::time::SystemTime::now();
+    match backend.initialize() {
+        Ok(()) => Ok(Sampler { backend, started }),
+        Err(e) => Err(format!("cpu profiling already in use ({e})")),
+    }
 }
 
 /// Whether a SIGPROF handler is installed: a profiler is running.
@@ -239,10 +249,16 @@ fn sigprof_taken() -> bool {
 }
 
 /// What was sampled, as gzipped pprof protobuf.
-fn encode(guard: &pprof::ProfilerGuard<'_>) -> Result<Vec<u8>, String> {
+fn encode(sampler: &mut Sampler) -> Result<Vec<u8>, String> {
+    use pyroscope::backend::{Backend, ReportData};
     use std::io::Write;
-    let report = guard.report().build().map_err(|e| e.to_string())?;
-    let bytes = prost::Message::encode_to_vec(&proto::profile(&report));
+    let batch = sampler.backend.report().map_err(|e| e.to_string())?;
+    let ReportData::Reports(reports) = batch.data else {
+        return Err("the sampler gave no stack traces".into());
+    };
+    let elapsed = sampler.started.elapsed().unwrap_or_default();
+    let profile = proto::profile(&reports, sampler.started, elapsed);
+    let bytes = prost::Message::encode_to_vec(&profile);
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(&bytes).map_err(|e| e.to_string())?;
     gz.finish().map_err(|e| e.to_string())
@@ -261,14 +277,14 @@ impl WholeRun {
         let (started, ready) = mpsc::channel();
         let path = path.to_string();
         let writer = std::thread::spawn(move || {
-            let guard = match start_sampling() {
-                Ok(guard) => guard,
+            let mut sampler = match start_sampling() {
+                Ok(sampler) => sampler,
                 Err(why) => return started.send(Err(why)).unwrap_or(()),
             };
             let _ = started.send(Ok(()));
             let _ = stopped.recv(); // the sender is dropped at shutdown
-            let written =
-                encode(&guard).and_then(|b| std::fs::write(&path, b).map_err(|e| e.to_string()));
+            let written = encode(&mut sampler)
+                .and_then(|b| std::fs::write(&path, b).map_err(|e| e.to_string()));
             match written {
                 Ok(()) => tracing::info!(file = %path, "pprof: CPU profile of the run saved"),
                 Err(why) => {
@@ -302,7 +318,9 @@ impl Drop for WholeRun {
 
 /// Go's `profile.proto`, the fields a CPU profile uses.
 mod proto {
+    use pyroscope::backend::{Report, StackFrame};
     use std::collections::HashMap;
+    use std::time::{Duration, SystemTime};
 
     #[derive(Clone, PartialEq, prost::Message)]
     pub struct Profile {
@@ -402,13 +420,14 @@ mod proto {
             i
         }
 
-        fn function(&mut self, symbol: &pprof::Symbol) -> u64 {
-            let name = self.string(&symbol.name());
-            let system_name = self.string(&symbol.sys_name());
-            let filename = self.string(&symbol.filename());
+        fn function(&mut self, frame: &StackFrame) -> u64 {
+            let name = self.string(frame.name.as_deref().unwrap_or(""));
+            let path = frame.absolute_path.as_deref().or(frame.filename.as_deref());
+            let filename = self.string(path.unwrap_or(""));
             let next = self.function.len() as u64 + 1;
             let id = *self.functions.entry((name, filename)).or_insert(next);
             if id == next {
+                let system_name = name;
                 let f = Function {
                     id,
                     name,
@@ -420,16 +439,14 @@ mod proto {
             id
         }
 
-        /// One location per frame; inlined calls are its lines, innermost first.
-        fn location(&mut self, frame: &[pprof::Symbol]) -> u64 {
-            let lines: Vec<(u64, i64)> = frame
-                .iter()
-                .map(|s| (self.function(s), i64::from(s.lineno())))
-                .collect();
+        /// One location per frame and line.
+        fn location(&mut self, frame: &StackFrame) -> u64 {
+            let line = i64::from(frame.line.unwrap_or(0));
+            let key = vec![(self.function(frame), line)];
             let next = self.location.len() as u64 + 1;
-            let id = *self.locations.entry(lines.clone()).or_insert(next);
+            let id = *self.locations.entry(key.clone()).or_insert(next);
             if id == next {
-                let line = lines
+                let line = key
                     .into_iter()
                     .map(|(function_id, line)| Line { function_id, line })
                     .collect();
@@ -439,12 +456,12 @@ mod proto {
         }
     }
 
-    /// The report as a profile: samples (count) and cpu (nanoseconds), leaf first, labelled
+    /// The reports as a profile: samples (count) and cpu (nanoseconds), leaf first, labelled
     /// with their thread.
-    pub fn profile(report: &pprof::Report) -> Profile {
+    pub fn profile(reports: &[Report], started: SystemTime, took: Duration) -> Profile {
         let mut t = Tables::default();
         t.string(""); // index 0 is the empty string, by the format
-        let period = 1_000_000_000 / i64::from(report.timing.frequency.max(1));
+        let period = 1_000_000_000 / i64::from(super::HZ);
         let value_type = |t: &mut Tables, ty: &str, unit: &str| ValueType {
             r#type: t.string(ty),
             unit: t.string(unit),
@@ -454,10 +471,10 @@ mod proto {
             value_type(&mut t, "cpu", "nanoseconds"),
         ];
         let thread = t.string("thread");
-        let mut sample = Vec::with_capacity(report.data.len());
-        for (frames, &count) in &report.data {
-            let location_id = frames.frames.iter().map(|f| t.location(f)).collect();
-            let str = t.string(&frames.thread_name_or_id());
+        let mut sample = Vec::new();
+        for (trace, &count) in reports.iter().flat_map(|r| r.data.iter()) {
+            let location_id = trace.frames.iter().map(|f| t.location(f)).collect();
+            let str = t.string(trace.thread_name.as_deref().unwrap_or(""));
             let count = count as i64;
             let value = vec![count, count * period];
             let label = vec![Label { key: thread, str }];
@@ -467,17 +484,14 @@ mod proto {
                 label,
             });
         }
-        let started = report
-            .timing
-            .start_time
-            .duration_since(std::time::UNIX_EPOCH);
+        let since_epoch = started.duration_since(std::time::UNIX_EPOCH);
         Profile {
             period_type: Some(value_type(&mut t, "cpu", "nanoseconds")),
             period,
             sample_type,
             sample,
-            time_nanos: started.map_or(0, |d| d.as_nanos() as i64),
-            duration_nanos: report.timing.duration.as_nanos() as i64,
+            time_nanos: since_epoch.map_or(0, |d| d.as_nanos() as i64),
+            duration_nanos: took.as_nanos() as i64,
             location: t.location,
             function: t.function,
             string_table: t.string_table,
