@@ -138,7 +138,8 @@ pub enum LogEncoding {
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsConfig {
     /// Address serving `/metrics`; `none` level turns it off. With `readers`, the pull
-    /// reader's `host:port` (set when the file is read).
+    /// reader's `host:port` (set when the file is read). An empty host is every interface.
+    #[serde(deserialize_with = "crate::config::values::listen_address")]
     pub address: SocketAddr,
     /// `none` disables the endpoint; `basic`, `normal` and `detailed` (either case) all
     /// serve every metric.

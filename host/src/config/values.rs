@@ -2,6 +2,7 @@
 //! enabled" sections (`grpc:` with no value turns gRPC on with defaults, as in the collector).
 
 use serde::{Deserialize, Deserializer};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 /// Parses the collector's duration syntax: a number followed by ns, us, ms, s, m or h;
@@ -101,5 +102,59 @@ mod tests {
                 .contains("unknown unit")
         );
         assert!(parse_duration("fast").is_err());
+    }
+}
+
+/// A listening address as Go's `net.Listen` reads it: `host:port`, where an empty host
+/// (`:13133`, as the collector's chart writes it) means every interface and `localhost` the
+/// loopback one; another name is resolved once, now.
+pub fn parse_listen_address(text: &str) -> Result<SocketAddr, String> {
+    let text = text.trim();
+    let refuse = |why: &str| format!("`{text}` is not a listening address: {why}");
+    let (host, port) = text
+        .rsplit_once(':')
+        .ok_or_else(|| refuse("expected host:port"))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| refuse("the port must be a number from 0 to 65535"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    match host {
+        "" => return Ok(SocketAddr::from(([0, 0, 0, 0], port))),
+        "localhost" => return Ok(SocketAddr::from(([127, 0, 0, 1], port))),
+        _ => {}
+    }
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    use std::net::ToSocketAddrs;
+    (host, port)
+        .to_socket_addrs()
+        .map_err(|e| refuse(&format!("cannot resolve `{host}`: {e}")))?
+        .next()
+        .ok_or_else(|| refuse(&format!("`{host}` has no address")))
+}
+
+/// `#[serde(deserialize_with)]` for a listening address ([`parse_listen_address`]).
+pub fn listen_address<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    parse_listen_address(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+}
+
+#[cfg(test)]
+mod listen_address_tests {
+    use super::parse_listen_address;
+
+    #[test]
+    fn reads_addresses_as_go_does() {
+        let read = |t| parse_listen_address(t).map(|a| a.to_string());
+        assert_eq!(read(":13133").unwrap(), "0.0.0.0:13133");
+        assert_eq!(read("localhost:4317").unwrap(), "127.0.0.1:4317");
+        assert_eq!(read("0.0.0.0:0").unwrap(), "0.0.0.0:0");
+        assert_eq!(read("[::1]:8888").unwrap(), "[::1]:8888");
+        assert!(read("4317").unwrap_err().contains("expected host:port"));
+        assert!(
+            read(":99999")
+                .unwrap_err()
+                .contains("port must be a number")
+        );
     }
 }

@@ -320,7 +320,11 @@ impl Guard {
 
 /// Binds a TCP listener, naming the endpoint in the error.
 async fn bind(endpoint: &str) -> std::io::Result<TcpListener> {
-    TcpListener::bind(endpoint)
+    // Go's `:4317` (every interface), which the collector's configs write.
+    let every_interface = endpoint
+        .starts_with(':')
+        .then(|| format!("0.0.0.0{endpoint}"));
+    TcpListener::bind(every_interface.as_deref().unwrap_or(endpoint))
         .await
         .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {endpoint}: {e}")))
 }

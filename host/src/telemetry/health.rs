@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HealthCheckConfig {
-    /// Address to serve on.
+    /// Address to serve on; `:13133` (as the collector's chart writes it) is every interface.
+    #[serde(deserialize_with = "crate::config::values::listen_address")]
     pub endpoint: SocketAddr,
     /// Path answering the check.
     pub path: String,
