@@ -12,8 +12,7 @@ use axum::extract::{Path, RawQuery};
 use axum::response::{Html, IntoResponse, Response};
 use http::{StatusCode, header};
 use serde::{Deserialize, Deserializer};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
-use std::sync::{Arc, Mutex, mpsc};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 /// `extensions: pprof:`
@@ -22,7 +21,7 @@ use std::time::Duration;
 pub struct PprofConfig {
     /// Address to serve on, `host:port` as in the collector: `localhost:1777` by default,
     /// `:1777` for every interface.
-    #[serde(deserialize_with = "endpoint")]
+    #[serde(deserialize_with = "crate::config::values::listen_address")]
     pub endpoint: SocketAddr,
     /// Go's block profile rate. A Rust process has no Go runtime to sample blocking in, so a
     /// value above 0 is accepted with a warning and changes nothing: the CPU profile is still
@@ -31,10 +30,9 @@ pub struct PprofConfig {
     /// Go's mutex profile fraction. As `block_profile_fraction`: no meaning in a Rust process;
     /// above 0 it is accepted with a warning, and `/debug/pprof/mutex` answers 501.
     pub mutex_profile_fraction: i64,
-    /// A file to write a CPU profile of the whole run to (gzipped pprof, as Go writes it):
-    /// profiling starts with the extension and the file is written when trailhead stops. While
-    /// it runs, `/debug/pprof/profile` answers 500 as the collector does (one CPU profile at a
-    /// time). Empty: off.
+    /// The collector writes a CPU profile of the whole run to this file at shutdown. Not yet in
+    /// trailhead: refused when set, rather than writing a profile that misses the run. Empty: off.
+    #[serde(deserialize_with = "no_save_to_file")]
     pub save_to_file: String,
 }
 
@@ -52,7 +50,13 @@ impl Default for PprofConfig {
 impl Kind for PprofConfig {
     const NAME: &'static str = "pprof";
     fn parse<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        or_default(d)
+        let config: PprofConfig = or_default(d)?;
+        if !config.save_to_file.is_empty() {
+            return Err(serde::de::Error::custom(
+                "save_to_file: a profile of the whole run is not written by trailhead yet; take                  one over HTTP (`go tool pprof http://HOST:1777/debug/pprof/profile?seconds=N`)",
+            ));
+        }
+        Ok(config)
     }
 }
 
@@ -70,58 +74,29 @@ impl Extension for PprofConfig {
                 );
             }
         }
-        let whole = (!self.save_to_file.is_empty()).then(|| WholeRun::start(&self.save_to_file));
-        Some((self.endpoint, router(whole.flatten())))
+        Some((self.endpoint, router()))
     }
 }
 
-/// Reads `host:port` as the collector's confignet does: an empty host is every interface,
-/// `localhost` is loopback, other names are resolved.
-fn endpoint<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
-    let text = String::deserialize(d)?;
-    parse_endpoint(&text).map_err(|why| serde::de::Error::custom(format!("`{text}`: {why}")))
-}
-
-fn parse_endpoint(text: &str) -> Result<SocketAddr, String> {
-    let (host, port) = text
-        .rsplit_once(':')
-        .ok_or("give host:port, e.g. localhost:1777 or :1777")?;
-    let port: u16 = port
-        .parse()
-        .map_err(|_| format!("port `{port}` is not a number from 0 to 65535"))?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let ip = match host {
-        "" => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-        "localhost" => IpAddr::V4(Ipv4Addr::LOCALHOST),
-        _ => match host.parse() {
-            Ok(ip) => ip,
-            Err(_) => resolve(host, port)?,
-        },
-    };
-    Ok(SocketAddr::new(ip, port))
-}
-
-fn resolve(host: &str, port: u16) -> Result<IpAddr, String> {
-    let mut found = (host, port)
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve host `{host}`: {e}"))?;
-    found
-        .next()
-        .map(|a| a.ip())
-        .ok_or_else(|| format!("host `{host}` resolves to no address"))
+fn no_save_to_file<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let path = String::deserialize(d)?;
+    if path.is_empty() {
+        return Ok(path);
+    }
+    Err(serde::de::Error::custom(
+        "a profile of the whole run is not written by trailhead yet; take one over HTTP \
+         (`go tool pprof http://HOST:1777/debug/pprof/profile?seconds=N`)",
+    ))
 }
 
 /// The routes Go's `net/http/pprof` serves, those with a meaning for trailhead.
-fn router(whole: Option<WholeRun>) -> axum::Router {
+fn router() -> axum::Router {
     use axum::routing::get;
-    let whole = Arc::new(whole);
     axum::Router::new()
         .route("/debug/pprof/", get(index))
         .route("/debug/pprof/profile", get(cpu))
         .route("/debug/pprof/cmdline", get(cmdline))
         .route("/debug/pprof/{name}", get(named))
-        // Held by the router: the whole-run profile is written when the server lets go of it.
-        .layer(axum::Extension(whole))
 }
 
 async fn index() -> Html<&'static str> {
@@ -262,58 +237,6 @@ fn encode(sampler: &mut Sampler) -> Result<Vec<u8>, String> {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(&bytes).map_err(|e| e.to_string())?;
     gz.finish().map_err(|e| e.to_string())
-}
-
-/// `save_to_file`: a sampler over the whole run on its own thread (the guard must stay on one),
-/// writing the file once the router holding this lets go.
-struct WholeRun {
-    stop: Mutex<Option<mpsc::Sender<()>>>,
-    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
-}
-
-impl WholeRun {
-    fn start(path: &str) -> Option<WholeRun> {
-        let (stop, stopped) = mpsc::channel::<()>();
-        let (started, ready) = mpsc::channel();
-        let path = path.to_string();
-        let writer = std::thread::spawn(move || {
-            let mut sampler = match start_sampling() {
-                Ok(sampler) => sampler,
-                Err(why) => return started.send(Err(why)).unwrap_or(()),
-            };
-            let _ = started.send(Ok(()));
-            let _ = stopped.recv(); // the sender is dropped at shutdown
-            let written = encode(&mut sampler)
-                .and_then(|b| std::fs::write(&path, b).map_err(|e| e.to_string()));
-            match written {
-                Ok(()) => tracing::info!(file = %path, "pprof: CPU profile of the run saved"),
-                Err(why) => {
-                    tracing::error!(file = %path, %why, "pprof: cannot save the CPU profile")
-                }
-            }
-        });
-        let why = match ready.recv() {
-            Ok(Ok(())) => {
-                let stop = Mutex::new(Some(stop));
-                let writer = Mutex::new(Some(writer));
-                return Some(WholeRun { stop, writer });
-            }
-            Ok(Err(why)) => why,
-            Err(_) => "the profiling thread ended".to_string(),
-        };
-        tracing::error!(%why, "pprof: save_to_file: cannot start CPU profiling");
-        None
-    }
-}
-
-impl Drop for WholeRun {
-    fn drop(&mut self) {
-        // Closing the channel ends the run; wait for the file so the process exits after it.
-        drop(self.stop.lock().ok().and_then(|mut s| s.take()));
-        if let Some(writer) = self.writer.lock().ok().and_then(|mut w| w.take()) {
-            let _ = writer.join();
-        }
-    }
 }
 
 /// Go's `profile.proto`, the fields a CPU profile uses.
@@ -519,16 +442,9 @@ mod tests {
 
     #[test]
     fn endpoints_read_as_the_collector_reads_them() {
-        let at = |s: &str| parse_endpoint(s).unwrap();
-        assert_eq!(at(":1888"), "0.0.0.0:1888".parse().unwrap());
-        assert_eq!(at("0.0.0.0:1777"), "0.0.0.0:1777".parse().unwrap());
-        assert_eq!(at("localhost:1777"), "127.0.0.1:1777".parse().unwrap());
-        assert_eq!(at("[::1]:0"), "[::1]:0".parse().unwrap());
-        assert!(parse_endpoint("1777").unwrap_err().contains("host:port"));
-        assert!(
-            parse_endpoint(":99999")
-                .unwrap_err()
-                .contains("port `99999`")
+        assert_eq!(
+            parse("endpoint: :1888").unwrap().endpoint.to_string(),
+            "0.0.0.0:1888"
         );
         let bad = parse("endpoint: nowhere").unwrap_err();
         assert!(bad.contains("`nowhere`"), "{bad}");
@@ -541,8 +457,11 @@ mod tests {
             (c.block_profile_fraction, c.mutex_profile_fraction),
             (-1, 5)
         );
-        let c = parse("save_to_file: /tmp/cpu.prof").unwrap();
-        assert_eq!(c.save_to_file, "/tmp/cpu.prof");
+        let refused = parse("save_to_file: /tmp/cpu.prof").unwrap_err();
+        assert!(
+            refused.contains("a profile of the whole run is not written"),
+            "{refused}"
+        );
         assert!(parse("enpoint: :1777").unwrap_err().contains("enpoint"));
     }
 

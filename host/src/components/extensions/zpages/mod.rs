@@ -10,7 +10,7 @@ use crate::receivers::cors::CorsConfig;
 use crate::telemetry::Telemetry;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny};
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 
 /// The collector's default: local unless configured.
 const DEFAULT_ENDPOINT: &str = "localhost:55679";
@@ -44,7 +44,8 @@ pub struct ExpvarConfig {
 impl Default for ZpagesConfig {
     fn default() -> Self {
         ZpagesConfig {
-            endpoint: resolve(DEFAULT_ENDPOINT).unwrap_or(([127, 0, 0, 1], 55679).into()),
+            endpoint: crate::config::values::parse_listen_address(DEFAULT_ENDPOINT)
+                .unwrap_or(([127, 0, 0, 1], 55679).into()),
             expvar: ExpvarConfig::default(),
             cors: None,
             tls: None,
@@ -88,28 +89,7 @@ fn endpoint<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
             "\"endpoint\" is required when using the \"zpages\" extension",
         ));
     }
-    resolve(&text).map_err(de::Error::custom)
-}
-
-/// The address `text` names: an IP and port, `:port`, or a host name resolved once.
-fn resolve(text: &str) -> Result<SocketAddr, String> {
-    let text = text.trim();
-    let named = match text.strip_prefix(':') {
-        Some(port) => format!("0.0.0.0:{port}"),
-        None => text.to_string(),
-    };
-    if let Ok(address) = named.parse::<SocketAddr>() {
-        return Ok(address);
-    }
-    let bad = |why: String| format!("endpoint `{text}`: {why}");
-    let found = named.to_socket_addrs().map_err(|e| bad(e.to_string()))?;
-    // Prefer IPv4 for `localhost`, where the collector's clients look first.
-    let all: Vec<SocketAddr> = found.collect();
-    all.iter()
-        .find(|a| a.is_ipv4())
-        .or(all.first())
-        .copied()
-        .ok_or_else(|| bad("names no address".into()))
+    crate::config::values::parse_listen_address(&text).map_err(de::Error::custom)
 }
 
 impl Extension for ZpagesConfig {
