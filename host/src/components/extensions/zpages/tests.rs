@@ -59,7 +59,10 @@ fn pages_show_the_configs_ids_escaped() {
     assert!(pipelinez.contains("<td>debug/out</td>"), "{pipelinez}");
     assert!(pages::extensionz(&state).contains("<td>zpages</td><td>zpages</td>"));
     let servicez = pages::servicez(&state);
-    assert!(servicez.contains("/etc/&lt;a&amp;b&gt;/trailhead.yaml"), "{servicez}");
+    assert!(
+        servicez.contains("/etc/&lt;a&amp;b&gt;/trailhead.yaml"),
+        "{servicez}"
+    );
     assert!(servicez.contains(env!("CARGO_PKG_VERSION")));
     assert!(pages::featurez(&state).contains("no feature gates"));
     assert!(pages::tracez(&state).contains("keeps no recent spans"));
