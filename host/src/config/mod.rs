@@ -109,7 +109,11 @@ mod tests {
         let error = super::read::<serde_json::Value>(text, "c.yaml").unwrap_err();
         let diagnostic = &error.0[0];
         assert_eq!(diagnostic.position, Some((2, 7)));
-        assert!(diagnostic.message.contains("cannot read the file /nonexistent/trailhead"));
+        assert!(
+            diagnostic
+                .message
+                .contains("cannot read the file /nonexistent/trailhead")
+        );
         assert!(diagnostic.to_string().starts_with("c.yaml:2:7: `${file:"));
     }
 }

@@ -6,6 +6,6 @@ mod health_check;
 mod pprof;
 mod zpages;
 
-pub use file_storage::open_storage;
 pub use self::pprof::PprofConfig;
+pub use file_storage::open_storage;
 pub use zpages::ZpagesConfig;
