@@ -30,10 +30,7 @@ pub struct LoadBalancingConfig {
     /// How each backend is reached: `otlp:` takes every key of the `otlp` exporter but
     /// `endpoint`, which is each backend's address. Absent or empty, the otlp exporter's
     /// defaults, as in the collector.
-    #[serde(
-        default = "Protocol::defaults",
-        deserialize_with = "protocol_or_defaults"
-    )]
+    #[serde(default, deserialize_with = "protocol_or_defaults")]
     pub protocol: Protocol,
     /// Where the backends are: exactly one of `static`, `dns` or `k8s`.
     pub resolver: ResolverSettings,
@@ -79,8 +76,8 @@ pub struct Protocol {
     pub otlp: OtlpExporterConfig,
 }
 
-impl Protocol {
-    fn defaults() -> Protocol {
+impl Default for Protocol {
+    fn default() -> Protocol {
         Protocol {
             otlp: otlp_defaults(),
         }
@@ -92,7 +89,7 @@ fn otlp_defaults() -> OtlpExporterConfig {
 }
 
 fn protocol_or_defaults<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Protocol, D::Error> {
-    Ok(Option::<Protocol>::deserialize(d)?.unwrap_or_else(Protocol::defaults))
+    Ok(Option::<Protocol>::deserialize(d)?.unwrap_or_default())
 }
 
 fn otlp_or_defaults<'de, D: serde::Deserializer<'de>>(
