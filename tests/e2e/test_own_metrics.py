@@ -46,7 +46,11 @@ def test_every_component_reports_its_core_counters(tmp_path, sink, start_trailhe
     config["service"]["extensions"].append("file_storage/queue")
     config["exporters"]["debug"] = {"verbosity": "basic"}
     config["processors"] = {"memory_limiter": {"limit_mib": 512}, "filter": {"traces": {"span": ['name == "noise"']}},
-                            "tail_sampling": {"decision_wait": "1s", "policies": [{"name": "all", "type": "always_sample"}]}}
+                            "tail_sampling": {"decision_wait": "1s", "policies": [
+                                {"name": "all", "type": "always_sample"},
+                                # A plugin policy, so its failure counter is served too.
+                                {"name": "kept", "type": "plugin",
+                                 "plugin": {"path": str(REPO / "target/plugins/keep-all-sampler.wasm")}}]}}
     config["service"]["pipelines"]["traces"].update(processors=["memory_limiter", "filter", "tail_sampling"],
                                                      exporters=["otlp/sink", "debug"])
     config["service"]["telemetry"] = {"traces": {"endpoint": sink.endpoint, "tls": {"insecure": True}}}
