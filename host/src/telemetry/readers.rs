@@ -5,7 +5,7 @@
 //! is refused with the reason rather than accepted and silently not pushed.
 
 use serde::Deserialize;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 
 /// One reader of `readers:`.
 #[derive(Debug, Clone, Deserialize)]
@@ -109,20 +109,13 @@ fn listen_address(prometheus: &PrometheusExporter) -> Result<SocketAddr, (&'stat
         .ok_or(("port", "port must be specified".to_string()))?;
     let port = u16::try_from(port)
         .map_err(|_| ("port", format!("port {port} is not between 0 and 65535")))?;
-    // Go listens on every interface for an empty host; a name resolves, IPv4 first as Go's
-    // listener prefers it for `localhost`.
+    // Read as every other listening address is: an empty host is every interface.
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    let host = if host.is_empty() { "0.0.0.0" } else { host };
-    let found: Vec<SocketAddr> = (host, port)
-        .to_socket_addrs()
-        .map_err(|e| ("host", format!("cannot resolve host `{host}`: {e}")))?
-        .collect();
-    found
-        .iter()
-        .find(|a| a.is_ipv4())
-        .or(found.first())
-        .copied()
-        .ok_or(("host", format!("host `{host}` has no address")))
+    let address = match host.contains(':') {
+        true => format!("[{host}]:{port}"),
+        false => format!("{host}:{port}"),
+    };
+    crate::config::values::parse_listen_address(&address).map_err(|why| ("host", why))
 }
 
 #[cfg(test)]
