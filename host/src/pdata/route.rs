@@ -194,9 +194,9 @@ impl<'a> Layout<'a> {
             items: Vec::new(),
         };
         for resource in wire::messages(request, 1) {
-            layout.resources.push(own_fields(resource));
+            layout.resources.push(own_fields(resource, &[2]));
             for scope in wire::messages(resource, 2) {
-                layout.scopes.push(own_fields(scope));
+                layout.scopes.push(own_fields(scope, &[2]));
                 for (number, value, field) in wire::fields(scope) {
                     let (2, Value::Bytes(item)) = (number, value) else {
                         continue;
@@ -257,10 +257,11 @@ impl<'a> Layout<'a> {
     }
 }
 
-/// A message's fields other than its children (field 2), as written.
-fn own_fields(message: &[u8]) -> Vec<u8> {
+/// The encoding of the fields of `message` other than those numbered in `except` (its
+/// children), as written.
+pub(super) fn own_fields(message: &[u8], except: &[u64]) -> Vec<u8> {
     let mut own = Vec::new();
-    for (_, _, whole) in wire::fields(message).filter(|(number, _, _)| *number != 2) {
+    for (_, _, whole) in wire::fields(message).filter(|(n, _, _)| !except.contains(n)) {
         own.extend_from_slice(whole);
     }
     own

@@ -18,7 +18,7 @@
 //! [`route::group`]: super::route::group
 
 use super::payload::Payload;
-use super::route::{self, RouteBy};
+use super::route::{self, RouteBy, own_fields};
 use super::wire::{self, Value};
 use super::{Signal, split::Piece};
 use bytes::Bytes;
@@ -274,14 +274,6 @@ fn add(owned: &mut Owned, owner: usize, field: &[u8], points: usize) {
     let entry = owned.entry(owner).or_default();
     entry.0.extend_from_slice(field);
     entry.1 += points;
-}
-
-/// The encoding of the fields of `message` other than those numbered in `except`.
-fn own_fields(message: &[u8], except: &[u64]) -> Vec<u8> {
-    wire::fields(message)
-        .filter(|(n, _, _)| !except.contains(n))
-        .flat_map(|(_, _, whole)| whole.iter().copied())
-        .collect()
 }
 
 /// Writes each owner's `inner` fields as field `number` of `into`, after a copy of `own` (the
