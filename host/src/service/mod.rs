@@ -305,6 +305,7 @@ impl Samplers {
     ) {
         for sampler in built {
             sampler.attach(Downstream::new(pipeline, sampler.id()));
+            sampler.state_crash_exposure();
             let name = format!("tail_sampling {} in {}", sampler.id(), pipeline.id);
             let task = sampler.clone().run(self.stop.clone());
             telemetry.supervisor.spawn(name, task);

@@ -185,9 +185,9 @@ impl TailSampling {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Decides due traces and sends what is released, until `stop`; then the caller flushes.
-    pub async fn run(self: Arc<Self>, stop: CancellationToken) {
-        // Said once, plainly: no queue, persistent or not, holds what waits here.
+    /// Says once, plainly, what no queue covers. Called while the service starts, so the
+    /// statement is logged before "trailhead is running".
+    pub fn state_crash_exposure(&self) {
         tracing::info!(
             processor = %self.id,
             decision_wait = ?self.config.decision_wait,
@@ -195,6 +195,10 @@ impl TailSampling {
             max_held_bytes = self.config.max_held_bytes,
             "traces waiting for a decision are held in memory only: a crash (kill -9, OOM kill) loses them, up to decision_wait of traffic; a graceful shutdown decides and sends them first, and a persistent sending queue covers only what was released"
         );
+    }
+
+    /// Decides due traces and sends what is released, until `stop`; then the caller flushes.
+    pub async fn run(self: Arc<Self>, stop: CancellationToken) {
         loop {
             tokio::select! {
                 () = stop.cancelled() => return,
