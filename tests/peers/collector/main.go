@@ -1,5 +1,6 @@
 // Command otelcol-peer is the OpenTelemetry Collector built from its Go modules with the
-// components trailhead's interop tests and benchmarks use: OTLP and Zipkin receivers; the batch,
+// components trailhead's interop tests and benchmarks use: OTLP, Zipkin, Jaeger and Fluent Forward
+// receivers; the batch,
 // memory_limiter, filter and k8sattributes processors and the catalog trailhead's plugins are checked against
 // (attributes, resource, transform, redaction, probabilistic_sampler); OTLP, debug and file exporters. It is built by `make peers` and never committed.
 package main
@@ -17,6 +18,8 @@ import (
 	"github.com/open-telemetry/opentelemetry-collector-contrib/processor/resourceprocessor"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/processor/tailsamplingprocessor"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/processor/transformprocessor"
+	"github.com/open-telemetry/opentelemetry-collector-contrib/receiver/fluentforwardreceiver"
+	"github.com/open-telemetry/opentelemetry-collector-contrib/receiver/jaegerreceiver"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/receiver/zipkinreceiver"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/confmap"
@@ -39,7 +42,8 @@ func components() (otelcol.Factories, error) {
 	var err error
 	factories := otelcol.Factories{Telemetry: otelconftelemetry.NewFactory()}
 	factories.Receivers, err = otelcol.MakeFactoryMap[receiver.Factory](
-		otlpreceiver.NewFactory(), zipkinreceiver.NewFactory())
+		otlpreceiver.NewFactory(), zipkinreceiver.NewFactory(), jaegerreceiver.NewFactory(),
+		fluentforwardreceiver.NewFactory())
 	if err != nil {
 		return factories, err
 	}
