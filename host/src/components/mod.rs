@@ -40,13 +40,15 @@ use crate::exporters::debug::DebugExporterConfig;
 use crate::exporters::otlp::OtlpExporterConfig;
 use crate::exporters::{ExporterSpec, FileStorageConfig, QueueSettings};
 use crate::pdata::Signal;
-use crate::receivers::Consumers;
 use crate::receivers::otlp::OtlpReceiverConfig;
 use crate::receivers::zipkin::ZipkinReceiverConfig;
+use crate::receivers::{Consumers, Listening};
 use crate::telemetry::Telemetry;
 use crate::telemetry::health::HealthCheckConfig;
+use futures::future::BoxFuture;
 use serde::de::{self, Deserializer};
 use std::net::SocketAddr;
+use tokio_util::sync::CancellationToken;
 
 /// What every component kind declares about itself.
 pub trait Kind: Sized {
@@ -75,6 +77,18 @@ pub trait Receiver: Send + Sync {
         consumers: &Consumers,
         build: &Build<'_>,
     ) -> Result<Vec<ReceiverServer<'c>>, StartError>;
+    /// Listeners that are not an HTTP router (UDP sockets, raw TCP) and loops that listen on
+    /// nothing (scrapers), started here until `stop`. A listener is returned, so shutdown waits
+    /// for what it has accepted; a loop without an address is spawned on the supervisor.
+    fn start_own<'a>(
+        &'a self,
+        _id: &'a str,
+        _consumers: &'a Consumers,
+        _build: &'a Build<'_>,
+        _stop: CancellationToken,
+    ) -> BoxFuture<'a, Result<Vec<Listening>, StartError>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
 }
 
 /// What an exporter kind does besides parsing.

@@ -476,6 +476,11 @@ async fn start_receivers(
             let server = receivers::serve(name, endpoint, router, options, telemetry, stop);
             listening.push(server.await.map_err(failed)?);
         }
+        let own =
+            receiver
+                .behaviour()
+                .start_own(&id_text, &consumers, build, stop_receivers.clone());
+        listening.extend(own.await?);
     }
     Ok(listening)
 }
