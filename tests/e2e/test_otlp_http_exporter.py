@@ -337,13 +337,20 @@ def test_headers_auth_and_gzip_json(peer, start_trailhead):
     assert span.trace_id.hex() == "5b8efff798038103d269b633813fc60c"
 
 
-# `validate` refuses an unknown key and a missing endpoint, each placed in the file.
+# `validate` refuses an unknown key, a missing endpoint and tls keys the collector refuses (or
+# trailhead's gRPC client cannot honour), each placed in the file.
 def test_bad_config_is_refused_with_its_place(tmp_path):
     bad = tmp_path / "bad.yaml"
     for body, expected in [("otlphttp: {endpoint: 'http://a:1', endpiont: x}", "endpiont"),
-                           ("otlphttp: {compression: gzip}", "at least one endpoint must be specified")]:
+                           ("otlphttp: {compression: gzip}", "at least one endpoint must be specified"),
+                           ("otlphttp: {endpoint: 'https://a:1', tls: {ca_file: a.pem, ca_pem: x}}",
+                            "give ca_file or ca_pem, not both"),
+                           ("otlphttp: {endpoint: 'https://a:1', tls: {min_version: '1.3', max_version: '1.2'}}",
+                            "min_version cannot be greater than max_version"),
+                           ("otlp: {endpoint: 'a:1', tls: {min_version: '1.3'}}", "cannot be narrowed to one yet")]:
+        exporter = body.split(":")[0]
         bad.write_text("receivers: {otlp: }\nexporters:\n  " + body +
-                       "\nservice: {pipelines: {traces: {receivers: [otlp], exporters: [otlphttp]}}}\n")
+                       f"\nservice: {{pipelines: {{traces: {{receivers: [otlp], exporters: [{exporter}]}}}}}}\n")
         result = subprocess.run([str(BINARY), "validate", "--config", str(bad)], capture_output=True, text=True)
         assert result.returncode == 1, result.stdout
         assert "bad.yaml:3:" in result.stderr and expected in result.stderr, result.stderr
@@ -383,6 +390,51 @@ def test_tls_and_mutual_tls(tmp_path, start_trailhead):
         assert peer.span_names() == ["a", "b"]
     finally:
         peer.stop()
+
+
+# The collector's other tls keys: the CA and the client identity inline (`ca_pem`, `cert_pem`,
+# `key_pem`) work as the files do, and `min_version: "1.3"` is kept: a peer that speaks at most
+# TLS 1.2 gets nothing (the failure is retried), one that speaks 1.3 gets the spans.
+def test_inline_pem_and_min_version(tmp_path, start_trailhead):
+    ca = trustme.CA()
+    server = ca.issue_cert("peer.mathtrail.test")
+    client = ca.issue_cert("trailhead.mathtrail.test")
+    chain, key = tmp_path / "server.pem", tmp_path / "server_key.pem"
+    chain.write_bytes(b"".join(p.bytes() for p in server.cert_chain_pems))
+    server.private_key_pem.write_to_path(str(key))
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    tls = {"ca_pem": ca.cert_pem.bytes().decode(),
+           "cert_pem": b"".join(p.bytes() for p in client.cert_chain_pems).decode(),
+           "key_pem": client.private_key_pem.bytes().decode(),
+           "server_name_override": "peer.mathtrail.test", "min_version": "1.3", "reload_interval": "30s"}
+
+    def context(maximum):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(chain, key)
+        ctx.load_verify_locations(ca_file)
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.maximum_version = maximum
+        return ctx
+
+    old = Peer(tls=context(ssl.TLSVersion.TLSv1_2))
+    try:
+        config = receiving({"endpoint": old.url, "tls": tls, "retry_on_failure": FAST_RETRY})
+        config["service"]["shutdown_timeout"] = "1s"
+        refused = start_trailhead(config)
+        post(refused, ["old"])
+        assert wait_metric(refused, "trailhead_exporter_retries_total", 2) >= 2
+        assert old.calls == 0
+        refused.stop()
+    finally:
+        old.stop()
+    current = Peer(tls=context(ssl.TLSVersion.TLSv1_3))
+    try:
+        trailhead = start_trailhead(receiving({"endpoint": current.url, "tls": tls}))
+        post(trailhead, ["new"])
+        assert current.wait_for(1) == 1
+    finally:
+        current.stop()
 
 
 # With a persistent queue, what the peer refused retryably is on disk when trailhead is killed,

@@ -85,6 +85,24 @@ where
     Ok(Some(Option::<T>::deserialize(d)?.unwrap_or_default()))
 }
 
+/// A configured TLS version: `Ok(None)` when unset.
+pub fn tls_version(
+    key: &str,
+    value: &Option<String>,
+) -> Result<Option<&'static tokio_rustls::rustls::SupportedProtocolVersion>, String> {
+    match value.as_deref().unwrap_or("") {
+        "" => Ok(None),
+        "1.2" => Ok(Some(&tokio_rustls::rustls::version::TLS12)),
+        "1.3" => Ok(Some(&tokio_rustls::rustls::version::TLS13)),
+        old @ ("1.0" | "1.1") => Err(format!(
+            "tls.{key}: TLS {old} is not available: trailhead's TLS (rustls) speaks 1.2 and 1.3 only, and both older versions are deprecated (RFC 8996); use 1.2"
+        )),
+        other => Err(format!(
+            "tls.{key}: unknown TLS version `{other}`: use 1.2 or 1.3"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,6 +13,7 @@ pub mod otlp;
 pub mod otlp_http;
 mod persistent;
 mod queue;
+pub mod tls;
 
 pub use persistent::{DiskQueue, FileStorageConfig};
 pub use queue::{

@@ -74,23 +74,7 @@ fn default_timeout() -> Duration {
     Duration::from_secs(5)
 }
 
-/// `tls:` of a client.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TlsClientConfig {
-    /// Plain-text gRPC (h2c).
-    pub insecure: bool,
-    /// Do not verify the server's certificate. Not supported: use `ca_file` instead.
-    pub insecure_skip_verify: bool,
-    /// CA bundle (PEM) to verify the server; the system roots otherwise.
-    pub ca_file: Option<PathBuf>,
-    /// Client certificate and key (PEM) for mutual TLS.
-    pub cert_file: Option<PathBuf>,
-    /// The client certificate's private key (PEM).
-    pub key_file: Option<PathBuf>,
-    /// Name to verify the server certificate against, instead of the endpoint's host.
-    pub server_name_override: Option<String>,
-}
+pub use super::tls::TlsClientConfig;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -164,6 +148,7 @@ impl OtlpExporterConfig {
         if let Some(Err(why)) = balance::parse_target(&self.endpoint) {
             problems.push(("endpoint", why));
         }
+        problems.extend(self.tls.problems(true));
         problems.extend(self.sending_problems());
         problems
     }
@@ -323,40 +308,23 @@ impl OtlpExporterConfig {
 }
 
 impl TlsClientConfig {
-    /// The files it reads, to watch for rotation.
-    fn files(&self) -> Vec<PathBuf> {
-        [&self.ca_file, &self.cert_file, &self.key_file]
-            .into_iter()
-            .flatten()
-            .cloned()
-            .collect()
-    }
-
-    /// tonic's TLS settings, with the CA and identity files (already resolved) read now.
+    /// tonic's TLS settings, with the CA and identity (files already resolved) read now. With
+    /// a CA, only it is trusted (Go's `RootCAs`, as the collector sets it) unless
+    /// `include_system_ca_certs_pool` adds the system's roots.
     fn client_config(&self) -> Result<ClientTlsConfig, BuildError> {
         if self.insecure_skip_verify {
             return Err(BuildError::SkipVerify);
         }
-        let read = |what, path: &PathBuf| {
-            std::fs::read(path).map_err(|source| BuildError::File {
-                what,
-                path: path.clone(),
-                source,
-            })
-        };
-        let mut tls = ClientTlsConfig::new().with_native_roots();
-        if let Some(ca) = &self.ca_file {
-            tls = tls.ca_certificate(Certificate::from_pem(read("tls.ca_file", ca)?));
+        let mut tls = ClientTlsConfig::new();
+        let ca = self.ca()?;
+        if ca.is_none() || self.include_system_ca_certs_pool {
+            tls = tls.with_native_roots();
         }
-        match (&self.cert_file, &self.key_file) {
-            (Some(cert), Some(key)) => {
-                tls = tls.identity(Identity::from_pem(
-                    read("tls.cert_file", cert)?,
-                    read("tls.key_file", key)?,
-                ));
-            }
-            (None, None) => {}
-            _ => return Err(BuildError::HalfIdentity),
+        if let Some(ca) = ca {
+            tls = tls.ca_certificate(Certificate::from_pem(ca));
+        }
+        if let Some((cert, key)) = self.identity()? {
+            tls = tls.identity(Identity::from_pem(cert, key));
         }
         if let Some(name) = &self.server_name_override {
             tls = tls.domain_name(name.clone());

@@ -2,6 +2,7 @@
 //! into a rustls config (ring), offering h2 and http/1.1 by ALPN; read again when the files
 //! change (see [`crate::secrets`]).
 
+use crate::config::values;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -27,24 +28,6 @@ pub struct TlsServerConfig {
     pub max_version: Option<String>,
 }
 
-/// A configured TLS version: `Ok(None)` when unset.
-fn version(
-    key: &str,
-    value: &Option<String>,
-) -> Result<Option<&'static rustls::SupportedProtocolVersion>, String> {
-    match value.as_deref().unwrap_or("") {
-        "" => Ok(None),
-        "1.2" => Ok(Some(&rustls::version::TLS12)),
-        "1.3" => Ok(Some(&rustls::version::TLS13)),
-        old @ ("1.0" | "1.1") => Err(format!(
-            "tls.{key}: TLS {old} is not available: trailhead's TLS (rustls) speaks 1.2 and 1.3 only, and both older versions are deprecated (RFC 8996); use 1.2"
-        )),
-        other => Err(format!(
-            "tls.{key}: unknown TLS version `{other}`: use 1.2 or 1.3"
-        )),
-    }
-}
-
 impl TlsServerConfig {
     /// The same settings with every path resolved by `resolve`.
     pub fn resolved(&self, resolve: &dyn Fn(&Path) -> PathBuf) -> Self {
@@ -67,8 +50,8 @@ impl TlsServerConfig {
     /// The TLS versions to speak, from `min_version` and `max_version`, as the collector
     /// bounds them (a minimum above the maximum is refused).
     pub fn versions(&self) -> Result<Vec<&'static rustls::SupportedProtocolVersion>, String> {
-        let min = version("min_version", &self.min_version)?;
-        let max = version("max_version", &self.max_version)?;
+        let min = values::tls_version("min_version", &self.min_version)?;
+        let max = values::tls_version("max_version", &self.max_version)?;
         let twelve = min.is_none_or(|v| v.version == rustls::ProtocolVersion::TLSv1_2);
         let thirteen = max.is_none_or(|v| v.version == rustls::ProtocolVersion::TLSv1_3);
         match (twelve, thirteen) {

@@ -7,7 +7,7 @@ use crate::auth::BearerTokenConfig;
 use crate::exporters::otlp::{BuildError, TlsClientConfig};
 use crate::secrets::Secret;
 use http::{HeaderMap, HeaderName, HeaderValue};
-use hyper_rustls::{ConfigBuilderExt, FixedServerNameResolver, HttpsConnector};
+use hyper_rustls::{FixedServerNameResolver, HttpsConnector};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -113,65 +113,77 @@ impl OtlpHttpExporterConfig {
     }
 }
 
-/// rustls settings from `tls:`. With `ca_file`, only that CA is trusted (Go's `RootCAs`, as
-/// the collector sets it); without, the system's roots, read only for an `https` URL so that a
-/// plain-text exporter starts in an image without them.
+/// rustls settings from `tls:`. With a CA, only it is trusted (Go's `RootCAs`, as the
+/// collector sets it) unless `include_system_ca_certs_pool` adds the system's roots; without
+/// one, the system's roots, read only for an `https` URL so that a plain-text exporter starts
+/// in an image without them.
 fn tls_config(tls: &TlsClientConfig, https: bool) -> Result<rustls::ClientConfig, BuildError> {
     if tls.insecure_skip_verify {
         return Err(BuildError::SkipVerify);
     }
+    let versions = tls.versions().map_err(|reason| BuildError::Endpoint {
+        endpoint: String::new(),
+        reason,
+    })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(&versions)
         .map_err(|e| BuildError::Endpoint {
             endpoint: String::new(),
             reason: e.to_string(),
         })?;
-    let builder = match &tls.ca_file {
-        Some(path) => builder.with_root_certificates(ca_roots(path)?),
-        None if !https => builder.with_root_certificates(rustls::RootCertStore::empty()),
-        None => builder
-            .with_native_roots()
-            .map_err(|source| BuildError::File {
+    let ca = tls.ca()?;
+    let mut roots = rustls::RootCertStore::empty();
+    if (ca.is_none() && https) || (ca.is_some() && tls.include_system_ca_certs_pool) {
+        let native = rustls_native_certs::load_native_certs();
+        if let Some(error) = native
+            .errors
+            .into_iter()
+            .next()
+            .filter(|_| native.certs.is_empty())
+        {
+            return Err(BuildError::File {
                 what: "the system's CA roots",
                 path: PathBuf::new(),
-                source,
-            })?,
-    };
-    match (&tls.cert_file, &tls.key_file) {
-        (Some(cert), Some(key)) => {
-            let chain = CertificateDer::pem_slice_iter(&read("tls.cert_file", cert)?)
+                source: std::io::Error::other(error.to_string()),
+            });
+        }
+        roots.add_parsable_certificates(native.certs);
+    }
+    if let Some(pem) = &ca {
+        add_roots(&mut roots, pem)?;
+    }
+    let builder = builder.with_root_certificates(roots);
+    let source = PathBuf::from(if tls.key_pem.is_some() {
+        "key_pem"
+    } else {
+        "key_file"
+    });
+    match tls.identity()? {
+        Some((cert, key)) => {
+            let chain = CertificateDer::pem_slice_iter(&cert)
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| invalid("tls.cert_file", cert, e))?;
-            let private = PrivateKeyDer::from_pem_slice(&read("tls.key_file", key)?)
-                .map_err(|e| invalid("tls.key_file", key, e))?;
+                .map_err(|e| invalid("tls.cert_file", &source, e))?;
+            let private = PrivateKeyDer::from_pem_slice(&key)
+                .map_err(|e| invalid("tls.key_file", &source, e))?;
             builder
                 .with_client_auth_cert(chain, private)
-                .map_err(|e| invalid("tls.key_file", key, e))
+                .map_err(|e| invalid("tls.key_file", &source, e))
         }
-        (None, None) => Ok(builder.with_no_client_auth()),
-        _ => Err(BuildError::HalfIdentity),
+        None => Ok(builder.with_no_client_auth()),
     }
 }
 
-/// The certificates of a PEM bundle, as the only roots trusted.
-fn ca_roots(path: &Path) -> Result<rustls::RootCertStore, BuildError> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(&read("tls.ca_file", path)?) {
-        let cert = cert.map_err(|e| invalid("tls.ca_file", path, e))?;
+/// The certificates of a PEM bundle, added to the roots trusted.
+fn add_roots(roots: &mut rustls::RootCertStore, pem: &[u8]) -> Result<(), BuildError> {
+    let source = Path::new("ca");
+    for cert in CertificateDer::pem_slice_iter(pem) {
+        let cert = cert.map_err(|e| invalid("tls.ca_file", source, e))?;
         roots
             .add(cert)
-            .map_err(|e| invalid("tls.ca_file", path, e))?;
+            .map_err(|e| invalid("tls.ca_file", source, e))?;
     }
-    Ok(roots)
-}
-
-fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, BuildError> {
-    std::fs::read(path).map_err(|source| BuildError::File {
-        what,
-        path: path.to_path_buf(),
-        source,
-    })
+    Ok(())
 }
 
 /// A file that was read but does not hold what `what` needs.

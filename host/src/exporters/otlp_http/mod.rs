@@ -196,12 +196,7 @@ impl OtlpHttpExporterConfig {
             &self.sending_queue,
             &self.retry_on_failure,
         ));
-        if self.tls.insecure_skip_verify {
-            problems.push(("tls", BuildError::SkipVerify.to_string()));
-        }
-        if self.tls.cert_file.is_some() != self.tls.key_file.is_some() {
-            problems.push(("tls", BuildError::HalfIdentity.to_string()));
-        }
+        problems.extend(self.tls.problems(false));
         for name in self.headers.keys() {
             if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
                 problems.push(("headers", format!("`{name}` is not a valid header name")));
