@@ -41,9 +41,27 @@ pub fn fields(bytes: &[u8]) -> impl Iterator<Item = (u64, Value<'_>, &[u8])> {
 
 /// The fields of an encoded message as (number, value): [`fields`] without each field's bytes,
 /// for the per-item column reads.
-pub fn values(bytes: &[u8]) -> impl Iterator<Item = (u64, Value<'_>)> {
-    let mut reader = Reader { buf: bytes };
-    std::iter::from_fn(move || reader.field().ok()?)
+pub fn values(bytes: &[u8]) -> Values<'_> {
+    Values {
+        reader: Reader { buf: bytes },
+    }
+}
+
+/// [`values`]' iterator. A named type rather than `from_fn`, so that its `next` is inlined
+/// into every reader whatever codegen unit the reader lands in: as a `from_fn` closure it was
+/// left out of line once the crate grew, and each attribute lookup paid a call per field
+/// (the hot path went from 1,561 to 1,697 instructions per span under cachegrind).
+pub struct Values<'a> {
+    reader: Reader<'a>,
+}
+
+impl<'a> Iterator for Values<'a> {
+    type Item = (u64, Value<'a>);
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<Self::Item> {
+        self.reader.field().ok()?
+    }
 }
 
 /// The bodies of a message's length-delimited fields `number`, in order (a request's
