@@ -18,6 +18,7 @@ import json
 import socket
 import struct
 import subprocess
+import threading
 import time
 
 import msgpack
@@ -273,3 +274,46 @@ def test_a_missing_endpoint_is_refused(tmp_path, sink):
     checked = subprocess.run([str(BINARY), "validate", "--config", str(path)], capture_output=True, text=True, timeout=30)
     assert checked.returncode != 0
     assert "endpoint" in checked.stderr + checked.stdout
+
+
+# A stalled sink fills the exporter's queue: a chunked frame is then refused by closing its
+# connection unacknowledged (the sender resends it), and a frame without `chunk`, which cannot
+# be refused to its sender, waits for room instead of being dropped. Once the sink recovers,
+# it gets exactly the acknowledged records and the unchunked one: nothing acked is lost.
+def test_a_full_pipeline_leaves_chunks_unacked_and_keeps_unchunked_frames(sink, start_trailhead):
+    release = threading.Event()
+    sink.behaviour = lambda signal, request, context: release.wait(120) and None
+    config = trailhead_config(sink)
+    config["exporters"]["otlp/sink"].update(timeout="120s", sending_queue={"num_consumers": 1, "queue_size": 2},
+                                            batch={"timeout": "5ms"})
+    trailhead = start_trailhead(config)
+    host, port = host_port(trailhead.address("fluent_forward"))
+    acked, refused = [], []
+    for i in range(50):
+        chunk = f"chunk-{i}"
+        with socket.create_connection((host, port), timeout=10) as connection:
+            connection.sendall(msgpack.packb(["full", 1700000000 + i, {"message": chunk}, {"chunk": chunk}]))
+            connection.settimeout(10)
+            try:
+                answer = connection.recv(4096)
+            except ConnectionResetError:
+                answer = b""
+        if answer:
+            assert msgpack.unpackb(answer) == {"ack": chunk}
+            acked.append(chunk)
+        else:
+            refused.append(chunk)
+            break
+    assert acked and refused, (acked, refused)
+    unchunked = socket.create_connection((host, port), timeout=10)
+    unchunked.sendall(msgpack.packb(["full", 1700000100, {"message": "no chunk"}]))
+    time.sleep(2)  # longer than a chunk waits for room: this one keeps waiting
+    release.set()
+    expected = sorted(acked + ["no chunk"])
+    assert sink.wait_for("logs", len(expected), timeout=30) == len(expected)
+    time.sleep(0.5)
+    with sink.lock:
+        bodies = sorted(r.body.string_value for q in sink.requests["logs"] for rl in q.resource_logs
+                        for sl in rl.scope_logs for r in sl.log_records)
+    assert bodies == expected
+    unchunked.close()
