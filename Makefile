@@ -11,6 +11,7 @@ HELM        := $(PEERS)/helm
 APISERVER   := $(PEERS)/kube-apiserver
 ETCD        := $(PEERS)/etcd
 DAPR_PEER   := $(PEERS)/dapr-peer
+FLUENT_NODE := tests/peers/fluent-node/node_modules/.installed
 BINARY      := target/release/trailhead
 DIST        := target/dist/trailhead
 CONFIG      ?= config/trailhead.yaml
@@ -94,8 +95,8 @@ $(VENV)/.installed: tests/requirements.txt
 	touch $@
 
 ## peers: the OpenTelemetry Collector, helm, kube-apiserver, etcd and Dapr's trace exporters (as
-## its sidecar builds them), built from their Go modules
-peers: $(COLLECTOR) $(HELM) $(APISERVER) $(ETCD) $(DAPR_PEER)
+## its sidecar builds them), built from their Go modules; fluent-logger for Node (from npm)
+peers: $(COLLECTOR) $(HELM) $(APISERVER) $(ETCD) $(DAPR_PEER) $(FLUENT_NODE)
 $(COLLECTOR): tests/peers/collector/go.mod tests/peers/collector/main.go
 	cd tests/peers/collector && go build -o ../bin/otelcol-peer .
 $(HELM): tests/peers/helm/go.mod
@@ -106,6 +107,9 @@ $(ETCD): tests/peers/etcd/go.mod
 	cd tests/peers/etcd && go build -o ../bin/etcd go.etcd.io/etcd/server/v3
 $(DAPR_PEER): tests/peers/dapr/go.mod tests/peers/dapr/main.go
 	cd tests/peers/dapr && go build -o ../bin/dapr-peer .
+$(FLUENT_NODE): tests/peers/fluent-node/package.json tests/peers/fluent-node/package-lock.json
+	cd tests/peers/fluent-node && npm ci --no-audit --no-fund
+	touch $@
 
 ## deploy: install the stack into the current cluster (DRY_RUN=1: render to deploy/rendered/)
 deploy: peers

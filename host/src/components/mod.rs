@@ -202,6 +202,7 @@ section! {
     "receiver" => ReceiverConfig: Receiver {
         Otlp(OtlpReceiverConfig),
         Zipkin(ZipkinReceiverConfig),
+        FluentForward(crate::receivers::fluent_forward::FluentForwardReceiverConfig),
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod body;
 pub mod cors;
+pub mod fluent_forward;
 pub mod ingest;
 pub mod keepalive;
 pub mod limits;

@@ -1,4 +1,5 @@
 //! Receiver kinds, one file each.
 
+mod fluent_forward;
 mod otlp;
 mod zipkin;
