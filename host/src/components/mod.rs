@@ -202,6 +202,7 @@ section! {
     "receiver" => ReceiverConfig: Receiver {
         Otlp(OtlpReceiverConfig),
         Zipkin(ZipkinReceiverConfig),
+        Jaeger(crate::receivers::jaeger::JaegerReceiverConfig),
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod body;
 pub mod cors;
 pub mod ingest;
+pub mod jaeger;
 pub mod keepalive;
 pub mod limits;
 pub mod otlp;

@@ -1,4 +1,5 @@
 //! Receiver kinds, one file each.
 
+mod jaeger;
 mod otlp;
 mod zipkin;
