@@ -15,6 +15,7 @@ collector regroups protobuf batches by iterating a Go map (random resource order
 lists are compared in order. Nothing else is changed.
 """
 
+import difflib
 import json
 import socket
 import time
@@ -92,7 +93,9 @@ def flatten(sink, count, timeout=20):
 def assert_same(ours, theirs, count):
     their_lines = flatten(theirs, count)
     our_lines = flatten(ours, count)
-    assert our_lines == their_lines
+    pretty = lambda lines: [row for line in lines for row in json.dumps(json.loads(line), indent=1, sort_keys=True).splitlines()]
+    diff = "\n".join(difflib.unified_diff(pretty(their_lines), pretty(our_lines), "collector", "trailhead", lineterm=""))
+    assert our_lines == their_lines, diff
 
 
 class Keep(SpanExporter):
@@ -293,7 +296,7 @@ def test_bad_input(pair):
     with grpc.insecure_channel(f"127.0.0.1:{our_ports['grpc']}") as channel:
         call = channel.unary_unary("/jaeger.api_v2.CollectorService/PostSpans")
         with pytest.raises(grpc.RpcError) as refused:
-            call(b"\x0a\x03\x0a\x01\x01", timeout=5)  # a span whose trace id is 1 byte long
+            call(b"\x0a\x05\x0a\x03\x0a\x01\x01", timeout=5)  # a span whose trace id is 1 byte long
         assert refused.value.code() == grpc.StatusCode.INTERNAL
     batch, count = thrift_batch()
     packet = binary_agent_packet(batch)
@@ -315,7 +318,7 @@ def test_bad_input(pair):
 @pytest.mark.parametrize("body, message", [
     ({"protocols": {}}, "must specify at least one protocol"),
     ({"protocols": {"grpc": {"endpoint": "127.0.0.1:0"}}}, "invalid port number for the gRPC endpoint"),
-    ({"protocols": {"thrift_compact": None}, "remote_sampling": {"host_endpoint": "0.0.0.0:5778"}}, "jaegerremotesampling"),
+    ({"protocols": {"thrift_compact": {"endpoint": "127.0.0.1:6831"}}, "remote_sampling": {"host_endpoint": "0.0.0.0:5778"}}, "jaegerremotesampling"),
     ({"protocols": {"thrift_binary": {"workers": 0}}}, "number of processors must be greater than 0"),
 ])
 def test_refused_configs(body, message, tmp_path):

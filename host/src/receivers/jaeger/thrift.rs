@@ -35,17 +35,26 @@ fn limits(len: usize) -> TConfiguration {
 }
 
 /// A `jaeger.Batch` in the binary protocol: the body of `POST /api/traces`.
-pub fn read_batch(body: &[u8]) -> thrift::Result<JaegerBatch> {
+pub fn read_batch(body: &[u8]) -> Result<JaegerBatch, String> {
     let mut input = TBinaryInputProtocol::with_config(body, false, limits(body.len()));
-    batch(&mut input)
+    batch(&mut input).map_err(describe)
+}
+
+/// The thrift crate's errors print their kind only; their message says what was wrong.
+fn describe(error: thrift::Error) -> String {
+    match &error {
+        thrift::Error::Protocol(e) if !e.message.is_empty() => format!("{error}: {}", e.message),
+        thrift::Error::Transport(e) if !e.message.is_empty() => format!("{error}: {}", e.message),
+        _ => error.to_string(),
+    }
 }
 
 /// An `Agent.emitBatch` message (one UDP packet): its batch, or `None` when it has none.
 pub fn read_agent_message(
     packet: &[u8],
     protocol: Protocol,
-) -> thrift::Result<Option<JaegerBatch>> {
-    match protocol {
+) -> Result<Option<JaegerBatch>, String> {
+    let read = match protocol {
         Protocol::Compact => agent_message(&mut TCompactInputProtocol::with_config(
             packet,
             limits(packet.len()),
@@ -55,7 +64,8 @@ pub fn read_agent_message(
             false,
             limits(packet.len()),
         )),
-    }
+    };
+    read.map_err(describe)
 }
 
 fn agent_message(input: &mut dyn TInputProtocol) -> thrift::Result<Option<JaegerBatch>> {

@@ -364,7 +364,8 @@ fn span(jaeger: JaegerSpan, form: Form) -> Span {
         attributes: attributes.0,
         events,
         links,
-        status,
+        // Written even when unset, as the collector's pdata always writes it.
+        status: Some(status.unwrap_or_default()),
         ..Default::default()
     }
 }
