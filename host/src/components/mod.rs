@@ -203,6 +203,7 @@ section! {
         Otlp(OtlpReceiverConfig),
         Zipkin(ZipkinReceiverConfig),
         FluentForward(crate::receivers::fluent_forward::FluentForwardReceiverConfig),
+        Jaeger(crate::receivers::jaeger::JaegerReceiverConfig),
     }
 }
 

@@ -6,6 +6,7 @@ pub mod body;
 pub mod cors;
 pub mod fluent_forward;
 pub mod ingest;
+pub mod jaeger;
 pub mod keepalive;
 pub mod limits;
 pub mod otlp;

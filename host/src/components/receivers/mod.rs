@@ -1,5 +1,6 @@
 //! Receiver kinds, one file each.
 
 mod fluent_forward;
+mod jaeger;
 mod otlp;
 mod zipkin;

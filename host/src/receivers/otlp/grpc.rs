@@ -22,10 +22,24 @@ use tonic::codec::CompressionEncoding;
 use tonic::server::UnaryService;
 use tonic::{Code, Status};
 
+/// Where a gRPC protocol listens when its `endpoint` is not given: the receivers that serve
+/// gRPC (OTLP, Jaeger) share [`GrpcConfig`] and differ only in that.
+pub trait DefaultEndpoint {
+    const ENDPOINT: &'static str;
+}
+
+/// OTLP/gRPC's default endpoint.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OtlpEndpoint;
+
+impl DefaultEndpoint for OtlpEndpoint {
+    const ENDPOINT: &'static str = "0.0.0.0:4317";
+}
+
 /// `protocols: grpc:`
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct GrpcConfig {
+#[serde(deny_unknown_fields, default, bound = "")]
+pub struct GrpcConfig<E: DefaultEndpoint = OtlpEndpoint> {
     /// `host:port` to listen on.
     pub endpoint: String,
     /// Largest request accepted, in MiB (after gRPC decompression); larger requests get
@@ -48,12 +62,14 @@ pub struct GrpcConfig {
     /// client ping policy, with grpc-go's meanings; the age bound makes senders reconnect now
     /// and then and spread over replicas.
     pub keepalive: GrpcKeepalive,
+    #[serde(skip)]
+    default_endpoint: std::marker::PhantomData<E>,
 }
 
-impl Default for GrpcConfig {
+impl<E: DefaultEndpoint> Default for GrpcConfig<E> {
     fn default() -> Self {
         GrpcConfig {
-            endpoint: "0.0.0.0:4317".into(),
+            endpoint: E::ENDPOINT.into(),
             max_recv_msg_size_mib: 4,
             max_concurrent_streams: None,
             tls: None,
@@ -61,6 +77,7 @@ impl Default for GrpcConfig {
             include_metadata: false,
             limits: ConnectionLimits::default(),
             keepalive: GrpcKeepalive::default(),
+            default_endpoint: std::marker::PhantomData,
         }
     }
 }
@@ -119,7 +136,7 @@ impl tower::Service<http::Request<Body>> for ExportService {
 
 /// tonic refuses an oversize message with OUT_OF_RANGE; gRPC (and the collector) say
 /// RESOURCE_EXHAUSTED, which clients know not to retry unchanged.
-fn oversize_is_resource_exhausted(
+pub fn oversize_is_resource_exhausted(
     mut response: http::Response<tonic::body::Body>,
 ) -> http::Response<tonic::body::Body> {
     let out_of_range = response
