@@ -202,6 +202,7 @@ section! {
     "receiver" => ReceiverConfig: Receiver {
         Otlp(OtlpReceiverConfig),
         Zipkin(ZipkinReceiverConfig),
+        Prometheus(crate::receivers::prometheus::PrometheusReceiverConfig),
     }
 }
 

@@ -1,4 +1,5 @@
 //! Receiver kinds, one file each.
 
 mod otlp;
+mod prometheus;
 mod zipkin;
