@@ -58,15 +58,27 @@ class ExpositionServer:
         self.server.shutdown()
 
 
+# Besides one job per input: `honored` scrapes text.prom with `honor_labels: true`, and
+# `missing` a path that answers 404 (a failed scrape: `up` 0).
+EXTRA_JOBS = {"honored": ("/text", True), "missing": ("/missing", False)}
+
+
+def jobs():
+    """Every job's name."""
+    return list(inputs()) + list(EXTRA_JOBS)
+
+
 def receiver_config(port):
     """The prometheus receiver scraping every input every second, with target labels, a
     metric relabeling that drops one metric and one that renames a label."""
+    paths = {job: (f"/{job}", False) for job in inputs()} | EXTRA_JOBS
     jobs = []
-    for job in inputs():
+    for job, (path, honor_labels) in paths.items():
         jobs.append({
             "job_name": job,
             "scrape_interval": "1s",
-            "metrics_path": f"/{job}",
+            "metrics_path": path,
+            "honor_labels": honor_labels,
             "static_configs": [{"targets": [f"127.0.0.1:{port}"], "labels": {"team": "core"}}],
             "metric_relabel_configs": [
                 {"source_labels": ["__name__"], "regex": "dropped_by_relabel", "action": "drop"},

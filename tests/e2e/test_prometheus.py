@@ -12,7 +12,7 @@ import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summary
 
 from conftest import BINARY, free_port
-from prometheus_golden import GOLDENS, ExpositionServer, first_scrape, inputs, receiver_config
+from prometheus_golden import GOLDENS, ExpositionServer, first_scrape, jobs, receiver_config
 
 
 def metrics_pipeline(sink, receiver, telemetry_port=None):
@@ -49,7 +49,7 @@ def test_matches_the_collector_on_fixed_expositions(sink, start_trailhead):
     served = ExpositionServer()
     try:
         start_trailhead(metrics_pipeline(sink, receiver_config(served.port)))
-        for job in inputs():
+        for job in jobs():
             deadline = time.time() + 20
             found = None
             while found is None and time.time() < deadline:
