@@ -4,8 +4,8 @@ per input), and the normalisation that makes two scrapers' OTLP comparable.
 
 What normalisation removes, and why: data point and exemplar `timeUnixNano` (the scrape time),
 the value of `scrape_duration_seconds` (how long the scrape took), the port in
-`service.instance.id`/`server.port` (picked at run time) and the scope version (the
-collector's build says "test", trailhead says its own). Order is made canonical (metrics by
+`service.instance.id`/`server.port` (picked at run time) and the receiver's own scope
+version (the collector's build says "test", trailhead says its own). Order is made canonical (metrics by
 name, points by attributes) because the collector builds its output from Go maps, whose order
 is random. Everything else, start timestamps from `_created` included, must match."""
 
@@ -18,6 +18,7 @@ from google.protobuf.json_format import MessageToDict
 
 INPUTS = Path(__file__).resolve().parents[1] / "fixtures" / "prometheus" / "inputs"
 GOLDENS = INPUTS.parent / "golden"
+RECEIVER_SCOPE = "github.com/open-telemetry/opentelemetry-collector-contrib/receiver/prometheusreceiver"
 CONTENT_TYPES = {
     ".prom": "text/plain; version=0.0.4; charset=utf-8",
     ".om": "application/openmetrics-text; version=1.0.0; charset=utf-8",
@@ -105,7 +106,8 @@ def normalise(resource_metrics):
             attribute["value"] = {"stringValue": "<port>" if attribute["key"] == "server.port" else "127.0.0.1:<port>"}
     resource_metrics["resource"]["attributes"].sort(key=lambda a: a["key"])
     for scope_metrics in resource_metrics.get("scopeMetrics", []):
-        scope_metrics["scope"].pop("version", None)
+        if scope_metrics["scope"]["name"] == RECEIVER_SCOPE:
+            scope_metrics["scope"].pop("version", None)
         for metric in scope_metrics["metrics"]:
             for kind in ("gauge", "sum", "histogram", "summary"):
                 if kind not in metric:
@@ -119,4 +121,5 @@ def normalise(resource_metrics):
                         point.pop("asDouble", None)
                 metric[kind]["dataPoints"].sort(key=lambda p: json.dumps(p.get("attributes", []), sort_keys=True))
         scope_metrics["metrics"].sort(key=lambda m: m["name"])
+    resource_metrics.get("scopeMetrics", []).sort(key=lambda s: s["scope"]["name"])
     return resource_metrics
