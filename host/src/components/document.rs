@@ -19,7 +19,7 @@ pub const DEFAULT_CONFIG: &str = include_str!("../../../config/trailhead.yaml");
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// Where data enters: `otlp`, `zipkin`.
+    /// Where data enters: `otlp`, `zipkin`, `prometheus`.
     #[serde(default)]
     pub receivers: Components<ReceiverConfig>,
     /// What runs on data in a pipeline, in order: `k8sattributes`, `filter` (Wasm plugins).

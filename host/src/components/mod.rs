@@ -204,6 +204,7 @@ section! {
         Zipkin(ZipkinReceiverConfig),
         FluentForward(crate::receivers::fluent_forward::FluentForwardReceiverConfig),
         Jaeger(crate::receivers::jaeger::JaegerReceiverConfig),
+        Prometheus(crate::receivers::prometheus::PrometheusReceiverConfig),
     }
 }
 

@@ -11,6 +11,7 @@ pub mod keepalive;
 pub mod limits;
 pub mod otlp;
 pub mod pings;
+pub mod prometheus;
 pub mod server;
 pub mod tls;
 pub mod zipkin;

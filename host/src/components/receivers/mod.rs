@@ -3,4 +3,5 @@
 mod fluent_forward;
 mod jaeger;
 mod otlp;
+mod prometheus;
 mod zipkin;
