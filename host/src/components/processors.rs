@@ -9,7 +9,7 @@ use crate::config::Typed;
 use crate::pdata::Signal;
 use crate::pipeline::{batch, memory_limiter};
 use crate::processors::{
-    ALIASES, BUILT_IN, HostSettings, canonical, split_settings, tail_sampling,
+    ALIASES, BUILT_IN, HostSettings, TRANSLATED, canonical, split_settings, tail_sampling,
 };
 use serde::{Deserialize, Deserializer};
 
@@ -32,6 +32,15 @@ impl ProcessorConfig {
             return Ok(()); // the host's own; its settings are checked with the pipelines
         }
         let (host, _) = self.host_settings()?;
+        if TRANSLATED.contains(&self.kind.as_str()) {
+            return match host.plugin {
+                Some(_) => Err(format!(
+                    "`{}` is detected by the host; it takes no `plugin:`",
+                    self.kind
+                )),
+                None => Ok(()),
+            };
+        }
         if host.plugin.is_some() || BUILT_IN.contains(&self.kind.as_str()) {
             Ok(())
         } else {
@@ -66,7 +75,13 @@ impl Typed for ProcessorConfig {
     const SECTION: &'static str = "processor";
     fn known() -> Vec<&'static str> {
         let aliases = ALIASES.iter().map(|(alias, _)| *alias);
-        BUILT_IN.iter().copied().chain(aliases).collect()
+        let translated = TRANSLATED.iter().copied();
+        BUILT_IN
+            .iter()
+            .copied()
+            .chain(translated)
+            .chain(aliases)
+            .collect()
     }
     /// Any type may name a plugin; `availability` reports a missing `plugin:` with its line.
     fn accepts(_kind: &str) -> bool {

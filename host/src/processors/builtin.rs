@@ -1,5 +1,6 @@
 //! The processors that ship with trailhead, and where their plugin files are found.
 
+use super::resourcedetection;
 use std::path::PathBuf;
 
 /// Processor types whose plugins ship with trailhead (found without a `plugin:` path).
@@ -16,7 +17,14 @@ pub const BUILT_IN: &[&str] = &[
 /// The collector's newer names for built-in processors (`alias`, `built-in`): an entry of the
 /// alias's type is that built-in in every respect (its plugin file, the Kubernetes cache's
 /// settings), because [`canonical`] resolves it when the config is read.
-pub const ALIASES: &[(&str, &str)] = &[("k8s_attributes", "k8sattributes")];
+pub const ALIASES: &[(&str, &str)] = &[
+    ("k8s_attributes", "k8sattributes"),
+    (resourcedetection::ALIAS, resourcedetection::KIND),
+];
+
+/// Processor types the host turns into a built-in plugin's settings when it loads them:
+/// `resourcedetection` detects, then the `resource` plugin applies what it found.
+pub const TRANSLATED: &[&str] = &[resourcedetection::KIND];
 
 /// The processor type `kind` stands for: the built-in an alias names, else `kind` itself.
 pub fn canonical(kind: &str) -> &str {
@@ -80,12 +88,14 @@ mod tests {
     #[test]
     fn aliases_resolve_to_built_ins() {
         for (alias, name) in ALIASES {
-            assert!(BUILT_IN.contains(name), "{alias} → {name}");
+            let known = BUILT_IN.contains(name) || TRANSLATED.contains(name);
+            assert!(known, "{alias} → {name}");
             assert!(!BUILT_IN.contains(alias), "{alias}");
         }
         assert_eq!(canonical("k8s_attributes"), "k8sattributes");
         assert_eq!(canonical("k8sattributes"), "k8sattributes");
         assert_eq!(canonical("transformx"), "transformx");
+        assert_eq!(canonical("resource_detection"), "resourcedetection");
     }
 
     // The image ships every built-in: deploy/Dockerfile's list names each one's file.

@@ -1,18 +1,20 @@
 //! Processors: the pipeline slot that runs a Wasm plugin under its failure policy, with its
 //! metrics, swap probation and rollback (here); the circuit breaker (`breaker`), a processor
 //! entry's host settings (`settings`), the built-in plugins (`builtin`), the Wasm sandbox
-//! (`wasm`), plugins run outside a pipeline (`offline`), and the host-native `tail_sampling`,
-//! which holds traces across requests and so cannot be a per-batch plugin.
+//! (`wasm`), plugins run outside a pipeline (`offline`), the host-native `tail_sampling`,
+//! which holds traces across requests and so cannot be a per-batch plugin, and
+//! `resourcedetection`, detected by the host and applied by the `resource` plugin.
 
 mod breaker;
 mod builtin;
 pub mod offline;
+pub mod resourcedetection;
 mod settings;
 pub mod tail_sampling;
 pub mod wasm;
 
 use breaker::Breaker;
-pub use builtin::{ALIASES, BUILT_IN, built_in_dirs, canonical, find_built_in};
+pub use builtin::{ALIASES, BUILT_IN, TRANSLATED, built_in_dirs, canonical, find_built_in};
 pub use settings::{HostSettings, LimitSettings, OnFailure, plugin_settings, split_settings};
 
 use crate::pdata::Batch;

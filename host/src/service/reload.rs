@@ -16,7 +16,7 @@ use crate::kubernetes;
 use crate::pipeline::{Pipeline, Processors, batch, memory_limiter};
 use crate::processors::tail_sampling::{SamplerSlot, TailSampling};
 use crate::processors::wasm::{LoadError, Runtime};
-use crate::processors::{WasmProcessor, find_built_in, tail_sampling};
+use crate::processors::{WasmProcessor, find_built_in, resourcedetection, tail_sampling};
 use crate::telemetry::events::{
     Event, ReloadApplied, ReloadInstruments, ReloadRejected, ReloadUnchanged,
 };
@@ -125,9 +125,22 @@ fn load(
                 continue;
             }
             let (host, plugin_config) = processor.host_settings().map_err(failed)?;
+            let (kind, plugin_config) = if processor.kind == resourcedetection::KIND {
+                // Detected here; nothing detected leaves the processor out of the chain.
+                let settings =
+                    resourcedetection::resource_settings(&plugin_config).map_err(|e| {
+                        StartError::Processor(config.processor_diagnostic(id, &e, e.clone()))
+                    })?;
+                match settings {
+                    Some(settings) => (resourcedetection::APPLIED_BY, settings),
+                    None => continue,
+                }
+            } else {
+                (processor.kind.as_str(), plugin_config)
+            };
             let path = match &host.plugin {
                 Some(p) => config.resolve_path(p),
-                None => find_built_in(&processor.kind).map_err(failed)?,
+                None => find_built_in(kind).map_err(failed)?,
             };
             let runtime = match runtime {
                 Some(runtime) => runtime,

@@ -1,0 +1,248 @@
+//! The collector's `resourcedetection` processor (contrib v0.161.0; `resource_detection` is
+//! read as the same type). Detection needs the host (environment, kernel, resolver), so it
+//! runs here, in the host, when the processor is loaded (start, and a reload that changes its
+//! entry), within `timeout`; what it finds becomes the settings of the built-in `resource`
+//! plugin, which applies it to every resource of every batch:
+//!
+//! - each detected attribute is a `{key, value, action}` with `insert` when `override: false`
+//!   (only where the key is missing: the collector's merge) and `upsert` when `override: true`
+//!   (the default);
+//! - detectors run in the order listed and the first to set a key keeps it, as the collector
+//!   merges them;
+//! - a detector that fails fails the start, as in the collector (an env variable it cannot
+//!   parse, no hostname from any source);
+//! - nothing detected leaves the processor out of the pipeline: the data passes unchanged.
+//!
+//! Built: `env`, `system`. Every other detector of the collector is refused at its line,
+//! saying it is not built, or (`docker`) why it does not belong in a gateway.
+//! Not done: the resource's `schema_url` (the system detector's semantic-conventions URL,
+//! which the collector sets where it is empty) is not written, as a plugin cannot write
+//! it.
+
+mod env;
+mod system;
+
+use crate::config::values;
+use serde::Deserialize;
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// The processor's type, and its other spelling.
+pub const KIND: &str = "resourcedetection";
+pub const ALIAS: &str = "resource_detection";
+/// The built-in plugin that applies what was detected.
+pub const APPLIED_BY: &str = "resource";
+
+/// Attributes in the order detected: the first detector to set a key keeps it.
+type Detected = Vec<(String, String)>;
+
+/// The detectors trailhead runs.
+const BUILT: &[&str] = &["env", "system"];
+/// Detectors of the collector that read the node through its container runtime: an agent's.
+const AGENT_SIDE: &[&str] = &["docker"];
+/// The collector's other detectors (v0.161.0): known, not built.
+const NOT_BUILT: &[&str] = &[
+    "akamai",
+    "aks",
+    "alibaba_ecs",
+    "azure",
+    "azurecontainerapps",
+    "consul",
+    "digitalocean",
+    "dynatrace",
+    "ec2",
+    "ecs",
+    "eks",
+    "elasticbeanstalk",
+    "gcp",
+    "heroku",
+    "hetzner",
+    "ibmcloud_classic",
+    "ibmcloud_vpc",
+    "k8s_api",
+    "k8snode",
+    "kubeadm",
+    "lambda",
+    "nova",
+    "openshift",
+    "oraclecloud",
+    "scaleway",
+    "tencent_cvm",
+    "upcloud",
+    "vultr",
+];
+
+/// A resourcedetection entry: the collector's keys.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The detectors to run, in order: `env`, `system`.
+    pub detectors: Vec<String>,
+    /// Whether detected values replace attributes the data already has (default true).
+    pub r#override: bool,
+    /// How long detection may take (default 5s).
+    #[serde(deserialize_with = "values::duration")]
+    pub timeout: Duration,
+    /// The collector re-detects this often; for env and system nothing it reads can change.
+    #[serde(deserialize_with = "values::duration")]
+    pub refresh_interval: Duration,
+    /// Deprecated: only these detected attributes are set.
+    pub attributes: Option<Vec<String>>,
+    /// For cloud metadata detectors, which trailhead does not build: accepted.
+    pub fail_on_missing_metadata: bool,
+    /// The system detector's settings.
+    pub system: system::Config,
+    /// The env detector's section (it has no settings).
+    pub env: Option<serde_json::Value>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            detectors: vec!["env".into()],
+            r#override: true,
+            timeout: Duration::from_secs(5),
+            refresh_interval: Duration::ZERO,
+            attributes: None,
+            fail_on_missing_metadata: false,
+            system: system::Config::default(),
+            env: None,
+        }
+    }
+}
+
+impl Config {
+    /// Reads the entry (without the host's keys) and checks it; errors start with the key's
+    /// path, so the config diagnostic points at its line.
+    /// Sections of detectors trailhead does not build are accepted unread, as the collector
+    /// ignores the section of a detector that is not listed.
+    pub fn parse(settings: &str) -> Result<Config, String> {
+        let mut entry: serde_json::Value =
+            serde_json::from_str(settings).map_err(|e| e.to_string())?;
+        if let Some(keys) = entry.as_object_mut() {
+            keys.retain(|key, _| {
+                !NOT_BUILT.contains(&key.as_str()) && !AGENT_SIDE.contains(&key.as_str())
+            });
+        }
+        let config: Config = serde_path_to_error::deserialize(entry).map_err(|e| {
+            let path = e.path().to_string();
+            let message = e.into_inner().to_string();
+            format!("{}: {message}", key_path(&path, &message))
+        })?;
+        for (i, name) in config.detectors.iter().enumerate() {
+            refusal(name.trim()).map_or(Ok(()), |why| Err(format!("detectors[{i}]: {why}")))?;
+        }
+        system::check(&config.system)?;
+        Ok(config)
+    }
+}
+
+/// The path of the key an error is about: serde reports an unknown key at its parent, so
+/// its name is appended (`system.hostnme_sources`, not `system`).
+fn key_path(path: &str, message: &str) -> String {
+    let unknown = message
+        .strip_prefix("unknown field `")
+        .and_then(|rest| rest.split_once('`'))
+        .map(|(name, _)| name);
+    match unknown {
+        Some(name) if path == "." => name.to_string(),
+        Some(name) if !path.ends_with(name) => format!("{path}.{name}"),
+        _ => path.to_string(),
+    }
+}
+
+/// Why detector `name` cannot run, if it cannot.
+fn refusal(name: &str) -> Option<String> {
+    if BUILT.contains(&name) {
+        None
+    } else if AGENT_SIDE.contains(&name) {
+        Some(format!(
+            "detector `{name}` is out of trailhead's scope: it reads the container runtime of the node it runs on; run it in an agent that sends OTLP to trailhead"
+        ))
+    } else if NOT_BUILT.contains(&name) {
+        Some(format!(
+            "detector `{name}` is not built in trailhead (built: {})",
+            BUILT.join(", ")
+        ))
+    } else {
+        Some(format!("invalid detector key: {name}"))
+    }
+}
+
+/// The `resource` plugin's settings that apply what the entry's detectors find, or `None`
+/// when they find nothing.
+pub fn resource_settings(settings: &str) -> Result<Option<String>, String> {
+    let config = Config::parse(settings)?;
+    let mut detected = detect_within(&config)?;
+    if let Some(kept) = &config.attributes {
+        detected.retain(|(key, _)| kept.contains(key));
+    }
+    tracing::info!(detected = ?detected, "resourcedetection: detected resource information");
+    if detected.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(actions(&detected, config.r#override).to_string()))
+}
+
+/// Runs the detectors on a thread of their own, waiting at most `timeout` (zero: no limit):
+/// a resolver that does not answer fails the start instead of hanging it.
+fn detect_within(config: &Config) -> Result<Detected, String> {
+    let detectors: Vec<String> = config
+        .detectors
+        .iter()
+        .map(|d| d.trim().to_string())
+        .collect();
+    let settings = config.system.clone();
+    let (send, receive) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = send.send(detect(&detectors, &settings));
+    });
+    let outcome = if config.timeout.is_zero() {
+        receive.recv().map_err(|e| e.to_string())
+    } else {
+        receive.recv_timeout(config.timeout).map_err(|_| {
+            format!(
+                "timeout: resource detection did not finish within {:?}",
+                config.timeout
+            )
+        })
+    };
+    outcome?
+}
+
+/// Every detector in order, merged first-wins; a failing detector fails detection.
+fn detect(detectors: &[String], system: &system::Config) -> Result<Detected, String> {
+    let mut merged: Detected = Vec::new();
+    for name in detectors {
+        let found = match name.as_str() {
+            "env" => env::detect(),
+            "system" => system::detect(system),
+            other => Err(format!("invalid detector key: {other}")),
+        }
+        .map_err(|e| format!("detector `{name}` failed: {e}"))?;
+        for (key, value) in found {
+            if !merged.iter().any(|(k, _)| *k == key) {
+                merged.push((key, value));
+            }
+        }
+    }
+    Ok(merged)
+}
+
+/// The resource plugin's actions for `detected`: `upsert` overrides what the data has,
+/// `insert` only fills keys it lacks.
+fn actions(detected: &Detected, override_existing: bool) -> serde_json::Value {
+    let action = if override_existing {
+        "upsert"
+    } else {
+        "insert"
+    };
+    let list: Vec<serde_json::Value> = detected
+        .iter()
+        .map(|(key, value)| serde_json::json!({"key": key, "value": value, "action": action}))
+        .collect();
+    serde_json::json!({ "attributes": list })
+}
+
+#[cfg(test)]
+mod tests;
