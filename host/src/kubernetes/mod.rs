@@ -7,6 +7,7 @@
 //! starts, logs it once, and the plugins pass data through.
 
 pub mod endpoint_slices;
+pub mod node;
 mod store;
 mod watch;
 

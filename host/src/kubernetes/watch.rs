@@ -114,7 +114,7 @@ async fn watch_kind(
     }
 }
 
-async fn client(auth: AuthType) -> Result<Client, String> {
+pub(super) async fn client(auth: AuthType) -> Result<Client, String> {
     let config = match auth {
         AuthType::ServiceAccount => {
             kube::Config::incluster().map_err(|e| format!("in-cluster config: {e}"))?

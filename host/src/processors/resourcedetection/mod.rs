@@ -13,19 +13,20 @@
 //!   parse, no hostname from any source);
 //! - nothing detected leaves the processor out of the pipeline: the data passes unchanged.
 //!
-//! Built: `env`, `system`. Every other detector of the collector is refused at its line,
+//! Built: `env`, `system`, `k8snode`. Every other detector of the collector is refused at its line,
 //! saying it is not built, or (`docker`) why it does not belong in a gateway.
 //! Not done: the resource's `schema_url` (the system detector's semantic-conventions URL,
 //! which the collector sets where it is empty) is not written, as a plugin cannot write
 //! it.
 
 mod env;
+mod k8snode;
 mod system;
 
 use crate::config::values;
 use serde::Deserialize;
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The processor's type, and its other spelling.
 pub const KIND: &str = "resourcedetection";
@@ -37,7 +38,7 @@ pub const APPLIED_BY: &str = "resource";
 type Detected = Vec<(String, String)>;
 
 /// The detectors trailhead runs.
-const BUILT: &[&str] = &["env", "system"];
+const BUILT: &[&str] = &["env", "system", "k8snode"];
 /// Detectors of the collector that read the node through its container runtime: an agent's.
 const AGENT_SIDE: &[&str] = &["docker"];
 /// The collector's other detectors (v0.161.0): known, not built.
@@ -60,7 +61,6 @@ const NOT_BUILT: &[&str] = &[
     "ibmcloud_classic",
     "ibmcloud_vpc",
     "k8s_api",
-    "k8snode",
     "kubeadm",
     "lambda",
     "nova",
@@ -76,14 +76,14 @@ const NOT_BUILT: &[&str] = &[
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// The detectors to run, in order: `env`, `system`.
+    /// The detectors to run, in order: `env`, `system`, `k8snode`.
     pub detectors: Vec<String>,
     /// Whether detected values replace attributes the data already has (default true).
     pub r#override: bool,
     /// How long detection may take (default 5s).
     #[serde(deserialize_with = "values::duration")]
     pub timeout: Duration,
-    /// The collector re-detects this often; for env and system nothing it reads can change.
+    /// The collector re-detects this often (0: never); trailhead detects at load only.
     #[serde(deserialize_with = "values::duration")]
     pub refresh_interval: Duration,
     /// Deprecated: only these detected attributes are set.
@@ -92,6 +92,8 @@ pub struct Config {
     pub fail_on_missing_metadata: bool,
     /// The system detector's settings.
     pub system: system::Config,
+    /// The k8snode detector's settings.
+    pub k8snode: k8snode::Config,
     /// The env detector's section (it has no settings).
     pub env: Option<serde_json::Value>,
 }
@@ -106,6 +108,7 @@ impl Default for Config {
             attributes: None,
             fail_on_missing_metadata: false,
             system: system::Config::default(),
+            k8snode: k8snode::Config::default(),
             env: None,
         }
     }
@@ -133,6 +136,7 @@ impl Config {
             refusal(name.trim()).map_or(Ok(()), |why| Err(format!("detectors[{i}]: {why}")))?;
         }
         system::check(&config.system)?;
+        k8snode::check(&config.k8snode)?;
         Ok(config)
     }
 }
@@ -173,6 +177,11 @@ fn refusal(name: &str) -> Option<String> {
 /// when they find nothing.
 pub fn resource_settings(settings: &str) -> Result<Option<String>, String> {
     let config = Config::parse(settings)?;
+    if !config.refresh_interval.is_zero() {
+        tracing::warn!(
+            "resourcedetection: refresh_interval is not supported; detection runs when the processor loads (start, and a reload that changes it)"
+        );
+    }
     let mut detected = detect_within(&config)?;
     if let Some(kept) = &config.attributes {
         detected.retain(|(key, _)| kept.contains(key));
@@ -185,38 +194,52 @@ pub fn resource_settings(settings: &str) -> Result<Option<String>, String> {
 }
 
 /// Runs the detectors on a thread of their own, waiting at most `timeout` (zero: no limit):
-/// a resolver that does not answer fails the start instead of hanging it.
+/// a resolver that does not answer fails the start instead of hanging it. As in the
+/// collector, a failed detection is tried again after 1s, 2s, 4s... while the next try would
+/// still start within `timeout` (never with a zero timeout), and the last error is reported.
 fn detect_within(config: &Config) -> Result<Detected, String> {
     let detectors: Vec<String> = config
         .detectors
         .iter()
         .map(|d| d.trim().to_string())
         .collect();
-    let settings = config.system.clone();
+    let settings = (config.system.clone(), config.k8snode.clone());
+    let timeout = config.timeout;
     let (send, receive) = mpsc::channel();
     std::thread::spawn(move || {
-        let _ = send.send(detect(&detectors, &settings));
+        let started = Instant::now();
+        let mut pause = Duration::from_secs(1);
+        let outcome = loop {
+            let outcome = detect(&detectors, &settings);
+            if outcome.is_ok() || timeout.is_zero() || started.elapsed() + pause >= timeout {
+                break outcome;
+            }
+            std::thread::sleep(pause);
+            pause *= 2;
+        };
+        let _ = send.send(outcome);
     });
-    let outcome = if config.timeout.is_zero() {
+    let outcome = if timeout.is_zero() {
         receive.recv().map_err(|e| e.to_string())
     } else {
-        receive.recv_timeout(config.timeout).map_err(|_| {
-            format!(
-                "timeout: resource detection did not finish within {:?}",
-                config.timeout
-            )
-        })
+        receive
+            .recv_timeout(timeout)
+            .map_err(|_| format!("timeout: resource detection did not finish within {timeout:?}"))
     };
     outcome?
 }
 
 /// Every detector in order, merged first-wins; a failing detector fails detection.
-fn detect(detectors: &[String], system: &system::Config) -> Result<Detected, String> {
+fn detect(
+    detectors: &[String],
+    (system, k8snode): &(system::Config, k8snode::Config),
+) -> Result<Detected, String> {
     let mut merged: Detected = Vec::new();
     for name in detectors {
         let found = match name.as_str() {
             "env" => env::detect(),
             "system" => system::detect(system),
+            "k8snode" => k8snode::detect(k8snode),
             other => Err(format!("invalid detector key: {other}")),
         }
         .map_err(|e| format!("detector `{name}` failed: {e}"))?;

@@ -44,6 +44,14 @@ fn bad_entries_name_their_key() {
         (r#"{"timeout": "-1s"}"#, "timeout: negative duration"),
         (r#"{"override": "yes"}"#, "override: invalid type"),
         (
+            r#"{"k8snode": {"resource_attributes": {"k8s.node.nmae": {"enabled": true}}}}"#,
+            "k8snode.resource_attributes: has invalid keys: k8s.node.nmae",
+        ),
+        (
+            r#"{"k8snode": {"auth_type": "token"}}"#,
+            "k8snode.auth_type: unknown variant `token`",
+        ),
+        (
             r#"{"system": {"hostname_sources": ["os", "x"]}}"#,
             "system.hostname_sources: hostname_sources contains invalid value: \"x\"",
         ),
@@ -64,7 +72,8 @@ fn merge_is_first_wins_and_override_picks_the_action() {
         hostname_sources: vec!["os".into()],
         ..Default::default()
     };
-    let detected = detect(&["system".into(), "system".into()], &system).unwrap();
+    let settings = (system, k8snode::Config::default());
+    let detected = detect(&["system".into(), "system".into()], &settings).unwrap();
     assert_eq!(detected.len(), 2, "{detected:?}");
     assert_eq!(
         detected[0],
