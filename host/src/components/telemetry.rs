@@ -180,23 +180,23 @@ mod tests {
         let console = load("    logs:\n      processors:\n        - batch:\n            exporter:\n              console: {}\n").unwrap_err();
         assert!(
             console.contains(
-                "t.yaml:17:15: service.telemetry.logs: trailhead writes its logs to stderr"
+                "t.yaml:16:15: service.telemetry.logs: trailhead writes its logs to stderr"
             ),
             "{console}"
         );
         let two = load("    traces:\n      processors:\n        - simple: {exporter: {otlp: {protocol: grpc, endpoint: 'x:1'}}}\n        - simple: {exporter: {otlp: {protocol: grpc, endpoint: 'x:2'}}}\n").unwrap_err();
         assert!(
-            two.contains("t.yaml:16:11: service.telemetry.traces: trailhead sends its own records to one exporter"),
+            two.contains("t.yaml:15:11: service.telemetry.traces: trailhead sends its own records to one exporter"),
             "{two}"
         );
         let sampler = load("    traces:\n      sampler: {always_on: {}}\n").unwrap_err();
-        assert!(sampler.contains("t.yaml:14:7:"), "{sampler}");
+        assert!(sampler.contains("t.yaml:13:7:"), "{sampler}");
         assert!(sampler.contains("unknown field `sampler`"), "{sampler}");
         let detection =
             load("    resource:\n      detection/development: {detectors: []}\n").unwrap_err();
         assert!(
             detection.contains(
-                "t.yaml:14:7: service.telemetry.resource: resource detection is not supported"
+                "t.yaml:13:7: service.telemetry.resource: resource detection is not supported"
             ),
             "{detection}"
         );
