@@ -246,17 +246,21 @@ fn run_command(path: Option<&PathBuf>) -> Result<ExitCode, String> {
     })
 }
 
+/// Logs to stderr, and over OTLP too when `service.telemetry.logs.processors` says so.
 fn init_logs(config: &Config) {
     use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let logs = &config.service.telemetry.logs;
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(logs.directive().unwrap_or("info")));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let pushed = config.service.telemetry.push.logs.as_ref();
+    let otlp = pushed.map(trailhead::telemetry::logs_export::layer);
+    let stderr = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let registry = tracing_subscriber::registry().with(filter).with(otlp);
     match logs.encoding {
-        LogEncoding::Json => builder.json().flatten_event(true).init(),
-        LogEncoding::Console => builder.init(),
+        LogEncoding::Json => registry.with(stderr.json().flatten_event(true)).init(),
+        LogEncoding::Console => registry.with(stderr).init(),
     }
 }
 

@@ -35,7 +35,9 @@ def test_exports_and_reloads_are_traced(sink, start_trailhead):
         assert spans["export traces"].end_time_unix_nano > spans["export traces"].start_time_unix_nano
         assert attributes(spans["config reload"]) == {"trailhead.result": "unchanged"}
         resource = {a.key: a.value.string_value for a in own.requests["traces"][0].resource_spans[0].resource.attributes}
-        assert resource == {"service.name": "trailhead"}
+        # The collector's own resource: its name, version and a random instance id.
+        assert resource["service.name"] == "trailhead" and resource["service.version"], resource
+        assert set(resource) == {"service.name", "service.version", "service.instance.id"}, resource
         # Nothing but trailhead's own spans reaches its tracing endpoint, and none of them about itself.
         assert all(attributes(s).get("trailhead.exporter") != "self-traces" for s in own.spans())
         assert sink.items("traces") == 3

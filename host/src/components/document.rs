@@ -4,7 +4,6 @@
 
 use super::{ExporterConfig, ExtensionConfig, ProcessorConfig, ReceiverConfig};
 use crate::config::{self, ComponentId, Components, ConfigError, Diagnostic, tree, values};
-use crate::exporters::otlp::OtlpExporterConfig;
 use crate::telemetry::profiles::ProfilesConfig;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -78,13 +77,16 @@ pub struct TelemetryConfig {
     pub metrics: MetricsConfig,
     /// Continuous CPU profiling to Pyroscope.
     pub profiles: ProfilesConfig,
-    /// Self-traces: an OTLP/gRPC endpoint (the `otlp` exporter's settings) for spans about
-    /// trailhead's own exports and reloads.
-    pub traces: Option<Box<OtlpExporterConfig>>,
+    /// Self-traces about trailhead's own exports and reloads: the collector's shape
+    /// (`processors: [{batch: {exporter: {otlp: …}}}]`), or trailhead's older one, an `otlp`
+    /// exporter's settings. Read when the file is settled, into `push.traces`.
+    pub traces: Option<serde_json::Value>,
     /// The collector's resource of its own telemetry (`service.name: …` inline, or
-    /// `attributes: [{name, value}]`). Accepted: trailhead names itself `trailhead` in its
-    /// self-traces and its metrics carry no resource, so these attributes are not attached.
+    /// `attributes: [{name, value}]`), attached to the metrics, logs and spans it pushes.
     pub resource: Option<serde_json::Value>,
+    /// What is pushed over OTLP, settled from the keys above when the file is read.
+    #[serde(skip)]
+    pub push: crate::telemetry::otelconf::Push,
 }
 
 /// `service.telemetry.logs`.
@@ -110,6 +112,9 @@ pub struct LogsConfig {
     pub output_paths: Vec<String>,
     /// Where error logs go: only `stderr`, as `output_paths`.
     pub error_output_paths: Vec<String>,
+    /// Also send the logs over OTLP: one `batch` or `simple` processor with an `otlp`
+    /// exporter, as the collector's `otelconf` schema has it.
+    pub processors: Vec<crate::telemetry::otelconf::ProcessorConfig>,
 }
 
 impl LogsConfig {
@@ -145,7 +150,7 @@ pub struct MetricsConfig {
     /// serve every metric.
     pub level: String,
     /// The collector's form: one `pull` reader with a `prometheus` exporter at `host` and
-    /// `port`, instead of `address`. `periodic` (OTLP push) readers are refused.
+    /// `port`, instead of `address`, and `periodic` readers pushing over OTLP.
     pub readers: Option<Vec<crate::telemetry::readers::MetricReader>>,
 }
 
@@ -171,6 +176,7 @@ impl Default for LogsConfig {
             sampling: None,
             output_paths: vec!["stderr".into()],
             error_output_paths: vec!["stderr".into()],
+            processors: Vec::new(),
         }
     }
 }

@@ -77,9 +77,7 @@ impl Service {
         let plan = Plan::after(watched, config, &telemetry.registry)?;
         let secrets = Arc::new(Secrets::new(telemetry.registry.clone()));
         let mut exporters = Exporters::default();
-        if let Some(traces) = &config.service.telemetry.traces {
-            start_self_tracer(config, traces, &mut telemetry, &secrets, &mut exporters)?;
-        }
+        start_own_telemetry(config, &mut telemetry, &secrets, &mut exporters)?;
         let processors = plan.processors;
         let stop_limiter = CancellationToken::new();
         let limiter = start_memory_limiter(plan.limiter, &telemetry, &stop_limiter);
@@ -220,28 +218,63 @@ impl Exporters {
     }
 }
 
-/// `service.telemetry.traces`: its own exporter, spawned before the tracer exists, so its
-/// sends are not traced.
-fn start_self_tracer(
+/// `service.telemetry`'s pushes: each through an exporter of its own, spawned before the
+/// tracer exists, so its sends are not traced; the log exporter's events are not logged over
+/// OTLP (`telemetry::logs_export`).
+fn start_own_telemetry(
     config: &Config,
-    traces: &crate::exporters::otlp::OtlpExporterConfig,
     telemetry: &mut Telemetry,
     secrets: &Secrets,
     exporters: &mut Exporters,
 ) -> Result<(), StartError> {
-    let id = "self-traces";
-    let resolve = |p: &PathBuf| config.resolve_path(p);
-    let spec = traces
-        .build(id, Signal::Traces, resolve, None, secrets)
-        .map_err(|source| StartError::Exporter {
-            id: id.into(),
-            source,
-        })?;
-    let handle = exporters.spawn(spec, None, telemetry);
-    let tracer = Arc::new(SelfTracer::new(handle, &telemetry.registry));
-    let tracing = tracer.clone().run(exporters.stop.clone());
-    telemetry.supervisor.spawn("self tracer", tracing);
-    telemetry.tracer = Some(tracer);
+    use crate::telemetry::otelconf::Destination;
+    let push = &config.service.telemetry.push;
+    let stop = exporters.stop.clone();
+    let mut spawn = |id: &str, signal: Signal, to: &Destination, telemetry: &Telemetry| {
+        let resolve = |p: &PathBuf| config.resolve_path(p);
+        let spec =
+            to.build(id, signal, resolve, secrets)
+                .map_err(|source| StartError::Exporter {
+                    id: id.into(),
+                    source,
+                })?;
+        Ok::<_, StartError>(exporters.spawn(spec, None, telemetry))
+    };
+    if let Some(traces) = &push.traces {
+        let handle = spawn(
+            "self-traces",
+            Signal::Traces,
+            &traces.destination,
+            telemetry,
+        )?;
+        let tracer = SelfTracer::new(handle, &telemetry.registry);
+        let tracer = Arc::new(tracer.with(push.resource.clone(), traces.delay, traces.max_queue));
+        let tracing = tracer.clone().run(stop.clone());
+        telemetry.supervisor.spawn("self tracer", tracing);
+        telemetry.tracer = Some(tracer);
+    }
+    for (index, reader) in push.metrics.iter().enumerate() {
+        let id = format!("service.telemetry.metrics.readers[{index}]");
+        let handle = spawn(&id, Signal::Metrics, &reader.destination, telemetry)?;
+        let pusher = crate::telemetry::push::MetricPusher {
+            id,
+            registry: telemetry.registry.clone(),
+            exporter: Box::new(handle),
+            resource: push.resource.clone(),
+            interval: reader.interval,
+        };
+        telemetry
+            .supervisor
+            .spawn("metric pusher", pusher.run(stop.clone()));
+    }
+    let held = crate::telemetry::logs_export::installed();
+    if let (Some(logs), Some(held)) = (&push.logs, held) {
+        let id = crate::telemetry::logs_export::EXPORTER_ID;
+        let handle = spawn(id, Signal::Logs, &logs.destination, telemetry)?;
+        let settings = (logs.delay, logs.max_batch, push.resource.clone());
+        let sending = held.run(Box::new(handle), settings, telemetry.registry.clone(), stop);
+        telemetry.supervisor.spawn("log sender", sending);
+    }
     Ok(())
 }
 

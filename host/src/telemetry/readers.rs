@@ -1,11 +1,14 @@
 //! `service.telemetry.metrics.readers`: the collector's current way to say where its own
 //! metrics go (the OpenTelemetry configuration schema's meter provider). trailhead serves its
-//! metrics for scraping at one address, so a config's readers come down to that address: one
-//! `pull` reader with a `prometheus` exporter at `host:port`. A `periodic` reader (OTLP push)
-//! is refused with the reason rather than accepted and silently not pushed.
+//! metrics for scraping at one address: at most one `pull` reader with a `prometheus` exporter
+//! at `host:port`. Any number of `periodic` readers push the same metrics over OTLP
+//! (`telemetry::push`), each every `interval`.
 
+use super::otelconf::{Periodic, PushExporter};
+use crate::pdata::Signal;
 use serde::Deserialize;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 /// One reader of `readers:`.
 #[derive(Debug, Clone, Deserialize)]
@@ -14,9 +17,23 @@ pub struct MetricReader {
     /// Scraped: `exporter: {prometheus: {host, port}}` serves `/metrics` at `host:port`.
     #[serde(default)]
     pub pull: Option<PullReader>,
-    /// Pushed every `interval` (OTLP): refused, trailhead's metrics are scraped only.
+    /// Pushed over OTLP every `interval` milliseconds (60000 by default).
     #[serde(default)]
-    pub periodic: Option<serde_json::Value>,
+    pub periodic: Option<PeriodicReader>,
+}
+
+/// `periodic:` (otelconf's `PeriodicMetricReader`); times in milliseconds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeriodicReader {
+    /// Where the metrics go.
+    pub exporter: PushExporter,
+    /// Time between pushes; 60000 by default, as the schema says.
+    #[serde(default)]
+    pub interval: Option<i64>,
+    /// Deadline of one push; 30000 by default. The exporter's own `timeout` bounds each send.
+    #[serde(default)]
+    pub timeout: Option<i64>,
 }
 
 /// `pull:`.
@@ -62,18 +79,25 @@ pub struct PrometheusExporter {
 /// A problem with a reader: the key under `metrics` (`readers[1].periodic`), and why.
 pub type Problem = (String, String);
 
-/// Where the readers ask for trailhead's metrics to be served, or what is wrong with them.
-pub fn pull_address(readers: &[MetricReader]) -> Result<SocketAddr, Vec<Problem>> {
+/// What the readers ask for: where trailhead's metrics are served (when a pull reader says),
+/// and where they are pushed; or what is wrong with them.
+pub fn settle(
+    readers: &[MetricReader],
+) -> Result<(Option<SocketAddr>, Vec<Periodic>), Vec<Problem>> {
     let mut problems = Vec::new();
     let mut address = None;
+    let mut pushed = Vec::new();
     for (index, reader) in readers.iter().enumerate() {
         let at = format!("readers[{index}]");
-        if reader.periodic.is_some() {
-            problems.push((format!("{at}.periodic"), "a periodic reader pushes the collector's own metrics over OTLP; trailhead serves its metrics for scraping only, so use a `pull` reader with a `prometheus` exporter and scrape it".into()));
+        if let Some(periodic) = &reader.periodic {
+            match periodic_reader(periodic, &format!("{at}.periodic")) {
+                Ok(settled) => pushed.push(settled),
+                Err(problem) => problems.push(problem),
+            }
         }
         let Some(pull) = &reader.pull else {
             if reader.periodic.is_none() {
-                problems.push((at, "a reader needs `pull` (or `periodic`)".into()));
+                problems.push((at, "a reader needs `pull` or `periodic`".into()));
             }
             continue;
         };
@@ -84,18 +108,45 @@ pub fn pull_address(readers: &[MetricReader]) -> Result<SocketAddr, Vec<Problem>
         };
         match (listen_address(prometheus), address) {
             (Err((key, why)), _) => problems.push((format!("{at}.pull.exporter.prometheus.{key}"), why)),
-            (Ok(_), Some(first)) => problems.push((at, format!("trailhead serves its metrics at one address, which readers[0] already sets ({first}); keep one pull reader"))),
+            (Ok(_), Some(first)) => problems.push((at, format!("trailhead serves its metrics at one address, which an earlier reader already sets ({first}); keep one pull reader"))),
             (Ok(found), None) => address = Some(found),
         }
     }
-    match (address, problems.is_empty()) {
-        (Some(address), true) => Ok(address),
-        (None, true) => Err(vec![(
+    match (address, pushed.is_empty(), problems.is_empty()) {
+        (None, true, true) => Err(vec![(
             "readers".into(),
-            "no pull reader says where trailhead's metrics are served".into(),
+            "no reader says where trailhead's metrics are served or pushed".into(),
         )]),
+        (_, _, true) => Ok((address, pushed)),
         _ => Err(problems),
     }
+}
+
+/// One periodic reader settled, or its first problem.
+fn periodic_reader(periodic: &PeriodicReader, at: &str) -> Result<Periodic, Problem> {
+    let interval = match periodic.interval {
+        None => Duration::from_secs(60),
+        Some(n) if n <= 0 => {
+            return Err((
+                format!("{at}.interval"),
+                format!("{n} must be positive (milliseconds)"),
+            ));
+        }
+        Some(n) => Duration::from_millis(n as u64),
+    };
+    if let Some(n) = periodic.timeout.filter(|n| *n < 0) {
+        return Err((
+            format!("{at}.timeout"),
+            format!("{n} is negative; give milliseconds"),
+        ));
+    }
+    let destination = periodic
+        .exporter
+        .destination(&format!("{at}.exporter"), Signal::Metrics)?;
+    Ok(Periodic {
+        interval,
+        destination,
+    })
 }
 
 /// `host:port` as the address to listen on: (the key, why) when it cannot be.
@@ -126,6 +177,36 @@ mod tests {
         crate::config::tree::from_str(text).unwrap()
     }
 
+    fn pull_address(readers: &[MetricReader]) -> Result<SocketAddr, Vec<Problem>> {
+        settle(readers).map(|(address, _)| address.unwrap())
+    }
+
+    // The chart's internalTelemetryViaOTLP shape: periodic readers next to a pull reader, each
+    // with the schema's defaults unless given.
+    #[test]
+    fn periodic_readers_push() {
+        let both = readers(
+            "- pull: {exporter: {prometheus: {host: localhost, port: 8888}}}\n- periodic: {exporter: {otlp: {endpoint: 'http://localhost:4318', protocol: http/protobuf}}}\n- periodic: {interval: 250, exporter: {otlp: {endpoint: 'http://localhost:4317', protocol: grpc, temporality_preference: cumulative}}}",
+        );
+        let (address, pushed) = settle(&both).unwrap();
+        assert_eq!(address, Some("127.0.0.1:8888".parse().unwrap()));
+        assert_eq!(pushed.len(), 2);
+        assert_eq!(pushed[0].interval, Duration::from_secs(60));
+        assert_eq!(pushed[1].interval, Duration::from_millis(250));
+        assert!(matches!(
+            pushed[0].destination,
+            super::super::otelconf::Destination::Http(_)
+        ));
+        assert!(matches!(
+            pushed[1].destination,
+            super::super::otelconf::Destination::Grpc(_)
+        ));
+        let alone = readers(
+            "- periodic: {exporter: {otlp: {endpoint: 'http://x:4318', protocol: http/protobuf}}}",
+        );
+        assert_eq!(settle(&alone).unwrap().0, None);
+    }
+
     // The chart's shape: one pull reader; `localhost` is loopback, `0.0.0.0` every interface.
     #[test]
     fn a_pull_reader_gives_the_address() {
@@ -136,6 +217,7 @@ mod tests {
             pull_address(&one).unwrap(),
             "127.0.0.1:8888".parse().unwrap()
         );
+        assert!(settle(&one).unwrap().1.is_empty());
         let all = readers(
             "- pull:\n    exporter:\n      prometheus:\n        host: '0.0.0.0'\n        port: 9999\n",
         );
@@ -148,10 +230,23 @@ mod tests {
     #[test]
     fn refusals_name_the_key() {
         let problems = |text: &str| pull_address(&readers(text)).unwrap_err();
-        let periodic =
-            problems("- periodic: {exporter: {otlp: {protocol: grpc, endpoint: 'http://x:4317'}}}");
-        assert_eq!(periodic[0].0, "readers[0].periodic");
-        assert!(periodic[0].1.contains("scraping only"));
+        let zero = problems(
+            "- periodic: {interval: 0, exporter: {otlp: {protocol: grpc, endpoint: 'http://x:4317'}}}",
+        );
+        assert_eq!(zero[0].0, "readers[0].periodic.interval");
+        let console = problems("- periodic: {exporter: {console: {}}}");
+        assert_eq!(console[0].0, "readers[0].periodic.exporter.console");
+        let delta = problems(
+            "- periodic: {exporter: {otlp: {protocol: grpc, endpoint: 'x:1', temporality_preference: delta}}}",
+        );
+        assert_eq!(
+            delta[0].0,
+            "readers[0].periodic.exporter.otlp.temporality_preference"
+        );
+        let json = problems(
+            "- periodic: {exporter: {otlp: {protocol: http/json, endpoint: 'http://x:1'}}}",
+        );
+        assert_eq!(json[0].0, "readers[0].periodic.exporter.otlp.protocol");
         let two = problems(
             "- pull: {exporter: {prometheus: {host: localhost, port: 1}}}\n- pull: {exporter: {prometheus: {host: localhost, port: 2}}}",
         );

@@ -3,8 +3,9 @@
 //! sees in Tempo where time goes and what failed.
 //!
 //! They leave through an exporter of their own, never through a pipeline, so tracing an export
-//! cannot feed itself. Spans wait at most a second, up to 512 at a time; when the self-trace
-//! exporter cannot keep up they are dropped and counted, never queued without a bound.
+//! cannot feed itself. Spans wait at most a second, up to 512 at a time (or what the collector
+//! shape's `batch` processor says); when the self-trace exporter cannot keep up they are
+//! dropped and counted, never queued without a bound.
 
 use crate::pdata::{Batch, RequestContext};
 use crate::telemetry::catalog;
@@ -21,6 +22,15 @@ use std::time::{Duration, SystemTime};
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
 const MAX_PENDING: usize = 512;
 
+/// The scope of everything trailhead says about itself.
+pub fn scope() -> InstrumentationScope {
+    InstrumentationScope {
+        name: "trailhead".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        ..InstrumentationScope::default()
+    }
+}
+
 /// What one span says, besides its name and times.
 pub type Attributes<'a> = &'a [(&'a str, any_value::Value)];
 
@@ -35,6 +45,11 @@ pub struct SelfTracer {
     exporter: Box<dyn SpanSink>,
     pending: Mutex<Vec<Span>>,
     dropped: Counter,
+    resource: Vec<KeyValue>,
+    flush_every: Duration,
+    max_pending: usize,
+    /// Wakes the sender early: a full batch, or every span when `flush_every` is zero.
+    wake: tokio::sync::Notify,
 }
 
 impl SelfTracer {
@@ -43,7 +58,25 @@ impl SelfTracer {
             exporter: Box::new(exporter),
             pending: Mutex::new(Vec::new()),
             dropped: registry.counter(&catalog::SELF_TRACES_DROPPED, &[]),
+            resource: vec![attribute(
+                "service.name",
+                any_value::Value::StringValue("trailhead".into()),
+            )],
+            flush_every: FLUSH_EVERY,
+            max_pending: MAX_PENDING,
+            wake: tokio::sync::Notify::new(),
         }
+    }
+
+    /// The same tracer with the config's resource, how long spans wait and how many are held.
+    pub fn with(
+        mut self,
+        resource: Vec<KeyValue>,
+        flush_every: Duration,
+        max_pending: usize,
+    ) -> Self {
+        (self.resource, self.flush_every, self.max_pending) = (resource, flush_every, max_pending);
+        self
     }
 
     /// Records one span; `error` marks it failed with that message.
@@ -77,18 +110,22 @@ impl SelfTracer {
             ..Span::default()
         };
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        if pending.len() >= MAX_PENDING {
+        if pending.len() >= self.max_pending {
             self.dropped.add(1);
         } else {
             pending.push(span);
         }
+        if self.flush_every.is_zero() || pending.len() >= self.max_pending {
+            self.wake.notify_one();
+        }
     }
 
-    /// Sends what is pending every second until `stop`, then once more.
+    /// Sends what is pending every `flush_every` (or when woken) until `stop`, then once more.
     pub async fn run(self: std::sync::Arc<Self>, stop: tokio_util::sync::CancellationToken) {
         loop {
             let stopping = tokio::select! {
-                () = tokio::time::sleep(FLUSH_EVERY) => false,
+                () = tokio::time::sleep(self.flush_every.max(Duration::from_millis(1))) => false,
+                () = self.wake.notified() => false,
                 () = stop.cancelled() => true,
             };
             self.flush().await;
@@ -107,18 +144,11 @@ impl SelfTracer {
         let request = ExportTraceServiceRequest {
             resource_spans: vec![ResourceSpans {
                 resource: Some(Resource {
-                    attributes: vec![attribute(
-                        "service.name",
-                        any_value::Value::StringValue("trailhead".into()),
-                    )],
+                    attributes: self.resource.clone(),
                     ..Resource::default()
                 }),
                 scope_spans: vec![ScopeSpans {
-                    scope: Some(InstrumentationScope {
-                        name: "trailhead".into(),
-                        version: env!("CARGO_PKG_VERSION").into(),
-                        ..InstrumentationScope::default()
-                    }),
+                    scope: Some(scope()),
                     spans,
                     ..ScopeSpans::default()
                 }],

@@ -1,0 +1,340 @@
+//! `periodic` metric readers: trailhead's own metrics pushed over OTLP every `interval`, with the
+//! resource. Counters become monotonic cumulative sums (named without `_total`, as the
+//! collector names its own), gauges gauges, histograms explicit-bucket histograms.
+//!
+//! The points are read from the registry's Prometheus text, the one place that reads every
+//! series (`prometheus-client` hands its values to an encoder only), so a push and a scrape
+//! at the same moment say the same. The text is trailhead's own, in one known format; its
+//! parse is a few lines here rather than a crate for the whole exposition format.
+
+use super::metrics::Registry;
+use super::traces::SpanSink;
+use crate::pdata::{Batch, RequestContext, Signal};
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
+use opentelemetry_proto::tonic::metrics::v1::{
+    AggregationTemporality, Gauge, Histogram, HistogramDataPoint, Metric, NumberDataPoint,
+    ResourceMetrics, ScopeMetrics, Sum, metric, number_data_point,
+};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// One sample line: `name{label="value",…} value`.
+#[derive(Debug, PartialEq)]
+struct Sample {
+    name: String,
+    labels: Vec<(String, String)>,
+    value: f64,
+}
+
+/// A sample line, or `None` for a comment or a line it cannot read.
+fn sample(line: &str) -> Option<Sample> {
+    let (series, value) = line.rsplit_once(' ')?;
+    let value = match value {
+        "+Inf" => f64::INFINITY,
+        "-Inf" => f64::NEG_INFINITY,
+        number => number.parse().ok()?,
+    };
+    let (name, labels) = match series.split_once('{') {
+        Some((name, rest)) => (name, labels(rest.strip_suffix('}')?)?),
+        None => (series, Vec::new()),
+    };
+    Some(Sample {
+        name: name.to_string(),
+        labels,
+        value,
+    })
+}
+
+/// `a="x",b="y\"z"` as pairs, with the text format's escapes undone.
+fn labels(text: &str) -> Option<Vec<(String, String)>> {
+    let mut pairs = Vec::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        let (name, after) = rest.split_once("=\"")?;
+        let mut value = String::new();
+        let mut chars = after.char_indices();
+        let end = loop {
+            match chars.next()? {
+                (_, '\\') => match chars.next()?.1 {
+                    'n' => value.push('\n'),
+                    other => value.push(other),
+                },
+                (at, '"') => break at,
+                (_, c) => value.push(c),
+            }
+        };
+        pairs.push((name.trim_start_matches(',').to_string(), value));
+        rest = &after[end + 1..];
+    }
+    Some(pairs)
+}
+
+/// The registry's metrics as OTLP metrics; cumulative ones count from `start`.
+pub fn metrics(text: &str, start: SystemTime, now: SystemTime) -> Vec<Metric> {
+    let (start, now) = (nanos(start), nanos(now));
+    let mut out = Vec::new();
+    let mut family: Option<(String, String)> = None;
+    let mut samples = Vec::new();
+    for line in text.lines().chain(["# TYPE end end"]) {
+        if let Some(declared) = line.strip_prefix("# TYPE ") {
+            if let Some((name, kind)) = family.take() {
+                out.extend(metric(
+                    &name,
+                    &kind,
+                    std::mem::take(&mut samples),
+                    start,
+                    now,
+                ));
+            }
+            let (name, kind) = declared.split_once(' ').unwrap_or((declared, ""));
+            family = Some((name.to_string(), kind.to_string()));
+        } else if !line.starts_with('#') {
+            samples.extend(sample(line));
+        }
+    }
+    out
+}
+
+/// One family's OTLP metric, when it has points.
+fn metric(name: &str, kind: &str, samples: Vec<Sample>, start: u64, now: u64) -> Option<Metric> {
+    let number = |s: &Sample, start| NumberDataPoint {
+        attributes: attributes(&s.labels),
+        start_time_unix_nano: start,
+        time_unix_nano: now,
+        value: Some(match s.value.fract() == 0.0 && s.value.abs() < 9e15 {
+            true => number_data_point::Value::AsInt(s.value as i64),
+            false => number_data_point::Value::AsDouble(s.value),
+        }),
+        ..NumberDataPoint::default()
+    };
+    let (name, data) = match kind {
+        "counter" => (
+            name.strip_suffix("_total").unwrap_or(name),
+            metric::Data::Sum(Sum {
+                data_points: samples.iter().map(|s| number(s, start)).collect(),
+                aggregation_temporality: AggregationTemporality::Cumulative as i32,
+                is_monotonic: true,
+            }),
+        ),
+        "gauge" => (
+            name,
+            metric::Data::Gauge(Gauge {
+                data_points: samples.iter().map(|s| number(s, 0)).collect(),
+            }),
+        ),
+        "histogram" => (
+            name,
+            metric::Data::Histogram(Histogram {
+                data_points: histogram_points(name, samples, start, now),
+                aggregation_temporality: AggregationTemporality::Cumulative as i32,
+            }),
+        ),
+        _ => return None,
+    };
+    Some(Metric {
+        name: name.to_string(),
+        data: Some(data),
+        ..Metric::default()
+    })
+}
+
+/// A histogram's series from its `_bucket` (cumulative, by `le`), `_sum` and `_count` lines.
+fn histogram_points(
+    name: &str,
+    samples: Vec<Sample>,
+    start: u64,
+    now: u64,
+) -> Vec<HistogramDataPoint> {
+    let mut series: BTreeMap<Vec<(String, String)>, HistogramDataPoint> = BTreeMap::new();
+    let mut cumulative: BTreeMap<Vec<(String, String)>, Vec<(f64, u64)>> = BTreeMap::new();
+    for mut s in samples {
+        let suffix = s.name.strip_prefix(name).unwrap_or_default().to_string();
+        let le = s
+            .labels
+            .iter()
+            .position(|(k, _)| k == "le")
+            .map(|i| s.labels.remove(i).1);
+        let point = series
+            .entry(s.labels.clone())
+            .or_insert_with(|| HistogramDataPoint {
+                attributes: attributes(&s.labels),
+                start_time_unix_nano: start,
+                time_unix_nano: now,
+                ..HistogramDataPoint::default()
+            });
+        match (suffix.as_str(), le) {
+            ("_sum", _) => point.sum = Some(s.value),
+            ("_count", _) => point.count = s.value as u64,
+            ("_bucket", Some(le)) => {
+                let bound = if le == "+Inf" {
+                    f64::INFINITY
+                } else {
+                    le.parse().unwrap_or(f64::NAN)
+                };
+                cumulative
+                    .entry(s.labels)
+                    .or_default()
+                    .push((bound, s.value as u64));
+            }
+            _ => {}
+        }
+    }
+    for (labels, mut buckets) in cumulative {
+        let Some(point) = series.get_mut(&labels) else {
+            continue;
+        };
+        buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let mut below = 0;
+        for (bound, count) in buckets {
+            if bound.is_finite() {
+                point.explicit_bounds.push(bound);
+            }
+            point.bucket_counts.push(count.saturating_sub(below));
+            below = count;
+        }
+    }
+    series.into_values().collect()
+}
+
+fn attributes(labels: &[(String, String)]) -> Vec<KeyValue> {
+    labels
+        .iter()
+        .map(|(k, v)| super::otelconf::key_value(k, any_value::Value::StringValue(v.clone())))
+        .collect()
+}
+
+fn nanos(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// One periodic reader: pushes the registry every `interval` to `exporter` until `stop`, and
+/// once more then. A push the exporter's queue cannot take is dropped, its points counted as
+/// the exporter's failed items (`trailhead_exporter_send_failed_items_total`).
+pub struct MetricPusher {
+    /// The exporter's id: points it cannot take count as its failed items.
+    pub id: String,
+    pub registry: Arc<Registry>,
+    pub exporter: Box<dyn SpanSink>,
+    pub resource: Vec<KeyValue>,
+    pub interval: Duration,
+}
+
+impl MetricPusher {
+    pub async fn run(self, stop: tokio_util::sync::CancellationToken) {
+        let values = [self.id.as_str(), Signal::Metrics.as_str()];
+        let dropped = self
+            .registry
+            .counter(&super::catalog::EXPORTER_FAILED, &values);
+        let start = SystemTime::now();
+        loop {
+            let stopping = tokio::select! {
+                () = tokio::time::sleep(self.interval) => false,
+                () = stop.cancelled() => true,
+            };
+            let metrics = metrics(&self.registry.render(), start, SystemTime::now());
+            let request = ExportMetricsServiceRequest {
+                resource_metrics: vec![ResourceMetrics {
+                    resource: Some(Resource {
+                        attributes: self.resource.clone(),
+                        ..Resource::default()
+                    }),
+                    scope_metrics: vec![ScopeMetrics {
+                        scope: Some(super::traces::scope()),
+                        metrics,
+                        ..ScopeMetrics::default()
+                    }],
+                    ..ResourceMetrics::default()
+                }],
+            };
+            let batch = Batch::from_message(
+                Signal::Metrics,
+                &request,
+                RequestContext::internal("self-metrics"),
+            );
+            let points = batch.items as u64;
+            if !self.exporter.offer(batch).await {
+                dropped.add(points);
+            }
+            if stopping {
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telemetry::catalog::{Kind, Metric as Declared};
+
+    // A counter, a gauge and a histogram read back from the registry's own text: names,
+    // attributes, values and buckets as a scrape shows them.
+    #[test]
+    fn the_registry_becomes_otlp() {
+        const ITEMS: Declared = Declared {
+            name: "t_items_total",
+            kind: Kind::Counter,
+            labels: &["receiver"],
+            help: "Items.",
+        };
+        const QUEUE: Declared = Declared {
+            name: "t_queue",
+            kind: Kind::Gauge,
+            labels: &[],
+            help: "Queue.",
+        };
+        const BATCH: Declared = Declared {
+            name: "t_batch",
+            kind: Kind::Histogram,
+            labels: &["e"],
+            help: "Batch.",
+        };
+        let registry = Registry::default();
+        registry.counter(&ITEMS, &["ot\"lp"]).add(3);
+        registry.gauge_fn(&QUEUE, &[], || 7.5);
+        let h = registry.histogram(&BATCH, &["x"], &[10.0, 100.0]);
+        h.observe(5.0);
+        h.observe(50.0);
+        h.observe(500.0);
+        let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1);
+        let found = metrics(&registry.render(), start, SystemTime::now());
+        let named = |n: &str| {
+            found
+                .iter()
+                .find(|m| m.name == n)
+                .unwrap_or_else(|| panic!("{n} in {found:?}"))
+        };
+        let Some(metric::Data::Sum(sum)) = &named("t_items").data else {
+            panic!()
+        };
+        assert!(sum.is_monotonic);
+        assert_eq!(
+            sum.data_points[0].value,
+            Some(number_data_point::Value::AsInt(3))
+        );
+        assert_eq!(sum.data_points[0].start_time_unix_nano, 1_000_000_000);
+        let label = format!("{:?}", sum.data_points[0].attributes[0]);
+        assert!(
+            label.contains("receiver") && label.contains("ot\\\"lp"),
+            "{label}"
+        );
+        let Some(metric::Data::Gauge(gauge)) = &named("t_queue").data else {
+            panic!()
+        };
+        assert_eq!(
+            gauge.data_points[0].value,
+            Some(number_data_point::Value::AsDouble(7.5))
+        );
+        let Some(metric::Data::Histogram(histogram)) = &named("t_batch").data else {
+            panic!()
+        };
+        let point = &histogram.data_points[0];
+        assert_eq!(point.explicit_bounds, vec![10.0, 100.0]);
+        assert_eq!(point.bucket_counts, vec![1, 1, 1]);
+        assert_eq!((point.count, point.sum), (3, Some(555.0)));
+    }
+}
