@@ -121,10 +121,8 @@ async fn peer_address_reaches_processors() {
     let zipkin_router =
         receivers::zipkin::router("zipkin", &Default::default(), &consumers("zipkin")).unwrap();
     let zipkin = serve("zipkin", zipkin_router).await.unwrap();
-    let grpc_config = receivers::otlp::grpc::GrpcConfig {
-        endpoint: "127.0.0.1:0".into(),
-        ..Default::default()
-    };
+    let mut grpc_config: receivers::otlp::grpc::GrpcConfig = Default::default();
+    grpc_config.endpoint = "127.0.0.1:0".into();
     let grpc_router =
         receivers::otlp::grpc::router("otlp/grpc", &grpc_config, &consumers("otlp/grpc"));
     let grpc = serve("grpc", grpc_router).await.unwrap();

@@ -167,6 +167,10 @@ def listener():
     return f"127.0.0.1:{free_port()}"
 
 
+# Jaeger's agent protocols, on UDP.
+UDP_PROTOCOLS = ("thrift_compact", "thrift_binary")
+
+
 def move_receiver(rid, body):
     """A receiver's listeners onto 127.0.0.1 and free ports: {protocol: port} of those moved.
     Only the listening receivers are touched: another receiver's `endpoint` is what it scrapes."""
@@ -177,7 +181,12 @@ def move_receiver(rid, body):
             settings = protocols[name] if isinstance(protocols[name], dict) else {}
             settings["endpoint"] = listener()
             protocols[name] = settings
-            moved[name] = int(settings["endpoint"].rsplit(":", 1)[1])
+            if name not in UDP_PROTOCOLS:  # a UDP socket cannot be seen listening by connecting
+                moved[name] = int(settings["endpoint"].rsplit(":", 1)[1])
+    elif kind_of(rid) in ("fluentforward", "fluent_forward"):
+        body = body if isinstance(body, dict) else {}
+        body["endpoint"] = listener()
+        moved["forward"] = int(body["endpoint"].rsplit(":", 1)[1])
     elif kind_of(rid) == "zipkin":
         body = body if isinstance(body, dict) else {}
         body["endpoint"] = listener()
