@@ -69,14 +69,18 @@ pub trait Kind: Sized {
 /// What a receiver kind does besides parsing.
 pub trait Receiver: Send + Sync {
     /// Each `auth:` it has, with the key path from its id to the section holding it.
-    fn auth(&self) -> Vec<(&'static [&'static str], &AuthConfig)>;
-    /// The servers it listens with, feeding `consumers`.
+    fn auth(&self) -> Vec<(&'static [&'static str], &AuthConfig)> {
+        Vec::new()
+    }
+    /// The HTTP and gRPC servers it listens with, feeding `consumers`.
     fn servers<'c>(
         &'c self,
-        id: &str,
-        consumers: &Consumers,
-        build: &Build<'_>,
-    ) -> Result<Vec<ReceiverServer<'c>>, StartError>;
+        _id: &str,
+        _consumers: &Consumers,
+        _build: &Build<'_>,
+    ) -> Result<Vec<ReceiverServer<'c>>, StartError> {
+        Ok(Vec::new())
+    }
     /// Listeners that are not an HTTP router (UDP sockets, raw TCP) and loops that listen on
     /// nothing (scrapers), started here until `stop`. A listener is returned, so shutdown waits
     /// for what it has accepted; a loop without an address is spawned on the supervisor.

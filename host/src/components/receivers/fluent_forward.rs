@@ -1,8 +1,7 @@
 //! The `fluent_forward` receiver kind (`fluentforward`, its deprecated name in the collector,
 //! is still read): fluentd's and fluent-bit's Forward protocol, logs only.
 
-use crate::auth::AuthConfig;
-use crate::components::{Build, Kind, Receiver, ReceiverServer, StartError};
+use crate::components::{Build, Kind, Receiver, StartError};
 use crate::config::or_default;
 use crate::pdata::Signal;
 use crate::receivers::fluent_forward::{self, FluentForwardReceiverConfig};
@@ -28,19 +27,6 @@ impl Kind for FluentForwardReceiverConfig {
 }
 
 impl Receiver for FluentForwardReceiverConfig {
-    fn auth(&self) -> Vec<(&'static [&'static str], &AuthConfig)> {
-        Vec::new()
-    }
-
-    fn servers<'c>(
-        &'c self,
-        _id: &str,
-        _consumers: &Consumers,
-        _build: &Build<'_>,
-    ) -> Result<Vec<ReceiverServer<'c>>, StartError> {
-        Ok(Vec::new())
-    }
-
     fn start_own<'a>(
         &'a self,
         id: &'a str,

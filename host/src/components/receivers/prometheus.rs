@@ -1,8 +1,7 @@
 //! The `prometheus` receiver kind: scrapes Prometheus targets into the metrics pipelines. It
 //! listens on nothing; its scrape loops start in `start_own`.
 
-use crate::auth::AuthConfig;
-use crate::components::{Build, Kind, Receiver, ReceiverServer, StartError};
+use crate::components::{Build, Kind, Receiver, StartError};
 use crate::pdata::Signal;
 use crate::receivers::prometheus::{PrometheusReceiverConfig, scrape};
 use crate::receivers::{Consumers, Listening};
@@ -30,19 +29,6 @@ impl Kind for PrometheusReceiverConfig {
 }
 
 impl Receiver for PrometheusReceiverConfig {
-    fn auth(&self) -> Vec<(&'static [&'static str], &AuthConfig)> {
-        Vec::new()
-    }
-
-    fn servers<'c>(
-        &'c self,
-        _id: &str,
-        _consumers: &Consumers,
-        _build: &Build<'_>,
-    ) -> Result<Vec<ReceiverServer<'c>>, StartError> {
-        Ok(Vec::new())
-    }
-
     /// One loop per target on the supervisor, each until `stop`.
     fn start_own<'a>(
         &'a self,

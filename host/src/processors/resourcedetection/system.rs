@@ -44,6 +44,7 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Switch {
+    /// Whether the detector sets the attribute.
     pub enabled: bool,
 }
 
