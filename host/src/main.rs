@@ -255,7 +255,7 @@ fn init_logs(config: &Config) {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(logs.directive().unwrap_or("info")));
     let pushed = config.service.telemetry.push.logs.as_ref();
-    let otlp = pushed.map(trailhead::telemetry::logs_export::layer);
+    let otlp = pushed.map(|b| trailhead::telemetry::logs_export::layer(b.max_queue, b.delay));
     let stderr = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let registry = tracing_subscriber::registry().with(filter).with(otlp);
     match logs.encoding {

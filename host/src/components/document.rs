@@ -86,7 +86,7 @@ pub struct TelemetryConfig {
     pub resource: Option<serde_json::Value>,
     /// What is pushed over OTLP, settled from the keys above when the file is read.
     #[serde(skip)]
-    pub push: crate::telemetry::otelconf::Push,
+    pub push: crate::components::otelconf::Push,
 }
 
 /// `service.telemetry.logs`.
@@ -114,7 +114,7 @@ pub struct LogsConfig {
     pub error_output_paths: Vec<String>,
     /// Also send the logs over OTLP: one `batch` or `simple` processor with an `otlp`
     /// exporter, as the collector's `otelconf` schema has it.
-    pub processors: Vec<crate::telemetry::otelconf::ProcessorConfig>,
+    pub processors: Vec<crate::components::otelconf::ProcessorConfig>,
 }
 
 impl LogsConfig {
@@ -151,7 +151,7 @@ pub struct MetricsConfig {
     pub level: String,
     /// The collector's form: one `pull` reader with a `prometheus` exporter at `host` and
     /// `port`, instead of `address`, and `periodic` readers pushing over OTLP.
-    pub readers: Option<Vec<crate::telemetry::readers::MetricReader>>,
+    pub readers: Option<Vec<crate::components::readers::MetricReader>>,
 }
 
 impl Default for ServiceConfig {

@@ -17,8 +17,10 @@ mod diff;
 mod document;
 mod exporters;
 mod extensions;
+pub mod otelconf;
 mod out_of_scope;
 mod processors;
+pub mod readers;
 mod receivers;
 mod telemetry;
 #[cfg(test)]

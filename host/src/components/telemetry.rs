@@ -3,11 +3,11 @@
 //! and the resource become `push`, and levels are checked, each problem located.
 
 use super::Config;
+use crate::components::otelconf::{self, Batching, CollectorTraces, Destination};
+use crate::components::readers;
 use crate::config::Diagnostic;
 use crate::exporters::otlp::OtlpExporterConfig;
 use crate::pdata::Signal;
-use crate::telemetry::otelconf::{self, Batching, CollectorTraces, Destination};
-use crate::telemetry::readers;
 use std::time::Duration;
 
 const METRICS: [&str; 3] = ["service", "telemetry", "metrics"];
@@ -131,7 +131,7 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::Config;
-    use crate::telemetry::otelconf::Destination;
+    use crate::components::otelconf::Destination;
     use std::path::Path;
     use std::time::Duration;
 

@@ -227,7 +227,7 @@ fn start_own_telemetry(
     secrets: &Secrets,
     exporters: &mut Exporters,
 ) -> Result<(), StartError> {
-    use crate::telemetry::otelconf::Destination;
+    use crate::components::otelconf::Destination;
     let push = &config.service.telemetry.push;
     let stop = exporters.stop.clone();
     let mut spawn = |id: &str, signal: Signal, to: &Destination, telemetry: &Telemetry| {

@@ -48,14 +48,14 @@ pub fn installed() -> Option<Arc<HeldLogs>> {
 }
 
 /// The layer that holds records for `batching`; the first call installs it for [`installed`].
-pub fn layer(batching: &super::otelconf::Batching) -> LogLayer {
+pub fn layer(max_queue: usize, delay: std::time::Duration) -> LogLayer {
     let held = Arc::new(HeldLogs {
         records: Mutex::new(Vec::new()),
-        max_queue: batching.max_queue,
+        max_queue,
         dropped_early: Default::default(),
         dropped: OnceLock::new(),
         wake: tokio::sync::Notify::new(),
-        wake_every_record: batching.delay.is_zero(),
+        wake_every_record: delay.is_zero(),
     });
     let _ = INSTALLED.set(held.clone());
     LogLayer { held }
@@ -189,8 +189,7 @@ impl Fields {
                 {
                     self.about_own_exporter = true;
                 }
-                self.attributes
-                    .push(super::otelconf::key_value(name, value));
+                self.attributes.push(super::push::key_value(name, value));
             }
         }
     }

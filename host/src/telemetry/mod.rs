@@ -8,10 +8,10 @@ pub mod health;
 pub mod heap;
 pub mod logs_export;
 pub mod metrics;
-pub mod otelconf;
+
 pub mod profiles;
 pub mod push;
-pub mod readers;
+
 pub mod supervisor;
 pub mod traces;
 

@@ -11,7 +11,7 @@ use super::metrics::Registry;
 use super::traces::SpanSink;
 use crate::pdata::{Batch, RequestContext, Signal};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::metrics::v1::{
     AggregationTemporality, Gauge, Histogram, HistogramDataPoint, Metric, NumberDataPoint,
     ResourceMetrics, ScopeMetrics, Sum, metric, number_data_point,
@@ -202,7 +202,7 @@ fn histogram_points(
 fn attributes(labels: &[(String, String)]) -> Vec<KeyValue> {
     labels
         .iter()
-        .map(|(k, v)| super::otelconf::key_value(k, any_value::Value::StringValue(v.clone())))
+        .map(|(k, v)| key_value(k, any_value::Value::StringValue(v.clone())))
         .collect()
 }
 
@@ -263,6 +263,14 @@ impl MetricPusher {
                 return;
             }
         }
+    }
+}
+
+pub fn key_value(key: &str, value: any_value::Value) -> KeyValue {
+    KeyValue {
+        key: key.to_string(),
+        value: Some(AnyValue { value: Some(value) }),
+        ..KeyValue::default()
     }
 }
 

@@ -8,7 +8,8 @@
 use crate::exporters::otlp::OtlpExporterConfig;
 use crate::exporters::otlp_http::OtlpHttpExporterConfig;
 use crate::pdata::Signal;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+pub use crate::telemetry::push::key_value;
+use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::path::PathBuf;
@@ -437,14 +438,6 @@ fn any_value(value: Value) -> any_value::Value {
         },
         Value::String(s) => any_value::Value::StringValue(s),
         other => any_value::Value::StringValue(other.to_string()),
-    }
-}
-
-pub fn key_value(key: &str, value: any_value::Value) -> KeyValue {
-    KeyValue {
-        key: key.to_string(),
-        value: Some(AnyValue { value: Some(value) }),
-        ..KeyValue::default()
     }
 }
 
