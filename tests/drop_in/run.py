@@ -374,6 +374,13 @@ def component_of(refusal):
     if match:
         # The path may end at the field already (`…http.cors: unknown field `cors``).
         return match[1] if match[1].split(".")[-1] == match[2] else f"{match[1]}.{match[2]}"
+    match = re.match(r"pipeline `[^`]+`: unknown pipeline type `([^`]+)`", text)
+    if match:
+        return f"pipeline type {match[1]}"
+    # A pipeline naming a component the file does not define: the collector refuses it too.
+    match = re.match(r"pipeline `([^`]+)`: references (\w+) `([^`]+)`, which is not defined", text)
+    if match:
+        return f"pipeline {match[1]}: undefined {match[2]} {match[3]}"
     match = re.match(r"([\w./\-\[\]]+): ", text)
     return match[1] if match else ""
 
