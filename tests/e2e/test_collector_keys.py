@@ -2,6 +2,7 @@
 expansion, the `logging` exporter, `service.telemetry.metrics.readers`, `cors` and
 `include_metadata`, each through the running binary with real HTTP and gRPC clients."""
 
+import re
 import subprocess
 import time
 
@@ -73,14 +74,16 @@ def test_metrics_readers_serve_at_their_port(sink, start_trailhead):
     assert "# TYPE trailhead_" in text, text[:500]
 
 
-# A periodic (OTLP push) reader is refused naming its key: trailhead's metrics are scraped.
-def test_periodic_readers_are_refused(tmp_path, sink):
+# A periodic reader pushes over OTLP (test_own_telemetry_otlp.py); one whose exporter trailhead
+# cannot be (`console`) is refused naming its key and why.
+def test_periodic_reader_with_console_exporter_is_refused(tmp_path, sink):
     config = gateway_config(sink.endpoint)
-    periodic = {"exporter": {"otlp": {"protocol": "grpc", "endpoint": "http://127.0.0.1:4317"}}}
+    periodic = {"exporter": {"console": {}}}
     config["service"]["telemetry"] = {"metrics": {"readers": [{"periodic": periodic}]}}
     checked = validate(tmp_path, config)
     assert checked.returncode != 0
-    assert "a periodic reader" in checked.stderr and "scraping only" in checked.stderr, checked.stderr
+    assert re.search(r"check\.yaml:\d+:\d+: service\.telemetry\.metrics: .*over OTLP only; use `otlp`",
+                     checked.stderr), checked.stderr
 
 
 # A browser's preflight from an allowed origin (a wildcard) is answered 204 with the allowing
