@@ -2,14 +2,17 @@
 // components trailhead's interop tests and benchmarks use: OTLP, Zipkin, Jaeger and Fluent Forward
 // receivers; the batch,
 // memory_limiter, filter and k8sattributes processors and the catalog trailhead's plugins are checked against
-// (attributes, resource, transform, redaction, probabilistic_sampler); OTLP, debug and file exporters. It is built by `make peers` and never committed.
+// (attributes, resource, transform, redaction, probabilistic_sampler); OTLP, debug and file exporters;
+// the forward and spanmetrics connectors and the oidc extension. It is built by `make peers` and never committed.
 package main
 
 import (
 	"log"
 
+	"github.com/open-telemetry/opentelemetry-collector-contrib/connector/spanmetricsconnector"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/exporter/fileexporter"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/exporter/loadbalancingexporter"
+	"github.com/open-telemetry/opentelemetry-collector-contrib/extension/oidcauthextension"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/processor/attributesprocessor"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/processor/filterprocessor"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/processor/k8sattributesprocessor"
@@ -23,12 +26,15 @@ import (
 	"github.com/open-telemetry/opentelemetry-collector-contrib/receiver/zipkinreceiver"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/connector"
+	"go.opentelemetry.io/collector/connector/forwardconnector"
 	"go.opentelemetry.io/collector/confmap/provider/envprovider"
 	"go.opentelemetry.io/collector/confmap/provider/fileprovider"
 	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/exporter/debugexporter"
 	"go.opentelemetry.io/collector/exporter/otlpexporter"
 	"go.opentelemetry.io/collector/exporter/otlphttpexporter"
+	"go.opentelemetry.io/collector/extension"
 	"go.opentelemetry.io/collector/otelcol"
 	"go.opentelemetry.io/collector/processor"
 	"go.opentelemetry.io/collector/processor/batchprocessor"
@@ -58,6 +64,17 @@ func components() (otelcol.Factories, error) {
 	factories.Exporters, err = otelcol.MakeFactoryMap[exporter.Factory](
 		otlpexporter.NewFactory(), debugexporter.NewFactory(), fileexporter.NewFactory(),
 		otlphttpexporter.NewFactory(), loadbalancingexporter.NewFactory())
+	if err != nil {
+		return factories, err
+	}
+	// The connectors and the auth extension served at v0.161.0 (routing, servicegraph, basicauth
+	// and headers_setter are not: trailhead's are checked against the collector's sources).
+	factories.Connectors, err = otelcol.MakeFactoryMap[connector.Factory](
+		forwardconnector.NewFactory(), spanmetricsconnector.NewFactory())
+	if err != nil {
+		return factories, err
+	}
+	factories.Extensions, err = otelcol.MakeFactoryMap[extension.Factory](oidcauthextension.NewFactory())
 	return factories, err
 }
 
