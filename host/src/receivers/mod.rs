@@ -5,6 +5,7 @@
 pub mod body;
 pub mod cors;
 pub mod fluent_forward;
+pub mod grpc_unary;
 pub mod ingest;
 pub mod jaeger;
 pub mod keepalive;

@@ -7,20 +7,15 @@
 //! them: a trace id is 16 bytes (or 8, the low half), a span id 8, any other length an error.
 
 use super::to_otlp::{self, Form, JaegerBatch, JaegerSpan, Log, Process, SpanRef, Tag, TagValue};
-use crate::pdata::grpc::RawCodec;
 use crate::pdata::{Batch, RequestContext};
 use crate::pipeline::Fanout;
-use crate::receivers::otlp::grpc::{DefaultEndpoint, GrpcConfig, oversize_is_resource_exhausted};
-use axum::body::Body;
+use crate::receivers::grpc_unary::{RawUnary, with_unknown_method};
+use crate::receivers::otlp::grpc::{DefaultEndpoint, GrpcConfig};
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use prost::Message;
-use std::convert::Infallible;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use tonic::Status;
-use tonic::codec::CompressionEncoding;
-use tonic::server::UnaryService;
 
 /// The gRPC path of `PostSpans`.
 pub const POST_SPANS: &str = "/jaeger.api_v2.CollectorService/PostSpans";
@@ -233,82 +228,29 @@ pub fn router<E: DefaultEndpoint>(
     config: &GrpcConfig<E>,
     fanout: Arc<Fanout>,
 ) -> axum::Router {
-    let service = PostSpansService {
-        handler: PostSpansHandler {
-            fanout,
-            receiver: Arc::from(id),
-        },
-        max_message_bytes: config.max_recv_msg_size_mib << 20,
-    };
-    axum::Router::new()
-        .route_service(POST_SPANS, service)
-        .fallback(|| async { Status::unimplemented("unknown method").into_http::<Body>() })
+    let max_message_bytes = config.max_recv_msg_size_mib << 20;
+    let post_spans = RawUnary::new(fanout, id, max_message_bytes, post_spans, refusal);
+    with_unknown_method(axum::Router::new().route_service(POST_SPANS, post_spans))
 }
 
-#[derive(Clone)]
-struct PostSpansService {
-    handler: PostSpansHandler,
-    max_message_bytes: usize,
-}
-
-impl tower::Service<http::Request<Body>> for PostSpansService {
-    type Response = http::Response<tonic::body::Body>;
-    type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Self::Response, Infallible>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
-        let this = self.clone();
-        Box::pin(async move {
-            // Short of memory: refuse before reading a byte of the message.
-            if let Err(e) = this.handler.fanout.admit() {
-                return Ok(refusal(e).into_http());
-            }
-            let mut grpc = tonic::server::Grpc::new(RawCodec)
-                .accept_compressed(CompressionEncoding::Gzip)
-                .accept_compressed(CompressionEncoding::Zstd)
-                .max_decoding_message_size(this.max_message_bytes);
-            let response = grpc.unary(this.handler, request).await;
-            Ok(oversize_is_resource_exhausted(response))
-        })
-    }
-}
-
-#[derive(Clone)]
-struct PostSpansHandler {
+fn post_spans(
     fanout: Arc<Fanout>,
-    receiver: Arc<str>,
-}
-
-impl UnaryService<Bytes> for PostSpansHandler {
-    type Response = Bytes;
-    type Future = BoxFuture<'static, Result<tonic::Response<Bytes>, Status>>;
-
-    fn call(&mut self, request: tonic::Request<Bytes>) -> Self::Future {
-        let fanout = self.fanout.clone();
-        let forwarded_for = request
-            .metadata()
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok());
-        let context =
-            RequestContext::of_request(request.remote_addr(), forwarded_for, self.receiver.clone());
-        Box::pin(async move {
-            // grpc-go answers a message it cannot unmarshal with INTERNAL.
-            let batch = read_request(request.get_ref()).map_err(|e| {
-                fanout.metrics().malformed_requests.add(1);
-                Status::internal(format!("grpc: error unmarshalling request: {e}"))
-            })?;
-            // Batch::from_message counts the spans itself.
-            let (request, _) = to_otlp::to_otlp(batch, Form::Proto);
-            let batch = Batch::from_message(fanout.signal, &request, context);
-            fanout.consume(batch).await.map_err(refusal)?;
-            // PostSpansResponse is empty.
-            Ok(tonic::Response::new(Bytes::new()))
-        })
-    }
+    body: Bytes,
+    context: RequestContext,
+) -> BoxFuture<'static, Result<Bytes, Status>> {
+    Box::pin(async move {
+        // grpc-go answers a message it cannot unmarshal with INTERNAL.
+        let batch = read_request(&body).map_err(|e| {
+            fanout.metrics().malformed_requests.add(1);
+            Status::internal(format!("grpc: error unmarshalling request: {e}"))
+        })?;
+        // Batch::from_message counts the spans itself.
+        let (request, _) = to_otlp::to_otlp(batch, Form::Proto);
+        let batch = Batch::from_message(fanout.signal, &request, context);
+        fanout.consume(batch).await.map_err(refusal)?;
+        // PostSpansResponse is empty.
+        Ok(Bytes::new())
+    })
 }
 
 /// The collector's Jaeger receiver returns the pipeline's error as it is, which grpc-go sends
