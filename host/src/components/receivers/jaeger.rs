@@ -1,7 +1,7 @@
 //! The `jaeger` receiver kind: Jaeger's collector API (gRPC, thrift over HTTP) on the shared
 //! server, and its agent API (thrift over UDP) on sockets of its own.
 
-use super::super::build::Protocol;
+use super::server;
 use crate::auth::AuthConfig;
 use crate::components::{Build, Kind, Receiver, ReceiverServer, StartError};
 use crate::config::or_default;
@@ -49,33 +49,12 @@ impl Receiver for JaegerReceiverConfig {
         let mut servers = Vec::new();
         if let Some(grpc) = &self.protocols.grpc {
             let router = jaeger::grpc::router(id, grpc, fanout.clone());
-            let name = format!("{id} (grpc)");
-            let protocol = Protocol {
-                tls: &grpc.tls,
-                auth: &grpc.auth,
-                limits: &grpc.limits,
-                max_concurrent_streams: grpc.max_concurrent_streams,
-            };
-            let mut options = build.serve_options(id, &name, protocol)?;
-            options.lifetime = grpc.keepalive.lifetime();
-            servers.push((name, &grpc.endpoint, router, options));
+            servers.push(server(build, id, format!("{id} (grpc)"), grpc, router)?);
         }
         if let Some(http) = &self.protocols.thrift_http {
             let router = jaeger::thrift_http_router(id, http, fanout.clone());
             let name = format!("{id} (thrift_http)");
-            let protocol = Protocol {
-                tls: &http.tls,
-                auth: &http.auth,
-                limits: &http.limits,
-                max_concurrent_streams: None,
-            };
-            let mut options = build.serve_options(id, &name, protocol)?;
-            options.lifetime = http.lifetime();
-            options.open_preflights = http
-                .cors
-                .as_ref()
-                .is_some_and(|c| !c.allowed_origins.is_empty());
-            servers.push((name, &http.endpoint, router, options));
+            servers.push(server(build, id, name, http, router)?);
         }
         Ok(servers)
     }

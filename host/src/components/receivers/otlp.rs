@@ -1,6 +1,6 @@
 //! The `otlp` receiver kind: OTLP over gRPC and HTTP, every signal.
 
-use super::super::build::Protocol;
+use super::server;
 use crate::auth::AuthConfig;
 use crate::components::{Build, Kind, Receiver, ReceiverServer, StartError};
 use crate::config::or_default;
@@ -33,33 +33,11 @@ impl Receiver for OtlpReceiverConfig {
         let mut servers = Vec::new();
         if let Some(grpc) = &self.protocols.grpc {
             let router = grpc::router(id, grpc, consumers);
-            let name = format!("{id} (grpc)");
-            let protocol = Protocol {
-                tls: &grpc.tls,
-                auth: &grpc.auth,
-                limits: &grpc.limits,
-                max_concurrent_streams: grpc.max_concurrent_streams,
-            };
-            let mut options = build.serve_options(id, &name, protocol)?;
-            options.lifetime = grpc.keepalive.lifetime();
-            servers.push((name, &grpc.endpoint, router, options));
+            servers.push(server(build, id, format!("{id} (grpc)"), grpc, router)?);
         }
         if let Some(http) = &self.protocols.http {
             let router = http::router(id, http, consumers);
-            let name = format!("{id} (http)");
-            let protocol = Protocol {
-                tls: &http.tls,
-                auth: &http.auth,
-                limits: &http.limits,
-                max_concurrent_streams: None,
-            };
-            let mut options = build.serve_options(id, &name, protocol)?;
-            options.lifetime = http.lifetime();
-            options.open_preflights = http
-                .cors
-                .as_ref()
-                .is_some_and(|c| !c.allowed_origins.is_empty());
-            servers.push((name, &http.endpoint, router, options));
+            servers.push(server(build, id, format!("{id} (http)"), http, router)?);
         }
         Ok(servers)
     }

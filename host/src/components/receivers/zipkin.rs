@@ -1,6 +1,6 @@
 //! The `zipkin` receiver kind: Zipkin v1 and v2 spans over HTTP (what Dapr sidecars send).
 
-use super::super::build::Protocol;
+use super::server;
 use crate::auth::AuthConfig;
 use crate::components::{Build, Kind, Receiver, ReceiverServer, StartError};
 use crate::config::or_default;
@@ -31,18 +31,6 @@ impl Receiver for ZipkinReceiverConfig {
         let Some(router) = zipkin::router(id, self, consumers) else {
             return Ok(Vec::new());
         };
-        let protocol = Protocol {
-            tls: &self.tls,
-            auth: &self.auth,
-            limits: &self.limits,
-            max_concurrent_streams: None,
-        };
-        let mut options = build.serve_options(id, id, protocol)?;
-        options.lifetime = self.lifetime();
-        options.open_preflights = self
-            .cors
-            .as_ref()
-            .is_some_and(|c| !c.allowed_origins.is_empty());
-        Ok(vec![(id.to_string(), &self.endpoint, router, options)])
+        Ok(vec![server(build, id, id.to_string(), self, router)?])
     }
 }
