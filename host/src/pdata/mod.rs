@@ -3,7 +3,12 @@
 //! Keeping the request encoded is what makes passthrough cheap: `wire` validates the framing
 //! and counts items in one pass over the bytes, and two encoded requests of the same signal
 //! concatenate into one valid request.
+//!
+//! It also reads the one other format trailhead takes metrics in, the Prometheus exposition
+//! (`exposition`): the prometheus receiver's scrapes and trailhead's own registry, pushed over
+//! OTLP by `telemetry`, both read it.
 
+pub mod exposition;
 pub mod grpc;
 pub mod json;
 mod payload;

@@ -4,11 +4,12 @@
 //!
 //! The points are read from the registry's Prometheus text, the one place that reads every
 //! series (`prometheus-client` hands its values to an encoder only), so a push and a scrape
-//! at the same moment say the same. The text is trailhead's own, in one known format; its
-//! parse is a few lines here rather than a crate for the whole exposition format.
+//! at the same moment say the same. The text is read by the prometheus receiver's parser,
+//! [`crate::pdata::exposition`].
 
 use super::metrics::Registry;
 use super::traces::SpanSink;
+use crate::pdata::exposition::{self, Exposition, Metadata, Sample};
 use crate::pdata::{Batch, RequestContext, Signal};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
@@ -17,85 +18,47 @@ use opentelemetry_proto::tonic::metrics::v1::{
     ResourceMetrics, ScopeMetrics, Sum, metric, number_data_point,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-
-/// One sample line: `name{label="value",…} value`.
-#[derive(Debug, PartialEq)]
-struct Sample {
-    name: String,
-    labels: Vec<(String, String)>,
-    value: f64,
-}
-
-/// A sample line, or `None` for a comment or a line it cannot read.
-fn sample(line: &str) -> Option<Sample> {
-    let (series, value) = line.rsplit_once(' ')?;
-    let value = match value {
-        "+Inf" => f64::INFINITY,
-        "-Inf" => f64::NEG_INFINITY,
-        number => number.parse().ok()?,
-    };
-    let (name, labels) = match series.split_once('{') {
-        Some((name, rest)) => (name, labels(rest.strip_suffix('}')?)?),
-        None => (series, Vec::new()),
-    };
-    Some(Sample {
-        name: name.to_string(),
-        labels,
-        value,
-    })
-}
-
-/// `a="x",b="y\"z"` as pairs, with the text format's escapes undone.
-fn labels(text: &str) -> Option<Vec<(String, String)>> {
-    let mut pairs = Vec::new();
-    let mut rest = text;
-    while !rest.is_empty() {
-        let (name, after) = rest.split_once("=\"")?;
-        let mut value = String::new();
-        let mut chars = after.char_indices();
-        let end = loop {
-            match chars.next()? {
-                (_, '\\') => match chars.next()?.1 {
-                    'n' => value.push('\n'),
-                    other => value.push(other),
-                },
-                (at, '"') => break at,
-                (_, c) => value.push(c),
-            }
-        };
-        pairs.push((name.trim_start_matches(',').to_string(), value));
-        rest = &after[end + 1..];
-    }
-    Some(pairs)
-}
 
 /// The registry's metrics as OTLP metrics; cumulative ones count from `start`.
 pub fn metrics(text: &str, start: SystemTime, now: SystemTime) -> Vec<Metric> {
     let (start, now) = (nanos(start), nanos(now));
-    let mut out = Vec::new();
-    let mut family: Option<(String, String)> = None;
-    let mut samples = Vec::new();
-    for line in text.lines().chain(["# TYPE end end"]) {
-        if let Some(declared) = line.strip_prefix("# TYPE ") {
-            if let Some((name, kind)) = family.take() {
-                out.extend(metric(
-                    &name,
-                    &kind,
-                    std::mem::take(&mut samples),
-                    start,
-                    now,
-                ));
-            }
-            let (name, kind) = declared.split_once(' ').unwrap_or((declared, ""));
-            family = Some((name.to_string(), kind.to_string()));
-        } else if !line.starts_with('#') {
-            samples.extend(sample(line));
+    // The registry writes text it can always read back: anything else is a bug worth seeing.
+    let exposition = exposition::parse(text, false).unwrap_or_else(|e| {
+        tracing::warn!("trailhead's own metrics text did not parse: {e}");
+        Exposition::default()
+    });
+    let mut families: Vec<(&str, &str, Vec<Sample>)> = Vec::new();
+    for sample in exposition.samples {
+        let Some((name, metadata)) = family(&sample.name, &exposition.metadata) else {
+            continue;
+        };
+        match families.iter_mut().find(|(family, ..)| *family == name) {
+            Some((.., samples)) => samples.push(sample),
+            None => families.push((name, &metadata.kind, vec![sample])),
         }
     }
-    out
+    let metrics = families.into_iter();
+    metrics
+        .filter_map(|(name, kind, samples)| metric(name, kind, samples, start, now))
+        .collect()
+}
+
+/// The family a sample line belongs to: the one named as the line is, or as it is without
+/// its series suffix (a histogram's `_bucket`, `_sum`, `_count`; a counter's `_total`).
+fn family<'m>(
+    sample: &str,
+    metadata: &'m HashMap<String, Metadata>,
+) -> Option<(&'m str, &'m Metadata)> {
+    let bare = ["_bucket", "_sum", "_count", "_total"]
+        .iter()
+        .filter_map(|suffix| sample.strip_suffix(suffix));
+    std::iter::once(sample)
+        .chain(bare)
+        .find_map(|name| metadata.get_key_value(name))
+        .map(|(name, metadata)| (name.as_str(), metadata))
 }
 
 /// One family's OTLP metric, when it has points.

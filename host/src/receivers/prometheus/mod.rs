@@ -5,10 +5,10 @@
 //! This file is its config: the collector's `config:` key holds a Prometheus configuration
 //! (`global`, `scrape_configs`), read with Prometheus' defaults and checks. A Prometheus key
 //! trailhead does not implement is refused where it is written, with why, never ignored.
-//! The scrape loop is in `scrape`, relabeling in `relabel`, the exposition parser in
-//! `exposition`, and the mapping to OTLP in `to_otlp`.
+//! The scrape loop is in `scrape`, relabeling in `relabel`, and the mapping to OTLP in
+//! `to_otlp`; the exposition parser is [`crate::pdata::exposition`], shared with trailhead's own
+//! metrics.
 
-pub mod exposition;
 pub mod relabel;
 pub mod scrape;
 pub mod to_otlp;

@@ -13,7 +13,7 @@
 //!   `le`/`quantile` and `otel_scope_*`. Feature gates keep v0.161's defaults
 //!   (created-timestamp zero ingestion off, `otel_scope_info` a plain metric).
 
-use super::exposition::{Exemplar as PromExemplar, Metadata};
+use crate::pdata::exposition::{Exemplar as PromExemplar, Metadata};
 use super::relabel::Labels;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
@@ -792,7 +792,7 @@ fn count_points(metric: &Metric) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use super::super::exposition::parse;
+    use crate::pdata::exposition::parse;
     use super::*;
 
     /// Builds the request of one exposition scraped at 1000 ms from job `j`, instance
