@@ -64,7 +64,7 @@ pub struct OtlpPush {
     /// `gzip` or `none` (the default).
     #[serde(default)]
     pub compression: Option<String>,
-    /// Deadline of one export in milliseconds; 10000 by default, `0` is the default.
+    /// Deadline of one export in milliseconds; 10000 by default, `0` for none.
     #[serde(default)]
     pub timeout: Option<i64>,
     /// For `grpc` without a scheme: plain text instead of TLS.
@@ -223,10 +223,9 @@ impl OtlpPush {
                 return Err((key("compression"), why));
             }
         };
-        let timeout = match millis(self.timeout, 10_000, &key("timeout"))? {
-            Duration::ZERO => Duration::from_secs(10),
-            given => given,
-        };
+        // `0` is no limit, as the schema says and the Go SDK does (an export context without
+        // a deadline); trailhead's exporter reads `0ms` the same way.
+        let timeout = millis(self.timeout, 10_000, &key("timeout"))?;
         let mut settings = json!({
             "headers": self.all_headers(&key("headers_list"))?,
             "compression": compression,

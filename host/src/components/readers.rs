@@ -207,6 +207,24 @@ mod tests {
         assert_eq!(settle(&alone).unwrap().0, None);
     }
 
+    // An exporter's `timeout` is milliseconds; `0` is no deadline, as the schema says and the
+    // Go SDK does, not the 10 s default.
+    #[test]
+    fn exporter_timeout_zero_is_no_deadline() {
+        let timeout = |given: &str| {
+            let text = format!(
+                "- periodic: {{exporter: {{otlp: {{protocol: grpc, endpoint: 'http://x:4317'{given}}}}}}}"
+            );
+            match &settle(&readers(&text)).unwrap().1[0].destination {
+                super::super::otelconf::Destination::Grpc(otlp) => otlp.timeout,
+                _ => panic!("grpc"),
+            }
+        };
+        assert_eq!(timeout(""), Duration::from_secs(10));
+        assert_eq!(timeout(", timeout: 2500"), Duration::from_millis(2500));
+        assert_eq!(timeout(", timeout: 0"), Duration::ZERO);
+    }
+
     // The chart's shape: one pull reader; `localhost` is loopback, `0.0.0.0` every interface.
     #[test]
     fn a_pull_reader_gives_the_address() {
