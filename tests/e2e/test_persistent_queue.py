@@ -133,7 +133,11 @@ def test_disk_full_refuses_and_loses_nothing(small_disk, start_trailhead):
 # A queue with `sizer: bytes` refuses past its size on disk, before the disk itself is full.
 def test_queue_size_in_bytes_bounds_the_disk(tmp_path, start_trailhead):
     port = free_port()
-    trailhead = start_trailhead(persistent(f"127.0.0.1:{port}", tmp_path / "queue", sizer="bytes", queue_size=1 << 20))
+    config = persistent(f"127.0.0.1:{port}", tmp_path / "queue", sizer="bytes", queue_size=1 << 20)
+    # Nothing listens at the sink: the stop would retry the disk's requests for the default
+    # 30 s before leaving them for the next start; this test has no next start to wait for.
+    config["service"]["shutdown_timeout"] = "1s"
+    trailhead = start_trailhead(config)
     body = big_request().SerializeToString()
     statuses = [post(trailhead, body) for _ in range(8)]
     accepted = sum(1 for s, _, _ in statuses if s == 200)
