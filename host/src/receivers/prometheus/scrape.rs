@@ -6,10 +6,10 @@
 //! loop's own `up`, `scrape_duration_seconds`, `scrape_samples_scraped`,
 //! `scrape_samples_post_metric_relabeling` and `scrape_series_added`.
 
-use crate::pdata::exposition::{self, Metadata, Sample};
 use super::relabel::{Labels, RelabelConfig, relabel};
 use super::to_otlp::{STALE_NAN, Target, Transaction};
 use super::{GlobalConfig, PromConfig, ScrapeConfig, ScrapeProtocol, parse_prom_duration};
+use crate::pdata::exposition::{self, Metadata, Sample};
 use crate::pdata::{Batch, RequestContext, Signal};
 use crate::pipeline::Fanout;
 use bytes::Bytes;

@@ -13,8 +13,8 @@
 //!   `le`/`quantile` and `otel_scope_*`. Feature gates keep v0.161's defaults
 //!   (created-timestamp zero ingestion off, `otel_scope_info` a plain metric).
 
-use crate::pdata::exposition::{Exemplar as PromExemplar, Metadata};
 use super::relabel::Labels;
+use crate::pdata::exposition::{Exemplar as PromExemplar, Metadata};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
 use opentelemetry_proto::tonic::metrics::v1::{
@@ -792,8 +792,8 @@ fn count_points(metric: &Metric) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use crate::pdata::exposition::parse;
     use super::*;
+    use crate::pdata::exposition::parse;
 
     /// Builds the request of one exposition scraped at 1000 ms from job `j`, instance
     /// `10.0.0.1:9100`, with no relabeling.
