@@ -28,6 +28,7 @@ const TABLE: &[Entry] = &[
         "receiver",
         &[
             "hostmetrics",
+            "host_metrics",
             "kubeletstats",
             "k8s_cluster",
             "k8sobjects",
@@ -97,6 +98,8 @@ mod tests {
 
     #[test]
     fn listed_types_say_why_and_what_instead() {
+        // The collector's 2026 snake_case name too (the OpenTelemetry demo's config uses it).
+        assert!(reason("receiver", "host_metrics").is_some());
         let agent = reason("receiver", "hostmetrics").unwrap();
         assert!(agent.starts_with("`hostmetrics` is out of trailhead's scope: it collects from"));
         assert!(agent.contains("sends OTLP to trailhead"));
