@@ -1,5 +1,5 @@
 //! What the `cargo fuzz` targets in `fuzz/` run, one function per input format trailhead takes
-//! from outside. They live here so `host/tests/fuzz_corpus.rs` replays every corpus file (the
+//! from outside. They live here so `host/tests/integration/fuzz_corpus.rs` replays every corpus file (the
 //! seeds, and each crash ever found) in a plain `cargo test`, without the fuzzer.
 //!
 //! Each returns normally for any input; a panic is the bug. The first byte of the input picks

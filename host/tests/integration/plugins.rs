@@ -1,6 +1,6 @@
 //! The components `make plugins` builds into target/plugins/, for the tests that load them.
 
-// Each test crate compiles this module and uses only part of it.
+// Not every helper is used by every test module.
 #![allow(dead_code)]
 
 use std::path::PathBuf;

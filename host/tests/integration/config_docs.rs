@@ -3,7 +3,7 @@
 //! line above it (above its attributes). Wire models, read from senders and not from the
 //! config, are left out.
 
-mod sources;
+use crate::sources;
 
 use sources::sources;
 use std::path::Path;

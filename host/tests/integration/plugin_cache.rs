@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use trailhead::processors::wasm::{Compiled, Limits, Plugin, Runtime};
 
-mod plugins;
+use crate::plugins;
 use plugins::plugin_path;
 
 /// A fresh runtime (as after a restart) on the cache at `dir`, loading the `faults` plugin.

@@ -3,8 +3,8 @@
 //! A new module must be given a layer here, so its place in the architecture is decided, not
 //! drifted into. It reads the sources as text; comments are skipped.
 
+use crate::sources;
 use std::collections::BTreeSet;
-mod sources;
 
 use sources::sources;
 use std::path::Path;

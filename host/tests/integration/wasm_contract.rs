@@ -16,7 +16,7 @@ use std::time::Duration;
 use trailhead::pdata::{Batch, RequestContext, Signal};
 use trailhead::processors::wasm::{FailureKind, Limits, Plugin, Runtime};
 
-mod plugins;
+use crate::plugins;
 use plugins::plugin_path;
 
 fn load(runtime: &Arc<Runtime>, name: &str, config: &str) -> Plugin {
