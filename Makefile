@@ -18,7 +18,7 @@ BINARY      := target/release/trailhead
 DIST        := target/dist/trailhead
 CONFIG      ?= config/trailhead.yaml
 
-.PHONY: build dist plugins rust-plugins deploy run test unit e2e fuzz fuzz-smoke setup peers venv bench bench-compare lint clean
+.PHONY: build dist plugins rust-plugins deploy run test unit e2e fuzz fuzz-smoke setup toolchain peers venv bench bench-compare lint clean
 
 ## build: the release binary at target/release/trailhead and every plugin at target/plugins/
 build: plugins
@@ -28,8 +28,7 @@ build: plugins
 ## (wasm32-wasip2), and the Python (componentize-py) and JavaScript (componentize-js) examples
 plugins: rust-plugins target/plugins/health-drop-py.wasm target/plugins/redact-js.wasm
 
-rust-plugins:
-	rustup target add wasm32-wasip2 >/dev/null 2>&1 || true
+rust-plugins: toolchain
 	cd plugins && $(CARGO) build --release -j$(JOBS)
 	mkdir -p target/plugins
 	for f in target/wasm/wasm32-wasip2/release/*.wasm; do cp $$f target/plugins/$$(basename $$f .wasm | tr _ -).wasm; done
@@ -89,7 +88,10 @@ fuzz-smoke:
 $(CARGO_FUZZ):
 	$(CARGO) install cargo-fuzz --locked --version 0.13.2
 
-setup: venv peers
+setup: toolchain venv peers $(CARGO_FUZZ)
+
+# Once per make, before anything compiles for wasm: `make -j2` must not run two rustups at once.
+toolchain:
 	rustup component add rustfmt clippy >/dev/null 2>&1 || true
 	rustup target add wasm32-wasip2
 
