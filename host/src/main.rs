@@ -222,6 +222,12 @@ fn print(text: String) -> Result<ExitCode, String> {
 fn validate(path: &PathBuf) -> Result<ExitCode, String> {
     use trailhead::service::{Plan, StartError};
     let loaded = load(Some(path)).map_err(|e| e.to_string())?;
+    for name in &loaded.unset_env {
+        eprintln!(
+            "warning: {}: `{name}` is unset; it expands to an empty value",
+            path.display()
+        );
+    }
     Plan::new(&loaded, &std::sync::Arc::default()).map_err(|e| match e {
         StartError::Processor(diagnostic) => diagnostic.to_string(),
         other => format!("{}: {other}", path.display()),
@@ -233,6 +239,7 @@ fn validate(path: &PathBuf) -> Result<ExitCode, String> {
 fn run_command(path: Option<&PathBuf>) -> Result<ExitCode, String> {
     let config = load(path).map_err(|e| e.to_string())?;
     init_logs(&config);
+    config.warn_unset_env();
     if let Ok(exe) = std::env::current_exe() {
         trailhead::processors::wasm::compile_in_child_process(exe);
     }

@@ -2,6 +2,7 @@
 expansion, the `logging` exporter, `service.telemetry.metrics.readers`, `cors` and
 `include_metadata`, each through the running binary with real HTTP and gRPC clients."""
 
+import os
 import re
 import subprocess
 import time
@@ -34,6 +35,20 @@ def test_file_expansion_feeds_an_exporter_header(tmp_path, sink, start_trailhead
     assert post_trace(trailhead).status_code == 200
     sink.wait_for("traces", 1)
     assert any(m.get("x-tenant") == "acme-from-file" for m in sink.metadata), sink.metadata
+
+
+# An unset variable expands to an empty value, as in the collector, and says so: in the log of
+# `run` (JSON, once the logs are set up) and on `validate`'s stderr.
+def test_an_unset_variable_is_warned_of(tmp_path, sink, start_trailhead):
+    config = gateway_config(sink.endpoint, headers={"x-tenant": "${env:TRAILHEAD_TEST_UNSET}"})
+    os.environ.pop("TRAILHEAD_TEST_UNSET", None)
+    trailhead = start_trailhead(config)
+    warned = [e for e in trailhead.logs if e.get("variable") == "TRAILHEAD_TEST_UNSET"]
+    assert warned and "unset environment variable" in warned[0]["message"], trailhead.logs
+    assert warned[0]["level"] == "WARN"
+    checked = validate(tmp_path, yaml.safe_dump(config, sort_keys=False))
+    assert checked.returncode == 0, checked.stderr
+    assert "`TRAILHEAD_TEST_UNSET` is unset" in checked.stderr, checked.stderr
 
 
 # A file that cannot be read is refused at its reference's line and column, with the reason.

@@ -38,6 +38,9 @@ pub struct Config {
     /// The file as read: where each key and value is, to locate wiring errors.
     #[serde(skip)]
     pub(super) tree: tree::Located,
+    /// The environment variables it named that were unset (set by the loader).
+    #[serde(skip)]
+    pub unset_env: Vec<String>,
 }
 
 /// The `service` section.
@@ -208,8 +211,10 @@ impl Config {
 
     /// Parses and validates config text; `path` names it in errors and anchors relative paths.
     pub fn from_text(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let (mut config, tree) = config::read::<Config>(text, &path.display().to_string())?;
-        config.tree = tree;
+        let read = config::read::<Config>(text, &path.display().to_string())?;
+        let mut config = read.document;
+        config.tree = read.tree;
+        config.unset_env = read.unset_env;
         config.source = path.to_path_buf();
         let mut problems = config.settle_telemetry();
         problems.extend(config.validate());
@@ -218,6 +223,14 @@ impl Config {
             Ok(config)
         } else {
             Err(ConfigError(problems))
+        }
+    }
+
+    /// Logs each unset environment variable the config named, as the collector warns of them.
+    pub fn warn_unset_env(&self) {
+        let file = self.source.display();
+        for name in &self.unset_env {
+            tracing::warn!(variable = %name, file = %file, "config refers to an unset environment variable; using an empty value");
         }
     }
 

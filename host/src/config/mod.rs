@@ -56,18 +56,21 @@ impl fmt::Display for ConfigError {
     }
 }
 
-/// Expands, reads and deserializes config `text`, named `file` in errors: the typed document
-/// and the tree it was read from, which locates later problems. An error is where it is in the
-/// file as written and what it says, led by the key path to it
+/// A config document as read: the typed document, the tree it was read from (which locates
+/// later problems), and the environment variables it named that were unset.
+pub struct Read<T> {
+    pub document: T,
+    pub tree: tree::Located,
+    /// Expanded to empty, as the collector does; the caller warns once its logs are set up
+    /// (the first config is read before there are logs to write to).
+    pub unset_env: Vec<String>,
+}
+
+/// Expands, reads and deserializes config `text`, named `file` in errors. An error is where it
+/// is in the file as written and what it says, led by the key path to it
 /// (`receivers.otlp.protocols.grpc: unknown field …`).
-pub fn read<T: DeserializeOwned>(
-    text: &str,
-    file: &str,
-) -> Result<(T, tree::Located), ConfigError> {
+pub fn read<T: DeserializeOwned>(text: &str, file: &str) -> Result<Read<T>, ConfigError> {
     let expansion = expand::expand_env(text, |name| std::env::var(name).ok());
-    for name in &expansion.unset {
-        tracing::warn!(variable = %name, file = %file, "config refers to an unset environment variable; using an empty value");
-    }
     let failed = |position, message| {
         ConfigError(vec![Diagnostic {
             file: file.to_string(),
@@ -87,7 +90,11 @@ pub fn read<T: DeserializeOwned>(
     }
     let tree = tree::Located::parse(&expansion, text).map_err(|(at, e)| failed(at, e))?;
     let document = T::deserialize(&tree).map_err(|e| failed(e.position(), e.to_string()))?;
-    Ok((document, tree))
+    Ok(Read {
+        document,
+        tree,
+        unset_env: expansion.unset,
+    })
 }
 
 /// The 1-based line and column (in characters) of byte `offset` in `text`.
@@ -106,7 +113,9 @@ mod tests {
     #[test]
     fn expansion_errors_are_located() {
         let text = "a: ${env:X:-1}\nb: \"x ${file:/nonexistent/trailhead}\"\n";
-        let error = super::read::<serde_json::Value>(text, "c.yaml").unwrap_err();
+        let error = super::read::<serde_json::Value>(text, "c.yaml")
+            .err()
+            .unwrap();
         let diagnostic = &error.0[0];
         assert_eq!(diagnostic.position, Some((2, 7)));
         assert!(

@@ -259,7 +259,10 @@ impl Reloader {
         let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
         let config = match self.source.as_ref().map(|s| Config::load(s)) {
             None => None,
-            Some(Ok(config)) => Some(config),
+            Some(Ok(config)) => {
+                config.warn_unset_env();
+                Some(config)
+            }
             Some(Err(e)) => return ReloadOutcome::Rejected(e.to_string()),
         };
         let mut changed = false;
