@@ -187,7 +187,10 @@ impl ClientAuthSettings {
         }
         let encoded =
             base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
-        Ok(ClientHeaders::authorization(format!("Basic {encoded}")))
+        Ok(ClientHeaders::authorization(
+            format!("Basic {encoded}"),
+            true,
+        ))
     }
 }
 

@@ -88,8 +88,10 @@ impl BearerToken {
     }
 
     /// What an exporter sets on each request: `authorization`, replacing any configured one.
+    /// Sent over plain-text gRPC too, as trailhead always has (the collector's gRPC client
+    /// refuses to: its bearertokenauth requires transport security, as basicauth does).
     pub fn client_headers(&self) -> ClientHeaders {
-        ClientHeaders::authorization(self.header_value())
+        ClientHeaders::authorization(self.header_value(), false)
     }
 }
 

@@ -145,14 +145,14 @@ pub struct ClientHeaders {
 
 impl ClientHeaders {
     /// `authorization: VALUE`, set either way (bearer and basic credentials).
-    pub fn authorization(value: String) -> Self {
+    pub fn authorization(value: String, grpc_needs_tls: bool) -> Self {
         ClientHeaders {
             ops: vec![HeaderOp {
                 name: "authorization".into(),
                 action: HeaderAction::Upsert,
                 value: Secret(value),
             }],
-            grpc_needs_tls: true,
+            grpc_needs_tls,
         }
     }
 
