@@ -1,16 +1,17 @@
 //! What building a component needs, and why a build fails: the config (to resolve paths and
 //! find the extensions a component names), the secrets watcher and the telemetry. The helpers
-//! here are the steps several kinds share: a receiver protocol's TLS, token and limits, and
-//! the token of a `bearertokenauth` extension.
+//! here are the steps several kinds share: a receiver protocol's TLS, authenticator and
+//! limits, and the client authenticator an exporter's `auth:` names.
 
 use super::{Config, ExtensionConfig};
-use crate::auth::{AuthConfig, BearerToken, BearerTokenConfig};
+use crate::auth::oidc::Verifier;
+use crate::auth::{AuthConfig, ClientAuthConfig, ServerAuth};
 use crate::config::Diagnostic;
 use crate::exporters::otlp::BuildError;
 use crate::receivers::ServeOptions;
 use crate::receivers::limits::ConnectionLimits;
 use crate::receivers::tls::TlsServerConfig;
-use crate::secrets::{Rotating, Secrets};
+use crate::secrets::Secrets;
 use crate::telemetry::Telemetry;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -88,7 +89,7 @@ impl Build<'_> {
         };
         let auth = match protocol.auth {
             Some(auth) => Some(
-                self.bearer_token(auth, &format!("receiver {server}"))
+                self.server_auth(auth, &format!("receiver {server}"))
                     .map_err(failed)?,
             ),
             None => None,
@@ -104,32 +105,57 @@ impl Build<'_> {
         })
     }
 
-    /// The token of the `bearertokenauth` extension `auth` names, re-read when its file
-    /// changes; `user` says who uses it, in logs and metrics.
-    fn bearer_token(
-        &self,
-        auth: &AuthConfig,
-        user: &str,
-    ) -> Result<Arc<Rotating<BearerToken>>, String> {
+    /// The server authenticator `auth` names, read, checked, and re-read when its files
+    /// change; `user` says who uses it, in logs and metrics.
+    fn server_auth(&self, auth: &AuthConfig, user: &str) -> Result<Arc<ServerAuth>, String> {
         let extension = &auth.authenticator;
-        let token = self
-            .bearer_token_config(auth)?
-            .resolved(&|p| self.resolve_path(p));
         let what = format!("{user} {extension}");
-        self.secrets
-            .watch(what, token.files(), move || token.load(&|p| p.into()))
-            .map_err(|e| format!("extension `{extension}`: {e}"))
+        let failed = |e: String| format!("extension `{extension}`: {e}");
+        let resolve = |p: &Path| self.resolve_path(p);
+        let checker = match self.config.extensions.get(extension) {
+            Some(ExtensionConfig::BearerToken(token)) => {
+                let token = token.resolved(&resolve);
+                let watched = self
+                    .secrets
+                    .watch(what, token.files(), move || token.load(&|p| p.into()));
+                ServerAuth::Bearer(watched.map_err(failed)?)
+            }
+            Some(ExtensionConfig::BasicAuth(basic)) => {
+                let Some(htpasswd) = &basic.htpasswd else {
+                    return Err(failed(
+                        "a basicauth extension with client_auth authenticates exporters; a \
+                         receiver needs one with htpasswd"
+                            .into(),
+                    ));
+                };
+                let htpasswd = htpasswd.resolved(&resolve);
+                let watched = self
+                    .secrets
+                    .watch(what, htpasswd.files(), move || htpasswd.load());
+                ServerAuth::Basic(watched.map_err(failed)?)
+            }
+            Some(ExtensionConfig::Oidc(oidc)) => {
+                let verifier = Verifier::start(&oidc.resolved(&resolve), self.secrets, &what);
+                ServerAuth::Oidc(Arc::new(verifier.map_err(failed)?))
+            }
+            _ => {
+                return Err(format!(
+                    "auth.authenticator `{extension}` is not a server authenticator \
+                     (bearertokenauth, basicauth with htpasswd, oidc)"
+                ));
+            }
+        };
+        Ok(Arc::new(checker))
     }
 
-    /// The settings of the `bearertokenauth` extension `auth` names.
-    /// The `bearertokenauth` extension an exporter's `auth:` names, if it names one; a
-    /// failure is the exporter `id`'s.
-    pub fn exporter_token(
+    /// The client authenticator an exporter's `auth:` names, if it names one, its files
+    /// resolved; a failure is the exporter `id`'s.
+    pub fn exporter_auth(
         &self,
         id: &str,
         auth: Option<&AuthConfig>,
-    ) -> Result<Option<BearerTokenConfig>, StartError> {
-        auth.map(|auth| self.bearer_token_config(auth))
+    ) -> Result<Option<ClientAuthConfig>, StartError> {
+        auth.map(|auth| self.client_auth(auth))
             .transpose()
             .map_err(|e| StartError::Exporter {
                 id: id.to_string(),
@@ -137,13 +163,32 @@ impl Build<'_> {
             })
     }
 
-    pub fn bearer_token_config(&self, auth: &AuthConfig) -> Result<BearerTokenConfig, String> {
-        match self.config.extensions.get(&auth.authenticator) {
-            Some(ExtensionConfig::BearerToken(token)) => Ok((**token).clone()),
-            _ => Err(format!(
-                "auth.authenticator `{}` is not a bearertokenauth extension",
-                auth.authenticator
-            )),
-        }
+    /// The settings of the client authenticator `auth` names, its files resolved.
+    fn client_auth(&self, auth: &AuthConfig) -> Result<ClientAuthConfig, String> {
+        let extension = &auth.authenticator;
+        let client = match self.config.extensions.get(extension) {
+            Some(ExtensionConfig::BearerToken(token)) => {
+                ClientAuthConfig::Bearer((**token).clone())
+            }
+            Some(ExtensionConfig::BasicAuth(basic)) => match &basic.client_auth {
+                Some(client) => ClientAuthConfig::Basic(client.clone()),
+                None => {
+                    return Err(format!(
+                        "extension `{extension}`: a basicauth extension with htpasswd \
+                         authenticates receivers; an exporter needs one with client_auth"
+                    ));
+                }
+            },
+            Some(ExtensionConfig::HeadersSetter(headers)) => {
+                ClientAuthConfig::HeadersSetter((**headers).clone())
+            }
+            _ => {
+                return Err(format!(
+                    "auth.authenticator `{extension}` is not a client authenticator \
+                     (bearertokenauth, basicauth with client_auth, headers_setter)"
+                ));
+            }
+        };
+        Ok(client.resolved(&|p| self.resolve_path(p)))
     }
 }

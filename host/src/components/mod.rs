@@ -233,5 +233,8 @@ section! {
         BearerToken(BearerTokenConfig),
         Pprof(extensions::PprofConfig),
         Zpages(extensions::ZpagesConfig),
+        BasicAuth(crate::auth::basic::BasicAuthConfig),
+        Oidc(crate::auth::oidc::OidcConfig),
+        HeadersSetter(crate::auth::headers_setter::HeadersSetterConfig),
     }
 }

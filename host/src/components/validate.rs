@@ -165,20 +165,72 @@ impl Config {
         }
     }
 
-    /// Every `auth:` names a bearertokenauth extension the service starts.
+    /// Every `auth:` names an authenticator extension the service starts, of a kind that
+    /// serves its side (a receiver's checks requests, an exporter's sets headers), as the
+    /// collector requires; and a headers_setter's context sources are where trailhead sends
+    /// what the collector sends.
     fn check_authenticators(&self, report: Report) {
         for (at, auth) in self.authenticators() {
             let at: Vec<&str> = at.iter().map(String::as_str).collect();
-            let is_token = |e: &ExtensionConfig| matches!(e, ExtensionConfig::BearerToken(_));
+            let server = at[0] == "receivers";
+            let (fits, kinds): (fn(&ExtensionConfig) -> bool, _) = if server {
+                (
+                    is_server_auth,
+                    "server authenticator (bearertokenauth, basicauth with htpasswd, oidc)",
+                )
+            } else {
+                (
+                    is_client_auth,
+                    "client authenticator (bearertokenauth, basicauth with client_auth, headers_setter)",
+                )
+            };
             let id = &auth.authenticator;
-            if let Some(problem) = self.extension_problem(id, is_token, "bearertokenauth") {
+            if let Some(problem) = self.extension_problem(id, fits, kinds) {
                 report(
                     &at,
                     Some(&id.to_string()),
                     format!("{} `{}`", at[0].trim_end_matches('s'), at[1]),
                     format!("auth.authenticator `{id}` {problem}"),
                 );
+            } else if !server {
+                self.check_context_sources(id, at[1], report);
             }
+        }
+    }
+
+    /// A headers_setter exporter `exporter` names may read the request's context only where
+    /// the collector has dropped it too: in pipelines with a batch processor (trailhead
+    /// refuses its `metadata_keys`, so it keeps none). Elsewhere the collector would send the
+    /// client's value and trailhead, which carries none, its default: refused at the key.
+    fn check_context_sources(&self, id: &ComponentId, exporter: &str, report: Report) {
+        let Some(ExtensionConfig::HeadersSetter(setter)) = self.extensions.get(id) else {
+            return;
+        };
+        let Some((key, source)) = setter.headers.iter().find_map(|h| h.context_source()) else {
+            return;
+        };
+        let unbatched = self.service.pipelines.iter().find(|(_, pipeline)| {
+            pipeline.exporters.iter().any(|e| e.to_string() == exporter)
+                && !pipeline.processors.iter().any(|p| {
+                    self.processors
+                        .get(p)
+                        .is_some_and(|p| p.kind == crate::pipeline::batch::KIND)
+                })
+        });
+        if let Some((pipeline, _)) = unbatched {
+            let id_text = id.to_string();
+            report(
+                &["extensions", id_text.as_str(), "headers"],
+                Some(key),
+                format!("extension `{id}`"),
+                format!(
+                    "{key}: {source}: trailhead keeps no request context through its \
+                     pipelines, so it would always send default_value; the collector sends the \
+                     request's value here (pipeline `{pipeline}` feeds exporter `{exporter}` \
+                     without a batch processor, which would drop it). Use `value`, or add a \
+                     batch processor to that pipeline"
+                ),
+            );
         }
     }
 
@@ -232,5 +284,23 @@ impl Config {
             }
         }
         found
+    }
+}
+
+/// Whether an extension can check a receiver's requests.
+fn is_server_auth(extension: &ExtensionConfig) -> bool {
+    match extension {
+        ExtensionConfig::BearerToken(_) | ExtensionConfig::Oidc(_) => true,
+        ExtensionConfig::BasicAuth(basic) => basic.htpasswd.is_some(),
+        _ => false,
+    }
+}
+
+/// Whether an extension can authenticate an exporter's requests.
+fn is_client_auth(extension: &ExtensionConfig) -> bool {
+    match extension {
+        ExtensionConfig::BearerToken(_) | ExtensionConfig::HeadersSetter(_) => true,
+        ExtensionConfig::BasicAuth(basic) => basic.client_auth.is_some(),
+        _ => false,
     }
 }

@@ -3,7 +3,7 @@
 
 use super::queue::{BatchSettings, ExporterSpec, QueueSettings, RetrySettings};
 use super::{ExportError, Payload, SendOutcome, Sink};
-use crate::auth::{AuthConfig, BearerTokenConfig};
+use crate::auth::{AuthConfig, ClientAuthConfig};
 use crate::config::values;
 use crate::pdata::Signal;
 use crate::pdata::grpc::{ExportResponse, RawCodec, export_path};
@@ -177,13 +177,13 @@ impl OtlpExporterConfig {
         id: &str,
         signal: Signal,
         resolve: impl Fn(&PathBuf) -> PathBuf,
-        token: Option<BearerTokenConfig>,
+        token: Option<ClientAuthConfig>,
         secrets: &Secrets,
     ) -> Result<ExporterSpec, BuildError> {
         let settings = self.resolved(&resolve);
         let token = token.map(|t| t.resolved(&|p| resolve(&p.to_path_buf())));
         let mut files = settings.tls.files();
-        files.extend(token.iter().flat_map(BearerTokenConfig::files));
+        files.extend(token.iter().flat_map(ClientAuthConfig::files));
         let what = format!("exporter {id}/{}", signal.as_str());
         let connect = settings.clone();
         let connection = secrets.watch(what, files, move || connect.connect(token.as_ref()))?;
@@ -217,7 +217,7 @@ impl OtlpExporterConfig {
     }
 
     /// The channel (with the TLS files read now) and the metadata (with the token read now).
-    fn connect(&self, token: Option<&BearerTokenConfig>) -> Result<Connection, BuildError> {
+    fn connect(&self, token: Option<&ClientAuthConfig>) -> Result<Connection, BuildError> {
         let headers = self.metadata(token)?;
         if let Some(target) = balance::parse_target(&self.endpoint) {
             return self.connect_balanced(target, headers);
@@ -279,29 +279,46 @@ impl OtlpExporterConfig {
         })
     }
 
-    /// The configured headers and the token's `authorization`, read now.
-    fn metadata(&self, token: Option<&BearerTokenConfig>) -> Result<MetadataMap, BuildError> {
+    /// The configured headers, then what the client authenticator adds (read now). As grpc-go
+    /// sends per-RPC credentials beside the call's metadata, a name in both is sent twice.
+    fn metadata(&self, token: Option<&ClientAuthConfig>) -> Result<MetadataMap, BuildError> {
         let mut headers = MetadataMap::new();
-        let authorization = match token {
-            Some(token) => Some(Secret(
-                token
-                    .load(&|p| p.into())
-                    .map_err(BuildError::Auth)?
-                    .header_value(),
-            )),
-            None => None,
+        let added = match token {
+            Some(token) => {
+                let added = token.load().map_err(BuildError::Auth)?;
+                let secure = match balance::parse_target(&self.endpoint) {
+                    Some(_) => !self.tls.insecure,
+                    None => self.uri().starts_with("https://"),
+                };
+                if added.grpc_needs_tls && !secure {
+                    return Err(BuildError::Auth(
+                        "these credentials are sent only over TLS, as the collector's gRPC \
+                         client refuses to send them in plain text: set an https endpoint or \
+                         tls.insecure: false"
+                            .into(),
+                    ));
+                }
+                added.grpc_metadata()
+            }
+            None => Vec::new(),
         };
         let configured = self
             .headers
             .iter()
-            .map(|(name, value)| (name.as_str(), value));
-        for (name, value) in configured.chain(authorization.as_ref().map(|v| ("authorization", v)))
-        {
+            .map(|(name, value)| (name.as_str(), value, false));
+        let added = added
+            .iter()
+            .map(|(name, value)| (name.as_str(), value, true));
+        for (name, value, append) in configured.chain(added) {
             let key = AsciiMetadataKey::from_bytes(name.as_bytes())
                 .map_err(|_| BuildError::Header(name.to_string()))?;
             let value = AsciiMetadataValue::try_from(value.0.as_str())
                 .map_err(|_| BuildError::Header(name.to_string()))?;
-            headers.insert(key, value);
+            if append {
+                headers.append(key, value);
+            } else {
+                headers.insert(key, value);
+            }
         }
         Ok(headers)
     }

@@ -1,6 +1,7 @@
 //! The one server loop every listener runs (OTLP gRPC and HTTP, Zipkin, and the admin
 //! servers): accept under a connection limit, TLS (mTLS with a client CA), HTTP/1.1 and HTTP/2
-//! on the same port, then per request the bearer token and the rate limit, before the router.
+//! on the same port, then per request the authenticator (bearer token, basic, OIDC) and the
+//! rate limit, before the router.
 //!
 //! Doing this in one place means every receiver refuses the same way: HTTP 401 / 429, gRPC
 //! UNAUTHENTICATED / RESOURCE_EXHAUSTED with RetryInfo, and a closed connection past the limit.
@@ -10,7 +11,7 @@
 use super::keepalive::{Activity, Lifetime, drive};
 use super::limits::{ConnectionLimits, RateLimiter};
 use super::pings::PingWatch;
-use crate::auth::BearerToken;
+use crate::auth::ServerAuth;
 use crate::secrets::Rotating;
 use crate::telemetry::{ServerMetrics, Telemetry};
 use axum::extract::ConnectInfo;
@@ -42,8 +43,8 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct ServeOptions {
     /// Re-read when its files change: each new connection takes the current one.
     pub tls: Option<Arc<Rotating<rustls::ServerConfig>>>,
-    /// Re-read when its file changes: each request is checked against the current one.
-    pub auth: Option<Arc<Rotating<BearerToken>>>,
+    /// The receiver's authenticator: each request is checked against its current state.
+    pub auth: Option<Arc<ServerAuth>>,
     pub limits: ConnectionLimits,
     pub max_concurrent_streams: Option<u32>,
     /// Idle and age bounds and server pings, for every connection.
@@ -128,12 +129,12 @@ async fn accept_loop(
         let connection = Connection {
             peer,
             local,
-            guard: Guard {
+            guard: Arc::new(Guard {
                 open_preflights: options.open_preflights,
                 auth: options.auth.clone(),
                 rate: rate.clone(),
                 refusals: refusals.clone(),
-            },
+            }),
             router: router.clone(),
             tls: options.tls.clone(),
             builder: builder.clone(),
@@ -176,7 +177,7 @@ fn http_builder(options: &ServeOptions) -> auto::Builder<TokioExecutor> {
 struct Connection {
     peer: SocketAddr,
     local: Option<SocketAddr>,
-    guard: Guard,
+    guard: Arc<Guard>,
     router: axum::Router,
     tls: Option<Arc<Rotating<rustls::ServerConfig>>>,
     builder: Arc<auto::Builder<TokioExecutor>>,
@@ -238,10 +239,12 @@ impl Connection {
                 request.extensions_mut().insert(ConnectInfo(peer));
                 request.extensions_mut().insert(connect_info.clone());
                 let in_flight = requests.begin(request.version());
-                let refused = guard.check(&request);
+                let guard = guard.clone();
                 let router = router.clone();
                 async move {
-                    let response = match refused {
+                    // Only the headers are held while an authenticator may wait (OIDC keys).
+                    let preflight = guard.open_preflights && super::cors::is_preflight(&request);
+                    let response = match guard.check(request.headers(), preflight).await {
                         Some(response) => response,
                         None => router.oneshot(request.map(axum::body::Body::new)).await?,
                     };
@@ -262,32 +265,33 @@ impl Connection {
 /// The checks made on every request before it reaches the router.
 struct Guard {
     open_preflights: bool,
-    auth: Option<Arc<Rotating<BearerToken>>>,
+    auth: Option<Arc<ServerAuth>>,
     rate: Option<Arc<RateLimiter>>,
     refusals: ServerMetrics,
 }
 
 impl Guard {
-    fn check<B>(&self, request: &http::Request<B>) -> Option<Response> {
+    /// `preflight`: a CORS preflight that passes without authenticating.
+    async fn check(&self, headers: &http::HeaderMap, preflight: bool) -> Option<Response> {
         // Only a refusal needs to know how to answer.
         let grpc = || {
-            request
-                .headers()
+            headers
                 .get(http::header::CONTENT_TYPE)
                 .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
         };
-        if let Some(token) = &self.auth
-            && !(self.open_preflights && super::cors::is_preflight(request))
-            && let Err(message) = token.load().check(request.headers())
+        if let Some(auth) = &self.auth
+            && !preflight
+            && let Err(refusal) = auth.check(headers).await
         {
             self.refusals.unauthenticated_requests.add(1);
             return Some(if grpc() {
-                tonic::Status::unauthenticated(message).into_http()
+                tonic::Status::unauthenticated(refusal.message).into_http()
             } else {
-                let mut response = (http::StatusCode::UNAUTHORIZED, message).into_response();
+                let mut response =
+                    (http::StatusCode::UNAUTHORIZED, refusal.message).into_response();
                 response.headers_mut().insert(
                     http::header::WWW_AUTHENTICATE,
-                    http::HeaderValue::from_static("Bearer"),
+                    http::HeaderValue::from_static(refusal.challenge),
                 );
                 response
             });

@@ -50,7 +50,7 @@ impl Exporter for LoadBalancingConfig {
             .route_by(signal)
             .map_err(|e| failed(BuildError::Routing(e)))?;
         let token = build
-            .exporter_token(id, self.protocol.otlp.auth.as_ref())?
+            .exporter_auth(id, self.protocol.otlp.auth.as_ref())?
             .map(|token| token.resolved(&|p: &Path| build.resolve_path(p)));
         let otlp = self
             .protocol

@@ -41,7 +41,7 @@ impl Exporter for OtlpHttpExporterConfig {
         signal: Signal,
         build: &Build<'_>,
     ) -> Result<ExporterSpec, StartError> {
-        let token = build.exporter_token(id, self.auth.as_ref())?;
+        let token = build.exporter_auth(id, self.auth.as_ref())?;
         let resolve = |p: &PathBuf| build.resolve_path(p);
         self.build(id, signal, resolve, token, build.secrets)
             .map_err(|source| StartError::Exporter {

@@ -1,8 +1,11 @@
 //! Extension kinds, one file each.
 
+mod basicauth;
 mod bearertokenauth;
 mod file_storage;
+mod headers_setter;
 mod health_check;
+mod oidc;
 mod pprof;
 mod zpages;
 

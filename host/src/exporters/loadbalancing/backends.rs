@@ -9,7 +9,7 @@
 //!   exporter is stopped when it leaves, so its queue drains through that path.
 
 use super::ring::Ring;
-use crate::auth::BearerTokenConfig;
+use crate::auth::ClientAuthConfig;
 use crate::exporters::otlp::OtlpExporterConfig;
 use crate::exporters::{
     DiskQueue, ExportError, ExporterHandle, Payload, SendOutcome, Sink, spawn_exporter,
@@ -37,7 +37,7 @@ pub struct BackendStorage {
 pub struct Template {
     /// The otlp settings, paths already resolved; `endpoint` is replaced per backend.
     pub otlp: OtlpExporterConfig,
-    pub token: Option<BearerTokenConfig>,
+    pub token: Option<ClientAuthConfig>,
     pub storage: Option<BackendStorage>,
 }
 

@@ -3,9 +3,8 @@
 //! client does with the collector's `force_attempt_http2: true`.
 
 use super::OtlpHttpExporterConfig;
-use crate::auth::BearerTokenConfig;
+use crate::auth::ClientAuthConfig;
 use crate::exporters::otlp::{BuildError, TlsClientConfig};
-use crate::secrets::Secret;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use hyper_rustls::{FixedServerNameResolver, HttpsConnector};
 use hyper_util::client::legacy::Client;
@@ -32,7 +31,7 @@ impl OtlpHttpExporterConfig {
     /// token read now). `https`: whether the URL needs the system's CA roots.
     pub(super) fn connect(
         &self,
-        token: Option<&BearerTokenConfig>,
+        token: Option<&ClientAuthConfig>,
         https: bool,
     ) -> Result<Connection, BuildError> {
         let mut http = HttpConnector::new();
@@ -83,28 +82,21 @@ impl OtlpHttpExporterConfig {
         }
     }
 
-    /// The configured headers, then `Authorization` from the token (it wins, as the
-    /// collector's auth round tripper runs after its header one).
-    fn request_headers(&self, token: Option<&BearerTokenConfig>) -> Result<HeaderMap, BuildError> {
-        let authorization = match token {
-            Some(token) => Some(Secret(
-                token
-                    .load(&|p| p.into())
-                    .map_err(BuildError::Auth)?
-                    .header_value(),
-            )),
-            None => None,
-        };
-        let configured = self.headers.iter().map(|(n, v)| (n.as_str(), v));
+    /// The configured headers, then what the client authenticator sets (read now): the
+    /// collector's auth round tripper runs inside its headers one, so it sees them and wins.
+    fn request_headers(&self, token: Option<&ClientAuthConfig>) -> Result<HeaderMap, BuildError> {
         let mut headers = HeaderMap::new();
-        for (name, value) in configured.chain(authorization.as_ref().map(|v| ("authorization", v)))
-        {
+        for (name, value) in &self.headers {
             let key = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| BuildError::Header(name.to_string()))?;
             let mut value = HeaderValue::from_str(&value.0)
                 .map_err(|_| BuildError::Header(name.to_string()))?;
             value.set_sensitive(true);
             headers.insert(key, value);
+        }
+        if let Some(token) = token {
+            let added = token.load().map_err(BuildError::Auth)?;
+            added.apply_http(&mut headers).map_err(BuildError::Auth)?;
         }
         if self.disable_keep_alives {
             headers.insert(http::header::CONNECTION, HeaderValue::from_static("close"));

@@ -14,7 +14,7 @@ mod sink;
 
 use super::otlp::{BuildError, Compression, TlsClientConfig};
 use super::queue::{BatchSettings, ExporterSpec, QueueSettings, RetrySettings};
-use crate::auth::{AuthConfig, BearerTokenConfig};
+use crate::auth::{AuthConfig, ClientAuthConfig};
 use crate::config::values;
 use crate::pdata::Signal;
 use crate::secrets::{Secret, Secrets};
@@ -238,7 +238,7 @@ impl OtlpHttpExporterConfig {
         id: &str,
         signal: Signal,
         resolve: impl Fn(&PathBuf) -> PathBuf,
-        token: Option<BearerTokenConfig>,
+        token: Option<ClientAuthConfig>,
         secrets: &Secrets,
     ) -> Result<ExporterSpec, BuildError> {
         let url = self.url(signal)?;
@@ -261,7 +261,7 @@ impl OtlpHttpExporterConfig {
             .flatten()
             .cloned()
             .collect();
-        files.extend(token.iter().flat_map(BearerTokenConfig::files));
+        files.extend(token.iter().flat_map(ClientAuthConfig::files));
         let what = format!("exporter {id}/{}", signal.as_str());
         let https = uri.scheme_str() == Some("https");
         let connection =

@@ -2,18 +2,10 @@
 //! `auth.authenticator` names one accepts only requests whose `Authorization` header is
 //! `<scheme> <token>`; an exporter that names one sends that header.
 
-use crate::config::ComponentId;
+use super::{ClientHeaders, Refusal, constant_time_eq};
 use crate::secrets::Secret;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
-
-/// `auth:` of a receiver or exporter.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuthConfig {
-    /// A `bearertokenauth` extension id.
-    pub authenticator: ComponentId,
-}
 
 /// `extensions: bearertokenauth/NAME:` with `token` or `filename`, not both.
 #[derive(Debug, Clone, Deserialize)]
@@ -78,14 +70,15 @@ impl BearerTokenConfig {
 
 impl BearerToken {
     /// Whether the request carries the token; the error says what was wrong, never the token.
-    pub fn check(&self, headers: &http::HeaderMap) -> Result<(), &'static str> {
+    pub fn check(&self, headers: &http::HeaderMap) -> Result<(), Refusal> {
+        let refuse = |message: &str| Err(Refusal::new(message, "Bearer"));
         let Some(given) = headers.get(http::header::AUTHORIZATION) else {
-            return Err("missing Authorization header: this receiver requires a bearer token");
+            return refuse("missing Authorization header: this receiver requires a bearer token");
         };
         if constant_time_eq(given.as_bytes(), &self.expected) {
             Ok(())
         } else {
-            Err("wrong bearer token in the Authorization header")
+            refuse("wrong bearer token in the Authorization header")
         }
     }
 
@@ -93,15 +86,13 @@ impl BearerToken {
     pub fn header_value(&self) -> String {
         String::from_utf8_lossy(&self.expected).into_owned()
     }
-}
 
-/// Compares without returning early, so the time taken does not tell how much of a guess was
-/// right.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
+    /// What an exporter sets on each request: `authorization`, replacing any configured one.
+    /// Sent over plain-text gRPC too, as trailhead always has (the collector's gRPC client
+    /// refuses to: its bearertokenauth requires transport security, as basicauth does).
+    pub fn client_headers(&self) -> ClientHeaders {
+        ClientHeaders::authorization(self.header_value(), false)
     }
-    a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
 }
 
 #[cfg(test)]
@@ -128,7 +119,7 @@ mod tests {
         assert!(bearer.check(&headers(Some("Bearer s3cre"))).is_err());
         assert!(bearer.check(&headers(Some("Basic s3cret"))).is_err());
         let missing = bearer.check(&headers(None)).unwrap_err();
-        assert!(missing.contains("missing"), "{missing}");
+        assert!(missing.message.contains("missing"), "{}", missing.message);
         let custom = token("{token: t, scheme: Token}").unwrap();
         assert_eq!(custom.header_value(), "Token t");
     }
