@@ -303,7 +303,7 @@ fn refusals_and_checks_say_why_and_where() {
         error.contains("role \"node\" is not implemented by trailhead yet"),
         "{error}"
     );
-    assert!(error.contains("line 6"), "{error}");
+    assert!(error.contains("kubernetes_sd_configs[0].role: "), "{error}");
     let error = sd("role: pods\n").unwrap_err();
     assert!(error.contains("unknown Kubernetes SD role"), "{error}");
     let error = sd("namespaces:\n  names: [a]\n").unwrap_err();
@@ -323,7 +323,7 @@ fn refusals_and_checks_say_why_and_where() {
         error.contains("HTTP client key is not implemented"),
         "{error}"
     );
-    assert!(error.contains("line 8"), "{error}");
+    assert!(error.contains("kubernetes_sd_configs[0].basic_auth: "), "{error}");
     let error = sd("role: pod\nattach_metadata:\n  namespace: true\n").unwrap_err();
     assert!(error.contains("only node is implemented"), "{error}");
     let error =
