@@ -323,7 +323,10 @@ fn refusals_and_checks_say_why_and_where() {
         error.contains("HTTP client key is not implemented"),
         "{error}"
     );
-    assert!(error.contains("kubernetes_sd_configs[0].basic_auth: "), "{error}");
+    assert!(
+        error.contains("kubernetes_sd_configs[0].basic_auth: "),
+        "{error}"
+    );
     let error = sd("role: pod\nattach_metadata:\n  namespace: true\n").unwrap_err();
     assert!(error.contains("only node is implemented"), "{error}");
     let error =
