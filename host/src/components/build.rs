@@ -43,6 +43,8 @@ pub struct Build<'a> {
     pub config: &'a Config,
     pub secrets: &'a Secrets,
     pub telemetry: &'a Telemetry,
+    /// The Kubernetes watches `prometheus` receivers discover targets with.
+    pub discovery: Arc<crate::kubernetes::discovery::Discovery>,
 }
 
 /// A server a receiver listens with: its name, endpoint, routes and how it serves.

@@ -1,11 +1,13 @@
 //! The host's one Kubernetes metadata cache, which `k8sattributes` plugins read through the
 //! `pod-by-*` imports: no plugin needs RBAC, a network, or its own copy.
 //!
-//! What is watched follows the config. Pods always; namespaces, nodes and ReplicaSets only when
+//! What is watched follows the config. Pods always (kept whole as well when a `prometheus`
+//! receiver's `kubernetes_sd_configs` shares the watch: see `discovery`); namespaces, nodes and ReplicaSets only when
 //! a `k8sattributes` processor extracts their labels, annotations or UIDs. Only the label and
 //! annotation keys some rule can match are kept. With no cluster reachable trailhead still
 //! starts, logs it once, and the plugins pass data through.
 
+pub mod discovery;
 pub mod endpoint_slices;
 pub mod node;
 mod store;
@@ -44,6 +46,8 @@ pub struct Settings {
     pub watch_nodes: bool,
     pub watch_replicasets: bool,
     pub containers: bool,
+    /// Whether the pod watch also keeps pods whole for a `prometheus` receiver's discovery.
+    pub feeds_discovery: bool,
 }
 
 /// The collector's default for `wait_for_metadata_timeout`.
@@ -127,6 +131,25 @@ impl Settings {
         }
     }
 
+    /// What the pod watch lists, in discovery's terms.
+    pub fn pod_watch(&self) -> discovery::PodWatch {
+        let from_env = || std::env::var(self.node_env_var.as_ref()?).ok();
+        let node = self.node.clone().or_else(from_env);
+        discovery::PodWatch {
+            connection: discovery::Connection::for_auth(self.auth_type),
+            namespace: self.namespace.clone(),
+            label_selector: String::new(),
+            field_selector: node.map_or(String::new(), |n| format!("spec.nodeName={n}")),
+        }
+    }
+
+    /// Has the pod watch keep pods whole too when it lists what one of `wanted` (a
+    /// `prometheus` receiver's discovery) lists, so that discovery needs no watch of its own.
+    pub fn share_pods_with(&mut self, wanted: &[discovery::PodWatch]) {
+        let watch = self.pod_watch();
+        self.feeds_discovery = wanted.iter().any(|w| watch.covers(w));
+    }
+
     /// The label and annotation filters for namespace or node metadata.
     pub fn keep_for(&self, kind: store::Kind) -> (&KeyFilter, &KeyFilter) {
         match kind {
@@ -149,6 +172,8 @@ impl Settings {
 #[derive(Debug)]
 pub struct Cache {
     pub store: Arc<Store>,
+    /// The pod and node watches `prometheus` receivers discover targets with.
+    pub discovery: Arc<discovery::Discovery>,
     synced: tokio::sync::watch::Receiver<bool>,
     wait: Option<Duration>,
 }
@@ -158,6 +183,7 @@ impl Cache {
     pub fn empty() -> Cache {
         Cache {
             store: Arc::new(Store::default()),
+            discovery: Arc::default(),
             synced: tokio::sync::watch::channel(true).1,
             wait: None,
         }
@@ -169,9 +195,12 @@ impl Cache {
         store: &Arc<Store>,
         telemetry: &Telemetry,
     ) -> Result<Cache, String> {
+        let discovery = Arc::new(discovery::Discovery::default());
+        discovery.set_telemetry(telemetry);
         let Some(mut settings) = settings else {
             return Ok(Cache {
                 store: store.clone(),
+                discovery,
                 ..Cache::empty()
             });
         };
@@ -187,9 +216,15 @@ impl Cache {
             .gauge_fn(&catalog::KUBERNETES_PODS, &[], move || {
                 pods.upgrade().map_or(0.0, |s| s.pod_count() as f64)
             });
-        let synced = watch::spawn(settings.clone(), store.clone(), telemetry).await;
+        let discovered = settings.feeds_discovery.then(|| {
+            let pods = Arc::new(discovery::PodSet::default());
+            discovery.register(settings.pod_watch(), pods.clone());
+            pods
+        });
+        let synced = watch::spawn(settings.clone(), store.clone(), discovered, telemetry).await;
         Ok(Cache {
             store,
+            discovery,
             synced,
             wait: settings.wait_for_metadata,
         })

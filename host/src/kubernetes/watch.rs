@@ -2,6 +2,7 @@
 //! bookmarks, relisting after a 410 Gone) with kube's default backoff, so an API-server outage
 //! only pauses updates; the cache keeps answering from what it has.
 
+use super::discovery::{self, ApiServer, Connection, NodeSet, NodeWatch, PodSet, PodWatch};
 use super::store::{self, Kind, Store};
 use super::{AuthType, IGNORE_ANNOTATIONS, Settings};
 use crate::telemetry::Telemetry;
@@ -23,10 +24,12 @@ use tokio::sync::watch as signal;
 const EXPIRY_TICK: Duration = Duration::from_secs(5);
 
 /// Spawns a watch task per kind the settings need. The returned flag turns true once every
-/// one of them has finished its first list.
+/// one of them has finished its first list. The pod watch also fills `discovered`, when a
+/// `prometheus` receiver's discovery shares it.
 pub async fn spawn(
     settings: Settings,
     store: Arc<Store>,
+    discovered: Option<Arc<PodSet>>,
     telemetry: &Telemetry,
 ) -> signal::Receiver<bool> {
     let (registry, supervisor) = (&telemetry.registry, &telemetry.supervisor);
@@ -58,9 +61,10 @@ pub async fn spawn(
             events: WatchInstruments::new(registry, kind.as_str()),
         };
         let (client, settings, store) = (client.clone(), settings.clone(), store.clone());
+        let discovered = discovered.clone();
         supervisor.spawn(
             format!("kubernetes watch {}", kind.as_str()),
-            watch_kind(kind, client, settings, store, sync),
+            watch_kind(kind, client, settings, store, discovered, sync),
         );
     }
     let expiring = store.clone();
@@ -80,10 +84,11 @@ async fn watch_kind(
     client: Client,
     settings: Arc<Settings>,
     store: Arc<Store>,
+    discovered: Option<Arc<PodSet>>,
     sync: FirstList,
 ) {
     match kind {
-        Kind::Pods => watch_pods(client, settings, store, sync).await,
+        Kind::Pods => watch_pods(client, settings, store, discovered, sync).await,
         Kind::Namespaces | Kind::Nodes => {
             let (labels, annotations) = settings.keep_for(kind);
             let update = |store: &Store, name: &str, meta: Option<&ObjectMeta>| {
@@ -115,16 +120,30 @@ async fn watch_kind(
 }
 
 pub(super) async fn client(auth: AuthType) -> Result<Client, String> {
-    let config = match auth {
-        AuthType::ServiceAccount => {
+    connect(&Connection::for_auth(auth)).await
+}
+
+/// A client for `connection`.
+pub(super) async fn connect(connection: &Connection) -> Result<Client, String> {
+    let config = match connection {
+        Connection::InCluster => {
             kube::Config::incluster().map_err(|e| format!("in-cluster config: {e}"))?
         }
-        AuthType::Kubeconfig => {
+        Connection::DefaultKubeconfig => {
             kube::Config::from_kubeconfig(&kube::config::KubeConfigOptions::default())
                 .await
                 .map_err(|e| format!("kubeconfig: {e}"))?
         }
-        AuthType::None => {
+        Connection::Kubeconfig(path) => {
+            let file = kube::config::Kubeconfig::read_from(path)
+                .map_err(|e| format!("kubeconfig_file {}: {e}", path.display()))?;
+            let options = kube::config::KubeConfigOptions::default();
+            kube::Config::from_custom_kubeconfig(file, &options)
+                .await
+                .map_err(|e| format!("kubeconfig_file {}: {e}", path.display()))?
+        }
+        Connection::ApiServer(server) => api_server_config(server)?,
+        Connection::ServiceHostEnv => {
             let host = std::env::var("KUBERNETES_SERVICE_HOST")
                 .map_err(|_| "auth_type none: KUBERNETES_SERVICE_HOST is not set".to_string())?;
             let port = std::env::var("KUBERNETES_SERVICE_PORT").unwrap_or_else(|_| "443".into());
@@ -201,7 +220,13 @@ async fn follow<K>(
 /// of a rare event.
 const LIST_PAGE: u32 = 50;
 
-async fn watch_pods(client: Client, settings: Arc<Settings>, store: Arc<Store>, sync: FirstList) {
+async fn watch_pods(
+    client: Client,
+    settings: Arc<Settings>,
+    store: Arc<Store>,
+    discovered: Option<Arc<PodSet>>,
+    sync: FirstList,
+) {
     let api = match &settings.namespace {
         Some(ns) => Api::<Pod>::namespaced(client, ns),
         None => Api::<Pod>::all(client),
@@ -211,6 +236,9 @@ async fn watch_pods(client: Client, settings: Arc<Settings>, store: Arc<Store>, 
         config = config.fields(&format!("spec.nodeName={node}"));
     }
     follow(watcher::watcher(api, config), sync, |event| {
+        if let Some(set) = &discovered {
+            to_discovery(set, &event);
+        }
         let now = Instant::now();
         match event {
             Event::Init => store.relist_started(Kind::Pods),
@@ -231,6 +259,108 @@ async fn watch_pods(client: Client, settings: Arc<Settings>, store: Arc<Store>, 
         }
     })
     .await;
+}
+
+/// A pod event, as discovery keeps it: every pod, whole, gone at once when deleted.
+fn to_discovery(set: &PodSet, event: &Event<Pod>) {
+    match event {
+        Event::Init => set.relist_started(),
+        Event::InitDone => set.relist_done(),
+        Event::Apply(pod) | Event::InitApply(pod) => {
+            set.apply(discovery::pod_key(pod), discovery::discovered_pod(pod))
+        }
+        Event::Delete(pod) => set.remove(&discovery::pod_key(pod)),
+    }
+}
+
+/// A first list that no one waits for: discovery watches start after the service does.
+fn unawaited(events: WatchInstruments) -> FirstList {
+    FirstList {
+        waiting: Arc::new(AtomicUsize::new(1)),
+        tx: Arc::new(signal::channel(false).0),
+        done: false,
+        events,
+    }
+}
+
+/// Connects, or logs why not and waits for good: discovery without a cluster finds no
+/// targets, and trailhead keeps running, as Prometheus does.
+async fn connect_or_idle(connection: &Connection, what: &str) -> Client {
+    match connect(connection).await {
+        Ok(client) => client,
+        Err(error) => {
+            tracing::error!(%error, what, "Kubernetes discovery cannot reach its API server; it finds no targets");
+            std::future::pending().await
+        }
+    }
+}
+
+/// Starts the pod watch `watch` describes, into `set`, for discovery.
+pub(super) fn spawn_pod_discovery(watch: PodWatch, set: Arc<PodSet>, telemetry: &Telemetry) {
+    let sync = unawaited(WatchInstruments::new(&telemetry.registry, "pods"));
+    telemetry
+        .supervisor
+        .spawn("kubernetes discovery pods", async move {
+            let client = connect_or_idle(&watch.connection, "pods").await;
+            let api = match &watch.namespace {
+                Some(ns) => Api::<Pod>::namespaced(client, ns),
+                None => Api::<Pod>::all(client),
+            };
+            let config = selected(&watch.label_selector, &watch.field_selector);
+            follow(watcher::watcher(api, config), sync, |event| {
+                to_discovery(&set, &event)
+            })
+            .await
+        });
+}
+
+/// Starts the node watch `watch` describes, into `set`, for discovery.
+pub(super) fn spawn_node_discovery(watch: NodeWatch, set: Arc<NodeSet>, telemetry: &Telemetry) {
+    let sync = unawaited(WatchInstruments::new(&telemetry.registry, "nodes"));
+    telemetry
+        .supervisor
+        .spawn("kubernetes discovery nodes", async move {
+            let client = connect_or_idle(&watch.connection, "nodes").await;
+            let api = Api::<PartialObjectMeta<Node>>::all(client);
+            let config = selected(&watch.label_selector, &watch.field_selector);
+            follow(watcher::watcher(api, config), sync, |event| match event {
+                Event::Init => set.relist_started(),
+                Event::InitDone => set.relist_done(),
+                Event::Apply(node) | Event::InitApply(node) => {
+                    let node = discovery::discovered_node(node.meta());
+                    set.apply(node.name.clone(), node)
+                }
+                Event::Delete(node) => set.remove(node.meta().name.as_deref().unwrap_or("")),
+            })
+            .await
+        });
+}
+
+/// A watch config with the API server's selectors, when set.
+fn selected(labels: &str, fields: &str) -> watcher::Config {
+    let mut config = watcher::Config::default().page_size(LIST_PAGE);
+    if !labels.is_empty() {
+        config = config.labels(labels);
+    }
+    if !fields.is_empty() {
+        config = config.fields(fields);
+    }
+    config
+}
+
+/// A client config for Prometheus' `api_server` and its HTTP client keys.
+fn api_server_config(server: &ApiServer) -> Result<kube::Config, String> {
+    let url = (server.url.parse()).map_err(|e| format!("api_server {:?}: {e}", server.url))?;
+    let mut config = kube::Config::new(url);
+    let path = |p: &Option<std::path::PathBuf>| p.as_ref().map(|p| p.display().to_string());
+    config.root_cert_file = server.ca_file.clone();
+    config.accept_invalid_certs = server.insecure_skip_verify;
+    config.tls_server_name = server.server_name.clone();
+    config.auth_info.token = server.token.clone().map(Into::into);
+    config.auth_info.token_file = path(&server.token_file);
+    config.auth_info.client_certificate = path(&server.cert_file);
+    config.auth_info.client_key = path(&server.key_file);
+    Ok(config)
 }
 
 /// Follows a metadata-only watch (namespaces, nodes, ReplicaSets): relists, and each object

@@ -85,6 +85,7 @@ impl Service {
             config,
             secrets: &secrets,
             telemetry: &telemetry,
+            discovery: cache.discovery.clone(),
         };
         let mut samplers = Samplers::default();
         let pipelines = build_pipelines(

@@ -43,9 +43,13 @@ impl KubernetesPlan {
     pub fn new(config: &Config) -> Result<KubernetesPlan, StartError> {
         let listed = config.listed(kubernetes::PROCESSOR);
         let listed = listed.map(|(id, settings)| (id, plugin_settings(settings)));
-        let settings = kubernetes::Settings::from_processors(listed).map_err(|(id, message)| {
-            StartError::Processor(config.processor_diagnostic(&id, &message, message.clone()))
-        })?;
+        let mut settings =
+            kubernetes::Settings::from_processors(listed).map_err(|(id, message)| {
+                StartError::Processor(config.processor_diagnostic(&id, &message, message.clone()))
+            })?;
+        if let Some(settings) = &mut settings {
+            settings.share_pods_with(&config.discovery_pod_watches());
+        }
         Ok(KubernetesPlan {
             settings,
             metadata: Arc::new(kubernetes::Store::default()),

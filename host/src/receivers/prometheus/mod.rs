@@ -5,10 +5,13 @@
 //! This file is its config: the collector's `config:` key holds a Prometheus configuration
 //! (`global`, `scrape_configs`), read with Prometheus' defaults and checks. A Prometheus key
 //! trailhead does not implement is refused where it is written, with why, never ignored.
-//! The scrape loop is in `scrape`, relabeling in `relabel`, and the mapping to OTLP in
-//! `to_otlp`; the exposition parser is [`crate::pdata::exposition`], shared with trailhead's own
-//! metrics.
+//! The scrape loop is in `scrape`, relabeling in `relabel`, the mapping to OTLP in `to_otlp`,
+//! Kubernetes discovery's config and targets in `kubernetes_sd`, and following discovered
+//! targets in `discovered`; the exposition parser is [`crate::pdata::exposition`], shared with
+//! trailhead's own metrics.
 
+pub mod discovered;
+pub mod kubernetes_sd;
 pub mod relabel;
 pub mod scrape;
 pub mod to_otlp;
@@ -143,9 +146,9 @@ pub struct ScrapeConfig {
     pub relabel_configs: Vec<RelabelConfig>,
     /// Relabeling of scraped samples, before they are sent.
     pub metric_relabel_configs: Vec<RelabelConfig>,
-    /// Refused: see why in the error.
-    #[serde(default)]
-    kubernetes_sd_configs: Option<Refused<KubernetesSd>>,
+    /// Targets found in Kubernetes (`role: pod`).
+    #[serde(deserialize_with = "kubernetes_sd_configs")]
+    pub kubernetes_sd_configs: Vec<kubernetes_sd::KubernetesSdConfig>,
     /// Refused: see why in the error.
     #[serde(default)]
     file_sd_configs: Option<Refused<OtherSd>>,
@@ -212,7 +215,7 @@ impl Default for ScrapeConfig {
             static_configs: Vec::new(),
             relabel_configs: Vec::new(),
             metric_relabel_configs: Vec::new(),
-            kubernetes_sd_configs: None,
+            kubernetes_sd_configs: Vec::new(),
             file_sd_configs: None,
             dns_sd_configs: None,
             http_sd_configs: None,
@@ -350,6 +353,17 @@ fn scrape_configs<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<ScrapeConfig>, 
     Ok(configs)
 }
 
+/// Reads `kubernetes_sd_configs`, each checked as Prometheus checks it.
+fn kubernetes_sd_configs<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<kubernetes_sd::KubernetesSdConfig>, D::Error> {
+    let configs = Vec::<kubernetes_sd::KubernetesSdConfig>::deserialize(d)?;
+    for config in &configs {
+        config.check().map_err(de::Error::custom)?;
+    }
+    Ok(configs)
+}
+
 /// A Prometheus duration (`1m30s`, `10s`, `1d`, `500ms`): units y, w, d, h, m, s, ms, each at
 /// most once, largest first, integers only; `0` alone is zero.
 pub fn parse_prom_duration(text: &str) -> Result<Duration, String> {
@@ -451,7 +465,6 @@ reasons! {
     ApiServer => "api_server (the collector's Prometheus-compatible API) is not implemented by trailhead",
     ConfigFiles => "scrape_config_files is not implemented by trailhead: write the scrape configs under config.scrape_configs",
     Unsupported => "the collector's prometheus receiver refuses this Prometheus feature, and so does trailhead",
-    KubernetesSd => "kubernetes_sd_configs is not implemented by trailhead yet: list targets in static_configs",
     OtherSd => "this service discovery is not implemented by trailhead: list targets in static_configs",
     ScrapeAuth => "scrape authentication, TLS and proxies are not implemented by trailhead: scrape plain http targets",
     Limits => "scrape limits are not implemented by trailhead: a scrape is never cut short by them",

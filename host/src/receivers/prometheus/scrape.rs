@@ -50,17 +50,46 @@ pub struct ScrapeTarget {
     pub timeout: Duration,
 }
 
-/// Every target of every job in `config`; an error names the job and target.
+/// What turns a job's discovered labels into targets, owned so discovery tasks can keep it.
+#[derive(Debug, Clone)]
+pub struct TargetRules {
+    pub settings: Arc<Job>,
+    pub job_name: String,
+    pub metrics_path: String,
+    pub scheme: String,
+    pub params: BTreeMap<String, Vec<String>>,
+    pub relabel_configs: Vec<RelabelConfig>,
+    pub interval: Duration,
+    pub timeout: Duration,
+}
+
+impl TargetRules {
+    /// The rules of `job`, with its interval and timeout settled.
+    pub fn new(job: &ScrapeConfig, global: &GlobalConfig) -> Result<TargetRules, String> {
+        let (interval, timeout) = job.timing(global)?;
+        Ok(TargetRules {
+            settings: Arc::new(job_settings(job, global)),
+            job_name: job.job_name.clone(),
+            metrics_path: job.metrics_path.clone(),
+            scheme: job.scheme.clone(),
+            params: job.params.clone(),
+            relabel_configs: job.relabel_configs.clone(),
+            interval,
+            timeout,
+        })
+    }
+}
+
+/// Every static target of every job in `config`; an error names the job and target.
 pub fn targets(config: &PromConfig) -> Result<Vec<ScrapeTarget>, String> {
     let mut all = Vec::new();
     for job in &config.scrape_configs {
-        let (interval, timeout) = job.timing(&config.global)?;
-        let settings = Arc::new(job_settings(job, &config.global));
+        let rules = TargetRules::new(job, &config.global)?;
         for group in &job.static_configs {
             for address in &group.targets {
                 let mut labels = group.labels.clone();
                 labels.insert("__address__".into(), address.clone());
-                let target = populate(job, &settings, labels, (interval, timeout))
+                let target = populate(&rules, labels)
                     .map_err(|e| format!("job {:?}, target {address:?}: {e}", job.job_name))?;
                 all.extend(target);
             }
@@ -97,23 +126,18 @@ fn accept_header(protocols: &[ScrapeProtocol]) -> String {
 }
 
 /// scrape/target.go's PopulateLabels: `None` when relabeling drops the target.
-fn populate(
-    job: &ScrapeConfig,
-    settings: &Arc<Job>,
-    mut labels: Labels,
-    (interval, timeout): (Duration, Duration),
-) -> Result<Option<ScrapeTarget>, String> {
+pub fn populate(rules: &TargetRules, mut labels: Labels) -> Result<Option<ScrapeTarget>, String> {
     let defaults = [
-        ("job", job.job_name.clone()),
-        ("__scrape_interval__", format_duration(interval)),
-        ("__scrape_timeout__", format_duration(timeout)),
-        ("__metrics_path__", job.metrics_path.clone()),
-        ("__scheme__", job.scheme.clone()),
+        ("job", rules.job_name.clone()),
+        ("__scrape_interval__", format_duration(rules.interval)),
+        ("__scrape_timeout__", format_duration(rules.timeout)),
+        ("__metrics_path__", rules.metrics_path.clone()),
+        ("__scheme__", rules.scheme.clone()),
     ];
     for (name, value) in defaults {
         labels.entry(name.into()).or_insert(value);
     }
-    for (name, values) in &job.params {
+    for (name, values) in &rules.params {
         if let Some(first) = values.first() {
             labels
                 .entry(format!("__param_{name}"))
@@ -121,7 +145,7 @@ fn populate(
         }
     }
     let discovered = labels.clone();
-    if !relabel(&mut labels, &job.relabel_configs) {
+    if !relabel(&mut labels, &rules.relabel_configs) {
         return Ok(None);
     }
     let address = labels.get("__address__").cloned().unwrap_or_default();
@@ -144,13 +168,13 @@ fn populate(
     }
     labels.retain(|name, _| !name.starts_with("__meta_"));
     labels.entry("instance".into()).or_insert(address.clone());
-    let url = scrape_url(job, &labels, &address);
+    let url = scrape_url(&rules.params, &labels, &address);
     if labels.get("__scheme__").is_some_and(|s| s != "http") {
         return Err("trailhead scrapes http only (scheme https is not implemented)".into());
     }
     labels.retain(|name, value| !name.starts_with("__") && !value.is_empty());
     Ok(Some(ScrapeTarget {
-        job: settings.clone(),
+        job: rules.settings.clone(),
         labels,
         discovered,
         url,
@@ -160,10 +184,10 @@ fn populate(
 }
 
 /// The URL: scheme, address, path and the params, `__param_*` labels overriding them.
-fn scrape_url(job: &ScrapeConfig, labels: &Labels, address: &str) -> String {
+fn scrape_url(params: &BTreeMap<String, Vec<String>>, labels: &Labels, address: &str) -> String {
     let scheme = labels.get("__scheme__").map_or("http", String::as_str);
     let path = labels.get("__metrics_path__").map_or("", String::as_str);
-    let mut params: BTreeMap<String, Vec<String>> = job.params.clone();
+    let mut params: BTreeMap<String, Vec<String>> = params.clone();
     for (name, value) in labels {
         if let Some(param) = name.strip_prefix("__param_") {
             match params.get_mut(param) {
