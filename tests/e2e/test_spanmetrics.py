@@ -115,11 +115,15 @@ def pair(tmp_path, start_trailhead, connector):
     theirs, mine = Sink(), Sink()
     process = run_collector(pipelines({"http": {"endpoint": f"127.0.0.1:{port}"}}, connector, theirs.endpoint),
                             tmp_path, port)
+    trailhead = None
     try:
         ours = pipelines({"http": {"endpoint": "127.0.0.1:0"}}, connector, mine.endpoint)
         trailhead = start_trailhead(ours)
         yield [(f"http://127.0.0.1:{port}", theirs), (trailhead.url("otlp (http)"), mine)]
     finally:
+        # Both stop before their sinks, so neither spends its shutdown retrying a closed sink.
+        if trailhead is not None:
+            trailhead.stop()
         process.terminate()
         process.wait(10)
         theirs.stop()
@@ -170,10 +174,16 @@ def points_of(sink):
 
 
 def settled(sink, flushes=3):
-    """Waits for `flushes` more metric requests after the last span went in."""
+    """Waits for `flushes` more metric requests after the last span went in, or, once one
+    came, for 2.5 s without another (a delta connector sends nothing when it has nothing)."""
     start = len(sink.requests["metrics"])
-    deadline = time.time() + 15
-    while len(sink.requests["metrics"]) < start + flushes and time.time() < deadline:
+    deadline, last, quiet_since = time.time() + 15, start, time.time()
+    while time.time() < deadline:
+        now = len(sink.requests["metrics"])
+        if now >= start + flushes or (now > start and time.time() - quiet_since > 2.5):
+            return
+        if now != last:
+            last, quiet_since = now, time.time()
         time.sleep(0.05)
 
 
@@ -233,3 +243,80 @@ def test_delta_points_start_where_the_last_flush_ended(tmp_path, start_trailhead
             for seen in chained:
                 seen.sort()
                 assert seen[1][1] == seen[0][0], seen
+
+
+REFUSED = """receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:0
+connectors:
+  span_metrics:
+    dimensions:
+      - name: http.method
+      - name: span.kind
+  servicegraph:
+    exponential_histogram_max_size: -3
+exporters:
+  debug:
+service:
+  pipelines:
+    traces: {receivers: [otlp], exporters: [span_metrics, servicegraph]}
+    metrics: {receivers: [span_metrics, servicegraph], exporters: [debug]}
+"""
+
+
+def test_refusals_name_the_connector_and_its_line(tmp_path):
+    """What the collector refuses (a dimension repeating a built-in one; a negative
+    exponential size) is refused at its line, naming the connector."""
+    from conftest import BINARY
+    import subprocess
+    path = tmp_path / "refused.yaml"
+    path.write_text(REFUSED)
+    done = subprocess.run([str(BINARY), "validate", "--config", str(path)], capture_output=True, text=True)
+    output = done.stdout + done.stderr
+    assert done.returncode != 0, output
+    assert f"{path}:10:" in output and "duplicate dimension name \"span.kind\"" in output, output
+    assert f"{path}:12:" in output and "can not be negative" in output, output
+
+
+def test_servicegraph_pairs_a_request_end_to_end(start_trailhead):
+    """servicegraph has no collector peer at v0.161.0 (checked against its sources in unit
+    tests); here it runs between real pipelines: a client span and the server span under it,
+    sent in two requests, become one edge, sent right after the batch that completed it
+    (`metrics_flush_interval: 0`)."""
+    sink = Sink()
+    try:
+        config = pipelines({"http": {"endpoint": "127.0.0.1:0"}}, {}, sink.endpoint)
+        config["connectors"] = {"servicegraph": {"metrics_flush_interval": 0, "dimensions": ["deployment"]}}
+        config["service"]["pipelines"]["traces"]["exporters"] = ["servicegraph"]
+        config["service"]["pipelines"]["metrics"]["receivers"] = ["servicegraph"]
+        trailhead = start_trailhead(config)
+        trace = random.Random(3).randbytes(16).hex()
+
+        def span(service, kind, span_id, parent=""):
+            return {"resourceSpans": [{"resource": {"attributes": kv({"service.name": service, "deployment": "blue"})},
+                                       "scopeSpans": [{"spans": [{
+                                           "traceId": trace, "spanId": span_id, "parentSpanId": parent, "name": "call",
+                                           "kind": kind, "startTimeUnixNano": str(BASE), "endTimeUnixNano": str(BASE + 30_000_000),
+                                           "status": {"code": 2 if kind == 2 else 0}}]}]}]}
+
+        for body in [span("frontend", 3, "00000000000000aa"), span("backend", 2, "00000000000000bb", "00000000000000aa")]:
+            requests.post(trailhead.url("otlp (http)", "/v1/traces"), json=body, timeout=10).raise_for_status()
+        deadline = time.time() + 10
+        while not sink.requests["metrics"] and time.time() < deadline:
+            time.sleep(0.05)
+        assert sink.requests["metrics"], "no service graph metrics"
+        metrics = {m.name: m for rm in sink.requests["metrics"][-1].resource_metrics
+                   for sm in rm.scope_metrics for m in sm.metrics}
+        total = metrics["traces_service_graph_request_total"].sum.data_points[0]
+        labels = {a.key: value(a.value) for a in total.attributes}
+        assert labels == {"client": "frontend", "server": "backend", "connection_type": "", "failed": True,
+                          "client_deployment": "blue", "server_deployment": "blue"}, labels
+        assert total.as_int == 1
+        assert metrics["traces_service_graph_request_failed_total"].sum.data_points[0].as_int == 1
+        server = metrics["traces_service_graph_request_server"]
+        assert server.unit == "s" and server.histogram.data_points[0].sum == pytest.approx(0.03)
+        trailhead.stop()
+    finally:
+        sink.stop()

@@ -186,6 +186,6 @@ mod tests {
         // 1 and 1000 are ~10 powers of two apart: four buckets need each to span 4 of them.
         assert_eq!(point.scale, -2);
         assert_eq!((point.min, point.max), (Some(0.0), Some(1000.0)));
-        assert_eq!(point.sum, Some(2000.0));
+        assert_eq!(point.sum, Some(2001.0));
     }
 }

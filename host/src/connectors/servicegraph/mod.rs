@@ -13,6 +13,7 @@
 //! against the contrib sources and tests, not side by side.
 
 pub mod config;
+pub mod run;
 mod store;
 #[cfg(test)]
 mod tests;
@@ -202,7 +203,7 @@ impl ServiceGraph {
 
     /// How many edges wait for their other span.
     pub fn waiting(&self) -> usize {
-        self.store.len()
+        self.store.waiting()
     }
 
     /// Counts the edges the store let go of: complete ones, and expired ones that a virtual

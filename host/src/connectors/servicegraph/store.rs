@@ -145,12 +145,7 @@ impl Store {
     }
 
     /// How many edges wait.
-    pub fn len(&self) -> usize {
+    pub fn waiting(&self) -> usize {
         self.edges.len()
-    }
-
-    /// Whether none wait.
-    pub fn is_empty(&self) -> bool {
-        self.edges.is_empty()
     }
 }

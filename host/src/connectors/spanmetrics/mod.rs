@@ -14,6 +14,7 @@
 mod adjusted;
 pub mod config;
 mod glob;
+pub mod run;
 mod series;
 #[cfg(test)]
 mod tests;
