@@ -173,10 +173,10 @@ def points_of(sink):
     return out, instance_ids
 
 
-def settled(sink, flushes=3):
-    """Waits for `flushes` more metric requests after the last span went in, or, once one
-    came, for 2.5 s without another (a delta connector sends nothing when it has nothing)."""
-    start = len(sink.requests["metrics"])
+def settled(sink, start, flushes=3):
+    """Waits for `flushes` more metric requests than `start` (the count before the spans went
+    in), or, once one came, for 2.5 s without another (a delta connector sends nothing when it
+    has nothing)."""
     deadline, last, quiet_since = time.time() + 15, start, time.time()
     while time.time() < deadline:
         now = len(sink.requests["metrics"])
@@ -199,13 +199,14 @@ def final(points, delta):
 def run_both(tmp_path, start_trailhead, connector, bodies):
     results = []
     with pair(tmp_path, start_trailhead, connector) as both:
+        before = [len(sink.requests["metrics"]) for _, sink in both]
         # One request, so a delta flush cannot split the spans differently on the two sides.
         body = {"resourceSpans": [rs for b in bodies for rs in b["resourceSpans"]]}
         for url, _ in both:
             response = requests.post(f"{url}/v1/traces", json=body, timeout=10)
             assert response.status_code == 200, response.text
-        for _, sink in both:
-            settled(sink)
+        for (_, sink), start in zip(both, before):
+            settled(sink, start)
             results.append(points_of(sink))
     return results
 
@@ -231,11 +232,12 @@ def test_delta_points_start_where_the_last_flush_ended(tmp_path, start_trailhead
     of the first (both sides), and cumulative ones would restart nowhere."""
     bodies = make_bodies(count=16)
     with pair(tmp_path, start_trailhead, DELTA) as both:
-        for round_ in range(2):
+        for _ in range(2):
+            before = [len(sink.requests["metrics"]) for _, sink in both]
             for url, _ in both:
                 requests.post(f"{url}/v1/traces", json=bodies[0], timeout=10).raise_for_status()
-            for _, sink in both:
-                settled(sink, 2)
+            for (_, sink), start in zip(both, before):
+                settled(sink, start, 2)
         for _, sink in both:
             points, _ = points_of(sink)
             chained = [seen for seen in points.values() if len(seen) == 2]
