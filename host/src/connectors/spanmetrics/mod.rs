@@ -117,16 +117,20 @@ struct ResourceAggregate {
     last_seen: u64,
 }
 
+/// What identifies a resource: its chosen attributes, encoded in name order.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct ResourceKey(Vec<u8>);
+
 /// The resources aggregated, as the collector's cache holds them: least recently seen
 /// dropped first beyond the size, kept aside until the next flush and revived if seen again.
 #[derive(Debug)]
 struct Resources {
-    held: Lru<Vec<u8>, ResourceAggregate>,
-    evicted: HashMap<Vec<u8>, ResourceAggregate>,
+    held: Lru<ResourceKey, ResourceAggregate>,
+    evicted: HashMap<ResourceKey, ResourceAggregate>,
 }
 
 impl Resources {
-    fn get_mut(&mut self, key: &Vec<u8>) -> Option<&mut ResourceAggregate> {
+    fn get_mut(&mut self, key: &ResourceKey) -> Option<&mut ResourceAggregate> {
         if !self.held.contains(key)
             && let Some(revived) = self.evicted.remove(key)
         {
@@ -136,11 +140,11 @@ impl Resources {
     }
 
     /// The resource's entry, held or evicted, without reading it as a use.
-    fn peek(&self, key: &Vec<u8>) -> Option<&ResourceAggregate> {
+    fn peek(&self, key: &ResourceKey) -> Option<&ResourceAggregate> {
         self.held.peek(key).or_else(|| self.evicted.get(key))
     }
 
-    fn insert(&mut self, key: Vec<u8>, value: ResourceAggregate) {
+    fn insert(&mut self, key: ResourceKey, value: ResourceAggregate) {
         if let Some((old_key, old)) = self.held.insert(key, value) {
             self.evicted.insert(old_key, old);
         }
@@ -234,7 +238,7 @@ impl SpanMetrics {
     }
 
     /// The resource's entry, made if new; its last sighting is `now` when resources expire.
-    fn ensure_resource(&mut self, key: &Vec<u8>, attributes: &[KeyValue], now: u64) {
+    fn ensure_resource(&mut self, key: &ResourceKey, attributes: &[KeyValue], now: u64) {
         if self.resources.get_mut(key).is_none() {
             let limit = self.config.aggregation_cardinality_limit as usize;
             let exemplars = self.config.exemplars.max_per_data_point.max(0) as usize;
@@ -258,7 +262,7 @@ impl SpanMetrics {
 
     fn consume_span(
         &mut self,
-        resource_key: &Vec<u8>,
+        resource_key: &ResourceKey,
         service: &str,
         resource: &[KeyValue],
         scope: Option<&InstrumentationScope>,
@@ -339,7 +343,7 @@ impl SpanMetrics {
 
     /// What identifies a resource: its attributes (only the key attributes, when configured),
     /// in name order.
-    fn resource_key(&self, attributes: &[KeyValue]) -> Vec<u8> {
+    fn resource_key(&self, attributes: &[KeyValue]) -> ResourceKey {
         let keys = &self.config.resource_metrics_key_attributes;
         let mut chosen: Vec<&KeyValue> = attributes
             .iter()
@@ -350,7 +354,7 @@ impl SpanMetrics {
         for kv in chosen {
             kv.encode_length_delimited(&mut key).ok();
         }
-        key
+        ResourceKey(key)
     }
 
     /// The metrics aggregated so far, stamped `now`, then the state a flush leaves: delta
