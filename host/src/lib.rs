@@ -14,6 +14,7 @@
 pub mod auth;
 pub mod components;
 pub mod config;
+pub mod connectors;
 pub mod exporters;
 #[doc(hidden)]
 pub mod fuzzing;

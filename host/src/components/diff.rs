@@ -4,7 +4,9 @@
 //! Kubernetes cache, the one memory limit, the exporters' batching that batch processors set). Vector's `config/diff.rs` is the model. A reload
 //! applies processor changes and refuses the rest, naming each.
 
-use super::{Config, ExporterConfig, ExtensionConfig, ProcessorConfig, ReceiverConfig};
+use super::{
+    Config, ConnectorConfig, ExporterConfig, ExtensionConfig, ProcessorConfig, ReceiverConfig,
+};
 use crate::config::{ComponentId, Components, Typed};
 use crate::kubernetes;
 use crate::pipeline::{batch, memory_limiter};
@@ -86,6 +88,9 @@ impl Snapshot {
         add_section::<ProcessorConfig>(config, &config.processors, "processors", &mut components);
         add_section::<ExporterConfig>(config, &config.exporters, "exporters", &mut components);
         add_section::<ExtensionConfig>(config, &config.extensions, "extensions", &mut components);
+        // A connector is wiring, as a pipeline's receivers and exporters are: a change to one
+        // needs a restart, so a reload never rebuilds part of the graph under data in flight.
+        add_section::<ConnectorConfig>(config, &config.connectors, "connectors", &mut components);
         let pipelines = &config.service.pipelines;
         let processor_lists = pipelines
             .iter()

@@ -1,8 +1,8 @@
-//! The config document: the four component sections and `service`, which wires them into
+//! The config document: the five component sections and `service`, which wires them into
 //! pipelines. It is read with [`crate::config::read`], then [`super::validate`] checks the
 //! wiring and locates each problem in the file.
 
-use super::{ExporterConfig, ExtensionConfig, ProcessorConfig, ReceiverConfig};
+use super::{ConnectorConfig, ExporterConfig, ExtensionConfig, ProcessorConfig, ReceiverConfig};
 use crate::config::{self, ComponentId, Components, ConfigError, Diagnostic, tree, values};
 use crate::telemetry::profiles::ProfilesConfig;
 use serde::Deserialize;
@@ -30,6 +30,9 @@ pub struct Config {
     /// Helpers outside the data path: `health_check`.
     #[serde(default)]
     pub extensions: Components<ExtensionConfig>,
+    /// Exporters of some pipelines that are receivers of others: `forward`, `routing`.
+    #[serde(default)]
+    pub connectors: Components<ConnectorConfig>,
     /// Which extensions start and how pipelines wire the components.
     pub service: ServiceConfig,
     /// Where the config was read from (set by the loader, not by the file).

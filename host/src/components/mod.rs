@@ -2,7 +2,7 @@
 //!
 //! Every kind is declared once, in its own file under this folder: its type name and aliases
 //! and the signals it serves ([`Kind`]), how its body parses, what it checks, and how it is
-//! built ([`Receiver`], [`Exporter`], [`Extension`]). The table below lists each kind on one
+//! built ([`Receiver`], [`Exporter`], [`Extension`], [`ConnectorKind`]). The table below lists each kind on one
 //! line; the section enums, the names `… this build knows`, and the dispatch from a section
 //! to its kind's file are all generated from that line, so they cannot drift apart. Processors
 //! are Wasm plugins, open-ended by type ([`processors`]).
@@ -13,6 +13,7 @@
 //! This is the one module that imports every component; only `service` imports it.
 
 mod build;
+mod connectors;
 mod diff;
 mod document;
 mod exporters;
@@ -28,6 +29,7 @@ mod tests;
 mod validate;
 
 pub use build::{Build, ReceiverServer, StartError};
+pub use connectors::graph::Instance;
 pub use diff::{Change, ConfigDiff, How, Snapshot};
 pub use document::{
     Config, DEFAULT_CONFIG, LogEncoding, LogsConfig, MetricsConfig, PipelineConfig, ServiceConfig,
@@ -37,11 +39,14 @@ pub use extensions::open_storage;
 pub use processors::ProcessorConfig;
 
 use crate::auth::{AuthConfig, BearerTokenConfig};
+use crate::config::ComponentId;
 use crate::config::Typed;
 use crate::exporters::debug::DebugExporterConfig;
 use crate::exporters::otlp::OtlpExporterConfig;
 use crate::exporters::{ExporterSpec, FileStorageConfig, QueueSettings};
 use crate::pdata::Signal;
+use crate::pipeline::Pipeline;
+use crate::pipeline::connector::Connector;
 use crate::receivers::otlp::OtlpReceiverConfig;
 use crate::receivers::zipkin::ZipkinReceiverConfig;
 use crate::receivers::{Consumers, Listening};
@@ -49,7 +54,9 @@ use crate::telemetry::Telemetry;
 use crate::telemetry::health::HealthCheckConfig;
 use futures::future::BoxFuture;
 use serde::de::{self, Deserializer};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 /// What every component kind declares about itself.
@@ -123,6 +130,31 @@ pub trait Exporter: Send + Sync {
     /// What exporter `id` sends `signal` with.
     fn spec(&self, id: &str, signal: Signal, build: &Build<'_>)
     -> Result<ExporterSpec, StartError>;
+}
+
+/// What a connector kind does besides parsing.
+pub trait ConnectorKind: Send + Sync {
+    /// Whether it takes `from` leaving a pipeline and gives `to` to another (a pair the
+    /// collector's factory has no stability for is one it cannot connect).
+    fn connects(&self, from: Signal, to: Signal) -> bool;
+    /// Settings the collector would refuse, as (the dotted key under the connector, why).
+    fn problems(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
+    /// The pipelines its settings name (routing's tables), with the dotted key naming each:
+    /// each must list the connector as a receiver.
+    fn named_pipelines(&self) -> Vec<(String, &ComponentId)> {
+        Vec::new()
+    }
+    /// The instance with id `id` taking `from` and giving `to` to `downstream`: every
+    /// pipeline of signal `to` that lists it as a receiver, by id, already built.
+    fn build(
+        &self,
+        id: &str,
+        signals: (Signal, Signal),
+        downstream: &BTreeMap<ComponentId, Arc<Pipeline>>,
+        build: &Build<'_>,
+    ) -> Result<Arc<dyn Connector>, StartError>;
 }
 
 /// What an extension kind does besides parsing.
@@ -222,6 +254,15 @@ section! {
         Logging(crate::exporters::debug::LoggingExporterConfig),
         OtlpHttp(crate::exporters::otlp_http::OtlpHttpExporterConfig),
         LoadBalancing(crate::exporters::loadbalancing::LoadBalancingConfig),
+    }
+}
+
+section! {
+    /// A connector's settings, by type.
+    "connector" => ConnectorConfig: ConnectorKind {
+        Forward(crate::connectors::forward::ForwardConnectorConfig),
+        SpanMetrics(crate::connectors::spanmetrics::SpanMetricsConfig),
+        ServiceGraph(crate::connectors::servicegraph::ServiceGraphConfig),
     }
 }
 

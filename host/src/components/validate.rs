@@ -1,7 +1,7 @@
 //! The wiring checks a config must pass before anything starts: pipelines name defined
 //! components that serve their signal, every `auth:` and `storage:` names an extension of the
 //! right type that the service starts, and settings the collector would refuse. Each problem
-//! is located in the file.
+//! is located in the file. The graph connectors make is checked in `connectors::graph`.
 
 use super::{Config, ExtensionConfig, PipelineConfig};
 use crate::auth::AuthConfig;
@@ -36,6 +36,8 @@ impl Config {
         self.check_exporters(&mut report);
         self.check_authenticators(&mut report);
         self.check_service_extensions(&mut report);
+        let inside_connectors = self.check_connectors(&mut report);
+        problems.extend(inside_connectors);
         problems
     }
 
@@ -65,6 +67,7 @@ impl Config {
         for id in &pipeline.receivers {
             let id_text = id.to_string();
             match self.receivers.get(id) {
+                None if self.connectors.contains(id) => {} // checked with the connectors
                 None => report(
                     &at,
                     Some(&id_text),
@@ -104,6 +107,7 @@ impl Config {
         for id in &pipeline.exporters {
             let id_text = id.to_string();
             match self.exporters.get(id) {
+                None if self.connectors.contains(id) => {} // checked with the connectors
                 None => report(
                     &at,
                     Some(&id_text),

@@ -3,15 +3,18 @@
 //! A receiver feeds one [`Fanout`] per signal, covering every pipeline that lists it. A batch is
 //! accepted only if every exporter queue of every such pipeline has room: otherwise none of them
 //! gets it and the sender is told to retry, so a retry never duplicates data into the exporters
-//! that had room.
+//! that had room. The same holds through connectors: a pipeline that exports to one hands its
+//! output on to the connector's downstream pipelines within the same hand-off ([`connector`]).
 
 pub mod batch;
+pub mod connector;
 pub mod memory_limiter;
 pub mod tap;
 use crate::exporters::{ExporterHandle, QueueError};
 use crate::pdata::{Batch, Signal};
 use crate::telemetry::ReceiverMetrics;
 use arc_swap::ArcSwap;
+use connector::{ConnectError, Connector};
 use futures::future::BoxFuture;
 use memory_limiter::MemoryLimiter;
 use std::sync::Arc;
@@ -114,6 +117,8 @@ pub struct Pipeline {
     pub id: String,
     pub processors: ArcSwap<Processors>,
     pub exporters: Vec<ExporterHandle>,
+    /// The connectors it exports to: what it keeps goes on through them, in the same hand-off.
+    pub connectors: Vec<Arc<dyn Connector>>,
     /// Where `trailhead tap` watches.
     pub taps: tap::Taps,
 }
@@ -129,12 +134,17 @@ pub enum ConsumeError {
     /// Above the memory limiter's soft limit: the sender should back off and retry.
     #[error(transparent)]
     MemoryLimit(#[from] memory_limiter::Refused),
+    #[error(transparent)]
+    Connector(#[from] ConnectError),
 }
 
 impl ConsumeError {
     /// Whether the sender should retry later (503 / UNAVAILABLE) rather than give up.
     pub fn is_retryable(&self) -> bool {
-        !matches!(self, ConsumeError::Processor(_))
+        !matches!(
+            self,
+            ConsumeError::Processor(_) | ConsumeError::Connector(_)
+        )
     }
 
     /// Whether room may come back soon (memory, a queue, a disk): worth a short wait for a
@@ -224,32 +234,81 @@ impl Fanout {
     }
 
     async fn consume_inner(&self, batch: &Batch) -> Result<Accepted, ConsumeError> {
-        let mut accepted = Accepted::default();
         if batch.items == 0 {
-            return Ok(accepted);
+            return Ok(Accepted::default());
         }
-        let mut deliveries = Vec::new();
-        let mut holds = Vec::new();
-        for pipeline in &self.pipelines {
-            match pipeline.run_processors(batch.clone()).await? {
-                Processed::Kept(output) if output.items > 0 => {
-                    pipeline.taps.observe(|p| *p == Point::Exporters, &output);
-                    for exporter in &pipeline.exporters {
-                        deliveries.push((exporter, output.clone()));
+        let mut handoff = Handoff::default();
+        self.gather(batch.clone(), &mut handoff).await?;
+        handoff.complete().await
+    }
+
+    /// Runs `batch` through every pipeline, and on through the connectors they export to,
+    /// adding what each exporter is to get to `handoff`; nothing is queued yet.
+    fn gather<'a>(
+        &'a self,
+        batch: Batch,
+        handoff: &'a mut Handoff,
+    ) -> BoxFuture<'a, Result<(), ConsumeError>> {
+        Box::pin(async move {
+            for pipeline in &self.pipelines {
+                match pipeline.run_processors(batch.clone()).await? {
+                    Processed::Kept(output) if output.items > 0 => {
+                        pipeline.send_on(output, handoff).await?
                     }
+                    Processed::Held(hold) => handoff.holds.push(hold),
+                    Processed::Kept(_) | Processed::Filtered => {}
+                    Processed::Rejected(rejection) => handoff.accepted.reject(rejection),
                 }
-                Processed::Held(hold) => holds.push(hold),
-                Processed::Kept(_) | Processed::Filtered => {}
-                Processed::Rejected(rejection) => accepted.reject(rejection),
             }
-        }
-        hand_over(deliveries).await?;
-        holds.into_iter().for_each(Hold::commit);
-        Ok(accepted)
+            Ok(())
+        })
     }
 }
 
+/// Everything one batch comes to across the pipelines and connectors it reaches: the exporter
+/// deliveries, queued all or none, and the holds committed once they are.
+#[derive(Default)]
+struct Handoff {
+    deliveries: Vec<(ExporterHandle, Batch)>,
+    holds: Vec<Hold>,
+    accepted: Accepted,
+}
+
+impl Handoff {
+    /// Queues every delivery, or none, then commits the holds.
+    async fn complete(self) -> Result<Accepted, ConsumeError> {
+        queue_all(&self.deliveries).await?;
+        self.holds.into_iter().for_each(Hold::commit);
+        Ok(self.accepted)
+    }
+}
+
+/// [`hand_over`] of gathered deliveries (the holds stay out of the future: they are not `Sync`).
+async fn queue_all(deliveries: &[(ExporterHandle, Batch)]) -> Result<(), ConsumeError> {
+    hand_over(deliveries.iter().map(|(e, b)| (e, b.clone()))).await
+}
+
 impl Pipeline {
+    /// What the processors kept goes to every exporter and, through each connector, to the
+    /// pipelines downstream of it.
+    async fn send_on(&self, output: Batch, handoff: &mut Handoff) -> Result<(), ConsumeError> {
+        self.taps.observe(|p| *p == Point::Exporters, &output);
+        for exporter in &self.exporters {
+            handoff.deliveries.push((exporter.clone(), output.clone()));
+        }
+        for connector in &self.connectors {
+            let connected = connector.consume(output.clone())?;
+            handoff.holds.extend(connected.hold);
+            if let Some(rejection) = connected.rejected {
+                handoff.accepted.reject(rejection);
+            }
+            for (downstream, part) in connected.outputs {
+                downstream.gather(part, handoff).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Runs `batch` through the processor list as it is now, showing each step to the taps.
     async fn run_processors(&self, batch: Batch) -> Result<Processed, ProcessError> {
         self.run_after(None, batch).await
@@ -323,15 +382,19 @@ impl Downstream {
             }
             _ => return Ok(()),
         };
-        pipeline.taps.observe(|p| *p == Point::Exporters, &output);
+        let mut handoff = Handoff::default();
+        pipeline.send_on(output, &mut handoff).await?;
         loop {
-            match hand_over(pipeline.exporters.iter().map(|e| (e, output.clone()))).await {
+            match queue_all(&handoff.deliveries).await {
                 Err(e) if e.is_for_room() && Instant::now() < deadline => {
                     tokio::time::sleep_until(deadline.min(Instant::now() + ROOM_POLL)).await;
                 }
-                result => return result,
+                Err(e) => return Err(e),
+                Ok(()) => break,
             }
         }
+        handoff.holds.into_iter().for_each(Hold::commit);
+        Ok(())
     }
 }
 

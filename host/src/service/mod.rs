@@ -10,12 +10,13 @@
 //! task that dies while serving ([`crate::telemetry::supervisor`]) starts the same stop.
 
 pub use crate::components::StartError;
-use crate::components::{Build, Config, PipelineConfig, open_storage};
+use crate::components::{Build, Config, Instance, PipelineConfig, open_storage};
 use crate::config::ComponentId;
 use crate::exporters::{DiskQueue, ExporterHandle, ExporterSpec, spawn_exporter};
 use crate::kubernetes;
 use crate::pdata::Signal;
 use crate::pipeline::batch;
+use crate::pipeline::connector::Connector;
 use crate::pipeline::memory_limiter::{self, MemoryLimiter};
 use crate::pipeline::{Downstream, Fanout, Pipeline, Processor};
 use crate::processors::tail_sampling::{TailSampling, TailSamplingConfig};
@@ -53,6 +54,8 @@ pub struct Service {
     _stop_limiter: tokio_util::sync::DropGuard,
     /// The tail_sampling processors, flushed at shutdown before the exporters drain.
     samplers: Samplers,
+    /// The connector instances, flushed after the samplers.
+    connectors: Connectors,
     shutdown_timeout: Duration,
 }
 
@@ -88,12 +91,13 @@ impl Service {
             discovery: cache.discovery.clone(),
         };
         let mut samplers = Samplers::default();
+        let mut connectors = Connectors::default();
         let pipelines = build_pipelines(
             &build,
             (&processors, &plan.tail_sampling),
             &plan.batching,
             &mut exporters,
-            &mut samplers,
+            (&mut samplers, &mut connectors),
         )?;
         let by_id: BTreeMap<String, Arc<Pipeline>> = pipelines
             .iter()
@@ -137,6 +141,7 @@ impl Service {
             stop_admin,
             _stop_limiter: stop_limiter.drop_guard(),
             samplers,
+            connectors,
             shutdown_timeout: config.service.shutdown_timeout,
         })
     }
@@ -175,6 +180,7 @@ impl Service {
         let receivers = futures::future::join_all(self.listening.into_iter().map(|l| l.task));
         let receivers_done = tokio::time::timeout_at(deadline, receivers).await.is_ok();
         self.samplers.flush(deadline).await;
+        self.connectors.flush(deadline).await;
         tracing::info!("draining exporter queues");
         self.stop_exporters.cancel();
         let mut exporters = futures::future::join_all(self.exporters);
@@ -364,13 +370,17 @@ fn build_pipelines<'c>(
     (processors, tail_sampling): (&reload::Loaded, &BTreeMap<ComponentId, TailSamplingConfig>),
     batching: &batch::Assignment,
     exporters: &mut Exporters,
-    samplers: &mut Samplers,
+    (samplers, connectors): (&mut Samplers, &mut Connectors),
 ) -> Result<BuiltPipelines<'c>, StartError> {
     let config = build.config;
     let mut pipelines = Vec::new();
     // How each exporter instance took its batch processor's settings.
     let mut took: BTreeMap<(String, Signal), batch::Took> = BTreeMap::new();
-    for (pipeline_id, pipeline) in &config.service.pipelines {
+    // Built downstream first: a pipeline holds the connectors it exports to, and they hold
+    // the pipelines they feed.
+    let mut built_by_id = BTreeMap::new();
+    for pipeline_id in config.pipelines_downstream_first() {
+        let pipeline = &config.service.pipelines[pipeline_id];
         let Some(signal) = Signal::parse(&pipeline_id.kind) else {
             continue;
         };
@@ -379,20 +389,11 @@ fn build_pipelines<'c>(
             let key = (exporter_id.to_string(), signal);
             if !exporters.by_id.contains_key(&key) {
                 let Some(exporter) = config.exporters.get(exporter_id) else {
-                    continue;
+                    continue; // a connector
                 };
                 let mut spec = exporter.behaviour().spec(&key.0, signal, build)?;
                 if let Some(assigned) = batching.get(&(exporter_id.clone(), signal)) {
-                    let how = match exporter.behaviour().own_batch() {
-                        Some(own) => batch::Took::KeepsOwn(own),
-                        None => {
-                            // The exporter's byte bound stays: a processor never lifts it.
-                            let max_request_bytes = spec.batch.bound.bytes;
-                            spec.batch = assigned.settings.policy(max_request_bytes);
-                            batch::Took::Batches { max_request_bytes }
-                        }
-                    };
-                    took.insert(key.clone(), how);
+                    took.insert(key.clone(), batch_exporter(&mut spec, assigned, exporter));
                 }
                 let storage = open_storage(build, exporter, &key.0, signal)?;
                 let handle = exporters.spawn(spec, storage, build.telemetry);
@@ -400,6 +401,7 @@ fn build_pipelines<'c>(
             }
             handles.push(exporters.by_id[&key].clone());
         }
+        let connectors = connectors.exported_by(pipeline_id, &built_by_id, build)?;
         let own = samplers.build(&pipeline.processors, tail_sampling, build)?;
         let own_list: Vec<Arc<dyn Processor>> = own
             .iter()
@@ -410,13 +412,103 @@ fn build_pipelines<'c>(
             id: pipeline_id.to_string(),
             processors: arc_swap::ArcSwap::from_pointee(chain),
             exporters: handles,
+            connectors,
             taps: Default::default(),
         });
         samplers.start(own, &built, build.telemetry);
+        built_by_id.insert(pipeline_id.clone(), built.clone());
         pipelines.push((signal, built, pipeline));
     }
     log_batching(batching, &took);
     Ok(pipelines)
+}
+
+/// Sets an exporter's batching from the batch processor assigned to it, unless it keeps its
+/// own batch keys; says which it did.
+fn batch_exporter(
+    spec: &mut ExporterSpec,
+    assigned: &batch::Batching,
+    exporter: &crate::components::ExporterConfig,
+) -> batch::Took {
+    match exporter.behaviour().own_batch() {
+        Some(own) => batch::Took::KeepsOwn(own),
+        None => {
+            // The exporter's byte bound stays: a processor never lifts it.
+            let max_request_bytes = spec.batch.bound.bytes;
+            spec.batch = assigned.settings.policy(max_request_bytes);
+            batch::Took::Batches { max_request_bytes }
+        }
+    }
+}
+
+/// The connector instances, each built once for the pipelines exporting to it, with the
+/// token that stops their own tasks.
+#[derive(Default)]
+struct Connectors {
+    /// Downstream first, as they are built.
+    running: Vec<Arc<dyn Connector>>,
+    by_instance: BTreeMap<Instance, Arc<dyn Connector>>,
+    stop: CancellationToken,
+}
+
+impl Connectors {
+    /// The instances pipeline `pipeline_id` exports to, built on first use; every pipeline
+    /// they feed is in `built` already.
+    fn exported_by(
+        &mut self,
+        pipeline_id: &ComponentId,
+        built: &BTreeMap<ComponentId, Arc<Pipeline>>,
+        build: &Build<'_>,
+    ) -> Result<Vec<Arc<dyn Connector>>, StartError> {
+        let config = build.config;
+        let signal = Signal::parse(&pipeline_id.kind);
+        let listed = &config.service.pipelines[pipeline_id].exporters;
+        let mut found = Vec::new();
+        for instance in config.connector_instances() {
+            if Some(instance.from) != signal || !listed.contains(&instance.id) {
+                continue;
+            }
+            if let Some(running) = self.by_instance.get(&instance) {
+                found.push(running.clone());
+                continue;
+            }
+            let downstream: BTreeMap<ComponentId, Arc<Pipeline>> = built
+                .iter()
+                .filter(|(pid, _)| Signal::parse(&pid.kind) == Some(instance.to))
+                .filter(|(pid, _)| {
+                    config.service.pipelines[*pid]
+                        .receivers
+                        .contains(&instance.id)
+                })
+                .map(|(pid, p)| (pid.clone(), p.clone()))
+                .collect();
+            let Some(connector) = config.connectors.get(&instance.id) else {
+                continue;
+            };
+            let signals = (instance.from, instance.to);
+            let id = instance.id.to_string();
+            let made = connector
+                .behaviour()
+                .build(&id, signals, &downstream, build)?;
+            if let Some(task) = made.clone().run(self.stop.clone()) {
+                let name = format!("connector {id} ({} to {})", instance.from, instance.to);
+                build.telemetry.supervisor.spawn(name, task);
+            }
+            self.running.push(made.clone());
+            self.by_instance.insert(instance, made.clone());
+            found.push(made);
+        }
+        Ok(found)
+    }
+
+    /// Stops their own tasks, then each sends what it still holds, upstream first so what
+    /// one sends reaches the ones below it before they flush.
+    async fn flush(&self, deadline: tokio::time::Instant) {
+        self.stop.cancel();
+        for connector in self.running.iter().rev() {
+            connector.flush(deadline).await;
+        }
+    }
 }
 
 /// One line per batch processor: where its batching went (each exporter it feeds, named once

@@ -11,7 +11,7 @@ use std::path::Path;
 
 /// Lowest first: shared data and config, then what every component uses, the components,
 /// the table that names them all, and the service that runs them.
-const LAYERS: [&str; 12] = [
+const LAYERS: [&str; 13] = [
     "pdata",
     "config",
     "telemetry",
@@ -21,6 +21,8 @@ const LAYERS: [&str; 12] = [
     "exporters",
     "pipeline",
     "processors",
+    // Connectors run OTTL conditions as processors do; receivers never name one.
+    "connectors",
     "receivers",
     "components",
     "service",

@@ -93,6 +93,7 @@ async fn peer_address_reaches_processors() {
         id: "traces".into(),
         processors: arc_swap::ArcSwap::from_pointee(vec![recorder.clone()]),
         exporters: vec![exporter],
+        connectors: Vec::new(),
         taps: Default::default(),
     });
     let consumers = |id: &str| {

@@ -77,6 +77,7 @@ async fn a_full_queue_that_drains_within_the_wait_takes_the_batch() {
         id: "traces".into(),
         processors: arc_swap::ArcSwap::from_pointee(Vec::new()),
         exporters: vec![exporter],
+        connectors: Vec::new(),
         taps: Default::default(),
     });
     let metrics = ReceiverMetrics::new(&telemetry.registry, "zipkin", Signal::Traces);
