@@ -8,3 +8,4 @@
 //! name a connector: a connector is fed by pipelines, not by the network.
 
 pub mod forward;
+pub mod routing;

@@ -3,6 +3,7 @@
 
 mod forward;
 pub mod graph;
+mod routing;
 
 use super::Build;
 use crate::config::ComponentId;
