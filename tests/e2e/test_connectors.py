@@ -187,3 +187,123 @@ service:
     assert "t.yaml:13:48: connector `forward/half`: used as exporter in [traces/in] pipeline but not used in any supported receiver pipeline" in output, output
     assert "t.yaml:15:26: connector `forward`: used as receiver in [logs/x] pipeline but not used in any supported exporter pipeline" in output, output
     assert "t.yaml:14:83: connector `forward`: cycle detected: connector `forward` (traces to traces) -> processor `attributes` in pipeline `traces/a` -> connector `forward` (traces to traces)" in output, output
+
+
+def spans_request(resources):
+    """An OTLP traces request: resources (service, [(span name, env)]), each span with an
+    int attribute `zero` = 0 for a condition that fails to evaluate."""
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+    from opentelemetry.proto.common.v1 import common_pb2
+    from opentelemetry.proto.resource.v1 import resource_pb2
+    from opentelemetry.proto.trace.v1 import trace_pb2
+
+    def attr(key, value):
+        any_value = common_pb2.AnyValue(int_value=value) if isinstance(value, int) else common_pb2.AnyValue(string_value=value)
+        return common_pb2.KeyValue(key=key, value=any_value)
+    resource_spans = []
+    for service, spans in resources:
+        items = [trace_pb2.Span(trace_id=bytes([i + 1] * 16), span_id=bytes([i + 1] * 8), name=name,
+                                attributes=[attr("env", env), attr("zero", 0)]) for i, (name, env) in enumerate(spans)]
+        resource_spans.append(trace_pb2.ResourceSpans(resource=resource_pb2.Resource(attributes=[attr("service.name", service)]),
+                                                      scope_spans=[trace_pb2.ScopeSpans(spans=items)]))
+    return trace_service_pb2.ExportTraceServiceRequest(resource_spans=resource_spans).SerializeToString()
+
+
+def routing_config(sinks, routing):
+    """OTLP in → `traces/in` → `routing` → one pipeline per sink (`traces/<name>`)."""
+    exporters = {f"otlp/{name}": {"endpoint": sink.endpoint, "tls": {"insecure": True}, "batch": {"timeout": "20ms"}}
+                 for name, sink in sinks.items()}
+    pipelines = {"traces/in": {"receivers": ["otlp"], "exporters": ["routing"]}}
+    for name in sinks:
+        pipelines[f"traces/{name}"] = {"receivers": ["routing"], "exporters": [f"otlp/{name}"]}
+    return {
+        "receivers": {"otlp": {"protocols": {"http": {"endpoint": "127.0.0.1:0"}}}},
+        "connectors": {"routing": routing},
+        "exporters": exporters,
+        "service": {"pipelines": pipelines},
+    }
+
+
+def span_names(sink):
+    return sorted(span.name for request in sink.requests["traces"] for r in request.resource_spans
+                  for s in r.scope_spans for span in s.spans)
+
+
+def post_spans(trailhead, body):
+    return requests.post(trailhead.url("otlp (http)", "/v1/traces"), data=body,
+                         headers={"Content-Type": "application/x-protobuf"}, timeout=5)
+
+
+# A resource route takes a whole resource (the first route it meets), a span route single
+# spans of what is left, and the default pipelines the rest.
+def test_routing_by_resource_and_span_with_default(start_trailhead):
+    sinks = {"cart": Sink(), "prod": Sink(), "rest": Sink()}
+    try:
+        routing = {
+            "default_pipelines": ["traces/rest"],
+            "table": [
+                {"condition": 'attributes["service.name"] == "cart"', "pipelines": ["traces/cart"]},
+                {"context": "span", "statement": 'route() where attributes["env"] == "prod"', "pipelines": ["traces/prod"]},
+            ],
+        }
+        trailhead = start_trailhead(routing_config(sinks, routing))
+        body = spans_request([("cart", [("c1", "prod"), ("c2", "dev")]), ("shop", [("s1", "prod"), ("s2", "dev")])])
+        assert post_spans(trailhead, body).status_code == 200
+        for sink, count in [(sinks["cart"], 2), (sinks["prod"], 1), (sinks["rest"], 1)]:
+            sink.wait_for("traces", count, timeout=10)
+        time.sleep(0.2)
+        assert span_names(sinks["cart"]) == ["c1", "c2"]
+        assert span_names(sinks["prod"]) == ["s1"]
+        assert span_names(sinks["rest"]) == ["s2"]
+        shop = sinks["prod"].requests["traces"][0].resource_spans[0].resource.attributes[0]
+        assert (shop.key, shop.value.string_value) == ("service.name", "shop")
+    finally:
+        for sink in sinks.values():
+            sink.stop()
+
+
+# error_mode: `propagate` (the default) refuses the request when a condition fails to
+# evaluate, and nothing is delivered; `ignore` counts it as unmet, so the default takes it.
+def test_routing_error_mode(start_trailhead):
+    sinks = {"hit": Sink(), "rest": Sink()}
+    try:
+        table = [{"context": "span", "condition": '10 / attributes["zero"] > 1', "pipelines": ["traces/hit"]}]
+        body = spans_request([("cart", [("c1", "prod")])])
+        strict = start_trailhead(routing_config(sinks, {"default_pipelines": ["traces/rest"], "table": table}))
+        refused = post_spans(strict, body)
+        assert refused.status_code != 200 and refused.status_code != 503, refused.status_code
+        lenient = start_trailhead(routing_config(sinks, {"default_pipelines": ["traces/rest"], "table": table, "error_mode": "ignore"}))
+        assert post_spans(lenient, body).status_code == 200
+        sinks["rest"].wait_for("traces", 1, timeout=10)
+        time.sleep(0.2)
+        assert span_names(sinks["rest"]) == ["c1"] and span_names(sinks["hit"]) == []
+    finally:
+        for sink in sinks.values():
+            sink.stop()
+
+
+# A routing table refused as the collector refuses it, at the key; and a route naming a
+# pipeline that does not receive from the connector.
+def test_routing_refusals_are_located(tmp_path):
+    text = """receivers:
+  otlp:
+    protocols: {http: {endpoint: 127.0.0.1:0}}
+connectors:
+  routing:
+    table:
+      - condition: 'attributes["a"] == "b"'
+        statement: 'route() where true'
+        pipelines: [traces/a]
+      - condition: 'true'
+        pipelines: [traces/nope]
+exporters:
+  debug:
+service:
+  pipelines:
+    traces/in: {receivers: [otlp], exporters: [routing]}
+    traces/a: {receivers: [routing], exporters: [debug]}
+"""
+    code, output = validate(tmp_path, text)
+    assert code != 0
+    assert "t.yaml:7:9: connector `routing`: table[0]: invalid route: both condition and statement provided" in output, output
+    assert "t.yaml:11:21: connector `routing`: table[1].pipelines[0]: pipeline `traces/nope` does not list connector `routing` as a receiver" in output, output

@@ -295,3 +295,31 @@ mod tests {
         assert!(restart(ConfigDiff::new(&running, &unused)).is_empty());
     }
 }
+
+#[cfg(test)]
+mod connector_tests {
+    use super::*;
+    use std::path::Path;
+
+    fn snapshot(route_to: &str) -> Snapshot {
+        let text = format!(
+            "receivers: {{otlp: }}\nexporters: {{debug: }}\nconnectors: {{routing: {{table: [{{condition: 'true', pipelines: [{route_to}]}}]}}}}\n\
+             service: {{pipelines: {{traces/in: {{receivers: [otlp], exporters: [routing]}}, traces/a: {{receivers: [routing], exporters: [debug]}}, traces/b: {{receivers: [routing], exporters: [debug]}}}}}}\n"
+        );
+        Snapshot::of(&Config::from_text(&text, Path::new("t.yaml")).unwrap())
+    }
+
+    // A connector is wiring: changing its settings needs a restart, as changing a pipeline's
+    // receivers or exporters does, so a reload never rebuilds the graph under data in flight.
+    #[test]
+    fn a_connector_change_needs_a_restart() {
+        let running = snapshot("traces/a");
+        assert!(
+            ConfigDiff::new(&running, &snapshot("traces/a"))
+                .needs_restart()
+                .is_empty()
+        );
+        let changed = ConfigDiff::new(&running, &snapshot("traces/b")).needs_restart();
+        assert_eq!(changed, ["connector `routing` changed"]);
+    }
+}

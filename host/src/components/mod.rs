@@ -141,6 +141,11 @@ pub trait ConnectorKind: Send + Sync {
     fn problems(&self) -> Vec<(String, String)> {
         Vec::new()
     }
+    /// Settings that cannot run where a pipeline of `signal` exports to it, as (the dotted
+    /// key, why).
+    fn signal_problems(&self, _signal: Signal) -> Vec<(String, String)> {
+        Vec::new()
+    }
     /// The pipelines its settings name (routing's tables), with the dotted key naming each:
     /// each must list the connector as a receiver.
     fn named_pipelines(&self) -> Vec<(String, &ComponentId)> {
@@ -261,6 +266,7 @@ section! {
     /// A connector's settings, by type.
     "connector" => ConnectorConfig: ConnectorKind {
         Forward(crate::connectors::forward::ForwardConnectorConfig),
+        Routing(crate::connectors::routing::RoutingConnectorConfig),
         SpanMetrics(crate::connectors::spanmetrics::SpanMetricsConfig),
         ServiceGraph(crate::connectors::servicegraph::ServiceGraphConfig),
     }

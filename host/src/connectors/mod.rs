@@ -12,6 +12,7 @@ pub mod attributes;
 pub mod exponential;
 pub mod forward;
 pub mod lru;
+pub mod routing;
 pub mod servicegraph;
 pub mod spanmetrics;
 

@@ -8,6 +8,7 @@
 mod breaker;
 mod builtin;
 pub mod offline;
+pub mod ottl;
 pub mod resourcedetection;
 mod settings;
 pub mod tail_sampling;

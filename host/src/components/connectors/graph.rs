@@ -147,8 +147,37 @@ impl Config {
                 }
             }
         }
+        for instance in self.connector_instances() {
+            let Some(connector) = self.connectors.get(&instance.id) else {
+                continue;
+            };
+            for (key, why) in connector.behaviour().signal_problems(instance.from) {
+                let id = instance.id.to_string();
+                let component = format!("connector `{id}`");
+                let message = format!("{key}: {why}");
+                let found = dotted(self, &["connectors", &id], &key, component, message);
+                if !inside.contains(&found) {
+                    inside.push(found);
+                }
+            }
+        }
         self.check_cycles(report);
         inside
+    }
+
+    /// A connector's build error (`table[0].context: why`), placed on its key.
+    pub fn connector_diagnostic(&self, id: &str, message: String) -> Diagnostic {
+        let key = message
+            .split_once(": ")
+            .map_or("", |(key, _)| key)
+            .to_string();
+        dotted(
+            self,
+            &["connectors", id],
+            &key,
+            format!("connector `{id}`"),
+            message,
+        )
     }
 
     /// Every signal a connector is exported in reaches a pipeline it can give to, and every
@@ -395,10 +424,10 @@ mod tests {
             refusals(cycle),
             "t.yaml:13:76: connector `forward/2`: cycle detected: connector `forward/2` (traces to traces) -> connector `forward` (traces to traces) -> processor `attributes` in pipeline `traces/a` -> connector `forward/2` (traces to traces)"
         );
-        let unknown = "connectors:\n  routing/x:\nservice:\n  pipelines:\n    traces: {receivers: [otlp], exporters: [debug]}\n";
+        let unknown = "connectors:\n  count/x:\nservice:\n  pipelines:\n    traces: {receivers: [otlp], exporters: [debug]}\n";
         assert!(
             refusals(unknown)
-                .starts_with("t.yaml:8:3: connectors.routing/x: unknown connector type `routing`"),
+                .starts_with("t.yaml:8:3: connectors.count/x: unknown connector type `count`"),
             "{}",
             refusals(unknown)
         );

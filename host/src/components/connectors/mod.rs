@@ -3,6 +3,7 @@
 
 mod forward;
 pub mod graph;
+mod routing;
 mod servicegraph;
 mod spanmetrics;
 

@@ -6,6 +6,7 @@
 
 use super::config::{PolicyConfig, RateAllocationConfig};
 use super::trace::{AttrValue, SpanView, TraceData, key_value};
+use crate::processors::ottl::trace_state_lookup;
 use ottl::OttlCondition;
 use regex::Regex;
 use std::collections::HashSet;
@@ -421,63 +422,6 @@ pub fn threshold(ratio: f64) -> u64 {
 /// it: `None` for a tracestate that does not parse or a key it lacks.
 fn trace_state_get<'a>(state: &'a str, key: &str) -> Option<&'a str> {
     trace_state_lookup(state, key).flatten()
-}
-
-/// Go's `trace.ParseTraceState` then `Get`: `None` for a tracestate that does not parse,
-/// `Some(None)` for a key it lacks.
-pub(super) fn trace_state_lookup<'a>(state: &'a str, key: &str) -> Option<Option<&'a str>> {
-    let mut found = None;
-    let mut keys = HashSet::new();
-    for member in state.split(',') {
-        if member.is_empty() {
-            continue;
-        }
-        let (k, v) = member.split_once('=')?;
-        let (k, v) = (
-            k.trim_start_matches([' ', '\t']),
-            v.trim_end_matches([' ', '\t']),
-        );
-        if !valid_key(k) || !valid_value(v) || !keys.insert(k) || keys.len() > 32 {
-            return None;
-        }
-        if k == key {
-            found = Some(v);
-        }
-    }
-    Some(found)
-}
-
-fn valid_value(v: &str) -> bool {
-    let b = v.as_bytes();
-    let char_ok = |c: u8| (0x20..=0x7e).contains(&c) && c != b',' && c != b'=';
-    match b.split_last() {
-        Some((last, rest)) if b.len() <= 256 => {
-            rest.iter().all(|c| char_ok(*c)) && *last != b' ' && char_ok(*last)
-        }
-        _ => false,
-    }
-}
-
-fn valid_key(key: &str) -> bool {
-    let remain = |s: &[u8]| {
-        s.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"_-*/".contains(c))
-    };
-    let part = |s: &[u8], n: usize| {
-        s.first().is_some_and(u8::is_ascii_lowercase) && s.len() - 1 <= n && remain(&s[1..])
-    };
-    match key.split_once('@') {
-        None => part(key.as_bytes(), 255),
-        Some((tenant, system)) => {
-            let t = tenant.as_bytes();
-            let tenant_ok = t
-                .first()
-                .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-                && t.len() - 1 <= 240
-                && remain(&t[1..]);
-            tenant_ok && part(system.as_bytes(), 13)
-        }
-    }
 }
 
 /// Builds one policy at `level`; errors start with `at`, the policy's key path.

@@ -3,29 +3,16 @@
 //! `internal/sampling/ottl.go`): spans in arrival order, each span's own conditions before
 //! its events', the first match or (with `error_mode: propagate`) the first error ends it.
 //!
-//! The one idea: the conditions are parsed by `trailhead-ottl`, the engine of the filter and
-//! transform plugins, and evaluated a column at a time over the held trace read in place:
-//! every path is one column over the trace's spans (or events), its strings borrowed from
-//! the encoding. Paths are those of the collector's OTTL span and spanevent contexts, with
-//! context names (`span.name`, `spanevent.name`, `resource.…`, `scope.…`); one it lacks is
-//! refused at config time with its key path and column.
-//!
-//! A parsed condition holds `Rc`s (its list and map literals), so it cannot move between
-//! threads while the processor's state does: the policy keeps the checked texts and each
-//! thread parses them once, into [`PARSED`].
+//! The conditions are parsed and evaluated by [`crate::processors::ottl`], over the held
+//! trace read in place, with the span and spanevent contexts; each thread parses a policy's
+//! texts once.
 
 use super::super::config::OttlConditionConfig;
 use super::super::trace::TraceData;
-use paths::{Field, resolve};
-use read::{ItemColumns, Walk};
-use std::cell::RefCell;
-use std::collections::HashMap;
+use crate::processors::ottl::read::Walk;
+use crate::processors::ottl::{self, Condition, Context, conditions};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use trailhead_ottl::{Expr, ItemConverter, Key, Outcome, Path};
-
-mod paths;
-mod read;
+use trailhead_ottl::Outcome;
 
 /// What an evaluation error does, as the collector's `error_mode` says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,36 +25,10 @@ enum ErrorMode {
     Silent,
 }
 
-/// The contexts a condition runs in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Context {
-    Span,
-    SpanEvent,
-}
-
-/// One parsed condition with the field of each of its paths.
-struct Condition {
-    text: String,
-    expr: Expr,
-    fields: HashMap<Path, Field>,
-}
-
 /// A policy's conditions, parsed.
 struct Parsed {
     span: Vec<Condition>,
     spanevent: Vec<Condition>,
-}
-
-/// Gives each built policy its key in [`PARSED`].
-static NEXT_ID: AtomicU64 = AtomicU64::new(0);
-
-/// How many parsed policies a thread keeps before it forgets them all (policies replaced
-/// by a reload leave theirs behind on threads other than the one that drops them).
-const PARSED_MAX: usize = 256;
-
-thread_local! {
-    /// Each policy's conditions as this thread parsed them, by the policy's id.
-    static PARSED: RefCell<HashMap<u64, Rc<Parsed>>> = RefCell::new(HashMap::new());
 }
 
 /// A built `ottl_condition` policy.
@@ -81,8 +42,7 @@ pub struct OttlCondition {
 
 impl Drop for OttlCondition {
     fn drop(&mut self) {
-        // `try_with`: a policy dropped while its thread ends has no cache left to clean.
-        let _ = PARSED.try_with(|p| p.borrow_mut().remove(&self.id));
+        ottl::forget(self.id);
     }
 }
 
@@ -106,7 +66,7 @@ impl OttlCondition {
             ));
         }
         let policy = OttlCondition {
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            id: ottl::next_id(),
             span: config.span.clone(),
             spanevent: config.spanevent.clone(),
             error_mode,
@@ -128,25 +88,15 @@ impl OttlCondition {
 
     /// This thread's parse of the conditions, made on first use.
     fn parsed(&self) -> Result<Rc<Parsed>, String> {
-        if let Some(parsed) = PARSED.with(|p| p.borrow().get(&self.id).cloned()) {
-            return Ok(parsed);
-        }
-        let parsed = Rc::new(self.parse("ottl_condition")?);
-        PARSED.with(|p| {
-            let mut p = p.borrow_mut();
-            if p.len() >= PARSED_MAX {
-                p.clear();
-            }
-            p.insert(self.id, parsed.clone());
-        });
-        Ok(parsed)
+        ottl::cached(self.id, || self.parse("ottl_condition"))
     }
 
     /// Whether the trace is sampled; an error when a condition fails to evaluate and the
     /// error mode is `propagate`.
     pub fn evaluate(&self, trace: &TraceData) -> Result<bool, String> {
         let parsed = self.parsed()?;
-        let walk = Walk::new(trace, !parsed.spanevent.is_empty());
+        let spans = trace.span_count.max(0) as usize;
+        let walk = Walk::new(trace.encoded(), spans, !parsed.spanevent.is_empty());
         let spans = self.run(&parsed.span, &walk, Context::Span);
         let events = self.run(&parsed.spanevent, &walk, Context::SpanEvent);
         let mut next_event = 0;
@@ -169,26 +119,12 @@ impl OttlCondition {
     }
 
     /// Every condition evaluated over every item of the context.
-    fn run<'a>(
-        &self,
-        conditions: &'a [Condition],
-        walk: &'a Walk<'a>,
-        ctx: Context,
-    ) -> Vec<Outcome> {
+    fn run(&self, conditions: &[Condition], walk: &Walk<'_>, ctx: Context) -> Vec<Outcome> {
         let items = match ctx {
-            Context::Span => &walk.spans,
             Context::SpanEvent => &walk.events,
+            Context::Span | Context::Resource => &walk.spans,
         };
-        conditions
-            .iter()
-            .map(|c| {
-                let mut columns = ItemColumns {
-                    items,
-                    fields: &c.fields,
-                };
-                c.expr.eval(&mut columns)
-            })
-            .collect()
+        conditions.iter().map(|c| c.eval(items)).collect()
     }
 
     /// The collector's condition sequence for one item: the conditions in order, the first
@@ -226,50 +162,6 @@ impl OttlCondition {
         Ok(false)
     }
 }
-
-/// Parses and checks the conditions of one context; errors name `at[i]` and the column.
-fn conditions(texts: &[String], at: &str, ctx: Context) -> Result<Vec<Condition>, String> {
-    let converters = match ctx {
-        Context::Span => &SPAN_CONVERTERS,
-        Context::SpanEvent => &EVENT_CONVERTERS,
-    };
-    let mut out = Vec::with_capacity(texts.len());
-    for (i, text) in texts.iter().enumerate() {
-        let at = format!("{at}[{i}]");
-        let parsed = trailhead_ottl::parse_reading(text, converters);
-        let mut expr = parsed.map_err(|e| format!("{at}: {e} in `{text}`"))?;
-        let mut fields = HashMap::new();
-        for path in expr.paths_mut() {
-            let field =
-                resolve(ctx, path).map_err(|e| format!("{at}: column {}: {e}", path.column))?;
-            // The cache is read whole: its key is read out of the map, as a nested one.
-            if field == Field::Cache
-                && let Some(key) = path.key.take()
-            {
-                path.nested.insert(0, Key::Str(key));
-            }
-            fields.insert(path.head(), field);
-        }
-        out.push(Condition {
-            text: text.clone(),
-            expr,
-            fields,
-        });
-    }
-    Ok(out)
-}
-
-/// `IsRootSpan()`, which the collector's tail sampling gives span conditions alone.
-const SPAN_CONVERTERS: [ItemConverter; 1] = [ItemConverter {
-    name: "IsRootSpan",
-    params: &[],
-    refused: None,
-}];
-const EVENT_CONVERTERS: [ItemConverter; 1] = [ItemConverter {
-    name: "IsRootSpan",
-    params: &[],
-    refused: Some("the collector has it in `span` conditions only, not in `spanevent` ones"),
-}];
 
 #[cfg(test)]
 mod tests;

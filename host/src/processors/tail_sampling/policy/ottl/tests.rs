@@ -296,8 +296,7 @@ fn a_policy_decides_the_same_on_another_thread() {
 // replacing it) forgets that thread's parse, so the per-thread cache does not grow.
 #[test]
 fn a_dropped_policy_leaves_no_parse_behind() {
-    use super::PARSED;
-    let cached = || PARSED.with(|p| p.borrow().len());
+    let cached = crate::processors::ottl::parsed_count;
     let before = cached();
     let mut policy = build(spans(&[r#"name == "charge""#])).unwrap();
     let t = checkout();

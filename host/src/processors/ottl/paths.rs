@@ -1,11 +1,11 @@
-//! Which field each path of an `ottl_condition` reads, named as the collector's OTTL span
+//! Which field each path of a condition reads, named as the collector's OTTL resource, span
 //! and spanevent contexts (v0.161.0, with context names) name them, and why a path is
 //! refused when it is.
 //!
 //! The one idea: a path is split as the collector splits it, into a context (`resource`,
 //! `scope` / `instrumentation_scope`, the item's own `span` or `spanevent`, an event's
 //! `span`) and that context's field, so `span.name` and `name` are the same in a `span`
-//! condition. A path the collector takes is resolved here or refused with its reason.
+//! condition, and `attributes` is the resource's in a `resource` one. A path the collector takes is resolved here or refused with its reason.
 
 use super::Context;
 use trailhead_ottl::Path;
@@ -95,6 +95,9 @@ pub fn resolve(ctx: Context, path: &Path) -> Result<Field, String> {
             named(rest)?;
             common(rest, key).map(Field::Resource)
         }
+        // A resource context reaches nothing below the resource.
+        ("cache", Context::Resource) if rest.is_empty() => Some(Field::Cache),
+        (_, Context::Resource) => common(&segments, key).map(Field::Resource),
         ("scope" | "instrumentation_scope", _) => {
             named(rest)?;
             scope(rest, key).map(Field::Scope)
@@ -150,12 +153,14 @@ fn takes_keys(field: &Field) -> bool {
 
 fn unknown(ctx: Context, path: &Path) -> String {
     let (name, supported) = match ctx {
+        Context::Resource => ("resource", RESOURCE_PATHS),
         Context::Span => ("span", SPAN_PATHS),
         Context::SpanEvent => ("spanevent", EVENT_PATHS),
     };
     format!("unknown path `{path}` in the {name} context; supported: {supported}")
 }
 
+const RESOURCE_PATHS: &str = "attributes, attributes[…], dropped_attributes_count, schema_url, cache (each also as resource.…)";
 const SPAN_PATHS: &str = "name, kind, kind.string, kind.deprecated_string, status, status.code, status.message, start_time_unix_nano, end_time_unix_nano, start_time, end_time, trace_id, trace_id.string, span_id, span_id.string, parent_span_id, parent_span_id.string, trace_state, trace_state[…], flags, attributes, attributes[…], dropped_attributes_count, events, dropped_events_count, links, dropped_links_count, cache, IsRootSpan(), resource.…, instrumentation_scope.… (each also as span.…)";
 const EVENT_PATHS: &str = "name, time_unix_nano, time, attributes, attributes[…], dropped_attributes_count (each also as spanevent.…), span.… (every span path), cache, resource.…, instrumentation_scope.…";
 

@@ -1,5 +1,5 @@
-//! A held trace as columns for the OTTL evaluator: its spans (or span events) in arrival
-//! order, each field read from the encoding in place, as pdata's getters give it (a missing
+//! An encoded export request as columns for the OTTL evaluator: its resources, or its spans
+//! (or span events) in arrival order, each field read from the encoding in place, as pdata's getters give it (a missing
 //! attribute is nil, a missing scalar 0, an ID its fixed width).
 //!
 //! The one idea: a walk over the encoding collects, per item, the bodies it reads from (its
@@ -7,38 +7,38 @@
 //! and a string value borrows from the trace.
 
 use super::paths::{Common, EventField, Field, ScopeField, SpanField};
+use super::trace_state_lookup;
 use crate::pdata::wire::{self, Value as Wire};
-use crate::processors::tail_sampling::policy::trace_state_lookup;
-use crate::processors::tail_sampling::trace::TraceData;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::rc::Rc;
 use trailhead_ottl::{Columns, Map, Path, Value, pb};
 
-/// One span or span event, by the encoded messages it is read from.
+/// One resource, span or span event, by the encoded messages it is read from.
 pub struct Item<'a> {
     resource: &'a [u8],
     scope: &'a [u8],
     span: &'a [u8],
     /// The event's body (empty for a span).
     event: &'a [u8],
-    /// The index of the span that holds it (its own for a span).
+    /// The index of the span that holds it (its own for a span; a resource's own index).
     pub span_index: usize,
 }
 
-/// A trace's spans and, when asked for, their events, in the collector's walk order.
+/// A request's spans and, when asked for, their events, in the collector's walk order.
 pub struct Walk<'a> {
     pub spans: Vec<Item<'a>>,
     pub events: Vec<Item<'a>>,
 }
 
 impl<'a> Walk<'a> {
-    pub fn new(trace: &'a TraceData, with_events: bool) -> Walk<'a> {
+    /// The spans of an encoded `ExportTraceServiceRequest` (`spans`: how many, a hint).
+    pub fn new(encoded: &'a [u8], spans: usize, with_events: bool) -> Walk<'a> {
         let mut walk = Walk {
-            spans: Vec::with_capacity(trace.span_count.max(0) as usize),
+            spans: Vec::with_capacity(spans),
             events: Vec::new(),
         };
-        for resource in messages(trace.encoded(), 1) {
+        for resource in messages(encoded, 1) {
             for scope in messages(resource, 2) {
                 for span in messages(scope, 2) {
                     let span_index = walk.spans.len();
@@ -58,6 +58,19 @@ impl<'a> Walk<'a> {
         }
         walk
     }
+}
+
+/// The resources of an encoded export request of any signal, in order: each signal's
+/// `Resource…` message has its resource in field 1 and its `schema_url` in field 3.
+pub fn resources(encoded: &[u8]) -> Vec<Item<'_>> {
+    let item = |(index, resource)| Item {
+        resource,
+        scope: &[],
+        span: &[],
+        event: &[],
+        span_index: index,
+    };
+    messages(encoded, 1).enumerate().map(item).collect()
 }
 
 /// The columns of one condition over a walk's spans or events.
