@@ -64,8 +64,12 @@ unit: plugins venv
 	$(PYTHON) -m doctest plugins/sdk-py/trailhead_sdk.py
 	node --test plugins/sdk-js/
 
+# Two workers, a file each at a time; then the tests marked `serial` (bounds on memory that a
+# test running beside them would move) alone.
+E2E_ENV := TRAILHEAD_BIN=$(BINARY) OTELCOL_BIN=$(COLLECTOR) KUBE_APISERVER_BIN=$(APISERVER) ETCD_BIN=$(ETCD) DAPR_PEER_BIN=$(DAPR_PEER)
 e2e: build venv peers
-	TRAILHEAD_BIN=$(BINARY) OTELCOL_BIN=$(COLLECTOR) KUBE_APISERVER_BIN=$(APISERVER) ETCD_BIN=$(ETCD) DAPR_PEER_BIN=$(DAPR_PEER) $(VENV)/bin/pytest -q -p no:warnings -n 2 --dist loadfile tests/e2e
+	$(E2E_ENV) $(VENV)/bin/pytest -q -p no:warnings -n 2 --dist loadfile -m "not serial" tests/e2e
+	$(E2E_ENV) $(VENV)/bin/pytest -q -p no:warnings -m serial tests/e2e
 
 ## fuzz: each cargo fuzz target for FUZZ_SECONDS (default 600) from the seeds in fuzz/corpus (what it
 ## learns goes to fuzz/target/corpus); a crash lands in

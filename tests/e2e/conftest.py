@@ -341,3 +341,9 @@ def start_trailhead(tmp_path):
 def gateway(sink, start_trailhead):
     """trailhead forwarding everything to the sink."""
     return start_trailhead(gateway_config(sink.endpoint))
+
+
+def pytest_configure(config):
+    # `make test` runs the suite on two xdist workers, then these alone: their bounds on memory
+    # would move with the load of a test running beside them on a 2-core machine.
+    config.addinivalue_line("markers", "serial: run alone, after the parallel tests")

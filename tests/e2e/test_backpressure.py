@@ -1,6 +1,7 @@
 """A downstream that stalls makes trailhead refuse (503 + Retry-After, gRPC UNAVAILABLE)
 instead of growing memory; once it recovers, everything trailhead accepted arrives."""
 
+import pytest
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +27,7 @@ def big_request():
 
 # 400 MiB offered against a stalled sink: RSS stays bounded, refusals are retryable and say
 # when to retry, and after the sink recovers every accepted span is delivered exactly once.
+@pytest.mark.serial
 def test_stalled_downstream_refuses_and_loses_nothing(sink, start_trailhead):
     release = threading.Event()
 

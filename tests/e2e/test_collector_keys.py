@@ -40,7 +40,7 @@ def test_file_expansion_feeds_an_exporter_header(tmp_path, sink, start_trailhead
 # An unset variable expands to an empty value, as in the collector, and says so: in the log of
 # `run` (JSON, once the logs are set up) and on `validate`'s stderr.
 def test_an_unset_variable_is_warned_of(tmp_path, sink, start_trailhead):
-    config = gateway_config(sink.endpoint, headers={"x-tenant": "${env:TRAILHEAD_TEST_UNSET}"})
+    config = gateway_config(sink.endpoint, headers={"x-tenant": "acme-${env:TRAILHEAD_TEST_UNSET}"})
     os.environ.pop("TRAILHEAD_TEST_UNSET", None)
     trailhead = start_trailhead(config)
     warned = [e for e in trailhead.logs if e.get("variable") == "TRAILHEAD_TEST_UNSET"]

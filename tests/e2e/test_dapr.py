@@ -50,6 +50,7 @@ def start_dapr(*flags):
 # 1,500 spans/s of 4 KB for 20 s from Dapr's Zipkin exporter; the next hop is down for 14 s of
 # it. With the persistent queue (sizer: bytes) and the memory limiter at 60 MiB: no batch is
 # refused, no span lost, and memory stays flat while the outage fills the disk.
+@pytest.mark.serial
 def test_dapr_zipkin_rides_out_an_outage(tmp_path, start_trailhead):
     port = free_port()
     sink = Sink(port=port)

@@ -102,6 +102,7 @@ def delivered_requests(sink):
 # 20 requests a second; Alloy goes away for 60 s and comes back. The in-memory queue (200
 # requests) fills, then trailhead refuses retryably; memory stays bounded. Once Alloy is back,
 # every accepted span arrives, within seconds.
+@pytest.mark.serial
 def test_alloy_down_for_a_minute(start_trailhead):
     port = free_port()
     sink = Sink(port=port)
@@ -141,6 +142,7 @@ def test_alloy_down_for_a_minute(start_trailhead):
 
 # Alloy takes 300 ms per export with two senders: trailhead takes what it can carry, refuses the
 # rest retryably, and delivers everything it accepted; memory stays bounded.
+@pytest.mark.serial
 def test_alloy_slow(sink, start_trailhead):
     def slow(signal, request, context):
         time.sleep(0.3)

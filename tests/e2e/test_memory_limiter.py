@@ -3,6 +3,7 @@ limit, every receiver feeding a pipeline that lists it refuses new requests retr
 (HTTP 503 + Retry-After, gRPC UNAVAILABLE) before reading them. What was already accepted is
 kept and delivered, and once memory is back under the limit, requests are accepted again."""
 
+import pytest
 import subprocess
 import threading
 import time
@@ -86,6 +87,7 @@ def test_over_the_limit_refuses_before_reading(sink, start_trailhead):
 # Memory fills while the sink stalls (the queue itself has room): the limiter starts refusing
 # near its soft limit and RSS stays under the hard one. Released, the sink gets every span
 # trailhead accepted, and once the queue has drained requests are accepted again.
+@pytest.mark.serial
 def test_fills_refuses_then_recovers(sink, start_trailhead):
     release = threading.Event()
     sink.behaviour = lambda signal, request, context: release.wait(120) and None
