@@ -16,10 +16,13 @@ pub mod routing;
 pub mod servicegraph;
 pub mod spanmetrics;
 
-use crate::pdata::Batch;
+use crate::pdata::{Batch, RequestContext, Signal};
+use crate::pipeline::Fanout;
 use crate::pipeline::connector::ConnectError;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
+use tokio::time::Instant;
 
 /// A traces batch decoded, for the connectors that aggregate spans (a receiver already checked
 /// its framing, so this fails only on a malformed field).
@@ -28,6 +31,45 @@ pub fn decode_traces(id: &str, batch: &Batch) -> Result<ExportTraceServiceReques
         connector: id.to_string(),
         message: format!("undecodable spans: {e}"),
     })
+}
+
+/// Hands connector `id`'s flushed `metrics` (`what` they are, for the log) to `downstream`,
+/// waiting for room there until `deadline`; nothing to send is not an error.
+pub async fn send_metrics(
+    id: &str,
+    what: &str,
+    downstream: &Fanout,
+    metrics: Option<ExportMetricsServiceRequest>,
+    deadline: Instant,
+) {
+    let Some(metrics) = metrics else {
+        return;
+    };
+    let batch = Batch::from_message(Signal::Metrics, &metrics, RequestContext::internal(id));
+    if let Err(error) = downstream.consume_within(batch, deadline).await {
+        tracing::error!(connector = %id, %error, "{what} were not accepted downstream");
+    }
+}
+
+/// A connector's config read from JSON, then checked by `problems`: the first problem, or a
+/// field that does not read, is the error, led by its key path.
+pub fn from_value<T: serde::de::DeserializeOwned>(
+    value: &serde_json::Value,
+    problems: fn(&T) -> Vec<(String, String)>,
+) -> Result<T, String> {
+    let value = match value {
+        serde_json::Value::Null => serde_json::Value::Object(Default::default()),
+        other => other.clone(),
+    };
+    let config: T =
+        serde_path_to_error::deserialize(value).map_err(|e| match e.path().to_string() {
+            path if path == "." => e.inner().to_string(),
+            path => format!("{path}: {}", e.inner()),
+        })?;
+    match problems(&config).into_iter().next() {
+        Some((key, why)) => Err(format!("{key}: {why}")),
+        None => Ok(config),
+    }
 }
 
 /// Now, in Unix nanoseconds (the time metrics are stamped with).

@@ -119,21 +119,10 @@ fn durations<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<Duration>>, D
 }
 
 impl ServiceGraphConfig {
-    /// Reads an entry's JSON; the error starts with the key path.
+    /// Reads an entry's JSON (the tests hold their configs as JSON); the error starts with
+    /// the key path.
     pub fn from_value(value: &serde_json::Value) -> Result<ServiceGraphConfig, String> {
-        let value = match value {
-            serde_json::Value::Null => serde_json::Value::Object(Default::default()),
-            other => other.clone(),
-        };
-        let config: ServiceGraphConfig =
-            serde_path_to_error::deserialize(value).map_err(|e| match e.path().to_string() {
-                path if path == "." => e.inner().to_string(),
-                path => format!("{path}: {}", e.inner()),
-            })?;
-        if let Some((key, why)) = config.problems().into_iter().next() {
-            return Err(format!("{key}: {why}"));
-        }
-        Ok(config)
+        crate::connectors::from_value(value, ServiceGraphConfig::problems)
     }
 
     /// What the collector's `Validate` refuses, as (key path, why).

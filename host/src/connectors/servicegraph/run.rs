@@ -4,8 +4,8 @@
 //! right after each batch when that is zero), as the collector's three loops do.
 
 use super::{ServiceGraph, ServiceGraphConfig};
-use crate::connectors::{decode_traces, now_nanos};
-use crate::pdata::{Batch, RequestContext, Signal};
+use crate::connectors::{decode_traces, now_nanos, send_metrics};
+use crate::pdata::{Batch, Signal};
 use crate::pipeline::connector::{ConnectError, Connected, Connector};
 use crate::pipeline::{Fanout, Hold};
 use futures::future::BoxFuture;
@@ -54,17 +54,8 @@ impl ServiceGraphConnector {
     async fn send(&self, deadline: Instant) {
         let mut request = None;
         self.with_state(|state| request = state.flush(now_nanos()));
-        let Some(request) = request else {
-            return;
-        };
-        let batch = Batch::from_message(
-            Signal::Metrics,
-            &request,
-            RequestContext::internal(&self.id),
-        );
-        if let Err(error) = self.downstream.consume_within(batch, deadline).await {
-            tracing::error!(connector = %self.id, %error, "service graph metrics were not accepted downstream");
-        }
+        let what = "service graph metrics";
+        send_metrics(&self.id, what, &self.downstream, request, deadline).await;
     }
 }
 

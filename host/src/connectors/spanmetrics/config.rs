@@ -237,21 +237,10 @@ fn scalar_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Err
 }
 
 impl SpanMetricsConfig {
-    /// Reads an entry's JSON (tests and callers holding JSON); the error starts with the key path.
+    /// Reads an entry's JSON (the tests hold their configs as JSON); the error starts with
+    /// the key path.
     pub fn from_value(value: &serde_json::Value) -> Result<SpanMetricsConfig, String> {
-        let value = match value {
-            serde_json::Value::Null => serde_json::Value::Object(Default::default()),
-            other => other.clone(),
-        };
-        let config: SpanMetricsConfig =
-            serde_path_to_error::deserialize(value).map_err(|e| match e.path().to_string() {
-                path if path == "." => e.inner().to_string(),
-                path => format!("{path}: {}", e.inner()),
-            })?;
-        if let Some((key, why)) = config.problems().into_iter().next() {
-            return Err(format!("{key}: {why}"));
-        }
-        Ok(config)
+        crate::connectors::from_value(value, SpanMetricsConfig::problems)
     }
 
     /// Whether the metrics are delta (otherwise cumulative).

@@ -4,8 +4,8 @@
 //! connector as a receiver. At shutdown what it holds is sent once more.
 
 use super::{SpanMetrics, SpanMetricsConfig};
-use crate::connectors::{decode_traces, now_nanos};
-use crate::pdata::{Batch, RequestContext, Signal};
+use crate::connectors::{decode_traces, now_nanos, send_metrics};
+use crate::pdata::{Batch, Signal};
 use crate::pipeline::connector::{ConnectError, Connected, Connector};
 use crate::pipeline::{Fanout, Hold};
 use futures::future::BoxFuture;
@@ -51,17 +51,14 @@ impl SpanMetricsConnector {
             Ok(mut state) => state.flush(now_nanos()),
             Err(_) => return,
         };
-        let Some(request) = request else {
-            return;
-        };
-        let batch = Batch::from_message(
-            Signal::Metrics,
-            &request,
-            RequestContext::internal(&self.id),
-        );
-        if let Err(error) = self.downstream.consume_within(batch, deadline).await {
-            tracing::error!(connector = %self.id, %error, "span metrics were not accepted downstream");
-        }
+        send_metrics(
+            &self.id,
+            "span metrics",
+            &self.downstream,
+            request,
+            deadline,
+        )
+        .await;
     }
 }
 
