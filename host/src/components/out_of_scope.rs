@@ -79,6 +79,7 @@ const TABLE: &[Entry] = &[
             "azuremonitor",
             "azuredataexplorer",
             "elasticsearch",
+            "opensearch",
             "newrelic",
             "honeycombmarker",
             "logzio",
