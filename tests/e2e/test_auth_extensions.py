@@ -371,8 +371,9 @@ def validate(tmp_path, config):
 # an authenticator on the side it cannot serve, basicauth with both sides, and a context
 # source where the collector would send the request's value and trailhead only the default.
 def test_refusals(tmp_path, sink):
-    def config_with(extension, settings, receiver_auth=None, exporter_auth=None):
+    def config_with(extension, settings, receiver_auth=None, exporter_auth=None, include_metadata=False):
         config = gateway_config(sink.endpoint)
+        config["receivers"]["otlp"]["protocols"]["http"]["include_metadata"] = include_metadata
         config["extensions"][extension] = settings
         config["service"]["extensions"].append(extension)
         if receiver_auth:
@@ -389,7 +390,8 @@ def test_refusals(tmp_path, sink):
         (config_with("basicauth", {"htpasswd": {"inline": "a:b"}}, exporter_auth=True), "is not a client authenticator"),
         (config_with("basicauth", {"htpasswd": {"inline": "a:b"}, "client_auth": {"username": "u"}}),
          "only one of `htpasswd` or `client_auth`"),
-        (config_with("headers_setter", {"headers": [{"key": "X-Tenant", "from_context": "tenant"}]}, exporter_auth=True),
+        (config_with("headers_setter", {"headers": [{"key": "X-Tenant", "from_context": "tenant"}]}, exporter_auth=True,
+                     include_metadata=True),
          "from_context: tenant: trailhead keeps no request context"),
         (config_with("oidc", {"audience": AUDIENCE}), "no IssuerURL provided"),
     ]
@@ -397,3 +399,11 @@ def test_refusals(tmp_path, sink):
         checked = validate(tmp_path, config)
         assert checked.returncode != 0 and message in checked.stderr + checked.stdout, (message, checked.stderr)
         assert "check.yaml:" in checked.stderr + checked.stdout
+
+    # Without `include_metadata` (or `auth`, for `from_attribute`) on its receivers, the
+    # collector's context has nothing for the source either and it sends default_value, as
+    # trailhead does: accepted.
+    for source in ("from_context", "from_attribute"):
+        setter = {"headers": [{"key": "X-Tenant", source: "tenant", "default_value": "none"}]}
+        checked = validate(tmp_path, config_with("headers_setter", setter, exporter_auth=True))
+        assert checked.returncode == 0, (source, checked.stderr)

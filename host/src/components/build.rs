@@ -103,7 +103,7 @@ impl Build<'_> {
             max_concurrent_streams: protocol.max_concurrent_streams,
             // Each receiver kind sets its own from its keys.
             lifetime: Default::default(),
-            open_preflights: false,
+            cors: None,
         })
     }
 

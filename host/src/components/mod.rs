@@ -81,6 +81,11 @@ pub trait Receiver: Send + Sync {
     fn auth(&self) -> Vec<(&'static [&'static str], &AuthConfig)> {
         Vec::new()
     }
+    /// Whether one of its protocols has `include_metadata: true`: in the collector, only then
+    /// does a request's context carry client metadata for `headers_setter` to read.
+    fn includes_metadata(&self) -> bool {
+        false
+    }
     /// The HTTP and gRPC servers it listens with, feeding `consumers`.
     fn servers<'c>(
         &'c self,

@@ -203,9 +203,11 @@ impl Config {
     }
 
     /// A headers_setter exporter `exporter` names may read the request's context only where
-    /// the collector has dropped it too: in pipelines with a batch processor (trailhead
-    /// refuses its `metadata_keys`, so it keeps none). Elsewhere the collector would send the
-    /// client's value and trailhead, which carries none, its default: refused at the key.
+    /// the collector has none either: in pipelines with a batch processor (which drops it;
+    /// trailhead refuses its `metadata_keys`), or whose receivers never put the source there
+    /// (client metadata needs `include_metadata: true`, an auth attribute needs `auth`).
+    /// Elsewhere the collector would send the client's value and trailhead, which carries
+    /// none, its default: refused at the key.
     fn check_context_sources(&self, id: &ComponentId, exporter: &str, report: Report) {
         let Some(ExtensionConfig::HeadersSetter(setter)) = self.extensions.get(id) else {
             return;
@@ -220,6 +222,7 @@ impl Config {
                         .get(p)
                         .is_some_and(|p| p.kind == crate::pipeline::batch::KIND)
                 })
+                && pipeline.receivers.iter().any(|r| self.may_fill(r, key))
         });
         if let Some((pipeline, _)) = unbatched {
             let id_text = id.to_string();
@@ -231,10 +234,23 @@ impl Config {
                     "{key}: {source}: trailhead keeps no request context through its \
                      pipelines, so it would always send default_value; the collector sends the \
                      request's value here (pipeline `{pipeline}` feeds exporter `{exporter}` \
-                     without a batch processor, which would drop it). Use `value`, or add a \
-                     batch processor to that pipeline"
+                     from a receiver that fills it, with no batch processor to drop it). Use \
+                     `value`, or add a batch processor to that pipeline"
                 ),
             );
+        }
+    }
+
+    /// Whether receiver `id` can put what a headers_setter `source` (`from_context`,
+    /// `from_attribute`) reads into a request's context. A
+    /// connector passes on what its upstream pipelines had, so it counts as yes.
+    fn may_fill(&self, id: &ComponentId, source: &str) -> bool {
+        let Some(receiver) = self.receivers.get(id) else {
+            return true;
+        };
+        match source {
+            "from_context" => receiver.behaviour().includes_metadata(),
+            _ => !receiver.behaviour().auth().is_empty(),
         }
     }
 

@@ -4,6 +4,10 @@
 //! (GET, POST, HEAD) and requested headers are allowed, and 204 without them when not; other
 //! requests from an allowed origin get `Access-Control-Allow-Origin` on their response. With
 //! no `allowed_origins`, `cors` does nothing, as in the collector.
+//!
+//! rs/cors wraps confighttp's whole handler, auth included, so a 401 carries the allowing
+//! headers too and a browser's script can read why it was refused: receivers' servers apply
+//! the policy around their checks (`receivers::server`), not inside the router.
 
 use axum::extract::Request;
 use axum::middleware::Next;
@@ -33,7 +37,7 @@ pub struct CorsConfig {
 const METHODS: [&str; 3] = ["GET", "POST", "HEAD"];
 
 /// The settings, normalized once.
-struct Policy {
+pub struct CorsPolicy {
     all_origins: bool,
     origins: Vec<String>,
     /// `prefix*suffix` origins.
@@ -47,10 +51,10 @@ struct Policy {
 impl CorsConfig {
     /// `router` answering CORS as `cors` says; unchanged without `cors` or allowed origins.
     pub fn wrap(cors: Option<&CorsConfig>, router: axum::Router) -> axum::Router {
-        let Some(policy) = cors.filter(|c| !c.allowed_origins.is_empty()) else {
+        let Some(policy) = cors.and_then(CorsConfig::policy) else {
             return router;
         };
-        let policy = Arc::new(policy.policy());
+        let policy = Arc::new(policy);
         router.layer(axum::middleware::from_fn(
             move |request: Request, next: Next| {
                 let policy = policy.clone();
@@ -59,7 +63,11 @@ impl CorsConfig {
         ))
     }
 
-    fn policy(&self) -> Policy {
+    /// The policy, or none without allowed origins (then `cors` does nothing).
+    pub fn policy(&self) -> Option<CorsPolicy> {
+        if self.allowed_origins.is_empty() {
+            return None;
+        }
         let lower = |list: &[String]| list.iter().map(|s| s.to_ascii_lowercase()).collect();
         let origins: Vec<String> = lower(&self.allowed_origins);
         let (wildcards, plain): (Vec<&String>, Vec<&String>) =
@@ -73,7 +81,7 @@ impl CorsConfig {
         let exposed = (!self.exposed_headers.is_empty())
             .then(|| HeaderValue::from_str(&self.exposed_headers.join(", ")).ok())
             .flatten();
-        Policy {
+        Some(CorsPolicy {
             all_origins: origins.iter().any(|o| o == "*"),
             wildcards: wildcards
                 .into_iter()
@@ -88,35 +96,50 @@ impl CorsConfig {
                 0 => None,
                 n => Some(HeaderValue::from(n.max(0))),
             },
-        }
+        })
     }
 }
 
-impl Policy {
+/// What the answer to a request needs from it: its origin, if its method may be allowed.
+pub struct Asked(Option<HeaderValue>);
+
+impl CorsPolicy {
     async fn answer(&self, request: Request, next: Next) -> Response {
-        let preflight = request.method() == Method::OPTIONS
-            && request
-                .headers()
-                .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
-        if preflight {
+        if is_preflight(&request) {
             return self.preflight(request.headers());
         }
-        let origin = request.headers().get(header::ORIGIN).cloned();
-        let allowed = METHODS.contains(&request.method().as_str());
+        let asked = Self::asked(&request);
         let mut response = next.run(request).await;
+        self.decorate(asked, &mut response);
+        response
+    }
+
+    /// What `decorate` will need, read before `request` is consumed.
+    pub fn asked<B>(request: &http::Request<B>) -> Asked {
+        let allowed = METHODS.contains(&request.method().as_str());
+        Asked(
+            request
+                .headers()
+                .get(header::ORIGIN)
+                .cloned()
+                .filter(|_| allowed),
+        )
+    }
+
+    /// The headers an answer (served or refused) gets for an allowed origin.
+    pub fn decorate(&self, asked: Asked, response: &mut Response) {
         let headers = response.headers_mut();
         headers.append(header::VARY, HeaderValue::from_static("Origin"));
-        if let Some(origin) = origin.filter(|o| allowed && self.origin_allowed(o)) {
+        if let Some(origin) = asked.0.filter(|o| self.origin_allowed(o)) {
             self.allow(headers, origin);
             if let Some(exposed) = &self.exposed {
                 headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, exposed.clone());
             }
         }
-        response
     }
 
     /// A preflight's answer: 204, with the allowing headers only when all is allowed.
-    fn preflight(&self, asked: &HeaderMap) -> Response {
+    pub fn preflight(&self, asked: &HeaderMap) -> Response {
         let mut response = StatusCode::NO_CONTENT.into_response();
         let headers = response.headers_mut();
         let vary = "Origin, Access-Control-Request-Method, Access-Control-Request-Headers";

@@ -8,6 +8,7 @@
 //! Each connection's lifetime (idle and age bounds, server pings; [`super::keepalive`]) is
 //! kept here too, by a driver that watches the requests in flight on it ([`Activity`]).
 
+use super::cors::{CorsPolicy, is_preflight};
 use super::keepalive::{Activity, Lifetime, drive};
 use super::limits::{ConnectionLimits, RateLimiter};
 use super::pings::PingWatch;
@@ -49,9 +50,10 @@ pub struct ServeOptions {
     pub max_concurrent_streams: Option<u32>,
     /// Idle and age bounds and server pings, for every connection.
     pub lifetime: Lifetime,
-    /// CORS preflights pass without a token, as the collector answers them before
-    /// authenticating: set when the receiver has `cors` with allowed origins.
-    pub open_preflights: bool,
+    /// The receiver's `cors` with allowed origins, answered around every check: preflights
+    /// pass without a token, and refusals carry the allowing headers, as rs/cors wrapping
+    /// confighttp's handler does.
+    pub cors: Option<Arc<CorsPolicy>>,
 }
 
 /// A listening server: where it listens and the task that ends after graceful shutdown.
@@ -130,7 +132,7 @@ async fn accept_loop(
             peer,
             local,
             guard: Arc::new(Guard {
-                open_preflights: options.open_preflights,
+                cors: options.cors.clone(),
                 auth: options.auth.clone(),
                 rate: rate.clone(),
                 refusals: refusals.clone(),
@@ -242,12 +244,16 @@ impl Connection {
                 let guard = guard.clone();
                 let router = router.clone();
                 async move {
-                    // Only the headers are held while an authenticator may wait (OIDC keys).
-                    let preflight = guard.open_preflights && super::cors::is_preflight(&request);
-                    let response = match guard.check(request.headers(), preflight).await {
-                        Some(response) => response,
-                        None => router.oneshot(request.map(axum::body::Body::new)).await?,
+                    let Some(cors) = guard.cors.clone() else {
+                        let response = guard.serve(request, router).await?;
+                        return Ok(in_flight.finish(response));
                     };
+                    if is_preflight(&request) {
+                        return Ok(in_flight.finish(cors.preflight(request.headers())));
+                    }
+                    let asked = CorsPolicy::asked(&request);
+                    let mut response = guard.serve(request, router).await?;
+                    cors.decorate(asked, &mut response);
                     Ok::<_, std::convert::Infallible>(in_flight.finish(response))
                 }
             });
@@ -264,15 +270,28 @@ impl Connection {
 
 /// The checks made on every request before it reaches the router.
 struct Guard {
-    open_preflights: bool,
+    cors: Option<Arc<CorsPolicy>>,
     auth: Option<Arc<ServerAuth>>,
     rate: Option<Arc<RateLimiter>>,
     refusals: ServerMetrics,
 }
 
 impl Guard {
-    /// `preflight`: a CORS preflight that passes without authenticating.
-    async fn check(&self, headers: &http::HeaderMap, preflight: bool) -> Option<Response> {
+    /// `request` answered by `router` when it passes the checks; only its headers are held
+    /// while an authenticator may wait (OIDC keys).
+    async fn serve(
+        &self,
+        request: http::Request<hyper::body::Incoming>,
+        router: axum::Router,
+    ) -> Result<Response, std::convert::Infallible> {
+        match self.check(request.headers()).await {
+            Some(refusal) => Ok(refusal),
+            None => router.oneshot(request.map(axum::body::Body::new)).await,
+        }
+    }
+
+    /// The refusal for a request with `headers`, if it is refused.
+    async fn check(&self, headers: &http::HeaderMap) -> Option<Response> {
         // Only a refusal needs to know how to answer.
         let grpc = || {
             headers
@@ -280,7 +299,6 @@ impl Guard {
                 .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
         };
         if let Some(auth) = &self.auth
-            && !preflight
             && let Err(refusal) = auth.check(headers).await
         {
             self.refusals.unauthenticated_requests.add(1);

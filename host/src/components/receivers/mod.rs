@@ -1,6 +1,6 @@
 //! Receiver kinds, one file each, and what their HTTP and gRPC protocols share: each is served
 //! on the shared server with its TLS, auth and limits, its connection lifetime, and (for HTTP)
-//! CORS preflights let through before auth.
+//! CORS answered around auth.
 
 mod fluent_forward;
 mod jaeger;
@@ -10,20 +10,22 @@ mod zipkin;
 
 use super::build::Protocol;
 use crate::components::{Build, ReceiverServer, StartError};
+use crate::receivers::cors::CorsConfig;
 use crate::receivers::jaeger::ThriftHttpConfig;
 use crate::receivers::keepalive::Lifetime;
 use crate::receivers::otlp::grpc::{DefaultEndpoint, GrpcConfig};
 use crate::receivers::otlp::http::HttpConfig;
 use crate::receivers::zipkin::ZipkinReceiverConfig;
+use std::sync::Arc;
 
 /// One protocol's settings, as the shared server reads them.
 trait Served {
     fn endpoint(&self) -> &String;
     fn protocol(&self) -> Protocol<'_>;
     fn lifetime(&self) -> Lifetime;
-    /// Whether CORS preflights pass without auth: some origin is allowed.
-    fn open_preflights(&self) -> bool {
-        false
+    /// Its `cors`, answered around auth and limits (HTTP only).
+    fn cors(&self) -> Option<&CorsConfig> {
+        None
     }
 }
 
@@ -37,7 +39,7 @@ fn server<'c>(
 ) -> Result<ReceiverServer<'c>, StartError> {
     let mut options = build.serve_options(id, &name, settings.protocol())?;
     options.lifetime = settings.lifetime();
-    options.open_preflights = settings.open_preflights();
+    options.cors = settings.cors().and_then(CorsConfig::policy).map(Arc::new);
     Ok((name, settings.endpoint(), router, options))
 }
 
@@ -77,8 +79,8 @@ macro_rules! served_over_http {
             fn lifetime(&self) -> Lifetime {
                 <$config>::lifetime(self)
             }
-            fn open_preflights(&self) -> bool {
-                self.cors.as_ref().is_some_and(|c| !c.allowed_origins.is_empty())
+            fn cors(&self) -> Option<&CorsConfig> {
+                self.cors.as_ref()
             }
         }
     )+};

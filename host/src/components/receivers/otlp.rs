@@ -24,6 +24,19 @@ impl Receiver for OtlpReceiverConfig {
         grpc.into_iter().chain(http).collect()
     }
 
+    fn includes_metadata(&self) -> bool {
+        let grpc = self
+            .protocols
+            .grpc
+            .as_ref()
+            .is_some_and(|g| g.include_metadata);
+        grpc || self
+            .protocols
+            .http
+            .as_ref()
+            .is_some_and(|h| h.include_metadata)
+    }
+
     fn servers<'c>(
         &'c self,
         id: &str,

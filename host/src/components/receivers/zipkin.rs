@@ -22,6 +22,10 @@ impl Receiver for ZipkinReceiverConfig {
         self.auth.iter().map(|auth| (&[][..], auth)).collect()
     }
 
+    fn includes_metadata(&self) -> bool {
+        self.include_metadata
+    }
+
     fn servers<'c>(
         &'c self,
         id: &str,

@@ -189,7 +189,7 @@ pub fn thrift_http_router(
             post_traces(fanout.clone(), receiver.clone(), limit, request)
         }),
     );
-    crate::receivers::cors::CorsConfig::wrap(config.cors.as_ref(), router)
+    router
 }
 
 async fn post_traces(

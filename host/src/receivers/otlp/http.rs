@@ -43,9 +43,9 @@ pub struct HttpConfig {
     /// Require a bearer token (`authenticator: bearertokenauth/NAME`).
     pub auth: Option<AuthConfig>,
     /// The collector's `include_metadata`: keep the request's headers as client metadata for
-    /// later components. Accepted: in the collector only the batch processor's
-    /// `metadata_keys`, `from_context: metadata.*` and `headers_setter` read that metadata,
-    /// and trailhead refuses each of them, so the flag changes nothing either way.
+    /// later components. trailhead keeps none; what reads it in the collector (the batch
+    /// processor's `metadata_keys`, `from_context: metadata.*`, a `headers_setter` context
+    /// source behind this receiver) is refused, so the flag changes nothing accepted.
     pub include_metadata: bool,
     /// Cross-origin requests from browsers, as the collector's `cors`.
     pub cors: Option<CorsConfig>,
@@ -140,7 +140,7 @@ pub fn router(id: &str, config: &HttpConfig, consumers: &Consumers) -> axum::Rou
             }),
         );
     }
-    CorsConfig::wrap(config.cors.as_ref(), router)
+    router
 }
 
 async fn handle(

@@ -37,9 +37,9 @@ pub struct ZipkinReceiverConfig {
     /// Require a bearer token (`authenticator: bearertokenauth/NAME`).
     pub auth: Option<AuthConfig>,
     /// The collector's `include_metadata`: keep the request's headers as client metadata for
-    /// later components. Accepted: in the collector only the batch processor's
-    /// `metadata_keys`, `from_context: metadata.*` and `headers_setter` read that metadata,
-    /// and trailhead refuses each of them, so the flag changes nothing either way.
+    /// later components. trailhead keeps none; what reads it in the collector (the batch
+    /// processor's `metadata_keys`, `from_context: metadata.*`, a `headers_setter` context
+    /// source behind this receiver) is refused, so the flag changes nothing accepted.
     pub include_metadata: bool,
     /// Cross-origin requests from browsers, as the collector's `cors`.
     pub cors: Option<crate::receivers::cors::CorsConfig>,
@@ -109,15 +109,11 @@ pub fn router(
 ) -> Option<axum::Router> {
     let fanout = consumers.get(Signal::Traces)?.clone();
     let receiver: Arc<str> = Arc::from(id);
-    let cors = config.cors.clone();
     let config = config.clone();
     let router = axum::Router::new().fallback(move |request: Request| {
         handle(fanout.clone(), receiver.clone(), config.clone(), request)
     });
-    Some(crate::receivers::cors::CorsConfig::wrap(
-        cors.as_ref(),
-        router,
-    ))
+    Some(router)
 }
 
 async fn handle(
