@@ -183,6 +183,64 @@ def test_oidc_side_by_side(provider, oidc_pair):
     assert missing == "authentication didn't succeed"
 
 
+CORS = {"allowed_origins": ["https://*.example.com", "http://ui.test"], "allowed_headers": ["Content-Type", "Authorization"],
+        "exposed_headers": ["X-Trace"], "max_age": 600}
+
+
+def cors_headers(answer):
+    """What a browser reads of an answer under CORS: the status and the Access-Control and Vary
+    headers (Vary as a set of names: one header or several carry the same)."""
+    found = {k.lower(): v for k, v in answer.headers.items() if k.lower().startswith("access-control-")}
+    vary = {v.strip().lower() for v in answer.headers.get("Vary", "").split(",") if v.strip()}
+    return answer.status_code, found, vary
+
+
+# CORS side by side with the collector (confighttp wraps its handler, auth included, in
+# rs/cors): preflights allowed and refused by origin, method and header; requests served and
+# refused (401 without a token), from allowed and other origins. Same status, same headers.
+def test_cors_side_by_side(provider, tmp_path, start_trailhead):
+    settings = {"issuer_url": provider.issuer, "audience": AUDIENCE}
+    grpc_port, http_port = free_port(), free_port()
+    config = otlp_config(f"127.0.0.1:{grpc_port}", f"127.0.0.1:{http_port}", "oidc", settings)
+    config["receivers"]["otlp"]["protocols"]["http"]["cors"] = CORS
+    collector = run_collector(config, tmp_path, http_port)
+    config = otlp_config("127.0.0.1:0", "127.0.0.1:0", "oidc", dict(settings))
+    config["receivers"]["otlp"]["protocols"]["http"]["cors"] = CORS
+    trailhead = start_trailhead(config)
+    token = {"Authorization": f"Bearer {provider.token()}"}
+
+    def preflight(origin, method="POST", headers="authorization,content-type"):
+        asked = {"Origin": origin, "Access-Control-Request-Method": method}
+        if headers:
+            asked["Access-Control-Request-Headers"] = headers
+        return lambda url: requests.options(url, headers=asked, timeout=10)
+
+    def post(origin, extra=None):
+        return lambda url: requests.post(url, json={}, headers={"Origin": origin, **(extra or {})}, timeout=10)
+
+    cases = {
+        "preflight, allowed origin": preflight("https://ui.example.com"),
+        "preflight, exact origin": preflight("http://ui.test"),
+        "preflight, other origin": preflight("https://evil.test"),
+        "preflight, method not allowed": preflight("https://ui.example.com", method="PUT"),
+        "preflight, header not allowed": preflight("https://ui.example.com", headers="x-custom"),
+        "preflight, no headers asked": preflight("https://ui.example.com", headers=None),
+        "post with token, allowed origin": post("https://a.b.example.com", token),
+        "post with token, other origin": post("https://evil.test", token),
+        "post without token, allowed origin": post("https://ui.example.com"),
+        "post without token, other origin": post("https://evil.test"),
+    }
+    addresses = {"collector": f"127.0.0.1:{http_port}", "trailhead": trailhead.address("otlp (http)")}
+    try:
+        for name, send in cases.items():
+            answers = {who: cors_headers(send(f"http://{address}/v1/traces")) for who, address in addresses.items()}
+            assert answers["trailhead"] == answers["collector"], (name, answers)
+    finally:
+        collector.terminate()
+        collector.wait(10)
+
+
+
 # Keys: fetched when a token first needs them, cached, and fetched again for a key id the cache
 # lacks, at most once per cool-down however many tokens name unknown keys (go-oidc fetches for
 # every such token); a key the provider publishes later is then accepted by both. Each of
