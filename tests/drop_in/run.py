@@ -381,6 +381,15 @@ def component_of(refusal):
     match = re.match(r"pipeline `([^`]+)`: references (\w+) `([^`]+)`, which is not defined", text)
     if match:
         return f"pipeline {match[1]}: undefined {match[2]} {match[3]}"
+    # A component's own check (`exporter `otlp/jaeger`: tls: tls.insecure_skip_verify is not
+    # supported`): its dotted key when the message names one, else the component.
+    kinds = r"(receiver|exporter|extension|processor|connector)"
+    match = re.match(kinds + r" `([^`]+)`: (?:\w+: )?(\w+(?:\.\w+)+) ", text)
+    if match:
+        return f"{match[1]}s.{match[2]}.{match[3]}"
+    match = re.match(r"(?:pipeline `[^`]+`: )?" + kinds + r" `([^`]+)`", text)
+    if match:
+        return f"{match[1]} {match[2]}"
     match = re.match(r"([\w./\-\[\]]+): ", text)
     return match[1] if match else ""
 
