@@ -35,7 +35,7 @@ def keyring(tmp_path):
     home.mkdir(mode=0o700)
     env = dict(os.environ, GNUPGHOME=str(home))
     quiet = ["--batch", "--pinentry-mode", "loopback", "--passphrase", ""]
-    # RSA 2048 takes about a second to generate; helm reads the exported keyring as gpg 1 wrote it.
+    # RSA 2048: about a second to generate.
     subprocess.run([gpg, *quiet, "--quick-gen-key", KEY, "rsa2048", "sign", "never"], env=env, check=True, capture_output=True)
     secret, public = tmp_path / "secring.gpg", tmp_path / "pubring.gpg"
     secret.write_bytes(subprocess.run([gpg, *quiet, "--export-secret-keys"], env=env, check=True, capture_output=True).stdout)
