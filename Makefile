@@ -18,7 +18,7 @@ BINARY      := target/release/trailhead
 DIST        := target/dist/trailhead
 CONFIG      ?= config/trailhead.yaml
 
-.PHONY: build dist plugins rust-plugins deploy run test unit e2e fuzz fuzz-smoke setup toolchain peers venv bench bench-compare lint clean
+.PHONY: build dist plugins rust-plugins deploy chart run test unit e2e fuzz fuzz-smoke setup toolchain peers venv bench bench-compare lint clean
 
 ## build: the release binary at target/release/trailhead and every plugin at target/plugins/
 build: plugins
@@ -126,6 +126,17 @@ $(FLUENT_NODE): tests/peers/fluent-node/package.json tests/peers/fluent-node/pac
 ## deploy: install the stack into the current cluster (DRY_RUN=1: render to deploy/rendered/)
 deploy: peers
 	DRY_RUN=$(DRY_RUN) HELM=$(HELM) deploy/deploy.sh
+
+## chart: trailhead's chart as a chart repository ("mathtrail-charts") in CHARTS: the packaged
+## chart, its provenance file when CHART_SIGN_KEY names a key in CHART_KEYRING (a GnuPG secret
+## keyring: `helm package --sign`), and index.yaml (CHARTS_URL: the absolute URL it will be served
+## from; relative by default, which static hosting serves as it is). `helm push` the .tgz to an
+## OCI registry instead, if you prefer one.
+CHARTS ?= target/charts
+chart: | $(HELM)
+	mkdir -p $(CHARTS) && rm -f $(CHARTS)/trailhead-*.tgz $(CHARTS)/trailhead-*.tgz.prov
+	$(HELM) package deploy/helm/trailhead -d $(CHARTS) $(if $(CHART_SIGN_KEY),--sign --key "$(CHART_SIGN_KEY)" --keyring "$(CHART_KEYRING)")
+	$(HELM) repo index $(CHARTS) $(if $(CHARTS_URL),--url $(CHARTS_URL))
 
 ## dist: the binary as it ships, with fat LTO (Cargo.toml's `dist` profile) → target/dist/trailhead
 dist:

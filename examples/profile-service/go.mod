@@ -3,6 +3,7 @@ module github.com/mathtrail/trailhead/examples/profile-service
 go 1.26.8
 
 require (
+	github.com/grafana/otel-profiling-go v0.7.0
 	github.com/grafana/pyroscope-go v1.5.0
 	go.opentelemetry.io/otel v1.47.0
 	go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetricgrpc v1.47.0

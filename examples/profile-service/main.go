@@ -1,7 +1,10 @@
 // profile-service is a small MathTrail-style service that shows how a service reports to the
 // stack: traces and metrics with the OpenTelemetry Go SDK over OTLP/gRPC to trailhead, and
-// continuous CPU and memory profiles with pyroscope-go to Pyroscope. In the cluster it runs
-// with a Dapr sidecar (see deploy.yaml), whose own spans reach trailhead over Zipkin.
+// continuous CPU and memory profiles with pyroscope-go to Pyroscope. otel-profiling-go links
+// the two: while a request's span runs, its CPU samples carry pprof labels span_id (the local
+// root span's id), span_name and trace_id, and the span carries pyroscope.profile.id, which
+// is what Grafana's "Profiles for this span" looks up. In the cluster it runs with a Dapr
+// sidecar (see deploy.yaml), whose own spans reach trailhead over Zipkin.
 //
 // Everything is configured by environment, as the SDK specifies: OTEL_EXPORTER_OTLP_ENDPOINT,
 // OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES, OTEL_METRIC_EXPORT_INTERVAL; plus
@@ -19,6 +22,7 @@ import (
 	"syscall"
 	"time"
 
+	otelpyroscope "github.com/grafana/otel-profiling-go"
 	"github.com/grafana/pyroscope-go"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetricgrpc"
@@ -88,7 +92,8 @@ func startTelemetry(ctx context.Context) (func(context.Context) error, error) {
 		sdkmetric.WithReader(sdkmetric.NewPeriodicReader(metrics)),
 		sdkmetric.WithResource(res),
 	)
-	otel.SetTracerProvider(tracerProvider)
+	// Every tracer the service takes from otel.Tracer labels its CPU samples with the span.
+	otel.SetTracerProvider(otelpyroscope.NewTracerProvider(tracerProvider))
 	otel.SetMeterProvider(meterProvider)
 	// Dapr propagates W3C trace context, so the service's spans join the sidecar's traces.
 	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))

@@ -5,7 +5,9 @@ datasource, and every metric they query accounted for:
 - Tempo's span metrics and the Dapr sidecar's metrics are names those projects document (no Tempo
   or Dapr can run here, so this list is the one thing taken on trust);
 - what the user-activity dashboard queries comes from the example service, checked in
-  test_profile_service.py by running it through trailhead."""
+  test_profile_service.py by running it through trailhead.
+The panels of other signals (traces, logs, flame graphs) query datasources grafana.values.yaml
+provisions, and every data link lands on a dashboard and variables that exist."""
 
 import json
 import re
@@ -18,6 +20,8 @@ import yaml
 from conftest import REPO, gateway_config, kubernetes_validate
 
 DASHBOARDS = REPO / "deploy" / "stack" / "dashboards"
+GRAFANA = REPO / "deploy" / "stack" / "grafana.values.yaml"
+TEMPLATED = {"type": "prometheus", "uid": "${datasource}"}
 PLUGINS = REPO / "target" / "plugins"
 
 # Documented elsewhere: Tempo's metrics-generator span-metrics processor
@@ -55,8 +59,10 @@ def panels(board):
 
 
 def queries(board):
-    """Every PromQL expression in the dashboard: panel targets and variable queries."""
+    """Every PromQL expression in the dashboard: metrics panels' targets and variable queries."""
     for panel in panels(board):
+        if panel.get("datasource") != TEMPLATED:
+            continue
         for target in panel.get("targets", []):
             yield target["expr"]
     for variable in board["templating"]["list"]:
@@ -81,25 +87,41 @@ def test_dashboards_are_generated_and_deployable(tmp_path):
     kubernetes_validate(combined)
 
 
+def variables_used(text):
+    """Dashboard variables a query or URL names: $name, ${name} and ${name:format}."""
+    return {a or b for a, b in re.findall(r"\$(?:(\w+)|\{(\w+)(?::\w+)?\})", text)}
+
+
+def provisioned():
+    """{uid: type} of the datasources the Grafana chart provisions."""
+    values = yaml.safe_load(GRAFANA.read_text())
+    return {d["uid"]: d["type"] for d in values["datasources"]["datasources.yaml"]["datasources"]}
+
+
 @pytest.mark.parametrize("name,board", [(n, b) for n, _, b in dashboards()], ids=lambda v: v if isinstance(v, str) else "")
 def test_dashboard_structure(name, board):
     ids = [panel["id"] for panel in panels(board)]
     assert len(ids) == len(set(ids)), f"{name}: duplicate panel ids {sorted(ids)}"
     variables = {v["name"]: v for v in board["templating"]["list"]}
     assert variables["datasource"]["type"] == "datasource" and variables["datasource"]["query"] == "prometheus"
-    templated = {"type": "prometheus", "uid": "${datasource}"}
+    datasources = provisioned()
     for panel in panels(board):
         if panel["type"] == "row":
             continue
-        assert panel["datasource"] == templated, f"{name}: panel {panel['title']!r}"
+        source = panel["datasource"]
+        # Metrics from the picked Prometheus store; another signal from its provisioned datasource.
+        assert source == TEMPLATED or datasources.get(source["uid"]) == source["type"] != "prometheus", \
+            f"{name}: panel {panel['title']!r} queries {source}, which is not provisioned"
         assert panel["targets"], f"{name}: panel {panel['title']!r} queries nothing"
         for target in panel["targets"]:
-            assert target["datasource"] == templated, f"{name}: panel {panel['title']!r}"
-            for used in re.findall(r"\$(\w+)", target["expr"]):
+            assert target["datasource"] == source, f"{name}: panel {panel['title']!r}"
+            query = target.get("expr") or target.get("query") or target.get("labelSelector")
+            assert query, f"{name}: panel {panel['title']!r} has an empty query"
+            for used in variables_used(query) | variables_used(target.get("labelSelector", "")):
                 assert used in variables or used.startswith("__"), f"{name}: ${used} is not a variable"
     for variable in board["templating"]["list"]:
         if variable["type"] == "query":
-            assert variable["datasource"] == templated, f"{name}: variable {variable['name']}"
+            assert variable["datasource"] == TEMPLATED, f"{name}: variable {variable['name']}"
     # No panel overlaps another on the grid.
     cells = set()
     for panel in panels(board):
@@ -107,6 +129,38 @@ def test_dashboard_structure(name, board):
         mine = {(x, y) for x in range(pos["x"], pos["x"] + pos["w"]) for y in range(pos["y"], pos["y"] + pos["h"])}
         assert not cells & mine, f"{name}: panel {panel['title']!r} overlaps another"
         cells |= mine
+
+
+# Every data link opens a dashboard that exists, sets only variables it has, from labels the
+# series keeps; the services dashboard links each per-service series to its traces, logs and
+# flame graph, which query Tempo, Loki and Pyroscope by the same variable.
+def test_data_links_land_on_existing_variables():
+    boards = {board["uid"]: board for _, _, board in dashboards()}
+    linked = 0
+    for name, _, board in dashboards():
+        for panel in panels(board):
+            for link in panel.get("fieldConfig", {}).get("defaults", {}).get("links", []):
+                linked += 1
+                target = re.match(r"/d/([\w-]+)/", link["url"])
+                assert target and target.group(1) in boards, f"{name}: {link['url']} opens no dashboard"
+                names = {v["name"] for v in boards[target.group(1)]["templating"]["list"]}
+                for variable in re.findall(r"[?&]var-(\w+)=", link["url"]):
+                    assert variable in names, f"{name}: {link['url']} sets ${variable}, not a variable of {target.group(1)}"
+                kept = {label.strip() for t in panel["targets"] for clause in BY.findall(t["expr"]) for label in clause.split(",")}
+                for label in re.findall(r"__field\.labels\.(\w+)", link["url"] + link["title"]):
+                    assert label in kept, f"{name}: panel {panel['title']!r} links by {label}, which its series do not keep"
+    assert linked
+    services = boards["mathtrail-services"]
+    metrics = [p for p in panels(services) if p.get("datasource") == TEMPLATED]
+    assert all(p["fieldConfig"]["defaults"]["links"] for p in metrics), "a per-service panel has no link"
+    signals = {p["datasource"]["type"]: p for p in panels(services) if p["type"] != "row" and p["datasource"] != TEMPLATED}
+    assert set(signals) == {"tempo", "loki", "grafana-pyroscope-datasource"}
+    for panel in signals.values():
+        (target,) = panel["targets"]
+        assert "service" in variables_used(json.dumps(target)), f"{panel['title']!r} does not follow $service"
+    # The flame graph shows the profile type a span's "Profiles for this span" opens.
+    (tempo,) = [d for d in yaml.safe_load(GRAFANA.read_text())["datasources"]["datasources.yaml"]["datasources"] if d["type"] == "tempo"]
+    assert signals["grafana-pyroscope-datasource"]["targets"][0]["profileTypeId"] == tempo["jsonData"]["tracesToProfiles"]["profileTypeId"]
 
 
 def exposed(trailhead):

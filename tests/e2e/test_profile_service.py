@@ -1,14 +1,17 @@
 """examples/profile-service, the Go service from the plan, built with the Go toolchain and run
 against a local trailhead: its OpenTelemetry Go SDK traces and metrics come out of trailhead's
-exporter, and pyroscope-go uploads its profiles.
+exporter, and pyroscope-go uploads its profiles, whose CPU samples carry the span ids (pprof
+labels from otel-profiling-go) of spans the service exported.
 
 Pyroscope's server is AGPL-licensed and not built here; conftest.FakePyroscope stands in."""
 
 import gzip
 import json
 import re
+import shutil
 import signal
 import subprocess
+import threading
 import time
 from email.parser import BytesParser
 from email.policy import HTTP
@@ -22,6 +25,7 @@ from conftest import REPO, FakePyroscope, kubernetes_validate
 from test_dashboards import BY, dashboards, metric_names, queries
 
 SERVICE = REPO / "examples" / "profile-service"
+GO = shutil.which("go") or "/usr/local/go/bin/go"
 
 
 def multipart(upload):
@@ -60,9 +64,8 @@ def prometheus_names(metric):
     return {name: labels}
 
 
-def test_profile_service_reports_through_trailhead(binary, sink, gateway):
-    pyroscope = FakePyroscope()
-    service = subprocess.Popen([str(binary)], stderr=subprocess.PIPE, text=True, env={
+def start_service(binary, gateway, pyroscope):
+    return subprocess.Popen([str(binary)], stderr=subprocess.PIPE, text=True, env={
         "PATH": "/usr/bin:/bin",
         "LISTEN_ADDR": "127.0.0.1:0",
         "OTEL_SERVICE_NAME": "profile-service",
@@ -76,6 +79,11 @@ def test_profile_service_reports_through_trailhead(binary, sink, gateway):
         "POD_NAME": "profile-service-0",
         "POD_NAMESPACE": "mathtrail",
     })
+
+
+def test_profile_service_reports_through_trailhead(binary, sink, gateway):
+    pyroscope = FakePyroscope()
+    service = start_service(binary, gateway, pyroscope)
     try:
         line = service.stderr.readline()
         address = re.search(r"listening on (\S+)", line)
@@ -142,6 +150,65 @@ def test_profile_service_reports_through_trailhead(binary, sink, gateway):
             assert metric in stored, f"{metric} ({expr!r}) is not among {sorted(stored)}"
             used = {label.strip() for clause in BY.findall(expr) for label in clause.split(",")} | set(re.findall(r"(\w+)=~?\"", expr))
             assert used - {"le"} <= stored[metric], f"{expr!r}: {used - stored[metric]} not labels of {metric}"
+
+
+def pprof_labels(profile, tmp_path):
+    """{label: set of values} on a pprof's samples, as `go tool pprof -tags` reads them."""
+    path = tmp_path / "cpu.pb.gz"
+    path.write_bytes(profile)
+    ran = subprocess.run([GO, "tool", "pprof", "-tags", str(path)], capture_output=True, text=True, timeout=60)
+    assert ran.returncode == 0, ran.stderr
+    labels, current = {}, None
+    for line in ran.stdout.splitlines():
+        if header := re.match(r"\s*(\S+): Total ", line):
+            current = labels.setdefault(header.group(1), set())
+        elif value := re.match(r"\s*\S+ \(\s*[\d.]+%\): (\S.*)$", line):
+            current.add(value.group(1))
+    return labels
+
+
+def cpu_labels(pyroscope, tmp_path):
+    labels = {}
+    for upload in list(pyroscope.uploads):
+        if upload["path"] == "/ingest" and upload["query"].get("units") == ["samples"]:
+            for key, values in pprof_labels(multipart(upload)["profile"], tmp_path).items():
+                labels.setdefault(key, set()).update(values)
+    return labels
+
+
+# Span profiles: CPU samples taken while a request's span ran are labelled with that span's id,
+# name and trace (the local root span's; the request's handler span here), and the span says so
+# in pyroscope.profile.id, which Grafana's "Profiles for this span" looks up.
+def test_cpu_samples_carry_the_span_ids(binary, sink, gateway, tmp_path):
+    pyroscope = FakePyroscope()
+    service = start_service(binary, gateway, pyroscope)
+    try:
+        address = re.search(r"listening on (\S+)", service.stderr.readline())
+        assert address
+        threading.Thread(target=service.stderr.read, daemon=True).start()
+        session = requests.Session()
+        # A request takes a few hundred microseconds of CPU and the profiler samples every 10 ms:
+        # keep asking until a labelled sample has come (a few seconds here).
+        deadline = time.time() + 30
+        while time.time() < deadline and "span_id" not in cpu_labels(pyroscope, tmp_path):
+            for _ in range(300):
+                assert session.get(f"http://{address.group(1)}/problems/factoring").status_code == 200
+    finally:
+        service.send_signal(signal.SIGTERM)
+        assert service.wait(20) == 0
+    labels = cpu_labels(pyroscope, tmp_path)
+    assert labels.get("span_id"), f"no CPU sample labelled with a span: {labels}"
+    spans = {}
+    deadline = time.time() + 10
+    while time.time() < deadline and not labels["span_id"] <= set(spans):
+        spans = {s.span_id.hex(): s for s in sink.spans() if s.name == "GET /problems/{topic}"}
+        time.sleep(0.2)
+    assert labels["span_id"] <= set(spans), f"{labels['span_id'] - set(spans)} are not spans the service exported"
+    assert labels["span_name"] == {"GET /problems/{topic}"}
+    assert labels["trace_id"] <= {s.trace_id.hex() for s in spans.values()}
+    for span_id, span in spans.items():
+        attributes = {a.key: a.value.string_value for a in span.attributes}
+        assert attributes["pyroscope.profile.id"] == span_id
 
 
 def received_metrics(sink):

@@ -3,8 +3,11 @@
 (label grafana_dashboard=1). The panels are declared here, once, and laid out two to a row;
 edit this file and run it, never the YAML. `generate.py --check` fails when the YAML is stale.
 
-Every panel queries the datasource picked in the dashboard's `datasource` variable (Mimir by
-default), so one dashboard serves any Prometheus-compatible store.
+Every metrics panel queries the datasource picked in the dashboard's `datasource` variable
+(Mimir by default), so one dashboard serves any Prometheus-compatible store. The MathTrail
+services dashboard also shows the traces, logs and CPU flame graph of the services picked in its
+`service` variable, from the Tempo, Loki and Pyroscope datasources that grafana.values.yaml
+provisions (fixed uids), and its per-service series link back to it with that variable set.
 """
 import json
 import sys
@@ -15,8 +18,15 @@ DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 RATE = "[$__rate_interval]"
 
 
-def panel(title, targets, unit="short", description="", stack=False):
-    """A time series panel; targets are (PromQL, legend) pairs."""
+# The uids grafana.values.yaml gives the other signals' datasources.
+TEMPO = {"type": "tempo", "uid": "tempo"}
+LOKI = {"type": "loki", "uid": "loki"}
+PYROSCOPE = {"type": "grafana-pyroscope-datasource", "uid": "pyroscope"}
+CPU = "process_cpu:cpu:nanoseconds:cpu:nanoseconds"
+
+
+def panel(title, targets, unit="short", description="", stack=False, links=()):
+    """A time series panel; targets are (PromQL, legend) pairs; links are data links."""
     return {
         "type": "timeseries",
         "title": title,
@@ -26,6 +36,7 @@ def panel(title, targets, unit="short", description="", stack=False):
             "defaults": {
                 "unit": unit,
                 "custom": {"stacking": {"mode": "normal" if stack else "none"}, "fillOpacity": 10},
+                **({"links": list(links)} if links else {}),
             },
             "overrides": [],
         },
@@ -34,6 +45,23 @@ def panel(title, targets, unit="short", description="", stack=False):
             {"refId": chr(ord("A") + i), "datasource": DATASOURCE, "expr": expr, "legendFormat": legend}
             for i, (expr, legend) in enumerate(targets)
         ],
+    }
+
+
+def signal_panel(kind, title, datasource, target, description):
+    """A panel of another signal (a trace table, logs, a flame graph) on a fixed datasource."""
+    return {
+        "type": kind, "title": title, "description": description, "datasource": datasource,
+        "targets": [dict(target, refId="A", datasource=datasource)],
+    }
+
+
+def service_link(label):
+    """A data link from a series to this dashboard's traces, logs and flame graph of its service,
+    keeping the time range."""
+    return {
+        "title": f"Traces, logs and profiles of ${{__field.labels.{label}}}",
+        "url": f"/d/mathtrail-services/mathtrail-services?var-service=${{__field.labels.{label}}}&${{__url_time_range}}",
     }
 
 
@@ -139,28 +167,49 @@ def trailhead():
 def services():
     span = 'service=~"$service", span_kind="SPAN_KIND_SERVER"'
     dapr = 'app_id=~"$service"'
+    by_service, by_app = [service_link("service")], [service_link("app_id")]
     return dashboard(
         "mathtrail-services", "MathTrail services",
-        "Rate, errors and duration per service: from the traces (Tempo's span metrics) and from the Dapr sidecars.",
+        "Rate, errors and duration per service: from the traces (Tempo's span metrics) and from the Dapr sidecars; "
+        "then the picked services' traces, logs and CPU flame graph.",
         [variable("service", "Service", "label_values(traces_spanmetrics_calls_total, service)")],
         [
             row("From traces (Tempo span metrics)"),
-            panel("Requests/s", [(f"sum by (service) (rate(traces_spanmetrics_calls_total{{{span}}}{RATE}))", "{{service}}")], "reqps", stack=True),
+            panel("Requests/s", [(f"sum by (service) (rate(traces_spanmetrics_calls_total{{{span}}}{RATE}))", "{{service}}")], "reqps",
+                  stack=True, links=by_service),
             panel("Error ratio", [(
                 f'sum by (service) (rate(traces_spanmetrics_calls_total{{{span}, status_code="STATUS_CODE_ERROR"}}{RATE}))'
                 f" / sum by (service) (rate(traces_spanmetrics_calls_total{{{span}}}{RATE}))", "{{service}}")],
-                "percentunit", "Server spans with status ERROR."),
-            panel("Duration", quantiles("traces_spanmetrics_latency", "service", span, "{{service}}"), "s"),
+                "percentunit", "Server spans with status ERROR.", links=by_service),
+            panel("Duration", quantiles("traces_spanmetrics_latency", "service", span, "{{service}}"), "s", links=by_service),
             panel("Slowest operations (p99)", [(
                 f"topk(10, histogram_quantile(0.99, sum by (le, service, span_name) (rate(traces_spanmetrics_latency_bucket{{{span}}}{RATE}))))",
-                "{{service}} {{span_name}}")], "s"),
+                "{{service}} {{span_name}}")], "s", links=by_service),
             row("From the Dapr sidecars"),
-            panel("Sidecar requests/s", [(f"sum by (app_id) (rate(dapr_http_server_request_count{{{dapr}}}{RATE}))", "{{app_id}}")], "reqps", stack=True),
+            panel("Sidecar requests/s", [(f"sum by (app_id) (rate(dapr_http_server_request_count{{{dapr}}}{RATE}))", "{{app_id}}")], "reqps",
+                  stack=True, links=by_app),
             panel("Sidecar 5xx ratio", [(
                 f'sum by (app_id) (rate(dapr_http_server_response_count{{{dapr}, status=~"5.."}}{RATE}))'
-                f" / sum by (app_id) (rate(dapr_http_server_response_count{{{dapr}}}{RATE}))", "{{app_id}}")], "percentunit"),
-            panel("Sidecar latency", quantiles("dapr_http_server_latency", "app_id", dapr, "{{app_id}}"), "ms"),
-            panel("Service invocation calls/s", [(f"sum by (app_id, status) (rate(dapr_grpc_io_server_completed_rpcs{{{dapr}}}{RATE}))", "{{app_id}} {{status}}")], "reqps"),
+                f" / sum by (app_id) (rate(dapr_http_server_response_count{{{dapr}}}{RATE}))", "{{app_id}}")], "percentunit",
+                links=by_app),
+            panel("Sidecar latency", quantiles("dapr_http_server_latency", "app_id", dapr, "{{app_id}}"), "ms", links=by_app),
+            panel("Service invocation calls/s", [(f"sum by (app_id, status) (rate(dapr_grpc_io_server_completed_rpcs{{{dapr}}}{RATE}))", "{{app_id}} {{status}}")],
+                  "reqps", links=by_app),
+            # The same `service` variable picks the traces (service.name), the pod logs (Loki's
+            # service_name: the pod's app.kubernetes.io/name, which MathTrail sets to the service
+            # name) and the profiles (pyroscope-go's application name, the service name).
+            row("Traces, logs and profiles"),
+            signal_panel("table", "Server traces", TEMPO, {
+                "queryType": "traceql", "tableType": "traces", "limit": 20,
+                "query": '{resource.service.name=~"${service:regex}" && kind=server}'},
+                "The latest server traces; a trace id opens the trace, its spans link to their logs and profiles."),
+            signal_panel("logs", "Logs (services and Dapr sidecars)", LOKI, {
+                "queryType": "range", "expr": '{namespace="mathtrail", service_name=~"${service:regex}"}'},
+                "Pod logs of the services and their sidecars; a line's trace_id links to its trace."),
+            signal_panel("flamegraph", "CPU flame graph", PYROSCOPE, {
+                "queryType": "profile", "profileTypeId": CPU, "groupBy": [],
+                "labelSelector": '{service_name=~"${service:regex}"}'},
+                "Where the services spend CPU over the time range (pyroscope-go)."),
         ],
     )
 
