@@ -138,6 +138,15 @@ impl OtlpExporterConfig {
         super::batch_settings(&self.batch, &self.sending_queue)
     }
 
+    /// Whether it speaks plain text: `tls.insecure` for a `dns:///` target, else the URI's
+    /// scheme.
+    fn plaintext(&self) -> bool {
+        match balance::parse_target(&self.endpoint) {
+            Some(_) => self.tls.insecure,
+            None => !self.uri().starts_with("https://"),
+        }
+    }
+
     /// The settings the collector refuses, as (key, reason): a missing `endpoint`, and
     /// [`OtlpExporterConfig::sending_problems`].
     pub fn problems(&self) -> Vec<(&'static str, String)> {
@@ -148,7 +157,7 @@ impl OtlpExporterConfig {
         if let Some(Err(why)) = balance::parse_target(&self.endpoint) {
             problems.push(("endpoint", why));
         }
-        problems.extend(self.tls.problems(true));
+        problems.extend(self.tls.problems(true, self.plaintext()));
         problems.extend(self.sending_problems());
         problems
     }
@@ -286,11 +295,7 @@ impl OtlpExporterConfig {
         let added = match token {
             Some(token) => {
                 let added = token.load().map_err(BuildError::Auth)?;
-                let secure = match balance::parse_target(&self.endpoint) {
-                    Some(_) => !self.tls.insecure,
-                    None => self.uri().starts_with("https://"),
-                };
-                if added.grpc_needs_tls && !secure {
+                if added.grpc_needs_tls && self.plaintext() {
                     return Err(BuildError::Auth(
                         "these credentials are sent only over TLS, as the collector's gRPC \
                          client refuses to send them in plain text: set an https endpoint or \
@@ -587,6 +592,28 @@ fn is_size_refusal(message: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // Skipping verification means nothing over plain text (the collector loads no TLS
+    // settings there) and is refused where TLS is spoken.
+    #[test]
+    fn skip_verify_is_refused_only_where_tls_is_spoken() {
+        let problems = |yaml: &str| {
+            let config: OtlpExporterConfig = crate::config::tree::from_str(yaml).unwrap();
+            config
+                .problems()
+                .into_iter()
+                .map(|(key, _)| key)
+                .collect::<Vec<_>>()
+        };
+        let skip = "tls: {insecure_skip_verify: true";
+        assert!(problems(&format!("endpoint: a:4317\n{skip}, insecure: true}}")).is_empty());
+        assert!(problems(&format!("endpoint: http://a:4317\n{skip}}}")).is_empty());
+        assert_eq!(problems(&format!("endpoint: a:4317\n{skip}}}")), ["tls"]);
+        assert_eq!(
+            problems(&format!("endpoint: dns:///a:4317\n{skip}}}")),
+            ["tls"]
+        );
+    }
 
     // The collector's classification, code by code; RetryInfo carries the wait.
     #[test]

@@ -16,7 +16,8 @@ use tokio_rustls::rustls;
 pub struct TlsClientConfig {
     /// Plain-text gRPC (h2c).
     pub insecure: bool,
-    /// Do not verify the server's certificate. Not supported: use `ca_file` instead.
+    /// Do not verify the server's certificate. Refused where TLS is spoken (give the CA in
+    /// `ca_file`); accepted over plain text, where the collector ignores it too.
     pub insecure_skip_verify: bool,
     /// CA bundle (PEM) to verify the server; the system roots otherwise.
     pub ca_file: Option<PathBuf>,
@@ -54,10 +55,11 @@ type PemSource<'a> = (&'static str, &'a Option<PathBuf>, Option<&'a str>);
 impl TlsClientConfig {
     /// The collector's refusals of these keys, plus what trailhead cannot honour, as (key,
     /// why). `grpc`: the `otlp` exporter, whose TLS (tonic's) speaks both 1.2 and 1.3 and
-    /// cannot be narrowed to one.
-    pub fn problems(&self, grpc: bool) -> Vec<(&'static str, String)> {
+    /// cannot be narrowed to one. `plaintext`: every connection is plain text, so (as in the
+    /// collector, which loads no TLS settings then) skipping verification means nothing.
+    pub fn problems(&self, grpc: bool, plaintext: bool) -> Vec<(&'static str, String)> {
         let mut problems = Vec::new();
-        if self.insecure_skip_verify {
+        if self.insecure_skip_verify && !plaintext {
             problems.push(("tls", super::otlp::BuildError::SkipVerify.to_string()));
         }
         for (what, file, pem) in self.sources() {
@@ -189,7 +191,7 @@ mod tests {
 
     fn problems(yaml: &str, grpc: bool) -> Vec<String> {
         tls(yaml)
-            .problems(grpc)
+            .problems(grpc, false)
             .into_iter()
             .map(|(_, why)| why)
             .collect()
@@ -201,7 +203,7 @@ mod tests {
             "ca_pem: CA\ncert_pem: CERT\nkey_pem: KEY\nreload_interval: 10s\n\
              include_system_ca_certs_pool: true\nmin_version: '1.2'\nmax_version: '1.3'",
         );
-        assert!(config.problems(true).is_empty());
+        assert!(config.problems(true, false).is_empty());
         assert_eq!(config.ca().unwrap().unwrap(), b"CA");
         assert_eq!(
             config.identity().unwrap().unwrap(),

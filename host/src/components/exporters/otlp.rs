@@ -11,9 +11,13 @@ use std::path::PathBuf;
 impl Kind for OtlpExporterConfig {
     const NAME: &'static str = "otlp";
     const ALIASES: &'static [&'static str] = &["otlp_grpc"];
-    /// `endpoint` has no default, so the body cannot be empty.
+    /// `endpoint` has no default, so an empty body is refused, in the collector's words.
     fn parse<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        OtlpExporterConfig::deserialize(d)
+        Option::<OtlpExporterConfig>::deserialize(d)?.ok_or_else(|| {
+            serde::de::Error::custom(
+                "requires a non-empty \"endpoint\": the peer's host:port or URL",
+            )
+        })
     }
 }
 

@@ -110,7 +110,7 @@ impl OtlpHttpExporterConfig {
 /// one, the system's roots, read only for an `https` URL so that a plain-text exporter starts
 /// in an image without them.
 fn tls_config(tls: &TlsClientConfig, https: bool) -> Result<rustls::ClientConfig, BuildError> {
-    if tls.insecure_skip_verify {
+    if tls.insecure_skip_verify && https {
         return Err(BuildError::SkipVerify);
     }
     let versions = tls.versions().map_err(|reason| BuildError::Endpoint {

@@ -196,7 +196,14 @@ impl OtlpHttpExporterConfig {
             &self.sending_queue,
             &self.retry_on_failure,
         ));
-        problems.extend(self.tls.problems(false));
+        let urls = [
+            &self.endpoint,
+            &self.traces_endpoint,
+            &self.metrics_endpoint,
+        ];
+        let urls = urls.into_iter().chain([&self.logs_endpoint]).flatten();
+        let plaintext = urls.clone().all(|url| url.starts_with("http://"));
+        problems.extend(self.tls.problems(false, plaintext && urls.count() > 0));
         for name in self.headers.keys() {
             if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
                 problems.push(("headers", format!("`{name}` is not a valid header name")));

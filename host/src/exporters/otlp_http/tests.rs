@@ -91,9 +91,14 @@ fn bad_values_are_named() {
         ["tls"]
     );
     assert_eq!(
-        keys("endpoint: http://a:1\ntls: {insecure_skip_verify: true}"),
+        keys("endpoint: https://a:1\ntls: {insecure_skip_verify: true}"),
         ["tls"]
     );
+    // Over plain text the collector loads no TLS settings, so the key means nothing there.
+    assert!(keys("endpoint: http://a:1\ntls: {insecure_skip_verify: true}").is_empty());
+    let mixed =
+        "endpoint: http://a:1\nlogs_endpoint: https://b:1\ntls: {insecure_skip_verify: true}";
+    assert_eq!(keys(mixed), ["tls"]);
     assert_eq!(
         keys("endpoint: http://a:1\nheaders: {\"bad header\": x}"),
         ["headers"]
