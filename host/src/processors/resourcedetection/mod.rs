@@ -13,14 +13,21 @@
 //!   parse, no hostname from any source);
 //! - nothing detected leaves the processor out of the pipeline: the data passes unchanged.
 //!
-//! Built: `env`, `system`, `k8snode`. Every other detector of the collector is refused at its line,
+//! Built: `env`, `system`, `k8snode`, and the cloud detectors `ec2`, `gcp`, `azure`, `aks`, which ask
+//! their metadata servers over HTTP (see each module for the protocol and the variables that
+//! point them elsewhere). Every other detector of the collector is refused at its line,
 //! saying it is not built, or (`docker`) why it does not belong in a gateway.
 //! Not done: the resource's `schema_url` (the system detector's semantic-conventions URL,
 //! which the collector sets where it is empty) is not written, as a plugin cannot write
 //! it.
 
+mod azure;
+mod cloud;
+mod ec2;
 mod env;
+mod gcp;
 mod k8snode;
+mod metadata_http;
 mod system;
 
 use crate::config::values;
@@ -38,24 +45,22 @@ pub const APPLIED_BY: &str = "resource";
 type Detected = Vec<(String, String)>;
 
 /// The detectors trailhead runs.
-const BUILT: &[&str] = &["env", "system", "k8snode"];
+const BUILT: &[&str] = &["env", "system", "k8snode", "ec2", "gcp", "azure", "aks"];
 /// Detectors of the collector that read the node through its container runtime: an agent's.
 const AGENT_SIDE: &[&str] = &["docker"];
 /// The collector's other detectors (v0.161.0): known, not built.
 const NOT_BUILT: &[&str] = &[
     "akamai",
-    "aks",
     "alibaba_ecs",
-    "azure",
+    "azureappservice",
     "azurecontainerapps",
     "consul",
     "digitalocean",
     "dynatrace",
-    "ec2",
     "ecs",
     "eks",
+    "elastic_beanstalk",
     "elasticbeanstalk",
-    "gcp",
     "heroku",
     "hetzner",
     "ibmcloud_classic",
@@ -73,10 +78,10 @@ const NOT_BUILT: &[&str] = &[
 ];
 
 /// A resourcedetection entry: the collector's keys.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// The detectors to run, in order: `env`, `system`, `k8snode`.
+    /// The detectors to run, in order: `env`, `system`, `k8snode`, `ec2`, `gcp`, `azure`, `aks`.
     pub detectors: Vec<String>,
     /// Whether detected values replace attributes the data already has (default true).
     pub r#override: bool,
@@ -88,7 +93,7 @@ pub struct Config {
     pub refresh_interval: Duration,
     /// Deprecated: only these detected attributes are set.
     pub attributes: Option<Vec<String>>,
-    /// For cloud metadata detectors, which trailhead does not build: accepted.
+    /// Whether a cloud detector whose metadata server does not answer fails detection (default false: it yields nothing).
     pub fail_on_missing_metadata: bool,
     /// The system detector's settings.
     pub system: system::Config,
@@ -96,6 +101,14 @@ pub struct Config {
     pub k8snode: k8snode::Config,
     /// The env detector's section (it has no settings).
     pub env: Option<serde_json::Value>,
+    /// The ec2 detector's settings.
+    pub ec2: ec2::Config,
+    /// The gcp detector's settings.
+    pub gcp: gcp::Config,
+    /// The azure detector's settings.
+    pub azure: azure::Config,
+    /// The aks detector's settings.
+    pub aks: azure::AksConfig,
 }
 
 impl Default for Config {
@@ -110,6 +123,10 @@ impl Default for Config {
             system: system::Config::default(),
             k8snode: k8snode::Config::default(),
             env: None,
+            ec2: ec2::Config::default(),
+            gcp: gcp::Config::default(),
+            azure: azure::Config::default(),
+            aks: azure::AksConfig::default(),
         }
     }
 }
@@ -137,6 +154,13 @@ impl Config {
         }
         system::check(&config.system)?;
         k8snode::check(&config.k8snode)?;
+        // Tag patterns are read (and refused) only for a detector that runs, as the collector
+        // compiles them when it creates the detector.
+        let listed = |name: &str| config.detectors.iter().any(|d| d.trim() == name);
+        ec2::check(&config.ec2, listed("ec2"))?;
+        gcp::check(&config.gcp, listed("gcp"))?;
+        azure::check(&config.azure, listed("azure"))?;
+        azure::check_aks(&config.aks)?;
         Ok(config)
     }
 }
@@ -194,23 +218,19 @@ pub fn resource_settings(settings: &str) -> Result<Option<String>, String> {
 }
 
 /// Runs the detectors on a thread of their own, waiting at most `timeout` (zero: no limit):
-/// a resolver that does not answer fails the start instead of hanging it. As in the
-/// collector, a failed detection is tried again after 1s, 2s, 4s... while the next try would
-/// still start within `timeout` (never with a zero timeout), and the last error is reported.
+/// a resolver or metadata server that does not answer fails the start instead of hanging it.
+/// As in the collector, a failed detection is tried again after 1s, 2s, 4s... while the next
+/// try would still start within `timeout` (never with a zero timeout), and the last error is
+/// reported.
 fn detect_within(config: &Config) -> Result<Detected, String> {
-    let detectors: Vec<String> = config
-        .detectors
-        .iter()
-        .map(|d| d.trim().to_string())
-        .collect();
-    let settings = (config.system.clone(), config.k8snode.clone());
+    let config = config.clone();
     let timeout = config.timeout;
     let (send, receive) = mpsc::channel();
     std::thread::spawn(move || {
         let started = Instant::now();
         let mut pause = Duration::from_secs(1);
         let outcome = loop {
-            let outcome = detect(&detectors, &settings);
+            let outcome = detect(&config);
             if outcome.is_ok() || timeout.is_zero() || started.elapsed() + pause >= timeout {
                 break outcome;
             }
@@ -229,20 +249,33 @@ fn detect_within(config: &Config) -> Result<Detected, String> {
     outcome?
 }
 
-/// Every detector in order, merged first-wins; a failing detector fails detection.
-fn detect(
-    detectors: &[String],
-    (system, k8snode): &(system::Config, k8snode::Config),
-) -> Result<Detected, String> {
+/// Every detector at once (as the collector runs them), merged first-wins in the order
+/// listed; a failing detector fails detection.
+fn detect(config: &Config) -> Result<Detected, String> {
+    // A metadata server that never answers must read as "not on this cloud" before
+    // detection's own limit reads as a failed start: requests get nine tenths of it.
+    let run = cloud::Run {
+        fail_on_missing_metadata: config.fail_on_missing_metadata,
+        timeout: config.timeout * 9 / 10,
+    };
+    let outcomes: Vec<Result<Detected, String>> = std::thread::scope(|scope| {
+        let running: Vec<_> = config
+            .detectors
+            .iter()
+            .map(|name| scope.spawn(move || detect_one(name.trim(), config, run)))
+            .collect();
+        running
+            .into_iter()
+            .map(|thread| {
+                thread
+                    .join()
+                    .unwrap_or_else(|_| Err("detector panicked".into()))
+            })
+            .collect()
+    });
     let mut merged: Detected = Vec::new();
-    for name in detectors {
-        let found = match name.as_str() {
-            "env" => env::detect(),
-            "system" => system::detect(system),
-            "k8snode" => k8snode::detect(k8snode),
-            other => Err(format!("invalid detector key: {other}")),
-        }
-        .map_err(|e| format!("detector `{name}` failed: {e}"))?;
+    for (name, found) in config.detectors.iter().zip(outcomes) {
+        let found = found.map_err(|e| format!("detector `{}` failed: {e}", name.trim()))?;
         for (key, value) in found {
             if !merged.iter().any(|(k, _)| *k == key) {
                 merged.push((key, value));
@@ -250,6 +283,19 @@ fn detect(
         }
     }
     Ok(merged)
+}
+
+fn detect_one(name: &str, config: &Config, run: cloud::Run) -> Result<Detected, String> {
+    match name {
+        "env" => env::detect(),
+        "system" => system::detect(&config.system),
+        "k8snode" => k8snode::detect(&config.k8snode),
+        "ec2" => ec2::detect(&config.ec2, run),
+        "gcp" => gcp::detect(&config.gcp, run),
+        "azure" => azure::detect(&config.azure, run),
+        "aks" => azure::detect_aks(&config.aks, run),
+        other => Err(format!("invalid detector key: {other}")),
+    }
 }
 
 /// The resource plugin's actions for `detected`: `upsert` overrides what the data has,

@@ -30,8 +30,28 @@ fn bad_entries_name_their_key() {
             "detectors[1]: invalid detector key: nope",
         ),
         (
-            r#"{"detectors": ["ec2"]}"#,
-            "detectors[0]: detector `ec2` is not built in trailhead",
+            r#"{"detectors": ["eks"]}"#,
+            "detectors[0]: detector `eks` is not built in trailhead",
+        ),
+        (
+            r#"{"detectors": ["ec2"], "ec2": {"tags": ["^env$"]}}"#,
+            "ec2.tags: reading tags through the EC2 DescribeTags API needs AWS credentials",
+        ),
+        (
+            r#"{"detectors": ["gcp"], "gcp": {"labels": ["env"]}}"#,
+            "gcp.labels: GCE instance labels are read through the Compute Engine API",
+        ),
+        (
+            r#"{"detectors": ["azure"], "azure": {"tags": ["ok", "("]}}"#,
+            "azure.tags[1]: error parsing regexp",
+        ),
+        (
+            r#"{"gcp": {"resource_attributes": {"host.nmae": {"enabled": true}}}}"#,
+            "gcp.resource_attributes: has invalid keys: host.nmae",
+        ),
+        (
+            r#"{"ec2": {"max_backoff": "-1s"}}"#,
+            "ec2.max_backoff: negative duration",
         ),
         (
             r#"{"detectors": ["docker"]}"#,
@@ -68,12 +88,15 @@ fn bad_entries_name_their_key() {
 // collector's merge then gives `upsert` for override and `insert` without it.
 #[test]
 fn merge_is_first_wins_and_override_picks_the_action() {
-    let system = system::Config {
-        hostname_sources: vec!["os".into()],
-        ..Default::default()
+    let config = Config {
+        detectors: vec!["system".into(), "system".into()],
+        system: system::Config {
+            hostname_sources: vec!["os".into()],
+            ..Default::default()
+        },
+        ..Config::default()
     };
-    let settings = (system, k8snode::Config::default());
-    let detected = detect(&["system".into(), "system".into()], &settings).unwrap();
+    let detected = detect(&config).unwrap();
     assert_eq!(detected.len(), 2, "{detected:?}");
     assert_eq!(
         detected[0],
