@@ -10,7 +10,8 @@ trailhead, configured alike:
   WriteRequest with protobuf (the message declared from prometheus' remote.proto/types.proto)
   and answers as the test says. The series each sent (labels, samples, timestamps, native
   histograms) are compared, and its headers checked. Then trailhead alone: 5xx retried and
-  delivered, 4xx dropped once and counted, requests split under `max_batch_size_bytes`.
+  delivered, 4xx (429 too, as in the collector) dropped once and counted, requests split
+  under `max_batch_size_bytes`.
 """
 
 import threading
@@ -348,9 +349,11 @@ def remote_write_only(receiver, path, **settings):
     return trailhead_config("prometheusremotewrite", dict({"endpoint": receiver.url(path)}, **settings))
 
 
-# 5xx (and 429) are retried until delivered; 4xx is dropped at once and counted as failed.
-def test_remote_write_retries_5xx_and_drops_4xx(start_trailhead):
-    answers = {"/flaky": [503, 500, 429], "/bad": [400, 400, 400]}
+# 5xx are retried until delivered; 4xx, 429 included (the collector's default), is dropped at
+# once and counted as failed.
+@pytest.mark.parametrize("refusal", [400, 429])
+def test_remote_write_retries_5xx_and_drops_4xx(start_trailhead, refusal):
+    answers = {"/flaky": [503, 500, 502], "/bad": [refusal] * 3}
     receiver = RemoteWriteReceiver(lambda path, call: answers[path][call - 1] if call <= 3 else None)
     try:
         for path in answers:

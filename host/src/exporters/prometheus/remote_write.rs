@@ -5,8 +5,9 @@
 //! native histograms, and requests split so that each stays under `max_batch_size_bytes`.
 //!
 //! Delta sums and histograms are dropped, as the collector drops them (Remote Write holds
-//! cumulative series). Answers: 2xx delivered; 5xx and 429 retried with `retry_on_failure`;
-//! any other status is permanent (logged and counted as failed by the queue).
+//! cumulative series). Answers: 2xx delivered; 5xx (and transport errors) retried with
+//! `retry_on_failure`; any other status, 429 included, is permanent (logged and counted as
+//! failed by the queue), as the collector has it unless its alpha `RetryOn429` gate is on.
 //!
 //! The HTTP client (pool, TLS files, headers, authenticator, their rotation) is the
 //! `otlp_http` exporter's.
@@ -56,7 +57,7 @@ pub struct RemoteWriteExporterConfig {
     pub timeout: Duration,
     /// `snappy`, the only compression Remote Write has (and the default).
     pub compression: Option<String>,
-    /// Backoff for 5xx and 429 answers and transport errors; the first wait is 50ms.
+    /// Backoff for 5xx answers and transport errors; the first wait is 50ms.
     pub retry_on_failure: RetrySettings,
     /// The queue in front of the exporter.
     pub remote_write_queue: RemoteWriteQueue,
@@ -994,7 +995,7 @@ impl RemoteWriteSink {
         let head = String::from_utf8_lossy(&body[..body.len().min(256)]).into_owned();
         let message = format!("remote write returned HTTP status {status}; err = {head}");
         match status.as_u16() {
-            500..=599 | 429 => Err(ExportError::Retryable {
+            500..=599 => Err(ExportError::Retryable {
                 message,
                 retry_after: None,
             }),
