@@ -24,7 +24,7 @@ pub struct Config {
     /// What runs on data in a pipeline, in order: `k8sattributes`, `filter` (Wasm plugins).
     #[serde(default)]
     pub processors: Components<ProcessorConfig>,
-    /// Where data leaves: `otlp` (alias `otlp_grpc`), `debug` (and `logging`, its old name), `otlphttp`, `loadbalancing`.
+    /// Where data leaves: `otlp` (alias `otlp_grpc`), `debug` (and `logging`, its old name), `otlphttp`, `loadbalancing`, `prometheus`, `prometheusremotewrite`.
     #[serde(default)]
     pub exporters: Components<ExporterConfig>,
     /// Helpers outside the data path: `health_check`.

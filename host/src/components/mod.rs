@@ -264,6 +264,8 @@ section! {
         Logging(crate::exporters::debug::LoggingExporterConfig),
         OtlpHttp(crate::exporters::otlp_http::OtlpHttpExporterConfig),
         LoadBalancing(crate::exporters::loadbalancing::LoadBalancingConfig),
+        Prometheus(crate::exporters::prometheus::pull::PrometheusExporterConfig),
+        PrometheusRemoteWrite(crate::exporters::prometheus::remote_write::RemoteWriteExporterConfig),
     }
 }
 

@@ -114,6 +114,13 @@ impl Config {
                     component.clone(),
                     format!("references exporter `{id}`, which is not defined under exporters"),
                 ),
+                // `prometheus` and `prometheusremotewrite` take metrics only.
+                Some(exporter) if !exporter.signals().contains(&signal) => report(
+                    &at,
+                    Some(&id_text),
+                    component.clone(),
+                    format!("exporter `{id}` does not accept {signal}"),
+                ),
                 Some(exporter) => {
                     if let Some((key, why)) = exporter.behaviour().signal_problem(signal) {
                         let key_at = ["exporters", id_text.as_str(), key];

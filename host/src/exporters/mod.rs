@@ -1,5 +1,5 @@
 //! Exporters: a bounded queue per exporter and signal, a batcher, and concurrent senders with
-//! retry, in front of a [`Sink`] that knows one protocol (`otlp`, `debug`).
+//! retry, in front of a [`Sink`] that knows one protocol (`otlp`, `debug`, `prometheus`...).
 //!
 //! Backpressure runs backwards through bounded steps: when every sender is busy the batcher
 //! stops reading, the queue fills, [`ExporterHandle::try_reserve`] fails, and receivers refuse
@@ -12,6 +12,7 @@ pub mod loadbalancing;
 pub mod otlp;
 pub mod otlp_http;
 mod persistent;
+pub mod prometheus;
 mod queue;
 pub mod tls;
 

@@ -2,7 +2,7 @@
 // components trailhead's interop tests and benchmarks use: OTLP, Zipkin, Jaeger and Fluent Forward
 // receivers; the batch,
 // memory_limiter, filter and k8sattributes processors and the catalog trailhead's plugins are checked against
-// (attributes, resource, transform, redaction, probabilistic_sampler); OTLP, debug and file exporters;
+// (attributes, resource, transform, redaction, probabilistic_sampler); OTLP, debug, file, prometheus and prometheusremotewrite exporters;
 // the forward and spanmetrics connectors and the oidc extension. It is built by `make peers` and never committed.
 package main
 
@@ -12,6 +12,8 @@ import (
 	"github.com/open-telemetry/opentelemetry-collector-contrib/connector/spanmetricsconnector"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/exporter/fileexporter"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/exporter/loadbalancingexporter"
+	"github.com/open-telemetry/opentelemetry-collector-contrib/exporter/prometheusexporter"
+	"github.com/open-telemetry/opentelemetry-collector-contrib/exporter/prometheusremotewriteexporter"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/extension/oidcauthextension"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/processor/attributesprocessor"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/processor/filterprocessor"
@@ -63,7 +65,8 @@ func components() (otelcol.Factories, error) {
 	}
 	factories.Exporters, err = otelcol.MakeFactoryMap[exporter.Factory](
 		otlpexporter.NewFactory(), debugexporter.NewFactory(), fileexporter.NewFactory(),
-		otlphttpexporter.NewFactory(), loadbalancingexporter.NewFactory())
+		otlphttpexporter.NewFactory(), loadbalancingexporter.NewFactory(),
+		prometheusexporter.NewFactory(), prometheusremotewriteexporter.NewFactory())
 	if err != nil {
 		return factories, err
 	}

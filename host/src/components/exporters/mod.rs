@@ -4,6 +4,7 @@ mod debug;
 mod loadbalancing;
 mod otlp;
 mod otlp_http;
+mod prometheus;
 
 use crate::exporters::{BatchSettings, QueueSettings};
 

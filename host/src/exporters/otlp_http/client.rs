@@ -18,7 +18,7 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 /// What sends go out on: the pool (its TLS) and the headers (its token). A send in flight
 /// keeps the one it started with.
-pub(super) struct Connection {
+pub(crate) struct Connection {
     pub client: Client<HttpsConnector<HttpConnector>, super::sink::Body>,
     pub headers: HeaderMap,
 }
@@ -29,7 +29,7 @@ const GO_IDLE_PER_HOST: usize = 2;
 impl OtlpHttpExporterConfig {
     /// The client (with the TLS files, already resolved, read now) and the headers (with the
     /// token read now). `https`: whether the URL needs the system's CA roots.
-    pub(super) fn connect(
+    pub(crate) fn connect(
         &self,
         token: Option<&ClientAuthConfig>,
         https: bool,

@@ -12,6 +12,10 @@ mod client;
 mod response;
 mod sink;
 
+// The `prometheusremotewrite` exporter sends with the same client.
+pub(crate) use client::Connection;
+pub(crate) use sink::Body;
+
 use super::otlp::{BuildError, Compression, TlsClientConfig};
 use super::queue::{BatchSettings, ExporterSpec, QueueSettings, RetrySettings};
 use crate::auth::{AuthConfig, ClientAuthConfig};

@@ -210,7 +210,7 @@ pub(crate) struct Body {
 }
 
 impl Body {
-    fn new(parts: Vec<Bytes>) -> Self {
+    pub(crate) fn new(parts: Vec<Bytes>) -> Self {
         let remaining = parts.iter().map(|p| p.len() as u64).sum();
         Body {
             parts: parts.into_iter().filter(|p| !p.is_empty()).collect(),
