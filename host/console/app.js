@@ -139,7 +139,7 @@ function connect() {
 
 // ---------------------------------------------------------------------------------------------
 // Pipelines: one SVG per pipeline, columns of receivers, each processor, exporters.
-const BOX = { w: 170, h: 62, gapX: 110, gapY: 18, pad: 12 };
+const BOX = { w: 170, h: 62, gapX: 190, gapY: 18, pad: 12 };
 
 function svg(tag, attributes, parent) {
   const node = document.createElementNS(SVG, tag);
@@ -170,7 +170,8 @@ function drawGraphs() {
     section.appendChild(title);
     const picture = svg("svg", { viewBox: `0 0 ${width} ${height}`, width, height, role: "group", "aria-labelledby": title.id });
     const defs = svg("defs", {}, picture);
-    const marker = svg("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 10, refY: 5, markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse" }, defs);
+    const arrow = "arrow-" + title.id;
+    const marker = svg("marker", { id: arrow, viewBox: "0 0 10 10", refX: 10, refY: 5, markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse" }, defs);
     svg("path", { d: "M 0 0 L 10 5 L 0 10 z", fill: "#8a929c" }, marker);
     const place = (column, row, count) => ({
       x: BOX.pad + column * (BOX.w + BOX.gapX),
@@ -182,7 +183,7 @@ function drawGraphs() {
       for (const from of positions[c]) {
         for (const to of positions[c + 1]) {
           const [x1, y1, x2, y2] = [from.x + BOX.w, from.y + BOX.h / 2, to.x, to.y + BOX.h / 2];
-          const edge = svg("path", { class: "edge", d: `M ${x1} ${y1} C ${x1 + 50} ${y1}, ${x2 - 50} ${y2}, ${x2} ${y2}` }, picture);
+          const edge = svg("path", { class: "edge", "marker-end": `url(#${arrow})`, d: `M ${x1} ${y1} C ${x1 + 50} ${y1}, ${x2 - 50} ${y2}, ${x2} ${y2}` }, picture);
           edge.dataset.from = from.id;
           edge.dataset.to = to.id;
           edge.dataset.column = c;
@@ -245,27 +246,36 @@ function nodeState(id, kind, signal) {
   return { line: "connector", level: "", text: "a connector: exporter of one pipeline, receiver of another" };
 }
 
+/** An edge's label: what its source accepted or dropped and what its target sent. */
 function edgeRate(from, to, column, columns, signal) {
-  const first = column === 0 && !state.connectors.has(from);
-  if (first) {
+  const parts = [];
+  let flowing = false;
+  let bad = false;
+  if (column === 0 && !state.connectors.has(from)) {
     const want = { receiver: from, signal };
     const accepted = rate("trailhead_receiver_accepted_items_total", want);
     const refused = rate("trailhead_receiver_refused_items_total", want);
-    return { text: `accepted ${perSecond(accepted)}/s` + (refused ? ` · refused ${perSecond(refused)}/s` : ""), flowing: accepted > 0, bad: refused > 0 };
+    parts.push(`accepted ${perSecond(accepted)}/s`);
+    if (refused) parts.push(`refused ${perSecond(refused)}/s`);
+    flowing ||= accepted > 0;
+    bad ||= refused > 0;
   }
   if (column === columns - 2 && !state.connectors.has(to)) {
     const want = { exporter: to, signal };
     const sent = rate("trailhead_exporter_sent_items_total", want);
     const failed = rate("trailhead_exporter_send_failed_items_total", want);
-    const dropped = state.connectors.has(from) ? null : rate("trailhead_processor_dropped_items_total", { processor: from });
-    let text = `sent ${perSecond(sent)}/s`;
-    if (dropped) text = `dropped ${perSecond(dropped)}/s · ` + text;
-    if (failed) text += ` · failed ${perSecond(failed)}/s`;
-    return { text, flowing: sent > 0, bad: failed > 0 };
+    parts.push(`sent ${perSecond(sent)}/s`);
+    if (failed) parts.push(`failed ${perSecond(failed)}/s`);
+    flowing ||= sent > 0;
+    bad ||= failed > 0;
   }
-  const dropped = rate("trailhead_processor_dropped_items_total", { processor: from });
-  const calls = rate("trailhead_processor_calls_total", { processor: from });
-  return { text: `dropped ${perSecond(dropped)}/s`, flowing: calls > 0, bad: dropped > 0 };
+  if (column > 0) {
+    const dropped = rate("trailhead_processor_dropped_items_total", { processor: from });
+    parts.push(`dropped ${perSecond(dropped)}/s`);
+    flowing ||= rate("trailhead_processor_calls_total", { processor: from }) > 0;
+    bad ||= dropped > 0;
+  }
+  return { text: parts.join(" · "), flowing, bad };
 }
 
 function updateGraphs() {
@@ -391,6 +401,9 @@ async function readTap(query, signal, onRecord) {
   }
 }
 
+/** A query value as /tap reads it: it does not decode `%2F`, and ids hold slashes. */
+const queryValue = (text) => encodeURIComponent(text).replace(/%2F/g, "/");
+
 function option(select, value, text) {
   select.add(new Option(text ?? value, value));
 }
@@ -413,8 +426,8 @@ function fillPoints() {
   select.replaceChildren();
   option(select, "", "to the exporters");
   for (const p of tapped(pipelineById($("tap-pipeline").value))) {
-    option(select, "before=" + encodeURIComponent(p), "before " + p);
-    option(select, "after=" + encodeURIComponent(p), "after " + p);
+    option(select, "before=" + queryValue(p), "before " + p);
+    option(select, "after=" + queryValue(p), "after " + p);
   }
 }
 
@@ -497,7 +510,6 @@ function batchItem(record, at) {
     show.textContent = pre.hidden ? "Show" : "Hide";
   });
   const copy = Object.assign(document.createElement("button"), { type: "button", textContent: "Copy OTLP JSON" });
-  copy.setAttribute("aria-label", `Copy the batch of ${text} as OTLP JSON`);
   copy.addEventListener("click", async () => {
     await copyText(JSON.stringify(record.data));
     copy.textContent = "Copied";
@@ -544,7 +556,7 @@ function startTap(event) {
   tapStatus();
   tap.timer = setInterval(() => { if (!tap.paused) drawTap(); }, DRAW_MS);
   let header = true;
-  const query = `pipeline=${encodeURIComponent(pipeline)}${point ? "&" + point : ""}`;
+  const query = `pipeline=${queryValue(pipeline)}${point ? "&" + point : ""}`;
   readTap(query, tap.abort.signal, (record) => {
     if (header) return (header = false);
     tap.received += 1;
@@ -655,13 +667,13 @@ async function startDiff(event) {
     ready += 1;
     if (ready === 2) $("diff-status").textContent = `Waiting for a batch through ${processor}…`;
   };
-  const base = `pipeline=${encodeURIComponent(pipeline)}`;
-  const watchBefore = readTap(`${base}&before=${encodeURIComponent(processor)}`, abort.signal, (record) => {
+  const base = `pipeline=${queryValue(pipeline)}`;
+  const watchBefore = readTap(`${base}&before=${queryValue(processor)}`, abort.signal, (record) => {
     if (!("data" in record)) return onHeader();
     befores.push(record);
     if (befores.length > DIFF_WINDOW) befores.shift();
   });
-  const watchAfter = readTap(`${base}&after=${encodeURIComponent(processor)}`, abort.signal, (record) => {
+  const watchAfter = readTap(`${base}&after=${queryValue(processor)}`, abort.signal, (record) => {
     if (!("data" in record)) return onHeader();
     const before = befores.find((b) => sameBatch(b, record));
     if (!before || found) return;

@@ -95,7 +95,6 @@ def wait_until(check, what, timeout=10):
 
 
 def serious_violations(page):
-    page.add_script_tag(path=str(AXE))
     result = page.evaluate("async () => (await axe.run(document)).violations")
     return [(v["id"], v["impact"], [n["target"] for n in v["nodes"]]) for v in result if v["impact"] in ("serious", "critical")]
 
@@ -173,6 +172,11 @@ def test_console_in_a_browser(sink, start_trailhead, browser, tmp_path):
         page.click("#reload")
         page.wait_for_function("document.getElementById('reload-outcome').textContent.startsWith('config ')")
         assert page.text_content("#reload-outcome") == "config unchanged; plugin/stamp: unchanged"
+        # A version that does not load is rejected with its reason; the running one serves on.
+        staging.write_bytes(b"\0asm this is not a component")
+        os.replace(staging, plugin)
+        page.wait_for_selector("#swaps li .outcome-rejected", timeout=10000)
+        assert "faults" in row.text_content()
         page.screenshot(path=str(SHOTS / "plugins.png"), full_page=True)
 
         # Keyboard: the tabs move with the arrow keys, and every graph node takes the focus.
@@ -188,6 +192,7 @@ def test_console_in_a_browser(sink, start_trailhead, browser, tmp_path):
         assert "receiver otlp: serving" in page.evaluate("document.activeElement.getAttribute('aria-label')")
 
         # axe-core: no serious or critical violation in any view.
+        page.add_script_tag(path=str(AXE))
         for tab in ["Pipelines", "Plugins", "Live tap"]:
             open_tab(page, tab)
             assert serious_violations(page) == [], tab
