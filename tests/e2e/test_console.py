@@ -1,7 +1,7 @@
 """The operator console at `/` on the metrics address, in a real browser: Debian's Chromium
 driven by Playwright (no browser download), axe-core from npm (tests/console). trailhead runs two
 pipelines, one with a plugin; the OpenTelemetry SDK sends spans. Screenshots of each view go to
-docs/console/."""
+docs/console/ with TRAILHEAD_SCREENSHOTS=1 (so a test run leaves the work tree as it was)."""
 
 import json
 import os
@@ -23,7 +23,7 @@ from conftest import REPO, gateway_config
 CHROMIUM = Path("/usr/bin/chromium")
 AXE = REPO / "tests" / "console" / "node_modules" / "axe-core" / "axe.min.js"
 PLUGINS = REPO / "target" / "plugins"
-SHOTS = REPO / "docs" / "console"
+SHOTS = REPO / "docs" / "console" if os.environ.get("TRAILHEAD_SCREENSHOTS") == "1" else None
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists() or not AXE.exists(),
                                 reason="needs `make browser` (Debian's chromium, axe-core)")
@@ -112,7 +112,7 @@ def test_console_in_a_browser(sink, start_trailhead, browser, tmp_path):
     page = context.new_page()
     try:
         page.goto(trailhead.url("metrics", "/"))
-        SHOTS.mkdir(parents=True, exist_ok=True)
+        shots = SHOTS or tmp_path
 
         # The graph shows the configured components, each pipeline in its order.
         page.wait_for_selector('.pipeline[data-pipeline="logs"] .node[data-component="otlp/sink"]')
@@ -128,7 +128,7 @@ def test_console_in_a_browser(sink, start_trailhead, browser, tmp_path):
         assert rate_of(page, "logs", "otlp", "otlp/sink") == 0
         plugin_node = page.locator('.pipeline[data-pipeline="traces"] .node[data-component="plugin/stamp"]')
         wait_until(lambda: "serving" in plugin_node.get_attribute("aria-label"), "the plugin's state")
-        page.screenshot(path=str(SHOTS / "pipelines.png"), full_page=True)
+        page.screenshot(path=str(shots / "pipelines.png"), full_page=True)
 
         # The diff view shows the attribute the plugin adds.
         open_tab(page, "Live tap")
@@ -157,7 +157,7 @@ def test_console_in_a_browser(sink, start_trailhead, browser, tmp_path):
         assert page.locator("#tap-batches li").count() == 0
         page.fill("#tap-filter", "checkout")
         assert page.locator("#tap-batches li").count() >= 1
-        page.screenshot(path=str(SHOTS / "tap.png"), full_page=True)
+        page.screenshot(path=str(shots / "tap.png"), full_page=True)
         page.click("#tap-stop")
 
         # A swap appears in the history; the reload button shows the typed outcome.
@@ -177,7 +177,7 @@ def test_console_in_a_browser(sink, start_trailhead, browser, tmp_path):
         os.replace(staging, plugin)
         page.wait_for_selector("#swaps li .outcome-rejected", timeout=10000)
         assert "faults" in row.text_content()
-        page.screenshot(path=str(SHOTS / "plugins.png"), full_page=True)
+        page.screenshot(path=str(shots / "plugins.png"), full_page=True)
 
         # Keyboard: the tabs move with the arrow keys, and every graph node takes the focus.
         page.get_by_role("tab", name="Plugins").focus()
