@@ -31,6 +31,7 @@ function setupTabs() {
       $(t.getAttribute("aria-controls")).hidden = !on;
     }
     tab.focus();
+    drawVisible();
     history.replaceState(null, "", "#" + tab.id.replace("tab-", ""));
   };
   tabs.forEach((tab, i) => {
@@ -75,8 +76,18 @@ function matches(sample, name, want) {
 function total(snapshot, name, want = {}) {
   if (!snapshot) return null;
   let sum = null;
-  for (const s of snapshot.samples) if (matches(s, name, want)) sum = (sum ?? 0) + s.value;
+  for (const s of snapshot.byName.get(name) ?? []) if (matches(s, name, want)) sum = (sum ?? 0) + s.value;
   return sum;
+}
+
+/** The samples by metric name: a page with many components looks up hundreds a second. */
+function byName(samples) {
+  const index = new Map();
+  for (const s of samples) {
+    if (!index.has(s.name)) index.set(s.name, []);
+    index.get(s.name).push(s);
+  }
+  return index;
 }
 
 /** Per second between the last two snapshots; null before there are two. */
@@ -90,7 +101,7 @@ function rate(name, want = {}) {
 
 /** The q-quantile of a histogram's cumulative buckets, interpolated within the bucket. */
 function quantile(q, name, want) {
-  const buckets = state.current.samples
+  const buckets = (state.current.byName.get(name + "_bucket") ?? [])
     .filter((s) => matches(s, name + "_bucket", want))
     .map((s) => ({ le: s.labels.le === "+Inf" ? Infinity : Number(s.labels.le), n: s.value }))
     .sort((a, b) => a.le - b.le);
@@ -109,7 +120,10 @@ function quantile(q, name, want) {
 }
 
 const perSecond = (v) => (v === null ? "–" : v >= 100 ? v.toFixed(0) : v.toFixed(1));
-const clock = (unix) => new Date(unix * 1000).toLocaleTimeString([], { hour12: false });
+// Formatters made once: making one per call is what a page with many rows spends its time on.
+const TIME = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
+const DATE_TIME = new Intl.DateTimeFormat(undefined, { dateStyle: "short", timeStyle: "medium", hour12: false });
+const clock = (unix) => TIME.format(new Date(unix * 1000));
 const millis = (s) => (s === null ? "–" : s < 0.001 ? (s * 1e6).toFixed(0) + " µs" : (s * 1000).toFixed(2) + " ms");
 const kindOf = (id) => id.split("/")[0];
 
@@ -126,15 +140,22 @@ function connect() {
   events.addEventListener("snapshot", (e) => {
     const snapshot = JSON.parse(e.data);
     snapshot.samples = parseSamples(snapshot.metrics);
+    snapshot.byName = byName(snapshot.samples);
     state.previous = state.current;
     state.current = snapshot;
     $("connection").textContent = `live · ${snapshot.serving ? "serving" : "starting or stopping"} · ${clock(snapshot.at_unix)}`;
-    updateGraphs();
-    drawPlugins();
+    drawVisible();
   });
   events.addEventListener("error", () => {
     $("connection").textContent = "disconnected; reconnecting…";
   });
+}
+
+/** Only the view on screen is drawn; a tab drawn when it is picked. */
+function drawVisible() {
+  if (!state.current) return;
+  if (!$("view-pipelines").hidden) updateGraphs();
+  if (!$("view-plugins").hidden) drawPlugins();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -205,7 +226,11 @@ function drawGraphs() {
       svg("text", { x: 8, y: 51, class: "state" }, node);
       svg("title", {}, node);
     }));
-    section.appendChild(picture);
+    // Drawn at its natural size: a long chain scrolls sideways rather than shrinking.
+    const scroller = document.createElement("div");
+    scroller.className = "graph";
+    scroller.appendChild(picture);
+    section.appendChild(scroller);
     const errors = document.createElement("ul");
     errors.className = "errors";
     errors.setAttribute("aria-label", `Exporter errors in ${pipeline.id}`);
@@ -327,7 +352,7 @@ function drawPlugins() {
     cell(row, plugin.version);
     const sha = cell(row, plugin.sha256 ? plugin.sha256.slice(0, 12) + "…" : "–");
     sha.title = plugin.sha256 ?? "";
-    cell(row, plugin.loaded_at_unix ? new Date(plugin.loaded_at_unix * 1000).toLocaleString([], { hour12: false }) : "–");
+    cell(row, plugin.loaded_at_unix ? DATE_TIME.format(new Date(plugin.loaded_at_unix * 1000)) : "–");
     cell(row, String(plugin.calls ?? 0), "num");
     const failures = Object.entries(plugin.failures ?? {}).filter(([, n]) => n > 0);
     cell(row, failures.length ? failures.map(([k, n]) => `${k}: ${n}`).join(", ") : "none");
