@@ -18,7 +18,7 @@ BINARY      := target/release/trailhead
 DIST        := target/dist/trailhead
 CONFIG      ?= config/trailhead.yaml
 
-.PHONY: build dist plugins rust-plugins deploy chart run test unit e2e fuzz fuzz-smoke setup toolchain peers venv bench bench-compare lint clean
+.PHONY: build dist plugins rust-plugins deploy chart run test unit e2e fuzz fuzz-smoke setup toolchain peers venv browser bench bench-compare lint clean
 
 ## build: the release binary at target/release/trailhead and every plugin at target/plugins/
 build: plugins
@@ -67,7 +67,7 @@ unit: plugins venv
 # Two workers, a file each at a time; then the tests marked `serial` (bounds on memory that a
 # test running beside them would move) alone.
 E2E_ENV := TRAILHEAD_BIN=$(BINARY) OTELCOL_BIN=$(COLLECTOR) KUBE_APISERVER_BIN=$(APISERVER) ETCD_BIN=$(ETCD) DAPR_PEER_BIN=$(DAPR_PEER)
-e2e: build venv peers
+e2e: build venv peers browser
 	$(E2E_ENV) $(VENV)/bin/pytest -q -p no:warnings -n 2 --dist loadfile -m "not serial" tests/e2e
 	$(E2E_ENV) $(VENV)/bin/pytest -q -p no:warnings -m serial tests/e2e
 
@@ -92,7 +92,7 @@ fuzz-smoke:
 $(CARGO_FUZZ):
 	$(CARGO) install cargo-fuzz --locked --version 0.13.2
 
-setup: toolchain venv peers $(CARGO_FUZZ)
+setup: toolchain venv peers browser $(CARGO_FUZZ)
 
 # Once per make, before anything compiles for wasm: `make -j2` must not run two rustups at once.
 toolchain:
@@ -104,6 +104,15 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: tests/requirements.txt
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check -r tests/requirements.txt
+	touch $@
+
+## browser: headless Chromium from Debian's packages (the console's test drives it with Playwright,
+## which downloads no browser of its own) and axe-core from npm; installed only when missing
+CONSOLE_NODE := tests/console/node_modules/.installed
+browser: $(CONSOLE_NODE)
+	test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-liberation; }
+$(CONSOLE_NODE): tests/console/package.json tests/console/package-lock.json
+	cd tests/console && npm ci --no-audit --no-fund
 	touch $@
 
 ## peers: the OpenTelemetry Collector, helm, kube-apiserver, etcd and Dapr's trace exporters (as

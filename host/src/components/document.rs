@@ -158,6 +158,20 @@ pub struct MetricsConfig {
     /// The collector's form: one `pull` reader with a `prometheus` exporter at `host` and
     /// `port`, instead of `address`, and `periodic` readers pushing over OTLP.
     pub readers: Option<Vec<crate::components::readers::MetricReader>>,
+    /// Who the operator console at `/` answers (trailhead's own key): `local`, connections
+    /// from this host only, as `/tap` and `/reload`; `open`, any client that reaches the
+    /// address (it shows live data and can reload); `off`.
+    pub console: ConsoleAccess,
+}
+
+/// `service.telemetry.metrics.console`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConsoleAccess {
+    #[default]
+    Local,
+    Open,
+    Off,
 }
 
 impl Default for ServiceConfig {
@@ -194,6 +208,7 @@ impl Default for MetricsConfig {
             address: ([127, 0, 0, 1], 8888).into(),
             level: "normal".into(),
             readers: None,
+            console: ConsoleAccess::Local,
         }
     }
 }

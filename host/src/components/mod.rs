@@ -32,8 +32,8 @@ pub use build::{Build, ReceiverServer, StartError};
 pub use connectors::graph::Instance;
 pub use diff::{Change, ConfigDiff, How, Snapshot};
 pub use document::{
-    Config, DEFAULT_CONFIG, LogEncoding, LogsConfig, MetricsConfig, PipelineConfig, ServiceConfig,
-    TelemetryConfig,
+    Config, ConsoleAccess, DEFAULT_CONFIG, LogEncoding, LogsConfig, MetricsConfig, PipelineConfig,
+    ServiceConfig, TelemetryConfig,
 };
 pub use extensions::open_storage;
 pub use processors::ProcessorConfig;

@@ -35,6 +35,7 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+mod console;
 mod plan;
 mod reload;
 pub mod tap;
@@ -533,7 +534,8 @@ fn log_batching(batching: &batch::Assignment, took: &BTreeMap<(String, Signal), 
     }
 }
 
-/// The admin servers: metrics (with `/plugins`, `/reload` and `/tap`) and each health check.
+/// The admin servers: metrics (with `/plugins`, `/reload`, `/tap` and the console at `/`) and
+/// each health check.
 async fn start_admin(
     config: &Config,
     telemetry: &Telemetry,
@@ -558,7 +560,8 @@ async fn start_admin(
         let router = axum::Router::new()
             .route("/metrics", axum::routing::get(scrape))
             .merge(reload::routes(reloader.clone()))
-            .merge(tap::routes(pipelines));
+            .merge(tap::routes(pipelines))
+            .merge(console::routes(config, telemetry, reloader));
         let what = "service.telemetry.metrics";
         admin.push(serve_admin(telemetry, "metrics", metrics.address, router, stop, what).await?);
     }

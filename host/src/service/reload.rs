@@ -387,7 +387,8 @@ impl Reloader {
         }
     }
 
-    fn status(&self) -> Vec<serde_json::Value> {
+    /// What `GET /plugins` lists (the console shows it too).
+    pub(super) fn status(&self) -> Vec<serde_json::Value> {
         let processors = self
             .live
             .load()

@@ -87,10 +87,54 @@ struct Families {
     >,
 }
 
-/// All of trailhead's own metrics.
+/// How many notes a [`Recent`] keeps: enough for an operator to see a pattern, bounded so a
+/// failing exporter's notes cannot grow.
+const RECENT_NOTES: usize = 16;
+
+/// One thing that happened to a component, for the console: a plugin swap's outcome and
+/// reason, an exporter's last error.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Note {
+    /// Seconds since the Unix epoch.
+    pub at_unix: f64,
+    /// `applied`, `rejected`, `rolled_back`, `retrying`, `gave_up`, …
+    pub outcome: String,
+    pub detail: String,
+}
+
+/// The last notes of one component, newest last. Written only when something happens (a swap,
+/// a failed send), so it costs nothing on the hot path.
+#[derive(Debug, Default)]
+pub struct Recent(Mutex<std::collections::VecDeque<Note>>);
+
+impl Recent {
+    pub fn note(&self, outcome: &str, detail: impl Into<String>) {
+        let at_unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        let mut notes = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if notes.len() == RECENT_NOTES {
+            notes.pop_front();
+        }
+        let (outcome, detail) = (outcome.to_string(), detail.into());
+        notes.push_back(Note {
+            at_unix,
+            outcome,
+            detail,
+        });
+    }
+
+    pub fn notes(&self) -> Vec<Note> {
+        let notes = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        notes.iter().cloned().collect()
+    }
+}
+
+/// All of trailhead's own metrics, and each component's recent notes.
 pub struct Registry {
     families: Mutex<Families>,
     gauges: Arc<Gauges>,
+    recent: Mutex<BTreeMap<String, Arc<Recent>>>,
 }
 
 impl Default for Registry {
@@ -105,6 +149,7 @@ impl Default for Registry {
                 histograms: HashMap::new(),
             }),
             gauges,
+            recent: Mutex::default(),
         }
     }
 }
@@ -204,6 +249,23 @@ impl Registry {
         out
     }
 
+    /// The notes of the component named `key` (`processor/ID`, `exporter/ID/SIGNAL`); asking
+    /// twice returns the same notes.
+    pub fn recent(&self, key: &str) -> Arc<Recent> {
+        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        recent.entry(key.to_string()).or_default().clone()
+    }
+
+    /// Every component's notes that has any, by key.
+    pub fn recent_notes(&self) -> BTreeMap<String, Vec<Note>> {
+        let recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        recent
+            .iter()
+            .map(|(key, notes)| (key.clone(), notes.notes()))
+            .filter(|(_, notes)| !notes.is_empty())
+            .collect()
+    }
+
     /// The `Content-Type` of [`Registry::render`]'s text.
     pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 }
@@ -259,6 +321,26 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("t_batch_count{e=\"x\"} 2\n"), "{text}");
+    }
+
+    // A component's notes keep the newest few, in order, and only components with notes show.
+    #[test]
+    fn recent_notes_are_bounded() {
+        let registry = Registry::default();
+        let notes = registry.recent("exporter/otlp/traces");
+        registry.recent("processor/quiet");
+        for n in 0..RECENT_NOTES + 3 {
+            notes.note("retrying", format!("error {n}"));
+        }
+        let all = registry.recent_notes();
+        assert_eq!(all.keys().collect::<Vec<_>>(), ["exporter/otlp/traces"]);
+        let kept = &all["exporter/otlp/traces"];
+        assert_eq!(kept.len(), RECENT_NOTES);
+        assert_eq!(kept[0].detail, "error 3");
+        assert_eq!(
+            kept[RECENT_NOTES - 1].detail,
+            format!("error {}", RECENT_NOTES + 2)
+        );
     }
 
     // A series made with the wrong number of label values is a bug, caught where it is made.

@@ -4,7 +4,7 @@
 use super::Event;
 use crate::pdata::Signal;
 use crate::telemetry::catalog;
-use crate::telemetry::metrics::{Counter, Histogram, Registry};
+use crate::telemetry::metrics::{Counter, Histogram, Recent, Registry};
 use crate::telemetry::traces::SelfTracer;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use std::sync::Arc;
@@ -27,6 +27,8 @@ pub struct ExporterInstruments {
     /// Requests the peer refused as too large, and sent again in halves.
     pub size_splits: Counter,
     pub batch_items: Histogram,
+    /// The last errors, with their time, for the console.
+    pub errors: Arc<Recent>,
     tracer: Option<Arc<SelfTracer>>,
 }
 
@@ -47,6 +49,7 @@ impl ExporterInstruments {
             retries: registry.counter(&catalog::EXPORTER_RETRIES, &values),
             size_splits: registry.counter(&catalog::EXPORTER_SIZE_SPLITS, &values),
             batch_items: registry.histogram(&catalog::EXPORTER_BATCH_ITEMS, &values, BATCH_BOUNDS),
+            errors: registry.recent(&format!("exporter/{exporter}/{signal}")),
             tracer,
         }
     }
@@ -85,6 +88,7 @@ impl Event for ExportRetrying<'_> {
 
     fn emit(self, to: &ExporterInstruments) {
         to.retries.add(1);
+        to.errors.note("retrying", self.error);
         tracing::warn!(exporter = %to.exporter, signal = %to.signal, items = self.items, error = %self.error, wait_ms = self.wait.as_millis() as u64, "send failed; retrying");
     }
 }
@@ -101,6 +105,7 @@ impl Event for ExportSplit<'_> {
 
     fn emit(self, to: &ExporterInstruments) {
         to.size_splits.add(1);
+        to.errors.note("split", self.error);
         tracing::warn!(exporter = %to.exporter, signal = %to.signal, items = self.items, bytes = self.bytes, error = %self.error, "the peer refused a request as too large; sending it again in halves");
     }
 }
@@ -117,6 +122,8 @@ impl Event for ExportGaveUp<'_> {
 
     fn emit(self, to: &ExporterInstruments) {
         to.failed.add(self.items as u64);
+        let detail = format!("{} items dropped: {}: {}", self.items, self.why, self.error);
+        to.errors.note("gave_up", detail);
         tracing::error!(exporter = %to.exporter, signal = %to.signal, items = self.items, error = %self.error, "dropping data: {}", self.why);
     }
 }

@@ -3,7 +3,8 @@
 
 use super::Event;
 use crate::telemetry::catalog;
-use crate::telemetry::metrics::{Counter, Histogram, Registry};
+use crate::telemetry::metrics::{Counter, Histogram, Recent, Registry};
+use std::sync::Arc;
 
 /// Seconds: a resource-only plugin takes microseconds, a filter over a large batch
 /// milliseconds, and the default timeout is a few seconds.
@@ -26,6 +27,8 @@ pub struct PluginInstruments {
     swaps_applied: Counter,
     swaps_rejected: Counter,
     swaps_rolled_back: Counter,
+    /// The swaps' history, for the console.
+    pub swaps: Arc<Recent>,
 }
 
 impl PluginInstruments {
@@ -50,6 +53,7 @@ impl PluginInstruments {
             swaps_applied: swaps("applied"),
             swaps_rejected: swaps("rejected"),
             swaps_rolled_back: swaps("rolled_back"),
+            swaps: registry.recent(&format!("processor/{processor}")),
         }
     }
 
@@ -78,6 +82,8 @@ impl Event for PluginSwapped<'_> {
 
     fn emit(self, to: &PluginInstruments) {
         to.swaps_applied.add(1);
+        let detail = format!("version {} ({} after {})", self.version, self.to, self.from);
+        to.swaps.note("applied", detail);
         tracing::info!(processor = %to.processor, from = %self.from, to = %self.to, version = %self.version, "plugin swapped");
     }
 }
@@ -92,6 +98,7 @@ impl Event for PluginRejected<'_> {
 
     fn emit(self, to: &PluginInstruments) {
         to.swaps_rejected.add(1);
+        to.swaps.note("rejected", self.error.to_string());
         tracing::error!(processor = %to.processor, error = %self.error, "new plugin version rejected; the current one keeps serving");
     }
 }
@@ -107,6 +114,11 @@ impl Event for PluginRolledBack<'_> {
 
     fn emit(self, to: &PluginInstruments) {
         to.swaps_rolled_back.add(1);
+        let detail = format!(
+            "{} kept failing on probation; {} serves again",
+            self.bad, self.restored
+        );
+        to.swaps.note("rolled_back", detail);
         tracing::error!(processor = %to.processor, bad = %self.bad, restored = %self.restored, "new plugin version keeps failing; rolled back");
     }
 }
