@@ -15,9 +15,9 @@ use serde_json::{Map, Value};
 #[derive(Clone, Copy)]
 enum Kind {
     /// An optional message: absent stays absent (`None`).
-    Message(&'static Schema),
+    Message(Schema),
     /// A repeated message.
-    Messages(&'static Schema),
+    Messages(Schema),
     /// A (64-bit or smaller) integer: a decimal string becomes a number.
     Int,
     /// A repeated integer.
@@ -36,28 +36,28 @@ enum Kind {
     Shared,
 }
 
-type Schema = [(&'static str, Kind)];
+type Schema = &'static [(&'static str, Kind)];
 
-static REQUEST: Schema = [
-    ("resourceProfiles", Kind::Messages(&RESOURCE_PROFILES)),
-    ("dictionary", Kind::Message(&DICTIONARY)),
+const REQUEST: Schema = &[
+    ("resourceProfiles", Kind::Messages(RESOURCE_PROFILES)),
+    ("dictionary", Kind::Message(DICTIONARY)),
 ];
-static RESOURCE_PROFILES: Schema = [
+const RESOURCE_PROFILES: Schema = &[
     ("resource", Kind::Shared),
-    ("scopeProfiles", Kind::Messages(&SCOPE_PROFILES)),
+    ("scopeProfiles", Kind::Messages(SCOPE_PROFILES)),
     ("schemaUrl", Kind::Text),
 ];
-static SCOPE_PROFILES: Schema = [
+const SCOPE_PROFILES: Schema = &[
     ("scope", Kind::Shared),
-    ("profiles", Kind::Messages(&PROFILE)),
+    ("profiles", Kind::Messages(PROFILE)),
     ("schemaUrl", Kind::Text),
 ];
-static PROFILE: Schema = [
-    ("sampleType", Kind::Message(&VALUE_TYPE)),
-    ("samples", Kind::Messages(&SAMPLE)),
+const PROFILE: Schema = &[
+    ("sampleType", Kind::Message(VALUE_TYPE)),
+    ("samples", Kind::Messages(SAMPLE)),
     ("timeUnixNano", Kind::Int),
     ("durationNano", Kind::Int),
-    ("periodType", Kind::Message(&VALUE_TYPE)),
+    ("periodType", Kind::Message(VALUE_TYPE)),
     ("period", Kind::Int),
     ("profileId", Kind::HexText),
     ("droppedAttributesCount", Kind::Int),
@@ -65,50 +65,50 @@ static PROFILE: Schema = [
     ("originalPayload", Kind::Base64Bytes),
     ("attributeIndices", Kind::Ints),
 ];
-static VALUE_TYPE: Schema = [("typeStrindex", Kind::Int), ("unitStrindex", Kind::Int)];
-static SAMPLE: Schema = [
+const VALUE_TYPE: Schema = &[("typeStrindex", Kind::Int), ("unitStrindex", Kind::Int)];
+const SAMPLE: Schema = &[
     ("stackIndex", Kind::Int),
     ("attributeIndices", Kind::Ints),
     ("linkIndex", Kind::Int),
     ("values", Kind::Ints),
     ("timestampsUnixNano", Kind::Ints),
 ];
-static DICTIONARY: Schema = [
-    ("mappingTable", Kind::Messages(&MAPPING)),
-    ("locationTable", Kind::Messages(&LOCATION)),
-    ("functionTable", Kind::Messages(&FUNCTION)),
-    ("linkTable", Kind::Messages(&LINK)),
+const DICTIONARY: Schema = &[
+    ("mappingTable", Kind::Messages(MAPPING)),
+    ("locationTable", Kind::Messages(LOCATION)),
+    ("functionTable", Kind::Messages(FUNCTION)),
+    ("linkTable", Kind::Messages(LINK)),
     ("stringTable", Kind::Texts),
-    ("attributeTable", Kind::Messages(&KEY_VALUE_AND_UNIT)),
-    ("stackTable", Kind::Messages(&STACK)),
+    ("attributeTable", Kind::Messages(KEY_VALUE_AND_UNIT)),
+    ("stackTable", Kind::Messages(STACK)),
 ];
-static MAPPING: Schema = [
+const MAPPING: Schema = &[
     ("memoryStart", Kind::Int),
     ("memoryLimit", Kind::Int),
     ("fileOffset", Kind::Int),
     ("filenameStrindex", Kind::Int),
     ("attributeIndices", Kind::Ints),
 ];
-static LOCATION: Schema = [
+const LOCATION: Schema = &[
     ("mappingIndex", Kind::Int),
     ("address", Kind::Int),
-    ("lines", Kind::Messages(&LINE)),
+    ("lines", Kind::Messages(LINE)),
     ("attributeIndices", Kind::Ints),
 ];
-static LINE: Schema = [
+const LINE: Schema = &[
     ("functionIndex", Kind::Int),
     ("line", Kind::Int),
     ("column", Kind::Int),
 ];
-static FUNCTION: Schema = [
+const FUNCTION: Schema = &[
     ("nameStrindex", Kind::Int),
     ("systemNameStrindex", Kind::Int),
     ("filenameStrindex", Kind::Int),
     ("startLine", Kind::Int),
 ];
-static LINK: Schema = [("traceId", Kind::HexBytes), ("spanId", Kind::HexBytes)];
-static STACK: Schema = [("locationIndices", Kind::Ints)];
-static KEY_VALUE_AND_UNIT: Schema = [
+const LINK: Schema = &[("traceId", Kind::HexBytes), ("spanId", Kind::HexBytes)];
+const STACK: Schema = &[("locationIndices", Kind::Ints)];
+const KEY_VALUE_AND_UNIT: Schema = &[
     ("keyStrindex", Kind::Int),
     ("value", Kind::Shared),
     ("unitStrindex", Kind::Int),
@@ -117,45 +117,48 @@ static KEY_VALUE_AND_UNIT: Schema = [
 /// Brings an `ExportProfilesServiceRequest` in OTLP/JSON to the crate's shape (see the module
 /// header). A value of the wrong JSON type is left as it is, for the crate to refuse by path.
 pub fn normalize(request: &mut Value) {
-    message(request, &REQUEST);
+    message(request, REQUEST);
 }
 
-fn message(value: &mut Value, schema: &'static Schema) {
+fn message(value: &mut Value, schema: Schema) {
     let Value::Object(fields) = value else {
         return;
     };
-    for (name, kind) in schema {
+    for (name, kind) in schema.iter() {
         field(fields, name, *kind);
     }
 }
 
 fn field(fields: &mut Map<String, Value>, name: &str, kind: Kind) {
-    let value = fields.get_mut(name).filter(|v| !v.is_null());
+    let Some(value) = fields.get_mut(name).filter(|v| !v.is_null()) else {
+        if let Some(default) = default(kind) {
+            fields.insert(name.to_string(), default);
+        }
+        return;
+    };
     match (kind, value) {
-        (Kind::Message(schema), Some(v)) => message(v, schema),
-        (Kind::Messages(schema), Some(Value::Array(items))) => {
+        (Kind::Message(schema), v) => message(v, schema),
+        (Kind::Messages(schema), Value::Array(items)) => {
             items.iter_mut().for_each(|item| message(item, schema));
         }
-        (Kind::Int, Some(v)) => integer(v),
-        (Kind::Ints, Some(Value::Array(items))) => items.iter_mut().for_each(integer),
-        (Kind::HexBytes, Some(v)) => decoded(v, |text| hex::decode(text).ok()),
-        (Kind::Base64Bytes, Some(v)) => decoded(v, |text| {
+        (Kind::Int, v) => integer(v),
+        (Kind::Ints, Value::Array(items)) => items.iter_mut().for_each(integer),
+        (Kind::HexBytes, v) => decoded(v, |text| hex::decode(text).ok()),
+        (Kind::Base64Bytes, v) => decoded(v, |text| {
             base64::engine::general_purpose::STANDARD.decode(text).ok()
         }),
-        (Kind::Message(_) | Kind::Shared, None) => {}
-        (_, Some(_)) => {}
-        (kind, None) => {
-            fields.insert(name.to_string(), default(kind));
-        }
+        _ => {}
     }
 }
 
-/// What an absent field reads as.
-fn default(kind: Kind) -> Value {
+/// What an absent field reads as; `None` for those the crate reads absent (optional messages
+/// and the shared types).
+fn default(kind: Kind) -> Option<Value> {
     match kind {
-        Kind::Int => Value::from(0),
-        Kind::Text | Kind::HexText => Value::from(""),
-        _ => Value::Array(Vec::new()),
+        Kind::Message(_) | Kind::Shared => None,
+        Kind::Int => Some(Value::from(0)),
+        Kind::Text | Kind::HexText => Some(Value::from("")),
+        _ => Some(Value::Array(Vec::new())),
     }
 }
 
