@@ -94,6 +94,17 @@ def profiles_request(service="lessons", samples=3, functions=("main", "solve")):
     return profiles_service_pb2.ExportProfilesServiceRequest(resource_profiles=[resource], dictionary=dictionary)
 
 
+def otlp_json(request):
+    """A request in OTLP/JSON: protobuf's JSON mapping, with ids in hex as OTLP/JSON has them
+    (the mapping writes base64)."""
+    body = json_format.MessageToDict(request)
+    for resource in body["resourceProfiles"]:
+        for scope in resource["scopeProfiles"]:
+            for profile, sent in zip(scope["profiles"], request.resource_profiles[0].scope_profiles[0].profiles):
+                profile["profileId"] = sent.profile_id.hex()
+    return body
+
+
 def trailhead_config(exporter_endpoint, processors=(), **exporter):
     return {
         "receivers": {"otlp": {"protocols": {"grpc": {"endpoint": "127.0.0.1:0"}, "http": {"endpoint": "127.0.0.1:0"}}}},
@@ -132,7 +143,7 @@ def test_python_protobufs_pass_through_unchanged(profiles_sink, start_trailhead)
     sent = [profiles_request("a", samples=2), profiles_request("b", samples=3), profiles_request("c", samples=4)]
     assert grpc_export(trailhead, sent[0].SerializeToString(), [(VERSION_HEADER, "1")]) is None
     assert post(trailhead, sent[1].SerializeToString())[0] == 200
-    status, body = post(trailhead, json_format.MessageToJson(sent[2]), "application/json")
+    status, body = post(trailhead, json.dumps(otlp_json(sent[2])), "application/json")
     assert status == 200, body
     raw = profiles_sink.wait_for(3)
     assert len(raw) == 3
