@@ -66,7 +66,7 @@ pub trait Kind: Sized {
     /// Other types the collector accepts for it.
     const ALIASES: &'static [&'static str] = &[];
     /// The signals it serves.
-    const SIGNALS: &'static [Signal] = &Signal::ALL;
+    const SIGNALS: &'static [Signal] = &Signal::STABLE;
     /// Reads its body under its id (`otlp:` alone means every default, for kinds with them).
     fn parse<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error>;
     /// Whether `kind` names it.

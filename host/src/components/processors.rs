@@ -26,6 +26,18 @@ impl ProcessorConfig {
         split_settings(&self.settings)
     }
 
+    /// Whether it may sit in a profiles pipeline: the host's memory limiter, and the built-in
+    /// `k8sattributes`, which works at the resource level (see `processors::PROFILES_REFUSAL`).
+    pub fn takes_profiles(&self) -> bool {
+        match self.kind.as_str() {
+            memory_limiter::KIND => true,
+            crate::processors::RESOURCE_LEVEL_FOR_PROFILES => self
+                .host_settings()
+                .is_ok_and(|(host, _)| host.plugin.is_none()),
+            _ => false,
+        }
+    }
+
     /// Whether the processor names a plugin: a `plugin:` path, or a built-in type.
     pub fn availability(&self) -> Result<(), String> {
         if [memory_limiter::KIND, batch::KIND, tail_sampling::KIND].contains(&self.kind.as_str()) {

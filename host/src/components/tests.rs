@@ -169,3 +169,35 @@ fn diff_names_what_needs_a_restart() {
     let exporter = ConfigDiff::new(&running, &config("tempo:4317", ""));
     assert_eq!(exporter.needs_restart(), ["exporter `otlp` changed"]);
 }
+
+// A profiles pipeline takes what implements profiles: the otlp receiver, memory_limiter and
+// the built-in k8sattributes, the forward connector, and the otlp, otlp_http and debug
+// exporters (what fails to take them is in tests/config/invalid/profiles-pipeline.yaml).
+#[test]
+fn a_profiles_pipeline_loads() {
+    let text = "
+receivers: {otlp: {}}
+processors: {memory_limiter: {check_interval: 1s, limit_mib: 100}, k8sattributes: {}}
+exporters:
+  otlp: {endpoint: 'pyroscope:4040'}
+  otlp_http: {endpoint: 'http://pyroscope:4040'}
+  debug: {}
+connectors: {forward: {}}
+service:
+  pipelines:
+    profiles: {receivers: [otlp], processors: [memory_limiter, k8sattributes], exporters: [forward, debug]}
+    profiles/out: {receivers: [forward], exporters: [otlp, otlp_http]}
+";
+    let config = Config::from_text(text, Path::new("t.yaml")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.service.pipelines.len(), 2);
+    let Some(ExporterConfig::OtlpHttp(http)) = config
+        .exporters
+        .get(&ComponentId::parse("otlp_http").unwrap())
+    else {
+        panic!("no otlp_http exporter")
+    };
+    assert_eq!(
+        http.url(crate::pdata::Signal::Profiles).unwrap(),
+        "http://pyroscope:4040/v1development/profiles"
+    );
+}

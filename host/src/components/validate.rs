@@ -52,7 +52,7 @@ impl Config {
                 None,
                 component,
                 format!(
-                    "unknown pipeline type `{}`: use traces, metrics or logs",
+                    "unknown pipeline type `{}`: use traces, metrics, logs or profiles",
                     pipeline_id.kind
                 ),
             );
@@ -92,6 +92,17 @@ impl Config {
                     component.clone(),
                     format!("references processor `{id}`, which is not defined under processors"),
                 ),
+                Some(processor) if signal == Signal::Profiles && !processor.takes_profiles() => {
+                    report(
+                        &at,
+                        Some(&id_text),
+                        component.clone(),
+                        format!(
+                            "processor `{id}` cannot process profiles: {}",
+                            crate::processors::PROFILES_REFUSAL
+                        ),
+                    )
+                }
                 Some(processor) => {
                     if let Err(why) = processor.availability() {
                         report(
@@ -114,12 +125,12 @@ impl Config {
                     component.clone(),
                     format!("references exporter `{id}`, which is not defined under exporters"),
                 ),
-                // `prometheus` and `prometheusremotewrite` take metrics only.
+                // e.g. `prometheus` and `prometheusremotewrite` take metrics only.
                 Some(exporter) if !exporter.signals().contains(&signal) => report(
                     &at,
                     Some(&id_text),
                     component.clone(),
-                    format!("exporter `{id}` does not accept {signal}"),
+                    format!("exporter `{id}` does not export {signal}"),
                 ),
                 Some(exporter) => {
                     if let Some((key, why)) = exporter.behaviour().signal_problem(signal) {

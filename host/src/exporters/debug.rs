@@ -177,6 +177,7 @@ pub fn render(
         Signal::Traces => ("resourceSpans", "scopeSpans", "spans"),
         Signal::Metrics => ("resourceMetrics", "scopeMetrics", "metrics"),
         Signal::Logs => ("resourceLogs", "scopeLogs", "logRecords"),
+        Signal::Profiles => ("resourceProfiles", "scopeProfiles", "profiles"),
     };
     for resource in array(&request, resources) {
         let service = array(&resource["resource"], "attributes")
@@ -194,6 +195,11 @@ pub fn render(
                     ),
                     Signal::Metrics => format!("metric {}", record["name"]),
                     Signal::Logs => format!("log {} {}", record["severityText"], record["body"]),
+                    Signal::Profiles => format!(
+                        "profile profile_id={} samples={}",
+                        record["profileId"],
+                        array(record, "samples").len()
+                    ),
                 };
                 text += &format!("  service={service} {what}\n");
             }

@@ -5,8 +5,8 @@ use super::queue::{BatchSettings, ExporterSpec, QueueSettings, RetrySettings};
 use super::{ExportError, Payload, SendOutcome, Sink};
 use crate::auth::{AuthConfig, ClientAuthConfig};
 use crate::config::values;
-use crate::pdata::Signal;
 use crate::pdata::grpc::{ExportResponse, RawCodec, export_path};
+use crate::pdata::{Signal, profiles};
 use crate::secrets::{Rotating, Secret, Secrets};
 use bytes::Bytes;
 use futures::future::BoxFuture;
@@ -428,10 +428,17 @@ impl Sink for OtlpSink {
 }
 
 impl OtlpSink {
-    /// The metadata of a request: the configured headers and the deadline.
+    /// The metadata of a request: the configured headers and the deadline; for profiles, the
+    /// development version trailhead accepted them at (see [`crate::pdata::profiles`]).
     fn metadata(&self, connection: &Connection) -> MetadataMap {
         let mut request = tonic::Request::new(());
         *request.metadata_mut() = connection.headers.clone();
+        if self.signal == Signal::Profiles {
+            request.metadata_mut().insert(
+                profiles::VERSION_HEADER,
+                tonic::metadata::MetadataValue::from_static(profiles::VERSION),
+            );
+        }
         if !self.timeout.is_zero() {
             request.set_timeout(self.timeout);
         }

@@ -2,7 +2,8 @@
 //! retried with exponential backoff.
 //!
 //! Batches of one signal are merged by concatenating their encodings (protobuf concatenates
-//! repeated fields), so batching never decodes. Shutdown has two stages: `stop` closes the
+//! repeated fields), so batching never decodes. Profiles are the exception: each request is a
+//! send of its own, never merged nor split (`send_alone`). Shutdown has two stages: `stop` closes the
 //! queue and drains it; `abort` (the drain deadline) gives up on whatever is still retrying and
 //! counts it as failed, unless the queue is on disk, where it stays for the next start.
 
@@ -616,6 +617,14 @@ async fn run(driver: Arc<Driver>, mut rx: mpsc::Receiver<Queued>, stop: Cancella
                     })
                 });
                 let signal = driver.spec.signal;
+                if !signal.merges_by_concatenation() {
+                    let piece = split::Piece {
+                        payload: queued.payload,
+                        items: queued.items,
+                    };
+                    send_alone(&driver, piece, stored, &senders, &mut sends).await;
+                    continue;
+                }
                 for piece in split::split(signal, &queued.payload, queued.items, policy.bound) {
                     if pending.would_exceed(&piece, policy.bound) {
                         dispatch(&driver, &mut pending, &senders, &mut sends).await;
@@ -632,6 +641,30 @@ async fn run(driver: Arc<Driver>, mut rx: mpsc::Receiver<Queued>, stop: Cancella
     dispatch(&driver, &mut pending, &senders, &mut sends).await;
     while sends.join_next().await.is_some() {}
     driver.spec.sink.drain(&driver.abort).await;
+}
+
+/// A request of a signal that must not be merged (profiles) goes in a send of its own; one over
+/// the byte bound is given up, counted and logged, as cutting it would break its dictionary.
+async fn send_alone(
+    driver: &Arc<Driver>,
+    piece: split::Piece,
+    stored: Option<Arc<StoredRecord>>,
+    senders: &Arc<Semaphore>,
+    sends: &mut JoinSet<()>,
+) {
+    let bound = driver.spec.batch.bound.bytes;
+    let mut alone = Pending::default();
+    alone.push(piece, stored.as_ref());
+    if alone.bytes > bound {
+        let outgoing = alone.take().expect("one request");
+        let mut delivery = Delivery::default();
+        let why = "a profiles request is larger than max_request_bytes, and it is never split \
+                   (its profiles share one dictionary) nor merged";
+        let error = format!("{} bytes over the bound of {bound}", outgoing.payload.len());
+        driver.give_up(&mut delivery, &outgoing, outgoing.items, why, error, false);
+        return driver.finish(&outgoing, delivery, Sent::default());
+    }
+    dispatch(driver, &mut alone, senders, sends).await;
 }
 
 /// Hands the pending batch to a free sender, waiting for one (which is the backpressure).
@@ -730,7 +763,11 @@ impl Driver {
                         .emit(&self.metrics);
                         work.extend(halves.into_iter().rev());
                     } else {
-                        let why = "the peer refuses this item as too large on its own";
+                        let why = if self.spec.signal.merges_by_concatenation() {
+                            "the peer refuses this item as too large on its own"
+                        } else {
+                            "the peer refuses this profiles request as too large, and it is never split"
+                        };
                         let error = format!("{} bytes: {error}", piece.payload.len());
                         self.give_up(&mut delivery, outgoing, piece.items, why, error, false);
                     }
@@ -1081,6 +1118,53 @@ mod tests {
         stop.cancel();
         task.await.unwrap();
         metrics
+    }
+
+    /// Records every payload sent, whole.
+    #[derive(Default)]
+    struct Payloads(Mutex<Vec<Bytes>>);
+
+    impl Sink for Payloads {
+        fn send(
+            &self,
+            payload: Payload,
+            _items: usize,
+        ) -> BoxFuture<'_, Result<SendOutcome, ExportError>> {
+            self.0.lock().unwrap().push(payload.to_bytes());
+            Box::pin(async { Ok(SendOutcome::default()) })
+        }
+    }
+
+    // Profiles requests are sent one by one, never merged, whatever the batch settings say
+    // (each has its own dictionary); one over the byte bound is given up whole, not cut, and
+    // the requests after it still go.
+    #[tokio::test]
+    async fn profiles_are_never_merged_nor_cut() {
+        use crate::pdata::profiles::tests_support::request;
+        use prost::Message;
+        let sink = Arc::new(Payloads::default());
+        let mut spec = spec(Arc::new(Recorder::default()), 100_000, 100);
+        spec.signal = Signal::Profiles;
+        spec.sink = sink.clone();
+        let encoded: Vec<Bytes> = [&[2][..], &[3, 1], &[400], &[1]]
+            .iter()
+            .map(|samples| Bytes::from(request(samples).encode_to_vec()))
+            .collect();
+        spec.batch.bound.bytes = encoded[0].len() * 4;
+        assert!(encoded[2].len() > spec.batch.bound.bytes);
+        let context = || RequestContext::internal("t");
+        let batches = encoded
+            .iter()
+            .map(|b| Batch::from_protobuf(Signal::Profiles, b.clone(), context()).unwrap())
+            .collect();
+        let metrics = run_through(spec, batches).await;
+        let sent = sink.0.lock().unwrap().clone();
+        assert_eq!(
+            sent,
+            vec![encoded[0].clone(), encoded[1].clone(), encoded[3].clone()]
+        );
+        assert_eq!(metrics.failed.get(), 400);
+        assert_eq!(metrics.size_splits.get(), 0);
     }
 
     // Merged sends stay under `max_request_bytes`; a request larger than it alone is split.

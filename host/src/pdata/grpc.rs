@@ -12,6 +12,9 @@ pub fn export_path(signal: Signal) -> &'static str {
         Signal::Traces => "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
         Signal::Metrics => "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
         Signal::Logs => "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+        Signal::Profiles => {
+            "/opentelemetry.proto.collector.profiles.v1development.ProfilesService/Export"
+        }
     }
 }
 
@@ -50,7 +53,7 @@ impl Decoder for RawCodec {
     }
 }
 
-/// `partial_success` of any of the three export responses: they share field numbers
+/// `partial_success` of any of the four export responses: they share field numbers
 /// (`partial_success` = 1 holding `rejected_<items>` = 1 and `error_message` = 2).
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct ExportResponse {

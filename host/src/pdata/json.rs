@@ -4,6 +4,7 @@
 use super::{Batch, RequestContext, Signal};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::profiles::v1development::ExportProfilesServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 
 /// A JSON body that is not an OTLP export request; says where, by field path and position.
@@ -29,6 +30,17 @@ fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, JsonError> {
     })
 }
 
+/// A profiles request: read as JSON (syntax errors have their line), brought to the shape the
+/// crate's types read ([`super::profiles_json`]), then decoded with the field path in errors.
+fn decode_profiles(body: &[u8]) -> Result<ExportProfilesServiceRequest, JsonError> {
+    let mut value: serde_json::Value = decode(body)?;
+    super::profiles_json::normalize(&mut value);
+    serde_path_to_error::deserialize(value).map_err(|e| JsonError {
+        path: e.path().to_string(),
+        source: e.into_inner(),
+    })
+}
+
 /// Decodes an OTLP/JSON export request of `signal` into a batch.
 pub fn batch_from_json(
     signal: Signal,
@@ -47,6 +59,7 @@ pub fn batch_from_json(
         Signal::Logs => {
             Batch::from_message(signal, &decode::<ExportLogsServiceRequest>(body)?, context)
         }
+        Signal::Profiles => Batch::from_message(signal, &decode_profiles(body)?, context),
     })
 }
 
@@ -57,6 +70,7 @@ pub fn to_json(signal: Signal, payload: &[u8]) -> Result<serde_json::Value, Stri
         Signal::Traces => ExportTraceServiceRequest::decode(payload).map(serde_json::to_value),
         Signal::Metrics => ExportMetricsServiceRequest::decode(payload).map(serde_json::to_value),
         Signal::Logs => ExportLogsServiceRequest::decode(payload).map(serde_json::to_value),
+        Signal::Profiles => ExportProfilesServiceRequest::decode(payload).map(serde_json::to_value),
     };
     value.map_err(|e| e.to_string())?.map_err(|e| e.to_string())
 }

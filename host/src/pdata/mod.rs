@@ -2,7 +2,7 @@
 //!
 //! Keeping the request encoded is what makes passthrough cheap: `wire` validates the framing
 //! and counts items in one pass over the bytes, and two encoded requests of the same signal
-//! concatenate into one valid request.
+//! concatenate into one valid request (except profiles: see [`Signal::merges_by_concatenation`]).
 //!
 //! It also reads the one other format trailhead takes metrics in, the Prometheus exposition
 //! (`exposition`): the prometheus receiver's scrapes and trailhead's own registry, pushed over
@@ -12,6 +12,8 @@ pub mod exposition;
 pub mod grpc;
 pub mod json;
 mod payload;
+pub mod profiles;
+mod profiles_json;
 pub mod route;
 pub mod route_metrics;
 pub mod split;
@@ -24,23 +26,41 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-/// The three OTLP signals.
+/// The OTLP signals: the three stable ones and profiles (OTLP `v1development`, see
+/// [`profiles`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Signal {
     Traces,
     Metrics,
     Logs,
+    Profiles,
 }
 
 impl Signal {
-    pub const ALL: [Signal; 3] = [Signal::Traces, Signal::Metrics, Signal::Logs];
+    pub const ALL: [Signal; 4] = [
+        Signal::Traces,
+        Signal::Metrics,
+        Signal::Logs,
+        Signal::Profiles,
+    ];
+    /// The signals components serve unless they say otherwise: a component kind takes
+    /// profiles only where trailhead implements them for it.
+    pub const STABLE: [Signal; 3] = [Signal::Traces, Signal::Metrics, Signal::Logs];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Signal::Traces => "traces",
             Signal::Metrics => "metrics",
             Signal::Logs => "logs",
+            Signal::Profiles => "profiles",
         }
+    }
+
+    /// Whether two encoded requests of this signal concatenate into one valid request. Not
+    /// for profiles: each request's profiles index into its own `dictionary`, which
+    /// concatenation would merge into one with every index past the first request's wrong.
+    pub fn merges_by_concatenation(self) -> bool {
+        self != Signal::Profiles
     }
 
     /// What one item of this signal is called in metrics and messages.
@@ -49,6 +69,7 @@ impl Signal {
             Signal::Traces => "spans",
             Signal::Metrics => "metric points",
             Signal::Logs => "log records",
+            Signal::Profiles => "samples",
         }
     }
 
@@ -104,13 +125,14 @@ impl RequestContext {
     }
 }
 
-/// One encoded `Export{Trace,Metrics,Logs}ServiceRequest` on its way through a pipeline.
+/// One encoded `Export{Trace,Metrics,Logs,Profiles}ServiceRequest` on its way through a pipeline.
 #[derive(Clone, Debug)]
 pub struct Batch {
     pub signal: Signal,
     /// The protobuf encoding of the export request.
     pub payload: Payload,
-    /// Spans, metric data points or log records in `payload` (the collector's item unit).
+    /// Spans, metric data points, log records or profile samples in `payload` (the
+    /// collector's item unit).
     pub items: usize,
     pub context: RequestContext,
 }
@@ -139,6 +161,9 @@ impl Batch {
         context: RequestContext,
     ) -> Result<Batch, wire::WireError> {
         let items = wire::count_items(signal, &payload)?;
+        if signal == Signal::Profiles {
+            profiles::check_decodes(&payload)?;
+        }
         Ok(Batch {
             signal,
             payload: payload.into(),

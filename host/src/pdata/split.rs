@@ -1,6 +1,7 @@
 //! Splitting an encoded export request into requests that fit a bound in bytes and items, at
 //! its own boundaries: whole resources first, then whole scopes under a copy of their resource,
-//! then whole items under a copy of their scope. An item is never cut.
+//! then whole items under a copy of their scope. An item is never cut, and a profiles request
+//! is never split at all (its profiles share its one dictionary).
 //!
 //! The pieces share the request's bytes: a resource or scope that is re-framed gets a new
 //! header of a few bytes and a copy of its own small fields (the resource's attributes, the
@@ -51,7 +52,8 @@ pub fn split(signal: Signal, payload: &Payload, items: usize, bound: Bound) -> V
             items,
         }]
     };
-    if payload.len() <= bound.bytes && items <= bound.items {
+    // A profiles request is not split: its profiles index into one dictionary.
+    if (payload.len() <= bound.bytes && items <= bound.items) || !signal.merges_by_concatenation() {
         return whole();
     }
     let Some(fields) = fields_in(payload, 0..payload.len()) else {

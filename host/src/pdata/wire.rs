@@ -216,11 +216,16 @@ fn names(signal: Signal) -> Names {
             scope: "scope_logs",
             item: "log_records",
         },
+        Signal::Profiles => Names {
+            resource: "resource_profiles",
+            scope: "scope_profiles",
+            item: "profiles",
+        },
     }
 }
 
 /// Checks `payload` as an export request of `signal` and returns its item count: spans, log
-/// records, or metric data points (the unit the collector counts).
+/// records, metric data points or profile samples (the unit the collector counts).
 pub fn count_items(signal: Signal, payload: &[u8]) -> Result<usize, WireError> {
     let names = names(signal);
     let fail = |path: String, reason| WireError { path, reason };
@@ -256,10 +261,12 @@ pub fn count_resource_items(signal: Signal, resource: &[u8]) -> usize {
     count_in_resource(signal, resource).unwrap_or(0)
 }
 
-/// The items one encoded item message counts for: a metric's data points, otherwise 1.
+/// The items one encoded item message counts for: a metric's data points, a profile's
+/// samples, otherwise 1.
 pub fn count_item(signal: Signal, item: &[u8]) -> usize {
     match signal {
         Signal::Metrics => count_data_points(item).unwrap_or(0),
+        Signal::Profiles => count_samples(item).unwrap_or(0),
         _ => 1,
     }
 }
@@ -297,6 +304,7 @@ fn count_in_scope(signal: Signal, bytes: &[u8]) -> Result<usize, Located> {
                 let located = |(path, e): Located| (format!(".{}[{i}]{path}", names.item), e);
                 total += match signal {
                     Signal::Metrics => count_data_points(body).map_err(located)?,
+                    Signal::Profiles => count_samples(body).map_err(located)?,
                     _ => check_framing(body)
                         .map(|()| 1)
                         .map_err(|e| located((String::new(), e)))?,
@@ -333,6 +341,19 @@ fn count_data_points(bytes: &[u8]) -> Result<usize, Located> {
             Ok(())
         })
         .map_err(|(path, e)| (format!(".{kind}{path}"), e))
+    })?;
+    Ok(total)
+}
+
+/// Samples of one `Profile` (its field 2), each checked for framing.
+fn count_samples(bytes: &[u8]) -> Result<usize, Located> {
+    let mut total = 0;
+    for_each_message_field(bytes, |number, sample| {
+        if number == 2 {
+            check_framing(sample).map_err(|e| (format!(".samples[{total}]"), e))?;
+            total += 1;
+        }
+        Ok(())
     })?;
     Ok(total)
 }

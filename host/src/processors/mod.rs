@@ -18,7 +18,7 @@ use breaker::Breaker;
 pub use builtin::{ALIASES, BUILT_IN, TRANSLATED, built_in_dirs, canonical, find_built_in};
 pub use settings::{HostSettings, LimitSettings, OnFailure, plugin_settings, split_settings};
 
-use crate::pdata::Batch;
+use crate::pdata::{Batch, Signal, profiles};
 use crate::pipeline::{ProcessError, Processed, Processor, Rejection};
 use crate::telemetry::events::{
     Event, PluginFailed, PluginInstruments, PluginRejected, PluginRolledBack, PluginSwapped,
@@ -31,6 +31,16 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use wasm::{Failure, FailureKind, Plugin};
+
+/// The built-in plugin a profiles pipeline may run, on each profile resource: it edits
+/// resource attributes only, so it is given the resources as a logs batch and its answer is
+/// written back into the profiles request (`pdata::profiles`).
+pub const RESOURCE_LEVEL_FOR_PROFILES: &str = "k8sattributes";
+
+/// Why any other processor is refused in a profiles pipeline.
+pub const PROFILES_REFUSAL: &str = "plugins are given traces, metrics and logs only (the WIT \
+    contract has no profiles batch); a profiles pipeline runs `memory_limiter` and the built-in \
+    `k8sattributes` (on each profile's resource)";
 
 /// How many traps a new version may have during probation before it is rolled back.
 const PROBATION_TRAPS: u64 = 3;
@@ -200,6 +210,54 @@ impl Processor for WasmProcessor {
     }
 
     fn process(&self, batch: Batch) -> BoxFuture<'_, Result<Processed, ProcessError>> {
+        Box::pin(async move {
+            match batch.signal {
+                Signal::Profiles => self.process_profile_resources(batch).await,
+                _ => self.process_batch(batch).await,
+            }
+        })
+    }
+}
+
+impl WasmProcessor {
+    /// A profiles request, at the resource level: the plugin processes its resources as a logs
+    /// batch, and the resources it returns replace the request's own; every other byte of the
+    /// request stays as it came. Only [`RESOURCE_LEVEL_FOR_PROFILES`] is configured here.
+    async fn process_profile_resources(&self, batch: Batch) -> Result<Processed, ProcessError> {
+        let payload = batch.payload.to_bytes();
+        let logs = bytes::Bytes::from(profiles::resources_as_logs(&payload));
+        let resources =
+            Batch::from_protobuf(Signal::Logs, logs, batch.context.clone()).map_err(|e| {
+                ProcessError {
+                    processor: self.id.clone(),
+                    message: format!("the profile resources as logs: {e}"),
+                }
+            })?;
+        let rejected = |reason: String| Rejection {
+            items: batch.items as u64,
+            reason,
+        };
+        Ok(match self.process_batch(resources).await? {
+            Processed::Kept(out) => {
+                match profiles::with_resources(&payload, &out.payload.to_bytes()) {
+                    Ok(enriched) => Processed::Kept(Batch {
+                        payload: bytes::Bytes::from(enriched).into(),
+                        ..batch
+                    }),
+                    Err(why) => self.apply_policy(batch, &format!("failed: {why}")),
+                }
+            }
+            Processed::Rejected(rejection) => Processed::Rejected(rejected(rejection.reason)),
+            // Dropping a profile's resource would leave its samples without one.
+            Processed::Filtered | Processed::Held(_) => self.apply_policy(
+                batch,
+                "failed: it dropped a profile resource (profiles are processed at the resource \
+                 level only)",
+            ),
+        })
+    }
+
+    fn process_batch(&self, batch: Batch) -> BoxFuture<'_, Result<Processed, ProcessError>> {
         Box::pin(async move {
             let plugin = self.plugin.load_full();
             if !plugin.handles(batch.signal) {

@@ -1,10 +1,11 @@
 //! One unary gRPC method over raw bytes, as the receivers serve theirs (OTLP `Export`, Jaeger
 //! `PostSpans`) on the shared axum server: the memory limiter's admission before a byte of the
 //! message is read, tonic's framing, decompression and size bound, the sender's context, and
-//! then the method's own handling of the bytes.
+//! then the method's own handling of the bytes. A profiles request's declared schema version is
+//! checked first of all (see [`crate::pdata::profiles`]).
 
-use crate::pdata::RequestContext;
 use crate::pdata::grpc::RawCodec;
+use crate::pdata::{RequestContext, Signal, profiles};
 use crate::pipeline::{ConsumeError, Fanout};
 use axum::body::Body;
 use bytes::Bytes;
@@ -67,6 +68,13 @@ impl tower::Service<http::Request<Body>> for RawUnary {
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
         let this = self.clone();
         Box::pin(async move {
+            if this.fanout.signal == Signal::Profiles {
+                let declared = request.headers().get_all(profiles::VERSION_HEADER);
+                if let Err(why) = profiles::check_version(declared.iter().map(|v| v.as_bytes())) {
+                    this.fanout.metrics().malformed_requests.add(1);
+                    return Ok(Status::invalid_argument(why).into_http());
+                }
+            }
             // Short of memory: refuse before reading a byte of the message.
             if let Err(e) = this.fanout.admit() {
                 return Ok((this.refusal)(e).into_http());

@@ -32,6 +32,7 @@ pub struct Consumers {
     pub traces: Option<Arc<Fanout>>,
     pub metrics: Option<Arc<Fanout>>,
     pub logs: Option<Arc<Fanout>>,
+    pub profiles: Option<Arc<Fanout>>,
 }
 
 impl Consumers {
@@ -40,6 +41,7 @@ impl Consumers {
             Signal::Traces => self.traces.as_ref(),
             Signal::Metrics => self.metrics.as_ref(),
             Signal::Logs => self.logs.as_ref(),
+            Signal::Profiles => self.profiles.as_ref(),
         }
     }
 
@@ -48,6 +50,7 @@ impl Consumers {
             Signal::Traces => &mut self.traces,
             Signal::Metrics => &mut self.metrics,
             Signal::Logs => &mut self.logs,
+            Signal::Profiles => &mut self.profiles,
         };
         *slot = Some(fanout);
     }

@@ -19,8 +19,9 @@ impl Kind for RoutingConnectorConfig {
 }
 
 impl ConnectorKind for RoutingConnectorConfig {
+    /// The collector's routing connector has no profiles (v0.161.0).
     fn connects(&self, from: Signal, to: Signal) -> bool {
-        from == to
+        from == to && from != Signal::Profiles
     }
 
     fn problems(&self) -> Vec<(String, String)> {

@@ -9,6 +9,7 @@ use serde::Deserializer;
 
 impl Kind for DebugExporterConfig {
     const NAME: &'static str = "debug";
+    const SIGNALS: &'static [Signal] = &Signal::ALL;
     fn parse<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         or_default(d)
     }

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 impl Kind for OtlpExporterConfig {
     const NAME: &'static str = "otlp";
     const ALIASES: &'static [&'static str] = &["otlp_grpc"];
+    const SIGNALS: &'static [Signal] = &Signal::ALL;
     /// `endpoint` has no default, so an empty body is refused, in the collector's words.
     fn parse<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         Option::<OtlpExporterConfig>::deserialize(d)?.ok_or_else(|| {

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 impl Kind for OtlpHttpExporterConfig {
     const NAME: &'static str = "otlp_http";
     const ALIASES: &'static [&'static str] = &["otlphttp"];
+    const SIGNALS: &'static [Signal] = &Signal::ALL;
     /// Every key has a default, but an endpoint is needed: `problems` says so, placed.
     fn parse<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         crate::config::or_default(d)

@@ -1,15 +1,17 @@
-//! The `otlp` receiver kind: OTLP over gRPC and HTTP, every signal.
+//! The `otlp` receiver kind: OTLP over gRPC and HTTP, every signal (profiles included).
 
 use super::server;
 use crate::auth::AuthConfig;
 use crate::components::{Build, Kind, Receiver, ReceiverServer, StartError};
 use crate::config::or_default;
+use crate::pdata::Signal;
 use crate::receivers::Consumers;
 use crate::receivers::otlp::{OtlpReceiverConfig, grpc, http};
 use serde::Deserializer;
 
 impl Kind for OtlpReceiverConfig {
     const NAME: &'static str = "otlp";
+    const SIGNALS: &'static [Signal] = &Signal::ALL;
     fn parse<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         or_default(d)
     }

@@ -45,6 +45,10 @@ pub struct OtlpHttpExporterConfig {
     /// The full URL logs are sent to, used as given instead of `endpoint` + `/v1/logs`.
     #[serde(default)]
     pub logs_endpoint: Option<String>,
+    /// The full URL profiles are sent to, used as given instead of `endpoint` +
+    /// `/v1development/profiles`.
+    #[serde(default)]
+    pub profiles_endpoint: Option<String>,
     /// `proto` (default, `application/x-protobuf`) or `json` (OTLP/JSON, `application/json`).
     #[serde(default)]
     pub encoding: Encoding,
@@ -108,6 +112,7 @@ impl Default for OtlpHttpExporterConfig {
             traces_endpoint: None,
             metrics_endpoint: None,
             logs_endpoint: None,
+            profiles_endpoint: None,
             encoding: Encoding::default(),
             compression: Compression::default(),
             headers: BTreeMap::new(),
@@ -149,10 +154,11 @@ fn default_max_idle() -> usize {
 }
 
 /// The signals and the per-signal keys that may override `endpoint` for them.
-const SIGNAL_KEYS: [(Signal, &str); 3] = [
+const SIGNAL_KEYS: [(Signal, &str); 4] = [
     (Signal::Traces, "traces_endpoint"),
     (Signal::Metrics, "metrics_endpoint"),
     (Signal::Logs, "logs_endpoint"),
+    (Signal::Profiles, "profiles_endpoint"),
 ];
 
 impl OtlpHttpExporterConfig {
@@ -162,6 +168,7 @@ impl OtlpHttpExporterConfig {
             Signal::Traces => self.traces_endpoint.as_ref(),
             Signal::Metrics => self.metrics_endpoint.as_ref(),
             Signal::Logs => self.logs_endpoint.as_ref(),
+            Signal::Profiles => self.profiles_endpoint.as_ref(),
         }
         .filter(|e| !e.is_empty())
     }
@@ -175,7 +182,12 @@ impl OtlpHttpExporterConfig {
         match self.endpoint.as_deref().filter(|e| !e.is_empty()) {
             Some(base) => {
                 let base = base.strip_suffix('/').unwrap_or(base);
-                Ok(format!("{base}/v1/{}", signal.as_str()))
+                // Profiles are still `v1development` (the collector composes it the same way).
+                let version = match signal {
+                    Signal::Profiles => "v1development",
+                    _ => "v1",
+                };
+                Ok(format!("{base}/{version}/{}", signal.as_str()))
             }
             None => Err(BuildError::Endpoint {
                 endpoint: String::new(),

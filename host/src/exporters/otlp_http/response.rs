@@ -115,6 +115,7 @@ fn json_partial_success(signal: Signal, body: &[u8]) -> Result<SendOutcome, Stri
         Signal::Traces => ("rejectedSpans", "rejected_spans"),
         Signal::Metrics => ("rejectedDataPoints", "rejected_data_points"),
         Signal::Logs => ("rejectedLogRecords", "rejected_log_records"),
+        Signal::Profiles => ("rejectedProfiles", "rejected_profiles"),
     };
     let rejected = match field(&partial, camel, snake) {
         None | Some(serde_json::Value::Null) => 0,

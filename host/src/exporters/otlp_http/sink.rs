@@ -76,6 +76,13 @@ impl OtlpHttpSink {
         for (name, value) in &connection.headers {
             headers.insert(name.clone(), value.clone());
         }
+        if self.signal == Signal::Profiles {
+            // The development version trailhead accepted them at (see `pdata::profiles`).
+            headers.insert(
+                crate::pdata::profiles::VERSION_HEADER,
+                HeaderValue::from_static(crate::pdata::profiles::VERSION),
+            );
+        }
         let answer =
             connection
                 .client
@@ -191,6 +198,7 @@ pub(super) fn encode_body(
 pub(super) fn to_json(signal: Signal, payload: &[u8]) -> Result<Vec<u8>, String> {
     use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest as Logs;
     use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest as Metrics;
+    use opentelemetry_proto::tonic::collector::profiles::v1development::ExportProfilesServiceRequest as Profiles;
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest as Traces;
     use prost::Message;
     let decoding = |e: prost::DecodeError| format!("encoding the request as JSON: {e}");
@@ -198,6 +206,7 @@ pub(super) fn to_json(signal: Signal, payload: &[u8]) -> Result<Vec<u8>, String>
         Signal::Traces => serde_json::to_vec(&Traces::decode(payload).map_err(decoding)?),
         Signal::Metrics => serde_json::to_vec(&Metrics::decode(payload).map_err(decoding)?),
         Signal::Logs => serde_json::to_vec(&Logs::decode(payload).map_err(decoding)?),
+        Signal::Profiles => serde_json::to_vec(&Profiles::decode(payload).map_err(decoding)?),
     };
     json.map_err(|e| format!("encoding the request as JSON: {e}"))
 }

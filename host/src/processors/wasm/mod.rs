@@ -600,6 +600,13 @@ fn run(
         Signal::Traces => lend!(batch::SpanWork, process_spans),
         Signal::Logs => lend!(batch::LogWork, process_logs),
         Signal::Metrics => lend!(batch::MetricWork, process_metrics),
+        // No plugin declares profiles (the contract has no such signal); the pipeline gives a
+        // plugin a profiles request's resources as logs instead (`processors`).
+        Signal::Profiles => Ok(Err(
+            "the plugin contract has no profiles batch; profiles reach plugins as their \
+             resources"
+                .into(),
+        )),
     }
 }
 
@@ -665,6 +672,8 @@ fn canary_batch(signal: Signal) -> Batch {
             },
             context,
         ),
+        // Never handled by a plugin (see `run`): an empty request.
+        Signal::Profiles => Batch::from_encoded(signal, Vec::new(), 0, context),
     }
 }
 

@@ -1,4 +1,7 @@
-//! OTLP/HTTP: `POST /v1/{traces,metrics,logs}` with protobuf or JSON bodies, compressed or not.
+//! OTLP/HTTP: `POST /v1/{traces,metrics,logs}` and `/v1development/profiles` (the collector's
+//! fixed path: it has no `profiles_url_path`) with protobuf or JSON bodies, compressed or not.
+//! A profiles request with an unsupported `OTLP-Profiles-Development-Version` gets 400 before
+//! its body is read (see [`crate::pdata::profiles`]).
 //! Status codes follow the collector: 405 wrong method, 415 wrong content type, 400 bad body
 //! (with a `google.rpc.Status` in the request's encoding), 413 too large, 503 + `Retry-After`
 //! when full, 200 with an empty response on success, or `partial_success` when a failing
@@ -6,7 +9,7 @@
 
 use crate::auth::AuthConfig;
 use crate::pdata::json::batch_from_json;
-use crate::pdata::{Batch, Signal};
+use crate::pdata::{Batch, Signal, profiles};
 use crate::pipeline::{Accepted, ConsumeError, Fanout};
 use crate::receivers::body::media_type;
 use crate::receivers::cors::CorsConfig;
@@ -102,6 +105,9 @@ impl HttpConfig {
     }
 }
 
+/// Where profiles are posted: fixed in the collector (v0.161.0), as here.
+const PROFILES_URL_PATH: &str = "/v1development/profiles";
+
 /// The encodings OTLP/HTTP speaks; a response uses the request's.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Encoding {
@@ -128,9 +134,10 @@ pub fn router(id: &str, config: &HttpConfig, consumers: &Consumers) -> axum::Rou
             continue;
         };
         let path = match signal {
-            Signal::Traces => &config.traces_url_path,
-            Signal::Metrics => &config.metrics_url_path,
-            Signal::Logs => &config.logs_url_path,
+            Signal::Traces => config.traces_url_path.as_str(),
+            Signal::Metrics => config.metrics_url_path.as_str(),
+            Signal::Logs => config.logs_url_path.as_str(),
+            Signal::Profiles => PROFILES_URL_PATH,
         };
         let (receiver, limit) = (receiver.clone(), config.max_request_body_size);
         router = router.route(
@@ -184,6 +191,13 @@ async fn handle(
         return response;
     }
     let signal = fanout.signal;
+    if signal == Signal::Profiles {
+        let declared = parts.headers.get_all(profiles::VERSION_HEADER);
+        if let Err(why) = profiles::check_version(declared.iter().map(|v| v.as_bytes())) {
+            fanout.metrics().malformed_requests.add(1);
+            return error(encoding, StatusCode::BAD_REQUEST, why);
+        }
+    }
     let decode = |body, context| match encoding {
         Encoding::Protobuf => {
             Batch::from_protobuf(signal, body, context).map_err(|e| e.to_string())

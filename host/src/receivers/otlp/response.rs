@@ -4,7 +4,7 @@
 
 use crate::pdata::Signal;
 use crate::pipeline::{Accepted, Rejection};
-use opentelemetry_proto::tonic::collector::{logs, metrics, trace};
+use opentelemetry_proto::tonic::collector::{logs, metrics, profiles, trace};
 use prost::Message;
 
 /// The `Export*ServiceResponse` in protobuf.
@@ -35,6 +35,15 @@ pub fn protobuf(signal: Signal, accepted: &Accepted) -> Vec<u8> {
             }),
         }
         .encode_to_vec(),
+        // The count is of profiles in the proto; trailhead counts samples, the collector's
+        // item unit for profiles, everywhere, so it says samples here too.
+        Signal::Profiles => profiles::v1development::ExportProfilesServiceResponse {
+            partial_success: Some(profiles::v1development::ExportProfilesPartialSuccess {
+                rejected_profiles: rejected,
+                error_message: reason,
+            }),
+        }
+        .encode_to_vec(),
     }
 }
 
@@ -48,6 +57,7 @@ pub fn json(signal: Signal, accepted: &Accepted) -> String {
         Signal::Traces => "rejectedSpans",
         Signal::Metrics => "rejectedDataPoints",
         Signal::Logs => "rejectedLogRecords",
+        Signal::Profiles => "rejectedProfiles",
     };
     serde_json::json!({ "partialSuccess": { count: items.to_string(), "errorMessage": reason } })
         .to_string()
