@@ -18,11 +18,16 @@ BINARY      := target/release/trailhead
 DIST        := target/dist/trailhead
 CONFIG      ?= config/trailhead.yaml
 
-.PHONY: build dist plugins rust-plugins deploy chart run test unit e2e fuzz fuzz-smoke setup toolchain peers venv browser bench bench-compare lint clean
+.PHONY: build bench-tools dist plugins rust-plugins deploy chart run test unit e2e fuzz fuzz-smoke setup toolchain peers venv browser bench bench-compare lint clean
 
 ## build: the release binary at target/release/trailhead and every plugin at target/plugins/
 build: plugins
-	$(CARGO) build --release -j$(JOBS) -p trailhead -p trailhead-bench
+	$(CARGO) build --release -j$(JOBS) -p trailhead
+
+## bench-tools: the load generator, the sink and the measuring binaries (`make bench` only: no
+## test runs them, and their links are minutes of CI's budget)
+bench-tools:
+	$(CARGO) build --release -j$(JOBS) -p trailhead-bench
 
 ## plugins: every plugin as a component → target/plugins/NAME.wasm: the Rust ones
 ## (wasm32-wasip2), and the Python (componentize-py) and JavaScript (componentize-js) examples
@@ -153,7 +158,7 @@ dist:
 
 ## bench, bench-compare: trailhead, the collector and Rotel under the same load → BENCHMARKS.md
 ## (QUICK=1: 4 s per scenario and no swap run, a few minutes in all)
-bench bench-compare: build dist venv peers $(VENV)/.bench-peers
+bench bench-compare: build bench-tools dist venv peers $(VENV)/.bench-peers
 	QUICK=$(QUICK) $(PYTHON) bench/run.py --binary $(DIST) --loadgen target/release/trailhead-bench --out BENCHMARKS.md
 
 $(VENV)/.bench-peers: bench/requirements.txt $(VENV)/.installed

@@ -140,6 +140,7 @@ fn body(args: &Args, signal: Signal, sequence: u64, sent_ns: u64) -> Bytes {
         [string_kv("service.name", "lessons")],
     );
     match signal {
+        Signal::Profiles => unreachable!("`Signals::of_request` yields no profiles"),
         Signal::Logs => logs_request(
             resource,
             ids.map(|(i, id)| LogRecord {
@@ -365,7 +366,7 @@ fn first_item_times(signal: Signal, request: &[u8]) -> Vec<u64> {
     let field = match signal {
         Signal::Traces => 7,
         Signal::Logs => 1,
-        Signal::Metrics => return Vec::new(),
+        Signal::Metrics | Signal::Profiles => return Vec::new(),
     };
     wire::fields(request)
         .filter_map(|(n, v, _)| match v {

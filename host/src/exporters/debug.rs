@@ -2,14 +2,12 @@
 
 use super::queue::{BatchPolicy, ExporterSpec, QueueSettings, RetrySettings};
 use super::{ExportError, Payload, SendOutcome, Sink};
-use crate::pdata::split::Bound;
 use crate::pdata::{Signal, json};
 use futures::future::BoxFuture;
 use serde::Deserialize;
 use serde_json::Value;
 use std::io::Write;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// `exporters: debug:`
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -45,15 +43,7 @@ impl DebugExporterConfig {
                 queue_size: 1000,
                 ..QueueSettings::default()
             },
-            batch: BatchPolicy {
-                flush_items: 1,
-                flush_bytes: usize::MAX,
-                flush_timeout: Duration::ZERO,
-                bound: Bound {
-                    bytes: usize::MAX,
-                    items: usize::MAX,
-                },
-            },
+            batch: BatchPolicy::UNBATCHED,
             retry: RetrySettings {
                 enabled: false,
                 ..RetrySettings::default()

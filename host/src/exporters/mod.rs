@@ -22,8 +22,8 @@ pub use queue::{
     QueueSizer, RetrySettings, batch_settings, sending_problems, spawn_exporter,
 };
 
-use crate::pdata::Batch;
 pub use crate::pdata::Payload;
+use crate::pdata::{Batch, Signal};
 use futures::future::BoxFuture;
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,6 +41,20 @@ pub enum QueueError {
     /// A persistent queue is full or cannot be written (the disk is full).
     #[error("exporter `{exporter}` cannot queue the request: {message}; retry later")]
     Storage { exporter: String, message: String },
+    /// A request that cannot be split (profiles: its profiles share one dictionary) is over
+    /// the exporter's byte bound. Refused before it is accepted, so the sender learns it; once
+    /// accepted it could only be dropped. Not worth a retry.
+    #[error(
+        "exporter `{exporter}` cannot send a {signal} request of {bytes} bytes: its \
+         max_request_bytes is {bound}, and a {signal} request is never split (its items share \
+         one dictionary); send smaller requests"
+    )]
+    TooLarge {
+        exporter: String,
+        signal: Signal,
+        bytes: usize,
+        bound: usize,
+    },
 }
 
 /// One protocol's way of delivering an encoded export request.
@@ -104,6 +118,8 @@ pub struct FromDisk {
 pub struct ExporterHandle {
     pub id: Arc<str>,
     inlet: Inlet,
+    /// The byte bound a request that cannot be split must fit (`max_request_bytes`).
+    unsplittable_bound: usize,
 }
 
 #[derive(Clone)]
@@ -132,6 +148,15 @@ fn storage_error(exporter: &str, error: persistent::StoreError) -> QueueError {
 impl ExporterHandle {
     /// Claims a queue slot for `batch` without waiting.
     pub fn try_reserve(&self, batch: &Batch) -> Result<Slot<'_>, QueueError> {
+        let bytes = batch.payload.len();
+        if !batch.signal.merges_by_concatenation() && bytes > self.unsplittable_bound {
+            return Err(QueueError::TooLarge {
+                exporter: self.id.to_string(),
+                signal: batch.signal,
+                bytes,
+                bound: self.unsplittable_bound,
+            });
+        }
         match &self.inlet {
             Inlet::Memory(tx) => tx.try_reserve().map(Slot::Memory).map_err(|e| match e {
                 mpsc::error::TrySendError::Full(()) => QueueError::Full(self.id.to_string()),

@@ -162,6 +162,20 @@ pub struct BatchPolicy {
     pub bound: Bound,
 }
 
+impl BatchPolicy {
+    /// Each request sent on its own as it came, with no bound: for sinks that keep or split
+    /// what they get themselves (debug, prometheus, prometheusremotewrite).
+    pub const UNBATCHED: BatchPolicy = BatchPolicy {
+        flush_items: 1,
+        flush_bytes: usize::MAX,
+        flush_timeout: Duration::ZERO,
+        bound: Bound {
+            bytes: usize::MAX,
+            items: usize::MAX,
+        },
+    };
+}
+
 impl BatchSettings {
     /// Resolves the keys into a policy, or says which key is wrong (the collector's checks).
     pub fn policy(&self) -> Result<BatchPolicy, String> {
@@ -396,7 +410,11 @@ pub fn spawn_exporter(
         .gauge_fn(&catalog::EXPORTER_QUEUE_CAPACITY, &values, move || {
             capacity as f64
         });
-    let handle = ExporterHandle { id, inlet };
+    let handle = ExporterHandle {
+        id,
+        inlet,
+        unsplittable_bound: spec.batch.bound.bytes,
+    };
     let driver = Arc::new(Driver {
         spec,
         metrics,
@@ -643,8 +661,10 @@ async fn run(driver: Arc<Driver>, mut rx: mpsc::Receiver<Queued>, stop: Cancella
     driver.spec.sink.drain(&driver.abort).await;
 }
 
-/// A request of a signal that must not be merged (profiles) goes in a send of its own; one over
-/// the byte bound is given up, counted and logged, as cutting it would break its dictionary.
+/// A request of a signal that must not be merged (profiles) goes in a send of its own. One over
+/// the byte bound was refused at the queue's door (`ExporterHandle::try_reserve`), so this
+/// only catches a bound that changed since (a restart on a persistent queue): it is given up,
+/// counted and logged, as cutting it would break its dictionary.
 async fn send_alone(
     driver: &Arc<Driver>,
     piece: split::Piece,
@@ -1136,34 +1156,43 @@ mod tests {
     }
 
     // Profiles requests are sent one by one, never merged, whatever the batch settings say
-    // (each has its own dictionary); one over the byte bound is given up whole, not cut, and
-    // the requests after it still go.
+    // (each has its own dictionary); one over the byte bound is refused at the queue's door,
+    // not cut and not accepted to be dropped, and the requests after it still go.
     #[tokio::test]
     async fn profiles_are_never_merged_nor_cut() {
+        use crate::exporters::QueueError;
         use crate::pdata::profiles::tests_support::request;
         use prost::Message;
         let sink = Arc::new(Payloads::default());
-        let mut spec = spec(Arc::new(Recorder::default()), 100_000, 100);
-        spec.signal = Signal::Profiles;
-        spec.sink = sink.clone();
         let encoded: Vec<Bytes> = [&[2][..], &[3, 1], &[400], &[1]]
             .iter()
             .map(|samples| Bytes::from(request(samples).encode_to_vec()))
             .collect();
-        spec.batch.bound.bytes = encoded[0].len() * 4;
-        assert!(encoded[2].len() > spec.batch.bound.bytes);
+        let bound = encoded[0].len() * 4;
+        assert!(encoded[2].len() > bound);
+        let profiles_spec = || {
+            let mut spec = spec(Arc::new(Recorder::default()), 100_000, 100);
+            spec.signal = Signal::Profiles;
+            spec.sink = sink.clone();
+            spec.batch.bound.bytes = bound;
+            spec
+        };
         let context = || RequestContext::internal("t");
-        let batches = encoded
-            .iter()
-            .map(|b| Batch::from_protobuf(Signal::Profiles, b.clone(), context()).unwrap())
-            .collect();
-        let metrics = run_through(spec, batches).await;
+        let batch = |b: &Bytes| Batch::from_protobuf(Signal::Profiles, b.clone(), context());
+        // The one over the bound is refused at the door, before anything is accepted.
+        let telemetry = Telemetry::default();
+        let tokens = (CancellationToken::new(), CancellationToken::new());
+        let (handle, _task) = spawn_exporter(profiles_spec(), None, &telemetry, tokens.0, tokens.1);
+        let refused = handle.try_reserve(&batch(&encoded[2]).unwrap()).err();
+        assert!(matches!(refused, Some(QueueError::TooLarge { bound: b, .. }) if b == bound));
+        let batches = [0, 1, 3].map(|i| batch(&encoded[i]).unwrap()).into();
+        let metrics = run_through(profiles_spec(), batches).await;
         let sent = sink.0.lock().unwrap().clone();
         assert_eq!(
             sent,
             vec![encoded[0].clone(), encoded[1].clone(), encoded[3].clone()]
         );
-        assert_eq!(metrics.failed.get(), 400);
+        assert_eq!(metrics.failed.get(), 0);
         assert_eq!(metrics.size_splits.get(), 0);
     }
 

@@ -143,8 +143,16 @@ impl ConsumeError {
     pub fn is_retryable(&self) -> bool {
         !matches!(
             self,
-            ConsumeError::Processor(_) | ConsumeError::Connector(_)
+            ConsumeError::Processor(_)
+                | ConsumeError::Connector(_)
+                | ConsumeError::Queue(QueueError::TooLarge { .. })
         )
+    }
+
+    /// Whether the request is too large for an exporter to ever send (413 / INVALID_ARGUMENT:
+    /// the sender must send it smaller).
+    pub fn is_too_large(&self) -> bool {
+        matches!(self, ConsumeError::Queue(QueueError::TooLarge { .. }))
     }
 
     /// Whether room may come back soon (memory, a queue, a disk): worth a short wait for a

@@ -19,7 +19,6 @@ use crate::exporters::otlp::BuildError;
 use crate::exporters::queue::{BatchPolicy, ExporterSpec, QueueSettings, RetrySettings};
 use crate::exporters::{ExportError, Payload, SendOutcome, Sink};
 use crate::pdata::Signal;
-use crate::pdata::split::Bound;
 use futures::future::BoxFuture;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
@@ -166,15 +165,7 @@ impl PrometheusExporterConfig {
                 _stop: stop.drop_guard(),
             }),
             queue: self.sending_queue.clone(),
-            batch: BatchPolicy {
-                flush_items: 1,
-                flush_bytes: usize::MAX,
-                flush_timeout: Duration::ZERO,
-                bound: Bound {
-                    bytes: usize::MAX,
-                    items: usize::MAX,
-                },
-            },
+            batch: BatchPolicy::UNBATCHED,
             retry: RetrySettings {
                 enabled: false,
                 ..RetrySettings::default()

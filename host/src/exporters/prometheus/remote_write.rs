@@ -20,7 +20,6 @@ use crate::exporters::otlp_http::{Body, Connection, OtlpHttpExporterConfig};
 use crate::exporters::queue::{BatchPolicy, ExporterSpec, QueueSettings, RetrySettings};
 use crate::exporters::{ExportError, Payload, SendOutcome, Sink};
 use crate::pdata::Signal;
-use crate::pdata::split::Bound;
 use crate::secrets::{Rotating, Secret, Secrets};
 use bytes::Bytes;
 use futures::StreamExt;
@@ -221,7 +220,8 @@ impl RemoteWriteExporterConfig {
                 problems.push(("headers", format!("`{name}` is not a valid header name")));
             }
         }
-        problems.extend(self.tls.problems(false));
+        let plaintext = self.endpoint.starts_with("http://");
+        problems.extend(self.tls.problems(false, plaintext));
         problems.extend(
             crate::exporters::sending_problems(&None, &self.queue(), &self.retry_on_failure)
                 .into_iter(),
@@ -306,15 +306,7 @@ impl RemoteWriteExporterConfig {
             signal: Signal::Metrics,
             sink: Arc::new(sink),
             queue: self.queue(),
-            batch: BatchPolicy {
-                flush_items: 1,
-                flush_bytes: usize::MAX,
-                flush_timeout: Duration::ZERO,
-                bound: Bound {
-                    bytes: usize::MAX,
-                    items: usize::MAX,
-                },
-            },
+            batch: BatchPolicy::UNBATCHED,
             retry: self.retry_on_failure.clone(),
         })
     }

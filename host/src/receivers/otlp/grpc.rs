@@ -110,6 +110,9 @@ fn export(
 /// The gRPC status for a refused batch: retryable refusals carry RetryInfo.
 fn status_of(error: ConsumeError) -> Status {
     use tonic_types::{ErrorDetails, StatusExt};
+    if error.is_too_large() {
+        return Status::invalid_argument(error.to_string());
+    }
     if !error.is_retryable() {
         return Status::internal(error.to_string());
     }

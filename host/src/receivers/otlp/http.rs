@@ -214,8 +214,12 @@ async fn handle(
     }
 }
 
-/// A refusal: 503 + `Retry-After` when the sender should retry, else 500.
+/// A refusal: 503 + `Retry-After` when the sender should retry, 413 for a request no
+/// exporter could send, else 500.
 fn refused(encoding: Encoding, e: ConsumeError) -> Response {
+    if e.is_too_large() {
+        return error(encoding, StatusCode::PAYLOAD_TOO_LARGE, e.to_string());
+    }
     match e.is_retryable() {
         true => retry_later(error(
             encoding,
