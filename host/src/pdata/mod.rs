@@ -17,6 +17,8 @@ mod profiles_json;
 pub mod route;
 pub mod route_metrics;
 pub mod split;
+#[cfg(test)]
+pub mod testing;
 pub mod wire;
 
 pub use payload::{Payload, Reader};

@@ -1,7 +1,7 @@
 use super::{SpanMetrics, SpanMetricsConfig};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::metrics::v1::{
     HistogramDataPoint, Metric, NumberDataPoint, metric, number_data_point,
 };
@@ -12,15 +12,7 @@ use serde_json::json;
 const MS: u64 = 1_000_000;
 const T0: u64 = 1_700_000_000_000_000_000;
 
-fn kv(key: &str, value: &str) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(value.into())),
-        }),
-        ..Default::default()
-    }
-}
+use crate::pdata::testing::string_kv as kv;
 
 fn spans(service: Option<&str>, spans: Vec<Span>) -> ExportTraceServiceRequest {
     let mut attributes = vec![kv("host.name", "h1")];

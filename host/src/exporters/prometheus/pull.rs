@@ -758,19 +758,11 @@ fn escape_value(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, any_value};
+    use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
     use opentelemetry_proto::tonic::metrics::v1::{Histogram, ResourceMetrics, ScopeMetrics, Sum};
     use opentelemetry_proto::tonic::resource::v1::Resource;
 
-    fn kv(key: &str, value: &str) -> KeyValue {
-        KeyValue {
-            key: key.into(),
-            value: Some(AnyValue {
-                value: Some(any_value::Value::StringValue(value.into())),
-            }),
-            ..Default::default()
-        }
-    }
+    use crate::pdata::testing::string_kv as kv;
 
     fn request(metric: Metric) -> ExportMetricsServiceRequest {
         ExportMetricsServiceRequest {
