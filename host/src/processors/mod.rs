@@ -210,12 +210,11 @@ impl Processor for WasmProcessor {
     }
 
     fn process(&self, batch: Batch) -> BoxFuture<'_, Result<Processed, ProcessError>> {
-        Box::pin(async move {
-            match batch.signal {
-                Signal::Profiles => self.process_profile_resources(batch).await,
-                _ => self.process_batch(batch).await,
-            }
-        })
+        // The other signals' future is returned as it is: no second box per batch.
+        match batch.signal {
+            Signal::Profiles => Box::pin(self.process_profile_resources(batch)),
+            _ => self.process_batch(batch),
+        }
     }
 }
 
