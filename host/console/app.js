@@ -2,7 +2,9 @@
 // (receivers, processors in order, exporters), laid out here in columns as plain SVG.
 // Every number comes from /console/events: the pipelines' shape once, then each second the
 // registry's samples (what /metrics serves), GET /plugins' list and the components' notes.
-// The live tap and the diff read /tap; the reload button posts to /reload.
+// The live tap and the diff read /tap; the reload button posts to /reload. The running config
+// (secrets redacted) and the last reload come on the same stream, again after each reload; the
+// pod lookup asks /console/pod.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -17,7 +19,7 @@ const DRAW_MS = 250;
 const DIFF_WINDOW = 64;
 const DIFF_TIMEOUT_MS = 30000;
 
-const state = { topology: null, connectors: new Set(), previous: null, current: null };
+const state = { topology: null, connectors: new Set(), previous: null, current: null, config: null };
 
 // ---------------------------------------------------------------------------------------------
 // Tabs: arrow keys, Home and End move between them (the WAI-ARIA tabs pattern).
@@ -137,6 +139,10 @@ function connect() {
     drawGraphs();
     fillTapChoices();
   });
+  events.addEventListener("config", (e) => {
+    state.config = JSON.parse(e.data);
+    drawConfig();
+  });
   events.addEventListener("snapshot", (e) => {
     const snapshot = JSON.parse(e.data);
     snapshot.samples = parseSamples(snapshot.metrics);
@@ -156,6 +162,7 @@ function drawVisible() {
   if (!state.current) return;
   if (!$("view-pipelines").hidden) updateGraphs();
   if (!$("view-plugins").hidden) drawPlugins();
+  if (!$("view-kubernetes").hidden) drawKubernetes();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -400,6 +407,118 @@ async function reload() {
     shown.textContent = `reload failed: ${error}`;
   } finally {
     button.disabled = false;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Config: the running config as YAML, and what the last reload changed.
+
+const isMap = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
+const isBlock = (v) => (Array.isArray(v) && v.length > 0) || (isMap(v) && Object.keys(v).length > 0);
+const PLAIN = /^[A-Za-z0-9_][A-Za-z0-9_./:@+-]*$/;
+const RESERVED = /^(true|false|null|yes|no|on|off|~|[-+]?[0-9][0-9_.eE+-]*)$/i;
+
+/** A scalar as YAML: plain where that reads back as the same string, else double-quoted. */
+function yamlScalar(v) {
+  if (typeof v !== "string") return v === null ? "null" : String(v);
+  return PLAIN.test(v) && !RESERVED.test(v) ? v : JSON.stringify(v);
+}
+
+/** A JSON value as YAML lines at `indent` (keys sorted, as the server sends them). */
+function yamlLines(value, indent) {
+  if (Array.isArray(value) && value.length) {
+    return value.flatMap((item) => {
+      if (!isBlock(item)) return [`${indent}- ${yamlScalarOrEmpty(item)}`];
+      const inner = yamlLines(item, indent + "  ");
+      return [`${indent}- ${inner[0].trimStart()}`, ...inner.slice(1)];
+    });
+  }
+  if (isMap(value) && Object.keys(value).length) {
+    return Object.entries(value).flatMap(([k, v]) => isBlock(v)
+      ? [`${indent}${yamlScalar(k)}:`, ...yamlLines(v, indent + "  ")]
+      : [`${indent}${yamlScalar(k)}: ${yamlScalarOrEmpty(v)}`]);
+  }
+  return [indent + yamlScalarOrEmpty(value)];
+}
+const yamlScalarOrEmpty = (v) => (Array.isArray(v) ? "[]" : isMap(v) ? "{}" : yamlScalar(v));
+const compact = (v) => (v === undefined || v === null ? "—" : typeof v === "string" ? v : JSON.stringify(v));
+
+function drawConfig() {
+  const { settings, last_reload: last } = state.config;
+  $("config-text").textContent = yamlLines(settings, "").join("\n");
+  const table = $("reload-changes");
+  if (!last) return;
+  const outcome = last.outcome;
+  const plugins = (outcome.plugins ?? []).map((p) => p.error ? `${p.processor}: ${p.error}` : `${p.processor}: ${p.swapped ? "swapped" : "unchanged"}`);
+  const said = outcome.config === "rejected" ? `rejected: ${outcome.error}` : outcome.config;
+  const counted = last.all_changes_listed ? "" : " (the first of them)";
+  $("last-reload").textContent = `${clock(last.at_unix)}: config ${said}; ${last.changes.length} change(s)${counted}` +
+    (plugins.length ? `; ${plugins.join("; ")}` : "");
+  table.hidden = last.changes.length === 0;
+  table.tBodies[0].replaceChildren(...last.changes.map((change) => {
+    const row = document.createElement("tr");
+    cell(row, change.path);
+    cell(row, compact(change.before), change.before === null || change.before === undefined ? "" : "diff-removed");
+    cell(row, compact(change.after), change.after === null || change.after === undefined ? "" : "diff-added");
+    return row;
+  }));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Kubernetes: the cache's size, each watch's last list and outages (all from the snapshot), and
+// a pod looked up by IP.
+
+function drawKubernetes() {
+  const snapshot = state.current;
+  const pods = total(snapshot, "trailhead_kubernetes_pods");
+  const listed = snapshot.byName.get("trailhead_kubernetes_listed_timestamp_seconds") ?? [];
+  if (pods === null && !listed.length) {
+    $("k8s-summary").textContent = "No Kubernetes cache: no k8sattributes processor runs.";
+    $("k8s-watches").tBodies[0].replaceChildren();
+    return;
+  }
+  const cached = pods ?? 0;
+  $("k8s-summary").textContent = `${cached} pod${cached === 1 ? "" : "s"} cached (deleted ones still in their grace period included).`;
+  $("k8s-watches").tBodies[0].replaceChildren(...listed.map((sample) => {
+    const kind = sample.labels.kind;
+    const row = document.createElement("tr");
+    row.dataset.kind = kind;
+    cell(row, kind);
+    cell(row, sample.value > 0 ? DATE_TIME.format(new Date(sample.value * 1000)) : "not yet");
+    cell(row, String(total(snapshot, "trailhead_kubernetes_watch_failures_total", { kind }) ?? 0), "num");
+    const notes = snapshot.notes["kubernetes/" + kind] ?? [];
+    const last = notes[notes.length - 1];
+    cell(row, last ? `${clock(last.at_unix)} ${last.outcome.replace("_", " ")}: ${last.detail}` : "none");
+    return row;
+  }));
+}
+
+async function findPod(event) {
+  event.preventDefault();
+  const ip = $("pod-ip").value.trim();
+  const shown = $("pod");
+  shown.replaceChildren();
+  $("pod-status").textContent = "looking up…";
+  try {
+    const response = await fetch("/console/pod?ip=" + encodeURIComponent(ip));
+    const answer = await response.json();
+    if (!response.ok) {
+      $("pod-status").textContent = answer.error;
+      return;
+    }
+    $("pod-status").textContent = `${ip} is ${answer.namespace}/${answer.name}`;
+    const pairs = (map) => Object.entries(map).map(([k, v]) => `${k}=${v}`).join(", ") || "—";
+    const fields = [["name", answer.name], ["namespace", answer.namespace], ["uid", answer.uid],
+      ["node", answer.node], ["start time", answer.start_time],
+      ["owners", answer.owners.map((o) => `${o.kind}/${o.name}`).join(", ") || "—"],
+      ["labels", pairs(answer.labels)], ["annotations", pairs(answer.annotations)],
+      ["containers", pairs(answer.containers)]];
+    for (const [term, value] of fields) {
+      shown.append(Object.assign(document.createElement("dt"), { textContent: term }),
+        Object.assign(document.createElement("dd"), { textContent: value || "—" }));
+    }
+  } catch (error) {
+    $("pod-status").textContent = `lookup failed: ${error}`;
   }
 }
 
@@ -728,4 +847,5 @@ $("tap-pipeline").addEventListener("change", fillPoints);
 $("tap-filter").addEventListener("input", () => { for (const b of tap.batches) b.drawn = false; tap.drawn = Math.max(0, tap.drawn - tap.batches.length); drawTap(); });
 $("diff-pipeline").addEventListener("change", fillDiffProcessors);
 $("diff-form").addEventListener("submit", startDiff);
+$("pod-form").addEventListener("submit", findPod);
 connect();

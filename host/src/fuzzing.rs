@@ -14,7 +14,7 @@ pub fn otlp_protobuf(data: &[u8]) {
     let Some((&first, body)) = data.split_first() else {
         return;
     };
-    let signal = Signal::ALL[usize::from(first) % 3];
+    let signal = Signal::ALL[usize::from(first) % Signal::ALL.len()];
     let payload = bytes::Bytes::copy_from_slice(body);
     if let Ok(batch) = Batch::from_protobuf(signal, payload, RequestContext::internal("fuzz")) {
         let _ = crate::pdata::json::to_json(signal, &batch.payload.to_bytes());
@@ -27,7 +27,7 @@ pub fn otlp_json(data: &[u8]) {
     let Some((&first, body)) = data.split_first() else {
         return;
     };
-    let signal = Signal::ALL[usize::from(first) % 3];
+    let signal = Signal::ALL[usize::from(first) % Signal::ALL.len()];
     if let Ok(batch) =
         crate::pdata::json::batch_from_json(signal, body, RequestContext::internal("fuzz"))
     {

@@ -3,6 +3,7 @@ driven by Playwright (no browser download), axe-core from npm (tests/console). t
 pipelines, one with a plugin; the OpenTelemetry SDK sends spans. Screenshots of each view go to
 docs/console/ with TRAILHEAD_SCREENSHOTS=1 (so a test run leaves the work tree as it was)."""
 
+import contextlib
 import json
 import os
 import shutil
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import requests
+import yaml
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -39,6 +41,8 @@ def console_config(sink, plugin):
     del config["receivers"]["zipkin"]
     # Both versions the test swaps between take this config (resource-stamp and faults).
     config["processors"] = {"plugin/stamp": {"plugin": str(plugin), "fault": "none", "attributes": {"stamp": "v1"}}}
+    # A credential the config view must not show.
+    config["exporters"]["otlp/sink"]["headers"] = {"authorization": "Bearer console-secret-123"}
     config["service"]["pipelines"] = {
         "traces": {"receivers": ["otlp"], "processors": ["plugin/stamp"], "exporters": ["otlp/sink"]},
         "logs": {"receivers": ["otlp"], "exporters": ["otlp/sink"]},
@@ -80,6 +84,20 @@ def browser():
         launched.close()
 
 
+@contextlib.contextmanager
+def browser_session():
+    """A page in Debian's Chromium, for tests in other files (the Kubernetes view's)."""
+    from playwright.sync_api import sync_playwright
+    if not CHROMIUM.exists() or not AXE.exists():
+        pytest.fail("needs `make browser` (Debian's chromium, axe-core from tests/console)")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        try:
+            yield launched.new_page(viewport={"width": 1280, "height": 860})
+        finally:
+            launched.close()
+
+
 def rate_of(page, pipeline, source, target):
     """The number on the edge from `source` to `target` (its first `N/s`), or None."""
     text = page.locator(f'.pipeline[data-pipeline="{pipeline}"] text.rate[data-from="{source}"][data-to="{target}"]').text_content()
@@ -111,7 +129,8 @@ def open_tab(page, name):
 def test_console_in_a_browser(sink, start_trailhead, browser, tmp_path):
     plugin = tmp_path / "stamp.wasm"
     shutil.copyfile(PLUGINS / "resource-stamp.wasm", plugin)
-    trailhead = start_trailhead(console_config(sink, plugin))
+    config = console_config(sink, plugin)
+    trailhead = start_trailhead(config)
     sender = SpanSender(trailhead)
     context = browser.new_context(viewport={"width": 1280, "height": 860}, permissions=["clipboard-read", "clipboard-write"])
     page = context.new_page()
@@ -177,6 +196,35 @@ def test_console_in_a_browser(sink, start_trailhead, browser, tmp_path):
         page.click("#reload")
         page.wait_for_function("document.getElementById('reload-outcome').textContent.startsWith('config ')")
         assert page.text_content("#reload-outcome") == "config unchanged; plugin/stamp: unchanged"
+
+        # The config view: the running config with the credential redacted. A reload that changes
+        # a processor's settings and gives the logs pipeline a processor lists both changes, and
+        # the graph redraws with the new processor.
+        open_tab(page, "Config")
+        # The stream sends the config again with its next snapshot (within a second).
+        page.wait_for_function("document.getElementById('last-reload').textContent.includes('config unchanged')")
+        text = page.text_content("#config-text")
+        assert "[REDACTED]" in text and "console-secret-123" not in text, text
+        assert "plugin/stamp:" in text
+        config["processors"]["plugin/stamp"]["attributes"]["stamp"] = "v2"
+        config["processors"]["attributes/team"] = {"actions": [{"key": "team", "value": "core", "action": "insert"}]}
+        config["service"]["pipelines"]["logs"]["processors"] = ["attributes/team"]
+        trailhead.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+        response = requests.post(trailhead.url("metrics", "/reload"), timeout=30)
+        assert response.json()["config"] == "applied", response.text
+        page.wait_for_selector("#reload-changes:not([hidden]) tbody tr")
+        rows = page.locator("#reload-changes tbody tr").evaluate_all(
+            "rows => rows.map(r => [...r.cells].map(c => c.textContent))")
+        assert ["processors.plugin/stamp.attributes.stamp", "v1", "v2"] in rows, rows
+        assert ["service.pipelines.logs.processors", "—", '["attributes/team"]'] in rows, rows
+        page.wait_for_function("document.getElementById('last-reload').textContent.includes('config applied')")
+        assert "console-secret-123" not in page.content()
+        page.screenshot(path=str(shots / "config.png"), full_page=True)
+        open_tab(page, "Pipelines")
+        page.wait_for_selector('.pipeline[data-pipeline="logs"] .node[data-component="attributes/team"]')
+        open_tab(page, "Kubernetes")
+        assert page.text_content("#k8s-summary") == "No Kubernetes cache: no k8sattributes processor runs."
+        open_tab(page, "Plugins")
         # A version that does not load is rejected with its reason; the running one serves on.
         staging.write_bytes(b"\0asm this is not a component")
         os.replace(staging, plugin)
@@ -198,7 +246,7 @@ def test_console_in_a_browser(sink, start_trailhead, browser, tmp_path):
 
         # axe-core: no serious or critical violation in any view.
         page.add_script_tag(path=str(AXE))
-        for tab in ["Pipelines", "Plugins", "Live tap"]:
+        for tab in ["Pipelines", "Plugins", "Live tap", "Config", "Kubernetes"]:
             open_tab(page, tab)
             assert serious_violations(page) == [], tab
     finally:

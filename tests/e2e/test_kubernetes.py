@@ -4,12 +4,13 @@ Go modules; see cluster.py. Clients bind loopback source addresses: a client on 
 
 import http.client
 import json
+import os
 import time
 
 import pytest
 
 from cluster import Cluster, free_port
-from conftest import Sink, gateway_config, run_collector
+from conftest import REPO, Sink, gateway_config, run_collector
 
 NS = "mathtrail"
 
@@ -384,3 +385,45 @@ def test_a_dead_watcher_ends_the_process(cluster, sink, start_trailhead):
     assert trailhead.process.wait(20) == 1
     stopped = [e for e in trailhead.logs if e.get("message", "").startswith("a long-lived task stopped")]
     assert stopped and stopped[0]["task"] == "kubernetes watch pods", trailhead.logs[-10:]
+
+
+def test_console_kubernetes_view(cluster, sink, start_trailhead, tmp_path):
+    """The console's Kubernetes view, in Chromium: the cache's size and each watch's last list
+    from the same state /metrics reads, a pod looked up by IP, and a failing watch's outage."""
+    from test_console import AXE, browser_session, serious_violations
+
+    cluster.pod("console-lookup", NS, "127.0.0.61", labels={"app": "console"})
+    # The cache keeps the labels `extract` reads, and the lookup shows what the cache keeps.
+    trailhead = start(start_trailhead, sink, cluster, wait_for_metadata=True,
+                      extract={"labels": [{"key": "app", "from": "pod"}]})
+    nowhere = tmp_path / "nowhere.kubeconfig"
+    nowhere.write_text(cluster.kubeconfig_text(free_port()))
+    cut_off = start(start_trailhead, sink, cluster, kubeconfig=nowhere)
+    with browser_session() as page:
+        page.goto(trailhead.url("metrics", "/#kubernetes"))
+        page.wait_for_selector('#k8s-watches tr[data-kind="pods"]')
+        listed = page.locator('#k8s-watches tr[data-kind="pods"] td').nth(1)
+        assert listed.text_content() != "not yet"
+        assert page.text_content("#k8s-summary").split()[0].isdigit()
+        page.fill("#pod-ip", "127.0.0.61")
+        page.click("#pod-find")
+        page.wait_for_function("document.getElementById('pod-status').textContent.includes(' is ')")
+        assert page.text_content("#pod-status") == f"127.0.0.61 is {NS}/console-lookup"
+        assert "app=console" in page.text_content("#pod")
+        if os.environ.get("TRAILHEAD_SCREENSHOTS") == "1":
+            page.screenshot(path=str(REPO / "docs" / "console" / "kubernetes.png"), full_page=True)
+        page.fill("#pod-ip", "127.0.0.99")
+        page.click("#pod-find")
+        page.wait_for_function("document.getElementById('pod-status').textContent.startsWith('no pod')")
+        assert "no pod with IP 127.0.0.99 among the" in page.text_content("#pod-status")
+        page.add_script_tag(path=str(AXE))
+        assert serious_violations(page) == []
+
+        # A watch that cannot reach its API server: counted, and its outage noted with the error.
+        page.goto(cut_off.url("metrics", "/#kubernetes"))
+        failing = page.locator('#k8s-watches tr[data-kind="pods"]')
+        page.wait_for_function(
+            """() => document.querySelector('#k8s-watches tr[data-kind="pods"]')?.cells[3].textContent.includes('failing')""",
+            timeout=15000)
+        assert failing.locator("td").nth(1).text_content() == "not yet"
+        assert int(failing.locator("td").nth(2).text_content()) >= 1

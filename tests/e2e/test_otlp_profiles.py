@@ -157,6 +157,10 @@ def test_python_protobufs_pass_through_unchanged(profiles_sink, start_trailhead)
     assert all(m.get(VERSION_HEADER) == "1" for m in profiles_sink.metadata)
     assert trailhead.metric("trailhead_receiver_accepted_items_total", signal="profiles") == 9
     assert trailhead.metric("trailhead_exporter_sent_items_total", signal="profiles") == 9
+    # Bytes too: what arrived is what was accepted and what was sent, request by request.
+    size = sum(len(data) for data in raw)
+    assert trailhead.metric("trailhead_receiver_accepted_bytes_total", signal="profiles") == size
+    assert trailhead.metric("trailhead_exporter_sent_bytes_total", signal="profiles") == size
 
 
 # Requests queued together are never merged: each keeps its own dictionary, even when the

@@ -7,6 +7,7 @@ The policy starts on `error-latency-sampler` (keeps ERROR traces and slow ones),
 HTTP (requests) and come out at a real OTLP/gRPC sink (grpcio).
 """
 
+import json
 import os
 import random
 import time
@@ -83,6 +84,18 @@ def wait_logged(trailhead, message, timeout=10):
 
 # Decisions change with the file and no restart, no span is lost across the swap, and a broken
 # file is refused with the reason while the running version keeps deciding.
+def console_notes(trailhead, key):
+    """The notes of component `key` in the console's first snapshot (`/console/events`)."""
+    with requests.get(trailhead.url("metrics", "/console/events"), stream=True, timeout=10) as response:
+        event = None
+        for line in response.iter_lines(decode_unicode=True):
+            if line.startswith("event: "):
+                event = line[len("event: "):]
+            elif line.startswith("data: ") and event == "snapshot":
+                return json.loads(line[len("data: "):])["notes"].get(key, [])
+    raise AssertionError("the console stream ended before a snapshot")
+
+
 def test_sampler_swaps_live_and_refuses_a_broken_file(tmp_path, sink, start_trailhead):
     sampler = tmp_path / "sampler.wasm"
     sampler.write_bytes((PLUGINS / "error-latency-sampler.wasm").read_bytes())
@@ -135,6 +148,10 @@ def test_sampler_swaps_live_and_refuses_a_broken_file(tmp_path, sink, start_trai
     listed = requests.get(trailhead.url("metrics", "/plugins"), timeout=5).json()
     running = [p for p in listed if p.get("policy") == "custom"]
     assert running and running[0]["previous_sha256"], listed
+    # The console's swap history shows both, under the processor, naming the policy.
+    notes = console_notes(trailhead, "processor/tail_sampling")
+    outcomes = [(n["outcome"], n["detail"].split(":")[0]) for n in notes]
+    assert ("applied", "policy custom") in outcomes and ("rejected", "policy custom") in outcomes, notes
     sent = span_ids(first + during + after + last)
     got = arrived(sink)
     assert len(got) == len(set(got)), "a span arrived twice"

@@ -214,6 +214,12 @@ impl Default for MetricsConfig {
 }
 
 impl Config {
+    /// Every value as written, after `${env:…}` expansion: what a reload's change list compares
+    /// (see [`super::shown`]; secrets in it are not yet redacted).
+    pub fn as_written(&self) -> serde_json::Value {
+        self.tree.value()
+    }
+
     /// Reads, expands, parses and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| {

@@ -23,6 +23,7 @@ mod out_of_scope;
 mod processors;
 pub mod readers;
 mod receivers;
+pub mod shown;
 mod telemetry;
 #[cfg(test)]
 mod tests;

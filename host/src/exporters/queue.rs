@@ -887,6 +887,7 @@ impl Driver {
                     let (rejected, message) = (outcome.rejected, &outcome.message);
                     ExportDelivered {
                         items,
+                        bytes: payload.len(),
                         rejected,
                         message,
                     }

@@ -6,7 +6,9 @@ use super::discovery::{self, ApiServer, Connection, NodeSet, NodeWatch, PodSet, 
 use super::store::{self, Kind, Store};
 use super::{AuthType, IGNORE_ANNOTATIONS, Settings};
 use crate::telemetry::Telemetry;
-use crate::telemetry::events::{Event as _, WatchFailed, WatchInstruments, WatchResumed};
+use crate::telemetry::events::{
+    Event as _, WatchFailed, WatchInstruments, WatchListed, WatchResumed,
+};
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
@@ -199,6 +201,7 @@ async fn follow<K>(
                 let listed = matches!(event, Event::InitDone);
                 apply(event);
                 if listed {
+                    WatchListed.emit(&sync.events);
                     sync.listed();
                 }
             }

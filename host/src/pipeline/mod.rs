@@ -225,7 +225,7 @@ impl Fanout {
         batch: Batch,
         deadline: Instant,
     ) -> Result<Accepted, ConsumeError> {
-        let items = batch.items as u64;
+        let (items, bytes) = (batch.items as u64, batch.payload.len() as u64);
         let result = loop {
             match self.consume_inner(&batch).await {
                 Err(e) if e.is_for_room() && Instant::now() < deadline => {
@@ -235,7 +235,10 @@ impl Fanout {
             }
         };
         match &result {
-            Ok(_) => self.metrics.accepted.add(items),
+            Ok(_) => {
+                self.metrics.accepted.add(items);
+                self.metrics.accepted_bytes.add(bytes);
+            }
             Err(_) => self.metrics.refused.add(items),
         }
         result

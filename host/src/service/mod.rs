@@ -38,6 +38,7 @@ use tokio_util::sync::CancellationToken;
 mod console;
 mod plan;
 mod reload;
+mod running;
 pub mod tap;
 
 /// A running trailhead.

@@ -10,6 +10,8 @@
 //! them is refused with the reason.
 
 use super::StartError;
+use super::running::{self, Running};
+use crate::components::shown::{self, ValueChange};
 use crate::components::{Config, ConfigDiff, Snapshot};
 use crate::config::ComponentId;
 use crate::kubernetes;
@@ -202,6 +204,10 @@ fn with_settings(
 struct Current {
     /// What the running config's diff against a new one starts from.
     snapshot: Snapshot,
+    /// The running config as written, for the next reload's change list.
+    written: serde_json::Value,
+    /// Its pipelines' shape.
+    topology: serde_json::Value,
     processors: BTreeMap<ComponentId, (serde_json::Value, Arc<WasmProcessor>)>,
     runtime: Option<Arc<Runtime>>,
 }
@@ -222,6 +228,8 @@ pub struct Reloader {
     /// settings needs a restart); their files are watched and re-read as processors' are.
     samplers: Vec<Arc<SamplerSlot>>,
     instruments: ReloadInstruments,
+    /// What the console shows of the config: replaced by every reload.
+    running: ArcSwap<Running>,
 }
 
 impl Reloader {
@@ -245,18 +253,38 @@ impl Reloader {
             pipelines,
             current: Mutex::new(Current {
                 snapshot: Snapshot::of(config),
+                written: config.as_written(),
+                topology: running::topology(config),
                 processors,
                 runtime: None,
             }),
             live: ArcSwap::from_pointee(live),
             samplers: samplers.collect(),
             instruments: ReloadInstruments::new(registry, telemetry.tracer.clone()),
+            running: ArcSwap::from_pointee(Running::of(config)),
         }
     }
 
-    /// Re-reads the config and every plugin file. Blocking.
+    /// Re-reads the config and every plugin file, then records how it went for the console.
+    /// Blocking.
     fn reload_blocking(&self) -> ReloadOutcome {
         let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        let mut changes = Vec::new();
+        let outcome = self.reload_locked(&mut current, &mut changes);
+        let settings = shown::redacted(&current.written);
+        let topology = current.topology.clone();
+        let next =
+            (self.running.load()).after_reload(settings, topology, outcome.to_json(), &changes);
+        self.running.store(Arc::new(next));
+        outcome
+    }
+
+    /// The reload itself, under the lock; `changes` gets what the new config changes.
+    fn reload_locked(
+        &self,
+        current: &mut Current,
+        changes: &mut Vec<ValueChange>,
+    ) -> ReloadOutcome {
         let config = match self.source.as_ref().map(|s| Config::load(s)) {
             None => None,
             Some(Ok(config)) => {
@@ -267,6 +295,8 @@ impl Reloader {
         };
         let mut changed = false;
         if let Some(config) = config {
+            let written = config.as_written();
+            *changes = shown::changes(&current.written, &written);
             // What start would refuse (`Plan`), refused here with its own message rather than
             // as a change that needs a restart.
             if let Err(refused) = config.batching() {
@@ -313,6 +343,8 @@ impl Reloader {
                 .store(Arc::new(loaded.values().cloned().collect()));
             current.processors = with_settings(&config, loaded);
             current.snapshot = snapshot;
+            current.topology = running::topology(&config);
+            current.written = written;
         }
         let mut plugins: Vec<PluginReload> = self
             .live
@@ -385,6 +417,16 @@ impl Reloader {
                 }
             }
         }
+    }
+
+    /// The running config and the last reload, as the console shows them.
+    pub(super) fn running(&self) -> Arc<Running> {
+        self.running.load_full()
+    }
+
+    /// The one Kubernetes cache (the console's lookup by IP reads it).
+    pub(super) fn metadata(&self) -> &Arc<kubernetes::Store> {
+        &self.metadata
     }
 
     /// What `GET /plugins` lists (the console shows it too).

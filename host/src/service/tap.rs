@@ -27,12 +27,11 @@ pub fn routes(pipelines: BTreeMap<String, Arc<Pipeline>>) -> axum::Router {
 }
 
 fn tap(pipelines: &BTreeMap<String, Arc<Pipeline>>, query: &str) -> Response {
+    // Percent-decoded: a processor id's `/` may arrive as `%2F` (the console encodes it).
     let param = |name: &str| {
-        query
-            .split('&')
-            .filter_map(|pair| pair.split_once('='))
-            .find(|(key, _)| *key == name)
-            .map(|(_, value)| value.to_string())
+        form_urlencoded::parse(query.as_bytes())
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.into_owned())
     };
     let refuse = |status, message: String| (status, message + "\n").into_response();
     let Some(id) = param("pipeline") else {
@@ -118,13 +117,15 @@ pub async fn run_client(
     use anyhow::Context;
     use http_body_util::BodyExt;
     use std::io::Write;
-    let mut query = format!("pipeline={pipeline}");
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    query.append_pair("pipeline", pipeline);
     if let Some(p) = before {
-        query += &format!("&before={p}");
+        query.append_pair("before", p);
     }
     if let Some(p) = after {
-        query += &format!("&after={p}");
+        query.append_pair("after", p);
     }
+    let query = query.finish();
     let stream = tokio::net::TcpStream::connect(address)
         .await
         .with_context(|| format!("cannot reach trailhead's admin endpoint at {address}"))?;

@@ -70,6 +70,18 @@ pub const RECEIVER_MALFORMED: Metric = metric(
     RECEIVER,
     "Requests rejected as malformed.",
 );
+pub const RECEIVER_ACCEPTED_BYTES: Metric = metric(
+    "trailhead_receiver_accepted_bytes_total",
+    Counter,
+    RECEIVER,
+    "Bytes of the requests accepted, as OTLP protobuf (what the exporters queue; a profiles request's samples are its items).",
+);
+pub const EXPORTER_SENT_BYTES: Metric = metric(
+    "trailhead_exporter_sent_bytes_total",
+    Counter,
+    EXPORTER,
+    "Bytes delivered, as OTLP protobuf before compression (an exporter that sends another format puts other bytes on the wire).",
+);
 pub const EXPORTER_SENT: Metric = metric(
     "trailhead_exporter_sent_items_total",
     Counter,
@@ -250,6 +262,12 @@ pub const KUBERNETES_WATCH_FAILURES: Metric = metric(
     &["kind"],
     "Failed list or watch calls to the Kubernetes API server (retried with backoff).",
 );
+pub const KUBERNETES_LISTED: Metric = metric(
+    "trailhead_kubernetes_listed_timestamp_seconds",
+    Gauge,
+    &["kind"],
+    "When each kind's watch last finished a full list of the API server, in seconds since the Unix epoch (0 before the first).",
+);
 pub const MEMORY_LIMITER_REFUSED: Metric = metric(
     "trailhead_memory_limiter_refused_requests_total",
     Counter,
@@ -278,9 +296,11 @@ pub const SECRET_RELOAD_FAILURES: Metric = metric(
 /// Every metric, in the order the README lists them.
 pub const ALL: &[&Metric] = &[
     &RECEIVER_ACCEPTED,
+    &RECEIVER_ACCEPTED_BYTES,
     &RECEIVER_REFUSED,
     &RECEIVER_MALFORMED,
     &EXPORTER_SENT,
+    &EXPORTER_SENT_BYTES,
     &EXPORTER_FAILED,
     &EXPORTER_PEER_REJECTED,
     &EXPORTER_RETRIES,
@@ -310,6 +330,7 @@ pub const ALL: &[&Metric] = &[
     &SELF_TRACES_DROPPED,
     &KUBERNETES_PODS,
     &KUBERNETES_WATCH_FAILURES,
+    &KUBERNETES_LISTED,
     &MEMORY_LIMITER_REFUSED,
     &MEMORY_LIMITER_USED,
     &SECRET_RELOADS,

@@ -24,6 +24,8 @@ use std::sync::Arc;
 pub struct ReceiverMetrics {
     /// Items handed to every pipeline's exporters.
     pub accepted: Counter,
+    /// Their bytes, as OTLP protobuf.
+    pub accepted_bytes: Counter,
     /// Items refused because the pipeline was full or shutting down (the sender may retry).
     pub refused: Counter,
     /// Requests rejected as malformed (the sender must not retry).
@@ -35,6 +37,7 @@ impl ReceiverMetrics {
         let values = [receiver, signal.as_str()];
         ReceiverMetrics {
             accepted: registry.counter(&catalog::RECEIVER_ACCEPTED, &values),
+            accepted_bytes: registry.counter(&catalog::RECEIVER_ACCEPTED_BYTES, &values),
             refused: registry.counter(&catalog::RECEIVER_REFUSED, &values),
             malformed_requests: registry.counter(&catalog::RECEIVER_MALFORMED, &values),
         }

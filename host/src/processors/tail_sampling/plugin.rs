@@ -15,7 +15,7 @@ use super::trace::TraceData;
 use crate::processors::wasm::Runtime;
 use crate::processors::wasm::sampler::{self, FailureKind, SamplerPlugin, SamplerSpec};
 use crate::telemetry::catalog;
-use crate::telemetry::metrics::{Counter, Registry};
+use crate::telemetry::metrics::{Counter, Recent, Registry};
 use arc_swap::ArcSwap;
 use std::cell::RefCell;
 use std::path::PathBuf;
@@ -41,9 +41,10 @@ pub struct SamplerSlot {
     version: ArcSwap<Mutex<SamplerPlugin>>,
     /// The sha256 of the version before the last swap.
     previous: Mutex<Option<String>>,
-    /// The tail_sampling processor's id and the failure counters by kind, once the policy
-    /// belongs to a running processor (a validation build has none and only logs).
-    attached: OnceLock<(String, [Counter; 3])>,
+    /// The tail_sampling processor's id, the failure counters by kind and the processor's swap
+    /// notes (the console's swap history), once the policy belongs to a running processor (a
+    /// validation build has none and only logs).
+    attached: OnceLock<(String, [Counter; 3], Arc<Recent>)>,
     /// Failed decisions of this policy since start, for the log line.
     failed_total: AtomicU64,
 }
@@ -62,7 +63,8 @@ impl SamplerSlot {
         let metric = &catalog::TAIL_SAMPLING_PLUGIN_FAILURES;
         let labels = |kind: FailureKind| [processor, self.name.as_str(), kind.as_str()];
         let counters = FailureKind::ALL.map(|kind| registry.counter(metric, &labels(kind)));
-        let _ = self.attached.set((processor.to_string(), counters));
+        let notes = registry.recent(&format!("processor/{processor}"));
+        let _ = self.attached.set((processor.to_string(), counters, notes));
     }
 
     /// The policy's name.
@@ -72,7 +74,7 @@ impl SamplerSlot {
 
     /// The processor it decides for (empty before [`SamplerSlot::attach`]).
     pub fn processor(&self) -> &str {
-        self.attached.get().map_or("", |(id, _)| id.as_str())
+        self.attached.get().map_or("", |(id, _, _)| id.as_str())
     }
 
     /// The component file, for watching.
@@ -87,7 +89,7 @@ impl SamplerSlot {
             .unwrap_or(0);
         self.attached
             .get()
-            .map_or(0, |(_, counters)| counters[at].get())
+            .map_or(0, |(_, counters, _)| counters[at].get())
     }
 
     /// Re-reads the component file; swaps in a new version that loads, initialises and decides
@@ -104,14 +106,23 @@ impl SamplerSlot {
                 let from = source.sha256().to_string();
                 let to = next.sha256.clone();
                 self.version.store(Arc::new(Mutex::new(next)));
+                self.note("applied", format!("policy {policy}: {to} after {from}"));
                 tracing::info!(processor, policy, from = %from, to = %to, "sampling plugin swapped");
                 *self.previous.lock().unwrap_or_else(|e| e.into_inner()) = Some(from);
                 Ok(true)
             }
             Err(error) => {
+                self.note("rejected", format!("policy {policy}: {error}"));
                 tracing::warn!(processor, policy, error = %error, "sampling plugin's new version refused; the running one keeps deciding");
                 Err(error)
             }
+        }
+    }
+
+    /// A swap's outcome in the processor's notes, beside its plugin processors' swaps.
+    fn note(&self, outcome: &str, detail: String) {
+        if let Some((_, _, notes)) = self.attached.get() {
+            notes.note(outcome, detail);
         }
     }
 
@@ -145,7 +156,7 @@ impl SamplerSlot {
     fn failed(&self, failure: &sampler::Failure) {
         let total = self.failed_total.fetch_add(1, Ordering::Relaxed) + 1;
         let processor = match self.attached.get() {
-            Some((processor, counters)) => {
+            Some((processor, counters, _)) => {
                 let at = FailureKind::ALL.iter().position(|k| *k == failure.kind);
                 counters[at.unwrap_or(0)].add(1);
                 processor.as_str()

@@ -1,12 +1,15 @@
 //! The operator console: a single page at `/` on the metrics address, its assets embedded in
 //! the binary (no CDN: it works air-gapped), and one Server-Sent Events stream
-//! (`/console/events`) that carries the pipelines' shape once, then a snapshot every second.
+//! (`/console/events`) that carries the pipelines' shape and the running config (secrets
+//! redacted, with the last reload's changes), again whenever a reload moves them, and a snapshot
+//! every second.
 //!
 //! One source: each snapshot is the registry's own exposition (what `/metrics` serves, less
 //! its `# HELP`/`# TYPE` lines), `GET /plugins`' list and the components' recent notes kept in
 //! the same registry. The page computes rates from successive snapshots. Nothing is built
 //! while nobody watches: the one-second timer belongs to a connection and ends with it. The
-//! live tap and the reload button call today's `/tap` and `/reload`.
+//! live tap and the reload button call today's `/tap` and `/reload`; the Kubernetes view looks a
+//! pod up by IP in the one metadata cache (`/console/pod?ip=…`).
 //!
 //! Access follows `service.telemetry.metrics.console`: `local` (the default) answers only
 //! connections from this host, as `/tap` and `/reload` do; `open` answers any client; `off`
@@ -14,6 +17,7 @@
 
 use super::reload::{Reloader, local_only};
 use crate::components::{Config, ConsoleAccess};
+use crate::kubernetes;
 use crate::telemetry::Telemetry;
 use axum::response::IntoResponse;
 use axum::response::sse::{Event, Sse};
@@ -28,14 +32,11 @@ const INDEX_HTML: &str = include_str!("../../../console/index.html");
 const APP_JS: &str = include_str!("../../../console/app.js");
 const APP_CSS: &str = include_str!("../../../console/app.css");
 
-/// What the console reads: the same state `/metrics` and `/plugins` read.
+/// What the console reads: the same state `/metrics`, `/plugins` and `/reload` read.
 #[derive(Clone)]
 struct Sources {
     telemetry: Telemetry,
     reloader: Arc<Reloader>,
-    /// The pipelines' shape, fixed at start (a reload changes only processors' settings
-    /// and lists, which the snapshots' plugin list shows).
-    topology: Arc<serde_json::Value>,
 }
 
 /// The console's routes, or none when `console: off`.
@@ -47,7 +48,6 @@ pub fn routes(config: &Config, telemetry: &Telemetry, reloader: &Arc<Reloader>) 
     let sources = Sources {
         telemetry: telemetry.clone(),
         reloader: reloader.clone(),
-        topology: Arc::new(topology(config)),
     };
     let asset = |kind: &'static str, body: &'static str| {
         axum::routing::get(move || async move {
@@ -58,6 +58,7 @@ pub fn routes(config: &Config, telemetry: &Telemetry, reloader: &Arc<Reloader>) 
             (headers, body)
         })
     };
+    let metadata = reloader.metadata().clone();
     let router = axum::Router::new()
         .route("/", asset("text/html; charset=utf-8", INDEX_HTML))
         .route("/console/app.js", asset("text/javascript", APP_JS))
@@ -68,6 +69,13 @@ pub fn routes(config: &Config, telemetry: &Telemetry, reloader: &Arc<Reloader>) 
                 let sources = sources.clone();
                 async move { events(sources).into_response() }
             }),
+        )
+        .route(
+            "/console/pod",
+            axum::routing::get(move |uri: http::Uri| {
+                let metadata = metadata.clone();
+                async move { pod_lookup(&metadata, uri.query().unwrap_or("")) }
+            }),
         );
     match access {
         ConsoleAccess::Open => router,
@@ -75,22 +83,34 @@ pub fn routes(config: &Config, telemetry: &Telemetry, reloader: &Arc<Reloader>) 
     }
 }
 
-/// The stream: `topology` once, then `snapshot` every second while the page is connected.
+/// The stream: `topology` and `config` first and again after each reload, `snapshot` every
+/// second, while the page is connected.
 fn events(sources: Sources) -> Sse<impl futures::Stream<Item = Result<Event, Infallible>>> {
-    let first = Event::default()
-        .event("topology")
-        .data(sources.topology.to_string());
-    let first = futures::stream::once(async move { Ok::<_, Infallible>(first) });
     let mut ticks = tokio::time::interval(SNAPSHOT_INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let snapshots = futures::stream::unfold((ticks, sources), |(mut ticks, sources)| async move {
+    let state = (ticks, sources, None::<u64>);
+    let batches = futures::stream::unfold(state, |(mut ticks, sources, sent)| async move {
         ticks.tick().await;
-        let event = Event::default()
-            .event("snapshot")
-            .data(snapshot(&sources).to_string());
-        Some((Ok::<_, Infallible>(event), (ticks, sources)))
+        let running = sources.reloader.running();
+        let mut events = Vec::with_capacity(3);
+        if sent != Some(running.generation) {
+            events.push(
+                Event::default()
+                    .event("topology")
+                    .data(running.topology.to_string()),
+            );
+            let config = serde_json::json!({
+                "settings": running.settings,
+                "last_reload": running.last_reload,
+            });
+            events.push(Event::default().event("config").data(config.to_string()));
+        }
+        let snapshot = snapshot(&sources).to_string();
+        events.push(Event::default().event("snapshot").data(snapshot));
+        let batch = futures::stream::iter(events.into_iter().map(Ok::<_, Infallible>));
+        Some((batch, (ticks, sources, Some(running.generation))))
     });
-    Sse::new(futures::StreamExt::chain(first, snapshots))
+    Sse::new(futures::StreamExt::flatten(batches))
 }
 
 /// One snapshot: the exposition's samples, the plugins and the recent notes.
@@ -120,31 +140,50 @@ fn samples(exposition: &str) -> String {
         })
 }
 
-/// Each pipeline's receivers, processors and exporters, naming which of them are connectors.
-fn topology(config: &Config) -> serde_json::Value {
-    let ids = |list: &[crate::config::ComponentId]| -> Vec<String> {
-        list.iter().map(ToString::to_string).collect()
+/// `GET /console/pod?ip=A`: the pod the cache holds for that IP (what k8sattributes would
+/// stamp on data from it), or 404 saying so.
+fn pod_lookup(metadata: &kubernetes::Store, query: &str) -> axum::response::Response {
+    let ip = form_urlencoded::parse(query.as_bytes())
+        .find(|(key, _)| key == "ip")
+        .map(|(_, value)| value.trim().to_string());
+    let Some(ip) = ip.filter(|ip| !ip.is_empty()) else {
+        let refusal = serde_json::json!({"error": "give ?ip=ADDRESS"});
+        return (http::StatusCode::BAD_REQUEST, axum::Json(refusal)).into_response();
     };
-    let pipelines: Vec<serde_json::Value> = config
-        .service
-        .pipelines
+    match metadata.pod_by_ip(&ip) {
+        Some(pod) => axum::Json(pod_json(&pod)).into_response(),
+        None => {
+            let cached = metadata.pod_count();
+            let error = format!("no pod with IP {ip} among the {cached} pods cached");
+            let answer = serde_json::json!({"error": error});
+            (http::StatusCode::NOT_FOUND, axum::Json(answer)).into_response()
+        }
+    }
+}
+
+fn pod_json(pod: &kubernetes::Pod) -> serde_json::Value {
+    let pairs = |list: &[(Box<str>, Box<str>)]| -> serde_json::Map<String, serde_json::Value> {
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.as_ref().into()))
+            .collect()
+    };
+    let owners: Vec<serde_json::Value> = pod
+        .owners
         .iter()
-        .map(|(id, pipeline)| {
-            serde_json::json!({
-                "id": id.to_string(),
-                "signal": id.kind,
-                "receivers": ids(&pipeline.receivers),
-                "processors": ids(&pipeline.processors),
-                "exporters": ids(&pipeline.exporters),
-            })
-        })
+        .map(|o| serde_json::json!({"kind": o.kind, "name": &*o.name, "uid": &*o.uid}))
         .collect();
-    let connectors: Vec<String> = config
-        .connectors
-        .iter()
-        .map(|(id, _)| id.to_string())
-        .collect();
-    serde_json::json!({"pipelines": pipelines, "connectors": connectors})
+    serde_json::json!({
+        "name": &*pod.name,
+        "namespace": &*pod.namespace,
+        "uid": &*pod.uid,
+        "ip": &*pod.ip,
+        "node": &*pod.node_name,
+        "start_time": &*pod.start_time,
+        "owners": owners,
+        "labels": pairs(&pod.labels),
+        "annotations": pairs(&pod.annotations),
+        "containers": pairs(&pod.containers),
+    })
 }
 
 #[cfg(test)]

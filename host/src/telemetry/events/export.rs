@@ -18,6 +18,8 @@ pub struct ExporterInstruments {
     exporter: String,
     signal: Signal,
     pub sent: Counter,
+    /// Bytes delivered, as OTLP protobuf.
+    pub sent_bytes: Counter,
     /// Items given up on: permanent rejection, retries exhausted, or shutdown deadline.
     pub failed: Counter,
     /// Items the peer reported as rejected in a partial success.
@@ -44,6 +46,7 @@ impl ExporterInstruments {
             exporter: exporter.to_string(),
             signal,
             sent: registry.counter(&catalog::EXPORTER_SENT, &values),
+            sent_bytes: registry.counter(&catalog::EXPORTER_SENT_BYTES, &values),
             failed: registry.counter(&catalog::EXPORTER_FAILED, &values),
             rejected_by_peer: registry.counter(&catalog::EXPORTER_PEER_REJECTED, &values),
             retries: registry.counter(&catalog::EXPORTER_RETRIES, &values),
@@ -58,6 +61,8 @@ impl ExporterInstruments {
 /// The peer took a request; it may have rejected part of it (OTLP's partial success).
 pub struct ExportDelivered<'a> {
     pub items: usize,
+    /// The request's size, as OTLP protobuf.
+    pub bytes: usize,
     pub rejected: u64,
     /// The peer's partial-success message, empty if it gave none.
     pub message: &'a str,
@@ -69,6 +74,7 @@ impl Event for ExportDelivered<'_> {
     fn emit(self, to: &ExporterInstruments) {
         let rejected = self.rejected.min(self.items as u64);
         to.sent.add(self.items as u64 - rejected);
+        to.sent_bytes.add(self.bytes as u64);
         if self.rejected > 0 || !self.message.is_empty() {
             to.rejected_by_peer.add(self.rejected);
             tracing::warn!(exporter = %to.exporter, signal = %to.signal, rejected = self.rejected, message = %self.message, "peer accepted the request partially");

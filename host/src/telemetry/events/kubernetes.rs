@@ -1,22 +1,51 @@
-//! The Kubernetes watches' events: an outage of the API server starts, and ends.
+//! The Kubernetes watches' events: a full list finishes, an outage of the API server starts,
+//! and ends. The console's Kubernetes view reads the failure count, the last list's time and
+//! the outage notes (`kubernetes/KIND`).
 
 use super::Event;
 use crate::telemetry::catalog;
-use crate::telemetry::metrics::{Counter, Registry};
+use crate::telemetry::metrics::{Counter, Recent, Registry};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-/// The failure counter of one kind's watch.
+/// One kind's watch: its failures, when it last listed, and its recent outages.
 pub struct WatchInstruments {
     what: &'static str,
     failures: Counter,
+    /// Seconds since the epoch, as f64 bits.
+    listed_at: Arc<AtomicU64>,
+    notes: Arc<Recent>,
 }
 
 impl WatchInstruments {
     /// `what`: the kind watched, as its `kind` label says it: `pods`, `nodes`, …
     pub fn new(registry: &Registry, what: &'static str) -> Self {
+        let listed_at = Arc::new(AtomicU64::new(0f64.to_bits()));
+        let read = listed_at.clone();
+        registry.gauge_fn(&catalog::KUBERNETES_LISTED, &[what], move || {
+            f64::from_bits(read.load(Ordering::Relaxed))
+        });
         WatchInstruments {
             what,
             failures: registry.counter(&catalog::KUBERNETES_WATCH_FAILURES, &[what]),
+            listed_at,
+            notes: registry.recent(&format!("kubernetes/{what}")),
         }
+    }
+}
+
+/// A list of every object of the kind finished (the first, or a relist after the watch
+/// expired): the cache holds what the API server has.
+pub struct WatchListed;
+
+impl Event for WatchListed {
+    type Instruments = WatchInstruments;
+
+    fn emit(self, to: &WatchInstruments) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        to.listed_at.store(now.to_bits(), Ordering::Relaxed);
     }
 }
 
@@ -34,6 +63,7 @@ impl Event for WatchFailed<'_> {
         to.failures.add(1);
         let (what, error) = (to.what, self.error);
         if self.first_of_outage {
+            to.notes.note("failing", error.to_string());
             tracing::warn!(what, %error, "Kubernetes watch failed; retrying with backoff, the cache keeps what it has");
         } else {
             tracing::debug!(what, %error, "Kubernetes watch still failing");
@@ -48,6 +78,7 @@ impl Event for WatchResumed {
     type Instruments = WatchInstruments;
 
     fn emit(self, to: &WatchInstruments) {
+        to.notes.note("resumed", "the API server answers again");
         tracing::info!(what = to.what, "Kubernetes watch resumed");
     }
 }

@@ -17,7 +17,7 @@ pub use export::{
     ExportDelivered, ExportFinished, ExportGaveUp, ExportKeptOnDisk, ExportRetrying, ExportSplit,
     ExporterInstruments,
 };
-pub use kubernetes::{WatchFailed, WatchInstruments, WatchResumed};
+pub use kubernetes::{WatchFailed, WatchInstruments, WatchListed, WatchResumed};
 pub use plugin::{
     PluginFailed, PluginInstruments, PluginRejected, PluginRolledBack, PluginSwapped,
 };

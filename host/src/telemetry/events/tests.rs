@@ -62,6 +62,7 @@ fn export_events_count_into_their_own_series() {
     let labels = r#"{exporter="otlp/alloy",signal="traces"}"#;
     ExportDelivered {
         items: 10,
+        bytes: 1234,
         rejected: 3,
         message: "3 spans had no id",
     }
@@ -91,6 +92,7 @@ fn export_events_count_into_their_own_series() {
     .emit(&to);
     let series = |name: &str| value(&registry, &format!("{name}{labels}"));
     assert_eq!(series("trailhead_exporter_sent_items_total"), "7");
+    assert_eq!(series("trailhead_exporter_sent_bytes_total"), "1234");
     assert_eq!(series("trailhead_exporter_peer_rejected_items_total"), "3");
     assert_eq!(series("trailhead_exporter_retries_total"), "1");
     assert_eq!(series("trailhead_exporter_size_splits_total"), "1");
