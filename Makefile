@@ -13,6 +13,7 @@ HELM        := $(PEERS)/helm
 APISERVER   := $(PEERS)/kube-apiserver
 ETCD        := $(PEERS)/etcd
 DAPR_PEER   := $(PEERS)/dapr-peer
+REGISTRY    := $(PEERS)/registry-peer
 FLUENT_NODE := tests/peers/fluent-node/node_modules/.installed
 BINARY      := target/release/trailhead
 DIST        := target/dist/trailhead
@@ -141,9 +142,10 @@ $(CONSOLE_NODE): tests/console/package.json tests/console/package-lock.json
 	cd tests/console && npm ci --no-audit --no-fund
 	touch $@
 
-## peers: the OpenTelemetry Collector, helm, kube-apiserver, etcd and Dapr's trace exporters (as
-## its sidecar builds them), built from their Go modules; fluent-logger for Node (from npm)
-peers: $(COLLECTOR) $(HELM) $(APISERVER) $(ETCD) $(DAPR_PEER) $(FLUENT_NODE)
+## peers: the OpenTelemetry Collector, helm, kube-apiserver, etcd, Dapr's trace exporters (as
+## its sidecar builds them) and an OCI registry (go-containerregistry's), built from their Go
+## modules; fluent-logger for Node (from npm)
+peers: $(COLLECTOR) $(HELM) $(APISERVER) $(ETCD) $(DAPR_PEER) $(REGISTRY) $(FLUENT_NODE)
 $(COLLECTOR): tests/peers/collector/go.mod tests/peers/collector/main.go
 	cd tests/peers/collector && $(GO_BUILD) -o ../bin/otelcol-peer .
 $(HELM): tests/peers/helm/go.mod
@@ -154,6 +156,8 @@ $(ETCD): tests/peers/etcd/go.mod
 	cd tests/peers/etcd && $(GO_BUILD) -o ../bin/etcd go.etcd.io/etcd/server/v3
 $(DAPR_PEER): tests/peers/dapr/go.mod tests/peers/dapr/main.go
 	cd tests/peers/dapr && $(GO_BUILD) -o ../bin/dapr-peer .
+$(REGISTRY): tests/peers/registry/go.mod tests/peers/registry/main.go
+	cd tests/peers/registry && $(GO_BUILD) -o ../bin/registry-peer .
 $(FLUENT_NODE): tests/peers/fluent-node/package.json tests/peers/fluent-node/package-lock.json
 	cd tests/peers/fluent-node && npm ci --no-audit --no-fund
 	touch $@

@@ -2,9 +2,11 @@
 key made here for the test (helm's provenance file), and indexes it; served on 127.0.0.1 by
 Python's http.server, it is what `helm repo add` and `helm install --verify --dry-run` read
 (against a real kube-apiserver, cluster.py, which checks the manifests without running them),
-and what deploy.sh installs from when MATHTRAIL_CHARTS_URL is set. helm runs with its own HELM_* homes,
-so the user's repositories are untouched."""
+and what deploy.sh installs from when MATHTRAIL_CHARTS_URL is set. The same package is pushed to an
+OCI registry (go-containerregistry's, in memory: tests/peers/registry) and installed from there.
+helm runs with its own HELM_* homes, so the user's repositories are untouched."""
 
+import contextlib
 import functools
 import hashlib
 import os
@@ -23,6 +25,7 @@ from test_chart import HELM, find
 CHART = REPO / "deploy" / "helm" / "trailhead"
 VALUES = REPO / "deploy" / "stack" / "trailhead.values.yaml"
 KEY = "mathtrail-charts test <charts@mathtrail.invalid>"
+REGISTRY = REPO / "tests" / "peers" / "bin" / "registry-peer"
 
 
 @pytest.fixture
@@ -117,3 +120,35 @@ def test_chart_repository_serves_a_signed_chart(tmp_path, keyring, served, apise
     # Offline, deploy.sh added only our repository, in the helm homes given to it.
     repositories = subprocess.run([str(HELM), "repo", "list", "-o", "yaml"], env=env, capture_output=True, text=True).stdout
     assert {r["name"]: r["url"] for r in yaml.safe_load(repositories)} == {"mathtrail-charts": url}
+
+    # Or from an OCI registry, as deploy/README.md shows: helm push, then install by reference.
+    with oci_registry() as registry:
+        pushed = subprocess.run([str(HELM), "push", str(package), f"oci://{registry}/mathtrail-charts", "--plain-http"],
+                                env=env, capture_output=True, text=True)
+        assert pushed.returncode == 0, pushed.stderr
+        digest = next(line.split()[-1] for line in pushed.stdout.splitlines() + pushed.stderr.splitlines()
+                      if line.startswith("Digest:"))
+        shown = subprocess.run([str(HELM), "show", "chart", f"oci://{registry}/mathtrail-charts/trailhead", "--version", version,
+                                "--plain-http"], env=env, capture_output=True, text=True)
+        assert shown.returncode == 0, shown.stderr
+        assert yaml.safe_load(shown.stdout)["version"] == version
+        installed = subprocess.run([str(HELM), "install", "trailhead", f"oci://{registry}/mathtrail-charts/trailhead",
+                                    "--version", version, "--plain-http", "--namespace", "monitoring", "-f", str(VALUES),
+                                    "--dry-run=server", "--kubeconfig", str(apiserver.kubeconfig)],
+                                   env=env, capture_output=True, text=True)
+        assert installed.returncode == 0, installed.stderr
+        assert f"Digest: {digest}" in installed.stdout + installed.stderr  # the very package pushed
+        assert "STATUS: pending-install" in installed.stdout and "kind: Deployment" in installed.stdout
+
+
+@contextlib.contextmanager
+def oci_registry():
+    """go-containerregistry's in-memory OCI registry (tests/peers/registry) on 127.0.0.1: its address."""
+    if not REGISTRY.exists():
+        pytest.fail(f"{REGISTRY} is missing: run `make peers`")
+    process = subprocess.Popen([str(REGISTRY)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        yield process.stdout.readline().strip()
+    finally:
+        process.kill()
+        process.wait(10)
