@@ -28,7 +28,7 @@ build: plugins
 ## bench-tools: the load generator, the sink and the measuring binaries (`make bench` only: no
 ## test runs them, and their links are minutes of CI's budget)
 bench-tools:
-	$(CARGO) build --release -j$(JOBS) -p trailhead-bench
+	$(CARGO) build --release -j$(JOBS) -p trailhead-bench --config 'profile.release.package.trailhead.opt-level=3'
 
 ## plugins: every plugin as a component → target/plugins/NAME.wasm: the Rust ones
 ## (wasm32-wasip2), and the Python (componentize-py) and JavaScript (componentize-js) examples
@@ -59,14 +59,14 @@ run: build
 ## The Go peers and the Rust build run side by side first. Then the e2e tests run (they mostly
 ## wait on sockets and peers), and beside them, at the lowest CPU priority so the tests keep the
 ## CPU they ask for, the unit tests and the fuzz targets compile (`test-builds`, its output in
-## target/test-builds.log); the tests that bound memory, the unit tests and the fuzz smoke follow.
+## target/test-builds.log). Then the unit tests and the fuzz smoke (one core each) run together.
 test:
 	$(MAKE) -j2 setup build
 	@mkdir -p target && nice -n 19 $(MAKE) test-builds > target/test-builds.log 2>&1 & builds=$$!; \
-	  $(MAKE) e2e-parallel; e2e=$$?; \
+	  $(MAKE) e2e; e2e=$$?; \
 	  wait $$builds; compiled=$$?; cat target/test-builds.log; \
 	  [ $$e2e -eq 0 ] && [ $$compiled -eq 0 ]
-	$(MAKE) e2e-serial unit fuzz-smoke
+	$(MAKE) -j2 --output-sync=target unit fuzz-smoke
 
 PLUGIN_TESTS := -p trailhead-ottl -p filter -p k8sattributes -p k8sattributes-settings -p pdata-text -p attraction -p attributes -p resource -p transform -p probabilistic-sampler -p redaction -p trailhead-plugin -p latency-sampler --target $$(rustc -vV | sed -n 's/^host: //p')
 
@@ -89,7 +89,8 @@ unit: plugins venv
 	node --test plugins/sdk-js/
 
 # Two workers, a file each at a time; then the tests marked `serial` (bounds on memory that a
-# test running beside them would move) alone.
+# test running beside them would move) with no other test beside them (`make test`'s niced
+# compiles may run then: they take only the CPU the tests leave).
 E2E_ENV := TRAILHEAD_BIN=$(BINARY) OTELCOL_BIN=$(COLLECTOR) KUBE_APISERVER_BIN=$(APISERVER) ETCD_BIN=$(ETCD) DAPR_PEER_BIN=$(DAPR_PEER)
 e2e: e2e-parallel e2e-serial
 e2e-parallel: build venv peers browser

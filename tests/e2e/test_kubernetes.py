@@ -392,7 +392,7 @@ def test_console_kubernetes_view(cluster, sink, start_trailhead, tmp_path):
     from the same state /metrics reads, a pod looked up by IP, and a failing watch's outage."""
     from test_console import AXE, browser_session, serious_violations
 
-    cluster.pod("console-lookup", NS, "127.0.0.61", labels={"app": "console"})
+    cluster.pod("console-lookup", NS, "127.0.0.191", labels={"app": "console"})
     # The cache keeps the labels `extract` reads, and the lookup shows what the cache keeps.
     trailhead = start(start_trailhead, sink, cluster, wait_for_metadata=True,
                       extract={"labels": [{"key": "app", "from": "pod"}]})
@@ -405,17 +405,17 @@ def test_console_kubernetes_view(cluster, sink, start_trailhead, tmp_path):
         listed = page.locator('#k8s-watches tr[data-kind="pods"] td').nth(1)
         assert listed.text_content() != "not yet"
         assert page.text_content("#k8s-summary").split()[0].isdigit()
-        page.fill("#pod-ip", "127.0.0.61")
+        page.fill("#pod-ip", "127.0.0.191")
         page.click("#pod-find")
         page.wait_for_function("document.getElementById('pod-status').textContent.includes(' is ')")
-        assert page.text_content("#pod-status") == f"127.0.0.61 is {NS}/console-lookup"
+        assert page.text_content("#pod-status") == f"127.0.0.191 is {NS}/console-lookup"
         assert "app=console" in page.text_content("#pod")
         if os.environ.get("TRAILHEAD_SCREENSHOTS") == "1":
             page.screenshot(path=str(REPO / "docs" / "console" / "kubernetes.png"), full_page=True)
-        page.fill("#pod-ip", "127.0.0.99")
+        page.fill("#pod-ip", "127.0.0.199")
         page.click("#pod-find")
         page.wait_for_function("document.getElementById('pod-status').textContent.startsWith('no pod')")
-        assert "no pod with IP 127.0.0.99 among the" in page.text_content("#pod-status")
+        assert "no pod with IP 127.0.0.199 among the" in page.text_content("#pod-status")
         page.add_script_tag(path=str(AXE))
         assert serious_violations(page) == []
 

@@ -8,7 +8,8 @@ import requests
 
 from conftest import REPO, gateway_config
 
-KUBERNETES_ONLY = {"trailhead_kubernetes_pods", "trailhead_kubernetes_watch_failures_total"}  # test_kubernetes
+KUBERNETES_ONLY = {"trailhead_kubernetes_pods", "trailhead_kubernetes_watch_failures_total",  # test_kubernetes
+                   "trailhead_kubernetes_listed_timestamp_seconds"}
 # Served once a TLS or token file is watched (test_rotation checks them).
 SECRETS_ONLY = {"trailhead_secret_reloads_total", "trailhead_secret_reload_failures_total"}
 
