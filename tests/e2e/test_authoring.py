@@ -61,7 +61,7 @@ def test_plugin_new_builds_and_runs(tmp_path):
     checked = subprocess.run([str(BINARY), "plugin", "check", str(wasm), "--config", '{"key":"team","value":"x"}'],
                              capture_output=True, text=True)
     assert checked.returncode == 0 and "name: team-stamp" in checked.stdout, checked.stdout + checked.stderr
-    assert "contract: mathtrail:trailhead@0.2.0" in checked.stdout, checked.stdout
+    assert "contract: mathtrail:trailhead@0.2.1" in checked.stdout, checked.stdout
     request = tmp_path / "request.json"
     import json
     request.write_text(json.dumps(SPANS))

@@ -291,6 +291,23 @@ impl Config {
             .map(|(_, p)| &p.settings)
     }
 
+    /// A problem with processor `id` in pipeline `pipeline`, at the line that lists it there.
+    pub fn pipeline_diagnostic(
+        &self,
+        pipeline: &ComponentId,
+        id: &ComponentId,
+        message: String,
+    ) -> Diagnostic {
+        let (pipeline_text, id_text) = (pipeline.to_string(), id.to_string());
+        let at = ["service", "pipelines", pipeline_text.as_str()];
+        Diagnostic {
+            file: self.source.display().to_string(),
+            position: self.tree.locate(&at, Some(id_text.as_str())),
+            component: Some(format!("pipeline `{pipeline}`")),
+            message,
+        }
+    }
+
     /// A processor's load error as a diagnostic. A plugin that rejects its config starts its
     /// message with where (`traces.span[1]: …`), which becomes a line of this file.
     pub fn processor_diagnostic(

@@ -9,7 +9,8 @@ use crate::config::Typed;
 use crate::pdata::Signal;
 use crate::pipeline::{batch, memory_limiter};
 use crate::processors::{
-    ALIASES, BUILT_IN, HostSettings, TRANSLATED, canonical, split_settings, tail_sampling,
+    ALIASES, BUILT_IN, BUILT_IN_FOR_PROFILES, HostSettings, TRANSLATED, canonical, split_settings,
+    tail_sampling,
 };
 use serde::{Deserialize, Deserializer};
 
@@ -26,16 +27,20 @@ impl ProcessorConfig {
         split_settings(&self.settings)
     }
 
-    /// Whether it may sit in a profiles pipeline: the host's memory limiter, and the built-in
-    /// `k8sattributes`, which works at the resource level (see `processors::PROFILES_REFUSAL`).
+    /// Whether it may sit in a profiles pipeline, as far as the config tells: the host's
+    /// memory limiter, a built-in that declares `profiles`, or a `plugin:` (whether that one
+    /// declares it is known once it is loaded: `service::reload` refuses it then). See
+    /// `processors::PROFILES_REFUSAL`.
     pub fn takes_profiles(&self) -> bool {
-        match self.kind.as_str() {
-            memory_limiter::KIND => true,
-            crate::processors::RESOURCE_LEVEL_FOR_PROFILES => self
-                .host_settings()
-                .is_ok_and(|(host, _)| host.plugin.is_none()),
-            _ => false,
+        let kind = self.kind.as_str();
+        if kind == memory_limiter::KIND {
+            return true;
         }
+        if [batch::KIND, tail_sampling::KIND].contains(&kind) || TRANSLATED.contains(&kind) {
+            return false; // the host's own, or detected by the host: never for profiles
+        }
+        self.host_settings()
+            .is_ok_and(|(host, _)| host.plugin.is_some() || BUILT_IN_FOR_PROFILES.contains(&kind))
     }
 
     /// Whether the processor names a plugin: a `plugin:` path, or a built-in type.

@@ -20,9 +20,10 @@
 //! **Never merged.** A request's profiles index into its one `dictionary`, so requests are never
 //! concatenated or split (see [`super::Signal::merges_by_concatenation`]).
 //!
-//! **Resource-level processing.** A plugin sees a profiles request as a logs request holding
-//! its resources ([`resources_as_logs`]), one empty log record each; the resources it returns
-//! are written back in place ([`with_resources`]) and every other byte stays as it came.
+//! **Resource-level processing.** A plugin that declares `profiles` (contract 0.2.1) gets a
+//! `profile-batch`, which the host keeps as a logs request holding the request's resources
+//! ([`resources_as_logs`]), one empty log record each; after the call the resources are
+//! written back in place ([`with_resources`]) and every other byte stays as it came.
 
 use super::wire::{self, Value, WireError};
 use opentelemetry_proto::tonic::collector::profiles::v1development::ExportProfilesServiceRequest;
@@ -78,8 +79,12 @@ pub fn check_decodes(payload: &[u8]) -> Result<(), WireError> {
 /// as plugins may skip resources without items.
 const ONE_EMPTY_RECORD: [u8; 4] = [0x12, 0x02, 0x12, 0x00];
 
+/// `schema_url`: field 3 of both `ResourceProfiles` and `ResourceLogs`.
+const SCHEMA_URL: u64 = 3;
+
 /// The request's resources as an encoded `ExportLogsServiceRequest`: one `ResourceLogs` per
-/// `ResourceProfiles`, in order, holding its resource and one empty log record.
+/// `ResourceProfiles`, in order, holding its resource, its schema URL and one empty log
+/// record. Only the resources are ever written back.
 pub fn resources_as_logs(payload: &[u8]) -> Vec<u8> {
     let mut logs = Vec::new();
     for resource_profiles in wire::messages(payload, 1) {
@@ -88,6 +93,9 @@ pub fn resources_as_logs(payload: &[u8]) -> Vec<u8> {
             wire::put_bytes_field(&mut resource_logs, 1, resource);
         }
         resource_logs.extend_from_slice(&ONE_EMPTY_RECORD);
+        if let Some(Value::Bytes(url)) = wire::last(resource_profiles, SCHEMA_URL) {
+            wire::put_bytes_field(&mut resource_logs, SCHEMA_URL, url);
+        }
         wire::put_bytes_field(&mut logs, 1, &resource_logs);
     }
     logs
@@ -203,6 +211,10 @@ mod tests {
         let mut logs = ExportLogsServiceRequest::decode(resources_as_logs(&bytes).as_slice())
             .expect("a logs request");
         assert_eq!(logs.resource_logs.len(), 2);
+        assert_eq!(
+            logs.resource_logs[1].schema_url,
+            original.resource_profiles[1].schema_url
+        );
         for resource_logs in &mut logs.resource_logs {
             let resource = resource_logs.resource.as_mut().unwrap();
             resource

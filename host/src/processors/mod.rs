@@ -18,7 +18,7 @@ use breaker::Breaker;
 pub use builtin::{ALIASES, BUILT_IN, TRANSLATED, built_in_dirs, canonical, find_built_in};
 pub use settings::{HostSettings, LimitSettings, OnFailure, plugin_settings, split_settings};
 
-use crate::pdata::{Batch, Signal, profiles};
+use crate::pdata::{Batch, Signal};
 use crate::pipeline::{ProcessError, Processed, Processor, Rejection};
 use crate::telemetry::events::{
     Event, PluginFailed, PluginInstruments, PluginRejected, PluginRolledBack, PluginSwapped,
@@ -27,20 +27,19 @@ use crate::telemetry::metrics::Registry;
 use arc_swap::{ArcSwap, ArcSwapOption};
 use futures::future::BoxFuture;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use wasm::{Failure, FailureKind, Plugin};
 
-/// The built-in plugin a profiles pipeline may run, on each profile resource: it edits
-/// resource attributes only, so it is given the resources as a logs batch and its answer is
-/// written back into the profiles request (`pdata::profiles`).
-pub const RESOURCE_LEVEL_FOR_PROFILES: &str = "k8sattributes";
+/// The built-in plugins that declare `profiles` (contract 0.2.1), so a profiles pipeline may
+/// list them; checked against the plugins themselves by an integration test (`wasm_profiles`).
+pub const BUILT_IN_FOR_PROFILES: &[&str] = &["k8sattributes"];
 
-/// Why any other processor is refused in a profiles pipeline.
-pub const PROFILES_REFUSAL: &str = "plugins are given traces, metrics and logs only (the WIT \
-    contract has no profiles batch); a profiles pipeline runs `memory_limiter` and the built-in \
-    `k8sattributes` (on each profile's resource)";
+/// Why a processor is refused in a profiles pipeline.
+pub const PROFILES_REFUSAL: &str = "a profiles pipeline runs the host's `memory_limiter` and \
+    plugins that declare `profiles` in their signals (contract 0.2.1, which gives them each \
+    profile's resource through `process-profiles`); of the built-ins, `k8sattributes` does";
 
 /// How many traps a new version may have during probation before it is rolled back.
 const PROBATION_TRAPS: u64 = 3;
@@ -58,6 +57,8 @@ pub struct WasmProcessor {
     breaker: Mutex<Breaker>,
     on_failure: OnFailure,
     metrics: PluginInstruments,
+    /// Whether a profiles pipeline runs it: a new version must then declare `profiles` too.
+    on_profiles: AtomicBool,
 }
 
 impl WasmProcessor {
@@ -73,7 +74,18 @@ impl WasmProcessor {
             breaker: Mutex::new(Breaker::default()),
             on_failure,
             metrics,
+            on_profiles: AtomicBool::new(false),
         }
+    }
+
+    /// Whether the running version asked to see `signal`.
+    pub fn handles(&self, signal: Signal) -> bool {
+        self.plugin.load().handles(signal)
+    }
+
+    /// Marks whether a profiles pipeline runs this processor (set at every (re)load).
+    pub fn set_on_profiles(&self, on_profiles: bool) {
+        self.on_profiles.store(on_profiles, Ordering::Relaxed);
     }
 
     /// The plugin file, for watching.
@@ -86,7 +98,17 @@ impl WasmProcessor {
     /// serving. Returns whether a new version was applied.
     pub fn reload(&self) -> Result<bool, wasm::LoadError> {
         let current = self.plugin.load_full();
-        match current.reload() {
+        let reloaded = current.reload().and_then(|next| match next {
+            Some(next)
+                if self.on_profiles.load(Ordering::Relaxed) && !next.handles(Signal::Profiles) =>
+            {
+                Err(wasm::LoadError::Profiles {
+                    path: next.path.clone(),
+                })
+            }
+            next => Ok(next),
+        });
+        match reloaded {
             Ok(None) => Ok(false),
             Ok(Some(next)) => {
                 let (from, to) = (&current.sha256, &next.sha256);
@@ -210,52 +232,13 @@ impl Processor for WasmProcessor {
     }
 
     fn process(&self, batch: Batch) -> BoxFuture<'_, Result<Processed, ProcessError>> {
-        // The other signals' future is returned as it is: no second box per batch.
-        match batch.signal {
-            Signal::Profiles => Box::pin(self.process_profile_resources(batch)),
-            _ => self.process_batch(batch),
-        }
+        self.process_batch(batch)
     }
 }
 
 impl WasmProcessor {
-    /// A profiles request, at the resource level: the plugin processes its resources as a logs
-    /// batch, and the resources it returns replace the request's own; every other byte of the
-    /// request stays as it came. Only [`RESOURCE_LEVEL_FOR_PROFILES`] is configured here.
-    async fn process_profile_resources(&self, batch: Batch) -> Result<Processed, ProcessError> {
-        let payload = batch.payload.to_bytes();
-        let logs = bytes::Bytes::from(profiles::resources_as_logs(&payload));
-        let resources =
-            Batch::from_protobuf(Signal::Logs, logs, batch.context.clone()).map_err(|e| {
-                ProcessError {
-                    processor: self.id.clone(),
-                    message: format!("the profile resources as logs: {e}"),
-                }
-            })?;
-        let rejected = |reason: String| Rejection {
-            items: batch.items as u64,
-            reason,
-        };
-        Ok(match self.process_batch(resources).await? {
-            Processed::Kept(out) => {
-                match profiles::with_resources(&payload, &out.payload.to_bytes()) {
-                    Ok(enriched) => Processed::Kept(Batch {
-                        payload: bytes::Bytes::from(enriched).into(),
-                        ..batch
-                    }),
-                    Err(why) => self.apply_policy(batch, &format!("failed: {why}")),
-                }
-            }
-            Processed::Rejected(rejection) => Processed::Rejected(rejected(rejection.reason)),
-            // Dropping a profile's resource would leave its samples without one.
-            Processed::Filtered | Processed::Held(_) => self.apply_policy(
-                batch,
-                "failed: it dropped a profile resource (profiles are processed at the resource \
-                 level only)",
-            ),
-        })
-    }
-
+    /// Runs the plugin on a batch of a signal it declared (a profiles request included, at the
+    /// resource level: `wasm::profiles`); passes the others through.
     fn process_batch(&self, batch: Batch) -> BoxFuture<'_, Result<Processed, ProcessError>> {
         Box::pin(async move {
             let plugin = self.plugin.load_full();
@@ -306,7 +289,9 @@ impl WasmProcessor {
                         .dropped_items
                         .add(batch.items.saturating_sub(out.items) as u64);
                     Ok(match out.items {
-                        0 => Processed::Filtered,
+                        // A profiles request keeps its samples (a plugin cannot remove any),
+                        // so one that had none is still a request to pass on.
+                        0 if batch.signal != Signal::Profiles => Processed::Filtered,
                         _ => Processed::Kept(out),
                     })
                 }

@@ -108,7 +108,7 @@ pub fn test(file: &Path, settings: &str, input: &str) -> Result<String, String> 
 static TEMPLATE: include_dir::Dir =
     include_dir::include_dir!("$CARGO_MANIFEST_DIR/../plugins/template");
 static SDK: include_dir::Dir = include_dir::include_dir!("$CARGO_MANIFEST_DIR/../plugins/sdk");
-static WIT: include_dir::Dir = include_dir::include_dir!("$CARGO_MANIFEST_DIR/../wit/0.2.0");
+static WIT: include_dir::Dir = include_dir::include_dir!("$CARGO_MANIFEST_DIR/../wit/0.2.1");
 
 /// Crate names `plugin new` refuses: Rust's own crates, cargo's reserved names, and the SDK's.
 const RESERVED: [&str; 7] = [
@@ -255,7 +255,7 @@ mod tests {
         let wit = std::fs::read_dir(root.join("trailhead-sdk/wit"))
             .unwrap()
             .count();
-        assert_eq!(wit, WIT.files().count(), "every WIT file of 0.2.0");
+        assert_eq!(wit, WIT.files().count(), "every WIT file of 0.2.1");
         assert!(!root.join("Cargo.lock").exists() && !root.join("trailhead-sdk/target").exists());
     }
 }

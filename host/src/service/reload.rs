@@ -15,10 +15,13 @@ use crate::components::shown::{self, ValueChange};
 use crate::components::{Config, ConfigDiff, Snapshot};
 use crate::config::ComponentId;
 use crate::kubernetes;
+use crate::pdata::Signal;
 use crate::pipeline::{Pipeline, Processors, batch, memory_limiter};
 use crate::processors::tail_sampling::{SamplerSlot, TailSampling};
 use crate::processors::wasm::{LoadError, Runtime};
-use crate::processors::{WasmProcessor, find_built_in, resourcedetection, tail_sampling};
+use crate::processors::{
+    PROFILES_REFUSAL, WasmProcessor, find_built_in, resourcedetection, tail_sampling,
+};
 use crate::telemetry::events::{
     Event, ReloadApplied, ReloadInstruments, ReloadRejected, ReloadUnchanged,
 };
@@ -172,7 +175,35 @@ fn load(
             );
         }
     }
+    check_profiles(config, &loaded)?;
     Ok(loaded)
+}
+
+/// Refuses a plugin on a profiles pipeline that does not declare `profiles` (which only a
+/// plugin's `init` tells, so the config's own checks let a `plugin:` through to here), and
+/// marks the others, so a new version of theirs that stops declaring it is refused too.
+fn check_profiles(config: &Config, loaded: &Loaded) -> Result<(), StartError> {
+    let on_profiles = |id: &ComponentId| {
+        config.service.pipelines.iter().find(|(pipeline, p)| {
+            Signal::parse(&pipeline.kind) == Some(Signal::Profiles) && p.processors.contains(id)
+        })
+    };
+    for (id, processor) in loaded {
+        let pipeline = on_profiles(id).map(|(pipeline, _)| pipeline);
+        processor.set_on_profiles(pipeline.is_some());
+        if let Some(pipeline) = pipeline
+            && !processor.handles(Signal::Profiles)
+        {
+            let message = format!(
+                "processor `{id}` cannot process profiles: its plugin does not declare \
+                 `profiles` in its signals; {PROFILES_REFUSAL}"
+            );
+            return Err(StartError::Processor(
+                config.pipeline_diagnostic(pipeline, id, message),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A pipeline's processor list from the loaded processors and the pipeline's own stateful

@@ -11,3 +11,4 @@ mod room_wait;
 mod sources;
 mod wasm_contract;
 mod wasm_plugins;
+mod wasm_profiles;

@@ -1,4 +1,5 @@
-//! The components `make plugins` builds into target/plugins/, for the tests that load them.
+//! The components `make plugins` builds into target/plugins/ (or `TRAILHEAD_PLUGIN_DIR`, when
+//! set: a build of one's own), for the tests that load them.
 
 // Not every helper is used by every test module.
 #![allow(dead_code)]
@@ -10,9 +11,11 @@ use trailhead::processors::wasm::{Limits, LoadError, Plugin, Runtime};
 
 /// A built component's path; fails the test, naming what to run, when it is missing.
 pub fn plugin_path(name: &str) -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/plugins")
-        .join(format!("{name}.wasm"));
+    let dir = std::env::var_os("TRAILHEAD_PLUGIN_DIR").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/plugins"),
+        PathBuf::from,
+    );
+    let path = dir.join(format!("{name}.wasm"));
     assert!(
         path.exists(),
         "{} is missing: run `make plugins`",

@@ -1,5 +1,5 @@
-//! The batch traits: every method of the WIT's `span-batch`, `log-batch` and `metric-batch`,
-//! implemented for the host's lent batches here and for the native ones in
+//! The batch traits: every method of the WIT's `span-batch`, `log-batch`, `metric-batch` and
+//! `profile-batch`, implemented for the host's lent batches here and for the native ones in
 //! [`crate::testing`]. Plugin code takes `&impl SpanBatch`, so it runs over either.
 //!
 //! Each trait is declared once, in the macro below, which also writes the component's
@@ -253,4 +253,41 @@ batch_trait! {
         fn exemplar_span_ids(&self) -> Vec<u8>;
     }
     provided {}
+}
+
+batch_trait! {
+    /// A batch of profiles (an `ExportProfilesServiceRequest`, `profiles.v1development`), at
+    /// the resource level only: one `resource` entry per `ResourceProfiles`; every other level
+    /// has no entries (a count of 0, empty columns; an index naming one panics, as the host
+    /// traps). The rest of the request (its dictionary, profiles and samples) is read-only,
+    /// through [`to_otlp`](ProfileBatch::to_otlp).
+    ///
+    /// There is no `remove`: a profile's resource cannot be removed, because its samples would
+    /// lose it. To drop a whole request, return an `Err` under `on_failure: drop`.
+    trait ProfileBatch for wasm::ProfileBatch;
+    {
+        /// How many resources the batch has (`resource`); 0 for every other level.
+        fn count(&self, level: Level) -> u32;
+        /// One attribute of every resource (no value where a resource lacks it).
+        fn attr_column(&self, level: Level, key: &str) -> ValueColumn;
+        /// Every attribute of one resource.
+        fn attrs(&self, level: Level, index: u32) -> Vec<KeyValue>;
+        /// Sets one attribute, inserting or overwriting, on the given resources.
+        fn set_attr(&self, level: Level, indexes: &[u32], key: &str, value: &AnyValue);
+        /// Sets several attributes, inserting or overwriting, on one resource.
+        fn set_attrs(&self, level: Level, index: u32, attrs: &[KeyValue]);
+        /// Removes attributes from the given resources.
+        fn remove_attrs(&self, level: Level, indexes: &[u32], keys: &[String]);
+        /// The `schema_url` of every `ResourceProfiles` (empty for other levels).
+        fn schema_urls(&self, level: Level) -> StringColumn;
+        /// The whole request as it stands, this call's resource changes included, encoded
+        /// (protobuf).
+        fn to_otlp(&self) -> Vec<u8>;
+    }
+    provided {
+        /// Every resource index: `0..count(Level::Resource)`, for a write to all of them.
+        fn all_resources(&self) -> Vec<u32> {
+            (0..self.count(Level::Resource)).collect()
+        }
+    }
 }

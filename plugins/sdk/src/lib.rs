@@ -1,4 +1,4 @@
-//! Write a trailhead processor in Rust, against contract 0.2.0, and test it with `cargo test`.
+//! Write a trailhead processor in Rust, against contract 0.2.1, and test it with `cargo test`.
 //!
 //! # The one idea
 //!
@@ -63,9 +63,18 @@
 //!
 //! # Testing natively
 //!
-//! Plugin code is written against the traits [`SpanBatch`], [`LogBatch`] and [`MetricBatch`]
-//! (`&impl SpanBatch`), which the component's lent batches implement, and so do the in-memory
-//! batches of [`testing`], built from OTLP JSON. The same logic runs in a plain `cargo test`
+//! Plugin code is written against the traits [`SpanBatch`], [`LogBatch`], [`MetricBatch`] and
+//! [`ProfileBatch`] (`&impl SpanBatch`), which the component's lent batches implement, and so
+//! do the in-memory batches of [`testing`], built from OTLP JSON.
+//!
+//! # Profiles
+//!
+//! A plugin that lists [`Signal::Profiles`] in [`Plugin::signals`] gets
+//! [`Plugin::process_profiles`] with a [`ProfileBatch`]: the request's resources, to read and
+//! change their attributes (a profile's samples index into a dictionary the whole request
+//! shares, so a plugin sees the rest only encoded, through `to_otlp`). Only a plugin that
+//! declares profiles may sit in a profiles pipeline. Profiles are new in contract 0.2.1; a
+//! component built with this SDK needs a trailhead that links 0.2.1. The same logic runs in a plain `cargo test`
 //! on your machine (see [`testing`] for an example).
 
 mod batch;
@@ -75,7 +84,7 @@ mod plugin;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
 
-/// The bindings wit-bindgen generates from `wit/` (the contract 0.2.0). Plugins use the
+/// The bindings wit-bindgen generates from `wit/` (the contract 0.2.1). Plugins use the
 /// re-exports at the crate root; these are public for [`export!`].
 #[doc(hidden)]
 pub mod bindings {
@@ -88,7 +97,7 @@ pub mod bindings {
     });
 }
 
-pub use batch::{Batch, LogBatch, MetricBatch, SpanBatch};
+pub use batch::{Batch, LogBatch, MetricBatch, ProfileBatch, SpanBatch};
 pub use bindings::mathtrail::trailhead::types::{
     AnyValue, Buckets, ExponentialBuckets, KeyValue, Level, MetricType, PluginError, PluginInfo,
     Quantile, Signal, SpanEvent, SpanKind, SpanLink, StatusCode, StringColumn, Temporality,
@@ -209,6 +218,13 @@ macro_rules! export {
                     batch: &$crate::bindings::mathtrail::trailhead::batch::MetricBatch,
                 ) -> Result<(), $crate::PluginError> {
                     $crate::__export::with::<$plugin>(|p| $crate::Plugin::process_metrics(p, batch))
+                }
+                fn process_profiles(
+                    batch: &$crate::bindings::mathtrail::trailhead::batch::ProfileBatch,
+                ) -> Result<(), $crate::PluginError> {
+                    $crate::__export::with::<$plugin>(|p| {
+                        $crate::Plugin::process_profiles(p, batch)
+                    })
                 }
             }
     $crate::bindings::export_processor!(TrailheadExport with_types_in $crate::bindings);

@@ -1,7 +1,7 @@
 //! The [`Plugin`] trait, and how its config is read: the same way in the component's `init`
 //! and in the native harness, so a config a test accepts is one trailhead accepts.
 
-use crate::{LogBatch, MetricBatch, PluginError, PluginInfo, Signal, SpanBatch};
+use crate::{LogBatch, MetricBatch, PluginError, PluginInfo, ProfileBatch, Signal, SpanBatch};
 use serde::de::DeserializeOwned;
 
 /// What a `process_*` method returns on failure: the batch is left as it was, the processor's
@@ -61,6 +61,14 @@ pub trait Plugin: Sized + 'static {
 
     /// Changes metrics in place.
     fn process_metrics(&mut self, _batch: &impl MetricBatch) -> Result<(), Error> {
+        Ok(())
+    }
+
+    /// Changes the resource attributes of a profiles request in place (resource level only:
+    /// see [`ProfileBatch`]). Called only when [`Plugin::signals`] lists
+    /// [`Signal::Profiles`]; trailhead refuses to start a profiles pipeline whose plugin does
+    /// not. By default it leaves the request as it came.
+    fn process_profiles(&mut self, _batch: &impl ProfileBatch) -> Result<(), Error> {
         Ok(())
     }
 }

@@ -442,6 +442,11 @@ impl<S: Scope> Working<S> {
         })
     }
 
+    /// Whether the plugin changed anything so far.
+    pub fn changed(&self) -> bool {
+        self.changed
+    }
+
     pub fn resource_count(&self) -> u32 {
         self.skeleton.resources.len() as u32
     }

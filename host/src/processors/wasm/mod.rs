@@ -16,6 +16,7 @@ mod deadline;
 pub mod encoded;
 pub mod host;
 pub mod items;
+pub mod profiles;
 pub mod sampler;
 pub mod v0_1;
 pub mod v0_2;
@@ -165,6 +166,11 @@ pub enum LoadError {
         contract::VERSIONS
     )]
     Contract { path: PathBuf, reason: String },
+    #[error(
+        "plugin `{path}` does not declare `profiles` in its signals, and a profiles pipeline \
+         runs it"
+    )]
+    Profiles { path: PathBuf },
     #[error("plugin `{path}` rejected its config: {reason}")]
     Init { path: PathBuf, reason: String },
     #[error("plugin `{path}` failed its canary batch: {reason}")]
@@ -223,6 +229,7 @@ impl Runtime {
             &mut linker,
             |state| state,
         )?;
+        // 0.2.1's imports serve 0.2.0 components too (see `v0_2`).
         v0_2::bindings::Processor::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
             &mut linker,
             |state| state,
@@ -600,17 +607,24 @@ fn run(
         Signal::Traces => lend!(batch::SpanWork, process_spans),
         Signal::Logs => lend!(batch::LogWork, process_logs),
         Signal::Metrics => lend!(batch::MetricWork, process_metrics),
-        // No plugin declares profiles (the contract has no such signal); the pipeline gives a
-        // plugin a profiles request's resources as logs instead (`processors`).
-        Signal::Profiles => Ok(Err(
-            "the plugin contract has no profiles batch; profiles reach plugins as their \
-             resources"
-                .into(),
-        )),
+        Signal::Profiles => {
+            let work = profiles::ProfileWork::lend(batch.payload.clone())?;
+            let own = store.data_mut().table.push(work)?;
+            let outcome = bindings.process_profiles(&mut *store, Resource::new_borrow(own.rep()));
+            let work = store.data_mut().table.delete(own)?;
+            match outcome? {
+                // No sample can be removed: the count stays.
+                Ok(()) => Ok(Ok((
+                    work.into_encoded().map_err(wasmtime::Error::msg)?,
+                    batch.items,
+                ))),
+                Err(message) => Ok(Err(message)),
+            }
+        }
     }
 }
 
-/// One span, log record or metric point, for canary calls.
+/// One span, log record, metric point or profile sample, for canary calls.
 fn canary_batch(signal: Signal) -> Batch {
     use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
     use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -672,8 +686,31 @@ fn canary_batch(signal: Signal) -> Batch {
             },
             context,
         ),
-        // Never handled by a plugin (see `run`): an empty request.
-        Signal::Profiles => Batch::from_encoded(signal, Vec::new(), 0, context),
+        Signal::Profiles => Batch::from_message(signal, &canary_profiles(), context),
+    }
+}
+
+/// One resource with one profile of one sample.
+fn canary_profiles()
+-> opentelemetry_proto::tonic::collector::profiles::v1development::ExportProfilesServiceRequest {
+    use opentelemetry_proto::tonic::profiles::v1development::{
+        Profile, ProfilesDictionary, ResourceProfiles, Sample, ScopeProfiles,
+    };
+    opentelemetry_proto::tonic::collector::profiles::v1development::ExportProfilesServiceRequest {
+        resource_profiles: vec![ResourceProfiles {
+            scope_profiles: vec![ScopeProfiles {
+                profiles: vec![Profile {
+                    samples: vec![Sample::default()],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        dictionary: Some(ProfilesDictionary {
+            string_table: vec![String::new()],
+            ..Default::default()
+        }),
     }
 }
 

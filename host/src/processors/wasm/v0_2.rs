@@ -1,20 +1,44 @@
-//! Contract 0.2.0 (`wit/0.2.0`): its bindings and the host side of its imports. Batches are
-//! read in columns per level; a bad index or a list of the wrong length traps with a message
-//! naming the method, which is why every import here is trappable.
+//! Contract 0.2 (`wit/0.2.1`, and `wit/0.2.0` before it): its bindings and the host side of
+//! its imports. Batches are read in columns per level; a bad index or a list of the wrong
+//! length traps with a message naming the method, which is why every import here is
+//! trappable.
+//!
+//! Only 0.2.1's imports are linked. wasmtime's linker resolves an import of `…@0.2.0` to the
+//! definition of `…@0.2.1` (a semver-compatible lookup: the same `0.2` track, see wasmtime's
+//! `Linker` docs, "Names and Semver"), and a definition may have more than an import asks for
+//! (0.2.1's `profile-batch`). Exports are checked per version: a 0.2.0 component's through
+//! [`bindings_0_2_0`], whose `signal` has three cases, a 0.2.1 one's through [`bindings`].
 
 mod batch;
 
 use super::encoded;
 use super::host::{PluginState, log};
 use super::items::Level;
+use crate::pdata::Signal;
 use opentelemetry_proto::tonic::common::v1 as otlp;
 use prost::Message;
 
+/// Contract 0.2.1: the imports the host links, and the exports of a 0.2.1 component.
 pub mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit/0.2.1",
+        world: "processor",
+        imports: { default: trappable },
+        with: {
+            "mathtrail:trailhead/batch.span-batch": crate::processors::wasm::batch::SpanWork,
+            "mathtrail:trailhead/batch.log-batch": crate::processors::wasm::batch::LogWork,
+            "mathtrail:trailhead/batch.metric-batch": crate::processors::wasm::batch::MetricWork,
+            "mathtrail:trailhead/batch.profile-batch": crate::processors::wasm::profiles::ProfileWork,
+        },
+    });
+}
+
+/// Contract 0.2.0, for the exports of a 0.2.0 component only: its imports are served by
+/// 0.2.1's (see the module header), so nothing here is linked.
+pub mod bindings_0_2_0 {
     wasmtime::component::bindgen!({
         path: "../wit/0.2.0",
         world: "processor",
-        imports: { default: trappable },
         with: {
             "mathtrail:trailhead/batch.span-batch": crate::processors::wasm::batch::SpanWork,
             "mathtrail:trailhead/batch.log-batch": crate::processors::wasm::batch::LogWork,
@@ -25,6 +49,18 @@ pub mod bindings {
 
 use bindings::mathtrail::trailhead::{context, kubernetes as k8s, log as wit_log, types};
 use types::{AnyValue, KeyValue, ValueColumn, ValueKind};
+
+/// The signals of a 0.2.1 `plugin-info`, as the host's.
+pub fn signals(list: &[types::Signal]) -> Vec<Signal> {
+    list.iter()
+        .map(|s| match s {
+            types::Signal::Traces => Signal::Traces,
+            types::Signal::Metrics => Signal::Metrics,
+            types::Signal::Logs => Signal::Logs,
+            types::Signal::Profiles => Signal::Profiles,
+        })
+        .collect()
+}
 
 impl types::Host for PluginState {}
 impl bindings::mathtrail::trailhead::batch::Host for PluginState {}

@@ -25,7 +25,8 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use trailhead_plugin::{
-    AnyValue, Batch, Error, KeyValue, Level, LogBatch, MetricBatch, Plugin, Signal, SpanBatch,
+    AnyValue, Batch, Error, KeyValue, Level, LogBatch, MetricBatch, Plugin, ProfileBatch, Signal,
+    SpanBatch,
 };
 
 /// The processor: its settings, the cluster it asks, and what it has found so far.
@@ -50,7 +51,12 @@ impl<C: Cluster + Default + 'static> Plugin for K8sAttributes<C> {
         })
     }
     fn signals(&self) -> Vec<Signal> {
-        vec![Signal::Traces, Signal::Metrics, Signal::Logs]
+        vec![
+            Signal::Traces,
+            Signal::Metrics,
+            Signal::Logs,
+            Signal::Profiles,
+        ]
     }
     fn process_spans(&mut self, batch: &impl SpanBatch) -> Result<(), Error> {
         self.enrich(batch)
@@ -61,21 +67,44 @@ impl<C: Cluster + Default + 'static> Plugin for K8sAttributes<C> {
     fn process_metrics(&mut self, batch: &impl MetricBatch) -> Result<(), Error> {
         self.enrich(batch)
     }
+    /// A profile's resource, the same as any other batch's.
+    fn process_profiles(&mut self, batch: &impl ProfileBatch) -> Result<(), Error> {
+        self.enrich_resources(
+            batch.count(Level::Resource),
+            |res| batch.attrs(Level::Resource, res),
+            |res, added| batch.set_attrs(Level::Resource, res, added),
+        )
+    }
 }
 
 trailhead_plugin::export!(K8sAttributes<Host>);
 
 impl<C: Cluster> K8sAttributes<C> {
     fn enrich(&mut self, batch: &impl Batch) -> Result<(), Error> {
+        self.enrich_resources(
+            batch.count(Level::Resource),
+            |res| batch.attrs(Level::Resource, res),
+            |res, added| batch.set_attrs(Level::Resource, res, added),
+        )
+    }
+
+    /// Enriches `resources` resources, read with `attrs` and written with `set_attrs`: every
+    /// batch type's resources, a profile batch's included, which shares no trait with them.
+    fn enrich_resources(
+        &mut self,
+        resources: u32,
+        attrs: impl Fn(u32) -> Vec<KeyValue>,
+        set_attrs: impl Fn(u32, &[KeyValue]),
+    ) -> Result<(), Error> {
         if !self.config.passthrough {
             self.memo.keep_if(self.cluster.generation());
         }
         let sender = sender_ip(&self.config, &self.cluster);
-        for res in 0..batch.count(Level::Resource) {
-            let existing = batch.attrs(Level::Resource, res);
+        for res in 0..resources {
+            let existing = attrs(res);
             let added = self.attributes_for(&existing, sender.as_deref());
             if !added.is_empty() {
-                batch.set_attrs(Level::Resource, res, &added);
+                set_attrs(res, &added);
             }
         }
         Ok(())

@@ -279,3 +279,42 @@ fn mapped_ipv4_is_plain_ipv4() {
     );
     assert_eq!(canonical("fd00::1".parse().unwrap()), "fd00::1");
 }
+
+// A profile's resource is enriched as any other batch's, `k8s.pod.ip` included; its profile
+// stays as it came.
+#[test]
+fn enriches_profile_resources() {
+    use otlp::profiles::v1development::{Profile, ResourceProfiles, Sample, ScopeProfiles};
+    let profile = ScopeProfiles {
+        profiles: vec![Profile {
+            samples: vec![Sample {
+                values: vec![3],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let request = otlp::collector::profiles::v1development::ExportProfilesServiceRequest {
+        resource_profiles: vec![ResourceProfiles {
+            scope_profiles: vec![profile.clone()],
+            ..Default::default()
+        }],
+        dictionary: Some(Default::default()),
+    };
+    let mut batch = testing::Profiles::from_request(request);
+    let mut plugin = plugin("{}", Some("10.0.0.5:4000"));
+    batch.run(&mut plugin).unwrap();
+    let out = batch.request();
+    let resource = out.resource_profiles[0].resource.clone().unwrap();
+    let value = |key: &str| {
+        let kv = resource.attributes.iter().find(|kv| kv.key == key)?;
+        match kv.value.as_ref()?.value.as_ref()? {
+            otlp::common::v1::any_value::Value::StringValue(s) => Some(s.clone()),
+            _ => None,
+        }
+    };
+    assert_eq!(value("k8s.pod.ip").as_deref(), Some("10.0.0.5"));
+    assert_eq!(value("k8s.pod.name").as_deref(), Some("lessons-a"));
+    assert_eq!(out.resource_profiles[0].scope_profiles, [profile]);
+}

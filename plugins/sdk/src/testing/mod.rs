@@ -6,7 +6,8 @@
 //! across the whole batch, indexes stable for the whole call (a removal takes effect when the
 //! call ends), removing an entry removes what is under it, a scope or resource left empty goes
 //! and so does a metric left without points. A bad index or a list of values of the wrong
-//! length panics with the message the host traps with.
+//! length panics with the message the host traps with. [`Profiles`] implements
+//! [`ProfileBatch`](crate::ProfileBatch) the same way, at the resource level only.
 //!
 //! [`NativeBatch::run`] calls the plugin the way trailhead does: changes are kept only if it
 //! returns `Ok`.
@@ -36,6 +37,7 @@
 
 mod convert;
 mod native;
+mod profiles;
 #[cfg(test)]
 mod tests;
 #[doc(hidden)]
@@ -57,6 +59,7 @@ pub type Spans = NativeBatch<otlp::trace::v1::Span>;
 pub type Logs = NativeBatch<otlp::logs::v1::LogRecord>;
 /// A batch of metrics in memory.
 pub type Metrics = NativeBatch<otlp::metrics::v1::Metric>;
+pub use profiles::Profiles;
 
 /// A batch held in memory: an OTLP export request the batch traits read and change.
 pub struct NativeBatch<I: Item> {

@@ -1,7 +1,10 @@
 //! The harness keeps the host's semantics: what a test passes natively holds in trailhead.
 
-use super::{Metrics, Spans};
-use crate::{Batch, Error, Level, MetricBatch, Plugin, Signal, SpanBatch, SpanEvent, int};
+use super::{Metrics, Profiles, Spans, otlp};
+use crate::{
+    Batch, Error, Level, MetricBatch, Plugin, ProfileBatch, Signal, SpanBatch, SpanEvent, int, kv,
+    string,
+};
 
 /// One resource, one scope, two spans; the first has two events.
 const SPANS: &str = r#"{"resourceSpans": [{"scopeSpans": [{"scope": {"name": "s", "version": "1"}, "spans": [
@@ -169,4 +172,145 @@ fn config_errors_name_the_path() {
         "{error}"
     );
     assert!(crate::parse_config::<Config>("").is_ok());
+}
+
+/// A plugin that stamps every profile resource with `team`, then fails if told to.
+struct StampProfiles {
+    fail: bool,
+}
+
+impl Plugin for StampProfiles {
+    type Config = ();
+    const NAME: &'static str = "stamp-profiles";
+    const VERSION: &'static str = "0";
+    fn new(_: ()) -> Result<Self, String> {
+        Ok(StampProfiles { fail: false })
+    }
+    fn signals(&self) -> Vec<Signal> {
+        vec![Signal::Profiles]
+    }
+    fn process_profiles(&mut self, batch: &impl ProfileBatch) -> Result<(), Error> {
+        batch.set_attr(
+            Level::Resource,
+            &batch.all_resources(),
+            "team",
+            &string("maths"),
+        );
+        batch.set_attrs(Level::Resource, 1, &[kv("tier", int(2))]);
+        batch.remove_attrs(Level::Resource, &[0], &["drop.me".to_string()]);
+        if self.fail {
+            Err("told to".into())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// Two resources, the first with `drop.me` and a schema URL, each with one profile of one
+/// sample and a shared dictionary.
+fn profiles_request() -> otlp::collector::profiles::v1development::ExportProfilesServiceRequest {
+    use otlp::profiles::v1development::{
+        Profile, ProfilesDictionary, ResourceProfiles, Sample, ScopeProfiles,
+    };
+    let resource = |attributes: Vec<otlp::common::v1::KeyValue>, url: &str| ResourceProfiles {
+        resource: Some(otlp::resource::v1::Resource {
+            attributes,
+            ..Default::default()
+        }),
+        scope_profiles: vec![ScopeProfiles {
+            profiles: vec![Profile {
+                samples: vec![Sample {
+                    stack_index: 1,
+                    values: vec![7],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        schema_url: url.into(),
+    };
+    let drop_me = otlp::common::v1::KeyValue {
+        key: "drop.me".into(),
+        value: Some(otlp::common::v1::AnyValue {
+            value: Some(otlp::common::v1::any_value::Value::BoolValue(true)),
+        }),
+        ..Default::default()
+    };
+    otlp::collector::profiles::v1development::ExportProfilesServiceRequest {
+        resource_profiles: vec![resource(vec![drop_me], "https://s/1"), resource(vec![], "")],
+        dictionary: Some(ProfilesDictionary {
+            string_table: vec!["".into(), "main".into()],
+            ..Default::default()
+        }),
+    }
+}
+
+// A profiles plugin edits resource attributes only; the profiles and the dictionary stay as
+// they came, and an `Err` discards the edits.
+#[test]
+fn profiles_are_edited_at_the_resource_level() {
+    let original = profiles_request();
+    let mut batch = Profiles::from_request(original.clone());
+    assert_eq!(batch.count(Level::Resource), 2);
+    assert_eq!(
+        (batch.count(Level::Scope), batch.count(Level::Item)),
+        (0, 0)
+    );
+    assert_eq!(
+        batch
+            .schema_urls(Level::Resource)
+            .iter()
+            .collect::<Vec<_>>(),
+        ["https://s/1", ""]
+    );
+    let mut plugin = StampProfiles { fail: true };
+    assert!(batch.run(&mut plugin).is_err());
+    assert_eq!(
+        batch.request(),
+        original,
+        "an Err leaves the request as it was"
+    );
+
+    plugin.fail = false;
+    batch.run(&mut plugin).unwrap();
+    let out = batch.request();
+    let keys = |r: usize| -> Vec<String> {
+        let resource = out.resource_profiles[r].resource.as_ref().unwrap();
+        resource
+            .attributes
+            .iter()
+            .map(|kv| kv.key.clone())
+            .collect()
+    };
+    assert_eq!(keys(0), ["team"]);
+    assert_eq!(keys(1), ["team", "tier"]);
+    for (got, want) in out
+        .resource_profiles
+        .iter()
+        .zip(&original.resource_profiles)
+    {
+        assert_eq!(got.scope_profiles, want.scope_profiles);
+        assert_eq!(got.schema_url, want.schema_url);
+    }
+    assert_eq!(out.dictionary, original.dictionary);
+    assert_eq!(batch.to_otlp(), prost::Message::encode_to_vec(&out));
+}
+
+// A plugin that does not override `process_profiles` leaves the request alone.
+#[test]
+fn profiles_pass_through_by_default() {
+    let original = profiles_request();
+    let mut batch = Profiles::from_request(original.clone());
+    let mut plugin = Rename { fail: false };
+    batch.run(&mut plugin).unwrap();
+    assert_eq!(batch.request(), original);
+}
+
+// Only the resource level has entries: an index at another level panics as the host traps.
+#[test]
+#[should_panic(expected = "level `item` has no entries in a profile batch")]
+fn profiles_have_no_other_levels() {
+    let batch = Profiles::from_request(profiles_request());
+    batch.set_attr(Level::Item, &[0], "k", &string("v"));
 }

@@ -1,6 +1,9 @@
-//! The 0.2 batch resources. Item columns are read from the items' encodings; nested levels
-//! (events, links, points, exemplars) from the decoded items. Every index and list length is
-//! checked first, and a bad one traps naming the method, the level and the value.
+//! The 0.2 batch resources (0.2.1's `profile-batch` in `profiles`). Item columns are read from
+//! the items' encodings; nested levels (events, links, points, exemplars) from the decoded
+//! items. Every index and list length is checked first, and a bad one traps naming the method,
+//! the level and the value.
+
+mod profiles;
 
 use super::bindings::mathtrail::trailhead::{batch, types};
 use super::{from_wit, level, to_wit_kv, value_column};
