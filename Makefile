@@ -28,7 +28,7 @@ build: plugins
 ## bench-tools: the load generator, the sink and the measuring binaries (`make bench` only: no
 ## test runs them, and their links are minutes of CI's budget)
 bench-tools:
-	$(CARGO) build --release -j$(JOBS) -p trailhead-bench --config 'profile.release.package.trailhead.opt-level=3'
+	$(CARGO) build --release -j$(JOBS) -p trailhead-bench
 
 ## plugins: every plugin as a component → target/plugins/NAME.wasm: the Rust ones
 ## (wasm32-wasip2), and the Python (componentize-py) and JavaScript (componentize-js) examples
