@@ -76,7 +76,11 @@ def test_cpu_profiles_reach_pyroscope(sink, start_trailhead):
     assert pyroscope.uploads, "no profile was pushed"
     first = pyroscope.uploads[0]
     assert first["path"] == "/push.v1.PusherService/Push" and first["headers"]["Content-Type"] == "application/proto"
-    labels, profiles = next((l, p) for u in pyroscope.uploads for l, p in series_of(u["body"]) if p)
+    series = [(l, p) for u in pyroscope.uploads for l, p in series_of(u["body"]) if p]
+    labels, _ = series[0]
     assert labels["service_name"] == "trailhead" and labels["k8s.pod.name"] == "trailhead-0", labels
-    strings = [value for number, value in fields(profiles[0]) if number == 6]  # pprof's string_table
+    # trailhead's own functions are on the sampled stacks. One upload's few samples may all be
+    # in a dependency's code (h2's header decoding, say), so every upload is looked at.
+    strings = [value for _, profiles in series for profile in profiles
+               for number, value in fields(profile) if number == 6]  # pprof's string_table
     assert any(b"trailhead" in s for s in strings), strings[:20]
