@@ -109,7 +109,7 @@ def run_page(base, url, pid, args):
             new PerformanceObserver((list) => { for (const e of list.getEntries()) longTasks.push(e.duration); })
               .observe({ type: "longtask", buffered: true });""")
         page.goto(base + "/#tap")
-        page.wait_for_selector("#tap-pipeline option")
+        page.wait_for_selector("#tap-pipeline option", state="attached")
         last = f"attributes/p{args.processors - 1}"
         page.select_option("#tap-point", label=f"after {last}")
         page.click("#tap-start")
