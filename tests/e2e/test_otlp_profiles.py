@@ -327,3 +327,18 @@ def test_kubernetes_attributes_at_the_resource_level(cluster, profiles_sink, sta
     assert received.SerializeToString() == sent.SerializeToString()
     assert sent.dictionary.SerializeToString() in raw
     assert sent.resource_profiles[0].scope_profiles[0].SerializeToString() in raw
+
+
+# The live tap covers profiles: a profiles pipeline is tapped like the others, each batch as OTLP
+# JSON with its samples as the item count.
+def test_profiles_are_tapped(profiles_sink, start_trailhead):
+    trailhead = start_trailhead(trailhead_config(f"127.0.0.1:{profiles_sink.port}"))
+    url = trailhead.url("metrics", "/tap?pipeline=profiles")
+    with requests.get(url, stream=True, timeout=20) as tap:
+        lines = tap.iter_lines()
+        assert json.loads(next(lines))["point"] == "to the exporters"
+        assert post(trailhead, profiles_request("tapped", samples=5).SerializeToString())[0] == 200
+        record = json.loads(next(lines))
+    assert record["signal"] == "profiles" and record["items"] == 5, record
+    (resource,) = record["data"]["resourceProfiles"]
+    assert resource["resource"]["attributes"][0]["value"]["stringValue"] == "tapped"
