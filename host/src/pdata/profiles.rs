@@ -161,8 +161,9 @@ fn replace_resource(body: &[u8], resource: Option<&[u8]>) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
-    use super::tests_support::{attribute, request};
+    use super::tests_support::request;
     use super::*;
+    use crate::pdata::testing::string_kv;
     use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 
     // The declared version: absent or 1 passes; anything else is refused with a reason.
@@ -219,7 +220,7 @@ mod tests {
             let resource = resource_logs.resource.as_mut().unwrap();
             resource
                 .attributes
-                .push(attribute("k8s.pod.ip", "10.0.0.7"));
+                .push(string_kv("k8s.pod.ip", "10.0.0.7"));
         }
         let out = with_resources(&bytes, &logs.encode_to_vec()).unwrap();
         let decoded = ExportProfilesServiceRequest::decode(out.as_slice()).unwrap();
@@ -228,7 +229,7 @@ mod tests {
             let resource = resource_profiles.resource.as_mut().unwrap();
             resource
                 .attributes
-                .push(attribute("k8s.pod.ip", "10.0.0.7"));
+                .push(string_kv("k8s.pod.ip", "10.0.0.7"));
         }
         assert_eq!(decoded, expected);
         // Unchanged resources give back the very bytes.
@@ -245,22 +246,12 @@ mod tests {
 /// Builders for other modules' tests.
 #[cfg(test)]
 pub mod tests_support {
+    use crate::pdata::testing::string_kv;
     use opentelemetry_proto::tonic::collector::profiles::v1development::ExportProfilesServiceRequest;
-    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
     use opentelemetry_proto::tonic::profiles::v1development::{
         Profile, ProfilesDictionary, ResourceProfiles, Sample, ScopeProfiles,
     };
     use opentelemetry_proto::tonic::resource::v1::Resource;
-
-    pub fn attribute(key: &str, value: &str) -> KeyValue {
-        KeyValue {
-            key: key.into(),
-            value: Some(AnyValue {
-                value: Some(any_value::Value::StringValue(value.into())),
-            }),
-            ..Default::default()
-        }
-    }
 
     /// A request with one resource per entry of `samples`, holding that many samples.
     pub fn request(samples: &[usize]) -> ExportProfilesServiceRequest {
@@ -270,7 +261,7 @@ pub mod tests_support {
                 .enumerate()
                 .map(|(i, &n)| ResourceProfiles {
                     resource: Some(Resource {
-                        attributes: vec![attribute("service.name", &format!("svc{i}"))],
+                        attributes: vec![string_kv("service.name", &format!("svc{i}"))],
                         ..Default::default()
                     }),
                     scope_profiles: vec![ScopeProfiles {

@@ -41,9 +41,7 @@ impl Running {
         outcome: Value,
         changes: &[ValueChange],
     ) -> Running {
-        let at_unix = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64());
+        let at_unix = crate::telemetry::metrics::unix_seconds();
         let listed = changes.len() < shown::MAX_CHANGES;
         Running {
             generation: self.generation + 1,

@@ -102,6 +102,14 @@ pub struct Note {
     pub detail: String,
 }
 
+/// Now, in seconds since the Unix epoch (0 on a clock set before it): the time notes, the
+/// console's snapshots and the Kubernetes watches' last lists are stamped with.
+pub fn unix_seconds() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
 /// The last notes of one component, newest last. Written only when something happens (a swap,
 /// a failed send), so it costs nothing on the hot path.
 #[derive(Debug, Default)]
@@ -109,9 +117,7 @@ pub struct Recent(Mutex<std::collections::VecDeque<Note>>);
 
 impl Recent {
     pub fn note(&self, outcome: &str, detail: impl Into<String>) {
-        let at_unix = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64());
+        let at_unix = unix_seconds();
         let mut notes = self.0.lock().unwrap_or_else(|e| e.into_inner());
         if notes.len() == RECENT_NOTES {
             notes.pop_front();

@@ -52,7 +52,8 @@ impl ProfileWork {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pdata::profiles::tests_support::{attribute, request};
+    use crate::pdata::profiles::tests_support::request;
+    use crate::pdata::testing::string_kv;
     use crate::processors::wasm::attr_edits::AttrOp;
     use crate::processors::wasm::items::Level;
     use opentelemetry_proto::tonic::collector::profiles::v1development::ExportProfilesServiceRequest;
@@ -77,7 +78,7 @@ mod tests {
 
         let mut work = lend(&original);
         assert_eq!(work.resources().count(Level::Resource), 2);
-        let ip = attribute("k8s.pod.ip", "10.0.0.7");
+        let ip = string_kv("k8s.pod.ip", "10.0.0.7");
         let value: &AnyValue = ip.value.as_ref().unwrap();
         work.resources()
             .edit_attributes(Level::Resource, 1, AttrOp::set(ip.key.clone(), value));

@@ -115,9 +115,7 @@ fn events(sources: Sources) -> Sse<impl futures::Stream<Item = Result<Event, Inf
 
 /// One snapshot: the exposition's samples, the plugins and the recent notes.
 fn snapshot(sources: &Sources) -> serde_json::Value {
-    let at_unix = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64());
+    let at_unix = crate::telemetry::metrics::unix_seconds();
     let registry = &sources.telemetry.registry;
     serde_json::json!({
         "at_unix": at_unix,

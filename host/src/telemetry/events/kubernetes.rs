@@ -4,7 +4,7 @@
 
 use super::Event;
 use crate::telemetry::catalog;
-use crate::telemetry::metrics::{Counter, Recent, Registry};
+use crate::telemetry::metrics::{Counter, Recent, Registry, unix_seconds};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -42,10 +42,8 @@ impl Event for WatchListed {
     type Instruments = WatchInstruments;
 
     fn emit(self, to: &WatchInstruments) {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64());
-        to.listed_at.store(now.to_bits(), Ordering::Relaxed);
+        to.listed_at
+            .store(unix_seconds().to_bits(), Ordering::Relaxed);
     }
 }
 
